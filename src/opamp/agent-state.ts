@@ -1,0 +1,145 @@
+/**
+ * What the server knows of one agent, keyed by instance uid (never by connection), and the
+ * per-sub-message merge of an AgentToServer into it: a present sub-message replaces the
+ * stored one, an absent one keeps it.
+ */
+import { encodeSubMessage } from "./codec.js";
+import type {
+  AgentDescription,
+  AgentToServer,
+  ComponentHealth,
+  CustomCapabilities,
+  EffectiveConfig,
+  OpaqueMessage,
+  RemoteConfigStatusMessage,
+} from "./messages.js";
+
+export type Transport = "websocket" | "http";
+
+/** The reported sub-messages, each with the protobuf type it is stored as. */
+export const REPORT_FIELDS = {
+  description: "AgentDescription",
+  health: "ComponentHealth",
+  effectiveConfig: "EffectiveConfig",
+  remoteConfigStatus: "RemoteConfigStatus",
+  packageStatuses: "PackageStatuses",
+  customCapabilities: "CustomCapabilities",
+  availableComponents: "AvailableComponents",
+  connectionSettingsStatus: "ConnectionSettingsStatus",
+} as const;
+export type ReportField = keyof typeof REPORT_FIELDS;
+
+/** Where each report field comes from in an AgentToServer. */
+const SOURCE: Record<ReportField, keyof AgentToServer> = {
+  description: "agentDescription",
+  health: "health",
+  effectiveConfig: "effectiveConfig",
+  remoteConfigStatus: "remoteConfigStatus",
+  packageStatuses: "packageStatuses",
+  customCapabilities: "customCapabilities",
+  availableComponents: "availableComponents",
+  connectionSettingsStatus: "connectionSettingsStatus",
+};
+
+export interface AgentReport {
+  description: AgentDescription | null;
+  health: ComponentHealth | null;
+  effectiveConfig: EffectiveConfig | null;
+  remoteConfigStatus: RemoteConfigStatusMessage | null;
+  packageStatuses: OpaqueMessage | null;
+  customCapabilities: CustomCapabilities | null;
+  availableComponents: OpaqueMessage | null;
+  connectionSettingsStatus: OpaqueMessage | null;
+}
+
+/** One agent. Times are milliseconds since the epoch; null where never happened. */
+export interface AgentState extends AgentReport {
+  instanceUid: string;
+  sequenceNum: bigint;
+  capabilities: bigint;
+  transport: Transport;
+  connected: boolean;
+  lastConnectedAt: number | null;
+  lastDisconnectedAt: number | null;
+  lastSeenAt: number;
+  /** Hash (hex) of the connection settings last offered, so each is offered once. */
+  offeredSettingsHash: string | null;
+  /** Encoded form of each stored report field, to detect change by byte comparison. */
+  encoded: Partial<Record<ReportField, Buffer>>;
+}
+
+/** A state for an agent never seen before. */
+export function emptyAgentState(
+  instanceUid: string,
+  transport: Transport,
+  now: number,
+): AgentState {
+  return {
+    instanceUid,
+    sequenceNum: 0n,
+    capabilities: 0n,
+    transport,
+    connected: false,
+    lastConnectedAt: null,
+    lastDisconnectedAt: null,
+    lastSeenAt: now,
+    offeredSettingsHash: null,
+    encoded: {},
+    description: null,
+    health: null,
+    effectiveConfig: null,
+    remoteConfigStatus: null,
+    packageStatuses: null,
+    customCapabilities: null,
+    availableComponents: null,
+    connectionSettingsStatus: null,
+  };
+}
+
+/**
+ * Merges the sub-messages present in `message` into `state` (mutating it) and returns the
+ * report fields whose content changed, plus whether the capability word changed.
+ */
+export function mergeReport(
+  state: AgentState,
+  message: AgentToServer,
+): { changed: ReportField[]; capabilitiesChanged: boolean } {
+  const changed: ReportField[] = [];
+  for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
+    const value = message[SOURCE[field]];
+    if (value === null || value === undefined) continue;
+    const bytes = Buffer.from(encodeSubMessage(REPORT_FIELDS[field], value as object));
+    const before = state.encoded[field];
+    if (before?.equals(bytes)) continue;
+    state.encoded[field] = bytes;
+    (state as unknown as Record<ReportField, unknown>)[field] = value;
+    changed.push(field);
+  }
+  // capabilities MUST always be set by the client, so the latest word always wins.
+  const capabilitiesChanged = state.capabilities !== message.capabilities;
+  state.capabilities = message.capabilities;
+  return { changed, capabilitiesChanged };
+}
+
+/** Hex of the hash the agent last reported for its remote config ("" when none). */
+export function reportedConfigHash(state: AgentState): string {
+  const hash = state.remoteConfigStatus?.lastRemoteConfigHash;
+  return hash && hash.length > 0 ? Buffer.from(hash).toString("hex") : "";
+}
+
+/** The agent's attributes (identifying and non-identifying) as a string map. */
+export function agentAttributes(state: Pick<AgentState, "description">): Map<string, string> {
+  const out = new Map<string, string>();
+  const d = state.description;
+  for (const kv of [...(d?.nonIdentifyingAttributes ?? []), ...(d?.identifyingAttributes ?? [])]) {
+    const v = kv.value;
+    if (!v) continue;
+    const text =
+      v.stringValue ??
+      (v.boolValue !== undefined && v.boolValue !== null ? String(v.boolValue) : undefined) ??
+      (v.intValue !== undefined && v.intValue !== null ? v.intValue.toString() : undefined) ??
+      (v.doubleValue !== undefined && v.doubleValue !== null ? String(v.doubleValue) : undefined);
+    if (text !== undefined) out.set(kv.key, text);
+  }
+  return out;
+}

@@ -1,0 +1,142 @@
+/**
+ * Agent state in Redis, one hash per agent (`<prefix>:agent:<uid>`) plus an index set
+ * (`<prefix>:agents`), so any replica can serve any agent.
+ *
+ * Writes happen only when something meaningful changed. Heartbeats that change nothing are
+ * not written one by one: last-seen times and sequence numbers are batched by `touch()` and
+ * written by `flushTouches()` in one pipeline, which the server calls on an interval.
+ */
+import type { Redis } from "ioredis";
+import {
+  type AgentState,
+  emptyAgentState,
+  REPORT_FIELDS,
+  type ReportField,
+  type Transport,
+} from "./agent-state.js";
+import { decodeSubMessage } from "./codec.js";
+
+/** Scalar fields written with every state save. */
+type ScalarField =
+  | "seq"
+  | "caps"
+  | "transport"
+  | "connected"
+  | "lastConnectedAt"
+  | "lastDisconnectedAt"
+  | "lastSeenAt"
+  | "offeredSettings"
+  | "owner";
+
+export interface AgentStoreOptions {
+  /** Key prefix shared with the rest of the service, e.g. "opamp-gitops". */
+  prefix: string;
+}
+
+export class AgentStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #touched = new Map<string, { lastSeenAt: number; seq: bigint }>();
+
+  constructor(redis: Redis, { prefix }: AgentStoreOptions) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+  }
+
+  #key(uid: string): string {
+    return `${this.#prefix}:agent:${uid}`;
+  }
+
+  /** Loads an agent, or undefined when none is stored. One round trip. */
+  async load(uid: string): Promise<(AgentState & { owner: string }) | undefined> {
+    const raw = await this.#redis.hgetallBuffer(this.#key(uid));
+    if (!raw || Object.keys(raw).length === 0) return undefined;
+    const text = (f: ScalarField) => raw[f]?.toString() ?? "";
+    const num = (f: ScalarField) => (text(f) === "" ? null : Number(text(f)));
+    const state = emptyAgentState(uid, (text("transport") || "websocket") as Transport, 0);
+    state.sequenceNum = BigInt(text("seq") || "0");
+    state.capabilities = BigInt(text("caps") || "0");
+    state.connected = text("connected") === "1";
+    state.lastConnectedAt = num("lastConnectedAt");
+    state.lastDisconnectedAt = num("lastDisconnectedAt");
+    state.lastSeenAt = num("lastSeenAt") ?? 0;
+    state.offeredSettingsHash = text("offeredSettings") || null;
+    for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
+      const bytes = raw[field];
+      if (!bytes) continue;
+      state.encoded[field] = bytes;
+      (state as unknown as Record<string, unknown>)[field] = decodeSubMessage(
+        REPORT_FIELDS[field],
+        bytes,
+      );
+    }
+    return Object.assign(state, { owner: text("owner") });
+  }
+
+  /**
+   * Writes the scalar fields and the given report fields of `state`. `owner` names the
+   * replica and connection serving the agent (used for duplicate-uid detection).
+   */
+  async save(state: AgentState, fields: readonly ReportField[], owner: string): Promise<void> {
+    const key = this.#key(state.instanceUid);
+    const values: (string | Buffer)[] = [
+      "seq",
+      state.sequenceNum.toString(),
+      "caps",
+      state.capabilities.toString(),
+      "transport",
+      state.transport,
+      "connected",
+      state.connected ? "1" : "0",
+      "lastConnectedAt",
+      String(state.lastConnectedAt ?? ""),
+      "lastDisconnectedAt",
+      String(state.lastDisconnectedAt ?? ""),
+      "lastSeenAt",
+      String(state.lastSeenAt),
+      "offeredSettings",
+      state.offeredSettingsHash ?? "",
+      "owner",
+      owner,
+    ];
+    for (const field of fields) {
+      const bytes = state.encoded[field];
+      if (bytes) values.push(field, bytes);
+    }
+    this.#touched.delete(state.instanceUid);
+    await this.#redis
+      .multi()
+      .hset(key, ...values)
+      .sadd(`${this.#prefix}:agents`, state.instanceUid)
+      .exec();
+  }
+
+  /** Records a heartbeat in memory; written by the next flushTouches(). */
+  touch(uid: string, lastSeenAt: number, seq: bigint): void {
+    this.#touched.set(uid, { lastSeenAt, seq });
+  }
+
+  /** Writes every batched heartbeat in one pipeline. Returns how many agents were written. */
+  async flushTouches(): Promise<number> {
+    if (this.#touched.size === 0) return 0;
+    const batch = [...this.#touched];
+    this.#touched.clear();
+    const pipeline = this.#redis.pipeline();
+    for (const [uid, t] of batch) {
+      pipeline.hset(this.#key(uid), "lastSeenAt", String(t.lastSeenAt), "seq", t.seq.toString());
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed?.[0]) {
+      // Put them back (newer touches win) so a Redis outage loses no last-seen time.
+      for (const [uid, t] of batch) if (!this.#touched.has(uid)) this.#touched.set(uid, t);
+      throw failed[0];
+    }
+    return batch.length;
+  }
+
+  /** Every stored instance uid. */
+  async list(): Promise<string[]> {
+    return this.#redis.smembers(`${this.#prefix}:agents`);
+  }
+}

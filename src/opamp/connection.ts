@@ -1,0 +1,28 @@
+/**
+ * The one interface both transports implement, as opamp-go's server does: the message
+ * handler never knows whether it talks over WebSocket or plain HTTP.
+ */
+import type { Transport } from "./agent-state.js";
+import type { ServerToAgent } from "./messages.js";
+
+export interface Connection {
+  /** Unique within this process. */
+  readonly id: number;
+  readonly transport: Transport;
+  readonly remoteAddress: string;
+  /** The OpAMP URL this agent reached, offered back as the connection settings endpoint. */
+  readonly endpoint: string;
+  /**
+   * Sends an unsolicited ServerToAgent (a config push). WebSocket only: HTTP agents receive
+   * changes in the response to their next poll, so HTTP connections leave this undefined.
+   */
+  push?(message: ServerToAgent): void;
+  /** Closes the connection (WebSocket only), e.g. when a newer connection takes the uid over. */
+  close?(code: number, reason: string): void;
+}
+
+let nextId = 1;
+/** Allocates a connection id. */
+export function nextConnectionId(): number {
+  return nextId++;
+}

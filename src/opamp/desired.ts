@@ -1,0 +1,31 @@
+/**
+ * What the server should serve each agent: the seam between the OpAMP module and whatever
+ * decides desired state (Git + rollouts in the service; a fixed map in tests).
+ */
+import type { ConfigFile } from "../config-hash.js";
+import type { AgentState } from "./agent-state.js";
+
+export interface DesiredConfig {
+  /** Lowercase hex SHA-256 of the files (see configHash). */
+  hash: string;
+  files: readonly ConfigFile[];
+}
+
+export interface DesiredState {
+  /** The remote config to serve; undefined sends none (an unassigned agent keeps its own). */
+  config?: DesiredConfig;
+  /** Heartbeat interval to offer agents that accept OpAMP connection settings; ≥ 1 s. */
+  heartbeatIntervalSeconds?: number;
+}
+
+/**
+ * Called on every AgentToServer, in the message's processing path: it must be synchronous and
+ * cheap (no I/O). When the answer changes for connected agents, call `OpampServer.refresh()`
+ * so WebSocket agents get it at once; HTTP agents get it on their next poll.
+ */
+export interface DesiredStateProvider {
+  desired(agent: Readonly<AgentState>): DesiredState | undefined;
+}
+
+/** A provider that serves nothing: every agent is unassigned. */
+export const NO_DESIRED_STATE: DesiredStateProvider = { desired: () => undefined };

@@ -1,0 +1,69 @@
+/**
+ * Typed agent events that later modules (rollouts, status branch) subscribe to.
+ *
+ * Contract: events of one agent are emitted in the order its messages were processed, after
+ * the change was stored in Redis. Listeners run synchronously in the server's event loop; a
+ * listener that throws is logged and does not affect the agent or other listeners. Long work
+ * belongs in a queue, not in a listener.
+ */
+
+import type { AgentState, Transport } from "./agent-state.js";
+import type {
+  AgentDescription,
+  ComponentHealth,
+  EffectiveConfig,
+  RemoteConfigStatusMessage,
+} from "./messages.js";
+
+export interface AgentEventMap {
+  connected: { instanceUid: string; transport: Transport; agent: Readonly<AgentState> };
+  disconnected: { instanceUid: string; reason: string; agent: Readonly<AgentState> };
+  descriptionChanged: {
+    instanceUid: string;
+    description: AgentDescription;
+    agent: Readonly<AgentState>;
+  };
+  capabilitiesChanged: { instanceUid: string; capabilities: bigint; agent: Readonly<AgentState> };
+  remoteConfigStatusChanged: {
+    instanceUid: string;
+    status: RemoteConfigStatusMessage;
+    agent: Readonly<AgentState>;
+  };
+  healthChanged: { instanceUid: string; health: ComponentHealth; agent: Readonly<AgentState> };
+  effectiveConfigChanged: {
+    instanceUid: string;
+    effectiveConfig: EffectiveConfig;
+    agent: Readonly<AgentState>;
+  };
+}
+export type AgentEventName = keyof AgentEventMap;
+type Listener<K extends AgentEventName> = (event: AgentEventMap[K]) => void;
+
+export class AgentEvents {
+  readonly #listeners = new Map<AgentEventName, Set<Listener<AgentEventName>>>();
+  readonly #onError: (err: unknown, name: AgentEventName) => void;
+
+  constructor(onError: (err: unknown, name: AgentEventName) => void = () => {}) {
+    this.#onError = onError;
+  }
+
+  /** Subscribes; returns the function that unsubscribes. */
+  on<K extends AgentEventName>(name: K, listener: Listener<K>): () => void {
+    const set = this.#listeners.get(name) ?? new Set();
+    this.#listeners.set(name, set);
+    set.add(listener as Listener<AgentEventName>);
+    return () => set.delete(listener as Listener<AgentEventName>);
+  }
+
+  emit<K extends AgentEventName>(name: K, event: AgentEventMap[K]): void {
+    const set = this.#listeners.get(name);
+    if (!set) return;
+    for (const listener of set) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.#onError(err, name);
+      }
+    }
+  }
+}

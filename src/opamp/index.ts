@@ -1,0 +1,13 @@
+/** The OpAMP module: the only place that imports ws and protobufjs (DESIGN §7). */
+export type { AgentState, Transport } from "./agent-state.js";
+export { agentAttributes, reportedConfigHash } from "./agent-state.js";
+export { AgentStore } from "./agent-store.js";
+export * from "./capabilities.js";
+export type { DesiredConfig, DesiredState, DesiredStateProvider } from "./desired.js";
+export { NO_DESIRED_STATE } from "./desired.js";
+export * from "./errors.js";
+export type { AgentEventMap, AgentEventName } from "./events.js";
+export { AgentEvents } from "./events.js";
+export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
+export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
+export { OpampServer } from "./server.js";

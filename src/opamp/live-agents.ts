@@ -1,0 +1,54 @@
+/**
+ * The agents this process serves right now: for each instance uid, its state and the
+ * connection it last spoke on. A WebSocket agent stays until its socket closes; an HTTP agent
+ * until it says goodbye or misses its liveness window.
+ */
+import type { AgentState } from "./agent-state.js";
+import type { Connection } from "./connection.js";
+
+export interface LiveAgent {
+  state: AgentState;
+  conn: Connection;
+  /** Hash (hex) of the remote config offered on this session; reset by a new connection. */
+  offeredConfigHash: string | null;
+}
+
+export class LiveAgents {
+  readonly #byUid = new Map<string, LiveAgent>();
+  readonly #uidByConn = new Map<number, string>();
+
+  get size(): number {
+    return this.#byUid.size;
+  }
+
+  get(uid: string): LiveAgent | undefined {
+    return this.#byUid.get(uid);
+  }
+
+  values(): IterableIterator<LiveAgent> {
+    return this.#byUid.values();
+  }
+
+  /** Starts a session for `uid` on `conn`, replacing any earlier one. */
+  bind(uid: string, state: AgentState, conn: Connection): LiveAgent {
+    const previous = this.#byUid.get(uid);
+    if (previous) this.#uidByConn.delete(previous.conn.id);
+    const live: LiveAgent = { state, conn, offeredConfigHash: null };
+    this.#byUid.set(uid, live);
+    if (conn.push) this.#uidByConn.set(conn.id, uid);
+    return live;
+  }
+
+  /** Ends the session of `uid` if `conn` is still the one it runs on. */
+  unbind(uid: string, conn: Connection): void {
+    this.#uidByConn.delete(conn.id);
+    if (this.#byUid.get(uid)?.conn === conn) this.#byUid.delete(uid);
+  }
+
+  /** The session a WebSocket connection carries, if it still carries one. */
+  byConnection(conn: Connection): LiveAgent | undefined {
+    const uid = this.#uidByConn.get(conn.id);
+    const live = uid === undefined ? undefined : this.#byUid.get(uid);
+    return live && live.conn === conn ? live : undefined;
+  }
+}

@@ -1,0 +1,348 @@
+/**
+ * The OpAMP server logic, independent of transport: turns one AgentToServer into agent state,
+ * events and the ServerToAgent reply.
+ *
+ * Concurrency contract: messages of one instance uid are processed one at a time, in arrival
+ * order (a per-uid chain), whatever connection they came on. Messages of different agents run
+ * concurrently. A reply is produced for every message, duplicates and heartbeats included.
+ */
+import type { Logger } from "pino";
+import { type AgentState, emptyAgentState, mergeReport, type ReportField } from "./agent-state.js";
+import type { AgentStore } from "./agent-store.js";
+import {
+  AgentToServerFlags,
+  hasFlag,
+  ServerErrorResponseType,
+  ServerToAgentFlags,
+} from "./capabilities.js";
+import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
+import type { Connection } from "./connection.js";
+import type { DesiredStateProvider } from "./desired.js";
+import { MalformedMessageError } from "./errors.js";
+import type { AgentEvents } from "./events.js";
+import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
+import { type LiveAgent, LiveAgents } from "./live-agents.js";
+import type { AgentToServer, ServerToAgent } from "./messages.js";
+import { connectionSettingsOffer, remoteConfigOffer } from "./offers.js";
+
+export type HandleOutcome = "ok" | "malformed" | "bad-request" | "unavailable";
+
+export interface HandleResult {
+  reply: ServerToAgent;
+  outcome: HandleOutcome;
+  /** The agent said goodbye (agent_disconnect). */
+  disconnect: boolean;
+}
+
+export interface MessageHandlerOptions {
+  store: AgentStore;
+  desired: DesiredStateProvider;
+  events: AgentEvents;
+  logger: Logger;
+  /** Names this process in the owner field of stored agents. */
+  replicaId: string;
+  /** Heartbeat interval assumed when none is offered to the agent, in seconds. Default 30. */
+  defaultHeartbeatSeconds?: number;
+  /** An HTTP agent is disconnected after this many heartbeat intervals without a poll. Default 3. */
+  livenessFactor?: number;
+  /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
+  unavailableRetrySeconds?: number;
+  now?: () => number;
+}
+
+export class MessageHandler {
+  readonly live: LiveAgents;
+  readonly #o: Required<MessageHandlerOptions>;
+  readonly #chains = new Map<string, Promise<unknown>>();
+
+  constructor(options: MessageHandlerOptions) {
+    this.#o = {
+      defaultHeartbeatSeconds: 30,
+      livenessFactor: 3,
+      unavailableRetrySeconds: 30,
+      now: Date.now,
+      ...options,
+    };
+    this.live = new LiveAgents();
+  }
+
+  /** Decodes and processes one message from `conn`. Never throws. */
+  async handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
+    let message: AgentToServer;
+    try {
+      message = decodeAgentToServer(bytes);
+    } catch (err) {
+      return errorResult(new Uint8Array(0), "malformed", (err as Error).message);
+    }
+    if (message.instanceUid.length !== 16) {
+      const err = new MalformedMessageError(
+        `instance_uid must be 16 bytes, got ${message.instanceUid.length}`,
+      );
+      return errorResult(message.instanceUid, "bad-request", err.message);
+    }
+    const uid = uidToString(message.instanceUid);
+    const previous = this.#chains.get(uid) ?? Promise.resolve();
+    const run = previous.then(() => this.#process(conn, uid, message));
+    const tail = run.catch(() => {});
+    this.#chains.set(uid, tail);
+    void tail.then(() => {
+      if (this.#chains.get(uid) === tail) this.#chains.delete(uid);
+    });
+    try {
+      return await run;
+    } catch (err) {
+      this.#o.logger.error({ err, instanceUid: uid }, "agent message failed");
+      const result = errorResult(
+        message.instanceUid,
+        "unavailable",
+        "server cannot process the message now; retry later",
+      );
+      result.reply.errorResponse = {
+        ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
+        type: ServerErrorResponseType.Unavailable,
+        retryInfo: {
+          retryAfterNanoseconds: BigInt(this.#o.unavailableRetrySeconds) * 1_000_000_000n,
+        },
+      };
+      return result;
+    }
+  }
+
+  async #process(conn: Connection, uid: string, message: AgentToServer): Promise<HandleResult> {
+    const now = this.#o.now();
+    let live = this.live.get(uid);
+    let known = true;
+    if (!live || live.conn.transport !== conn.transport || (conn.push && live.conn !== conn)) {
+      const claimed = live?.conn.push && live.conn !== conn ? live : undefined;
+      const stored = live?.state ?? (await this.#o.store.load(uid));
+      known = stored !== undefined;
+      if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
+        return this.#reassign(message, "agent requested an instance uid");
+      }
+      if (claimed && isDuplicate(claimed.state, message)) {
+        return this.#reassign(message, "instance uid is in use by another connected agent");
+      }
+      if (claimed) claimed.conn.close?.(1000, "replaced by a newer connection of this agent");
+      const state = stored ?? emptyAgentState(uid, conn.transport, now);
+      live = this.live.bind(uid, state, conn);
+    } else if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
+      return this.#reassign(message, "agent requested an instance uid");
+    }
+    live.conn = conn;
+    return this.#apply(live, message, known, now);
+  }
+
+  async #apply(
+    live: LiveAgent,
+    message: AgentToServer,
+    known: boolean,
+    now: number,
+  ): Promise<HandleResult> {
+    const { state, conn } = live;
+    const previousSeq = state.sequenceNum;
+    const retry = known && message.sequenceNum === previousSeq;
+    const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
+    if (retry) live.offeredConfigHash = null; // the agent may have lost our reply: resend
+
+    const { changed, capabilitiesChanged } = mergeReport(state, message);
+    state.sequenceNum = message.sequenceNum;
+    state.lastSeenAt = now;
+    const transportChanged = state.transport !== conn.transport;
+    state.transport = conn.transport;
+    const connecting = !state.connected;
+    if (connecting) {
+      state.connected = true;
+      state.lastConnectedAt = now;
+    }
+    const disconnect = message.agentDisconnect != null;
+    if (disconnect) {
+      state.connected = false;
+      state.lastDisconnectedAt = now;
+    }
+
+    const reply: ServerToAgent = { instanceUid: message.instanceUid };
+    if (gap) reply.flags = ServerToAgentFlags.ReportFullState;
+    let settingsOffered = false;
+    if (!disconnect) {
+      const desired = this.#o.desired.desired(state);
+      const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
+      if (remote) {
+        reply.remoteConfig = remote;
+        live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+      }
+      const settings = connectionSettingsOffer(state, desired, conn.endpoint);
+      if (settings) {
+        reply.connectionSettings = settings;
+        state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
+        settingsOffered = true;
+      }
+    }
+
+    const mustSave =
+      changed.length > 0 ||
+      capabilitiesChanged ||
+      connecting ||
+      disconnect ||
+      !known ||
+      transportChanged ||
+      settingsOffered;
+    if (mustSave) {
+      await this.#o.store.save(state, changed, this.#owner(conn));
+    } else {
+      this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
+    }
+    if (disconnect) this.live.unbind(state.instanceUid, conn);
+    this.#emit(state, changed, capabilitiesChanged, connecting, disconnect);
+    return { reply, outcome: "ok", disconnect };
+  }
+
+  #emit(
+    state: AgentState,
+    changed: readonly ReportField[],
+    capabilitiesChanged: boolean,
+    connecting: boolean,
+    disconnect: boolean,
+  ): void {
+    const { events } = this.#o;
+    const instanceUid = state.instanceUid;
+    if (connecting)
+      events.emit("connected", { instanceUid, transport: state.transport, agent: state });
+    if (capabilitiesChanged) {
+      events.emit("capabilitiesChanged", {
+        instanceUid,
+        capabilities: state.capabilities,
+        agent: state,
+      });
+    }
+    for (const field of changed) {
+      if (field === "description" && state.description) {
+        events.emit("descriptionChanged", {
+          instanceUid,
+          description: state.description,
+          agent: state,
+        });
+      } else if (field === "health" && state.health) {
+        events.emit("healthChanged", { instanceUid, health: state.health, agent: state });
+      } else if (field === "effectiveConfig" && state.effectiveConfig) {
+        events.emit("effectiveConfigChanged", {
+          instanceUid,
+          effectiveConfig: state.effectiveConfig,
+          agent: state,
+        });
+      } else if (field === "remoteConfigStatus" && state.remoteConfigStatus) {
+        events.emit("remoteConfigStatusChanged", {
+          instanceUid,
+          status: state.remoteConfigStatus,
+          agent: state,
+        });
+      }
+    }
+    if (disconnect)
+      events.emit("disconnected", { instanceUid, reason: "agent_disconnect", agent: state });
+  }
+
+  /** Answers with a fresh instance uid; nothing is stored under the uid the agent used. */
+  #reassign(message: AgentToServer, reason: string): HandleResult {
+    const newUid = newInstanceUid(this.#o.now());
+    this.#o.logger.info(
+      {
+        instanceUid: uidToString(message.instanceUid),
+        newInstanceUid: uidToString(newUid),
+        reason,
+      },
+      "assigned a new instance uid",
+    );
+    return {
+      reply: { instanceUid: message.instanceUid, agentIdentification: { newInstanceUid: newUid } },
+      outcome: "ok",
+      disconnect: false,
+    };
+  }
+
+  #owner(conn: Connection): string {
+    return `${this.#o.replicaId}/${conn.id}`;
+  }
+
+  /**
+   * Re-evaluates desired state for connected WebSocket agents (all, or those `filter` keeps)
+   * and pushes remote configs and connection settings that are now due. Returns the number of
+   * agents pushed to. HTTP agents get the same answer on their next poll.
+   */
+  refresh(filter: (uid: string) => boolean = () => true): number {
+    let pushed = 0;
+    for (const live of this.live.values()) {
+      const { state, conn } = live;
+      if (!conn.push || !filter(state.instanceUid)) continue;
+      const desired = this.#o.desired.desired(state);
+      const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
+      if (!remote) continue;
+      live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+      conn.push({ instanceUid: uidToBytes(state.instanceUid), remoteConfig: remote });
+      pushed++;
+    }
+    return pushed;
+  }
+
+  /** A WebSocket closed: its agent is disconnected, unless a newer connection took it over. */
+  async connectionClosed(conn: Connection, reason: string): Promise<void> {
+    const live = this.live.byConnection(conn);
+    if (!live) return;
+    await this.#disconnect(live, reason);
+  }
+
+  /**
+   * Marks HTTP agents that have not polled within their liveness window as disconnected.
+   * The window is `livenessFactor` × the agent's heartbeat interval.
+   */
+  async sweep(): Promise<number> {
+    const now = this.#o.now();
+    const stale: LiveAgent[] = [];
+    for (const live of this.live.values()) {
+      if (live.conn.push) continue;
+      const desired = this.#o.desired.desired(live.state);
+      const interval = desired?.heartbeatIntervalSeconds ?? this.#o.defaultHeartbeatSeconds;
+      if (now - live.state.lastSeenAt > interval * this.#o.livenessFactor * 1000) stale.push(live);
+    }
+    for (const live of stale) await this.#disconnect(live, "no poll within the liveness window");
+    return stale.length;
+  }
+
+  async #disconnect(live: LiveAgent, reason: string): Promise<void> {
+    const { state, conn } = live;
+    this.live.unbind(state.instanceUid, conn);
+    state.connected = false;
+    state.lastDisconnectedAt = this.#o.now();
+    try {
+      await this.#o.store.save(state, [], this.#owner(conn));
+    } catch (err) {
+      this.#o.logger.error({ err, instanceUid: state.instanceUid }, "cannot store disconnect");
+    }
+    this.#o.events.emit("disconnected", { instanceUid: state.instanceUid, reason, agent: state });
+  }
+}
+
+/**
+ * A second connection claims a uid whose agent is connected: it is the same agent reconnecting
+ * (it takes over) unless it describes itself differently, which means another agent uses the
+ * uid (a cloned VM, a bad uid generator).
+ */
+function isDuplicate(current: Readonly<AgentState>, message: AgentToServer): boolean {
+  const stored = current.encoded.description;
+  if (!message.agentDescription || !stored) return false;
+  return !stored.equals(encodeSubMessage("AgentDescription", message.agentDescription));
+}
+
+function errorResult(
+  instanceUid: Uint8Array,
+  outcome: HandleOutcome,
+  errorMessage: string,
+): HandleResult {
+  return {
+    reply: {
+      instanceUid,
+      errorResponse: { type: ServerErrorResponseType.BadRequest, errorMessage },
+    },
+    outcome,
+    disconnect: false,
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * What to offer an agent besides the reply itself: a remote config and connection settings,
+ * each decided by the rules of the specification and DESIGN §5.
+ */
+import { createHash } from "node:crypto";
+import { type AgentState, reportedConfigHash } from "./agent-state.js";
+import { AgentCapabilities, hasFlag } from "./capabilities.js";
+import type { DesiredState } from "./desired.js";
+import type { AgentRemoteConfig, ConnectionSettingsOffers } from "./messages.js";
+
+/**
+ * The remote config to send, or undefined. Sent only when the agent's latest capabilities
+ * accept remote config, the desired hash differs from the hash the agent last reported (so
+ * never again after it reported FAILED for that very hash), and it was not already offered
+ * on this session (`offeredHash`).
+ */
+export function remoteConfigOffer(
+  agent: Readonly<AgentState>,
+  desired: DesiredState | undefined,
+  offeredHash: string | null,
+): AgentRemoteConfig | undefined {
+  const config = desired?.config;
+  if (!config) return undefined;
+  if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsRemoteConfig)) return undefined;
+  if (config.hash === reportedConfigHash(agent) || config.hash === offeredHash) return undefined;
+  const configMap: AgentRemoteConfig["config"]["configMap"] = {};
+  for (const file of config.files) {
+    configMap[file.name] = { body: file.body, contentType: file.contentType };
+  }
+  return { config: { configMap }, configHash: Buffer.from(config.hash, "hex") };
+}
+
+/**
+ * OpAMP connection settings carrying the heartbeat interval, or undefined. Offered only to
+ * agents that accept OpAMP connection settings, with a non-empty endpoint and an explicit
+ * interval ≥ 1 s (an offer with interval 0 would turn the Collector supervisor's heartbeats
+ * off). Each distinct offer is made once per agent: the Collector supervisor reconnects on
+ * every offer it accepts, so re-offering on every connection would loop.
+ */
+export function connectionSettingsOffer(
+  agent: Readonly<AgentState>,
+  desired: DesiredState | undefined,
+  endpoint: string,
+): ConnectionSettingsOffers | undefined {
+  const seconds = desired?.heartbeatIntervalSeconds;
+  if (seconds === undefined || !Number.isInteger(seconds) || seconds < 1 || endpoint === "") {
+    return undefined;
+  }
+  if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings)) {
+    return undefined;
+  }
+  const hash = createHash("sha256").update(`${endpoint}\n${seconds}`).digest();
+  if (agent.offeredSettingsHash === hash.toString("hex")) return undefined;
+  return {
+    hash,
+    opamp: { destinationEndpoint: endpoint, heartbeatIntervalSeconds: BigInt(seconds) },
+  };
+}

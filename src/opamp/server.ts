@@ -1,0 +1,248 @@
+/**
+ * The OpAMP server: one listener (HTTP or HTTPS), one endpoint path, two transports behind
+ * the same message handler. Authentication, the connection limit and routing happen here,
+ * before a request reaches a transport; WebSocket upgrades are refused before they complete.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import type { Duplex } from "node:stream";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { AgentStore } from "./agent-store.js";
+import { bearerAuthenticator } from "./auth.js";
+import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
+import { AgentEvents } from "./events.js";
+import { HttpTransport, plain } from "./http-transport.js";
+import { MessageHandler } from "./message-handler.js";
+import { WebSocketTransport } from "./ws-transport.js";
+
+export interface OpampTlsOptions {
+  /** PEM certificate chain and private key of the server. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** PEM CA bundle; when set, agents must present a client certificate it signed (mTLS). */
+  clientCa?: string | Buffer;
+}
+
+export interface OpampServerOptions {
+  redis: Redis;
+  logger: Logger;
+  /** Listen address. Default 0.0.0.0, port 4320 (0 picks a free port). */
+  host?: string;
+  port?: number;
+  /** Endpoint path for both transports. Default "/v1/opamp". */
+  path?: string;
+  /** Redis key prefix. Default "opamp-gitops". */
+  prefix?: string;
+  desired?: DesiredStateProvider;
+  /** Accepted bearer tokens; none means no authentication (a warning is logged). */
+  tokens?: readonly string[];
+  tls?: OpampTlsOptions;
+  /** Largest AgentToServer or ServerToAgent, after decompression, in bytes. Default 16 MiB. */
+  maxMessageBytes?: number;
+  /** WebSocket connections plus in-flight HTTP requests beyond which 503 is answered. Default 50 000. */
+  maxConnections?: number;
+  /** Retry-After sent with 503, in seconds. Default 30 (the specification's minimum advice). */
+  retryAfterSeconds?: number;
+  /** URL offered to agents as the OpAMP destination; default: the URL each agent used. */
+  advertisedEndpoint?: string;
+  /** How often batched last-seen times are written and HTTP liveness is checked, in ms. Default 5000. */
+  flushIntervalMs?: number;
+  /** Heartbeat interval assumed for liveness when none is offered, in seconds. Default 30. */
+  defaultHeartbeatSeconds?: number;
+  /** Interval of WebSocket pings that find dead sockets, in ms. Default 30 000. */
+  pingIntervalMs?: number;
+  replicaId?: string;
+}
+
+export class OpampServer {
+  readonly events: AgentEvents;
+  readonly store: AgentStore;
+  readonly handler: MessageHandler;
+  readonly #o: OpampServerOptions & {
+    path: string;
+    maxConnections: number;
+    retryAfterSeconds: number;
+  };
+  readonly #server: Server;
+  readonly #ws: WebSocketTransport;
+  readonly #http: HttpTransport;
+  readonly #authenticate: ReturnType<typeof bearerAuthenticator>;
+  #inflight = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: OpampServerOptions) {
+    const maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
+    this.#o = { path: "/v1/opamp", maxConnections: 50_000, retryAfterSeconds: 30, ...options };
+    const { logger } = options;
+    this.events = new AgentEvents((err, name) =>
+      logger.error({ err, event: name }, "agent event listener failed"),
+    );
+    this.store = new AgentStore(options.redis, { prefix: options.prefix ?? "opamp-gitops" });
+    this.handler = new MessageHandler({
+      store: this.store,
+      desired: options.desired ?? NO_DESIRED_STATE,
+      events: this.events,
+      logger,
+      replicaId: options.replicaId ?? `${hostname()}:${process.pid}`,
+      defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
+    });
+    this.#ws = new WebSocketTransport({
+      handler: this.handler,
+      logger,
+      maxMessageBytes,
+      pingIntervalMs: options.pingIntervalMs ?? 30_000,
+    });
+    this.#http = new HttpTransport({ handler: this.handler, logger, maxMessageBytes });
+    this.#authenticate = bearerAuthenticator(options.tokens ?? []);
+    const tls = options.tls;
+    this.#server = tls
+      ? createHttpsServer({
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.clientCa
+            ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            : {}),
+        })
+      : createHttpServer();
+    this.#server.on("request", (req, res) => {
+      void this.#onRequest(req, res).catch((err) => {
+        logger.error({ err }, "OpAMP HTTP request failed");
+        if (!res.headersSent) plain(res, 500, "internal error");
+      });
+    });
+    this.#server.on("upgrade", (req, socket, head) => this.#onUpgrade(req, socket, head));
+  }
+
+  /** Agents served by this process right now, over either transport. */
+  get connectedAgents(): number {
+    return this.handler.live.size;
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async start(): Promise<{ port: number }> {
+    const { logger } = this.#o;
+    if ((this.#o.tokens ?? []).length === 0) {
+      logger.warn("OpAMP endpoint has no bearer tokens configured: any agent may connect");
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.#o.port ?? 4320, this.#o.host ?? "0.0.0.0", () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
+    this.#timer = setInterval(() => void this.#housekeeping(), this.#o.flushIntervalMs ?? 5000);
+    this.#timer.unref();
+    const { port } = this.#server.address() as AddressInfo;
+    logger.info({ port, path: this.#o.path, tls: Boolean(this.#o.tls) }, "OpAMP server listening");
+    return { port };
+  }
+
+  /** Pushes what is now due to connected WebSocket agents; see MessageHandler.refresh. */
+  refresh(filter?: (uid: string) => boolean): number {
+    return this.handler.refresh(filter);
+  }
+
+  async #housekeeping(): Promise<void> {
+    try {
+      await this.store.flushTouches();
+      await this.handler.sweep();
+    } catch (err) {
+      this.#o.logger.warn({ err }, "OpAMP housekeeping failed; will retry");
+    }
+  }
+
+  #endpoint(req: IncomingMessage, websocket: boolean): string {
+    if (this.#o.advertisedEndpoint) return this.#o.advertisedEndpoint;
+    const scheme = (websocket ? "ws" : "http") + (this.#o.tls ? "s" : "");
+    return `${scheme}://${req.headers.host ?? "localhost"}${this.#o.path}`;
+  }
+
+  /** Rejects a request that is not for us, not authenticated or over the limit. */
+  #refusal(
+    req: IncomingMessage,
+  ): { status: number; text: string; headers?: Record<string, string> } | undefined {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== this.#o.path)
+      return { status: 404, text: `not found; the OpAMP endpoint is ${this.#o.path}` };
+    if (!this.#authenticate(req.headers)) {
+      return {
+        status: 401,
+        text: "unauthorized",
+        headers: { "WWW-Authenticate": 'Bearer realm="opamp"' },
+      };
+    }
+    if (this.#ws.connections + this.#inflight >= this.#o.maxConnections) {
+      return {
+        status: 503,
+        text: "server is at its connection limit",
+        headers: { "Retry-After": String(this.#o.retryAfterSeconds) },
+      };
+    }
+    return undefined;
+  }
+
+  async #onRequest(req: IncomingMessage, res: import("node:http").ServerResponse): Promise<void> {
+    const refusal = this.#refusal(req);
+    if (refusal) {
+      res.writeHead(refusal.status, { "Content-Type": "text/plain", ...refusal.headers });
+      res.end(`${refusal.text}\n`);
+      return;
+    }
+    if (req.method !== "POST") {
+      res
+        .writeHead(405, { Allow: "POST", "Content-Type": "text/plain" })
+        .end("use POST or a WebSocket upgrade\n");
+      return;
+    }
+    this.#inflight++;
+    try {
+      await this.#http.serve(req, res, this.#endpoint(req, false));
+    } finally {
+      this.#inflight--;
+    }
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refusal = this.#refusal(req);
+    if (refusal) {
+      const headers = Object.entries({
+        "Content-Type": "text/plain",
+        Connection: "close",
+        ...refusal.headers,
+      })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join("");
+      const reason = { 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable" }[
+        refusal.status
+      ];
+      socket.end(`HTTP/1.1 ${refusal.status} ${reason}\r\n${headers}\r\n${refusal.text}\n`);
+      return;
+    }
+    this.#ws.upgrade(req, socket, head, this.#endpoint(req, true));
+  }
+
+  /**
+   * Stops accepting agents, closes every WebSocket (1001), writes batched last-seen times.
+   * Idempotent; the Redis connection belongs to the caller and stays open.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      this.#ws.close();
+      this.#server.closeIdleConnections?.();
+      await closed;
+      try {
+        await this.store.flushTouches();
+      } catch (err) {
+        this.#o.logger.warn({ err }, "could not write last-seen times at shutdown");
+      }
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * WebSocket adapter: one Connection per socket. Binary frames carry the `0x00` header and an
+ * AgentToServer; text frames and undecodable frames are answered with BAD_REQUEST. The size
+ * limit is enforced by `ws` itself (maxPayload), which closes with 1009 before buffering more.
+ *
+ * Ordering: messages of one socket are handled strictly one after another.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Logger } from "pino";
+import { type WebSocket, WebSocketServer } from "ws";
+import { type Connection, nextConnectionId } from "./connection.js";
+import { frameWebSocketMessage, unframeWebSocketMessage } from "./framing.js";
+import type { MessageHandler } from "./message-handler.js";
+import type { ServerToAgent } from "./messages.js";
+import { badRequest, encodeReply } from "./send.js";
+
+export interface WebSocketTransportOptions {
+  handler: MessageHandler;
+  logger: Logger;
+  maxMessageBytes: number;
+  /** Interval of protocol pings that find dead sockets, in ms. Default 30 000. */
+  pingIntervalMs?: number;
+}
+
+export class WebSocketTransport {
+  readonly wss: WebSocketServer;
+  readonly #o: Required<WebSocketTransportOptions>;
+  readonly #alive = new WeakSet<WebSocket>();
+  readonly #ping: NodeJS.Timeout;
+
+  constructor(options: WebSocketTransportOptions) {
+    this.#o = { pingIntervalMs: 30_000, ...options };
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false, // ~230 KB per connection otherwise (DESIGN §5)
+      maxPayload: options.maxMessageBytes,
+      clientTracking: true,
+    });
+    this.#ping = setInterval(() => this.#pingAll(), this.#o.pingIntervalMs);
+    this.#ping.unref();
+  }
+
+  get connections(): number {
+    return this.wss.clients.size;
+  }
+
+  /** Completes an upgrade that the server already authenticated and admitted. */
+  upgrade(
+    req: IncomingMessage,
+    socket: import("node:stream").Duplex,
+    head: Buffer,
+    endpoint: string,
+  ): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws, req, endpoint));
+  }
+
+  #serve(ws: WebSocket, req: IncomingMessage, endpoint: string): void {
+    const { handler, logger, maxMessageBytes } = this.#o;
+    const send = (message: ServerToAgent) => {
+      const bytes = encodeReply(message, maxMessageBytes - 1, logger);
+      if (bytes && ws.readyState === ws.OPEN) ws.send(frameWebSocketMessage(bytes));
+    };
+    const conn: Connection = {
+      id: nextConnectionId(),
+      transport: "websocket",
+      remoteAddress: req.socket.remoteAddress ?? "",
+      endpoint,
+      push: send,
+      close: (code, reason) => ws.close(code, reason),
+    };
+    this.#alive.add(ws);
+    ws.on("pong", () => this.#alive.add(ws));
+    let queue: Promise<void> = Promise.resolve();
+    ws.on("message", (data: Buffer, isBinary) => {
+      queue = queue.then(async () => {
+        if (!isBinary) {
+          send(badRequest("text frames are not OpAMP messages; send binary frames"));
+          return;
+        }
+        let payload: Uint8Array;
+        try {
+          payload = unframeWebSocketMessage(data);
+        } catch (err) {
+          send(badRequest((err as Error).message));
+          return;
+        }
+        const result = await handler.handle(conn, payload);
+        send(result.reply);
+      });
+    });
+    ws.on("close", () => {
+      queue = queue.then(() => handler.connectionClosed(conn, "websocket closed"));
+    });
+    ws.on("error", (err) => logger.debug({ err, connection: conn.id }, "websocket error"));
+  }
+
+  #pingAll(): void {
+    for (const ws of this.wss.clients) {
+      if (!this.#alive.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      this.#alive.delete(ws);
+      ws.ping();
+    }
+  }
+
+  /** Closes every socket with 1001 (going away) and stops the pings. Idempotent. */
+  close(): void {
+    clearInterval(this.#ping);
+    for (const ws of this.wss.clients) ws.close(1001, "server shutting down");
+    this.wss.close();
+  }
+}
