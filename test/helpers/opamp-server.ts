@@ -1,0 +1,66 @@
+/** Starts a real OpAMP server on a free port with real Redis, for one test. */
+
+import { type ConfigFile, configHash } from "../../src/config-hash.js";
+import type { AgentState } from "../../src/opamp/agent-state.js";
+import type { DesiredState, DesiredStateProvider } from "../../src/opamp/desired.js";
+import { OpampServer, type OpampServerOptions } from "../../src/opamp/server.js";
+import { type CapturedLogger, capturedLogger } from "./logger.js";
+import { type TestRedis, testRedis } from "./redis.js";
+
+/** A provider tests can change: one desired state for every agent, or per uid. */
+export class TestDesired implements DesiredStateProvider {
+  all: DesiredState | undefined;
+  readonly byUid = new Map<string, DesiredState>();
+  desired(agent: Readonly<AgentState>): DesiredState | undefined {
+    return this.byUid.get(agent.instanceUid) ?? this.all;
+  }
+}
+
+/** A desired config from file name → YAML text. */
+export function yamlConfig(files: Record<string, string>): DesiredState["config"] {
+  const list: ConfigFile[] = Object.entries(files).map(([name, text]) => ({
+    name,
+    contentType: "text/yaml",
+    body: Buffer.from(text),
+  }));
+  return { hash: configHash(list), files: list };
+}
+
+export interface TestServer {
+  server: OpampServer;
+  url: string;
+  desired: TestDesired;
+  redis: TestRedis;
+  log: CapturedLogger;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(
+  options: Partial<OpampServerOptions> = {},
+): Promise<TestServer> {
+  const redis = await testRedis();
+  const log = capturedLogger();
+  const desired = new TestDesired();
+  const server = new OpampServer({
+    redis: redis.redis,
+    prefix: redis.prefix,
+    logger: log.logger,
+    host: "127.0.0.1",
+    port: 0,
+    desired,
+    ...options,
+  });
+  const { port } = await server.start();
+  const scheme = options.tls ? "https" : "http";
+  return {
+    server,
+    url: `${scheme}://127.0.0.1:${port}/v1/opamp`,
+    desired,
+    redis,
+    log,
+    async close() {
+      await server.close();
+      await redis.close();
+    },
+  };
+}
