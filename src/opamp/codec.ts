@@ -102,8 +102,11 @@ export function encodeServerToAgent(message: ServerToAgent): Uint8Array {
 /** Decodes a ServerToAgent (used by the simulator and tests, which play the agent side). */
 export function decodeServerToAgent(bytes: Uint8Array): Decoded {
   const m = serverToAgentType.decode(bytes) as unknown as Decoded;
+  // Every field, so that an absent sub-message reads as null rather than undefined.
+  const out: Decoded = {};
+  for (const field of serverToAgentType.fieldsArray) out[field.name] = m[field.name] ?? null;
   return {
-    ...m,
+    ...out,
     flags: toBigInt(m.flags as Int64),
     capabilities: toBigInt(m.capabilities as Int64),
   };

@@ -3,7 +3,7 @@
  * connection it last spoke on. A WebSocket agent stays until its socket closes; an HTTP agent
  * until it says goodbye or misses its liveness window.
  */
-import type { AgentState } from "./agent-state.js";
+import type { AgentState, ReportField } from "./agent-state.js";
 import type { Connection } from "./connection.js";
 
 export interface LiveAgent {
@@ -11,6 +11,8 @@ export interface LiveAgent {
   conn: Connection;
   /** Hash (hex) of the remote config offered on this session; reset by a new connection. */
   offeredConfigHash: string | null;
+  /** Changes not yet in Redis because writing them failed; retried with the next message. */
+  unsaved?: { fields: ReportField[]; capabilities: boolean; connected: boolean };
 }
 
 export class LiveAgents {

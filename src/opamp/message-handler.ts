@@ -161,6 +161,7 @@ export class MessageHandler {
     }
 
     const reply: ServerToAgent = { instanceUid: message.instanceUid };
+    const offeredBefore = live.offeredConfigHash;
     if (gap) reply.flags = ServerToAgentFlags.ReportFullState;
     let settingsOffered = false;
     if (!disconnect) {
@@ -178,21 +179,38 @@ export class MessageHandler {
       }
     }
 
+    // Changes whose write failed earlier (Redis unreachable) are written and announced now.
+    const unsaved = live.unsaved;
+    live.unsaved = undefined;
+    const fields = [...new Set([...(unsaved?.fields ?? []), ...changed])];
+    const announce = {
+      capabilities: capabilitiesChanged || Boolean(unsaved?.capabilities),
+      connected: connecting || Boolean(unsaved?.connected),
+    };
     const mustSave =
-      changed.length > 0 ||
-      capabilitiesChanged ||
-      connecting ||
+      unsaved !== undefined ||
+      fields.length > 0 ||
+      announce.capabilities ||
+      announce.connected ||
       disconnect ||
       !known ||
       transportChanged ||
       settingsOffered;
     if (mustSave) {
-      await this.#o.store.save(state, changed, this.#owner(conn));
+      try {
+        await this.#o.store.save(state, fields, this.#owner(conn));
+      } catch (err) {
+        // The reply becomes UNAVAILABLE: nothing offered in it counts as offered.
+        live.unsaved = { fields, ...announce };
+        live.offeredConfigHash = offeredBefore;
+        if (settingsOffered) state.offeredSettingsHash = null;
+        throw err;
+      }
     } else {
       this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
-    this.#emit(state, changed, capabilitiesChanged, connecting, disconnect);
+    this.#emit(state, fields, announce.capabilities, announce.connected, disconnect);
     return { reply, outcome: "ok", disconnect };
   }
 

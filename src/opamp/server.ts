@@ -52,6 +52,8 @@ export interface OpampServerOptions {
   flushIntervalMs?: number;
   /** Heartbeat interval assumed for liveness when none is offered, in seconds. Default 30. */
   defaultHeartbeatSeconds?: number;
+  /** An HTTP agent is disconnected after this many heartbeat intervals without a poll. Default 3. */
+  livenessFactor?: number;
   /** Interval of WebSocket pings that find dead sockets, in ms. Default 30 000. */
   pingIntervalMs?: number;
   replicaId?: string;
@@ -89,6 +91,7 @@ export class OpampServer {
       logger,
       replicaId: options.replicaId ?? `${hostname()}:${process.pid}`,
       defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
+      livenessFactor: options.livenessFactor ?? 3,
     });
     this.#ws = new WebSocketTransport({
       handler: this.handler,

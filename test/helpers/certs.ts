@@ -1,0 +1,89 @@
+/**
+ * Throw-away TLS material made with the openssl command line: a CA, a server certificate
+ * for 127.0.0.1/localhost and a client certificate, all signed by the CA.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface TestCerts {
+  ca: Buffer;
+  serverCert: Buffer;
+  serverKey: Buffer;
+  clientCert: Buffer;
+  clientKey: Buffer;
+}
+
+export function makeTestCerts(): TestCerts {
+  const dir = mkdtempSync(join(tmpdir(), "opamp-certs-"));
+  const p = (f: string) => join(dir, f);
+  const ssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+  ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=opamp-gitops test CA",
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+  );
+  for (const [name, cn] of [
+    ["server", "localhost"],
+    ["client", "agent-1"],
+  ] as const) {
+    ssl(
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      p(`${name}.key`),
+      "-out",
+      p(`${name}.csr`),
+    );
+    writeFileSync(
+      p(`${name}.ext`),
+      name === "server"
+        ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        : "extendedKeyUsage=clientAuth\n",
+    );
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      p(`${name}.csr`),
+      "-CA",
+      p("ca.crt"),
+      "-CAkey",
+      p("ca.key"),
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      p(`${name}.ext`),
+      "-out",
+      p(`${name}.crt`),
+    );
+  }
+  const r = (f: string) => readFileSync(p(f));
+  return {
+    ca: r("ca.crt"),
+    serverCert: r("server.crt"),
+    serverKey: r("server.key"),
+    clientCert: r("client.crt"),
+    clientKey: r("client.key"),
+  };
+}

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  decodeAgentToServer,
+  decodeServerToAgent,
+  encodeAgentToServer,
+  encodeServerToAgent,
+} from "../../src/opamp/codec.js";
+import { MalformedMessageError } from "../../src/opamp/errors.js";
+import { frameWebSocketMessage, unframeWebSocketMessage } from "../../src/opamp/framing.js";
+
+const uid = new Uint8Array(16).fill(7);
+
+describe("codec", () => {
+  test("uint64 words survive a round trip exactly, beyond 2^53", () => {
+    const big = (1n << 63n) | 0x8000n | 1n;
+    const seq = (1n << 60n) + 3n;
+    const decoded = decodeAgentToServer(
+      encodeAgentToServer({ instanceUid: uid, sequenceNum: seq, capabilities: big, flags: big }),
+    );
+    assert.equal(decoded.sequenceNum, seq);
+    assert.equal(decoded.capabilities, big);
+    assert.equal(decoded.flags, big);
+
+    const reply = decodeServerToAgent(
+      encodeServerToAgent({ instanceUid: uid, flags: big, capabilities: big }),
+    );
+    assert.equal(reply.flags, big);
+    assert.equal(reply.capabilities, big);
+  });
+
+  test("absent sub-messages decode as null, present ones keep their content", () => {
+    const decoded = decodeAgentToServer(
+      encodeAgentToServer({ instanceUid: uid, health: { healthy: true, status: "StatusOK" } }),
+    );
+    assert.equal(decoded.agentDescription, null);
+    assert.equal(decoded.effectiveConfig, null);
+    assert.equal(decoded.health?.healthy, true);
+    assert.equal(decoded.health?.status, "StatusOK");
+  });
+
+  test("bytes that are not protobuf raise MalformedMessageError", () => {
+    assert.throws(
+      () => decodeAgentToServer(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])),
+      MalformedMessageError,
+    );
+  });
+
+  test("every ServerToAgent carries the server capabilities by default", () => {
+    const reply = decodeServerToAgent(encodeServerToAgent({ instanceUid: uid }));
+    assert.equal(reply.capabilities, 0x1n | 0x2n | 0x4n | 0x20n);
+  });
+});
+
+describe("WebSocket framing", () => {
+  const payload = encodeAgentToServer({ instanceUid: uid, sequenceNum: 1n });
+
+  test("the 0x00 header is written and stripped", () => {
+    const framed = frameWebSocketMessage(payload);
+    assert.equal(framed[0], 0x00);
+    assert.deepEqual(unframeWebSocketMessage(framed), payload);
+  });
+
+  test("header-less legacy frames are accepted as they are", () => {
+    assert.deepEqual(unframeWebSocketMessage(payload), payload);
+  });
+
+  test("a header byte that is neither 0 nor a protobuf tag is rejected", () => {
+    assert.throws(
+      () => unframeWebSocketMessage(Buffer.concat([Buffer.from([0x03]), payload])),
+      (err: unknown) => err instanceof MalformedMessageError && /header 0x3/.test(err.message),
+    );
+  });
+});
