@@ -317,8 +317,12 @@ export class MessageHandler {
     const stale: LiveAgent[] = [];
     for (const live of this.live.values()) {
       if (live.conn.push) continue;
-      const desired = this.#o.desired.desired(live.state);
-      const interval = desired?.heartbeatIntervalSeconds ?? this.#o.defaultHeartbeatSeconds;
+      // An offered interval counts only if this agent was given it; others poll at their own
+      // rate, which the protocol does not tell us, so they get the default.
+      const offered = live.state.offeredSettingsHash
+        ? this.#o.desired.desired(live.state)?.heartbeatIntervalSeconds
+        : undefined;
+      const interval = offered ?? this.#o.defaultHeartbeatSeconds;
       if (now - live.state.lastSeenAt > interval * this.#o.livenessFactor * 1000) stale.push(live);
     }
     for (const live of stale) await this.#disconnect(live, "no poll within the liveness window");

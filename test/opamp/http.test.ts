@@ -114,21 +114,26 @@ describe("OpAMP over plain HTTP", () => {
     assert.equal(res.status, 405);
   });
 
-  test("an agent that stops polling is disconnected after its liveness window", async () => {
-    t.desired.all = { heartbeatIntervalSeconds: 1 }; // window = 0.2 × 1 s
+  test("an agent that stops polling is disconnected after the window of the interval it was given", async () => {
+    t.desired.all = { heartbeatIntervalSeconds: 1 }; // window = 0.2 × 1 s for agents offered it
     try {
+      const caps = Caps.ReportsStatus | Caps.AcceptsOpAMPConnectionSettings | Caps.ReportsHeartbeat;
       const a = new TestAgent({ transport: "http", url: t.url });
+      // This agent cannot accept connection settings, so it keeps the default 30 s × 0.2 window.
+      const b = new TestAgent({ transport: "http", url: t.url });
       const id = uidToString(a.uid);
-      const gone = new Promise((resolve) =>
-        t.server.events.on("disconnected", (e) => e.instanceUid === id && resolve(e.reason)),
-      );
-      await a.send({ capabilities: Caps.ReportsStatus });
-      assert.equal((await t.server.store.load(id))?.connected, true);
+      const gone: string[] = [];
+      t.server.events.on("disconnected", (e) => gone.push(e.instanceUid));
+      const offer = await a.send({ capabilities: caps });
+      assert.ok(offer.connectionSettings, "interval offered");
+      await b.send({ capabilities: Caps.ReportsStatus });
       await t.server.handler.sweep();
+      assert.deepEqual(gone, []);
       await new Promise((r) => setTimeout(r, 300));
       await t.server.handler.sweep();
-      assert.equal(await gone, "no poll within the liveness window");
+      assert.deepEqual(gone, [id], "only the agent that was given the 1 s interval");
       assert.equal((await t.server.store.load(id))?.connected, false);
+      assert.equal((await t.server.store.load(uidToString(b.uid)))?.connected, true);
     } finally {
       t.desired.all = undefined;
     }

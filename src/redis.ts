@@ -1,0 +1,45 @@
+/**
+ * The one place Redis connections are made; stores receive them ready to use.
+ */
+import { Redis } from "ioredis";
+
+export class RedisUnavailableError extends Error {
+  readonly code = "REDIS_UNAVAILABLE";
+  constructor(
+    readonly url: string,
+    cause: unknown,
+  ) {
+    super(
+      `cannot reach Redis at ${url} (${(cause as Error).message}); start redis-server or pass --redis <url>`,
+      { cause },
+    );
+    this.name = "RedisUnavailableError";
+  }
+}
+
+/**
+ * Connects and waits until Redis answers. `maxRetriesPerRequest: null` is what BullMQ's
+ * workers require; commands then wait for a reconnect instead of failing.
+ */
+export async function connectRedis(url: string, { timeoutMs = 5000 } = {}): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null, // while connecting: fail fast with a clear error
+  });
+  let lastError: unknown;
+  redis.on("error", (err) => {
+    lastError = err;
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new RedisUnavailableError(url, lastError ?? err);
+  }
+  // Once up, reconnect with capped backoff for as long as it takes.
+  redis.options.retryStrategy = (attempt) => Math.min(attempt * 200, 5000);
+  return redis;
+}

@@ -1,0 +1,101 @@
+/**
+ * The command line as a user runs it: a child process, its exit code and what it prints.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { AgentCapabilities as Caps } from "../src/opamp/capabilities.js";
+import { TestAgent } from "./helpers/agent.js";
+import { testRedis } from "./helpers/redis.js";
+
+const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: "pipe",
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = once(child, "exit").then(([code]) => ({ code: code as number, stdout, stderr }));
+  return { child, exited, output: () => stdout };
+}
+
+async function waitFor(pred: () => boolean, what: string, child: ChildProcess, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end || child.exitCode !== null)
+      throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("opamp-gitops command line", () => {
+  test("--help lists the commands and exits 0", async () => {
+    const { code, stdout } = await run(["--help"]).exited;
+    assert.equal(code, 0);
+    assert.match(stdout, /serve/);
+  });
+
+  test("a bad setting exits 2 and names the setting", async () => {
+    const { code, stderr } = await run(["serve", "--opamp-listen", "nowhere"]).exited;
+    assert.equal(code, 2);
+    assert.match(stderr, /invalid setting --opamp-listen: "nowhere" is not host:port/);
+  });
+
+  test("a bad setting from the environment is reported the same way", async () => {
+    const { code, stderr } = await run(["serve"], { OPAMP_GITOPS_MAX_CONNECTIONS: "lots" }).exited;
+    assert.equal(code, 2);
+    assert.match(stderr, /--max-connections: "lots" is not a positive integer/);
+  });
+
+  test("an unknown flag is a usage error (exit 2)", async () => {
+    assert.equal((await run(["serve", "--no-such-flag"]).exited).code, 2);
+  });
+
+  test("Redis unreachable: a clear message and exit 1", async () => {
+    const { code, stderr } = await run([
+      "serve",
+      "--redis",
+      "redis://127.0.0.1:1",
+      "--opamp-listen",
+      "127.0.0.1:0",
+    ]).exited;
+    assert.equal(code, 1);
+    assert.match(stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED/);
+  });
+
+  test("serve answers agents, logs JSON lines, and stops cleanly on SIGTERM", async () => {
+    const redis = await testRedis();
+    const p = run(["serve", "--opamp-listen", "127.0.0.1:0", "--redis-prefix", redis.prefix]);
+    try {
+      await waitFor(() => /OpAMP server listening/.test(p.output()), "listening", p.child);
+      const line =
+        p
+          .output()
+          .split("\n")
+          .find((l) => l.includes("OpAMP server listening")) ?? "";
+      const { port } = JSON.parse(line) as { port: number };
+      const agent = new TestAgent({ transport: "http", url: `http://127.0.0.1:${port}/v1/opamp` });
+      assert.equal((await agent.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+      assert.equal(
+        await redis.redis.sismember(
+          `${redis.prefix}:agents`,
+          [...Buffer.from(agent.uid).toString("hex")]
+            .join("")
+            .replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-"),
+        ),
+        1,
+      );
+      p.child.kill("SIGTERM");
+      assert.equal((await p.exited).code, 0);
+    } finally {
+      p.child.kill("SIGKILL");
+      await redis.close();
+    }
+  });
+});
