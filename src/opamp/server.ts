@@ -169,6 +169,13 @@ export class OpampServer {
   #refusal(
     req: IncomingMessage,
   ): { status: number; text: string; headers?: Record<string, string> } | undefined {
+    if (this.#closing) {
+      return {
+        status: 503,
+        text: "server is shutting down",
+        headers: { "Retry-After": String(this.#o.retryAfterSeconds), Connection: "close" },
+      };
+    }
     const path = (req.url ?? "").split("?")[0];
     if (path !== this.#o.path)
       return { status: 404, text: `not found; the OpAMP endpoint is ${this.#o.path}` };
@@ -207,6 +214,8 @@ export class OpampServer {
       await this.#http.serve(req, res, this.#endpoint(req, false));
     } finally {
       this.#inflight--;
+      // A keep-alive agent would otherwise hold a closing server open with its next poll.
+      if (this.#closing) this.#server.closeIdleConnections();
     }
   }
 
@@ -230,16 +239,20 @@ export class OpampServer {
   }
 
   /**
-   * Stops accepting agents, closes every WebSocket (1001), writes batched last-seen times.
-   * Idempotent; the Redis connection belongs to the caller and stays open.
+   * Stops accepting agents (new requests get 503 + Retry-After + Connection: close), closes
+   * every WebSocket (1001), lets in-flight polls finish for up to `graceMs` (default 5000),
+   * then writes batched last-seen times. Idempotent; the Redis connection belongs to the
+   * caller and stays open.
    */
-  close(): Promise<void> {
+  close({ graceMs = 5000 } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       this.#ws.close();
-      this.#server.closeIdleConnections?.();
+      this.#server.closeIdleConnections();
+      const force = setTimeout(() => this.#server.closeAllConnections(), graceMs);
       await closed;
+      clearTimeout(force);
       try {
         await this.store.flushTouches();
       } catch (err) {

@@ -151,3 +151,54 @@ describe("OpAMP over plain HTTP", () => {
     assert.equal(await t.redis.redis.hget(key, "seq"), String(a.seq - 1n), "one batched write");
   });
 });
+
+test("close() finishes while a keep-alive agent keeps polling; later polls get 503 or a closed socket", async () => {
+  const { Agent, request } = await import("node:http");
+  const t = await startTestServer();
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  const id = new Uint8Array(16).fill(5);
+  let seq = 0n;
+  const statuses: number[] = [];
+  const poll = () =>
+    new Promise<void>((resolve) => {
+      const req = request(
+        t.url,
+        { method: "POST", agent: keepAlive, headers: { "Content-Type": "application/x-protobuf" } },
+        (res) => {
+          statuses.push(res.statusCode ?? 0);
+          res.resume();
+          res.on("end", resolve);
+        },
+      );
+      req.on("error", () => resolve());
+      req.end(
+        encodeAgentToServer({
+          instanceUid: id,
+          sequenceNum: seq++,
+          capabilities: Caps.ReportsStatus,
+        }),
+      );
+    });
+  let polling = true;
+  const loop = (async () => {
+    while (polling) await poll();
+  })();
+  // Close while one of the agent's polls is being handled, so its connection is busy.
+  let atClose = -1;
+  const closed = new Promise<void>((resolve) =>
+    t.server.events.on("capabilitiesChanged", () => {
+      atClose = statuses.length + 1; // the poll in flight is still answered normally
+      void t.server.close({ graceMs: 60_000 }).then(resolve);
+    }),
+  );
+  await closed; // would hang while the agent keeps its keep-alive connection busy
+  await poll();
+  polling = false;
+  await loop;
+  keepAlive.destroy();
+  assert.ok(
+    statuses.slice(atClose).every((s) => s === 503),
+    `after close: ${statuses.slice(atClose)}`,
+  );
+  await t.redis.close();
+});
