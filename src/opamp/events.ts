@@ -7,7 +7,7 @@
  * belongs in a queue, not in a listener.
  */
 
-import type { AgentState, Transport } from "./agent-state.js";
+import type { AgentState, ReportField, Transport } from "./agent-state.js";
 import type {
   AgentDescription,
   ComponentHealth,
@@ -65,5 +65,49 @@ export class AgentEvents {
         this.#onError(err, name);
       }
     }
+  }
+}
+
+/** What one processed message changed, in the order its events are emitted. */
+export interface AgentChanges {
+  connected: boolean;
+  capabilities: boolean;
+  fields: readonly ReportField[];
+  disconnect: boolean;
+}
+
+/** Emits the events for `changes`: connected first, disconnected last. */
+export function emitAgentEvents(
+  events: AgentEvents,
+  agent: AgentState,
+  changes: AgentChanges,
+): void {
+  const instanceUid = agent.instanceUid;
+  if (changes.connected)
+    events.emit("connected", { instanceUid, transport: agent.transport, agent });
+  if (changes.capabilities) {
+    events.emit("capabilitiesChanged", { instanceUid, capabilities: agent.capabilities, agent });
+  }
+  for (const field of changes.fields) {
+    if (field === "description" && agent.description) {
+      events.emit("descriptionChanged", { instanceUid, description: agent.description, agent });
+    } else if (field === "health" && agent.health) {
+      events.emit("healthChanged", { instanceUid, health: agent.health, agent });
+    } else if (field === "effectiveConfig" && agent.effectiveConfig) {
+      events.emit("effectiveConfigChanged", {
+        instanceUid,
+        effectiveConfig: agent.effectiveConfig,
+        agent,
+      });
+    } else if (field === "remoteConfigStatus" && agent.remoteConfigStatus) {
+      events.emit("remoteConfigStatusChanged", {
+        instanceUid,
+        status: agent.remoteConfigStatus,
+        agent,
+      });
+    }
+  }
+  if (changes.disconnect) {
+    events.emit("disconnected", { instanceUid, reason: "agent_disconnect", agent });
   }
 }

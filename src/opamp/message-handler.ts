@@ -19,7 +19,7 @@ import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
 import type { DesiredStateProvider } from "./desired.js";
 import { MalformedMessageError } from "./errors.js";
-import type { AgentEvents } from "./events.js";
+import { type AgentEvents, emitAgentEvents } from "./events.js";
 import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 import { type LiveAgent, LiveAgents } from "./live-agents.js";
 import type { AgentToServer, ServerToAgent } from "./messages.js";
@@ -210,53 +210,8 @@ export class MessageHandler {
       this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
-    this.#emit(state, fields, announce.capabilities, announce.connected, disconnect);
+    emitAgentEvents(this.#o.events, state, { fields, ...announce, disconnect });
     return { reply, outcome: "ok", disconnect };
-  }
-
-  #emit(
-    state: AgentState,
-    changed: readonly ReportField[],
-    capabilitiesChanged: boolean,
-    connecting: boolean,
-    disconnect: boolean,
-  ): void {
-    const { events } = this.#o;
-    const instanceUid = state.instanceUid;
-    if (connecting)
-      events.emit("connected", { instanceUid, transport: state.transport, agent: state });
-    if (capabilitiesChanged) {
-      events.emit("capabilitiesChanged", {
-        instanceUid,
-        capabilities: state.capabilities,
-        agent: state,
-      });
-    }
-    for (const field of changed) {
-      if (field === "description" && state.description) {
-        events.emit("descriptionChanged", {
-          instanceUid,
-          description: state.description,
-          agent: state,
-        });
-      } else if (field === "health" && state.health) {
-        events.emit("healthChanged", { instanceUid, health: state.health, agent: state });
-      } else if (field === "effectiveConfig" && state.effectiveConfig) {
-        events.emit("effectiveConfigChanged", {
-          instanceUid,
-          effectiveConfig: state.effectiveConfig,
-          agent: state,
-        });
-      } else if (field === "remoteConfigStatus" && state.remoteConfigStatus) {
-        events.emit("remoteConfigStatusChanged", {
-          instanceUid,
-          status: state.remoteConfigStatus,
-          agent: state,
-        });
-      }
-    }
-    if (disconnect)
-      events.emit("disconnected", { instanceUid, reason: "agent_disconnect", agent: state });
   }
 
   /** Answers with a fresh instance uid; nothing is stored under the uid the agent used. */
