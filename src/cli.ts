@@ -3,7 +3,8 @@
  * The opamp-gitops command line. Exit codes: 0 success, 1 runtime failure (e.g. Redis
  * unreachable), 2 usage or settings error.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
+import { runValidate } from "./commands/validate.js";
 import { createLogger } from "./logger.js";
 import { OpampServer } from "./opamp/index.js";
 import { connectRedis, RedisUnavailableError } from "./redis.js";
@@ -13,6 +14,25 @@ const program = new Command()
   .name("opamp-gitops")
   .description("Git as the source of truth for a fleet of OpenTelemetry agents, served over OpAMP")
   .exitOverride();
+
+program
+  .command("validate")
+  .description("validate a working tree of the fleet repository, as a pull-request check does")
+  .argument("[dir]", "folder holding fleet.yaml and groups/", ".")
+  .addOption(
+    new Option("--format <format>", "output format")
+      .choices(["text", "json", "github"])
+      .default("text"),
+  )
+  .option("--strict", "fail on warnings too", false)
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage.\n" +
+      "--format github prints workflow annotations (::error file=...,line=...::...).",
+  )
+  .action(async (dir: string, opts: { format: "text" | "json" | "github"; strict: boolean }) => {
+    process.exitCode = await runValidate(dir, opts, process.stdout);
+  });
 
 program
   .command("serve")

@@ -4,6 +4,9 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AgentCapabilities as Caps } from "../src/opamp/capabilities.js";
@@ -11,6 +14,7 @@ import { TestAgent } from "./helpers/agent.js";
 import { testRedis } from "./helpers/redis.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../examples/repo", import.meta.url));
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -97,5 +101,67 @@ describe("opamp-gitops command line", () => {
       p.child.kill("SIGKILL");
       await redis.close();
     }
+  });
+
+  test("validate: the example repository is valid (exit 0)", async () => {
+    const { code, stdout } = await run(["validate", EXAMPLE]).exited;
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /3 groups, 0 errors, 0 warnings: valid/);
+  });
+
+  test("validate: an undefined exporter is reported with file:line:col and exit 1, in every format", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-"));
+    cpSync(EXAMPLE, dir, { recursive: true });
+    const file = join(dir, "groups/gateway/collector.yaml");
+    const text = readFileSync(file, "utf8");
+    writeFileSync(
+      file,
+      text.replace("exporters: [otlp, spanmetrics]", "exporters: [otlp/tempo, spanmetrics]"),
+    );
+    const line =
+      text.split("\n").findIndex((l) => l.includes("exporters: [otlp, spanmetrics]")) + 1;
+
+    const textRun = await run(["validate", dir]).exited;
+    assert.equal(textRun.code, 1);
+    assert.match(
+      textRun.stdout,
+      new RegExp(
+        `groups/gateway/collector\\.yaml:${line}:\\d+ OTELCOL_UNDEFINED_COMPONENT pipeline traces uses exporter "otlp/tempo", which is not defined`,
+      ),
+    );
+    const github = await run(["validate", "--format", "github", dir]).exited;
+    assert.equal(github.code, 1);
+    assert.match(
+      github.stdout,
+      new RegExp(
+        `::error file=[^,]*groups/gateway/collector\\.yaml,line=${line},col=\\d+,title=OTELCOL_UNDEFINED_COMPONENT::`,
+      ),
+    );
+    const json = await run(["validate", "--format", "json", dir]).exited;
+    assert.equal(json.code, 1);
+    const report = JSON.parse(json.stdout) as {
+      valid: boolean;
+      findings: Array<{ code: string; line: number }>;
+    };
+    assert.equal(report.valid, false);
+    assert.ok(
+      report.findings.some((f) => f.code === "OTELCOL_UNDEFINED_COMPONENT" && f.line === line),
+    );
+  });
+
+  test("validate: warnings fail only with --strict; usage errors exit 2", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-"));
+    cpSync(EXAMPLE, dir, { recursive: true });
+    const file = join(dir, "groups/gateway/collector.yaml");
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8").replace("  debug:\n", "  debug/unused: {}\n  debug:\n"),
+    );
+    assert.equal((await run(["validate", dir]).exited).code, 0);
+    const strict = await run(["validate", "--strict", dir]).exited;
+    assert.equal(strict.code, 1);
+    assert.match(strict.stdout, /OTELCOL_UNUSED_COMPONENT/);
+    assert.equal((await run(["validate", join(dir, "missing")]).exited).code, 2);
+    assert.equal((await run(["validate", "--format", "xml", dir]).exited).code, 2);
   });
 });

@@ -1,0 +1,36 @@
+/**
+ * src/validate: YAML loading with positions and limits, the JSON Schemas of schemas/, the
+ * Collector semantic checks, and reports (DESIGN §2). The only module that imports ajv and
+ * yaml; every YAML a user wrote is read through it.
+ */
+
+export { type CachedGroupResult, ValidationCache } from "./cache.js";
+export { contentTypeOf } from "./config-files.js";
+export { parseDuration } from "./duration.js";
+export { ValidateError, WorkingTreeError } from "./errors.js";
+export { compareFindings, formatPath } from "./findings.js";
+export { GROUP_NAME } from "./group.js";
+export type * from "./model.js";
+export { checkCollectorConfig } from "./otelcol.js";
+export { whereIn, whereInMerged } from "./otelcol-context.js";
+export {
+  formatReport,
+  isValid,
+  type JsonReport,
+  REPORT_FORMATS,
+  type ReportFormat,
+  type ReportOptions,
+} from "./report.js";
+export { unsafePathReason } from "./schema-ref.js";
+export { BUILTIN_CONFIG_SCHEMAS } from "./schemas.js";
+export { type SettingsProblem, validateSettings } from "./settings.js";
+export type { PathSegment } from "./source-map.js";
+export { type ValidateOptions, validateSnapshot } from "./validate-snapshot.js";
+export { readWorkingTree, type WorkingTreeRead } from "./working-tree.js";
+export {
+  DEFAULT_YAML_LIMITS,
+  type LoadedYaml,
+  type LoadResult,
+  loadYaml,
+  type YamlLimits,
+} from "./yaml.js";
