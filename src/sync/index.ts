@@ -1,0 +1,54 @@
+/**
+ * src/sync: the Git side. Watches the fleet repository (local path or http(s) remote), reads
+ * each new head commit straight from the object store, validates it (through the injected
+ * validator) and keeps the fleet's desired state; matches agents to groups.
+ * Only this module imports isomorphic-git.
+ */
+export { Backoff, type BackoffOptions } from "./backoff.js";
+export {
+  authHeaders,
+  type Env,
+  type GitAuth,
+  readSecret,
+  type SecretSource,
+} from "./credentials.js";
+export {
+  buildDesiredState,
+  type DesiredStateChanges,
+  diffDesiredStates,
+  type FleetDesiredState,
+  type GroupDesiredState,
+  type Provenance,
+} from "./desired-state.js";
+export {
+  AuthenticationError,
+  BranchNotFoundError,
+  CredentialsError,
+  EmptyRepositoryError,
+  InvalidSourceError,
+  NotARepositoryError,
+  ObjectReadError,
+  RemoteUnreachableError,
+  SyncError,
+  UnsafePathError,
+} from "./errors.js";
+export { FleetSync, type FleetSyncOptions, type ValidateSnapshot } from "./fleet-sync.js";
+export { GitSource, type GitSourceOptions, type HeadUpdate, parseRepo } from "./git-source.js";
+export {
+  compileMatcher,
+  GroupMatcher,
+  type MatchableGroup,
+  type MatchResult,
+  matchGroup,
+  selectorMatches,
+} from "./match.js";
+export { normalizeFilePath, normalizeRepoPath } from "./paths.js";
+export { type ReadStats, type SnapshotRead, SnapshotReader } from "./read-snapshot.js";
+export { SELECTOR_CONFLICT, selectorConflicts } from "./selector-conflicts.js";
+export type {
+  Assignment,
+  ErrorInfo,
+  FleetSyncEvents,
+  SyncOutcome,
+  SyncStatus,
+} from "./sync-events.js";
