@@ -3,7 +3,7 @@
  * per-sub-message merge of an AgentToServer into it: a present sub-message replaces the
  * stored one, an absent one keeps it.
  */
-import { encodeSubMessage } from "./codec.js";
+import { decodeSubMessage, encodeSubMessage } from "./codec.js";
 import type {
   AgentDescription,
   AgentToServer,
@@ -62,6 +62,8 @@ export interface AgentState extends AgentReport {
   lastConnectedAt: number | null;
   lastDisconnectedAt: number | null;
   lastSeenAt: number;
+  /** Hex of the hash the agent last reported for its remote config ("" when none). */
+  reportedHash: string;
   /** Hash (hex) of the connection settings last offered, so each is offered once. */
   offeredSettingsHash: string | null;
   /** Encoded form of each stored report field, to detect change by byte comparison. */
@@ -83,6 +85,7 @@ export function emptyAgentState(
     lastConnectedAt: null,
     lastDisconnectedAt: null,
     lastSeenAt: now,
+    reportedHash: "",
     offeredSettingsHash: null,
     encoded: {},
     description: null,
@@ -108,11 +111,10 @@ export function mergeReport(
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
     const value = message[SOURCE[field]];
     if (value === null || value === undefined) continue;
-    const bytes = Buffer.from(encodeSubMessage(REPORT_FIELDS[field], value as object));
+    const encoded = encodeSubMessage(REPORT_FIELDS[field], value as object);
     const before = state.encoded[field];
-    if (before?.equals(bytes)) continue;
-    state.encoded[field] = bytes;
-    (state as unknown as Record<ReportField, unknown>)[field] = value;
+    if (before?.equals(encoded)) continue;
+    setReportField(state, field, ownCopy(encoded));
     changed.push(field);
   }
   // capabilities MUST always be set by the client, so the latest word always wins.
@@ -121,10 +123,25 @@ export function mergeReport(
   return { changed, capabilitiesChanged };
 }
 
-/** Hex of the hash the agent last reported for its remote config ("" when none). */
-export function reportedConfigHash(state: AgentState): string {
-  const hash = state.remoteConfigStatus?.lastRemoteConfigHash;
-  return hash && hash.length > 0 ? Buffer.from(hash).toString("hex") : "";
+/**
+ * Stores a report field from its encoded bytes. The decoded value is made from these bytes,
+ * not from the received frame, so a long-lived agent state never pins a network buffer.
+ */
+export function setReportField(state: AgentState, field: ReportField, bytes: Buffer): void {
+  state.encoded[field] = bytes;
+  const value = decodeSubMessage<object>(REPORT_FIELDS[field], bytes);
+  (state as unknown as Record<ReportField, unknown>)[field] = value;
+  if (field === "remoteConfigStatus") {
+    const hash = (value as RemoteConfigStatusMessage).lastRemoteConfigHash;
+    state.reportedHash = hash && hash.length > 0 ? Buffer.from(hash).toString("hex") : "";
+  }
+}
+
+/** An exactly sized copy outside Node's shared 8 KB pool (a pooled slice pins the whole slab). */
+function ownCopy(bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  copy.set(bytes);
+  return copy;
 }
 
 /** The agent's attributes (identifying and non-identifying) as a string map. */

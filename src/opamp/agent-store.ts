@@ -12,9 +12,9 @@ import {
   emptyAgentState,
   REPORT_FIELDS,
   type ReportField,
+  setReportField,
   type Transport,
 } from "./agent-state.js";
-import { decodeSubMessage } from "./codec.js";
 
 /** Scalar fields written with every state save. */
 type ScalarField =
@@ -28,6 +28,14 @@ type ScalarField =
   | "offeredSettings"
   | "owner";
 
+interface PendingSave {
+  uid: string;
+  values: (string | Buffer)[];
+  isNew: boolean;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 export interface AgentStoreOptions {
   /** Key prefix shared with the rest of the service, e.g. "opamp-gitops". */
   prefix: string;
@@ -37,6 +45,7 @@ export class AgentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #touched = new Map<string, { lastSeenAt: number; seq: bigint }>();
+  #saves: PendingSave[] = [];
 
   constructor(redis: Redis, { prefix }: AgentStoreOptions) {
     this.#redis = redis;
@@ -63,22 +72,23 @@ export class AgentStore {
     state.offeredSettingsHash = text("offeredSettings") || null;
     for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
       const bytes = raw[field];
-      if (!bytes) continue;
-      state.encoded[field] = bytes;
-      (state as unknown as Record<string, unknown>)[field] = decodeSubMessage(
-        REPORT_FIELDS[field],
-        bytes,
-      );
+      if (bytes) setReportField(state, field, bytes);
     }
     return Object.assign(state, { owner: text("owner") });
   }
 
   /**
    * Writes the scalar fields and the given report fields of `state`. `owner` names the
-   * replica and connection serving the agent (used for duplicate-uid detection).
+   * replica and connection serving the agent (used for duplicate-uid detection); `isNew`
+   * adds the uid to the index set. Saves made in the same turn of the event loop go to Redis
+   * as one pipeline; each promise settles with its own command's result.
    */
-  async save(state: AgentState, fields: readonly ReportField[], owner: string): Promise<void> {
-    const key = this.#key(state.instanceUid);
+  save(
+    state: AgentState,
+    fields: readonly ReportField[],
+    owner: string,
+    isNew = false,
+  ): Promise<void> {
     const values: (string | Buffer)[] = [
       "seq",
       state.sequenceNum.toString(),
@@ -104,11 +114,35 @@ export class AgentStore {
       if (bytes) values.push(field, bytes);
     }
     this.#touched.delete(state.instanceUid);
-    await this.#redis
-      .multi()
-      .hset(key, ...values)
-      .sadd(`${this.#prefix}:agents`, state.instanceUid)
-      .exec();
+    return new Promise((resolve, reject) => {
+      this.#saves.push({ uid: state.instanceUid, values, isNew, resolve, reject });
+      if (this.#saves.length === 1) setImmediate(() => void this.#writeSaves());
+    });
+  }
+
+  async #writeSaves(): Promise<void> {
+    const batch = this.#saves;
+    this.#saves = [];
+    const pipeline = this.#redis.pipeline();
+    for (const save of batch) {
+      pipeline.hset(this.#key(save.uid), ...save.values);
+      if (save.isNew) pipeline.sadd(`${this.#prefix}:agents`, save.uid);
+    }
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await pipeline.exec();
+    } catch (err) {
+      for (const save of batch) save.reject(err);
+      return;
+    }
+    let i = 0;
+    for (const save of batch) {
+      const errors = [results?.[i]?.[0], save.isNew ? results?.[i + 1]?.[0] : null];
+      i += save.isNew ? 2 : 1;
+      const err = errors.find((e) => e);
+      if (err) save.reject(err);
+      else save.resolve();
+    }
   }
 
   /** Records a heartbeat in memory; written by the next flushTouches(). */

@@ -1,6 +1,6 @@
 /** The OpAMP module: the only place that imports ws and protobufjs (DESIGN §7). */
 export type { AgentState, Transport } from "./agent-state.js";
-export { agentAttributes, reportedConfigHash } from "./agent-state.js";
+export { agentAttributes } from "./agent-state.js";
 export { AgentStore } from "./agent-store.js";
 export * from "./capabilities.js";
 export type { DesiredConfig, DesiredState, DesiredStateProvider } from "./desired.js";

@@ -11,6 +11,8 @@ export interface LiveAgent {
   conn: Connection;
   /** Hash (hex) of the remote config offered on this session; reset by a new connection. */
   offeredConfigHash: string | null;
+  /** The agent is in Redis' index of agents (false until its first successful save). */
+  stored: boolean;
   /** Changes not yet in Redis because writing them failed; retried with the next message. */
   unsaved?: { fields: ReportField[]; capabilities: boolean; connected: boolean };
 }
@@ -32,10 +34,10 @@ export class LiveAgents {
   }
 
   /** Starts a session for `uid` on `conn`, replacing any earlier one. */
-  bind(uid: string, state: AgentState, conn: Connection): LiveAgent {
+  bind(uid: string, state: AgentState, conn: Connection, stored: boolean): LiveAgent {
     const previous = this.#byUid.get(uid);
     if (previous) this.#uidByConn.delete(previous.conn.id);
-    const live: LiveAgent = { state, conn, offeredConfigHash: null };
+    const live: LiveAgent = { state, conn, offeredConfigHash: null, stored };
     this.#byUid.set(uid, live);
     if (conn.push) this.#uidByConn.set(conn.id, uid);
     return live;

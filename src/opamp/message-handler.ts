@@ -124,7 +124,7 @@ export class MessageHandler {
       }
       if (claimed) claimed.conn.close?.(1000, "replaced by a newer connection of this agent");
       const state = stored ?? emptyAgentState(uid, conn.transport, now);
-      live = this.live.bind(uid, state, conn);
+      live = this.live.bind(uid, state, conn, known);
     } else if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(message, "agent requested an instance uid");
     }
@@ -182,7 +182,7 @@ export class MessageHandler {
     // Changes whose write failed earlier (Redis unreachable) are written and announced now.
     const unsaved = live.unsaved;
     live.unsaved = undefined;
-    const fields = [...new Set([...(unsaved?.fields ?? []), ...changed])];
+    const fields = unsaved ? [...new Set([...unsaved.fields, ...changed])] : changed;
     const announce = {
       capabilities: capabilitiesChanged || Boolean(unsaved?.capabilities),
       connected: connecting || Boolean(unsaved?.connected),
@@ -198,7 +198,8 @@ export class MessageHandler {
       settingsOffered;
     if (mustSave) {
       try {
-        await this.#o.store.save(state, fields, this.#owner(conn));
+        await this.#o.store.save(state, fields, this.#owner(conn), !live.stored);
+        live.stored = true;
       } catch (err) {
         // The reply becomes UNAVAILABLE: nothing offered in it counts as offered.
         live.unsaved = { fields, ...announce };
@@ -238,20 +239,28 @@ export class MessageHandler {
 
   /**
    * Re-evaluates desired state for connected WebSocket agents (all, or those `filter` keeps)
-   * and pushes remote configs and connection settings that are now due. Returns the number of
-   * agents pushed to. HTTP agents get the same answer on their next poll.
+   * and pushes remote configs that are now due. Resolves with the number of agents pushed to.
+   * Works in slices of `sliceSize` agents, yielding to the event loop between slices, so that
+   * replies (the APPLIED reports a push provokes) are processed while a large fleet is pushed.
+   * HTTP agents get the same answer on their next poll.
    */
-  refresh(filter: (uid: string) => boolean = () => true): number {
+  async refresh(filter: (uid: string) => boolean = () => true, sliceSize = 256): Promise<number> {
     let pushed = 0;
-    for (const live of this.live.values()) {
+    let inSlice = 0;
+    for (const live of [...this.live.values()]) {
       const { state, conn } = live;
       if (!conn.push || !filter(state.instanceUid)) continue;
+      if (this.live.get(state.instanceUid) !== live) continue; // gone while we yielded
       const desired = this.#o.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       if (!remote) continue;
       live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
       conn.push({ instanceUid: uidToBytes(state.instanceUid), remoteConfig: remote });
       pushed++;
+      if (++inSlice >= sliceSize) {
+        inSlice = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
     return pushed;
   }

@@ -3,7 +3,7 @@
  * each decided by the rules of the specification and DESIGN §5.
  */
 import { createHash } from "node:crypto";
-import { type AgentState, reportedConfigHash } from "./agent-state.js";
+import type { AgentState } from "./agent-state.js";
 import { AgentCapabilities, hasFlag } from "./capabilities.js";
 import type { DesiredState } from "./desired.js";
 import type { AgentRemoteConfig, ConnectionSettingsOffers } from "./messages.js";
@@ -22,7 +22,7 @@ export function remoteConfigOffer(
   const config = desired?.config;
   if (!config) return undefined;
   if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsRemoteConfig)) return undefined;
-  if (config.hash === reportedConfigHash(agent) || config.hash === offeredHash) return undefined;
+  if (config.hash === agent.reportedHash || config.hash === offeredHash) return undefined;
   const configMap: AgentRemoteConfig["config"]["configMap"] = {};
   for (const file of config.files) {
     configMap[file.name] = { body: file.body, contentType: file.contentType };

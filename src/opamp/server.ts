@@ -146,7 +146,7 @@ export class OpampServer {
   }
 
   /** Pushes what is now due to connected WebSocket agents; see MessageHandler.refresh. */
-  refresh(filter?: (uid: string) => boolean): number {
+  refresh(filter?: (uid: string) => boolean): Promise<number> {
     return this.handler.refresh(filter);
   }
 

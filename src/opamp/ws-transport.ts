@@ -36,7 +36,7 @@ export class WebSocketTransport {
       maxPayload: options.maxMessageBytes,
       clientTracking: true,
     });
-    this.#ping = setInterval(() => this.#pingAll(), this.#o.pingIntervalMs);
+    this.#ping = setInterval(() => void this.#pingAll(), this.#o.pingIntervalMs);
     this.#ping.unref();
   }
 
@@ -94,14 +94,18 @@ export class WebSocketTransport {
     ws.on("error", (err) => logger.debug({ err, connection: conn.id }, "websocket error"));
   }
 
-  #pingAll(): void {
-    for (const ws of this.wss.clients) {
+  /** Pings every socket, terminating those that missed the last ping; in slices, so a large
+   * fleet does not block message handling. */
+  async #pingAll(): Promise<void> {
+    let n = 0;
+    for (const ws of [...this.wss.clients]) {
       if (!this.#alive.has(ws)) {
         ws.terminate();
-        continue;
+      } else {
+        this.#alive.delete(ws);
+        ws.ping();
       }
-      this.#alive.delete(ws);
-      ws.ping();
+      if (++n % 1000 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 

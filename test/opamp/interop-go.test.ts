@@ -341,7 +341,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
       if (e.status.status !== RemoteConfigStatus.APPLIED) return;
       if (hex(e.status.lastRemoteConfigHash) !== current.hash) return;
       srv.desired.all = { config: next };
-      pushed.push(srv.server.refresh());
+      void srv.server.refresh().then((n) => pushed.push(n));
     });
     return pushed;
   }

@@ -51,13 +51,13 @@ describe("OpAMP over WebSocket", () => {
     const config = yamlConfig({ "collector.yaml": "pushed: true\n" });
     t.desired.byUid.set(uidToString(a.uid), { config });
     const pushedA = a.next();
-    assert.equal(t.server.refresh(), 1, "only the agent whose desired state changed");
+    assert.equal(await t.server.refresh(), 1, "only the agent whose desired state changed");
     const push = await pushedA;
     assert.equal(
       Buffer.from((push.remoteConfig as { configHash: Uint8Array }).configHash).toString("hex"),
       config?.hash,
     );
-    assert.equal(t.server.refresh(), 0, "not pushed twice");
+    assert.equal(await t.server.refresh(), 0, "not pushed twice");
     assert.equal(b.received.length, 2);
   });
 
