@@ -8,8 +8,9 @@
  * --config files, a supervisor's local config files, a Helm chart's defaults), so a name no
  * file of the group defines may be defined by such a layer. It is an ERROR when it looks like
  * a mistake: a component of the same type is defined under another name, the name is a
- * near-miss of a defined one, or its type is not a component type of that kind at all. It is
- * a WARNING otherwise (the message says the Collector refuses it unless a layer defines it).
+ * near-miss of a defined one, its type is not a component type of that kind at all, or the
+ * files define no component of that kind whatsoever (a missing section). It is a WARNING
+ * otherwise (the message says the Collector refuses it unless a layer defines it).
  */
 import { didYouMean } from "./did-you-mean.js";
 import {
@@ -99,6 +100,16 @@ function undefinedReference(
   const data = { id, kind, ...(near ? { suggestion: near } : {}) };
   if (near !== undefined) {
     ctx.add(path, "error", "OTELCOL_UNDEFINED_COMPONENT", `${base}; did you mean "${near}"?`, data);
+  } else if (defined[kind].size === 0) {
+    // Layering explains one missing component, not a missing section: a group whose files
+    // define no ${kind} at all while a pipeline needs one was cut short or mis-indented.
+    ctx.add(
+      path,
+      "error",
+      "OTELCOL_UNDEFINED_COMPONENT",
+      `${base}: the group's config defines no ${kind} at all; add a ${kind} section defining "${id}"`,
+      { ...data, sectionMissing: true },
+    );
   } else if (!known && sameType.length === 0) {
     ctx.add(
       path,

@@ -47,6 +47,28 @@ describe("Collector configuration checks", () => {
     assert.equal(report.fleet, undefined);
   });
 
+  test("a pipeline naming receivers when no receivers are defined at all is an error", async () => {
+    const yaml = [
+      "exporters:",
+      "  debug: {}",
+      "service:",
+      "  pipelines:",
+      "    traces:",
+      "      receivers: [otlp]",
+      "      exporters: [debug]",
+      "",
+    ].join("\n");
+    const report = await collector(yaml);
+    const error = report.findings.find((f) => f.code === "OTELCOL_UNDEFINED_COMPONENT");
+    assert.equal(error?.severity, "error");
+    assert.equal(error?.line, 6);
+    assert.match(
+      error?.message ?? "",
+      /uses receiver "otlp", which is not defined: the group's config defines no receivers at all/,
+    );
+    assert.equal(report.fleet, undefined);
+  });
+
   test("the old spelling of a renamed type resolves to the defined id, with a warning", async () => {
     const yaml = [
       "receivers:",
