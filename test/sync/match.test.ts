@@ -177,7 +177,7 @@ describe("matchGroup", () => {
     }
   });
 
-  test("matching one agent among 1,000 groups is cheap", () => {
+  test("one agent is matched among 1,000 groups (speed is measured by bench:sync)", () => {
     const fleet = Array.from({ length: 1000 }, (_, i) =>
       group(
         `g${i}`,
@@ -190,11 +190,7 @@ describe("matchGroup", () => {
     const m = compileMatcher(fleet);
     const agent = attrs({ "service.name": "otelcol", "host.group": "hg-500", env: "prod" });
     assert.deepEqual(m.match(agent), { group: "g500" });
-    const n = 100_000;
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) m.match(agent);
-    const perCallUs = ((performance.now() - t0) * 1000) / n;
-    assert.ok(perCallUs < 20, `${perCallUs.toFixed(2)} µs per match`);
+    assert.deepEqual(m.match(attrs({ ...Object.fromEntries(agent), env: "dev" })), {});
   });
 });
 

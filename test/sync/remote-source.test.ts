@@ -136,13 +136,12 @@ describe("remote Git source over smart HTTP", { skip }, () => {
         stateDir: stateDir(),
         httpTimeoutMs: 200,
       });
-      const t0 = Date.now();
+      // Without the idle timeout this would hang until the test runner's timeout.
       await assert.rejects(source.refresh(), (err: Error & { code?: string }) => {
         assert.equal(err.code, "SYNC_REMOTE_UNREACHABLE");
         assert.match(err.message, /no response data for 200 ms/);
         return true;
       });
-      assert.ok(Date.now() - t0 < 5000);
     } finally {
       silent.closeAllConnections();
       await new Promise<void>((resolve) => silent.close(() => resolve()));

@@ -18,12 +18,11 @@ describe("YAML loading", () => {
       lines.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(",")}]`);
     }
     const bomb = `${lines.join("\n")}\n`;
-    const started = performance.now();
+    // 9^9 nodes if expanded: an expanding loader would not finish within the test's timeout.
     const report = await validateFiles({
       "groups/edge/group.yaml": GROUP_YAML,
       "groups/edge/collector.yaml": bomb,
     });
-    assert.ok(performance.now() - started < 1000, "took too long: the bomb was expanded");
     assertFinding(only(report, "YAML_ALIAS_EXPANSION"), {
       file: "groups/edge/collector.yaml",
       line: 6,
