@@ -4,6 +4,7 @@
  * unreachable), 2 usage or settings error.
  */
 import { Command, CommanderError, Option } from "commander";
+import { runSimulate, type SimulateOptions } from "./commands/simulate.js";
 import { runValidate } from "./commands/validate.js";
 import { createLogger } from "./logger.js";
 import { OpampServer } from "./opamp/index.js";
@@ -85,6 +86,29 @@ program
     };
     process.once("SIGTERM", () => void stop("SIGTERM"));
     process.once("SIGINT", () => void stop("SIGINT"));
+  });
+
+program
+  .command("simulate")
+  .description("run simulated agents that behave like Collectors under the OpAMP supervisor")
+  .requiredOption("--url <url>", "OpAMP endpoint, e.g. ws://127.0.0.1:4320/v1/opamp")
+  .option("--agents <n>", "number of agents", "10")
+  .addOption(
+    new Option("--transport <transport>", "transport").choices(["ws", "http"]).default("ws"),
+  )
+  .option(
+    "--attributes <k=v,...>",
+    "agent attributes, e.g. deployment.environment=prod,host.role=edge",
+  )
+  .option("--fail-when <text>", "a config containing this text fails to apply (then rolls back)")
+  .option("--apply-ms <ms>", "time an agent takes to apply a config", "200")
+  .option("--token-file <path>", "bearer token for the OpAMP endpoint")
+  .option("--duration <seconds>", "stop after this many seconds (default: until Ctrl-C)")
+  .addOption(
+    new Option("--format <format>", "summary format").choices(["text", "json"]).default("text"),
+  )
+  .action(async (opts: SimulateOptions) => {
+    process.exitCode = await runSimulate(opts, process.stdout, process.stderr);
   });
 
 try {

@@ -164,4 +164,47 @@ describe("opamp-gitops command line", () => {
     assert.equal((await run(["validate", join(dir, "missing")]).exited).code, 2);
     assert.equal((await run(["validate", "--format", "xml", dir]).exited).code, 2);
   });
+
+  test("simulate: agents connect to a running server and report; bad flags exit 2", async () => {
+    const redis = await testRedis();
+    const serve = run(["serve", "--opamp-listen", "127.0.0.1:0", "--redis-prefix", redis.prefix]);
+    try {
+      await waitFor(() => /OpAMP server listening/.test(serve.output()), "listening", serve.child);
+      const line =
+        serve
+          .output()
+          .split("\n")
+          .find((l) => l.includes("OpAMP server listening")) ?? "";
+      const { port } = JSON.parse(line) as { port: number };
+      const url = `ws://127.0.0.1:${port}/v1/opamp`;
+      const sim = await run([
+        "simulate",
+        "--url",
+        url,
+        "--agents",
+        "5",
+        "--duration",
+        "1",
+        "--format",
+        "json",
+        "--attributes",
+        "host.role=edge",
+      ]).exited;
+      assert.equal(sim.code, 0, sim.stderr);
+      const first = JSON.parse(sim.stdout.split("\n")[0] ?? "") as {
+        agents: number;
+        connected: number;
+      };
+      assert.deepEqual([first.agents, first.connected], [5, 5]);
+      assert.equal(await redis.redis.scard(`${redis.prefix}:agents`), 5);
+      assert.equal((await run(["simulate", "--url", url, "--agents", "many"]).exited).code, 2);
+      assert.equal(
+        (await run(["simulate", "--url", url, "--attributes", "novalue"]).exited).code,
+        2,
+      );
+    } finally {
+      serve.child.kill("SIGKILL");
+      await redis.close();
+    }
+  });
 });

@@ -11,3 +11,5 @@ export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";
+export { type FleetOptions, type FleetSummary, SimulatedFleet } from "./simulator/fleet.js";
+export { SimulatedAgent, type SimulatedAgentOptions } from "./simulator/simulated-agent.js";

@@ -1,0 +1,85 @@
+/**
+ * A fleet of simulated agents for the quick start, end-to-end tests, benchmarks and users'
+ * own load tests. Agents are started a batch at a time so a large fleet does not open every
+ * connection in the same instant.
+ */
+import { SimulatedAgent, type SimulatedAgentOptions } from "./simulated-agent.js";
+
+export interface FleetOptions extends Omit<SimulatedAgentOptions, "instanceUid"> {
+  agents: number;
+  /** Agents connecting at once. Default 200. */
+  batch?: number;
+}
+
+export interface FleetSummary {
+  agents: number;
+  connected: number;
+  applying: number;
+  /** Agents by the hash of the config they run ("" = their local config). */
+  byHash: Record<string, number>;
+  applied: number;
+  failed: number;
+  reconnects: number;
+}
+
+export class SimulatedFleet {
+  readonly agents: SimulatedAgent[];
+  readonly #batch: number;
+
+  constructor({ agents, batch = 200, ...agent }: FleetOptions) {
+    this.agents = Array.from({ length: agents }, () => new SimulatedAgent(agent));
+    this.#batch = batch;
+  }
+
+  /** Starts every agent; `onProgress(started)` after each batch. */
+  async start(onProgress: (started: number) => void = () => {}): Promise<void> {
+    for (let i = 0; i < this.agents.length; i += this.#batch) {
+      await Promise.all(this.agents.slice(i, i + this.#batch).map((a) => a.start()));
+      onProgress(Math.min(i + this.#batch, this.agents.length));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.stop()));
+  }
+
+  summary(): FleetSummary {
+    const s: FleetSummary = {
+      agents: this.agents.length,
+      connected: 0,
+      applying: 0,
+      byHash: {},
+      applied: 0,
+      failed: 0,
+      reconnects: 0,
+    };
+    for (const a of this.agents) {
+      if (a.status === "connected" || a.status === "applying") s.connected++;
+      if (a.status === "applying") s.applying++;
+      const key = a.runningHash.slice(0, 12);
+      s.byHash[key] = (s.byHash[key] ?? 0) + 1;
+      s.applied += a.counts.applied;
+      s.failed += a.counts.failed;
+      s.reconnects += a.counts.reconnects;
+    }
+    return s;
+  }
+
+  /** Resolves when `predicate(summary)` holds, checking every `everyMs`; rejects after `timeoutMs`. */
+  async until(
+    predicate: (s: FleetSummary) => boolean,
+    timeoutMs = 30_000,
+    everyMs = 50,
+  ): Promise<FleetSummary> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = this.summary();
+      if (predicate(s)) return s;
+      if (Date.now() > deadline)
+        throw new Error(
+          `simulated fleet: condition not reached in ${timeoutMs} ms: ${JSON.stringify(s)}`,
+        );
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * A simulated agent that behaves like a Collector under the OpAMP supervisor: it reports its
+ * full state, applies a remote config (APPLYING, then APPLIED or FAILED after `applyMs`),
+ * reports the effective config and health, heartbeats, honours ReportFullState and offered
+ * heartbeat intervals, and reconnects with backoff. On a failed config it rolls back, as the
+ * supervisor does: the previous config runs again and is reported APPLIED.
+ */
+import { hostname } from "node:os";
+import {
+  AgentCapabilities as Caps,
+  RemoteConfigStatus,
+  ServerToAgentFlags,
+} from "../capabilities.js";
+import { decodeServerToAgent, encodeAgentToServer, toBigInt } from "../codec.js";
+import { newInstanceUid, uidToString } from "../instance-uid.js";
+import type { AgentConfigMap, AgentToServer, Int64 } from "../messages.js";
+import { type AgentLink, httpLink, type LinkOptions, openWebSocketLink } from "./agent-link.js";
+
+export interface SimulatedAgentOptions {
+  url: string;
+  transport?: "websocket" | "http";
+  token?: string;
+  ca?: string | Buffer;
+  /** Agent attributes (non-identifying), e.g. {"deployment.environment": "prod"}. */
+  attributes?: Record<string, string>;
+  /** service.name reported (identifying). Default "otelcol-contrib". */
+  serviceName?: string;
+  /** A config whose files contain this text fails to apply. */
+  failWhen?: string;
+  /** Time to apply a config, in ms. Default 200. */
+  applyMs?: number;
+  /** Heartbeat (HTTP: poll) interval until the server offers one, in seconds. Default 30. */
+  heartbeatSeconds?: number;
+  instanceUid?: Uint8Array;
+}
+
+export type SimulatedAgentStatus = "connecting" | "connected" | "applying" | "stopped";
+
+const CAPABILITIES =
+  Caps.ReportsStatus |
+  Caps.AcceptsRemoteConfig |
+  Caps.ReportsEffectiveConfig |
+  Caps.ReportsHealth |
+  Caps.ReportsRemoteConfig |
+  Caps.ReportsHeartbeat |
+  Caps.AcceptsOpAMPConnectionSettings;
+
+const LOCAL_CONFIG =
+  "receivers:\n  otlp:\n    protocols: {grpc: {}}\nexporters:\n  debug: {}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n";
+
+export class SimulatedAgent {
+  readonly instanceUid: Uint8Array;
+  status: SimulatedAgentStatus = "connecting";
+  /** Hash (hex) of the config running now; "" for the local config it started with. */
+  runningHash = "";
+  /** Counts for the fleet summary. */
+  readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0 };
+  lastError = "";
+  readonly #o: Required<Omit<SimulatedAgentOptions, "token" | "ca" | "failWhen" | "instanceUid">> &
+    SimulatedAgentOptions;
+  #link: AgentLink | undefined;
+  #seq = 0n;
+  #running: AgentConfigMap = {
+    configMap: { "collector.yaml": { body: Buffer.from(LOCAL_CONFIG), contentType: "text/yaml" } },
+  };
+  #remoteStatus: AgentToServer["remoteConfigStatus"] = null;
+  #healthy = true;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #backoffMs = 500;
+
+  constructor(options: SimulatedAgentOptions) {
+    this.#o = {
+      transport: "websocket",
+      attributes: {},
+      serviceName: "otelcol-contrib",
+      applyMs: 200,
+      heartbeatSeconds: 30,
+      ...options,
+    };
+    this.instanceUid = options.instanceUid ?? newInstanceUid();
+  }
+
+  get uid(): string {
+    return uidToString(this.instanceUid);
+  }
+
+  /** Connects and reports the full state; resolves once connected (retrying until then). */
+  async start(): Promise<void> {
+    const linkOptions: LinkOptions = {
+      url: this.#o.url,
+      ...(this.#o.token ? { token: this.#o.token } : {}),
+      ...(this.#o.ca ? { ca: this.#o.ca } : {}),
+      onMessage: (bytes) => void this.#receive(bytes),
+      onClose: (reason) => this.#lost(reason),
+    };
+    while (this.status !== "stopped") {
+      try {
+        this.#link =
+          this.#o.transport === "http"
+            ? httpLink(linkOptions)
+            : await openWebSocketLink(linkOptions);
+        this.status = "connected";
+        this.#backoffMs = 500;
+        await this.#send(this.#fullState());
+        this.#schedule();
+        return;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, this.#nextBackoff()));
+      }
+    }
+  }
+
+  /** Says goodbye (agent_disconnect) and closes. */
+  async stop(): Promise<void> {
+    if (this.status === "stopped") return;
+    clearTimeout(this.#heartbeat);
+    await this.#send({ agentDisconnect: {} }).catch(() => {});
+    this.status = "stopped";
+    this.#link?.close();
+  }
+
+  #nextBackoff(): number {
+    const delay = this.#backoffMs * (0.8 + Math.random() * 0.4);
+    this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
+    return delay;
+  }
+
+  #lost(reason: string): void {
+    if (this.status === "stopped") return;
+    clearTimeout(this.#heartbeat);
+    this.lastError = reason;
+    this.status = "connecting";
+    this.counts.reconnects++;
+    setTimeout(() => void this.start(), this.#nextBackoff());
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#heartbeat);
+    this.#heartbeat = setTimeout(() => {
+      void this.#send({}).catch((err) => this.#failed(err));
+      this.#schedule();
+    }, this.#o.heartbeatSeconds * 1000);
+    this.#heartbeat.unref();
+  }
+
+  #failed(err: unknown): void {
+    this.lastError = (err as Error).message;
+    if (this.#o.transport === "http" && this.status !== "stopped") this.#lost(this.lastError);
+  }
+
+  #fullState(): Partial<AgentToServer> {
+    return {
+      agentDescription: {
+        identifyingAttributes: [
+          { key: "service.name", value: { stringValue: this.#o.serviceName } },
+          { key: "service.instance.id", value: { stringValue: this.uid } },
+        ],
+        nonIdentifyingAttributes: [
+          { key: "host.name", value: { stringValue: `${hostname()}-${this.uid.slice(0, 8)}` } },
+          ...Object.entries(this.#o.attributes).map(([key, value]) => ({
+            key,
+            value: { stringValue: value },
+          })),
+        ],
+      },
+      health: {
+        healthy: this.#healthy,
+        status: this.#healthy ? "StatusOK" : "StatusRecoverableError",
+        lastError: this.lastError,
+      },
+      effectiveConfig: { configMap: this.#running },
+      remoteConfigStatus: this.#remoteStatus,
+    };
+  }
+
+  async #send(fields: Partial<AgentToServer>): Promise<void> {
+    const bytes = encodeAgentToServer({
+      instanceUid: this.instanceUid,
+      sequenceNum: this.#seq++,
+      capabilities: CAPABILITIES,
+      ...fields,
+    });
+    this.counts.messages++;
+    await this.#link?.send(bytes);
+  }
+
+  async #receive(bytes: Uint8Array): Promise<void> {
+    const m = decodeServerToAgent(bytes);
+    const identification = m.agentIdentification as { newInstanceUid?: Uint8Array } | null;
+    if (identification?.newInstanceUid?.length === 16)
+      (this as { instanceUid: Uint8Array }).instanceUid = identification.newInstanceUid;
+    const settings = m.connectionSettings as {
+      opamp?: { heartbeatIntervalSeconds?: Int64 };
+    } | null;
+    const offered = Number(toBigInt(settings?.opamp?.heartbeatIntervalSeconds));
+    if (offered > 0) {
+      this.#o.heartbeatSeconds = offered;
+      this.#schedule();
+    }
+    if ((m.flags as bigint) & ServerToAgentFlags.ReportFullState)
+      await this.#send(this.#fullState()).catch((e) => this.#failed(e));
+    const remote = m.remoteConfig as { config?: AgentConfigMap; configHash?: Uint8Array } | null;
+    if (remote?.configHash?.length)
+      await this.#apply(remote.config ?? {}, Buffer.from(remote.configHash).toString("hex"));
+  }
+
+  async #apply(config: AgentConfigMap, hash: string): Promise<void> {
+    if (hash === this.runningHash || this.status === "applying") return;
+    const previous = { config: this.#running, hash: this.runningHash };
+    const hashBytes = Buffer.from(hash, "hex");
+    this.status = "applying";
+    this.#remoteStatus = { lastRemoteConfigHash: hashBytes, status: RemoteConfigStatus.APPLYING };
+    await this.#send({ remoteConfigStatus: this.#remoteStatus }).catch((e) => this.#failed(e));
+    await new Promise((r) => setTimeout(r, this.#o.applyMs));
+    const bodies = Object.values(config.configMap ?? {}).map((f) =>
+      Buffer.from(f.body ?? []).toString("utf8"),
+    );
+    const fail =
+      this.#o.failWhen !== undefined && bodies.some((b) => b.includes(this.#o.failWhen as string));
+    if (!fail) {
+      this.#running = config;
+      this.runningHash = hash;
+      this.#healthy = true;
+      this.counts.applied++;
+      this.#remoteStatus = { lastRemoteConfigHash: hashBytes, status: RemoteConfigStatus.APPLIED };
+      this.status = "connected";
+      await this.#send({
+        remoteConfigStatus: this.#remoteStatus,
+        effectiveConfig: { configMap: config },
+        health: { healthy: true, status: "StatusOK" },
+      }).catch((e) => this.#failed(e));
+      return;
+    }
+    this.counts.failed++;
+    const error = `collector failed to start with the new config: it contains "${this.#o.failWhen}"`;
+    this.#remoteStatus = {
+      lastRemoteConfigHash: hashBytes,
+      status: RemoteConfigStatus.FAILED,
+      errorMessage: error,
+    };
+    await this.#send({
+      remoteConfigStatus: this.#remoteStatus,
+      health: { healthy: false, status: "StatusFatalError", lastError: error },
+    }).catch((e) => this.#failed(e));
+    // The supervisor's own rollback: the previous config runs again.
+    this.#running = previous.config;
+    this.runningHash = previous.hash;
+    this.#healthy = true;
+    this.status = "connected";
+    if (previous.hash) {
+      this.#remoteStatus = {
+        lastRemoteConfigHash: Buffer.from(previous.hash, "hex"),
+        status: RemoteConfigStatus.APPLIED,
+      };
+    }
+    await this.#send({
+      remoteConfigStatus: this.#remoteStatus,
+      effectiveConfig: { configMap: previous.config },
+      health: { healthy: true, status: "StatusOK" },
+    }).catch((e) => this.#failed(e));
+  }
+}

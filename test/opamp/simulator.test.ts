@@ -1,0 +1,106 @@
+/**
+ * The fleet simulator against the real server: it must behave like the Collector supervisor,
+ * since the quick start, the end-to-end tests and users' load tests rely on it.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { RemoteConfigStatus } from "../../src/opamp/capabilities.js";
+import { SimulatedFleet } from "../../src/opamp/simulator/fleet.js";
+import { startTestServer, yamlConfig } from "../helpers/opamp-server.js";
+
+for (const transport of ["websocket", "http"] as const) {
+  describe(`simulated fleet over ${transport}`, () => {
+    test("applies configs, reports effective config, and rolls back a config that fails", async () => {
+      const t = await startTestServer();
+      const fleet = new SimulatedFleet({
+        agents: 12,
+        url: t.url,
+        transport,
+        attributes: { "deployment.environment": "test" },
+        failWhen: "BREAKS",
+        applyMs: 20,
+        heartbeatSeconds: 1,
+        batch: 5,
+      });
+      try {
+        const good = yamlConfig({ "collector.yaml": `good: ${transport}\n` });
+        t.desired.all = { config: good, heartbeatIntervalSeconds: 1 };
+        let started = 0;
+        await fleet.start((n) => (started = n));
+        assert.equal(started, 12);
+        if (transport === "websocket") await t.server.refresh();
+        await fleet.until((s) => s.byHash[(good?.hash ?? "").slice(0, 12)] === 12, 15_000);
+
+        const stored = await t.server.store.load(fleet.agents[0]?.uid ?? "");
+        assert.equal(stored?.remoteConfigStatus?.status, RemoteConfigStatus.APPLIED);
+        assert.equal(stored?.reportedHash, good?.hash);
+        const files = stored?.effectiveConfig?.configMap?.configMap ?? {};
+        assert.equal(
+          Buffer.from(files["collector.yaml"]?.body ?? []).toString(),
+          `good: ${transport}\n`,
+        );
+        assert.ok(
+          stored?.description?.nonIdentifyingAttributes?.some(
+            (kv) => kv.key === "deployment.environment",
+          ),
+        );
+
+        // A config that makes the agents fail: FAILED for it, then the supervisor's own
+        // rollback runs (and reports) the previous config again.
+        const bad = yamlConfig({ "collector.yaml": "BREAKS: true\n" });
+        const failed = new Set<string>();
+        t.server.events.on("remoteConfigStatusChanged", (e) => {
+          if (e.status.status === RemoteConfigStatus.FAILED) failed.add(e.instanceUid);
+        });
+        t.desired.all = { config: bad, heartbeatIntervalSeconds: 1 };
+        if (transport === "websocket") await t.server.refresh();
+        await fleet.until((s) => s.failed === 12, 15_000);
+        const after = await fleet.until(
+          (s) => s.byHash[(good?.hash ?? "").slice(0, 12)] === 12,
+          15_000,
+        );
+        assert.equal(after.connected, 12);
+        const back = await t.server.store.load(fleet.agents[1]?.uid ?? "");
+        assert.equal(
+          back?.reportedHash,
+          good?.hash,
+          "reports APPLIED for the previous config again",
+        );
+        assert.equal(back?.health?.healthy, true);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(failed.size, 12);
+      } finally {
+        await fleet.stop();
+        await t.close();
+      }
+    });
+  });
+}
+
+test("a simulated agent reconnects with backoff after the server goes away", async () => {
+  const t = await startTestServer();
+  const fleet = new SimulatedFleet({ agents: 2, url: t.url, applyMs: 10, heartbeatSeconds: 30 });
+  await fleet.start();
+  assert.equal(fleet.summary().connected, 2);
+  const port = new URL(t.url).port;
+  await t.server.close();
+  await fleet.until((s) => s.reconnects >= 2 && s.connected === 0, 10_000);
+  // A new server on the same port and Redis: the agents come back by themselves.
+  const { OpampServer } = await import("../../src/opamp/server.js");
+  const again = new OpampServer({
+    redis: t.redis.redis,
+    prefix: t.redis.prefix,
+    logger: t.log.logger,
+    host: "127.0.0.1",
+    port: Number(port),
+  });
+  await again.start();
+  try {
+    await fleet.until((s) => s.connected === 2, 15_000);
+    assert.equal(again.connectedAgents, 2);
+  } finally {
+    await fleet.stop();
+    await again.close();
+    await t.redis.close();
+  }
+});
