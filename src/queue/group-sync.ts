@@ -1,0 +1,249 @@
+/**
+ * One group's state in this process, kept in step with Redis.
+ *
+ * - Events are batched: those arriving within `batchWindowMs` of the first are stepped together
+ *   and written in one round trip (src/queue/store.ts). Batches of a group run one at a time.
+ * - A write that finds a newer version (another replica wrote first) waits briefly for that
+ *   change to arrive over pub/sub (or reloads), then steps the same events again.
+ * - A write that fails (Redis unreachable) is retried with backoff until it succeeds or the
+ *   controller closes; the events wait, served hashes keep coming from memory.
+ * - Changes published by other replicas are applied from the message when it follows the
+ *   local version, else the group is reloaded.
+ * - A batch that changes nothing is not written: zero Redis commands.
+ */
+import type { Logger } from "pino";
+import { encodeCore } from "./codec.js";
+import { ControllerClosedError } from "./errors.js";
+import { emptyGroup, stepAll } from "./machine.js";
+import type { GroupRollout, IgnoredCode, RolloutEvent, StepResult } from "./model.js";
+import { applyChange, type ChangeMessage, type Loaded, type RolloutStore } from "./store.js";
+
+export interface SyncHooks {
+  logger: Logger;
+  /** Identifies this process's writes in published changes. */
+  writerId: string;
+  batchWindowMs: number;
+  /** A batch of this process was committed (notices, served hashes, wakes to act on). */
+  committed(sync: GroupSync, before: GroupRollout, result: StepResult): void;
+  /** Another replica's change was applied or the group reloaded; `serve` as published. */
+  changed(sync: GroupSync, before: GroupRollout, serve: ChangeMessage["s"]): void;
+}
+
+export interface Outcome {
+  /** Codes of this caller's events that changed nothing (e.g. ROLLOUT_NOT_IN_FLIGHT). */
+  ignored: IgnoredCode[];
+  state: GroupRollout;
+}
+
+interface Item {
+  events: RolloutEvent[];
+  tickAt: number;
+  resolve(outcome: Outcome): void;
+  reject(err: unknown): void;
+}
+
+const CATCH_UP_MS = 100;
+const CLOSE_WAIT_MS = 2000;
+
+export class GroupSync {
+  readonly group: string;
+  state: GroupRollout;
+  version: number;
+  readonly #store: RolloutStore;
+  readonly #hooks: SyncHooks;
+  #pending: Item[] = [];
+  #timer?: NodeJS.Timeout;
+  #running?: Promise<void>;
+  #reloading?: Promise<void>;
+  #closed = false;
+  #wakeUp?: () => void;
+
+  constructor(group: string, loaded: Loaded | undefined, store: RolloutStore, hooks: SyncHooks) {
+    this.group = group;
+    this.state = loaded?.state ?? emptyGroup(group);
+    this.version = loaded?.version ?? 0;
+    this.#store = store;
+    this.#hooks = hooks;
+  }
+
+  /** Queues events (stepped in order with the next batch); resolves once they are in Redis. */
+  enqueue(events: RolloutEvent[], tickAt = 0): Promise<Outcome> {
+    if (this.#closed) return Promise.reject(new ControllerClosedError());
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ events, tickAt, resolve, reject });
+      if (!this.#timer && !this.#running) {
+        this.#timer = setTimeout(() => this.#kick(), this.#hooks.batchWindowMs);
+      }
+    });
+  }
+
+  /** Resolves when every event queued so far is written (or rejected). */
+  async idle(): Promise<void> {
+    while (!this.#closed && (this.#running || this.#pending.length > 0)) {
+      if (!this.#running) this.#kick();
+      await this.#running;
+    }
+  }
+
+  /** Applies a change another replica published (or this one: then it is already known). */
+  receive(msg: ChangeMessage): void {
+    if (msg.v <= this.version) return;
+    // Our own write arriving before its reply: the write's caller reports it.
+    const own = msg.w === this.#hooks.writerId;
+    if (msg.v === this.version + 1 && !msg.reload && msg.c !== undefined) {
+      const before = this.state;
+      this.state = applyChange(this.state, msg);
+      this.version = msg.v;
+      if (!own) this.#hooks.changed(this, before, msg.s);
+      return;
+    }
+    if (own) return; // the reply sets the state; nothing to read back
+    this.reload().catch((err) =>
+      this.#hooks.logger.warn({ err, group: this.group }, "rollout state reload failed"),
+    );
+  }
+
+  /** Reads the group from Redis again (one at a time); keeps memory if it is not newer. */
+  reload(): Promise<void> {
+    this.#reloading ??= (async () => {
+      try {
+        const loaded = await this.#store.load(this.group);
+        const version = loaded?.version ?? 0;
+        if (loaded && version <= this.version) return;
+        const before = this.state;
+        this.state = loaded?.state ?? emptyGroup(this.group);
+        this.version = version;
+        this.#hooks.changed(this, before, "all");
+      } finally {
+        this.#reloading = undefined;
+      }
+    })();
+    return this.#reloading;
+  }
+
+  /** Stops: pending events are rejected with ControllerClosedError; a running write ends. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wakeUp?.();
+    for (const item of this.#pending.splice(0)) item.reject(new ControllerClosedError());
+    // A write waiting for Redis to come back is not waited for beyond this.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#running,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #kick(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#running || this.#closed) return;
+    this.#running = this.#run().finally(() => {
+      this.#running = undefined;
+      if (this.#pending.length > 0 && !this.#closed) this.#kick();
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#closed) {
+      await this.#process(this.#pending.splice(0));
+    }
+  }
+
+  async #process(items: Item[]): Promise<void> {
+    const events = items.flatMap((i) => i.events);
+    const tickAt = Math.max(...items.map((i) => i.tickAt));
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) {
+        for (const item of items) item.reject(new ControllerClosedError());
+        return;
+      }
+      const before = this.state;
+      const result = stepAll(before, events, Math.max(Date.now(), tickAt));
+      try {
+        if (!isNoop(before, result)) {
+          const serve = serveOf(result);
+          const { ok, version } = await this.#store.commit(
+            this.version,
+            before,
+            result,
+            serve,
+            this.#hooks.writerId,
+          );
+          if (!ok) {
+            await this.#catchUp(version);
+            continue;
+          }
+          if (version > this.version) {
+            this.state = result.state;
+            this.version = version;
+          }
+          this.#hooks.committed(this, before, result);
+        }
+        settle(items, result);
+        return;
+      } catch (err) {
+        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+        this.#hooks.logger.warn(
+          { err, group: this.group, events: events.length, retryInMs: delay },
+          "cannot write rollout state; retrying",
+        );
+        await this.#sleep(delay);
+      }
+    }
+  }
+
+  /** Another writer committed `stored`: wait for its change to arrive, else reload. */
+  async #catchUp(stored: number): Promise<void> {
+    const deadline = Date.now() + CATCH_UP_MS;
+    while (this.version < stored && Date.now() < deadline && !this.#closed) await this.#sleep(2);
+    if (this.version < stored) await this.reload();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.#wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}
+
+function isNoop(before: GroupRollout, r: StepResult): boolean {
+  return (
+    r.notices.length === 0 &&
+    r.changed.members.size === 0 &&
+    r.changed.agents.size === 0 &&
+    !r.changed.newRollout &&
+    encodeCore(r.state) === encodeCore(before)
+  );
+}
+
+function serveOf(r: StepResult): ChangeMessage["s"] {
+  let uids: string[] | undefined;
+  for (const e of r.effects) {
+    if (e.type !== "serve-changed") continue;
+    if (!e.uids) return "all";
+    uids = [...(uids ?? []), ...e.uids];
+  }
+  return uids;
+}
+
+function settle(items: Item[], result: StepResult): void {
+  let offset = 0;
+  for (const item of items) {
+    const end = offset + item.events.length;
+    const ignored = result.ignored
+      .filter((i) => i.index >= offset && i.index < end)
+      .map((i) => i.code);
+    item.resolve({ ignored, state: result.state });
+    offset = end;
+  }
+}

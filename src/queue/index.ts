@@ -1,0 +1,38 @@
+/**
+ * src/queue: staged canary rollouts on Redis and BullMQ (DESIGN §3). The service uses
+ * RolloutController; the pure machine is exported for tools and tests.
+ */
+export { cachedScore, score } from "./cohort.js";
+export {
+  type GroupSpecInput,
+  RolloutController,
+  type RolloutControllerOptions,
+  type ServeChange,
+} from "./controller.js";
+export {
+  ControllerClosedError,
+  ControllerNotStartedError,
+  NoRolloutInFlightError,
+  RolloutError,
+  RolloutHoldError,
+  RolloutStateError,
+  UnknownGroupError,
+} from "./errors.js";
+export { emptyGroup, pendingWakes, step, stepAll } from "./machine.js";
+export type {
+  FailureReason,
+  FailureSummary,
+  GroupRollout,
+  HashRef,
+  Hold,
+  ReportStatus,
+  Rollout,
+  RolloutEvent,
+  RolloutNotice,
+  RolloutStatus,
+  StepResult,
+} from "./model.js";
+export { RolloutNotices } from "./notices.js";
+export { serve, servedRef } from "./serve.js";
+export type { GroupRolloutStatus, RolloutView } from "./status.js";
+export { rolloutKeys } from "./store.js";

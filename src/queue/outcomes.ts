@@ -1,0 +1,98 @@
+/**
+ * What agents report, turned into gate progress and failures (DESIGN §3 Gates, Rejected
+ * offers): offers and apply deadlines, APPLIED/FAILED reports, health, and the failure count
+ * that stops a rollout past maxFailures. Used by src/queue/machine.ts only.
+ */
+import { allowedFailures } from "./cohort.js";
+import type { Draft } from "./draft.js";
+import { deadlineWake, end, short } from "./lifecycle.js";
+import { FAILURE_LIST_MAX, type FailureReason, type Rollout, type RolloutEvent } from "./model.js";
+import { inCohort } from "./serve.js";
+
+/** First time in the cohort while connected: the apply deadline starts. */
+export function offer(d: Draft, uid: string): void {
+  const r = d.live();
+  if (!r || r.stage < 0 || !d.members.get(uid)?.connected || !inCohort(r, uid)) return;
+  const rec = d.agents.get(uid);
+  if (rec?.offeredAt !== undefined) return;
+  d.touch(uid, { agent: { ...rec, offeredAt: d.now } });
+  d.wake(deadlineWake(d.now, r.policy.applyTimeoutMs));
+}
+
+export function onReport(d: Draft, e: Extract<RolloutEvent, { type: "report" }>): void {
+  const r = d.live();
+  if (!r || !d.members.has(e.uid)) return;
+  const rec = d.agents.get(e.uid) ?? {};
+  if (e.hash === r.target.hash) {
+    const applied = e.status === "APPLIED";
+    if (!rec.acked || rec.applied !== applied) {
+      d.touch(e.uid, { agent: { ...rec, acked: true, applied } });
+    }
+    if (e.status === "FAILED" && inCohort(r, e.uid)) fail(d, r, e.uid, "failed", e.error);
+    return;
+  }
+  if (e.status !== "APPLIED") return;
+  if (rec.acked && !rec.rejected && inCohort(r, e.uid)) {
+    // It took the target and went back (e.g. the supervisor's own rollback): a rejected offer.
+    d.touch(e.uid, { agent: { ...rec, applied: false, rejected: true } });
+    d.serveChanged(e.uid);
+    const error = e.error ?? `went back to ${short(e.hash)} after acknowledging the target`;
+    fail(d, r, e.uid, "rejected", error);
+  } else if (rec.applied) {
+    d.touch(e.uid, { agent: { ...rec, applied: false } });
+  }
+}
+
+export function onHealth(d: Draft, e: Extract<RolloutEvent, { type: "health" }>): void {
+  const m = d.members.get(e.uid);
+  const error = e.healthy ? undefined : e.error;
+  if (!m || (m.healthy === e.healthy && m.error === error)) return;
+  const next = { connected: m.connected, healthy: e.healthy, ...(error ? { error } : {}) };
+  d.touch(e.uid, { member: next });
+  const r = d.live();
+  if (r && !e.healthy && d.agents.get(e.uid)?.applied && inCohort(r, e.uid)) {
+    fail(d, r, e.uid, "unhealthy", e.error);
+  }
+}
+
+export function onTick(d: Draft): void {
+  const r = d.live();
+  if (!r || r.stage < 0) return;
+  const timeout = r.policy.applyTimeoutMs;
+  const expired: Array<[string, string]> = [];
+  for (const [uid, rec] of d.agents.entries()) {
+    if (rec.offeredAt === undefined || rec.failure || rec.offeredAt + timeout > d.now) continue;
+    const m = d.members.get(uid);
+    if (!m || (rec.applied && m.healthy !== false)) continue;
+    const error = rec.applied
+      ? `still unhealthy ${timeout} ms after the offer${m.error ? `: ${m.error}` : ""}`
+      : `no APPLIED within ${timeout} ms`;
+    expired.push([uid, error]);
+  }
+  for (const [uid, error] of expired) if (d.live() === r) fail(d, r, uid, "timeout", error);
+}
+
+/** Counts a failure of `uid` (once per rollout) and stops the rollout past maxFailures. */
+export function fail(
+  d: Draft,
+  r: Rollout,
+  uid: string,
+  reason: FailureReason,
+  error?: string,
+): void {
+  const rec = d.agents.get(uid) ?? {};
+  if (rec.failure) return;
+  const failure = { reason, at: d.now, ...(error ? { error } : {}) };
+  d.touch(uid, { agent: { ...rec, failure } });
+  r.failures += 1;
+  if (r.failureList.length < FAILURE_LIST_MAX) r.failureList.push({ uid, ...failure });
+  const allowed = allowedFailures(r.policy.maxFailures, d.members.size);
+  d.notice({ type: "failed", uid, reason, error, failures: r.failures, allowed });
+  if (r.failures <= allowed) return;
+  const why = `${r.failures} failed (${reason} on ${uid}${error ? `: ${error}` : ""}), more than the ${allowed} allowed`;
+  if (r.policy.onFailure === "rollback") end(d, "rolled-back", why);
+  else if (r.hold?.source !== "failures") {
+    r.hold = { source: "failures", by: why, at: d.now };
+    d.notice({ type: "paused", by: why, source: "failures" });
+  }
+}

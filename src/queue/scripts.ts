@@ -1,0 +1,64 @@
+/**
+ * The Lua scripts of src/queue/store.ts. Each runs atomically in Redis, in one round trip.
+ *
+ * COMMIT  KEYS: core, members, agents (current rollout), groups set, notices stream,
+ *               agents of the previous rollout, channel.
+ *         ARGV: expected version, new version, core JSON, group, new-rollout flag (0/1),
+ *               TTL of the previous rollout's agents, TTL of the current ones (0: none),
+ *               #member sets, #member deletes, #agent sets, #notices, then the data in that
+ *               order, then the message to publish. Returns {1, version} or {0, stored version}.
+ *         HSET/HDEL go in chunks of 500 (Lua's unpack has a stack limit).
+ * LOAD    KEYS: core, members. Returns {version, core, members (flat), agents (flat)} or nil.
+ * REMOVE  KEYS: core, members, groups set, channel. ARGV: TTL, group, message.
+ */
+/** Approximate number of notices kept in the stream. */
+export const NOTICES_MAX_LEN = 100_000;
+
+export const COMMIT_LUA = `
+local v = redis.call('HGET', KEYS[1], 'version') or '0'
+if v ~= ARGV[1] then return {0, tonumber(v)} end
+local i = 12
+local function chunks(n, per, fn)
+  local done = 0
+  while done < n do
+    local m = math.min(500, n - done)
+    local args = {}
+    for _ = 1, m * per do args[#args + 1] = ARGV[i]; i = i + 1 end
+    fn(args)
+    done = done + m
+  end
+end
+if ARGV[5] == '1' then
+  redis.call('DEL', KEYS[3])
+  if KEYS[6] ~= KEYS[3] then redis.call('EXPIRE', KEYS[6], ARGV[6]) end
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3], 'agentsKey', KEYS[3])
+redis.call('SADD', KEYS[4], ARGV[4])
+chunks(tonumber(ARGV[8]), 2, function(a) redis.call('HSET', KEYS[2], unpack(a)) end)
+chunks(tonumber(ARGV[9]), 1, function(a) redis.call('HDEL', KEYS[2], unpack(a)) end)
+chunks(tonumber(ARGV[10]), 2, function(a) redis.call('HSET', KEYS[3], unpack(a)) end)
+if ARGV[7] ~= '0' then redis.call('EXPIRE', KEYS[3], ARGV[7]) end
+for _ = 1, tonumber(ARGV[11]) do
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ${NOTICES_MAX_LEN}, '*', 'group', ARGV[4], 'notice', ARGV[i])
+  i = i + 1
+end
+redis.call('PUBLISH', KEYS[7], ARGV[i])
+return {1, tonumber(ARGV[2])}
+`;
+
+export const LOAD_LUA = `
+local core = redis.call('HMGET', KEYS[1], 'version', 'state', 'agentsKey')
+if not core[1] then return false end
+local agents = {}
+if core[3] and core[3] ~= '' then agents = redis.call('HGETALL', core[3]) end
+return {core[1], core[2], redis.call('HGETALL', KEYS[2]), agents}
+`;
+
+export const REMOVE_LUA = `
+local key = redis.call('HGET', KEYS[1], 'agentsKey')
+if key and key ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+redis.call('PUBLISH', KEYS[4], ARGV[3])
+return 1
+`;

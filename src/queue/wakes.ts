@@ -1,0 +1,94 @@
+/**
+ * The controller's timers: turns the machine's `wake` effects into BullMQ delayed jobs
+ * (src/queue/timers.ts), runs due ones as `tick` events, and makes sure none is lost:
+ * - adding a job is retried until it succeeds or the controller closes;
+ * - at start, every in-flight group's pending wakes are scheduled again (job ids make that
+ *   harmless) and the group is ticked at once, for whatever fell due while no process ran;
+ * - every `sweepIntervalMs`, a group with a wake overdue by 5 s is ticked (a job lost
+ *   between a write and its `add`, e.g. when the process died in between).
+ */
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { GroupSync } from "./group-sync.js";
+import { pendingWakes } from "./machine.js";
+import { inFlight } from "./serve.js";
+import { RolloutTimers } from "./timers.js";
+
+export interface WakesOptions {
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  /** The groups this process holds. */
+  groups(): Iterable<GroupSync>;
+  /** Runs a due tick of `group` (time `at`); rejects to have BullMQ retry it. */
+  tick(group: string, at: number): Promise<void>;
+  sweepIntervalMs?: number;
+  stalledIntervalMs?: number;
+}
+
+const OVERDUE_MS = 5000;
+
+export class Wakes {
+  readonly #o: WakesOptions;
+  readonly #timers: RolloutTimers;
+  #sweep?: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: WakesOptions) {
+    this.#o = options;
+    this.#timers = new RolloutTimers({
+      connection: options.redis,
+      prefix: options.prefix,
+      logger: options.logger,
+      handle: (job) => options.tick(job.group, job.at),
+      ...(options.stalledIntervalMs ? { stalledIntervalMs: options.stalledIntervalMs } : {}),
+    });
+  }
+
+  /** Reschedules the loaded groups' wakes, ticks them once, and starts the worker. */
+  async start(): Promise<void> {
+    const now = Date.now();
+    for (const sync of this.#o.groups()) {
+      const r = inFlight(sync.state);
+      if (!r) continue;
+      for (const at of pendingWakes(sync.state)) await this.#timers.schedule(sync.group, r.id, at);
+      sync.enqueue([{ type: "tick" }], now).catch(() => {});
+    }
+    await this.#timers.start();
+    this.#sweep = setInterval(() => this.#sweepOverdue(), this.#o.sweepIntervalMs ?? 30_000);
+    this.#sweep.unref();
+  }
+
+  /** Adds the timer job; retried in the background until added or closed. */
+  schedule(group: string, rolloutId: string, at: number): void {
+    void (async () => {
+      for (let attempt = 0; !this.#closed; attempt++) {
+        try {
+          return await this.#timers.schedule(group, rolloutId, at);
+        } catch (err) {
+          const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+          this.#o.logger.warn(
+            { err, group, at, retryInMs: delay },
+            "cannot schedule rollout timer",
+          );
+          await new Promise((r) => setTimeout(r, delay).unref());
+        }
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    await this.#timers.close();
+  }
+
+  #sweepOverdue(): void {
+    const now = Date.now();
+    for (const sync of this.#o.groups()) {
+      if (pendingWakes(sync.state).some((at) => at < now - OVERDUE_MS)) {
+        sync.enqueue([{ type: "tick" }], now).catch(() => {});
+      }
+    }
+  }
+}
