@@ -7,8 +7,8 @@ import { Command, CommanderError, Option } from "commander";
 import { runSimulate, type SimulateOptions } from "./commands/simulate.js";
 import { runValidate } from "./commands/validate.js";
 import { createLogger } from "./logger.js";
-import { OpampServer } from "./opamp/index.js";
 import { connectRedis, RedisUnavailableError } from "./redis.js";
+import { Service } from "./service/service.js";
 import { loadSettings, SettingsError, type SettingsFlags } from "./settings.js";
 
 const program = new Command()
@@ -37,51 +37,59 @@ program
 
 program
   .command("serve")
-  .description("run the OpAMP server (agents connect to /v1/opamp, state is kept in Redis)")
+  .description("serve the fleet: read Git, validate, roll out over OpAMP, track what agents report")
   .option(
-    "--opamp-listen <host:port>",
-    "OpAMP listen address (env OPAMP_GITOPS_OPAMP_LISTEN)",
-    undefined,
+    "--repo <path|url>",
+    "fleet repository: a local path or an http(s) URL (env OPAMP_GITOPS_REPO)",
   )
-  .option("--redis <url>", "Redis URL (env OPAMP_GITOPS_REDIS; default redis://127.0.0.1:6379)")
+  .option("--branch <name>", "branch to serve (default main)")
+  .option("--path <dir>", "sub-folder of the repository holding fleet.yaml and groups/")
+  .option("--state-dir <dir>", "where clones and local state live (default .opamp-gitops)")
+  .option("--poll-interval <duration>", "how often Git is checked (default 15s)")
+  .option("--git-token-file <path>", "token for an http(s) repository, read from a file")
+  .option("--git-token-env <name>", "name of an environment variable holding that token")
+  .option("--opamp-listen <host:port>", "OpAMP listen address (default 0.0.0.0:4320)")
   .option(
-    "--redis-prefix <prefix>",
-    "Redis key prefix (env OPAMP_GITOPS_REDIS_PREFIX; default opamp-gitops)",
+    "--api-listen <host:port>",
+    "admin API, metrics and webhook address (default 127.0.0.1:4321)",
   )
+  .option("--api-tokens-file <path>", "bearer tokens accepted by the admin API, one per line")
   .option(
-    "--opamp-tokens-file <path>",
-    "file of accepted agent bearer tokens, one per line (env OPAMP_GITOPS_OPAMP_TOKENS_FILE)",
+    "--webhook-secret-file <path>",
+    "shared secret of POST /hooks/git (HMAC-SHA256 or GitLab token)",
   )
-  .option(
-    "--tls-cert <path>",
-    "PEM certificate chain for the OpAMP port (env OPAMP_GITOPS_TLS_CERT)",
-  )
-  .option("--tls-key <path>", "PEM private key (env OPAMP_GITOPS_TLS_KEY)")
+  .option("--redis <url>", "Redis URL (default redis://127.0.0.1:6379)")
+  .option("--redis-prefix <prefix>", "Redis key prefix (default opamp-gitops)")
+  .option("--opamp-tokens-file <path>", "bearer tokens accepted from agents, one per line")
+  .option("--tls-cert <path>", "PEM certificate chain for the OpAMP port")
+  .option("--tls-key <path>", "PEM private key")
   .option("--tls-client-ca <path>", "require agent certificates signed by this CA (mTLS)")
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
+  .option(
+    "--status-branch <name>",
+    "branch the agents' reported state is committed to (default opamp-status)",
+  )
+  .option("--status-interval <duration>", "how often reported state is committed (default 10s)")
   .option("--log-level <level>", "trace|debug|info|warn|error (default info)")
+  .addHelpText(
+    "after",
+    "\nEvery flag can also be set as OPAMP_GITOPS_<FLAG> (e.g. OPAMP_GITOPS_REPO).\n" +
+      "Exit codes: 0 stopped cleanly, 1 runtime failure (Redis or Git unreachable), 2 bad settings.",
+  )
   .action(async (flags: SettingsFlags) => {
     const settings = loadSettings(flags);
     const logger = createLogger(settings.logLevel);
     const redis = await connectRedis(settings.redisUrl);
     redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
-    const server = new OpampServer({
-      redis,
-      logger,
-      host: settings.opampHost,
-      port: settings.opampPort,
-      prefix: settings.redisPrefix,
-      tokens: settings.opampTokens,
-      maxMessageBytes: settings.maxMessageBytes,
-      maxConnections: settings.maxConnections,
-      ...(settings.tls ? { tls: settings.tls } : {}),
-    });
-    await server.start();
+    const service = new Service({ settings, redis, logger });
+    await service.start();
     const stop = async (signal: string) => {
       logger.info({ signal }, "shutting down");
-      await server.close();
+      const force = setTimeout(() => process.exit(1), 15_000);
+      await service.close();
       redis.disconnect();
+      clearTimeout(force);
       process.exit(0);
     };
     process.once("SIGTERM", () => void stop("SIGTERM"));

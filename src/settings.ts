@@ -4,8 +4,27 @@
  * once here, and a bad one is reported by name.
  */
 import { readFileSync } from "node:fs";
+import { parseDuration } from "./validate/index.js";
 
 export interface Settings {
+  /** Fleet repository: a local path or an http(s) URL; undefined runs the OpAMP server alone. */
+  repo?: string;
+  branch: string;
+  /** Sub-folder of the repository holding fleet.yaml and groups/. */
+  path?: string;
+  stateDir: string;
+  pollIntervalMs: number;
+  /** Git credentials for a remote: a token read from a file or an environment variable. */
+  gitTokenFile?: string;
+  gitTokenEnv?: string;
+  apiHost: string;
+  apiPort: number;
+  /** Bearer tokens for the admin API; empty means open (it listens on 127.0.0.1 by default). */
+  apiTokens: string[];
+  /** Shared secret of POST /hooks/git; undefined disables the webhook. */
+  webhookSecret?: string;
+  statusBranch: string;
+  statusIntervalMs: number;
   opampHost: string;
   opampPort: number;
   redisUrl: string;
@@ -20,6 +39,18 @@ export interface Settings {
 
 /** Flag values as commander gives them (all optional strings). */
 export interface SettingsFlags {
+  repo?: string;
+  branch?: string;
+  path?: string;
+  stateDir?: string;
+  pollInterval?: string;
+  gitTokenFile?: string;
+  gitTokenEnv?: string;
+  apiListen?: string;
+  apiTokensFile?: string;
+  webhookSecretFile?: string;
+  statusBranch?: string;
+  statusInterval?: string;
   opampListen?: string;
   redis?: string;
   redisPrefix?: string;
@@ -44,6 +75,18 @@ export class SettingsError extends Error {
 }
 
 const ENV: Record<keyof SettingsFlags, string> = {
+  repo: "OPAMP_GITOPS_REPO",
+  branch: "OPAMP_GITOPS_BRANCH",
+  path: "OPAMP_GITOPS_PATH",
+  stateDir: "OPAMP_GITOPS_STATE_DIR",
+  pollInterval: "OPAMP_GITOPS_POLL_INTERVAL",
+  gitTokenFile: "OPAMP_GITOPS_GIT_TOKEN_FILE",
+  gitTokenEnv: "OPAMP_GITOPS_GIT_TOKEN_ENV",
+  apiListen: "OPAMP_GITOPS_API_LISTEN",
+  apiTokensFile: "OPAMP_GITOPS_API_TOKENS_FILE",
+  webhookSecretFile: "OPAMP_GITOPS_WEBHOOK_SECRET_FILE",
+  statusBranch: "OPAMP_GITOPS_STATUS_BRANCH",
+  statusInterval: "OPAMP_GITOPS_STATUS_INTERVAL",
   opampListen: "OPAMP_GITOPS_OPAMP_LISTEN",
   redis: "OPAMP_GITOPS_REDIS",
   redisPrefix: "OPAMP_GITOPS_REDIS_PREFIX",
@@ -59,17 +102,26 @@ const ENV: Record<keyof SettingsFlags, string> = {
 /** Resolves and checks every setting. Throws SettingsError naming the first bad one. */
 export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env): Settings {
   const get = (key: keyof SettingsFlags): string | undefined => flags[key] ?? env[ENV[key]];
-  const listen = get("opampListen") ?? "0.0.0.0:4320";
-  const m = /^(.*):(\d{1,5})$/.exec(listen);
-  const port = Number(m?.[2]);
-  if (!m?.[1] || port > 65535)
-    throw new SettingsError("--opamp-listen", `"${listen}" is not host:port`);
+  const listen = (key: keyof SettingsFlags, flag: string, fallback: string) => {
+    const value = get(key) ?? fallback;
+    const m = /^(.*):(\d{1,5})$/.exec(value);
+    const port = Number(m?.[2]);
+    if (!m?.[1] || port > 65535) throw new SettingsError(flag, `"${value}" is not host:port`);
+    return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port };
+  };
   const positive = (key: keyof SettingsFlags, flag: string, fallback: number) => {
     const raw = get(key);
     const value = raw === undefined ? fallback : Number(raw);
     if (!Number.isInteger(value) || value < 1)
       throw new SettingsError(flag, `"${raw}" is not a positive integer`);
     return value;
+  };
+  const duration = (key: keyof SettingsFlags, flag: string, fallback: string) => {
+    const raw = get(key) ?? fallback;
+    const ms = parseDuration(raw);
+    if (ms === undefined)
+      throw new SettingsError(flag, `"${raw}" is not a duration such as 15s, 2m or 1h30m`);
+    return ms;
   };
   const read = (key: keyof SettingsFlags, flag: string): Buffer | undefined => {
     const path = get(key);
@@ -80,7 +132,16 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       throw new SettingsError(flag, `cannot read ${path}: ${(err as Error).message}`);
     }
   };
-  const tokens = read("opampTokensFile", "--opamp-tokens-file");
+  const lines = (buf: Buffer | undefined) =>
+    buf
+      ? buf
+          .toString("utf8")
+          .split(/\r?\n/)
+          .map((l) => l.trim())
+          .filter((l) => l && !l.startsWith("#"))
+      : [];
+  const opamp = listen("opampListen", "--opamp-listen", "0.0.0.0:4320");
+  const api = listen("apiListen", "--api-listen", "127.0.0.1:4321");
   const cert = read("tlsCert", "--tls-cert");
   const key = read("tlsKey", "--tls-key");
   const clientCa = read("tlsClientCa", "--tls-client-ca");
@@ -91,18 +152,31 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
   const redisUrl = get("redis") ?? "redis://127.0.0.1:6379";
   if (!/^rediss?:\/\//.test(redisUrl))
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);
+  const webhook = read("webhookSecretFile", "--webhook-secret-file")?.toString("utf8").trim();
+  if (webhook === "") throw new SettingsError("--webhook-secret-file", "the file is empty");
+  const repo = get("repo");
+  const path = get("path");
+  const gitTokenFile = get("gitTokenFile");
+  const gitTokenEnv = get("gitTokenEnv");
   return {
-    opampHost: m[1].replace(/^\[(.*)\]$/, "$1"),
-    opampPort: port,
+    ...(repo ? { repo } : {}),
+    branch: get("branch") ?? "main",
+    ...(path ? { path } : {}),
+    stateDir: get("stateDir") ?? ".opamp-gitops",
+    pollIntervalMs: duration("pollInterval", "--poll-interval", "15s"),
+    ...(gitTokenFile ? { gitTokenFile } : {}),
+    ...(gitTokenEnv ? { gitTokenEnv } : {}),
+    apiHost: api.host,
+    apiPort: api.port,
+    apiTokens: lines(read("apiTokensFile", "--api-tokens-file")),
+    ...(webhook ? { webhookSecret: webhook } : {}),
+    statusBranch: get("statusBranch") ?? "opamp-status",
+    statusIntervalMs: duration("statusInterval", "--status-interval", "10s"),
+    opampHost: opamp.host,
+    opampPort: opamp.port,
     redisUrl,
     redisPrefix: get("redisPrefix") ?? "opamp-gitops",
-    opampTokens: tokens
-      ? tokens
-          .toString("utf8")
-          .split(/\r?\n/)
-          .map((l) => l.trim())
-          .filter((l) => l && !l.startsWith("#"))
-      : [],
+    opampTokens: lines(read("opampTokensFile", "--opamp-tokens-file")),
     ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),

@@ -52,6 +52,8 @@ export interface MessageHandlerOptions {
 
 export class MessageHandler {
   readonly live: LiveAgents;
+  /** Counters since start, read by the service's metrics. */
+  readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
   readonly #o: Required<MessageHandlerOptions>;
   readonly #chains = new Map<string, Promise<unknown>>();
 
@@ -68,6 +70,16 @@ export class MessageHandler {
 
   /** Decodes and processes one message from `conn`. Never throws. */
   async handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
+    const result = await this.#handle(conn, bytes);
+    this.stats.messages++;
+    if (result.outcome === "malformed" || result.outcome === "bad-request")
+      this.stats.badRequests++;
+    if (result.outcome === "unavailable") this.stats.unavailable++;
+    if (result.reply.remoteConfig) this.stats.configOffers++;
+    return result;
+  }
+
+  async #handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
     let message: AgentToServer;
     try {
       message = decodeAgentToServer(bytes);
@@ -257,6 +269,7 @@ export class MessageHandler {
       live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
       conn.push({ instanceUid: uidToBytes(state.instanceUid), remoteConfig: remote });
       pushed++;
+      this.stats.configOffers++;
       if (++inSlice >= sliceSize) {
         inSlice = 0;
         await new Promise((resolve) => setImmediate(resolve));

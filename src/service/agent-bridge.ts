@@ -1,0 +1,70 @@
+/**
+ * Feeds what agents report (OpAMP events) into the rollouts: group membership from the
+ * agent's attributes, connection, APPLYING/APPLIED/FAILED for a hash, and health.
+ * Rollout writes are asynchronous; a failure is logged and the agent's next report retries.
+ */
+import type { Logger } from "pino";
+import { type AgentEvents, type AgentState, RemoteConfigStatus } from "../opamp/index.js";
+import type { RolloutController } from "../queue/index.js";
+import type { FleetProvider } from "./fleet-provider.js";
+
+const REPORTED = {
+  [RemoteConfigStatus.APPLIED]: "APPLIED",
+  [RemoteConfigStatus.APPLYING]: "APPLYING",
+  [RemoteConfigStatus.FAILED]: "FAILED",
+} as const;
+
+export class AgentBridge {
+  /** The group each agent was last placed in (for refresh filters and the API). */
+  readonly groupOf = new Map<string, string>();
+  readonly #rollouts: RolloutController;
+  readonly #provider: FleetProvider;
+  readonly #logger: Logger;
+
+  constructor(
+    events: AgentEvents,
+    rollouts: RolloutController,
+    provider: FleetProvider,
+    logger: Logger,
+  ) {
+    this.#rollouts = rollouts;
+    this.#provider = provider;
+    this.#logger = logger;
+    events.on("connected", ({ agent }) => {
+      this.place(agent);
+      this.#run(rollouts.connected(agent.instanceUid));
+    });
+    events.on("descriptionChanged", ({ agent }) => this.place(agent));
+    events.on("disconnected", ({ instanceUid }) => this.#run(rollouts.disconnected(instanceUid)));
+    events.on("remoteConfigStatusChanged", ({ instanceUid, status }) => {
+      const reported = REPORTED[status.status as keyof typeof REPORTED];
+      const hash = Buffer.from(status.lastRemoteConfigHash ?? []).toString("hex");
+      if (!reported || hash === "") return;
+      this.#run(rollouts.report(instanceUid, hash, reported, status.errorMessage || undefined));
+    });
+    events.on("healthChanged", ({ instanceUid, health }) => {
+      this.#run(
+        rollouts.health(instanceUid, health.healthy === true, health.lastError || undefined),
+      );
+    });
+  }
+
+  /** (Re)places an agent in the group its attributes select now. */
+  place(agent: Readonly<AgentState>): void {
+    const uid = agent.instanceUid;
+    const group = this.#provider.groupOf(agent);
+    const previous = this.groupOf.get(uid);
+    if (group === previous) return;
+    if (group === undefined) {
+      this.groupOf.delete(uid);
+      if (previous) this.#run(this.#rollouts.leave(previous, uid));
+      return;
+    }
+    this.groupOf.set(uid, group);
+    this.#run(this.#rollouts.join(group, uid));
+  }
+
+  #run(p: Promise<unknown>): void {
+    p.catch((err) => this.#logger.warn({ err }, "rollout update failed; the next report retries"));
+  }
+}

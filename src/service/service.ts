@@ -1,0 +1,148 @@
+/**
+ * The composition root of `opamp-gitops serve`: builds every module from the settings, wires
+ * them into the loop (Git → validation → rollouts → OpAMP → reports back into rollouts), and
+ * starts and stops them in order. Stop is the reverse: stop accepting agents, stop polling
+ * Git, drain rollout writes, close rollouts, close Redis.
+ */
+import { join } from "node:path";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { OpampServer } from "../opamp/index.js";
+import { RolloutController } from "../queue/index.js";
+import type { Settings } from "../settings.js";
+import { type FleetDesiredState, FleetSync } from "../sync/index.js";
+import { ValidationCache, validateSnapshot } from "../validate/index.js";
+import { AgentBridge } from "./agent-bridge.js";
+import { ConfigStore } from "./config-store.js";
+import { FleetProvider } from "./fleet-provider.js";
+
+export interface ServiceParts {
+  settings: Settings;
+  redis: Redis;
+  logger: Logger;
+}
+
+export class Service {
+  readonly opamp: OpampServer;
+  readonly rollouts: RolloutController;
+  readonly sync: FleetSync | undefined;
+  readonly configs: ConfigStore;
+  readonly bridge: AgentBridge | undefined;
+  readonly #p: ServiceParts;
+  #closing: Promise<void> | undefined;
+
+  constructor(parts: ServiceParts) {
+    this.#p = parts;
+    const { settings: s, redis, logger } = parts;
+    this.configs = new ConfigStore(redis, s.redisPrefix);
+    this.rollouts = new RolloutController({
+      redis,
+      prefix: s.redisPrefix,
+      logger: logger.child({ module: "queue" }),
+    });
+    if (s.repo) {
+      const cache = new ValidationCache();
+      this.sync = new FleetSync({
+        repo: s.repo,
+        branch: s.branch,
+        ...(s.path ? { path: s.path } : {}),
+        stateDir: join(s.stateDir, "git"),
+        pollIntervalMs: s.pollIntervalMs,
+        env: process.env,
+        ...(s.gitTokenFile || s.gitTokenEnv
+          ? {
+              auth: {
+                type: "token" as const,
+                token: s.gitTokenFile ? { file: s.gitTokenFile } : { env: s.gitTokenEnv as string },
+              },
+            }
+          : {}),
+        validate: (snapshot) => validateSnapshot(snapshot, { cache }),
+        onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
+      });
+    }
+    const provider = this.sync
+      ? new FleetProvider(this.sync, this.rollouts, this.configs)
+      : undefined;
+    this.opamp = new OpampServer({
+      redis,
+      logger: logger.child({ module: "opamp" }),
+      host: s.opampHost,
+      port: s.opampPort,
+      prefix: s.redisPrefix,
+      tokens: s.opampTokens,
+      maxMessageBytes: s.maxMessageBytes,
+      maxConnections: s.maxConnections,
+      ...(s.tls ? { tls: s.tls } : {}),
+      ...(provider ? { desired: provider } : {}),
+    });
+    this.bridge = provider
+      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger)
+      : undefined;
+    this.rollouts.onServeChanged(({ group, uids }) => {
+      const only = uids ? new Set(uids) : undefined;
+      void this.opamp.refresh((uid) =>
+        only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group,
+      );
+    });
+    this.sync?.on("updated", ({ state, previous }) => void this.#apply(state, previous));
+    this.sync?.on("stalled", ({ commit, errors, findings }) =>
+      logger.error(
+        { commit, errors, findings: findings.slice(0, 20) },
+        "commit is invalid and is not served",
+      ),
+    );
+    this.sync?.on("fetchFailed", ({ error, attempt, retryInMs }) =>
+      logger.warn({ error, attempt, retryInMs }, "cannot read the fleet repository; retrying"),
+    );
+  }
+
+  /** A valid commit: store configs, start or update each group's rollout, re-place agents. */
+  async #apply(state: FleetDesiredState, previous: FleetDesiredState | undefined): Promise<void> {
+    const { logger } = this.#p;
+    try {
+      for (const group of state.groups.values()) {
+        await this.configs.put(group.configHash, group.files);
+        await this.rollouts.applyGroup({
+          group: group.name,
+          hash: group.configHash,
+          commit: group.hashCommit,
+          policy: group.rollout,
+        });
+      }
+      for (const name of previous?.groups.keys() ?? []) {
+        if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git");
+      }
+      for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
+      await this.opamp.refresh();
+      logger.info({ commit: state.commit, groups: state.groups.size }, "desired state applied");
+    } catch (err) {
+      logger.error(
+        { err, commit: state.commit },
+        "could not apply the desired state; will retry on the next commit",
+      );
+    }
+  }
+
+  async start(): Promise<{ opampPort: number }> {
+    await this.configs.load();
+    await this.rollouts.start();
+    if (this.sync) {
+      const outcome = await this.sync.start();
+      this.#p.logger.info({ outcome }, "first read of the fleet repository");
+    }
+    const { port } = await this.opamp.start();
+    return { opampPort: port };
+  }
+
+  /** Stops everything in reverse order. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.opamp.close();
+      this.sync?.stop();
+      await this.rollouts.idle().catch(() => {});
+      await this.rollouts.close();
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The whole loop in one process with real parts: a Git repository, validation, staged
+ * rollouts in Redis, the OpAMP server, and simulated agents that behave like the Collector
+ * supervisor. A commit is rolled out through every stage; a config that breaks agents is
+ * rolled back; an invalid commit is never served.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { configHash } from "../../src/config-hash.js";
+import { SimulatedFleet } from "../../src/opamp/index.js";
+import { connectRedis } from "../../src/redis.js";
+import { Service } from "../../src/service/service.js";
+import { loadSettings } from "../../src/settings.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const GROUP = `selector:
+  match: {host.role: edge}
+rollout:
+  stages: [{percent: 10, pause: 0s}, {percent: 50, pause: 0s}, {percent: 100}]
+  applyTimeout: 10s
+  maxFailures: 0
+  onFailure: rollback
+heartbeatInterval: 1s
+`;
+const hashOf = (yaml: string) =>
+  configHash([{ name: "collector.yaml", contentType: "text/yaml", body: Buffer.from(yaml) }]);
+const short = (h: string) => h.slice(0, 12);
+
+/** Waits (bounded) until the edge group's rollout has `status`; returns the group status. */
+async function rolloutStatus(service: Service, status: string) {
+  for (let i = 0; i < 400; i++) {
+    const st = service.rollouts.status("edge");
+    if (st?.rollout?.status === status) return st;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`rollout not ${status}: ${JSON.stringify(service.rollouts.status("edge"))}`);
+}
+
+describe("the loop: Git → validation → staged rollout → OpAMP → reports", () => {
+  let repo: TestRepo;
+  let redis: TestRedis;
+  let service: Service;
+  let fleet: SimulatedFleet;
+  const log = capturedLogger("info");
+
+  before(async () => {
+    repo = new TestRepo();
+    repo.writeAll({
+      "groups/edge/group.yaml": GROUP,
+      "groups/edge/collector.yaml": collectorYaml("v1"),
+    });
+    repo.commit("edge v1");
+    redis = await testRedis();
+    const settings = loadSettings(
+      {
+        repo: repo.dir,
+        stateDir: tempDir("opamp-gitops-e2e-"),
+        pollInterval: "200ms",
+        opampListen: "127.0.0.1:0",
+        redisPrefix: redis.prefix,
+      },
+      {},
+    );
+    service = new Service({
+      settings,
+      redis: await connectRedis(settings.redisUrl),
+      logger: log.logger,
+    });
+    const { opampPort } = await service.start();
+    fleet = new SimulatedFleet({
+      agents: 20,
+      url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+      attributes: { "host.role": "edge" },
+      failWhen: "BREAK-ME",
+      applyMs: 20,
+      heartbeatSeconds: 1,
+    });
+    await fleet.start();
+  });
+
+  after(async () => {
+    await fleet?.stop();
+    await service?.close();
+    await redis?.close();
+  });
+
+  test("the first commit reaches every agent through the stages", async () => {
+    const v1 = hashOf(collectorYaml("v1"));
+    await fleet.until((s) => s.byHash[short(v1)] === 20, 30_000);
+    await rolloutStatus(service, "completed");
+    assert.equal(service.rollouts.status("edge")?.stable?.hash, v1);
+  });
+
+  test("a new commit rolls out stage by stage, and every agent reports it applied", async () => {
+    const v2yaml = collectorYaml("v2");
+    repo.write("groups/edge/collector.yaml", v2yaml).commit("edge v2");
+    const v2 = hashOf(v2yaml);
+    const seen = new Set<number>();
+    const stages = service.rollouts.events.on("*", (n) =>
+      seen.add((n as { stage?: number }).stage ?? -1),
+    );
+    await fleet.until((s) => s.byHash[short(v2)] === 20, 30_000);
+    stages();
+    assert.ok(seen.has(0) && seen.has(1) && seen.has(2), `stages seen: ${[...seen]}`);
+    const stored = await service.opamp.store.load(fleet.agents[3]?.uid ?? "");
+    assert.equal(stored?.reportedHash, v2);
+  });
+
+  test("a config that makes agents fail is rolled back; agents run the stable config", async () => {
+    const v2 = hashOf(collectorYaml("v2"));
+    const bad = `${collectorYaml("v3")}# BREAK-ME\n`;
+    repo.write("groups/edge/collector.yaml", bad).commit("edge v3 (breaks)");
+    await fleet.until((s) => s.failed >= 1, 30_000);
+    const ended = await rolloutStatus(service, "rolled-back");
+    assert.match(ended.rollout?.endReason ?? "", /more than the 0 allowed/);
+    assert.match(ended.rollout?.failures[0]?.error ?? "", /contains "BREAK-ME"/);
+    const s = await fleet.until((x) => x.byHash[short(v2)] === 20, 30_000);
+    assert.equal(s.byHash[short(hashOf(bad))] ?? 0, 0);
+  });
+
+  test("an invalid commit is never served; the last valid state keeps being served", async () => {
+    const stalled = new Promise<number>((resolve) =>
+      service.sync?.on("stalled", (e) => resolve(e.errors)),
+    );
+    repo
+      .write(
+        "groups/edge/collector.yaml",
+        "service:\n  pipelines:\n    traces:\n      receivers: [nope]\n",
+      )
+      .commit("broken");
+    assert.ok((await stalled) > 0);
+    await new Promise((r) => setTimeout(r, 500));
+    const s = fleet.summary();
+    assert.equal(s.byHash[short(hashOf(collectorYaml("v2")))], 20);
+  });
+});
