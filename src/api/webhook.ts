@@ -15,7 +15,11 @@ function equal(a: Buffer, b: Buffer): boolean {
 }
 
 /** Checks the request's signature or token against `secret`. */
-export function verifyWebhook(headers: IncomingHttpHeaders, body: Buffer, secret: string): WebhookVerdict {
+export function verifyWebhook(
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+  secret: string,
+): WebhookVerdict {
   const signature = headers["x-hub-signature-256"];
   const token = headers["x-gitlab-token"];
   let provider: "github" | "gitlab";

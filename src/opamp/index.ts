@@ -2,6 +2,7 @@
 export type { AgentState, Transport } from "./agent-state.js";
 export { agentAttributes } from "./agent-state.js";
 export { AgentStore } from "./agent-store.js";
+export { bearerAuthenticator } from "./auth.js";
 export * from "./capabilities.js";
 export type { DesiredConfig, DesiredState, DesiredStateProvider } from "./desired.js";
 export { NO_DESIRED_STATE } from "./desired.js";

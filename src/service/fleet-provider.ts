@@ -13,8 +13,11 @@ export class FleetProvider implements DesiredStateProvider {
   readonly #sync: FleetSync;
   readonly #rollouts: RolloutController;
   readonly #configs: ConfigStore;
-  // Attributes per description buffer: re-derived only when the description changes.
-  readonly #attributes = new WeakMap<Buffer, ReadonlyMap<string, string>>();
+  // Attributes per agent state: re-derived only when its description object changes.
+  readonly #attributes = new WeakMap<
+    object,
+    { from: unknown; attrs: ReadonlyMap<string, string> }
+  >();
 
   constructor(sync: FleetSync, rollouts: RolloutController, configs: ConfigStore) {
     this.#sync = sync;
@@ -28,13 +31,10 @@ export class FleetProvider implements DesiredStateProvider {
   }
 
   attributes(agent: Readonly<AgentState>): ReadonlyMap<string, string> {
-    const key = agent.encoded.description;
-    if (!key) return new Map();
-    let attrs = this.#attributes.get(key);
-    if (!attrs) {
-      attrs = agentAttributes(agent);
-      this.#attributes.set(key, attrs);
-    }
+    const cached = this.#attributes.get(agent);
+    if (cached && cached.from === agent.description) return cached.attrs;
+    const attrs = agentAttributes(agent);
+    this.#attributes.set(agent, { from: agent.description, attrs });
     return attrs;
   }
 

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { AdminServer } from "../api/admin-server.js";
 import { OpampServer } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
@@ -28,6 +29,8 @@ export class Service {
   readonly sync: FleetSync | undefined;
   readonly configs: ConfigStore;
   readonly bridge: AgentBridge | undefined;
+  readonly provider: FleetProvider | undefined;
+  readonly api: AdminServer;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
 
@@ -76,6 +79,7 @@ export class Service {
       ...(s.tls ? { tls: s.tls } : {}),
       ...(provider ? { desired: provider } : {}),
     });
+    this.provider = provider;
     this.bridge = provider
       ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger)
       : undefined;
@@ -84,6 +88,16 @@ export class Service {
       void this.opamp.refresh((uid) =>
         only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group,
       );
+    });
+    this.api = new AdminServer({
+      service: this,
+      redis,
+      logger: logger.child({ module: "api" }),
+      host: s.apiHost,
+      port: s.apiPort,
+      tokens: s.apiTokens,
+      branch: s.branch,
+      ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
     });
     this.sync?.on("updated", ({ state, previous }) => void this.#apply(state, previous));
     this.sync?.on("stalled", ({ commit, errors, findings }) =>
@@ -124,7 +138,7 @@ export class Service {
     }
   }
 
-  async start(): Promise<{ opampPort: number }> {
+  async start(): Promise<{ opampPort: number; apiPort: number }> {
     await this.configs.load();
     await this.rollouts.start();
     if (this.sync) {
@@ -132,13 +146,15 @@ export class Service {
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
     }
     const { port } = await this.opamp.start();
-    return { opampPort: port };
+    const api = await this.api.start();
+    return { opampPort: port, apiPort: api.port };
   }
 
   /** Stops everything in reverse order. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.opamp.close();
+      await this.api.close();
       this.sync?.stop();
       await this.rollouts.idle().catch(() => {});
       await this.rollouts.close();

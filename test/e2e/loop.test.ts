@@ -5,7 +5,11 @@
  * rolled back; an invalid commit is never served.
  */
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { Redis } from "ioredis";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
@@ -44,7 +48,11 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
   let redis: TestRedis;
   let service: Service;
   let fleet: SimulatedFleet;
+  let api = "";
+  let serviceRedis: Redis | undefined;
   const log = capturedLogger("info");
+  const secretFile = join(tempDir("opamp-gitops-secret-"), "webhook");
+  writeFileSync(secretFile, "hook-secret\n");
 
   before(async () => {
     repo = new TestRepo();
@@ -60,16 +68,19 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
         stateDir: tempDir("opamp-gitops-e2e-"),
         pollInterval: "200ms",
         opampListen: "127.0.0.1:0",
+        apiListen: "127.0.0.1:0",
+        webhookSecretFile: secretFile,
         redisPrefix: redis.prefix,
       },
       {},
     );
     service = new Service({
       settings,
-      redis: await connectRedis(settings.redisUrl),
+      redis: (serviceRedis = await connectRedis(settings.redisUrl)),
       logger: log.logger,
     });
-    const { opampPort } = await service.start();
+    const { opampPort, apiPort } = await service.start();
+    api = `http://127.0.0.1:${apiPort}`;
     fleet = new SimulatedFleet({
       agents: 20,
       url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
@@ -84,6 +95,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
   after(async () => {
     await fleet?.stop();
     await service?.close();
+    serviceRedis?.disconnect();
     await redis?.close();
   });
 
@@ -135,5 +147,77 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     await new Promise((r) => setTimeout(r, 500));
     const s = fleet.summary();
     assert.equal(s.byHash[short(hashOf(collectorYaml("v2")))], 20);
+  });
+
+  test("the admin API: health, readiness, metrics, agents, groups, rollout actions", async () => {
+    assert.equal((await fetch(`${api}/healthz`)).status, 200);
+    const ready = await fetch(`${api}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(((await ready.json()) as { checks: object }).checks, {
+      redis: { ok: true },
+      git: { ok: true },
+    });
+    const metrics = await (await fetch(`${api}/metrics`)).text();
+    assert.match(metrics, /opamp_gitops_agents\{group="edge",transport="websocket"\} 20/);
+    assert.match(metrics, /opamp_gitops_validation_failures_total 1/);
+    const agents = (await (
+      await fetch(`${api}/api/v1/agents?group=edge&state=connected`)
+    ).json()) as Array<{ group: string; remoteConfig: { status: string } }>;
+    assert.equal(agents.length, 20);
+    assert.ok(agents.every((a) => a.group === "edge" && a.remoteConfig.status === "APPLIED"));
+    const one = (await (await fetch(`${api}/api/v1/agents/${fleet.agents[0]?.uid}`)).json()) as {
+      capabilities: string[];
+    };
+    assert.ok(one.capabilities.includes("AcceptsRemoteConfig"));
+    assert.equal((await fetch(`${api}/api/v1/agents/not-a-uid`)).status, 400);
+    const groups = (await (await fetch(`${api}/api/v1/groups`)).json()) as Array<{
+      name: string;
+      configHash: string;
+    }>;
+    assert.deepEqual(
+      groups.map((g) => g.name),
+      ["edge"],
+    );
+    const pause = await fetch(`${api}/api/v1/rollouts/edge/pause`, { method: "POST" });
+    assert.equal(pause.status, 409, "nothing in flight after the rollback");
+    assert.equal(
+      ((await pause.json()) as { error: { code: string } }).error.code,
+      "ROLLOUT_NOT_IN_FLIGHT",
+    );
+    assert.equal(
+      (await fetch(`${api}/api/v1/rollouts/nope/pause`, { method: "POST" })).status,
+      404,
+    );
+  });
+
+  test("POST /hooks/git: a bad signature is refused; a signed push triggers a fetch", async () => {
+    const body = JSON.stringify({ ref: "refs/heads/main" });
+    const bad = await fetch(`${api}/hooks/git`, {
+      method: "POST",
+      body,
+      headers: { "X-Hub-Signature-256": "sha256=00" },
+    });
+    assert.equal(bad.status, 401);
+    const signature = `sha256=${createHmac("sha256", "hook-secret").update(body).digest("hex")}`;
+    const other = JSON.stringify({ ref: "refs/heads/feature" });
+    const otherSig = `sha256=${createHmac("sha256", "hook-secret").update(other).digest("hex")}`;
+    const ignored = await fetch(`${api}/hooks/git`, {
+      method: "POST",
+      body: other,
+      headers: { "X-Hub-Signature-256": otherSig },
+    });
+    assert.equal(((await ignored.json()) as { triggered: boolean }).triggered, false);
+    const good = await fetch(`${api}/hooks/git`, {
+      method: "POST",
+      body,
+      headers: { "X-Hub-Signature-256": signature },
+    });
+    assert.equal(good.status, 202);
+    const gitlab = await fetch(`${api}/hooks/git`, {
+      method: "POST",
+      body,
+      headers: { "X-Gitlab-Token": "hook-secret" },
+    });
+    assert.equal(gitlab.status, 202);
   });
 });

@@ -1,0 +1,262 @@
+/**
+ * The admin port (default 127.0.0.1:4321), apart from the agents' port: `/healthz`,
+ * `/readyz` (Redis and Git reachable), `/metrics` (Prometheus), `POST /hooks/git`
+ * (HMAC-verified push webhook) and the JSON admin API under `/api/v1` (bearer tokens):
+ *
+ *   GET  /api/v1/agents[?group=g&state=connected|disconnected]
+ *   GET  /api/v1/agents/<uid>
+ *   GET  /api/v1/groups            GET /api/v1/groups/<group>
+ *   GET  /api/v1/rollouts          GET /api/v1/rollouts/<group>
+ *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort
+ *
+ * Errors are JSON `{error: {code, message}}` with 400/401/404/409/503.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { bearerAuthenticator, isCanonicalUid } from "../opamp/index.js";
+import { RolloutError } from "../queue/index.js";
+import type { Service } from "../service/service.js";
+import { ServiceMetrics } from "./metrics.js";
+import { agentView } from "./views.js";
+import { verifyWebhook } from "./webhook.js";
+
+export interface AdminServerOptions {
+  service: Service;
+  redis: Redis;
+  logger: Logger;
+  host?: string;
+  port?: number;
+  /** Accepted bearer tokens for /api/v1; none = open (logged as a warning). */
+  tokens?: readonly string[];
+  /** Secret of POST /hooks/git; undefined answers 404 there. */
+  webhookSecret?: string;
+  /** Branch whose pushes trigger a fetch (others are acknowledged and ignored). */
+  branch?: string;
+}
+
+type Reply = { status: number; body: unknown; type?: string };
+const json = (status: number, body: unknown): Reply => ({ status, body });
+const fail = (status: number, code: string, message: string) =>
+  json(status, { error: { code, message } });
+
+export class AdminServer {
+  readonly metrics: ServiceMetrics;
+  readonly #o: AdminServerOptions;
+  readonly #server: Server;
+  readonly #authorized: ReturnType<typeof bearerAuthenticator>;
+
+  constructor(options: AdminServerOptions) {
+    this.#o = options;
+    this.metrics = new ServiceMetrics(options.service);
+    this.#authorized = bearerAuthenticator(options.tokens ?? []);
+    this.#server = createServer((req, res) => {
+      void this.#route(req)
+        .catch((err): Reply => {
+          options.logger.error({ err, url: req.url }, "admin API request failed");
+          return fail(500, "INTERNAL", "internal error; see the service log");
+        })
+        .then((reply) => send(res, reply));
+    });
+  }
+
+  async start(): Promise<{ port: number }> {
+    if ((this.#o.tokens ?? []).length === 0)
+      this.#o.logger.warn(
+        "admin API has no bearer tokens configured: it is open to whoever reaches its port",
+      );
+    await new Promise<void>((resolve) =>
+      this.#server.listen(this.#o.port ?? 4321, this.#o.host ?? "127.0.0.1", resolve),
+    );
+    const { port } = this.#server.address() as AddressInfo;
+    this.#o.logger.info({ port }, "admin API listening");
+    return { port };
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  async #route(req: IncomingMessage): Promise<Reply> {
+    const url = new URL(req.url ?? "/", "http://admin");
+    const parts = url.pathname.split("/").filter(Boolean);
+    const method = req.method ?? "GET";
+    if (url.pathname === "/healthz") return json(200, { status: "ok" });
+    if (url.pathname === "/readyz") return this.#ready();
+    if (url.pathname === "/metrics") {
+      return {
+        status: 200,
+        body: await this.metrics.registry.metrics(),
+        type: this.metrics.registry.contentType,
+      };
+    }
+    if (url.pathname === "/hooks/git" && method === "POST") return this.#webhook(req);
+    if (parts[0] !== "api" || parts[1] !== "v1")
+      return fail(404, "NOT_FOUND", `no route ${method} ${url.pathname}`);
+    if (!this.#authorized(req.headers))
+      return fail(401, "UNAUTHORIZED", "missing or invalid bearer token");
+    const [, , resource, name, action] = parts;
+    const { service } = this.#o;
+    if (resource === "agents" && method === "GET")
+      return name ? this.#agent(name) : this.#agents(url);
+    if (resource === "groups" && method === "GET")
+      return name ? this.#group(name) : json(200, this.#groups());
+    if (resource === "rollouts" && method === "GET") {
+      if (!name)
+        return json(
+          200,
+          service.rollouts.groups().map((g) => service.rollouts.status(g)),
+        );
+      const status = service.rollouts.status(name);
+      return status ? json(200, status) : fail(404, "ROLLOUT_UNKNOWN_GROUP", `no group "${name}"`);
+    }
+    if (resource === "rollouts" && name && method === "POST" && action)
+      return this.#control(name, action, req);
+    return fail(404, "NOT_FOUND", `no route ${method} ${url.pathname}`);
+  }
+
+  async #ready(): Promise<Reply> {
+    const checks: Record<string, { ok: boolean; error?: string }> = {};
+    try {
+      await this.#o.redis.ping();
+      checks.redis = { ok: true };
+    } catch (err) {
+      checks.redis = { ok: false, error: (err as Error).message };
+    }
+    const sync = this.#o.service.sync;
+    if (sync) {
+      const st = sync.status as { serving?: string; lastError?: { message: string } };
+      checks.git = st.serving
+        ? { ok: true }
+        : { ok: false, error: st.lastError?.message ?? "no valid commit read yet" };
+    }
+    const ok = Object.values(checks).every((c) => c.ok);
+    return json(ok ? 200 : 503, { ready: ok, checks });
+  }
+
+  async #webhook(req: IncomingMessage): Promise<Reply> {
+    const secret = this.#o.webhookSecret;
+    if (!secret)
+      return fail(
+        404,
+        "WEBHOOK_DISABLED",
+        "no webhook secret is configured (--webhook-secret-file)",
+      );
+    const body = await readLimited(req, 1024 * 1024);
+    if (!body) return fail(413, "TOO_LARGE", "webhook body over 1 MiB");
+    const verdict = verifyWebhook(req.headers, body, secret);
+    if (!verdict.ok) return fail(401, "WEBHOOK_UNAUTHORIZED", verdict.reason);
+    const branch = this.#o.branch ?? "main";
+    if (verdict.ref !== undefined && verdict.ref !== `refs/heads/${branch}`) {
+      return json(200, {
+        triggered: false,
+        reason: `push to ${verdict.ref}, not refs/heads/${branch}`,
+      });
+    }
+    void this.#o.service.sync?.trigger();
+    return json(202, { triggered: true, provider: verdict.provider });
+  }
+
+  async #agents(url: URL): Promise<Reply> {
+    const group = url.searchParams.get("group");
+    const state = url.searchParams.get("state");
+    if (state && state !== "connected" && state !== "disconnected") {
+      return fail(400, "BAD_FILTER", `state must be connected or disconnected, not "${state}"`);
+    }
+    const { service } = this.#o;
+    const out = [];
+    for (const uid of (await service.opamp.store.list()).sort()) {
+      const agent =
+        service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
+      if (!agent) continue;
+      const g = service.provider?.groupOf(agent);
+      if (group && g !== group) continue;
+      if (state && agent.connected !== (state === "connected")) continue;
+      out.push(agentView(agent, g));
+    }
+    return json(200, out);
+  }
+
+  async #agent(uid: string): Promise<Reply> {
+    if (!isCanonicalUid(uid))
+      return fail(400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
+    const { service } = this.#o;
+    const agent =
+      service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
+    if (!agent) return fail(404, "AGENT_UNKNOWN", `no agent ${uid}`);
+    return json(200, agentView(agent, service.provider?.groupOf(agent), true));
+  }
+
+  #groups() {
+    const { service } = this.#o;
+    const current = service.sync?.current;
+    return [...(current?.groups.values() ?? [])].map((g) => ({
+      name: g.name,
+      configHash: g.configHash,
+      hashCommit: g.hashCommit,
+      servedCommit: current?.commit,
+      priority: g.priority,
+      files: g.files.map((f) => f.name),
+      rollout: service.rollouts.status(g.name)?.rollout ?? null,
+    }));
+  }
+
+  #group(name: string): Reply {
+    const group = this.#groups().find((g) => g.name === name);
+    const status = this.#o.service.sync?.status;
+    return group
+      ? json(200, { ...group, sync: status })
+      : fail(404, "GROUP_UNKNOWN", `no group "${name}" in the served commit`);
+  }
+
+  async #control(group: string, action: string, req: IncomingMessage): Promise<Reply> {
+    const { rollouts } = this.#o.service;
+    const by = `api:${req.socket.remoteAddress ?? "?"}`;
+    const run = {
+      pause: rollouts.pause,
+      resume: rollouts.resume,
+      promote: rollouts.promote,
+      abort: rollouts.abort,
+    }[action as "pause"];
+    if (!run)
+      return fail(
+        404,
+        "NOT_FOUND",
+        `no rollout action "${action}" (pause, resume, promote, abort)`,
+      );
+    try {
+      return json(200, await run.call(rollouts, group, by));
+    } catch (err) {
+      if (err instanceof RolloutError) {
+        const status = err.code === "ROLLOUT_UNKNOWN_GROUP" ? 404 : 409;
+        return fail(status, err.code, err.message);
+      }
+      throw err;
+    }
+  }
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const text =
+    typeof reply.body === "string" ? reply.body : `${JSON.stringify(reply.body, replacer, 2)}\n`;
+  res.writeHead(reply.status, { "Content-Type": reply.type ?? "application/json" }).end(text);
+}
+
+const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
+
+function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on("end", () => resolve(size > limit ? undefined : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}

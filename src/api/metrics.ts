@@ -1,0 +1,94 @@
+/**
+ * Prometheus metrics of the service (`GET /metrics`). Gauges are read from the modules when
+ * scraped; counters are fed by module events. Only this file imports prom-client.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Service } from "../service/service.js";
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly validationFailures: Counter;
+  readonly gitFetchErrors: Counter;
+  readonly statusCommits: Counter;
+  readonly statusCommitSeconds: Histogram;
+
+  constructor(service: Service) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: "opamp_gitops_" });
+    const handler = service.opamp.handler;
+    new Gauge({
+      name: "opamp_gitops_agents",
+      help: "Agents connected to this replica, by group and transport",
+      labelNames: ["group", "transport"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const live of handler.live.values()) {
+          const group = service.bridge?.groupOf.get(live.state.instanceUid) ?? "_unassigned";
+          this.inc({ group, transport: live.state.transport });
+        }
+      },
+    });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter(
+      "opamp_gitops_opamp_messages_total",
+      "AgentToServer messages handled",
+      () => handler.stats.messages,
+    );
+    counter(
+      "opamp_gitops_opamp_bad_requests_total",
+      "Messages answered BAD_REQUEST",
+      () => handler.stats.badRequests,
+    );
+    counter(
+      "opamp_gitops_config_pushes_total",
+      "Remote configs sent to agents",
+      () => handler.stats.configOffers,
+    );
+    new Gauge({
+      name: "opamp_gitops_rollouts",
+      help: "Groups by the state of their current or last rollout",
+      labelNames: ["state"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const group of service.rollouts.groups()) {
+          const state = service.rollouts.status(group)?.rollout?.status ?? "none";
+          this.inc({ state });
+        }
+      },
+    });
+    this.validationFailures = new Counter({
+      name: "opamp_gitops_validation_failures_total",
+      help: "Commits refused by validation",
+      registers: [r],
+    });
+    this.gitFetchErrors = new Counter({
+      name: "opamp_gitops_git_fetch_errors_total",
+      help: "Failed reads of the fleet repository",
+      registers: [r],
+    });
+    this.statusCommits = new Counter({
+      name: "opamp_gitops_status_commits_total",
+      help: "Commits written to the status branch",
+      registers: [r],
+    });
+    this.statusCommitSeconds = new Histogram({
+      name: "opamp_gitops_status_commit_seconds",
+      help: "Time to write (and push) one status commit",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    service.sync?.on("stalled", () => this.validationFailures.inc());
+    service.sync?.on("fetchFailed", () => this.gitFetchErrors.inc());
+  }
+}

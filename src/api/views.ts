@@ -1,0 +1,63 @@
+/**
+ * JSON views of agents for the admin API: plain data, bigint and bytes turned into strings.
+ */
+import {
+  AgentCapabilities,
+  type AgentState,
+  agentAttributes,
+  RemoteConfigStatus,
+} from "../opamp/index.js";
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(RemoteConfigStatus).map(([k, v]) => [v, k]));
+
+/** Names of the capability bits set in `word`. */
+export function capabilityNames(word: bigint): string[] {
+  return Object.entries(AgentCapabilities)
+    .filter(([, bit]) => (word & bit) === bit)
+    .map(([name]) => name);
+}
+
+export function agentView(agent: Readonly<AgentState>, group: string | undefined, detail = false) {
+  const attrs = (kvs: { key: string; value?: { stringValue?: string } | null }[] | undefined) =>
+    Object.fromEntries((kvs ?? []).map((kv) => [kv.key, kv.value?.stringValue ?? ""]));
+  const rcs = agent.remoteConfigStatus;
+  const view = {
+    instanceUid: agent.instanceUid,
+    group: group ?? null,
+    connected: agent.connected,
+    transport: agent.transport,
+    lastConnectedAt: agent.lastConnectedAt,
+    lastDisconnectedAt: agent.lastDisconnectedAt,
+    lastSeenAt: agent.lastSeenAt,
+    attributes: Object.fromEntries(agentAttributes(agent)),
+    remoteConfig: rcs
+      ? {
+          reportedHash: agent.reportedHash || null,
+          status: STATUS_NAMES[rcs.status ?? 0] ?? "UNSET",
+          error: rcs.errorMessage || null,
+        }
+      : null,
+    health: agent.health
+      ? {
+          healthy: agent.health.healthy === true,
+          status: agent.health.status || null,
+          lastError: agent.health.lastError || null,
+        }
+      : null,
+  };
+  if (!detail) return view;
+  const files = agent.effectiveConfig?.configMap?.configMap ?? {};
+  return {
+    ...view,
+    description: {
+      identifying: attrs(agent.description?.identifyingAttributes),
+      nonIdentifying: attrs(agent.description?.nonIdentifyingAttributes),
+    },
+    capabilities: capabilityNames(agent.capabilities),
+    effectiveConfig: Object.entries(files).map(([name, f]) => ({
+      name,
+      contentType: f.contentType ?? "",
+      bytes: f.body?.length ?? 0,
+    })),
+  };
+}
