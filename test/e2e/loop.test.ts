@@ -74,9 +74,10 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       },
       {},
     );
+    serviceRedis = await connectRedis(settings.redisUrl);
     service = new Service({
       settings,
-      redis: (serviceRedis = await connectRedis(settings.redisUrl)),
+      redis: serviceRedis,
       logger: log.logger,
     });
     const { opampPort, apiPort } = await service.start();

@@ -1,0 +1,265 @@
+/**
+ * Status changes waiting for their commit, in Redis, so none is lost when a process dies and
+ * any replica can record while one writes. Keys (`<base>` = `<prefix>:status:{<branch>}`, the
+ * hash tag keeps every key of a branch in one cluster slot for the scripts):
+ *
+ *   <base>:pending      HASH path → JSON {c: YAML text | null (delete), f: facts | null}
+ *   <base>:pending-seq  HASH path → sequence number of its latest pending change
+ *   <base>:seq          STRING counter of recorded changes
+ *   <base>:digest       HASH agent path → SHA-1 of the latest recorded content (dedup)
+ *   <base>:uids         HASH uid → "<recorded at, µs>|<path>" (where its file is now)
+ *   <base>:facts        HASH path → facts JSON of the committed file (counts and messages)
+ *   <base>:lock         STRING writer lock token (lock.ts)
+ *
+ * Contract:
+ * - `record` is atomic per agent: an unchanged content (same digest) records nothing; a new
+ *   group moves the file (the old path gets a delete). A conditional record (`notBefore`)
+ *   is dropped when an event recorded the agent after that time, so a reconcile that read
+ *   older state never overwrites newer.
+ * - A pending change leaves Redis only through `ack`, after its commit was published, and
+ *   only if it was not recorded again meanwhile (the sequence number still matches).
+ */
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+
+const RECORD_LUA = `
+local pending, pseq, seq, digest, uids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local uid, path, payload, dg, notBefore = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local del = '{"c":null,"f":null}'
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+local cur = redis.call('HGET', uids, uid)
+local curT, curPath = nil, nil
+if cur then
+  local sep = string.find(cur, '|', 1, true)
+  curT = string.sub(cur, 1, sep - 1)
+  curPath = string.sub(cur, sep + 1)
+end
+if notBefore ~= '0' and curT and curT > notBefore then return -1 end
+local function put(p, body)
+  local n = redis.call('INCR', seq)
+  redis.call('HSET', pending, p, body)
+  redis.call('HSET', pseq, p, n)
+end
+if payload == '' then
+  redis.call('HDEL', digest, path)
+  put(path, del)
+  if curPath == path then redis.call('HDEL', uids, uid) end
+  return 1
+end
+local changed = 0
+if curPath and curPath ~= path then
+  redis.call('HDEL', digest, curPath)
+  put(curPath, del)
+  changed = 1
+end
+redis.call('HSET', uids, uid, now .. '|' .. path)
+if redis.call('HGET', digest, path) == dg then return changed end
+redis.call('HSET', digest, path, dg)
+put(path, payload)
+return 1
+`;
+
+const ACK_LUA = `
+local pending, pseq, facts = KEYS[1], KEYS[2], KEYS[3]
+for i = 1, #ARGV, 3 do
+  local p, s, f = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if s ~= '' and redis.call('HGET', pseq, p) == s then
+    redis.call('HDEL', pending, p)
+    redis.call('HDEL', pseq, p)
+  end
+  if f == '' then redis.call('HDEL', facts, p) else redis.call('HSET', facts, p, f) end
+end
+return 1
+`;
+
+interface Scripts {
+  statusRecord(...args: string[]): Promise<number>;
+  statusAck(...args: string[]): Promise<number>;
+}
+
+export interface StatusKeys {
+  base: string;
+  pending: string;
+  pendingSeq: string;
+  seq: string;
+  digest: string;
+  uids: string;
+  facts: string;
+  lock: string;
+}
+
+export function statusKeys(prefix: string, branch: string): StatusKeys {
+  const base = `${prefix}:status:{${branch}}`;
+  return {
+    base,
+    pending: `${base}:pending`,
+    pendingSeq: `${base}:pending-seq`,
+    seq: `${base}:seq`,
+    digest: `${base}:digest`,
+    uids: `${base}:uids`,
+    facts: `${base}:facts`,
+    lock: `${base}:lock`,
+  };
+}
+
+/** One agent file to record: its path, YAML text and facts (JSON-compatible). */
+export interface AgentRecord {
+  uid: string;
+  path: string;
+  content: string;
+  facts: unknown;
+}
+
+/** A pending change as read for a flush. */
+export interface PendingChange {
+  path: string;
+  /** The file's new text; null deletes the file. */
+  content: string | null;
+  facts: unknown;
+  seq: string;
+}
+
+/** `<seconds><microseconds, 6 digits>` from Redis' clock: comparable as strings. */
+export type RedisMicros = string;
+
+export class PendingStore {
+  readonly keys: StatusKeys;
+  readonly #redis: Redis & Scripts;
+
+  /** `redis` is shared; the store only defines its scripts on it. */
+  constructor(redis: Redis, options: { prefix: string; branch: string }) {
+    this.keys = statusKeys(options.prefix, options.branch);
+    redis.defineCommand("statusRecord", { numberOfKeys: 5, lua: RECORD_LUA });
+    redis.defineCommand("statusAck", { numberOfKeys: 3, lua: ACK_LUA });
+    this.#redis = redis as Redis & Scripts;
+  }
+
+  get redis(): Redis {
+    return this.#redis;
+  }
+
+  #recordArgs(uid: string, path: string, payload: string, digest: string, notBefore: string) {
+    const k = this.keys;
+    return [
+      k.pending,
+      k.pendingSeq,
+      k.seq,
+      k.digest,
+      k.uids,
+      uid,
+      path,
+      payload,
+      digest,
+      notBefore,
+    ];
+  }
+
+  /**
+   * Records agent files in one round trip. With `notBefore`, an agent recorded by an event
+   * after that time is left alone. Resolves the number of agents whose files changed.
+   */
+  async record(records: readonly AgentRecord[], notBefore?: RedisMicros): Promise<number> {
+    if (records.length === 0) return 0;
+    const pipeline = this.#redis.pipeline() as unknown as Scripts & {
+      exec(): Promise<Array<[Error | null, unknown]> | null>;
+    };
+    for (const r of records) {
+      const payload = JSON.stringify({ c: r.content, f: r.facts });
+      const digest = createHash("sha1").update(r.content).digest("hex");
+      pipeline.statusRecord(...this.#recordArgs(r.uid, r.path, payload, digest, notBefore ?? "0"));
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    let changed = 0;
+    for (const [err, value] of replies) {
+      if (err) throw err;
+      if (value === 1) changed++;
+    }
+    return changed;
+  }
+
+  /** Records the removal of an agent's file (unless an event recorded it after `notBefore`). */
+  async remove(uid: string, path: string, notBefore?: RedisMicros): Promise<boolean> {
+    const r = await this.#redis.statusRecord(
+      ...this.#recordArgs(uid, path, "", "", notBefore ?? "0"),
+    );
+    return r === 1;
+  }
+
+  /** Redis' clock, for `notBefore`. */
+  async now(): Promise<RedisMicros> {
+    const [s, us] = await this.#redis.time();
+    return `${s}${String(us).padStart(6, "0")}`;
+  }
+
+  /** Every pending change, read atomically. */
+  async read(): Promise<PendingChange[]> {
+    const res = await this.#redis
+      .multi()
+      .hgetall(this.keys.pending)
+      .hgetall(this.keys.pendingSeq)
+      .exec();
+    const pending = (res?.[0]?.[1] ?? {}) as Record<string, string>;
+    const seqs = (res?.[1]?.[1] ?? {}) as Record<string, string>;
+    const out: PendingChange[] = [];
+    for (const [path, raw] of Object.entries(pending)) {
+      const parsed = JSON.parse(raw) as { c: string | null; f: unknown };
+      out.push({ path, content: parsed.c, facts: parsed.f, seq: seqs[path] ?? "" });
+    }
+    return out;
+  }
+
+  /** Number of pending changes (cheap: HLEN). */
+  async size(): Promise<number> {
+    return this.#redis.hlen(this.keys.pending);
+  }
+
+  /**
+   * After a publish: drops the pending changes that were not recorded again since they were
+   * read, and stores the committed facts of every file the commit wrote (null: removed).
+   */
+  async ack(
+    entries: ReadonlyArray<{ path: string; seq?: string; facts: unknown | null }>,
+  ): Promise<void> {
+    const CHUNK = 1000;
+    for (let i = 0; i < entries.length; i += CHUNK) {
+      const args: string[] = [];
+      for (const e of entries.slice(i, i + CHUNK))
+        args.push(e.path, e.seq ?? "", e.facts === null ? "" : JSON.stringify(e.facts));
+      await this.#redis.statusAck(
+        this.keys.pending,
+        this.keys.pendingSeq,
+        this.keys.facts,
+        ...args,
+      );
+    }
+  }
+
+  /** The committed facts of every file (path → parsed facts). */
+  async facts(): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.#redis.hscan(this.keys.facts, cursor, "COUNT", 2000);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2)
+        out.set(flat[i] as string, JSON.parse(flat[i + 1] as string));
+    } while (cursor !== "0");
+    return out;
+  }
+
+  /** Where each agent's file is now (uid → path). */
+  async placements(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.#redis.hscan(this.keys.uids, cursor, "COUNT", 2000);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const v = flat[i + 1] as string;
+        out.set(flat[i] as string, v.slice(v.indexOf("|") + 1));
+      }
+    } while (cursor !== "0");
+    return out;
+  }
+}

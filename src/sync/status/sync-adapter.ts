@@ -1,0 +1,42 @@
+/**
+ * Follows FleetSync for the status writer: the desired state served (`updated`), invalid
+ * heads (`stalled`), and whether the first check settled (a first check that failed or
+ * stalled means agents are unassigned for now rather than "not known yet"). Returns the
+ * function that unsubscribes.
+ */
+
+import type { Finding } from "../../validate/model.js";
+import type { DesiredStateChanges, FleetDesiredState } from "../desired-state.js";
+import type { FleetSync } from "../fleet-sync.js";
+
+export interface SyncHandlers {
+  desired(state: FleetDesiredState, changes?: DesiredStateChanges): void;
+  stalled(commit: string, findings: readonly Finding[]): void;
+  /** The placement of agents can be decided now (first state, or none to be had). */
+  settled(): void;
+}
+
+export function attachFleetSync(sync: FleetSync, h: SyncHandlers): () => void {
+  if (sync.current) {
+    h.desired(sync.current);
+    h.settled();
+  }
+  const stalled = sync.status.stalled;
+  if (stalled) h.stalled(stalled.commit, stalled.findings);
+  const offs = [
+    sync.on("updated", (e) => {
+      h.desired(e.state, e.changes);
+      h.settled();
+    }),
+    sync.on("stalled", (e) => {
+      h.stalled(e.commit, e.findings);
+      if (!sync.current) h.settled();
+    }),
+    sync.on("fetchFailed", () => {
+      if (!sync.current) h.settled();
+    }),
+  ];
+  return () => {
+    for (const off of offs) off();
+  };
+}

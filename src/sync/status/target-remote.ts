@@ -1,0 +1,168 @@
+/**
+ * A remote repository (http/https) as the status target: commits are made in a private bare
+ * repository in the state directory (`<stateDir>/status.git`) and pushed with isomorphic-git,
+ * with the same credentials as the source.
+ *
+ * The branch head is remembered from the last fetch or push, so a flush costs one push (two
+ * requests) and no fetch. A push the remote refuses because the branch moved (someone else
+ * pushed) answers "moved": the head is fetched again and the writer rebuilds on it. A push is
+ * never forced.
+ */
+import fs from "node:fs";
+import { mkdir } from "node:fs/promises";
+import * as git from "isomorphic-git";
+import { authHeaders, type Env, type GitAuth } from "../credentials.js";
+import { BranchNotFoundError } from "../errors.js";
+import { createHttpClient } from "../http-client.js";
+import { mapRemoteError } from "../remote-mirror.js";
+import type { StatusTarget } from "./target.js";
+
+export interface RemoteTargetOptions {
+  url: string;
+  /** The bare repository commits are made in, e.g. `<stateDir>/status.git`. */
+  gitdir: string;
+  /** The branch to publish to. */
+  branch: string;
+  /** "folder" mode: the branch must exist (it is the config branch). */
+  mustExist: boolean;
+  auth?: GitAuth;
+  env?: Env;
+  httpTimeoutMs?: number;
+}
+
+const OUTGOING = "refs/opamp-gitops/outgoing";
+
+export class RemoteTarget implements StatusTarget {
+  readonly kind = "remote";
+  readonly ownsStore = true;
+  readonly branch: string;
+  readonly gitdir: string;
+  readonly #o: RemoteTargetOptions;
+  readonly #http;
+  /** The remote head as last seen; undefined = unknown, null = the branch does not exist. */
+  #head: string | null | undefined;
+
+  constructor(options: RemoteTargetOptions) {
+    this.#o = options;
+    this.branch = options.branch;
+    this.gitdir = options.gitdir;
+    this.#http = createHttpClient({ idleTimeoutMs: options.httpTimeoutMs });
+  }
+
+  async open(): Promise<void> {
+    const { gitdir, url, branch } = this.#o;
+    let configured: unknown;
+    try {
+      configured = await git.getConfig({ fs, gitdir, path: "remote.origin.url" });
+    } catch {
+      configured = undefined;
+    }
+    if (configured === url) return;
+    await mkdir(gitdir, { recursive: true });
+    await git.init({ fs, bare: true, dir: gitdir, defaultBranch: branch });
+    await git.setConfig({ fs, gitdir, path: "remote.origin.url", value: url });
+    await git.setConfig({
+      fs,
+      gitdir,
+      path: "remote.origin.fetch",
+      value: `+refs/heads/${branch}:refs/remotes/origin/${branch}`,
+    });
+  }
+
+  async #headers(): Promise<Record<string, string>> {
+    return { ...(await authHeaders(this.#o.auth, this.#o.env ?? {})) };
+  }
+
+  invalidate(): void {
+    this.#head = undefined;
+  }
+
+  async base(): Promise<string | undefined> {
+    if (this.#head === undefined) this.#head = await this.#fetch();
+    return this.#head ?? undefined;
+  }
+
+  /** Lists the remote branch and fetches it when it moved; null when it does not exist. */
+  async #fetch(): Promise<string | null> {
+    const { url, branch, gitdir, auth } = this.#o;
+    const withAuth = auth !== undefined;
+    let refs: Array<{ ref: string; oid: string }>;
+    try {
+      refs = await git.listServerRefs({
+        http: this.#http,
+        url,
+        headers: await this.#headers(),
+        protocolVersion: 2,
+        prefix: `refs/heads/${branch}`,
+      });
+    } catch (err) {
+      throw mapRemoteError(url, err, withAuth);
+    }
+    const remote = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+    if (!remote) {
+      if (this.#o.mustExist) throw new BranchNotFoundError(url, branch, []);
+      return null;
+    }
+    const local = await this.#local(`refs/heads/${branch}`);
+    if (local === remote) return remote;
+    try {
+      const result = await git.fetch({
+        fs,
+        http: this.#http,
+        gitdir,
+        url,
+        ref: branch,
+        remoteRef: `refs/heads/${branch}`,
+        singleBranch: true,
+        tags: false,
+        headers: await this.#headers(),
+        cache: {},
+      });
+      if (!result.fetchHead) throw new BranchNotFoundError(url, branch, []);
+      await this.#setLocal(`refs/heads/${branch}`, result.fetchHead);
+      return result.fetchHead;
+    } catch (err) {
+      throw mapRemoteError(url, err, withAuth);
+    }
+  }
+
+  async #local(ref: string): Promise<string | undefined> {
+    try {
+      return await git.resolveRef({ fs, gitdir: this.gitdir, ref });
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #setLocal(ref: string, value: string): Promise<void> {
+    await git.writeRef({ fs, gitdir: this.gitdir, ref, value, force: true });
+  }
+
+  /** Pushes `commit`; the remote itself checks it fast-forwards the head (`_base`). */
+  async publish(commit: string, _base: string | undefined): Promise<"published" | "moved"> {
+    const { url, branch, auth } = this.#o;
+    await this.#setLocal(OUTGOING, commit);
+    try {
+      await git.push({
+        fs,
+        http: this.#http,
+        gitdir: this.gitdir,
+        url,
+        ref: OUTGOING,
+        remoteRef: `refs/heads/${branch}`,
+        headers: await this.#headers(),
+        cache: {},
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "PushRejectedError" || code === "GitPushError") {
+        this.#head = undefined;
+        return "moved";
+      }
+      throw mapRemoteError(url, err, auth !== undefined);
+    }
+    this.#head = commit;
+    await this.#setLocal(`refs/heads/${branch}`, commit);
+    return "published";
+  }
+}
