@@ -52,8 +52,8 @@ export function cachedScore(rolloutId: string, uid: string): number {
 
 /**
  * The threshold of a stage that starts with `members`: the score of the
- * ceil(percent/100 × N)-th lowest member (at least the first when N > 0), never below
- * `previous`; 100 % admits everyone.
+ * ceil(percent/100 × N)-th lowest member (at least the first when N > 0), or percent/100
+ * when there is no member yet; never below `previous`; 100 % admits everyone.
  */
 export function stageThreshold(
   rolloutId: string,
@@ -64,7 +64,9 @@ export function stageThreshold(
   if (percent >= 100) return EVERY_AGENT;
   const scores: number[] = [];
   for (const uid of members) scores.push(cachedScore(rolloutId, uid));
-  if (scores.length === 0) return previous;
+  // An empty group (agents not connected yet): place later joiners by the percentage itself,
+  // scores being uniform, instead of admitting nobody until the stage after.
+  if (scores.length === 0) return Math.max(previous, percent / 100);
   const n = Math.min(scores.length, Math.max(1, Math.ceil((percent * scores.length) / 100)));
   scores.sort((a, b) => a - b);
   return Math.max(previous, scores[n - 1] ?? NO_AGENT);

@@ -77,3 +77,10 @@ test("ShardMap: copy-on-write leaves the original untouched", () => {
   assert.equal(b.has("after-finish"), false, "a finished map is not changed by later writes");
   assert.equal([...b.keys()].length, 500);
 });
+
+test("a stage started before any agent joined places later joiners by its percentage", () => {
+  const threshold = stageThreshold("edge@abc", 10, [], -1);
+  assert.equal(threshold, 0.1);
+  const joined = uids(2000).filter((u) => score("edge@abc", u) <= threshold).length;
+  assert.ok(joined > 100 && joined < 300, `${joined} of 2000 joiners in a 10 % cohort`);
+});
