@@ -75,7 +75,15 @@ describe("opamp-gitops command line", () => {
 
   test("serve answers agents, logs JSON lines, and stops cleanly on SIGTERM", async () => {
     const redis = await testRedis();
-    const p = run(["serve", "--opamp-listen", "127.0.0.1:0", "--redis-prefix", redis.prefix]);
+    const p = run([
+      "serve",
+      "--opamp-listen",
+      "127.0.0.1:0",
+      "--api-listen",
+      "127.0.0.1:0",
+      "--redis-prefix",
+      redis.prefix,
+    ]);
     try {
       await waitFor(() => /OpAMP server listening/.test(p.output()), "listening", p.child);
       const line =
@@ -167,7 +175,15 @@ describe("opamp-gitops command line", () => {
 
   test("simulate: agents connect to a running server and report; bad flags exit 2", async () => {
     const redis = await testRedis();
-    const serve = run(["serve", "--opamp-listen", "127.0.0.1:0", "--redis-prefix", redis.prefix]);
+    const serve = run([
+      "serve",
+      "--opamp-listen",
+      "127.0.0.1:0",
+      "--api-listen",
+      "127.0.0.1:0",
+      "--redis-prefix",
+      redis.prefix,
+    ]);
     try {
       await waitFor(() => /OpAMP server listening/.test(serve.output()), "listening", serve.child);
       const line =
