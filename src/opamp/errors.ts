@@ -2,22 +2,9 @@
  * Errors of the OpAMP module. Each has a stable `code` and structured `data`; the transports
  * turn them into OpAMP error responses, HTTP statuses or WebSocket close codes.
  */
-export class OpampError extends Error {
-  readonly code: string;
-  readonly data: Record<string, unknown>;
+import { CodedError } from "../errors.js";
 
-  constructor(
-    code: string,
-    message: string,
-    data: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.data = data;
-  }
-}
+export class OpampError extends CodedError {}
 
 /** The bytes received are not a valid AgentToServer (answered with BAD_REQUEST / HTTP 400). */
 export class MalformedMessageError extends OpampError {

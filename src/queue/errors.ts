@@ -2,22 +2,9 @@
  * Errors of the rollout module. Each has a stable `code` and structured `data`; the CLI and
  * the HTTP API turn them into exit codes and statuses.
  */
-export class RolloutError extends Error {
-  readonly code: string;
-  readonly data: Record<string, unknown>;
+import { CodedError } from "../errors.js";
 
-  constructor(
-    code: string,
-    message: string,
-    data: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.data = data;
-  }
-}
+export class RolloutError extends CodedError {}
 
 /** The controller knows no such group (no commit applied to it). */
 export class UnknownGroupError extends RolloutError {

@@ -3,22 +3,9 @@
  * credential) and, where one exists, the underlying `cause`. Only the edges (CLI, HTTP API,
  * status branch) turn them into exit codes, statuses or text.
  */
-export class SyncError extends Error {
-  readonly code: string;
-  readonly data: Record<string, unknown>;
+import { CodedError } from "../errors.js";
 
-  constructor(
-    code: string,
-    message: string,
-    data: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.data = data;
-  }
-
+export class SyncError extends CodedError {
   /** A plain object for events, logs and the status branch. */
   toJSON(): { code: string; message: string; data: Record<string, unknown> } {
     return { code: this.code, message: this.message, data: this.data };

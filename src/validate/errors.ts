@@ -3,22 +3,9 @@
  * errors). Each has a stable `code` and structured `data`; the command line turns them into
  * exit codes.
  */
-export class ValidateError extends Error {
-  readonly code: string;
-  readonly data: Record<string, unknown>;
+import { CodedError } from "../errors.js";
 
-  constructor(
-    code: string,
-    message: string,
-    data: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.data = data;
-  }
-}
+export class ValidateError extends CodedError {}
 
 /** A working tree cannot be read: not a directory, unreadable, or a path that is refused. */
 export class WorkingTreeError extends ValidateError {}
