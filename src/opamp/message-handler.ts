@@ -7,7 +7,7 @@
  * concurrently. A reply is produced for every message, duplicates and heartbeats included.
  */
 import type { Logger } from "pino";
-import { type AgentState, emptyAgentState, mergeReport, type ReportField } from "./agent-state.js";
+import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
   AgentToServerFlags,
