@@ -71,6 +71,14 @@ program
     "branch the agents' reported state is committed to (default opamp-status)",
   )
   .option("--status-interval <duration>", "how often reported state is committed (default 10s)")
+  .option(
+    "--status-mode <mode>",
+    "branch: an orphan status branch (default); folder: status/ on the config branch",
+  )
+  .option(
+    "--status-retention <duration>",
+    "agents offline longer than this leave the status branch (default 168h)",
+  )
   .option("--log-level <level>", "trace|debug|info|warn|error (default info)")
   .addHelpText(
     "after",

@@ -23,8 +23,12 @@ export interface Settings {
   apiTokens: string[];
   /** Shared secret of POST /hooks/git; undefined disables the webhook. */
   webhookSecret?: string;
+  /** "branch": the orphan status branch (default); "folder": status/ on the config branch. */
+  statusMode: "branch" | "folder";
   statusBranch: string;
   statusIntervalMs: number;
+  /** Agents offline for longer than this leave the status branch, ms. Default 7 days. */
+  statusRetentionMs: number;
   opampHost: string;
   opampPort: number;
   redisUrl: string;
@@ -49,8 +53,10 @@ export interface SettingsFlags {
   apiListen?: string;
   apiTokensFile?: string;
   webhookSecretFile?: string;
+  statusMode?: string;
   statusBranch?: string;
   statusInterval?: string;
+  statusRetention?: string;
   opampListen?: string;
   redis?: string;
   redisPrefix?: string;
@@ -85,8 +91,10 @@ const ENV: Record<keyof SettingsFlags, string> = {
   apiListen: "OPAMP_GITOPS_API_LISTEN",
   apiTokensFile: "OPAMP_GITOPS_API_TOKENS_FILE",
   webhookSecretFile: "OPAMP_GITOPS_WEBHOOK_SECRET_FILE",
+  statusMode: "OPAMP_GITOPS_STATUS_MODE",
   statusBranch: "OPAMP_GITOPS_STATUS_BRANCH",
   statusInterval: "OPAMP_GITOPS_STATUS_INTERVAL",
+  statusRetention: "OPAMP_GITOPS_STATUS_RETENTION",
   opampListen: "OPAMP_GITOPS_OPAMP_LISTEN",
   redis: "OPAMP_GITOPS_REDIS",
   redisPrefix: "OPAMP_GITOPS_REDIS_PREFIX",
@@ -154,6 +162,9 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);
   const webhook = read("webhookSecretFile", "--webhook-secret-file")?.toString("utf8").trim();
   if (webhook === "") throw new SettingsError("--webhook-secret-file", "the file is empty");
+  const statusMode = get("statusMode") ?? "branch";
+  if (statusMode !== "branch" && statusMode !== "folder")
+    throw new SettingsError("--status-mode", `"${statusMode}" is not branch or folder`);
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
@@ -170,8 +181,10 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     apiPort: api.port,
     apiTokens: lines(read("apiTokensFile", "--api-tokens-file")),
     ...(webhook ? { webhookSecret: webhook } : {}),
+    statusMode,
     statusBranch: get("statusBranch") ?? "opamp-status",
     statusIntervalMs: duration("statusInterval", "--status-interval", "10s"),
+    statusRetentionMs: duration("statusRetention", "--status-retention", "168h"),
     opampHost: opamp.host,
     opampPort: opamp.port,
     redisUrl,

@@ -26,6 +26,7 @@ import {
   UnknownGroupError,
 } from "./errors.js";
 import { GroupSync } from "./group-sync.js";
+import { type EndedRollout, endedRollouts, RolloutHistory } from "./history.js";
 import type {
   GroupRollout,
   HashRef,
@@ -80,6 +81,8 @@ export class RolloutController {
   readonly #groups = new Map<string, GroupSync>();
   readonly #agents = new AgentDirectory();
   readonly #serveListeners = new Set<(change: ServeChange) => void>();
+  readonly #groupListeners = new Set<(group: string) => void>();
+  readonly #history: RolloutHistory;
   #follower?: ChangeFollower;
   #started?: Promise<void>;
   #closing?: Promise<void>;
@@ -90,6 +93,7 @@ export class RolloutController {
       options.logger.error({ err, notice: notice.type }, "rollout notice listener threw"),
     );
     this.#store = new RolloutStore(options.redis, options.prefix);
+    this.#history = new RolloutHistory(options.redis, options.prefix);
     this.#wakes = new Wakes({
       redis: options.redis,
       prefix: options.prefix,
@@ -143,6 +147,21 @@ export class RolloutController {
   onServeChanged(listener: (change: ServeChange) => void): () => void {
     this.#serveListeners.add(listener);
     return () => this.#serveListeners.delete(listener);
+  }
+
+  /**
+   * Subscribes to any change of a group's rollout state (counts, stages, holds, endings,
+   * removal), whichever replica made it; listeners run synchronously after the change is
+   * applied in memory. Returns the unsubscribe function.
+   */
+  onGroupChanged(listener: (group: string) => void): () => void {
+    this.#groupListeners.add(listener);
+    return () => this.#groupListeners.delete(listener);
+  }
+
+  /** The group's ended rollouts, newest first (at most 20). */
+  history(group: string): Promise<EndedRollout[]> {
+    return this.#history.list(group);
   }
 
   // Git ------------------------------------------------------------------------------------
@@ -290,7 +309,7 @@ export class RolloutController {
       logger: this.#o.logger,
       writerId: this.#writerId,
       batchWindowMs: this.#o.batchWindowMs ?? 2,
-      committed: (_s, _before, result) => this.#committed(result),
+      committed: (_s, before, result) => this.#committed(before, result),
       changed: (s, before, serve) => this.#changed(s, before, serve),
     });
     this.#groups.set(group, sync);
@@ -305,13 +324,18 @@ export class RolloutController {
     sync.close().catch(() => {});
     this.#agents.removeGroup(sync.state);
     this.#notifyServe({ group });
+    this.#notifyGroup(group);
   }
 
   /** A batch of this process is in Redis: announce it, refresh answers, set its timers. */
-  #committed(result: StepResult): void {
+  #committed(before: GroupRollout, result: StepResult): void {
     if (this.#closing) return;
     const { group } = result.state;
+    this.#history
+      .record(group, endedRollouts(before, result))
+      .catch((err) => this.#o.logger.warn({ err, group }, "cannot record rollout history"));
     for (const notice of result.notices) this.events.emit(notice);
+    this.#notifyGroup(group);
     for (const effect of result.effects) {
       if (effect.type === "serve-changed") {
         this.#notifyServe(effect.uids ? { group, uids: effect.uids } : { group });
@@ -323,7 +347,9 @@ export class RolloutController {
 
   /** Another replica's change was applied (or the group reloaded). */
   #changed(sync: GroupSync, before: GroupRollout, serve: ChangeMessage["s"]): void {
-    if (this.#closing || !serve) return;
+    if (this.#closing) return;
+    this.#notifyGroup(sync.group);
+    if (!serve) return;
     this.#agents.follow(before, sync.state, serve);
     this.#notifyServe(serve === "all" ? { group: sync.group } : { group: sync.group, uids: serve });
   }
@@ -338,6 +364,16 @@ export class RolloutController {
     }
   }
 
+  #notifyGroup(group: string): void {
+    for (const listener of this.#groupListeners) {
+      try {
+        listener(group);
+      } catch (err) {
+        this.#o.logger.error({ err }, "group-changed listener threw");
+      }
+    }
+  }
+
   #onChange(msg: ChangeMessage): void {
     if (this.#closing) return;
     const sync = this.#groups.get(msg.g);
@@ -345,7 +381,10 @@ export class RolloutController {
     else if (sync) sync.receive(msg);
     else {
       this.#load(msg.g)
-        .then((s) => this.#notifyServe({ group: s.group }))
+        .then((s) => {
+          this.#notifyServe({ group: s.group });
+          this.#notifyGroup(s.group);
+        })
         .catch((err) => this.#o.logger.warn({ err, group: msg.g }, "cannot load rollout group"));
     }
   }

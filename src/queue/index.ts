@@ -18,6 +18,7 @@ export {
   RolloutStateError,
   UnknownGroupError,
 } from "./errors.js";
+export { type EndedRollout, HISTORY_MAX } from "./history.js";
 export { emptyGroup, pendingWakes, step, stepAll } from "./machine.js";
 export type {
   FailureReason,

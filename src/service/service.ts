@@ -1,8 +1,8 @@
 /**
  * The composition root of `opamp-gitops serve`: builds every module from the settings, wires
- * them into the loop (Git → validation → rollouts → OpAMP → reports back into rollouts), and
- * starts and stops them in order. Stop is the reverse: stop accepting agents, stop polling
- * Git, drain rollout writes, close rollouts, close Redis.
+ * them into the loop (Git → validation → rollouts → OpAMP → reports back into rollouts and
+ * the status branch), and starts and stops them in order. Stop is the reverse: stop accepting
+ * agents, stop polling Git, drain rollout writes, flush the status branch, close rollouts.
  */
 import { join } from "node:path";
 import type { Redis } from "ioredis";
@@ -11,11 +11,24 @@ import { AdminServer } from "../api/admin-server.js";
 import { OpampServer } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
-import { type FleetDesiredState, FleetSync } from "../sync/index.js";
+import {
+  type FleetDesiredState,
+  FleetSync,
+  type GitAuth,
+  type StatusWriter,
+} from "../sync/index.js";
 import { ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
 import { FleetProvider } from "./fleet-provider.js";
+import { createStatusWriter } from "./status-wiring.js";
+
+/** Git credentials from the settings (a token from a file or an environment variable). */
+function gitAuth(s: Settings): GitAuth | undefined {
+  if (s.gitTokenFile) return { type: "token", token: { file: s.gitTokenFile } };
+  if (s.gitTokenEnv) return { type: "token", token: { env: s.gitTokenEnv } };
+  return undefined;
+}
 
 export interface ServiceParts {
   settings: Settings;
@@ -31,6 +44,8 @@ export class Service {
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
+  /** The status branch writer; undefined without a repository. */
+  readonly status: StatusWriter | undefined;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
 
@@ -43,6 +58,7 @@ export class Service {
       prefix: s.redisPrefix,
       logger: logger.child({ module: "queue" }),
     });
+    const auth = gitAuth(s);
     if (s.repo) {
       const cache = new ValidationCache();
       this.sync = new FleetSync({
@@ -52,14 +68,7 @@ export class Service {
         stateDir: join(s.stateDir, "git"),
         pollIntervalMs: s.pollIntervalMs,
         env: process.env,
-        ...(s.gitTokenFile || s.gitTokenEnv
-          ? {
-              auth: {
-                type: "token" as const,
-                token: s.gitTokenFile ? { file: s.gitTokenFile } : { env: s.gitTokenEnv as string },
-              },
-            }
-          : {}),
+        ...(auth ? { auth } : {}),
         validate: (snapshot) => validateSnapshot(snapshot, { cache }),
         onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
       });
@@ -83,6 +92,20 @@ export class Service {
     this.bridge = provider
       ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger)
       : undefined;
+    this.status =
+      this.sync && provider && this.bridge
+        ? createStatusWriter({
+            settings: s,
+            redis,
+            logger: logger.child({ module: "status" }),
+            sync: this.sync,
+            opamp: this.opamp,
+            rollouts: this.rollouts,
+            provider,
+            groupOf: this.bridge.groupOf,
+            ...(auth ? { auth } : {}),
+          })
+        : undefined;
     this.rollouts.onServeChanged(({ group, uids }) => {
       const only = uids ? new Set(uids) : undefined;
       void this.opamp.refresh((uid) =>
@@ -145,6 +168,7 @@ export class Service {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
     }
+    this.status?.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
     return { opampPort: port, apiPort: api.port };
@@ -157,6 +181,8 @@ export class Service {
       await this.api.close();
       this.sync?.stop();
       await this.rollouts.idle().catch(() => {});
+      // After rollouts drained, so the last flush carries the final progress.
+      await this.status?.close();
       await this.rollouts.close();
     })();
     return this.#closing;

@@ -19,6 +19,7 @@ import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { get, git, readStatusTree, type StatusTree } from "../sync/status/helpers.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -41,6 +42,31 @@ async function rolloutStatus(service: Service, status: string) {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`rollout not ${status}: ${JSON.stringify(service.rollouts.status("edge"))}`);
+}
+
+/**
+ * Waits (bounded) until the status branch's tree satisfies `ok`; returns it. Every file read
+ * is checked against its schema (readStatusTree).
+ */
+async function statusBranch(repo: TestRepo, ok: (t: StatusTree) => boolean): Promise<StatusTree> {
+  const gitdir = join(repo.dir, ".git");
+  let last: StatusTree = new Map();
+  for (let i = 0; i < 300; i++) {
+    const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
+    if (head.trim()) {
+      last = readStatusTree(gitdir, "opamp-status");
+      if (ok(last)) return last;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`status branch never matched; files: ${[...last.keys()].join(", ")}`);
+}
+
+/** The parts ("; "-separated) of the status branch's commit subjects, newest first. */
+function statusLog(repo: TestRepo): string[] {
+  return git(join(repo.dir, ".git"), "log", "--format=%s", "opamp-status")
+    .split("\n")
+    .flatMap((s) => s.split("; "));
 }
 
 describe("the loop: Git → validation → staged rollout → OpAMP → reports", () => {
@@ -67,6 +93,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
         repo: repo.dir,
         stateDir: tempDir("opamp-gitops-e2e-"),
         pollInterval: "200ms",
+        statusInterval: "200ms",
         opampListen: "127.0.0.1:0",
         apiListen: "127.0.0.1:0",
         webhookSecretFile: secretFile,
@@ -122,6 +149,33 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     assert.equal(stored?.reportedHash, v2);
   });
 
+  test("the status branch holds every agent's applied hash, health and effective config", async () => {
+    const v2 = hashOf(collectorYaml("v2"));
+    const files = (t: StatusTree) =>
+      fleet.agents.map((a) => t.get(`status/agents/edge/${a.uid}.yaml`));
+    const tree = await statusBranch(repo, (t) =>
+      files(t).every(
+        (f) =>
+          get(f, "remoteConfig", "reportedHash") === v2 &&
+          get(f, "remoteConfig", "status") === "APPLIED",
+      ),
+    );
+    for (const f of files(tree)) {
+      assert.equal(get(f, "remoteConfig", "status"), "APPLIED");
+      assert.equal(get(f, "remoteConfig", "desiredHash"), v2);
+      assert.equal(get(f, "drift"), false);
+      assert.equal(get(f, "health", "healthy"), true);
+      const content = get(f, "effectiveConfig", "files", "collector.yaml", "content");
+      assert.match(JSON.stringify(content), /"v2"/);
+    }
+    assert.equal(get(tree.get("status/groups/edge.yaml"), "served", "configHash"), v2);
+    assert.equal(get(tree.get("status/fleet.yaml"), "agents", "connected"), 20);
+    assert.ok(
+      statusLog(repo).some((m) => /^edge: \d+ applied/.test(m)),
+      statusLog(repo).join("\n"),
+    );
+  });
+
   test("a config that makes agents fail is rolled back; agents run the stable config", async () => {
     const v2 = hashOf(collectorYaml("v2"));
     const bad = `${collectorYaml("v3")}# BREAK-ME\n`;
@@ -132,6 +186,22 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     assert.match(ended.rollout?.failures[0]?.error ?? "", /contains "BREAK-ME"/);
     const s = await fleet.until((x) => x.byHash[short(v2)] === 20, 30_000);
     assert.equal(s.byHash[short(hashOf(bad))] ?? 0, 0);
+    const tree = await statusBranch(
+      repo,
+      (t) => get(t.get("status/groups/edge.yaml"), "rollout", "state") === "rolled-back",
+    );
+    const group = tree.get("status/groups/edge.yaml");
+    assert.match(String(get(group, "rollout", "reason")), /more than the 0 allowed/);
+    assert.match(String(get(group, "rollout", "failures", 0, "error")), /BREAK-ME/);
+    const history = get(group, "history") as Array<{ state: string }>;
+    assert.ok(
+      history.some((h) => h.state === "completed"),
+      JSON.stringify(history),
+    );
+    assert.ok(
+      statusLog(repo).some((m) => /^edge@[0-9a-f]{7} rolled back: /.test(m)),
+      statusLog(repo).join("\n"),
+    );
   });
 
   test("an invalid commit is never served; the last valid state keeps being served", async () => {
@@ -148,6 +218,16 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     await new Promise((r) => setTimeout(r, 500));
     const s = fleet.summary();
     assert.equal(s.byHash[short(hashOf(collectorYaml("v2")))], 20);
+    const broken = repo.head();
+    const tree = await statusBranch(
+      repo,
+      (t) => get(t.get("status/fleet.yaml"), "validation", "result") === "failed",
+    );
+    assert.equal(get(tree.get("status/fleet.yaml"), "validation", "commit"), broken);
+    assert.ok(
+      statusLog(repo).some((m) => m.includes(`validation failed at ${broken.slice(0, 7)}`)),
+      statusLog(repo).join("\n"),
+    );
   });
 
   test("the admin API: health, readiness, metrics, agents, groups, rollout actions", async () => {

@@ -303,3 +303,49 @@ test("the served-hash answer sends no Redis command", async () => {
     await r.close();
   }
 });
+
+test("ended rollouts are kept as history, newest first, a superseded one included", async () => {
+  const r = await testRedis();
+  const t = await onStable(r.prefix, 10);
+  const changed: string[] = [];
+  const off = t.controller.onGroupChanged((g) => changed.push(g));
+  try {
+    // A held rollout (paused in Git) is superseded by the next commit.
+    await t.controller.applyGroup({
+      group: "edge",
+      hash: B,
+      commit: "bbbbbbb2",
+      policy: policy({ paused: true }),
+    });
+    const C = hashOf("c");
+    await t.controller.applyGroup({
+      group: "edge",
+      hash: C,
+      commit: "ccccccc3",
+      policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
+    });
+    await waitFor("C stable", () => t.controller.status("edge")?.stable?.hash === C);
+    let history = await t.controller.history("edge");
+    for (let i = 0; i < 100 && history.length < 3; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      history = await t.controller.history("edge");
+    }
+    assert.deepEqual(
+      history.map((h) => [h.id, h.status]),
+      [
+        ["edge@ccccccc", "completed"],
+        ["edge@bbbbbbb", "superseded"],
+        ["edge@aaaaaaa", "completed"],
+      ],
+    );
+    assert.equal(history[1]?.target.hash, B);
+    assert.equal(history[1]?.from?.hash, A);
+    assert.match(history[1]?.endReason ?? "", /superseded by ccccccc/);
+    assert.ok(changed.length > 0 && changed.every((g) => g === "edge"));
+  } finally {
+    off();
+    t.fleet.stop();
+    await t.close();
+    await r.close();
+  }
+});

@@ -8,6 +8,7 @@
  *   edge@3f2a9c1 rolled back: 2 of 10 agents failed
  *   edge: 12 applied 3f2a9c1, 1 failed: "exporter otlp: connection refused", 2 disconnected
  *
+ * Validation failures, rollbacks, aborts and holds come first; the other parts keep their order.
  * The subject joins the parts with "; " (cut near 200 characters, "+N more"); when there is
  * more than one part, the body lists each on its own line; it ends with how many files changed.
  */
@@ -39,6 +40,7 @@ export interface MessageInputs {
 }
 
 const SUBJECT_MAX = 200;
+const URGENT = /^(validation failed|\S+@\S+ (rolled back|aborted|paused))/;
 const BODY_MAX_LINES = 200;
 
 const short = (s: string | null | undefined) => (s ? s.slice(0, 7) : "none");
@@ -207,6 +209,8 @@ export function commitMessage(inputs: MessageInputs): string {
     if (items.length > 0) parts.push(`${name}: ${items.join(", ")}`);
   }
   if (parts.length === 0) parts.push(`status: ${plural(inputs.files, "files updated")}`);
+  // What went wrong leads, so `git log --oneline` shows it even when the subject is cut.
+  parts.sort((a, b) => Number(!URGENT.test(a)) - Number(!URGENT.test(b)));
   let subject = "";
   let used = 0;
   for (const p of parts) {

@@ -21,8 +21,10 @@ export function attachFleetSync(sync: FleetSync, h: SyncHandlers): () => void {
     h.desired(sync.current);
     h.settled();
   }
-  const stalled = sync.status.stalled;
+  const { stalled, lastCheckAt } = sync.status;
   if (stalled) h.stalled(stalled.commit, stalled.findings);
+  // Attached after a first check that found nothing to serve: unassigned, not "not known".
+  if (!sync.current && lastCheckAt !== undefined) h.settled();
   const offs = [
     sync.on("updated", (e) => {
       h.desired(e.state, e.changes);

@@ -1,0 +1,72 @@
+/**
+ * The status writer's view of rollouts (src/sync/status RolloutStatusSource) over the rollout
+ * controller: the current rollout from its in-memory status, ended ones from its history in
+ * Redis, and a change signal for any change of a group's rollout on any replica.
+ */
+import type { EndedRollout, RolloutController, RolloutView } from "../queue/index.js";
+import type {
+  GroupRolloutInfo,
+  RolloutHistoryEntry,
+  RolloutProgress,
+  RolloutStatusSource,
+} from "../sync/index.js";
+
+function progress(v: RolloutView): RolloutProgress {
+  const p: RolloutProgress = {
+    id: v.id,
+    state: v.status,
+    target: v.target,
+    stage: v.stage,
+    stages: v.stages,
+    members: v.members,
+    cohort: v.cohort,
+    applied: v.applied,
+    failed: v.failed,
+    pending: v.pending,
+    startedAt: v.startedAt,
+    failures: v.failures.map((f) => ({ ...f })),
+  };
+  if (v.from) p.from = v.from;
+  if (v.percent !== undefined) p.percent = v.percent;
+  if (v.hold) p.hold = { ...v.hold };
+  if (v.endedAt !== undefined) p.endedAt = v.endedAt;
+  if (v.endReason) p.endReason = v.endReason;
+  return p;
+}
+
+function historyEntry(e: EndedRollout): RolloutHistoryEntry {
+  const h: RolloutHistoryEntry = {
+    id: e.id,
+    state: e.status,
+    target: e.target,
+    startedAt: e.startedAt,
+    endedAt: e.endedAt,
+  };
+  if (e.from) h.from = e.from;
+  if (e.endReason) h.endReason = e.endReason;
+  return h;
+}
+
+export class RolloutStatusAdapter implements RolloutStatusSource {
+  readonly #rollouts: RolloutController;
+
+  constructor(rollouts: RolloutController) {
+    this.#rollouts = rollouts;
+  }
+
+  async status(group: string): Promise<GroupRolloutInfo | undefined> {
+    const view = this.#rollouts.status(group);
+    const ended = await this.#rollouts.history(group);
+    if (!view?.rollout && ended.length === 0) return undefined;
+    const current = view?.rollout;
+    const info: GroupRolloutInfo = {
+      history: ended.filter((e) => e.id !== current?.id).map(historyEntry),
+    };
+    if (current) info.current = progress(current);
+    return info;
+  }
+
+  subscribe(listener: (group: string) => void): () => void {
+    return this.#rollouts.onGroupChanged(listener);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Builds the status writer of `serve` (src/sync/status) and connects it to the loop:
+ * agent events from the OpAMP server, the desired state and validation results from
+ * FleetSync, rollout progress from the rollout controller, and each agent's placement as the
+ * OpAMP side serves it (its group, and the hash its rollout cohort is served: stable or target).
+ *
+ * When a rollout changes what an agent is served (a stage started, a rollback), no agent event
+ * says so; the writer re-renders those agents from their stored state (`reconcile`), so their
+ * `desiredHash` and `drift` follow. Only the replica holding the writer lock does this.
+ */
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { OpampServer } from "../opamp/index.js";
+import type { RolloutController } from "../queue/index.js";
+import type { Settings } from "../settings.js";
+import {
+  type AgentPlacement,
+  type FleetSync,
+  type GitAuth,
+  type StatusMode,
+  StatusWriter,
+} from "../sync/index.js";
+import type { FleetProvider } from "./fleet-provider.js";
+import { RolloutStatusAdapter } from "./rollout-status.js";
+
+const UNASSIGNED: AgentPlacement = { group: null, desiredHash: null, desiredCommit: null };
+
+export interface StatusWiringParts {
+  settings: Settings;
+  redis: Redis;
+  logger: Logger;
+  sync: FleetSync;
+  opamp: OpampServer;
+  rollouts: RolloutController;
+  provider: FleetProvider;
+  /** The group each connected agent was placed in (AgentBridge.groupOf). */
+  groupOf: ReadonlyMap<string, string>;
+  auth?: GitAuth;
+}
+
+export function createStatusWriter(p: StatusWiringParts): StatusWriter {
+  const { settings: s, sync, opamp, rollouts, provider } = p;
+  const live = opamp.handler.live;
+  const writer = new StatusWriter({
+    redis: p.redis,
+    prefix: s.redisPrefix,
+    repo: s.repo as string,
+    branch: s.branch,
+    ...(s.path ? { path: s.path } : {}),
+    mode: s.statusMode as StatusMode,
+    statusBranch: s.statusBranch,
+    stateDir: s.stateDir,
+    ...(p.auth ? { auth: p.auth } : {}),
+    env: process.env,
+    intervalMs: s.statusIntervalMs,
+    retentionMs: s.statusRetentionMs,
+    agentEvents: opamp.events,
+    fleetSync: sync,
+    rollouts: new RolloutStatusAdapter(rollouts),
+    // Live state first: the stored copy is saved in batches and may lag by a moment.
+    agents: {
+      list: () => opamp.store.list(),
+      load: async (uid) => live.get(uid)?.state ?? (await opamp.store.load(uid)),
+    },
+    placement: (agent) => {
+      if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;
+      const group = provider.groupOf(agent);
+      if (group === undefined) return UNASSIGNED;
+      const served = rollouts.served(group, agent.instanceUid);
+      return { group, desiredHash: served?.hash ?? null, desiredCommit: served?.commit ?? null };
+    },
+    logger: p.logger,
+  });
+  rollouts.onServeChanged(({ group, uids }) => {
+    if (!writer.isWriter) return;
+    const list = uids ?? [...p.groupOf].filter(([, g]) => g === group).map(([uid]) => uid);
+    if (list.length === 0) return;
+    writer
+      .reconcile(list)
+      .catch((err) => p.logger.warn({ err, group }, "status: re-rendering agents failed"));
+  });
+  return writer;
+}
