@@ -1,15 +1,23 @@
 #!/usr/bin/env node
 /**
  * The opamp-gitops command line. Exit codes: 0 success, 1 runtime failure (e.g. Redis
- * unreachable), 2 usage or settings error.
+ * unreachable) or refused action, 2 usage or settings error, 3 (client commands) the
+ * service cannot be reached.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
+import { type DemoOptions, runDemo } from "./commands/demo.js";
+import {
+  type ClientOptions,
+  ROLLOUT_ACTIONS,
+  type RolloutAction,
+  runAgents,
+  runRollout,
+} from "./commands/rollout.js";
+import { runServe } from "./commands/serve.js";
 import { runSimulate, type SimulateOptions } from "./commands/simulate.js";
 import { runValidate } from "./commands/validate.js";
-import { createLogger } from "./logger.js";
-import { connectRedis, RedisUnavailableError } from "./redis.js";
-import { Service } from "./service/service.js";
-import { loadSettings, SettingsError, type SettingsFlags } from "./settings.js";
+import { RedisUnavailableError } from "./redis.js";
+import { SettingsError, type SettingsFlags } from "./settings.js";
 
 const program = new Command()
   .name("opamp-gitops")
@@ -80,29 +88,78 @@ program
     "agents offline longer than this leave the status branch (default 168h)",
   )
   .option("--log-level <level>", "trace|debug|info|warn|error (default info)")
+  .option("--settings <file>", "settings file (YAML or JSON; keys are these flags in camelCase)")
   .addHelpText(
     "after",
-    "\nEvery flag can also be set as OPAMP_GITOPS_<FLAG> (e.g. OPAMP_GITOPS_REPO).\n" +
-      "Exit codes: 0 stopped cleanly, 1 runtime failure (Redis or Git unreachable), 2 bad settings.",
+    "\nPrecedence: flags, then OPAMP_GITOPS_<FLAG> environment variables (e.g. OPAMP_GITOPS_REPO),\n" +
+      "then the settings file (--settings or OPAMP_GITOPS_SETTINGS), then defaults.\n" +
+      "Where nothing answers at a local --redis address and redis-server is on the PATH, a private\n" +
+      "one is started with its data in <state-dir>/redis and stopped on exit.\n" +
+      "Exit codes: 0 stopped cleanly, 1 runtime failure (Redis unreachable, not a repository),\n" +
+      "2 bad settings.",
   )
-  .action(async (flags: SettingsFlags) => {
-    const settings = loadSettings(flags);
-    const logger = createLogger(settings.logLevel);
-    const redis = await connectRedis(settings.redisUrl);
-    redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
-    const service = new Service({ settings, redis, logger });
-    await service.start();
-    const stop = async (signal: string) => {
-      logger.info({ signal }, "shutting down");
-      const force = setTimeout(() => process.exit(1), 15_000);
-      await service.close();
-      redis.disconnect();
-      clearTimeout(force);
-      process.exit(0);
-    };
-    process.once("SIGTERM", () => void stop("SIGTERM"));
-    process.once("SIGINT", () => void stop("SIGINT"));
+  .action(async (flags: SettingsFlags & { settings?: string }) => {
+    process.exitCode = await runServe(flags);
+    process.exit();
   });
+
+program
+  .command("demo")
+  .description(
+    "the whole loop on this machine: an example fleet repository, the service, simulated agents",
+  )
+  .option("--agents <n>", "simulated agents per example group", "10")
+  .option("--opamp-listen <host:port>", "OpAMP listen address", "127.0.0.1:4320")
+  .option("--api-listen <host:port>", "admin API address", "127.0.0.1:4321")
+  .option("--redis <url>", "Redis URL (default redis://127.0.0.1:6379, private if none answers)")
+  .addHelpText(
+    "after",
+    "\n`npm start` runs this. Ctrl-C stops it. Exit codes: 0, 1 failure, 2 usage.",
+  )
+  .action(async (opts: DemoOptions) => {
+    process.exitCode = await runDemo(opts, process.stdout);
+    process.exit();
+  });
+
+const clientOptions = (cmd: Command) =>
+  cmd
+    .option("--api-url <url>", "the service's admin API (env OPAMP_GITOPS_API_URL)", undefined)
+    .option("--api-token-file <path>", "bearer token (env OPAMP_GITOPS_API_TOKEN_FILE)")
+    .addOption(
+      new Option("--format <format>", "output format").choices(["text", "json"]).default("text"),
+    )
+    .addHelpText(
+      "after",
+      "\nTalks to a running `opamp-gitops serve` (default http://127.0.0.1:4321).\n" +
+        "Exit codes: 0 done, 1 refused by the service (unknown group, nothing in flight),\n" +
+        "2 usage, 3 the service cannot be reached or refused the token.",
+    );
+
+clientOptions(
+  program
+    .command("rollout")
+    .description("show or steer a group's rollout: status, pause, resume, promote, abort")
+    .addArgument(new Argument("<action>", "what to do").choices(ROLLOUT_ACTIONS))
+    .argument("[group]", "the group (status without a group lists every group)"),
+).action(async (action: RolloutAction, group: string | undefined, opts: ClientOptions) => {
+  if (action !== "status" && !group) throw new UsageError(`rollout ${action} needs a <group>`);
+  process.exitCode = await runRollout(action, group, opts, process.stdout, process.stderr);
+});
+
+clientOptions(
+  program
+    .command("agents")
+    .description("list agents with their group, connection, config status and health")
+    .option("--group <group>", "only this group")
+    .addOption(
+      new Option("--state <state>", "only connected or disconnected agents").choices([
+        "connected",
+        "disconnected",
+      ]),
+    ),
+).action(async (opts: ClientOptions & { group?: string; state?: string }) => {
+  process.exitCode = await runAgents(opts, process.stdout, process.stderr);
+});
 
 program
   .command("simulate")
@@ -127,11 +184,13 @@ program
     process.exitCode = await runSimulate(opts, process.stdout, process.stderr);
   });
 
+class UsageError extends Error {}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  if (err instanceof SettingsError) {
+  if (err instanceof SettingsError || err instanceof UsageError) {
     process.stderr.write(`opamp-gitops: ${err.message}\n`);
     process.exit(2);
   }

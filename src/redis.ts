@@ -8,11 +8,11 @@ export class RedisUnavailableError extends Error {
   constructor(
     readonly url: string,
     cause: unknown,
+    { hint = "start redis-server or pass --redis <url>" }: { hint?: string } = {},
   ) {
-    super(
-      `cannot reach Redis at ${url} (${(cause as Error).message}); start redis-server or pass --redis <url>`,
-      { cause },
-    );
+    super(`cannot reach Redis at ${url} (${(cause as Error)?.message ?? cause}); ${hint}`, {
+      cause,
+    });
     this.name = "RedisUnavailableError";
   }
 }

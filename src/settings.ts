@@ -1,10 +1,12 @@
 /**
  * Service settings: command-line flags first, then OPAMP_GITOPS_* environment variables, then
- * built-in defaults. This is the only file that reads the environment. Settings are checked
- * once here, and a bad one is reported by name.
+ * an optional settings file (`--settings`, YAML or JSON, keys are the flags in camelCase),
+ * then built-in defaults. This is the only file that reads the environment. Settings are
+ * checked once here, against schemas/settings.schema.json, and a bad one is reported by name
+ * and by where it came from.
  */
 import { readFileSync } from "node:fs";
-import { parseDuration } from "./validate/index.js";
+import { loadYaml, parseDuration, validateSettings } from "./validate/index.js";
 
 export interface Settings {
   /** Fleet repository: a local path or an http(s) URL; undefined runs the OpAMP server alone. */
@@ -80,7 +82,8 @@ export class SettingsError extends Error {
   }
 }
 
-const ENV: Record<keyof SettingsFlags, string> = {
+/** The environment variable of each setting. */
+export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   repo: "OPAMP_GITOPS_REPO",
   branch: "OPAMP_GITOPS_BRANCH",
   path: "OPAMP_GITOPS_PATH",
@@ -109,7 +112,7 @@ const ENV: Record<keyof SettingsFlags, string> = {
 
 /** Resolves and checks every setting. Throws SettingsError naming the first bad one. */
 export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env): Settings {
-  const get = (key: keyof SettingsFlags): string | undefined => flags[key] ?? env[ENV[key]];
+  const get = (key: keyof SettingsFlags): string | undefined => flags[key] ?? env[SETTING_ENV[key]];
   const listen = (key: keyof SettingsFlags, flag: string, fallback: string) => {
     const value = get(key) ?? fallback;
     const m = /^(.*):(\d{1,5})$/.exec(value);
@@ -194,5 +197,104 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
     logLevel: get("logLevel") ?? "info",
+  };
+}
+
+/** The settings file's environment variable (the flag is --settings). */
+export const SETTINGS_FILE_ENV = "OPAMP_GITOPS_SETTINGS";
+
+const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+function readSettingsFile(file: string): Record<string, unknown> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new SettingsError("--settings", `cannot read ${file}: ${(err as Error).message}`);
+  }
+  const loaded = loadYaml(bytes, file);
+  const value = loaded.yaml?.value ?? (loaded.findings.length === 0 ? {} : undefined);
+  if (value === undefined) {
+    const f = loaded.findings[0];
+    throw new SettingsError("--settings", `${file}:${f?.line}:${f?.column}: ${f?.message}`);
+  }
+  if (value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new SettingsError("--settings", `${file} must be a mapping of setting names to values`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Everything `serve` needs: the settings file (if any), the environment and the flags merged
+ * (flags win), checked against the settings schema (every problem is listed, each naming the
+ * setting and where it came from), then resolved by loadSettings.
+ */
+export function resolveSettings(
+  flags: SettingsFlags & { settings?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
+  const { settings: file = env[SETTINGS_FILE_ENV], ...given } = flags;
+  const merged: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  const put = (key: string, value: unknown, from: string) => {
+    merged[key] = value;
+    origin.set(key, from);
+  };
+  if (file) for (const [k, v] of Object.entries(readSettingsFile(file))) put(k, v, file);
+  for (const [k, name] of Object.entries(SETTING_ENV))
+    if (env[name] !== undefined) put(k, env[name], name);
+  for (const [k, v] of Object.entries(given)) if (v !== undefined) put(k, v, flagOf(k));
+  const problems = validateSettings(merged);
+  if (problems.length > 0) {
+    const first = problems[0] as (typeof problems)[number];
+    const lines = problems.map((p) => `${p.message} (from ${origin.get(p.setting) ?? "?"})`);
+    throw new SettingsError(origin.get(first.setting) ?? first.setting, lines.join("\n  "));
+  }
+  const asFlags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(merged)) asFlags[k] = String(v);
+  return loadSettings(asFlags as SettingsFlags, {});
+}
+
+/** Settings of the commands that talk to a running service (`rollout`, `agents`). */
+export interface ClientSettings {
+  /** The admin API's base URL. Default http://127.0.0.1:4321. */
+  apiUrl: string;
+  /** Bearer token for the admin API; undefined when none is configured. */
+  apiToken?: string;
+  /** Who is acting, for the audit trail (user@host). */
+  actor: string;
+}
+
+export interface ClientFlags {
+  apiUrl?: string;
+  apiTokenFile?: string;
+}
+
+/** Flags, then OPAMP_GITOPS_API_URL / OPAMP_GITOPS_API_TOKEN_FILE, then defaults. */
+export function loadClientSettings(
+  flags: ClientFlags,
+  env: NodeJS.ProcessEnv = process.env,
+  actor = "",
+): ClientSettings {
+  const apiUrl = flags.apiUrl ?? env.OPAMP_GITOPS_API_URL ?? "http://127.0.0.1:4321";
+  if (!/^https?:\/\/[^/]+/.test(apiUrl))
+    throw new SettingsError("--api-url", `"${apiUrl}" is not an http(s) URL`);
+  const tokenFile = flags.apiTokenFile ?? env.OPAMP_GITOPS_API_TOKEN_FILE;
+  let apiToken: string | undefined;
+  if (tokenFile) {
+    try {
+      apiToken = readFileSync(tokenFile, "utf8").split(/\r?\n/)[0]?.trim();
+    } catch (err) {
+      throw new SettingsError(
+        "--api-token-file",
+        `cannot read ${tokenFile}: ${(err as Error).message}`,
+      );
+    }
+    if (!apiToken) throw new SettingsError("--api-token-file", `${tokenFile} is empty`);
+  }
+  return {
+    apiUrl: apiUrl.replace(/\/+$/, ""),
+    ...(apiToken ? { apiToken } : {}),
+    actor: actor || env.USER || "cli",
   };
 }

@@ -2,8 +2,6 @@
  * The command line as a user runs it: a child process, its exit code and what it prints.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,32 +9,12 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AgentCapabilities as Caps } from "../src/opamp/capabilities.js";
 import { TestAgent } from "./helpers/agent.js";
+import { run, waitFor } from "./helpers/cli.js";
 import { testRedis } from "./helpers/redis.js";
 
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("../../examples/repo", import.meta.url));
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: "pipe",
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = once(child, "exit").then(([code]) => ({ code: code as number, stdout, stderr }));
-  return { child, exited, output: () => stdout };
-}
-
-async function waitFor(pred: () => boolean, what: string, child: ChildProcess, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end || child.exitCode !== null)
-      throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** A PATH without redis-server, so no private one is started. */
+const NO_REDIS_SERVER = { PATH: "/nonexistent" };
 
 describe("opamp-gitops command line", () => {
   test("--help lists the commands and exits 0", async () => {
@@ -48,29 +26,35 @@ describe("opamp-gitops command line", () => {
   test("a bad setting exits 2 and names the setting", async () => {
     const { code, stderr } = await run(["serve", "--opamp-listen", "nowhere"]).exited;
     assert.equal(code, 2);
-    assert.match(stderr, /invalid setting --opamp-listen: "nowhere" is not host:port/);
+    assert.match(
+      stderr,
+      /invalid setting --opamp-listen: setting opampListen is "nowhere"; expected host:port/,
+    );
   });
 
   test("a bad setting from the environment is reported the same way", async () => {
     const { code, stderr } = await run(["serve"], { OPAMP_GITOPS_MAX_CONNECTIONS: "lots" }).exited;
     assert.equal(code, 2);
-    assert.match(stderr, /--max-connections: "lots" is not a positive integer/);
+    assert.match(
+      stderr,
+      /setting maxConnections is "lots"; expected a positive integer \(from OPAMP_GITOPS_MAX_CONNECTIONS\)/,
+    );
   });
 
   test("an unknown flag is a usage error (exit 2)", async () => {
     assert.equal((await run(["serve", "--no-such-flag"]).exited).code, 2);
   });
 
-  test("Redis unreachable: a clear message and exit 1", async () => {
-    const { code, stderr } = await run([
-      "serve",
-      "--redis",
-      "redis://127.0.0.1:1",
-      "--opamp-listen",
-      "127.0.0.1:0",
-    ]).exited;
+  test("Redis unreachable and no redis-server to start: a clear message and exit 1", async () => {
+    const { code, stderr } = await run(
+      ["serve", "--redis", "redis://127.0.0.1:1", "--opamp-listen", "127.0.0.1:0"],
+      NO_REDIS_SERVER,
+    ).exited;
     assert.equal(code, 1);
-    assert.match(stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED/);
+    assert.match(
+      stderr,
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED.*\); install Redis/,
+    );
   });
 
   test("serve answers agents, logs JSON lines, and stops cleanly on SIGTERM", async () => {

@@ -7,7 +7,7 @@
  *   GET  /api/v1/agents/<uid>
  *   GET  /api/v1/groups            GET /api/v1/groups/<group>
  *   GET  /api/v1/rollouts          GET /api/v1/rollouts/<group>
- *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort
+ *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
  *
  * Errors are JSON `{error: {code, message}}` with 400/401/404/409/503.
  */
@@ -215,7 +215,11 @@ export class AdminServer {
 
   async #control(group: string, action: string, req: IncomingMessage): Promise<Reply> {
     const { rollouts } = this.#o.service;
-    const by = `api:${req.socket.remoteAddress ?? "?"}`;
+    // Who asked, as the CLI says (user@host), for the audit trail; the address is always added.
+    const actor = String(req.headers["x-opamp-gitops-actor"] ?? "")
+      .replace(/[^\w.@:-]/g, "")
+      .slice(0, 64);
+    const by = `api:${actor ? `${actor} via ` : ""}${req.socket.remoteAddress ?? "?"}`;
     const run = {
       pause: rollouts.pause,
       resume: rollouts.resume,

@@ -5,6 +5,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Service } from "../service/service.js";
 
+/** RemoteConfigStatuses enum of the OpAMP spec, by number. */
+const AGENT_STATES = ["UNSET", "APPLIED", "APPLYING", "FAILED"];
+
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly validationFailures: Counter;
@@ -18,14 +21,16 @@ export class ServiceMetrics {
     const handler = service.opamp.handler;
     new Gauge({
       name: "opamp_gitops_agents",
-      help: "Agents connected to this replica, by group and transport",
-      labelNames: ["group", "transport"],
+      help: "Agents connected to this replica, by group, remote config state and transport",
+      labelNames: ["group", "state", "transport"],
       registers: [r],
       collect() {
         this.reset();
         for (const live of handler.live.values()) {
           const group = service.bridge?.groupOf.get(live.state.instanceUid) ?? "_unassigned";
-          this.inc({ group, transport: live.state.transport });
+          const code = live.state.remoteConfigStatus?.status ?? 0;
+          const state = AGENT_STATES[code] ?? "UNSET";
+          this.inc({ group, state, transport: live.state.transport });
         }
       },
     });
@@ -90,5 +95,16 @@ export class ServiceMetrics {
     });
     service.sync?.on("stalled", () => this.validationFailures.inc());
     service.sync?.on("fetchFailed", () => this.gitFetchErrors.inc());
+    const statusFailures = new Counter({
+      name: "opamp_gitops_status_flush_failures_total",
+      help: "Status flushes that could not publish (changes stay pending in Redis)",
+      registers: [r],
+    });
+    service.status?.on("flushed", (f) => {
+      if (!f.commit) return;
+      this.statusCommits.inc();
+      this.statusCommitSeconds.observe(f.ms / 1000);
+    });
+    service.status?.on("flushFailed", () => statusFailures.inc());
   }
 }

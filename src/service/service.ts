@@ -12,10 +12,15 @@ import { OpampServer } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
+  AuthenticationError,
+  CredentialsError,
   type FleetDesiredState,
   FleetSync,
   type GitAuth,
+  InvalidSourceError,
+  NotARepositoryError,
   type StatusWriter,
+  type SyncError,
 } from "../sync/index.js";
 import { ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
@@ -29,6 +34,14 @@ function gitAuth(s: Settings): GitAuth | undefined {
   if (s.gitTokenEnv) return { type: "token", token: { env: s.gitTokenEnv } };
   return undefined;
 }
+
+/** First-read failures that no retry can mend. */
+const FATAL: Array<abstract new (...args: never[]) => SyncError> = [
+  NotARepositoryError,
+  InvalidSourceError,
+  AuthenticationError,
+  CredentialsError,
+];
 
 export interface ServiceParts {
   settings: Settings;
@@ -161,12 +174,19 @@ export class Service {
     }
   }
 
+  /**
+   * Starts every module. Throws the SyncError when the first read of the repository shows it
+   * can never work as given (not a repository, bad URL, credentials refused): waiting would not
+   * help. A remote that cannot be reached yet is retried with backoff instead.
+   */
   async start(): Promise<{ opampPort: number; apiPort: number }> {
     await this.configs.load();
     await this.rollouts.start();
     if (this.sync) {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
+      if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
+        throw outcome.error;
     }
     this.status?.start();
     const { port } = await this.opamp.start();

@@ -34,6 +34,7 @@ export {
 } from "./errors.js";
 export { FleetSync, type FleetSyncOptions, type ValidateSnapshot } from "./fleet-sync.js";
 export { GitSource, type GitSourceOptions, type HeadUpdate, parseRepo } from "./git-source.js";
+export { type InitRepositoryOptions, initRepository } from "./init-repo.js";
 export {
   compileMatcher,
   GroupMatcher,

@@ -239,7 +239,13 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       git: { ok: true },
     });
     const metrics = await (await fetch(`${api}/metrics`)).text();
-    assert.match(metrics, /opamp_gitops_agents\{group="edge",transport="websocket"\} 20/);
+    assert.match(
+      metrics,
+      /opamp_gitops_agents\{group="edge",state="APPLIED",transport="websocket"\} 20/,
+    );
+    const commits = /opamp_gitops_status_commits_total (\d+)/.exec(metrics);
+    assert.ok(Number(commits?.[1]) >= 3, `status commits: ${commits?.[1]}`);
+    assert.match(metrics, /opamp_gitops_status_commit_seconds_count \d+/);
     assert.match(metrics, /opamp_gitops_validation_failures_total 1/);
     const agents = (await (
       await fetch(`${api}/api/v1/agents?group=edge&state=connected`)

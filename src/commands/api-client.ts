@@ -1,0 +1,79 @@
+/**
+ * A small client of the admin API (`/api/v1`) for the `rollout` and `agents` commands.
+ * Errors: ApiRefusedError (the service answered with an error: unknown group, nothing in
+ * flight, bad filter) and ApiUnreachableError (no answer, or authentication failed).
+ */
+import { CodedError } from "../errors.js";
+import type { ClientSettings } from "../settings.js";
+
+/** The service answered with an error status; `code` is the API's error code. */
+export class ApiRefusedError extends CodedError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+  ) {
+    super(code, message, { status });
+  }
+}
+
+/** No answer from the service, or it refused the credentials. */
+export class ApiUnreachableError extends CodedError {
+  constructor(message: string, data: Record<string, unknown>, cause?: unknown) {
+    super("API_UNREACHABLE", message, data, { cause });
+  }
+}
+
+export class ApiClient {
+  readonly #s: ClientSettings;
+  readonly #timeoutMs: number;
+
+  constructor(settings: ClientSettings, { timeoutMs = 10_000 } = {}) {
+    this.#s = settings;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.#request<T>("GET", path);
+  }
+
+  post<T>(path: string): Promise<T> {
+    return this.#request<T>("POST", path);
+  }
+
+  async #request<T>(method: string, path: string): Promise<T> {
+    const url = `${this.#s.apiUrl}${path}`;
+    const headers: Record<string, string> = { "X-Opamp-Gitops-Actor": this.#s.actor };
+    if (this.#s.apiToken) headers.Authorization = `Bearer ${this.#s.apiToken}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, signal: AbortSignal.timeout(this.#timeoutMs) });
+    } catch (err) {
+      const why = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new ApiUnreachableError(
+        `cannot reach the service at ${this.#s.apiUrl} (${why}); is "opamp-gitops serve" running? (--api-url)`,
+        { url },
+        err,
+      );
+    }
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new ApiUnreachableError(`${url} did not answer with JSON (HTTP ${res.status})`, {
+        url,
+      });
+    }
+    if (res.status === 401)
+      throw new ApiUnreachableError(
+        "the service refused the credentials; pass --api-token-file with a token from its --api-tokens-file",
+        { url },
+      );
+    if (!res.ok) {
+      const e = (body as { error?: { code?: string; message?: string } }).error;
+      throw new ApiRefusedError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? text);
+    }
+    return body as T;
+  }
+}

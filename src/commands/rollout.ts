@@ -1,0 +1,151 @@
+/**
+ * `opamp-gitops rollout status|pause|resume|promote|abort <group>` and `opamp-gitops agents`:
+ * the commands that talk to a running service's admin API.
+ *
+ * Exit codes: 0 done; 1 the service refused (unknown group, nothing in flight, already
+ * paused); 2 usage or settings; 3 the service cannot be reached or refused the credentials.
+ */
+import type { GroupRolloutStatus } from "../queue/index.js";
+import { type ClientFlags, loadClientSettings } from "../settings.js";
+import { ApiClient, ApiRefusedError, ApiUnreachableError } from "./api-client.js";
+
+export const ROLLOUT_ACTIONS = ["status", "pause", "resume", "promote", "abort"] as const;
+export type RolloutAction = (typeof ROLLOUT_ACTIONS)[number];
+
+export interface ClientOptions extends ClientFlags {
+  format: "text" | "json";
+}
+
+type Out = { write(s: string): unknown };
+
+const short = (h: string | undefined) => (h ? h.slice(0, 7) : "none");
+
+/** Human text for one group's rollout status. */
+export function formatRolloutStatus(s: GroupRolloutStatus, now = Date.now()): string {
+  const lines = [`group ${s.group}`];
+  lines.push(
+    `  stable    ${s.stable ? `${short(s.stable.hash)} (from commit ${short(s.stable.commit)})` : "none yet"}`,
+  );
+  const r = s.rollout;
+  if (!r) return `${lines.join("\n")}\n  rollout   none\n`;
+  const stage =
+    r.stage < 0 ? "before stage 1" : `stage ${r.stage + 1}/${r.stages} (${r.percent ?? "?"} %)`;
+  lines.push(`  rollout   ${r.id}  ${r.status}  ${stage}`);
+  lines.push(`  target    ${short(r.target.hash)} (from commit ${short(r.target.commit)})`);
+  lines.push(
+    `  cohort    ${r.cohort} of ${r.members} agents: ${r.applied} applied, ${r.failed} failed, ${r.pending} pending`,
+  );
+  if (r.hold) lines.push(`  held      by ${r.hold.by} (${r.hold.source})`);
+  else if (r.nextStageAt !== undefined && r.status === "in-progress")
+    lines.push(`  next      stage in ${Math.max(0, Math.round((r.nextStageAt - now) / 1000))} s`);
+  if (r.endReason) lines.push(`  ended     ${r.endReason}`);
+  for (const f of r.failures.slice(0, 5))
+    lines.push(`  failure   ${f.uid} ${f.reason}${f.error ? `: ${f.error}` : ""}`);
+  if (r.failures.length > 5) lines.push(`  …         ${r.failures.length - 5} more failures`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Runs a client command body, mapping errors to exit codes. */
+async function run(
+  opts: ClientOptions,
+  err: Out,
+  body: (api: ApiClient) => Promise<void>,
+): Promise<number> {
+  const api = new ApiClient(loadClientSettings(opts));
+  try {
+    await body(api);
+    return 0;
+  } catch (e) {
+    if (e instanceof ApiRefusedError) {
+      err.write(`opamp-gitops: ${e.message} (${e.code})\n`);
+      return 1;
+    }
+    if (e instanceof ApiUnreachableError) {
+      err.write(`opamp-gitops: ${e.message}\n`);
+      return 3;
+    }
+    throw e;
+  }
+}
+
+export function runRollout(
+  action: RolloutAction,
+  group: string | undefined,
+  opts: ClientOptions,
+  out: Out,
+  err: Out,
+): Promise<number> {
+  return run(opts, err, async (api) => {
+    if (action === "status" && !group) {
+      const all = await api.get<GroupRolloutStatus[]>("/api/v1/rollouts");
+      out.write(
+        opts.format === "json"
+          ? `${JSON.stringify(all, null, 2)}\n`
+          : all.map((s) => formatRolloutStatus(s)).join("\n") || "no groups\n",
+      );
+      return;
+    }
+    const path = `/api/v1/rollouts/${encodeURIComponent(group ?? "")}`;
+    const status =
+      action === "status"
+        ? await api.get<GroupRolloutStatus>(path)
+        : await api.post<GroupRolloutStatus>(`${path}/${action}`);
+    if (opts.format === "json") out.write(`${JSON.stringify(status, null, 2)}\n`);
+    else {
+      const done = {
+        status: "",
+        pause: "paused",
+        resume: "resumed",
+        promote: "promoted",
+        abort: "aborted",
+      };
+      if (done[action]) out.write(`${done[action]} ${status.rollout?.id ?? group}\n`);
+      out.write(formatRolloutStatus(status));
+    }
+  });
+}
+
+interface AgentRow {
+  instanceUid: string;
+  group: string | null;
+  connected: boolean;
+  transport: string;
+  remoteConfig: { reportedHash: string | null; status: string; error: string | null } | null;
+  health: { healthy: boolean } | null;
+}
+
+export function runAgents(
+  opts: ClientOptions & { group?: string; state?: string },
+  out: Out,
+  err: Out,
+): Promise<number> {
+  return run(opts, err, async (api) => {
+    const q = new URLSearchParams();
+    if (opts.group) q.set("group", opts.group);
+    if (opts.state) q.set("state", opts.state);
+    const agents = await api.get<AgentRow[]>(`/api/v1/agents${q.size ? `?${q}` : ""}`);
+    if (opts.format === "json") {
+      out.write(`${JSON.stringify(agents, null, 2)}\n`);
+      return;
+    }
+    const rows = agents.map((a) => [
+      a.instanceUid,
+      a.group ?? "_unassigned",
+      a.connected ? a.transport : "offline",
+      a.remoteConfig?.status ?? "-",
+      short(a.remoteConfig?.reportedHash ?? undefined),
+      a.health ? (a.health.healthy ? "healthy" : "unhealthy") : "-",
+      a.remoteConfig?.error ?? "",
+    ]);
+    const header = ["INSTANCE UID", "GROUP", "CONNECTED", "CONFIG", "HASH", "HEALTH", "ERROR"];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+    for (const r of [header, ...rows])
+      out.write(
+        `${r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join("  ")
+          .trimEnd()}\n`,
+      );
+    out.write(`${agents.length} agents\n`);
+  });
+}

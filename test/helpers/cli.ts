@@ -1,0 +1,77 @@
+/** The command line as a child process: run it, read its output, wait for log lines. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+
+export const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
+
+export interface CliRun {
+  child: ChildProcess;
+  exited: Promise<{ code: number; stdout: string; stderr: string }>;
+  output(): string;
+  errors(): string;
+}
+
+/**
+ * Starts `opamp-gitops <args>`. OPAMP_GITOPS_* variables of this process are not passed on,
+ * so only `env` sets them.
+ */
+export function run(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("OPAMP_GITOPS_")),
+  );
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...base, ...env },
+    stdio: "pipe",
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => (stdout += d));
+  child.stderr?.on("data", (d) => (stderr += d));
+  const exited = once(child, "exit").then(([code]) => ({ code: code as number, stdout, stderr }));
+  return { child, exited, output: () => stdout, errors: () => stderr };
+}
+
+/** Polls `pred` until true; fails when `child` exits first or after `ms`. */
+export async function waitFor(
+  pred: () => boolean,
+  what: string,
+  child: ChildProcess,
+  ms = 15_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end || child.exitCode !== null)
+      throw new Error(`timed out waiting for ${what} (exit code ${child.exitCode})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The first JSON log line whose msg is `msg`, parsed. */
+export function logLine<T = Record<string, unknown>>(output: string, msg: string): T | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const parsed = JSON.parse(line) as { msg?: string };
+    if (parsed.msg === msg) return parsed as T;
+  }
+  return undefined;
+}
+
+/** Starts `serve` and waits for its "serving" log line; resolves with the ports. */
+export async function startServe(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<CliRun & { opampPort: number; apiPort: number }> {
+  const p = run(["serve", ...args], env);
+  try {
+    await waitFor(() => logLine(p.output(), "serving") !== undefined, "serving", p.child, 60_000);
+  } catch (err) {
+    p.child.kill("SIGKILL");
+    throw new Error(`${(err as Error).message}\nstderr: ${p.errors()}\nstdout: ${p.output()}`);
+  }
+  const { opampPort, apiPort } = logLine<{ opampPort: number; apiPort: number }>(
+    p.output(),
+    "serving",
+  ) as { opampPort: number; apiPort: number };
+  return { ...p, opampPort, apiPort };
+}
