@@ -115,7 +115,6 @@ export class Service {
             opamp: this.opamp,
             rollouts: this.rollouts,
             provider,
-            groupOf: this.bridge.groupOf,
             ...(auth ? { auth } : {}),
           })
         : undefined;

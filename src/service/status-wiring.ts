@@ -33,8 +33,6 @@ export interface StatusWiringParts {
   opamp: OpampServer;
   rollouts: RolloutController;
   provider: FleetProvider;
-  /** The group each connected agent was placed in (AgentBridge.groupOf). */
-  groupOf: ReadonlyMap<string, string>;
   auth?: GitAuth;
 }
 
@@ -71,12 +69,12 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     },
     logger: p.logger,
   });
+  // A whole group's answer changed (a stage started, a rollback): every stored agent is
+  // rendered again, wherever it is connected; unchanged files are dropped by fingerprint.
   rollouts.onServeChanged(({ group, uids }) => {
-    if (!writer.isWriter) return;
-    const list = uids ?? [...p.groupOf].filter(([, g]) => g === group).map(([uid]) => uid);
-    if (list.length === 0) return;
+    if (!writer.isWriter || uids?.length === 0) return;
     writer
-      .reconcile(list)
+      .reconcile(uids)
       .catch((err) => p.logger.warn({ err, group }, "status: re-rendering agents failed"));
   });
   return writer;

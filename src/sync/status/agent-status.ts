@@ -20,7 +20,7 @@ import type {
 } from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
-import { redactConfigFileCached, setOwn } from "./redact.js";
+import { redactConfigFileCached, redactText, setOwn } from "./redact.js";
 
 /** Where the service puts an agent: its group (null: unassigned) and what it serves it. */
 export interface AgentPlacement {
@@ -46,6 +46,11 @@ const STATUS_NAMES = ["UNSET", "APPLIED", "APPLYING", "FAILED"] as const;
 function text(s: string | undefined | null): string | null {
   if (s === undefined || s === null || s === "") return null;
   return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
+}
+
+/** Agent-written prose (errors, health): secrets in it are redacted too. */
+function prose(s: string | undefined | null): string | null {
+  return text(s ? redactText(s) : s);
 }
 
 function iso(ms: number | null): string | null {
@@ -110,7 +115,7 @@ function health(h: ComponentHealth, depth: number, budget: { left: number }): He
   const out: HealthStatus = {
     healthy: h.healthy === true,
     status: text(h.status),
-    lastError: text(h.lastError),
+    lastError: prose(h.lastError),
   };
   const entries = Object.entries(h.componentHealthMap ?? {}).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
@@ -172,7 +177,7 @@ export function agentStatus(
   const rcs = agent.remoteConfigStatus;
   const reportedHash = agent.reportedHash === "" ? null : agent.reportedHash.slice(0, 128);
   const status = rcs ? (STATUS_NAMES[rcs.status ?? 0] ?? null) : null;
-  const error = text(rcs?.errorMessage);
+  const error = prose(rcs?.errorMessage);
   const desiredHash = placement.desiredHash;
   const drift = desiredHash !== null && (reportedHash !== desiredHash || status === "FAILED");
   const h = agent.health ? health(agent.health, 0, { left: MAX_COMPONENTS }) : null;

@@ -118,6 +118,7 @@ export class DerivedFiles {
         else this.#rolloutInfo.delete(g);
       } catch (err) {
         this.#dirtyRollouts.add(g);
+        this.version++; // so the next flush reads it again even if nothing else changed
         this.#log.warn(
           { err, group: g },
           "status: reading rollout progress failed; retried next flush",
@@ -152,6 +153,7 @@ export class DerivedFiles {
     for (const [g, info] of this.#rolloutInfo)
       if (info.current?.state === "in-progress") groups.add(g);
     const files: DerivedFile[] = [];
+    const unrenderable = new Set<string>();
     for (const g of [...groups].sort()) {
       const served = desired?.groups.get(g);
       const inputs: GroupInputs = {};
@@ -179,11 +181,14 @@ export class DerivedFiles {
         files.push(rendered);
       } catch (err) {
         this.#log.error({ err, group: g }, "status: the group's status file cannot be written");
+        // Keep what is committed rather than deleting the file.
+        if (cached) files.push(cached.file);
+        else unrenderable.add(path);
       }
     }
     for (const g of this.#rendered.keys()) if (!groups.has(g)) this.#rendered.delete(g);
     const kept = new Set(files.map((f) => f.path));
-    const removed = [...existingGroupPaths].filter((p) => !kept.has(p));
+    const removed = [...existingGroupPaths].filter((p) => !kept.has(p) && !unrenderable.has(p));
     const servedHashes = new Map<string, string>();
     for (const [g, s] of desired?.groups ?? []) servedHashes.set(g, s.configHash);
     let fleetValidation = null;

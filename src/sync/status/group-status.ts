@@ -18,6 +18,7 @@ import type {
 } from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
+import { redactText } from "./redact.js";
 
 export const MAX_FINDINGS = 50;
 export const MAX_HISTORY = 20;
@@ -115,11 +116,11 @@ function rolloutStatus(r: RolloutProgress): RolloutFileStatus {
     pending: r.pending,
     startedAt: iso(r.startedAt),
     endedAt: isoOrNull(r.endedAt),
-    reason: r.endReason ?? null,
+    reason: r.endReason ? redactText(r.endReason) : null,
     failures: r.failures.slice(0, MAX_FAILURES).map((f) => ({
       instanceUid: f.uid,
       reason: f.reason,
-      error: f.error ?? null,
+      error: f.error ? redactText(f.error) : null,
       at: iso(f.at),
     })),
   };

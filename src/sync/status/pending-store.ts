@@ -192,6 +192,11 @@ export class PendingStore {
     return `${s}${String(us).padStart(6, "0")}`;
   }
 
+  /** Paths with a change waiting for a commit. */
+  async pendingPaths(): Promise<Set<string>> {
+    return new Set(await this.#redis.hkeys(this.keys.pending));
+  }
+
   /** Every pending change, read atomically. */
   async read(): Promise<PendingChange[]> {
     const res = await this.#redis

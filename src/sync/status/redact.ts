@@ -9,8 +9,11 @@
  *   with `_`, `-` or `.` anywhere) is replaced by "<redacted>"; under such a key every string
  *   and number of a nested map or list is replaced. Keys naming where a secret is, not the
  *   secret (…_file, …_path, …_url, …_endpoint, …_env, …_name, …_type), are kept.
- * - whatever the key: "Bearer …"/"Basic …" credentials, PEM private keys, the password of a
- *   URL's user info and secret-named query parameters of a URL are replaced.
+ * - whatever the key: "Bearer …"/"Basic …" credentials, PEM private keys, a URL's user info
+ *   anywhere in a string (the password, or a lone user part such as a Sentry DSN key),
+ *   `password=…`-style pairs and secret-named query parameters of a URL are replaced.
+ * - every value of a `headers` map or list except plainly harmless headers (Content-Type,
+ *   Accept, User-Agent, X-Scope-OrgID, ...); a bare `key` under api/auth/license.
  * - `${env:VAR}`-style placeholders stay (they name a variable, they are not secrets), also
  *   after a scheme ("Bearer ${env:TOKEN}").
  * - header lists ({name: Authorization, value: …}) redact the value.
@@ -28,20 +31,39 @@ export const REDACTED = "<redacted>";
 export const DEFAULT_MAX_CONFIG_BYTES = 256 * 1024;
 
 const SECRET_WORD =
-  /(password|passwd|passphrase|secret|token|apikey|accesskey|privatekey|authorization|bearer|credential|signingkey|sessionkey|licensekey|pwd$)/;
+  /(password|passwd|passphrase|secret|token|apikey|accesskey|privatekey|authorization|bearer|credential|signingkey|sessionkey|licensekey|sharedkey|masterkey|connectionstring|instrumentationkey|pwd$)/;
 const LOCATION_SUFFIX =
-  /(file|files|path|dir|directory|url|uri|endpoint|env|name|type|kind|ttl|timeout|interval|expiry|enabled|header|id)$/;
+  /(file|files|path|dir|directory|url|uri|endpoint|env|name|type|kind|ttl|timeout|interval|expiry|enabled|header)$/;
+/** Parents under which a bare `key` is a secret (e.g. Datadog's `api: {key: …}`). */
+const KEY_PARENTS = new Set(["api", "auth", "license", "ingest", "access"]);
+/** Header names whose values are not secrets; every other header value is redacted. */
+const PLAIN_HEADERS = new Set([
+  "accept",
+  "acceptencoding",
+  "contentencoding",
+  "contenttype",
+  "useragent",
+  "xscopeorgid",
+  "xtenant",
+  "xtenantid",
+]);
+
+const normalize = (key: string) => key.toLowerCase().replace(/[^a-z0-9]/g, "");
 
 /** True when a map key names a secret value. */
 export function isSecretKey(key: string): boolean {
-  const k = key.toLowerCase().replace(/[^a-z0-9]/g, "");
+  const k = normalize(key);
   return k === "pass" || (SECRET_WORD.test(k) && !LOCATION_SUFFIX.test(k));
 }
 
 const PLACEHOLDER = /\$\{[^}]*\}/g;
 const CREDENTIAL = /^\s*(bearer|basic|token|apikey|splunk)\s+\S+/i;
 const PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
-const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)([^/\s@]+)(@)/i;
+/** A URL's user info, anywhere in a string: up to the last "@" before the host. */
+const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
+/** `password=…` style pairs inside strings (connection strings, DSNs). */
+const INLINE_PAIR =
+  /\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|sharedaccesskey|accountkey)(\s*[=:]\s*)([^\s;&,'"]+)/gi;
 const URL_QUERY_SECRET = /([?&])([^=&#\s]+)=([^&#\s]*)/g;
 
 /** A value that only holds placeholders (after an optional auth scheme): not a secret. */
@@ -82,14 +104,22 @@ class Redactor {
       this.count++;
       return REDACTED;
     }
-    let out = value;
-    if (URL_USERINFO.test(out)) {
+    let out = value.replace(URL_USERINFO, (m, scheme: string, info: string) => {
+      if (onlyPlaceholders(info)) return m;
       this.count++;
-      out = out.replace(URL_USERINFO, `$1${REDACTED}$3`);
-    }
+      const colon = info.indexOf(":");
+      // user:password keeps the user; a lone user part (Sentry DSN, GitHub token) is the secret.
+      return colon > 0 ? `${scheme}${info.slice(0, colon)}:${REDACTED}@` : `${scheme}${REDACTED}@`;
+    });
+    out = out.replace(INLINE_PAIR, (m, name: string, sep: string, v: string) => {
+      if (v === REDACTED || onlyPlaceholders(v)) return m;
+      this.count++;
+      return `${name}${sep}${REDACTED}`;
+    });
     if (/^[a-z][a-z0-9+.-]*:\/\/\S*\?/i.test(out)) {
       out = out.replace(URL_QUERY_SECRET, (m, sep: string, name: string, v: string) => {
-        if (!isSecretKey(decodeURIComponentSafe(name)) || v === "" || onlyPlaceholders(v)) return m;
+        if (!isSecretKey(decodeURIComponentSafe(name)) || v === "" || v === REDACTED) return m;
+        if (onlyPlaceholders(v)) return m;
         this.count++;
         return `${sep}${name}=${REDACTED}`;
       });
@@ -97,19 +127,34 @@ class Redactor {
     return out;
   }
 
-  walk(value: unknown, depth: number): unknown {
+  /** `parent`: the normalized key this value sits under ("" at the top). */
+  walk(value: unknown, depth: number, parent = ""): unknown {
     if (typeof value === "string") return this.text(value);
     if (depth > 64) return REDACTED;
-    if (Array.isArray(value)) return value.map((v) => this.walk(v, depth + 1));
+    if (Array.isArray(value)) return value.map((v) => this.walk(v, depth + 1, parent));
     if (value !== null && typeof value === "object") {
       const obj = value as Record<string, unknown>;
       // Header lists: {name|key: Authorization, value: "..."}.
       const label = typeof obj.name === "string" ? obj.name : obj.key;
-      const headerSecret = typeof label === "string" && isSecretKey(label) && "value" in obj;
+      const headerSecret =
+        typeof label === "string" &&
+        "value" in obj &&
+        (isSecretKey(label) || (parent === "headers" && !PLAIN_HEADERS.has(normalize(label))));
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(obj)) {
-        const secret = isSecretKey(k) || (headerSecret && k === "value");
-        setOwn(out, k, secret ? this.secret(v, depth + 1) : this.walk(v, depth + 1));
+        const nk = normalize(k);
+        const secret =
+          isSecretKey(k) ||
+          (headerSecret && k === "value") ||
+          (nk === "key" && KEY_PARENTS.has(parent)) ||
+          // A header map ({X-Honeycomb-Team: …}): every value but plainly harmless ones.
+          (parent === "headers" &&
+            !Array.isArray(obj) &&
+            !PLAIN_HEADERS.has(nk) &&
+            nk !== "name" &&
+            nk !== "key" &&
+            nk !== "value");
+        setOwn(out, k, secret ? this.secret(v, depth + 1) : this.walk(v, depth + 1, nk));
       }
       return out;
     }
@@ -128,6 +173,11 @@ function decodeURIComponentSafe(s: string): string {
   } catch {
     return s;
   }
+}
+
+/** Secrets a free text carries (errors, health messages): credentials, URL user info, pairs. */
+export function redactText(value: string): string {
+  return new Redactor().text(value);
 }
 
 /** Redacts a parsed config value; returns the copy and how many values were replaced. */

@@ -364,9 +364,12 @@ export class StatusWriter {
     if (now - this.#lastSweep < 60_000) return;
     this.#lastSweep = now;
     const retention = this.#o.retentionMs ?? DEFAULTS.retentionMs;
+    // Taken before reading what is pending: a record made after it wins over the removal
+    // (the script refuses), and one made before it is pending, so the agent is skipped.
     const notBefore = await this.store.now();
+    const pending = await this.store.pendingPaths();
     for (const [path, f] of this.#committed.agents) {
-      if (f.connected) continue;
+      if (f.connected || pending.has(path)) continue;
       const since = f.lastDisconnectedAt ?? f.lastConnectedAt;
       if (since === null || now - since <= retention) continue;
       await this.store.remove(f.uid, path, notBefore);

@@ -186,4 +186,24 @@ describe("folder mode, rollouts and the timer", () => {
       [],
     );
   });
+
+  test("an agent that reconnects after the retention period is not swept away", async () => {
+    let clock = Date.now();
+    const w = newWriter({ prefix: `${redis.prefix}:sweep`, now: () => clock });
+    const uid = uidOf(77);
+    const path = (t: Map<string, unknown>) =>
+      [...t.keys()].find((p) => p.includes(uid)) ?? "missing";
+    await w.recordAgent(fakeAgent(uid, { connected: false }));
+    await w.settled();
+    assert.ok((await w.flush()).commit);
+    // Eight days later the agent comes back; its reconnect is recorded, not yet committed.
+    clock += 8 * 24 * 3600_000;
+    await w.recordAgent(fakeAgent(uid, { connected: true }));
+    await w.settled();
+    const r = await w.flush();
+    assert.doesNotMatch(r.message ?? "", /removed/);
+    const tree = readStatusTree(gitdir, "main");
+    assert.equal(get(tree.get(path(tree)), "connected"), true);
+    await w.close();
+  });
 });

@@ -21,6 +21,7 @@ import {
   isSecretKey,
   REDACTED,
   redactConfigFile,
+  redactText,
   redactValue,
 } from "../../../src/sync/status/redact.js";
 import { validateStatusFile } from "../../../src/validate/status-schemas.js";
@@ -66,13 +67,18 @@ describe("secret redaction", () => {
       assert.equal(isSecretKey(k), false, k);
     const { value, redacted } = redactValue({
       exporters: {
-        a: { password: "p", password_file: "/f", headers: { Authorization: "Bearer x", x: "y" } },
+        a: {
+          password: "p",
+          password_file: "/f",
+          headers: { Authorization: "Bearer x", "X-Honeycomb-Team": "y", "Content-Type": "t" },
+        },
         b: { token: "${env:TOKEN}", auth: { authenticator: "oauth2client" } },
         c: { api_key: 12345, enabled: true, credentials: { user: "u", pass: "v", n: null } },
         d: {
           headers: [
             { name: "Authorization", value: "Basic abc" },
-            { name: "x", value: "ok" },
+            { name: "x-api", value: "k" },
+            { name: "Accept", value: "ok" },
           ],
         },
         e: { endpoint: "https://u:pw@h/p?api_key=k1&x=1&token=${env:T}" },
@@ -85,7 +91,7 @@ describe("secret redaction", () => {
         a: {
           password: REDACTED,
           password_file: "/f",
-          headers: { Authorization: REDACTED, x: "y" },
+          headers: { Authorization: REDACTED, "X-Honeycomb-Team": REDACTED, "Content-Type": "t" },
         },
         b: { token: "${env:TOKEN}", auth: { authenticator: "oauth2client" } },
         c: {
@@ -96,7 +102,8 @@ describe("secret redaction", () => {
         d: {
           headers: [
             { name: "Authorization", value: REDACTED },
-            { name: "x", value: "ok" },
+            { name: "x-api", value: REDACTED },
+            { name: "Accept", value: "ok" },
           ],
         },
         e: { endpoint: `https://u:${REDACTED}@h/p?api_key=${REDACTED}&x=1&token=\${env:T}` },
@@ -104,7 +111,36 @@ describe("secret redaction", () => {
         g: { header_value: REDACTED, other: "Bearer ${env:TOKEN}" },
       },
     });
-    assert.equal(redacted, 10);
+    assert.equal(redacted, 12);
+  });
+
+  test("secrets in less obvious shapes: vendor keys, DSNs, connection strings, prose", () => {
+    const { value } = redactValue({
+      datadog: { api: { key: "dd-key", site: "datadoghq.eu" } },
+      azuremonitor: {
+        connection_string: "InstrumentationKey=abc;IngestionEndpoint=https://x",
+        instrumentation_key: "abc",
+      },
+      azure_log_analytics: { shared_key: "sk" },
+      vault: { secret_id: "sid", role_id: "rid" },
+      sentry: { dsn: "https://abc123@o1.ingest.sentry.io/1" },
+      git: { url: "https://user:pa@ss@github.com/x" },
+      sqlquery: { datasource: "host=db user=u password=s3cr3t sslmode=disable" },
+      note: { text: "curl https://u:p@h/x" },
+    }) as { value: Record<string, Record<string, unknown>> };
+    const text = JSON.stringify(value);
+    for (const leaked of ["dd-key", "abc123", "s3cr3t", "pa@ss", 'sk"', "sid", ":p@"])
+      assert.ok(!text.includes(leaked), `${leaked} leaked: ${text}`);
+    assert.equal(
+      value.datadog?.api && (value.datadog.api as { site: string }).site,
+      "datadoghq.eu",
+    );
+    assert.equal(value.git?.url, `https://user:${REDACTED}@github.com/x`);
+    assert.equal(value.sqlquery?.datasource, `host=db user=u password=${REDACTED} sslmode=disable`);
+    assert.equal(
+      redactText("exporter failed: dial https://admin:hunter2@db:5432: token=abc refused"),
+      `exporter failed: dial https://admin:${REDACTED}@db:5432: token=${REDACTED} refused`,
+    );
   });
 
   test("bodies that cannot be redacted are not written at all", () => {
