@@ -162,6 +162,7 @@ export class Service {
       for (const name of previous?.groups.keys() ?? []) {
         if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git");
       }
+      await this.configs.prune(this.#referencedHashes(state));
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
       await this.opamp.refresh();
       logger.info({ commit: state.commit, groups: state.groups.size }, "desired state applied");
@@ -171,6 +172,18 @@ export class Service {
         "could not apply the desired state; will retry on the next commit",
       );
     }
+  }
+
+  /** Hashes that may still be served: Git's, and each rollout's stable, source and target. */
+  #referencedHashes(state: FleetDesiredState): Set<string> {
+    const keep = new Set<string>();
+    for (const g of state.groups.values()) keep.add(g.configHash);
+    for (const name of this.rollouts.groups()) {
+      const st = this.rollouts.status(name);
+      for (const ref of [st?.stable, st?.rollout?.from, st?.rollout?.target])
+        if (ref) keep.add(ref.hash);
+    }
+    return keep;
   }
 
   /**

@@ -193,6 +193,12 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     const group = tree.get("status/groups/edge.yaml");
     assert.match(String(get(group, "rollout", "reason")), /more than the 0 allowed/);
     assert.match(String(get(group, "rollout", "failures", 0, "error")), /BREAK-ME/);
+    // Configs no rollout can serve any more are pruned (v1); stable v2 and target v3 stay.
+    assert.equal(service.configs.get(hashOf(collectorYaml("v1"))), undefined);
+    assert.deepEqual(
+      new Set(await redis.redis.hkeys(`${redis.prefix}:configs`)),
+      new Set([v2, hashOf(bad)]),
+    );
     const history = get(group, "history") as Array<{ state: string }>;
     assert.ok(
       history.some((h) => h.state === "completed"),
