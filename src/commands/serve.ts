@@ -40,7 +40,7 @@ export async function startServe(
     },
   });
   redis.redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
-  const service = new Service({ settings, redis: redis.redis, logger });
+  const service = new Service({ settings, redis: redis.redis, logger, progress });
   if (settings.repo) progress(`reading ${settings.repo} (branch ${settings.branch})…`);
   let stopping: Promise<void> | undefined;
   const stop = () => {

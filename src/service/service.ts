@@ -35,6 +35,22 @@ function gitAuth(s: Settings): GitAuth | undefined {
   return undefined;
 }
 
+/** Fetch progress as lines such as "fetching <repo>: Receiving objects 45 % (450/1000)". */
+function throttledProgress(repo: string, line: (text: string) => void) {
+  let last = 0;
+  return (e: { phase: string; loaded: number; total: number }) => {
+    const now = Date.now();
+    const done = e.total > 0 && e.loaded >= e.total;
+    if (now - last < 500 && !done) return;
+    last = now;
+    const pct =
+      e.total > 0
+        ? ` ${Math.floor((e.loaded / e.total) * 100)} % (${e.loaded}/${e.total})`
+        : ` ${e.loaded}`;
+    line(`fetching ${repo}: ${e.phase}${pct}`);
+  };
+}
+
 /** First-read failures that no retry can mend. */
 const FATAL: Array<abstract new (...args: never[]) => SyncError> = [
   NotARepositoryError,
@@ -47,6 +63,8 @@ export interface ServiceParts {
   settings: Settings;
   redis: Redis;
   logger: Logger;
+  /** Plain progress lines for a terminal (clone progress), at most two a second. */
+  progress?: (line: string) => void;
 }
 
 export class Service {
@@ -82,6 +100,7 @@ export class Service {
         pollIntervalMs: s.pollIntervalMs,
         env: process.env,
         ...(auth ? { auth } : {}),
+        ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
         validate: (snapshot) => validateSnapshot(snapshot, { cache }),
         onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
       });

@@ -16,7 +16,7 @@ import { BranchNotFoundError, EmptyRepositoryError, InvalidSourceError } from ".
 import { findGitDir } from "./local-repository.js";
 import { ObjectStore } from "./object-store.js";
 import { checkBranchName, normalizeRepoPath } from "./paths.js";
-import { RemoteMirror } from "./remote-mirror.js";
+import { type FetchProgressListener, RemoteMirror } from "./remote-mirror.js";
 
 export interface GitSourceOptions {
   /** A local repository path, or an http(s) URL (no credentials in it). */
@@ -37,6 +37,8 @@ export interface GitSourceOptions {
   ancestryDepth?: number;
   /** The head seen before a restart, so a rewrite across a restart is reported too. */
   previousHead?: string;
+  /** Progress of fetches from a remote (the first one is a full clone). */
+  onProgress?: FetchProgressListener;
 }
 
 export interface HeadUpdate {
@@ -124,6 +126,7 @@ export class GitSource {
         auth: options.auth,
         env: options.env ?? {},
         idleTimeoutMs: options.httpTimeoutMs,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
       this.#store = this.#mirror.store;
     }

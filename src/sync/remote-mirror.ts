@@ -30,7 +30,12 @@ export interface RemoteMirrorOptions {
   auth?: GitAuth;
   env: Env;
   idleTimeoutMs?: number;
+  /** Called as a fetch progresses (isomorphic-git's phases, e.g. "Receiving objects"). */
+  onProgress?: FetchProgressListener;
 }
+
+/** `loaded` of `total` (total 0 when unknown) in `phase`. */
+export type FetchProgressListener = (e: { phase: string; loaded: number; total: number }) => void;
 
 export interface MirrorUpdate {
   commit: string;
@@ -118,6 +123,16 @@ export class RemoteMirror {
         tags: false,
         headers: { ...auth0 },
         cache: {},
+        ...(this.#options.onProgress
+          ? {
+              onProgress: (e: { phase: string; loaded: number; total?: number }) =>
+                this.#options.onProgress?.({
+                  phase: e.phase,
+                  loaded: e.loaded,
+                  total: e.total ?? 0,
+                }),
+            }
+          : {}),
       });
       fetchHead = result.fetchHead;
     } catch (err) {

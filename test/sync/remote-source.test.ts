@@ -55,6 +55,18 @@ describe("remote Git source over smart HTTP", { skip }, () => {
     assert.deepEqual([...read.snapshot.groups.keys()], ["edge"]);
   });
 
+  test("the clone reports its progress (for the terminal)", async () => {
+    const events: Array<{ phase: string; loaded: number; total: number }> = [];
+    const source = new GitSource({
+      repo: server.url("fleet.git"),
+      stateDir: stateDir(),
+      onProgress: (e) => events.push(e),
+    });
+    await source.refresh();
+    assert.ok(events.length > 0, "progress was reported");
+    assert.ok(events.every((e) => typeof e.phase === "string" && e.loaded >= 0));
+  });
+
   test("an idle poll costs one request; a pushed commit is fetched incrementally", async () => {
     const dir = stateDir();
     const packs = () => readdirSync(join(dir, "source.git", "objects", "pack")).sort();
