@@ -82,3 +82,14 @@ describe("service settings", () => {
     );
   });
 });
+
+test("the settings schema names exactly the serve flags (camelCase), each with a variable", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { SETTING_ENV } = await import("../../src/settings.js");
+  const schema = JSON.parse(
+    readFileSync(new URL("../../../schemas/settings.schema.json", import.meta.url), "utf8"),
+  ) as { properties: Record<string, unknown> };
+  assert.deepEqual(Object.keys(schema.properties).sort(), Object.keys(SETTING_ENV).sort());
+  for (const [key, env] of Object.entries(SETTING_ENV))
+    assert.equal(env, `OPAMP_GITOPS_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`);
+});
