@@ -167,7 +167,9 @@ program
   .requiredOption("--url <url>", "OpAMP endpoint, e.g. ws://127.0.0.1:4320/v1/opamp")
   .option("--agents <n>", "number of agents", "10")
   .addOption(
-    new Option("--transport <transport>", "transport").choices(["ws", "http"]).default("ws"),
+    new Option("--transport <transport>", "ws, http, or mixed (every other agent on HTTP)")
+      .choices(["ws", "http", "mixed"])
+      .default("ws"),
   )
   .option(
     "--attributes <k=v,...>",

@@ -109,6 +109,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream): Promi
       new SimulatedFleet({
         agents,
         url,
+        transport: "mixed",
         serviceName: g.serviceName,
         attributes: g.attributes,
         failWhen: "BREAK-ME",

@@ -8,7 +8,7 @@ import { SimulatedFleet } from "../opamp/index.js";
 export interface SimulateOptions {
   agents: string;
   url: string;
-  transport: "ws" | "http";
+  transport: "ws" | "http" | "mixed";
   attributes?: string;
   failWhen?: string;
   applyMs: string;
@@ -51,7 +51,7 @@ export async function runSimulate(
   const fleet = new SimulatedFleet({
     agents,
     url: o.url,
-    transport: o.transport === "http" ? "http" : "websocket",
+    transport: o.transport === "ws" ? "websocket" : o.transport,
     attributes,
     applyMs,
     ...(o.failWhen ? { failWhen: o.failWhen } : {}),

@@ -8,8 +8,10 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import type { Redis } from "ioredis";
+import { runValidate } from "../../src/commands/validate.js";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
@@ -113,6 +115,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       agents: 20,
       url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
       attributes: { "host.role": "edge" },
+      transport: "mixed", // 10 agents on WebSocket, 10 on plain HTTP
       failWhen: "BREAK-ME",
       applyMs: 20,
       heartbeatSeconds: 1,
@@ -210,10 +213,12 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     );
   });
 
-  test("an invalid commit is never served; the last valid state keeps being served", async () => {
-    const stalled = new Promise<number>((resolve) =>
-      service.sync?.on("stalled", (e) => resolve(e.errors)),
+  test("an invalid commit is never served; validate reports the same errors; status records it", async () => {
+    type Found = { file: string; line: number; code: string; severity: string };
+    const stalledFindings = new Promise<Found[]>((resolve) =>
+      service.sync?.on("stalled", (e) => resolve(e.findings as Found[])),
     );
+    const stalled = stalledFindings.then((f) => f.filter((x) => x.severity === "error").length);
     repo
       .write(
         "groups/edge/collector.yaml",
@@ -221,6 +226,25 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       )
       .commit("broken");
     assert.ok((await stalled) > 0);
+    // The pull-request check on the same tree finds the same errors.
+    let json = "";
+    const out = new Writable({
+      write(chunk, _enc, done) {
+        json += String(chunk);
+        done();
+      },
+    });
+    assert.equal(await runValidate(repo.dir, { format: "json", strict: false }, out), 1);
+    const key = (f: Found) => `${f.file}:${f.line} ${f.code}`;
+    const errors = (list: Found[]) =>
+      list
+        .filter((f) => f.severity === "error")
+        .map(key)
+        .sort();
+    assert.deepEqual(
+      errors((JSON.parse(json) as { findings: Found[] }).findings),
+      errors(await stalledFindings),
+    );
     await new Promise((r) => setTimeout(r, 500));
     const s = fleet.summary();
     assert.equal(s.byHash[short(hashOf(collectorYaml("v2")))], 20);
@@ -247,7 +271,11 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     const metrics = await (await fetch(`${api}/metrics`)).text();
     assert.match(
       metrics,
-      /opamp_gitops_agents\{group="edge",state="APPLIED",transport="websocket"\} 20/,
+      /opamp_gitops_agents\{group="edge",state="APPLIED",transport="websocket"\} 10/,
+    );
+    assert.match(
+      metrics,
+      /opamp_gitops_agents\{group="edge",state="APPLIED",transport="http"\} 10/,
     );
     const commits = /opamp_gitops_status_commits_total (\d+)/.exec(metrics);
     assert.ok(Number(commits?.[1]) >= 3, `status commits: ${commits?.[1]}`);

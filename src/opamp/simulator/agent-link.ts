@@ -56,14 +56,15 @@ export function openWebSocketLink(o: LinkOptions): Promise<AgentLink> {
 
 /** An HTTP link: each send is a POST whose reply body is delivered to onMessage. */
 export function httpLink(o: LinkOptions): AgentLink {
-  const request = o.url.startsWith("https:") ? httpsRequest : httpRequest;
+  const url = o.url.replace(/^ws/, "http"); // one URL serves both transports
+  const request = url.startsWith("https:") ? httpsRequest : httpRequest;
   return {
     send: (bytes) =>
       new Promise((resolve, reject) => {
         const headers: Record<string, string> = { "Content-Type": "application/x-protobuf" };
         if (o.token) headers.Authorization = `Bearer ${o.token}`;
         const req = request(
-          o.url,
+          url,
           { method: "POST", headers, ...(o.ca ? { ca: o.ca } : {}) },
           (res) => {
             const chunks: Buffer[] = [];

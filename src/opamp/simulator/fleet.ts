@@ -5,8 +5,10 @@
  */
 import { SimulatedAgent, type SimulatedAgentOptions } from "./simulated-agent.js";
 
-export interface FleetOptions extends Omit<SimulatedAgentOptions, "instanceUid"> {
+export interface FleetOptions extends Omit<SimulatedAgentOptions, "instanceUid" | "transport"> {
   agents: number;
+  /** "mixed": every other agent uses plain HTTP, the rest WebSocket. Default "websocket". */
+  transport?: SimulatedAgentOptions["transport"] | "mixed";
   /** Agents connecting at once. Default 200. */
   batch?: number;
 }
@@ -26,8 +28,15 @@ export class SimulatedFleet {
   readonly agents: SimulatedAgent[];
   readonly #batch: number;
 
-  constructor({ agents, batch = 200, ...agent }: FleetOptions) {
-    this.agents = Array.from({ length: agents }, () => new SimulatedAgent(agent));
+  constructor({ agents, batch = 200, transport = "websocket", ...agent }: FleetOptions) {
+    this.agents = Array.from(
+      { length: agents },
+      (_, i) =>
+        new SimulatedAgent({
+          ...agent,
+          transport: transport === "mixed" ? (i % 2 ? "http" : "websocket") : transport,
+        }),
+    );
     this.#batch = batch;
   }
 
