@@ -233,6 +233,7 @@ export function redactConfigFile(
 }
 
 const CACHE_SIZE = 512;
+const CACHE_MAX_BODY = 32 * 1024;
 const cache = new Map<string, ConfigFileStatus>();
 
 /**
@@ -257,6 +258,8 @@ export function redactConfigFileCached(
     return hit;
   }
   const entry = redactConfigFile(name, contentType, body, maxBytes);
+  // Large bodies are not kept: 512 distinct 256 KiB configs would hold ~128 MB.
+  if (body.length > CACHE_MAX_BODY) return entry;
   cache.set(key, entry);
   if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   return entry;
