@@ -355,21 +355,20 @@ export class RolloutController {
   }
 
   #notifyServe(change: ServeChange): void {
-    for (const listener of this.#serveListeners) {
-      try {
-        listener(change);
-      } catch (err) {
-        this.#o.logger.error({ err }, "serve-changed listener threw");
-      }
-    }
+    this.#call(this.#serveListeners, change, "serve-changed");
   }
 
   #notifyGroup(group: string): void {
-    for (const listener of this.#groupListeners) {
+    this.#call(this.#groupListeners, group, "group-changed");
+  }
+
+  /** Calls every listener; one that throws is logged and does not stop the others. */
+  #call<T>(listeners: Iterable<(arg: T) => void>, arg: T, what: string): void {
+    for (const listener of listeners) {
       try {
-        listener(group);
+        listener(arg);
       } catch (err) {
-        this.#o.logger.error({ err }, "group-changed listener threw");
+        this.#o.logger.error({ err }, `${what} listener threw`);
       }
     }
   }
