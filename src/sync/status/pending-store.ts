@@ -21,6 +21,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
+import { LockLostError } from "./errors.js";
 
 const RECORD_LUA = `
 local pending, pseq, seq, digest, uids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -62,7 +63,8 @@ return 1
 
 const ACK_LUA = `
 local pending, pseq, facts = KEYS[1], KEYS[2], KEYS[3]
-for i = 1, #ARGV, 3 do
+if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 3 do
   local p, s, f = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if s ~= '' and redis.call('HGET', pseq, p) == s then
     redis.call('HDEL', pending, p)
@@ -126,12 +128,14 @@ export type RedisMicros = string;
 export class PendingStore {
   readonly keys: StatusKeys;
   readonly #redis: Redis & Scripts;
+  readonly #branch: string;
 
   /** `redis` is shared; the store only defines its scripts on it. */
   constructor(redis: Redis, options: { prefix: string; branch: string }) {
     this.keys = statusKeys(options.prefix, options.branch);
+    this.#branch = options.branch;
     redis.defineCommand("statusRecord", { numberOfKeys: 5, lua: RECORD_LUA });
-    redis.defineCommand("statusAck", { numberOfKeys: 3, lua: ACK_LUA });
+    redis.defineCommand("statusAck", { numberOfKeys: 4, lua: ACK_LUA });
     this.#redis = redis as Redis & Scripts;
   }
 
@@ -222,21 +226,27 @@ export class PendingStore {
   /**
    * After a publish: drops the pending changes that were not recorded again since they were
    * read, and stores the committed facts of every file the commit wrote (null: removed).
+   * With `lockToken`, nothing is written unless the writer lock still holds that token
+   * (throws LockLostError).
    */
   async ack(
     entries: ReadonlyArray<{ path: string; seq?: string; facts: unknown | null }>,
+    lockToken = "",
   ): Promise<void> {
     const CHUNK = 1000;
     for (let i = 0; i < entries.length; i += CHUNK) {
-      const args: string[] = [];
+      const args: string[] = [lockToken];
       for (const e of entries.slice(i, i + CHUNK))
         args.push(e.path, e.seq ?? "", e.facts === null ? "" : JSON.stringify(e.facts));
-      await this.#redis.statusAck(
+      const done = await this.#redis.statusAck(
         this.keys.pending,
         this.keys.pendingSeq,
         this.keys.facts,
+        this.keys.lock,
         ...args,
       );
+      // A writer that lost the lock must not overwrite its successor's facts.
+      if (done === 0) throw new LockLostError(this.#branch);
     }
   }
 

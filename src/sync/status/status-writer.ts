@@ -335,7 +335,7 @@ export class StatusWriter {
       plan,
     );
     if (published.commit) this.#own.remember(published.commit, published.base);
-    await this.store.ack(plan.ack);
+    await this.store.ack(plan.ack, this.#lock.token);
     this.#committed = plan.after;
     this.#derivedVersion = derivedVersion;
     const result: FlushResult = {

@@ -481,6 +481,23 @@ describe("pending store and writer lock (Redis)", () => {
     );
   });
 
+  test("a writer whose lock was taken cannot acknowledge: nothing is dropped or overwritten", async () => {
+    const s = new PendingStore(r.redis, { prefix: `${r.prefix}:lost`, branch: "opamp-status" });
+    const uid = uidOf(2);
+    const path = `status/agents/a/${uid}.yaml`;
+    await s.record([{ uid, path, content: "v1", facts: { n: 1 } }]);
+    await r.redis.set(s.keys.lock, "the-successor");
+    const [p] = await s.read();
+    await assert.rejects(
+      s.ack([{ path, seq: p?.seq, facts: { n: 1 } }], "my-old-token"),
+      (e: Error & { code?: string }) => e.code === "STATUS_LOCK_LOST",
+    );
+    assert.equal((await s.read()).length, 1, "still pending");
+    assert.deepEqual([...(await s.facts())], [], "no facts written");
+    await s.ack([{ path, seq: p?.seq, facts: { n: 1 } }], "the-successor");
+    assert.equal((await s.read()).length, 0);
+  });
+
   test("a group name the placement gets wrong never becomes a path", async () => {
     const s = new PendingStore(r.redis, { prefix: `${r.prefix}:hostile`, branch: "opamp-status" });
     const silent = { debug() {}, info() {}, warn() {}, error() {} };
