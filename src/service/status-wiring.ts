@@ -10,7 +10,7 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { OpampServer } from "../opamp/index.js";
+import type { AgentState, OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
@@ -22,6 +22,17 @@ import {
 } from "../sync/index.js";
 import type { FleetProvider } from "./fleet-provider.js";
 import { RolloutStatusAdapter } from "./rollout-status.js";
+
+/**
+ * An agent stored as connected but not heard of for this long is shown disconnected: its
+ * replica died without recording the disconnect (a live one refreshes last-seen every 5 s).
+ */
+export const STALE_CONNECTION_MS = 10 * 60_000;
+
+function stale<T extends Readonly<AgentState>>(a: T | undefined, now = Date.now()): T | undefined {
+  if (!a?.connected || now - a.lastSeenAt <= STALE_CONNECTION_MS) return a;
+  return { ...a, connected: false, lastDisconnectedAt: a.lastSeenAt };
+}
 
 const UNASSIGNED: AgentPlacement = { group: null, desiredHash: null, desiredCommit: null };
 
@@ -58,7 +69,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     // Live state first: the stored copy is saved in batches and may lag by a moment.
     agents: {
       list: () => opamp.store.list(),
-      load: async (uid) => live.get(uid)?.state ?? (await opamp.store.load(uid)),
+      load: async (uid) => live.get(uid)?.state ?? stale(await opamp.store.load(uid)),
     },
     placement: (agent) => {
       if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;

@@ -13,9 +13,11 @@ import { after, before, describe, test } from "node:test";
 import type { Redis } from "ioredis";
 import { runValidate } from "../../src/commands/validate.js";
 import { configHash } from "../../src/config-hash.js";
+import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
 import { Service } from "../../src/service/service.js";
+import { STALE_CONNECTION_MS } from "../../src/service/status-wiring.js";
 import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
@@ -340,5 +342,19 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       headers: { "X-Gitlab-Token": "hook-secret" },
     });
     assert.equal(gitlab.status, 202);
+  });
+
+  test("an agent a dead replica left 'connected' is shown disconnected once stale", async () => {
+    const uid = "01900000-0000-7000-8000-00000000dead";
+    const state = emptyAgentState(uid, "websocket", Date.now() - STALE_CONNECTION_MS - 60_000);
+    state.connected = true;
+    await service.opamp.store.save(state, [], "dead-replica", true);
+    await service.status?.reconcile([uid]);
+    const tree = await statusBranch(repo, (t) =>
+      [...t.keys()].some((p) => p.endsWith(`${uid}.yaml`)),
+    );
+    const file = [...tree].find(([p]) => p.endsWith(`${uid}.yaml`))?.[1];
+    assert.equal(get(file, "connected"), false);
+    assert.match(String(get(file, "lastDisconnected")), /^\d{4}-/);
   });
 });
