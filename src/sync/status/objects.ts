@@ -5,12 +5,14 @@
  * `writeObject` in deflated form; isomorphic-git would do both in JavaScript, one thread-pool
  * job per object.
  *
+ * - Files are written under a temporary name and renamed into place (crash-safe).
  * - An object a pack already holds is not written again as a loose copy (isomorphic-git only
  *   checks loose objects).
  * - Trees are parsed here (a 10,000-entry tree in milliseconds) and kept in a small LRU by id,
  *   so a flush re-reads nothing it wrote or read recently.
  */
 import { createHash } from "node:crypto";
+import { rename, unlink, writeFile } from "node:fs/promises";
 import { deflateSync, inflateSync } from "node:zlib";
 import * as git from "isomorphic-git";
 import { ObjectReadError } from "../errors.js";
@@ -103,6 +105,30 @@ export interface WriteStats {
   bytes: number;
 }
 
+let tmpCounter = 0;
+
+/**
+ * isomorphic-git writes a loose object in place and later skips any path that exists, so a
+ * crash mid-write would leave a truncated object forever. Here every file it writes goes to a
+ * temporary name first and is renamed into place (what git itself does).
+ */
+function atomicWrites(client: ReturnType<typeof readingFs>): ReturnType<typeof readingFs> {
+  const promises = {
+    ...client.promises,
+    writeFile: async (path: string, data: Uint8Array | string, options?: unknown) => {
+      const tmp = `${path}.tmp-${process.pid}-${tmpCounter++}`;
+      try {
+        await writeFile(tmp, data, options as Parameters<typeof writeFile>[2]);
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+    },
+  };
+  return { promises } as ReturnType<typeof readingFs>;
+}
+
 export class ObjectWriter {
   readonly gitdir: string;
   readonly fs: ReturnType<typeof readingFs>;
@@ -115,7 +141,7 @@ export class ObjectWriter {
 
   constructor(gitdir: string, treeCacheSize = 64) {
     this.gitdir = gitdir;
-    this.fs = readingFs(gitdir);
+    this.fs = atomicWrites(readingFs(gitdir));
     this.packs = new PackIndexSet(gitdir);
     this.#treeCacheSize = treeCacheSize;
   }

@@ -6,6 +6,8 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${env:VAR}` placeholders are test data
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AgentRecorder } from "../../../src/sync/status/agent-recorder.js";
 import { applyDelta, createDelta } from "../../../src/sync/status/delta.js";
@@ -257,6 +259,20 @@ describe("objects", () => {
     const fresh = new ObjectWriter(gitdir);
     assert.deepEqual(await fresh.readTree(oid), entries);
     assert.equal((await fresh.read(blob)).content.toString(), "x\n");
+  });
+
+  test("objects are written under a temporary name and renamed: no partial file is left", async () => {
+    const gitdir = bareRepo(root, "atomic.git");
+    const w = new ObjectWriter(gitdir);
+    const blobs = Array.from({ length: 200 }, (_, i) => Buffer.from(`blob ${i}\n`));
+    const ids = await w.writeBlobs(blobs);
+    const files = readdirSync(join(gitdir, "objects"), { recursive: true }).map(String);
+    assert.deepEqual(
+      files.filter((f) => f.includes(".tmp-")),
+      [],
+    );
+    git(gitdir, "fsck", "--strict", "--no-dangling");
+    assert.equal(git(gitdir, "cat-file", "-p", ids[199] ?? "").trim(), "blob 199");
   });
 });
 
