@@ -80,13 +80,21 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     },
     logger: p.logger,
   });
-  // A whole group's answer changed (a stage started, a rollback): every stored agent is
-  // rendered again, wherever it is connected; unchanged files are dropped by fingerprint.
+  // A whole group's answer changed (a stage started, a rollback): every agent the status
+  // branch has in that group is rendered again, wherever it is connected (the writer's
+  // record of uid → file says which); unchanged files are dropped by fingerprint.
+  const inGroup = async (group: string) => {
+    const folder = `status/agents/${group}/`;
+    const out: string[] = [];
+    for (const [uid, path] of await writer.store.placements())
+      if (path.startsWith(folder)) out.push(uid);
+    return out;
+  };
   rollouts.onServeChanged(({ group, uids }) => {
     if (!writer.isWriter || uids?.length === 0) return;
-    writer
-      .reconcile(uids)
-      .catch((err) => p.logger.warn({ err, group }, "status: re-rendering agents failed"));
+    (async () => writer.reconcile(uids ?? (await inGroup(group))))().catch((err) =>
+      p.logger.warn({ err, group }, "status: re-rendering agents failed"),
+    );
   });
   return writer;
 }

@@ -5,6 +5,7 @@
  * Redis unreachable, and a private redis-server when none answers.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -140,6 +141,40 @@ describe("serve as a process, steered by the CLI", () => {
     const again = await cli("rollout", "pause", "edge");
     assert.equal(again.code, 1);
     assert.match(again.stderr, /ROLLOUT_ALREADY_PAUSED|already/);
+    // The status branch says what each agent should run now: the canary cohort the target,
+    // the others the stable config (not the Git head), and none of them drifts.
+    const v1 = hashOf(collectorYaml("v1"));
+    const desired = () => {
+      const out = execFileSync(
+        "git",
+        [
+          "--git-dir",
+          join(repo.dir, ".git"),
+          "grep",
+          "-h",
+          "desiredHash:",
+          "opamp-status",
+          "--",
+          "status/agents/edge",
+        ],
+        { encoding: "utf8" },
+      );
+      return out
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.trim().split(" ")[1]);
+    };
+    let seen: (string | undefined)[] = [];
+    for (let i = 0; i < 100; i++) {
+      seen = desired();
+      if (seen.filter((h) => h === v2).length === 2 && seen.filter((h) => h === v1).length === 18)
+        break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(
+      [seen.filter((h) => h === v2).length, seen.filter((h) => h === v1).length],
+      [2, 18],
+    );
     assert.equal((await cli("rollout", "resume", "edge")).code, 0);
     assert.equal((await rolloutJson()).rollout?.hold, undefined);
   });
@@ -206,7 +241,6 @@ describe("serve as a process, steered by the CLI", () => {
 
   test("the status branch records the abort", async () => {
     const gitdir = join(repo.dir, ".git");
-    const { execFileSync } = await import("node:child_process");
     let log = "";
     for (let i = 0; i < 100 && !/aborted/.test(log); i++) {
       await new Promise((r) => setTimeout(r, 100));
