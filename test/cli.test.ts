@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -39,6 +40,35 @@ describe("opamp-gitops command line", () => {
       stderr,
       /setting maxConnections is "lots"; expected a positive integer \(from OPAMP_GITOPS_MAX_CONNECTIONS\)/,
     );
+  });
+
+  test("a port already in use: a clear message and exit 1, for either listener", async () => {
+    const redis = await testRedis();
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      for (const flag of ["--opamp-listen", "--api-listen"]) {
+        const other = flag === "--opamp-listen" ? "--api-listen" : "--opamp-listen";
+        const r = await run([
+          "serve",
+          "--redis-prefix",
+          redis.prefix,
+          flag,
+          `127.0.0.1:${port}`,
+          other,
+          "127.0.0.1:0",
+        ]).exited;
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`),
+        );
+      }
+    } finally {
+      taken.close();
+      await redis.close();
+    }
   });
 
   test("an unknown flag is a usage error (exit 2)", async () => {

@@ -66,9 +66,13 @@ export class AdminServer {
       this.#o.logger.warn(
         "admin API has no bearer tokens configured: it is open to whoever reaches its port",
       );
-    await new Promise<void>((resolve) =>
-      this.#server.listen(this.#o.port ?? 4321, this.#o.host ?? "127.0.0.1", resolve),
-    );
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.#o.port ?? 4321, this.#o.host ?? "127.0.0.1", () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
     const { port } = this.#server.address() as AddressInfo;
     this.#o.logger.info({ port }, "admin API listening");
     return { port };

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { SimulatedFleet } from "../opamp/index.js";
 import type { RolloutNotice } from "../queue/index.js";
 import { initRepository } from "../sync/index.js";
-import { type ServeHandle, startServe } from "./serve.js";
+import { type ServeHandle, startFailure, startServe } from "./serve.js";
 
 export interface DemoOptions {
   opampListen: string;
@@ -83,19 +83,27 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream): Promi
   await initRepository(repo, { message: "Example fleet (opamp-gitops demo)" });
   const say = (line: string) => out.write(`${line}\n`);
   say(`opamp-gitops demo: fleet repository ${repo}`);
-  const handle: ServeHandle = await startServe(
-    {
-      repo,
-      stateDir: join(root, "state"),
-      opampListen: opts.opampListen,
-      apiListen: opts.apiListen,
-      pollInterval: "2s",
-      statusInterval: "3s",
-      logLevel: "error",
-      ...(opts.redis ? { redis: opts.redis } : {}),
-    },
-    { progress: (line) => say(`  ${line}`) },
-  );
+  let handle: ServeHandle;
+  try {
+    handle = await startServe(
+      {
+        repo,
+        stateDir: join(root, "state"),
+        opampListen: opts.opampListen,
+        apiListen: opts.apiListen,
+        pollInterval: "2s",
+        statusInterval: "3s",
+        logLevel: "error",
+        ...(opts.redis ? { redis: opts.redis } : {}),
+      },
+      { progress: (line) => say(`  ${line}`) },
+    );
+  } catch (err) {
+    const message = startFailure(err);
+    if (message === undefined) throw err;
+    process.stderr.write(`opamp-gitops: ${message}\n`);
+    return 1;
+  }
   handle.service.rollouts.events.on("*", (n) => {
     const text = describeNotice(n);
     if (text) say(`  rollout  ${text}`);

@@ -64,6 +64,22 @@ export async function startServe(
   }
 }
 
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: "the address is already in use (another opamp-gitops, or another program?)",
+  EACCES: "permission denied (ports below 1024 need privileges)",
+  EADDRNOTAVAIL: "this machine has no such address",
+};
+
+/** What to tell the user when the service cannot start; undefined for an unexpected error. */
+export function startFailure(err: unknown): string | undefined {
+  if (err instanceof SyncError) return `cannot serve the fleet repository: ${err.message}`;
+  const e = err as { code?: string; address?: string; port?: number; syscall?: string };
+  const why = e.syscall === "listen" && e.code ? LISTEN_ERRORS[e.code] : undefined;
+  if (why)
+    return `cannot listen on ${e.address}:${e.port}: ${why}; see --opamp-listen and --api-listen`;
+  return undefined;
+}
+
 /** The command's action: runs until a signal; resolves with the exit code. */
 export async function runServe(
   flags: SettingsFlags & { settings?: string },
@@ -76,11 +92,10 @@ export async function runServe(
       progress: (line) => tty && process.stderr.write(`opamp-gitops: ${line}\n`),
     });
   } catch (err) {
-    if (err instanceof SyncError) {
-      process.stderr.write(`opamp-gitops: cannot serve the fleet repository: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    const message = startFailure(err);
+    if (message === undefined) throw err;
+    process.stderr.write(`opamp-gitops: ${message}\n`);
+    return 1;
   }
   const { logger } = handle;
   return new Promise<number>((resolve) => {
