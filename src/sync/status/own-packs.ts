@@ -1,10 +1,14 @@
 /**
  * The packs the status writer made, listed in `<gitdir>/opamp-gitops/status-packs` (Git
  * ignores unknown files in the git directory, not in objects/pack), and their merging: when
- * there are more than `maxPacks`, the smallest are concatenated into one (a geometric
- * progression with factor 2, as `git repack --geometric=2` keeps), the result is read back in
- * full, then the sources are removed (index first). Packs Git made are never touched, and
- * nothing is merged when a multi-pack-index exists.
+ * there are more than `maxPacks`, the smallest are copied into one (a geometric progression
+ * with factor 2, as `git repack --geometric=2` keeps), the result is read back in full, then
+ * the sources are removed (index first). Nothing is merged when a multi-pack-index exists.
+ *
+ * In a store the writer owns (a remote's clone), the packs isomorphic-git fetched are adopted
+ * into the list (`adopt`) once they read back in full as self-contained packs (whole objects
+ * and OFS_DELTA only), so they are merged too and their number stays bounded. In a user's
+ * repository, packs Git made are never touched.
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -16,6 +20,8 @@ import { mergePacks } from "./pack-write.js";
 export class OwnPacks {
   readonly packDir: string;
   readonly #listFile: string;
+  /** Packs `adopt` found unfit. */
+  readonly #refused = new Set<string>();
 
   constructor(gitdir: string) {
     this.packDir = join(gitdir, "objects", "pack");
@@ -38,6 +44,35 @@ export class OwnPacks {
     const tmp = `${this.#listFile}.tmp`;
     await writeFile(tmp, `${[...new Set(list)].join("\n")}\n`);
     await rename(tmp, this.#listFile);
+  }
+
+  /**
+   * Adds the packs of the store not in the list yet (fetched ones) to it, each after it reads
+   * back in full; a pack that does not (REF_DELTA entries, damage) is left as it is, and not
+   * tried again by this instance. Only for a store the writer owns. Returns how many.
+   */
+  async adopt(): Promise<number> {
+    const names = await readdir(this.packDir).catch(() => [] as string[]);
+    if (names.includes("multi-pack-index")) return 0;
+    const own = new Set(await this.list());
+    const found = names
+      .filter((n) => /^pack-[0-9a-f]{40}\.pack$/.test(n))
+      .map((n) => n.slice(0, -".pack".length))
+      .filter((n) => !own.has(n) && !this.#refused.has(n) && names.includes(`${n}.idx`));
+    const adopted: string[] = [];
+    for (const n of found) {
+      try {
+        await verifyPack(
+          join(this.packDir, `${n}.pack`),
+          new PackIndex(`${n}.idx`, await readFile(join(this.packDir, `${n}.idx`))),
+        );
+        adopted.push(n);
+      } catch {
+        this.#refused.add(n);
+      }
+    }
+    if (adopted.length > 0) await this.remember(adopted, []);
+    return adopted.length;
   }
 
   /** Reads a pack back in full; removes it (and throws) when it does not verify. */

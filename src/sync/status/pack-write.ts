@@ -5,12 +5,13 @@
  *
  * Entries are whole objects or OFS_DELTA entries whose base was written earlier in the same
  * pack, so every pack is self-contained (what Git requires of packs on disk).
- * `mergePacks` concatenates packs into one without inflating anything: an OFS_DELTA keeps its
- * base at the same distance, since each source pack is copied as one contiguous block.
+ * `mergePacks` copies packs into one entry by entry without inflating anything: an object
+ * already copied from an earlier source is left out (packs fetched from a remote may hold
+ * objects the writer's own packs hold too), and an OFS_DELTA gets the distance to where its
+ * base (or the copy of it kept) now is.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import type { ObjectType } from "./objects.js";
@@ -202,42 +203,111 @@ async function installPack(
   return name;
 }
 
+/** An entry's type, where its compressed data starts, and (OFS_DELTA) its base offset. */
+function parseEntry(pack: Buffer, offset: number): { type: number; data: number; base?: number } {
+  let p = offset;
+  let c = pack[p++] as number;
+  const type = (c >> 4) & 7;
+  while (c & 0x80) c = pack[p++] as number;
+  if (type === OFS_DELTA) {
+    c = pack[p++] as number;
+    let ofs = c & 0x7f;
+    while (c & 0x80) {
+      c = pack[p++] as number;
+      ofs = (ofs + 1) * 128 + (c & 0x7f);
+    }
+    if (ofs <= 0 || ofs > offset - 12) throw new Error(`bad delta base offset at ${offset}`);
+    return { type, data: p, base: offset - ofs };
+  }
+  if (type < 1 || type > 4)
+    throw new Error(
+      `pack entry type ${type} at ${offset} cannot be merged (only whole objects and OFS_DELTA)`,
+    );
+  return { type, data: p };
+}
+
 /**
- * Concatenates packs (their indexes given) into one new pack; returns its name. The sources
- * are left in place: the caller removes them once the new pack is installed. Throws when an
- * object is in two of them (nothing is installed then).
+ * Copies packs (their indexes given) into one new pack; returns its name. An object in more
+ * than one source is copied once (the first copy; deltas against a later copy are pointed at
+ * it). Entries must be whole objects or OFS_DELTA (a pack with REF_DELTA entries throws, and
+ * nothing is installed). The sources are left in place: the caller reads the new pack back,
+ * then removes them.
  */
 export async function mergePacks(packDir: string, sources: readonly PackIndex[]): Promise<string> {
   const tmp = join(packDir, `tmp_pack_opamp_${randomBytes(6).toString("hex")}`);
   const hash = createHash("sha1");
   const entries: IndexEntry[] = [];
+  /** New offset of every object copied so far, by id. */
+  const written = new Map<string, number>();
+  const unique = new Set<string>();
+  for (const src of sources)
+    for (let i = 0; i < src.count; i++) unique.add(src.oidAt(i).toString("hex"));
   const fh = await open(tmp, "wx");
+  let pos = 0;
+  let filePos = 0;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const emit = async (buf: Buffer) => {
+    hash.update(buf);
+    pending.push(buf);
+    pendingBytes += buf.length;
+    pos += buf.length;
+    if (pendingBytes >= 1 << 20) await drain();
+  };
+  const drain = async () => {
+    if (pendingBytes === 0) return;
+    const data = Buffer.concat(pending);
+    pending = [];
+    pendingBytes = 0;
+    await fh.write(data, 0, data.length, filePos);
+    filePos += data.length;
+  };
   try {
-    const total = sources.reduce((n, s) => n + s.count, 0);
     const head = Buffer.alloc(12);
     head.write("PACK", 0, "latin1");
     head.writeUInt32BE(2, 4);
-    head.writeUInt32BE(total, 8);
-    hash.update(head);
-    await fh.write(head, 0, 12, 0);
-    let pos = 12;
+    head.writeUInt32BE(unique.size, 8);
+    await emit(head);
     for (const src of sources) {
-      const path = join(packDir, src.name.replace(/\.idx$/, ".pack"));
-      const shift = pos - 12;
-      for (let i = 0; i < src.count; i++)
-        entries.push({
-          oid: Buffer.from(src.oidAt(i)),
-          crc: src.crcAt(i),
-          offset: src.offsetAt(i) + shift,
-        });
-      const { size } = await stat(path);
-      for await (const chunk of createReadStream(path, { start: 12, end: size - 21 })) {
-        const buf = chunk as Buffer;
-        hash.update(buf);
-        await fh.write(buf, 0, buf.length, pos);
-        pos += buf.length;
+      const pack = await readFile(join(packDir, src.name.replace(/\.idx$/, ".pack")));
+      if (pack.length < 32 || pack.readUInt32BE(8) !== src.count)
+        throw new Error(`${src.name}: pack and index counts differ`);
+      const order = Array.from({ length: src.count }, (_, i) => ({
+        oid: src.oidAt(i).toString("hex"),
+        offset: src.offsetAt(i),
+      })).sort((a, b) => a.offset - b.offset);
+      /** Source offset -> new offset (of this entry, or of the copy kept). */
+      const moved = new Map<number, number>();
+      for (const [k, { oid, offset }] of order.entries()) {
+        const end = order[k + 1]?.offset ?? pack.length - 20;
+        const kept = written.get(oid);
+        if (kept !== undefined) {
+          moved.set(offset, kept);
+          continue;
+        }
+        const e = parseEntry(pack, offset);
+        let entry: Buffer;
+        if (e.base === undefined) {
+          entry = pack.subarray(offset, end);
+        } else {
+          const base = moved.get(e.base);
+          if (base === undefined) throw new Error(`${src.name}: no delta base at ${e.base}`);
+          let h = offset;
+          while ((pack[h] as number) & 0x80) h++;
+          entry = Buffer.concat([
+            pack.subarray(offset, h + 1),
+            ofsBytes(pos - base),
+            pack.subarray(e.data, end),
+          ]);
+        }
+        moved.set(offset, pos);
+        written.set(oid, pos);
+        entries.push({ oid: Buffer.from(oid, "hex"), crc: crc32(entry), offset: pos });
+        await emit(entry);
       }
     }
+    if (entries.length !== unique.size) throw new Error("merged pack lost objects");
+    await drain();
     const checksum = hash.digest();
     await fh.write(checksum, 0, 20, pos);
     await fh.sync();

@@ -7,6 +7,11 @@
  * requests) and no fetch. A push the remote refuses because the branch moved (someone else
  * pushed) answers "moved": the head is fetched again and the writer rebuilds on it. A push is
  * never forced.
+ *
+ * Every fetch leaves one more pack in the store. The store is the writer's own, so after a
+ * fetch the packs fetched are adopted into the writer's pack list and merged with the
+ * writer's packs once there are more than `maxPacks` (own-packs.ts): their number stays
+ * bounded however often the branch moves.
  */
 import fs from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -15,6 +20,7 @@ import { authHeaders, type Env, type GitAuth } from "../credentials.js";
 import { BranchNotFoundError } from "../errors.js";
 import { createHttpClient } from "../http-client.js";
 import { mapRemoteError } from "../remote-mirror.js";
+import { OwnPacks } from "./own-packs.js";
 import type { StatusTarget } from "./target.js";
 
 export interface RemoteTargetOptions {
@@ -28,6 +34,8 @@ export interface RemoteTargetOptions {
   auth?: GitAuth;
   env?: Env;
   httpTimeoutMs?: number;
+  /** Merge packs after a fetch when the store has more than this. Default 8. */
+  maxPacks?: number;
 }
 
 const OUTGOING = "refs/opamp-gitops/outgoing";
@@ -39,6 +47,7 @@ export class RemoteTarget implements StatusTarget {
   readonly gitdir: string;
   readonly #o: RemoteTargetOptions;
   readonly #http;
+  readonly #packs: OwnPacks;
   /** The remote head as last seen; undefined = unknown, null = the branch does not exist. */
   #head: string | null | undefined;
 
@@ -47,6 +56,7 @@ export class RemoteTarget implements StatusTarget {
     this.branch = options.branch;
     this.gitdir = options.gitdir;
     this.#http = createHttpClient({ idleTimeoutMs: options.httpTimeoutMs });
+    this.#packs = new OwnPacks(options.gitdir);
   }
 
   async open(): Promise<void> {
@@ -78,8 +88,26 @@ export class RemoteTarget implements StatusTarget {
   }
 
   async base(): Promise<string | undefined> {
-    if (this.#head === undefined) this.#head = await this.#fetch();
+    if (this.#head === undefined) {
+      this.#head = await this.#fetch();
+      await this.#tidy();
+    }
     return this.#head ?? undefined;
+  }
+
+  /**
+   * Adopts the packs fetched and merges while there are too many. A failure leaves the
+   * packs as they are (nothing is removed before the merged pack reads back) and is not the
+   * publish's concern: the packer, which merges the same list, reports it.
+   */
+  async #tidy(): Promise<void> {
+    const max = Math.max(1, this.#o.maxPacks ?? 8);
+    try {
+      await this.#packs.adopt();
+      while ((await this.#packs.merge(max)) > 0) {}
+    } catch {
+      // Left for the packer.
+    }
   }
 
   /** Lists the remote branch and fetches it when it moved; null when it does not exist. */
