@@ -4,12 +4,13 @@
  * 20 s so a canary is watchable), serves it (a private redis-server if none answers),
  * starts simulated agents for each example group, and prints what to edit and where to look.
  * Runs until Ctrl-C; the temp folder is kept (its path is printed) so the status branch can
- * be read afterwards.
+ * be read afterwards. Its Redis keys have their own prefix and are deleted on exit.
  */
 import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Redis } from "ioredis";
 import { SimulatedFleet } from "../opamp/index.js";
 import type { RolloutNotice } from "../queue/index.js";
 import { initRepository } from "../sync/index.js";
@@ -47,6 +48,16 @@ function copyExample(dir: string): void {
     writeFileSync(file, readFileSync(file, "utf8").replace(/pause: \d+[smh]/g, "pause: 20s"));
   shorten(join(dir, "fleet.yaml"));
   for (const g of readdirSync(join(dir, "groups"))) shorten(join(dir, "groups", g, "group.yaml"));
+}
+
+/** Deletes every key under `prefix` (the demo leaves nothing behind in a shared Redis). */
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== "0");
 }
 
 function describeNotice(n: RolloutNotice): string | undefined {
@@ -94,6 +105,8 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream): Promi
         pollInterval: "2s",
         statusInterval: "3s",
         logLevel: "error",
+        // Its own keys: a demo never meets an earlier demo's agents or rollouts.
+        redisPrefix: `opamp-gitops-${basename(root)}`,
         ...(opts.redis ? { redis: opts.redis } : {}),
       },
       { progress: (line) => say(`  ${line}`) },
@@ -151,7 +164,7 @@ Ctrl-C stops the demo (the folder ${root} is kept).
       stopping = true;
       say("stopping…");
       await Promise.all(fleets.map((f) => f.stop()));
-      await handle.stop();
+      await handle.stop((redis) => deleteKeys(redis, `opamp-gitops-${basename(root)}`));
       resolve(0);
     };
     process.on("SIGINT", () => void stop());

@@ -8,6 +8,7 @@
  * flush the status branch, close Redis, stop a private redis-server.
  */
 import { join } from "node:path";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createLogger } from "../logger.js";
 import { connectOrStartRedis } from "../redis-private.js";
@@ -21,8 +22,11 @@ export interface ServeHandle {
   logger: Logger;
   opampPort: number;
   apiPort: number;
-  /** Stops everything (idempotent); resolves when done. */
-  stop(): Promise<void>;
+  /**
+   * Stops everything (idempotent); resolves when done. `beforeQuit` runs with the Redis
+   * connection after the service closed and before Redis is closed.
+   */
+  stop(beforeQuit?: (redis: Redis) => Promise<void>): Promise<void>;
 }
 
 /** Starts the service from flags/env/settings file. Throws SettingsError, RedisUnavailableError, SyncError. */
@@ -43,9 +47,10 @@ export async function startServe(
   const service = new Service({ settings, redis: redis.redis, logger, progress });
   if (settings.repo) progress(`reading ${settings.repo} (branch ${settings.branch})…`);
   let stopping: Promise<void> | undefined;
-  const stop = () => {
+  const stop = (beforeQuit?: (r: Redis) => Promise<void>) => {
     stopping ??= (async () => {
       await service.close().catch((err) => logger.error({ err }, "shutdown step failed"));
+      await beforeQuit?.(redis.redis).catch((err) => logger.warn({ err }, "cleanup failed"));
       await redis.redis.quit().catch(() => redis.redis.disconnect());
       await redis.stop();
     })();
