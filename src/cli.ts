@@ -22,7 +22,13 @@ import { SettingsError, type SettingsFlags } from "./settings.js";
 const program = new Command()
   .name("opamp-gitops")
   .description("Git as the source of truth for a fleet of OpenTelemetry agents, served over OpAMP")
-  .exitOverride();
+  .exitOverride()
+  .addHelpText(
+    "after",
+    "\nStart with `opamp-gitops demo` (npm start). Exit codes: 0 success, 1 runtime failure or an\n" +
+      "action the service refused, 2 usage or settings error, 3 the service cannot be reached\n" +
+      "(rollout, agents). Each command's --help says more.",
+  );
 
 program
   .command("validate")
