@@ -77,6 +77,11 @@ export async function connectOrStartRedis(
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
+    // Whatever ends this process (an error, process.exit, a second signal), the private
+    // server goes with it; SIGTERM makes redis-server write its AOF before exiting.
+    const onExit = () => server.kill("SIGTERM");
+    process.on("exit", onExit);
+    server.once("exit", () => process.off("exit", onExit));
     let stderr = "";
     server.stderr?.on("data", (d) => {
       stderr = (stderr + String(d)).slice(-2000);

@@ -14,7 +14,7 @@ import type { Redis } from "ioredis";
 import { SimulatedFleet } from "../opamp/index.js";
 import type { RolloutNotice } from "../queue/index.js";
 import { initRepository } from "../sync/index.js";
-import { type ServeHandle, startFailure, startServe } from "./serve.js";
+import { runUntilSignal, type ServeHandle, startServe } from "./serve.js";
 
 export interface DemoOptions {
   opampListen: string;
@@ -94,29 +94,50 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream): Promi
   await initRepository(repo, { message: "Example fleet (opamp-gitops demo)" });
   const say = (line: string) => out.write(`${line}\n`);
   say(`opamp-gitops demo: fleet repository ${repo}`);
-  let handle: ServeHandle;
-  try {
-    handle = await startServe(
-      {
-        repo,
-        stateDir: join(root, "state"),
-        opampListen: opts.opampListen,
-        apiListen: opts.apiListen,
-        pollInterval: "2s",
-        statusInterval: "3s",
-        logLevel: "error",
-        // Its own keys: a demo never meets an earlier demo's agents or rollouts.
-        redisPrefix: `opamp-gitops-${basename(root)}`,
-        ...(opts.redis ? { redis: opts.redis } : {}),
+  const prefix = `opamp-gitops-${basename(root)}`;
+  const fleets: SimulatedFleet[] = [];
+  return runUntilSignal(
+    async () => {
+      const handle = await startServe(
+        {
+          repo,
+          stateDir: join(root, "state"),
+          opampListen: opts.opampListen,
+          apiListen: opts.apiListen,
+          pollInterval: "2s",
+          statusInterval: "3s",
+          logLevel: "error",
+          // Its own keys: a demo never meets an earlier demo's agents or rollouts.
+          redisPrefix: prefix,
+          ...(opts.redis ? { redis: opts.redis } : {}),
+        },
+        {
+          progress: (line) => say(`  ${line}`),
+          // The user's OPAMP_GITOPS_* settings (tokens, TLS) would lock the demo's agents out.
+          env: {},
+          beforeQuit: (redis) => deleteKeys(redis, prefix),
+        },
+      );
+      await startFleets(handle, fleets, agents, say);
+      say(instructions(handle, agents, repo, root));
+      return handle;
+    },
+    {
+      onStop: async () => {
+        say("stopping…");
+        await Promise.all(fleets.map((f) => f.stop()));
       },
-      { progress: (line) => say(`  ${line}`) },
-    );
-  } catch (err) {
-    const message = startFailure(err);
-    if (message === undefined) throw err;
-    process.stderr.write(`opamp-gitops: ${message}\n`);
-    return 1;
-  }
+    },
+  );
+}
+
+/** Follows rollouts and status commits on the terminal, and starts the agents of each group. */
+async function startFleets(
+  handle: ServeHandle,
+  fleets: SimulatedFleet[],
+  agents: number,
+  say: (line: string) => void,
+): Promise<void> {
   handle.service.rollouts.events.on("*", (n) => {
     const text = describeNotice(n);
     if (text) say(`  rollout  ${text}`);
@@ -125,29 +146,35 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream): Promi
     if (f.commit) say(`  status   ${f.commit.slice(0, 7)} ${f.message?.split("\n")[0]}`);
   });
   const url = `ws://127.0.0.1:${handle.opampPort}/v1/opamp`;
-  const fleets = GROUPS.map(
-    (g) =>
-      new SimulatedFleet({
-        agents,
-        url,
-        transport: "mixed",
-        serviceName: g.serviceName,
-        attributes: g.attributes,
-        failWhen: "BREAK-ME",
-        applyMs: 300,
-        heartbeatSeconds: 5,
-      }),
+  fleets.push(
+    ...GROUPS.map(
+      (g) =>
+        new SimulatedFleet({
+          agents,
+          url,
+          transport: "mixed",
+          serviceName: g.serviceName,
+          attributes: g.attributes,
+          failWhen: "BREAK-ME",
+          applyMs: 300,
+          heartbeatSeconds: 5,
+        }),
+    ),
   );
   await Promise.all(fleets.map((f) => f.start()));
+}
+
+function instructions(handle: ServeHandle, agents: number, repo: string, root: string): string {
   const api = `http://127.0.0.1:${handle.apiPort}`;
-  say(`
+  const cli = `node ${process.argv[1] ?? "dist/src/cli.js"}`;
+  return `
 ${agents} simulated Collectors per group (${GROUPS.map((g) => g.group).join(", ")}) are connected.
 
 Watch a canary rollout: edit a group's config and commit it
   cd ${repo}
   sed -i 's/send_batch_size: 8192/send_batch_size: 4096/' groups/edge/collector.yaml
   git commit -am "edge: smaller batches"
-  node dist/src/cli.js rollout status edge --api-url ${api}
+  ${cli} rollout status edge --api-url ${api}
 Make the canary fail (agents refuse configs containing BREAK-ME) and watch the rollback
   echo "# BREAK-ME" >> groups/edge/collector.yaml && git commit -am "edge: broken"
 What really ran, as Git history (the status branch)
@@ -156,18 +183,5 @@ What really ran, as Git history (the status branch)
 Admin API ${api}/api/v1/rollouts  agents ${api}/api/v1/agents  metrics ${api}/metrics
 
 Ctrl-C stops the demo (the folder ${root} is kept).
-`);
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async () => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      say("stopping…");
-      await Promise.all(fleets.map((f) => f.stop()));
-      await handle.stop((redis) => deleteKeys(redis, `opamp-gitops-${basename(root)}`));
-      resolve(0);
-    };
-    process.on("SIGINT", () => void stop());
-    process.on("SIGTERM", () => void stop());
-  });
+`;
 }

@@ -5,7 +5,8 @@
  *
  * Shutdown on SIGTERM/SIGINT, in order and bounded (`shutdownMs`, default 20 s; a second
  * signal or the deadline exits at once with 1): stop accepting agents, drain rollout writes,
- * flush the status branch, close Redis, stop a private redis-server.
+ * flush the status branch, close Redis, stop a private redis-server. A signal while starting
+ * exits at once (a private redis-server is stopped by its exit hook, redis-private.ts).
  */
 import { join } from "node:path";
 import type { Redis } from "ioredis";
@@ -29,12 +30,20 @@ export interface ServeHandle {
   stop(beforeQuit?: (redis: Redis) => Promise<void>): Promise<void>;
 }
 
+export interface StartOptions {
+  progress?: (line: string) => void;
+  /** Where OPAMP_GITOPS_* variables are read. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Runs with the Redis connection after the service closed, before Redis is closed. */
+  beforeQuit?: (redis: Redis) => Promise<void>;
+}
+
 /** Starts the service from flags/env/settings file. Throws SettingsError, RedisUnavailableError, SyncError. */
 export async function startServe(
   flags: SettingsFlags & { settings?: string },
-  { progress = (_: string) => {} }: { progress?: (line: string) => void } = {},
+  { progress = () => {}, env = process.env, beforeQuit: cleanup }: StartOptions = {},
 ): Promise<ServeHandle> {
-  const settings = resolveSettings(flags);
+  const settings = resolveSettings(flags, env);
   const logger = createLogger(settings.logLevel);
   const redis = await connectOrStartRedis(settings.redisUrl, {
     dataDir: join(settings.stateDir, "redis"),
@@ -44,12 +53,11 @@ export async function startServe(
     },
   });
   redis.redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
-  const service = new Service({ settings, redis: redis.redis, logger, progress });
-  if (settings.repo) progress(`reading ${settings.repo} (branch ${settings.branch})…`);
+  let service: Service | undefined;
   let stopping: Promise<void> | undefined;
-  const stop = (beforeQuit?: (r: Redis) => Promise<void>) => {
+  const stop = (beforeQuit = cleanup) => {
     stopping ??= (async () => {
-      await service.close().catch((err) => logger.error({ err }, "shutdown step failed"));
+      await service?.close().catch((err) => logger.error({ err }, "shutdown step failed"));
       await beforeQuit?.(redis.redis).catch((err) => logger.warn({ err }, "cleanup failed"));
       await redis.redis.quit().catch(() => redis.redis.disconnect());
       await redis.stop();
@@ -57,10 +65,13 @@ export async function startServe(
     return stopping;
   };
   try {
+    service = new Service({ settings, redis: redis.redis, logger, progress });
+    if (settings.repo) progress(`reading ${settings.repo} (branch ${settings.branch})…`);
     const ports = await service.start();
     logger.info({ ...ports, repo: settings.repo ?? null }, "serving");
+    const host = (h: string) => (h.includes(":") ? `[${h}]` : h);
     progress(
-      `serving: OpAMP on ${settings.opampHost}:${ports.opampPort}, admin API on http://${settings.apiHost}:${ports.apiPort}`,
+      `serving: OpAMP on ${host(settings.opampHost)}:${ports.opampPort}, admin API on http://${host(settings.apiHost)}:${ports.apiPort}`,
     );
     return { service, settings, logger, ...ports, stop };
   } catch (err) {
@@ -73,56 +84,91 @@ const LISTEN_ERRORS: Record<string, string> = {
   EADDRINUSE: "the address is already in use (another opamp-gitops, or another program?)",
   EACCES: "permission denied (ports below 1024 need privileges)",
   EADDRNOTAVAIL: "this machine has no such address",
+  ENOTFOUND: "the host name does not resolve",
+  EAI_AGAIN: "the host name does not resolve",
 };
 
 /** What to tell the user when the service cannot start; undefined for an unexpected error. */
 export function startFailure(err: unknown): string | undefined {
   if (err instanceof SyncError) return `cannot serve the fleet repository: ${err.message}`;
-  const e = err as { code?: string; address?: string; port?: number; syscall?: string };
-  const why = e.syscall === "listen" && e.code ? LISTEN_ERRORS[e.code] : undefined;
-  if (why)
-    return `cannot listen on ${e.address}:${e.port}: ${why}; see --opamp-listen and --api-listen`;
+  const e = err as {
+    code?: string;
+    address?: string;
+    hostname?: string;
+    port?: number;
+    syscall?: string;
+    message?: string;
+  };
+  const why =
+    e.code && (e.syscall === "listen" || e.syscall === "getaddrinfo") && LISTEN_ERRORS[e.code];
+  if (why) {
+    const where = [e.address ?? e.hostname, e.port].filter((x) => x !== undefined).join(":");
+    return `cannot listen on ${where}: ${why}; see --opamp-listen and --api-listen`;
+  }
+  // node:tls refuses a certificate or key it cannot read (OpenSSL's PEM/ASN.1 errors).
+  if (typeof e.code === "string" && e.code.startsWith("ERR_OSSL"))
+    return `the TLS certificate or key cannot be used (${e.message}); check --tls-cert, --tls-key and --tls-client-ca`;
   return undefined;
 }
 
-/** The command's action: runs until a signal; resolves with the exit code. */
-export async function runServe(
-  flags: SettingsFlags & { settings?: string },
-  { shutdownMs = 20_000 } = {},
+/**
+ * Runs `start`, then waits for SIGTERM/SIGINT and stops within `shutdownMs`; resolves with
+ * the exit code. Signal handlers are installed first: a signal while starting exits at once.
+ */
+export async function runUntilSignal(
+  start: () => Promise<ServeHandle>,
+  { shutdownMs = 20_000, onStop }: { shutdownMs?: number; onStop?: () => Promise<void> } = {},
 ): Promise<number> {
-  const tty = process.stderr.isTTY === true;
-  let handle: ServeHandle;
+  let handle: ServeHandle | undefined;
+  let signalled = false;
+  let resolveStopped: (code: number) => void = () => {};
+  const stopped = new Promise<number>((r) => {
+    resolveStopped = r;
+  });
+  const onSignal = (signal: string) => {
+    if (signalled || !handle) {
+      handle?.logger.warn({ signal }, "exiting now");
+      process.exit(1);
+    }
+    signalled = true;
+    const { logger } = handle;
+    logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      logger.error({ shutdownMs }, "shutdown took too long; exiting");
+      process.exit(1);
+    }, shutdownMs);
+    void (async () => {
+      await onStop?.().catch((err) => logger.warn({ err }, "stopping failed"));
+      await handle.stop();
+      clearTimeout(force);
+      logger.info("stopped");
+      resolveStopped(0);
+    })();
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
   try {
-    handle = await startServe(flags, {
-      progress: (line) => tty && process.stderr.write(`opamp-gitops: ${line}\n`),
-    });
+    handle = await start();
   } catch (err) {
     const message = startFailure(err);
     if (message === undefined) throw err;
     process.stderr.write(`opamp-gitops: ${message}\n`);
     return 1;
   }
-  const { logger } = handle;
-  return new Promise<number>((resolve) => {
-    const onSignal = (signal: string) => {
-      if (signalled) {
-        logger.warn({ signal }, "second signal: exiting now");
-        process.exit(1);
-      }
-      signalled = true;
-      logger.info({ signal }, "shutting down");
-      const force = setTimeout(() => {
-        logger.error({ shutdownMs }, "shutdown took too long; exiting");
-        process.exit(1);
-      }, shutdownMs);
-      void handle.stop().then(() => {
-        clearTimeout(force);
-        logger.info("stopped");
-        resolve(0);
-      });
-    };
-    let signalled = false;
-    process.on("SIGTERM", () => onSignal("SIGTERM"));
-    process.on("SIGINT", () => onSignal("SIGINT"));
-  });
+  return stopped;
+}
+
+/** The command's action: runs until a signal; resolves with the exit code. */
+export function runServe(
+  flags: SettingsFlags & { settings?: string },
+  { shutdownMs = 20_000 } = {},
+): Promise<number> {
+  const tty = process.stderr.isTTY === true;
+  return runUntilSignal(
+    () =>
+      startServe(flags, {
+        progress: (line) => tty && process.stderr.write(`opamp-gitops: ${line}\n`),
+      }),
+    { shutdownMs },
+  );
 }

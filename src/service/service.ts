@@ -79,6 +79,7 @@ export class Service {
   readonly status: StatusWriter | undefined;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
+  #applying: Promise<void> = Promise.resolve();
 
   constructor(parts: ServiceParts) {
     this.#p = parts;
@@ -153,7 +154,10 @@ export class Service {
       branch: s.branch,
       ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
     });
-    this.sync?.on("updated", ({ state, previous }) => void this.#apply(state, previous));
+    // One apply at a time, in commit order: an older commit's apply must never run last.
+    this.sync?.on("updated", ({ state }) => {
+      this.#applying = this.#applying.then(() => this.#apply(state));
+    });
     this.sync?.on("stalled", ({ commit, errors, findings }) =>
       logger.error(
         { commit, errors, findings: findings.slice(0, 20) },
@@ -166,7 +170,8 @@ export class Service {
   }
 
   /** A valid commit: store configs, start or update each group's rollout, re-place agents. */
-  async #apply(state: FleetDesiredState, previous: FleetDesiredState | undefined): Promise<void> {
+  async #apply(state: FleetDesiredState): Promise<void> {
+    if (this.#closing) return;
     const { logger } = this.#p;
     try {
       for (const group of state.groups.values()) {
@@ -178,8 +183,9 @@ export class Service {
           policy: group.rollout,
         });
       }
-      for (const name of previous?.groups.keys() ?? []) {
-        if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git");
+      // Every rollout group Git no longer has, also one removed while the service was down.
+      for (const name of this.rollouts.groups()) {
+        if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git: group removed");
       }
       await this.configs.prune(this.#referencedHashes(state));
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
@@ -230,7 +236,8 @@ export class Service {
     this.#closing ??= (async () => {
       await this.opamp.close();
       await this.api.close();
-      this.sync?.stop();
+      await this.sync?.stop();
+      await this.#applying;
       await this.rollouts.idle().catch(() => {});
       // After rollouts drained, so the last flush carries the final progress.
       await this.status?.close();
