@@ -47,9 +47,11 @@ export async function connectOrStartRedis(
     const executable = findRedisServer();
     if (!LOCAL_HOSTS.has(parsed.hostname) || parsed.password || !executable) {
       throw new RedisUnavailableError(url, err.cause, {
-        hint: executable
-          ? "it is not a local address, so no private redis-server is started"
-          : "install Redis (e.g. apt install redis-server) or pass --redis <url>",
+        hint: !executable
+          ? "install Redis (e.g. apt install redis-server) or pass --redis <url>"
+          : parsed.password
+            ? "a URL with a password names a Redis you run, so no private redis-server is started"
+            : "it is not a local address, so no private redis-server is started",
       });
     }
     const dir = resolve(dataDir);

@@ -3,16 +3,31 @@
  */
 import { Redis } from "ioredis";
 
+/** The URL with any password replaced by "***" (for messages and logs). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, "//***@");
+  }
+}
+
 export class RedisUnavailableError extends Error {
   readonly code = "REDIS_UNAVAILABLE";
+  /** The URL, password masked. */
+  readonly url: string;
   constructor(
-    readonly url: string,
+    url: string,
     cause: unknown,
     { hint = "start redis-server or pass --redis <url>" }: { hint?: string } = {},
   ) {
-    super(`cannot reach Redis at ${url} (${(cause as Error)?.message ?? cause}); ${hint}`, {
-      cause,
-    });
+    super(
+      `cannot reach Redis at ${redactUrl(url)} (${(cause as Error)?.message ?? cause}); ${hint}`,
+      { cause },
+    );
+    this.url = redactUrl(url);
     this.name = "RedisUnavailableError";
   }
 }

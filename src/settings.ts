@@ -6,6 +6,7 @@
  * and by where it came from.
  */
 import { readFileSync } from "node:fs";
+import { checkBranchName } from "./sync/index.js";
 import { loadYaml, parseDuration, validateSettings } from "./validate/index.js";
 
 export interface Settings {
@@ -110,6 +111,14 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
 };
 
+/** The tokens of a tokens file: one per line, blank lines and `#` comments skipped. */
+function tokenLines(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+}
+
 /** Resolves and checks every setting. Throws SettingsError naming the first bad one. */
 export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env): Settings {
   const get = (key: keyof SettingsFlags): string | undefined => flags[key] ?? env[SETTING_ENV[key]];
@@ -143,14 +152,15 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       throw new SettingsError(flag, `cannot read ${path}: ${(err as Error).message}`);
     }
   };
-  const lines = (buf: Buffer | undefined) =>
-    buf
-      ? buf
-          .toString("utf8")
-          .split(/\r?\n/)
-          .map((l) => l.trim())
-          .filter((l) => l && !l.startsWith("#"))
-      : [];
+  /** Tokens of a file, one per line; a file given but holding none is an error, not "open". */
+  const tokens = (key: keyof SettingsFlags, flag: string) => {
+    const buf = read(key, flag);
+    if (!buf) return [];
+    const list = tokenLines(buf.toString("utf8"));
+    if (list.length === 0)
+      throw new SettingsError(flag, `${get(key)} holds no token (one per line, # comments)`);
+    return list;
+  };
   const opamp = listen("opampListen", "--opamp-listen", "0.0.0.0:4320");
   const api = listen("apiListen", "--api-listen", "127.0.0.1:4321");
   const cert = read("tlsCert", "--tls-cert");
@@ -165,16 +175,37 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);
   const webhook = read("webhookSecretFile", "--webhook-secret-file")?.toString("utf8").trim();
   if (webhook === "") throw new SettingsError("--webhook-secret-file", "the file is empty");
+  const branchName = (key: keyof SettingsFlags, flag: string, fallback: string) => {
+    const value = get(key) ?? fallback;
+    try {
+      return checkBranchName(value);
+    } catch (err) {
+      throw new SettingsError(flag, (err as Error).message);
+    }
+  };
+  const branch = branchName("branch", "--branch", "main");
+  const statusBranch = branchName("statusBranch", "--status-branch", "opamp-status");
   const statusMode = get("statusMode") ?? "branch";
   if (statusMode !== "branch" && statusMode !== "folder")
     throw new SettingsError("--status-mode", `"${statusMode}" is not branch or folder`);
+  if (statusMode === "branch" && statusBranch === branch)
+    throw new SettingsError(
+      "--status-branch",
+      `"${statusBranch}" is the config branch; use another branch or --status-mode folder`,
+    );
+  const statusIntervalMs = duration("statusInterval", "--status-interval", "10s");
+  if (statusIntervalMs < 100)
+    throw new SettingsError(
+      "--status-interval",
+      "must be at least 100ms (one commit per interval)",
+    );
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
   const gitTokenEnv = get("gitTokenEnv");
   return {
     ...(repo ? { repo } : {}),
-    branch: get("branch") ?? "main",
+    branch,
     ...(path ? { path } : {}),
     stateDir: get("stateDir") ?? ".opamp-gitops",
     pollIntervalMs: duration("pollInterval", "--poll-interval", "15s"),
@@ -182,17 +213,17 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     ...(gitTokenEnv ? { gitTokenEnv } : {}),
     apiHost: api.host,
     apiPort: api.port,
-    apiTokens: lines(read("apiTokensFile", "--api-tokens-file")),
+    apiTokens: tokens("apiTokensFile", "--api-tokens-file"),
     ...(webhook ? { webhookSecret: webhook } : {}),
     statusMode,
-    statusBranch: get("statusBranch") ?? "opamp-status",
-    statusIntervalMs: duration("statusInterval", "--status-interval", "10s"),
+    statusBranch,
+    statusIntervalMs,
     statusRetentionMs: duration("statusRetention", "--status-retention", "168h"),
     opampHost: opamp.host,
     opampPort: opamp.port,
     redisUrl,
     redisPrefix: get("redisPrefix") ?? "opamp-gitops",
-    opampTokens: lines(read("opampTokensFile", "--opamp-tokens-file")),
+    opampTokens: tokens("opampTokensFile", "--opamp-tokens-file"),
     ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
@@ -283,7 +314,7 @@ export function loadClientSettings(
   let apiToken: string | undefined;
   if (tokenFile) {
     try {
-      apiToken = readFileSync(tokenFile, "utf8").split(/\r?\n/)[0]?.trim();
+      apiToken = tokenLines(readFileSync(tokenFile, "utf8"))[0];
     } catch (err) {
       throw new SettingsError(
         "--api-token-file",

@@ -71,6 +71,64 @@ describe("opamp-gitops command line", () => {
     }
   });
 
+  test("settings that parse but cannot work: exit 2 naming the flag", async () => {
+    const empty = join(mkdtempSync(join(tmpdir(), "tokens-")), "tokens");
+    writeFileSync(empty, "# nobody yet\n\n");
+    const cases: Array<[string[], RegExp]> = [
+      [["--api-tokens-file", empty], /invalid setting --api-tokens-file: .* holds no token/],
+      [["--opamp-tokens-file", empty], /invalid setting --opamp-tokens-file: .* holds no token/],
+      [["--status-interval", "5ms"], /invalid setting --status-interval: must be at least 100ms/],
+      [["--branch", "a..b"], /invalid setting --branch: "a\.\.b" is not a valid branch name/],
+      [["--status-branch", "main"], /invalid setting --status-branch: "main" is the config branch/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(["serve", ...args]).exited;
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  });
+
+  test("rollout and agents: a URL that is not the admin API, and no answer at all", async () => {
+    const other = createServer();
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    other.on("connection", (socket) =>
+      socket.end(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+      ),
+    );
+    const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      for (const args of [["agents"], ["rollout", "status"], ["rollout", "status", "edge"]]) {
+        const r = await run([...args, "--api-url", url]).exited;
+        assert.equal(r.code, 3, r.stderr);
+        assert.match(r.stderr, /answered something other than the opamp-gitops admin API/);
+      }
+    } finally {
+      other.close();
+    }
+  });
+
+  test("simulate with no server answering still stops after --duration", async () => {
+    const r = await run([
+      "simulate",
+      "--url",
+      "ws://127.0.0.1:1/v1/opamp",
+      "--agents",
+      "2",
+      "--duration",
+      "1",
+      "--format",
+      "json",
+    ]).exited;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      (JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { connected: number }).connected,
+      0,
+    );
+    assert.equal((await run(["simulate", "--url", "notaurl"]).exited).code, 2);
+    assert.equal((await run(["simulate", "--url", "ws://h", "--duration", "abc"]).exited).code, 2);
+  });
+
   test("an unknown flag is a usage error (exit 2)", async () => {
     assert.equal((await run(["serve", "--no-such-flag"]).exited).code, 2);
   });

@@ -126,7 +126,13 @@ export class AdminServer {
   async #ready(): Promise<Reply> {
     const checks: Record<string, { ok: boolean; error?: string }> = {};
     try {
-      await this.#o.redis.ping();
+      // Commands wait for a reconnect (maxRetriesPerRequest: null): bound the probe.
+      await Promise.race([
+        this.#o.redis.ping(),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error("no answer within 1 s")), 1000).unref(),
+        ),
+      ]);
       checks.redis = { ok: true };
     } catch (err) {
       checks.redis = { ok: false, error: (err as Error).message };
@@ -224,12 +230,15 @@ export class AdminServer {
       .replace(/[^\w.@:-]/g, "")
       .slice(0, 64);
     const by = `api:${actor ? `${actor} via ` : ""}${req.socket.remoteAddress ?? "?"}`;
-    const run = {
+    const actions = {
       pause: rollouts.pause,
       resume: rollouts.resume,
       promote: rollouts.promote,
       abort: rollouts.abort,
-    }[action as "pause"];
+    };
+    const run = Object.hasOwn(actions, action)
+      ? actions[action as keyof typeof actions]
+      : undefined;
     if (!run)
       return fail(
         404,

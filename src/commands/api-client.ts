@@ -33,15 +33,16 @@ export class ApiClient {
     this.#timeoutMs = timeoutMs;
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.#request<T>("GET", path);
+  /** `isT` checks the answer's shape: a URL that is not our API fails clearly, not later. */
+  get<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
+    return this.#request<T>("GET", path, isT);
   }
 
-  post<T>(path: string): Promise<T> {
-    return this.#request<T>("POST", path);
+  post<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
+    return this.#request<T>("POST", path, isT);
   }
 
-  async #request<T>(method: string, path: string): Promise<T> {
+  async #request<T>(method: string, path: string, isT: (body: unknown) => boolean): Promise<T> {
     const url = `${this.#s.apiUrl}${path}`;
     const headers: Record<string, string> = { "X-Opamp-Gitops-Actor": this.#s.actor };
     if (this.#s.apiToken) headers.Authorization = `Bearer ${this.#s.apiToken}`;
@@ -74,6 +75,11 @@ export class ApiClient {
       const e = (body as { error?: { code?: string; message?: string } }).error;
       throw new ApiRefusedError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? text);
     }
+    if (!isT(body))
+      throw new ApiUnreachableError(
+        `${url} answered something other than the opamp-gitops admin API; check --api-url`,
+        { url },
+      );
     return body as T;
   }
 }

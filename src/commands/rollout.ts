@@ -19,6 +19,10 @@ export interface ClientOptions extends ClientFlags {
 type Out = { write(s: string): unknown };
 
 const short = (h: string | undefined) => (h ? h.slice(0, 7) : "none");
+const isObject = (b: unknown): b is Record<string, unknown> =>
+  typeof b === "object" && b !== null && !Array.isArray(b);
+const isGroupStatus = (b: unknown) => isObject(b) && typeof b.group === "string";
+const isList = (item: (b: unknown) => boolean) => (b: unknown) => Array.isArray(b) && b.every(item);
 
 /** Human text for one group's rollout status. */
 export function formatRolloutStatus(s: GroupRolloutStatus, now = Date.now()): string {
@@ -77,7 +81,7 @@ export function runRollout(
 ): Promise<number> {
   return run(opts, err, async (api) => {
     if (action === "status" && !group) {
-      const all = await api.get<GroupRolloutStatus[]>("/api/v1/rollouts");
+      const all = await api.get<GroupRolloutStatus[]>("/api/v1/rollouts", isList(isGroupStatus));
       out.write(
         opts.format === "json"
           ? `${JSON.stringify(all, null, 2)}\n`
@@ -88,8 +92,8 @@ export function runRollout(
     const path = `/api/v1/rollouts/${encodeURIComponent(group ?? "")}`;
     const status =
       action === "status"
-        ? await api.get<GroupRolloutStatus>(path)
-        : await api.post<GroupRolloutStatus>(`${path}/${action}`);
+        ? await api.get<GroupRolloutStatus>(path, isGroupStatus)
+        : await api.post<GroupRolloutStatus>(`${path}/${action}`, isGroupStatus);
     if (opts.format === "json") out.write(`${JSON.stringify(status, null, 2)}\n`);
     else {
       const done = {
@@ -123,7 +127,10 @@ export function runAgents(
     const q = new URLSearchParams();
     if (opts.group) q.set("group", opts.group);
     if (opts.state) q.set("state", opts.state);
-    const agents = await api.get<AgentRow[]>(`/api/v1/agents${q.size ? `?${q}` : ""}`);
+    const agents = await api.get<AgentRow[]>(
+      `/api/v1/agents${q.size ? `?${q}` : ""}`,
+      isList((a) => isObject(a) && typeof a.instanceUid === "string"),
+    );
     if (opts.format === "json") {
       out.write(`${JSON.stringify(agents, null, 2)}\n`);
       return;

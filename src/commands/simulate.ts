@@ -47,7 +47,17 @@ export async function runSimulate(
   } catch (e) {
     return usage(err, (e as Error).message);
   }
-  const token = o.tokenFile ? readFileSync(o.tokenFile, "utf8").trim() : undefined;
+  if (!/^(wss?|https?):\/\/[^/]+/.test(o.url))
+    return usage(err, `--url: "${o.url}" is not a ws://, wss://, http:// or https:// URL`);
+  const duration = o.duration === undefined ? undefined : Number(o.duration);
+  if (duration !== undefined && !(duration > 0))
+    return usage(err, `--duration: "${o.duration}" is not a number of seconds`);
+  let token: string | undefined;
+  try {
+    token = o.tokenFile ? readFileSync(o.tokenFile, "utf8").trim() : undefined;
+  } catch (e) {
+    return usage(err, `--token-file: ${(e as Error).message}`);
+  }
   const fleet = new SimulatedFleet({
     agents,
     url: o.url,
@@ -71,17 +81,22 @@ export async function runSimulate(
     }
   };
   const tty = err.isTTY === true && o.format === "text";
-  await fleet.start((n) => {
-    if (tty) err.write(`\rstarting simulated agents: ${n}/${agents}`);
-  });
-  if (tty) err.write("\n");
-  report();
-  const timer = setInterval(report, 5000);
-  await new Promise<void>((resolve) => {
+  // Armed before the agents start: with no server answering, start-up never ends.
+  const stopped = new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
-    if (o.duration) setTimeout(resolve, Number(o.duration) * 1000);
+    if (duration !== undefined) setTimeout(resolve, duration * 1000);
   });
+  const started = fleet
+    .start((n) => {
+      if (tty) err.write(`\rstarting simulated agents: ${n}/${agents}`);
+    })
+    .then(() => {
+      if (tty) err.write("\n");
+      report();
+    });
+  const timer = setInterval(report, 5000);
+  await Promise.race([stopped, started.then(() => stopped)]);
   clearInterval(timer);
   await fleet.stop();
   report();

@@ -15,7 +15,7 @@ const REPORTED = {
 } as const;
 
 export class AgentBridge {
-  /** The group each agent was last placed in (for refresh filters and the API). */
+  /** The group each connected agent was placed in (for refresh filters and metrics). */
   readonly groupOf = new Map<string, string>();
   readonly #rollouts: RolloutController;
   readonly #provider: FleetProvider;
@@ -35,7 +35,11 @@ export class AgentBridge {
       this.#run(rollouts.connected(agent.instanceUid));
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
-    events.on("disconnected", ({ instanceUid }) => this.#run(rollouts.disconnected(instanceUid)));
+    events.on("disconnected", ({ instanceUid }) => {
+      // Membership stays with the rollouts; this map only follows connected agents.
+      this.groupOf.delete(instanceUid);
+      this.#run(rollouts.disconnected(instanceUid));
+    });
     events.on("remoteConfigStatusChanged", ({ instanceUid, status }) => {
       const reported = REPORTED[status.status as keyof typeof REPORTED];
       const hash = Buffer.from(status.lastRemoteConfigHash ?? []).toString("hex");

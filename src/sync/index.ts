@@ -43,7 +43,7 @@ export {
   matchGroup,
   selectorMatches,
 } from "./match.js";
-export { normalizeFilePath, normalizeRepoPath } from "./paths.js";
+export { checkBranchName, normalizeFilePath, normalizeRepoPath } from "./paths.js";
 export { type ReadStats, type SnapshotRead, SnapshotReader } from "./read-snapshot.js";
 export { SELECTOR_CONFLICT, selectorConflicts } from "./selector-conflicts.js";
 export type { AgentPlacement } from "./status/agent-status.js";

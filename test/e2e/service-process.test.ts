@@ -314,9 +314,10 @@ describe("serve: what a user meets at start", () => {
   });
 
   test("Redis unreachable at a remote address: exit 1 saying no private server is started", async () => {
-    const r = await run(["serve", "--redis", "redis://192.0.2.1:6379"], {}).exited;
+    const r = await run(["serve", "--redis", "redis://admin:S3cretPW@192.0.2.1:6379"], {}).exited;
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /cannot reach Redis at redis:\/\/192\.0\.2\.1:6379/);
+    assert.match(r.stderr, /cannot reach Redis at redis:\/\/admin:\*\*\*@192\.0\.2\.1:6379/);
+    assert.doesNotMatch(r.stderr + r.stdout, /S3cretPW/, "the password is never printed");
     const none = await run(["serve", "--redis", "redis://127.0.0.1:1"], NO_REDIS_SERVER).exited;
     assert.equal(none.code, 1);
     assert.match(none.stderr, /install Redis/);

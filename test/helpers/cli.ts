@@ -51,7 +51,12 @@ export async function waitFor(
 export function logLine<T = Record<string, unknown>>(output: string, msg: string): T | undefined {
   for (const line of output.split("\n")) {
     if (!line.startsWith("{")) continue;
-    const parsed = JSON.parse(line) as { msg?: string };
+    let parsed: { msg?: string };
+    try {
+      parsed = JSON.parse(line) as { msg?: string };
+    } catch {
+      continue; // the last line may be half written
+    }
     if (parsed.msg === msg) return parsed as T;
   }
   return undefined;
