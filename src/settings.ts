@@ -6,6 +6,7 @@
  * and by where it came from.
  */
 import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { checkBranchName } from "./sync/index.js";
 import { loadYaml, parseDuration, validateSettings } from "./validate/index.js";
 
@@ -255,6 +256,25 @@ function readSettingsFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Settings naming files or folders; relative ones in a settings file are relative to it. */
+const PATH_SETTINGS = new Set([
+  "repo",
+  "stateDir",
+  "gitTokenFile",
+  "apiTokensFile",
+  "opampTokensFile",
+  "webhookSecretFile",
+  "tlsCert",
+  "tlsKey",
+  "tlsClientCa",
+]);
+
+function relativeToFile(key: string, value: unknown, file: string): unknown {
+  if (!PATH_SETTINGS.has(key) || typeof value !== "string" || value === "") return value;
+  if (isAbsolute(value) || /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  return resolve(dirname(file), value);
+}
+
 /**
  * Everything `serve` needs: the settings file (if any), the environment and the flags merged
  * (flags win), checked against the settings schema (every problem is listed, each naming the
@@ -271,7 +291,9 @@ export function resolveSettings(
     merged[key] = value;
     origin.set(key, from);
   };
-  if (file) for (const [k, v] of Object.entries(readSettingsFile(file))) put(k, v, file);
+  if (file)
+    for (const [k, v] of Object.entries(readSettingsFile(file)))
+      put(k, relativeToFile(k, v, file), file);
   for (const [k, name] of Object.entries(SETTING_ENV))
     if (env[name] !== undefined) put(k, env[name], name);
   for (const [k, v] of Object.entries(given)) if (v !== undefined) put(k, v, flagOf(k));

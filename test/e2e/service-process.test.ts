@@ -271,15 +271,18 @@ describe("serve: what a user meets at start", () => {
     assert.match(bad.stderr, /invalid setting --settings: .*settings\.yaml:2:1: .*pollInterval/);
   });
 
-  test("settings from a file are used, and a flag wins over the environment and the file", async () => {
+  test("settings from a file are used (paths relative to it); a flag wins over the environment and the file", async () => {
     const redis = await testRedis();
-    const file = join(tempDir("opamp-gitops-settings-"), "settings.json");
+    const dir = tempDir("opamp-gitops-settings-");
+    const file = join(dir, "settings.json");
+    writeFileSync(join(dir, "admin-tokens"), "file-relative-token\n");
     writeFileSync(
       file,
       JSON.stringify({
         redisPrefix: redis.prefix,
         opampListen: "127.0.0.1:1",
         apiListen: "127.0.0.1:0",
+        apiTokensFile: "admin-tokens", // relative to the settings file, not the working dir
       }),
     );
     const p = await startServe(["--settings", file, "--opamp-listen", "127.0.0.1:0"], {
@@ -288,6 +291,10 @@ describe("serve: what a user meets at start", () => {
     try {
       assert.notEqual(p.opampPort, 1);
       assert.notEqual(p.opampPort, 2);
+      const api = `http://127.0.0.1:${p.apiPort}/api/v1/agents`;
+      assert.equal((await fetch(api)).status, 401);
+      const ok = await fetch(api, { headers: { Authorization: "Bearer file-relative-token" } });
+      assert.equal(ok.status, 200);
     } finally {
       p.child.kill("SIGKILL");
       await redis.close();
