@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { RemoteConfigStatus } from "../src/opamp/capabilities.js";
+import { deleteKeysWithPrefix } from "../src/redis.js";
 import { type FlushResult, StatusWriter } from "../src/sync/index.js";
 import { GitHttpServer, httpBackendPath } from "../test/sync/helpers/git-http-server.js";
 import { fakeAgent, uidOf } from "../test/sync/status/helpers.js";
@@ -153,12 +154,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await writer.close({ flush: false });
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
+    await deleteKeysWithPrefix(redis, prefix);
     redis.disconnect();
     rmSync(root, { recursive: true, force: true });
   }
@@ -205,12 +201,7 @@ async function remote(): Promise<void> {
     );
   } finally {
     await writer.close({ flush: false });
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
+    await deleteKeysWithPrefix(redis, prefix);
     redis.disconnect();
     await server.close();
     rmSync(root, { recursive: true, force: true });

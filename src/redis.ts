@@ -58,3 +58,13 @@ export async function connectRedis(url: string, { timeoutMs = 5000 } = {}): Prom
   redis.options.retryStrategy = (attempt) => Math.min(attempt * 200, 5000);
   return redis;
 }
+
+/** Deletes every key under `<prefix>:` (SCAN + UNLINK; for demos, tests and benchmarks). */
+export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== "0");
+}

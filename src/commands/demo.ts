@@ -10,9 +10,9 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Redis } from "ioredis";
 import { SimulatedFleet } from "../opamp/index.js";
 import type { RolloutNotice } from "../queue/index.js";
+import { deleteKeysWithPrefix } from "../redis.js";
 import { initRepository } from "../sync/index.js";
 import { runUntilSignal, type ServeHandle, startServe } from "./serve.js";
 
@@ -48,16 +48,6 @@ function copyExample(dir: string): void {
     writeFileSync(file, readFileSync(file, "utf8").replace(/pause: \d+[smh]/g, "pause: 20s"));
   shorten(join(dir, "fleet.yaml"));
   for (const g of readdirSync(join(dir, "groups"))) shorten(join(dir, "groups", g, "group.yaml"));
-}
-
-/** Deletes every key under `prefix` (the demo leaves nothing behind in a shared Redis). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== "0");
 }
 
 function describeNotice(n: RolloutNotice): string | undefined {
@@ -115,7 +105,8 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream): Promi
           progress: (line) => say(`  ${line}`),
           // The user's OPAMP_GITOPS_* settings (tokens, TLS) would lock the demo's agents out.
           env: {},
-          beforeQuit: (redis) => deleteKeys(redis, prefix),
+          // The demo leaves nothing behind in a shared Redis.
+          beforeQuit: (redis) => deleteKeysWithPrefix(redis, prefix),
         },
       );
       await startFleets(handle, fleets, agents, say);

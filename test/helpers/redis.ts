@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import { deleteKeysWithPrefix } from "../../src/redis.js";
 
 export interface TestRedis {
   redis: Redis;
@@ -22,12 +23,7 @@ export async function testRedis(): Promise<TestRedis> {
     redis,
     prefix,
     async close() {
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== "0");
+      await deleteKeysWithPrefix(redis, prefix);
       redis.disconnect();
     },
   };
