@@ -9,6 +9,7 @@
  * exits at once (a private redis-server is stopped by its exit hook, redis-private.ts).
  */
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createLogger } from "../logger.js";
@@ -58,8 +59,12 @@ export async function startServe(
   const stop = (beforeQuit = cleanup) => {
     stopping ??= (async () => {
       await service?.close().catch((err) => logger.error({ err }, "shutdown step failed"));
-      await beforeQuit?.(redis.redis).catch((err) => logger.warn({ err }, "cleanup failed"));
-      await redis.redis.quit().catch(() => redis.redis.disconnect());
+      // Commands (QUIT too) wait for an answer a dead Redis never gives: bounded.
+      const within = (p: Promise<unknown> | undefined, ms: number) =>
+        Promise.race([p?.catch((err) => logger.warn({ err }, "cleanup failed")), sleep(ms)]);
+      await within(beforeQuit?.(redis.redis), 3000);
+      await within(redis.redis.quit(), 2000);
+      redis.redis.disconnect();
       await redis.stop();
     })();
     return stopping;

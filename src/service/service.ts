@@ -2,7 +2,8 @@
  * The composition root of `opamp-gitops serve`: builds every module from the settings, wires
  * them into the loop (Git → validation → rollouts → OpAMP → reports back into rollouts and
  * the status branch), and starts and stops them in order. Stop is the reverse: stop accepting
- * agents, stop polling Git, drain rollout writes, flush the status branch, close rollouts.
+ * agents, stop polling Git, drain rollout writes, flush the status branch, close rollouts;
+ * each step is bounded, so a dead Redis cannot hold shutdown.
  */
 import { join } from "node:path";
 import type { Redis } from "ioredis";
@@ -234,15 +235,38 @@ export class Service {
   /** Stops everything in reverse order. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.opamp.close();
-      await this.api.close();
-      await this.sync?.stop();
-      await this.#applying;
-      await this.rollouts.idle().catch(() => {});
+      await this.#step("OpAMP server", () => this.opamp.close());
+      await this.#step("admin API", () => this.api.close());
+      await this.#step("Git polling", async () => this.sync?.stop());
+      await this.#step("applying the last commit", () => this.#applying);
+      await this.#step("rollout writes", () => this.rollouts.idle());
       // After rollouts drained, so the last flush carries the final progress.
-      await this.status?.close();
-      await this.rollouts.close();
+      await this.#step("status branch flush", async () => this.status?.close());
+      await this.#step("rollouts", () => this.rollouts.close());
     })();
     return this.#closing;
+  }
+
+  /**
+   * One shutdown step, given at most `ms` (default 4 s): with Redis down, writes wait for a
+   * reconnect that may never come; what is unfinished stays in Redis or is redone at start.
+   */
+  async #step(what: string, run: () => Promise<unknown>, ms = 4000): Promise<void> {
+    const { logger } = this.#p;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      run().then(
+        () => true,
+        (err: unknown) => {
+          logger.warn({ err, step: what }, "shutdown step failed");
+          return true;
+        },
+      ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!done) logger.warn({ step: what, ms }, "shutdown step did not finish in time; moving on");
   }
 }

@@ -361,4 +361,37 @@ describe("serve: what a user meets at start", () => {
       p.child.kill("SIGKILL");
     }
   });
+
+  test("Redis gone while serving: SIGTERM still ends cleanly, each step bounded", async (t) => {
+    if (!findRedisServer()) {
+      t.skip("redis-server is not on PATH");
+      return;
+    }
+    const port = await freePort();
+    const p = await startServe([
+      "--redis",
+      `redis://127.0.0.1:${port}`,
+      "--state-dir",
+      tempDir("opamp-gitops-gone-"),
+      "--opamp-listen",
+      "127.0.0.1:0",
+      "--api-listen",
+      "127.0.0.1:0",
+    ]);
+    try {
+      const client = await connectRedis(`redis://127.0.0.1:${port}`);
+      // No reply ever comes (the server is gone): send, wait, drop the client.
+      void client.call("SHUTDOWN", "NOSAVE").catch(() => {});
+      await new Promise((r) => setTimeout(r, 500));
+      client.disconnect();
+      const ready = await fetch(`http://127.0.0.1:${p.apiPort}/readyz`);
+      assert.equal(ready.status, 503, "readiness answers, and says Redis is down");
+      p.child.kill("SIGTERM");
+      const exited = await p.exited;
+      assert.equal(exited.code, 0, exited.stdout.slice(-2000));
+      assert.match(exited.stdout, /"msg":"stopped"/);
+    } finally {
+      p.child.kill("SIGKILL");
+    }
+  });
 });
