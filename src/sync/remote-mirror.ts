@@ -9,19 +9,18 @@
  * commit: a rewritten (force-pushed) history is taken as it is, and the next fetch can tell
  * the server what we already have (isomorphic-git only offers local branches as "haves").
  */
-import fs from "node:fs";
-import { rm } from "node:fs/promises";
-import * as git from "isomorphic-git";
 import { authHeaders, type Env, type GitAuth } from "./credentials.js";
-import {
-  AuthenticationError,
-  BranchNotFoundError,
-  EmptyRepositoryError,
-  RemoteUnreachableError,
-  SyncError,
-} from "./errors.js";
+import { BranchNotFoundError, EmptyRepositoryError } from "./errors.js";
 import { createHttpClient } from "./http-client.js";
 import { ObjectStore } from "./object-store.js";
+import {
+  type FetchProgressListener,
+  fetchBranch,
+  listHeads,
+  openBareClone,
+} from "./remote-fetch.js";
+
+export type { FetchProgressListener } from "./remote-fetch.js";
 
 export interface RemoteMirrorOptions {
   url: string;
@@ -33,9 +32,6 @@ export interface RemoteMirrorOptions {
   /** Called as a fetch progresses (isomorphic-git's phases, e.g. "Receiving objects"). */
   onProgress?: FetchProgressListener;
 }
-
-/** `loaded` of `total` (total 0 when unknown) in `phase`. */
-export type FetchProgressListener = (e: { phase: string; loaded: number; total: number }) => void;
 
 export interface MirrorUpdate {
   commit: string;
@@ -58,47 +54,21 @@ export class RemoteMirror {
   /** Creates the bare mirror, or starts over when it was made for another URL. */
   async open(): Promise<void> {
     const { gitdir, url, branch } = this.#options;
-    let configured: unknown;
-    try {
-      configured = await git.getConfig({ fs, gitdir, path: "remote.origin.url" });
-    } catch {
-      configured = undefined;
-    }
-    if (configured !== url) {
-      await rm(gitdir, { recursive: true, force: true });
-      await git.init({ fs, bare: true, dir: gitdir, defaultBranch: branch });
-      await git.setConfig({ fs, gitdir, path: "remote.origin.url", value: url });
-      // isomorphic-git's fetch refuses to run without a fetch refspec for the remote.
-      await git.setConfig({
-        fs,
-        gitdir,
-        path: "remote.origin.fetch",
-        value: `+refs/heads/${branch}:refs/remotes/origin/${branch}`,
-      });
-    }
+    await openBareClone({ gitdir, url, branch, reset: true });
     this.#opened = true;
   }
 
   /** Brings the branch up to date and returns its head. Throws SyncError subclasses. */
   async update(): Promise<MirrorUpdate> {
     if (!this.#opened) await this.open();
-    const { url, branch, gitdir, auth, env } = this.#options;
-    const auth0 = await authHeaders(auth, env);
-    const withAuth = auth !== undefined;
-    let refs: Array<{ ref: string; oid: string }>;
-    try {
-      // A fresh headers object per call: isomorphic-git adds its own headers to it.
-      refs = await git.listServerRefs({
-        http: this.#http,
-        url,
-        headers: { ...auth0 },
-        protocolVersion: 2,
-        prefix: "refs/heads/",
-      });
-    } catch (err) {
-      throw mapRemoteError(url, err, withAuth);
-    }
-    const heads = refs.filter((r) => r.ref.startsWith("refs/heads/"));
+    const { url, branch, gitdir, auth, env, onProgress } = this.#options;
+    const call = {
+      http: this.#http,
+      url,
+      headers: await authHeaders(auth, env),
+      withAuth: auth !== undefined,
+    };
+    const heads = await listHeads(call);
     if (heads.length === 0) throw new EmptyRepositoryError(url);
     const remoteHead = heads.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
     if (!remoteHead) {
@@ -110,86 +80,9 @@ export class RemoteMirror {
     }
     const local = await this.store.resolveBranch(branch);
     if (local === remoteHead) return { commit: local, fetched: false };
-    let fetchHead: string | null;
-    try {
-      const result = await git.fetch({
-        fs,
-        http: this.#http,
-        gitdir,
-        url,
-        ref: branch,
-        remoteRef: `refs/heads/${branch}`,
-        singleBranch: true,
-        tags: false,
-        headers: { ...auth0 },
-        cache: {},
-        ...(this.#options.onProgress
-          ? {
-              onProgress: (e: { phase: string; loaded: number; total?: number }) =>
-                this.#options.onProgress?.({
-                  phase: e.phase,
-                  loaded: e.loaded,
-                  total: e.total ?? 0,
-                }),
-            }
-          : {}),
-      });
-      fetchHead = result.fetchHead;
-    } catch (err) {
-      if ((err as { code?: string }).code === "NotFoundError")
-        throw new BranchNotFoundError(url, branch, []);
-      throw mapRemoteError(url, err, withAuth);
-    }
+    const fetchHead = await fetchBranch({ ...call, gitdir, branch, onProgress });
     if (!fetchHead) throw new EmptyRepositoryError(url);
     await this.store.setBranch(branch, fetchHead);
     return { commit: fetchHead, fetched: true };
   }
-}
-
-/** isomorphic-git's errors that mean the remote is not (or not really) a Git server. */
-const NOT_A_GIT_SERVER = new Set([
-  "SmartHttpError",
-  "EmptyServerResponseError",
-  "UnknownTransportError",
-]);
-
-/** isomorphic-git and fetch errors → SyncError with a stable code. */
-export function mapRemoteError(source: string, err: unknown, withAuth: boolean): SyncError {
-  if (err instanceof SyncError) return err;
-  const e = err as {
-    code?: string;
-    data?: { statusCode?: number };
-    message?: string;
-    cause?: unknown;
-  };
-  if (e.code === "HttpError") {
-    const status = e.data?.statusCode ?? 0;
-    if (status === 401 || status === 403)
-      return new AuthenticationError(source, status, withAuth, err);
-    return new RemoteUnreachableError(source, `HTTP ${status}`, { statusCode: status }, err);
-  }
-  if (e.code && NOT_A_GIT_SERVER.has(e.code))
-    return new RemoteUnreachableError(
-      source,
-      `not a Git smart-HTTP server (${e.code})`,
-      { reason: e.code },
-      err,
-    );
-  if (e.code && /^[A-Z]\w+Error$/.test(e.code))
-    // Any other isomorphic-git error: the transfer or the local mirror went wrong.
-    return new SyncError(
-      "SYNC_FETCH_FAILED",
-      `fetching ${source} failed: ${e.message}`,
-      { source, reason: e.code },
-      { cause: err },
-    );
-  // Node's fetch: TypeError("fetch failed") with the socket error as cause, or an abort.
-  const cause = e.cause as { code?: string; message?: string } | undefined;
-  const detail = cause?.code ?? cause?.message ?? e.message ?? String(err);
-  return new RemoteUnreachableError(
-    source,
-    detail,
-    { reason: cause?.code ?? e.code ?? "network" },
-    err,
-  );
 }

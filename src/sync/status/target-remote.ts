@@ -14,12 +14,11 @@
  * bounded however often the branch moves.
  */
 import fs from "node:fs";
-import { mkdir } from "node:fs/promises";
 import * as git from "isomorphic-git";
 import { authHeaders, type Env, type GitAuth } from "../credentials.js";
 import { BranchNotFoundError } from "../errors.js";
 import { createHttpClient } from "../http-client.js";
-import { mapRemoteError } from "../remote-mirror.js";
+import { fetchBranch, listHeads, mapRemoteError, openBareClone } from "../remote-fetch.js";
 import { OwnPacks } from "./own-packs.js";
 import type { StatusTarget } from "./target.js";
 
@@ -61,26 +60,13 @@ export class RemoteTarget implements StatusTarget {
 
   async open(): Promise<void> {
     const { gitdir, url, branch } = this.#o;
-    let configured: unknown;
-    try {
-      configured = await git.getConfig({ fs, gitdir, path: "remote.origin.url" });
-    } catch {
-      configured = undefined;
-    }
-    if (configured === url) return;
-    await mkdir(gitdir, { recursive: true });
-    await git.init({ fs, bare: true, dir: gitdir, defaultBranch: branch });
-    await git.setConfig({ fs, gitdir, path: "remote.origin.url", value: url });
-    await git.setConfig({
-      fs,
-      gitdir,
-      path: "remote.origin.fetch",
-      value: `+refs/heads/${branch}:refs/remotes/origin/${branch}`,
-    });
+    await openBareClone({ gitdir, url, branch, reset: false });
   }
 
-  async #headers(): Promise<Record<string, string>> {
-    return { ...(await authHeaders(this.#o.auth, this.#o.env ?? {})) };
+  async #call() {
+    const { url, auth, env } = this.#o;
+    const headers = await authHeaders(auth, env ?? {});
+    return { http: this.#http, url, headers, withAuth: auth !== undefined };
   }
 
   invalidate(): void {
@@ -112,46 +98,20 @@ export class RemoteTarget implements StatusTarget {
 
   /** Lists the remote branch and fetches it when it moved; null when it does not exist. */
   async #fetch(): Promise<string | null> {
-    const { url, branch, gitdir, auth } = this.#o;
-    const withAuth = auth !== undefined;
-    let refs: Array<{ ref: string; oid: string }>;
-    try {
-      refs = await git.listServerRefs({
-        http: this.#http,
-        url,
-        headers: await this.#headers(),
-        protocolVersion: 2,
-        prefix: `refs/heads/${branch}`,
-      });
-    } catch (err) {
-      throw mapRemoteError(url, err, withAuth);
-    }
-    const remote = refs.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+    const { url, branch, gitdir } = this.#o;
+    const call = await this.#call();
+    const heads = await listHeads(call, `refs/heads/${branch}`);
+    const remote = heads.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
     if (!remote) {
       if (this.#o.mustExist) throw new BranchNotFoundError(url, branch, []);
       return null;
     }
     const local = await this.#local(`refs/heads/${branch}`);
     if (local === remote) return remote;
-    try {
-      const result = await git.fetch({
-        fs,
-        http: this.#http,
-        gitdir,
-        url,
-        ref: branch,
-        remoteRef: `refs/heads/${branch}`,
-        singleBranch: true,
-        tags: false,
-        headers: await this.#headers(),
-        cache: {},
-      });
-      if (!result.fetchHead) throw new BranchNotFoundError(url, branch, []);
-      await this.#setLocal(`refs/heads/${branch}`, result.fetchHead);
-      return result.fetchHead;
-    } catch (err) {
-      throw mapRemoteError(url, err, withAuth);
-    }
+    const fetched = await fetchBranch({ ...call, gitdir, branch });
+    if (!fetched) throw new BranchNotFoundError(url, branch, []);
+    await this.#setLocal(`refs/heads/${branch}`, fetched);
+    return fetched;
   }
 
   async #local(ref: string): Promise<string | undefined> {
@@ -168,17 +128,18 @@ export class RemoteTarget implements StatusTarget {
 
   /** Pushes `commit`; the remote itself checks it fast-forwards the head (`_base`). */
   async publish(commit: string, _base: string | undefined): Promise<"published" | "moved"> {
-    const { url, branch, auth } = this.#o;
+    const { branch } = this.#o;
+    const { http, url, headers, withAuth } = await this.#call();
     await this.#setLocal(OUTGOING, commit);
     try {
       await git.push({
         fs,
-        http: this.#http,
+        http,
         gitdir: this.gitdir,
         url,
         ref: OUTGOING,
         remoteRef: `refs/heads/${branch}`,
-        headers: await this.#headers(),
+        headers,
         cache: {},
       });
     } catch (err) {
@@ -187,7 +148,7 @@ export class RemoteTarget implements StatusTarget {
         this.#head = undefined;
         return "moved";
       }
-      throw mapRemoteError(url, err, auth !== undefined);
+      throw mapRemoteError(url, err, withAuth);
     }
     this.#head = commit;
     await this.#setLocal(`refs/heads/${branch}`, commit);
