@@ -16,12 +16,34 @@ function shardOf(key: string): number {
   return (h >>> 0) % SHARDS;
 }
 
-export class ShardMap<V> {
-  readonly #shards: ReadonlyArray<ReadonlyMap<string, V>>;
+/** The reads a map and its draft share, over the shards each holds. */
+abstract class ShardReader<V> {
+  protected abstract readonly shards: ReadonlyArray<ReadonlyMap<string, V>>;
+
+  get(key: string): V | undefined {
+    return this.shards[shardOf(key)]?.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.shards[shardOf(key)]?.has(key) ?? false;
+  }
+
+  *entries(): IterableIterator<[string, V]> {
+    for (const shard of this.shards) yield* shard.entries();
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const shard of this.shards) yield* shard.keys();
+  }
+}
+
+export class ShardMap<V> extends ShardReader<V> {
+  protected readonly shards: ReadonlyArray<ReadonlyMap<string, V>>;
   readonly size: number;
 
   private constructor(shards: ReadonlyArray<ReadonlyMap<string, V>>, size: number) {
-    this.#shards = shards;
+    super();
+    this.shards = shards;
     this.size = size;
   }
 
@@ -38,33 +60,17 @@ export class ShardMap<V> {
     return draft.finish();
   }
 
-  get(key: string): V | undefined {
-    return this.#shards[shardOf(key)]?.get(key);
-  }
-
-  has(key: string): boolean {
-    return this.#shards[shardOf(key)]?.has(key) ?? false;
-  }
-
-  *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.#shards) yield* shard.entries();
-  }
-
-  *keys(): IterableIterator<string> {
-    for (const shard of this.#shards) yield* shard.keys();
-  }
-
   /** A draft that copies each shard on its first write; `finish()` returns the new map. */
   edit(): ShardMapDraft<V> {
-    return new ShardMapDraft<V>(this.#shards, this.size, (shards, size) => {
+    return new ShardMapDraft<V>(this.shards, this.size, (shards, size) => {
       return new ShardMap<V>(shards, size);
     });
   }
 }
 
-export class ShardMapDraft<V> {
+export class ShardMapDraft<V> extends ShardReader<V> {
   #base: ReadonlyArray<ReadonlyMap<string, V>>;
-  readonly #shards: Array<ReadonlyMap<string, V>>;
+  protected readonly shards: Array<ReadonlyMap<string, V>>;
   readonly #copied = new Set<number>();
   readonly #make: (shards: ReadonlyArray<ReadonlyMap<string, V>>, size: number) => ShardMap<V>;
   size: number;
@@ -74,26 +80,11 @@ export class ShardMapDraft<V> {
     size: number,
     make: (shards: ReadonlyArray<ReadonlyMap<string, V>>, size: number) => ShardMap<V>,
   ) {
+    super();
     this.#base = base;
-    this.#shards = [...base];
+    this.shards = [...base];
     this.size = size;
     this.#make = make;
-  }
-
-  get(key: string): V | undefined {
-    return this.#shards[shardOf(key)]?.get(key);
-  }
-
-  has(key: string): boolean {
-    return this.#shards[shardOf(key)]?.has(key) ?? false;
-  }
-
-  *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.#shards) yield* shard.entries();
-  }
-
-  *keys(): IterableIterator<string> {
-    for (const shard of this.#shards) yield* shard.keys();
   }
 
   set(key: string, value: V): void {
@@ -104,7 +95,7 @@ export class ShardMapDraft<V> {
 
   delete(key: string): boolean {
     const i = shardOf(key);
-    if (!this.#shards[i]?.has(key)) return false;
+    if (!this.shards[i]?.has(key)) return false;
     this.#writable(i).delete(key);
     this.size--;
     return true;
@@ -113,7 +104,7 @@ export class ShardMapDraft<V> {
   /** Drops every entry. */
   clear(): void {
     for (let i = 0; i < SHARDS; i++) {
-      this.#shards[i] = new Map();
+      this.shards[i] = new Map();
       this.#copied.add(i);
     }
     this.size = 0;
@@ -121,16 +112,16 @@ export class ShardMapDraft<V> {
 
   /** The map as drafted so far; the draft stays usable (later writes copy again). */
   finish(): ShardMap<V> {
-    this.#base = [...this.#shards];
+    this.#base = [...this.shards];
     this.#copied.clear();
     return this.#make(this.#base, this.size);
   }
 
   #writable(i: number): Map<string, V> {
     if (!this.#copied.has(i)) {
-      this.#shards[i] = new Map(this.#base[i]);
+      this.shards[i] = new Map(this.#base[i]);
       this.#copied.add(i);
     }
-    return this.#shards[i] as Map<string, V>;
+    return this.shards[i] as Map<string, V>;
   }
 }
