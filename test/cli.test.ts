@@ -88,6 +88,41 @@ describe("opamp-gitops command line", () => {
     }
   });
 
+  test("a listen host that does not resolve, or an unusable TLS key: exit 1 with what to fix", async () => {
+    const redis = await testRedis();
+    const dir = mkdtempSync(join(tmpdir(), "tls-"));
+    writeFileSync(join(dir, "cert.pem"), "not a certificate\n");
+    writeFileSync(join(dir, "key.pem"), "not a key\n");
+    try {
+      const base = ["serve", "--redis-prefix", redis.prefix, "--api-listen", "127.0.0.1:0"];
+      const host = await run([...base, "--opamp-listen", "nonexistent.invalid:0"]).exited;
+      assert.equal(host.code, 1, host.stderr);
+      assert.match(
+        host.stderr,
+        /cannot listen on nonexistent\.invalid.*: the host name does not resolve/,
+      );
+      const tls = await run([
+        ...base,
+        "--opamp-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        join(dir, "cert.pem"),
+        "--tls-key",
+        join(dir, "key.pem"),
+      ]).exited;
+      assert.equal(tls.code, 1, tls.stderr);
+      assert.match(tls.stderr, /the TLS certificate or key cannot be used .*check --tls-cert/);
+      const url = await run(["agents", "--api-url", "localhost:4321"]).exited;
+      assert.equal(url.code, 2);
+      assert.match(
+        url.stderr,
+        /invalid setting --api-url: "localhost:4321" is not an http\(s\) URL/,
+      );
+    } finally {
+      await redis.close();
+    }
+  });
+
   test("rollout and agents: a URL that is not the admin API, and no answer at all", async () => {
     const other = createServer();
     await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
