@@ -93,6 +93,10 @@ program
     "--status-retention <duration>",
     "agents offline longer than this leave the status branch (default 168h)",
   )
+  .option(
+    "--status-effective-config <mode>",
+    "agents' effective configs in the status branch: redacted (default), hash, none, or full (unredacted)",
+  )
   .option("--log-level <level>", "trace|debug|info|warn|error (default info)")
   .option("--settings <file>", "settings file (YAML or JSON; keys are these flags in camelCase)")
   .addHelpText(

@@ -33,6 +33,8 @@ export interface Settings {
   statusIntervalMs: number;
   /** Agents offline for longer than this leave the status branch, ms. Default 7 days. */
   statusRetentionMs: number;
+  /** How agents' effective configs reach the status branch. Default "redacted". */
+  statusEffectiveConfig: "full" | "redacted" | "hash" | "none";
   opampHost: string;
   opampPort: number;
   redisUrl: string;
@@ -61,6 +63,7 @@ export interface SettingsFlags {
   statusBranch?: string;
   statusInterval?: string;
   statusRetention?: string;
+  statusEffectiveConfig?: string;
   opampListen?: string;
   redis?: string;
   redisPrefix?: string;
@@ -100,6 +103,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   statusBranch: "OPAMP_GITOPS_STATUS_BRANCH",
   statusInterval: "OPAMP_GITOPS_STATUS_INTERVAL",
   statusRetention: "OPAMP_GITOPS_STATUS_RETENTION",
+  statusEffectiveConfig: "OPAMP_GITOPS_STATUS_EFFECTIVE_CONFIG",
   opampListen: "OPAMP_GITOPS_OPAMP_LISTEN",
   redis: "OPAMP_GITOPS_REDIS",
   redisPrefix: "OPAMP_GITOPS_REDIS_PREFIX",
@@ -194,6 +198,12 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       "--status-branch",
       `"${statusBranch}" is the config branch; use another branch or --status-mode folder`,
     );
+  const statusEffectiveConfig = get("statusEffectiveConfig") ?? "redacted";
+  if (!["full", "redacted", "hash", "none"].includes(statusEffectiveConfig))
+    throw new SettingsError(
+      "--status-effective-config",
+      `"${statusEffectiveConfig}" is not full, redacted, hash or none`,
+    );
   const statusIntervalMs = duration("statusInterval", "--status-interval", "10s");
   if (statusIntervalMs < 100)
     throw new SettingsError(
@@ -220,6 +230,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     statusBranch,
     statusIntervalMs,
     statusRetentionMs: duration("statusRetention", "--status-retention", "168h"),
+    statusEffectiveConfig: statusEffectiveConfig as Settings["statusEffectiveConfig"],
     opampHost: opamp.host,
     opampPort: opamp.port,
     redisUrl,

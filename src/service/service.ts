@@ -226,6 +226,8 @@ export class Service {
       if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
         throw outcome.error;
     }
+    // Markers in the status branch are keyed: every replica must use the fleet's one key.
+    await this.status?.loadRedactionKey();
     this.status?.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();

@@ -63,6 +63,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     env: process.env,
     intervalMs: s.statusIntervalMs,
     retentionMs: s.statusRetentionMs,
+    effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,
     fleetSync: sync,
     rollouts: new RolloutStatusAdapter(rollouts),

@@ -4,13 +4,17 @@
  * the same file, byte for byte, so an unchanged agent never produces a change.
  *
  * Only meaningful state is written: no lastSeen, no sequence numbers, no health timestamps
- * (they move with every heartbeat). Strings from the agent are cut at 4 KiB, attribute maps
- * at 256 entries, component health at 4 levels and 256 components.
+ * (they move with every heartbeat). Every string from the agent (attribute keys and values,
+ * remote-config error, health status, last error and component names, config file names and
+ * content types, effective configs) goes through the redactor first (src/redact), then is cut
+ * at MAX_AGENT_TEXT (4096) characters; attribute maps at 256 entries, component health at 4
+ * levels and 256 components.
  */
 import { createHash } from "node:crypto";
 import type { AgentState } from "../../opamp/agent-state.js";
 import { AgentCapabilities } from "../../opamp/capabilities.js";
 import type { AnyValue, ComponentHealth, KeyValue } from "../../opamp/messages.js";
+import type { Redactor } from "../../redact/index.js";
 import type {
   AgentFacts,
   AgentStatusFile,
@@ -20,7 +24,13 @@ import type {
 } from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
-import { redactConfigFileCached, redactText, setOwn } from "./redact.js";
+import {
+  type EffectiveConfigMode,
+  MAX_AGENT_TEXT,
+  PROCESS_REDACTOR,
+  redactConfigFileCached,
+  setOwn,
+} from "./redact.js";
 
 /** Where the service puts an agent: its group (null: unassigned) and what it serves it. */
 export interface AgentPlacement {
@@ -34,23 +44,25 @@ export interface AgentPlacement {
 export interface AgentStatusOptions {
   /** Effective config bodies above this are not written. Default 256 KiB. */
   maxConfigBytes?: number;
+  /** How effective config bodies are written. Default "redacted". */
+  effectiveConfig?: EffectiveConfigMode;
+  /** The keyed redactor (the service's key). Default: one with a random key per process. */
+  redactor?: Redactor;
 }
 
-const MAX_TEXT = 4096;
 const MAX_ATTRIBUTES = 256;
 const MAX_COMPONENTS = 256;
 const MAX_DEPTH = 4;
 
 const STATUS_NAMES = ["UNSET", "APPLIED", "APPLYING", "FAILED"] as const;
 
+/** The redactor of the rendering in progress (rendering is synchronous, never nested). */
+let redactor: Redactor = PROCESS_REDACTOR;
+
+/** Any string the agent sent: secrets replaced, cut at MAX_AGENT_TEXT; "" and absent → null. */
 function text(s: string | undefined | null): string | null {
   if (s === undefined || s === null || s === "") return null;
-  return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
-}
-
-/** Agent-written prose (errors, health): secrets in it are redacted too. */
-function prose(s: string | undefined | null): string | null {
-  return text(s ? redactText(s) : s);
+  return redactor.text(s, MAX_AGENT_TEXT);
 }
 
 function iso(ms: number | null): string | null {
@@ -82,19 +94,26 @@ function plain(v: AnyValue | null | undefined): unknown {
   return null;
 }
 
-function attributeValue(v: AnyValue | null | undefined): AttributeValue {
-  const p = plain(v);
-  if (p === null || typeof p === "boolean") return p;
+function attributeValue(p: unknown): AttributeValue {
+  if (p === null || p === undefined || typeof p === "boolean") return p ?? null;
   if (typeof p === "number") return Number.isFinite(p) ? p : String(p);
   if (typeof p === "string") return text(p) ?? "";
   return text(JSON.stringify(p));
 }
 
+/**
+ * Attributes through all three layers of the redactor: a value under a secret-looking key
+ * (`api.key`, `db.password`) is hidden whole, header-like and nested values by structure.
+ */
 function attributes(list: KeyValue[] | undefined): Record<string, AttributeValue> {
   const out: Record<string, AttributeValue> = {};
   const sorted = [...(list ?? [])].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const kv of sorted.slice(0, MAX_ATTRIBUTES))
-    setOwn(out, text(kv.key) ?? "", attributeValue(kv.value));
+  for (const kv of sorted.slice(0, MAX_ATTRIBUTES)) {
+    const one: Record<string, unknown> = {};
+    setOwn(one, kv.key, plain(kv.value));
+    const [entry] = Object.entries(redactor.value(one).value as Record<string, unknown>);
+    if (entry) setOwn(out, text(entry[0]) ?? "", attributeValue(entry[1]));
+  }
   return out;
 }
 
@@ -115,7 +134,7 @@ function health(h: ComponentHealth, depth: number, budget: { left: number }): He
   const out: HealthStatus = {
     healthy: h.healthy === true,
     status: text(h.status),
-    lastError: prose(h.lastError),
+    lastError: text(h.lastError),
   };
   const entries = Object.entries(h.componentHealthMap ?? {}).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
@@ -142,10 +161,12 @@ function health(h: ComponentHealth, depth: number, budget: { left: number }): He
 
 function effectiveConfig(
   agent: Readonly<AgentState>,
-  maxBytes: number | undefined,
+  options: AgentStatusOptions,
 ): AgentStatusFile["effectiveConfig"] {
   const map = agent.effectiveConfig?.configMap?.configMap;
   if (!agent.effectiveConfig || !map) return agent.effectiveConfig ? emptyConfig() : null;
+  if (options.effectiveConfig === "none") return emptyConfig();
+  const maxBytes = options.maxConfigBytes;
   const files: Record<string, ConfigFileStatus> = {};
   const names = Object.keys(map).sort();
   const hash = createHash("sha256");
@@ -156,6 +177,7 @@ function effectiveConfig(
       f?.contentType ?? "",
       f?.body ?? new Uint8Array(),
       maxBytes,
+      { mode: options.effectiveConfig, redactor },
     );
     setOwn(files, text(name) ?? "", entry);
     hash.update(JSON.stringify([name, entry])).update("\0");
@@ -173,11 +195,24 @@ export function agentStatus(
   placement: AgentPlacement,
   options: AgentStatusOptions = {},
 ): { file: AgentStatusFile; facts: AgentFacts } {
+  redactor = options.redactor ?? PROCESS_REDACTOR;
+  try {
+    return render(agent, placement, options);
+  } finally {
+    redactor = PROCESS_REDACTOR;
+  }
+}
+
+function render(
+  agent: Readonly<AgentState>,
+  placement: AgentPlacement,
+  options: AgentStatusOptions,
+): { file: AgentStatusFile; facts: AgentFacts } {
   const group = placement.group === null ? null : checkGroupName(placement.group);
   const rcs = agent.remoteConfigStatus;
   const reportedHash = agent.reportedHash === "" ? null : agent.reportedHash.slice(0, 128);
   const status = rcs ? (STATUS_NAMES[rcs.status ?? 0] ?? null) : null;
-  const error = prose(rcs?.errorMessage);
+  const error = text(rcs?.errorMessage);
   const desiredHash = placement.desiredHash;
   const drift = desiredHash !== null && (reportedHash !== desiredHash || status === "FAILED");
   const h = agent.health ? health(agent.health, 0, { left: MAX_COMPONENTS }) : null;
@@ -203,7 +238,7 @@ export function agentStatus(
       error,
     },
     health: h,
-    effectiveConfig: effectiveConfig(agent, options.maxConfigBytes),
+    effectiveConfig: effectiveConfig(agent, options),
     drift,
   };
   const facts: AgentFacts = {

@@ -7,6 +7,8 @@
  * A group has a file while it is served, has findings in the last validation, or has a
  * rollout in progress; otherwise its file is removed (Git history keeps it).
  */
+
+import type { Redactor } from "../../redact/index.js";
 import type { Finding } from "../../validate/model.js";
 import type { FleetDesiredState } from "../desired-state.js";
 import { fleetStatus } from "./fleet-status.js";
@@ -15,6 +17,7 @@ import type { StatusLogger } from "./logger.js";
 import type { FleetFacts } from "./message.js";
 import type { AgentFacts, GroupFacts, GroupRolloutInfo, RolloutStatusSource } from "./model.js";
 import { FLEET_FILE, groupFilePath, isGroupName } from "./paths.js";
+import { PROCESS_REDACTOR } from "./redact.js";
 import { renderStatusFile } from "./render.js";
 
 export interface SourceInfo {
@@ -50,6 +53,9 @@ export class DerivedFiles {
 
   /** Bumped by every input change, so a flush knows whether to render again. */
   version = 0;
+
+  /** Redacts agent text quoted in group files; the writer sets the keyed one at start. */
+  redactor: Redactor = PROCESS_REDACTOR;
 
   /**
    * `alias` maps a commit to the one to show for it: in the folder mode, a status commit
@@ -175,7 +181,7 @@ export class DerivedFiles {
         continue;
       }
       try {
-        const { file, facts } = groupStatus(g, inputs);
+        const { file, facts } = groupStatus(g, inputs, this.redactor);
         const rendered = { path, content: renderStatusFile("group", file, path), facts };
         this.#rendered.set(g, { key, file: rendered });
         files.push(rendered);

@@ -2,7 +2,12 @@
  * A group's status file (status/groups/<group>.yaml): what the service serves the group, the
  * last validation result as far as it concerns the group, its current rollout and recent
  * history. Pure; no timestamps but the rollout's own, so an unchanged group is unchanged text.
+ *
+ * Rollout text quotes agents (a failure's error, the reason a rollout ended or paused, who
+ * paused it): every such string goes through the redactor and is cut at MAX_GROUP_TEXT.
  */
+
+import type { Redactor } from "../../redact/index.js";
 import type { Finding } from "../../validate/model.js";
 import type {
   FindingStatus,
@@ -18,9 +23,11 @@ import type {
 } from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
-import { redactText } from "./redact.js";
+import { PROCESS_REDACTOR, redactText } from "./redact.js";
 
 export const MAX_FINDINGS = 50;
+/** Longest rollout text (reasons, errors, `paused.by`) in a group file, in characters. */
+export const MAX_GROUP_TEXT = 1024;
 export const MAX_HISTORY = 20;
 export const MAX_FAILURES = 20;
 
@@ -99,7 +106,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | undefined) => (ms === undefined ? null : iso(ms));
 const ref = (r: HashRef): HashRefStatus => ({ hash: r.hash, commit: r.commit });
 
-function rolloutStatus(r: RolloutProgress): RolloutFileStatus {
+function rolloutStatus(r: RolloutProgress, red: Redactor): RolloutFileStatus {
+  const say = (t: string) => redactText(t, red, MAX_GROUP_TEXT);
   return {
     id: r.id,
     state: r.state,
@@ -108,7 +116,7 @@ function rolloutStatus(r: RolloutProgress): RolloutFileStatus {
     stage: Math.max(0, r.stage + 1),
     stages: Math.max(1, r.stages),
     percent: r.percent ?? null,
-    paused: r.hold ? { source: r.hold.source, by: r.hold.by, at: iso(r.hold.at) } : null,
+    paused: r.hold ? { source: r.hold.source, by: say(r.hold.by), at: iso(r.hold.at) } : null,
     members: r.members,
     cohort: r.cohort,
     applied: r.applied,
@@ -116,11 +124,11 @@ function rolloutStatus(r: RolloutProgress): RolloutFileStatus {
     pending: r.pending,
     startedAt: iso(r.startedAt),
     endedAt: isoOrNull(r.endedAt),
-    reason: r.endReason ? redactText(r.endReason) : null,
+    reason: r.endReason ? say(r.endReason) : null,
     failures: r.failures.slice(0, MAX_FAILURES).map((f) => ({
       instanceUid: f.uid,
       reason: f.reason,
-      error: f.error ? redactText(f.error) : null,
+      error: f.error ? say(f.error) : null,
       at: iso(f.at),
     })),
   };
@@ -130,6 +138,7 @@ function rolloutStatus(r: RolloutProgress): RolloutFileStatus {
 export function groupStatus(
   group: string,
   inputs: GroupInputs,
+  redactor: Redactor = PROCESS_REDACTOR,
 ): { file: GroupStatusFile; facts: GroupFacts } {
   checkGroupName(group);
   const current = inputs.rollout?.current;
@@ -143,9 +152,9 @@ export function groupStatus(
       target: ref(h.target),
       startedAt: iso(h.startedAt),
       endedAt: isoOrNull(h.endedAt),
-      reason: h.endReason ?? null,
+      reason: h.endReason ? redactText(h.endReason, redactor, MAX_GROUP_TEXT) : null,
     }));
-  const rollout = current ? rolloutStatus(current) : null;
+  const rollout = current ? rolloutStatus(current, redactor) : null;
   const file: GroupStatusFile = {
     apiVersion: API_VERSION,
     kind: "GroupStatus",

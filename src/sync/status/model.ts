@@ -22,6 +22,8 @@ export interface ConfigFileStatus {
   redacted?: number;
   content?: unknown;
   note?: string;
+  /** `--status-effective-config hash`: HMAC-SHA256 of the body under the service's key. */
+  hash?: string;
 }
 
 export interface AgentStatusFile {

@@ -26,10 +26,12 @@
  */
 import type { AgentState } from "../../opamp/agent-state.js";
 import { agentAttributes } from "../../opamp/agent-state.js";
+import { Marker, Redactor } from "../../redact/index.js";
 import { Backoff } from "../backoff.js";
 import { asSyncError } from "../errors.js";
 import { TypedEvents } from "../events.js";
 import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
+import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
 import { type CommittedFacts, planFlush } from "./flush-plan.js";
 import { WriterLock } from "./lock.js";
@@ -43,6 +45,7 @@ import { Packer, type PackResult } from "./packer.js";
 import { kindOfPath } from "./paths.js";
 import { PendingStore } from "./pending-store.js";
 import { publishPlan } from "./publish.js";
+import { loadRedactionKey } from "./redaction-key.js";
 import { attachFleetSync } from "./sync-adapter.js";
 import type { StatusMode, StatusTarget } from "./target.js";
 import {
@@ -75,6 +78,8 @@ export class StatusWriter {
   readonly #backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000 });
   readonly #now: () => number;
   readonly #own = new OwnCommits();
+  /** Agent rendering options, shared with the recorder (the redactor is set once keyed). */
+  readonly #render: AgentStatusOptions;
   #objects?: ObjectWriter;
   #packer?: Packer;
   #unsubscribe: Array<() => void> = [];
@@ -95,6 +100,10 @@ export class StatusWriter {
   constructor(options: StatusWriterOptions) {
     this.#o = options;
     this.#log = options.logger ?? SILENT;
+    this.#render = {
+      maxConfigBytes: options.maxConfigBytes,
+      effectiveConfig: options.effectiveConfig ?? "redacted",
+    };
     this.#now = options.now ?? Date.now;
     const resolved = resolveTarget(options);
     this.mode = resolved.mode;
@@ -112,11 +121,26 @@ export class StatusWriter {
       this.store,
       options.placement ?? this.#defaultPlacement(),
       this.#log,
-      { maxConfigBytes: options.maxConfigBytes },
+      this.#render,
     );
     this.derived = new DerivedFiles(resolved.source, this.#log, options.rollouts, (c) =>
       this.#own.alias(c),
     );
+    if (options.redactionKey) this.#useKey(options.redactionKey);
+  }
+
+  /**
+   * Reads the fleet's redaction key from Redis (creating it once), so markers are the same on
+   * every replica and after restarts. Call before `start()`.
+   */
+  async loadRedactionKey(): Promise<void> {
+    this.#useKey(await loadRedactionKey(this.#o.redis, this.#o.prefix));
+  }
+
+  #useKey(key: Uint8Array): void {
+    const redactor = new Redactor(new Marker(key));
+    this.#render.redactor = redactor;
+    this.derived.redactor = redactor;
   }
 
   on<K extends keyof StatusWriterEvents>(

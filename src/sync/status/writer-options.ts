@@ -72,6 +72,13 @@ export interface StatusWriterOptions {
   /** Attempts per flush when the branch keeps moving. Default 5. */
   publishAttempts?: number;
   maxConfigBytes?: AgentStatusOptions["maxConfigBytes"];
+  /** How effective configs are written (`--status-effective-config`). Default "redacted". */
+  effectiveConfig?: AgentStatusOptions["effectiveConfig"];
+  /**
+   * The redaction key (≥ 16 bytes). Default: a random one until `loadRedactionKey()` reads
+   * the fleet's key from Redis (the service does so before `start()`).
+   */
+  redactionKey?: Uint8Array;
   logger?: StatusLogger;
   /** Clock, ms (tests). */
   now?: () => number;

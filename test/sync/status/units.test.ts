@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { Marker, Redactor } from "../../../src/redact/index.js";
 import { AgentRecorder } from "../../../src/sync/status/agent-recorder.js";
 import { applyDelta, createDelta } from "../../../src/sync/status/delta.js";
 import { fleetStatus } from "../../../src/sync/status/fleet-status.js";
@@ -21,7 +22,6 @@ import { agentFilePath, checkGroupName, kindOfPath } from "../../../src/sync/sta
 import { PendingStore } from "../../../src/sync/status/pending-store.js";
 import {
   isSecretKey,
-  REDACTED,
   redactConfigFile,
   redactText,
   redactValue,
@@ -30,6 +30,10 @@ import { validateStatusFile } from "../../../src/validate/status-schemas.js";
 import { type TestRedis, testRedis } from "../../helpers/redis.js";
 import { bareRepo, cleanup, tempDir } from "../helpers/git-repo.js";
 import { fakeAgent, git, gitBuffer, uidOf } from "./helpers.js";
+
+/** A redactor with a known key, so markers are known: m("p") is what "p" becomes. */
+const R = new Redactor(new Marker(Buffer.alloc(32, 1)));
+const m = (secret: string) => R.marker.mark(secret);
 
 describe("secret redaction", () => {
   test("secret-looking keys are redacted, locations and placeholders kept", () => {
@@ -63,73 +67,85 @@ describe("secret redaction", () => {
       "key_file",
       "secret_name",
       "auth",
+      "authenticator",
       "tls",
       "headers",
     ])
       assert.equal(isSecretKey(k), false, k);
-    const { value, redacted } = redactValue({
-      exporters: {
-        a: {
-          password: "p",
-          password_file: "/f",
-          headers: { Authorization: "Bearer x", "X-Honeycomb-Team": "y", "Content-Type": "t" },
+    const { value, redacted } = redactValue(
+      {
+        exporters: {
+          a: {
+            password: "p",
+            password_file: "/f",
+            headers: { Authorization: "Bearer x", "X-Honeycomb-Team": "y", "Content-Type": "t" },
+          },
+          b: { token: "${env:TOKEN}", auth: { authenticator: "oauth2client" } },
+          c: { api_key: 12345, enabled: true, credentials: { user: "u", pass: "v", n: null } },
+          d: {
+            headers: [
+              { name: "Authorization", value: "Basic abc" },
+              { name: "x-api", value: "k" },
+              { name: "Accept", value: "ok" },
+            ],
+          },
+          e: { endpoint: "https://u:pw@h/p?api_key=k1&x=1&token=${env:T}" },
+          f: { key: "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----" },
+          g: { header_value: "Bearer abc.def", other: "Bearer ${env:TOKEN}" },
         },
-        b: { token: "${env:TOKEN}", auth: { authenticator: "oauth2client" } },
-        c: { api_key: 12345, enabled: true, credentials: { user: "u", pass: "v", n: null } },
-        d: {
-          headers: [
-            { name: "Authorization", value: "Basic abc" },
-            { name: "x-api", value: "k" },
-            { name: "Accept", value: "ok" },
-          ],
-        },
-        e: { endpoint: "https://u:pw@h/p?api_key=k1&x=1&token=${env:T}" },
-        f: { key: "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----" },
-        g: { header_value: "Bearer abc.def", other: "Bearer ${env:TOKEN}" },
       },
-    });
+      R,
+    );
+    const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----";
     assert.deepEqual(value, {
       exporters: {
         a: {
-          password: REDACTED,
+          password: m("p"),
           password_file: "/f",
-          headers: { Authorization: REDACTED, "X-Honeycomb-Team": REDACTED, "Content-Type": "t" },
+          headers: {
+            Authorization: m("Bearer x"),
+            "X-Honeycomb-Team": m("y"),
+            "Content-Type": "t",
+          },
         },
         b: { token: "${env:TOKEN}", auth: { authenticator: "oauth2client" } },
         c: {
-          api_key: REDACTED,
+          api_key: m("12345"),
           enabled: true,
-          credentials: { user: REDACTED, pass: REDACTED, n: null },
+          credentials: { user: m("u"), pass: m("v"), n: null },
         },
         d: {
           headers: [
-            { name: "Authorization", value: REDACTED },
-            { name: "x-api", value: REDACTED },
+            { name: "Authorization", value: m("Basic abc") },
+            { name: "x-api", value: m("k") },
             { name: "Accept", value: "ok" },
           ],
         },
-        e: { endpoint: `https://u:${REDACTED}@h/p?api_key=${REDACTED}&x=1&token=\${env:T}` },
-        f: { key: REDACTED },
-        g: { header_value: REDACTED, other: "Bearer ${env:TOKEN}" },
+        e: { endpoint: `https://u:${m("pw")}@h/p?api_key=${m("k1")}&x=1&token=\${env:T}` },
+        f: { key: m(pem) },
+        g: { header_value: `Bearer ${m("abc.def")}`, other: "Bearer ${env:TOKEN}" },
       },
     });
-    assert.equal(redacted, 12);
+    assert.equal(redacted, 11);
   });
 
   test("secrets in less obvious shapes: vendor keys, DSNs, connection strings, prose", () => {
-    const { value } = redactValue({
-      datadog: { api: { key: "dd-key", site: "datadoghq.eu" } },
-      azuremonitor: {
-        connection_string: "InstrumentationKey=abc;IngestionEndpoint=https://x",
-        instrumentation_key: "abc",
+    const { value } = redactValue(
+      {
+        datadog: { api: { key: "dd-key", site: "datadoghq.eu" } },
+        azuremonitor: {
+          connection_string: "InstrumentationKey=abc;IngestionEndpoint=https://x",
+          instrumentation_key: "abc",
+        },
+        azure_log_analytics: { shared_key: "sk" },
+        vault: { secret_id: "sid", role_id: "rid" },
+        sentry: { dsn: "https://abc123@o1.ingest.sentry.io/1" },
+        git: { url: "https://user:pa@ss@github.com/x" },
+        sqlquery: { datasource: "host=db user=u password=s3cr3t sslmode=disable" },
+        note: { text: "curl https://u:p@h/x" },
       },
-      azure_log_analytics: { shared_key: "sk" },
-      vault: { secret_id: "sid", role_id: "rid" },
-      sentry: { dsn: "https://abc123@o1.ingest.sentry.io/1" },
-      git: { url: "https://user:pa@ss@github.com/x" },
-      sqlquery: { datasource: "host=db user=u password=s3cr3t sslmode=disable" },
-      note: { text: "curl https://u:p@h/x" },
-    }) as { value: Record<string, Record<string, unknown>> };
+      R,
+    ) as { value: Record<string, Record<string, unknown>> };
     const text = JSON.stringify(value);
     for (const leaked of ["dd-key", "abc123", "s3cr3t", "pa@ss", 'sk"', "sid", ":p@"])
       assert.ok(!text.includes(leaked), `${leaked} leaked: ${text}`);
@@ -137,11 +153,15 @@ describe("secret redaction", () => {
       value.datadog?.api && (value.datadog.api as { site: string }).site,
       "datadoghq.eu",
     );
-    assert.equal(value.git?.url, `https://user:${REDACTED}@github.com/x`);
-    assert.equal(value.sqlquery?.datasource, `host=db user=u password=${REDACTED} sslmode=disable`);
+    assert.equal(value.git?.url, `https://user:${m("pa@ss")}@github.com/x`);
     assert.equal(
-      redactText("exporter failed: dial https://admin:hunter2@db:5432: token=abc refused"),
-      `exporter failed: dial https://admin:${REDACTED}@db:5432: token=${REDACTED} refused`,
+      value.sqlquery?.datasource,
+      m("host=db user=u password=s3cr3t sslmode=disable"),
+      "a datasource is a DSN: hidden whole",
+    );
+    assert.equal(
+      redactText("exporter failed: dial https://admin:hunter2@db:5432: token=abc refused", R),
+      `exporter failed: dial https://admin:${m("hunter2")}@db:5432: token=${m("abc")} refused`,
     );
   });
 
@@ -150,8 +170,10 @@ describe("secret redaction", () => {
       "c.json",
       "application/json",
       Buffer.from('{"token":"t1","a":1}'),
+      undefined,
+      { redactor: R },
     );
-    assert.deepEqual(json.content, { token: REDACTED, a: 1 });
+    assert.deepEqual(json.content, { token: m("t1"), a: 1 });
     const bad = redactConfigFile("c.yaml", "text/yaml", Buffer.from("password: [unclosed\n"));
     assert.equal(bad.content, undefined);
     assert.match(bad.note ?? "", /not valid YAML or JSON/);
