@@ -21,7 +21,9 @@ import { isSecretKey, normalizeKey } from "./keys.js";
 import type { Span } from "./secretlint.js";
 
 /** True for a word that looks like a credential rather than prose ("expired", "Failed"). */
-export function looksLikeCredential(v: string): boolean {
+export function looksLikeCredential(word: string): boolean {
+  // "expired:", "failed.": prose punctuation is not part of the word.
+  const v = word.replace(/[.:,;!?)]+$/, "");
   if (v.length < 6) return false;
   if (/^[a-z]+$/.test(v) || /^[A-Z][a-z]+$/.test(v) || /^[A-Z]+$/.test(v)) return false;
   if (/^\d{1,5}$/.test(v)) return false;
