@@ -63,7 +63,6 @@ export const COMPONENT_FIELDS = new Set([
   "sig",
   "sas",
   "userinfo",
-  "basicauth",
   "keypem", // TLS key_pem: a private key given inline
   "jwt",
   "otp",
@@ -111,8 +110,27 @@ const HARMLESS = new Set([
 const LOCATION_SUFFIX =
   /(file|files|filepath|path|dir|directory|url|uri|endpoint|env|envvar|name|names|type|kind|ttl|timeout|interval|expiry|expiration|enabled|enable|header|headername|source|format|length|size|count|version|scheme|mode)$/;
 
+/**
+ * True when a key under a secret one still names a location or a kind, not the secret
+ * (`authorization: {type: Bearer, credentials_file: …}`): its value is walked, not hidden.
+ */
+export function isLocationKey(key: string): boolean {
+  const k = normalizeKey(key);
+  return LOCATION_SUFFIX.test(k) && !/(webhookurl|dsn)$/.test(k);
+}
+
+/** Sections whose keys are component ids (`bearertokenauth/x`), never setting names. */
+const ID_SECTIONS = new Set(["receivers", "exporters", "processors", "extensions", "connectors"]);
+
+/** True when the keys of a map under `parent` are component ids. */
+export function holdsComponentIds(parent: string): boolean {
+  return ID_SECTIONS.has(normalizeKey(parent));
+}
+
 /** True when a map key names a secret value (see the file comment). */
 export function isSecretKey(key: string): boolean {
+  // `basicauth/passwd`: a component id names a component, its settings are walked.
+  if (key.includes("/")) return false;
   const k = normalizeKey(key);
   if (k === "" || HARMLESS.has(k)) return false;
   if (COMPONENT_FIELDS.has(k)) return true;

@@ -20,7 +20,9 @@
  */
 import { findSecretSpans, onlyPlaceholders } from "./detect.js";
 import {
+  holdsComponentIds,
   isHeaderContainer,
+  isLocationKey,
   isPlainHeader,
   isSecretKey,
   isSecretKeyIn,
@@ -43,8 +45,13 @@ export type Replace = (secret: string) => string;
 
 /** Values nested deeper than this are replaced whole. */
 export const MAX_DEPTH = 64;
-/** Shortest value whose other occurrences are hidden too (shorter ones are too common). */
-const MIN_ALIAS = 4;
+/**
+ * Whether other occurrences of a hidden value are hidden too: values long or random enough
+ * that an equal one elsewhere is the same secret, not a common word ("otlp", "3600s").
+ */
+function aliasWorthy(s: string): boolean {
+  return s.length >= 8 || (s.length >= 6 && /[0-9]/.test(s) && /[A-Za-z]/.test(s));
+}
 /** Shortest value hidden inside longer strings. */
 const MIN_ALIAS_INSIDE = 8;
 
@@ -72,7 +79,8 @@ class Walk {
     readonly replace: Replace,
     readonly aliases: ReadonlySet<string> | undefined,
   ) {
-    if (aliases) this.#inside = [...aliases].filter((s) => s.length >= MIN_ALIAS_INSIDE);
+    if (aliases)
+      this.#inside = [...aliases].filter((s) => s.length >= MIN_ALIAS_INSIDE && aliasWorthy(s));
   }
 
   #found(path: PathSegment[], reason: SecretReason): void {
@@ -94,8 +102,16 @@ class Walk {
       return value.map((v, i) => this.secret(v, [...path, i], reason, depth + 1));
     if (value !== null && typeof value === "object") {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value))
-        setOwn(out, this.key(k), this.secret(v, [...path, k], reason, depth + 1));
+      for (const [k, v] of Object.entries(value)) {
+        const p = [...path, k];
+        // `authorization: {type: Bearer, credentials_file: …}`: kinds and locations stay.
+        const kept = isLocationKey(k) && (typeof v !== "object" || v === null);
+        setOwn(
+          out,
+          this.key(k),
+          kept ? this.walk(v, p, k, false, depth + 1) : this.secret(v, p, reason, depth + 1),
+        );
+      }
       return out;
     }
     return value;
@@ -103,7 +119,7 @@ class Walk {
 
   /** A string outside any secret context: aliases of hidden values, then the value layer. */
   text(s: string, path: PathSegment[]): string {
-    if (this.aliases?.has(s) && s.length >= MIN_ALIAS && !onlyPlaceholders(s)) {
+    if (this.aliases?.has(s) && aliasWorthy(s) && !onlyPlaceholders(s)) {
       this.#found(path, "alias");
       return this.replace(s);
     }
@@ -145,10 +161,9 @@ class Walk {
     const out = parts.map((p) => {
       if (p === "," || p === "\n" || p.trim() === "") return p;
       const m = HEADER_LINE.exec(p);
-      if (!m) {
-        changed = true;
-        return this.secret(p, path, "header", 0) as string;
-      }
+      // A bare name (k8sattributes `metadata: [k8s.pod.name]`): nothing to hide but what the
+      // value layer finds.
+      if (!m) return p;
       const name = m[1] as string;
       const v = m[2] as string;
       if (isPlainHeader(name) || v.trim() === "" || onlyPlaceholders(v)) return p;
@@ -222,7 +237,8 @@ class Walk {
       let result: unknown;
       if (pairSecret && nk === "value")
         result = this.secret(v, p, headers ? "header" : "pair", depth + 1);
-      else if (isSecretKeyIn(k, parent)) result = this.secret(v, p, "key", depth + 1);
+      else if (!holdsComponentIds(parent) && isSecretKeyIn(k, parent))
+        result = this.secret(v, p, "key", depth + 1);
       else if (headers && label === undefined && !isPlainHeader(k) && isScalar(v))
         // A header map ({X-Honeycomb-Team: …}): every value but plainly harmless ones.
         result = this.secret(v, p, "header", depth + 1);

@@ -1,28 +1,24 @@
 /**
  * Plaintext secrets and placeholder syntax in a Collector configuration (warnings).
  *
- * - OTELCOL_PLAINTEXT_SECRET: a password, token, API key, private key or Authorization header
- *   written out in receiver, exporter or extension settings (or the Collector's own telemetry)
- *   instead of a `${env:VAR}` placeholder. The config repository is read by many; the value
- *   belongs in the agent's environment.
+ * - OTELCOL_PLAINTEXT_SECRET (the `redact` check): a password, token, API key, private key,
+ *   Authorization header, credential in a URL or connection string, ... written out anywhere
+ *   in the configuration instead of a `${env:VAR}` placeholder. The config repository is read
+ *   by many; the value belongs in the agent's environment. Found by the same detector that
+ *   keeps agents' secrets out of the status branch (src/redact: keys, values, structure), so
+ *   what the validator warns about is what the status writer would hide.
  * - OTELCOL_BAD_PLACEHOLDER: `${...}` the Collector cannot expand (unclosed, empty or invalid
  *   variable name). Allowed: `${env:VAR}`, `${env:VAR:-default}`, `${VAR}`, `${scheme:...}`
  *   (file, http, ... providers) and the `$$` escape.
  */
+import { isSecretKey as isSecretKeyShared, redactStructure } from "../redact/index.js";
 import { type CheckContext, isObject } from "./otelcol-context.js";
 import type { PathSegment } from "./source-map.js";
 
-const SECRET_WORD =
-  /(password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|key[_-]?pem|authorization|bearer|license[_-]?key|credential)/i;
-const NOT_A_SECRET =
-  /([_-]?(file|path|dir|directory|env|type|url|uri|endpoint|name|id|header|source|ttl|expiry|refresh|interval|timeout|enabled|scopes?|audience|format)s?)$/i;
-
-/** True when `key` names a setting that holds a secret value. */
+/** True when `key` names a setting that holds a secret value (src/redact's key layer). */
 export function isSecretKey(key: string): boolean {
-  return SECRET_WORD.test(key) && !NOT_A_SECRET.test(key);
+  return isSecretKeyShared(key);
 }
-
-const HAS_PLACEHOLDER = /\$\{[^}]+\}/;
 
 function envName(path: readonly PathSegment[]): string {
   const parts = path.slice(1).filter((p): p is string => typeof p === "string");
@@ -41,57 +37,32 @@ function show(path: readonly PathSegment[]): string {
     .replace(/\.\[/g, "[");
 }
 
-function secretFinding(ctx: CheckContext, path: PathSegment[]): void {
-  const name = envName(path) || "SECRET";
-  ctx.add(
-    path,
-    "warning",
-    "OTELCOL_PLAINTEXT_SECRET",
-    `${show(path)} holds a secret in plain text; write \${env:${name}} instead and set ${name} in the agent's environment`,
-    { suggestion: `\${env:${name}}` },
-  );
-}
+const WHY = {
+  key: "",
+  header: "",
+  pair: "",
+  alias: " (the value of a secret setting, through a YAML alias)",
+  value: " (it looks like a credential)",
+} as const;
 
-/** Walks component settings for secrets written out. */
-function scanSecrets(ctx: CheckContext, value: unknown, path: PathSegment[], depth: number): void {
-  if (depth > 64) return;
-  if (Array.isArray(value)) {
-    value.forEach((item, i) => {
-      // Header lists: [{name: Authorization, value: "Bearer ..."}]
-      if (
-        isObject(item) &&
-        typeof item.name === "string" &&
-        typeof item.value === "string" &&
-        isSecretKey(item.name)
-      ) {
-        if (item.value !== "" && !HAS_PLACEHOLDER.test(item.value))
-          secretFinding(ctx, [...path, i, "value"]);
-        return;
-      }
-      scanSecrets(ctx, item, [...path, i], depth + 1);
-    });
-  } else if (isObject(value)) {
-    for (const [k, v] of Object.entries(value)) {
-      if (typeof v === "string") {
-        if (isSecretKey(k) && v.trim() !== "" && !HAS_PLACEHOLDER.test(v))
-          secretFinding(ctx, [...path, k]);
-      } else {
-        scanSecrets(ctx, v, [...path, k], depth + 1);
-      }
-    }
-  }
-}
-
+/** Warns at every value the shared detector would redact (one warning per value). */
 export function checkSecrets(ctx: CheckContext, config: Record<string, unknown>): void {
-  for (const kind of ["receivers", "exporters", "extensions"]) {
-    const section = config[kind];
-    if (isObject(section))
-      for (const [id, settings] of Object.entries(section))
-        scanSecrets(ctx, settings, [kind, id], 0);
+  const { findings } = redactStructure(config, () => "");
+  const seen = new Set<string>();
+  for (const f of findings) {
+    const at = JSON.stringify(f.path);
+    if (seen.has(at)) continue;
+    seen.add(at);
+    const path = f.path as PathSegment[];
+    const name = envName(path) || "SECRET";
+    ctx.add(
+      path,
+      "warning",
+      "OTELCOL_PLAINTEXT_SECRET",
+      `${show(path)} holds a secret in plain text${WHY[f.reason]}; write \${env:${name}} instead and set ${name} in the agent's environment`,
+      { suggestion: `\${env:${name}}`, layer: f.reason },
+    );
   }
-  const service = config.service;
-  if (isObject(service) && isObject(service.telemetry))
-    scanSecrets(ctx, service.telemetry, ["service", "telemetry"], 0);
 }
 
 const VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
