@@ -32,6 +32,8 @@ export function mergeSpans(spans: Span[]): Span[] {
   return out;
 }
 
+const SCHEME_WORD =
+  /^(bearer|basic|token|splunk|api-?token|api-?key|digest|negotiate|ssws|geniekey)$/i;
 const MASKED = /\$\{[^}]*\}|<redacted(?::[0-9a-f]{6})?>/g;
 
 /**
@@ -48,7 +50,10 @@ export function findSecretSpans(text: string): Span[] {
     let e = e0;
     while (s < e && masked[s] === " " && text[s] !== " ") s++;
     while (e > s && masked[e - 1] === " " && text[e - 1] !== " ") e--;
-    if (e > s && masked.slice(s, e).trim() !== "") raw.push([s, e]);
+    // "Authorization: Bearer ${env:T}": the rule saw the scheme alone once the placeholder
+    // was blanked; a scheme word is no secret.
+    const kept = masked.slice(s, e).trim();
+    if (e > s && kept !== "" && !SCHEME_WORD.test(kept)) raw.push([s, e]);
   }
   return mergeSpans(raw);
 }

@@ -62,6 +62,8 @@ export function setOwn(obj: Record<string, unknown>, key: string, value: unknown
 
 const HEADER_LINE = /^\s*([^:=\s][^:=]*?)\s*[:=]\s*(.*)$/s;
 const FLAG = /^-{1,2}([A-Za-z][A-Za-z0-9_.-]*)$/;
+/** A header or setting name (no spaces, no separators). */
+const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const LABELS = ["name", "key", "header", "label"];
 
 function isScalar(v: unknown): v is string | number | bigint {
@@ -196,19 +198,27 @@ class Walk {
     headers: boolean,
     depth: number,
   ): unknown[] {
-    // [name, value] tuples: the name decides for the value.
-    if (value.length === 2 && typeof value[0] === "string" && isScalar(value[1])) {
-      const n = value[0];
-      if (isSecretKey(n) || (headers && !isPlainHeader(n)))
-        return [n, this.secret(value[1], [...path, 1], headers ? "header" : "pair", depth + 1)];
-    }
     const out: unknown[] = [];
     for (let i = 0; i < value.length; i++) {
       const prev = value[i - 1];
       const flag = typeof prev === "string" ? FLAG.exec(prev) : null;
       // ["--password", "…"]: an argument list names the next value.
-      if (flag && isSecretKey(flag[1] as string) && isScalar(value[i]))
-        out.push(this.secret(value[i], [...path, i], "pair", depth + 1));
+      const item = value[i];
+      if (flag && isSecretKey(flag[1] as string) && isScalar(item))
+        out.push(this.secret(item, [...path, i], "pair", depth + 1));
+      else if (
+        // [[name, value], ...] tuples: the name decides for the value.
+        Array.isArray(item) &&
+        item.length === 2 &&
+        typeof item[0] === "string" &&
+        NAME.test(item[0]) &&
+        isScalar(item[1]) &&
+        (isSecretKey(item[0]) || (headers && !isPlainHeader(item[0])))
+      )
+        out.push([
+          item[0],
+          this.secret(item[1], [...path, i, 1], headers ? "header" : "pair", depth + 2),
+        ]);
       else out.push(this.walk(value[i], [...path, i], parent, headers, depth + 1));
     }
     return out;
