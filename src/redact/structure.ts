@@ -77,9 +77,14 @@ class Walk {
   readonly hidden = new Set<string>();
   #inside: string[] = [];
 
+  /**
+   * `scan`: false for the first pass, which only learns what key and structure hide (the
+   * value layer, the costly part, runs once, in the second pass).
+   */
   constructor(
     readonly replace: Replace,
     readonly aliases: ReadonlySet<string> | undefined,
+    readonly scan = true,
   ) {
     if (aliases)
       this.#inside = [...aliases].filter((s) => s.length >= MIN_ALIAS_INSIDE && aliasWorthy(s));
@@ -121,6 +126,7 @@ class Walk {
 
   /** A string outside any secret context: aliases of hidden values, then the value layer. */
   text(s: string, path: PathSegment[]): string {
+    if (!this.scan) return s;
     if (this.aliases?.has(s) && aliasWorthy(s) && !onlyPlaceholders(s)) {
       this.#found(path, "alias");
       return this.replace(s);
@@ -145,6 +151,7 @@ class Walk {
 
   /** A map key: the value layer only (a key is never hidden whole). */
   key(k: string): string {
+    if (!this.scan) return k;
     const spans = findSecretSpans(k);
     if (spans.length === 0) return k;
     let result = "";
@@ -273,7 +280,7 @@ export interface WalkResult {
  */
 export function redactStructure(value: unknown, replace: Replace): WalkResult {
   // Pass 1 learns which values are hidden by key or structure; pass 2 hides their aliases.
-  const first = new Walk(replace, undefined);
+  const first = new Walk(replace, undefined, false);
   first.walk(value, [], "", false, 0);
   const second = new Walk(replace, first.hidden.size > 0 ? first.hidden : undefined);
   const out = second.walk(value, [], "", false, 0);
