@@ -11,6 +11,10 @@
  * Validation failures, rollbacks, aborts and holds come first; the other parts keep their order.
  * The subject joins the parts with "; " (cut near 200 characters, "+N more"); when there is
  * more than one part, the body lists each on its own line; it ends with how many files changed.
+ *
+ * Agent text reaches a message only through the facts of the rendered files, so it is already
+ * redacted (docs/redaction.md); a quoted error is cut at 80 characters, a rollout's reason at
+ * 160.
  */
 import type { AgentFacts, GroupFacts } from "./model.js";
 
@@ -45,6 +49,7 @@ const BODY_MAX_LINES = 200;
 
 const short = (s: string | null | undefined) => (s ? s.slice(0, 7) : "none");
 const quote = (s: string) => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+const REASON_MAX = 160;
 
 function plural(n: number, word: string): string {
   return `${n} ${word}`;
@@ -150,7 +155,8 @@ function rolloutParts(c: GroupChange): string[] {
   if (!a) return [];
   const stage = a.state === "in-progress" && a.stage > 0 ? ` stage ${a.stage}/${a.stages}` : "";
   const pct = stage && a.percent !== null ? ` (${a.percent} %)` : "";
-  const reason = a.reason ? `: ${a.reason}` : "";
+  const cut = (r: string) => (r.length > REASON_MAX ? `${r.slice(0, REASON_MAX)}…` : r);
+  const reason = a.reason ? `: ${cut(a.reason)}` : "";
   const same = b?.id === a.id;
   if (!same && a.state === "in-progress") return [`${a.id} started${stage}${pct}`];
   if (!same || b?.state !== a.state) {
