@@ -52,8 +52,30 @@ const PAIR_REST = /^(\s*=\s*|\s*:\s*|\s+)("[^"]*"|'[^']*'|[^\s"',;&)\]}>]+)/;
 /** "api key ABC", "access token ABC": a two-word name. */
 const PHRASE =
   /\b(api|access|secret|private|auth|license|ingest|app|write|routing|account|integration|encryption|bearer|session|refresh|personal access)[ _.-](key|token|secret)\b["']?\s*[:=]?\s*("[^"]*"|'[^']*'|[^\s"',;&)\]}>]+)/gi;
-/** A URL (scheme, then no space or quote). */
-const URL = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
+/** Where a URL ends: whitespace, a quote, or a bracket of running text. */
+const URL_END = /[\s"'<>`]/;
+const SCHEME_CHAR = /[A-Za-z0-9+.-]/;
+
+/**
+ * The URLs of `text` as [start, url]: found from each "://" (a scheme of up to 32 characters
+ * before it), so the search stays linear on hostile text (a regex with an unbounded scheme
+ * is quadratic on "a.a.a.…").
+ */
+function findUrls(text: string): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let from = 0;
+  for (;;) {
+    const i = text.indexOf("://", from);
+    if (i === -1) return out;
+    let j = i;
+    while (j > 0 && i - j < 32 && SCHEME_CHAR.test(text[j - 1] as string)) j--;
+    while (j < i && !/[A-Za-z]/.test(text[j] as string)) j++;
+    let end = i + 3;
+    while (end < text.length && !URL_END.test(text[end] as string)) end++;
+    if (j < i && end > i + 3) out.push([j, text.slice(j, end)]);
+    from = Math.max(end, i + 3);
+  }
+}
 const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
 const QUERY = /[?&;]([^=&#\s"'<>;]{1,64})=([^&#\s"'<>;]*)/g;
 /** Query parameter names that carry credentials though isSecretKey does not know them. */
@@ -100,9 +122,7 @@ function valueSpan(out: Span[], m: RegExpExecArray, v: string): void {
 }
 
 function urlSpans(out: Span[], text: string): void {
-  for (const m of text.matchAll(URL)) {
-    const url = m[0];
-    const at = m.index;
+  for (const [at, url] of findUrls(text)) {
     const ui = USERINFO.exec(url);
     if (ui) {
       const scheme = ui[1] as string;
