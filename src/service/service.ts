@@ -120,6 +120,7 @@ export class Service {
       maxMessageBytes: s.maxMessageBytes,
       maxConnections: s.maxConnections,
       ...(s.tls ? { tls: s.tls } : {}),
+      ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(provider ? { desired: provider } : {}),
     });
     this.provider = provider;
