@@ -137,6 +137,7 @@ export class Service {
             opamp: this.opamp,
             rollouts: this.rollouts,
             provider,
+            configs: this.configs,
             ...(auth ? { auth } : {}),
           })
         : undefined;
