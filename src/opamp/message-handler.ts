@@ -160,7 +160,11 @@ export class MessageHandler {
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
     if (retry) live.offeredConfigHash = null; // the agent may have lost our reply: resend
 
-    const { changed, capabilitiesChanged } = mergeReport(state, message);
+    const { changed, refreshed, capabilitiesChanged } = mergeReport(state, message);
+    if (refreshed.length > 0) {
+      live.unwritten ??= new Set();
+      for (const f of refreshed) live.unwritten.add(f);
+    }
     state.sequenceNum = message.sequenceNum;
     state.lastSeenAt = now;
     const transportChanged = state.transport !== conn.transport;
@@ -213,9 +217,14 @@ export class MessageHandler {
       transportChanged ||
       settingsOffered;
     if (mustSave) {
+      // Timestamp-only refreshes ride along with a write that happens anyway.
+      const ridealong = live.unwritten
+        ? [...live.unwritten].filter((f) => !fields.includes(f))
+        : [];
       try {
-        await this.#o.store.save(state, fields, this.#owner(conn), !live.stored);
+        await this.#o.store.save(state, [...fields, ...ridealong], this.#owner(conn), !live.stored);
         live.stored = true;
+        live.unwritten = undefined;
       } catch (err) {
         // The reply becomes UNAVAILABLE: nothing offered in it counts as offered.
         live.unsaved = { fields, ...announce };
