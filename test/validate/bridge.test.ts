@@ -6,30 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
-import {
-  assertFinding,
-  COLLECTOR_YAML,
-  codes,
-  GROUP_YAML,
-  only,
-  validateFiles,
-} from "./helpers.js";
+import { collectorResource } from "../helpers/bridge-resource.js";
+import { assertFinding, codes, GROUP_YAML, only, validateFiles } from "./helpers.js";
 
 const GROUP = `${GROUP_YAML}config:\n  schema: otelcol-bridge\n`;
-
-/** An OpenTelemetryCollector resource around COLLECTOR_YAML. */
-export function collectorResource(
-  name: string,
-  namespace: string,
-  labels = 'opentelemetry.io/opamp-managed: "true"',
-  apiVersion = "opentelemetry.io/v1beta1",
-): string {
-  const config = COLLECTOR_YAML.split("\n")
-    .map((l) => (l ? `    ${l}` : l))
-    .join("\n");
-  const labelLines = labels ? `  labels:\n    ${labels}\n` : "";
-  return `apiVersion: ${apiVersion}\nkind: OpenTelemetryCollector\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n${labelLines}spec:\n  mode: deployment\n  config:\n${config}`;
-}
 
 describe("otelcol-bridge groups", () => {
   test("each resource is served under <namespace>/<name>, its file's bytes as the body", async () => {
