@@ -250,7 +250,7 @@ describe("opamp-gitops command line", () => {
   test("validate: the example repository is valid (exit 0)", async () => {
     const { code, stdout } = await run(["validate", EXAMPLE]).exited;
     assert.equal(code, 0, stdout);
-    assert.match(stdout, /3 groups, 0 errors, 0 warnings: valid/);
+    assert.match(stdout, /4 groups, 0 errors, 0 warnings: valid/);
   });
 
   test("validate: an undefined exporter is reported with file:line:col and exit 1, in every format", async () => {
