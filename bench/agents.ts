@@ -5,7 +5,8 @@
  * Each agent: connects, sends its full state (description, capabilities, health and the
  * remote config status it has), resends the full state when asked (ReportFullState), answers
  * a remote config with APPLIED at once, and heartbeats (instance_uid, sequence_num,
- * capabilities) at the idle interval, or back to back during a blast.
+ * capabilities) at the idle interval, or back to back during a blast; in a health blast each
+ * message also carries a Collector-shaped health report with fresh timestamps.
  */
 import { randomBytes } from "node:crypto";
 import Long from "long";
@@ -14,6 +15,7 @@ import { AgentCapabilities, RemoteConfigStatus } from "../src/opamp/capabilities
 import { decodeServerToAgent, encodeAgentToServer } from "../src/opamp/codec.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../src/opamp/framing.js";
 import type { AgentToServer } from "../src/opamp/messages.js";
+import { collectorHealth } from "../src/opamp/simulator/collector-health.js";
 import {
   type BlastCommand,
   type ConnectCommand,
@@ -31,6 +33,12 @@ const CAPABILITIES =
   AgentCapabilities.ReportsHeartbeat;
 
 const START_NANOS = Long.fromString(`${Date.now()}000000`, true);
+/** The Collector-shaped health of every agent, at `nowMs` (only its timestamps move). */
+const health = (nowMs: number) =>
+  collectorHealth({
+    startNanos: BigInt(START_NANOS.toString()),
+    nowNanos: BigInt(Math.round(nowMs * 1000)) * 1000n,
+  });
 
 function send(message: FromAgents): void {
   process.send?.(message);
@@ -86,7 +94,7 @@ class Agent {
           { key: "os.type", value: { stringValue: "linux" } },
         ],
       },
-      health: { healthy: true, startTimeUnixNano: START_NANOS, status: "OK" },
+      health: health(Date.now()),
       ...(this.appliedHash
         ? {
             remoteConfigStatus: {
@@ -99,7 +107,7 @@ class Agent {
   }
 
   heartbeat(): void {
-    this.#send({});
+    this.#send(this.pool.healthStream ? { health: health(Date.now()) } : {});
   }
 
   connect(url: string, localAddress: string, timeoutMs: number): Promise<void> {
@@ -189,6 +197,8 @@ class AgentPool {
   windowEnd = Number.POSITIVE_INFINITY;
   stopAt = 0;
   blasting = false;
+  /** The current blast sends health reports (BlastCommand.health). */
+  healthStream = false;
   closed = 0;
   readonly errors = new Map<string, number>();
   #idleTimer: NodeJS.Timeout | undefined;
@@ -269,6 +279,7 @@ class AgentPool {
     this.windowEnd = cmd.endAt;
     this.stopAt = cmd.stopAt;
     this.repliesInWindow = 0;
+    this.healthStream = cmd.health === true;
     const sent0 = this.sent;
     const received0 = this.received;
     this.blasting = true;
@@ -284,6 +295,7 @@ class AgentPool {
     await sleep(Math.max(0, cmd.stopAt - now()));
     await cpuWindow;
     this.blasting = false;
+    this.healthStream = false;
     // Drain: wait for the replies still in flight (bounded).
     const drainDeadline = now() + 15_000;
     while (now() < drainDeadline && this.agents.some((a) => a.open && a.outstanding > 0)) {

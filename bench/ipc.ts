@@ -138,6 +138,11 @@ export interface BlastCommand {
   startAt: number;
   endAt: number;
   stopAt: number;
+  /**
+   * Each message carries a Collector-shaped health report (pipelines → components, StatusOK)
+   * whose only news is fresh timestamps, as a real Collector sends every second.
+   */
+  health?: boolean;
 }
 
 export type ToAgents =

@@ -4,7 +4,8 @@
  * This process hosts the server under test (so its memoryUsage() is the server's) with real
  * Redis, and forks agent processes (bench/agents.ts, ≤ 9 000 WebSocket agents each, spread over
  * loopback source addresses). It measures memory per connected agent, steady-state heartbeat
- * throughput and CPU per message, Redis commands per heartbeat, and config push latency; then
+ * throughput and CPU per message, Redis commands per heartbeat and per real-shaped health report
+ * (a Collector's component tree, StatusOK with fresh timestamps), and config push latency; then
  * runs the same agents against a bare `ws` baseline (bench/baseline-server.ts) to compare.
  *
  * Environment (all optional):
@@ -341,11 +342,12 @@ interface BlastResult {
 async function blast(
   children: AgentsChild[],
   serverWindow: (startAt: number, endAt: number) => Promise<WindowSample>,
+  health = false,
 ): Promise<BlastResult> {
   const startAt = now() + WARMUP_MS;
   const endAt = startAt + BLAST_MS;
   const stopAt = endAt + 300;
-  for (const c of children) c.send({ type: "blast", startAt, endAt, stopAt });
+  for (const c of children) c.send({ type: "blast", startAt, endAt, stopAt, health });
   let cpuStart: ReturnType<typeof machineCpu>;
   let cpuEnd: ReturnType<typeof machineCpu>;
   const machine = (async () => {
@@ -487,6 +489,8 @@ async function main(): Promise<void> {
     handled++;
     return handle(conn, bytes);
   };
+  let healthEvents = 0;
+  server.events.on("healthChanged", () => healthEvents++);
   const flushes = { calls: 0, agents: 0, maxMs: 0 };
   const flushTouches = server.store.flushTouches.bind(server.store);
   server.store.flushTouches = async () => {
@@ -682,6 +686,47 @@ async function main(): Promise<void> {
     phase(
       `blast done: ${(result.throughput as { messagesPerSecond: number }).messagesPerSecond} msg/s`,
     );
+
+    // 4b. A real-shaped health stream: every message carries a Collector's health (pipelines →
+    // components, StatusOK) whose only news is fresh timestamps. Judged by meaning, it must
+    // cost what a bare heartbeat costs: no Redis command beyond the batched last-seen flush.
+    phase(
+      `health stream: closed-loop health reports from every agent, ${BLAST_MS / 1000} s window`,
+    );
+    const healthEvents0 = healthEvents;
+    let hStart = new Map<string, number>();
+    let hEnd = new Map<string, number>();
+    const healthBlast = await blast(
+      children,
+      (startAt, endAt) =>
+        sampleWindow(
+          startAt,
+          endAt,
+          () => handled,
+          () => {
+            hStart = new Map(commands);
+          },
+          () => {
+            hEnd = new Map(commands);
+          },
+        ),
+      true,
+    );
+    const hCmds = diffCounts(hEnd, hStart);
+    const hMessages = healthBlast.window.messages;
+    const hFlush = hCmds[FLUSH_HSET] ?? 0;
+    result.healthStream = {
+      messages: hMessages,
+      messagesPerSecond: throughput(healthBlast).messagesPerSecond,
+      serverCpuMicrosPerMessage: throughput(healthBlast).serverCpuMicrosPerMessage,
+      commandsByName: hCmds,
+      commands: sum(hCmds),
+      flushHsets: hFlush,
+      directPerMessage: r3((sum(hCmds) - hFlush) / Math.max(1, hMessages)),
+      amortizedPerMessage: r3(sum(hCmds) / Math.max(1, hMessages)),
+      healthChangedEvents: healthEvents - healthEvents0,
+    };
+    phase(`health stream done: ${hMessages} messages, ${sum(hCmds)} Redis commands`);
 
     // 3. Config push.
     const rounds: Record<string, unknown>[] = [];
@@ -921,6 +966,27 @@ function report(result: Record<string, unknown>, out: (line?: string) => void): 
   out(
     `     by command: ${JSON.stringify(p.infoCommandstatsDelta)}; longest flush ${redis.longestFlushMs} ms`,
   );
+  const hs = result.healthStream as
+    | {
+        messages: number;
+        messagesPerSecond: number;
+        serverCpuMicrosPerMessage: number;
+        commandsByName: Record<string, number>;
+        commands: number;
+        flushHsets: number;
+        directPerMessage: number;
+        amortizedPerMessage: number;
+        healthChangedEvents: number;
+      }
+    | undefined;
+  if (hs) {
+    out("");
+    out("4b. Redis commands per message of a real-shaped health stream");
+    out(
+      `   every message carries a Collector's health (${hs.messagesPerSecond} msg/s, server CPU ${hs.serverCpuMicrosPerMessage} µs/msg): ${hs.commands} commands for ${hs.messages} messages, of which ${hs.flushHsets} HSETs of batched last-seen flushes: direct ${hs.directPerMessage}/message, amortized incl. flushes ${hs.amortizedPerMessage}/message; healthChanged events ${hs.healthChangedEvents}`,
+    );
+    out(`     by command: ${JSON.stringify(hs.commandsByName)}`);
+  }
   for (const [label, key] of [
     ["OpAMP server in the blast window", "profileOurs"],
     ["baseline server in the blast window", "profileBaseline"],
@@ -959,6 +1025,12 @@ function report(result: Record<string, unknown>, out: (line?: string) => void): 
   out(
     `   [${targets.redisPerHeartbeat ? "met" : "NOT met"}] 0 Redis commands per unchanged heartbeat: ${w.directPerHeartbeat} direct, ${w.amortizedPerHeartbeat} amortized with flushes`,
   );
+  if (hs) {
+    targets.redisPerHealthReport = hs.directPerMessage === 0;
+    out(
+      `   [${targets.redisPerHealthReport ? "met" : "NOT met"}] 0 Redis commands per timestamp-only health report: ${hs.directPerMessage} direct, ${hs.amortizedPerMessage} amortized with flushes`,
+    );
+  }
   if (base) {
     const ratio = tp.serverCpuMicrosPerMessage / base.throughput.serverCpuMicrosPerMessage;
     out(

@@ -78,6 +78,14 @@ program
   .option("--tls-cert <path>", "PEM certificate chain for the OpAMP port")
   .option("--tls-key <path>", "PEM private key")
   .option("--tls-client-ca <path>", "require agent certificates signed by this CA (mTLS)")
+  .option(
+    "--advertise-url <url>",
+    "OpAMP URL offered to agents in connection settings, e.g. wss://opamp.example.com/v1/opamp",
+  )
+  .option(
+    "--advertise-ca <path>",
+    "PEM CA bundle offered with a wss:// or https:// --advertise-url (default: --tls-cert)",
+  )
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
   .option(

@@ -42,6 +42,12 @@ export interface Settings {
   /** Bearer tokens accepted on the OpAMP port; empty means open. */
   opampTokens: string[];
   tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  /**
+   * What connection-settings offers tell agents: the OpAMP URL they should use and, for a
+   * wss:// or https:// URL, the PEM CA bundle they must verify it with. Undefined: offers
+   * carry no endpoint (only the heartbeat interval).
+   */
+  advertise?: { url: string; ca?: Buffer };
   maxMessageBytes: number;
   maxConnections: number;
   logLevel: string;
@@ -71,6 +77,8 @@ export interface SettingsFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  advertiseUrl?: string;
+  advertiseCa?: string;
   maxMessageBytes?: string;
   maxConnections?: string;
   logLevel?: string;
@@ -111,6 +119,8 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   tlsCert: "OPAMP_GITOPS_TLS_CERT",
   tlsKey: "OPAMP_GITOPS_TLS_KEY",
   tlsClientCa: "OPAMP_GITOPS_TLS_CLIENT_CA",
+  advertiseUrl: "OPAMP_GITOPS_ADVERTISE_URL",
+  advertiseCa: "OPAMP_GITOPS_ADVERTISE_CA",
   maxMessageBytes: "OPAMP_GITOPS_MAX_MESSAGE_BYTES",
   maxConnections: "OPAMP_GITOPS_MAX_CONNECTIONS",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
@@ -122,6 +132,59 @@ function tokenLines(text: string): string[] {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith("#"));
+}
+
+/**
+ * Checks --advertise-url and picks the CA offered with it. A wss:// or https:// URL needs a
+ * CA: the Collector supervisor turns certificate checks off when an offer carries none. The
+ * CA is --advertise-ca, else the serving chain (--tls-cert) when this process terminates TLS.
+ */
+function advertised(
+  url: string | undefined,
+  ca: Buffer | undefined,
+  servingChain: Buffer | undefined,
+): Settings["advertise"] {
+  if (url === undefined || url === "") {
+    if (ca) throw new SettingsError("--advertise-ca", "needs --advertise-url");
+    return undefined;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new SettingsError(
+      "--advertise-url",
+      `"${url}" is not a URL such as wss://opamp.example.com/v1/opamp`,
+    );
+  }
+  const scheme = parsed.protocol.slice(0, -1);
+  if (!["ws", "wss", "http", "https"].includes(scheme) || parsed.hostname === "")
+    throw new SettingsError(
+      "--advertise-url",
+      `"${url}" must be a ws://, wss://, http:// or https:// URL with a host`,
+    );
+  if (parsed.username || parsed.password || parsed.hash)
+    throw new SettingsError(
+      "--advertise-url",
+      `"${url}" must not carry credentials or a #fragment`,
+    );
+  const secure = scheme === "wss" || scheme === "https";
+  if (!secure) {
+    if (ca) throw new SettingsError("--advertise-ca", `only applies to a wss:// or https:// URL`);
+    return { url };
+  }
+  const offered = ca ?? servingChain;
+  if (!offered)
+    throw new SettingsError(
+      "--advertise-url",
+      `"${url}" uses TLS: give --advertise-ca <pem> (the CA agents verify it with); an offer without one makes the Collector supervisor skip certificate checks`,
+    );
+  if (!offered.toString("utf8").includes("-----BEGIN CERTIFICATE-----"))
+    throw new SettingsError(
+      ca ? "--advertise-ca" : "--tls-cert",
+      "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+    );
+  return { url, ca: offered };
 }
 
 /** Resolves and checks every setting. Throws SettingsError naming the first bad one. */
@@ -175,6 +238,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     throw new SettingsError("--tls-cert/--tls-key", "give both or neither");
   if (clientCa && !cert)
     throw new SettingsError("--tls-client-ca", "needs --tls-cert and --tls-key");
+  const advertise = advertised(get("advertiseUrl"), read("advertiseCa", "--advertise-ca"), cert);
   const redisUrl = get("redis") ?? "redis://127.0.0.1:6379";
   if (!/^rediss?:\/\//.test(redisUrl))
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);
@@ -237,6 +301,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     redisPrefix: get("redisPrefix") ?? "opamp-gitops",
     opampTokens: tokens("opampTokensFile", "--opamp-tokens-file"),
     ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),
+    ...(advertise ? { advertise } : {}),
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
     logLevel: get("logLevel") ?? "info",
@@ -278,6 +343,7 @@ const PATH_SETTINGS = new Set([
   "tlsCert",
   "tlsKey",
   "tlsClientCa",
+  "advertiseCa",
 ]);
 
 function relativeToFile(key: string, value: unknown, file: string): unknown {

@@ -88,6 +88,35 @@ describe("opamp-gitops command line", () => {
     }
   });
 
+  test("a bad --advertise-url, from a flag, the environment or a settings file: exit 2 naming it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "advertise-"));
+    const file = join(dir, "settings.yaml");
+    writeFileSync(file, "advertiseUrl: ftp://opamp.example.com/v1/opamp\n");
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [
+        ["--advertise-url", "opamp.example.com:4320"],
+        {},
+        /invalid setting --advertise-url: setting advertiseUrl is "opamp\.example\.com:4320"; expected the OpAMP URL agents should use/,
+      ],
+      [
+        [],
+        { OPAMP_GITOPS_ADVERTISE_URL: "tcp://x" },
+        /setting advertiseUrl is "tcp:\/\/x"; .*\(from OPAMP_GITOPS_ADVERTISE_URL\)/,
+      ],
+      [["--settings", file], {}, /setting advertiseUrl is "ftp:.*\(from .*settings\.yaml\)/],
+      [
+        ["--advertise-url", "wss://opamp.example.com/v1/opamp"],
+        {},
+        /invalid setting --advertise-url: .* uses TLS: give --advertise-ca <pem>/,
+      ],
+    ];
+    for (const [args, env, message] of cases) {
+      const r = await run(["serve", ...args], env).exited;
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  });
+
   test("a listen host that does not resolve, or an unusable TLS key: exit 1 with what to fix", async () => {
     const redis = await testRedis();
     const dir = mkdtempSync(join(tmpdir(), "tls-"));
@@ -221,7 +250,7 @@ describe("opamp-gitops command line", () => {
   test("validate: the example repository is valid (exit 0)", async () => {
     const { code, stdout } = await run(["validate", EXAMPLE]).exited;
     assert.equal(code, 0, stdout);
-    assert.match(stdout, /3 groups, 0 errors, 0 warnings: valid/);
+    assert.match(stdout, /4 groups, 0 errors, 0 warnings: valid/);
   });
 
   test("validate: an undefined exporter is reported with file:line:col and exit 1, in every format", async () => {

@@ -204,15 +204,26 @@ export class AdminServer {
   #groups() {
     const { service } = this.#o;
     const current = service.sync?.current;
-    return [...(current?.groups.values() ?? [])].map((g) => ({
-      name: g.name,
-      configHash: g.configHash,
-      hashCommit: g.hashCommit,
-      servedCommit: current?.commit,
-      priority: g.priority,
-      files: g.files.map((f) => f.name),
-      rollout: service.rollouts.status(g.name)?.rollout ?? null,
-    }));
+    return [...(current?.groups.values() ?? [])].map((g) => {
+      const status = service.rollouts.status(g.name);
+      // What the group's agents are served (after a rollback: the stable hash, not Git's).
+      const served = status
+        ? (status.served ?? null)
+        : { hash: g.configHash, commit: g.hashCommit };
+      const files =
+        served?.hash === g.configHash
+          ? g.files.map((f) => f.name)
+          : ((served && service.configs.get(served.hash)?.map((f) => f.name)) ?? []);
+      return {
+        name: g.name,
+        configHash: served?.hash ?? null,
+        hashCommit: served?.commit ?? null,
+        servedCommit: current?.commit,
+        priority: g.priority,
+        files,
+        rollout: status?.rollout ?? null,
+      };
+    });
   }
 
   #group(name: string): Reply {

@@ -4,6 +4,7 @@
  * stored one, an absent one keeps it.
  */
 import { decodeSubMessage, encodeSubMessage } from "./codec.js";
+import { healthMeaning } from "./health-meaning.js";
 import type {
   AgentDescription,
   AgentToServer,
@@ -99,28 +100,54 @@ export function emptyAgentState(
   };
 }
 
+/** The meaning of each state's stored health (health-meaning.ts), computed once per value. */
+const storedHealthMeaning = new WeakMap<AgentState, string>();
+
+function meaningOfStored(state: AgentState): string | undefined {
+  if (!state.health) return undefined;
+  let m = storedHealthMeaning.get(state);
+  if (m === undefined) {
+    m = healthMeaning(state.health);
+    storedHealthMeaning.set(state, m);
+  }
+  return m;
+}
+
 /**
  * Merges the sub-messages present in `message` into `state` (mutating it) and returns the
  * report fields whose content changed, plus whether the capability word changed.
+ *
+ * Health is judged by meaning (health-meaning.ts): a report that differs from the stored one
+ * only in its timestamps replaces it in memory (so the state stays fresh) but is listed in
+ * `refreshed`, not `changed`: it needs no write of its own and announces nothing.
  */
 export function mergeReport(
   state: AgentState,
   message: AgentToServer,
-): { changed: ReportField[]; capabilitiesChanged: boolean } {
+): { changed: ReportField[]; refreshed: ReportField[]; capabilitiesChanged: boolean } {
   const changed: ReportField[] = [];
+  const refreshed: ReportField[] = [];
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
     const value = message[SOURCE[field]];
     if (value === null || value === undefined) continue;
     const encoded = encodeSubMessage(REPORT_FIELDS[field], value as object);
     const before = state.encoded[field];
     if (before?.equals(encoded)) continue;
+    if (field === "health") {
+      const meaning = healthMeaning(value as ComponentHealth);
+      const same = meaning === meaningOfStored(state);
+      setReportField(state, field, ownCopy(encoded));
+      storedHealthMeaning.set(state, meaning);
+      (same ? refreshed : changed).push(field);
+      continue;
+    }
     setReportField(state, field, ownCopy(encoded));
     changed.push(field);
   }
   // capabilities MUST always be set by the client, so the latest word always wins.
   const capabilitiesChanged = state.capabilities !== message.capabilities;
   state.capabilities = message.capabilities;
-  return { changed, capabilitiesChanged };
+  return { changed, refreshed, capabilitiesChanged };
 }
 
 /**

@@ -10,8 +10,6 @@ export interface Connection {
   readonly id: number;
   readonly transport: Transport;
   readonly remoteAddress: string;
-  /** The OpAMP URL this agent reached, offered back as the connection settings endpoint. */
-  readonly endpoint: string;
   /**
    * Sends an unsolicited ServerToAgent (a config push). WebSocket only: HTTP agents receive
    * changes in the response to their next poll, so HTTP connections leave this undefined.

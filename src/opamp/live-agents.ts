@@ -15,6 +15,11 @@ export interface LiveAgent {
   stored: boolean;
   /** Changes not yet in Redis because writing them failed; retried with the next message. */
   unsaved?: { fields: ReportField[]; capabilities: boolean; connected: boolean };
+  /**
+   * Fields newer in memory than in Redis though they mean the same (health whose timestamps
+   * alone moved): written along with the agent's next save, never on their own.
+   */
+  unwritten?: Set<ReportField>;
 }
 
 export class LiveAgents {

@@ -23,7 +23,7 @@ import { type AgentEvents, emitAgentEvents } from "./events.js";
 import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 import { type LiveAgent, LiveAgents } from "./live-agents.js";
 import type { AgentToServer, ServerToAgent } from "./messages.js";
-import { connectionSettingsOffer, remoteConfigOffer } from "./offers.js";
+import { type AdvertisedEndpoint, connectionSettingsOffer, remoteConfigOffer } from "./offers.js";
 
 export type HandleOutcome = "ok" | "malformed" | "bad-request" | "unavailable";
 
@@ -45,6 +45,8 @@ export interface MessageHandlerOptions {
   defaultHeartbeatSeconds?: number;
   /** An HTTP agent is disconnected after this many heartbeat intervals without a poll. Default 3. */
   livenessFactor?: number;
+  /** The endpoint connection-settings offers name; none: offers carry no endpoint. */
+  advertise?: AdvertisedEndpoint | undefined;
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
   unavailableRetrySeconds?: number;
   now?: () => number;
@@ -54,7 +56,8 @@ export class MessageHandler {
   readonly live: LiveAgents;
   /** Counters since start, read by the service's metrics. */
   readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
-  readonly #o: Required<MessageHandlerOptions>;
+  readonly #o: Required<Omit<MessageHandlerOptions, "advertise">>;
+  readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
 
   constructor(options: MessageHandlerOptions) {
@@ -65,6 +68,7 @@ export class MessageHandler {
       now: Date.now,
       ...options,
     };
+    this.#advertise = options.advertise;
     this.live = new LiveAgents();
   }
 
@@ -156,7 +160,11 @@ export class MessageHandler {
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
     if (retry) live.offeredConfigHash = null; // the agent may have lost our reply: resend
 
-    const { changed, capabilitiesChanged } = mergeReport(state, message);
+    const { changed, refreshed, capabilitiesChanged } = mergeReport(state, message);
+    if (refreshed.length > 0) {
+      live.unwritten ??= new Set();
+      for (const f of refreshed) live.unwritten.add(f);
+    }
     state.sequenceNum = message.sequenceNum;
     state.lastSeenAt = now;
     const transportChanged = state.transport !== conn.transport;
@@ -183,7 +191,7 @@ export class MessageHandler {
         reply.remoteConfig = remote;
         live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
       }
-      const settings = connectionSettingsOffer(state, desired, conn.endpoint);
+      const settings = connectionSettingsOffer(state, desired, this.#advertise);
       if (settings) {
         reply.connectionSettings = settings;
         state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
@@ -209,9 +217,14 @@ export class MessageHandler {
       transportChanged ||
       settingsOffered;
     if (mustSave) {
+      // Timestamp-only refreshes ride along with a write that happens anyway.
+      const ridealong = live.unwritten
+        ? [...live.unwritten].filter((f) => !fields.includes(f))
+        : [];
       try {
-        await this.#o.store.save(state, fields, this.#owner(conn), !live.stored);
+        await this.#o.store.save(state, [...fields, ...ridealong], this.#owner(conn), !live.stored);
         live.stored = true;
+        live.unwritten = undefined;
       } catch (err) {
         // The reply becomes UNAVAILABLE: nothing offered in it counts as offered.
         live.unsaved = { fields, ...announce };

@@ -92,8 +92,11 @@ export interface ServerErrorResponse {
 }
 
 export interface OpAMPConnectionSettings {
-  destinationEndpoint: string;
+  /** Absent when no endpoint is advertised: the agent keeps the one it uses. */
+  destinationEndpoint?: string;
   heartbeatIntervalSeconds: bigint;
+  /** The CA bundle (`ca_cert`) that verifies a TLS destination endpoint. */
+  certificate?: { caCert: Uint8Array };
   headers?: { headers: { key: string; value: string }[] };
 }
 

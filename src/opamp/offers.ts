@@ -31,28 +31,46 @@ export function remoteConfigOffer(
 }
 
 /**
- * OpAMP connection settings carrying the heartbeat interval, or undefined. Offered only to
- * agents that accept OpAMP connection settings, with a non-empty endpoint and an explicit
- * interval ≥ 1 s (an offer with interval 0 would turn the Collector supervisor's heartbeats
- * off). Each distinct offer is made once per agent: the Collector supervisor reconnects on
- * every offer it accepts, so re-offering on every connection would loop.
+ * Where agents are told to connect: the operator's `--advertise-url` and, for a wss:// or
+ * https:// URL, the PEM CA bundle that verifies it. Never derived from a request (its Host or
+ * X-Forwarded-* headers are the client's to forge, and behind a proxy they name the wrong hop).
+ */
+export interface AdvertisedEndpoint {
+  url: string;
+  /** PEM CA bundle, offered as `certificate.ca_cert`. */
+  ca?: Buffer | string;
+}
+
+/**
+ * OpAMP connection settings, or undefined. Offered only to agents that accept OpAMP connection
+ * settings and only with an explicit heartbeat interval ≥ 1 s (an offer with interval 0 would
+ * turn the Collector supervisor's heartbeats off). The offer names the advertised endpoint and
+ * its CA when one is configured; without one it carries the interval alone, never an endpoint
+ * guessed from the request. Each distinct offer is made once per agent: the Collector
+ * supervisor reconnects on every offer it accepts, so re-offering on every connection would loop.
  */
 export function connectionSettingsOffer(
   agent: Readonly<AgentState>,
   desired: DesiredState | undefined,
-  endpoint: string,
+  advertised: AdvertisedEndpoint | undefined,
 ): ConnectionSettingsOffers | undefined {
   const seconds = desired?.heartbeatIntervalSeconds;
-  if (seconds === undefined || !Number.isInteger(seconds) || seconds < 1 || endpoint === "") {
-    return undefined;
-  }
+  if (seconds === undefined || !Number.isInteger(seconds) || seconds < 1) return undefined;
   if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings)) {
     return undefined;
   }
-  const hash = createHash("sha256").update(`${endpoint}\n${seconds}`).digest();
+  const ca = advertised?.ca === undefined ? undefined : Buffer.from(advertised.ca);
+  const hash = createHash("sha256")
+    .update(`${advertised?.url ?? ""}\n${seconds}\n`)
+    .update(ca ?? "")
+    .digest();
   if (agent.offeredSettingsHash === hash.toString("hex")) return undefined;
   return {
     hash,
-    opamp: { destinationEndpoint: endpoint, heartbeatIntervalSeconds: BigInt(seconds) },
+    opamp: {
+      ...(advertised ? { destinationEndpoint: advertised.url } : {}),
+      ...(ca ? { certificate: { caCert: ca } } : {}),
+      heartbeatIntervalSeconds: BigInt(seconds),
+    },
   };
 }

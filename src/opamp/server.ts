@@ -16,6 +16,7 @@ import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { AgentEvents } from "./events.js";
 import { HttpTransport, plain } from "./http-transport.js";
 import { MessageHandler } from "./message-handler.js";
+import type { AdvertisedEndpoint } from "./offers.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
 export interface OpampTlsOptions {
@@ -46,8 +47,11 @@ export interface OpampServerOptions {
   maxConnections?: number;
   /** Retry-After sent with 503, in seconds. Default 30 (the specification's minimum advice). */
   retryAfterSeconds?: number;
-  /** URL offered to agents as the OpAMP destination; default: the URL each agent used. */
-  advertisedEndpoint?: string;
+  /**
+   * The OpAMP URL (and, for TLS, its CA) that connection-settings offers name. Default: none,
+   * and offers carry no endpoint; it is never taken from a request's Host header.
+   */
+  advertise?: AdvertisedEndpoint;
   /** How often batched last-seen times are written and HTTP liveness is checked, in ms. Default 5000. */
   flushIntervalMs?: number;
   /** Heartbeat interval assumed for liveness when none is offered, in seconds. Default 30. */
@@ -92,6 +96,7 @@ export class OpampServer {
       replicaId: options.replicaId ?? `${hostname()}:${process.pid}`,
       defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
       livenessFactor: options.livenessFactor ?? 3,
+      advertise: options.advertise,
     });
     this.#ws = new WebSocketTransport({
       handler: this.handler,
@@ -159,12 +164,6 @@ export class OpampServer {
     }
   }
 
-  #endpoint(req: IncomingMessage, websocket: boolean): string {
-    if (this.#o.advertisedEndpoint) return this.#o.advertisedEndpoint;
-    const scheme = (websocket ? "ws" : "http") + (this.#o.tls ? "s" : "");
-    return `${scheme}://${req.headers.host ?? "localhost"}${this.#o.path}`;
-  }
-
   /** Rejects a request that is not for us, not authenticated or over the limit. */
   #refusal(
     req: IncomingMessage,
@@ -211,7 +210,7 @@ export class OpampServer {
     }
     this.#inflight++;
     try {
-      await this.#http.serve(req, res, this.#endpoint(req, false));
+      await this.#http.serve(req, res);
     } finally {
       this.#inflight--;
       // A keep-alive agent would otherwise hold a closing server open with its next poll.
@@ -235,7 +234,7 @@ export class OpampServer {
       socket.end(`HTTP/1.1 ${refusal.status} ${reason}\r\n${headers}\r\n${refusal.text}\n`);
       return;
     }
-    this.#ws.upgrade(req, socket, head, this.#endpoint(req, true));
+    this.#ws.upgrade(req, socket, head);
   }
 
   /**

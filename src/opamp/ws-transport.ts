@@ -45,16 +45,11 @@ export class WebSocketTransport {
   }
 
   /** Completes an upgrade that the server already authenticated and admitted. */
-  upgrade(
-    req: IncomingMessage,
-    socket: import("node:stream").Duplex,
-    head: Buffer,
-    endpoint: string,
-  ): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws, req, endpoint));
+  upgrade(req: IncomingMessage, socket: import("node:stream").Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws, req));
   }
 
-  #serve(ws: WebSocket, req: IncomingMessage, endpoint: string): void {
+  #serve(ws: WebSocket, req: IncomingMessage): void {
     const { handler, logger, maxMessageBytes } = this.#o;
     const send = (message: ServerToAgent) => {
       const bytes = encodeReply(message, maxMessageBytes - 1, logger);
@@ -64,7 +59,6 @@ export class WebSocketTransport {
       id: nextConnectionId(),
       transport: "websocket",
       remoteAddress: req.socket.remoteAddress ?? "",
-      endpoint,
       push: send,
       close: (code, reason) => ws.close(code, reason),
     };

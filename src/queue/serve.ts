@@ -19,7 +19,7 @@ export function inCohort(rollout: Rollout, uid: string): boolean {
   return cachedScore(rollout.id, uid) <= currentThreshold(rollout);
 }
 
-export function inFlight(state: GroupRollout): Rollout | undefined {
+export function inFlight(state: Pick<GroupRollout, "rollout">): Rollout | undefined {
   return state.rollout?.status === "in-progress" ? state.rollout : undefined;
 }
 
@@ -39,4 +39,17 @@ export function servedRef(state: GroupRollout, uid: string): HashRef | undefined
   const which = serve(state, uid);
   if (which === "target") return state.rollout?.target;
   return which === "stable" ? state.stable : undefined;
+}
+
+/**
+ * The group's served hash, the one value status files, the fleet summary and the API name:
+ * what the group's agents are served outside a canary cohort. That is the stable hash; while
+ * a group's first rollout is in flight (no stable hash yet) it is that rollout's target, the
+ * only hash any member is served; undefined when nothing is served (a first rollout that was
+ * rolled back or aborted). After a rollback it is the stable hash, never the rejected target.
+ */
+export function groupServedRef(
+  state: Pick<GroupRollout, "stable" | "rollout">,
+): HashRef | undefined {
+  return state.stable ?? inFlight(state)?.target;
 }

@@ -3,7 +3,7 @@
  * (DESIGN §4: id, stage, cohort size, applied/failed/pending). Computed from memory, O(members).
  */
 import type { FailureSummary, GroupRollout, HashRef, Hold, RolloutStatus } from "./model.js";
-import { inCohort } from "./serve.js";
+import { groupServedRef, inCohort } from "./serve.js";
 
 export interface RolloutView {
   id: string;
@@ -34,12 +34,16 @@ export interface RolloutView {
 export interface GroupRolloutStatus {
   group: string;
   stable?: HashRef;
+  /** What the group's agents are served outside a cohort (groupServedRef); absent: nothing. */
+  served?: HashRef;
   rollout?: RolloutView;
 }
 
 export function statusOf(state: GroupRollout): GroupRolloutStatus {
   const view: GroupRolloutStatus = { group: state.group };
   if (state.stable) view.stable = state.stable;
+  const served = groupServedRef(state);
+  if (served) view.served = served;
   const r = state.rollout;
   if (!r) return view;
   let cohort = 0;

@@ -49,9 +49,15 @@ function historyEntry(e: EndedRollout): RolloutHistoryEntry {
 
 export class RolloutStatusAdapter implements RolloutStatusSource {
   readonly #rollouts: RolloutController;
+  readonly #filesOf: (hash: string) => string[] | undefined;
 
-  constructor(rollouts: RolloutController) {
+  /** `filesOf` names the files of a config hash (the config store), for the served block. */
+  constructor(
+    rollouts: RolloutController,
+    filesOf: (hash: string) => string[] | undefined = () => undefined,
+  ) {
     this.#rollouts = rollouts;
+    this.#filesOf = filesOf;
   }
 
   async status(group: string): Promise<GroupRolloutInfo | undefined> {
@@ -59,7 +65,10 @@ export class RolloutStatusAdapter implements RolloutStatusSource {
     const ended = await this.#rollouts.history(group);
     if (!view?.rollout && ended.length === 0) return undefined;
     const current = view?.rollout;
+    const served = view?.served;
+    const files = served && this.#filesOf(served.hash);
     const info: GroupRolloutInfo = {
+      served: served ? { ...served, ...(files ? { files } : {}) } : null,
       history: ended.filter((e) => e.id !== current?.id).map(historyEntry),
     };
     if (current) info.current = progress(current);

@@ -120,6 +120,7 @@ export class Service {
       maxMessageBytes: s.maxMessageBytes,
       maxConnections: s.maxConnections,
       ...(s.tls ? { tls: s.tls } : {}),
+      ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(provider ? { desired: provider } : {}),
     });
     this.provider = provider;
@@ -136,6 +137,7 @@ export class Service {
             opamp: this.opamp,
             rollouts: this.rollouts,
             provider,
+            configs: this.configs,
             ...(auth ? { auth } : {}),
           })
         : undefined;

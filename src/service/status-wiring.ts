@@ -20,6 +20,7 @@ import {
   type StatusMode,
   StatusWriter,
 } from "../sync/index.js";
+import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
 import { RolloutStatusAdapter } from "./rollout-status.js";
 
@@ -44,6 +45,8 @@ export interface StatusWiringParts {
   opamp: OpampServer;
   rollouts: RolloutController;
   provider: FleetProvider;
+  /** The files of each config hash that may be served (names for the served block). */
+  configs: ConfigStore;
   auth?: GitAuth;
 }
 
@@ -66,7 +69,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,
     fleetSync: sync,
-    rollouts: new RolloutStatusAdapter(rollouts),
+    rollouts: new RolloutStatusAdapter(rollouts, (hash) => p.configs.get(hash)?.map((f) => f.name)),
     // Live state first: the stored copy is saved in batches and may lag by a moment.
     agents: {
       list: () => opamp.store.list(),

@@ -6,10 +6,11 @@
  *
  * Codes: GROUP_INVALID_NAME, GROUP_YAML_MISSING (errors), GROUP_SELECTOR_MATCHES_ALL
  * (warning), CONFIG_SCHEMA_PATH, CONFIG_SCHEMA_NOT_FOUND, CONFIG_SCHEMA_INVALID (errors),
- * plus those of config-files.ts, policy.ts, yaml.ts, schema-errors.ts and otelcol.ts.
+ * plus those of config-files.ts, policy.ts, yaml.ts, schema-errors.ts, otelcol.ts and bridge.ts.
  */
 import { createHash } from "node:crypto";
 import { configHash } from "../config-hash.js";
+import { bridgeKey, checkBridgeResources } from "./bridge.js";
 import type { CachedGroupResult, FileResultMemo } from "./cache.js";
 import { jsonProblem, selectConfigFiles } from "./config-files.js";
 import { countErrors, finding, START } from "./findings.js";
@@ -147,8 +148,14 @@ export async function validateGroup(
   if (memoKey && !memoized) memo?.set(memoKey, findings.slice(before));
 
   if (countErrors(findings) > 0 || !validateFile) return done(schemaDep ? { schemaDep } : {});
+  // Served entries are keyed by file name; for the OpAMP Bridge by <namespace>/<name> of the
+  // resource each file holds (bridge.ts), as the bridge refuses any other key.
+  const entryName = (f: (typeof selected.files)[number]) =>
+    policy.schema === "otelcol-bridge"
+      ? (bridgeKey(loadYaml(f.body, `${dir}/${f.name}`).yaml?.value) ?? f.name)
+      : f.name;
   const files = selected.files.map((f) => ({
-    name: f.name,
+    name: entryName(f),
     contentType: f.contentType,
     body: f.body,
   }));
@@ -215,6 +222,7 @@ export async function validateGroup(
           ),
         );
       } else if (policy.schema === "otelcol-bridge") {
+        findings.push(...checkBridgeResources(docs));
         for (const d of docs) {
           const spec = isObject(d.value) && isObject(d.value.spec) ? d.value.spec : undefined;
           if (spec && isObject(spec.config))

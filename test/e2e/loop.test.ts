@@ -196,6 +196,18 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       (t) => get(t.get("status/groups/edge.yaml"), "rollout", "state") === "rolled-back",
     );
     const group = tree.get("status/groups/edge.yaml");
+    // The group's served hash names what its agents are served (stable v2), everywhere.
+    assert.equal(get(group, "served", "configHash"), v2, "status/groups/edge.yaml");
+    assert.deepEqual(get(group, "served", "files"), ["collector.yaml"]);
+    assert.equal(get(group, "rollout", "target", "hash"), hashOf(bad));
+    assert.equal(get(tree.get("status/fleet.yaml"), "groups", "edge", "configHash"), v2);
+    const viewed = (await (await fetch(`${api}/api/v1/groups/edge`)).json()) as {
+      configHash: string;
+      files: string[];
+    };
+    assert.equal(viewed.configHash, v2, "/api/v1/groups/edge");
+    assert.deepEqual(viewed.files, ["collector.yaml"]);
+    assert.equal(service.rollouts.status("edge")?.served?.hash, v2);
     assert.match(String(get(group, "rollout", "reason")), /more than the 0 allowed/);
     assert.match(String(get(group, "rollout", "failures", 0, "error")), /BREAK-ME/);
     // Configs no rollout can serve any more are pruned (v1); stable v2 and target v3 stay.

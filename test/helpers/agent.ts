@@ -17,6 +17,8 @@ export interface TestAgentOptions {
   url: string;
   uid?: Uint8Array;
   token?: string;
+  /** Extra request headers (e.g. a forged Host), on the upgrade or on every POST. */
+  headers?: Record<string, string>;
 }
 
 export class TestAgent {
@@ -38,7 +40,10 @@ export class TestAgent {
 
   async connect(): Promise<void> {
     if (this.#o.transport !== "websocket") return;
-    const headers = this.#o.token ? { Authorization: `Bearer ${this.#o.token}` } : undefined;
+    const headers = {
+      ...this.#o.headers,
+      ...(this.#o.token ? { Authorization: `Bearer ${this.#o.token}` } : {}),
+    };
     const ws = new WebSocket(this.#o.url.replace(/^http/, "ws"), {
       headers,
       perMessageDeflate: false,
@@ -87,7 +92,10 @@ export class TestAgent {
       this.#ws.send(frame ? frameWebSocketMessage(bytes) : bytes);
       return reply;
     }
-    const { status, body } = await postOpamp(this.#o.url, bytes, { token: this.#o.token });
+    const { status, body } = await postOpamp(this.#o.url, bytes, {
+      ...(this.#o.token ? { token: this.#o.token } : {}),
+      ...(this.#o.headers ? { headers: this.#o.headers } : {}),
+    });
     if (status !== 200) throw new Error(`HTTP ${status}: ${body.toString()}`);
     const message = decodeServerToAgent(body) as Received;
     this.received.push(message);

@@ -87,7 +87,10 @@ describe("FleetSync on a local repository", () => {
     const { s, of } = sync({ repo: r.dir, path: "fleet" });
     const outcome = await s.start();
     assert.equal(outcome.result, "updated", JSON.stringify(of("stalled")[0]?.findings));
-    assert.deepEqual([...(s.current?.groups.keys() ?? [])], ["edge", "gateway", "k8s-pool"]);
+    assert.deepEqual(
+      [...(s.current?.groups.keys() ?? [])],
+      ["edge", "gateway", "k8s-bridge", "k8s-pool"],
+    );
     assert.deepEqual(s.current?.warnings, []);
     for (const g of s.current?.groups.values() ?? []) {
       assert.ok(g.files.length > 0);

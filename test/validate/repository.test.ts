@@ -426,6 +426,8 @@ kind: OpenTelemetryCollector
 metadata:
   name: gateway
   namespace: observability
+  labels:
+    opentelemetry.io/opamp-managed: "true"
 spec:
   mode: deployment
   config:
@@ -453,7 +455,7 @@ ${config
     });
     assertFinding(only(bad2, "OTELCOL_UNDEFINED_COMPONENT"), {
       file: "groups/k8s/gateway.yaml",
-      line: 26,
+      line: 28,
       column: 23,
       code: "OTELCOL_UNDEFINED_COMPONENT",
       message:

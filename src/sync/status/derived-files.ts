@@ -133,6 +133,30 @@ export class DerivedFiles {
     }
   }
 
+  /**
+   * What the group's agents are served: the rollout source's answer when it has one (after a
+   * rollback, the stable hash rather than the Git head's), else the desired state's hash.
+   */
+  #served(g: string): { configHash: string; hashCommit: string; files: string[] } | undefined {
+    const desired = this.#desired?.groups.get(g);
+    const info = this.#rolloutInfo.get(g);
+    if (info?.served === undefined)
+      return desired
+        ? {
+            configHash: desired.configHash,
+            hashCommit: desired.hashCommit,
+            files: desired.files.map((f) => f.name),
+          }
+        : undefined;
+    if (info.served === null) return undefined;
+    const { hash, commit, files } = info.served;
+    return {
+      configHash: hash,
+      hashCommit: commit,
+      files: hash === desired?.configHash ? desired.files.map((f) => f.name) : [...(files ?? [])],
+    };
+  }
+
   /** What a group file is rendered from, as a string. */
   #inputsKey(inputs: GroupInputs): string {
     return JSON.stringify([inputs.served, inputs.validation, inputs.rollout]);
@@ -161,15 +185,9 @@ export class DerivedFiles {
     const files: DerivedFile[] = [];
     const unrenderable = new Set<string>();
     for (const g of [...groups].sort()) {
-      const served = desired?.groups.get(g);
+      const served = this.#served(g);
       const inputs: GroupInputs = {};
-      if (served && servedCommit)
-        inputs.served = {
-          commit: servedCommit,
-          configHash: served.configHash,
-          hashCommit: served.hashCommit,
-          files: served.files.map((f) => f.name),
-        };
+      if (served && servedCommit) inputs.served = { commit: servedCommit, ...served };
       if (v) inputs.validation = validationStatus(v.commit, v.result, split.byGroup.get(g) ?? []);
       const info = this.#rolloutInfo.get(g);
       if (info) inputs.rollout = info;
@@ -195,8 +213,10 @@ export class DerivedFiles {
     for (const g of this.#rendered.keys()) if (!groups.has(g)) this.#rendered.delete(g);
     const kept = new Set(files.map((f) => f.path));
     const removed = [...existingGroupPaths].filter((p) => !kept.has(p) && !unrenderable.has(p));
-    const servedHashes = new Map<string, string>();
-    for (const [g, s] of desired?.groups ?? []) servedHashes.set(g, s.configHash);
+    const servedHashes = new Map<string, string | null>();
+    for (const g of desired?.groups.keys() ?? []) {
+      servedHashes.set(g, this.#served(g)?.configHash ?? null);
+    }
     let fleetValidation = null;
     if (v) {
       const all = validationStatus(v.commit, v.result, v.findings);

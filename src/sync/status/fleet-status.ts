@@ -17,8 +17,11 @@ export interface FleetInputs {
   source: { repository: string; branch: string; path: string; serving: string | null };
   /** Fleet-level validation summary (totals, with the findings outside group folders). */
   validation: ValidationStatus | null;
-  /** The config hash served per group (every served group appears in `groups`). */
-  servedHashes: ReadonlyMap<string, string>;
+  /**
+   * The config hash each group's agents are served, null when none (every group of the
+   * served commit appears in `groups`).
+   */
+  servedHashes: ReadonlyMap<string, string | null>;
 }
 
 const byKey = <T>(m: Map<string, T>): Record<string, T> =>

@@ -248,6 +248,12 @@ export interface RolloutHistoryEntry {
 }
 
 export interface GroupRolloutInfo {
+  /**
+   * What the group's agents are served (src/queue groupServedRef), with its file names when
+   * known: after a rollback the stable hash, not the Git head's. null: nothing is served.
+   * Absent: the rollout source does not say, and the desired state's hash is shown.
+   */
+  served?: (HashRef & { files?: string[] }) | null;
   current?: RolloutProgress;
   /** Ended rollouts, newest first (the writer keeps at most 20). */
   history: RolloutHistoryEntry[];

@@ -5,7 +5,8 @@
 //
 // Every notable event is printed to stdout as one JSON object per line; diagnostics from the
 // client library go to stderr. Exit status: 0 once -configs remote configs were applied and
-// reported APPLIED, 1 on timeout or when the client cannot start, 2 on bad flags.
+// reported APPLIED (with -bridge: APPLIED or FAILED), 1 on timeout or when the client cannot
+// start, 2 on bad flags. With -bridge it plays the Operator OpAMP Bridge (bridge.go).
 package main
 
 import (
@@ -121,6 +122,7 @@ func main() {
 	compress := flag.Bool("compress", false, "enable compression (gzip bodies over HTTP, permessage-deflate if the server offers it over WebSocket)")
 	heartbeat := flag.Duration("heartbeat", 0, "heartbeat interval, also the HTTP polling interval (0: the library's default, 30s)")
 	configs := flag.Int("configs", 1, "exit 0 once this many remote configs (distinct hashes) were applied")
+	bridge := flag.String("bridge", "", "play the Operator OpAMP Bridge with this name: check every entry as it does (bridge.go) and report APPLIED or FAILED; a FAILED config counts towards -configs")
 	flag.Parse()
 	if *configs < 1 || *heartbeat < 0 {
 		fmt.Fprintln(os.Stderr, "-configs must be ≥ 1 and -heartbeat ≥ 0")
@@ -128,12 +130,13 @@ func main() {
 	}
 	os.Exit(run(options{
 		url: *rawURL, transport: *transport, token: *token, timeout: *timeout, verbose: *verbose,
-		compress: *compress, heartbeat: *heartbeat, configs: *configs,
+		compress: *compress, heartbeat: *heartbeat, configs: *configs, bridge: *bridge,
 	}))
 }
 
 type options struct {
 	url, transport, token string
+	bridge                string
 	timeout, heartbeat    time.Duration
 	verbose, compress     bool
 	configs               int
@@ -226,16 +229,39 @@ func run(o options) int {
 				logger.Errorf(ctx, "SetRemoteConfigStatus(%v): %v", status, err)
 			}
 		}
-		setStatus(protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLYING)
-		out.emit(map[string]any{"event": "applying", "hash": hex.EncodeToString(hash)})
-		// Let APPLYING go out as its own report before the config "takes effect".
-		time.Sleep(200 * time.Millisecond)
-		a.apply(rc.GetConfig())
-		if err := opamp.UpdateEffectiveConfig(ctx); err != nil {
-			logger.Errorf(ctx, "UpdateEffectiveConfig: %v", err)
+		if o.bridge != "" {
+			// The bridge applies what it can and reports FAILED with every entry's error.
+			if err := bridgeCheck(rc.GetConfig(), o.bridge); err != nil {
+				if err := opamp.SetRemoteConfigStatus(&protobufs.RemoteConfigStatus{
+					LastRemoteConfigHash: hash,
+					Status:               protobufs.RemoteConfigStatuses_RemoteConfigStatuses_FAILED,
+					ErrorMessage:         err.Error(),
+				}); err != nil {
+					logger.Errorf(ctx, "SetRemoteConfigStatus(FAILED): %v", err)
+				}
+				out.emit(map[string]any{"event": "failed", "hash": hex.EncodeToString(hash), "error": err.Error()})
+			} else {
+				a.mu.Lock()
+				a.effective = bridgeEffective(rc.GetConfig())
+				a.mu.Unlock()
+				if err := opamp.UpdateEffectiveConfig(ctx); err != nil {
+					logger.Errorf(ctx, "UpdateEffectiveConfig: %v", err)
+				}
+				setStatus(protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLIED)
+				out.emit(map[string]any{"event": "applied", "hash": hex.EncodeToString(hash)})
+			}
+		} else {
+			setStatus(protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLYING)
+			out.emit(map[string]any{"event": "applying", "hash": hex.EncodeToString(hash)})
+			// Let APPLYING go out as its own report before the config "takes effect".
+			time.Sleep(200 * time.Millisecond)
+			a.apply(rc.GetConfig())
+			if err := opamp.UpdateEffectiveConfig(ctx); err != nil {
+				logger.Errorf(ctx, "UpdateEffectiveConfig: %v", err)
+			}
+			setStatus(protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLIED)
+			out.emit(map[string]any{"event": "applied", "hash": hex.EncodeToString(hash)})
 		}
-		setStatus(protobufs.RemoteConfigStatuses_RemoteConfigStatuses_APPLIED)
-		out.emit(map[string]any{"event": "applied", "hash": hex.EncodeToString(hash)})
 		if !slices.Contains(appliedHashes, hex.EncodeToString(hash)) {
 			appliedHashes = append(appliedHashes, hex.EncodeToString(hash))
 			if len(appliedHashes) == o.configs {
