@@ -6,6 +6,7 @@
  */
 import { Argument, Command, CommanderError, Option } from "commander";
 import { type DemoOptions, runDemo } from "./commands/demo.js";
+import { PLAN_FORMATS, type PlanOptions, runPlan } from "./commands/plan.js";
 import {
   type ClientOptions,
   ROLLOUT_ACTIONS,
@@ -47,6 +48,34 @@ program
   )
   .action(async (dir: string, opts: { format: "text" | "json" | "github"; strict: boolean }) => {
     process.exitCode = await runValidate(dir, opts, process.stdout);
+  });
+
+program
+  .command("plan")
+  .description("preview what merging a change does to the fleet: findings, diffs, agents, rollouts")
+  .requiredOption("--base <ref>", "the commit the change starts from (e.g. origin/main)")
+  .requiredOption("--head <ref>", "the commit of the change (e.g. HEAD)")
+  .option("--repo <dir>", "the fleet repository (work tree or bare)", ".")
+  .option("--path <dir>", "sub-folder of the repository holding fleet.yaml and groups/")
+  .option("--api-url <url>", "count agents from a running service (env OPAMP_GITOPS_API_URL)")
+  .option("--api-token-file <path>", "bearer token for --api-url (env OPAMP_GITOPS_API_TOKEN_FILE)")
+  .option(
+    "--status-ref <ref>",
+    "without --api-url: the status branch to count agents from",
+    "opamp-status",
+  )
+  .addOption(
+    new Option("--format <format>", "output format").choices([...PLAN_FORMATS]).default("text"),
+  )
+  .addHelpText(
+    "after",
+    "\nReads Git objects only (no checkout). Exit codes: 0 the head is valid, 1 it is not,\n" +
+      "2 usage (unknown ref, not a repository), 3 --api-url cannot be reached.\n" +
+      "--format markdown is a pull-request comment; github prints workflow annotations and\n" +
+      "appends the comment to $GITHUB_STEP_SUMMARY.",
+  )
+  .action(async (opts: PlanOptions) => {
+    process.exitCode = await runPlan(opts, process.stdout, process.stderr);
   });
 
 program
