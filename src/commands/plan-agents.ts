@@ -24,9 +24,22 @@ const isAgentList = (b: unknown) =>
   Array.isArray(b) &&
   b.every((a) => isObject(a) && typeof a.instanceUid === "string" && isObject(a.attributes));
 
+/**
+ * Today's agents: each with its attributes, or (when the plan says no agent can change group)
+ * only the number per group (`_unassigned` for none), which a status branch answers from one
+ * file.
+ */
 export interface AgentsRead {
-  agents: KnownAgent[];
+  agents?: KnownAgent[];
+  counts?: Map<string, number>;
   info: AgentSourceInfo;
+}
+
+export interface AgentsWanted {
+  /** Whether agents may change group (selectors, priorities or the set of groups changed). */
+  attributes: boolean;
+  /** Without attributes: the groups whose agents are counted. */
+  groups: string[];
 }
 
 /** Today's agents from the service's admin API. Throws ApiUnreachableError, ApiRefusedError. */
@@ -47,7 +60,25 @@ export async function agentsFromApi(settings: ClientSettings): Promise<AgentsRea
 }
 
 /** Today's agents from the status branch `ref` of the repository. */
-export async function agentsFromStatusBranch(source: PlanSource, ref: string): Promise<AgentsRead> {
+export async function agentsFromStatusBranch(
+  source: PlanSource,
+  ref: string,
+  wanted: AgentsWanted,
+): Promise<AgentsRead> {
+  if (!wanted.attributes) {
+    const counts = await source.agentCounts(ref, wanted.groups);
+    if (counts)
+      return {
+        counts: counts.groups,
+        info: {
+          kind: "status-branch",
+          from: ref,
+          commit: counts.commit,
+          known: counts.total,
+          note: "no agent can change group: counted in the status branch folders of the groups listed",
+        },
+      };
+  }
   const read = await source.knownAgents(ref);
   if (!read)
     return {

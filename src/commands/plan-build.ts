@@ -9,8 +9,11 @@
  *   fleet.yaml and the touched groups (the others are byte-for-byte the base's; `validate`
  *   in the same pipeline covers the whole tree). The base is validated the same way for the
  *   hashes before, sharing the cache.
- * - Agents: each known agent is matched (src/sync GroupMatcher, as serve matches) against the
- *   selectors of the base and of the head; every group that gains or loses one is listed.
+ * - Agents: when the change can move agents (a touched group's selector or priority changed,
+ *   a group added or removed), each known agent is matched (src/sync GroupMatcher, as serve
+ *   matches) against every selector of the base and of the head, and every group that gains or
+ *   loses one is listed. Otherwise nobody moves, and the touched groups' agents are counted
+ *   where serve placed them (on the status branch: the entries of status/agents/<group>/).
  * - Rollouts: a valid head whose group's config hash differs from the base's starts one.
  * - Secrets: plaintext-secret findings of the head that the base does not have.
  */
@@ -26,7 +29,7 @@ import {
   type ValidationReport,
   validateSnapshot,
 } from "../validate/index.js";
-import type { AgentsRead } from "./plan-agents.js";
+import type { AgentsRead, AgentsWanted } from "./plan-agents.js";
 import type { AgentMoves, FileChange, GroupPlan, Plan } from "./plan-model.js";
 import { previewRollout } from "./plan-rollout.js";
 import { fileChange } from "./unified-diff.js";
@@ -38,8 +41,8 @@ export interface PlanInput {
   source: PlanSource;
   base: string;
   head: string;
-  /** Today's agents; resolved after the commits so a bad ref fails before any network call. */
-  agents: () => Promise<AgentsRead>;
+  /** Today's agents; asked for after the commits, so a bad ref fails before any network call. */
+  agents: (wanted: AgentsWanted) => Promise<AgentsRead>;
   /** The watched root inside the repository ("" = its root), for paths in diffs. */
   root?: string;
 }
@@ -102,7 +105,28 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   const headSpecs = head.fleet?.groups ?? (await specsOfValidGroups(rh.snapshot, head, cache));
   const baseSpecs = base.fleet?.groups ?? (await specsOfValidGroups(rb.snapshot, base, cache));
 
-  // Selectors of every group on both sides; untouched folders are one blob, read once.
+  // Agents can change group only when a touched group's selector or priority changes, or a
+  // group comes or goes: untouched folders are the same bytes on both sides. Otherwise the
+  // plan needs no selector of another group and no agent's attributes, only counts.
+  const touchedSelector = (folders: Map<string, GroupFolder>, name: string) => {
+    const folder = folders.get(name);
+    return folder ? readGroupSelector(name, folder.groupYaml) : undefined;
+  };
+  const selKey = (s?: GroupSelector) => JSON.stringify(s ?? null);
+  const movable = [...folderChanged].some(
+    (n) =>
+      !lb.groups.has(n) ||
+      !lh.groups.has(n) ||
+      selKey(touchedSelector(rb.snapshot.groups, n)) !==
+        selKey(touchedSelector(rh.snapshot.groups, n)),
+  );
+  const listed = new Set<string>(folderChanged);
+  if (rootChanged.length > 0)
+    for (const n of names)
+      if (specKey(baseSpecs.get(n)) !== specKey(headSpecs.get(n))) listed.add(n);
+
+  // Selectors of every group on both sides, when agents may move; an untouched folder's
+  // group.yaml is one blob for both sides, read once.
   const shared = new Map<string, GroupSelector | undefined>();
   const selectors = async (
     listing: typeof lb,
@@ -111,9 +135,9 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     const out = new Map<string, GroupSelector>();
     await Promise.all(
       [...listing.groups].map(async ([name, tree]) => {
-        const folder = folders.get(name);
+        if (!movable && !folders.has(name)) return;
         let sel: GroupSelector | undefined;
-        if (folder) sel = readGroupSelector(name, folder.groupYaml);
+        if (folders.has(name)) sel = touchedSelector(folders, name);
         else {
           if (!shared.has(tree))
             shared.set(tree, readGroupSelector(name, await source.groupYaml(tree)));
@@ -127,7 +151,14 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   const selBefore = await selectors(lb, rb.snapshot.groups);
   const selAfter = await selectors(lh, rh.snapshot.groups);
 
-  const { agents, info } = await input.agents();
+  const {
+    agents = [],
+    counts: placed,
+    info,
+  } = await input.agents({
+    attributes: movable,
+    groups: [...listed],
+  });
   const before = compileMatcher([...selBefore].map(([name, s]) => ({ name, ...s })));
   const after = compileMatcher([...selAfter].map(([name, s]) => ({ name, ...s })));
   const counts = new Map<string, { before: number; after: number }>();
@@ -147,7 +178,15 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     }
     return v;
   };
+  for (const [g, n] of placed ?? []) counts.set(g, { before: n, after: n });
   for (const agent of agents as KnownAgent[]) {
+    if (!movable) {
+      // Nobody moves: the group serve placed the agent in is its group before and after.
+      const g = agent.group ?? UNASSIGNED;
+      tally(g, "before");
+      tally(g, "after");
+      continue;
+    }
     const was = before.match(agent.attributes).group ?? UNASSIGNED;
     const will = after.match(agent.attributes).group ?? UNASSIGNED;
     tally(was, "before");
@@ -157,12 +196,7 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     addMove(get(joined, will), was, agent.instanceUid);
     if (will === UNASSIGNED) addMove(unassigned, was, agent.instanceUid);
   }
-
-  const listed = new Set<string>(folderChanged);
   for (const n of [...joined.keys(), ...left.keys()]) if (n !== UNASSIGNED) listed.add(n);
-  if (rootChanged.length > 0)
-    for (const n of names)
-      if (specKey(baseSpecs.get(n)) !== specKey(headSpecs.get(n))) listed.add(n);
 
   const groups: GroupPlan[] = [];
   for (const name of [...listed].sort()) {

@@ -29,7 +29,7 @@ export function md(s: string): string {
     .replace(/&/g, "&amp;")
     .replace(/</g, "&lt;")
     .replace(/>/g, "&gt;")
-    .replace(/([\\`*_{}[\]()#+!|~])/g, "\\$1")
+    .replace(/([\\`*_{}[\]#+!|~])/g, "\\$1")
     .replace(/\r?\n/g, " ");
 }
 

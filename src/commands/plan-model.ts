@@ -84,7 +84,10 @@ export interface AgentSourceInfo {
   from: string;
   /** The status branch commit read. */
   commit?: string;
-  /** Agents known. */
+  /**
+   * Agents known: every agent of the source when agents may change group; otherwise (from a
+   * status branch) the agents of the groups listed, the only ones counted.
+   */
   known: number;
   /** Status files not used (too large, not an agent file). */
   skipped?: number;

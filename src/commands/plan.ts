@@ -66,8 +66,8 @@ export async function runPlan(
       base: opts.base,
       head: opts.head,
       root: (opts.path ?? "").replace(/^\/+|\/+$/g, ""),
-      agents: () =>
-        settings ? agentsFromApi(settings) : agentsFromStatusBranch(source, statusRef),
+      agents: (wanted) =>
+        settings ? agentsFromApi(settings) : agentsFromStatusBranch(source, statusRef, wanted),
     });
     switch (opts.format) {
       case "json":

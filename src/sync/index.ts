@@ -36,11 +36,13 @@ export { FleetSync, type FleetSyncOptions, type ValidateSnapshot } from "./fleet
 export { GitSource, type GitSourceOptions, type HeadUpdate, parseRepo } from "./git-source.js";
 export { type InitRepositoryOptions, initRepository } from "./init-repo.js";
 export {
+  type AgentCounts,
   type KnownAgent,
   type KnownAgents,
   MAX_AGENT_FILE_BYTES,
   MAX_AGENT_FILES,
   parseAgentStatus,
+  readAgentCounts,
   readKnownAgents,
 } from "./known-agents.js";
 export {

@@ -53,15 +53,69 @@ function attributesOf(description: unknown): Map<string, string> | undefined {
   return out;
 }
 
-/** Parses one agent status file; undefined when it is not one. */
-export function parseAgentStatus(body: Uint8Array, path: string): KnownAgent | undefined {
-  const { yaml } = loadYaml(body, path, { maxBytes: MAX_AGENT_FILE_BYTES });
-  const v = yaml?.value;
+function agentOf(v: unknown): KnownAgent | undefined {
   if (!isObject(v) || typeof v.instanceUid !== "string") return undefined;
   const attributes = attributesOf(v.description);
   if (!attributes) return undefined;
   const group = typeof v.group === "string" && isGroupName(v.group) ? v.group : null;
   return { instanceUid: v.instanceUid, attributes, group, connected: v.connected === true };
+}
+
+/**
+ * Parses one agent status file; undefined when it is not one. The writer puts what plan needs
+ * (instanceUid, group, connected, description) before `capabilities:`, so that prefix alone is
+ * parsed first (the effective config after it is most of the file, and YAML parsing costs
+ * milliseconds per file); a file whose prefix lacks them is parsed whole.
+ */
+export function parseAgentStatus(body: Uint8Array, path: string): KnownAgent | undefined {
+  if (body.length > MAX_AGENT_FILE_BYTES) return undefined;
+  const cut = Buffer.from(body.buffer, body.byteOffset, body.length).indexOf("\ncapabilities:");
+  if (cut > 0) {
+    const head = loadYaml(body.subarray(0, cut + 1), path);
+    const agent = agentOf(head.yaml?.value);
+    if (agent) return agent;
+  }
+  return agentOf(loadYaml(body, path, { maxBytes: MAX_AGENT_FILE_BYTES }).yaml?.value);
+}
+
+/** Agents per group, counted from the status branch's folders. */
+export interface AgentCounts {
+  groups: Map<string, number>;
+  total: number;
+}
+
+/**
+ * Counts the agent files in `status/agents/<group>/` of `commit` for each of `groups`: one tree
+ * read per group, no file read, for a plan in which no agent can change group.
+ */
+export async function readAgentCounts(
+  store: ObjectStore,
+  commit: string,
+  groups: readonly string[],
+): Promise<AgentCounts> {
+  const out: AgentCounts = { groups: new Map(), total: 0 };
+  let tree: string = await store.commitTree(commit);
+  for (const part of ["status", "agents"]) {
+    const entries = await store.readTree(tree);
+    const entry = entries.find((e) => e.path === part && e.type === "tree");
+    if (!entry) return out;
+    tree = entry.oid;
+  }
+  const folders = new Map((await store.readTree(tree)).map((e) => [e.path, e]));
+  await Promise.all(
+    groups.filter(isGroupName).map(async (g) => {
+      const folder = folders.get(g);
+      const n =
+        folder?.type === "tree"
+          ? (await store.readTree(folder.oid)).filter(
+              (e) => e.type === "blob" && UID_FILE.test(e.path),
+            ).length
+          : 0;
+      out.groups.set(g, n);
+      out.total += n;
+    }),
+  );
+  return out;
 }
 
 /**

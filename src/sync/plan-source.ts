@@ -9,7 +9,12 @@
  * both commits.
  */
 
-import { type KnownAgents, readKnownAgents } from "./known-agents.js";
+import {
+  type AgentCounts,
+  type KnownAgents,
+  readAgentCounts,
+  readKnownAgents,
+} from "./known-agents.js";
 import { findGitDir } from "./local-repository.js";
 import { ObjectStore } from "./object-store.js";
 import { normalizeRepoPath } from "./paths.js";
@@ -86,16 +91,28 @@ export class PlanSource {
    * `origin/<ref>` as a CI clone has it, else any revision). Undefined when there is none.
    */
   async knownAgents(ref: string): Promise<(KnownAgents & { commit: string }) | undefined> {
-    let commit: string | undefined;
+    const commit = await this.#statusCommit(ref);
+    if (!commit) return undefined;
+    return { ...(await readKnownAgents(this.store, commit)), commit };
+  }
+
+  /** The agents of `groups` on the status branch `ref`, counted; undefined without one. */
+  async agentCounts(
+    ref: string,
+    groups: readonly string[],
+  ): Promise<(AgentCounts & { commit: string }) | undefined> {
+    const commit = await this.#statusCommit(ref);
+    return commit ? { ...(await readAgentCounts(this.store, commit, groups)), commit } : undefined;
+  }
+
+  async #statusCommit(ref: string): Promise<string | undefined> {
     for (const candidate of [`refs/heads/${ref}`, `refs/remotes/origin/${ref}`, ref]) {
       try {
-        commit = await this.resolve(candidate);
-        break;
+        return await this.resolve(candidate);
       } catch {
         // try the next spelling
       }
     }
-    if (!commit) return undefined;
-    return { ...(await readKnownAgents(this.store, commit)), commit };
+    return undefined;
   }
 }

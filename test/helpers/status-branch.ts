@@ -6,7 +6,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { agentStatus } from "../../src/sync/status/agent-status.js";
-import { agentFilePath } from "../../src/sync/status/paths.js";
+import { fleetStatus } from "../../src/sync/status/fleet-status.js";
+import type { AgentFacts } from "../../src/sync/status/model.js";
+import { agentFilePath, FLEET_FILE } from "../../src/sync/status/paths.js";
 import { renderStatusFile } from "../../src/sync/status/render.js";
 import { fakeAgent } from "../sync/status/helpers.js";
 
@@ -22,8 +24,19 @@ export interface StatusAgent {
 export function writeStatusBranch(
   repoDir: string,
   agents: StatusAgent[],
-  ref = "opamp-status",
+  {
+    ref = "opamp-status",
+    fleetFile = true,
+    extraFiles = {},
+  }: {
+    ref?: string;
+    /** Also write status/fleet.yaml (as the writer does). Default true. */
+    fleetFile?: boolean;
+    /** Other files, written as they are (hostile input for tests). */
+    extraFiles?: Record<string, string | Buffer>;
+  } = {},
 ): string {
+  const options = { fleetFile };
   const chunks: Buffer[] = [];
   const data = (text: string | Buffer) => {
     const b = Buffer.isBuffer(text) ? text : Buffer.from(text);
@@ -35,12 +48,27 @@ export function writeStatusBranch(
     ),
   );
   data(`status of ${agents.length} agents`);
+  const facts: AgentFacts[] = [];
   for (const a of agents) {
     const state = fakeAgent(a.uid, { attributes: a.attributes, connected: a.connected ?? true });
     const path = agentFilePath(a.group, a.uid);
-    const { file } = agentStatus(state, { group: a.group, desiredHash: null, desiredCommit: null });
+    const status = agentStatus(state, { group: a.group, desiredHash: null, desiredCommit: null });
+    facts.push(status.facts);
     chunks.push(Buffer.from(`M 100644 inline ${path}\n`));
-    data(renderStatusFile("agent", file, path));
+    data(renderStatusFile("agent", status.file, path));
+  }
+  for (const [path, content] of Object.entries(extraFiles)) {
+    chunks.push(Buffer.from(`M 100644 inline ${path}\n`));
+    data(content);
+  }
+  if (options.fleetFile) {
+    const fleet = fleetStatus(facts, {
+      source: { repository: repoDir, branch: "main", path: "", serving: null },
+      validation: null,
+      servedHashes: new Map(),
+    });
+    chunks.push(Buffer.from(`M 100644 inline ${FLEET_FILE}\n`));
+    data(renderStatusFile("fleet", fleet, FLEET_FILE));
   }
   execFileSync("git", ["fast-import", "--quiet", "--force"], {
     cwd: repoDir,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { run } from "../helpers/cli.js";
 import { writeStatusBranch } from "../helpers/status-branch.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
@@ -35,7 +36,12 @@ describe("plan, offline against the status branch", () => {
     assert.equal(p.valid, true);
     assert.equal(p.head.commit, head);
     assert.equal(p.agents.kind, "status-branch");
-    assert.equal(p.agents.known, 27);
+    // Nobody can move: only the changed group's folder of the status branch is counted.
+    assert.equal(p.agents.known, 20);
+    assert.match(
+      p.agents.note ?? "",
+      /no agent can change group: counted in the status branch folders/,
+    );
     assert.deepEqual(
       p.groups.map((g) => g.name),
       ["edge"],
@@ -106,6 +112,7 @@ describe("plan, offline against the status branch", () => {
     const { code, plan: p } = await plan({ repo: r.dir });
     assert.equal(code, 0);
     assert.ok(p);
+    assert.equal(p.agents.note, undefined, "agents read one by one: they can change group");
     const edge = group(p, "edge");
     assert.equal(edge.change, "changed");
     assert.equal(edge.matching.selectorChanged, true);
@@ -125,6 +132,27 @@ describe("plan, offline against the status branch", () => {
     });
     assert.equal(p.newlyUnassigned.count, 5);
     assert.deepEqual(p.newlyUnassigned.by, { edge: 5 });
+  });
+
+  test("status files that are not agent files are skipped and counted, never trusted", async () => {
+    const r = baseRepo();
+    const bad = uidOf(900);
+    writeStatusBranch(r.dir, fleetAgents(), {
+      fleetFile: false,
+      extraFiles: {
+        [`status/agents/edge/${bad}.yaml`]: "instanceUid: [not, a, string\n",
+        [`status/agents/edge/${uidOf(901)}.yaml`]: Buffer.alloc(300 * 1024, 0x61),
+        // A file whose uid does not match its name is not that agent.
+        [`status/agents/edge/${uidOf(902)}.yaml`]: `instanceUid: ${uidOf(1)}\ndescription: {}\n`,
+        "status/agents/edge/notes.yaml": "ignored: true\n",
+      },
+    });
+    r.write("groups/canary/group.yaml", CANARY(5)).commit("canary wins");
+    const { code, plan: p } = await plan({ repo: r.dir });
+    assert.equal(code, 0);
+    assert.equal(p?.agents.known, 27);
+    assert.equal(p?.agents.skipped, 3);
+    assert.equal(group(p, "canary").agents.after, 3);
   });
 
   test("a priority change moves the agents two groups both match", async () => {
@@ -243,7 +271,7 @@ describe("plan output for a pull request", () => {
     assert.equal(code, 0);
     const lines = out.split("\n");
     assert.match(lines[0] ?? "", /^### opamp-gitops plan: ✅ valid/);
-    assert.match(out, /27 agents known from status branch opamp-status \\\(/);
+    assert.match(out, /27 agents known from status branch opamp-status \(/);
     // The table comes before any details.
     const header = lines.indexOf("| Group | Change | Config hash | Agents | Rollout | Findings |");
     assert.ok(header > 0, out);
@@ -284,7 +312,7 @@ describe("plan output for a pull request", () => {
     r.commit("bad");
     const { code, out } = await plan({ repo: r.dir, format: "markdown" });
     assert.equal(code, 1);
-    assert.match(out.split("\n")[0] ?? "", /^### opamp-gitops plan: ❌ INVALID \\\(1 error/);
+    assert.match(out.split("\n")[0] ?? "", /^### opamp-gitops plan: ❌ INVALID \(1 error/);
     assert.match(out, /no status branch "opamp-status"/);
     assert.match(
       out,
@@ -344,5 +372,20 @@ describe("plan usage errors", () => {
     const run = await plan({ repo: r.dir, apiUrl: "http://127.0.0.1:9" });
     assert.equal(run.code, 3);
     assert.match(run.err, /cannot reach the service at http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe("plan as a user runs it", () => {
+  test("the real command: text on stdout, exit 0; a missing --base is a usage error (exit 2)", async () => {
+    const r = baseRepo();
+    r.write("groups/edge/collector.yaml", collectorYaml("v2")).commit("v2");
+    const ok = await run(["plan", "--repo", r.dir, "--base", "HEAD~1", "--head", "HEAD"]).exited;
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^plan HEAD~1 \([0-9a-f]{7}\) → HEAD \([0-9a-f]{7}\): valid/);
+    assert.match(ok.stdout, /^group edge: changed$/m);
+    assert.match(ok.stdout, /rollout edge@[0-9a-f]{7}: 10% = 0 agents/);
+    const missing = await run(["plan", "--repo", r.dir, "--head", "HEAD"]).exited;
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /required option '--base <ref>' not specified/);
   });
 });
