@@ -7,20 +7,14 @@
  * (they move with every heartbeat). Strings from the agent are cut at 4 KiB, attribute maps
  * at 256 entries, component health at 4 levels and 256 components.
  */
-import { createHash } from "node:crypto";
 import type { AgentState } from "../../opamp/agent-state.js";
 import { AgentCapabilities } from "../../opamp/capabilities.js";
 import type { AnyValue, ComponentHealth, KeyValue } from "../../opamp/messages.js";
-import type {
-  AgentFacts,
-  AgentStatusFile,
-  AttributeValue,
-  ConfigFileStatus,
-  HealthStatus,
-} from "./model.js";
+import { effectiveConfigStatus } from "./effective-config.js";
+import type { AgentFacts, AgentStatusFile, AttributeValue, HealthStatus } from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
-import { redactConfigFileCached, redactText, setOwn } from "./redact.js";
+import { redactText, setOwn } from "./redact.js";
 
 /** Where the service puts an agent: its group (null: unassigned) and what it serves it. */
 export interface AgentPlacement {
@@ -140,33 +134,6 @@ function health(h: ComponentHealth, depth: number, budget: { left: number }): He
   return out;
 }
 
-function effectiveConfig(
-  agent: Readonly<AgentState>,
-  maxBytes: number | undefined,
-): AgentStatusFile["effectiveConfig"] {
-  const map = agent.effectiveConfig?.configMap?.configMap;
-  if (!agent.effectiveConfig || !map) return agent.effectiveConfig ? emptyConfig() : null;
-  const files: Record<string, ConfigFileStatus> = {};
-  const names = Object.keys(map).sort();
-  const hash = createHash("sha256");
-  for (const name of names) {
-    const f = map[name];
-    const entry = redactConfigFileCached(
-      name,
-      f?.contentType ?? "",
-      f?.body ?? new Uint8Array(),
-      maxBytes,
-    );
-    setOwn(files, text(name) ?? "", entry);
-    hash.update(JSON.stringify([name, entry])).update("\0");
-  }
-  return { hash: hash.digest("hex"), files };
-}
-
-function emptyConfig(): NonNullable<AgentStatusFile["effectiveConfig"]> {
-  return { hash: createHash("sha256").digest("hex"), files: {} };
-}
-
 /** The status file of an agent and the facts the writer keeps of it. */
 export function agentStatus(
   agent: Readonly<AgentState>,
@@ -203,7 +170,11 @@ export function agentStatus(
       error,
     },
     health: h,
-    effectiveConfig: effectiveConfig(agent, options.maxConfigBytes),
+    effectiveConfig: effectiveConfigStatus(
+      agent.effectiveConfig,
+      options.maxConfigBytes,
+      (n) => text(n) ?? "",
+    ),
     drift,
   };
   const facts: AgentFacts = {
