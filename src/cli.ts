@@ -41,14 +41,25 @@ program
       .default("text"),
   )
   .option("--strict", "fail on warnings too", false)
+  .option(
+    "--otelcol <[name=]path>",
+    "also check each group with this Collector binary's own `validate` (repeatable; name= for config.distribution)",
+    (v: string, all: string[]) => [...all, v],
+    [] as string[],
+  )
   .addHelpText(
     "after",
     "\nExit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage.\n" +
       "--format github prints workflow annotations (::error file=...,line=...::...).",
   )
-  .action(async (dir: string, opts: { format: "text" | "json" | "github"; strict: boolean }) => {
-    process.exitCode = await runValidate(dir, opts, process.stdout);
-  });
+  .action(
+    async (
+      dir: string,
+      opts: { format: "text" | "json" | "github"; strict: boolean; otelcol: string[] },
+    ) => {
+      process.exitCode = await runValidate(dir, opts, process.stdout);
+    },
+  );
 
 program
   .command("plan")
@@ -63,6 +74,12 @@ program
     "--status-ref <ref>",
     "without --api-url: the status branch to count agents from",
     "opamp-status",
+  )
+  .option(
+    "--otelcol <[name=]path>",
+    "also check the changed groups with this Collector binary (repeatable; name= for config.distribution)",
+    (v: string, all: string[]) => [...all, v],
+    [] as string[],
   )
   .addOption(
     new Option("--format <format>", "output format").choices([...PLAN_FORMATS]).default("text"),

@@ -19,6 +19,7 @@
  */
 import { compileMatcher, type KnownAgent, type PlanSource } from "../sync/index.js";
 import {
+  type CollectorChecker,
   type Finding,
   type GroupFolder,
   type GroupSelector,
@@ -45,6 +46,8 @@ export interface PlanInput {
   agents: (wanted: AgentsWanted) => Promise<AgentsRead>;
   /** The watched root inside the repository ("" = its root), for paths in diffs. */
   root?: string;
+  /** `--otelcol`: the head's touched groups are also checked by Collector binaries. */
+  collector?: CollectorChecker;
 }
 
 function moves(): AgentMoves & { all: string[] } {
@@ -96,7 +99,11 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     source.read(headCommit, revalidate),
   ]);
   const cache = new ValidationCache();
-  const head = await validateSnapshot(rh.snapshot, { findings: rh.findings, cache });
+  const head = await validateSnapshot(rh.snapshot, {
+    findings: rh.findings,
+    cache,
+    ...(input.collector ? { collector: input.collector } : {}),
+  });
   const base: ValidationReport = await validateSnapshot(rb.snapshot, {
     findings: rb.findings,
     cache,

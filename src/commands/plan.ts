@@ -20,6 +20,7 @@ import { buildPlan } from "./plan-build.js";
 import { formatPlanGithub, writeJobSummary } from "./plan-github.js";
 import { formatPlanMarkdown } from "./plan-markdown.js";
 import { formatPlanJson, formatPlanText } from "./plan-text.js";
+import { otelcolChecker } from "./validate.js";
 
 export const PLAN_FORMATS = ["text", "json", "markdown", "github"] as const;
 export type PlanFormat = (typeof PLAN_FORMATS)[number];
@@ -34,6 +35,8 @@ export interface PlanOptions extends ClientFlags {
   /** Status branch read when no --api-url is given. Default opamp-status. */
   statusRef?: string;
   format: PlanFormat;
+  /** `--otelcol <path>` / `<name>=<path>`: Collector binaries that also check the head. */
+  otelcol?: string[];
 }
 
 type Out = { write(s: string): unknown };
@@ -50,6 +53,8 @@ export async function runPlan(
   };
   if (!(PLAN_FORMATS as readonly string[]).includes(opts.format))
     return usage(`--format must be one of ${PLAN_FORMATS.join(", ")}, not "${opts.format}"`);
+  const otelcol = otelcolChecker(opts.otelcol);
+  if ("problem" in otelcol) return usage(otelcol.problem);
   let settings: ReturnType<typeof loadClientSettings> | undefined;
   try {
     // Offline (the status branch) unless a service is named.
@@ -66,6 +71,7 @@ export async function runPlan(
       base: opts.base,
       head: opts.head,
       root: (opts.path ?? "").replace(/^\/+|\/+$/g, ""),
+      ...(otelcol.checker ? { collector: otelcol.checker } : {}),
       agents: (wanted) =>
         settings ? agentsFromApi(settings) : agentsFromStatusBranch(source, statusRef, wanted),
     });

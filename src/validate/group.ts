@@ -167,6 +167,7 @@ export async function validateGroup(
     files,
     configHash: configHash(files),
     schema: policy.schema,
+    ...(raw.config?.distribution ? { distribution: raw.config.distribution } : {}),
     rollout: policy.rollout,
     heartbeatIntervalSeconds: policy.heartbeatIntervalSeconds,
     telemetry: policy.telemetry,

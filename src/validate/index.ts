@@ -13,6 +13,11 @@ export { GROUP_NAME } from "./group.js";
 export { type GroupSelector, readGroupSelector } from "./group-selector.js";
 export type * from "./model.js";
 export { checkCollectorConfig } from "./otelcol.js";
+export {
+  CollectorChecker,
+  OtelcolFlagError,
+  parseOtelcolFlags,
+} from "./otelcol-binary.js";
 export { whereIn, whereInMerged } from "./otelcol-context.js";
 export {
   formatReport,
