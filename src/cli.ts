@@ -139,6 +139,10 @@ program
     "--status-retention <duration>",
     "agents offline longer than this leave the status branch (default 168h)",
   )
+  .option(
+    "--otelcol <[name=]path,...>",
+    "Collector binaries that also check each commit before rollout (name= for config.distribution)",
+  )
   .option("--log-level <level>", "trace|debug|info|warn|error (default info)")
   .option("--settings <file>", "settings file (YAML or JSON; keys are these flags in camelCase)")
   .addHelpText(

@@ -5,6 +5,7 @@
  * wrote; both give the same moves.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Redis } from "ioredis";
@@ -18,7 +19,6 @@ import { baseRepo, CANARY, group, plan } from "../plan/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import type { TestRepo } from "../sync/helpers/git-repo.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
-import { git } from "../sync/status/helpers.js";
 
 describe("plan against a running service with simulated agents", () => {
   let repo: TestRepo;
@@ -112,7 +112,20 @@ describe("plan against a running service with simulated agents", () => {
     for (let i = 0; i < 300; i++) {
       let files: string[] = [];
       try {
-        files = git(gitdir, "ls-tree", "-r", "--name-only", "opamp-status", "--", "status/agents")
+        files = execFileSync(
+          "git",
+          [
+            "--git-dir",
+            gitdir,
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "opamp-status",
+            "--",
+            "status/agents",
+          ],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+        )
           .split("\n")
           .filter(Boolean);
       } catch {

@@ -6,7 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { runValidate } from "../../src/commands/validate.js";
-import { pathOfMessage } from "../../src/validate/otelcol-binary.js";
+import { loadSettings } from "../../src/settings.js";
+import { FleetSync } from "../../src/sync/index.js";
+import { ValidationCache, validateSnapshot } from "../../src/validate/index.js";
+import { CollectorChecker, pathOfMessage } from "../../src/validate/otelcol-binary.js";
 import { buildCollector, type CollectorBuild } from "../helpers/collector-build.js";
 import { plan } from "../plan/helpers.js";
 import { TestRepo } from "../sync/helpers/git-repo.js";
@@ -153,5 +156,53 @@ describe("the Collector's own check (--otelcol)", () => {
     const edge = checked.plan?.groups.find((g) => g.name === "edge");
     assert.ok(edge?.findings.some((f) => f.code === "OTELCOL_COLLECTOR_REJECTED" && f.line === 7));
     assert.equal(edge?.rollout, undefined);
+  });
+});
+
+describe("serve --otelcol", () => {
+  test("the setting: [name=]path entries, each an executable; a bad one names --otelcol", async (t) => {
+    const otelcol = await collector();
+    if (!otelcol) return t.skip("no Go toolchain to build the Collector");
+    const s = loadSettings({ otelcol: `${otelcol},contrib=${otelcol}` }, {});
+    assert.deepEqual(
+      [...s.otelcol],
+      [
+        ["", otelcol],
+        ["contrib", otelcol],
+      ],
+    );
+    assert.equal(loadSettings({}, {}).otelcol.size, 0);
+    assert.throws(
+      () => loadSettings({}, { OPAMP_GITOPS_OTELCOL: "core=/nonexistent/otelcol" }),
+      /invalid setting --otelcol: core=\/nonexistent\/otelcol is not an executable file/,
+    );
+  });
+
+  test("a commit the Collector refuses is stalled before rollout, as serve validates", async (t) => {
+    const otelcol = await collector();
+    if (!otelcol) return t.skip("no Go toolchain to build the Collector");
+    const r = new TestRepo();
+    r.writeAll({ "groups/edge/group.yaml": GROUP, "groups/edge/collector.yaml": GOOD }).commit(
+      "good",
+    );
+    const good = r.head();
+    // The validator serve builds from its settings (src/service/service.ts).
+    const settings = loadSettings({ otelcol: otelcol }, {});
+    const checker = new CollectorChecker(settings.otelcol);
+    const cache = new ValidationCache();
+    const sync = new FleetSync({
+      repo: r.dir,
+      pollIntervalMs: 0,
+      validate: (snapshot) => validateSnapshot(snapshot, { cache, collector: checker }),
+    });
+    await sync.start();
+    assert.equal(sync.current?.commit, good);
+    r.write("groups/edge/collector.yaml", BAD).commit("bad batch sizes");
+    assert.equal((await sync.trigger()).result, "stalled");
+    assert.equal(sync.current?.commit, good, "the last valid commit is still served");
+    const f = sync.status.stalled?.findings.find((x) => x.code === "OTELCOL_COLLECTOR_REJECTED");
+    assert.equal(f?.file, "groups/edge/collector.yaml");
+    assert.equal(f?.line, 7);
+    await sync.stop();
   });
 });
