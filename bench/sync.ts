@@ -8,22 +8,30 @@
  *   - a commit that changes one group: detected (trigger), re-read and revalidated;
  *   - informational: a first clone over smart HTTP (git http-backend) + load, and the cost of
  *     matching one agent against the 1,000 groups.
- * Targets (issue 3): full ≤ 2 s, one-group change ≤ 100 ms.
+ *   - `opamp-gitops plan` (runPlan, as the CLI runs it) of a commit changing one group, with
+ *     10,000 agents on a status branch written by the status writer's code (issue 14).
+ * Targets (issue 3): full ≤ 2 s, one-group change ≤ 100 ms; (issue 14) plan < 1 s.
  *
- * Environment: BENCH_GROUPS=1000, BENCH_CHANGES=10.
+ * Environment: BENCH_GROUPS=1000, BENCH_CHANGES=10, BENCH_AGENTS=10000.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runPlan } from "../src/commands/plan.js";
+import type { Plan } from "../src/commands/plan-model.js";
 import { FleetSync, type FleetSyncEvents } from "../src/sync/index.js";
 import type { RepositorySnapshot } from "../src/validate/model.js";
 import { ValidationCache, validateSnapshot } from "../src/validate/validate-snapshot.js";
+import { type StatusAgent, writeStatusBranch } from "../test/helpers/status-branch.js";
 import { GitHttpServer, httpBackendPath } from "../test/sync/helpers/git-http-server.js";
 
 const GROUPS = Number(process.env.BENCH_GROUPS ?? 1000);
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 10);
 const FULL_TARGET_MS = 2000;
+const PLAN_TARGET_MS = 1000;
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 10_000);
 const CHANGE_TARGET_MS = 100;
 
 const gitEnv = {
@@ -238,6 +246,73 @@ function describeLoad(label: string, l: Load): void {
   );
 }
 
+/** Agents spread over the groups, as serve would have recorded them. */
+function benchAgents(): StatusAgent[] {
+  const out: StatusAgent[] = [];
+  for (let n = 0; n < AGENTS; n++) {
+    const i = n % GROUPS;
+    const kind = i % 2 === 0 ? "edge" : "gateway";
+    out.push({
+      uid: `01900000-0000-7000-8000-${n.toString(16).padStart(12, "0")}`,
+      group: `${kind}-${String(i).padStart(4, "0")}`,
+      attributes: {
+        "service.name": "otelcol-contrib",
+        "fleet.pool": `${kind}-${i}`,
+        "deployment.environment": n % 10 === 0 ? "staging" : "prod",
+        "host.name": `vm-${n}`,
+      },
+    });
+  }
+  return out;
+}
+
+/** Times `opamp-gitops plan` (HEAD~1 → HEAD, one group changed) in each format. */
+async function benchPlan(repo: string): Promise<Array<[string, number]>> {
+  const s0 = performance.now();
+  writeStatusBranch(repo, benchAgents());
+  console.log(`status branch with ${AGENTS} agent files written in ${fmt(performance.now() - s0)}`);
+  const i = 42;
+  writeGroup(repo, i, 99);
+  git(repo, "commit", "-q", "-am", `plan: change group ${i}`);
+  const results: Array<[string, number]> = [];
+  for (const format of ["json", "markdown", "json"] as const) {
+    let text = "";
+    const t0 = performance.now();
+    const code = await runPlan(
+      { repo, base: "HEAD~1", head: "HEAD", format },
+      { write: (x: string) => (text += x) },
+      { write: (x: string) => process.stderr.write(x) },
+      {},
+    );
+    const ms = performance.now() - t0;
+    if (format === "json") {
+      const p = JSON.parse(text) as Plan;
+      console.log(
+        `plan --format json (exit ${code}): ${fmt(ms)}; ${p.groups.length} group(s) listed, ` +
+          `${p.agents.known} agents counted (${p.agents.note ?? "all read"}), ${p.untouchedGroups} untouched, rollout ` +
+          `${JSON.stringify(p.groups[0]?.rollout?.stages.map((x) => x.cohort))}`,
+      );
+    } else
+      console.log(`plan --format ${format} (exit ${code}): ${fmt(ms)}, ${text.length} characters`);
+    results.push([
+      `in process, --format ${format}${results.some(([l]) => l.endsWith(format)) ? " (again)" : ""}`,
+      ms,
+    ]);
+  }
+  // The command as CI runs it: a fresh process (module loading and schema compilation included).
+  const cli = join(dirname(fileURLToPath(import.meta.url)), "../src/cli.js");
+  const t0 = performance.now();
+  execFileSync(
+    process.execPath,
+    [cli, "plan", "--repo", repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown"],
+    { stdio: "ignore" },
+  );
+  const cold = performance.now() - t0;
+  console.log(`opamp-gitops plan --format markdown, a new process: ${fmt(cold)}`);
+  results.push(["new process (node start, imports, schema compilation included)", cold]);
+  return results;
+}
+
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "opamp-gitops-bench-sync-"));
   const repo = join(root, "fleet");
@@ -277,6 +352,9 @@ async function main(): Promise<void> {
     const packed = await load(packedSync);
     describeLoad("full load + validation (packed objects)", packed);
     await packedSync.stop();
+
+    // `opamp-gitops plan` of a one-group change, 10,000 agents known from the status branch.
+    const planMs = await benchPlan(repo);
 
     // Informational: first clone over smart HTTP, then load.
     if (httpBackendPath()) {
@@ -322,6 +400,11 @@ async function main(): Promise<void> {
     console.log(
       `  max:    ${fmt(Math.max(...wall))}  ${verdict(Math.max(...wall), CHANGE_TARGET_MS)}`,
     );
+    console.log(
+      `target plan of a one-group change, ${AGENTS} agents known < ${PLAN_TARGET_MS} ms:`,
+    );
+    for (const [label, ms] of planMs)
+      console.log(`  ${label}: ${fmt(ms)}  ${verdict(ms, PLAN_TARGET_MS)}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

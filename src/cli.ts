@@ -6,6 +6,7 @@
  */
 import { Argument, Command, CommanderError, Option } from "commander";
 import { type DemoOptions, runDemo } from "./commands/demo.js";
+import { PLAN_FORMATS, type PlanOptions, runPlan } from "./commands/plan.js";
 import {
   type ClientOptions,
   ROLLOUT_ACTIONS,
@@ -40,13 +41,58 @@ program
       .default("text"),
   )
   .option("--strict", "fail on warnings too", false)
+  .option(
+    "--otelcol <[name=]path>",
+    "also check each group with this Collector binary's own `validate` (repeatable; name= for config.distribution)",
+    (v: string, all: string[]) => [...all, v],
+    [] as string[],
+  )
   .addHelpText(
     "after",
     "\nExit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage.\n" +
       "--format github prints workflow annotations (::error file=...,line=...::...).",
   )
-  .action(async (dir: string, opts: { format: "text" | "json" | "github"; strict: boolean }) => {
-    process.exitCode = await runValidate(dir, opts, process.stdout);
+  .action(
+    async (
+      dir: string,
+      opts: { format: "text" | "json" | "github"; strict: boolean; otelcol: string[] },
+    ) => {
+      process.exitCode = await runValidate(dir, opts, process.stdout);
+    },
+  );
+
+program
+  .command("plan")
+  .description("preview what merging a change does to the fleet: findings, diffs, agents, rollouts")
+  .requiredOption("--base <ref>", "the commit the change starts from (e.g. origin/main)")
+  .requiredOption("--head <ref>", "the commit of the change (e.g. HEAD)")
+  .option("--repo <dir>", "the fleet repository (work tree or bare)", ".")
+  .option("--path <dir>", "sub-folder of the repository holding fleet.yaml and groups/")
+  .option("--api-url <url>", "count agents from a running service (env OPAMP_GITOPS_API_URL)")
+  .option("--api-token-file <path>", "bearer token for --api-url (env OPAMP_GITOPS_API_TOKEN_FILE)")
+  .option(
+    "--status-ref <ref>",
+    "without --api-url: the status branch to count agents from",
+    "opamp-status",
+  )
+  .option(
+    "--otelcol <[name=]path>",
+    "also check the changed groups with this Collector binary (repeatable; name= for config.distribution)",
+    (v: string, all: string[]) => [...all, v],
+    [] as string[],
+  )
+  .addOption(
+    new Option("--format <format>", "output format").choices([...PLAN_FORMATS]).default("text"),
+  )
+  .addHelpText(
+    "after",
+    "\nReads Git objects only (no checkout). Exit codes: 0 the head is valid, 1 it is not,\n" +
+      "2 usage (unknown ref, not a repository), 3 --api-url cannot be reached.\n" +
+      "--format markdown is a pull-request comment; github prints workflow annotations and\n" +
+      "appends the comment to $GITHUB_STEP_SUMMARY.",
+  )
+  .action(async (opts: PlanOptions) => {
+    process.exitCode = await runPlan(opts, process.stdout, process.stderr);
   });
 
 program
@@ -104,6 +150,10 @@ program
   .option(
     "--status-effective-config <mode>",
     "agents' effective configs in the status branch: redacted (default), hash, none, or full (unredacted)",
+  )
+  .option(
+    "--otelcol <[name=]path,...>",
+    "Collector binaries that also check each commit before rollout (name= for config.distribution)",
   )
   .option("--log-level <level>", "trace|debug|info|warn|error (default info)")
   .option("--settings <file>", "settings file (YAML or JSON; keys are these flags in camelCase)")

@@ -5,10 +5,16 @@
  * checked once here, against schemas/settings.schema.json, and a bad one is reported by name
  * and by where it came from.
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { checkBranchName } from "./sync/index.js";
-import { loadYaml, parseDuration, validateSettings } from "./validate/index.js";
+import {
+  loadYaml,
+  OtelcolFlagError,
+  parseDuration,
+  parseOtelcolFlags,
+  validateSettings,
+} from "./validate/index.js";
 
 export interface Settings {
   /** Fleet repository: a local path or an http(s) URL; undefined runs the OpAMP server alone. */
@@ -51,6 +57,11 @@ export interface Settings {
   maxMessageBytes: number;
   maxConnections: number;
   logLevel: string;
+  /**
+   * `--otelcol`: Collector binaries that also check each commit before rollout, by
+   * distribution name (`""` for groups without config.distribution). Empty: no such check.
+   */
+  otelcol: Map<string, string>;
 }
 
 /** Flag values as commander gives them (all optional strings). */
@@ -82,6 +93,8 @@ export interface SettingsFlags {
   maxMessageBytes?: string;
   maxConnections?: string;
   logLevel?: string;
+  /** Comma-separated `[<name>=]<path>` entries. */
+  otelcol?: string;
 }
 
 export class SettingsError extends Error {
@@ -124,6 +137,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   maxMessageBytes: "OPAMP_GITOPS_MAX_MESSAGE_BYTES",
   maxConnections: "OPAMP_GITOPS_MAX_CONNECTIONS",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
+  otelcol: "OPAMP_GITOPS_OTELCOL",
 };
 
 /** The tokens of a tokens file: one per line, blank lines and `#` comments skipped. */
@@ -274,6 +288,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       "--status-interval",
       "must be at least 100ms (one commit per interval)",
     );
+  const otelcol = otelcolBinaries(get("otelcol"));
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
@@ -305,7 +320,36 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
     logLevel: get("logLevel") ?? "info",
+    otelcol,
   };
+}
+
+/** `--otelcol a=/x,/y`: each binary must be an executable file. */
+function otelcolBinaries(value: string | undefined): Map<string, string> {
+  if (!value) return new Map();
+  let binaries: Map<string, string>;
+  try {
+    binaries = parseOtelcolFlags(
+      value
+        .split(",")
+        .map((v) => v.trim())
+        .filter(Boolean),
+    );
+  } catch (err) {
+    if (err instanceof OtelcolFlagError) throw new SettingsError("--otelcol", err.message);
+    throw err;
+  }
+  for (const [name, path] of binaries) {
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      throw new SettingsError(
+        "--otelcol",
+        `${name ? `${name}=` : ""}${path} is not an executable file (give the path of a Collector binary)`,
+      );
+    }
+  }
+  return binaries;
 }
 
 /** The settings file's environment variable (the flag is --settings). */
@@ -345,6 +389,7 @@ const PATH_SETTINGS = new Set([
   "tlsClientCa",
   "advertiseCa",
 ]);
+// (--otelcol holds paths too, in a list: give absolute paths in a settings file.)
 
 function relativeToFile(key: string, value: unknown, file: string): unknown {
   if (!PATH_SETTINGS.has(key) || typeof value !== "string" || value === "") return value;

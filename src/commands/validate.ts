@@ -5,10 +5,14 @@
  * Exit codes: 0 valid; 1 errors (or warnings, with --strict); 2 usage (the folder does not
  * exist or is not a directory).
  */
+import { accessSync, constants } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import {
+  CollectorChecker,
   formatReport,
   isValid,
+  OtelcolFlagError,
+  parseOtelcolFlags,
   type ReportFormat,
   readWorkingTree,
   validateSnapshot,
@@ -19,6 +23,34 @@ export interface ValidateCommandOptions {
   format: ReportFormat;
   /** Warnings fail too. */
   strict: boolean;
+  /** `--otelcol <path>` / `--otelcol <name>=<path>`: Collector binaries that also check. */
+  otelcol?: string[];
+}
+
+/**
+ * The checker for `--otelcol` values, or a usage problem (a malformed value, a path that is not
+ * an executable file). Undefined checker when no value is given.
+ */
+export function otelcolChecker(
+  values: readonly string[] | undefined,
+): { checker?: CollectorChecker } | { problem: string } {
+  if (!values?.length) return {};
+  try {
+    const binaries = parseOtelcolFlags(values);
+    for (const [name, path] of binaries) {
+      try {
+        accessSync(path, constants.X_OK);
+      } catch {
+        return {
+          problem: `--otelcol ${name ? `${name}=` : ""}${path}: not an executable file (give the path of a Collector binary)`,
+        };
+      }
+    }
+    return { checker: new CollectorChecker(binaries) };
+  } catch (err) {
+    if (err instanceof OtelcolFlagError) return { problem: err.message };
+    throw err;
+  }
 }
 
 /** Validates the working tree at `dir`, writes the report to `out`, returns the exit code. */
@@ -27,6 +59,11 @@ export async function runValidate(
   opts: ValidateCommandOptions,
   out: NodeJS.WritableStream,
 ): Promise<number> {
+  const otelcol = otelcolChecker(opts.otelcol);
+  if ("problem" in otelcol) {
+    out.write(`opamp-gitops validate: ${otelcol.problem}\n`);
+    return 2;
+  }
   const root = resolve(dir);
   let read: Awaited<ReturnType<typeof readWorkingTree>>;
   try {
@@ -40,7 +77,10 @@ export async function runValidate(
     }
     throw err;
   }
-  const report = await validateSnapshot(read.snapshot, { findings: read.findings });
+  const report = await validateSnapshot(read.snapshot, {
+    findings: read.findings,
+    ...(otelcol.checker ? { collector: otelcol.checker } : {}),
+  });
   const rel = relative(process.cwd(), root);
   const pathPrefix =
     rel === "" || rel.startsWith("..") || isAbsolute(rel) ? (rel === "" ? "" : root) : rel;

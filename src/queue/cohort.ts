@@ -51,6 +51,16 @@ export function cachedScore(rolloutId: string, uid: string): number {
 }
 
 /**
+ * Agents a stage at `percent` serves the target to when it starts with `members` agents:
+ * ceil(percent/100 × N), at least one when N > 0, at most N.
+ */
+export function cohortSize(percent: number, members: number): number {
+  if (members <= 0) return 0;
+  if (percent >= 100) return members;
+  return Math.min(members, Math.max(1, Math.ceil((percent * members) / 100)));
+}
+
+/**
  * The threshold of a stage that starts with `members`: the score of the
  * ceil(percent/100 × N)-th lowest member (at least the first when N > 0), or percent/100
  * when there is no member yet; never below `previous`; 100 % admits everyone.
@@ -67,7 +77,7 @@ export function stageThreshold(
   // An empty group (agents not connected yet): place later joiners by the percentage itself,
   // scores being uniform, instead of admitting nobody until the stage after.
   if (scores.length === 0) return Math.max(previous, percent / 100);
-  const n = Math.min(scores.length, Math.max(1, Math.ceil((percent * scores.length) / 100)));
+  const n = cohortSize(percent, scores.length);
   scores.sort((a, b) => a - b);
   return Math.max(previous, scores[n - 1] ?? NO_AGENT);
 }

@@ -2,7 +2,7 @@
  * src/queue: staged canary rollouts on Redis and BullMQ (DESIGN §3). The service uses
  * RolloutController; the pure machine is exported for tools and tests.
  */
-export { cachedScore, score } from "./cohort.js";
+export { allowedFailures, cachedScore, cohortSize, score } from "./cohort.js";
 export {
   type GroupSpecInput,
   RolloutController,

@@ -23,7 +23,7 @@ import {
   type StatusWriter,
   type SyncError,
 } from "../sync/index.js";
-import { ValidationCache, validateSnapshot } from "../validate/index.js";
+import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
 import { FleetProvider } from "./fleet-provider.js";
@@ -94,6 +94,8 @@ export class Service {
     const auth = gitAuth(s);
     if (s.repo) {
       const cache = new ValidationCache();
+      // --otelcol: the operator's Collector binaries check each commit before rollout too.
+      const collector = s.otelcol.size > 0 ? new CollectorChecker(s.otelcol) : undefined;
       this.sync = new FleetSync({
         repo: s.repo,
         branch: s.branch,
@@ -103,7 +105,8 @@ export class Service {
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
-        validate: (snapshot) => validateSnapshot(snapshot, { cache }),
+        validate: (snapshot) =>
+          validateSnapshot(snapshot, { cache, ...(collector ? { collector } : {}) }),
         onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
       });
     }

@@ -36,6 +36,16 @@ export { FleetSync, type FleetSyncOptions, type ValidateSnapshot } from "./fleet
 export { GitSource, type GitSourceOptions, type HeadUpdate, parseRepo } from "./git-source.js";
 export { type InitRepositoryOptions, initRepository } from "./init-repo.js";
 export {
+  type AgentCounts,
+  type KnownAgent,
+  type KnownAgents,
+  MAX_AGENT_FILE_BYTES,
+  MAX_AGENT_FILES,
+  parseAgentStatus,
+  readAgentCounts,
+  readKnownAgents,
+} from "./known-agents.js";
+export {
   compileMatcher,
   GroupMatcher,
   type MatchableGroup,
@@ -44,7 +54,14 @@ export {
   selectorMatches,
 } from "./match.js";
 export { checkBranchName, normalizeFilePath, normalizeRepoPath } from "./paths.js";
-export { type ReadStats, type SnapshotRead, SnapshotReader } from "./read-snapshot.js";
+export { type FleetListing, PlanSource } from "./plan-source.js";
+export {
+  type ReadOptions,
+  type ReadStats,
+  type SnapshotRead,
+  SnapshotReader,
+} from "./read-snapshot.js";
+export { RevisionNotFoundError, resolveRevision } from "./revision.js";
 export { SELECTOR_CONFLICT, selectorConflicts } from "./selector-conflicts.js";
 export type { AgentPlacement } from "./status/agent-status.js";
 export {

@@ -37,6 +37,16 @@ export interface SnapshotRead {
   /** Problems found while reading (see the module comment); errors stall the commit. */
   findings: Finding[];
   stats: ReadStats;
+  /** Tree id of every group folder of the commit, by name (also those `only` left out). */
+  groupTrees: Map<string, string>;
+}
+
+export interface ReadOptions {
+  /**
+   * Reads only the group folders this accepts (by name and tree id); the others are left out
+   * of the snapshot (not read at all) but listed in `groupTrees`. Default: every group.
+   */
+  only?: (name: string, treeId: string) => boolean;
 }
 
 export interface SnapshotReaderOptions {
@@ -94,7 +104,7 @@ export class SnapshotReader {
   }
 
   /** Reads `commit`. Throws ObjectReadError when the object store cannot be read. */
-  async read(commit: string): Promise<SnapshotRead> {
+  async read(commit: string, options: ReadOptions = {}): Promise<SnapshotRead> {
     const started = performance.now();
     const stats: ReadStats = {
       groupsRead: 0,
@@ -105,13 +115,14 @@ export class SnapshotReader {
     };
     const findings: Finding[] = [];
     const groups = new Map<string, GroupFolder>();
+    const groupTrees = new Map<string, string>();
     const store = this.#store;
     const commitTree = await store.commitTree(commit);
     const readFile = (path: string) => this.#readFile(commitTree, path);
     const snapshot: RepositorySnapshot = { groups, readFile };
     const done = (rootTreeId?: string): SnapshotRead => {
       stats.durationMs = performance.now() - started;
-      return { commit, rootTreeId, snapshot, findings, stats };
+      return { commit, rootTreeId, snapshot, findings, stats, groupTrees };
     };
 
     const rootTreeId = await this.#resolveRoot(commitTree, findings);
@@ -156,8 +167,10 @@ export class SnapshotReader {
       stats.treesRead++;
       const folders: TreeEntry[] = [];
       for (const entry of entries) {
-        if (isFolder(entry)) folders.push(entry);
-        else if (!isFile(entry)) findings.push(notFollowed(`${GROUPS}/${entry.path}`, entry));
+        if (isFolder(entry)) {
+          groupTrees.set(entry.path, entry.oid);
+          if (options.only?.(entry.path, entry.oid) ?? true) folders.push(entry);
+        } else if (!isFile(entry)) findings.push(notFollowed(`${GROUPS}/${entry.path}`, entry));
         // Plain files directly under groups/ (a README, say) are not groups: ignored.
       }
       const results = await mapLimit(folders, this.#concurrency, async (entry) => {

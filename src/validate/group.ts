@@ -137,9 +137,10 @@ export async function validateGroup(
     builtin && selected.files.length === 1
       ? (selected.files[0] as (typeof selected.files)[number])
       : undefined;
+  const partial = raw.config?.partial === true;
   const memoKey =
     single && memo
-      ? `${policy.schema}\0${createHash("sha256").update(single.body).digest("hex")}`
+      ? `${policy.schema}\0${partial ? "partial" : "whole"}\0${createHash("sha256").update(single.body).digest("hex")}`
       : undefined;
   const memoized = memoKey ? memo?.get(memoKey, `${dir}/${single?.name}`) : undefined;
   const before = findings.length;
@@ -173,6 +174,7 @@ export async function validateGroup(
     files,
     configHash: configHash(files),
     schema: policy.schema,
+    ...(raw.config?.distribution ? { distribution: raw.config.distribution } : {}),
     rollout: policy.rollout,
     heartbeatIntervalSeconds: policy.heartbeatIntervalSeconds,
     telemetry: policy.telemetry,
@@ -219,6 +221,7 @@ export async function validateGroup(
           ...checkCollectorConfig(
             where,
             docs.length === 1 ? docs[0]?.value : mergeConfigs(docs.map((d) => d.value)),
+            { partial },
           ),
         );
       } else if (policy.schema === "otelcol-bridge") {
@@ -226,7 +229,9 @@ export async function validateGroup(
         for (const d of docs) {
           const spec = isObject(d.value) && isObject(d.value.spec) ? d.value.spec : undefined;
           if (spec && isObject(spec.config))
-            findings.push(...checkCollectorConfig(whereIn(d, ["spec", "config"]), spec.config));
+            findings.push(
+              ...checkCollectorConfig(whereIn(d, ["spec", "config"]), spec.config, { partial }),
+            );
         }
       }
     }

@@ -10,11 +10,18 @@ export { parseDuration } from "./duration.js";
 export { ValidateError, WorkingTreeError } from "./errors.js";
 export { compareFindings, formatPath } from "./findings.js";
 export { GROUP_NAME } from "./group.js";
+export { type GroupSelector, readGroupSelector } from "./group-selector.js";
 export type * from "./model.js";
 export { checkCollectorConfig } from "./otelcol.js";
+export {
+  CollectorChecker,
+  OtelcolFlagError,
+  parseOtelcolFlags,
+} from "./otelcol-binary.js";
 export { whereIn, whereInMerged } from "./otelcol-context.js";
 export {
   formatReport,
+  githubAnnotation,
   isValid,
   type JsonReport,
   REPORT_FORMATS,

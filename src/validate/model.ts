@@ -94,6 +94,8 @@ export interface GroupSpec {
   configHash: string;
   /** Built-in schema id ("otelcol", "otelcol-bridge") or repository path of a JSON Schema. */
   schema: string;
+  /** config.distribution: which operator-given Collector binary also checks the files. */
+  distribution?: string;
   rollout: RolloutPolicy;
   /** Heartbeat interval offered to agents, in seconds. */
   heartbeatIntervalSeconds: number;

@@ -47,10 +47,31 @@ export function whereInMerged(docs: readonly LoadedYaml[]): Where {
   };
 }
 
+/** What a group says about its files that changes the checks. */
+export interface CollectorCheckOptions {
+  /**
+   * `config.partial: true` (DESIGN §1): the agent merges the group's files with configuration
+   * of its own, so what they leave undefined is a warning, not an error. Default false.
+   */
+  partial?: boolean;
+}
+
 export class CheckContext {
   readonly findings: Finding[] = [];
+  /** See CollectorCheckOptions.partial. */
+  readonly partial: boolean;
 
-  constructor(readonly where: Where) {}
+  constructor(
+    readonly where: Where,
+    options: CollectorCheckOptions = {},
+  ) {
+    this.partial = options.partial ?? false;
+  }
+
+  /** "error", or "warning" in a partial group: for what another layer may still supply. */
+  get unlessPartial(): Severity {
+    return this.partial ? "warning" : "error";
+  }
 
   /** Adds a finding at `path` (the mapping key it names, with `key`). */
   add(

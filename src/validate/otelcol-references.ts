@@ -4,13 +4,15 @@
  * must be used as exporter in one pipeline and receiver in another, for signal pairs they
  * support, and must not form a cycle (otelcol-connectors.ts).
  *
- * Severity of an undefined reference. The Collector merges configuration layers (several
- * --config files, a supervisor's local config files, a Helm chart's defaults), so a name no
- * file of the group defines may be defined by such a layer. It is an ERROR when it looks like
- * a mistake: a component of the same type is defined under another name, the name is a
- * near-miss of a defined one, its type is not a component type of that kind at all, or the
- * files define no component of that kind whatsoever (a missing section). It is a WARNING
- * otherwise (the message says the Collector refuses it unless a layer defines it).
+ * Severity of an undefined reference (DESIGN §2): an ERROR, because the Collector refuses a
+ * configuration that names a component it does not define, so it must never reach a canary.
+ * Only in a group whose files are partial (`config.partial: true`: the agent merges them with
+ * configuration of its own, such as the supervisor's config_files or a Helm chart's defaults)
+ * is it a WARNING, since that other layer may define it. (A pipeline with no receivers or no
+ * exporters at all stays a warning everywhere: bootstrap layers that leave whole lists to
+ * OpAMP, such as HyperDX's, are accepted configurations in the corpus.) Either way the message says what is
+ * likely meant: a near-miss of a defined id, a section missing altogether, a type that is no
+ * component type of that kind, an id defined in a section that does not count.
  */
 import { didYouMean } from "./did-you-mean.js";
 import {
@@ -97,34 +99,45 @@ function undefinedReference(
     ? ` (it is defined under ${elsewhere.join(" and ")}, which does not count here)`
     : "";
   const base = `${subject} uses ${role} "${id}", which is not defined${note}`;
-  const data = { id, kind, ...(near ? { suggestion: near } : {}) };
+  const data = { id, kind, ...(near ? { suggestion: near } : {}), partial: ctx.partial };
+  const severity = ctx.unlessPartial;
+  // A partial group's other layer may define it; say so, and what happens if it does not.
+  const layer = ctx.partial
+    ? ` (the group is partial: unless the agent's own configuration defines "${id}", the Collector refuses this configuration)`
+    : "";
   if (near !== undefined) {
-    ctx.add(path, "error", "OTELCOL_UNDEFINED_COMPONENT", `${base}; did you mean "${near}"?`, data);
-  } else if (defined[kind].size === 0) {
-    // Layering explains one missing component, not a missing section: a group whose files
-    // define no ${kind} at all while a pipeline needs one was cut short or mis-indented.
     ctx.add(
       path,
-      "error",
+      severity,
       "OTELCOL_UNDEFINED_COMPONENT",
-      `${base}: the group's config defines no ${kind} at all; add a ${kind} section defining "${id}"`,
+      `${base}; did you mean "${near}"?${layer}`,
+      data,
+    );
+  } else if (defined[kind].size === 0) {
+    ctx.add(
+      path,
+      severity,
+      "OTELCOL_UNDEFINED_COMPONENT",
+      `${base}: the group's config defines no ${kind} at all; add a ${kind} section defining "${id}"${layer}`,
       { ...data, sectionMissing: true },
     );
   } else if (!known && sameType.length === 0) {
     ctx.add(
       path,
-      "error",
+      severity,
       "OTELCOL_UNDEFINED_COMPONENT",
-      `${base}, and "${type}" is not a known ${role} type either: define "${id}" under ${kind} or remove it`,
+      `${base}, and "${type}" is not a known ${role} type either: define "${id}" under ${kind} or remove it${layer}`,
       data,
     );
   } else {
     ctx.add(
       path,
-      "warning",
+      severity,
       "OTELCOL_UNDEFINED_COMPONENT",
-      `${base} by the group's config files: unless another configuration layer merged on the agent defines it, the Collector refuses this configuration; define it under ${kind}`,
-      { ...data, layered: true },
+      ctx.partial
+        ? `${base} by the group's config files${layer}`
+        : `${base}: the Collector refuses this configuration; define it under ${kind}, or set config.partial: true in group.yaml if the agent's own configuration defines it`,
+      data,
     );
   }
 }

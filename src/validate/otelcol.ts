@@ -1,11 +1,13 @@
 /**
  * Semantic checks of an OpenTelemetry Collector configuration (DESIGN §2), run after the
  * structure passed schemas/otelcol.schema.json. Structure and references are errors; what
- * depends on the distribution or on other configuration layers is a warning (see
- * otelcol-references.ts for the severity of an undefined reference).
+ * depends on the distribution is a warning. A component a pipeline or service.extensions names
+ * but no file defines (the Collector refuses it) is an error, and a warning only in a group
+ * whose files are partial (`config.partial: true`: the agent merges them with
+ * configuration of its own).
  *
- * Codes (E = error, W = warning):
- *   E OTELCOL_UNDEFINED_COMPONENT (or W, see otelcol-references.ts)
+ * Codes (E = error, W = warning, P = error, warning in a partial group):
+ *   P OTELCOL_UNDEFINED_COMPONENT  a pipeline or service.extensions names an undefined id
  *   E OTELCOL_BAD_COMPONENT_ID     id is not type[/name]
  *   E OTELCOL_BAD_PIPELINE_ID      pipeline id is not traces|metrics|logs|profiles[/name]
  *   E OTELCOL_DUPLICATE_REFERENCE  a list names the same component twice
@@ -31,7 +33,12 @@ import {
   REMOVED_TYPES,
   singular,
 } from "./otelcol-catalog.js";
-import { CheckContext, isObject, type Where } from "./otelcol-context.js";
+import {
+  CheckContext,
+  type CollectorCheckOptions,
+  isObject,
+  type Where,
+} from "./otelcol-context.js";
 import { parseComponentId, typeOf } from "./otelcol-ids.js";
 import { checkReferences, type Defined } from "./otelcol-references.js";
 import { checkPlaceholders, checkSecrets } from "./otelcol-secrets.js";
@@ -41,10 +48,15 @@ const SECTIONS = [...COMPONENT_KINDS, "service"];
 
 /**
  * Checks the Collector configuration `config`; `where` locates its paths (see whereIn and
- * whereInMerged in otelcol-context.ts).
+ * whereInMerged in otelcol-context.ts). `options.partial` lowers what another configuration
+ * layer may supply to warnings.
  */
-export function checkCollectorConfig(where: Where, config: unknown): Finding[] {
-  const ctx = new CheckContext(where);
+export function checkCollectorConfig(
+  where: Where,
+  config: unknown,
+  options: CollectorCheckOptions = {},
+): Finding[] {
+  const ctx = new CheckContext(where, options);
   if (!isObject(config)) return ctx.findings;
 
   for (const key of Object.keys(config)) {

@@ -13,7 +13,7 @@ import type { LoadedYaml } from "./yaml.js";
 
 /** What group.yaml and fleet.yaml share, as the schema admits it. */
 export interface RawPolicy {
-  config?: { schema?: string; files?: string[] };
+  config?: { schema?: string; files?: string[]; partial?: boolean; distribution?: string };
   rollout?: {
     stages?: Array<{ percent: number; pause?: string }>;
     applyTimeout?: string;

@@ -103,16 +103,19 @@ function escapeProperty(s: string): string {
   return escapeData(s).replace(/:/g, "%3A").replace(/,/g, "%2C");
 }
 
+/** One finding as a workflow annotation (`::error file=…,line=…,col=…,title=CODE::message`). */
+export function githubAnnotation(f: Finding, file: string = f.file): string {
+  const props = [
+    `file=${escapeProperty(file)}`,
+    `line=${f.line}`,
+    `col=${f.column}`,
+    `title=${escapeProperty(f.code)}`,
+  ].join(",");
+  return `::${f.severity === "error" ? "error" : "warning"} ${props}::${escapeData(f.message)}`;
+}
+
 function github(report: ValidationReport, options: ReportOptions): string {
-  const lines = ordered(report).map((f) => {
-    const props = [
-      `file=${escapeProperty(path(f.file, options))}`,
-      `line=${f.line}`,
-      `col=${f.column}`,
-      `title=${escapeProperty(f.code)}`,
-    ].join(",");
-    return `::${f.severity === "error" ? "error" : "warning"} ${props}::${escapeData(f.message)}`;
-  });
+  const lines = ordered(report).map((f) => githubAnnotation(f, path(f.file, options)));
   lines.push(summary(report, options));
   return `${lines.join("\n")}\n`;
 }

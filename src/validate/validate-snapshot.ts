@@ -19,10 +19,12 @@ import type {
   RepositorySnapshot,
   ValidationReport,
 } from "./model.js";
+import type { CollectorChecker } from "./otelcol-binary.js";
+import { whereIn, whereInMerged } from "./otelcol-context.js";
 import { checkPolicy, type RawPolicy } from "./policy.js";
 import { SchemaLoader } from "./schema-ref.js";
 import { validateBuiltin } from "./schemas.js";
-import { loadYaml } from "./yaml.js";
+import { type LoadedYaml, loadYaml } from "./yaml.js";
 
 export interface ValidateOptions {
   /** Reuses the results of unchanged groups across calls (see cache.ts). */
@@ -32,6 +34,11 @@ export interface ValidateOptions {
    * error among them withholds the fleet.
    */
   findings?: readonly Finding[];
+  /**
+   * Also hand each valid `otelcol` group's files to an operator's Collector binary
+   * (otelcol-binary.ts); its refusals are errors of that group.
+   */
+  collector?: CollectorChecker;
 }
 
 function sha256(...parts: Array<Uint8Array | string>): string {
@@ -66,6 +73,27 @@ function loadFleet(bytes: Uint8Array | undefined): {
     return { defaults: { raw: {} }, findings: [...loaded.findings, ...schema] };
   const raw = (doc.value ?? {}) as RawPolicy;
   return { defaults: { raw, doc }, findings: [...loaded.findings, ...checkPolicy(raw, doc)] };
+}
+
+/** The Collector binary's findings for a valid group (positions from its loaded files). */
+async function collectorFindings(
+  checker: CollectorChecker,
+  name: string,
+  folder: GroupFolder,
+  spec: GroupSpec,
+): Promise<Finding[]> {
+  const dir = `groups/${name}`;
+  const docs = spec.files
+    .map((f) => loadYaml(f.body, `${dir}/${f.name}`).yaml)
+    .filter((d): d is LoadedYaml => d !== undefined);
+  const where = docs.length === 1 ? whereIn(docs[0] as LoadedYaml) : whereInMerged(docs);
+  const groupDoc = folder.groupYaml
+    ? loadYaml(folder.groupYaml, `${dir}/group.yaml`).yaml
+    : undefined;
+  const at = groupDoc
+    ? { file: groupDoc.file, ...groupDoc.locate(["config", "distribution"]) }
+    : { file: `${dir}/group.yaml`, ...START };
+  return checker.check(dir, spec.distribution, spec.files, where, at);
 }
 
 export async function validateSnapshot(
@@ -107,7 +135,13 @@ export async function validateSnapshot(
       if (cache && (!dep || (await schemas.load(dep.path)).validate)) cache.set(key, result);
     }
     findings.push(...result.findings);
-    if (result.spec) specs.set(name, result.spec);
+    let spec = result.spec;
+    if (spec && options.collector && spec.schema === "otelcol") {
+      const own = await collectorFindings(options.collector, name, folder, spec);
+      findings.push(...own);
+      if (own.some((f) => f.severity === "error")) spec = undefined;
+    }
+    if (spec) specs.set(name, spec);
   }
   findings.push(...(await schemas.findings()));
   cache?.endValidation();

@@ -19,6 +19,7 @@ import { connectRedis } from "../../src/redis.js";
 import { Service } from "../../src/service/service.js";
 import { STALE_CONNECTION_MS } from "../../src/service/status-wiring.js";
 import { loadSettings } from "../../src/settings.js";
+import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
@@ -79,6 +80,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
   let service: Service;
   let fleet: SimulatedFleet;
   let api = "";
+  let opampUrl = "";
   let serviceRedis: Redis | undefined;
   const log = capturedLogger("info");
   const secretFile = join(tempDir("opamp-gitops-secret-"), "webhook");
@@ -113,6 +115,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     });
     const { opampPort, apiPort } = await service.start();
     api = `http://127.0.0.1:${apiPort}`;
+    opampUrl = `http://127.0.0.1:${opampPort}/v1/opamp`;
     fleet = new SimulatedFleet({
       agents: 20,
       url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
@@ -368,5 +371,100 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     const file = [...tree].find(([p]) => p.endsWith(`${uid}.yaml`))?.[1];
     assert.equal(get(file, "connected"), false);
     assert.match(String(get(file, "lastDisconnected")), /^\d{4}-/);
+  });
+
+  test("what real supervisors and the Operator Bridge report reaches the status branch", async () => {
+    // A supervisor's first message: its whole effective config under "" with no body yet
+    // (protobuf decodes the absent bytes as an empty Array) and no content type.
+    const uidOf = (a: TestAgent) =>
+      Buffer.from(a.uid)
+        .toString("hex")
+        .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, "$1-$2-$3-$4-$5");
+    const description = {
+      identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
+      nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "unmatched" } }],
+    };
+    const supervisor = new TestAgent({ transport: "websocket", url: opampUrl });
+    await supervisor.connect();
+    await supervisor.send({
+      agentDescription: description,
+      capabilities: 0x1n | 0x4n,
+      effectiveConfig: { configMap: { configMap: { "": {} } } },
+    });
+    const file = (t: StatusTree, a: TestAgent) =>
+      t.get(`status/agents/_unassigned/${uidOf(a)}.yaml`);
+    let tree = await statusBranch(repo, (t) => file(t, supervisor) !== undefined);
+    assert.deepEqual(get(file(tree, supervisor), "effectiveConfig", "files", ""), {
+      contentType: "",
+      bytes: 0,
+      content: null,
+    });
+    // Then the merged config: YAML with an empty content type, a secret in it.
+    await supervisor.send({
+      capabilities: 0x1n | 0x4n,
+      effectiveConfig: {
+        configMap: {
+          configMap: {
+            "": {
+              body: Buffer.from(
+                "extensions:\n  opamp:\n    server: {ws: {endpoint: 'ws://127.0.0.1:1/v1/opamp'}}\n" +
+                  "exporters:\n  otlphttp:\n    endpoint: https://x\n    headers: {api-key: s3cr3t}\n",
+              ),
+            },
+          },
+        },
+      },
+    });
+    // The Operator OpAMP Bridge: one whole CR per <namespace>/<name>, content type yaml.
+    const bridge = new TestAgent({ transport: "websocket", url: opampUrl });
+    await bridge.connect();
+    await bridge.send({
+      agentDescription: description,
+      capabilities: 0x1n | 0x4n,
+      effectiveConfig: {
+        configMap: {
+          configMap: {
+            "observability/gateway": {
+              contentType: "yaml",
+              body: Buffer.from(
+                "apiVersion: opentelemetry.io/v1beta1\nkind: OpenTelemetryCollector\n" +
+                  "metadata: {name: gateway, namespace: observability}\n",
+              ),
+            },
+          },
+        },
+      },
+    });
+    tree = await statusBranch(
+      repo,
+      (t) =>
+        get(file(t, supervisor), "effectiveConfig", "files", "", "content") !== null &&
+        file(t, bridge) !== undefined,
+    );
+    const merged = get(file(tree, supervisor), "effectiveConfig", "files", "");
+    assert.equal(get(merged, "contentType"), "");
+    assert.equal(
+      get(merged, "content", "exporters", "otlphttp", "headers", "api-key"),
+      "<redacted>",
+    );
+    assert.equal(
+      get(merged, "content", "extensions", "opamp", "server", "ws", "endpoint"),
+      "ws://127.0.0.1:1/v1/opamp",
+    );
+    const cr = get(file(tree, bridge), "effectiveConfig", "files", "observability/gateway");
+    assert.equal(get(cr, "contentType"), "yaml");
+    assert.equal(get(cr, "content", "metadata", "namespace"), "observability");
+    supervisor.close();
+    bridge.close();
+  });
+
+  test("a clean shutdown with agents connected logs no warning per agent", async () => {
+    assert.ok(fleet.agents.length > 0);
+    await service.close();
+    const warnings = log.lines.filter((l) => (l.level as number) >= 40);
+    assert.deepEqual(
+      warnings.filter((l) => /rollout update failed|shutdown step/.test(String(l.msg))),
+      [],
+    );
   });
 });

@@ -220,6 +220,38 @@ describe("FleetSync on a local repository", () => {
     await s.stop();
   });
 
+  test("an exporter no file defines stalls the commit before rollout; config.partial: true serves it", async () => {
+    const r = repo();
+    r.writeAll(groupFiles("edge")).commit("good");
+    const good = r.head();
+    const { s, of } = sync({ repo: r.dir });
+    await s.start();
+
+    // The README's example: a known exporter type, named by a pipeline, defined nowhere.
+    const undefinedExporter = collectorYaml("edge").replace(
+      "exporters: [otlphttp, debug]",
+      "exporters: [debug, otlp/tempo]",
+    );
+    r.write("groups/edge/collector.yaml", undefinedExporter);
+    const bad = r.commit("exporter defined nowhere");
+    assert.equal((await s.trigger()).result, "stalled");
+    const f = of("stalled")[0]?.findings.find((x) => x.code === "OTELCOL_UNDEFINED_COMPONENT");
+    assert.equal(f?.severity, "error");
+    assert.equal(f?.file, "groups/edge/collector.yaml");
+    assert.match(f?.message ?? "", /exporter "otlp\/tempo", which is not defined/);
+    assert.equal(of("stalled")[0]?.commit, bad);
+    assert.equal(s.current?.commit, good);
+
+    r.write(
+      "groups/edge/group.yaml",
+      `${groupYaml({ match: { "service.name": "edge" } })}config:\n  partial: true\n`,
+    );
+    const partial = r.commit("the agent's own config defines otlp/tempo");
+    assert.equal((await s.trigger()).result, "updated");
+    assert.equal(s.current?.commit, partial);
+    await s.stop();
+  });
+
   test("a symlink in a group folder stalls the commit with SYNC_SYMLINK_NOT_FOLLOWED", async () => {
     const r = repo();
     r.writeAll(groupFiles("edge")).commit();

@@ -2,8 +2,11 @@
  * Real-world Collector configurations (../shared/corpus, next to the repository; see its
  * MANIFEST.md), each validated as the only config file of a group:
  *
- * - otelcol/: accepted by some Collector version or distribution: no error (warnings allowed;
- *   merge layers, overlays and outdated configs are among them).
+ * - otelcol/: accepted on its own by some Collector version or distribution: no error
+ *   (warnings allowed; outdated configs are among them).
+ * - otelcol-partial/: layers the agent merges with configuration of its own (Helm chart
+ *   defaults, a second --config file): no error in a group with `config.partial: true`; without
+ *   it, an error naming the component only the other layer defines (the Collector refuses it).
  * - otelcol-invalid/: rejected by the Collector: an error naming the problem it named.
  * - otelcol-unknown-components/: a misspelled component type or setting key: at least a
  *   warning naming it.
@@ -23,10 +26,14 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const corpus = resolve(repoRoot, "../shared/corpus");
 const present = existsSync(join(corpus, "otelcol"));
 
-async function validateAlone(dir: string, name: string): Promise<ValidationReport> {
+async function validateAlone(
+  dir: string,
+  name: string,
+  groupYaml = GROUP_YAML,
+): Promise<ValidationReport> {
   const body = new Uint8Array(readFileSync(join(corpus, dir, name)));
   const groups = new Map([
-    ["corpus", { groupYaml: new TextEncoder().encode(GROUP_YAML), files: new Map([[name, body]]) }],
+    ["corpus", { groupYaml: new TextEncoder().encode(groupYaml), files: new Map([[name, body]]) }],
   ]);
   return validateSnapshot({ groups, readFile: async () => undefined });
 }
@@ -227,6 +234,42 @@ describe("real-world corpus", {
     console.log(
       `otelcol/: ${tally.files} files, ${tally.clean} clean, ${tally.warned} with warnings only`,
     );
+  });
+
+  test("every otelcol-partial/ file passes in a partial group, and fails naming what it lacks otherwise", async () => {
+    const names = files("otelcol-partial");
+    assert.equal(names.length, 3, names.join(", "));
+    for (const name of names) {
+      const partial = await validateAlone(
+        "otelcol-partial",
+        name,
+        `${GROUP_YAML}config:\n  partial: true\n`,
+      );
+      assert.equal(
+        partial.errors,
+        0,
+        `${name} (partial) has errors:\n${show(partial.findings.filter((f) => f.severity === "error"))}`,
+      );
+      assert.ok(partial.fleet?.groups.get("corpus"));
+      const layered = partial.findings.filter((f) => f.code === "OTELCOL_UNDEFINED_COMPONENT");
+      assert.ok(layered.length > 0, `${name}: no warning says what the other layer must supply`);
+      assert.ok(layered.every((f) => f.severity === "warning" && f.message.includes("partial")));
+
+      const whole = await validateAlone("otelcol-partial", name);
+      assert.equal(whole.fleet, undefined, `${name} passed without config.partial`);
+      const errors = whole.findings.filter((f) => f.severity === "error");
+      const undefinedOnes = errors.filter((f) => f.code === "OTELCOL_UNDEFINED_COMPONENT");
+      assert.ok(
+        undefinedOnes.length > 0,
+        `${name}: no error names an undefined component:\n${show(whole.findings)}`,
+      );
+      for (const f of undefinedOnes) {
+        assert.equal(f.file, `groups/corpus/${name}`);
+        assert.match(f.message, /uses \w+ "[^"]+", which is not defined/);
+        // The component named in the message is the one the finding's data names.
+        assert.ok(f.message.includes(`"${f.data?.id}"`), f.message);
+      }
+    }
   });
 
   test("every otelcol-invalid/ file fails with an error naming the Collector's problem", async () => {

@@ -95,13 +95,12 @@ describe("Collector configuration checks", () => {
     assert.match(warning?.message ?? "", /uses exporter "spanmetrics" for "span_metrics"/);
   });
 
-  test("an undefined name of an unknown type is an error; of a known type, a warning about layers", async () => {
-    const report = await collector(
-      COLLECTOR_YAML.replace("processors: [batch]", "processors: [batch, invalid]").replace(
-        "exporters: [otlp/tempo]",
-        "exporters: [otlp/tempo, debug]",
-      ),
-    );
+  test("an undefined name is an error, whatever its type; config.partial makes it a warning", async () => {
+    const yaml = COLLECTOR_YAML.replace(
+      "processors: [batch]",
+      "processors: [batch, invalid]",
+    ).replace("exporters: [otlp/tempo]", "exporters: [otlp/tempo, debug]");
+    const report = await collector(yaml);
     assertFinding(report.findings[0], {
       file: FILE,
       line: 17,
@@ -111,15 +110,43 @@ describe("Collector configuration checks", () => {
       message:
         'pipeline traces uses processor "invalid", which is not defined, and "invalid" is not a known processor type either',
     });
+    // A known type, not defined: the Collector refuses it all the same (issue 14).
     assertFinding(report.findings[1], {
+      file: FILE,
+      line: 18,
+      column: 31,
+      severity: "error",
+      code: "OTELCOL_UNDEFINED_COMPONENT",
+      message:
+        'pipeline traces uses exporter "debug", which is not defined: the Collector refuses this configuration; define it under exporters, or set config.partial: true in group.yaml if the agent\'s own configuration defines it',
+    });
+    assert.equal(report.fleet, undefined);
+
+    const partial = await validateFiles({
+      "groups/edge/group.yaml": `${GROUP_YAML}config:\n  partial: true\n`,
+      "groups/edge/collector.yaml": yaml,
+    });
+    assert.equal(partial.errors, 0, JSON.stringify(partial.findings));
+    assert.ok(partial.fleet?.groups.get("edge"));
+    assertFinding(partial.findings[1], {
       file: FILE,
       line: 18,
       column: 31,
       severity: "warning",
       code: "OTELCOL_UNDEFINED_COMPONENT",
       message:
-        "unless another configuration layer merged on the agent defines it, the Collector refuses this configuration",
+        'pipeline traces uses exporter "debug", which is not defined by the group\'s config files (the group is partial: unless the agent\'s own configuration defines "debug", the Collector refuses this configuration)',
     });
+  });
+
+  test("config.partial must be a boolean", async () => {
+    const report = await validateFiles({
+      "groups/edge/group.yaml": `${GROUP_YAML}config:\n  partial: "yes"\n`,
+      "groups/edge/collector.yaml": COLLECTOR_YAML,
+    });
+    assert.equal(report.errors, 1, JSON.stringify(report.findings));
+    assert.equal(report.findings[0]?.file, "groups/edge/group.yaml");
+    assert.match(report.findings[0]?.message ?? "", /config\.partial/);
   });
 
   test("service.extensions must name defined extensions", async () => {

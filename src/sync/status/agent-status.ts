@@ -10,27 +10,15 @@
  * at MAX_AGENT_TEXT (4096) characters; attribute maps at 256 entries, component health at 4
  * levels and 256 components.
  */
-import { createHash } from "node:crypto";
 import type { AgentState } from "../../opamp/agent-state.js";
 import { AgentCapabilities } from "../../opamp/capabilities.js";
 import type { AnyValue, ComponentHealth, KeyValue } from "../../opamp/messages.js";
 import type { Redactor } from "../../redact/index.js";
-import type {
-  AgentFacts,
-  AgentStatusFile,
-  AttributeValue,
-  ConfigFileStatus,
-  HealthStatus,
-} from "./model.js";
+import { effectiveConfigStatus } from "./effective-config.js";
+import type { AgentFacts, AgentStatusFile, AttributeValue, HealthStatus } from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
-import {
-  type EffectiveConfigMode,
-  MAX_AGENT_TEXT,
-  PROCESS_REDACTOR,
-  redactConfigFileCached,
-  setOwn,
-} from "./redact.js";
+import { type EffectiveConfigMode, MAX_AGENT_TEXT, PROCESS_REDACTOR, setOwn } from "./redact.js";
 
 /** Where the service puts an agent: its group (null: unassigned) and what it serves it. */
 export interface AgentPlacement {
@@ -159,36 +147,6 @@ function health(h: ComponentHealth, depth: number, budget: { left: number }): He
   return out;
 }
 
-function effectiveConfig(
-  agent: Readonly<AgentState>,
-  options: AgentStatusOptions,
-): AgentStatusFile["effectiveConfig"] {
-  const map = agent.effectiveConfig?.configMap?.configMap;
-  if (!agent.effectiveConfig || !map) return agent.effectiveConfig ? emptyConfig() : null;
-  if (options.effectiveConfig === "none") return emptyConfig();
-  const maxBytes = options.maxConfigBytes;
-  const files: Record<string, ConfigFileStatus> = {};
-  const names = Object.keys(map).sort();
-  const hash = createHash("sha256");
-  for (const name of names) {
-    const f = map[name];
-    const entry = redactConfigFileCached(
-      name,
-      f?.contentType ?? "",
-      f?.body ?? new Uint8Array(),
-      maxBytes,
-      { mode: options.effectiveConfig, redactor },
-    );
-    setOwn(files, text(name) ?? "", entry);
-    hash.update(JSON.stringify([name, entry])).update("\0");
-  }
-  return { hash: hash.digest("hex"), files };
-}
-
-function emptyConfig(): NonNullable<AgentStatusFile["effectiveConfig"]> {
-  return { hash: createHash("sha256").digest("hex"), files: {} };
-}
-
 /** The status file of an agent and the facts the writer keeps of it. */
 export function agentStatus(
   agent: Readonly<AgentState>,
@@ -238,7 +196,12 @@ function render(
       error,
     },
     health: h,
-    effectiveConfig: effectiveConfig(agent, options),
+    effectiveConfig: effectiveConfigStatus(
+      agent.effectiveConfig,
+      options.maxConfigBytes,
+      (n) => text(n) ?? "",
+      { mode: options.effectiveConfig ?? "redacted", redactor },
+    ),
     drift,
   };
   const facts: AgentFacts = {

@@ -1,0 +1,104 @@
+/**
+ * Where `opamp-gitops plan` learns today's agents: the running service (`--api-url`: GET
+ * /api/v1/agents with the bearer token of `--api-token-file`, like `opamp-gitops agents`) or,
+ * offline, the status branch (`--status-ref`, default opamp-status) read from Git objects.
+ * Without either (no status branch yet), no agent is known and the plan says so.
+ */
+
+import type { ClientSettings } from "../settings.js";
+import type { KnownAgent, PlanSource } from "../sync/index.js";
+import { ApiClient } from "./api-client.js";
+import type { AgentSourceInfo } from "./plan-model.js";
+
+/** An agent row of GET /api/v1/agents (src/api/views.ts), as far as plan reads it. */
+interface ApiAgent {
+  instanceUid: string;
+  group: string | null;
+  connected: boolean;
+  attributes: Record<string, string>;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+const isAgentList = (b: unknown) =>
+  Array.isArray(b) &&
+  b.every((a) => isObject(a) && typeof a.instanceUid === "string" && isObject(a.attributes));
+
+/**
+ * Today's agents: each with its attributes, or (when the plan says no agent can change group)
+ * only the number per group (`_unassigned` for none), which a status branch answers from one
+ * file.
+ */
+export interface AgentsRead {
+  agents?: KnownAgent[];
+  counts?: Map<string, number>;
+  info: AgentSourceInfo;
+}
+
+export interface AgentsWanted {
+  /** Whether agents may change group (selectors, priorities or the set of groups changed). */
+  attributes: boolean;
+  /** Without attributes: the groups whose agents are counted. */
+  groups: string[];
+}
+
+/** Today's agents from the service's admin API. Throws ApiUnreachableError, ApiRefusedError. */
+export async function agentsFromApi(settings: ClientSettings): Promise<AgentsRead> {
+  const rows = await new ApiClient(settings, { timeoutMs: 30_000 }).get<ApiAgent[]>(
+    "/api/v1/agents",
+    isAgentList,
+  );
+  const agents = rows.map((r) => ({
+    instanceUid: r.instanceUid,
+    attributes: new Map(
+      Object.entries(r.attributes).filter((e): e is [string, string] => typeof e[1] === "string"),
+    ),
+    group: typeof r.group === "string" ? r.group : null,
+    connected: r.connected === true,
+  }));
+  return { agents, info: { kind: "api", from: settings.apiUrl, known: agents.length } };
+}
+
+/** Today's agents from the status branch `ref` of the repository. */
+export async function agentsFromStatusBranch(
+  source: PlanSource,
+  ref: string,
+  wanted: AgentsWanted,
+): Promise<AgentsRead> {
+  if (!wanted.attributes) {
+    const counts = await source.agentCounts(ref, wanted.groups);
+    if (counts)
+      return {
+        counts: counts.groups,
+        info: {
+          kind: "status-branch",
+          from: ref,
+          commit: counts.commit,
+          known: counts.total,
+          note: "no agent can change group: counted in the status branch folders of the groups listed",
+        },
+      };
+  }
+  const read = await source.knownAgents(ref);
+  if (!read)
+    return {
+      agents: [],
+      info: {
+        kind: "none",
+        from: ref,
+        known: 0,
+        note: `no status branch "${ref}" in the repository (fetch it, or pass --api-url): agent counts are unknown and shown as 0`,
+      },
+    };
+  return {
+    agents: read.agents,
+    info: {
+      kind: "status-branch",
+      from: ref,
+      commit: read.commit,
+      known: read.agents.length,
+      ...(read.skipped > 0 ? { skipped: read.skipped } : {}),
+      ...(read.truncated ? { note: "the status branch holds more agent files than are read" } : {}),
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * `opamp-gitops plan --base <ref> --head <ref> [--repo <dir>] [--path <dir>] [--api-url …]
+ * [--api-token-file …] [--status-ref opamp-status] [--format text|json|markdown|github]`:
+ * a pull request's preview of what a merge does to the fleet (DESIGN §6). Reads only Git
+ * objects through src/sync and validates with the code serve runs (plan-build.ts).
+ *
+ * Exit codes: 0 the head is valid; 1 it is not; 2 usage (unknown ref, not a repository, bad
+ * flag); 3 `--api-url` was given and the service cannot be reached or refused the token.
+ */
+import { type ClientFlags, loadClientSettings, SettingsError } from "../settings.js";
+import {
+  NotARepositoryError,
+  PlanSource,
+  RevisionNotFoundError,
+  UnsafePathError,
+} from "../sync/index.js";
+import { ApiRefusedError, ApiUnreachableError } from "./api-client.js";
+import { agentsFromApi, agentsFromStatusBranch } from "./plan-agents.js";
+import { buildPlan } from "./plan-build.js";
+import { formatPlanGithub, writeJobSummary } from "./plan-github.js";
+import { formatPlanMarkdown } from "./plan-markdown.js";
+import { formatPlanJson, formatPlanText } from "./plan-text.js";
+import { otelcolChecker } from "./validate.js";
+
+export const PLAN_FORMATS = ["text", "json", "markdown", "github"] as const;
+export type PlanFormat = (typeof PLAN_FORMATS)[number];
+
+export interface PlanOptions extends ClientFlags {
+  base: string;
+  head: string;
+  /** The repository (work tree or bare). Default: the current folder. */
+  repo?: string;
+  /** The watched sub-folder, as serve's --path. */
+  path?: string;
+  /** Status branch read when no --api-url is given. Default opamp-status. */
+  statusRef?: string;
+  format: PlanFormat;
+  /** `--otelcol <path>` / `<name>=<path>`: Collector binaries that also check the head. */
+  otelcol?: string[];
+}
+
+type Out = { write(s: string): unknown };
+
+export async function runPlan(
+  opts: PlanOptions,
+  out: Out,
+  err: Out,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const usage = (message: string) => {
+    err.write(`opamp-gitops plan: ${message}\n`);
+    return 2;
+  };
+  if (!(PLAN_FORMATS as readonly string[]).includes(opts.format))
+    return usage(`--format must be one of ${PLAN_FORMATS.join(", ")}, not "${opts.format}"`);
+  const otelcol = otelcolChecker(opts.otelcol);
+  if ("problem" in otelcol) return usage(otelcol.problem);
+  let settings: ReturnType<typeof loadClientSettings> | undefined;
+  try {
+    // Offline (the status branch) unless a service is named.
+    if (opts.apiUrl ?? env.OPAMP_GITOPS_API_URL) settings = loadClientSettings(opts, env);
+  } catch (e) {
+    if (e instanceof SettingsError) return usage(e.message);
+    throw e;
+  }
+  try {
+    const source = await PlanSource.open(opts.repo ?? ".", opts.path ?? "");
+    const statusRef = opts.statusRef ?? "opamp-status";
+    const plan = await buildPlan({
+      source,
+      base: opts.base,
+      head: opts.head,
+      root: (opts.path ?? "").replace(/^\/+|\/+$/g, ""),
+      ...(otelcol.checker ? { collector: otelcol.checker } : {}),
+      agents: (wanted) =>
+        settings ? agentsFromApi(settings) : agentsFromStatusBranch(source, statusRef, wanted),
+    });
+    switch (opts.format) {
+      case "json":
+        out.write(formatPlanJson(plan));
+        break;
+      case "markdown":
+        out.write(formatPlanMarkdown(plan));
+        break;
+      case "github":
+        out.write(formatPlanGithub(plan));
+        await writeJobSummary(plan, env);
+        break;
+      default:
+        out.write(formatPlanText(plan));
+    }
+    return plan.valid ? 0 : 1;
+  } catch (e) {
+    if (
+      e instanceof RevisionNotFoundError ||
+      e instanceof NotARepositoryError ||
+      e instanceof UnsafePathError
+    )
+      return usage(`${e.message}${e instanceof NotARepositoryError ? " (--repo)" : ""}`);
+    if (e instanceof ApiUnreachableError || e instanceof ApiRefusedError) {
+      err.write(`opamp-gitops plan: ${e.message}\n`);
+      return 3;
+    }
+    throw e;
+  }
+}
