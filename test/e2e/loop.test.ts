@@ -450,6 +450,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     assert.ok(fleet.agents.length > 0);
     // An agent that never answers the server's close frame (its socket stops reading): the
     // server ends it after its grace period, while the rollouts can still record that.
+    const placed = service.bridge?.groupOf.size ?? 0;
     const slow = new TestAgent({ transport: "websocket", url: opampUrl });
     await slow.connect();
     await slow.send({
@@ -459,7 +460,9 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
         nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
       },
     });
-    await rolloutStatus(service, "completed");
+    for (let i = 0; i < 100 && (service.bridge?.groupOf.size ?? 0) <= placed; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(service.bridge?.groupOf.size, placed + 1, "the silent agent joined edge");
     (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
     // WebSocket agents (HTTP agents stay "connected" until their liveness window passes).
     const connected = [...service.opamp.handler.live.values()].filter(
