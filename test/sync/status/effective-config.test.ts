@@ -75,6 +75,11 @@ describe("effective config entries as real agents report them", () => {
     assert.doesNotMatch(String(e.content), /hunter2/);
     assert.match(String(e.content), /^\[service\]\n/);
     assert.match(e.note ?? "", /stored as text/);
+    const agent = fakeAgent(uidOf(4));
+    agent.effectiveConfig = {
+      configMap: { configMap: { "": { body: Buffer.from("[service]\nlevel = debug\n") } } },
+    };
+    assert.deepEqual(validateStatusFile("agent", agentStatus(agent, placement).file), []);
     const binary = configEntry("", "yaml", Buffer.from([0xff, 0xfe, 0x00, 0x01]));
     assert.equal(binary.content, undefined);
     assert.match(binary.note ?? "", /not YAML, JSON or UTF-8 text/);
