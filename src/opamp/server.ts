@@ -239,7 +239,8 @@ export class OpampServer {
 
   /**
    * Stops accepting agents (new requests get 503 + Retry-After + Connection: close), closes
-   * every WebSocket (1001), lets in-flight polls finish for up to `graceMs` (default 5000),
+   * every WebSocket (1001; terminated when its agent does not answer within 2 s, or
+   * `graceMs` when shorter), lets in-flight polls finish for up to `graceMs` (default 5000),
    * then writes batched last-seen times. Idempotent; the Redis connection belongs to the
    * caller and stays open.
    */
@@ -247,10 +248,10 @@ export class OpampServer {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      this.#ws.close();
+      const sockets = this.#ws.close(Math.min(2000, graceMs));
       this.#server.closeIdleConnections();
       const force = setTimeout(() => this.#server.closeAllConnections(), graceMs);
-      await closed;
+      await Promise.all([closed, sockets]);
       clearTimeout(force);
       try {
         await this.store.flushTouches();

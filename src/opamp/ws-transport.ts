@@ -27,6 +27,8 @@ export class WebSocketTransport {
   readonly #o: Required<WebSocketTransportOptions>;
   readonly #alive = new WeakSet<WebSocket>();
   readonly #ping: NodeJS.Timeout;
+  /** Per closed socket: its last messages and its disconnect, until handled. */
+  readonly #finishing = new Set<Promise<void>>();
 
   constructor(options: WebSocketTransportOptions) {
     this.#o = { pingIntervalMs: 30_000, ...options };
@@ -84,6 +86,10 @@ export class WebSocketTransport {
     });
     ws.on("close", () => {
       queue = queue.then(() => handler.connectionClosed(conn, "websocket closed"));
+      // close() waits for this: the disconnect is stored and its event emitted afterwards.
+      const finished = queue.catch(() => {});
+      this.#finishing.add(finished);
+      void finished.then(() => this.#finishing.delete(finished));
     });
     ws.on("error", (err) => logger.debug({ err, connection: conn.id }, "websocket error"));
   }
@@ -103,10 +109,32 @@ export class WebSocketTransport {
     }
   }
 
-  /** Closes every socket with 1001 (going away) and stops the pings. Idempotent. */
-  close(): void {
+  /**
+   * Closes every socket with 1001 (going away) and stops the pings. Resolves once every socket
+   * is closed and its disconnect handled (stored, event emitted). A socket whose agent has not
+   * answered the close frame within `graceMs` (default 2000) is terminated, so its disconnect
+   * is recorded while the service still runs (`ws` itself would wait 30 s). Idempotent.
+   */
+  close(graceMs = 2000): Promise<void> {
     clearInterval(this.#ping);
-    for (const ws of this.wss.clients) ws.close(1001, "server shutting down");
+    const sockets = [...this.wss.clients];
+    const closed = sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === ws.CLOSED) return resolve();
+          ws.once("close", () => resolve());
+        }),
+    );
+    for (const ws of sockets) ws.close(1001, "server shutting down");
     this.wss.close();
+    const force = setTimeout(() => {
+      for (const ws of sockets) if (ws.readyState !== ws.CLOSED) ws.terminate();
+    }, graceMs);
+    return Promise.all(closed).then(async () => {
+      clearTimeout(force);
+      // Each socket's disconnect is stored (Redis) before its event: wait for all of them, so
+      // no `disconnected` event reaches the rollouts after the server said it closed.
+      await Promise.allSettled([...this.#finishing]);
+    });
   }
 }

@@ -2,6 +2,10 @@
  * Feeds what agents report (OpAMP events) into the rollouts: group membership from the
  * agent's attributes, connection, APPLYING/APPLIED/FAILED for a hash, and health.
  * Rollout writes are asynchronous; a failure is logged and the agent's next report retries.
+ *
+ * Shutdown: `close()` (after the OpAMP server closed, before the rollouts) waits for the
+ * writes in flight; an event after it is dropped with a debug line, not a warning per agent
+ * (the rollouts may already be closed, and the agents' disconnects are in the agent store).
  */
 import type { Logger } from "pino";
 import { type AgentEvents, type AgentState, RemoteConfigStatus } from "../opamp/index.js";
@@ -20,6 +24,8 @@ export class AgentBridge {
   readonly #rollouts: RolloutController;
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
+  readonly #pending = new Set<Promise<unknown>>();
+  #closed = false;
 
   constructor(
     events: AgentEvents,
@@ -68,7 +74,18 @@ export class AgentBridge {
     this.#run(this.#rollouts.join(group, uid));
   }
 
+  /** Stops feeding the rollouts; resolves once the writes in flight settled. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#pending]);
+  }
+
   #run(p: Promise<unknown>): void {
-    p.catch((err) => this.#logger.warn({ err }, "rollout update failed; the next report retries"));
+    const tracked = p.catch((err) => {
+      if (this.#closed) this.#logger.debug({ err }, "rollout update dropped at shutdown");
+      else this.#logger.warn({ err }, "rollout update failed; the next report retries");
+    });
+    this.#pending.add(tracked);
+    void tracked.finally(() => this.#pending.delete(tracked));
   }
 }

@@ -242,7 +242,9 @@ export class Service {
   /** Stops everything in reverse order. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#step("OpAMP server", () => this.opamp.close());
+      // Budget above the server's 5 s grace: sockets it ends late still reach the rollouts.
+      await this.#step("OpAMP server", () => this.opamp.close(), 6000);
+      await this.#step("agent reports", async () => this.bridge?.close());
       await this.#step("admin API", () => this.api.close());
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);

@@ -460,11 +460,41 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
 
   test("a clean shutdown with agents connected logs no warning per agent", async () => {
     assert.ok(fleet.agents.length > 0);
+    // An agent that never answers the server's close frame (its socket stops reading): the
+    // server ends it after its grace period, while the rollouts can still record that.
+    const placed = service.bridge?.groupOf.size ?? 0;
+    const slow = new TestAgent({ transport: "websocket", url: opampUrl });
+    await slow.connect();
+    await slow.send({
+      capabilities: 0x1n,
+      agentDescription: {
+        identifyingAttributes: [],
+        nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
+      },
+    });
+    for (let i = 0; i < 100 && (service.bridge?.groupOf.size ?? 0) <= placed; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(service.bridge?.groupOf.size, placed + 1, "the silent agent joined edge");
+    (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    // WebSocket agents (HTTP agents stay "connected" until their liveness window passes).
+    const connected = [...service.opamp.handler.live.values()].filter(
+      (l) => l.conn.transport === "websocket",
+    ).length;
+    assert.equal(connected, 11);
+    let disconnected = 0;
+    service.opamp.events.on("disconnected", () => disconnected++);
+    // When the OpAMP server says it closed, every agent's disconnect has been handled: none
+    // reaches the rollouts after they closed.
+    await service.opamp.close();
+    assert.equal(disconnected, connected);
     await service.close();
+    // The server ends the silent socket within its grace; any late write would warn by now.
+    await new Promise((r) => setTimeout(r, 1500));
     const warnings = log.lines.filter((l) => (l.level as number) >= 40);
     assert.deepEqual(
       warnings.filter((l) => /rollout update failed|shutdown step/.test(String(l.msg))),
       [],
     );
+    slow.close();
   });
 });

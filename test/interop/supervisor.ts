@@ -57,7 +57,8 @@ ${envs}
   description:
     non_identifying_attributes:
 ${attrs}
-  config_apply_timeout: 30s
+  # APPLIED is reported once the Collector is still healthy this long after its restart.
+  config_apply_timeout: 5s
   bootstrap_timeout: 30s
   orphan_detection_interval: 1s
   validate_config: true

@@ -6,11 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { RemoteConfigStatus } from "../../../src/opamp/capabilities.js";
 import { decodeAgentToServer, encodeAgentToServer } from "../../../src/opamp/codec.js";
 import { agentStatus } from "../../../src/sync/status/agent-status.js";
 import { configEntry } from "../../../src/sync/status/effective-config.js";
 import { validateStatusFile } from "../../../src/validate/status-schemas.js";
-import { fakeAgent, uidOf } from "./helpers.js";
+import { fakeAgent, get, uidOf } from "./helpers.js";
 
 const placement = { group: "edge", desiredHash: null, desiredCommit: null };
 
@@ -74,10 +75,46 @@ describe("effective config entries as real agents report them", () => {
     assert.doesNotMatch(String(e.content), /hunter2/);
     assert.match(String(e.content), /^\[service\]\n/);
     assert.match(e.note ?? "", /stored as text/);
+    const agent = fakeAgent(uidOf(4));
+    agent.effectiveConfig = {
+      configMap: { configMap: { "": { body: Buffer.from("[service]\nlevel = debug\n") } } },
+    };
+    assert.deepEqual(validateStatusFile("agent", agentStatus(agent, placement).file), []);
     const binary = configEntry("", "yaml", Buffer.from([0xff, 0xfe, 0x00, 0x01]));
     assert.equal(binary.content, undefined);
     assert.match(binary.note ?? "", /not YAML, JSON or UTF-8 text/);
     // Another content type keeps the strict rule: not YAML by type, not written.
     assert.match(configEntry("", "text/plain", Buffer.from("a: 1")).note ?? "", /not written/);
+  });
+});
+
+describe("drift with a supervisor's merged effective config", () => {
+  const served = "ab".repeat(32);
+  const merged = Buffer.from(
+    "receivers: {otlp: {protocols: {grpc: {}}}}\nexporters: {debug: {}}\n" +
+      "extensions: {opamp: {server: {ws: {endpoint: 'ws://127.0.0.1:1/v1/opamp'}}}}\n" +
+      "service:\n  extensions: [opamp]\n  telemetry: {metrics: {level: none}}\n" +
+      "  pipelines: {traces: {receivers: [otlp], exporters: [debug]}}\n",
+  );
+  const supervised = (hash: string, status: number = RemoteConfigStatus.APPLIED) => {
+    const agent = fakeAgent(uidOf(3), { reportedHash: hash, status });
+    agent.effectiveConfig = { configMap: { configMap: { "": { body: merged } } } };
+    return agentStatus(agent, {
+      group: "edge",
+      desiredHash: served,
+      desiredCommit: "c".repeat(40),
+    });
+  };
+
+  test("the served hash APPLIED is no drift, though the effective config has the supervisor's layers", () => {
+    const { file, facts } = supervised(served);
+    assert.equal(file.drift, false);
+    assert.equal(facts.drift, false);
+    assert.ok(get(file.effectiveConfig?.files[""], "content", "extensions", "opamp"));
+  });
+
+  test("another hash, or the served one FAILED, is drift", () => {
+    assert.equal(supervised("cd".repeat(32)).file.drift, true);
+    assert.equal(supervised(served, RemoteConfigStatus.FAILED).file.drift, true);
   });
 });
