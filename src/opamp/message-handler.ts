@@ -161,6 +161,9 @@ export class MessageHandler {
     state.lastSeenAt = now;
     const transportChanged = state.transport !== conn.transport;
     state.transport = conn.transport;
+    const scopes = conn.scopes ?? [];
+    const scopesChanged = !sameScopes(state.scopes, scopes);
+    if (scopesChanged) state.scopes = scopes;
     const connecting = !state.connected;
     if (connecting) {
       state.connected = true;
@@ -207,6 +210,7 @@ export class MessageHandler {
       disconnect ||
       !known ||
       transportChanged ||
+      scopesChanged ||
       settingsOffered;
     if (mustSave) {
       try {
@@ -223,7 +227,12 @@ export class MessageHandler {
       this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
-    emitAgentEvents(this.#o.events, state, { fields, ...announce, disconnect });
+    emitAgentEvents(this.#o.events, state, {
+      fields,
+      ...announce,
+      disconnect,
+      scopes: scopesChanged,
+    });
     return { reply, outcome: "ok", disconnect };
   }
 
@@ -329,6 +338,10 @@ function isDuplicate(current: Readonly<AgentState>, message: AgentToServer): boo
   const stored = current.encoded.description;
   if (!message.agentDescription || !stored) return false;
   return !stored.equals(encodeSubMessage("AgentDescription", message.agentDescription));
+}
+
+function sameScopes(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 function errorResult(

@@ -26,7 +26,9 @@ import {
 import { ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
+import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
+import { certificateGroups } from "./group-scope.js";
 import { createStatusWriter } from "./status-wiring.js";
 
 /** Git credentials from the settings (a token from a file or an environment variable). */
@@ -78,6 +80,8 @@ export class Service {
   readonly api: AdminServer;
   /** The status branch writer; undefined without a repository. */
   readonly status: StatusWriter | undefined;
+  /** Re-reads tokens files and the client CA on change and on reloadCredentials(). */
+  readonly credentials: CredentialReloader;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
@@ -120,6 +124,7 @@ export class Service {
       maxMessageBytes: s.maxMessageBytes,
       maxConnections: s.maxConnections,
       ...(s.tls ? { tls: s.tls } : {}),
+      ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),
       ...(provider ? { desired: provider } : {}),
     });
     this.provider = provider;
@@ -153,8 +158,22 @@ export class Service {
       port: s.apiPort,
       tokens: s.apiTokens,
       branch: s.branch,
+      allowedHosts: s.apiAllowedHosts,
       ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
     });
+    this.credentials = new CredentialReloader(
+      {
+        ...(s.opampTokensFile ? { opampTokensFile: s.opampTokensFile } : {}),
+        ...(s.apiTokensFile ? { apiTokensFile: s.apiTokensFile } : {}),
+        ...(s.tlsClientCaFile ? { tlsClientCaFile: s.tlsClientCaFile } : {}),
+      },
+      {
+        setAgentTokens: (tokens) => this.opamp.setTokens(tokens),
+        setAdminTokens: (tokens) => this.api.setTokens(tokens),
+        setClientCa: (ca) => this.opamp.setClientCa(ca),
+      },
+      logger.child({ module: "credentials" }),
+    );
     // One apply at a time, in commit order: an older commit's apply must never run last.
     this.sync?.on("updated", ({ state }) => {
       this.#applying = this.#applying.then(() => this.#apply(state));
@@ -229,12 +248,14 @@ export class Service {
     this.status?.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
+    this.credentials.start();
     return { opampPort: port, apiPort: api.port };
   }
 
   /** Stops everything in reverse order. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.credentials.close();
       await this.#step("OpAMP server", () => this.opamp.close());
       await this.#step("admin API", () => this.api.close());
       await this.#step("Git polling", async () => this.sync?.stop());
