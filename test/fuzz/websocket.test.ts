@@ -181,6 +181,7 @@ function frame(
 function encode(input: WsInput): { bytes: Buffer; replies: Expected[] | undefined } {
   const parts: Buffer[] = [];
   let replies: Expected[] | undefined = [];
+  let tainted = false;
   for (const step of input.steps) {
     if (step.kind === "ping") parts.push(frame(0x9, Buffer.alloc(step.size, 1)));
     else if (step.kind === "message") {
@@ -204,7 +205,10 @@ function encode(input: WsInput): { bytes: Buffer; replies: Expected[] | undefine
       else if (p.header === "bad") replies?.push("bad-request");
       else if (p.header === "none" && data.length > 0 && (data[0] as number) < 0x08)
         replies?.push("bad-request");
-      else replies?.push(p.mutated ? "any" : "answer");
+      // After a mutated message (which may have claimed another uid on this socket), the
+      // server may refuse the socket's later messages: only their count is checked then.
+      else replies?.push(p.mutated || tainted ? "any" : "answer");
+      if (p.kind === "opamp" && p.mutated) tainted = true;
     } else {
       replies = undefined;
       const w = step.what;
