@@ -152,12 +152,16 @@ describe(`fuzz: AgentToServer (${RUNS} inputs, FUZZ_SEED=${SEED})`, () => {
       const key = Buffer.from(bytes).subarray(0, 32).toString("hex");
       let conn = conns.get(key);
       if (!conn) {
+        // No credential (an open endpoint); `as` keeps this literal valid whichever optional
+        // identity fields Connection carries.
         conn = {
           id: nextConnectionId(),
           transport: "http",
           remoteAddress: "127.0.0.1",
           endpoint: "http://x/v1/opamp",
-        };
+          credential: "",
+          scopes: [],
+        } as Connection;
         if (conns.size < 1000) conns.set(key, conn);
       }
       return conn;
