@@ -115,12 +115,23 @@ program
   )
   .option("--api-tokens-file <path>", "bearer tokens accepted by the admin API, one per line")
   .option(
+    "--api-allowed-hosts <names>",
+    "DNS names the admin API is reached by (Host check; localhost and IPs always pass)",
+  )
+  .option(
+    "--api-insecure-no-auth",
+    "allow a non-loopback --api-listen without --api-tokens-file (refused otherwise)",
+  )
+  .option(
     "--webhook-secret-file <path>",
     "shared secret of POST /hooks/git (HMAC-SHA256 or GitLab token)",
   )
   .option("--redis <url>", "Redis URL (default redis://127.0.0.1:6379)")
   .option("--redis-prefix <prefix>", "Redis key prefix (default opamp-gitops)")
-  .option("--opamp-tokens-file <path>", "bearer tokens accepted from agents, one per line")
+  .option(
+    "--opamp-tokens-file <path>",
+    "bearer tokens accepted from agents, one per line (`<token> groups=a,b` scopes one)",
+  )
   .option("--tls-cert <path>", "PEM certificate chain for the OpAMP port")
   .option("--tls-key <path>", "PEM private key")
   .option("--tls-client-ca <path>", "require agent certificates signed by this CA (mTLS)")

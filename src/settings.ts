@@ -6,7 +6,10 @@
  * and by where it came from.
  */
 import { accessSync, constants, readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
+import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
+import { parseGroupScope } from "./service/group-scope.js";
 import { checkBranchName } from "./sync/index.js";
 import {
   loadYaml,
@@ -31,6 +34,12 @@ export interface Settings {
   apiPort: number;
   /** Bearer tokens for the admin API; empty means open (it listens on 127.0.0.1 by default). */
   apiTokens: string[];
+  /** The file apiTokens came from, re-read on change and on SIGHUP. */
+  apiTokensFile?: string;
+  /** DNS names the admin API answers to besides localhost and IP addresses (Host check). */
+  apiAllowedHosts: string[];
+  /** Allows a non-loopback --api-listen without admin tokens (refused at start otherwise). */
+  apiInsecureNoAuth: boolean;
   /** Shared secret of POST /hooks/git; undefined disables the webhook. */
   webhookSecret?: string;
   /** "branch": the orphan status branch (default); "folder": status/ on the config branch. */
@@ -45,8 +54,12 @@ export interface Settings {
   opampPort: number;
   redisUrl: string;
   redisPrefix: string;
-  /** Bearer tokens accepted on the OpAMP port; empty means open. */
-  opampTokens: string[];
+  /** Bearer tokens accepted on the OpAMP port, each with an optional group scope; empty: open. */
+  opampTokens: AgentToken[];
+  /** The file opampTokens came from, re-read on change and on SIGHUP. */
+  opampTokensFile?: string;
+  /** Client certificate name (subject CN or subjectAltName value, or "*") → groups allowed. */
+  opampClientGroups?: Record<string, string[]>;
   tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   /**
    * What connection-settings offers tell agents: the OpAMP URL they should use and, for a
@@ -54,6 +67,8 @@ export interface Settings {
    * carry no endpoint (only the heartbeat interval).
    */
   advertise?: { url: string; ca?: Buffer };
+  /** The file tls.clientCa came from, re-read on change and on SIGHUP. */
+  tlsClientCaFile?: string;
   maxMessageBytes: number;
   maxConnections: number;
   logLevel: string;
@@ -75,6 +90,8 @@ export interface SettingsFlags {
   gitTokenEnv?: string;
   apiListen?: string;
   apiTokensFile?: string;
+  apiAllowedHosts?: string;
+  apiInsecureNoAuth?: string | boolean;
   webhookSecretFile?: string;
   statusMode?: string;
   statusBranch?: string;
@@ -85,6 +102,7 @@ export interface SettingsFlags {
   redis?: string;
   redisPrefix?: string;
   opampTokensFile?: string;
+  opampClientGroups?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
@@ -119,6 +137,8 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   gitTokenEnv: "OPAMP_GITOPS_GIT_TOKEN_ENV",
   apiListen: "OPAMP_GITOPS_API_LISTEN",
   apiTokensFile: "OPAMP_GITOPS_API_TOKENS_FILE",
+  apiAllowedHosts: "OPAMP_GITOPS_API_ALLOWED_HOSTS",
+  apiInsecureNoAuth: "OPAMP_GITOPS_API_INSECURE_NO_AUTH",
   webhookSecretFile: "OPAMP_GITOPS_WEBHOOK_SECRET_FILE",
   statusMode: "OPAMP_GITOPS_STATUS_MODE",
   statusBranch: "OPAMP_GITOPS_STATUS_BRANCH",
@@ -129,6 +149,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   redis: "OPAMP_GITOPS_REDIS",
   redisPrefix: "OPAMP_GITOPS_REDIS_PREFIX",
   opampTokensFile: "OPAMP_GITOPS_OPAMP_TOKENS_FILE",
+  opampClientGroups: "OPAMP_GITOPS_OPAMP_CLIENT_GROUPS",
   tlsCert: "OPAMP_GITOPS_TLS_CERT",
   tlsKey: "OPAMP_GITOPS_TLS_KEY",
   tlsClientCa: "OPAMP_GITOPS_TLS_CLIENT_CA",
@@ -141,7 +162,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
 };
 
 /** The tokens of a tokens file: one per line, blank lines and `#` comments skipped. */
-function tokenLines(text: string): string[] {
+export function tokenLines(text: string): string[] {
   return text
     .split(/\r?\n/)
     .map((l) => l.trim())
@@ -201,9 +222,65 @@ function advertised(
   return { url, ca: offered };
 }
 
+/**
+ * The entries of an agent tokens file (`<token>` or `<token> groups=a,b`). Throws
+ * SettingsError naming `flag`, the file and the line of a bad scope, or an empty file.
+ */
+export function agentTokens(text: string, file: string, flag: string): AgentToken[] {
+  const list = parseAgentTokens(text);
+  if (list.length === 0)
+    throw new SettingsError(flag, `${file} holds no token (one per line, # comments)`);
+  for (const [i, entry] of list.entries()) {
+    if (entry.scope === undefined) continue;
+    try {
+      parseGroupScope(entry.scope);
+    } catch (err) {
+      throw new SettingsError(flag, `${file}, token ${i + 1}: ${(err as Error).message}`);
+    }
+  }
+  return list;
+}
+
+/** `opampClientGroups`: JSON (or an object from a settings file) of name → group list. */
+function clientGroups(raw: string): Record<string, string[]> {
+  const bad = (why: string) =>
+    new SettingsError(
+      "opampClientGroups",
+      `${why}; expected {"<certificate CN or SAN>": ["group", …]}`,
+    );
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw bad("not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw bad("not a mapping");
+  const out: Record<string, string[]> = {};
+  for (const [name, groups] of Object.entries(value)) {
+    const list = typeof groups === "string" ? groups.split(",").map((g) => g.trim()) : groups;
+    if (!Array.isArray(list) || !list.every((g) => typeof g === "string"))
+      throw bad(`"${name}" is not a list of groups`);
+    if (!list.includes("*"))
+      try {
+        parseGroupScope(`groups=${list.join(",")}`, true);
+      } catch (err) {
+        throw bad(`"${name}": ${(err as Error).message}`);
+      }
+    Object.defineProperty(out, name, { value: list, enumerable: true });
+  }
+  return out;
+}
+
+const isLoopback = (host: string) =>
+  host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+
 /** Resolves and checks every setting. Throws SettingsError naming the first bad one. */
 export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env): Settings {
-  const get = (key: keyof SettingsFlags): string | undefined => flags[key] ?? env[SETTING_ENV[key]];
+  const get = (key: keyof SettingsFlags): string | undefined => {
+    const value = flags[key] ?? env[SETTING_ENV[key]];
+    return value === undefined ? undefined : String(value);
+  };
   const listen = (key: keyof SettingsFlags, flag: string, fallback: string) => {
     const value = get(key) ?? fallback;
     const m = /^(.*):(\d{1,5})$/.exec(value);
@@ -245,6 +322,23 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
   };
   const opamp = listen("opampListen", "--opamp-listen", "0.0.0.0:4320");
   const api = listen("apiListen", "--api-listen", "127.0.0.1:4321");
+  const apiTokens = tokens("apiTokensFile", "--api-tokens-file");
+  const insecure = ["true", "1", "yes"].includes(String(get("apiInsecureNoAuth") ?? "false"));
+  if (!isLoopback(api.host) && apiTokens.length === 0 && !insecure)
+    throw new SettingsError(
+      "--api-listen",
+      `${api.host} is not a loopback address and no --api-tokens-file is given: the admin API (rollout abort, agent data) would be open to the network. Give --api-tokens-file, listen on 127.0.0.1, or pass --api-insecure-no-auth to accept that`,
+    );
+  const opampTokensBuf = read("opampTokensFile", "--opamp-tokens-file");
+  const opampTokens = opampTokensBuf
+    ? agentTokens(
+        opampTokensBuf.toString("utf8"),
+        String(get("opampTokensFile")),
+        "--opamp-tokens-file",
+      )
+    : [];
+  const groupsRaw = get("opampClientGroups");
+  const opampClientGroups = groupsRaw === undefined ? undefined : clientGroups(groupsRaw);
   const cert = read("tlsCert", "--tls-cert");
   const key = read("tlsKey", "--tls-key");
   const clientCa = read("tlsClientCa", "--tls-client-ca");
@@ -293,6 +387,10 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
   const gitTokenEnv = get("gitTokenEnv");
+  const file = (key: keyof SettingsFlags) => {
+    const value = get(key);
+    return value === undefined ? {} : { [key]: value };
+  };
   return {
     ...(repo ? { repo } : {}),
     branch,
@@ -303,7 +401,13 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     ...(gitTokenEnv ? { gitTokenEnv } : {}),
     apiHost: api.host,
     apiPort: api.port,
-    apiTokens: tokens("apiTokensFile", "--api-tokens-file"),
+    apiTokens,
+    ...file("apiTokensFile"),
+    apiAllowedHosts: (get("apiAllowedHosts") ?? "")
+      .split(",")
+      .map((h) => h.trim())
+      .filter((h) => h !== ""),
+    apiInsecureNoAuth: insecure,
     ...(webhook ? { webhookSecret: webhook } : {}),
     statusMode,
     statusBranch,
@@ -314,9 +418,12 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     opampPort: opamp.port,
     redisUrl,
     redisPrefix: get("redisPrefix") ?? "opamp-gitops",
-    opampTokens: tokens("opampTokensFile", "--opamp-tokens-file"),
+    opampTokens,
+    ...file("opampTokensFile"),
+    ...(opampClientGroups ? { opampClientGroups } : {}),
     ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),
     ...(advertise ? { advertise } : {}),
+    ...(clientCa ? { tlsClientCaFile: get("tlsClientCa") as string } : {}),
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
     logLevel: get("logLevel") ?? "info",
@@ -426,7 +533,8 @@ export function resolveSettings(
     throw new SettingsError(origin.get(first.setting) ?? first.setting, lines.join("\n  "));
   }
   const asFlags: Record<string, string> = {};
-  for (const [k, v] of Object.entries(merged)) asFlags[k] = String(v);
+  for (const [k, v] of Object.entries(merged))
+    asFlags[k] = typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
   return loadSettings(asFlags as SettingsFlags, {});
 }
 

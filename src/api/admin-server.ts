@@ -3,13 +3,14 @@
  * `/readyz` (Redis and Git reachable), `/metrics` (Prometheus), `POST /hooks/git`
  * (HMAC-verified push webhook) and the JSON admin API under `/api/v1` (bearer tokens):
  *
- *   GET  /api/v1/agents[?group=g&state=connected|disconnected]
+ *   GET  /api/v1/agents[?group=g&state=connected|disconnected|unauthorized]
  *   GET  /api/v1/agents/<uid>
  *   GET  /api/v1/groups            GET /api/v1/groups/<group>
  *   GET  /api/v1/rollouts          GET /api/v1/rollouts/<group>
  *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
  *
- * Errors are JSON `{error: {code, message}}` with 400/401/404/409/503.
+ * Errors are JSON `{error: {code, message}}` with 400/401/403/404/409/413/415/503. Every
+ * request first passes request-guard.ts (Host, Origin, Content-Type: DNS rebinding and CSRF).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,6 +20,7 @@ import { bearerAuthenticator, isCanonicalUid } from "../opamp/index.js";
 import { RolloutError } from "../queue/index.js";
 import type { Service } from "../service/service.js";
 import { ServiceMetrics } from "./metrics.js";
+import { requestGuard } from "./request-guard.js";
 import { agentView } from "./views.js";
 import { verifyWebhook } from "./webhook.js";
 
@@ -34,7 +36,12 @@ export interface AdminServerOptions {
   webhookSecret?: string;
   /** Branch whose pushes trigger a fetch (others are acknowledged and ignored). */
   branch?: string;
+  /** DNS names the API may be reached by besides localhost and IP addresses (Host check). */
+  allowedHosts?: readonly string[];
 }
+
+/** Largest webhook body read, in bytes; reading stops there (413). */
+export const WEBHOOK_MAX_BYTES = 1024 * 1024;
 
 type Reply = { status: number; body: unknown; type?: string };
 const json = (status: number, body: unknown): Reply => ({ status, body });
@@ -45,20 +52,32 @@ export class AdminServer {
   readonly metrics: ServiceMetrics;
   readonly #o: AdminServerOptions;
   readonly #server: Server;
-  readonly #authorized: ReturnType<typeof bearerAuthenticator>;
+  #authorized: ReturnType<typeof bearerAuthenticator>;
+  #open: boolean;
+  readonly #guard: ReturnType<typeof requestGuard>;
 
   constructor(options: AdminServerOptions) {
     this.#o = options;
     this.metrics = new ServiceMetrics(options.service);
     this.#authorized = bearerAuthenticator(options.tokens ?? []);
+    this.#open = (options.tokens ?? []).length === 0;
+    this.#guard = requestGuard(options.allowedHosts);
     this.#server = createServer((req, res) => {
-      void this.#route(req)
+      void this.#route(req, res)
         .catch((err): Reply => {
           options.logger.error({ err, url: req.url }, "admin API request failed");
           return fail(500, "INTERNAL", "internal error; see the service log");
         })
         .then((reply) => send(res, reply));
     });
+  }
+
+  /** Replaces the accepted bearer tokens (rotation without restart); none opens the API. */
+  setTokens(tokens: readonly string[]): void {
+    this.#authorized = bearerAuthenticator(tokens);
+    if (tokens.length === 0 && !this.#open)
+      this.#o.logger.warn("admin API tokens file now holds no token: the API is open");
+    this.#open = tokens.length === 0;
   }
 
   async start(): Promise<{ port: number }> {
@@ -85,10 +104,16 @@ export class AdminServer {
     });
   }
 
-  async #route(req: IncomingMessage): Promise<Reply> {
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<Reply> {
     const url = new URL(req.url ?? "/", "http://admin");
     const parts = url.pathname.split("/").filter(Boolean);
     const method = req.method ?? "GET";
+    const refused = this.#guard(req, url.pathname);
+    if (refused) {
+      // The body is not read: close the connection after the answer rather than drain it.
+      if (method !== "GET" && method !== "HEAD") res.shouldKeepAlive = false;
+      return fail(refused.status, refused.code, refused.message);
+    }
     if (url.pathname === "/healthz") return json(200, { status: "ok" });
     if (url.pathname === "/readyz") return this.#ready();
     if (url.pathname === "/metrics") {
@@ -98,7 +123,7 @@ export class AdminServer {
         type: this.metrics.registry.contentType,
       };
     }
-    if (url.pathname === "/hooks/git" && method === "POST") return this.#webhook(req);
+    if (url.pathname === "/hooks/git" && method === "POST") return this.#webhook(req, res);
     if (parts[0] !== "api" || parts[1] !== "v1")
       return fail(404, "NOT_FOUND", `no route ${method} ${url.pathname}`);
     if (!this.#authorized(req.headers))
@@ -148,7 +173,7 @@ export class AdminServer {
     return json(ok ? 200 : 503, { ready: ok, checks });
   }
 
-  async #webhook(req: IncomingMessage): Promise<Reply> {
+  async #webhook(req: IncomingMessage, res: ServerResponse): Promise<Reply> {
     const secret = this.#o.webhookSecret;
     if (!secret)
       return fail(
@@ -156,8 +181,11 @@ export class AdminServer {
         "WEBHOOK_DISABLED",
         "no webhook secret is configured (--webhook-secret-file)",
       );
-    const body = await readLimited(req, 1024 * 1024);
-    if (!body) return fail(413, "TOO_LARGE", "webhook body over 1 MiB");
+    const body = await readLimited(req, WEBHOOK_MAX_BYTES);
+    if (!body) {
+      res.shouldKeepAlive = false; // the rest of the body is never read
+      return fail(413, "TOO_LARGE", "webhook body over 1 MiB");
+    }
     const verdict = verifyWebhook(req.headers, body, secret);
     if (!verdict.ok) return fail(401, "WEBHOOK_UNAUTHORIZED", verdict.reason);
     const branch = this.#o.branch ?? "main";
@@ -174,8 +202,12 @@ export class AdminServer {
   async #agents(url: URL): Promise<Reply> {
     const group = url.searchParams.get("group");
     const state = url.searchParams.get("state");
-    if (state && state !== "connected" && state !== "disconnected") {
-      return fail(400, "BAD_FILTER", `state must be connected or disconnected, not "${state}"`);
+    if (state && state !== "connected" && state !== "disconnected" && state !== "unauthorized") {
+      return fail(
+        400,
+        "BAD_FILTER",
+        `state must be connected, disconnected or unauthorized, not "${state}"`,
+      );
     }
     const { service } = this.#o;
     const out = [];
@@ -184,9 +216,15 @@ export class AdminServer {
         service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
       if (!agent) continue;
       const g = service.provider?.groupOf(agent);
+      const denied = service.provider?.unauthorizedGroup(agent);
       if (group && g !== group) continue;
-      if (state && agent.connected !== (state === "connected")) continue;
-      out.push(agentView(agent, g));
+      if (
+        state === "unauthorized"
+          ? denied === undefined
+          : state && agent.connected !== (state === "connected")
+      )
+        continue;
+      out.push(agentView(agent, g, false, denied));
     }
     return json(200, out);
   }
@@ -198,7 +236,11 @@ export class AdminServer {
     const agent =
       service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
     if (!agent) return fail(404, "AGENT_UNKNOWN", `no agent ${uid}`);
-    return json(200, agentView(agent, service.provider?.groupOf(agent), true));
+    const { provider } = service;
+    return json(
+      200,
+      agentView(agent, provider?.groupOf(agent), true, provider?.unauthorizedGroup(agent)),
+    );
   }
 
   #groups() {
@@ -276,15 +318,29 @@ function send(res: ServerResponse, reply: Reply): void {
 
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
+/**
+ * The request body, or undefined as soon as it passes `limit` bytes (a Content-Length over
+ * the limit is refused before reading): reading stops there and the connection is closed
+ * after the answer, so a client cannot make the server read (or buffer) more.
+ */
 function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size <= limit) chunks.push(c);
-    });
-    req.on("end", () => resolve(size > limit ? undefined : Buffer.concat(chunks)));
+      if (size <= limit) {
+        chunks.push(c);
+        return;
+      }
+      req.off("data", onData);
+      req.pause();
+      chunks.length = 0;
+      resolve(undefined);
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }

@@ -17,13 +17,23 @@ export function capabilityNames(word: bigint): string[] {
     .map(([name]) => name);
 }
 
-export function agentView(agent: Readonly<AgentState>, group: string | undefined, detail = false) {
+/**
+ * An agent as the API shows it. `unauthorizedGroup`: the group its attributes select but its
+ * credentials do not allow; the agent is then listed with `group: null, unauthorized: {group}`.
+ */
+export function agentView(
+  agent: Readonly<AgentState>,
+  group: string | undefined,
+  detail = false,
+  unauthorizedGroup?: string,
+) {
   const attrs = (kvs: { key: string; value?: { stringValue?: string } | null }[] | undefined) =>
     Object.fromEntries((kvs ?? []).map((kv) => [kv.key, kv.value?.stringValue ?? ""]));
   const rcs = agent.remoteConfigStatus;
   const view = {
     instanceUid: agent.instanceUid,
     group: group ?? null,
+    unauthorized: unauthorizedGroup === undefined ? null : { group: unauthorizedGroup },
     connected: agent.connected,
     transport: agent.transport,
     lastConnectedAt: agent.lastConnectedAt,

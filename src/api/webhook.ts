@@ -1,17 +1,21 @@
 /**
  * Verification of Git push webhooks (`POST /hooks/git`): GitHub's `X-Hub-Signature-256`
  * (HMAC-SHA256 of the raw body) and GitLab's `X-Gitlab-Token` (the shared secret itself).
- * Both compare in constant time. A push to another branch is acknowledged and ignored.
+ * Both compare in constant time over SHA-256 digests (so neither the secret's nor the
+ * signature's length leaks). A push to another branch is acknowledged and ignored.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 
 export type WebhookVerdict =
   | { ok: true; provider: "github" | "gitlab"; ref?: string }
   | { ok: false; reason: string };
 
-function equal(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest();
+
+/** Constant-time equality of two secrets of any length: their digests are compared. */
+export function secretsEqual(a: Buffer, b: Buffer): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
 }
 
 /** Checks the request's signature or token against `secret`. */
@@ -25,12 +29,12 @@ export function verifyWebhook(
   let provider: "github" | "gitlab";
   if (typeof signature === "string") {
     const expected = `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
-    if (!equal(Buffer.from(signature), Buffer.from(expected))) {
+    if (!secretsEqual(Buffer.from(signature), Buffer.from(expected))) {
       return { ok: false, reason: "X-Hub-Signature-256 does not match the body" };
     }
     provider = "github";
   } else if (typeof token === "string") {
-    if (!equal(Buffer.from(token), Buffer.from(secret))) {
+    if (!secretsEqual(Buffer.from(token), Buffer.from(secret))) {
       return { ok: false, reason: "X-Gitlab-Token is not the configured secret" };
     }
     provider = "gitlab";

@@ -48,7 +48,15 @@ export class ApiClient {
     if (this.#s.apiToken) headers.Authorization = `Bearer ${this.#s.apiToken}`;
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, signal: AbortSignal.timeout(this.#timeoutMs) });
+      // The API refuses state-changing requests that are not JSON (CSRF protection).
+      const body = method === "GET" ? undefined : "{}";
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      res = await fetch(url, {
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
     } catch (err) {
       const why = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
       throw new ApiUnreachableError(

@@ -150,6 +150,12 @@ export async function runUntilSignal(
       resolveStopped(0);
     })();
   };
+  // SIGHUP re-reads the tokens files and the client CA (rotation without restart).
+  process.on("SIGHUP", () => {
+    if (!handle || signalled) return;
+    handle.logger.info({ signal: "SIGHUP" }, "reloading credentials");
+    handle.service.credentials.reload();
+  });
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
   try {

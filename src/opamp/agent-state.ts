@@ -65,6 +65,11 @@ export interface AgentState extends AgentReport {
   lastSeenAt: number;
   /** Hex of the hash the agent last reported for its remote config ("" when none). */
   reportedHash: string;
+  /**
+   * Opaque scopes of the credentials the agent last presented (credentials.ts); [] when its
+   * credentials carry none. Read by the desired-state provider, never by src/opamp.
+   */
+  scopes: readonly string[];
   /** Hash (hex) of the connection settings last offered, so each is offered once. */
   offeredSettingsHash: string | null;
   /** Encoded form of each stored report field, to detect change by byte comparison. */
@@ -88,6 +93,7 @@ export function emptyAgentState(
     lastSeenAt: now,
     reportedHash: "",
     offeredSettingsHash: null,
+    scopes: [],
     encoded: {},
     description: null,
     health: null,

@@ -26,6 +26,7 @@ type ScalarField =
   | "lastDisconnectedAt"
   | "lastSeenAt"
   | "offeredSettings"
+  | "scopes"
   | "owner";
 
 interface PendingSave {
@@ -70,6 +71,8 @@ export class AgentStore {
     state.lastDisconnectedAt = num("lastDisconnectedAt");
     state.lastSeenAt = num("lastSeenAt") ?? 0;
     state.offeredSettingsHash = text("offeredSettings") || null;
+    // Scopes are single lines (a tokens-file line's tail), so newline-joined.
+    state.scopes = text("scopes") === "" ? [] : text("scopes").split("\n");
     for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
       const bytes = raw[field];
       if (bytes) setReportField(state, field, bytes);
@@ -106,6 +109,8 @@ export class AgentStore {
       String(state.lastSeenAt),
       "offeredSettings",
       state.offeredSettingsHash ?? "",
+      "scopes",
+      state.scopes.join("\n"),
       "owner",
       owner,
     ];

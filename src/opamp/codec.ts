@@ -37,6 +37,31 @@ function toLong(value: bigint | undefined): Long | undefined {
 
 type Decoded = Record<string, unknown>;
 
+/**
+ * protobufjs decodes a map entry that has a key but no value as `null`, which its encoder
+ * then cannot encode (a stored sub-message is re-encoded): such values become the empty
+ * message, as the protobuf specification defines an absent value. Walks only message fields.
+ */
+function fillMapValues(type: protobuf.Type, message: Decoded): void {
+  for (const field of type.fieldsArray) {
+    const nested = field.resolvedType;
+    const value = message[field.name];
+    if (!(nested instanceof protobuf.Type) || value === null || value === undefined) continue;
+    if (field.map) {
+      const map = value as Record<string, Decoded | null>;
+      for (const key of Object.keys(map)) {
+        const entry = map[key];
+        if (entry === null || entry === undefined) map[key] = nested.create() as unknown as Decoded;
+        else fillMapValues(nested, entry);
+      }
+    } else if (field.repeated) {
+      for (const item of value as Decoded[]) if (item) fillMapValues(nested, item);
+    } else {
+      fillMapValues(nested, value as Decoded);
+    }
+  }
+}
+
 function sub<T>(message: Decoded, field: string): T | null {
   return (message[field] ?? null) as T | null;
 }
@@ -49,6 +74,7 @@ export function decodeAgentToServer(bytes: Uint8Array): AgentToServer {
   let m: Decoded;
   try {
     m = agentToServerType.decode(bytes) as unknown as Decoded;
+    fillMapValues(agentToServerType, m);
   } catch (err) {
     throw new MalformedMessageError(
       `AgentToServer is not valid protobuf: ${(err as Error).message}`,

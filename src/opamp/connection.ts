@@ -10,6 +10,8 @@ export interface Connection {
   readonly id: number;
   readonly transport: Transport;
   readonly remoteAddress: string;
+  /** Opaque scopes of the credentials the agent presented (see credentials.ts); [] for none. */
+  readonly scopes?: readonly string[];
   /**
    * Sends an unsolicited ServerToAgent (a config push). WebSocket only: HTTP agents receive
    * changes in the response to their next poll, so HTTP connections leave this undefined.

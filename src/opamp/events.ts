@@ -35,6 +35,8 @@ export interface AgentEventMap {
     effectiveConfig: EffectiveConfig;
     agent: Readonly<AgentState>;
   };
+  /** The credential scopes the agent presents changed (another token or certificate). */
+  scopesChanged: { instanceUid: string; scopes: readonly string[]; agent: Readonly<AgentState> };
 }
 export type AgentEventName = keyof AgentEventMap;
 type Listener<K extends AgentEventName> = (event: AgentEventMap[K]) => void;
@@ -74,6 +76,8 @@ export interface AgentChanges {
   capabilities: boolean;
   fields: readonly ReportField[];
   disconnect: boolean;
+  /** The agent's credential scopes changed (emitted after connected, before the fields). */
+  scopes?: boolean;
 }
 
 /** Emits the events for `changes`: connected first, disconnected last. */
@@ -85,6 +89,7 @@ export function emitAgentEvents(
   const instanceUid = agent.instanceUid;
   if (changes.connected)
     events.emit("connected", { instanceUid, transport: agent.transport, agent });
+  if (changes.scopes) events.emit("scopesChanged", { instanceUid, scopes: agent.scopes, agent });
   if (changes.capabilities) {
     events.emit("capabilitiesChanged", { instanceUid, capabilities: agent.capabilities, agent });
   }

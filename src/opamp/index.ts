@@ -2,8 +2,14 @@
 export type { AgentState, Transport } from "./agent-state.js";
 export { agentAttributes } from "./agent-state.js";
 export { AgentStore } from "./agent-store.js";
-export { bearerAuthenticator } from "./auth.js";
+export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
+export {
+  AgentCredentials,
+  type AgentToken,
+  type CertificateScope,
+  parseAgentTokens,
+} from "./credentials.js";
 export type { DesiredConfig, DesiredState, DesiredStateProvider } from "./desired.js";
 export { NO_DESIRED_STATE } from "./desired.js";
 export * from "./errors.js";

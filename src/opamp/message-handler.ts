@@ -169,6 +169,9 @@ export class MessageHandler {
     state.lastSeenAt = now;
     const transportChanged = state.transport !== conn.transport;
     state.transport = conn.transport;
+    const scopes = conn.scopes ?? [];
+    const scopesChanged = !sameScopes(state.scopes, scopes);
+    if (scopesChanged) state.scopes = scopes;
     const connecting = !state.connected;
     if (connecting) {
       state.connected = true;
@@ -215,6 +218,7 @@ export class MessageHandler {
       disconnect ||
       !known ||
       transportChanged ||
+      scopesChanged ||
       settingsOffered;
     if (mustSave) {
       // Timestamp-only refreshes ride along with a write that happens anyway.
@@ -236,7 +240,12 @@ export class MessageHandler {
       this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
-    emitAgentEvents(this.#o.events, state, { fields, ...announce, disconnect });
+    emitAgentEvents(this.#o.events, state, {
+      fields,
+      ...announce,
+      disconnect,
+      scopes: scopesChanged,
+    });
     return { reply, outcome: "ok", disconnect };
   }
 
@@ -342,6 +351,10 @@ function isDuplicate(current: Readonly<AgentState>, message: AgentToServer): boo
   const stored = current.encoded.description;
   if (!message.agentDescription || !stored) return false;
   return !stored.equals(encodeSubMessage("AgentDescription", message.agentDescription));
+}
+
+function sameScopes(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 function errorResult(

@@ -11,7 +11,7 @@ import type { Duplex } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AgentStore } from "./agent-store.js";
-import { bearerAuthenticator } from "./auth.js";
+import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { AgentEvents } from "./events.js";
 import { HttpTransport, plain } from "./http-transport.js";
@@ -38,8 +38,13 @@ export interface OpampServerOptions {
   /** Redis key prefix. Default "opamp-gitops". */
   prefix?: string;
   desired?: DesiredStateProvider;
-  /** Accepted bearer tokens; none means no authentication (a warning is logged). */
-  tokens?: readonly string[];
+  /**
+   * Accepted bearer tokens, each with an optional opaque scope carried with its sessions;
+   * none means no authentication (a warning is logged). Replaceable with setTokens().
+   */
+  tokens?: readonly (string | AgentToken)[];
+  /** The scope a verified client certificate carries, from its names (mTLS only). */
+  certificateScope?: CertificateScope;
   tls?: OpampTlsOptions;
   /** Largest AgentToServer or ServerToAgent, after decompression, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
@@ -75,7 +80,7 @@ export class OpampServer {
   readonly #server: Server;
   readonly #ws: WebSocketTransport;
   readonly #http: HttpTransport;
-  readonly #authenticate: ReturnType<typeof bearerAuthenticator>;
+  readonly #credentials: AgentCredentials;
   #inflight = 0;
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -105,7 +110,7 @@ export class OpampServer {
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
     });
     this.#http = new HttpTransport({ handler: this.handler, logger, maxMessageBytes });
-    this.#authenticate = bearerAuthenticator(options.tokens ?? []);
+    this.#credentials = new AgentCredentials(options.tokens ?? [], options.certificateScope);
     const tls = options.tls;
     this.#server = tls
       ? createHttpsServer({
@@ -133,7 +138,7 @@ export class OpampServer {
   /** Starts listening; resolves with the bound port. */
   async start(): Promise<{ port: number }> {
     const { logger } = this.#o;
-    if ((this.#o.tokens ?? []).length === 0) {
+    if (this.#credentials.open) {
       logger.warn("OpAMP endpoint has no bearer tokens configured: any agent may connect");
     }
     await new Promise<void>((resolve, reject) => {
@@ -148,6 +153,22 @@ export class OpampServer {
     const { port } = this.#server.address() as AddressInfo;
     logger.info({ port, path: this.#o.path, tls: Boolean(this.#o.tls) }, "OpAMP server listening");
     return { port };
+  }
+
+  /** Replaces the accepted tokens (rotation): new requests are checked against these. */
+  setTokens(tokens: readonly (string | AgentToken)[]): void {
+    this.#credentials.setTokens(tokens);
+  }
+
+  /** Replaces the CA that client certificates must chain to, for new TLS connections. */
+  setClientCa(clientCa: string | Buffer): void {
+    const tls = this.#o.tls;
+    if (!tls?.clientCa) throw new Error("setClientCa needs a server started with tls.clientCa");
+    (this.#server as import("node:https").Server).setSecureContext({
+      cert: tls.cert,
+      key: tls.key,
+      ca: clientCa,
+    });
   }
 
   /** Pushes what is now due to connected WebSocket agents; see MessageHandler.refresh. */
@@ -178,7 +199,7 @@ export class OpampServer {
     const path = (req.url ?? "").split("?")[0];
     if (path !== this.#o.path)
       return { status: 404, text: `not found; the OpAMP endpoint is ${this.#o.path}` };
-    if (!this.#authenticate(req.headers)) {
+    if (!this.#credentials.admit(req)) {
       return {
         status: 401,
         text: "unauthorized",

@@ -9,6 +9,7 @@ import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type Connection, nextConnectionId } from "./connection.js";
+import { scopesOf } from "./credentials.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "./framing.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
@@ -61,6 +62,7 @@ export class WebSocketTransport {
       id: nextConnectionId(),
       transport: "websocket",
       remoteAddress: req.socket.remoteAddress ?? "",
+      scopes: scopesOf(req),
       push: send,
       close: (code, reason) => ws.close(code, reason),
     };

@@ -41,6 +41,9 @@ export class AgentBridge {
       this.#run(rollouts.connected(agent.instanceUid));
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
+    // Another credential may allow other groups: an agent whose scope no longer allows its
+    // group leaves that group's rollout.
+    events.on("scopesChanged", ({ agent }) => this.place(agent));
     events.on("disconnected", ({ instanceUid }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.groupOf.delete(instanceUid);

@@ -2,17 +2,23 @@
  * The desired state the OpAMP server asks for on every message: the agent's group (from the
  * Git desired state's matcher), then the hash its group's rollout serves it (stable or
  * target), then that hash's files. Synchronous and from memory: no I/O per message.
+ *
+ * Per-group credentials: a group the agent's credential scopes do not allow is not its group
+ * (groupOf answers undefined, so it is served nothing and joins no rollout); unauthorizedGroup
+ * names it, for the admin API and the status branch.
  */
 import type { AgentState, DesiredState, DesiredStateProvider } from "../opamp/index.js";
 import { agentAttributes } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { FleetSync } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
+import { GroupScopes } from "./group-scope.js";
 
 export class FleetProvider implements DesiredStateProvider {
   readonly #sync: FleetSync;
   readonly #rollouts: RolloutController;
   readonly #configs: ConfigStore;
+  readonly #scopes = new GroupScopes();
   // Attributes per agent state: re-derived only when its description object changes.
   readonly #attributes = new WeakMap<
     object,
@@ -25,9 +31,21 @@ export class FleetProvider implements DesiredStateProvider {
     this.#configs = configs;
   }
 
-  /** The agent's group, or undefined when it is unassigned. */
-  groupOf(agent: Readonly<AgentState>): string | undefined {
+  /** The group the agent's attributes select, whether or not its credentials allow it. */
+  selectedGroup(agent: Readonly<AgentState>): string | undefined {
     return this.#sync.assign(this.attributes(agent), agent.instanceUid).group;
+  }
+
+  /** The agent's group: undefined when it is unassigned or its credentials do not allow it. */
+  groupOf(agent: Readonly<AgentState>): string | undefined {
+    const group = this.selectedGroup(agent);
+    return group !== undefined && this.#scopes.allows(agent.scopes, group) ? group : undefined;
+  }
+
+  /** The group the agent selects but may not be served (its credentials do not allow it). */
+  unauthorizedGroup(agent: Readonly<AgentState>): string | undefined {
+    const group = this.selectedGroup(agent);
+    return group !== undefined && !this.#scopes.allows(agent.scopes, group) ? group : undefined;
   }
 
   attributes(agent: Readonly<AgentState>): ReadonlyMap<string, string> {

@@ -26,7 +26,9 @@ import {
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
+import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
+import { certificateGroups } from "./group-scope.js";
 import { createStatusWriter } from "./status-wiring.js";
 
 /** Git credentials from the settings (a token from a file or an environment variable). */
@@ -78,6 +80,8 @@ export class Service {
   readonly api: AdminServer;
   /** The status branch writer; undefined without a repository. */
   readonly status: StatusWriter | undefined;
+  /** Re-reads tokens files and the client CA on change and on reloadCredentials(). */
+  readonly credentials: CredentialReloader;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
@@ -124,6 +128,7 @@ export class Service {
       maxConnections: s.maxConnections,
       ...(s.tls ? { tls: s.tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
+      ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),
       ...(provider ? { desired: provider } : {}),
     });
     this.provider = provider;
@@ -158,8 +163,22 @@ export class Service {
       port: s.apiPort,
       tokens: s.apiTokens,
       branch: s.branch,
+      allowedHosts: s.apiAllowedHosts,
       ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
     });
+    this.credentials = new CredentialReloader(
+      {
+        ...(s.opampTokensFile ? { opampTokensFile: s.opampTokensFile } : {}),
+        ...(s.apiTokensFile ? { apiTokensFile: s.apiTokensFile } : {}),
+        ...(s.tlsClientCaFile ? { tlsClientCaFile: s.tlsClientCaFile } : {}),
+      },
+      {
+        setAgentTokens: (tokens) => this.opamp.setTokens(tokens),
+        setAdminTokens: (tokens) => this.api.setTokens(tokens),
+        setClientCa: (ca) => this.opamp.setClientCa(ca),
+      },
+      logger.child({ module: "credentials" }),
+    );
     // One apply at a time, in commit order: an older commit's apply must never run last.
     this.sync?.on("updated", ({ state }) => {
       this.#applying = this.#applying.then(() => this.#apply(state));
@@ -236,12 +255,14 @@ export class Service {
     this.status?.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
+    this.credentials.start();
     return { opampPort: port, apiPort: api.port };
   }
 
   /** Stops everything in reverse order. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.credentials.close();
       // Budget above the server's 5 s grace: sockets it ends late still reach the rollouts.
       await this.#step("OpAMP server", () => this.opamp.close(), 6000);
       await this.#step("agent reports", async () => this.bridge?.close());

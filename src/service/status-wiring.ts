@@ -77,6 +77,8 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     },
     placement: (agent) => {
       if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;
+      const unauthorizedGroup = provider.unauthorizedGroup(agent);
+      if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
       const group = provider.groupOf(agent);
       if (group === undefined) return UNASSIGNED;
       const served = rollouts.served(group, agent.instanceUid);

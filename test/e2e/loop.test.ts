@@ -316,14 +316,22 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       groups.map((g) => g.name),
       ["edge"],
     );
-    const pause = await fetch(`${api}/api/v1/rollouts/edge/pause`, { method: "POST" });
+    const pause = await fetch(`${api}/api/v1/rollouts/edge/pause`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+    });
     assert.equal(pause.status, 409, "nothing in flight after the rollback");
     assert.equal(
       ((await pause.json()) as { error: { code: string } }).error.code,
       "ROLLOUT_NOT_IN_FLIGHT",
     );
     assert.equal(
-      (await fetch(`${api}/api/v1/rollouts/nope/pause`, { method: "POST" })).status,
+      (
+        await fetch(`${api}/api/v1/rollouts/nope/pause`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+        })
+      ).status,
       404,
     );
   });

@@ -5,6 +5,7 @@ import {
   decodeServerToAgent,
   encodeAgentToServer,
   encodeServerToAgent,
+  encodeSubMessage,
 } from "../../src/opamp/codec.js";
 import { MalformedMessageError } from "../../src/opamp/errors.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../../src/opamp/framing.js";
@@ -37,6 +38,17 @@ describe("codec", () => {
     assert.equal(decoded.effectiveConfig, null);
     assert.equal(decoded.health?.healthy, true);
     assert.equal(decoded.health?.status, "StatusOK");
+  });
+
+  test("a map entry without a value decodes as the empty message, which encodes again (found by fuzzing)", () => {
+    // AgentToServer.health (5) { component_health_map (6) { key "a" } }: no value field.
+    const entry = [0x0a, 0x01, 0x61];
+    const health = [0x32, entry.length, ...entry];
+    const bytes = Buffer.from([0x0a, 16, ...new Uint8Array(16), 0x2a, health.length, ...health]);
+    const message = decodeAgentToServer(bytes);
+    const map = message.health?.componentHealthMap ?? {};
+    assert.ok(map.a && typeof map.a === "object", "an empty ComponentHealth, not null");
+    assert.ok(encodeSubMessage("ComponentHealth", message.health as object).length > 0);
   });
 
   test("bytes that are not protobuf raise MalformedMessageError", () => {

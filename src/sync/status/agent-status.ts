@@ -27,6 +27,11 @@ export interface AgentPlacement {
   desiredHash: string | null;
   /** The commit that introduced `desiredHash`. */
   desiredCommit: string | null;
+  /**
+   * The group the agent's attributes select but its credentials do not allow (per-group
+   * credentials); such an agent has group null and is served nothing.
+   */
+  unauthorizedGroup?: string;
 }
 
 export interface AgentStatusOptions {
@@ -204,6 +209,12 @@ function render(
     ),
     drift,
   };
+  // Only on unauthorized agents, so every other agent's file stays as it was.
+  const unauthorized =
+    placement.unauthorizedGroup === undefined
+      ? undefined
+      : checkGroupName(placement.unauthorizedGroup);
+  if (unauthorized !== undefined) file.unauthorized = { group: unauthorized };
   const facts: AgentFacts = {
     uid: agent.instanceUid,
     group,
@@ -217,6 +228,7 @@ function render(
     drift,
     lastConnectedAt: agent.lastConnectedAt,
     lastDisconnectedAt: agent.lastDisconnectedAt,
+    ...(unauthorized !== undefined ? { unauthorized: true } : {}),
   };
   return { file, facts };
 }

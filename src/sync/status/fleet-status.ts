@@ -36,6 +36,7 @@ export function fleetStatus(agents: Iterable<AgentFacts>, inputs: FleetInputs): 
     unhealthy: 0,
     drifted: 0,
     unassigned: 0,
+    unauthorized: 0,
   };
   const groups = new Map<string, GroupCounts>();
   const groupOf = (name: string): GroupCounts => {
@@ -63,6 +64,7 @@ export function fleetStatus(agents: Iterable<AgentFacts>, inputs: FleetInputs): 
     if (healthy) totals.healthy++;
     if (unhealthy) totals.unhealthy++;
     if (a.drift) totals.drifted++;
+    if (a.unauthorized) totals.unauthorized++;
     if (a.group === null) totals.unassigned++;
     else {
       const g = groupOf(a.group);

@@ -50,6 +50,8 @@ export interface AgentStatusFile {
   health: HealthStatus | null;
   effectiveConfig: { hash: string; files: Record<string, ConfigFileStatus> } | null;
   drift: boolean;
+  /** Present only when the selected group is one the agent's credentials do not allow. */
+  unauthorized?: { group: string };
 }
 
 export interface HashRefStatus {
@@ -129,6 +131,8 @@ export interface Totals {
   unhealthy: number;
   drifted: number;
   unassigned: number;
+  /** Agents whose attributes select a group their credentials do not allow (also unassigned). */
+  unauthorized: number;
 }
 
 export interface GroupCounts {
@@ -177,6 +181,8 @@ export interface AgentFacts {
   /** ms since the epoch; null when never. */
   lastConnectedAt: number | null;
   lastDisconnectedAt: number | null;
+  /** The agent selects a group its credentials do not allow (absent: false). */
+  unauthorized?: true;
 }
 
 /** What the writer remembers of a group file, to say what changed. */

@@ -15,6 +15,7 @@ const EVENTS: AgentEventName[] = [
   "healthChanged",
   "effectiveConfigChanged",
   "remoteConfigStatusChanged",
+  "scopesChanged",
 ];
 
 export function attachAgentEvents(events: AgentEvents, recorder: AgentRecorder): () => void {

@@ -198,6 +198,7 @@ describe("status branch in a local repository", () => {
       unhealthy: 1,
       drifted: 1,
       unassigned: 1,
+      unauthorized: 0,
     });
     assert.equal(get(fleet, "groups", "edge", "agents"), 3);
     assert.equal(get(fleet, "groups", "gateway", "agents"), 0);

@@ -467,6 +467,7 @@ describe("status files", () => {
       unhealthy: 0,
       drifted: 1,
       unassigned: 1,
+      unauthorized: 0,
     });
     assert.equal(fleet.groups.gateway?.agents, 0);
     assert.equal(fleet.hashes["aa".repeat(32)]?.agents, 3);

@@ -1,0 +1,113 @@
+/**
+ * The credentials agents may present, replaceable while the server runs (rotation without a
+ * restart): bearer tokens, each with an optional scope, and client certificates, whose scope
+ * a callback derives from the certificate's names.
+ *
+ * A scope is opaque here: src/opamp never reads it. It travels with the session (the
+ * Connection, then AgentState.scopes) to the desired-state provider, which decides what it
+ * allows (the service reads group names from it, see src/service/group-scope.ts).
+ */
+
+import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { TLSSocket } from "node:tls";
+import { tokenDigest } from "./auth.js";
+
+/** One accepted bearer token; `scope` (when set) is carried with every session using it. */
+export interface AgentToken {
+  token: string;
+  scope?: string;
+}
+
+/**
+ * The scope of a client certificate, from its names: the subject CN first, then each
+ * subjectAltName value (DNS names, URIs, IP addresses, e-mail addresses), without their
+ * `DNS:`/`URI:` prefixes. Undefined: the certificate carries no scope.
+ */
+export type CertificateScope = (names: readonly string[]) => string | undefined;
+
+/**
+ * The lines of an agent tokens file: `<token>` or `<token> <scope>` (the scope is the rest of
+ * the line, trimmed); blank lines and `#` comments are skipped. Tokens never hold whitespace.
+ */
+export function parseAgentTokens(text: string): AgentToken[] {
+  const out: AgentToken[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^(\S+)(?:\s+(.*))?$/.exec(line) as RegExpExecArray;
+    const scope = m[2]?.trim();
+    out.push(scope ? { token: m[1] as string, scope } : { token: m[1] as string });
+  }
+  return out;
+}
+
+/** Names of a verified client certificate (CN, then subjectAltName values). */
+export function certificateNames(req: IncomingMessage): string[] {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return [];
+  const cert = socket.getPeerCertificate();
+  const names: string[] = [];
+  const cn = cert.subject?.CN;
+  if (typeof cn === "string" && cn !== "") names.push(cn);
+  for (const part of (cert.subjectaltname ?? "").split(/,\s*/)) {
+    const value = part.replace(/^[A-Za-z ]+:/, "");
+    if (value !== "") names.push(value);
+  }
+  return names;
+}
+
+// The scopes each admitted request carries, from the server's check to the transports.
+const admitted = new WeakMap<IncomingMessage, readonly string[]>();
+
+/** The scopes the server admitted `req` with ([] when it carries none). */
+export function scopesOf(req: IncomingMessage): readonly string[] {
+  return admitted.get(req) ?? [];
+}
+
+export class AgentCredentials {
+  #tokens: { digest: Buffer; scope: string | undefined }[] = [];
+  readonly #certificateScope: CertificateScope | undefined;
+
+  constructor(tokens: readonly (string | AgentToken)[], certificateScope?: CertificateScope) {
+    this.#certificateScope = certificateScope;
+    this.setTokens(tokens);
+  }
+
+  /** True when no token is configured: every request passes the token check. */
+  get open(): boolean {
+    return this.#tokens.length === 0;
+  }
+
+  /** Replaces the accepted tokens; sessions already admitted keep theirs. */
+  setTokens(tokens: readonly (string | AgentToken)[]): void {
+    this.#tokens = tokens.map((t) => {
+      const entry = typeof t === "string" ? { token: t } : t;
+      return { digest: tokenDigest(entry.token), scope: entry.scope };
+    });
+  }
+
+  /**
+   * Checks `Authorization: Bearer <token>` (constant time over SHA-256 digests, every token
+   * compared) and remembers the scopes `req` carries: the token's and the certificate's.
+   * Returns false when the request is refused.
+   */
+  admit(req: IncomingMessage): boolean {
+    const scopes: string[] = [];
+    if (this.#tokens.length > 0) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+      if (!m?.[1]) return false;
+      const presented = tokenDigest(m[1]);
+      let found: { scope: string | undefined } | undefined;
+      for (const t of this.#tokens) if (timingSafeEqual(t.digest, presented) && !found) found = t;
+      if (!found) return false;
+      if (found.scope !== undefined) scopes.push(found.scope);
+    }
+    if (this.#certificateScope) {
+      const scope = this.#certificateScope(certificateNames(req));
+      if (scope !== undefined) scopes.push(scope);
+    }
+    admitted.set(req, scopes);
+    return true;
+  }
+}

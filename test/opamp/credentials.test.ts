@@ -1,0 +1,252 @@
+/**
+ * Credentials that carry a scope, and rotation without a restart: token scopes and client
+ * certificate scopes reach the agent state over both transports (and are stored), the tokens
+ * file and the client CA are re-read when they change or on reload() (what SIGHUP calls).
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import WebSocket from "ws";
+import type { AgentState } from "../../src/opamp/agent-state.js";
+import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
+import { encodeAgentToServer } from "../../src/opamp/codec.js";
+import { uidToString } from "../../src/opamp/instance-uid.js";
+import { CredentialReloader } from "../../src/service/credential-reload.js";
+import { agentTokens } from "../../src/settings.js";
+import { postOpamp, TestAgent } from "../helpers/agent.js";
+import { makeTestCerts } from "../helpers/certs.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
+import { tempDir } from "../sync/helpers/git-repo.js";
+
+const body = (fill = 5) =>
+  encodeAgentToServer({
+    instanceUid: new Uint8Array(16).fill(fill),
+    capabilities: Caps.ReportsStatus,
+  });
+
+/** Records the scopes each agent had when the provider was asked what to serve it. */
+function recordScopes(t: TestServer): Map<string, readonly string[]> {
+  const seen = new Map<string, readonly string[]>();
+  t.desired.desired = (agent: Readonly<AgentState>) => {
+    seen.set(agent.instanceUid, agent.scopes);
+    return undefined;
+  };
+  return seen;
+}
+
+/** The HTTP status of a WebSocket upgrade with `token` (101 when it opened). */
+async function upgradeStatus(url: string, token: string): Promise<number> {
+  const ws = new WebSocket(url.replace(/^http/, "ws"), {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  ws.on("error", () => {});
+  const status = await Promise.race([
+    once(ws, "open").then(() => 101),
+    once(ws, "unexpected-response").then(([, res]) => (res as { statusCode: number }).statusCode),
+  ]);
+  ws.terminate();
+  return status;
+}
+
+async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+describe("credential scopes and rotation", () => {
+  test("a token's scope reaches the agent state over both transports, is stored, and follows a new token", async () => {
+    const t = await startTestServer({
+      tokens: [{ token: "edge-token", scope: "groups=edge" }, "open-token"],
+    });
+    const seen = recordScopes(t);
+    const changes: string[] = [];
+    t.server.events.on("scopesChanged", (e) => changes.push(e.scopes.join("|")));
+    try {
+      for (const transport of ["websocket", "http"] as const) {
+        const a = new TestAgent({ transport, url: t.url, token: "edge-token" });
+        await a.connect();
+        await a.send({ capabilities: Caps.ReportsStatus });
+        const uid = uidToString(a.uid);
+        assert.deepEqual(seen.get(uid), ["groups=edge"], transport);
+        await until(
+          "stored",
+          async () => (await t.server.store.load(uid))?.scopes[0] === "groups=edge",
+        );
+        a.close();
+        // The same agent with an unscoped token: no scope any more, and the change is announced.
+        const b = new TestAgent({ transport, url: t.url, token: "open-token", uid: a.uid });
+        await b.connect();
+        b.seq = a.seq;
+        await b.send({ capabilities: Caps.ReportsStatus });
+        assert.deepEqual(seen.get(uid), [], transport);
+        b.close();
+      }
+      assert.deepEqual(changes, ["groups=edge", "", "groups=edge", ""]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a client certificate's names give its scope over HTTPS and WSS, next to the token's", async () => {
+    const certs = makeTestCerts();
+    const names: string[][] = [];
+    const t = await startTestServer({
+      tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca },
+      tokens: [{ token: "edge-token", scope: "groups=edge" }],
+      certificateScope: (n) => {
+        names.push([...n]);
+        return n.includes("agent-1") ? "groups=gateway" : undefined;
+      },
+    });
+    const seen = recordScopes(t);
+    const tlsOpts = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(
+          t.url,
+          {
+            method: "POST",
+            ...tlsOpts,
+            agent: false,
+            headers: {
+              "Content-Type": "application/x-protobuf",
+              Authorization: "Bearer edge-token",
+            },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end(body(7));
+      });
+      assert.equal(status, 200);
+      assert.deepEqual(seen.get(uidToString(new Uint8Array(16).fill(7))), [
+        "groups=edge",
+        "groups=gateway",
+      ]);
+      const ws = new WebSocket(t.url.replace(/^https/, "wss"), {
+        ...tlsOpts,
+        headers: { Authorization: "Bearer edge-token" },
+      });
+      await once(ws, "open");
+      ws.send(Buffer.concat([Buffer.from([0]), body(8)]));
+      await once(ws, "message");
+      ws.close();
+      assert.deepEqual(seen.get(uidToString(new Uint8Array(16).fill(8))), [
+        "groups=edge",
+        "groups=gateway",
+      ]);
+      assert.equal(names[0]?.[0], "agent-1", "the subject CN comes first");
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("tokens file rotation: a token added is accepted, one removed is refused (401), no restart", async () => {
+    const file = join(tempDir("opamp-gitops-tokens-"), "agents");
+    writeFileSync(file, "old-token\n");
+    const t = await startTestServer({ tokens: agentTokens("old-token\n", file, "x") });
+    const log = capturedLogger();
+    const reloader = new CredentialReloader(
+      { opampTokensFile: file },
+      {
+        setAgentTokens: (tokens) => t.server.setTokens(tokens),
+        setAdminTokens: () => {},
+        setClientCa: () => {},
+      },
+      log.logger,
+      { intervalMs: 50 },
+    );
+    reloader.start();
+    const post = async (token: string) => (await postOpamp(t.url, body(), { token })).status;
+    try {
+      assert.equal(await post("new-token"), 401);
+      writeFileSync(file, "old-token\nnew-token groups=edge\n");
+      await until("the new token is accepted", async () => (await post("new-token")) === 200);
+      assert.equal(await upgradeStatus(t.url, "new-token"), 101);
+      // An agent connected with the old token stays connected when the token is removed.
+      const kept = new TestAgent({ transport: "websocket", url: t.url, token: "old-token" });
+      await kept.connect();
+      writeFileSync(file, "new-token groups=edge\n");
+      await until("the old token is refused", async () => (await post("old-token")) === 401);
+      assert.equal(await upgradeStatus(t.url, "old-token"), 401);
+      assert.equal((await kept.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+      kept.close();
+      // A broken file is logged; the tokens in use stay.
+      writeFileSync(file, "new-token groups=\n");
+      await until("the bad file is reported", async () =>
+        log.lines.some((l) => /cannot reload credentials/.test(String(l.msg))),
+      );
+      assert.equal(await post("new-token"), 200);
+      // reload() (SIGHUP) reads at once, without waiting for the poll.
+      reloader.close();
+      writeFileSync(file, "third-token\n");
+      assert.equal(reloader.reload(), 1);
+      assert.equal(await post("third-token"), 200);
+      assert.equal(await post("new-token"), 401);
+    } finally {
+      reloader.close();
+      await t.close();
+    }
+  });
+
+  test("client CA rotation: certificates of the new CA get in, those of the old one no longer", async () => {
+    const oldCerts = makeTestCerts();
+    const newCerts = makeTestCerts();
+    const caFile = join(tempDir("opamp-gitops-ca-"), "ca.pem");
+    writeFileSync(caFile, oldCerts.ca);
+    const t = await startTestServer({
+      tls: { cert: oldCerts.serverCert, key: oldCerts.serverKey, clientCa: oldCerts.ca },
+    });
+    const reloader = new CredentialReloader(
+      { tlsClientCaFile: caFile },
+      {
+        setAgentTokens: () => {},
+        setAdminTokens: () => {},
+        setClientCa: (ca) => t.server.setClientCa(ca),
+      },
+      capturedLogger().logger,
+      { intervalMs: 50 },
+    );
+    reloader.start();
+    const post = (client: { clientCert: Buffer; clientKey: Buffer }) =>
+      new Promise<number>((resolve) => {
+        const req = httpsRequest(
+          t.url,
+          {
+            method: "POST",
+            ca: oldCerts.ca,
+            cert: client.clientCert,
+            key: client.clientKey,
+            agent: false,
+            headers: { "Content-Type": "application/x-protobuf" },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", () => resolve(0)); // the handshake was refused
+        req.end(body());
+      });
+    try {
+      assert.equal(await post(oldCerts), 200);
+      assert.equal(await post(newCerts), 0);
+      writeFileSync(caFile, newCerts.ca);
+      await until("the new CA is used", async () => (await post(newCerts)) === 200);
+      assert.equal(await post(oldCerts), 0);
+    } finally {
+      reloader.close();
+      await t.close();
+    }
+  });
+});
