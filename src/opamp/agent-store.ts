@@ -26,6 +26,7 @@ type ScalarField =
   | "lastDisconnectedAt"
   | "lastSeenAt"
   | "offeredSettings"
+  | "credential"
   | "owner";
 
 interface PendingSave {
@@ -70,6 +71,7 @@ export class AgentStore {
     state.lastDisconnectedAt = num("lastDisconnectedAt");
     state.lastSeenAt = num("lastSeenAt") ?? 0;
     state.offeredSettingsHash = text("offeredSettings") || null;
+    state.credential = text("credential");
     for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
       const bytes = raw[field];
       if (bytes) setReportField(state, field, bytes);
@@ -106,6 +108,8 @@ export class AgentStore {
       String(state.lastSeenAt),
       "offeredSettings",
       state.offeredSettingsHash ?? "",
+      "credential",
+      state.credential,
       "owner",
       owner,
     ];

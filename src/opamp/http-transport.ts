@@ -30,7 +30,12 @@ export class HttpTransport {
   }
 
   /** Serves one authenticated, admitted POST to the OpAMP path. */
-  async serve(req: IncomingMessage, res: ServerResponse, endpoint: string): Promise<void> {
+  async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: string,
+    credential: string,
+  ): Promise<void> {
     const { handler, logger, maxMessageBytes } = this.#o;
     const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
     if (type !== "application/x-protobuf") {
@@ -48,6 +53,7 @@ export class HttpTransport {
       transport: "http",
       remoteAddress: req.socket.remoteAddress ?? "",
       endpoint,
+      credential,
     };
     const result = await handler.handle(conn, body);
     if (result.outcome === "malformed")

@@ -10,12 +10,15 @@ import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import { bearerAuthenticator } from "./auth.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { AgentEvents } from "./events.js";
 import { HttpTransport, plain } from "./http-transport.js";
+import { credentialDigest } from "./identity.js";
 import { MessageHandler } from "./message-handler.js";
+import { guardSockets, httpTimeouts, pick } from "./sockets.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
 export interface OpampTlsOptions {
@@ -56,6 +59,24 @@ export interface OpampServerOptions {
   livenessFactor?: number;
   /** Interval of WebSocket pings that find dead sockets, in ms. Default 30 000. */
   pingIntervalMs?: number;
+  /** What one agent may report (counts, sizes, stored bytes); see agent-limits.ts. */
+  limits?: Partial<AgentLimits>;
+  /** A retried message gets an unchanged remote config again at most this often, ms. Default 30 000. */
+  resendIntervalMs?: number;
+  /** Time allowed for an HTTP request's headers, in ms (Node headersTimeout). Default 10 000. */
+  headersTimeoutMs?: number;
+  /** Time allowed for a whole HTTP request, body included, in ms (Node requestTimeout). Default 60 000. */
+  requestTimeoutMs?: number;
+  /** A WebSocket must send its first message within this, in ms. Default 30 000. */
+  firstMessageTimeoutMs?: number;
+  /** A WebSocket that sends no message for this long is closed, in ms. Default 3 600 000. */
+  idleTimeoutMs?: number;
+  /** Bytes queued for a WebSocket peer beyond which it is dropped as not reading. Default 4 MiB. */
+  maxSendBufferBytes?: number;
+  /** Messages of one WebSocket waiting to be handled before reading pauses. Default 8. */
+  maxQueuedMessages?: number;
+  /** Open TCP connections allowed from one source address; undefined: no cap. */
+  maxConnectionsPerAddress?: number;
   replicaId?: string;
 }
 
@@ -92,25 +113,36 @@ export class OpampServer {
       replicaId: options.replicaId ?? `${hostname()}:${process.pid}`,
       defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
       livenessFactor: options.livenessFactor ?? 3,
+      limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
+      resendIntervalMs: options.resendIntervalMs ?? 30_000,
     });
     this.#ws = new WebSocketTransport({
       handler: this.handler,
       logger,
       maxMessageBytes,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      ...pick(options, [
+        "maxSendBufferBytes",
+        "maxQueuedMessages",
+        "firstMessageTimeoutMs",
+        "idleTimeoutMs",
+      ]),
     });
     this.#http = new HttpTransport({ handler: this.handler, logger, maxMessageBytes });
     this.#authenticate = bearerAuthenticator(options.tokens ?? []);
     const tls = options.tls;
+    const timeouts = httpTimeouts(options);
     this.#server = tls
       ? createHttpsServer({
+          ...timeouts,
           cert: tls.cert,
           key: tls.key,
           ...(tls.clientCa
             ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
             : {}),
         })
-      : createHttpServer();
+      : createHttpServer(timeouts);
+    guardSockets(this.#server, logger, options.maxConnectionsPerAddress);
     this.#server.on("request", (req, res) => {
       void this.#onRequest(req, res).catch((err) => {
         logger.error({ err }, "OpAMP HTTP request failed");
@@ -211,7 +243,7 @@ export class OpampServer {
     }
     this.#inflight++;
     try {
-      await this.#http.serve(req, res, this.#endpoint(req, false));
+      await this.#http.serve(req, res, this.#endpoint(req, false), credentialDigest(req));
     } finally {
       this.#inflight--;
       // A keep-alive agent would otherwise hold a closing server open with its next poll.
@@ -220,6 +252,9 @@ export class OpampServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // The HTTP server stops listening for errors on an upgraded socket; a reset must not
+    // become an unhandled 'error' event (which would end the process).
+    socket.on("error", (err) => this.#o.logger.debug({ err }, "upgrade socket error"));
     const refusal = this.#refusal(req);
     if (refusal) {
       const headers = Object.entries({
@@ -233,9 +268,11 @@ export class OpampServer {
         refusal.status
       ];
       socket.end(`HTTP/1.1 ${refusal.status} ${reason}\r\n${headers}\r\n${refusal.text}\n`);
+      // A peer that never reads the refusal would hold the socket open.
+      setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
-    this.#ws.upgrade(req, socket, head, this.#endpoint(req, true));
+    this.#ws.upgrade(req, socket, head, this.#endpoint(req, true), credentialDigest(req));
   }
 
   /**

@@ -4,6 +4,15 @@
  * limit is enforced by `ws` itself (maxPayload), which closes with 1009 before buffering more.
  *
  * Ordering: messages of one socket are handled strictly one after another.
+ *
+ * What one socket can cost is bounded whatever the peer does:
+ * - replies: a peer that does not read is dropped (close 1008, then destroyed) once the bytes
+ *   waiting to be written to it pass `maxSendBufferBytes` (ws `bufferedAmount`);
+ * - received messages: at most `maxQueuedMessages` wait for the handler; while that many
+ *   wait, reading from the socket is paused (TCP flow control then stops the peer);
+ * - time: a socket that sends no message within `firstMessageTimeoutMs`, or none for
+ *   `idleTimeoutMs` afterwards, is closed; pings find dead peers, and only a pong answering
+ *   our ping counts (unsolicited pongs do not keep a socket alive).
  */
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
@@ -20,16 +29,37 @@ export interface WebSocketTransportOptions {
   maxMessageBytes: number;
   /** Interval of protocol pings that find dead sockets, in ms. Default 30 000. */
   pingIntervalMs?: number;
+  /** Bytes waiting to be written beyond which a non-reading peer is dropped. Default 4 MiB. */
+  maxSendBufferBytes?: number;
+  /** Messages of one socket waiting for the handler before reading pauses. Default 8. */
+  maxQueuedMessages?: number;
+  /** A socket must send its first message within this, in ms. Default 30 000. */
+  firstMessageTimeoutMs?: number;
+  /** A socket that sends no message for this long is closed, in ms. Default 1 h. */
+  idleTimeoutMs?: number;
 }
+
+/** After a close frame, a peer that does not answer it is destroyed this much later (ms). */
+const CLOSE_GRACE_MS = 2000;
 
 export class WebSocketTransport {
   readonly wss: WebSocketServer;
   readonly #o: Required<WebSocketTransportOptions>;
-  readonly #alive = new WeakSet<WebSocket>();
+  /** Sockets with a ping not yet answered. */
+  readonly #awaitingPong = new WeakSet<WebSocket>();
   readonly #ping: NodeJS.Timeout;
+  /** Counters since start, for metrics and tests. */
+  readonly stats = { slowReaders: 0, idleClosed: 0, deadPeers: 0 };
 
   constructor(options: WebSocketTransportOptions) {
-    this.#o = { pingIntervalMs: 30_000, ...options };
+    this.#o = {
+      pingIntervalMs: 30_000,
+      maxSendBufferBytes: 4 * 1024 * 1024,
+      maxQueuedMessages: 8,
+      firstMessageTimeoutMs: 30_000,
+      idleTimeoutMs: 3_600_000,
+      ...options,
+    };
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false, // ~230 KB per connection otherwise (DESIGN §5)
@@ -50,59 +80,127 @@ export class WebSocketTransport {
     socket: import("node:stream").Duplex,
     head: Buffer,
     endpoint: string,
+    credential: string,
   ): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws, req, endpoint));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.#serve(ws, req, endpoint, credential));
   }
 
-  #serve(ws: WebSocket, req: IncomingMessage, endpoint: string): void {
-    const { handler, logger, maxMessageBytes } = this.#o;
+  /** Closes `ws` with `code`, destroying it if the peer does not complete the close. */
+  #drop(ws: WebSocket, code: number, reason: string): void {
+    ws.close(code, reason);
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  #serve(ws: WebSocket, req: IncomingMessage, endpoint: string, credential: string): void {
+    const o = this.#o;
+    const { handler, logger, maxMessageBytes } = o;
     const send = (message: ServerToAgent) => {
       const bytes = encodeReply(message, maxMessageBytes - 1, logger);
-      if (bytes && ws.readyState === ws.OPEN) ws.send(frameWebSocketMessage(bytes));
+      if (!bytes || ws.readyState !== ws.OPEN) return;
+      // One reply always fits; a backlog past the limit means the peer does not read.
+      if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > o.maxSendBufferBytes) {
+        this.stats.slowReaders++;
+        logger.warn(
+          { connection: conn.id, bufferedBytes: ws.bufferedAmount, limit: o.maxSendBufferBytes },
+          "agent does not read its replies; dropping the connection",
+        );
+        ws.terminate(); // a close frame would queue behind what it does not read
+        return;
+      }
+      ws.send(frameWebSocketMessage(bytes));
     };
     const conn: Connection = {
       id: nextConnectionId(),
       transport: "websocket",
       remoteAddress: req.socket.remoteAddress ?? "",
       endpoint,
+      credential,
       push: send,
-      close: (code, reason) => ws.close(code, reason),
+      close: (code, reason) => this.#drop(ws, code, reason),
     };
-    this.#alive.add(ws);
-    ws.on("pong", () => this.#alive.add(ws));
+    // One timer per socket: first the first-message deadline, then the idle deadline, which
+    // re-arms itself for the rest of the span (messages only record their time).
+    let spoken = false;
+    let lastMessageAt = 0;
+    const expire = () => {
+      const idleFor = Date.now() - lastMessageAt;
+      if (spoken && idleFor < o.idleTimeoutMs) {
+        timer = setTimeout(expire, o.idleTimeoutMs - idleFor).unref();
+        return;
+      }
+      this.stats.idleClosed++;
+      this.#drop(
+        ws,
+        1008,
+        spoken
+          ? `no message for ${o.idleTimeoutMs} ms`
+          : `no message within ${o.firstMessageTimeoutMs} ms`,
+      );
+    };
+    let timer = setTimeout(expire, o.firstMessageTimeoutMs).unref();
+    ws.on("pong", () => this.#awaitingPong.delete(ws));
     let queue: Promise<void> = Promise.resolve();
+    let pending = 0;
+    let paused = false;
     ws.on("message", (data: Buffer, isBinary) => {
+      lastMessageAt = Date.now();
+      if (!spoken) {
+        spoken = true;
+        clearTimeout(timer);
+        timer = setTimeout(expire, o.idleTimeoutMs).unref();
+      }
+      pending++;
+      if (pending >= o.maxQueuedMessages && !paused) {
+        paused = true;
+        ws.pause();
+      }
+      // Frames already read in one chunk still arrive while paused; past this the peer is
+      // flooding faster than flow control can stop it.
+      if (pending > o.maxQueuedMessages * 64) {
+        this.#drop(ws, 1008, "too many messages in flight");
+        return;
+      }
       queue = queue.then(async () => {
-        if (!isBinary) {
-          send(badRequest("text frames are not OpAMP messages; send binary frames"));
-          return;
-        }
-        let payload: Uint8Array;
         try {
-          payload = unframeWebSocketMessage(data);
-        } catch (err) {
-          send(badRequest((err as Error).message));
-          return;
+          if (!isBinary) {
+            send(badRequest("text frames are not OpAMP messages; send binary frames"));
+            return;
+          }
+          let payload: Uint8Array;
+          try {
+            payload = unframeWebSocketMessage(data);
+          } catch (err) {
+            send(badRequest((err as Error).message));
+            return;
+          }
+          const result = await handler.handle(conn, payload);
+          send(result.reply);
+        } finally {
+          pending--;
+          if (paused && pending <= o.maxQueuedMessages / 2) {
+            paused = false;
+            ws.resume();
+          }
         }
-        const result = await handler.handle(conn, payload);
-        send(result.reply);
       });
     });
     ws.on("close", () => {
+      clearTimeout(timer);
       queue = queue.then(() => handler.connectionClosed(conn, "websocket closed"));
     });
     ws.on("error", (err) => logger.debug({ err, connection: conn.id }, "websocket error"));
   }
 
-  /** Pings every socket, terminating those that missed the last ping; in slices, so a large
-   * fleet does not block message handling. */
+  /** Terminates sockets that did not answer the last ping and pings the others; in slices,
+   * so a large fleet does not block message handling. */
   async #pingAll(): Promise<void> {
     let n = 0;
     for (const ws of [...this.wss.clients]) {
-      if (!this.#alive.has(ws)) {
+      if (this.#awaitingPong.has(ws)) {
+        this.stats.deadPeers++;
         ws.terminate();
-      } else {
-        this.#alive.delete(ws);
+      } else if (ws.readyState === ws.OPEN) {
+        this.#awaitingPong.add(ws);
         ws.ping();
       }
       if (++n % 1000 === 0) await new Promise((resolve) => setImmediate(resolve));
