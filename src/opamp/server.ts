@@ -141,8 +141,14 @@ export class OpampServer {
             ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
             : {}),
         })
-      : createHttpServer(timeouts);
-    guardSockets(this.#server, logger, options.maxConnectionsPerAddress);
+      : createHttpServer(timeouts); // handshakeTimeout is only read by TLS servers
+    guardSockets(this.#server, logger, {
+      ...(options.maxConnectionsPerAddress === undefined
+        ? {}
+        : { maxPerAddress: options.maxConnectionsPerAddress }),
+      silentMs: timeouts.headersTimeout,
+      tls: Boolean(tls),
+    });
     this.#server.on("request", (req, res) => {
       void this.#onRequest(req, res).catch((err) => {
         logger.error({ err }, "OpAMP HTTP request failed");
@@ -155,6 +161,11 @@ export class OpampServer {
   /** Agents served by this process right now, over either transport. */
   get connectedAgents(): number {
     return this.handler.live.size;
+  }
+
+  /** Counters of the WebSocket guards (slow readers, idle and dead sockets, paused reads). */
+  get wsStats(): Readonly<WebSocketTransport["stats"]> {
+    return this.#ws.stats;
   }
 
   /** Starts listening; resolves with the bound port. */

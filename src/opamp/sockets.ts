@@ -13,6 +13,8 @@ export function httpTimeouts(options: { headersTimeoutMs?: number; requestTimeou
   headersTimeout: number;
   requestTimeout: number;
   connectionsCheckingInterval: number;
+  /** TLS handshakes get the header time too (Node's default is 120 s). */
+  handshakeTimeout: number;
 } {
   const requestTimeout = options.requestTimeoutMs ?? 60_000;
   // Node requires headersTimeout ≤ requestTimeout.
@@ -20,18 +22,39 @@ export function httpTimeouts(options: { headersTimeoutMs?: number; requestTimeou
   // Node checks both only every connectionsCheckingInterval (default 30 s); check often enough
   // that a timeout is enforced within a quarter of its length (at most every second).
   const connectionsCheckingInterval = Math.max(25, Math.min(1000, headersTimeout / 4));
-  return { headersTimeout, requestTimeout, connectionsCheckingInterval };
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval,
+    handshakeTimeout: headersTimeout,
+  };
 }
 
 /**
  * Destroys connections beyond `maxPerAddress` open ones from one source address at once
- * (before a byte is read; no cap when undefined), and makes sure no socket's error can go
+ * (before a byte is read; no cap when undefined) and connections that stay silent for
+ * `silentMs` before their first request (Node's headersTimeout only starts with the first
+ * byte; a TLS handshake gets the same time), and makes sure no socket's error can go
  * unhandled between the TCP accept and the HTTP parser taking over.
  */
-export function guardSockets(server: Server, logger: Logger, maxPerAddress?: number): void {
+export function guardSockets(
+  server: Server,
+  logger: Logger,
+  { maxPerAddress, silentMs, tls }: { maxPerAddress?: number; silentMs: number; tls: boolean },
+): void {
   const open = new Map<string, number>();
+  const untilRequest = (socket: Socket) => socket.setTimeout(silentMs);
+  // Node's own 'timeout' handler destroys a socket nobody else handles; a request in
+  // progress is bounded by requestTimeout instead, and a kept-alive one by keepAliveTimeout.
+  const requestStarted = (req: { socket: Socket }) => req.socket.setTimeout(0);
+  server.on("request", requestStarted);
+  server.on("upgrade", requestStarted);
+  if (tls) {
+    (server as unknown as import("node:tls").Server).on("secureConnection", untilRequest);
+  }
   server.on("connection", (socket: Socket) => {
     socket.on("error", (err) => logger.debug({ err }, "agent socket error"));
+    if (!tls) untilRequest(socket);
     if (maxPerAddress === undefined) return;
     const address = socket.remoteAddress ?? "";
     const count = (open.get(address) ?? 0) + 1;

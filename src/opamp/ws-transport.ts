@@ -14,6 +14,7 @@
  *   `idleTimeoutMs` afterwards, is closed; pings find dead peers, and only a pong answering
  *   our ping counts (unsolicited pongs do not keep a socket alive).
  */
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
@@ -39,17 +40,31 @@ export interface WebSocketTransportOptions {
   idleTimeoutMs?: number;
 }
 
+/** Messages of one socket in flight (queued past the pause) beyond which it is dropped. */
+const MAX_IN_FLIGHT = 4096;
+
 /** After a close frame, a peer that does not answer it is destroyed this much later (ms). */
 const CLOSE_GRACE_MS = 2000;
 
 export class WebSocketTransport {
   readonly wss: WebSocketServer;
   readonly #o: Required<WebSocketTransportOptions>;
-  /** Sockets with a ping not yet answered. */
-  readonly #awaitingPong = new WeakSet<WebSocket>();
+  /** Sockets with a ping not yet answered, and the payload the answer must echo. */
+  readonly #awaitingPong = new WeakMap<WebSocket, Buffer>();
   readonly #ping: NodeJS.Timeout;
   /** Counters since start, for metrics and tests. */
-  readonly stats = { slowReaders: 0, idleClosed: 0, deadPeers: 0 };
+  readonly stats = {
+    /** Peers dropped for not reading their replies. */
+    slowReaders: 0,
+    /** Sockets closed for sending no (first) message in time. */
+    idleClosed: 0,
+    /** Sockets terminated for not answering a ping. */
+    deadPeers: 0,
+    /** Times reading was paused because a socket's queue was full. */
+    pausedReads: 0,
+    /** Most messages of one socket waiting at once. */
+    maxPending: 0,
+  };
 
   constructor(options: WebSocketTransportOptions) {
     this.#o = {
@@ -138,7 +153,11 @@ export class WebSocketTransport {
       );
     };
     let timer = setTimeout(expire, o.firstMessageTimeoutMs).unref();
-    ws.on("pong", () => this.#awaitingPong.delete(ws));
+    // A pong counts only when it echoes our ping's payload (RFC 6455 §5.5.3): a peer sending
+    // pongs on its own, without reading, does not prove it is alive.
+    ws.on("pong", (data: Buffer) => {
+      if (this.#awaitingPong.get(ws)?.equals(data)) this.#awaitingPong.delete(ws);
+    });
     let queue: Promise<void> = Promise.resolve();
     let pending = 0;
     let paused = false;
@@ -150,13 +169,15 @@ export class WebSocketTransport {
         timer = setTimeout(expire, o.idleTimeoutMs).unref();
       }
       pending++;
+      if (pending > this.stats.maxPending) this.stats.maxPending = pending;
       if (pending >= o.maxQueuedMessages && !paused) {
         paused = true;
+        this.stats.pausedReads++;
         ws.pause();
       }
-      // Frames already read in one chunk still arrive while paused; past this the peer is
-      // flooding faster than flow control can stop it.
-      if (pending > o.maxQueuedMessages * 64) {
+      // Frames of a chunk already read still arrive while paused (a 64 KiB chunk holds
+      // thousands of tiny frames); past MAX_IN_FLIGHT the peer floods on purpose.
+      if (pending > MAX_IN_FLIGHT) {
         this.#drop(ws, 1008, "too many messages in flight");
         return;
       }
@@ -200,8 +221,9 @@ export class WebSocketTransport {
         this.stats.deadPeers++;
         ws.terminate();
       } else if (ws.readyState === ws.OPEN) {
-        this.#awaitingPong.add(ws);
-        ws.ping();
+        const nonce = randomBytes(8);
+        this.#awaitingPong.set(ws, nonce);
+        ws.ping(nonce);
       }
       if (++n % 1000 === 0) await new Promise((resolve) => setImmediate(resolve));
     }

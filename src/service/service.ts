@@ -119,6 +119,8 @@ export class Service {
       tokens: s.opampTokens,
       maxMessageBytes: s.maxMessageBytes,
       maxConnections: s.maxConnections,
+      limits: s.agentLimits,
+      ...s.opampGuards,
       ...(s.tls ? { tls: s.tls } : {}),
       ...(provider ? { desired: provider } : {}),
     });
