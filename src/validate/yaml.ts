@@ -140,7 +140,7 @@ export function loadYamlText(
   }
   const findings: Finding[] = [];
   for (const err of doc.errors)
-    findings.push(parseErrorFinding(doc, file, err.code, err.message, err.pos[0], at));
+    findings.push(parseErrorFinding(file, err.code, err.message, err.pos[0], at));
   for (const dup of findDuplicates(doc)) {
     findings.push(
       finding(
@@ -195,7 +195,6 @@ export function loadYamlText(
 }
 
 function parseErrorFinding(
-  doc: Document.Parsed,
   file: string,
   code: string,
   message: string,
