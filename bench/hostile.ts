@@ -15,7 +15,7 @@
  *
  * Environment: BENCH_AGENTS=8, BENCH_REPORTS=4, BENCH_FLOOD_MIB=8, REDIS_URL.
  */
-import { execFileSync, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -103,19 +103,30 @@ async function main(): Promise<void> {
     );
 
     // 2. A client that never reads.
+    if (FLOOD_MIB <= 0) return;
     global.gc?.();
     const before = process.memoryUsage().rss;
     let peak = before;
     const sampler = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 20);
-    const flood = await runChild(["flood", url, String(FLOOD_MIB)]);
+    const judged = () => service.opamp.wsStats.slowReaders + service.opamp.wsStats.deadPeers;
+    const judgedBefore = judged();
+    const floodStarted = Date.now();
+    const { result: flood, child } = await startChild(["flood", url, String(FLOOD_MIB)]);
+    // Dropped when its unread replies pass the send buffer, or (replies small enough for the
+    // kernel buffers) when it misses a ping: within two ping intervals (60 s).
+    while (judged() === judgedBefore && Date.now() - floodStarted < 120_000)
+      await new Promise((r) => setTimeout(r, 100));
+    const dropped = judged() > judgedBefore;
+    const droppedAfterS = (Date.now() - floodStarted) / 1000;
+    child.kill();
     clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 500));
     global.gc?.();
     const after = process.memoryUsage().rss;
     console.log(
-      `  never-reading client: sent ${mb(flood.bytes)} in ${flood.messages} messages; ${flood.dropped ? "dropped by the server" : "NOT dropped"}`,
+      `  never-reading client: sent ${mb(flood.bytes)} in ${flood.messages} messages; ${dropped ? `dropped by the server after ${droppedAfterS.toFixed(0)} s (slow readers ${service.opamp.wsStats.slowReaders}, missed pings ${service.opamp.wsStats.deadPeers})` : "NOT dropped within 120 s"}`,
     );
     console.log(
       `  RSS growth while flooding: ${mb(peak - before)} (peak); after it was dropped: ${mb(after - before)}`,
@@ -131,16 +142,21 @@ async function main(): Promise<void> {
 interface ChildResult {
   messages: number;
   bytes: number;
-  dropped?: boolean;
 }
 
-function runChild(args: string[]): Promise<ChildResult> {
+/** Forks the agents process; resolves with its first report (it may keep running). */
+async function startChild(args: string[]): Promise<{ result: ChildResult; child: ChildProcess }> {
   const script = fileURLToPath(new URL("./hostile-agents.js", import.meta.url));
   const child = fork(script, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  return new Promise((resolve, reject) => {
+  const result = await new Promise<ChildResult>((resolve, reject) => {
     child.once("message", (m: ChildResult) => resolve(m));
-    child.once("exit", (code) => code !== 0 && reject(new Error(`agents exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`agents exited with ${code}`)));
   });
+  return { result, child };
+}
+
+async function runChild(args: string[]): Promise<ChildResult> {
+  return (await startChild(args)).result;
 }
 
 await main();
