@@ -196,6 +196,7 @@ describe("hostile clients", () => {
       const open = () => {
         const s = connect(port(t.url), "127.0.0.1");
         s.on("error", () => {});
+        s.resume(); // read what the server answers (a 408), so its close is seen
         return s;
       };
       const nothing = open();
