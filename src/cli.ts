@@ -146,6 +146,49 @@ program
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
   .option(
+    "--max-agent-attributes <n>",
+    "identifying plus non-identifying attributes an agent may report (default 256)",
+  )
+  .option(
+    "--max-attribute-bytes <n>",
+    "bytes of one reported attribute (key and value) (default 4096)",
+  )
+  .option("--max-config-files <n>", "files in a reported effective config (default 64)")
+  .option(
+    "--max-config-bytes <n>",
+    "bytes of all files of a reported effective config (default 1048576)",
+  )
+  .option("--max-health-components <n>", "components in a reported health tree (default 1024)")
+  .option(
+    "--max-error-message-bytes <n>",
+    "bytes kept of an agent's error message (longer ones are cut, marked) (default 4096)",
+  )
+  .option("--max-agent-bytes <n>", "bytes stored per agent (all reported fields) (default 4194304)")
+  .option(
+    "--max-send-buffer-bytes <n>",
+    "unread reply bytes after which a WebSocket agent is dropped (default 4194304)",
+  )
+  .option(
+    "--max-connections-per-address <n>",
+    "open connections allowed per source address (default: no cap)",
+  )
+  .option(
+    "--headers-timeout <duration>",
+    "time an OpAMP request may take to send its headers (default 10s)",
+  )
+  .option(
+    "--request-timeout <duration>",
+    "time an OpAMP HTTP request may take, body included (default 60s)",
+  )
+  .option(
+    "--first-message-timeout <duration>",
+    "time a WebSocket may take to send its first message (default 30s)",
+  )
+  .option(
+    "--idle-timeout <duration>",
+    "a WebSocket that sends nothing for this long is closed (default 1h)",
+  )
+  .option(
     "--status-branch <name>",
     "branch the agents' reported state is committed to (default opamp-status)",
   )

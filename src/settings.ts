@@ -8,6 +8,7 @@
 import { accessSync, constants, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
+import type { AgentLimits } from "./opamp/agent-limits.js";
 import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
 import { parseGroupScope } from "./service/group-scope.js";
 import { checkBranchName } from "./sync/index.js";
@@ -71,6 +72,17 @@ export interface Settings {
   tlsClientCaFile?: string;
   maxMessageBytes: number;
   maxConnections: number;
+  /** What one agent may report; see src/opamp/agent-limits.ts. */
+  agentLimits: AgentLimits;
+  /** Limits of the OpAMP port's connections (bytes, counts, ms); see OpampServerOptions. */
+  opampGuards: {
+    maxSendBufferBytes: number;
+    maxConnectionsPerAddress?: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    firstMessageTimeoutMs: number;
+    idleTimeoutMs: number;
+  };
   logLevel: string;
   /**
    * `--otelcol`: Collector binaries that also check each commit before rollout, by
@@ -110,6 +122,19 @@ export interface SettingsFlags {
   advertiseCa?: string;
   maxMessageBytes?: string;
   maxConnections?: string;
+  maxAgentAttributes?: string;
+  maxAttributeBytes?: string;
+  maxConfigFiles?: string;
+  maxConfigBytes?: string;
+  maxHealthComponents?: string;
+  maxErrorMessageBytes?: string;
+  maxAgentBytes?: string;
+  maxSendBufferBytes?: string;
+  maxConnectionsPerAddress?: string;
+  headersTimeout?: string;
+  requestTimeout?: string;
+  firstMessageTimeout?: string;
+  idleTimeout?: string;
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
@@ -157,6 +182,19 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   advertiseCa: "OPAMP_GITOPS_ADVERTISE_CA",
   maxMessageBytes: "OPAMP_GITOPS_MAX_MESSAGE_BYTES",
   maxConnections: "OPAMP_GITOPS_MAX_CONNECTIONS",
+  maxAgentAttributes: "OPAMP_GITOPS_MAX_AGENT_ATTRIBUTES",
+  maxAttributeBytes: "OPAMP_GITOPS_MAX_ATTRIBUTE_BYTES",
+  maxConfigFiles: "OPAMP_GITOPS_MAX_CONFIG_FILES",
+  maxConfigBytes: "OPAMP_GITOPS_MAX_CONFIG_BYTES",
+  maxHealthComponents: "OPAMP_GITOPS_MAX_HEALTH_COMPONENTS",
+  maxErrorMessageBytes: "OPAMP_GITOPS_MAX_ERROR_MESSAGE_BYTES",
+  maxAgentBytes: "OPAMP_GITOPS_MAX_AGENT_BYTES",
+  maxSendBufferBytes: "OPAMP_GITOPS_MAX_SEND_BUFFER_BYTES",
+  maxConnectionsPerAddress: "OPAMP_GITOPS_MAX_CONNECTIONS_PER_ADDRESS",
+  headersTimeout: "OPAMP_GITOPS_HEADERS_TIMEOUT",
+  requestTimeout: "OPAMP_GITOPS_REQUEST_TIMEOUT",
+  firstMessageTimeout: "OPAMP_GITOPS_FIRST_MESSAGE_TIMEOUT",
+  idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
 };
@@ -302,6 +340,11 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       throw new SettingsError(flag, `"${raw}" is not a duration such as 15s, 2m or 1h30m`);
     return ms;
   };
+  const timeout = (key: keyof SettingsFlags, flag: string, fallback: string) => {
+    const ms = duration(key, flag, fallback);
+    if (ms < 1) throw new SettingsError(flag, "must be longer than 0");
+    return ms;
+  };
   const read = (key: keyof SettingsFlags, flag: string): Buffer | undefined => {
     const path = get(key);
     if (path === undefined) return undefined;
@@ -426,6 +469,35 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     ...(clientCa ? { tlsClientCaFile: get("tlsClientCa") as string } : {}),
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
+    agentLimits: {
+      maxAttributes: positive("maxAgentAttributes", "--max-agent-attributes", 256),
+      maxAttributeBytes: positive("maxAttributeBytes", "--max-attribute-bytes", 4096),
+      maxConfigFiles: positive("maxConfigFiles", "--max-config-files", 64),
+      maxConfigBytes: positive("maxConfigBytes", "--max-config-bytes", 1024 * 1024),
+      maxHealthComponents: positive("maxHealthComponents", "--max-health-components", 1024),
+      maxErrorMessageBytes: positive("maxErrorMessageBytes", "--max-error-message-bytes", 4096),
+      maxAgentBytes: positive("maxAgentBytes", "--max-agent-bytes", 4 * 1024 * 1024),
+    },
+    opampGuards: {
+      maxSendBufferBytes: positive(
+        "maxSendBufferBytes",
+        "--max-send-buffer-bytes",
+        4 * 1024 * 1024,
+      ),
+      ...(get("maxConnectionsPerAddress") === undefined
+        ? {}
+        : {
+            maxConnectionsPerAddress: positive(
+              "maxConnectionsPerAddress",
+              "--max-connections-per-address",
+              1,
+            ),
+          }),
+      headersTimeoutMs: timeout("headersTimeout", "--headers-timeout", "10s"),
+      requestTimeoutMs: timeout("requestTimeout", "--request-timeout", "60s"),
+      firstMessageTimeoutMs: timeout("firstMessageTimeout", "--first-message-timeout", "30s"),
+      idleTimeoutMs: timeout("idleTimeout", "--idle-timeout", "1h"),
+    },
     logLevel: get("logLevel") ?? "info",
     otelcol,
   };

@@ -72,6 +72,11 @@ export interface AgentState extends AgentReport {
   scopes: readonly string[];
   /** Hash (hex) of the connection settings last offered, so each is offered once. */
   offeredSettingsHash: string | null;
+  /**
+   * Digest of the credential of the session that claimed this uid (see identity.ts; "" on an
+   * open endpoint). Never the token itself.
+   */
+  credential: string;
   /** Encoded form of each stored report field, to detect change by byte comparison. */
   encoded: Partial<Record<ReportField, Buffer>>;
 }
@@ -94,6 +99,7 @@ export function emptyAgentState(
     reportedHash: "",
     offeredSettingsHash: null,
     scopes: [],
+    credential: "",
     encoded: {},
     description: null,
     health: null,
@@ -121,7 +127,9 @@ function meaningOfStored(state: AgentState): string | undefined {
 
 /**
  * Merges the sub-messages present in `message` into `state` (mutating it) and returns the
- * report fields whose content changed, plus whether the capability word changed.
+ * report fields whose content changed, plus whether the capability word changed. When the
+ * stored report fields would then exceed `maxStoredBytes` (encoded bytes, all fields) nothing
+ * is merged and `onTooLarge(total)` is called instead (it is expected to throw).
  *
  * Health is judged by meaning (health-meaning.ts): a report that differs from the stored one
  * only in its timestamps replaces it in memory (so the state stays fresh) but is listed in
@@ -130,15 +138,27 @@ function meaningOfStored(state: AgentState): string | undefined {
 export function mergeReport(
   state: AgentState,
   message: AgentToServer,
+  maxStoredBytes = Number.POSITIVE_INFINITY,
+  onTooLarge: (total: number) => never = (total) => {
+    throw new RangeError(`report fields would hold ${total} bytes`);
+  },
 ): { changed: ReportField[]; refreshed: ReportField[]; capabilitiesChanged: boolean } {
-  const changed: ReportField[] = [];
-  const refreshed: ReportField[] = [];
+  const updates: [ReportField, Uint8Array, unknown][] = [];
+  let total = 0;
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
     const value = message[SOURCE[field]];
-    if (value === null || value === undefined) continue;
+    if (value === null || value === undefined) {
+      total += state.encoded[field]?.length ?? 0;
+      continue;
+    }
     const encoded = encodeSubMessage(REPORT_FIELDS[field], value as object);
-    const before = state.encoded[field];
-    if (before?.equals(encoded)) continue;
+    total += encoded.length;
+    if (!state.encoded[field]?.equals(encoded)) updates.push([field, encoded, value]);
+  }
+  if (total > maxStoredBytes && updates.length > 0) onTooLarge(total);
+  const changed: ReportField[] = [];
+  const refreshed: ReportField[] = [];
+  for (const [field, encoded, value] of updates) {
     if (field === "health") {
       const meaning = healthMeaning(value as ComponentHealth);
       const same = meaning === meaningOfStored(state);

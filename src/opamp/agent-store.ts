@@ -27,6 +27,7 @@ type ScalarField =
   | "lastSeenAt"
   | "offeredSettings"
   | "scopes"
+  | "credential"
   | "owner";
 
 interface PendingSave {
@@ -73,6 +74,7 @@ export class AgentStore {
     state.offeredSettingsHash = text("offeredSettings") || null;
     // Scopes are single lines (a tokens-file line's tail), so newline-joined.
     state.scopes = text("scopes") === "" ? [] : text("scopes").split("\n");
+    state.credential = text("credential");
     for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
       const bytes = raw[field];
       if (bytes) setReportField(state, field, bytes);
@@ -111,6 +113,8 @@ export class AgentStore {
       state.offeredSettingsHash ?? "",
       "scopes",
       state.scopes.join("\n"),
+      "credential",
+      state.credential,
       "owner",
       owner,
     ];

@@ -12,6 +12,8 @@ export interface Connection {
   readonly remoteAddress: string;
   /** Opaque scopes of the credentials the agent presented (see credentials.ts); [] for none. */
   readonly scopes?: readonly string[];
+  /** Digest of the credential the connection presented (identity.ts); "" when none. */
+  readonly credential: string;
   /**
    * Sends an unsolicited ServerToAgent (a config push). WebSocket only: HTTP agents receive
    * changes in the response to their next poll, so HTTP connections leave this undefined.

@@ -38,3 +38,14 @@ export class OverloadedError extends OpampError {
     });
   }
 }
+
+/** A report is over one of the agent limits (answered with BAD_REQUEST naming the limit). */
+export class AgentLimitError extends OpampError {
+  constructor(limit: string, flag: string, max: number, what: string, actual: number) {
+    super(
+      "OPAMP_AGENT_LIMIT",
+      `report refused: ${what} (${actual}) exceed the limit ${limit} = ${max}; the server's ${flag} setting`,
+      { limit, flag, max, actual },
+    );
+  }
+}

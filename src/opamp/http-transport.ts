@@ -31,7 +31,7 @@ export class HttpTransport {
   }
 
   /** Serves one authenticated, admitted POST to the OpAMP path. */
-  async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async serve(req: IncomingMessage, res: ServerResponse, credential: string): Promise<void> {
     const { handler, logger, maxMessageBytes } = this.#o;
     const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
     if (type !== "application/x-protobuf") {
@@ -49,6 +49,7 @@ export class HttpTransport {
       transport: "http",
       remoteAddress: req.socket.remoteAddress ?? "",
       scopes: scopesOf(req),
+      credential,
     };
     const result = await handler.handle(conn, body);
     if (result.outcome === "malformed")

@@ -11,6 +11,8 @@ export interface LiveAgent {
   conn: Connection;
   /** Hash (hex) of the remote config offered on this session; reset by a new connection. */
   offeredConfigHash: string | null;
+  /** When that remote config was last sent, ms since the epoch (0: never). */
+  offeredAt: number;
   /** The agent is in Redis' index of agents (false until its first successful save). */
   stored: boolean;
   /** Changes not yet in Redis because writing them failed; retried with the next message. */
@@ -42,7 +44,7 @@ export class LiveAgents {
   bind(uid: string, state: AgentState, conn: Connection, stored: boolean): LiveAgent {
     const previous = this.#byUid.get(uid);
     if (previous) this.#uidByConn.delete(previous.conn.id);
-    const live: LiveAgent = { state, conn, offeredConfigHash: null, stored };
+    const live: LiveAgent = { state, conn, offeredConfigHash: null, offeredAt: 0, stored };
     this.#byUid.set(uid, live);
     if (conn.push) this.#uidByConn.set(conn.id, uid);
     return live;

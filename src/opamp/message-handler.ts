@@ -7,6 +7,12 @@
  * concurrently. A reply is produced for every message, duplicates and heartbeats included.
  */
 import type { Logger } from "pino";
+import {
+  type AgentLimits,
+  DEFAULT_AGENT_LIMITS,
+  enforceAgentLimits,
+  LIMIT_FLAGS,
+} from "./agent-limits.js";
 import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
@@ -18,8 +24,9 @@ import {
 import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
 import type { DesiredStateProvider } from "./desired.js";
-import { MalformedMessageError } from "./errors.js";
+import { AgentLimitError, MalformedMessageError } from "./errors.js";
 import { type AgentEvents, emitAgentEvents } from "./events.js";
+import { identifyingKey } from "./identity.js";
 import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 import { type LiveAgent, LiveAgents } from "./live-agents.js";
 import type { AgentToServer, ServerToAgent } from "./messages.js";
@@ -47,6 +54,10 @@ export interface MessageHandlerOptions {
   livenessFactor?: number;
   /** The endpoint connection-settings offers name; none: offers carry no endpoint. */
   advertise?: AdvertisedEndpoint | undefined;
+  /** What an agent may report; see agent-limits.ts. Default DEFAULT_AGENT_LIMITS. */
+  limits?: AgentLimits;
+  /** A retried message (same sequence_num) gets an unchanged remote config again at most this often, in ms. Default 30 000. */
+  resendIntervalMs?: number;
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
   unavailableRetrySeconds?: number;
   now?: () => number;
@@ -59,12 +70,16 @@ export class MessageHandler {
   readonly #o: Required<Omit<MessageHandlerOptions, "advertise">>;
   readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
+  /** Per WebSocket connection id: the uid last handed to it with new_instance_uid. */
+  readonly #assigned = new Map<number, string>();
 
   constructor(options: MessageHandlerOptions) {
     this.#o = {
       defaultHeartbeatSeconds: 30,
       livenessFactor: 3,
       unavailableRetrySeconds: 30,
+      limits: DEFAULT_AGENT_LIMITS,
+      resendIntervalMs: 30_000,
       now: Date.now,
       ...options,
     };
@@ -126,23 +141,56 @@ export class MessageHandler {
 
   async #process(conn: Connection, uid: string, message: AgentToServer): Promise<HandleResult> {
     const now = this.#o.now();
+    if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
+      return this.#reassign(conn, message, "agent requested an instance uid");
+    }
+    const carried = conn.push ? this.live.byConnection(conn) : undefined;
+    if (carried && carried.state.instanceUid !== uid) {
+      // One WebSocket carries one agent; the only switch allowed is to a uid we handed out.
+      if (this.#assigned.get(conn.id) !== uid) {
+        return errorResult(
+          message.instanceUid,
+          "bad-request",
+          `this WebSocket already carries instance uid ${carried.state.instanceUid}; one connection carries one agent: open another connection for ${uid}`,
+        );
+      }
+      await this.#disconnect(carried, "agent took the new instance uid it was given");
+    }
+    try {
+      enforceAgentLimits(message, this.#o.limits);
+    } catch (err) {
+      if (!(err instanceof AgentLimitError)) throw err;
+      return errorResult(message.instanceUid, "bad-request", err.message);
+    }
     let live = this.live.get(uid);
     let known = true;
+    if (live && live.conn !== conn) {
+      // HTTP polls of one agent share a session; anything else is a second claimant.
+      const sameSession = live.conn.transport === "http" && conn.transport === "http";
+      const verdict = claimVerdict(live.state, conn, message, !sameSession);
+      if (verdict === "other-agent") {
+        return this.#reassign(conn, message, "instance uid is in use by another connected agent");
+      }
+      if (verdict === "prove") return proveIdentity(message);
+    }
     if (!live || live.conn.transport !== conn.transport || (conn.push && live.conn !== conn)) {
-      const claimed = live?.conn.push && live.conn !== conn ? live : undefined;
+      const claimed = live && live.conn !== conn ? live : undefined;
       const stored = live?.state ?? (await this.#o.store.load(uid));
       known = stored !== undefined;
-      if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
-        return this.#reassign(message, "agent requested an instance uid");
-      }
-      if (claimed && isDuplicate(claimed.state, message)) {
-        return this.#reassign(message, "instance uid is in use by another connected agent");
+      if (
+        !claimed &&
+        stored?.connected &&
+        stored.credential &&
+        stored.credential !== conn.credential
+      ) {
+        // Connected through another replica (or until its liveness runs out) with another
+        // credential: the uid is not this claimant's.
+        return this.#reassign(conn, message, "instance uid is in use with another credential");
       }
       if (claimed) claimed.conn.close?.(1000, "replaced by a newer connection of this agent");
       const state = stored ?? emptyAgentState(uid, conn.transport, now);
+      state.credential = conn.credential;
       live = this.live.bind(uid, state, conn, known);
-    } else if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
-      return this.#reassign(message, "agent requested an instance uid");
     }
     live.conn = conn;
     return this.#apply(live, message, known, now);
@@ -158,9 +206,26 @@ export class MessageHandler {
     const previousSeq = state.sequenceNum;
     const retry = known && message.sequenceNum === previousSeq;
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
-    if (retry) live.offeredConfigHash = null; // the agent may have lost our reply: resend
+    // The agent may have lost our reply: resend the offer, but at most once per interval, so
+    // a client repeating one message cannot make us send a full config each time.
+    if (retry && now - live.offeredAt >= this.#o.resendIntervalMs) live.offeredConfigHash = null;
 
-    const { changed, refreshed, capabilitiesChanged } = mergeReport(state, message);
+    let merged: ReturnType<typeof mergeReport>;
+    try {
+      merged = mergeReport(state, message, this.#o.limits.maxAgentBytes, (total) => {
+        throw new AgentLimitError(
+          "maxAgentBytes",
+          LIMIT_FLAGS.maxAgentBytes,
+          this.#o.limits.maxAgentBytes,
+          "stored report bytes",
+          total,
+        );
+      });
+    } catch (err) {
+      if (!(err instanceof AgentLimitError)) throw err;
+      return errorResult(message.instanceUid, "bad-request", err.message);
+    }
+    const { changed, refreshed, capabilitiesChanged } = merged;
     if (refreshed.length > 0) {
       live.unwritten ??= new Set();
       for (const f of refreshed) live.unwritten.add(f);
@@ -193,6 +258,7 @@ export class MessageHandler {
       if (remote) {
         reply.remoteConfig = remote;
         live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+        live.offeredAt = now;
       }
       const settings = connectionSettingsOffer(state, desired, this.#advertise);
       if (settings) {
@@ -249,9 +315,13 @@ export class MessageHandler {
     return { reply, outcome: "ok", disconnect };
   }
 
-  /** Answers with a fresh instance uid; nothing is stored under the uid the agent used. */
-  #reassign(message: AgentToServer, reason: string): HandleResult {
+  /**
+   * Answers with a fresh instance uid; nothing is stored under the uid the agent used. A
+   * WebSocket may switch to the uid handed to it (remembered until the socket closes).
+   */
+  #reassign(conn: Connection, message: AgentToServer, reason: string): HandleResult {
     const newUid = newInstanceUid(this.#o.now());
+    if (conn.push) this.#assigned.set(conn.id, uidToString(newUid));
     this.#o.logger.info(
       {
         instanceUid: uidToString(message.instanceUid),
@@ -289,6 +359,7 @@ export class MessageHandler {
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       if (!remote) continue;
       live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+      live.offeredAt = this.#o.now();
       conn.push({ instanceUid: uidToBytes(state.instanceUid), remoteConfig: remote });
       pushed++;
       this.stats.configOffers++;
@@ -302,6 +373,7 @@ export class MessageHandler {
 
   /** A WebSocket closed: its agent is disconnected, unless a newer connection took it over. */
   async connectionClosed(conn: Connection, reason: string): Promise<void> {
+    this.#assigned.delete(conn.id);
     const live = this.live.byConnection(conn);
     if (!live) return;
     await this.#disconnect(live, reason);
@@ -343,14 +415,39 @@ export class MessageHandler {
 }
 
 /**
- * A second connection claims a uid whose agent is connected: it is the same agent reconnecting
- * (it takes over) unless it describes itself differently, which means another agent uses the
- * uid (a cloned VM, a bad uid generator).
+ * Whether `conn` may speak for the connected agent `current`:
+ * - "other-agent" when it presents another credential, or a description that differs (on a
+ *   second connection: any difference; on the same HTTP session: the identifying attributes),
+ *   which means another agent uses the uid (an attacker, a cloned VM, a bad uid generator);
+ * - "prove" when it is a second connection that sent no description: it is asked for its full
+ *   state (and served nothing) until it shows it is the same agent;
+ * - "same" otherwise (the agent reconnecting, e.g. behind a half-open old socket).
  */
-function isDuplicate(current: Readonly<AgentState>, message: AgentToServer): boolean {
+function claimVerdict(
+  current: Readonly<AgentState>,
+  conn: Connection,
+  message: AgentToServer,
+  secondConnection: boolean,
+): "same" | "other-agent" | "prove" {
+  if (current.credential !== conn.credential) return "other-agent";
+  const description = message.agentDescription;
+  if (!description) return secondConnection ? "prove" : "same";
   const stored = current.encoded.description;
-  if (!message.agentDescription || !stored) return false;
-  return !stored.equals(encodeSubMessage("AgentDescription", message.agentDescription));
+  if (!stored) return "same";
+  if (!secondConnection)
+    return identifyingKey(description).equals(identifyingKey(current.description))
+      ? "same"
+      : "other-agent";
+  return stored.equals(encodeSubMessage("AgentDescription", description)) ? "same" : "other-agent";
+}
+
+/** Asks a claimant to report its full state; nothing is stored, offered or announced. */
+function proveIdentity(message: AgentToServer): HandleResult {
+  return {
+    reply: { instanceUid: message.instanceUid, flags: ServerToAgentFlags.ReportFullState },
+    outcome: "ok",
+    disconnect: false,
+  };
 }
 
 function sameScopes(a: readonly string[], b: readonly string[]): boolean {

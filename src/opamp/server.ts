@@ -10,13 +10,16 @@ import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { AgentEvents } from "./events.js";
 import { HttpTransport, plain } from "./http-transport.js";
+import { credentialDigest } from "./identity.js";
 import { MessageHandler } from "./message-handler.js";
 import type { AdvertisedEndpoint } from "./offers.js";
+import { guardSockets, httpTimeouts, pick } from "./sockets.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
 export interface OpampTlsOptions {
@@ -65,6 +68,24 @@ export interface OpampServerOptions {
   livenessFactor?: number;
   /** Interval of WebSocket pings that find dead sockets, in ms. Default 30 000. */
   pingIntervalMs?: number;
+  /** What one agent may report (counts, sizes, stored bytes); see agent-limits.ts. */
+  limits?: Partial<AgentLimits>;
+  /** A retried message gets an unchanged remote config again at most this often, ms. Default 30 000. */
+  resendIntervalMs?: number;
+  /** Time allowed for an HTTP request's headers, in ms (Node headersTimeout). Default 10 000. */
+  headersTimeoutMs?: number;
+  /** Time allowed for a whole HTTP request, body included, in ms (Node requestTimeout). Default 60 000. */
+  requestTimeoutMs?: number;
+  /** A WebSocket must send its first message within this, in ms. Default 30 000. */
+  firstMessageTimeoutMs?: number;
+  /** A WebSocket that sends no message for this long is closed, in ms. Default 3 600 000. */
+  idleTimeoutMs?: number;
+  /** Bytes queued for a WebSocket peer beyond which it is dropped as not reading. Default 4 MiB. */
+  maxSendBufferBytes?: number;
+  /** Messages of one WebSocket waiting to be handled before reading pauses. Default 8. */
+  maxQueuedMessages?: number;
+  /** Open TCP connections allowed from one source address; undefined: no cap. */
+  maxConnectionsPerAddress?: number;
   replicaId?: string;
 }
 
@@ -102,25 +123,42 @@ export class OpampServer {
       defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
       livenessFactor: options.livenessFactor ?? 3,
       advertise: options.advertise,
+      limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
+      resendIntervalMs: options.resendIntervalMs ?? 30_000,
     });
     this.#ws = new WebSocketTransport({
       handler: this.handler,
       logger,
       maxMessageBytes,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      ...pick(options, [
+        "maxSendBufferBytes",
+        "maxQueuedMessages",
+        "firstMessageTimeoutMs",
+        "idleTimeoutMs",
+      ]),
     });
     this.#http = new HttpTransport({ handler: this.handler, logger, maxMessageBytes });
     this.#credentials = new AgentCredentials(options.tokens ?? [], options.certificateScope);
     const tls = options.tls;
+    const timeouts = httpTimeouts(options);
     this.#server = tls
       ? createHttpsServer({
+          ...timeouts,
           cert: tls.cert,
           key: tls.key,
           ...(tls.clientCa
             ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
             : {}),
         })
-      : createHttpServer();
+      : createHttpServer(timeouts); // handshakeTimeout is only read by TLS servers
+    guardSockets(this.#server, logger, {
+      ...(options.maxConnectionsPerAddress === undefined
+        ? {}
+        : { maxPerAddress: options.maxConnectionsPerAddress }),
+      silentMs: timeouts.headersTimeout,
+      tls: Boolean(tls),
+    });
     this.#server.on("request", (req, res) => {
       void this.#onRequest(req, res).catch((err) => {
         logger.error({ err }, "OpAMP HTTP request failed");
@@ -133,6 +171,11 @@ export class OpampServer {
   /** Agents served by this process right now, over either transport. */
   get connectedAgents(): number {
     return this.handler.live.size;
+  }
+
+  /** Counters of the WebSocket guards (slow readers, idle and dead sockets, paused reads). */
+  get wsStats(): Readonly<WebSocketTransport["stats"]> {
+    return this.#ws.stats;
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -231,7 +274,7 @@ export class OpampServer {
     }
     this.#inflight++;
     try {
-      await this.#http.serve(req, res);
+      await this.#http.serve(req, res, credentialDigest(req));
     } finally {
       this.#inflight--;
       // A keep-alive agent would otherwise hold a closing server open with its next poll.
@@ -240,6 +283,9 @@ export class OpampServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // The HTTP server stops listening for errors on an upgraded socket; a reset must not
+    // become an unhandled 'error' event (which would end the process).
+    socket.on("error", (err) => this.#o.logger.debug({ err }, "upgrade socket error"));
     const refusal = this.#refusal(req);
     if (refusal) {
       const headers = Object.entries({
@@ -253,9 +299,11 @@ export class OpampServer {
         refusal.status
       ];
       socket.end(`HTTP/1.1 ${refusal.status} ${reason}\r\n${headers}\r\n${refusal.text}\n`);
+      // A peer that never reads the refusal would hold the socket open.
+      setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
-    this.#ws.upgrade(req, socket, head);
+    this.#ws.upgrade(req, socket, head, credentialDigest(req));
   }
 
   /**

@@ -126,6 +126,8 @@ export class Service {
       tokens: s.opampTokens,
       maxMessageBytes: s.maxMessageBytes,
       maxConnections: s.maxConnections,
+      limits: s.agentLimits,
+      ...s.opampGuards,
       ...(s.tls ? { tls: s.tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),

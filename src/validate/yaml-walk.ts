@@ -1,37 +1,36 @@
 /**
  * Walks over a parsed YAML document that loading needs (see yaml.ts): bounding aliases
- * before anything is expanded, and finding the key the parser reported as repeated.
+ * before anything is expanded, and finding repeated keys in linear time.
  */
 import { type Document, isAlias, isCollection, isPair, isScalar, type Node } from "yaml";
 import type { AliasTargets } from "./source-map.js";
 import type { YamlLimits } from "./yaml.js";
 
 /**
- * The repeated key the parser reported near `offset` (its error position is not always on
- * the key): every repeated key of the document, the one closest after `offset` first.
+ * Every key repeated within one mapping, in source order: one Map per mapping, so the cost
+ * is linear in the document (the parser's own check, `uniqueKeys`, compares each key with
+ * all before it: quadratic, seconds for a few hundred KiB of flat keys). Keys are equal as
+ * the parser's check has them: scalars with the same value. Merge keys (`<<`) may repeat.
  */
-export function findDuplicate(
+export function findDuplicates(
   doc: Document.Parsed,
-  offset: number,
-): { key: string; first: number; second: number } | undefined {
-  let best: { key: string; first: number; second: number } | undefined;
-  const score = (second: number) => (second >= offset ? second - offset : 1e12 + offset - second);
+): { key: string; first: number; second: number }[] {
+  const found: { key: string; first: number; second: number }[] = [];
   const visit = (node: unknown, depth: number): void => {
     if (!isCollection(node) || depth > 256) return;
-    const seen = new Map<string, number>();
+    const seen = new Map<unknown, number>();
     for (const item of node.items as unknown[]) {
-      if (isPair(item) && isScalar(item.key)) {
-        const key = String(item.key.value);
+      if (isPair(item) && isScalar(item.key) && typeof item.key.value !== "symbol") {
         const start = item.key.range?.[0] ?? 0;
-        const first = seen.get(key);
-        if (first === undefined) seen.set(key, start);
-        else if (!best || score(start) < score(best.second)) best = { key, first, second: start };
+        const first = seen.get(item.key.value);
+        if (first === undefined) seen.set(item.key.value, start);
+        else found.push({ key: String(item.key.value), first, second: start });
       }
       visit(isPair(item) ? item.value : item, depth + 1);
     }
   };
   visit(doc.contents, 0);
-  return best;
+  return found.sort((a, b) => a.second - b.second);
 }
 
 interface WalkProblem {

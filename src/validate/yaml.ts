@@ -15,7 +15,7 @@ import { finding, type Position, START } from "./findings.js";
 import type { Finding } from "./model.js";
 import { LineIndex, offsetOf, type PathSegment } from "./source-map.js";
 import { decodeUtf8 } from "./utf8.js";
-import { findDuplicate, walkAliases } from "./yaml-walk.js";
+import { findDuplicates, walkAliases } from "./yaml-walk.js";
 
 export interface YamlLimits {
   /** Largest file accepted, in bytes. Default 1 MiB. */
@@ -117,7 +117,13 @@ export function loadYamlText(
   const at = (offset: number) => lines.position(offset);
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, { uniqueKeys: true, merge: true, prettyErrors: false, strict: true });
+    // Unique keys are checked below in linear time; the parser's check is quadratic.
+    doc = parseDocument(text, {
+      uniqueKeys: false,
+      merge: true,
+      prettyErrors: false,
+      strict: true,
+    });
   } catch (err) {
     // The parser recurses; absurd nesting can exhaust the stack.
     return {
@@ -134,7 +140,19 @@ export function loadYamlText(
   }
   const findings: Finding[] = [];
   for (const err of doc.errors)
-    findings.push(parseErrorFinding(doc, file, err.code, err.message, err.pos[0], at));
+    findings.push(parseErrorFinding(file, err.code, err.message, err.pos[0], at));
+  for (const dup of findDuplicates(doc)) {
+    findings.push(
+      finding(
+        file,
+        at(dup.second),
+        "error",
+        "YAML_DUPLICATE_KEY",
+        `key "${dup.key}" appears twice in the same mapping (first at line ${at(dup.first).line}); remove or merge one of them`,
+        { key: dup.key, firstLine: at(dup.first).line },
+      ),
+    );
+  }
   for (const w of doc.warnings)
     findings.push(
       finding(file, at(w.pos[0]), "warning", "YAML_WARNING", w.message, { yamlCode: w.code }),
@@ -177,7 +195,6 @@ export function loadYamlText(
 }
 
 function parseErrorFinding(
-  doc: Document.Parsed,
   file: string,
   code: string,
   message: string,
@@ -186,19 +203,6 @@ function parseErrorFinding(
 ): Finding {
   const pos = at(offset);
   switch (code) {
-    case "DUPLICATE_KEY": {
-      const dup = findDuplicate(doc, offset);
-      const key = dup?.key ?? "";
-      const where = dup ? ` (first at line ${at(dup.first).line})` : "";
-      return finding(
-        file,
-        dup ? at(dup.second) : pos,
-        "error",
-        "YAML_DUPLICATE_KEY",
-        `key "${key}" appears twice in the same mapping${where}; remove or merge one of them`,
-        { key, ...(dup ? { firstLine: at(dup.first).line } : {}) },
-      );
-    }
     case "MULTIPLE_DOCS":
       return finding(
         file,

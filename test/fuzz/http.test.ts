@@ -292,7 +292,7 @@ function serveInProcess(
     res.on("finish", () => resolve(Buffer.concat(out)));
     const timer = setTimeout(() => reject(new Error("no response within 10 s")), 10_000);
     res.on("finish", () => clearTimeout(timer));
-    transport.serve(req, res).catch(reject);
+    transport.serve(req, res, "").catch(reject);
   });
 }
 

@@ -405,7 +405,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
       req.method = input.handshake === "post" ? "POST" : "GET";
       req.url = "/v1/opamp";
       req.headers = upgradeHeaders(input);
-      transport.upgrade(req, socket, Buffer.alloc(0));
+      transport.upgrade(req, socket, Buffer.alloc(0), "");
       socket.push(bytes);
       const frames = () => {
         const out = Buffer.concat(socket.written);

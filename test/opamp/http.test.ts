@@ -15,6 +15,10 @@ import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
 
 const LIMIT = 256 * 1024;
+// Made before any server runs: compressing them blocks this process for seconds, which would
+// otherwise count against the server's header timeout on the agents' keep-alive sockets.
+const BOMB = gzipSync(Buffer.alloc(512 * 1024 * 1024), { level: 9 }); // 512 MiB of zeros, ~500 KB
+const SMALL_BOMB = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 }); // fits on the wire
 const uid = () => new Uint8Array(Array.from({ length: 16 }, () => Math.floor(Math.random() * 256)));
 
 describe("OpAMP over plain HTTP", () => {
@@ -91,9 +95,9 @@ describe("OpAMP over plain HTTP", () => {
   });
 
   test("a gzip bomb is refused with 413 without inflating past the limit", async () => {
-    const bomb = gzipSync(Buffer.alloc(512 * 1024 * 1024), { level: 9 }); // 512 MiB of zeros, ~500 KB
+    const bomb = BOMB;
     assert.ok(bomb.length < LIMIT * 4);
-    const small = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 }); // fits on the wire, not inflated
+    const small = SMALL_BOMB; // fits on the wire, not inflated
     assert.ok(small.length < LIMIT);
     const before = process.memoryUsage().rss;
     const res = await postOpamp(t.url, small, { headers: { "Content-Encoding": "gzip" } });

@@ -58,7 +58,7 @@ for (const transport of ["websocket", "http"] as const) {
     };
 
     before(async () => {
-      t = await startTestServer();
+      t = await startTestServer({ resendIntervalMs: 300 });
     });
     after(async () => {
       for (const a of agents) a.close();
@@ -164,12 +164,25 @@ for (const transport of ["websocket", "http"] as const) {
       }
     });
 
-    test("a retried message gets the offer again (the first reply may have been lost)", async () => {
+    test("a retried message gets the offer again (the first reply may have been lost), once per resend interval", async () => {
       const config = yamlConfig({ "collector.yaml": `retry: ${transport}\n` });
       t.desired.all = { config };
       try {
         const a = await knownAgent();
-        // knownAgent's first reply carried the offer; resend that message's sequence number.
+        // knownAgent's first reply carried the offer; repeating that message's sequence number
+        // is answered with the config at most once per 300 ms resend interval (a client looping
+        // on one message gets short replies), and after the interval with it again.
+        const started = Date.now();
+        let resent = 0;
+        for (let i = 0; i < 20; i++) {
+          a.seq -= 1n;
+          const quick = await a.send(fullState());
+          assert.equal(quick.errorResponse, null);
+          if (quick.remoteConfig) resent++;
+        }
+        // At most one resend per interval, however slow this machine is.
+        assert.ok(resent <= Math.floor((Date.now() - started) / 300) + 1, `${resent} resends`);
+        await new Promise((r) => setTimeout(r, 350));
         a.seq -= 1n;
         const retry = await a.send(fullState());
         assert.equal(remoteHash(retry), config?.hash);

@@ -60,7 +60,13 @@ for (const transport of ["websocket", "http"] as const) {
           15_000,
         );
         assert.equal(after.connected, 12);
-        const back = await t.server.store.load(fleet.agents[1]?.uid ?? "");
+        // The agents' own view changes when they send; the server's when it handled that.
+        const uid1 = fleet.agents[1]?.uid ?? "";
+        let back = await t.server.store.load(uid1);
+        for (let i = 0; i < 100 && back?.reportedHash !== good?.hash; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          back = await t.server.store.load(uid1);
+        }
         assert.equal(
           back?.reportedHash,
           good?.hash,
@@ -97,6 +103,10 @@ test("a simulated agent reconnects with backoff after the server goes away", asy
   await again.start();
   try {
     await fleet.until((s) => s.connected === 2, 15_000);
+    // An agent counts itself connected once its socket is open; the server once it handled
+    // the first message: wait (bounded) for that.
+    for (let i = 0; i < 100 && again.connectedAgents < 2; i++)
+      await new Promise((r) => setTimeout(r, 50));
     assert.equal(again.connectedAgents, 2);
   } finally {
     await fleet.stop();

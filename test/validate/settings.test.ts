@@ -93,3 +93,42 @@ test("the settings schema names exactly the serve flags (camelCase), each with a
   for (const [key, env] of Object.entries(SETTING_ENV))
     assert.equal(env, `OPAMP_GITOPS_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`);
 });
+
+test("agent-port limits and timeouts: defaults, flags and variables, bad values named", async () => {
+  const { loadSettings, SettingsError } = await import("../../src/settings.js");
+  const defaults = loadSettings({}, {});
+  assert.deepEqual(defaults.agentLimits, {
+    maxAttributes: 256,
+    maxAttributeBytes: 4096,
+    maxConfigFiles: 64,
+    maxConfigBytes: 1048576,
+    maxHealthComponents: 1024,
+    maxErrorMessageBytes: 4096,
+    maxAgentBytes: 4194304,
+  });
+  assert.deepEqual(defaults.opampGuards, {
+    maxSendBufferBytes: 4194304,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 60_000,
+    firstMessageTimeoutMs: 30_000,
+    idleTimeoutMs: 3_600_000,
+  });
+  const set = loadSettings(
+    { maxConfigFiles: "3", idleTimeout: "5m" },
+    { OPAMP_GITOPS_MAX_CONNECTIONS_PER_ADDRESS: "20" },
+  );
+  assert.equal(set.agentLimits.maxConfigFiles, 3);
+  assert.equal(set.opampGuards.idleTimeoutMs, 300_000);
+  assert.equal(set.opampGuards.maxConnectionsPerAddress, 20);
+  assert.throws(
+    () => loadSettings({ maxAgentAttributes: "0" }, {}),
+    (err: unknown) =>
+      err instanceof SettingsError &&
+      /--max-agent-attributes: "0" is not a positive/.test(err.message),
+  );
+  assert.throws(
+    () => loadSettings({ headersTimeout: "0" }, {}),
+    (err: unknown) =>
+      err instanceof SettingsError && /--headers-timeout: must be longer than 0/.test(err.message),
+  );
+});

@@ -83,6 +83,24 @@ describe("YAML loading", () => {
     });
   });
 
+  test("duplicate keys of a large flat mapping are each found (linear check); merge keys may repeat", async () => {
+    const { loadYamlText } = await import("../../src/validate/yaml.js");
+    const lines = Array.from({ length: 20_000 }, (_, i) => `key${i}: v`); // ~230 KiB
+    lines.push("key17: again", "key19999: again", "nested:", "  <<: {a: 1}", "  <<: {b: 2}");
+    lines.push("  x: 1", "  x: 2", "'1': string", "1: number");
+    const loaded = loadYamlText(`${lines.join("\n")}\n`, "big.yaml");
+    const dups = loaded.findings.filter((f) => f.code === "YAML_DUPLICATE_KEY");
+    assert.deepEqual(
+      dups.map((f) => [f.line, f.data?.key, f.data?.firstLine]),
+      [
+        [20_001, "key17", 18],
+        [20_002, "key19999", 20_000],
+        [20_007, "x", 20_006],
+      ],
+    );
+    assert.equal(loaded.yaml, undefined, "a file with duplicates is not loaded");
+  });
+
   test("invalid UTF-8 is reported at the line and column of the bad byte", async () => {
     const bytes = new Uint8Array([...enc("receivers:\n  otlp:\n    x: caf"), 0xe9, ...enc("\n")]);
     const report = await validateFiles({

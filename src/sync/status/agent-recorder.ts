@@ -2,8 +2,8 @@
  * Turns agent state into pending status changes in Redis, on any replica.
  *
  * `record(agent)` queues the agent (the latest state of a uid wins while queued); the queue
- * drains on the next turn of the event loop in slices of 50 agents (render, then one Redis
- * round trip per slice), so a burst of thousands of events never blocks the OpAMP server for
+ * drains on the next turn of the event loop in slices of 50 agents (render in a worker
+ * thread, see agent-render.ts, then one Redis round trip per slice), so a burst of thousands of events never blocks the OpAMP server for
  * long. An agent's file is rendered only when its inputs (reported sub-messages, connection
  * state, placement) changed since this process last recorded it; Redis drops what equals the
  * recorded content. A slice Redis refused is queued again and retried with backoff.
@@ -14,11 +14,11 @@
 import { createHash } from "node:crypto";
 import type { AgentState } from "../../opamp/agent-state.js";
 import { Backoff } from "../backoff.js";
-import { type AgentPlacement, type AgentStatusOptions, agentStatus } from "./agent-status.js";
+import { AgentRenderer, type RenderJob, snapshot } from "./agent-render.js";
+import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
 import type { StatusLogger } from "./logger.js";
 import { agentFilePath, isGroupName } from "./paths.js";
 import type { AgentRecord, PendingStore, RedisMicros } from "./pending-store.js";
-import { renderStatusFile } from "./render.js";
 
 export type Placement = (agent: Readonly<AgentState>) => AgentPlacement | undefined;
 
@@ -58,7 +58,7 @@ export class AgentRecorder {
   readonly #store: PendingStore;
   readonly #placement: Placement;
   readonly #log: StatusLogger;
-  readonly #options: AgentStatusOptions;
+  readonly #renderer: AgentRenderer;
   readonly #queue = new Map<string, Readonly<AgentState>>();
   readonly #parked = new Map<string, Readonly<AgentState>>();
   readonly #fingerprints = new Map<string, string>();
@@ -78,7 +78,7 @@ export class AgentRecorder {
     this.#store = store;
     this.#placement = placement;
     this.#log = log;
-    this.#options = options;
+    this.#renderer = new AgentRenderer(options);
   }
 
   /** Queues an agent; the returned promise settles when the queue has drained. */
@@ -109,6 +109,7 @@ export class AgentRecorder {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retry);
+    void this.#renderer.close();
   }
 
   /**
@@ -119,15 +120,31 @@ export class AgentRecorder {
     agents: ReadonlyArray<Readonly<AgentState>>,
     notBefore?: RedisMicros,
   ): Promise<number> {
-    const records: AgentRecord[] = [];
-    const prints: Array<[string, string]> = [];
+    const jobs: RenderJob[] = [];
+    const jobPrints: string[] = [];
     for (const agent of agents) {
-      const r = this.#render(agent);
-      if (r) {
-        records.push(r.record);
-        prints.push([agent.instanceUid, r.print]);
+      const job = this.#prepare(agent);
+      if (job) {
+        jobs.push(job.job);
+        jobPrints.push(job.print);
       }
     }
+    // Parsing and redacting effective configs is the heavy part: off the event loop.
+    const results = await this.#renderer.render(jobs);
+    const records: AgentRecord[] = [];
+    const prints: Array<[string, string]> = [];
+    results.forEach((result, i) => {
+      const job = jobs[i] as RenderJob;
+      if ("error" in result) {
+        this.#log.error(
+          { err: new Error(result.error), uid: job.uid },
+          "status: the agent's status file cannot be written",
+        );
+        return;
+      }
+      records.push({ uid: job.uid, path: job.path, content: result.content, facts: result.facts });
+      prints.push([job.uid, jobPrints[i] as string]);
+    });
     const changed = await this.#store.record(records, notBefore);
     if (this.#fingerprints.size > FINGERPRINT_LIMIT) this.#fingerprints.clear();
     for (const [uid, print] of prints) this.#fingerprints.set(uid, print);
@@ -135,7 +152,8 @@ export class AgentRecorder {
     return changed;
   }
 
-  #render(agent: Readonly<AgentState>): { record: AgentRecord; print: string } | undefined {
+  /** Places the agent and decides whether its file must be rendered again. */
+  #prepare(agent: Readonly<AgentState>): { job: RenderJob; print: string } | undefined {
     const uid = agent.instanceUid;
     let placement: AgentPlacement | undefined;
     try {
@@ -151,17 +169,14 @@ export class AgentRecorder {
     if (placement.group !== null && !isGroupName(placement.group)) placement = UNASSIGNED_PLACEMENT;
     const print = fingerprint(agent, placement);
     if (this.#fingerprints.get(uid) === print) return undefined;
+    let path: string;
     try {
-      const path = agentFilePath(placement.group, uid);
-      const { file, facts } = agentStatus(agent, placement, this.#options);
-      return {
-        record: { uid, path, content: renderStatusFile("agent", file, path), facts },
-        print,
-      };
+      path = agentFilePath(placement.group, uid);
     } catch (err) {
       this.#log.error({ err, uid }, "status: the agent's status file cannot be written");
       return undefined;
     }
+    return { job: { uid, path, placement, agent: snapshot(agent) }, print };
   }
 
   #drain(): Promise<void> {

@@ -41,6 +41,11 @@ export interface AgentStatusOptions {
   effectiveConfig?: EffectiveConfigMode;
   /** The keyed redactor (the service's key). Default: one with a random key per process. */
   redactor?: Redactor;
+  /**
+   * The redactor's key, for renders in the worker thread (a Redactor does not survive
+   * postMessage): the worker rebuilds the same redactor from it, so markers match.
+   */
+  redactionKey?: Uint8Array;
 }
 
 const MAX_ATTRIBUTES = 256;

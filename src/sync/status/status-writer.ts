@@ -140,6 +140,7 @@ export class StatusWriter {
   #useKey(key: Uint8Array): void {
     const redactor = new Redactor(new Marker(key));
     this.#render.redactor = redactor;
+    this.#render.redactionKey = key;
     this.derived.redactor = redactor;
   }
 

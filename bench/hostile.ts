@@ -1,0 +1,163 @@
+/**
+ * Hostile agents benchmark: `npm run bench:hostile`. Not part of `npm test`.
+ *
+ * The whole service (Git sync, rollouts, OpAMP, admin API, status writer) runs in this
+ * process against examples/repo and real Redis. A child process plays the agents, so their
+ * encoding costs do not count here:
+ *   1. maximal reports: BENCH_AGENTS WebSocket agents each send BENCH_REPORTS different
+ *      reports at every default limit (1 MiB of effective config in 4 YAML files of flat keys
+ *      with secrets, 256 attributes, 1,024 health components). Measured meanwhile: the worst
+ *      event-loop delay (perf_hooks) and the worst `/healthz` latency (polled every 50 ms).
+ *      Target: both under 100 ms.
+ *   2. a client that never reads: it sends BENCH_FLOOD_MIB of retried messages without
+ *      reading a reply. Measured: this process's RSS growth while it floods, and after it is
+ *      dropped (the bound: the send buffer and queue limits, not the flood size).
+ *
+ * Environment: BENCH_AGENTS=8, BENCH_REPORTS=4, BENCH_FLOOD_MIB=8, REDIS_URL.
+ */
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { connectRedis, deleteKeysWithPrefix } from "../src/redis.js";
+import { Service } from "../src/service/service.js";
+import { loadSettings } from "../src/settings.js";
+
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 8);
+const REPORTS = Number(process.env.BENCH_REPORTS ?? 4);
+const FLOOD_MIB = Number(process.env.BENCH_FLOOD_MIB ?? 8);
+const TARGET_MS = 100;
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "opamp-gitops-bench-hostile-"));
+  const repo = join(root, "fleet");
+  cpSync(fileURLToPath(new URL("../../examples/repo", import.meta.url)), repo, {
+    recursive: true,
+  });
+  const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, stdio: "ignore" });
+  git("init", "-q", "-b", "main");
+  git("add", ".");
+  git("-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "fleet");
+  const prefix = `bench-hostile-${randomBytes(4).toString("hex")}`;
+  const settings = loadSettings(
+    {
+      repo,
+      stateDir: join(root, "state"),
+      opampListen: "127.0.0.1:0",
+      apiListen: "127.0.0.1:0",
+      statusInterval: "1h", // flushed once, explicitly, after the reports
+      redisPrefix: prefix,
+    },
+    process.env,
+  );
+  const redis = await connectRedis(settings.redisUrl);
+  const service = new Service({ settings, redis, logger: pino({ level: "error" }) });
+  const { opampPort, apiPort } = await service.start();
+  const url = `ws://127.0.0.1:${opampPort}/v1/opamp`;
+  try {
+    console.log(
+      `hostile agents benchmark: ${AGENTS} agents × ${REPORTS} maximal reports, then a ${FLOOD_MIB} MiB flood that is never read`,
+    );
+    // 1. Maximal reports.
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    let worstHealthz = 0;
+    let polls = 0;
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const started = performance.now();
+        const res = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
+        await res.arrayBuffer();
+        worstHealthz = Math.max(worstHealthz, performance.now() - started);
+        polls++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const sent = await runChild(["reports", url, String(AGENTS), String(REPORTS)]);
+    delay.disable();
+    const healthzDuringReports = worstHealthz;
+    // Then the status writer renders and commits what the agents reported (Git objects of
+    // ~1.5 MB per agent): measured apart, since it is the status writer's cost, not the port's.
+    const flushDelay = monitorEventLoopDelay({ resolution: 10 });
+    flushDelay.enable();
+    await service.status?.flush();
+    flushDelay.disable();
+    polling = false;
+    await poller;
+    const worstDelay = delay.max / 1e6;
+    console.log(`  reports sent: ${sent.messages}, ${mb(sent.bytes)} in all`);
+    console.log(
+      `  worst event-loop delay while agents report: ${worstDelay.toFixed(0)} ms (p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms); target < ${TARGET_MS} ms ${worstDelay < TARGET_MS ? "✓" : "✗"}`,
+    );
+    console.log(
+      `  worst /healthz latency while agents report: ${healthzDuringReports.toFixed(0)} ms; target < ${TARGET_MS} ms ${healthzDuringReports < TARGET_MS ? "✓" : "✗"}`,
+    );
+    console.log(
+      `  status flush of those reports: worst event-loop delay ${(flushDelay.max / 1e6).toFixed(0)} ms; worst /healthz latency overall ${worstHealthz.toFixed(0)} ms over ${polls} polls`,
+    );
+
+    // 2. A client that never reads.
+    if (FLOOD_MIB <= 0) return;
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    const judged = () => service.opamp.wsStats.slowReaders + service.opamp.wsStats.deadPeers;
+    const judgedBefore = judged();
+    const floodStarted = Date.now();
+    const { result: flood, child } = await startChild(["flood", url, String(FLOOD_MIB)]);
+    // Dropped when its unread replies pass the send buffer, or (replies small enough for the
+    // kernel buffers) when it misses a ping: within two ping intervals (60 s).
+    while (judged() === judgedBefore && Date.now() - floodStarted < 120_000)
+      await new Promise((r) => setTimeout(r, 100));
+    const dropped = judged() > judgedBefore;
+    const droppedAfterS = (Date.now() - floodStarted) / 1000;
+    child.kill();
+    clearInterval(sampler);
+    await new Promise((r) => setTimeout(r, 500));
+    global.gc?.();
+    const after = process.memoryUsage().rss;
+    console.log(
+      `  never-reading client: sent ${mb(flood.bytes)} in ${flood.messages} messages; ${dropped ? `dropped by the server after ${droppedAfterS.toFixed(0)} s (slow readers ${service.opamp.wsStats.slowReaders}, missed pings ${service.opamp.wsStats.deadPeers})` : "NOT dropped within 120 s"}`,
+    );
+    console.log(
+      `  RSS growth while flooding: ${mb(peak - before)} (peak); after it was dropped: ${mb(after - before)}`,
+    );
+  } finally {
+    await service.close();
+    await deleteKeysWithPrefix(redis, prefix);
+    redis.disconnect();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+interface ChildResult {
+  messages: number;
+  bytes: number;
+}
+
+/** Forks the agents process; resolves with its first report (it may keep running). */
+async function startChild(args: string[]): Promise<{ result: ChildResult; child: ChildProcess }> {
+  const script = fileURLToPath(new URL("./hostile-agents.js", import.meta.url));
+  const child = fork(script, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const result = await new Promise<ChildResult>((resolve, reject) => {
+    child.once("message", (m: ChildResult) => resolve(m));
+    child.once("exit", (code) => reject(new Error(`agents exited with ${code}`)));
+  });
+  return { result, child };
+}
+
+async function runChild(args: string[]): Promise<ChildResult> {
+  return (await startChild(args)).result;
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,83 @@
+/**
+ * What the OpAMP listener allows each TCP connection before a request reaches a transport:
+ * time for headers and for the whole request (Node's headersTimeout and requestTimeout, so
+ * a trickled request cannot hold a slot for Node's default 300 s), and an optional cap on
+ * open connections per source address.
+ */
+import type { Server } from "node:http";
+import type { Socket } from "node:net";
+import type { Logger } from "pino";
+
+/** Options of http(s).createServer for the two request timeouts (ms; defaults 10 s / 60 s). */
+export function httpTimeouts(options: { headersTimeoutMs?: number; requestTimeoutMs?: number }): {
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+  /** TLS handshakes get the header time too (Node's default is 120 s). */
+  handshakeTimeout: number;
+} {
+  const requestTimeout = options.requestTimeoutMs ?? 60_000;
+  // Node requires headersTimeout ≤ requestTimeout.
+  const headersTimeout = Math.min(options.headersTimeoutMs ?? 10_000, requestTimeout);
+  // Node checks both only every connectionsCheckingInterval (default 30 s); check often enough
+  // that a timeout is enforced within a quarter of its length (at most every second).
+  const connectionsCheckingInterval = Math.max(25, Math.min(1000, headersTimeout / 4));
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval,
+    handshakeTimeout: headersTimeout,
+  };
+}
+
+/**
+ * Destroys connections beyond `maxPerAddress` open ones from one source address at once
+ * (before a byte is read; no cap when undefined) and connections that stay silent for
+ * `silentMs` before their first request (Node's headersTimeout only starts with the first
+ * byte; a TLS handshake gets the same time), and makes sure no socket's error can go
+ * unhandled between the TCP accept and the HTTP parser taking over.
+ */
+export function guardSockets(
+  server: Server,
+  logger: Logger,
+  { maxPerAddress, silentMs, tls }: { maxPerAddress?: number; silentMs: number; tls: boolean },
+): void {
+  const open = new Map<string, number>();
+  const untilRequest = (socket: Socket) => socket.setTimeout(silentMs);
+  // Node's own 'timeout' handler destroys a socket nobody else handles; a request in
+  // progress is bounded by requestTimeout instead, and a kept-alive one by keepAliveTimeout.
+  const requestStarted = (req: { socket: Socket }) => req.socket.setTimeout(0);
+  server.on("request", requestStarted);
+  server.on("upgrade", requestStarted);
+  if (tls) {
+    (server as unknown as import("node:tls").Server).on("secureConnection", untilRequest);
+  }
+  server.on("connection", (socket: Socket) => {
+    socket.on("error", (err) => logger.debug({ err }, "agent socket error"));
+    if (!tls) untilRequest(socket);
+    if (maxPerAddress === undefined) return;
+    const address = socket.remoteAddress ?? "";
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > maxPerAddress) {
+      logger.warn({ address, limit: maxPerAddress }, "connection refused: per-address cap");
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
+/** The entries of `source` named in `keys` whose value is defined. */
+export function pick<T extends object, K extends keyof T>(
+  source: T,
+  keys: readonly K[],
+): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+  return out;
+}
