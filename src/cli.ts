@@ -89,6 +89,10 @@ program
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
   .option(
+    "--replica-timeout <duration>",
+    "a serve process silent in Redis this long is dead; its agents are disconnected (default 15s)",
+  )
+  .option(
     "--status-branch <name>",
     "branch the agents' reported state is committed to (default opamp-status)",
   )

@@ -50,6 +50,11 @@ export interface Settings {
   advertise?: { url: string; ca?: Buffer };
   maxMessageBytes: number;
   maxConnections: number;
+  /**
+   * A server process that has not refreshed its liveness key in Redis for this long is dead:
+   * its agents that did not come back are marked disconnected, ms. Default 15 s.
+   */
+  replicaTimeoutMs: number;
   logLevel: string;
 }
 
@@ -81,6 +86,7 @@ export interface SettingsFlags {
   advertiseCa?: string;
   maxMessageBytes?: string;
   maxConnections?: string;
+  replicaTimeout?: string;
   logLevel?: string;
 }
 
@@ -123,6 +129,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   advertiseCa: "OPAMP_GITOPS_ADVERTISE_CA",
   maxMessageBytes: "OPAMP_GITOPS_MAX_MESSAGE_BYTES",
   maxConnections: "OPAMP_GITOPS_MAX_CONNECTIONS",
+  replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
 };
 
@@ -274,6 +281,9 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       "--status-interval",
       "must be at least 100ms (one commit per interval)",
     );
+  const replicaTimeoutMs = duration("replicaTimeout", "--replica-timeout", "15s");
+  if (replicaTimeoutMs < 300)
+    throw new SettingsError("--replica-timeout", "must be at least 300ms");
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
@@ -304,6 +314,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     ...(advertise ? { advertise } : {}),
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
+    replicaTimeoutMs,
     logLevel: get("logLevel") ?? "info",
   };
 }

@@ -35,10 +35,10 @@ export class AgentBridge {
       this.#run(rollouts.connected(agent.instanceUid));
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
-    events.on("disconnected", ({ instanceUid }) => {
+    events.on("disconnected", ({ instanceUid, lost }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.groupOf.delete(instanceUid);
-      this.#run(rollouts.disconnected(instanceUid));
+      this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
     events.on("remoteConfigStatusChanged", ({ instanceUid, status }) => {
       const reported = REPORTED[status.status as keyof typeof REPORTED];
