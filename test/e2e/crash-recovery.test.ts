@@ -110,7 +110,9 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return (path === "/metrics" ? text : JSON.parse(text)) as T;
+    // Of /metrics, only the agents gauge (a failure message shows it).
+    const agentLines = () => text.split("\n").filter((l) => l.startsWith("opamp_gitops_agents{"));
+    return (path === "/metrics" ? agentLines().join("\n") : JSON.parse(text)) as T;
   };
   const rollout = () => api<RolloutJson>("/api/v1/rollouts/edge");
 
