@@ -87,6 +87,8 @@ export class ReplicaLiveness {
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** The key was set once: from then on, finding it gone means it expired. */
+  #registered = false;
 
   constructor(options: ReplicaLivenessOptions) {
     this.#o = { timeoutMs: 15_000, now: Date.now, ...options };
@@ -138,7 +140,8 @@ export class ReplicaLiveness {
         .set(this.#key(), String(this.#o.now()), "PX", timeoutMs)
         .sadd(`${prefix}:replicas`, replicaId)
         .exec()) ?? [];
-    if (renewed === 0 && this.#timer) await this.#reclaim();
+    if (renewed === 0 && this.#registered) await this.#reclaim();
+    this.#registered = true;
     if (this.#dirty) {
       this.#dirty = false;
       for (const live of this.#o.live.values()) this.#adds.add(live.state.instanceUid);
