@@ -188,7 +188,8 @@ export class ReplicaLiveness {
         marked += lost.length;
         const agents = await Promise.all(lost.map((uid) => this.#o.store.load(uid)));
         for (const agent of agents) {
-          if (!agent) continue;
+          // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
+          if (!agent?.owner.startsWith(`${id}/`)) continue;
           this.#o.events.emit("disconnected", {
             instanceUid: agent.instanceUid,
             reason: `its server process ${id} stopped`,
