@@ -189,6 +189,10 @@ program
     "a WebSocket that sends nothing for this long is closed (default 1h)",
   )
   .option(
+    "--replica-timeout <duration>",
+    "a serve process silent in Redis this long is dead; its agents are disconnected (default 15s)",
+  )
+  .option(
     "--status-branch <name>",
     "branch the agents' reported state is committed to (default opamp-status)",
   )

@@ -83,6 +83,11 @@ export interface Settings {
     firstMessageTimeoutMs: number;
     idleTimeoutMs: number;
   };
+  /**
+   * A server process that has not refreshed its liveness key in Redis for this long is dead:
+   * its agents that did not come back are marked disconnected, ms. Default 15 s.
+   */
+  replicaTimeoutMs: number;
   logLevel: string;
   /**
    * `--otelcol`: Collector binaries that also check each commit before rollout, by
@@ -135,6 +140,7 @@ export interface SettingsFlags {
   requestTimeout?: string;
   firstMessageTimeout?: string;
   idleTimeout?: string;
+  replicaTimeout?: string;
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
@@ -195,6 +201,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   requestTimeout: "OPAMP_GITOPS_REQUEST_TIMEOUT",
   firstMessageTimeout: "OPAMP_GITOPS_FIRST_MESSAGE_TIMEOUT",
   idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
+  replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
 };
@@ -426,6 +433,9 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       "must be at least 100ms (one commit per interval)",
     );
   const otelcol = otelcolBinaries(get("otelcol"));
+  const replicaTimeoutMs = duration("replicaTimeout", "--replica-timeout", "15s");
+  if (replicaTimeoutMs < 300)
+    throw new SettingsError("--replica-timeout", "must be at least 300ms");
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
@@ -498,6 +508,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       firstMessageTimeoutMs: timeout("firstMessageTimeout", "--first-message-timeout", "30s"),
       idleTimeoutMs: timeout("idleTimeout", "--idle-timeout", "1h"),
     },
+    replicaTimeoutMs,
     logLevel: get("logLevel") ?? "info",
     otelcol,
   };

@@ -78,6 +78,7 @@ describe("opamp-gitops command line", () => {
       [["--api-tokens-file", empty], /invalid setting --api-tokens-file: .* holds no token/],
       [["--opamp-tokens-file", empty], /invalid setting --opamp-tokens-file: .* holds no token/],
       [["--status-interval", "5ms"], /invalid setting --status-interval: must be at least 100ms/],
+      [["--replica-timeout", "50ms"], /invalid setting --replica-timeout: must be at least 300ms/],
       [["--branch", "a..b"], /invalid setting --branch: "a\.\.b" is not a valid branch name/],
       [["--status-branch", "main"], /invalid setting --status-branch: "main" is the config branch/],
     ];

@@ -17,7 +17,13 @@ import type {
 
 export interface AgentEventMap {
   connected: { instanceUid: string; transport: Transport; agent: Readonly<AgentState> };
-  disconnected: { instanceUid: string; reason: string; agent: Readonly<AgentState> };
+  /** `lost`: the agent vanished with a dead process (see replica-liveness.ts). */
+  disconnected: {
+    instanceUid: string;
+    reason: string;
+    agent: Readonly<AgentState>;
+    lost?: boolean;
+  };
   descriptionChanged: {
     instanceUid: string;
     description: AgentDescription;

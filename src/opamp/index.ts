@@ -16,6 +16,7 @@ export * from "./errors.js";
 export type { AgentEventMap, AgentEventName } from "./events.js";
 export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
+export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";
 export { type FleetOptions, type FleetSummary, SimulatedFleet } from "./simulator/fleet.js";

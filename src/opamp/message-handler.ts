@@ -190,6 +190,9 @@ export class MessageHandler {
       if (claimed) claimed.conn.close?.(1000, "replaced by a newer connection of this agent");
       const state = stored ?? emptyAgentState(uid, conn.transport, now);
       state.credential = conn.credential;
+      // A session new to this process is a connect whatever Redis says: a process that died
+      // never wrote its agents' disconnect, and only a `connected` event places the agent.
+      if (!live) state.connected = false;
       live = this.live.bind(uid, state, conn, known);
     }
     live.conn = conn;

@@ -222,9 +222,10 @@ export class RolloutController {
     return this.#sendFor(uid, { type: "connected", uid });
   }
 
-  disconnected(uid: string): Promise<void> {
+  /** `lost`: it vanished with its (dead) process; an unacknowledged apply deadline is dropped. */
+  disconnected(uid: string, lost = false): Promise<void> {
     this.#agents.disconnected(uid);
-    return this.#sendFor(uid, { type: "disconnected", uid });
+    return this.#sendFor(uid, { type: "disconnected", uid, ...(lost ? { lost: true } : {}) });
   }
 
   /** RemoteConfigStatus of an agent: the config `hash` (lowercase hex) it reports on. */

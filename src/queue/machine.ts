@@ -21,7 +21,7 @@ import {
   startStage,
 } from "./lifecycle.js";
 import type { GroupRollout, RolloutEvent, StepResult } from "./model.js";
-import { offer, onHealth, onReport, onTick } from "./outcomes.js";
+import { offer, onHealth, onLost, onReport, onTick } from "./outcomes.js";
 import { ShardMap } from "./shard-map.js";
 
 /** A group nobody has committed to yet. */
@@ -82,6 +82,7 @@ function apply(d: Draft, e: RolloutEvent, index: number): void {
       return;
     case "connected":
     case "disconnected": {
+      if (e.type === "disconnected" && e.lost) onLost(d, e.uid);
       const m = d.members.get(e.uid);
       const connected = e.type === "connected";
       if (!m || m.connected === connected) return;

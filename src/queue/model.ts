@@ -117,7 +117,11 @@ export type RolloutEvent =
   | { type: "join"; uid: string }
   | { type: "leave"; uid: string }
   | { type: "connected"; uid: string }
-  | { type: "disconnected"; uid: string }
+  /**
+   * `lost`: the agent vanished with the process that served it (no goodbye, no socket close
+   * seen by a live process) and has not come back; see onLost in outcomes.ts.
+   */
+  | { type: "disconnected"; uid: string; lost?: true }
   /** RemoteConfigStatus of an agent: `hash` is the config hash it reports on. */
   | { type: "report"; uid: string; hash: string; status: ReportStatus; error?: string }
   | { type: "health"; uid: string; healthy: boolean; error?: string }

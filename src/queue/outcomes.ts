@@ -19,6 +19,19 @@ export function offer(d: Draft, uid: string): void {
   d.wake(deadlineWake(d.now, r.policy.applyTimeoutMs));
 }
 
+/**
+ * The agent vanished with its process (it was never seen to disconnect, and has not come
+ * back): an apply deadline it never acknowledged is dropped. Its offer may never have reached
+ * it (a stage started while Redis still said connected), and a config cannot be blamed for a
+ * process crash; it is offered again, with a fresh deadline, if it reconnects. A deadline it
+ * acknowledged (it had the target) keeps running, as for any disconnect.
+ */
+export function onLost(d: Draft, uid: string): void {
+  const rec = d.agents.get(uid);
+  if (!d.live() || rec?.offeredAt === undefined || rec.acked || rec.failure) return;
+  d.touch(uid, { agent: { ...rec, offeredAt: undefined } });
+}
+
 export function onReport(d: Draft, e: Extract<RolloutEvent, { type: "report" }>): void {
   const r = d.live();
   if (!r || !d.members.has(e.uid)) return;

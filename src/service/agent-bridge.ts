@@ -39,27 +39,36 @@ export class AgentBridge {
     events.on("connected", ({ agent }) => {
       this.place(agent);
       this.#run(rollouts.connected(agent.instanceUid));
+      // What it last reported, again: a process killed right after storing a report may
+      // never have passed it on, and the agent repeats nothing that did not change. The
+      // rollouts ignore a report or health they already hold.
+      if (agent.remoteConfigStatus) this.#report(agent.instanceUid, agent.remoteConfigStatus);
+      if (agent.health) this.#health(agent.instanceUid, agent.health);
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
     // Another credential may allow other groups: an agent whose scope no longer allows its
     // group leaves that group's rollout.
     events.on("scopesChanged", ({ agent }) => this.place(agent));
-    events.on("disconnected", ({ instanceUid }) => {
+    events.on("disconnected", ({ instanceUid, lost }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.groupOf.delete(instanceUid);
-      this.#run(rollouts.disconnected(instanceUid));
+      this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
-    events.on("remoteConfigStatusChanged", ({ instanceUid, status }) => {
-      const reported = REPORTED[status.status as keyof typeof REPORTED];
-      const hash = Buffer.from(status.lastRemoteConfigHash ?? []).toString("hex");
-      if (!reported || hash === "") return;
-      this.#run(rollouts.report(instanceUid, hash, reported, status.errorMessage || undefined));
-    });
-    events.on("healthChanged", ({ instanceUid, health }) => {
-      this.#run(
-        rollouts.health(instanceUid, health.healthy === true, health.lastError || undefined),
-      );
-    });
+    events.on("remoteConfigStatusChanged", ({ instanceUid, status }) =>
+      this.#report(instanceUid, status),
+    );
+    events.on("healthChanged", ({ instanceUid, health }) => this.#health(instanceUid, health));
+  }
+
+  #report(uid: string, status: NonNullable<AgentState["remoteConfigStatus"]>): void {
+    const reported = REPORTED[status.status as keyof typeof REPORTED];
+    const hash = Buffer.from(status.lastRemoteConfigHash ?? []).toString("hex");
+    if (!reported || hash === "") return;
+    this.#run(this.#rollouts.report(uid, hash, reported, status.errorMessage || undefined));
+  }
+
+  #health(uid: string, health: NonNullable<AgentState["health"]>): void {
+    this.#run(this.#rollouts.health(uid, health.healthy === true, health.lastError || undefined));
   }
 
   /** (Re)places an agent in the group its attributes select now. */

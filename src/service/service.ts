@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
-import { OpampServer } from "../opamp/index.js";
+import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
@@ -72,6 +72,8 @@ export interface ServiceParts {
 
 export class Service {
   readonly opamp: OpampServer;
+  /** This process' liveness key and the sweep of agents of dead processes. */
+  readonly liveness: ReplicaLiveness;
   readonly rollouts: RolloutController;
   readonly sync: FleetSync | undefined;
   readonly configs: ConfigStore;
@@ -117,8 +119,10 @@ export class Service {
     const provider = this.sync
       ? new FleetProvider(this.sync, this.rollouts, this.configs)
       : undefined;
+    const replicaId = newReplicaId();
     this.opamp = new OpampServer({
       redis,
+      replicaId,
       logger: logger.child({ module: "opamp" }),
       host: s.opampHost,
       port: s.opampPort,
@@ -132,6 +136,16 @@ export class Service {
       ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),
       ...(provider ? { desired: provider } : {}),
+    });
+    this.liveness = new ReplicaLiveness({
+      redis,
+      prefix: s.redisPrefix,
+      replicaId,
+      events: this.opamp.events,
+      store: this.opamp.store,
+      live: this.opamp.handler.live,
+      logger: logger.child({ module: "liveness" }),
+      timeoutMs: s.replicaTimeoutMs,
     });
     this.provider = provider;
     this.bridge = provider
@@ -255,6 +269,8 @@ export class Service {
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();
     this.status?.start();
+    // Registered before agents can connect: their owner names a process with a live key.
+    await this.liveness.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
     this.credentials.start();
@@ -268,6 +284,7 @@ export class Service {
       // Budget above the server's 5 s grace: sockets it ends late still reach the rollouts.
       await this.#step("OpAMP server", () => this.opamp.close(), 6000);
       await this.#step("agent reports", async () => this.bridge?.close());
+      await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);

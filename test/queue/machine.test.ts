@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { encodeCore, roundTrip } from "../../src/queue/codec.js";
 import { pendingWakes, step } from "../../src/queue/machine.js";
-import type { RolloutNotice } from "../../src/queue/model.js";
+import type { RolloutEvent, RolloutNotice } from "../../src/queue/model.js";
 import { MachineSim, policy, uids } from "./helpers/machine.js";
 
 const A = "a".repeat(64);
@@ -195,6 +195,52 @@ describe("failures", () => {
       ["failed", "rolled-back"],
     );
     assert.equal((r.notices[0] as { reason: string }).reason, "timeout");
+  });
+
+  test("an agent lost with its process gives back a deadline it never acknowledged", () => {
+    const sim = onStable();
+    // The stage starts while the agents of a dead process are still marked connected.
+    sim.commit(B, policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: 200 }));
+    const [lost = "", acked = "", ...rest] = sim.cohort();
+    sim.send({ type: "disconnected", uid: lost, lost: true });
+    sim.send({ type: "report", uid: acked, hash: B, status: "APPLYING" });
+    sim.send({ type: "disconnected", uid: acked, lost: true });
+    assert.equal(sim.state.agents.get(lost)?.offeredAt, undefined);
+    assert.notEqual(sim.state.agents.get(acked)?.offeredAt, undefined, "it had the target");
+    sim.send(
+      ...rest.flatMap((uid): RolloutEvent[] => [
+        { type: "report", uid, hash: B, status: "APPLIED" },
+        { type: "health", uid, healthy: true },
+      ]),
+    );
+    // The acknowledged deadline still runs out; the withdrawn one never does.
+    const r = sim.tick(200);
+    assert.deepEqual(
+      r.notices.map((n) => [n.type, (n as { uid?: string }).uid]),
+      [
+        ["failed", acked],
+        ["rolled-back", undefined],
+      ],
+    );
+  });
+
+  test("a lost agent that is not blocking any more lets the stage pass; back, it is offered anew", () => {
+    const sim = onStable(10);
+    sim.commit(B, policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: 200 }));
+    const [lost = "", ...rest] = sim.cohort();
+    sim.send({ type: "disconnected", uid: lost, lost: true });
+    sim.now += 50;
+    sim.send({ type: "connected", uid: lost });
+    assert.equal(sim.state.agents.get(lost)?.offeredAt, sim.now, "a fresh deadline");
+    sim.send({ type: "disconnected", uid: lost, lost: true });
+    sim.send(
+      ...rest.flatMap((uid): RolloutEvent[] => [
+        { type: "report", uid, hash: B, status: "APPLIED" },
+        { type: "health", uid, healthy: true },
+      ]),
+    );
+    assert.equal(sim.state.rollout?.status, "completed");
+    assert.equal(sim.tick(1000).notices.length, 0);
   });
 
   test("applied but still unhealthy at the deadline is a timeout failure", () => {

@@ -1,0 +1,247 @@
+/**
+ * Process liveness in Redis, so that agents of a process that died (`kill -9`, a lost host)
+ * are marked disconnected within a bounded time even if they never come back.
+ *
+ * Keys (prefix `<p>`):
+ * - `<p>:replica:<id>`: a string with a TTL of `timeoutMs`, refreshed every `timeoutMs / 3`;
+ *   its absence means the process is dead (Redis' clock decides, not the hosts').
+ * - `<p>:replicas`: the set of process ids that may still own agents.
+ * - `<p>:replica:<id>:agents`: uids whose `connected` event this process emitted (added on
+ *   connect, removed on disconnect); the candidates of a sweep.
+ *
+ * Every tick each process refreshes its key and sweeps the ids in `<p>:replicas` whose key is
+ * gone: an agent of the dead process still stored as `connected` with an `owner` naming it
+ * is set disconnected by a Lua script (atomic with respect to a reconnect elsewhere, which
+ * rewrites `owner`), and a `disconnected` event with `lost: true` is emitted for it here, so
+ * rollout membership and the status branch learn it. Several processes may sweep at once:
+ * only the one whose script flipped an agent emits its event. Bound: an agent of a process
+ * killed at T is disconnected by T + timeoutMs + timeoutMs / 3 (plus one sweep's duration).
+ *
+ * A process whose own key expired (stalled, or cut off from Redis for longer than the
+ * timeout) may have been swept while its agents stayed connected to it: it re-claims them
+ * (sets them connected again and re-emits `connected`).
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { AgentStore } from "./agent-store.js";
+import type { AgentEvents } from "./events.js";
+import type { LiveAgents } from "./live-agents.js";
+
+/** Flips an agent to disconnected iff it is stored connected and owned by the given process. */
+const MARK_LOST_LUA = `
+if redis.call('HGET', KEYS[1], 'connected') ~= '1' then return 0 end
+local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'connected', '0', 'lastDisconnectedAt', ARGV[2])
+return 1
+`;
+
+/** Sets an agent connected again iff it is stored disconnected and owned by this process. */
+const RECLAIM_LUA = `
+if redis.call('HGET', KEYS[1], 'connected') ~= '0' then return 0 end
+local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'connected', '1')
+return 1
+`;
+
+/** Agents marked per round of concurrent commands in a sweep. */
+const SWEEP_SLICE = 256;
+
+interface Scripts {
+  replicaMarkLost(key: string, ownerPrefix: string, now: string): Promise<number>;
+  replicaReclaim(key: string, ownerPrefix: string): Promise<number>;
+}
+
+export interface ReplicaLivenessOptions {
+  redis: Redis;
+  /** Redis key prefix of the service. */
+  prefix: string;
+  /** This process' id: the first part of the `owner` it stores (`<id>/<connection>`). */
+  replicaId: string;
+  events: AgentEvents;
+  store: AgentStore;
+  /** This process' agents, for re-claiming them after its own key expired. */
+  live: LiveAgents;
+  logger: Logger;
+  /** A process whose key was not refreshed for this long is dead, in ms. Default 15 000. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+/** A process id unique per start (a restarted container often gets the same pid). */
+export function newReplicaId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+}
+
+export class ReplicaLiveness {
+  readonly #o: Required<ReplicaLivenessOptions>;
+  readonly #redis: Redis & Scripts;
+  readonly #adds = new Set<string>();
+  readonly #removes = new Set<string>();
+  #flushing = false;
+  /** A membership write failed: the next tick rewrites this process' agent set. */
+  #dirty = false;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: Promise<void> = Promise.resolve();
+  #stopped = false;
+  /** The key was set once: from then on, finding it gone means it expired. */
+  #registered = false;
+
+  constructor(options: ReplicaLivenessOptions) {
+    this.#o = { timeoutMs: 15_000, now: Date.now, ...options };
+    options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 1, lua: MARK_LOST_LUA });
+    options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
+    this.#redis = options.redis as Redis & Scripts;
+    options.events.on("connected", ({ instanceUid }) => this.#queue(instanceUid, true));
+    options.events.on("disconnected", ({ instanceUid, lost }) => {
+      if (!lost) this.#queue(instanceUid, false);
+    });
+  }
+
+  #key(id = this.#o.replicaId): string {
+    return `${this.#o.prefix}:replica:${id}`;
+  }
+
+  /** Registers this process and starts the refresh-and-sweep timer. */
+  async start(): Promise<void> {
+    await this.#refresh();
+    const every = Math.max(50, Math.floor(this.#o.timeoutMs / 3));
+    this.#timer = setInterval(() => {
+      this.#tick = this.#tick.then(() => this.#run());
+    }, every);
+    this.#timer.unref();
+  }
+
+  /** One refresh and sweep, as the timer runs it (for tests). Never throws. */
+  tick(): Promise<void> {
+    this.#tick = this.#tick.then(() => this.#run());
+    return this.#tick;
+  }
+
+  async #run(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      await this.#refresh();
+      await this.sweep();
+    } catch (err) {
+      this.#o.logger.warn({ err }, "replica liveness check failed; will retry");
+    }
+  }
+
+  async #refresh(): Promise<void> {
+    const { prefix, replicaId, timeoutMs } = this.#o;
+    const [[, renewed] = []] =
+      (await this.#redis
+        .multi()
+        .pexpire(this.#key(), timeoutMs)
+        .set(this.#key(), String(this.#o.now()), "PX", timeoutMs)
+        .sadd(`${prefix}:replicas`, replicaId)
+        .exec()) ?? [];
+    if (renewed === 0 && this.#registered) await this.#reclaim();
+    this.#registered = true;
+    if (this.#dirty) {
+      this.#dirty = false;
+      for (const live of this.#o.live.values()) this.#adds.add(live.state.instanceUid);
+      await this.#flush();
+    }
+  }
+
+  /** Our key had expired: agents still connected here may have been swept by another process. */
+  async #reclaim(): Promise<void> {
+    this.#o.logger.warn("this process' liveness key had expired; re-claiming its agents");
+    this.#dirty = true;
+    for (const live of [...this.#o.live.values()]) {
+      const uid = live.state.instanceUid;
+      const done = await this.#redis.replicaReclaim(this.#agentKey(uid), `${this.#o.replicaId}/`);
+      if (done !== 1 || this.#o.live.get(uid) !== live) continue;
+      const agent = live.state;
+      this.#o.events.emit("connected", { instanceUid: uid, transport: agent.transport, agent });
+    }
+  }
+
+  #agentKey(uid: string): string {
+    return `${this.#o.prefix}:agent:${uid}`;
+  }
+
+  /**
+   * Marks the agents of every dead process disconnected. Resolves with how many were marked.
+   * Safe to run on several processes at once.
+   */
+  async sweep(): Promise<number> {
+    const { prefix, replicaId } = this.#o;
+    let marked = 0;
+    for (const id of await this.#redis.smembers(`${prefix}:replicas`)) {
+      if (id === replicaId || (await this.#redis.exists(this.#key(id))) === 1) continue;
+      const set = `${this.#key(id)}:agents`;
+      const uids = await this.#redis.smembers(set);
+      // Slices of concurrent commands: one connection pipelines them, memory stays bounded.
+      for (let i = 0; i < uids.length; i += SWEEP_SLICE) {
+        const slice = uids.slice(i, i + SWEEP_SLICE);
+        const at = String(this.#o.now());
+        const flipped = await Promise.all(
+          slice.map((uid) => this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)),
+        );
+        const lost = slice.filter((_, j) => flipped[j] === 1);
+        marked += lost.length;
+        const agents = await Promise.all(lost.map((uid) => this.#o.store.load(uid)));
+        for (const agent of agents) {
+          // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
+          if (!agent?.owner.startsWith(`${id}/`)) continue;
+          this.#o.events.emit("disconnected", {
+            instanceUid: agent.instanceUid,
+            reason: `its server process ${id} stopped`,
+            agent,
+            lost: true,
+          });
+        }
+      }
+      await this.#redis.multi().del(set).srem(`${prefix}:replicas`, id).exec();
+      this.#o.logger.info({ replica: id }, "swept the agents of a stopped server process");
+    }
+    return marked;
+  }
+
+  #queue(uid: string, add: boolean): void {
+    (add ? this.#removes : this.#adds).delete(uid);
+    (add ? this.#adds : this.#removes).add(uid);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      setImmediate(() => void this.#flush());
+    }
+  }
+
+  async #flush(): Promise<void> {
+    const adds = [...this.#adds];
+    const removes = [...this.#removes];
+    this.#adds.clear();
+    this.#removes.clear();
+    this.#flushing = false;
+    if (adds.length === 0 && removes.length === 0) return;
+    const set = `${this.#key()}:agents`;
+    const pipeline = this.#redis.pipeline();
+    if (adds.length > 0) pipeline.sadd(set, ...adds);
+    if (removes.length > 0) pipeline.srem(set, ...removes);
+    try {
+      const results = await pipeline.exec();
+      if (results?.some(([err]) => err)) this.#dirty = true;
+    } catch {
+      this.#dirty = true;
+    }
+  }
+
+  /**
+   * Stops the timer and deletes this process' liveness key, so that the next sweep anywhere
+   * handles any agent whose disconnect could not be stored (agents already stored as
+   * disconnected are skipped). Call after the OpAMP server closed. Errors are ignored.
+   */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#tick;
+    await this.#flush();
+    await this.#redis.del(this.#key()).catch(() => {});
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * `serve` killed with SIGKILL mid-rollout (so it writes no disconnects), together with some
+ * of its agents, then restarted: the agents that come back are placed in their group and the
+ * next stage reaches them through the group-wide push (their heartbeat interval is an hour,
+ * so nothing else could bring it), and the agents that died with the process are marked
+ * disconnected (a short --replica-timeout) and do not fail the rollout, which completes.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { configHash } from "../../src/config-hash.js";
+import { SimulatedFleet } from "../../src/opamp/index.js";
+import { startServe } from "../helpers/cli.js";
+import { testRedis } from "../helpers/redis.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+// An hour between heartbeats: a config that reaches an agent within the test was pushed.
+// applyTimeout is short and maxFailures 0, so one agent held to a deadline it cannot meet
+// rolls the rollout back within the test.
+const GROUP = `selector:
+  match: {host.role: edge}
+rollout:
+  stages: [{percent: 50, pause: 1h}, {percent: 100}]
+  applyTimeout: 4s
+  maxFailures: 0
+  onFailure: rollback
+heartbeatInterval: 1h
+`;
+const AGENTS = 12;
+const DOOMED = 4;
+const hashOf = (yaml: string) =>
+  configHash([{ name: "collector.yaml", contentType: "text/yaml", body: Buffer.from(yaml) }]);
+const short = (h: string) => h.slice(0, 12);
+
+interface RolloutJson {
+  stable?: { hash: string };
+  rollout?: { status: string; stage: number; cohort: number; members: number };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) {
+  const end = Date.now() + ms;
+  let last: T | undefined;
+  for (;;) {
+    try {
+      last = await read();
+      if (ok(last)) return last;
+    } catch {
+      // the service may be restarting
+    }
+    if (Date.now() > end) throw new Error(`${what}: not reached; last ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do not fail it", async () => {
+  const repo = new TestRepo();
+  repo.writeAll({
+    "groups/edge/group.yaml": GROUP,
+    "groups/edge/collector.yaml": collectorYaml("v1"),
+  });
+  repo.commit("edge v1");
+  const redis = await testRedis();
+  cleanups.push(() => redis.close());
+  const stateDir = tempDir("opamp-gitops-crash-");
+  const tokenFile = join(tempDir("opamp-gitops-token-"), "tokens");
+  writeFileSync(tokenFile, "crash-token\n");
+  const opampPort = await freePort();
+  const args = [
+    "--repo",
+    repo.dir,
+    "--state-dir",
+    stateDir,
+    "--redis-prefix",
+    redis.prefix,
+    "--opamp-listen",
+    `127.0.0.1:${opampPort}`,
+    "--api-listen",
+    "127.0.0.1:0",
+    "--api-tokens-file",
+    tokenFile,
+    "--poll-interval",
+    "200ms",
+    "--status-interval",
+    "300ms",
+    "--replica-timeout",
+    "1s",
+  ];
+  let serve = await startServe(args);
+  cleanups.push(() => serve.child.kill("SIGKILL"));
+  const api = async <T>(path: string, method = "GET"): Promise<T> => {
+    const res = await fetch(`http://127.0.0.1:${serve.apiPort}${path}`, {
+      method,
+      headers: { authorization: "Bearer crash-token", "x-opamp-gitops-actor": "test" },
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    // Of /metrics, only the agents gauge (a failure message shows it).
+    const agentLines = () => text.split("\n").filter((l) => l.startsWith("opamp_gitops_agents{"));
+    return (path === "/metrics" ? agentLines().join("\n") : JSON.parse(text)) as T;
+  };
+  const rollout = () => api<RolloutJson>("/api/v1/rollouts/edge");
+
+  const fleet = new SimulatedFleet({
+    agents: AGENTS,
+    url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+    attributes: { "host.role": "edge" },
+    applyMs: 20,
+    heartbeatSeconds: 3600,
+  });
+  cleanups.push(() => fleet.stop());
+  await fleet.start();
+
+  // v1 everywhere: the first rollout, promoted past its long pause.
+  const v1 = hashOf(collectorYaml("v1"));
+  await until("all members", rollout, (r) => r.rollout?.members === AGENTS);
+  await api("/api/v1/rollouts/edge/promote", "POST");
+  await fleet.until((s) => s.byHash[short(v1)] === AGENTS, 30_000);
+  await until("v1 stable", rollout, (r) => r.stable?.hash === v1);
+
+  // v2: stage 0 (half the agents) applied, then the long pause.
+  repo.write("groups/edge/collector.yaml", collectorYaml("v2")).commit("edge v2");
+  const v2 = hashOf(collectorYaml("v2"));
+  const stage0 = await until("stage 0", rollout, (r) => r.rollout?.stage === 0);
+  const cohort0 = stage0.rollout?.cohort ?? 0;
+  assert.ok(cohort0 > 0 && cohort0 <= AGENTS - DOOMED, `cohort ${cohort0}`);
+  await fleet.until((s) => s.byHash[short(v2)] === cohort0, 30_000);
+
+  // The process dies, and with it (from the service's point of view) DOOMED agents still on
+  // v1: the next stage would offer them the target.
+  const exited = new Promise((r) => serve.child.once("exit", r));
+  serve.child.kill("SIGKILL");
+  await exited;
+  const doomed = fleet.agents.filter((a) => a.runningHash === v1).slice(0, DOOMED);
+  assert.equal(doomed.length, DOOMED);
+  await Promise.all(doomed.map((a) => a.stop())); // their goodbye reaches no one
+  const survivors = fleet.agents.filter((a) => !doomed.includes(a));
+
+  serve = await startServe(args);
+  // Every survivor is back and placed in its group: none counted as unassigned.
+  await until(
+    "survivors placed in edge",
+    () => api<string>("/metrics"),
+    (text) =>
+      !/opamp_gitops_agents\{group="_unassigned"/.test(text) &&
+      [...text.matchAll(/^opamp_gitops_agents\{group="edge"[^}]*\} (\d+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      ) ===
+        AGENTS - DOOMED,
+  );
+  // The agents that died with the process are disconnected within the replica timeout.
+  const gone = new Set(doomed.map((a) => a.uid));
+  await until(
+    "lost agents disconnected",
+    () => api<Array<{ instanceUid: string; connected: boolean }>>("/api/v1/agents"),
+    (agents) =>
+      agents.length === AGENTS && agents.every((a) => a.connected === !gone.has(a.instanceUid)),
+  );
+
+  // The next stage reaches every survivor by the group push (their heartbeat is an hour off),
+  // and the rollout completes: no deadline for agents that no longer exist.
+  const before = await rollout();
+  assert.equal(before.rollout?.status, "in-progress", JSON.stringify(before));
+  await api("/api/v1/rollouts/edge/promote", "POST");
+  await fleet.until(() => survivors.every((a) => a.runningHash === v2), 30_000);
+  const done = await until("rollout ended", rollout, (r) => r.rollout?.status !== "in-progress");
+  assert.equal(done.rollout?.status, "completed");
+  assert.equal(done.stable?.hash, v2);
+});

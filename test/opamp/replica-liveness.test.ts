@@ -1,0 +1,148 @@
+/**
+ * Process liveness in Redis (src/opamp/replica-liveness.ts) with real servers, sockets and
+ * Redis: the agents of a process whose key expired are marked disconnected by a sweep, once
+ * even when two processes sweep; an agent that moved to a live process is left alone; a
+ * process whose own key expired while it lived re-claims its agents.
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import {
+  type AgentEventMap,
+  OpampServer,
+  ReplicaLiveness,
+  uidToString,
+} from "../../src/opamp/index.js";
+import { TestAgent } from "../helpers/agent.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { type TestRedis, testRedis } from "../helpers/redis.js";
+
+const TIMEOUT_MS = 300;
+
+interface Replica {
+  id: string;
+  server: OpampServer;
+  liveness: ReplicaLiveness;
+  url: string;
+  lost: AgentEventMap["disconnected"][];
+  connected: string[];
+}
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function replica(r: TestRedis, id: string, timeoutMs = 60_000): Promise<Replica> {
+  const { logger } = capturedLogger("warn");
+  const server = new OpampServer({
+    redis: r.redis,
+    prefix: r.prefix,
+    logger,
+    host: "127.0.0.1",
+    port: 0,
+    replicaId: id,
+  });
+  const liveness = new ReplicaLiveness({
+    redis: r.redis,
+    prefix: r.prefix,
+    replicaId: id,
+    events: server.events,
+    store: server.store,
+    live: server.handler.live,
+    logger,
+    timeoutMs,
+  });
+  const { port } = await server.start();
+  cleanups.push(() => server.close());
+  const out: Replica = {
+    id,
+    server,
+    liveness,
+    url: `http://127.0.0.1:${port}/v1/opamp`,
+    lost: [],
+    connected: [],
+  };
+  server.events.on("disconnected", (e) => e.lost && out.lost.push(e));
+  server.events.on("connected", (e) => out.connected.push(e.instanceUid));
+  return out;
+}
+
+async function agentOn(rep: Replica): Promise<TestAgent> {
+  const a = new TestAgent({ transport: "websocket", url: rep.url });
+  await a.connect();
+  await a.send();
+  cleanups.push(() => a.close());
+  return a;
+}
+
+const expired = () => new Promise((r) => setTimeout(r, TIMEOUT_MS + 100));
+
+test("agents of a dead process are disconnected once; one that moved is left alone", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  // `dead` refreshes its key once (tick) and never again, as after kill -9.
+  const dead = await replica(r, "dead:1:aa", TIMEOUT_MS);
+  const b = await replica(r, "b:2:bb");
+  const c = await replica(r, "c:3:cc");
+  await dead.liveness.tick();
+  await b.liveness.tick();
+  await c.liveness.tick();
+  const stays = await agentOn(dead);
+  const goes = await agentOn(dead);
+  const moved = await agentOn(dead);
+  await new Promise((res) => setImmediate(res)); // the agent set is written in the next turn
+  await dead.liveness.tick();
+
+  // `moved` reconnects to b while Redis still says connected (owner: dead).
+  const again = new TestAgent({ transport: "websocket", url: b.url, uid: moved.uid });
+  await again.connect();
+  again.seq = moved.seq;
+  await again.send();
+  cleanups.push(() => again.close());
+  const movedUid = b.connected[0];
+  assert.ok(movedUid, "a first message on b is a connect there");
+
+  assert.equal(await b.liveness.sweep(), 0, "dead's key has not expired yet");
+  await expired();
+  // Two live processes sweep at once (their own keys live for a minute).
+  const [fromB, fromC] = await Promise.all([b.liveness.sweep(), c.liveness.sweep()]);
+  const lost = [...b.lost, ...c.lost].map((e) => e.instanceUid).sort();
+  assert.deepEqual(lost, [uidToString(stays.uid), uidToString(goes.uid)].sort());
+  assert.equal(fromB + fromC, 2, "each lost agent once, whoever swept");
+  assert.ok([...b.lost, ...c.lost].every((e) => e.reason.includes(dead.id)));
+  for (const uid of lost) assert.equal((await b.server.store.load(uid))?.connected, false);
+  assert.equal((await b.server.store.load(movedUid))?.connected, true);
+  assert.equal((await b.server.store.load(movedUid))?.owner.startsWith("b:2:bb/"), true);
+  assert.equal(
+    await r.redis.sismember(`${r.prefix}:replicas`, dead.id),
+    0,
+    "a swept process is forgotten",
+  );
+});
+
+test("a live process whose key expired re-claims the agents swept meanwhile", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  const b = await replica(r, "b:2:bb");
+  await a.liveness.tick();
+  await b.liveness.tick();
+  const agent = await agentOn(a);
+  const uid = a.connected[0] ?? "";
+  await new Promise((res) => setImmediate(res));
+  await a.liveness.tick();
+
+  // a's key vanishes (as if a stalled past the timeout); b sweeps a's agent.
+  await r.redis.del(`${r.prefix}:replica:${a.id}`);
+  await b.liveness.sweep();
+  assert.deepEqual(
+    b.lost.map((e) => e.instanceUid),
+    [uid],
+  );
+  assert.equal((await a.server.store.load(uid))?.connected, false);
+
+  await a.liveness.tick();
+  assert.equal((await a.server.store.load(uid))?.connected, true, "re-claimed");
+  assert.deepEqual(a.connected, [uid, uid], "connected announced again");
+  agent.close();
+});
