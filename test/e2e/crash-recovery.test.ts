@@ -106,7 +106,11 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
   const api = async <T>(path: string, method = "GET"): Promise<T> => {
     const res = await fetch(`http://127.0.0.1:${serve.apiPort}${path}`, {
       method,
-      headers: { authorization: "Bearer crash-token", "x-opamp-gitops-actor": "test" },
+      headers: {
+        authorization: "Bearer crash-token",
+        "x-opamp-gitops-actor": "test",
+        "content-type": "application/json",
+      },
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);

@@ -24,8 +24,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  accessSync,
-  constants,
   cpSync,
   existsSync,
   mkdirSync,
@@ -38,6 +36,7 @@ import {
 import { homedir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { findGo } from "./go-program.js";
 
 /** The one release every part is pinned to (builder, components, supervisor). */
 export const COLLECTOR_RELEASE = "v0.158.0";
@@ -68,24 +67,6 @@ export interface CollectorBinaries {
 }
 
 export type CollectorBuild = CollectorBinaries | { skip: string };
-
-/** The go binary: the first on PATH, else /usr/local/go/bin/go; or why there is none. */
-export function findGo(): { go: string } | { reason: string } {
-  const candidates = [
-    ...(process.env.PATH ?? "")
-      .split(delimiter)
-      .filter(Boolean)
-      .map((d) => join(d, "go")),
-    "/usr/local/go/bin/go",
-  ];
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return { go: candidate };
-    } catch {}
-  }
-  return { reason: "no executable go on PATH or at /usr/local/go/bin/go" };
-}
 
 /** The cache folder for this release. */
 export function cacheDir(): string {

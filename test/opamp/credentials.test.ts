@@ -61,7 +61,7 @@ async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
 }
 
 describe("credential scopes and rotation", () => {
-  test("a token's scope reaches the agent state over both transports, is stored, and follows a new token", async () => {
+  test("a token's scope reaches the agent state over both transports, is stored, and follows a new token once the old session ended", async () => {
     const t = await startTestServer({
       tokens: [{ token: "edge-token", scope: "groups=edge" }, "open-token"],
     });
@@ -80,6 +80,13 @@ describe("credential scopes and rotation", () => {
           async () => (await t.server.store.load(uid))?.scopes[0] === "groups=edge",
         );
         a.close();
+        // Another credential may not take over a connected uid (identity.test.ts); an HTTP
+        // session has no close, so only the WebSocket agent comes back with a new token.
+        if (transport === "http") continue;
+        await until(
+          "disconnected",
+          async () => (await t.server.store.load(uid))?.connected === false,
+        );
         // The same agent with an unscoped token: no scope any more, and the change is announced.
         const b = new TestAgent({ transport, url: t.url, token: "open-token", uid: a.uid });
         await b.connect();
@@ -88,7 +95,7 @@ describe("credential scopes and rotation", () => {
         assert.deepEqual(seen.get(uid), [], transport);
         b.close();
       }
-      assert.deepEqual(changes, ["groups=edge", "", "groups=edge", ""]);
+      assert.deepEqual(changes, ["groups=edge", "", "groups=edge"]);
     } finally {
       await t.close();
     }

@@ -27,33 +27,24 @@
  * it applied -configs distinct configs and reported each APPLIED, 1 on timeout.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { agentAttributes } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities, RemoteConfigStatus } from "../../src/opamp/capabilities.js";
 import type { DesiredConfig } from "../../src/opamp/desired.js";
 import type { AgentEventMap } from "../../src/opamp/events.js";
 import { isCanonicalUid } from "../../src/opamp/instance-uid.js";
 import { OpampServer } from "../../src/opamp/server.js";
+import {
+  buildGoProgram,
+  findGo,
+  type GoEvent,
+  type GoRun,
+  runGoProgram,
+} from "../helpers/go-program.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
-
-const execFileAsync = promisify(execFile);
-
-/** dist/test/opamp/ → test/interop/go (the sources are not copied into dist). */
-const SOURCE_DIR = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "..",
-  "test",
-  "interop",
-  "go",
-);
 
 const COLLECTOR_YAML = [
   "receivers:",
@@ -80,59 +71,6 @@ const GO_CAPABILITIES =
   AgentCapabilities.ReportsHeartbeat;
 
 type Transport = "ws" | "http";
-type GoEvent = Record<string, unknown> & { event: string };
-
-interface RunResult {
-  code: number | null;
-  events: GoEvent[];
-  stderr: string;
-}
-
-/** The go binary: the first on PATH, else /usr/local/go/bin/go; or why there is none. */
-function findGo(): { go: string } | { reason: string } {
-  const candidates = [
-    ...(process.env.PATH ?? "")
-      .split(delimiter)
-      .filter(Boolean)
-      .map((d) => join(d, "go")),
-    "/usr/local/go/bin/go",
-  ];
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return { go: candidate };
-    } catch {}
-  }
-  return { reason: `no executable go on PATH or at /usr/local/go/bin/go` };
-}
-
-/** Runs the program to completion; kills it if it outlives its own timeout by far. */
-function runProgram(bin: string, args: string[], killAfterMs: number): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
-    child.on("error", (err) => {
-      clearTimeout(killer);
-      reject(err);
-    });
-    child.on("close", (code) => {
-      clearTimeout(killer);
-      const events = stdout
-        .split("\n")
-        .filter((line) => line.trim() !== "")
-        .map((line) => JSON.parse(line) as GoEvent);
-      resolvePromise({ code, events, stderr });
-    });
-  });
-}
 
 /** Records the agent events of interest of one or more servers, for a test to wait on. */
 class EventLog {
@@ -165,11 +103,11 @@ class EventLog {
 
 const hex = (bytes: Uint8Array | undefined | null) => Buffer.from(bytes ?? []).toString("hex");
 
-function eventsNamed(result: RunResult, name: string): GoEvent[] {
+function eventsNamed(result: GoRun, name: string): GoEvent[] {
   return result.events.filter((e) => e.event === name);
 }
 
-function startUid(result: RunResult): string {
+function startUid(result: GoRun): string {
   const start = result.events[0];
   assert.equal(start?.event, "start", `first line must be the start event: ${show(result)}`);
   const uid = start.instanceUid;
@@ -179,7 +117,7 @@ function startUid(result: RunResult): string {
   return uid;
 }
 
-function show(result: RunResult): string {
+function show(result: GoRun): string {
   return `exit ${result.code}\nstdout:\n${result.events.map((e) => JSON.stringify(e)).join("\n")}\nstderr:\n${result.stderr}`;
 }
 
@@ -209,16 +147,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
   const bin = join(workDir, "interop");
 
   const buildStarted = Date.now();
-  try {
-    await execFileAsync(found.go, ["build", "-buildvcs=false", "-o", bin, "."], {
-      cwd: SOURCE_DIR,
-      timeout: 300_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (err) {
-    const e = err as Error & { stderr?: string };
-    assert.fail(`go build in ${SOURCE_DIR} failed: ${e.message}\n${e.stderr ?? ""}`);
-  }
+  await buildGoProgram(found.go, bin);
   t.diagnostic(`go build took ${Date.now() - buildStarted} ms (${found.go})`);
 
   const first = yamlConfig({ "collector.yaml": COLLECTOR_YAML });
@@ -238,7 +167,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
     run: RunOptions,
     configs: readonly DesiredConfig[],
     log = new EventLog(srv.server),
-  ): Promise<{ uid: string; result: RunResult }> {
+  ): Promise<{ uid: string; result: GoRun }> {
     try {
       return await runAndCheck(srv, run, configs, log);
     } finally {
@@ -251,13 +180,13 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
     run: RunOptions,
     configs: readonly DesiredConfig[],
     log: EventLog,
-  ): Promise<{ uid: string; result: RunResult }> {
+  ): Promise<{ uid: string; result: GoRun }> {
     const args = ["-url", srv.url, "-transport", run.transport, "-timeout", "15s"];
     args.push("-configs", String(configs.length));
     if (run.token) args.push("-token", run.token);
     if (run.heartbeat) args.push("-heartbeat", run.heartbeat);
     if (run.compress) args.push("-compress");
-    const result = await runProgram(bin, args, 30_000);
+    const result = await runGoProgram(bin, args, 30_000);
     const uid = startUid(result);
     assert.equal(result.code, 0, show(result));
 
@@ -429,7 +358,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
       ]);
       const refused = await Promise.all(
         (["ws", "http"] as const).map((transport) =>
-          runProgram(
+          runGoProgram(
             bin,
             ["-url", srv.url, "-transport", transport, "-timeout", "5s", "-token", "wrong"],
             20_000,
