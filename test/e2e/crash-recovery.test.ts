@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { startServe } from "../helpers/cli.js";
+import { startServe, testServeArgs } from "../helpers/cli.js";
 import { testRedis } from "../helpers/redis.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -82,22 +82,13 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
   writeFileSync(tokenFile, "crash-token\n");
   const opampPort = await freePort();
   const args = [
-    "--repo",
-    repo.dir,
-    "--state-dir",
-    stateDir,
-    "--redis-prefix",
-    redis.prefix,
-    "--opamp-listen",
-    `127.0.0.1:${opampPort}`,
-    "--api-listen",
-    "127.0.0.1:0",
-    "--api-tokens-file",
-    tokenFile,
-    "--poll-interval",
-    "200ms",
-    "--status-interval",
-    "300ms",
+    ...testServeArgs({
+      repo: repo.dir,
+      stateDir,
+      redisPrefix: redis.prefix,
+      opampPort,
+      apiTokensFile: tokenFile,
+    }),
     "--replica-timeout",
     "1s",
   ];

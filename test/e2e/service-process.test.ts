@@ -14,7 +14,7 @@ import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
 import { findRedisServer } from "../../src/redis-private.js";
-import { run, startServe } from "../helpers/cli.js";
+import { run, startServe, testServeArgs } from "../helpers/cli.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -69,24 +69,14 @@ describe("serve as a process, steered by the CLI", () => {
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as RolloutJson;
   };
-  const serveArgs = () => [
-    "--repo",
-    repo.dir,
-    "--state-dir",
-    stateDir,
-    "--redis-prefix",
-    redis.prefix,
-    "--opamp-listen",
-    `127.0.0.1:${opampPort}`,
-    "--api-listen",
-    "127.0.0.1:0",
-    "--api-tokens-file",
-    tokenFile,
-    "--poll-interval",
-    "200ms",
-    "--status-interval",
-    "300ms",
-  ];
+  const serveArgs = () =>
+    testServeArgs({
+      repo: repo.dir,
+      stateDir,
+      redisPrefix: redis.prefix,
+      opampPort,
+      apiTokensFile: tokenFile,
+    });
 
   before(async () => {
     repo = new TestRepo();

@@ -80,3 +80,37 @@ export async function startServe(
   ) as { opampPort: number; apiPort: number };
   return { ...p, opampPort, apiPort };
 }
+
+/** Where a test's `serve` finds its repository, state, Redis keys and ports. */
+export interface TestServeTarget {
+  repo: string;
+  stateDir: string;
+  redisPrefix: string;
+  opampPort: number;
+  /** Admin tokens file; none: the admin API is open (loopback only). */
+  apiTokensFile?: string;
+}
+
+/**
+ * The serve flags the process tests share: the local repository, a free admin port, Git
+ * polled every 200 ms and the status branch flushed every 300 ms (so tests wait little).
+ */
+export function testServeArgs(t: TestServeTarget): string[] {
+  return [
+    "--repo",
+    t.repo,
+    "--state-dir",
+    t.stateDir,
+    "--redis-prefix",
+    t.redisPrefix,
+    "--opamp-listen",
+    `127.0.0.1:${t.opampPort}`,
+    "--api-listen",
+    "127.0.0.1:0",
+    ...(t.apiTokensFile ? ["--api-tokens-file", t.apiTokensFile] : []),
+    "--poll-interval",
+    "200ms",
+    "--status-interval",
+    "300ms",
+  ];
+}

@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
-import { logLine, startServe } from "../helpers/cli.js";
+import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { buildCollector, type CollectorBinaries } from "../helpers/collector-build.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -151,22 +151,9 @@ describe("real Collectors under opampsupervisor against serve", { skip }, () => 
     return git(gitdir(), "rev-parse", "HEAD").trim();
   };
   const startService = async () => {
-    serve = await startServe([
-      "--repo",
-      repo.dir,
-      "--state-dir",
-      stateDir,
-      "--redis-prefix",
-      redis.prefix,
-      "--opamp-listen",
-      `127.0.0.1:${opampPort}`,
-      "--api-listen",
-      "127.0.0.1:0",
-      "--poll-interval",
-      "200ms",
-      "--status-interval",
-      "300ms",
-    ]);
+    serve = await startServe(
+      testServeArgs({ repo: repo.dir, stateDir, redisPrefix: redis.prefix, opampPort }),
+    );
     serveLogs.push(serve.output);
   };
   const stopService = async () => {
