@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
-import { AgentStore } from "../../src/opamp/agent-store.js";
 import { ServerErrorResponseType } from "../../src/opamp/capabilities.js";
 import {
   decodeAgentToServer,
@@ -17,9 +16,8 @@ import {
   encodeServerToAgent,
 } from "../../src/opamp/codec.js";
 import { type Connection, nextConnectionId } from "../../src/opamp/connection.js";
-import { AgentEvents } from "../../src/opamp/events.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../../src/opamp/framing.js";
-import { MessageHandler } from "../../src/opamp/message-handler.js";
+import type { MessageHandler } from "../../src/opamp/message-handler.js";
 import { postOpamp } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import {
@@ -33,6 +31,7 @@ import {
   type AgentInput,
   agentInput,
   forEachConcurrent,
+  inProcessHandler,
   inputs,
   MAX_GROWTH_MIB,
   RUNS,
@@ -130,10 +129,10 @@ describe(`fuzz: AgentToServer (${RUNS} inputs, FUZZ_SEED=${SEED})`, () => {
       config: yamlConfig({ "collector.yaml": "receivers: {otlp: {}}\n" }),
       heartbeatIntervalSeconds: 30,
     };
-    handler = new MessageHandler({
-      store: new AgentStore(redis.redis, { prefix: redis.prefix }),
+    handler = inProcessHandler({
+      redis: redis.redis,
+      prefix: redis.prefix,
       desired,
-      events: new AgentEvents((err) => log.logger.error({ err }, "listener failed")),
       logger: log.logger,
       replicaId: "fuzz",
     });

@@ -5,8 +5,35 @@
  * AgentToServer generator and its mutations, and a bounded-memory check.
  */
 import fc from "fast-check";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { AgentStore } from "../../src/opamp/agent-store.js";
 import { encodeAgentToServer } from "../../src/opamp/codec.js";
+import type { DesiredStateProvider } from "../../src/opamp/desired.js";
+import { AgentEvents } from "../../src/opamp/events.js";
+import { MessageHandler } from "../../src/opamp/message-handler.js";
 import type { AgentToServer, KeyValue } from "../../src/opamp/messages.js";
+
+/**
+ * A message handler of its own for inputs fed in process (no sockets): real Redis under
+ * `prefix`, the given desired state; a failing event listener is logged at error level, which
+ * the fuzz tests count as a failure.
+ */
+export function inProcessHandler(o: {
+  redis: Redis;
+  prefix: string;
+  desired: DesiredStateProvider;
+  logger: Logger;
+  replicaId: string;
+}): MessageHandler {
+  return new MessageHandler({
+    store: new AgentStore(o.redis, { prefix: o.prefix }),
+    desired: o.desired,
+    events: new AgentEvents((err) => o.logger.error({ err }, "listener failed")),
+    logger: o.logger,
+    replicaId: o.replicaId,
+  });
+}
 
 /** Inputs per surface. */
 export const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? 10_000));

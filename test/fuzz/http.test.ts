@@ -18,12 +18,9 @@ import { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { AgentStore } from "../../src/opamp/agent-store.js";
 import { ServerErrorResponseType } from "../../src/opamp/capabilities.js";
 import { decodeAgentToServer, decodeServerToAgent } from "../../src/opamp/codec.js";
-import { AgentEvents } from "../../src/opamp/events.js";
 import { HttpTransport } from "../../src/opamp/http-transport.js";
-import { MessageHandler } from "../../src/opamp/message-handler.js";
 import { postOpamp } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
@@ -31,6 +28,7 @@ import {
   type AgentInput,
   agentInput,
   forEachConcurrent,
+  inProcessHandler,
   inputs,
   MAX_GROWTH_MIB,
   RUNS,
@@ -316,10 +314,10 @@ describe(`fuzz: OpAMP HTTP requests (${RUNS} inputs, FUZZ_SEED=${SEED})`, () => 
 
   before(async () => {
     t = await startTestServer({ logger: log.logger, maxMessageBytes: LIMIT });
-    const handler = new MessageHandler({
-      store: new AgentStore(t.redis.redis, { prefix: `${t.redis.prefix}:inproc` }),
+    const handler = inProcessHandler({
+      redis: t.redis.redis,
+      prefix: `${t.redis.prefix}:inproc`,
       desired: t.desired,
-      events: new AgentEvents((err) => log.logger.error({ err }, "listener failed")),
       logger: log.logger,
       replicaId: "fuzz-http",
     });

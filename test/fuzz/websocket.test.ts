@@ -19,12 +19,9 @@ import { connect, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { AgentStore } from "../../src/opamp/agent-store.js";
 import { ServerErrorResponseType } from "../../src/opamp/capabilities.js";
 import { decodeServerToAgent, encodeAgentToServer } from "../../src/opamp/codec.js";
-import { AgentEvents } from "../../src/opamp/events.js";
 import { unframeWebSocketMessage } from "../../src/opamp/framing.js";
-import { MessageHandler } from "../../src/opamp/message-handler.js";
 import { WebSocketTransport } from "../../src/opamp/ws-transport.js";
 import { postOpamp } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
@@ -32,6 +29,7 @@ import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
 import {
   agentToServer,
   forEachConcurrent,
+  inProcessHandler,
   inputs,
   MAX_GROWTH_MIB,
   type Mutation,
@@ -355,10 +353,10 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
 
   before(async () => {
     t = await startTestServer({ logger: log.logger, maxMessageBytes: LIMIT });
-    const handler = new MessageHandler({
-      store: new AgentStore(t.redis.redis, { prefix: `${t.redis.prefix}:inproc` }),
+    const handler = inProcessHandler({
+      redis: t.redis.redis,
+      prefix: `${t.redis.prefix}:inproc`,
       desired: t.desired,
-      events: new AgentEvents((err) => log.logger.error({ err }, "listener failed")),
       logger: log.logger,
       replicaId: "fuzz-ws",
     });
