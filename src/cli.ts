@@ -143,6 +143,10 @@ program
     "--advertise-ca <path>",
     "PEM CA bundle offered with a wss:// or https:// --advertise-url (default: --tls-cert)",
   )
+  .option(
+    "--package-dir <dir>",
+    "package files served to agents at /packages/<sha256> on the OpAMP port (url may then be omitted in group.yaml)",
+  )
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
   .option(

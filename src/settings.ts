@@ -94,6 +94,11 @@ export interface Settings {
    * distribution name (`""` for groups without config.distribution). Empty: no such check.
    */
   otelcol: Map<string, string>;
+  /**
+   * `--package-dir`: a folder of package files the service serves itself at
+   * `/packages/<sha256>` on the OpAMP port (content-addressed); undefined: it serves none.
+   */
+  packageDir?: string;
 }
 
 /** Flag values as commander gives them (all optional strings). */
@@ -144,6 +149,7 @@ export interface SettingsFlags {
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
+  packageDir?: string;
 }
 
 export class SettingsError extends Error {
@@ -204,6 +210,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
+  packageDir: "OPAMP_GITOPS_PACKAGE_DIR",
 };
 
 /** The tokens of a tokens file: one per line, blank lines and `#` comments skipped. */
@@ -449,6 +456,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     branch,
     ...(path ? { path } : {}),
     stateDir: get("stateDir") ?? ".opamp-gitops",
+    ...(get("packageDir") ? { packageDir: get("packageDir") as string } : {}),
     pollIntervalMs: duration("pollInterval", "--poll-interval", "15s"),
     ...(gitTokenFile ? { gitTokenFile } : {}),
     ...(gitTokenEnv ? { gitTokenEnv } : {}),
@@ -578,6 +586,7 @@ const PATH_SETTINGS = new Set([
   "tlsKey",
   "tlsClientCa",
   "advertiseCa",
+  "packageDir",
 ]);
 // (--otelcol holds paths too, in a list: give absolute paths in a settings file.)
 

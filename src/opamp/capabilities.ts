@@ -36,12 +36,14 @@ export const ServerCapabilities = {
 
 /**
  * The capabilities this server implements and announces in every ServerToAgent.
- * Packages and connection-settings requests (CSR) are not implemented, so not announced.
+ * Connection-settings requests (CSR) are not implemented here, so not announced.
  */
 export const SERVER_CAPABILITIES: bigint =
   ServerCapabilities.AcceptsStatus |
   ServerCapabilities.OffersRemoteConfig |
   ServerCapabilities.AcceptsEffectiveConfig |
+  ServerCapabilities.OffersPackages |
+  ServerCapabilities.AcceptsPackagesStatus |
   ServerCapabilities.OffersConnectionSettings;
 
 /** AgentToServerFlags. */
@@ -63,6 +65,24 @@ export const RemoteConfigStatus = {
   FAILED: 3,
 } as const;
 export type RemoteConfigStatusValue = (typeof RemoteConfigStatus)[keyof typeof RemoteConfigStatus];
+
+/** ConnectionSettingsStatuses. */
+export const ConnectionSettingsStatus = { UNSET: 0, APPLIED: 1, APPLYING: 2, FAILED: 3 } as const;
+
+/** PackageStatusEnum. */
+export const PackageStatusEnum = {
+  Installed: 0,
+  InstallPending: 1,
+  Installing: 2,
+  InstallFailed: 3,
+  Downloading: 4,
+} as const;
+
+/** PackageType. */
+export const PackageType = { TopLevel: 0, Addon: 1 } as const;
+
+/** CommandType. */
+export const CommandType = { Restart: 0 } as const;
 
 /** ServerErrorResponseType. */
 export const ServerErrorResponseType = {

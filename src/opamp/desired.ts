@@ -11,11 +11,44 @@ export interface DesiredConfig {
   files: readonly ConfigFile[];
 }
 
+/** Where an agent sends one signal of its own telemetry; secret references already resolved. */
+export interface TelemetryOffer {
+  endpoint: string;
+  /** Header values are secrets: offered, never logged or stored. */
+  headers?: Readonly<Record<string, string>>;
+  tls?: {
+    ca?: string;
+    insecureSkipVerify?: boolean;
+    includeSystemCaCerts?: boolean;
+    minVersion?: string;
+    maxVersion?: string;
+  };
+}
+
+/** One package to offer (PackageAvailable), its download URL final. */
+export interface PackageOffer {
+  name: string;
+  type: "top-level" | "addon";
+  version: string;
+  /** Lowercase hex SHA-256 of the file. */
+  sha256: string;
+  url: string;
+  /** Base64. */
+  signature?: string;
+}
+
 export interface DesiredState {
   /** The remote config to serve; undefined sends none (an unassigned agent keeps its own). */
   config?: DesiredConfig;
   /** Heartbeat interval to offer agents that accept OpAMP connection settings; ≥ 1 s. */
   heartbeatIntervalSeconds?: number;
+  /**
+   * Own telemetry destinations, offered as ConnectionSettingsOffers.own_metrics|own_traces|
+   * own_logs to agents that report ReportsOwnMetrics|Traces|Logs.
+   */
+  telemetry?: Partial<Record<"metrics" | "traces" | "logs", TelemetryOffer>>;
+  /** Packages, offered as PackagesAvailable to agents that accept packages; none: no offer. */
+  packages?: readonly PackageOffer[];
 }
 
 /**

@@ -41,6 +41,12 @@ export interface AgentEventMap {
     effectiveConfig: EffectiveConfig;
     agent: Readonly<AgentState>;
   };
+  /** The agent reported new PackageStatuses (decoded as PackageStatusesMessage). */
+  packageStatusesChanged: { instanceUid: string; agent: Readonly<AgentState> };
+  /** The agent reported a new ConnectionSettingsStatus. */
+  connectionSettingsStatusChanged: { instanceUid: string; agent: Readonly<AgentState> };
+  /** Connection settings or packages were just offered to the agent (in a reply or a push). */
+  offered: { instanceUid: string; agent: Readonly<AgentState> };
   /** The credential scopes the agent presents changed (another token or certificate). */
   scopesChanged: { instanceUid: string; scopes: readonly string[]; agent: Readonly<AgentState> };
 }
@@ -84,6 +90,8 @@ export interface AgentChanges {
   disconnect: boolean;
   /** The agent's credential scopes changed (emitted after connected, before the fields). */
   scopes?: boolean;
+  /** Connection settings or packages were offered in the reply (emitted last but disconnect). */
+  offered?: boolean;
 }
 
 /** Emits the events for `changes`: connected first, disconnected last. */
@@ -116,8 +124,13 @@ export function emitAgentEvents(
         status: agent.remoteConfigStatus,
         agent,
       });
+    } else if (field === "packageStatuses" && agent.packageStatuses) {
+      events.emit("packageStatusesChanged", { instanceUid, agent });
+    } else if (field === "connectionSettingsStatus" && agent.connectionSettingsStatus) {
+      events.emit("connectionSettingsStatusChanged", { instanceUid, agent });
     }
   }
+  if (changes.offered) events.emit("offered", { instanceUid, agent });
   if (changes.disconnect) {
     events.emit("disconnected", { instanceUid, reason: "agent_disconnect", agent });
   }

@@ -10,12 +10,25 @@ export {
   type CertificateScope,
   parseAgentTokens,
 } from "./credentials.js";
-export type { DesiredConfig, DesiredState, DesiredStateProvider } from "./desired.js";
+export type {
+  DesiredConfig,
+  DesiredState,
+  DesiredStateProvider,
+  PackageOffer,
+  TelemetryOffer,
+} from "./desired.js";
 export { NO_DESIRED_STATE } from "./desired.js";
+export { type DownloadSource, downloadGrant } from "./downloads.js";
 export * from "./errors.js";
 export type { AgentEventMap, AgentEventName } from "./events.js";
 export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
+export type {
+  ConnectionSettingsStatusMessage,
+  PackageStatusesMessage,
+} from "./messages.js";
+export { connectionSettingsFor } from "./offers.js";
+export { allPackagesHash, reportedPackagesHash } from "./packages-offer.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";

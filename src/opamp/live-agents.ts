@@ -13,6 +13,10 @@ export interface LiveAgent {
   offeredConfigHash: string | null;
   /** When that remote config was last sent, ms since the epoch (0: never). */
   offeredAt: number;
+  /** all_packages_hash (hex) of the packages offered on this session. */
+  offeredPackagesHash?: string | null;
+  /** A command for an HTTP agent, sent with the reply to its next poll (type 0: restart). */
+  pendingCommand?: { type: number };
   /** The agent is in Redis' index of agents (false until its first successful save). */
   stored: boolean;
   /** Changes not yet in Redis because writing them failed; retried with the next message. */

@@ -16,6 +16,7 @@ import {
 import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
+  AgentCapabilities,
   AgentToServerFlags,
   hasFlag,
   ServerErrorResponseType,
@@ -30,7 +31,13 @@ import { identifyingKey } from "./identity.js";
 import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 import { type LiveAgent, LiveAgents } from "./live-agents.js";
 import type { AgentToServer, ServerToAgent } from "./messages.js";
-import { type AdvertisedEndpoint, connectionSettingsOffer, remoteConfigOffer } from "./offers.js";
+import {
+  type AdvertisedEndpoint,
+  connectionSettingsFor,
+  connectionSettingsOffer,
+  remoteConfigOffer,
+} from "./offers.js";
+import { packagesOffer } from "./packages-offer.js";
 
 export type HandleOutcome = "ok" | "malformed" | "bad-request" | "unavailable";
 
@@ -255,6 +262,7 @@ export class MessageHandler {
     const offeredBefore = live.offeredConfigHash;
     if (gap) reply.flags = ServerToAgentFlags.ReportFullState;
     let settingsOffered = false;
+    let packagesOffered = false;
     if (!disconnect) {
       const desired = this.#o.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
@@ -268,6 +276,16 @@ export class MessageHandler {
         reply.connectionSettings = settings;
         state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
         settingsOffered = true;
+      }
+      const packages = packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null);
+      if (packages) {
+        reply.packagesAvailable = packages;
+        live.offeredPackagesHash = Buffer.from(packages.allPackagesHash).toString("hex");
+        packagesOffered = true;
+      }
+      if (live.pendingCommand) {
+        reply.command = live.pendingCommand;
+        live.pendingCommand = undefined;
       }
     }
 
@@ -314,6 +332,7 @@ export class MessageHandler {
       ...announce,
       disconnect,
       scopes: scopesChanged,
+      offered: settingsOffered || packagesOffered,
     });
     return { reply, outcome: "ok", disconnect };
   }
@@ -360,18 +379,60 @@ export class MessageHandler {
       if (this.live.get(state.instanceUid) !== live) continue; // gone while we yielded
       const desired = this.#o.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
-      if (!remote) continue;
-      live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
-      live.offeredAt = this.#o.now();
-      conn.push({ instanceUid: uidToBytes(state.instanceUid), remoteConfig: remote });
+      const settings = connectionSettingsOffer(state, desired, this.#advertise);
+      const packages = packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null);
+      if (!remote && !settings && !packages) continue;
+      const message: ServerToAgent = { instanceUid: uidToBytes(state.instanceUid) };
+      if (remote) {
+        live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+        live.offeredAt = this.#o.now();
+        message.remoteConfig = remote;
+        this.stats.configOffers++;
+      }
+      if (settings) {
+        // Remembered in memory; stored with the agent's next report (a lost write re-offers).
+        state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
+        message.connectionSettings = settings;
+      }
+      if (packages) {
+        live.offeredPackagesHash = Buffer.from(packages.allPackagesHash).toString("hex");
+        message.packagesAvailable = packages;
+      }
+      conn.push(message);
       pushed++;
-      this.stats.configOffers++;
+      if (settings || packages)
+        this.#o.events.emit("offered", { instanceUid: state.instanceUid, agent: state });
       if (++inSlice >= sliceSize) {
         inSlice = 0;
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
     return pushed;
+  }
+
+  /** Hash (hex) of the connection settings due to `state` now, offered or not; undefined: none. */
+  dueSettingsHash(state: Readonly<AgentState>): string | undefined {
+    const offer = connectionSettingsFor(state, this.#o.desired.desired(state), this.#advertise);
+    return offer ? Buffer.from(offer.hash).toString("hex") : undefined;
+  }
+
+  /**
+   * Sends a command (ServerToAgentCommand, type 0 = restart) to an agent this process serves
+   * that accepts it: pushed at once over WebSocket, with the next poll's reply over HTTP.
+   * Returns "sent" | "queued" | "not-accepted" (no AcceptsRestartCommand) | "not-here".
+   */
+  command(uid: string, type: number): "sent" | "queued" | "not-accepted" | "not-here" {
+    const live = this.live.get(uid);
+    if (!live) return "not-here";
+    if (!hasFlag(live.state.capabilities, AgentCapabilities.AcceptsRestartCommand)) {
+      return "not-accepted";
+    }
+    if (live.conn.push) {
+      live.conn.push({ instanceUid: uidToBytes(uid), command: { type } });
+      return "sent";
+    }
+    live.pendingCommand = { type };
+    return "queued";
   }
 
   /** A WebSocket closed: its agent is disconnected, unless a newer connection took it over. */

@@ -100,9 +100,70 @@ export interface OpAMPConnectionSettings {
   headers?: { headers: { key: string; value: string }[] };
 }
 
+export interface TLSConnectionSettings {
+  caPemContents?: string;
+  includeSystemCaCertsPool?: boolean;
+  insecureSkipVerify?: boolean;
+  minVersion?: string;
+  maxVersion?: string;
+}
+
+export interface TelemetryConnectionSettings {
+  destinationEndpoint: string;
+  headers?: { headers: { key: string; value: string }[] };
+  tls?: TLSConnectionSettings;
+}
+
 export interface ConnectionSettingsOffers {
   hash: Uint8Array;
   opamp?: OpAMPConnectionSettings;
+  ownMetrics?: TelemetryConnectionSettings;
+  ownTraces?: TelemetryConnectionSettings;
+  ownLogs?: TelemetryConnectionSettings;
+}
+
+export interface PackagesAvailable {
+  packages: Record<
+    string,
+    {
+      type: number;
+      version: string;
+      file: {
+        downloadUrl: string;
+        contentHash: Uint8Array;
+        signature?: Uint8Array;
+        headers?: { headers: { key: string; value: string }[] };
+      };
+      hash: Uint8Array;
+    }
+  >;
+  allPackagesHash: Uint8Array;
+}
+
+/** PackageStatuses as agents report them (decoded). */
+export interface PackageStatusesMessage {
+  packages?: Record<
+    string,
+    {
+      name?: string;
+      agentHasVersion?: string;
+      agentHasHash?: Uint8Array;
+      serverOfferedVersion?: string;
+      serverOfferedHash?: Uint8Array;
+      status?: number;
+      errorMessage?: string;
+      downloadDetails?: { downloadPercent?: number; downloadBytesPerSecond?: number } | null;
+    }
+  >;
+  serverProvidedAllPackagesHash?: Uint8Array;
+  errorMessage?: string;
+}
+
+/** ConnectionSettingsStatus as agents report it (decoded). */
+export interface ConnectionSettingsStatusMessage {
+  lastConnectionSettingsHash?: Uint8Array;
+  status?: number;
+  errorMessage?: string;
 }
 
 export interface AgentRemoteConfig {
@@ -116,8 +177,11 @@ export interface ServerToAgent {
   errorResponse?: ServerErrorResponse;
   remoteConfig?: AgentRemoteConfig;
   connectionSettings?: ConnectionSettingsOffers;
+  packagesAvailable?: PackagesAvailable;
   flags?: bigint;
   capabilities?: bigint;
   agentIdentification?: { newInstanceUid: Uint8Array };
   customCapabilities?: CustomCapabilities;
+  /** ServerToAgentCommand; type 0 is RESTART. */
+  command?: { type: number };
 }

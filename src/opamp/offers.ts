@@ -7,6 +7,7 @@ import type { AgentState } from "./agent-state.js";
 import { AgentCapabilities, hasFlag } from "./capabilities.js";
 import type { DesiredState } from "./desired.js";
 import type { AgentRemoteConfig, ConnectionSettingsOffers } from "./messages.js";
+import { ownTelemetryOffers } from "./own-telemetry.js";
 
 /**
  * The remote config to send, or undefined. Sent only when the agent's latest capabilities
@@ -54,23 +55,46 @@ export function connectionSettingsOffer(
   desired: DesiredState | undefined,
   advertised: AdvertisedEndpoint | undefined,
 ): ConnectionSettingsOffers | undefined {
-  const seconds = desired?.heartbeatIntervalSeconds;
-  if (seconds === undefined || !Number.isInteger(seconds) || seconds < 1) return undefined;
-  if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings)) {
+  const offer = connectionSettingsFor(agent, desired, advertised);
+  if (!offer || agent.offeredSettingsHash === Buffer.from(offer.hash).toString("hex")) {
     return undefined;
   }
+  return offer;
+}
+
+/**
+ * The connection settings due to `agent` whether or not they were offered already: the OpAMP
+ * part (rules above) and its own telemetry (own-telemetry.ts), under one hash over both.
+ * Undefined when neither part applies to the agent.
+ */
+export function connectionSettingsFor(
+  agent: Readonly<AgentState>,
+  desired: DesiredState | undefined,
+  advertised: AdvertisedEndpoint | undefined,
+): ConnectionSettingsOffers | undefined {
+  const own = ownTelemetryOffers(agent, desired);
+  const seconds = desired?.heartbeatIntervalSeconds;
+  const opampDue =
+    seconds !== undefined &&
+    Number.isInteger(seconds) &&
+    seconds >= 1 &&
+    hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings);
+  if (!opampDue && !own) return undefined;
   const ca = advertised?.ca === undefined ? undefined : Buffer.from(advertised.ca);
-  const hash = createHash("sha256")
-    .update(`${advertised?.url ?? ""}\n${seconds}\n`)
-    .update(ca ?? "")
-    .digest();
-  if (agent.offeredSettingsHash === hash.toString("hex")) return undefined;
+  const h = createHash("sha256");
+  if (opampDue) h.update(`${advertised?.url ?? ""}\n${seconds}\n`).update(ca ?? "");
+  if (own) h.update("own-telemetry\n").update(own.digest);
   return {
-    hash,
-    opamp: {
-      ...(advertised ? { destinationEndpoint: advertised.url } : {}),
-      ...(ca ? { certificate: { caCert: ca } } : {}),
-      heartbeatIntervalSeconds: BigInt(seconds),
-    },
+    hash: h.digest(),
+    ...(opampDue
+      ? {
+          opamp: {
+            ...(advertised ? { destinationEndpoint: advertised.url } : {}),
+            ...(ca ? { certificate: { caCert: ca } } : {}),
+            heartbeatIntervalSeconds: BigInt(seconds as number),
+          },
+        }
+      : {}),
+    ...(own?.settings ?? {}),
   };
 }

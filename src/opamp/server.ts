@@ -14,6 +14,7 @@ import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
+import { type DownloadSource, downloadName, hasGrant, serveDownload } from "./downloads.js";
 import { AgentEvents } from "./events.js";
 import { HttpTransport, plain } from "./http-transport.js";
 import { credentialDigest } from "./identity.js";
@@ -87,6 +88,11 @@ export interface OpampServerOptions {
   /** Open TCP connections allowed from one source address; undefined: no cap. */
   maxConnectionsPerAddress?: number;
   replicaId?: string;
+  /**
+   * Package files served at `/packages/<sha256>` (downloads.ts); none: that path is 404.
+   * `grantKey` signs the download grants of offered URLs.
+   */
+  downloads?: DownloadSource & { grantKey?: Buffer };
 }
 
 export class OpampServer {
@@ -240,9 +246,11 @@ export class OpampServer {
       };
     }
     const path = (req.url ?? "").split("?")[0];
-    if (path !== this.#o.path)
+    const download = this.#o.downloads ? downloadName(req.url) : undefined;
+    if (path !== this.#o.path && download === undefined)
       return { status: 404, text: `not found; the OpAMP endpoint is ${this.#o.path}` };
-    if (!this.#credentials.admit(req)) {
+    const granted = download !== undefined && hasGrant(req, this.#o.downloads?.grantKey, download);
+    if (!granted && !this.#credentials.admit(req)) {
       return {
         status: 401,
         text: "unauthorized",
@@ -266,6 +274,10 @@ export class OpampServer {
       res.end(`${refusal.text}\n`);
       return;
     }
+    if (this.#o.downloads && downloadName(req.url) !== undefined) {
+      serveDownload(req, res, this.#o.downloads);
+      return;
+    }
     if (req.method !== "POST") {
       res
         .writeHead(405, { Allow: "POST", "Content-Type": "text/plain" })
@@ -286,7 +298,10 @@ export class OpampServer {
     // The HTTP server stops listening for errors on an upgraded socket; a reset must not
     // become an unhandled 'error' event (which would end the process).
     socket.on("error", (err) => this.#o.logger.debug({ err }, "upgrade socket error"));
-    const refusal = this.#refusal(req);
+    const refusal =
+      downloadName(req.url) !== undefined
+        ? { status: 404, text: "not a WebSocket endpoint" }
+        : this.#refusal(req);
     if (refusal) {
       const headers = Object.entries({
         "Content-Type": "text/plain",

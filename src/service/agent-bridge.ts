@@ -8,14 +8,28 @@
  * (the rollouts may already be closed, and the agents' disconnects are in the agent store).
  */
 import type { Logger } from "pino";
-import { type AgentEvents, type AgentState, RemoteConfigStatus } from "../opamp/index.js";
+import {
+  AgentCapabilities,
+  type AgentEvents,
+  type AgentState,
+  allPackagesHash,
+  hasFlag,
+  RemoteConfigStatus,
+} from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
+import { type BundleReport, bundleReport } from "./bundle-report.js";
 import type { FleetProvider } from "./fleet-provider.js";
 
 const REPORTED = {
   [RemoteConfigStatus.APPLIED]: "APPLIED",
   [RemoteConfigStatus.APPLYING]: "APPLYING",
   [RemoteConfigStatus.FAILED]: "FAILED",
+} as const;
+
+const OWN = {
+  metrics: AgentCapabilities.ReportsOwnMetrics,
+  traces: AgentCapabilities.ReportsOwnTraces,
+  logs: AgentCapabilities.ReportsOwnLogs,
 } as const;
 
 export class AgentBridge {
@@ -25,6 +39,10 @@ export class AgentBridge {
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
   readonly #pending = new Set<Promise<unknown>>();
+  /** Last bundle report passed on per agent ("<bundle id> <status>"), so each goes once. */
+  readonly #lastBundleReport = new Map<string, string>();
+  /** Hash of the connection settings due to an agent (the OpAMP server's answer). */
+  readonly #dueSettingsHash: (agent: Readonly<AgentState>) => string | undefined;
   #closed = false;
 
   constructor(
@@ -32,7 +50,9 @@ export class AgentBridge {
     rollouts: RolloutController,
     provider: FleetProvider,
     logger: Logger,
+    dueSettingsHash: (agent: Readonly<AgentState>) => string | undefined = () => undefined,
   ) {
+    this.#dueSettingsHash = dueSettingsHash;
     this.#rollouts = rollouts;
     this.#provider = provider;
     this.#logger = logger;
@@ -42,7 +62,8 @@ export class AgentBridge {
       // What it last reported, again: a process killed right after storing a report may
       // never have passed it on, and the agent repeats nothing that did not change. The
       // rollouts ignore a report or health they already hold.
-      if (agent.remoteConfigStatus) this.#report(agent.instanceUid, agent.remoteConfigStatus);
+      this.#lastBundleReport.delete(agent.instanceUid);
+      this.#reportOn(agent);
       if (agent.health) this.#health(agent.instanceUid, agent.health);
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
@@ -52,12 +73,63 @@ export class AgentBridge {
     events.on("disconnected", ({ instanceUid, lost }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.groupOf.delete(instanceUid);
+      this.#lastBundleReport.delete(instanceUid);
       this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
-    events.on("remoteConfigStatusChanged", ({ instanceUid, status }) =>
-      this.#report(instanceUid, status),
-    );
+    events.on("remoteConfigStatusChanged", ({ agent }) => this.#reportOn(agent));
+    events.on("packageStatusesChanged", ({ agent }) => this.#reportOn(agent));
+    events.on("connectionSettingsStatusChanged", ({ agent }) => this.#reportOn(agent));
+    events.on("offered", ({ agent }) => this.#reportOn(agent));
     events.on("healthChanged", ({ instanceUid, health }) => this.#health(instanceUid, health));
+  }
+
+  /**
+   * Passes on what the agent reports of the bundle it is served. A config-only bundle is
+   * judged as before, on the reported config hash (whatever hash it names, so that the
+   * rollouts can see an offer rejected); a bundle with telemetry or packages is judged part by
+   * part (bundle-report.ts) and reported under its bundle id.
+   */
+  #reportOn(agent: Readonly<AgentState>): void {
+    const bundle = this.#provider.servedBundle(agent);
+    if (!bundle || bundle.id === bundle.parts.configHash) {
+      if (agent.remoteConfigStatus) this.#report(agent.instanceUid, agent.remoteConfigStatus);
+      return;
+    }
+    const report = this.bundleReportOf(agent);
+    if (!report?.status) return;
+    const key = `${bundle.id} ${report.status} ${report.error ?? ""}`;
+    if (this.#lastBundleReport.get(agent.instanceUid) === key) return;
+    this.#lastBundleReport.set(agent.instanceUid, key);
+    this.#run(this.#rollouts.report(agent.instanceUid, bundle.id, report.status, report.error));
+  }
+
+  /** Judges again what `agent` reported, against the bundle it is served now. */
+  reassess(agent: Readonly<AgentState>): void {
+    const bundle = this.#provider.servedBundle(agent);
+    // Config-only bundles are judged on each report, as they always were.
+    if (bundle && bundle.id !== bundle.parts.configHash) this.#reportOn(agent);
+  }
+
+  /** The agent's report on each part of the bundle it is served (for status files and the API). */
+  bundleReportOf(agent: Readonly<AgentState>): (BundleReport & { bundleId: string }) | undefined {
+    const bundle = this.#provider.servedBundle(agent);
+    if (!bundle) return undefined;
+    const desired = this.#provider.desired(agent);
+    const packages = desired?.packages ?? [];
+    const telemetryDue = (["metrics", "traces", "logs"] as const).some(
+      (s) => desired?.telemetry?.[s] !== undefined && hasFlag(agent.capabilities, OWN[s]),
+    );
+    const settingsHash = this.#dueSettingsHash(agent);
+    return {
+      bundleId: bundle.id,
+      ...bundleReport(agent, {
+        configHash: bundle.parts.configHash,
+        ...(settingsHash ? { settingsHash } : {}),
+        telemetryDue,
+        packages,
+        ...(packages.length > 0 ? { allPackagesHash: allPackagesHash(packages) } : {}),
+      }),
+    };
   }
 
   #report(uid: string, status: NonNullable<AgentState["remoteConfigStatus"]>): void {

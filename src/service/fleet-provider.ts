@@ -7,25 +7,58 @@
  * (groupOf answers undefined, so it is served nothing and joins no rollout); unauthorizedGroup
  * names it, for the admin API and the status branch.
  */
-import type { AgentState, DesiredState, DesiredStateProvider } from "../opamp/index.js";
+import type { BundleParts } from "../bundle.js";
+import type {
+  AgentState,
+  DesiredState,
+  DesiredStateProvider,
+  PackageOffer,
+  TelemetryOffer,
+} from "../opamp/index.js";
 import { agentAttributes } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { FleetSync } from "../sync/index.js";
+import type { BundleStore } from "./bundle-store.js";
 import type { ConfigStore } from "./config-store.js";
 import { GroupScopes } from "./group-scope.js";
+import { type RefSources, resolveTelemetry } from "./secret-refs.js";
+
+/** How bundles beyond their files are served. */
+export interface BundleServing {
+  bundles: BundleStore;
+  /** Where `${env:…}` / `${file:…}` references are resolved. */
+  refs: RefSources;
+  /** The URL of a package file the service serves itself; undefined: it serves none. */
+  packageUrl(sha256: string): string | undefined;
+  onResolveError?: (bundleId: string, err: unknown) => void;
+}
+
+interface ServedParts {
+  telemetry?: DesiredState["telemetry"];
+  packages?: readonly PackageOffer[];
+}
 
 export class FleetProvider implements DesiredStateProvider {
   readonly #sync: FleetSync;
   readonly #rollouts: RolloutController;
   readonly #configs: ConfigStore;
   readonly #scopes = new GroupScopes();
+  readonly #serving: BundleServing | undefined;
+  /** Resolved telemetry and final package URLs per bundle id (memory only: they hold secrets). */
+  readonly #served = new Map<string, ServedParts>();
   // Attributes per agent state: re-derived only when its description object changes.
   readonly #attributes = new WeakMap<
     object,
     { from: unknown; attrs: ReadonlyMap<string, string> }
   >();
 
-  constructor(sync: FleetSync, rollouts: RolloutController, configs: ConfigStore) {
+  constructor(
+    sync: FleetSync,
+    rollouts: RolloutController,
+    configs: ConfigStore,
+    serving?: BundleServing,
+  ) {
+    this.#serving = serving;
     this.#sync = sync;
     this.#rollouts = rollouts;
     this.#configs = configs;
@@ -56,14 +89,62 @@ export class FleetProvider implements DesiredStateProvider {
     return attrs;
   }
 
+  /** The bundle id and parts `agent` is served now (stable or target), or undefined. */
+  servedBundle(agent: Readonly<AgentState>): { id: string; parts: BundleParts } | undefined {
+    const group = this.groupOf(agent);
+    if (group === undefined) return undefined;
+    const served = this.#rollouts.served(group, agent.instanceUid);
+    if (!served) return undefined;
+    return {
+      id: served.hash,
+      parts: this.#serving?.bundles.get(served.hash) ?? {
+        configHash: served.hash,
+        telemetry: {},
+        packages: [],
+      },
+    };
+  }
+
+  /** Forgets resolved values (SIGHUP, a new commit): the next offer resolves them again. */
+  forgetResolved(): void {
+    this.#served.clear();
+  }
+
   desired(agent: Readonly<AgentState>): DesiredState | undefined {
     const group = this.groupOf(agent);
     if (group === undefined) return undefined;
     const spec = this.#sync.current?.groups.get(group);
     const heartbeat = spec ? { heartbeatIntervalSeconds: spec.heartbeatIntervalSeconds } : {};
-    const served = this.#rollouts.served(group, agent.instanceUid);
-    const files = served && this.#configs.get(served.hash);
-    if (!served || !files) return heartbeat;
-    return { config: { hash: served.hash, files }, ...heartbeat };
+    const bundle = this.servedBundle(agent);
+    if (!bundle) return heartbeat;
+    const files = this.#configs.get(bundle.parts.configHash);
+    const extra = this.#partsOf(bundle.id, bundle.parts);
+    if (!files) return { ...heartbeat, ...extra };
+    return { config: { hash: bundle.parts.configHash, files }, ...heartbeat, ...extra };
+  }
+
+  #partsOf(id: string, parts: BundleParts): ServedParts {
+    if (id === parts.configHash || !this.#serving) return {};
+    let served = this.#served.get(id);
+    if (served) return served;
+    served = {};
+    try {
+      if (Object.keys(parts.telemetry).length > 0) {
+        served.telemetry = resolveTelemetry(parts.telemetry, this.#serving.refs) as Partial<
+          Record<"metrics" | "traces" | "logs", TelemetryOffer>
+        >;
+      }
+    } catch (err) {
+      // Checked before the rollout started; a reference gone since then offers no telemetry.
+      this.#serving.onResolveError?.(id, err);
+    }
+    const packages: PackageOffer[] = [];
+    for (const p of parts.packages) {
+      const url = p.url ?? this.#serving.packageUrl(p.sha256);
+      if (url) packages.push({ ...p, url });
+    }
+    if (packages.length > 0) served.packages = packages;
+    this.#served.set(id, served);
+    return served;
   }
 }

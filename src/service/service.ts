@@ -5,11 +5,13 @@
  * agents, stop polling Git, drain rollout writes, flush the status branch, close rollouts;
  * each step is bounded, so a dead Redis cannot hold shutdown.
  */
+
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
-import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
+import { downloadGrant, newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
@@ -25,10 +27,13 @@ import {
 } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
+import { checkBundles } from "./bundle-check.js";
+import { BundleStore } from "./bundle-store.js";
 import { ConfigStore } from "./config-store.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
 import { certificateGroups } from "./group-scope.js";
+import { PackageStore } from "./package-store.js";
 import { createStatusWriter } from "./status-wiring.js";
 
 /** Git credentials from the settings (a token from a file or an environment variable). */
@@ -77,6 +82,11 @@ export class Service {
   readonly rollouts: RolloutController;
   readonly sync: FleetSync | undefined;
   readonly configs: ConfigStore;
+  /** Bundles (telemetry, packages) by id, for every bundle a rollout may serve. */
+  readonly bundles: BundleStore;
+  /** `--package-dir`; undefined without it. */
+  readonly packages: PackageStore | undefined;
+  readonly #downloads: { grantKey?: Buffer } = {};
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
@@ -92,6 +102,10 @@ export class Service {
     this.#p = parts;
     const { settings: s, redis, logger } = parts;
     this.configs = new ConfigStore(redis, s.redisPrefix);
+    this.bundles = new BundleStore(redis, s.redisPrefix);
+    this.packages = s.packageDir ? new PackageStore(s.packageDir) : undefined;
+    // Served package files are offered only with an advertised URL to download them from.
+    const servable = s.advertise ? this.packages : undefined;
     this.rollouts = new RolloutController({
       redis,
       prefix: s.redisPrefix,
@@ -111,13 +125,29 @@ export class Service {
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
-        validate: (snapshot) =>
-          validateSnapshot(snapshot, { cache, ...(collector ? { collector } : {}) }),
+        validate: async (snapshot) => {
+          await this.packages?.index();
+          return checkBundles(
+            await validateSnapshot(snapshot, { cache, ...(collector ? { collector } : {}) }),
+            snapshot,
+            { env: process.env },
+            servable,
+          );
+        },
         onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
       });
     }
     const provider = this.sync
-      ? new FleetProvider(this.sync, this.rollouts, this.configs)
+      ? new FleetProvider(this.sync, this.rollouts, this.configs, {
+          bundles: this.bundles,
+          refs: { env: process.env },
+          packageUrl: (sha256) => this.#packageUrl(sha256),
+          onResolveError: (bundle, err) =>
+            logger.error(
+              { err, bundle },
+              "a secret reference no longer resolves; telemetry not offered",
+            ),
+        })
       : undefined;
     const replicaId = newReplicaId();
     this.opamp = new OpampServer({
@@ -136,6 +166,13 @@ export class Service {
       ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),
       ...(provider ? { desired: provider } : {}),
+      ...(this.packages
+        ? {
+            downloads: Object.assign(this.#downloads, {
+              locate: (sha256: string) => this.packages?.locate(sha256),
+            }),
+          }
+        : {}),
     });
     this.liveness = new ReplicaLiveness({
       redis,
@@ -149,7 +186,9 @@ export class Service {
     });
     this.provider = provider;
     this.bridge = provider
-      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger)
+      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger, (agent) =>
+          this.opamp.handler.dueSettingsHash(agent),
+        )
       : undefined;
     this.status =
       this.sync && provider && this.bridge
@@ -167,9 +206,14 @@ export class Service {
         : undefined;
     this.rollouts.onServeChanged(({ group, uids }) => {
       const only = uids ? new Set(uids) : undefined;
-      void this.opamp.refresh((uid) =>
-        only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group,
-      );
+      const filter = (uid: string) =>
+        only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group;
+      // Then what agents already report may meet the bundle they are now served (a bundle
+      // whose config they already run): passed on without waiting for their next report.
+      void this.opamp.refresh(filter).then(() => {
+        for (const live of this.opamp.handler.live.values())
+          if (filter(live.state.instanceUid)) this.bridge?.reassess(live.state);
+      });
     });
     this.api = new AdminServer({
       service: this,
@@ -215,11 +259,13 @@ export class Service {
     if (this.#closing) return;
     const { logger } = this.#p;
     try {
+      this.provider?.forgetResolved();
       for (const group of state.groups.values()) {
         await this.configs.put(group.configHash, group.files);
+        await this.bundles.put(group.bundleId, group);
         await this.rollouts.applyGroup({
           group: group.name,
-          hash: group.configHash,
+          hash: group.bundleId,
           commit: group.hashCommit,
           policy: group.rollout,
         });
@@ -228,7 +274,10 @@ export class Service {
       for (const name of this.rollouts.groups()) {
         if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git: group removed");
       }
-      await this.configs.prune(this.#referencedHashes(state));
+      const keep = this.#referencedHashes(state);
+      await this.bundles.prune(keep);
+      for (const id of keep) keep.add(this.bundles.get(id).configHash);
+      await this.configs.prune(keep);
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
       await this.opamp.refresh();
       logger.info({ commit: state.commit, groups: state.groups.size }, "desired state applied");
@@ -240,10 +289,22 @@ export class Service {
     }
   }
 
-  /** Hashes that may still be served: Git's, and each rollout's stable, source and target. */
+  /** The URL agents download a served package file from (with its grant), or undefined. */
+  #packageUrl(sha256: string): string | undefined {
+    const advertised = this.#p.settings.advertise?.url;
+    const key = this.#downloads.grantKey;
+    if (!this.packages || !advertised || !key) return undefined;
+    const url = new URL(advertised);
+    url.protocol = url.protocol === "wss:" || url.protocol === "https:" ? "https:" : "http:";
+    url.pathname = `/packages/${sha256}`;
+    url.search = `?grant=${downloadGrant(key, sha256)}`;
+    return url.toString();
+  }
+
+  /** Bundle ids (and config hashes) that may still be served: Git's, and each rollout's stable, source and target. */
   #referencedHashes(state: FleetDesiredState): Set<string> {
     const keep = new Set<string>();
-    for (const g of state.groups.values()) keep.add(g.configHash);
+    for (const g of state.groups.values()) keep.add(g.configHash).add(g.bundleId);
     for (const name of this.rollouts.groups()) {
       const st = this.rollouts.status(name);
       for (const ref of [st?.stable, st?.rollout?.from, st?.rollout?.target])
@@ -259,6 +320,14 @@ export class Service {
    */
   async start(): Promise<{ opampPort: number; apiPort: number }> {
     await this.configs.load();
+    await this.bundles.load();
+    if (this.packages) {
+      // One key per fleet (every replica signs alike), made once; never leaves Redis.
+      const key = `${this.#p.settings.redisPrefix}:download-key`;
+      await this.#p.redis.set(key, randomBytes(32).toString("hex"), "NX");
+      this.#downloads.grantKey = Buffer.from((await this.#p.redis.get(key)) ?? "", "hex");
+      await this.packages.index();
+    }
     await this.rollouts.start();
     if (this.sync) {
       const outcome = await this.sync.start();

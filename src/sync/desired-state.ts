@@ -7,11 +7,13 @@
  * that only touches other groups (or only the group's rollout policy) does not look like a
  * new config for this group. A group deleted and re-added starts a new provenance.
  */
+import { bundleId } from "../bundle.js";
 import type {
   Finding,
   FleetSpec,
   GroupConfigFile,
   GroupSpec,
+  PackageSpec,
   RolloutPolicy,
   Selector,
   TelemetryDestination,
@@ -29,13 +31,20 @@ export interface GroupDesiredState {
     logs?: TelemetryDestination;
     traces?: TelemetryDestination;
   };
+  /** Packages offered to the group's agents, sorted by name. */
+  packages: readonly PackageSpec[];
   /** Built-in schema id or repository path the files were validated against. */
   schema: string;
   /** The AgentConfigMap entries: one per config file, keyed by name, with its content type. */
   files: readonly GroupConfigFile[];
   /** Lowercase hex SHA-256 over the sorted files (src/config-hash.ts). */
   configHash: string;
-  /** The commit that introduced `configHash` for this group (provenance). */
+  /**
+   * The bundle id (src/bundle.ts): what rollouts move. Equal to `configHash` when the group
+   * declares no telemetry and no packages.
+   */
+  bundleId: string;
+  /** The commit that introduced `bundleId` for this group (provenance). */
   hashCommit: string;
 }
 
@@ -53,8 +62,11 @@ export interface FleetDesiredState {
   builtAt: number;
 }
 
-/** What provenance needs of an earlier state: the hash and its commit, per group. */
-export type Provenance = ReadonlyMap<string, { configHash: string; hashCommit: string }>;
+/** What provenance needs of an earlier state: the bundle id and its commit, per group. */
+export type Provenance = ReadonlyMap<
+  string,
+  { configHash: string; bundleId?: string; hashCommit: string }
+>;
 
 export interface BuildOptions {
   rootTreeId?: string;
@@ -78,6 +90,12 @@ export function buildDesiredState(
       groups.set(name, before);
       continue;
     }
+    const id = bundleId({
+      configHash: spec.configHash,
+      telemetry: spec.telemetry,
+      packages: spec.packages ?? [],
+    });
+    const beforeId = before?.bundleId ?? before?.configHash;
     groups.set(name, {
       name,
       selector: spec.selector,
@@ -85,10 +103,12 @@ export function buildDesiredState(
       rollout: spec.rollout,
       heartbeatIntervalSeconds: spec.heartbeatIntervalSeconds,
       telemetry: spec.telemetry,
+      packages: spec.packages ?? [],
       schema: spec.schema,
       files: spec.files,
       configHash: spec.configHash,
-      hashCommit: before && before.configHash === spec.configHash ? before.hashCommit : commit,
+      bundleId: id,
+      hashCommit: before && beforeId === id ? before.hashCommit : commit,
     });
   }
   return {
@@ -102,7 +122,8 @@ export function buildDesiredState(
 }
 
 function isGroupState(v: { configHash: string; hashCommit: string }): v is GroupDesiredState {
-  return "files" in v && "selector" in v;
+  // A state of an older build (no bundle id) is rebuilt.
+  return "files" in v && "selector" in v && "bundleId" in v;
 }
 
 /** The previous group object can be kept as it is (the validator may reuse its objects). */
@@ -113,6 +134,7 @@ function sameSpec(g: GroupDesiredState, spec: GroupSpec): boolean {
     g.selector === spec.selector &&
     g.rollout === spec.rollout &&
     g.telemetry === spec.telemetry &&
+    g.packages === spec.packages &&
     g.priority === spec.priority &&
     g.heartbeatIntervalSeconds === spec.heartbeatIntervalSeconds &&
     g.schema === spec.schema
@@ -124,7 +146,10 @@ export interface DesiredStateChanges {
   added: string[];
   /** Groups gone from this state (their agents become unassigned). */
   removed: string[];
-  /** Groups whose config hash changed (a rollout starts for each, DESIGN §3). */
+  /**
+   * Groups whose bundle changed: config files, telemetry or packages (a rollout starts for
+   * each, DESIGN §3).
+   */
   hashChanged: string[];
   /** Groups whose selector, priority, rollout, heartbeat or telemetry changed. */
   settingsChanged: string[];
@@ -177,7 +202,7 @@ export function diffDesiredStates(
       continue;
     }
     if (old === g) continue;
-    if (old.configHash !== g.configHash) changes.hashChanged.push(name);
+    if (old.bundleId !== g.bundleId) changes.hashChanged.push(name);
     if (!sameSettings(old, g)) changes.settingsChanged.push(name);
   }
   for (const name of before.keys()) if (!next.groups.has(name)) changes.removed.push(name);

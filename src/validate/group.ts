@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { configHash } from "../config-hash.js";
 import { bridgeKey, checkBridgeResources } from "./bridge.js";
+import { checkPackages, checkTelemetry, packagesOf, type RawPackage } from "./bundle-parts.js";
 import type { CachedGroupResult, FileResultMemo } from "./cache.js";
 import { jsonProblem, selectConfigFiles } from "./config-files.js";
 import { countErrors, finding, START } from "./findings.js";
@@ -32,6 +33,7 @@ export interface FleetDefaults {
 }
 
 interface RawGroup extends RawPolicy {
+  packages?: Record<string, RawPackage>;
   selector: { match?: Record<string, string>; expressions?: Selector["expressions"] };
   priority?: number;
 }
@@ -82,7 +84,8 @@ export async function validateGroup(
   findings.push(...schemaFindings);
   if (schemaFindings.length > 0) return done();
   const raw = doc.value as RawGroup;
-  findings.push(...checkPolicy(raw, doc));
+  findings.push(...checkPolicy(raw, doc), ...checkTelemetry(raw, doc));
+  findings.push(...checkPackages(raw.packages, doc));
   const match = raw.selector.match ?? {};
   const expressions = raw.selector.expressions ?? [];
   if (Object.keys(match).length === 0 && expressions.length === 0)
@@ -178,6 +181,7 @@ export async function validateGroup(
     rollout: policy.rollout,
     heartbeatIntervalSeconds: policy.heartbeatIntervalSeconds,
     telemetry: policy.telemetry,
+    packages: packagesOf(raw.packages),
   };
   return done({ spec, ...(schemaDep ? { schemaDep } : {}) });
 

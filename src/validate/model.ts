@@ -71,9 +71,39 @@ export interface RolloutPolicy {
   paused: boolean;
 }
 
+/** TLS of a telemetry destination (TelemetryConnectionSettings.tls). */
+export interface TelemetryTls {
+  /** PEM CA bundle, or a `${file:/path}` reference resolved by the service. */
+  ca?: string;
+  insecureSkipVerify?: boolean;
+  includeSystemCaCerts?: boolean;
+  minVersion?: string;
+  maxVersion?: string;
+}
+
+/**
+ * Where an agent sends its own metrics, traces or logs. Header values (and `tls.ca`) may hold
+ * `${env:NAME}` / `${file:/path}` references: they stay references here and in Git, and are
+ * resolved only by the service that offers them (src/service/secret-refs.ts).
+ */
 export interface TelemetryDestination {
   endpoint: string;
   headers?: Record<string, string>;
+  tls?: TelemetryTls;
+}
+
+/** One package of `packages:` (offered as PackagesAvailable). */
+export interface PackageSpec {
+  /** The key in `packages:`; "" is the agent itself. */
+  name: string;
+  type: "top-level" | "addon";
+  version: string;
+  /** Lowercase hex SHA-256 of the file (DownloadableFile.content_hash). */
+  sha256: string;
+  /** Where agents download it; absent: the service serves it from --package-dir. */
+  url?: string;
+  /** Base64 signature of the file, passed to agents as is. */
+  signature?: string;
 }
 
 /** A served config file: the AgentConfigMap entry. */
@@ -104,6 +134,8 @@ export interface GroupSpec {
     logs?: TelemetryDestination;
     traces?: TelemetryDestination;
   };
+  /** `packages:`, sorted by name; [] when none. */
+  packages: PackageSpec[];
 }
 
 export interface FleetSpec {

@@ -134,6 +134,7 @@ export function resolvePolicy(
       telemetry[signal] = {
         endpoint: dest.endpoint,
         ...(dest.headers ? { headers: { ...dest.headers } } : {}),
+        ...(dest.tls ? { tls: { ...dest.tls } } : {}),
       };
   }
   return {

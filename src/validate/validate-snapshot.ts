@@ -8,6 +8,7 @@
  * groups) with a REPO_NO_GROUPS warning: every agent stays unassigned.
  */
 import { createHash } from "node:crypto";
+import { checkTelemetry } from "./bundle-parts.js";
 import { type CachedGroupResult, FileResultMemo, ValidationCache } from "./cache.js";
 import { compareFindings, countErrors, finding, START } from "./findings.js";
 import { type FleetDefaults, validateGroup } from "./group.js";
@@ -72,7 +73,10 @@ function loadFleet(bytes: Uint8Array | undefined): {
   if (schema.length > 0)
     return { defaults: { raw: {} }, findings: [...loaded.findings, ...schema] };
   const raw = (doc.value ?? {}) as RawPolicy;
-  return { defaults: { raw, doc }, findings: [...loaded.findings, ...checkPolicy(raw, doc)] };
+  return {
+    defaults: { raw, doc },
+    findings: [...loaded.findings, ...checkPolicy(raw, doc), ...checkTelemetry(raw, doc)],
+  };
 }
 
 /** The Collector binary's findings for a valid group (positions from its loaded files). */

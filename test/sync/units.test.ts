@@ -112,6 +112,7 @@ describe("desired state", () => {
         paused: false,
       },
       heartbeatIntervalSeconds: 30,
+      packages: [],
       telemetry: {},
     };
   };

@@ -1,0 +1,63 @@
+/**
+ * Packages (PackagesAvailable): the desired state's packages offered to an agent that accepts
+ * packages, each with its own hash and all under `all_packages_hash`, so that an agent (and
+ * this server) can tell which offer a PackageStatuses report answers.
+ *
+ * - package hash = SHA-256 of "name\0type\0version\0sha256\0url\0signature";
+ * - all_packages_hash = SHA-256 over the package hashes in name order.
+ * Offered when the agent's reported `server_provided_all_packages_hash` differs (it has not
+ * processed this offer yet) and not already on this session; so never again after it reported
+ * on it, whatever it reported (an install_failed is not re-offered in a loop). A desired state
+ * with no packages offers nothing (an empty offer would tell the agent to remove its packages).
+ */
+import { createHash } from "node:crypto";
+import type { AgentState } from "./agent-state.js";
+import { AgentCapabilities, hasFlag, PackageType } from "./capabilities.js";
+import type { PackageOffer } from "./desired.js";
+import type { PackageStatusesMessage, PackagesAvailable } from "./messages.js";
+
+export function packageHash(p: PackageOffer): Buffer {
+  return createHash("sha256")
+    .update([p.name, p.type, p.version, p.sha256, p.url, p.signature ?? ""].join("\0"))
+    .digest();
+}
+
+/** all_packages_hash of `packages` (hex). */
+export function allPackagesHash(packages: readonly PackageOffer[]): string {
+  const h = createHash("sha256");
+  for (const p of [...packages].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)))
+    h.update(p.name).update("\0").update(packageHash(p));
+  return h.digest("hex");
+}
+
+/** The all-packages hash the agent last reported processing (hex, "" when none). */
+export function reportedPackagesHash(agent: Readonly<AgentState>): string {
+  const statuses = agent.packageStatuses as PackageStatusesMessage | null;
+  const h = statuses?.serverProvidedAllPackagesHash;
+  return h && h.length > 0 ? Buffer.from(h).toString("hex") : "";
+}
+
+export function packagesOffer(
+  agent: Readonly<AgentState>,
+  packages: readonly PackageOffer[] | undefined,
+  offeredHash: string | null,
+): PackagesAvailable | undefined {
+  if (!packages || packages.length === 0) return undefined;
+  if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsPackages)) return undefined;
+  const all = allPackagesHash(packages);
+  if (all === reportedPackagesHash(agent) || all === offeredHash) return undefined;
+  const out: PackagesAvailable["packages"] = {};
+  for (const p of packages) {
+    out[p.name] = {
+      type: p.type === "top-level" ? PackageType.TopLevel : PackageType.Addon,
+      version: p.version,
+      file: {
+        downloadUrl: p.url,
+        contentHash: Buffer.from(p.sha256, "hex"),
+        ...(p.signature ? { signature: Buffer.from(p.signature, "base64") } : {}),
+      },
+      hash: packageHash(p),
+    };
+  }
+  return { packages: out, allPackagesHash: Buffer.from(all, "hex") };
+}
