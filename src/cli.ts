@@ -12,6 +12,7 @@ import {
   ROLLOUT_ACTIONS,
   type RolloutAction,
   runAgents,
+  runAgentsRestart,
   runRollout,
 } from "./commands/rollout.js";
 import { runServe } from "./commands/serve.js";
@@ -279,7 +280,14 @@ clientOptions(
 clientOptions(
   program
     .command("agents")
-    .description("list agents with their group, connection, config status and health")
+    .description(
+      "list agents with their group, connection, config status and health; `agents restart <uid>|--group <g>` restarts them",
+    )
+    .argument(
+      "[action]",
+      "restart: send RESTART to the agent or to every connected agent of --group",
+    )
+    .argument("[uid]", "the agent to restart")
     .option("--group <group>", "only this group")
     .addOption(
       new Option("--state <state>", "only connected or disconnected agents").choices([
@@ -287,9 +295,22 @@ clientOptions(
         "disconnected",
       ]),
     ),
-).action(async (opts: ClientOptions & { group?: string; state?: string }) => {
-  process.exitCode = await runAgents(opts, process.stdout, process.stderr);
-});
+).action(
+  async (
+    action: string | undefined,
+    uid: string | undefined,
+    opts: ClientOptions & { group?: string; state?: string },
+  ) => {
+    if (action === undefined) {
+      process.exitCode = await runAgents(opts, process.stdout, process.stderr);
+      return;
+    }
+    if (action !== "restart") throw new UsageError(`unknown agents action "${action}" (restart)`);
+    if ((uid === undefined) === (opts.group === undefined))
+      throw new UsageError("agents restart needs an <uid> or --group <group> (not both)");
+    process.exitCode = await runAgentsRestart(uid, opts, process.stdout, process.stderr);
+  },
+);
 
 program
   .command("simulate")

@@ -8,6 +8,7 @@
  *   GET  /api/v1/groups            GET /api/v1/groups/<group>
  *   GET  /api/v1/rollouts          GET /api/v1/rollouts/<group>
  *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
+ *   POST /api/v1/agents/<uid>/restart   POST /api/v1/groups/<group>/restart   (likewise)
  *
  * Errors are JSON `{error: {code, message}}` with 400/401/403/404/409/413/415/503. Every
  * request first passes request-guard.ts (Host, Origin, Content-Type: DNS rebinding and CSRF).
@@ -130,6 +131,14 @@ export class AdminServer {
       return fail(401, "UNAUTHORIZED", "missing or invalid bearer token");
     const [, , resource, name, action] = parts;
     const { service } = this.#o;
+    if (method === "POST" && action === "restart" && name) {
+      if (resource === "agents" && !isCanonicalUid(name))
+        return fail(400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
+      if (resource === "agents" || resource === "groups") {
+        const target = resource === "agents" ? { uids: [name] } : { group: name };
+        return json(200, await service.restart(target, actorOf(req)));
+      }
+    }
     if (resource === "agents" && method === "GET")
       return name ? this.#agent(name) : this.#agents(url);
     if (resource === "groups" && method === "GET")
@@ -279,10 +288,7 @@ export class AdminServer {
   async #control(group: string, action: string, req: IncomingMessage): Promise<Reply> {
     const { rollouts } = this.#o.service;
     // Who asked, as the CLI says (user@host), for the audit trail; the address is always added.
-    const actor = String(req.headers["x-opamp-gitops-actor"] ?? "")
-      .replace(/[^\w.@:-]/g, "")
-      .slice(0, 64);
-    const by = `api:${actor ? `${actor} via ` : ""}${req.socket.remoteAddress ?? "?"}`;
+    const by = actorOf(req);
     const actions = {
       pause: rollouts.pause,
       resume: rollouts.resume,
@@ -308,6 +314,14 @@ export class AdminServer {
       throw err;
     }
   }
+}
+
+/** Who asked, as the CLI says (user@host), for the audit trail; the address is always added. */
+function actorOf(req: IncomingMessage): string {
+  const actor = String(req.headers["x-opamp-gitops-actor"] ?? "")
+    .replace(/[^\w.@:-]/g, "")
+    .slice(0, 64);
+  return `api:${actor ? `${actor} via ` : ""}${req.socket.remoteAddress ?? "?"}`;
 }
 
 function send(res: ServerResponse, reply: Reply): void {

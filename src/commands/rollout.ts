@@ -156,3 +156,53 @@ export function runAgents(
     out.write(`${agents.length} agents\n`);
   });
 }
+
+interface RestartRow {
+  instanceUid: string;
+  group: string | null;
+  result: string;
+}
+
+const RESTART_RESULT: Record<string, string> = {
+  sent: "restart sent",
+  queued: "restart queued for its next poll",
+  "not-accepted": "not sent: the agent does not accept restart commands",
+  "not-here": "not sent: the agent is not connected to this service",
+};
+
+/**
+ * `agents restart <uid> | --group <g>`: asks the service to send RESTART to the agent, or to
+ * every connected agent of the group. Exit 1 when no agent was sent the command.
+ */
+export function runAgentsRestart(
+  uid: string | undefined,
+  opts: ClientOptions & { group?: string },
+  out: Out,
+  err: Out,
+): Promise<number> {
+  return run(opts, err, async (api) => {
+    const path = uid
+      ? `/api/v1/agents/${encodeURIComponent(uid)}/restart`
+      : `/api/v1/groups/${encodeURIComponent(opts.group ?? "")}/restart`;
+    const rows = await api.post<RestartRow[]>(
+      path,
+      isList((r) => isObject(r) && typeof r.instanceUid === "string"),
+    );
+    if (opts.format === "json") out.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else {
+      for (const r of rows)
+        out.write(`${r.instanceUid}  ${RESTART_RESULT[r.result] ?? r.result}\n`);
+      out.write(
+        `${rows.filter((r) => r.result === "sent" || r.result === "queued").length} of ${rows.length} agents asked to restart\n`,
+      );
+    }
+    if (!rows.some((r) => r.result === "sent" || r.result === "queued"))
+      throw new ApiRefusedError(
+        409,
+        "NO_AGENT_RESTARTED",
+        uid
+          ? `agent ${uid} was not asked to restart`
+          : `no agent of group ${opts.group} was asked to restart`,
+      );
+  });
+}

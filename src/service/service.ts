@@ -11,7 +11,13 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
-import { downloadGrant, newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
+import {
+  CommandType,
+  downloadGrant,
+  newReplicaId,
+  OpampServer,
+  ReplicaLiveness,
+} from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
@@ -311,6 +317,43 @@ export class Service {
         if (ref) keep.add(ref.hash);
     }
     return keep;
+  }
+
+  /**
+   * Sends RESTART (ServerToAgentCommand) to agents this process serves: the `uids` given, or
+   * every connected agent of `group`. Only agents that accept restart commands get it; each
+   * outcome is logged with who asked (`by`) and kept in Redis (`<prefix>:commands`, the last
+   * 200, newest first) for the API and the status branch.
+   */
+  async restart(
+    target: { uids: string[] } | { group: string },
+    by: string,
+  ): Promise<Array<{ instanceUid: string; group: string | null; result: string }>> {
+    const handler = this.opamp.handler;
+    const uids =
+      "uids" in target
+        ? target.uids
+        : [...handler.live.values()]
+            .filter((l) => this.provider?.groupOf(l.state) === target.group)
+            .map((l) => l.state.instanceUid);
+    const out = [];
+    for (const uid of uids.sort()) {
+      const live = handler.live.get(uid);
+      const group = live ? (this.provider?.groupOf(live.state) ?? null) : null;
+      const result = handler.command(uid, CommandType.Restart);
+      out.push({ instanceUid: uid, group, result });
+      this.#p.logger.info({ instanceUid: uid, group, by, result }, "agent restart requested");
+    }
+    if (out.length > 0) {
+      const key = `${this.#p.settings.redisPrefix}:commands`;
+      const at = new Date().toISOString();
+      await this.#p.redis
+        .multi()
+        .lpush(key, ...out.map((o) => JSON.stringify({ at, command: "restart", by, ...o })))
+        .ltrim(key, 0, 199)
+        .exec();
+    }
+    return out;
   }
 
   /**

@@ -87,3 +87,74 @@ export function runGoProgram(bin: string, args: string[], killAfterMs: number): 
     });
   });
 }
+
+/** A running program whose events are read as they come. */
+export interface GoProcess {
+  readonly events: GoEvent[];
+  /** Resolves with the first event (already seen or coming) that `ok` accepts; rejects after `ms`. */
+  waitFor(ok: (e: GoEvent) => boolean, ms: number, what?: string): Promise<GoEvent>;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts the program and reads its JSON-lines events while it runs. */
+export function startGoProgram(bin: string, args: string[]): GoProcess {
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const events: GoEvent[] = [];
+  const waiters = new Set<() => void>();
+  let partial = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    partial += chunk;
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as GoEvent);
+    for (const w of [...waiters]) w();
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  let exited = false;
+  const closed = new Promise<void>((r) =>
+    child.on("close", () => {
+      exited = true;
+      for (const w of [...waiters]) w();
+      r();
+    }),
+  );
+  return {
+    events,
+    stderr: () => stderr,
+    waitFor(ok, ms, what = "event") {
+      return new Promise((resolvePromise, reject) => {
+        const check = () => {
+          const found = events.find(ok);
+          if (!found && exited) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            reject(new Error(`the program exited before ${what}; stderr:\n${stderr.slice(-4000)}`));
+            return;
+          }
+          if (!found) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolvePromise(found);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(
+              `no ${what} within ${ms} ms; events:\n${events.map((e) => JSON.stringify(e)).join("\n")}\nstderr:\n${stderr.slice(-4000)}`,
+            ),
+          );
+        }, ms);
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await closed;
+    },
+  };
+}

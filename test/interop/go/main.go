@@ -122,6 +122,10 @@ func main() {
 	compress := flag.Bool("compress", false, "enable compression (gzip bodies over HTTP, permessage-deflate if the server offers it over WebSocket)")
 	heartbeat := flag.Duration("heartbeat", 0, "heartbeat interval, also the HTTP polling interval (0: the library's default, 30s)")
 	configs := flag.Int("configs", 1, "exit 0 once this many remote configs (distinct hashes) were applied")
+	ownTelemetry := flag.Bool("own-telemetry", false, "report own metrics, traces and logs (print own_telemetry events for the destinations offered)")
+	packages := flag.String("packages", "", "accept packages: sync them with the library's package syncer into this folder")
+	restart := flag.Bool("restart", false, "accept restart commands (print a command event)")
+	stay := flag.Bool("stay", false, "keep running after -configs were applied, until -timeout (then exit 0)")
 	bridge := flag.String("bridge", "", "play the Operator OpAMP Bridge with this name: check every entry as it does (bridge.go) and report APPLIED or FAILED; a FAILED config counts towards -configs")
 	flag.Parse()
 	if *configs < 1 || *heartbeat < 0 {
@@ -131,6 +135,7 @@ func main() {
 	os.Exit(run(options{
 		url: *rawURL, transport: *transport, token: *token, timeout: *timeout, verbose: *verbose,
 		compress: *compress, heartbeat: *heartbeat, configs: *configs, bridge: *bridge,
+		ownTelemetry: *ownTelemetry, packages: *packages, restart: *restart, stay: *stay,
 	}))
 }
 
@@ -140,6 +145,9 @@ type options struct {
 	timeout, heartbeat    time.Duration
 	verbose, compress     bool
 	configs               int
+	packages              string
+	ownTelemetry, restart bool
+	stay                  bool
 }
 
 func run(o options) int {
@@ -205,6 +213,9 @@ func run(o options) int {
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsRemoteConfig |
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat
+	// The library checks AcceptsPackages against a PackagesStateProvider only known at Start:
+	// the bundle's capabilities go in with the start settings.
+	all := bundleCapabilities(o, caps)
 	if err := opamp.SetCapabilities(&caps); err != nil {
 		fmt.Fprintf(os.Stderr, "SetCapabilities: %v\n", err)
 		return 1
@@ -270,6 +281,10 @@ func run(o options) int {
 		}
 	}
 
+	var pkgs *dirPackages
+	if o.packages != "" {
+		pkgs = newDirPackages(o.packages)
+	}
 	settings := types.StartSettings{
 		OpAMPServerURL:    endpoint,
 		InstanceUid:       types.InstanceUid(uid),
@@ -285,7 +300,12 @@ func run(o options) int {
 			OnError: func(_ context.Context, e *protobufs.ServerErrorResponse) {
 				out.emit(map[string]any{"event": "server_error", "type": e.GetType().String(), "error": e.GetErrorMessage()})
 			},
+			OnCommand: func(_ context.Context, c *protobufs.ServerToAgentCommand) error {
+				out.emit(map[string]any{"event": "command", "type": c.GetType().String()})
+				return nil
+			},
 			OnMessage: func(ctx context.Context, msg *types.MessageData) {
+				onBundleMessage(ctx, out, logger, pkgs, msg)
 				rc := msg.RemoteConfig
 				if rc == nil {
 					return
@@ -305,6 +325,12 @@ func run(o options) int {
 			GetEffectiveConfig: a.effectiveConfig,
 		},
 	}
+	if pkgs != nil {
+		settings.PackagesStateProvider = pkgs
+	}
+	if all != caps {
+		settings.Capabilities = all
+	}
 	if o.token != "" {
 		settings.Header = http.Header{"Authorization": []string{"Bearer " + o.token}}
 	}
@@ -320,6 +346,9 @@ func run(o options) int {
 	code := 0
 	select {
 	case <-done:
+		if o.stay {
+			<-time.After(o.timeout)
+		}
 		// SetRemoteConfigStatus only schedules the report; give the client time to send it.
 		time.Sleep(time.Second)
 		applying.Lock()
