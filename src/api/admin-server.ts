@@ -233,7 +233,8 @@ export class AdminServer {
           : state && agent.connected !== (state === "connected")
       )
         continue;
-      out.push(agentView(agent, g, false, denied));
+      const bundle = service.bundleOf(agent);
+      out.push({ ...agentView(agent, g, false, denied), ...(bundle ? { bundle } : {}) });
     }
     return json(200, out);
   }
@@ -246,10 +247,11 @@ export class AdminServer {
       service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
     if (!agent) return fail(404, "AGENT_UNKNOWN", `no agent ${uid}`);
     const { provider } = service;
-    return json(
-      200,
-      agentView(agent, provider?.groupOf(agent), true, provider?.unauthorizedGroup(agent)),
-    );
+    const bundle = service.bundleOf(agent);
+    return json(200, {
+      ...agentView(agent, provider?.groupOf(agent), true, provider?.unauthorizedGroup(agent)),
+      ...(bundle ? { bundle } : {}),
+    });
   }
 
   #groups() {
@@ -258,9 +260,9 @@ export class AdminServer {
     return [...(current?.groups.values() ?? [])].map((g) => {
       const status = service.rollouts.status(g.name);
       // What the group's agents are served (after a rollback: the stable hash, not Git's).
-      const served = status
-        ? (status.served ?? null)
-        : { hash: g.configHash, commit: g.hashCommit };
+      const bundle = status ? (status.served ?? null) : { hash: g.bundleId, commit: g.hashCommit };
+      // Rollouts serve bundles; the group's config hash is that of the bundle's files.
+      const served = bundle && { ...bundle, hash: service.bundles.get(bundle.hash).configHash };
       const files =
         served?.hash === g.configHash
           ? g.files.map((f) => f.name)
@@ -268,6 +270,7 @@ export class AdminServer {
       return {
         name: g.name,
         configHash: served?.hash ?? null,
+        bundleId: bundle?.hash ?? null,
         hashCommit: served?.commit ?? null,
         servedCommit: current?.commit,
         priority: g.priority,

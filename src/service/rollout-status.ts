@@ -50,14 +50,21 @@ function historyEntry(e: EndedRollout): RolloutHistoryEntry {
 export class RolloutStatusAdapter implements RolloutStatusSource {
   readonly #rollouts: RolloutController;
   readonly #filesOf: (hash: string) => string[] | undefined;
+  readonly #configHashOf: (bundleId: string) => string;
 
-  /** `filesOf` names the files of a config hash (the config store), for the served block. */
+  /**
+   * `filesOf` names the files of a served bundle (the config store), for the served block;
+   * `configHashOf` gives a bundle's config hash, which the served block names (rollouts move
+   * bundles; their target and source stay bundle ids).
+   */
   constructor(
     rollouts: RolloutController,
     filesOf: (hash: string) => string[] | undefined = () => undefined,
+    configHashOf: (bundleId: string) => string = (id) => id,
   ) {
     this.#rollouts = rollouts;
     this.#filesOf = filesOf;
+    this.#configHashOf = configHashOf;
   }
 
   async status(group: string): Promise<GroupRolloutInfo | undefined> {
@@ -68,7 +75,9 @@ export class RolloutStatusAdapter implements RolloutStatusSource {
     const served = view?.served;
     const files = served && this.#filesOf(served.hash);
     const info: GroupRolloutInfo = {
-      served: served ? { ...served, ...(files ? { files } : {}) } : null,
+      served: served
+        ? { ...served, hash: this.#configHashOf(served.hash), ...(files ? { files } : {}) }
+        : null,
       history: ended.filter((e) => e.id !== current?.id).map(historyEntry),
     };
     if (current) info.current = progress(current);

@@ -12,6 +12,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
 import {
+  type AgentState,
   CommandType,
   downloadGrant,
   newReplicaId,
@@ -21,6 +22,7 @@ import {
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
+  type AgentBundleStatus,
   AuthenticationError,
   CredentialsError,
   type FleetDesiredState,
@@ -35,6 +37,7 @@ import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate
 import { AgentBridge } from "./agent-bridge.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
+import { bundleView } from "./bundle-view.js";
 import { ConfigStore } from "./config-store.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
@@ -207,6 +210,8 @@ export class Service {
             rollouts: this.rollouts,
             provider,
             configs: this.configs,
+            bundleOf: (agent) => this.bundleOf(agent),
+            configHashOf: (id) => this.bundles.get(id).configHash,
             ...(auth ? { auth } : {}),
           })
         : undefined;
@@ -317,6 +322,11 @@ export class Service {
         if (ref) keep.add(ref.hash);
     }
     return keep;
+  }
+
+  /** The agent's bundle beyond its config, for the API and the status branch. */
+  bundleOf(agent: Readonly<AgentState>): AgentBundleStatus | undefined {
+    return bundleView(agent, this.bridge);
   }
 
   /**

@@ -14,6 +14,7 @@ import type { AgentState, OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import {
+  type AgentBundleStatus,
   type AgentPlacement,
   type FleetSync,
   type GitAuth,
@@ -47,6 +48,10 @@ export interface StatusWiringParts {
   provider: FleetProvider;
   /** The files of each config hash that may be served (names for the served block). */
   configs: ConfigStore;
+  /** The agent's bundle beyond its config, for the `bundle:` block (bundle-view.ts). */
+  bundleOf?: (agent: Readonly<AgentState>) => AgentBundleStatus | undefined;
+  /** The config hash of a bundle id (its files' hash), for desiredHash. */
+  configHashOf?: (bundleId: string) => string;
   auth?: GitAuth;
 }
 
@@ -69,7 +74,11 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,
     fleetSync: sync,
-    rollouts: new RolloutStatusAdapter(rollouts, (hash) => p.configs.get(hash)?.map((f) => f.name)),
+    rollouts: new RolloutStatusAdapter(
+      rollouts,
+      (hash) => p.configs.get(p.configHashOf?.(hash) ?? hash)?.map((f) => f.name),
+      p.configHashOf,
+    ),
     // Live state first: the stored copy is saved in batches and may lag by a moment.
     agents: {
       list: () => opamp.store.list(),
@@ -82,7 +91,15 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       const group = provider.groupOf(agent);
       if (group === undefined) return UNASSIGNED;
       const served = rollouts.served(group, agent.instanceUid);
-      return { group, desiredHash: served?.hash ?? null, desiredCommit: served?.commit ?? null };
+      // A rollout serves a bundle; the agent reports the config hash of its files.
+      const desiredHash = served ? (p.configHashOf?.(served.hash) ?? served.hash) : null;
+      const bundle = p.bundleOf?.(agent);
+      return {
+        group,
+        desiredHash,
+        desiredCommit: served?.commit ?? null,
+        ...(bundle ? { bundle } : {}),
+      };
     },
     logger: p.logger,
   });

@@ -75,6 +75,7 @@ export {
 } from "./status/errors.js";
 export type { StatusLogger } from "./status/logger.js";
 export type {
+  AgentBundleStatus,
   AgentStatusFile,
   FleetStatusFile,
   GroupRolloutInfo,

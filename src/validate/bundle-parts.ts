@@ -38,7 +38,7 @@ export function secretRefProblem(value: string): string | undefined {
     if (kind === "file" && !arg.startsWith("/"))
       return `"\${file:${arg}}" must name an absolute path on the service's host`;
   }
-  if (opened !== refs) return "a ${…} reference must be ${env:NAME} or ${file:/absolute/path}";
+  if (opened !== refs) return `a \${…} reference must be \${env:NAME} or \${file:/absolute/path}`;
   return undefined;
 }
 

@@ -32,6 +32,7 @@ import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { get, git, readStatusTree } from "../sync/status/helpers.js";
 
 const go = findGo();
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -196,6 +197,49 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
     const group = service.sync?.current?.groups.get("edge");
     assert.equal(done.target.hash, group?.bundleId);
     assert.notEqual(group?.bundleId, group?.configHash, "a bundle with telemetry has its own id");
+  });
+
+  test("the status branch and the API show each part: config, own telemetry, packages", async () => {
+    const group = service.sync?.current?.groups.get("edge");
+    const uids = each().map(
+      ([, a]) => a.events.find((e) => e.event === "start")?.instanceUid as string,
+    );
+    const gitdir = join(repo.dir, ".git");
+    const file = (tree: Map<string, unknown>, uid: string) =>
+      tree.get(`status/agents/edge/${uid}.yaml`);
+    const tree = await until("status files with packages installed", () => {
+      if (!git(gitdir, "for-each-ref", "refs/heads/opamp-status").trim()) return undefined;
+      const t = readStatusTree(gitdir, "opamp-status");
+      return uids.every(
+        (u) =>
+          get(file(t, u), "bundle", "packages", "packages", "plugin", "status") === "installed",
+      )
+        ? t
+        : undefined;
+    });
+    for (const uid of uids) {
+      const f = file(tree, uid);
+      assert.equal(get(f, "remoteConfig", "desiredHash"), group?.configHash);
+      assert.equal(get(f, "drift"), false);
+      assert.equal(get(f, "bundle", "id"), group?.bundleId);
+      assert.equal(get(f, "bundle", "status"), "APPLIED");
+      assert.deepEqual(get(f, "bundle", "parts"), {
+        config: "APPLIED",
+        telemetry: "APPLIED",
+        packages: "APPLIED",
+      });
+      assert.equal(get(f, "bundle", "packages", "packages", "plugin", "version"), "1.0.0");
+      // The resolved header never reaches Git.
+      assert.doesNotMatch(JSON.stringify(f), /s3cret-from-env/);
+      const view = (await (
+        await fetch(`http://127.0.0.1:${apiPort}/api/v1/agents/${uid}`)
+      ).json()) as {
+        bundle?: unknown;
+      };
+      assert.equal(get(view.bundle, "packages", "packages", "plugin", "status"), "installed");
+    }
+    const log = git(gitdir, "log", "-p", "--all");
+    assert.doesNotMatch(log, /s3cret-from-env/);
   });
 
   test("a commit that changes only telemetry starts a rollout, and agents get the new offer", async () => {

@@ -15,7 +15,13 @@ import { AgentCapabilities } from "../../opamp/capabilities.js";
 import type { AnyValue, ComponentHealth, KeyValue } from "../../opamp/messages.js";
 import type { Redactor } from "../../redact/index.js";
 import { effectiveConfigStatus } from "./effective-config.js";
-import type { AgentFacts, AgentStatusFile, AttributeValue, HealthStatus } from "./model.js";
+import type {
+  AgentBundleStatus,
+  AgentFacts,
+  AgentStatusFile,
+  AttributeValue,
+  HealthStatus,
+} from "./model.js";
 import { API_VERSION } from "./model.js";
 import { checkGroupName } from "./paths.js";
 import { type EffectiveConfigMode, MAX_AGENT_TEXT, PROCESS_REDACTOR, setOwn } from "./redact.js";
@@ -32,6 +38,8 @@ export interface AgentPlacement {
    * credentials); such an agent has group null and is served nothing.
    */
   unauthorizedGroup?: string;
+  /** The agent's bundle beyond its config (service/bundle-view.ts); absent: not written. */
+  bundle?: AgentBundleStatus;
 }
 
 export interface AgentStatusOptions {
@@ -220,6 +228,7 @@ function render(
       ? undefined
       : checkGroupName(placement.unauthorizedGroup);
   if (unauthorized !== undefined) file.unauthorized = { group: unauthorized };
+  if (placement.bundle) file.bundle = redactedBundle(placement.bundle);
   const facts: AgentFacts = {
     uid: agent.instanceUid,
     group,
@@ -236,4 +245,26 @@ function render(
     ...(unauthorized !== undefined ? { unauthorized: true } : {}),
   };
   return { file, facts };
+}
+
+/** The bundle block with every agent string redacted and cut (names too: they are the agent's). */
+function redactedBundle(b: AgentBundleStatus): AgentBundleStatus {
+  const out: AgentBundleStatus = { ...b, error: text(b.error ?? undefined) };
+  if (b.connectionSettings)
+    out.connectionSettings = {
+      ...b.connectionSettings,
+      error: text(b.connectionSettings.error ?? undefined),
+    };
+  if (b.packages) {
+    const packages: NonNullable<AgentBundleStatus["packages"]>["packages"] = {};
+    for (const [name, p] of Object.entries(b.packages.packages).slice(0, MAX_ATTRIBUTES))
+      packages[text(name) ?? ""] = {
+        ...p,
+        version: text(p.version ?? undefined),
+        offeredVersion: text(p.offeredVersion ?? undefined),
+        error: text(p.error ?? undefined),
+      };
+    out.packages = { ...b.packages, error: text(b.packages.error ?? undefined), packages };
+  }
+  return out;
 }

@@ -52,6 +52,40 @@ export interface AgentStatusFile {
   drift: boolean;
   /** Present only when the selected group is one the agent's credentials do not allow. */
   unauthorized?: { group: string };
+  /** Present only for agents served own telemetry or packages, or that report packages. */
+  bundle?: AgentBundleStatus;
+}
+
+/**
+ * The agent's bundle beyond its config (src/bundle.ts): the bundle it is served and its
+ * verdict per part, the connection settings offered and reported, its package statuses.
+ */
+export interface AgentBundleStatus {
+  id: string | null;
+  status: "APPLIED" | "APPLYING" | "FAILED" | null;
+  error: string | null;
+  parts: { config: string; telemetry: string; packages: string } | null;
+  connectionSettings?: {
+    offeredHash: string | null;
+    reportedHash: string | null;
+    status: string | null;
+    error: string | null;
+  };
+  packages?: {
+    reportedHash: string | null;
+    error: string | null;
+    packages: Record<
+      string,
+      {
+        status: string;
+        version: string | null;
+        offeredVersion: string | null;
+        error: string | null;
+        downloadPercent?: number;
+        downloadBytesPerSecond?: number;
+      }
+    >;
+  };
 }
 
 export interface HashRefStatus {
