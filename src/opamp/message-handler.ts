@@ -454,9 +454,11 @@ export class MessageHandler {
       if (live.conn.push) continue;
       // An offered interval counts only if this agent was given it; others poll at their own
       // rate, which the protocol does not tell us, so they get the default.
-      const offered = live.state.offeredSettingsHash
-        ? this.#o.desired.desired(live.state)?.heartbeatIntervalSeconds
-        : undefined;
+      const offered =
+        live.state.offeredSettingsHash &&
+        hasFlag(live.state.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings)
+          ? this.#o.desired.desired(live.state)?.heartbeatIntervalSeconds
+          : undefined;
       const interval = offered ?? this.#o.defaultHeartbeatSeconds;
       if (now - live.state.lastSeenAt > interval * this.#o.livenessFactor * 1000) stale.push(live);
     }

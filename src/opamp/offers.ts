@@ -43,12 +43,13 @@ export interface AdvertisedEndpoint {
 }
 
 /**
- * OpAMP connection settings, or undefined. Offered only to agents that accept OpAMP connection
- * settings and only with an explicit heartbeat interval ≥ 1 s (an offer with interval 0 would
- * turn the Collector supervisor's heartbeats off). The offer names the advertised endpoint and
- * its CA when one is configured; without one it carries the interval alone, never an endpoint
- * guessed from the request. Each distinct offer is made once per agent: the Collector
- * supervisor reconnects on every offer it accepts, so re-offering on every connection would loop.
+ * Connection settings, or undefined. The OpAMP part is offered only to agents that accept
+ * OpAMP connection settings and only with an explicit heartbeat interval ≥ 1 s (an offer with
+ * interval 0 would turn the Collector supervisor's heartbeats off); it names the advertised
+ * endpoint and its CA when one is configured, never an endpoint guessed from the request. The
+ * own-telemetry part (own-telemetry.ts) goes to agents that report those signals. Each distinct
+ * offer is made once per agent: the Collector supervisor reconnects on every OpAMP offer it
+ * accepts, so re-offering on every connection would loop.
  */
 export function connectionSettingsOffer(
   agent: Readonly<AgentState>,

@@ -53,7 +53,7 @@ export function checkBundles(
         code: "PACKAGE_NOT_IN_STORE",
         message: packages
           ? `package "${p.name}" has no url and ${p.sha256} is not in --package-dir ${packages.dir}: add the file there, or give a url`
-          : `package "${p.name}" has no url, and the service has no --package-dir to serve it from: give a url, or start the service with --package-dir`,
+          : `package "${p.name}" has no url, and the service serves no package files (that needs --package-dir and --advertise-url): give a url, or start the service with both`,
         data: { group: name, package: p.name, sha256: p.sha256 },
       });
     }

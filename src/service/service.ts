@@ -96,6 +96,11 @@ export class Service {
   /** `--package-dir`; undefined without it. */
   readonly packages: PackageStore | undefined;
   readonly #downloads: { grantKey?: Buffer } = {};
+  /** Last command per agent uid (this process's requests and, from start, Redis' list). */
+  readonly #lastCommand = new Map<
+    string,
+    { type: "restart"; by: string; at: string; result: string }
+  >();
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
@@ -211,6 +216,7 @@ export class Service {
             provider,
             configs: this.configs,
             bundleOf: (agent) => this.bundleOf(agent),
+            lastCommandOf: (uid) => this.#lastCommand.get(uid),
             configHashOf: (id) => this.bundles.get(id).configHash,
             ...(auth ? { auth } : {}),
           })
@@ -357,11 +363,20 @@ export class Service {
     if (out.length > 0) {
       const key = `${this.#p.settings.redisPrefix}:commands`;
       const at = new Date().toISOString();
+      for (const o of out)
+        this.#lastCommand.set(o.instanceUid, { type: "restart", by, at, result: o.result });
       await this.#p.redis
         .multi()
         .lpush(key, ...out.map((o) => JSON.stringify({ at, command: "restart", by, ...o })))
         .ltrim(key, 0, 199)
         .exec();
+      // Recorded on the status branch with the agents' files (re-rendered by the writer).
+      if (this.status?.isWriter)
+        await this.status
+          .reconcile(out.map((o) => o.instanceUid))
+          .catch((err: unknown) =>
+            this.#p.logger.warn({ err }, "status: recording the restart request failed"),
+          );
     }
     return out;
   }
@@ -374,6 +389,18 @@ export class Service {
   async start(): Promise<{ opampPort: number; apiPort: number }> {
     await this.configs.load();
     await this.bundles.load();
+    // Oldest first, so each agent keeps its newest command.
+    for (const line of (
+      await this.#p.redis.lrange(`${this.#p.settings.redisPrefix}:commands`, 0, 199)
+    ).reverse()) {
+      const c = JSON.parse(line) as { instanceUid: string; by: string; at: string; result: string };
+      this.#lastCommand.set(c.instanceUid, {
+        type: "restart",
+        by: c.by,
+        at: c.at,
+        result: c.result,
+      });
+    }
     if (this.packages) {
       // One key per fleet (every replica signs alike), made once; never leaves Redis.
       const key = `${this.#p.settings.redisPrefix}:download-key`;

@@ -50,6 +50,8 @@ export interface StatusWiringParts {
   configs: ConfigStore;
   /** The agent's bundle beyond its config, for the `bundle:` block (bundle-view.ts). */
   bundleOf?: (agent: Readonly<AgentState>) => AgentBundleStatus | undefined;
+  /** The last command sent to an agent (Service.restart), for the `lastCommand:` block. */
+  lastCommandOf?: (uid: string) => AgentPlacement["lastCommand"];
   /** The config hash of a bundle id (its files' hash), for desiredHash. */
   configHashOf?: (bundleId: string) => string;
   auth?: GitAuth;
@@ -94,11 +96,13 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       // A rollout serves a bundle; the agent reports the config hash of its files.
       const desiredHash = served ? (p.configHashOf?.(served.hash) ?? served.hash) : null;
       const bundle = p.bundleOf?.(agent);
+      const lastCommand = p.lastCommandOf?.(agent.instanceUid);
       return {
         group,
         desiredHash,
         desiredCommit: served?.commit ?? null,
         ...(bundle ? { bundle } : {}),
+        ...(lastCommand ? { lastCommand } : {}),
       };
     },
     logger: p.logger,

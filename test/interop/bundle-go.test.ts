@@ -348,5 +348,14 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
         (l) => l.msg === "agent restart requested" && /alice@laptop/.test(String(l.by)),
       ),
     );
+    const gitdir = join(repo.dir, ".git");
+    const uid = agents.ws?.events.find((e) => e.event === "start")?.instanceUid as string;
+    const recorded = await until("the restart on the status branch", () => {
+      const f = readStatusTree(gitdir, "opamp-status").get(`status/agents/edge/${uid}.yaml`);
+      return get(f, "lastCommand") ? f : undefined;
+    });
+    assert.equal(get(recorded, "lastCommand", "type"), "restart");
+    assert.match(String(get(recorded, "lastCommand", "by")), /^api:alice@laptop via /);
+    assert.equal(get(recorded, "lastCommand", "result"), "sent");
   });
 });

@@ -142,7 +142,7 @@ packages:
     const fine = checkBundles(report, snap, { env: { NOT_SET_HERE: "x" } }, undefined);
     assert.match(
       fine.findings.find((f) => f.code === "PACKAGE_NOT_IN_STORE")?.message ?? "",
-      /no --package-dir/,
+      /needs --package-dir and --advertise-url/,
     );
   });
 });

@@ -40,6 +40,8 @@ export interface AgentPlacement {
   unauthorizedGroup?: string;
   /** The agent's bundle beyond its config (service/bundle-view.ts); absent: not written. */
   bundle?: AgentBundleStatus;
+  /** The last command sent to the agent (service restart requests); absent: not written. */
+  lastCommand?: AgentStatusFile["lastCommand"];
 }
 
 export interface AgentStatusOptions {
@@ -229,6 +231,8 @@ function render(
       : checkGroupName(placement.unauthorizedGroup);
   if (unauthorized !== undefined) file.unauthorized = { group: unauthorized };
   if (placement.bundle) file.bundle = redactedBundle(placement.bundle);
+  if (placement.lastCommand)
+    file.lastCommand = { ...placement.lastCommand, by: text(placement.lastCommand.by) ?? "" };
   const facts: AgentFacts = {
     uid: agent.instanceUid,
     group,

@@ -54,6 +54,8 @@ export interface AgentStatusFile {
   unauthorized?: { group: string };
   /** Present only for agents served own telemetry or packages, or that report packages. */
   bundle?: AgentBundleStatus;
+  /** The last command sent to the agent and who asked (absent: none since the service started). */
+  lastCommand?: { type: "restart"; by: string; at: string; result: string };
 }
 
 /**
