@@ -44,9 +44,18 @@ function fingerprint(agent: Readonly<AgentState>, p: AgentPlacement): string {
       p.group,
       p.desiredHash,
       p.desiredCommit,
+      p.bundle ?? null,
+      p.lastCommand ?? null,
     ]),
   );
-  for (const field of ["description", "health", "effectiveConfig", "remoteConfigStatus"] as const) {
+  for (const field of [
+    "description",
+    "health",
+    "effectiveConfig",
+    "remoteConfigStatus",
+    "packageStatuses",
+    "connectionSettingsStatus",
+  ] as const) {
     const bytes = agent.encoded[field];
     h.update(field).update(bytes ? String(bytes.length) : "-");
     if (bytes) h.update(bytes);

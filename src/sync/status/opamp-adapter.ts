@@ -16,6 +16,9 @@ const EVENTS: AgentEventName[] = [
   "effectiveConfigChanged",
   "remoteConfigStatusChanged",
   "scopesChanged",
+  "packageStatusesChanged",
+  "connectionSettingsStatusChanged",
+  "offered",
 ];
 
 export function attachAgentEvents(events: AgentEvents, recorder: AgentRecorder): () => void {
