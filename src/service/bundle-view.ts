@@ -12,7 +12,7 @@ import {
   type PackageStatusesMessage,
   reportedPackagesHash,
 } from "../opamp/index.js";
-import type { AgentBundleStatus } from "../sync/index.js";
+import type { AgentBundleStatus } from "../status/index.js";
 import type { AgentBridge } from "./agent-bridge.js";
 
 const CS_STATUS = ["UNSET", "APPLIED", "APPLYING", "FAILED"] as const;

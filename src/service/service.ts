@@ -21,8 +21,8 @@ import {
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
+import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import {
-  type AgentBundleStatus,
   AuthenticationError,
   CredentialsError,
   type FleetDesiredState,
@@ -30,7 +30,6 @@ import {
   type GitAuth,
   InvalidSourceError,
   NotARepositoryError,
-  type StatusWriter,
   type SyncError,
 } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";

@@ -30,9 +30,9 @@ import {
 } from "../helpers/go-program.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { get, git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { get, git, readStatusTree } from "../sync/status/helpers.js";
 
 const go = findGo();
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");

@@ -21,8 +21,8 @@ import { loadSettings } from "../../src/settings.js";
 import { buildCollector, type CollectorBinaries } from "../helpers/collector-build.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { get, git, readStatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { get, git, readStatusTree } from "../sync/status/helpers.js";
 import { Supervisor, supervisorConfig } from "./supervisor.js";
 
 const TOKEN_ENV = "OPAMP_GITOPS_TEST_SUPERVISOR_LOGS_TOKEN";
