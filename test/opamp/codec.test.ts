@@ -60,7 +60,9 @@ describe("codec", () => {
 
   test("every ServerToAgent carries the server capabilities by default", () => {
     const reply = decodeServerToAgent(encodeServerToAgent({ instanceUid: uid }));
-    assert.equal(reply.capabilities, 0x1n | 0x2n | 0x4n | 0x20n);
+    // AcceptsStatus, OffersRemoteConfig, AcceptsEffectiveConfig, OffersPackages,
+    // AcceptsPackagesStatus, OffersConnectionSettings.
+    assert.equal(reply.capabilities, 0x1n | 0x2n | 0x4n | 0x8n | 0x10n | 0x20n);
   });
 });
 
