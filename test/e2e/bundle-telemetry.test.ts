@@ -1,0 +1,143 @@
+/**
+ * Own telemetry through the whole loop with an agent that reports ConnectionSettingsStatus:
+ * it is offered own_metrics with the header resolved on the service; a commit that changes only
+ * the endpoint starts a rollout, and the agent's FAILED status for the new settings is a rollout
+ * failure (rolled back with the agent's error), although it runs the config files.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import type { Redis } from "ioredis";
+import { AgentCapabilities } from "../../src/opamp/capabilities.js";
+import { connectRedis } from "../../src/redis.js";
+import { Service } from "../../src/service/service.js";
+import { loadSettings } from "../../src/settings.js";
+import { type Received, TestAgent } from "../helpers/agent.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const TOKEN_ENV = "OPAMP_GITOPS_TEST_CS_TOKEN";
+
+describe("own telemetry: ConnectionSettingsStatus FAILED fails the rollout", () => {
+  let repo: TestRepo;
+  let redis: TestRedis;
+  let serviceRedis: Redis | undefined;
+  let service: Service | undefined;
+  let url = "";
+
+  before(async () => {
+    process.env[TOKEN_ENV] = "cs-secret";
+    repo = new TestRepo();
+    repo.writeAll({
+      "groups/edge/group.yaml": `selector:
+  match: {host.role: cs}
+rollout:
+  applyTimeout: 60s
+  onFailure: rollback
+telemetry:
+  metrics:
+    endpoint: https://metrics.example.com/v1/metrics
+    headers: {X-Token: "\${env:${TOKEN_ENV}}"}
+`,
+      "groups/edge/collector.yaml": collectorYaml("v1"),
+    });
+    repo.commit("edge with own metrics");
+    redis = await testRedis();
+    const settings = loadSettings(
+      {
+        repo: repo.dir,
+        stateDir: tempDir("opamp-gitops-cs-"),
+        pollInterval: "200ms",
+        statusInterval: "200ms",
+        opampListen: "127.0.0.1:0",
+        apiListen: "127.0.0.1:0",
+        redisPrefix: redis.prefix,
+      },
+      {},
+    );
+    serviceRedis = await connectRedis(settings.redisUrl);
+    service = new Service({ settings, redis: serviceRedis, logger: capturedLogger("warn").logger });
+    const { opampPort } = await service.start();
+    url = `http://127.0.0.1:${opampPort}/v1/opamp`;
+  });
+
+  after(async () => {
+    await service?.close();
+    serviceRedis?.disconnect();
+    await redis?.close();
+    delete process.env[TOKEN_ENV];
+  });
+
+  test("offered own_metrics; FAILED for them rolls the rollout back with the agent's error", async () => {
+    const agent = new TestAgent({ transport: "http", url });
+    const capabilities =
+      AgentCapabilities.ReportsStatus |
+      AgentCapabilities.AcceptsRemoteConfig |
+      AgentCapabilities.ReportsRemoteConfig |
+      AgentCapabilities.ReportsOwnMetrics |
+      AgentCapabilities.ReportsConnectionSettingsStatus;
+    const agentDescription = {
+      identifyingAttributes: [{ key: "service.name", value: { stringValue: "cs" } }],
+      nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "cs" } }],
+    };
+    let config: Received["remoteConfig"];
+    let settings: Received["connectionSettings"];
+    for (let i = 0; i < 100 && !(config && settings); i++) {
+      const reply = await agent.send({ capabilities, agentDescription });
+      config ??= reply.remoteConfig;
+      settings ??= reply.connectionSettings;
+      if (!(config && settings)) await new Promise((r) => setTimeout(r, 100));
+    }
+    const cs = settings as {
+      hash: Uint8Array;
+      ownMetrics?: { destinationEndpoint: string; headers?: { headers: unknown[] } };
+      opamp?: unknown;
+    };
+    assert.equal(cs.ownMetrics?.destinationEndpoint, "https://metrics.example.com/v1/metrics");
+    assert.deepEqual(
+      (cs.ownMetrics?.headers?.headers as Array<{ key: string; value: string }>).map((h) => ({
+        key: h.key,
+        value: h.value,
+      })),
+      [{ key: "X-Token", value: "cs-secret" }],
+    );
+    assert.equal(cs.opamp ?? null, null, "the agent does not accept OpAMP connection settings");
+    const rc = config as { configHash: Uint8Array };
+    const report = (hash: Uint8Array, status: number, errorMessage = "") =>
+      agent.send({
+        capabilities,
+        remoteConfigStatus: { lastRemoteConfigHash: rc.configHash, status: 1 },
+        connectionSettingsStatus: { lastConnectionSettingsHash: hash, status, errorMessage },
+      });
+    await report(cs.hash, 1);
+    // A rollout gates agents that are there: commit a new endpoint now.
+    repo.write(
+      "groups/edge/group.yaml",
+      readFileSync(`${repo.dir}/groups/edge/group.yaml`, "utf8").replace(
+        "metrics.example.com",
+        "metrics-2.example.com",
+      ),
+    );
+    repo.commit("edge: new own-metrics endpoint");
+    let next: typeof cs | undefined;
+    for (let i = 0; i < 200 && !next; i++) {
+      const reply = await agent.send({ capabilities });
+      next = reply.connectionSettings as typeof cs | undefined;
+      if (!next) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(next?.ownMetrics?.destinationEndpoint, "https://metrics-2.example.com/v1/metrics");
+    await report(next?.hash ?? new Uint8Array(), 3, "cannot reach metrics.example.com");
+    let rollout = service?.rollouts.status("edge")?.rollout;
+    for (let i = 0; i < 200 && rollout?.status !== "rolled-back"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      rollout = service?.rollouts.status("edge")?.rollout;
+    }
+    assert.equal(rollout?.status, "rolled-back", JSON.stringify(rollout));
+    assert.match(
+      rollout?.failures[0]?.error ?? "",
+      /connection settings: cannot reach metrics\.example\.com/,
+    );
+  });
+});
