@@ -97,10 +97,12 @@ telemetry:
     };
     assert.equal(cs.ownMetrics?.destinationEndpoint, "https://metrics.example.com/v1/metrics");
     assert.deepEqual(
-      (cs.ownMetrics?.headers?.headers as Array<{ key: string; value: string }>).map((h) => ({
-        key: h.key,
-        value: h.value,
-      })),
+      ((cs.ownMetrics?.headers?.headers ?? []) as Array<{ key: string; value: string }>).map(
+        (h) => ({
+          key: h.key,
+          value: h.value,
+        }),
+      ),
       [{ key: "X-Token", value: "cs-secret" }],
     );
     assert.equal(cs.opamp ?? null, null, "the agent does not accept OpAMP connection settings");
