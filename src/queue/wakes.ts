@@ -9,7 +9,8 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { GroupSync } from "./group-sync.js";
+import { Backoff } from "../backoff.js";
+import { type GroupSync, REDIS_RETRY } from "./group-sync.js";
 import { pendingWakes } from "./machine.js";
 import { inFlight } from "./serve.js";
 import { RolloutTimers } from "./timers.js";
@@ -62,11 +63,12 @@ export class Wakes {
   /** Adds the timer job; retried in the background until added or closed. */
   schedule(group: string, rolloutId: string, at: number): void {
     void (async () => {
-      for (let attempt = 0; !this.#closed; attempt++) {
+      const backoff = new Backoff(REDIS_RETRY);
+      while (!this.#closed) {
         try {
           return await this.#timers.schedule(group, rolloutId, at);
         } catch (err) {
-          const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+          const delay = backoff.next();
           this.#o.logger.warn(
             { err, group, at, retryInMs: delay },
             "cannot schedule rollout timer",

@@ -24,12 +24,13 @@
  * Wiring: `new StatusWriter(options)`, `start()` (subscribes to `agentEvents`, `fleetSync`
  * and `rollouts`, flushes every interval), `close()` (last flush if writing, lock released).
  */
+
+import { Backoff } from "../backoff.js";
+import { TypedEvents } from "../events.js";
 import type { AgentState } from "../opamp/index.js";
 import { agentAttributes } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
-import { Backoff } from "../sync/backoff.js";
 import { asSyncError } from "../sync/errors.js";
-import { TypedEvents } from "../sync/events.js";
 import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
