@@ -11,7 +11,8 @@ import {
 } from "../../src/queue/index.js";
 import type { RolloutNotice } from "../../src/queue/model.js";
 import { testRedis } from "../helpers/redis.js";
-import { hashOf, SimFleet, startController, waitFor } from "./helpers/fleet.js";
+import { waitFor } from "../helpers/wait.js";
+import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const A = hashOf("a");
@@ -188,7 +189,9 @@ test("applyTimeout fires from a BullMQ timer: silent agents fail and the stage r
       commit: "bbbbbbb2",
       policy: policy({ applyTimeoutMs: 200 }),
     });
-    await waitFor("rolled back", () => t.notices.some((n) => n.type === "rolled-back"), 5000);
+    await waitFor("rolled back", () => t.notices.some((n) => n.type === "rolled-back"), {
+      timeoutMs: 5000,
+    });
     assert.ok(Date.now() - started >= 200);
     const failed = t.notices.find((n) => n.type === "failed");
     assert.ok(failed?.type === "failed");
