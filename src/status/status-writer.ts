@@ -313,8 +313,8 @@ export class StatusWriter {
       }
       this.#committed = committed;
       this.#derivedVersion = -1;
-      this.derived.rolloutsAllDirty();
-      this.#objectsAtPack = -(await this.#packer.loose()).size;
+      this.derived.markAllRolloutsDirty();
+      this.#objectsAtPack = -(await this.#packer.looseObjectIds()).size;
       if (this.mode === "folder")
         await this.#own.learn(
           this.#objects,
