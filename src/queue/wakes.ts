@@ -30,13 +30,13 @@ export interface WakesOptions {
 const OVERDUE_MS = 5000;
 
 export class Wakes {
-  readonly #o: WakesOptions;
+  readonly #options: WakesOptions;
   readonly #timers: RolloutTimers;
   #sweep?: NodeJS.Timeout;
   #closed = false;
 
   constructor(options: WakesOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#timers = new RolloutTimers({
       connection: options.redis,
       prefix: options.prefix,
@@ -49,14 +49,14 @@ export class Wakes {
   /** Reschedules the loaded groups' wakes, ticks them once, and starts the worker. */
   async start(): Promise<void> {
     const now = Date.now();
-    for (const sync of this.#o.groups()) {
+    for (const sync of this.#options.groups()) {
       const r = inFlight(sync.state);
       if (!r) continue;
       for (const at of pendingWakes(sync.state)) await this.#timers.schedule(sync.group, r.id, at);
       sync.enqueue([{ type: "tick" }], now).catch(() => {});
     }
     await this.#timers.start();
-    this.#sweep = setInterval(() => this.#sweepOverdue(), this.#o.sweepIntervalMs ?? 30_000);
+    this.#sweep = setInterval(() => this.#sweepOverdue(), this.#options.sweepIntervalMs ?? 30_000);
     this.#sweep.unref();
   }
 
@@ -69,7 +69,7 @@ export class Wakes {
           return await this.#timers.schedule(group, rolloutId, at);
         } catch (err) {
           const delay = backoff.next();
-          this.#o.logger.warn(
+          this.#options.logger.warn(
             { err, group, at, retryInMs: delay },
             "cannot schedule rollout timer",
           );
@@ -87,7 +87,7 @@ export class Wakes {
 
   #sweepOverdue(): void {
     const now = Date.now();
-    for (const sync of this.#o.groups()) {
+    for (const sync of this.#options.groups()) {
       if (pendingWakes(sync.state).some((at) => at < now - OVERDUE_MS)) {
         sync.enqueue([{ type: "tick" }], now).catch(() => {});
       }
