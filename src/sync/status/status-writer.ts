@@ -26,6 +26,7 @@
  */
 import type { AgentState } from "../../opamp/agent-state.js";
 import { agentAttributes } from "../../opamp/agent-state.js";
+import type { EffectiveConfig } from "../../opamp/messages.js";
 import { Marker, Redactor } from "../../redact/index.js";
 import { Backoff } from "../backoff.js";
 import { asSyncError } from "../errors.js";
@@ -33,6 +34,7 @@ import { TypedEvents } from "../events.js";
 import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
+import { effectiveConfigStatus } from "./effective-config.js";
 import { type CommittedFacts, planFlush } from "./flush-plan.js";
 import { WriterLock } from "./lock.js";
 import { SILENT, type StatusLogger } from "./logger.js";
@@ -135,6 +137,18 @@ export class StatusWriter {
    */
   async loadRedactionKey(): Promise<void> {
     this.#useKey(await loadRedactionKey(this.#o.redis, this.#o.prefix));
+  }
+
+  /**
+   * A config map as this writer would write it into an agent's status file: the same
+   * `--status-effective-config` mode, size limit and keyed redaction (the console shows it).
+   */
+  renderConfigMap(config: EffectiveConfig | null | undefined) {
+    const r = this.#render;
+    return effectiveConfigStatus(config, r.maxConfigBytes, (n) => n, {
+      mode: r.effectiveConfig ?? "redacted",
+      ...(r.redactor ? { redactor: r.redactor } : {}),
+    });
   }
 
   #useKey(key: Uint8Array): void {
