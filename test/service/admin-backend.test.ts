@@ -59,10 +59,17 @@ backendContract("the service's backend", async () => {
     if (r?.stagePassedAt !== undefined && r.status === "in-progress") break;
     await new Promise((res) => setTimeout(res, 50));
   }
+  // Every agent stored and connected (the store writes in batches).
+  const uids = fleet.agents.map((a) => a.uid).sort();
+  for (let i = 0; i < 400; i++) {
+    const { agents } = await service.backend.agents({ group: "edge", state: "connected" });
+    if (uids.every((u) => agents.some((a) => a.state.instanceUid === u))) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
   return {
     backend: service.backend,
     group: "edge",
-    agents: fleet.agents.map((a) => a.uid).sort(),
+    agents: uids,
     close: async () => {
       await fleet.stop();
       await service.close();
