@@ -53,6 +53,9 @@ export function adminApp(o: AdminAppOptions): Hono<AdminEnv> {
         baseUri: ["'none'"],
       },
       crossOriginEmbedderPolicy: false,
+      // Not "no-referrer": with it, browsers send `Origin: null` on form posts (the login
+      // form), which the CSRF check refuses.
+      referrerPolicy: "same-origin",
     }),
   );
   app.use(async (c, next) => {

@@ -53,9 +53,14 @@ export interface ShownConfigFile {
   note?: string;
 }
 
-/** An agent's desired config (what its group serves it) and effective one, both redacted. */
+/**
+ * An agent's desired config (its group's config in the served commit: what Git wants, the
+ * rollout's target while one is in flight), what it is served now (the stable config until
+ * its cohort is reached), and its effective config; bodies redacted as on the status branch.
+ */
 export interface AgentConfigs {
-  desired: { hash: string; files: Record<string, ShownConfigFile> } | null;
+  desired: { hash: string; commit: string; files: Record<string, ShownConfigFile> } | null;
+  served: { hash: string; commit: string } | null;
   effective: { files: Record<string, ShownConfigFile> } | null;
 }
 

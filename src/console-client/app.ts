@@ -81,7 +81,7 @@ document.addEventListener("submit", (ev) => {
   const question = form.dataset.confirm;
   if (question && !window.confirm(question)) return;
   const label = form.querySelector("button")?.textContent ?? "action";
-  void fetch(form.action, {
+  void fetch(form.getAttribute("action") ?? "", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: "{}",

@@ -102,29 +102,33 @@ export class ServiceBackend implements AdminBackend {
   async agentConfigs(uid: string): Promise<AgentConfigs | undefined> {
     const state = await this.#load(uid);
     if (!state) return undefined;
-    const { status, rollouts, configs, provider } = this.#p;
+    const { status, rollouts, sync, provider } = this.#p;
     const group = provider?.groupOf(state);
     const served = group ? rollouts.served(group, uid) : undefined;
-    const files = served ? configs.get(served.hash) : undefined;
+    const git = group ? sync?.current?.groups.get(group) : undefined;
     const render = (map: Record<string, { body: Uint8Array; contentType: string }>) =>
       status?.renderConfigMap({ configMap: { configMap: map } })?.files ?? {};
-    const desired =
-      served && files
-        ? {
-            hash: served.hash,
-            files: shown(
-              render(
-                Object.fromEntries(
-                  files.map((f) => [f.name, { body: f.body, contentType: f.contentType }]),
-                ),
+    const desired = git
+      ? {
+          hash: git.configHash,
+          commit: git.hashCommit,
+          files: shown(
+            render(
+              Object.fromEntries(
+                git.files.map((f) => [f.name, { body: f.body, contentType: f.contentType }]),
               ),
             ),
-          }
-        : null;
+          ),
+        }
+      : null;
     const effective = state.effectiveConfig
       ? { files: shown(status?.renderConfigMap(state.effectiveConfig)?.files ?? {}) }
       : null;
-    return { desired, effective };
+    return {
+      desired,
+      served: served ? { hash: served.hash, commit: served.commit } : null,
+      effective,
+    };
   }
 
   connections(uid: string) {

@@ -99,8 +99,10 @@ export class FakeBackend implements AdminBackend {
   async agentConfigs(uid: string) {
     if (!this.agentsById.has(uid)) return undefined;
     return {
+      served: { hash: HASH, commit: COMMIT },
       desired: {
         hash: HASH,
+        commit: COMMIT,
         files: { "collector.yaml": { contentType: "text/yaml", content: { a: 1 } } },
       },
       effective: { files: { "": { contentType: "", content: { a: 2 } } } },

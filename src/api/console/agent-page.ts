@@ -86,7 +86,8 @@ export function agentBody(
 <dl class="facts">
 <div><dt>Group</dt><dd>${v.group ? html`<a href="/groups/${encodeURIComponent(v.group)}">${v.group}</a>` : v.unauthorized ? html`<span class="bad">unauthorized for ${v.unauthorized.group}</span>` : "—"}</dd></div>
 <div><dt>State</dt><dd>${v.connected ? "connected" : "disconnected"} (${v.transport})</dd></div>
-<div><dt>Desired hash</dt><dd><code>${short(desiredHash)}</code></dd></div>
+<div><dt>Desired hash (Git)</dt><dd><code>${short(desiredHash)}</code></dd></div>
+<div><dt>Served hash</dt><dd><code>${short(configs?.served?.hash)}</code></dd></div>
 <div><dt>Reported hash</dt><dd><code>${short(reported)}</code> ${desiredHash && reported ? (desiredHash === reported ? html`<span class="good">matches</span>` : html`<span class="warn">differs</span>`) : ""}</dd></div>
 <div><dt>Config status</dt><dd>${v.remoteConfig?.status ?? "—"}${v.remoteConfig?.error ? html` <span class="bad">${v.remoteConfig.error}</span>` : ""}</dd></div>
 <div><dt>Last seen</dt><dd>${when(v.lastSeenAt)}</dd></div>
@@ -95,6 +96,7 @@ export function agentBody(
 <section aria-labelledby="h-desc"><h2 id="h-desc">Description</h2>${attributes("Identifying", attrs(description?.identifyingAttributes))}${attributes("Non-identifying", attrs(description?.nonIdentifyingAttributes))}
 <h3>Capabilities</h3><ul class="caps">${capabilityNames(a.state.capabilities).map((c) => html`<li>${c}</li>`)}</ul></section>
 <section aria-labelledby="h-config"><h2 id="h-config">Effective config vs desired</h2>
+<p class="muted">Desired: the group's config in the served commit${desiredHash && configs?.served && configs.served.hash !== desiredHash ? " (not yet served to this agent: the rollout has not reached it, or it failed)" : ""}.</p>
 <p>${configs?.effective ? (differs ? "The effective config differs from the desired one (secrets redacted as on the status branch):" : "The effective config shows no difference from the desired one.") : "No effective config reported."}</p>
 ${diff.length ? html`<pre class="diff" aria-label="Config diff, desired to effective" tabindex="0">${diff.map((l) => html`<span class="${l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : l.startsWith("@@") ? "hunk" : ""}">${l}</span>\n`)}</pre>` : ""}
 </section>

@@ -28,7 +28,7 @@ function controls(group: string, status: GroupRolloutStatus | undefined) {
   if (r?.status !== "in-progress") return html`<p>No rollout in flight: nothing to control.</p>`;
   const g = encodeURIComponent(group);
   const button = (action: string, label: string, question: string) =>
-    html`<form method="post" action="/api/v1/rollouts/${g}/${action}" data-action data-confirm="${question}"><button type="submit" name="action" value="${action}">${label}</button></form>`;
+    html`<form method="post" action="/api/v1/rollouts/${g}/${action}" data-action data-confirm="${question}"><button type="submit">${label}</button></form>`;
   return html`<div class="controls" role="group" aria-label="Rollout controls">
 ${r.hold ? button("resume", "Resume", `Resume the rollout of ${group}?`) : button("pause", "Pause", `Pause the rollout of ${group}?`)}
 ${button("promote", "Promote", `Promote ${group} to its last stage now?`)}
