@@ -28,7 +28,7 @@ export interface ConsoleFeedOptions {
   prefix: string;
   replicaId: string;
   events: AgentEvents;
-  rollouts: RolloutController;
+  rollouts: Pick<RolloutController, "onGroupChanged">;
   logger: Logger;
   intervalMs?: number;
 }
