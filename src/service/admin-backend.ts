@@ -20,7 +20,8 @@ import type {
 } from "../api/backend.js";
 import { type AgentState, agentAttributes, type OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
-import type { FleetSync, StatusWriter } from "../sync/index.js";
+import type { StatusWriter } from "../status/index.js";
+import type { FleetSync } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";

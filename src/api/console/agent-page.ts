@@ -9,7 +9,7 @@
 import { createTwoFilesPatch } from "diff";
 import { html } from "hono/html";
 import { stringify } from "yaml";
-import type { ComponentHealth } from "../../opamp/messages.js";
+import type { ComponentHealth } from "../../opamp/index.js";
 import type { AgentConfigs, AgentRecord, ConnectionEvent, ShownConfigFile } from "../backend.js";
 import { agentView, capabilityNames } from "../views.js";
 import { short, when } from "./layout.js";
