@@ -8,6 +8,7 @@
  *   GET  /api/v1/groups            GET /api/v1/groups/<group>
  *   GET  /api/v1/rollouts          GET /api/v1/rollouts/<group>
  *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
+ *   POST /api/v1/agents/<uid>/revoke   (its certificates and per-agent tokens; X-Opamp-Gitops-Actor)
  *
  * Errors are JSON `{error: {code, message}}` with 400/401/403/404/409/413/415/503. Every
  * request first passes request-guard.ts (Host, Origin, Content-Type: DNS rebinding and CSRF).
@@ -132,6 +133,8 @@ export class AdminServer {
     const { service } = this.#o;
     if (resource === "agents" && method === "GET")
       return name ? this.#agent(name) : this.#agents(url);
+    if (resource === "agents" && name && method === "POST" && action === "revoke")
+      return this.#revoke(name, req);
     if (resource === "groups" && method === "GET")
       return name ? this.#group(name) : json(200, this.#groups());
     if (resource === "rollouts" && method === "GET") {
@@ -237,10 +240,20 @@ export class AdminServer {
       service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
     if (!agent) return fail(404, "AGENT_UNKNOWN", `no agent ${uid}`);
     const { provider } = service;
-    return json(
-      200,
-      agentView(agent, provider?.groupOf(agent), true, provider?.unauthorizedGroup(agent)),
-    );
+    const revoked = service.agentCredentials.revocation(uid);
+    return json(200, {
+      ...agentView(agent, provider?.groupOf(agent), true, provider?.unauthorizedGroup(agent)),
+      credentials: await service.agentCredentials.issued(uid),
+      ...(revoked ? { revoked } : {}),
+    });
+  }
+
+  /** Revokes an agent's issued certificates and minted tokens; closes its connections. */
+  async #revoke(uid: string, req: IncomingMessage): Promise<Reply> {
+    if (!isCanonicalUid(uid))
+      return fail(400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
+    const revoked = await this.#o.service.agentCredentials.revoke(uid, actorOf(req));
+    return json(200, { instanceUid: uid, revoked });
   }
 
   #groups() {
@@ -308,6 +321,14 @@ export class AdminServer {
       throw err;
     }
   }
+}
+
+/** Who asked, as the CLI says (user@host), plus the address, for the audit trail. */
+function actorOf(req: IncomingMessage): string {
+  const actor = String(req.headers["x-opamp-gitops-actor"] ?? "")
+    .replace(/[^\w.@:-]/g, "")
+    .slice(0, 64);
+  return `api:${actor ? `${actor} via ` : ""}${req.socket.remoteAddress ?? "?"}`;
 }
 
 function send(res: ServerResponse, reply: Reply): void {

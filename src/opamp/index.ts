@@ -4,6 +4,7 @@ export { agentAttributes } from "./agent-state.js";
 export { AgentStore } from "./agent-store.js";
 export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
+export type { CredentialGate, CredentialIssuer, OfferedCredential } from "./credential-hooks.js";
 export {
   AgentCredentials,
   type AgentToken,
@@ -16,6 +17,7 @@ export * from "./errors.js";
 export type { AgentEventMap, AgentEventName } from "./events.js";
 export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
+export type { AdvertisedEndpoint } from "./offers.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";

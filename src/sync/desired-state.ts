@@ -51,6 +51,8 @@ export interface FleetDesiredState {
   warnings: readonly Finding[];
   /** When the state was built (ms since the epoch). */
   builtAt: number;
+  /** Instance uids whose credentials fleet.yaml revokes (`revoked:`), in file order. */
+  revoked?: readonly string[];
 }
 
 /** What provenance needs of an earlier state: the hash and its commit, per group. */
@@ -98,6 +100,7 @@ export function buildDesiredState(
     matcher: new GroupMatcher(groups.values()),
     warnings: options.warnings ?? [],
     builtAt: options.now ?? Date.now(),
+    ...(fleet.revoked ? { revoked: fleet.revoked } : {}),
   };
 }
 
