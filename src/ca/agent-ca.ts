@@ -121,7 +121,9 @@ export class AgentCa {
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
       subject: [{ CN: [req.uid] }],
-      issuer: issuer.subjectName.toJSON(),
+      // The CA's own encoding of its name: clients (Go) match a certificate to the CAs a
+      // server accepts by comparing issuer bytes, so a re-encoded name would not be sent.
+      issuer: issuer.subjectName,
       notBefore,
       notAfter,
       publicKey,

@@ -51,7 +51,9 @@ export function parseAgentTokens(text: string): AgentToken[] {
 export function certificateNames(req: IncomingMessage): string[] {
   const socket = req.socket as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return [];
-  const cert = socket.getPeerCertificate();
+  // null once the socket is destroyed (a revoked certificate's connection, mid-request).
+  const cert = socket.getPeerCertificate() as ReturnType<TLSSocket["getPeerCertificate"]> | null;
+  if (!cert) return [];
   const names: string[] = [];
   const cn = cert.subject?.CN;
   if (typeof cn === "string" && cn !== "") names.push(cn);
@@ -74,7 +76,7 @@ export function verifiedCertificate(req: IncomingMessage): PeerCertificate | und
 function presentedUnverified(req: IncomingMessage): boolean {
   const socket = req.socket as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== "function" || socket.authorized) return false;
-  return Boolean(socket.getPeerCertificate()?.raw);
+  return Boolean((socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw);
 }
 
 // The scopes each admitted request carries, from the server's check to the transports.

@@ -134,6 +134,11 @@ export class Service {
       ca: undefined,
       onRevoked: (uids) => {
         const closed = this.opamp.revoked(uids);
+        // Offline agents' files too: no event of theirs would render them again.
+        if (this.status?.isWriter)
+          this.status
+            .reconcile([...uids])
+            .catch((err) => logger.warn({ err }, "status: revoked agents not re-rendered"));
         logger.info({ uids: uids.slice(0, 20), closed }, "connections of revoked agents closed");
       },
     });
@@ -204,6 +209,7 @@ export class Service {
             rollouts: this.rollouts,
             provider,
             configs: this.configs,
+            revocation: (uid) => this.agentCredentials.revocation(uid),
             ...(auth ? { auth } : {}),
           })
         : undefined;
