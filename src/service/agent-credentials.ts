@@ -197,7 +197,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     const { redis } = this.#o;
     const multi = redis.multi().hsetnx(this.#key("revoked"), uid, JSON.stringify(record));
     if (agent.cert) multi.sadd(this.#key("revoked-serials"), agent.cert.serial);
-    if (agent.token) multi.hdel(this.#key("agent-tokens"), agent.token.digest);
+    // Its tokens stay in the index, so that every replica answers them "revoked" (refused even
+    // on an open endpoint) rather than "unknown".
     await multi.exec();
     await this.#bump();
     this.#apiRevoked.set(uid, record);
