@@ -33,6 +33,12 @@ export interface CredentialIssuer {
   ): Promise<OfferedCredential | undefined>;
   /** A fresh credential of the same kind (a new token), for an offer that must carry one. */
   renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined>;
+  /**
+   * True when `credential` (a connection's digest, identity.ts) holds a credential issued to
+   * `uid`: the agent switching to what it was given may take its uid over at once, although
+   * its previous session (an HTTP agent's, until liveness runs out) still looks connected.
+   */
+  issuedTo?(credential: string, uid: string): Promise<boolean>;
 }
 
 export interface CredentialGate {

@@ -191,7 +191,8 @@ export class MessageHandler {
         !claimed &&
         stored?.connected &&
         stored.credential &&
-        stored.credential !== conn.credential
+        stored.credential !== conn.credential &&
+        !(await this.#issuer?.issuedTo?.(conn.credential, uid))
       ) {
         // Connected through another replica (or until its liveness runs out) with another
         // credential: the uid is not this claimant's.

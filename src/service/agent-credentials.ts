@@ -18,7 +18,7 @@
  * Concurrency: one agent's messages are handled one at a time (MessageHandler), so the
  * per-agent record is read and written without a lock. Gate checks are synchronous, from memory.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -60,6 +60,8 @@ export interface AgentCredentialOptions {
 
 interface CertRecord {
   serial: string;
+  /** SHA-256 fingerprint of the certificate, lowercase hex (as identity.ts names it). */
+  fingerprint?: string;
   notBefore: number;
   notAfter: number;
   group: string;
@@ -291,6 +293,26 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       : { id: token.id };
   }
 
+  /** Some part of `credential` was issued to `uid`, and no part to another agent. */
+  async issuedTo(credential: string, uid: string): Promise<boolean> {
+    if (this.revocation(uid)) return false;
+    let any = false;
+    for (const part of credential.split(" ")) {
+      if (part.startsWith("sha256:")) {
+        // A token of the tokens file is neutral; a minted one must be this agent's.
+        const entry = this.#tokens.get(part.slice(7));
+        if (!entry) continue;
+        if (entry.uid !== uid || entry.notAfter <= this.#now()) return false;
+        any = true;
+      } else if (part.startsWith("cert:")) {
+        const record = await this.#record(uid);
+        if (!record.cert?.fingerprint || record.cert.fingerprint !== part.slice(5)) return false;
+        any = true;
+      }
+    }
+    return any;
+  }
+
   async renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined> {
     const group = this.#o.groupOf(agent);
     if (group === undefined || this.revocation(agent.instanceUid)) return undefined;
@@ -325,7 +347,10 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       validityMs: this.#o.certificateValidityMs,
       now: this.#now(),
     });
-    const cert: CertRecord = { ...issued, group, spki };
+    const fingerprint = new X509Certificate(issued.pem).fingerprint256
+      .replace(/:/g, "")
+      .toLowerCase();
+    const cert: CertRecord = { ...issued, fingerprint, group, spki };
     await this.#save(uid, { ...record, cert });
     this.#o.logger.info(
       { instanceUid: uid, group, serial: cert.serial, notAfter: new Date(cert.notAfter) },

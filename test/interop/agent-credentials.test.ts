@@ -209,6 +209,7 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
       const refused = await agent.next("refused");
       assert.ok(refused.error, JSON.stringify(refused));
       const handshake = await agent.next("handshake");
+      t.diagnostic(`refused: ${refused.error}; new handshake: ${handshake.outcome}`);
       assert.doesNotMatch(
         String(handshake.outcome),
         /^answered/,

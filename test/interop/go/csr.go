@@ -4,7 +4,8 @@ package main
 // bootstrap credentials (-cert/-key and/or -token), sends a ConnectionSettingsRequest with a
 // CSR for a key it made itself, takes the certificate the server offers, reconnects with it
 // over mutual TLS, and then keeps running until that certificate is refused (the test revokes
-// it). Events: csr_sent, certificate, issued_connected, remote_config, refused, done.
+// it). Events: csr_sent, offer (a remote config, any phase), certificate, issued_connected,
+// remote_config (one served over the issued certificate), refused, handshake, done.
 
 import (
 	"context"
