@@ -13,6 +13,7 @@ import { AgentCa } from "../ca/index.js";
 import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
+import type { StatusWriter } from "../status/index.js";
 import {
   AuthenticationError,
   CredentialsError,
@@ -21,7 +22,6 @@ import {
   type GitAuth,
   InvalidSourceError,
   NotARepositoryError,
-  type StatusWriter,
   type SyncError,
 } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";

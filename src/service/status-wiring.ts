@@ -1,5 +1,5 @@
 /**
- * Builds the status writer of `serve` (src/sync/status) and connects it to the loop:
+ * Builds the status writer of `serve` (src/status) and connects it to the loop:
  * agent events from the OpAMP server, the desired state and validation results from
  * FleetSync, rollout progress from the rollout controller, and each agent's placement as the
  * OpAMP side serves it (its group, and the hash its rollout cohort is served: stable or target).
@@ -13,13 +13,8 @@ import type { Logger } from "pino";
 import type { AgentState, OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
-import {
-  type AgentPlacement,
-  type FleetSync,
-  type GitAuth,
-  type StatusMode,
-  StatusWriter,
-} from "../sync/index.js";
+import { type AgentPlacement, type StatusMode, StatusWriter } from "../status/index.js";
+import type { FleetSync, GitAuth } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
 import { RolloutStatusAdapter } from "./rollout-status.js";

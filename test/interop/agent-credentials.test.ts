@@ -23,9 +23,9 @@ import { run as runCli } from "../helpers/cli.js";
 import { buildGoProgram, findGo, type GoEvent } from "../helpers/go-program.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { git, readStatusTree } from "../sync/status/helpers.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
