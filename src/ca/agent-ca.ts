@@ -114,7 +114,8 @@ export class AgentCa {
     const notBefore = new Date(Math.floor(now / 1000) * 1000 - 60_000);
     const notAfter = new Date(Math.floor((now + req.validityMs) / 1000) * 1000);
     const serialBytes = randomBytes(16);
-    serialBytes[0] = ((serialBytes[0] as number) & 0x7f) | 0x01; // positive, no leading zero
+    // Positive, and a first byte ≥ 0x40: its hex form has no leading zero however it is printed.
+    serialBytes[0] = ((serialBytes[0] as number) & 0x7f) | 0x40;
     const serial = serialBytes.toString("hex");
     const publicKey = new x509.PublicKey(req.spki);
     const issuer = new x509.X509Certificate(this.certPem);

@@ -9,7 +9,8 @@
  *   SHA-256 digest, group, validity: never the token).
  * - Redis `<p>:agent-tokens` (digest → uid, group, expiry): the per-agent tokens the agent
  *   port accepts beside its tokens file.
- * - Redis `<p>:revoked` (uid → when, by whom) and `<p>:revoked-serials`: API revocations.
+ * - Redis `<p>:revoked` (uid → when, by whom) and `<p>:revoked-serials`: API revocations,
+ *   held in memory with Git's list by a DenyList (deny-list.ts).
  * - `<p>:credentials-version`, bumped on every change: replicas re-read the two indexes
  *   when it moves (checked every `pollMs`), so a revocation reaches them within that time.
  * - A minted token's plaintext only in this process' memory, to re-send it in a later offer;
@@ -31,6 +32,7 @@ import {
   hasFlag,
   type OfferedCredential,
 } from "../opamp/index.js";
+import { DenyList, type Revocation } from "./deny-list.js";
 import { groupScope } from "./group-scope.js";
 
 export interface AgentCredentialOptions {
@@ -83,11 +85,7 @@ interface AgentRecord {
   token?: TokenRecord;
 }
 
-/** Who revoked an agent's credentials, and when. */
-export interface Revocation {
-  at: string;
-  by: string;
-}
+export type { Revocation } from "./deny-list.js";
 
 const digestOf = (token: string) => createHash("sha256").update(token).digest("hex");
 
@@ -98,9 +96,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   readonly #plain = new Map<string, { id: string; token: string }>();
   readonly #signed = new Map<string, boolean>();
   #tokens = new Map<string, { uid: string; group: string; notAfter: number }>();
-  #apiRevoked = new Map<string, Revocation>();
-  #revokedSerials = new Set<string>();
-  #gitRevoked = new Map<string, Revocation>();
+  readonly #denied = new DenyList();
   #version: string | null = null;
   #timer: NodeJS.Timeout | undefined;
 
@@ -162,12 +158,9 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       redis.hgetall(this.#key("revoked")),
       redis.smembers(this.#key("revoked-serials")),
     ]);
-    const before = new Set(this.#apiRevoked.keys());
     this.#tokens = new Map(Object.entries(tokens).map(([d, v]) => [d, JSON.parse(v)]));
-    this.#apiRevoked = new Map(Object.entries(revoked).map(([u, v]) => [u, JSON.parse(v)]));
-    this.#revokedSerials = new Set(serials);
+    const added = this.#denied.loadApi(revoked, serials);
     this.#version = version ?? "0";
-    const added = [...this.#apiRevoked.keys()].filter((u) => !before.has(u));
     for (const uid of added) this.#forget(uid);
     if (added.length > 0) this.#o.onRevoked?.(added);
   }
@@ -178,12 +171,12 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   /** The revocation of `uid`, from the API or Git; undefined when it is not revoked. */
   revocation(uid: string): Revocation | undefined {
-    return this.#apiRevoked.get(uid) ?? this.#gitRevoked.get(uid);
+    return this.#denied.get(uid);
   }
 
   /** Every revoked uid with its record. */
   revocations(): Map<string, Revocation> {
-    return new Map([...this.#gitRevoked, ...this.#apiRevoked]);
+    return this.#denied.all();
   }
 
   /**
@@ -192,7 +185,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
    * revocation's record is kept.
    */
   async revoke(uid: string, by: string): Promise<Revocation> {
-    const existing = this.#apiRevoked.get(uid);
+    const existing = this.#denied.fromApi(uid);
     if (existing) return existing;
     const record: Revocation = { at: new Date(this.#now()).toISOString(), by };
     const agent = await this.#record(uid);
@@ -203,8 +196,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     // on an open endpoint) rather than "unknown".
     await multi.exec();
     await this.#bump();
-    this.#apiRevoked.set(uid, record);
-    if (agent.cert) this.#revokedSerials.add(agent.cert.serial);
+    this.#denied.addApi(uid, record, agent.cert?.serial);
     this.#forget(uid);
     this.#o.logger.info({ instanceUid: uid, by }, "agent credentials revoked");
     this.#o.onRevoked?.([uid]);
@@ -216,14 +208,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
    * one: a uid removed from the list may connect again (API revocations stay).
    */
   setGitRevoked(uids: readonly string[], commit: string): void {
-    const next = new Map<string, Revocation>();
-    const added: string[] = [];
-    for (const uid of uids) {
-      const kept = this.#gitRevoked.get(uid);
-      next.set(uid, kept ?? { at: new Date(this.#now()).toISOString(), by: `git:${commit}` });
-      if (!kept) added.push(uid);
-    }
-    this.#gitRevoked = next;
+    const added = this.#denied.setGit(uids, commit, new Date(this.#now()).toISOString());
     for (const uid of added) this.#forget(uid);
     if (added.length > 0) this.#o.onRevoked?.(added);
   }
@@ -235,10 +220,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   // --- CredentialGate -------------------------------------------------------------------
 
   refuseCertificate(cert: PeerCertificate): boolean {
-    if (this.#revokedSerials.has(cert.serialNumber.toLowerCase())) return true;
-    const names = (cert.subjectaltname ?? "").split(/,\s*/).map((n) => n.replace(/^URI:/, ""));
-    const { uid } = issuedNames(names);
-    return uid !== undefined && this.revocation(uid) !== undefined;
+    return this.#denied.refuses(cert);
   }
 
   mintedToken(token: string): { scope?: string } | null | undefined {

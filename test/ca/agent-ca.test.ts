@@ -16,7 +16,7 @@ const der = (pem: Buffer) =>
     "base64",
   );
 const pem = (bytes: Buffer) =>
-  `-----BEGIN CERTIFICATE REQUEST-----\n${bytes.toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE REQUEST-----\n`;
+  `-----BEGIN CERTIFICATE REQUEST-----\n${(bytes.toString("base64").match(/.{1,64}/g) ?? []).join("\n")}\n-----END CERTIFICATE REQUEST-----\n`;
 
 async function refusal(p: Promise<unknown>): Promise<string> {
   try {
@@ -93,6 +93,7 @@ describe("agent CA: issuing", () => {
     const cert = new X509Certificate(issued.pem);
     assert.ok(cert.verify(new X509Certificate(certs.ca).publicKey));
     assert.equal(cert.serialNumber.toLowerCase(), issued.serial);
+    assert.match(issued.serial, /^[4-7][0-9a-f]{31}$/, "positive, no leading zero");
     assert.match(cert.subject, new RegExp(`CN=${UID}`));
     assert.equal(cert.ca, false);
     assert.deepEqual(cert.keyUsage, ["1.3.6.1.5.5.7.3.2"]);
