@@ -10,6 +10,7 @@ export { AgentStore } from "./agent-store.js";
 export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
 export { encodeSubMessage } from "./codec.js";
+export type { CredentialGate, CredentialIssuer, OfferedCredential } from "./credential-hooks.js";
 export {
   AgentCredentials,
   type AgentToken,
@@ -37,6 +38,7 @@ export type {
   KeyValue,
   PackageStatusesMessage,
 } from "./messages.js";
+export type { AdvertisedEndpoint } from "./offers.js";
 export { connectionSettingsFor } from "./offers.js";
 export { allPackagesHash, reportedPackagesHash } from "./packages-offer.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";

@@ -5,6 +5,7 @@
  */
 import type { AgentState, ReportField } from "./agent-state.js";
 import type { Connection } from "./connection.js";
+import type { OfferedCredential } from "./credential-hooks.js";
 
 export interface LiveAgent {
   state: AgentState;
@@ -15,6 +16,8 @@ export interface LiveAgent {
   offeredAt: number;
   /** all_packages_hash (hex) of the packages offered on this session. */
   offeredPackagesHash?: string | null;
+  /** The credential last offered or due with the connection settings (issuer's answer). */
+  credential?: OfferedCredential | undefined;
   /** A command for an HTTP agent, sent with the reply to its next poll (type 0: restart). */
   pendingCommand?: { type: number };
   /** The agent is in Redis' index of agents (false until its first successful save). */

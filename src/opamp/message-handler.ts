@@ -19,11 +19,14 @@ import {
   AgentCapabilities,
   AgentToServerFlags,
   hasFlag,
+  SERVER_CAPABILITIES,
+  ServerCapabilities,
   ServerErrorResponseType,
   ServerToAgentFlags,
 } from "./capabilities.js";
 import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
+import { type CredentialIssuer, csrOf, type OfferedCredential } from "./credential-hooks.js";
 import type { DesiredStateProvider } from "./desired.js";
 import { AgentLimitError, MalformedMessageError } from "./errors.js";
 import { type AgentEvents, emitAgentEvents } from "./events.js";
@@ -63,6 +66,11 @@ export interface MessageHandlerOptions {
   advertise?: AdvertisedEndpoint | undefined;
   /** What an agent may report; see agent-limits.ts. Default DEFAULT_AGENT_LIMITS. */
   limits?: AgentLimits;
+  /**
+   * Issues agents' credentials (CSR certificates, rotation, per-agent tokens); none: CSRs are
+   * ignored and AcceptsConnectionSettingsRequest is not announced.
+   */
+  issuer?: CredentialIssuer | undefined;
   /** A retried message (same sequence_num) gets an unchanged remote config again at most this often, in ms. Default 30 000. */
   resendIntervalMs?: number;
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
@@ -74,14 +82,15 @@ export class MessageHandler {
   readonly live: LiveAgents;
   /** Counters since start, read by the service's metrics. */
   readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
-  readonly #o: Required<Omit<MessageHandlerOptions, "advertise">>;
+  readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "issuer">>;
+  readonly #issuer: CredentialIssuer | undefined;
   readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Per WebSocket connection id: the uid last handed to it with new_instance_uid. */
   readonly #assigned = new Map<number, string>();
 
   constructor(options: MessageHandlerOptions) {
-    this.#o = {
+    this.#options = {
       defaultHeartbeatSeconds: 30,
       livenessFactor: 3,
       unavailableRetrySeconds: 30,
@@ -91,6 +100,7 @@ export class MessageHandler {
       ...options,
     };
     this.#advertise = options.advertise;
+    this.#issuer = options.issuer;
     this.live = new LiveAgents();
   }
 
@@ -129,7 +139,7 @@ export class MessageHandler {
     try {
       return await run;
     } catch (err) {
-      this.#o.logger.error({ err, instanceUid: uid }, "agent message failed");
+      this.#options.logger.error({ err, instanceUid: uid }, "agent message failed");
       const result = errorResult(
         message.instanceUid,
         "unavailable",
@@ -139,7 +149,7 @@ export class MessageHandler {
         ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
         type: ServerErrorResponseType.Unavailable,
         retryInfo: {
-          retryAfterNanoseconds: BigInt(this.#o.unavailableRetrySeconds) * 1_000_000_000n,
+          retryAfterNanoseconds: BigInt(this.#options.unavailableRetrySeconds) * 1_000_000_000n,
         },
       };
       return result;
@@ -147,7 +157,7 @@ export class MessageHandler {
   }
 
   async #process(conn: Connection, uid: string, message: AgentToServer): Promise<HandleResult> {
-    const now = this.#o.now();
+    const now = this.#options.now();
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
     }
@@ -164,7 +174,7 @@ export class MessageHandler {
       await this.#disconnect(carried, "agent took the new instance uid it was given");
     }
     try {
-      enforceAgentLimits(message, this.#o.limits);
+      enforceAgentLimits(message, this.#options.limits);
     } catch (err) {
       if (!(err instanceof AgentLimitError)) throw err;
       return errorResult(message.instanceUid, "bad-request", err.message);
@@ -182,13 +192,14 @@ export class MessageHandler {
     }
     if (!live || live.conn.transport !== conn.transport || (conn.push && live.conn !== conn)) {
       const claimed = live && live.conn !== conn ? live : undefined;
-      const stored = live?.state ?? (await this.#o.store.load(uid));
+      const stored = live?.state ?? (await this.#options.store.load(uid));
       known = stored !== undefined;
       if (
         !claimed &&
         stored?.connected &&
         stored.credential &&
-        stored.credential !== conn.credential
+        stored.credential !== conn.credential &&
+        !(await this.#issuer?.issuedTo?.(conn.credential, uid))
       ) {
         // Connected through another replica (or until its liveness runs out) with another
         // credential: the uid is not this claimant's.
@@ -218,15 +229,16 @@ export class MessageHandler {
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
     // The agent may have lost our reply: resend the offer, but at most once per interval, so
     // a client repeating one message cannot make us send a full config each time.
-    if (retry && now - live.offeredAt >= this.#o.resendIntervalMs) live.offeredConfigHash = null;
+    if (retry && now - live.offeredAt >= this.#options.resendIntervalMs)
+      live.offeredConfigHash = null;
 
     let merged: ReturnType<typeof mergeReport>;
     try {
-      merged = mergeReport(state, message, this.#o.limits.maxAgentBytes, (total) => {
+      merged = mergeReport(state, message, this.#options.limits.maxAgentBytes, (total) => {
         throw new AgentLimitError(
           "maxAgentBytes",
           LIMIT_FLAGS.maxAgentBytes,
-          this.#o.limits.maxAgentBytes,
+          this.#options.limits.maxAgentBytes,
           "stored report bytes",
           total,
         );
@@ -264,14 +276,14 @@ export class MessageHandler {
     let settingsOffered = false;
     let packagesOffered = false;
     if (!disconnect) {
-      const desired = this.#o.desired.desired(state);
+      const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       if (remote) {
         reply.remoteConfig = remote;
         live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
         live.offeredAt = now;
       }
-      const settings = connectionSettingsOffer(state, desired, this.#advertise);
+      const settings = await this.#settingsOffer(state, desired, csrOf(message), live);
       if (settings) {
         reply.connectionSettings = settings;
         state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
@@ -313,7 +325,12 @@ export class MessageHandler {
         ? [...live.unwritten].filter((f) => !fields.includes(f))
         : [];
       try {
-        await this.#o.store.save(state, [...fields, ...ridealong], this.#owner(conn), !live.stored);
+        await this.#options.store.save(
+          state,
+          [...fields, ...ridealong],
+          this.#owner(conn),
+          !live.stored,
+        );
         live.stored = true;
         live.unwritten = undefined;
       } catch (err) {
@@ -324,10 +341,11 @@ export class MessageHandler {
         throw err;
       }
     } else {
-      this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
+      this.#options.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
-    emitAgentEvents(this.#o.events, state, {
+    if (this.#issuer) reply.capabilities = ISSUING_CAPABILITIES;
+    emitAgentEvents(this.#options.events, state, {
       fields,
       ...announce,
       disconnect,
@@ -338,13 +356,44 @@ export class MessageHandler {
   }
 
   /**
+   * The connection-settings offer, with the issuer's credential when one is configured. A
+   * credential whose payload cannot be re-sent is renewed when the offer must go out anyway.
+   * An issuer failure (Redis) is logged and nothing is offered this time: an offer without the
+   * agent's credential could make it drop the one it uses.
+   */
+  async #settingsOffer(
+    state: AgentState,
+    desired: ReturnType<MessageHandlerOptions["desired"]["desired"]>,
+    csr: Uint8Array | undefined,
+    live: LiveAgent,
+  ) {
+    const issuer = this.#issuer;
+    let credential: OfferedCredential | undefined;
+    try {
+      credential = await issuer?.credentialFor(state, csr);
+      live.credential = credential;
+      const offer = connectionSettingsOffer(state, desired, this.#advertise, credential);
+      if (!offer || !credential || credential.certificate || credential.headers) return offer;
+      credential = await issuer?.renew(state);
+      live.credential = credential;
+    } catch (err) {
+      this.#options.logger.warn(
+        { err, instanceUid: state.instanceUid, code: (err as { code?: string }).code },
+        "agent credential not issued",
+      );
+      return undefined;
+    }
+    return connectionSettingsOffer(state, desired, this.#advertise, credential);
+  }
+
+  /**
    * Answers with a fresh instance uid; nothing is stored under the uid the agent used. A
    * WebSocket may switch to the uid handed to it (remembered until the socket closes).
    */
   #reassign(conn: Connection, message: AgentToServer, reason: string): HandleResult {
-    const newUid = newInstanceUid(this.#o.now());
+    const newUid = newInstanceUid(this.#options.now());
     if (conn.push) this.#assigned.set(conn.id, uidToString(newUid));
-    this.#o.logger.info(
+    this.#options.logger.info(
       {
         instanceUid: uidToString(message.instanceUid),
         newInstanceUid: uidToString(newUid),
@@ -360,7 +409,7 @@ export class MessageHandler {
   }
 
   #owner(conn: Connection): string {
-    return `${this.#o.replicaId}/${conn.id}`;
+    return `${this.#options.replicaId}/${conn.id}`;
   }
 
   /**
@@ -377,15 +426,17 @@ export class MessageHandler {
       const { state, conn } = live;
       if (!conn.push || !filter(state.instanceUid)) continue;
       if (this.live.get(state.instanceUid) !== live) continue; // gone while we yielded
-      const desired = this.#o.desired.desired(state);
+      const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
-      const settings = connectionSettingsOffer(state, desired, this.#advertise);
+      // With the agent's credential, if it has one: an offer without it could make it drop it.
+      const settings = await this.#settingsOffer(state, desired, undefined, live);
+      if (this.live.get(state.instanceUid) !== live) continue; // gone while the issuer answered
       const packages = packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null);
       if (!remote && !settings && !packages) continue;
       const message: ServerToAgent = { instanceUid: uidToBytes(state.instanceUid) };
       if (remote) {
         live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
-        live.offeredAt = this.#o.now();
+        live.offeredAt = this.#options.now();
         message.remoteConfig = remote;
         this.stats.configOffers++;
       }
@@ -401,7 +452,7 @@ export class MessageHandler {
       conn.push(message);
       pushed++;
       if (settings || packages)
-        this.#o.events.emit("offered", { instanceUid: state.instanceUid, agent: state });
+        this.#options.events.emit("offered", { instanceUid: state.instanceUid, agent: state });
       if (++inSlice >= sliceSize) {
         inSlice = 0;
         await new Promise((resolve) => setImmediate(resolve));
@@ -412,7 +463,14 @@ export class MessageHandler {
 
   /** Hash (hex) of the connection settings due to `state` now, offered or not; undefined: none. */
   dueSettingsHash(state: Readonly<AgentState>): string | undefined {
-    const offer = connectionSettingsFor(state, this.#o.desired.desired(state), this.#advertise);
+    // The credential this process last offered with it (the issuer answers asynchronously).
+    const credential = this.live.get(state.instanceUid)?.credential;
+    const offer = connectionSettingsFor(
+      state,
+      this.#options.desired.desired(state),
+      this.#advertise,
+      credential,
+    );
     return offer ? Buffer.from(offer.hash).toString("hex") : undefined;
   }
 
@@ -448,7 +506,7 @@ export class MessageHandler {
    * The window is `livenessFactor` × the agent's heartbeat interval.
    */
   async sweep(): Promise<number> {
-    const now = this.#o.now();
+    const now = this.#options.now();
     const stale: LiveAgent[] = [];
     for (const live of this.live.values()) {
       if (live.conn.push) continue;
@@ -457,10 +515,11 @@ export class MessageHandler {
       const offered =
         live.state.offeredSettingsHash &&
         hasFlag(live.state.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings)
-          ? this.#o.desired.desired(live.state)?.heartbeatIntervalSeconds
+          ? this.#options.desired.desired(live.state)?.heartbeatIntervalSeconds
           : undefined;
-      const interval = offered ?? this.#o.defaultHeartbeatSeconds;
-      if (now - live.state.lastSeenAt > interval * this.#o.livenessFactor * 1000) stale.push(live);
+      const interval = offered ?? this.#options.defaultHeartbeatSeconds;
+      if (now - live.state.lastSeenAt > interval * this.#options.livenessFactor * 1000)
+        stale.push(live);
     }
     for (const live of stale) await this.#disconnect(live, "no poll within the liveness window");
     return stale.length;
@@ -470,13 +529,20 @@ export class MessageHandler {
     const { state, conn } = live;
     this.live.unbind(state.instanceUid, conn);
     state.connected = false;
-    state.lastDisconnectedAt = this.#o.now();
+    state.lastDisconnectedAt = this.#options.now();
     try {
-      await this.#o.store.save(state, [], this.#owner(conn));
+      await this.#options.store.save(state, [], this.#owner(conn));
     } catch (err) {
-      this.#o.logger.error({ err, instanceUid: state.instanceUid }, "cannot store disconnect");
+      this.#options.logger.error(
+        { err, instanceUid: state.instanceUid },
+        "cannot store disconnect",
+      );
     }
-    this.#o.events.emit("disconnected", { instanceUid: state.instanceUid, reason, agent: state });
+    this.#options.events.emit("disconnected", {
+      instanceUid: state.instanceUid,
+      reason,
+      agent: state,
+    });
   }
 }
 
@@ -506,6 +572,10 @@ function claimVerdict(
       : "other-agent";
   return stored.equals(encodeSubMessage("AgentDescription", description)) ? "same" : "other-agent";
 }
+
+/** Announced when an issuer is configured: CSRs are accepted. */
+const ISSUING_CAPABILITIES =
+  SERVER_CAPABILITIES | ServerCapabilities.AcceptsConnectionSettingsRequest;
 
 /** Asks a claimant to report its full state; nothing is stored, offered or announced. */
 function proveIdentity(message: AgentToServer): HandleResult {

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { AgentState } from "./agent-state.js";
 import { AgentCapabilities, hasFlag } from "./capabilities.js";
+import type { OfferedCredential } from "./credential-hooks.js";
 import type { DesiredState } from "./desired.js";
 import type { AgentRemoteConfig, ConnectionSettingsOffers } from "./messages.js";
 import { ownTelemetryOffers } from "./own-telemetry.js";
@@ -55,8 +56,9 @@ export function connectionSettingsOffer(
   agent: Readonly<AgentState>,
   desired: DesiredState | undefined,
   advertised: AdvertisedEndpoint | undefined,
+  credential?: OfferedCredential,
 ): ConnectionSettingsOffers | undefined {
-  const offer = connectionSettingsFor(agent, desired, advertised);
+  const offer = connectionSettingsFor(agent, desired, advertised, credential);
   if (!offer || agent.offeredSettingsHash === Buffer.from(offer.hash).toString("hex")) {
     return undefined;
   }
@@ -65,13 +67,15 @@ export function connectionSettingsOffer(
 
 /**
  * The connection settings due to `agent` whether or not they were offered already: the OpAMP
- * part (rules above) and its own telemetry (own-telemetry.ts), under one hash over both.
- * Undefined when neither part applies to the agent.
+ * part (rules above, with the agent's `credential` when the issuer has one) and its own
+ * telemetry (own-telemetry.ts), under one hash over everything offered. Undefined when
+ * neither part applies to the agent. A credential rides only on the OpAMP part.
  */
 export function connectionSettingsFor(
   agent: Readonly<AgentState>,
   desired: DesiredState | undefined,
   advertised: AdvertisedEndpoint | undefined,
+  credential?: OfferedCredential,
 ): ConnectionSettingsOffers | undefined {
   const own = ownTelemetryOffers(agent, desired);
   const seconds = desired?.heartbeatIntervalSeconds;
@@ -83,19 +87,43 @@ export function connectionSettingsFor(
   if (!opampDue && !own) return undefined;
   const ca = advertised?.ca === undefined ? undefined : Buffer.from(advertised.ca);
   const h = createHash("sha256");
-  if (opampDue) h.update(`${advertised?.url ?? ""}\n${seconds}\n`).update(ca ?? "");
+  // An OpAMP-only offer hashes as it did before own telemetry existed (no re-offer on upgrade).
+  if (opampDue)
+    h.update(`${advertised?.url ?? ""}\n${seconds}\n`)
+      .update(ca ?? "")
+      .update(credential ? `\ncredential:${credential.id}` : "");
   if (own) h.update("own-telemetry\n").update(own.digest);
+  const hash = h.digest();
+  let opamp: ConnectionSettingsOffers["opamp"];
+  if (opampDue)
+    opamp = credential
+      ? credentialSettings(seconds, advertised, ca, credential)
+      : {
+          ...(advertised ? { destinationEndpoint: advertised.url } : {}),
+          ...(ca ? { certificate: { caCert: ca } } : {}),
+          heartbeatIntervalSeconds: BigInt(seconds),
+        };
+  return { hash, ...(opamp ? { opamp } : {}), ...(own?.settings ?? {}) };
+}
+
+/**
+ * The OpAMP settings of an offer carrying a credential (see CredentialIssuer): the client
+ * certificate with the CA that signed it in `certificate` (its `ca_cert` names the signer, as
+ * the specification defines it), so the advertised server CA moves to `tls.ca_pem_contents`;
+ * and the headers.
+ */
+function credentialSettings(
+  seconds: number,
+  advertised: AdvertisedEndpoint | undefined,
+  ca: Buffer | undefined,
+  credential: OfferedCredential,
+): NonNullable<ConnectionSettingsOffers["opamp"]> {
+  const certificate = credential.certificate ?? (ca ? { caCert: ca } : undefined);
   return {
-    hash: h.digest(),
-    ...(opampDue
-      ? {
-          opamp: {
-            ...(advertised ? { destinationEndpoint: advertised.url } : {}),
-            ...(ca ? { certificate: { caCert: ca } } : {}),
-            heartbeatIntervalSeconds: BigInt(seconds as number),
-          },
-        }
-      : {}),
-    ...(own?.settings ?? {}),
+    ...(advertised ? { destinationEndpoint: advertised.url } : {}),
+    ...(certificate ? { certificate } : {}),
+    ...(credential.certificate && ca ? { tls: { caPemContents: ca.toString("utf8") } } : {}),
+    ...(credential.headers ? { headers: { headers: credential.headers } } : {}),
+    heartbeatIntervalSeconds: BigInt(seconds),
   };
 }

@@ -12,6 +12,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
+import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { type DownloadSource, downloadName, hasGrant, serveDownload } from "./downloads.js";
@@ -29,6 +30,11 @@ export interface OpampTlsOptions {
   key: string | Buffer;
   /** PEM CA bundle; when set, agents must present a client certificate it signed (mTLS). */
   clientCa?: string | Buffer;
+  /**
+   * With clientCa: a client certificate is asked for but not required; one that is presented
+   * must still verify (a request with an unverified certificate gets 401).
+   */
+  clientCertOptional?: boolean;
 }
 
 export interface OpampServerOptions {
@@ -49,6 +55,13 @@ export interface OpampServerOptions {
   tokens?: readonly (string | AgentToken)[];
   /** The scope a verified client certificate carries, from its names (mTLS only). */
   certificateScope?: CertificateScope;
+  /** Issues agents' credentials over connection settings (credential-hooks.ts). */
+  issuer?: CredentialIssuer;
+  /**
+   * Refuses revoked certificates (right after the TLS handshake and on every request) and
+   * accepts per-agent tokens beside the configured ones (credential-hooks.ts).
+   */
+  gate?: CredentialGate;
   tls?: OpampTlsOptions;
   /** Largest AgentToServer or ServerToAgent, after decompression, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
@@ -99,7 +112,7 @@ export class OpampServer {
   readonly events: AgentEvents;
   readonly store: AgentStore;
   readonly handler: MessageHandler;
-  readonly #o: OpampServerOptions & {
+  readonly #options: OpampServerOptions & {
     path: string;
     maxConnections: number;
     retryAfterSeconds: number;
@@ -114,7 +127,12 @@ export class OpampServer {
 
   constructor(options: OpampServerOptions) {
     const maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
-    this.#o = { path: "/v1/opamp", maxConnections: 50_000, retryAfterSeconds: 30, ...options };
+    this.#options = {
+      path: "/v1/opamp",
+      maxConnections: 50_000,
+      retryAfterSeconds: 30,
+      ...options,
+    };
     const { logger } = options;
     this.events = new AgentEvents((err, name) =>
       logger.error({ err, event: name }, "agent event listener failed"),
@@ -131,6 +149,7 @@ export class OpampServer {
       advertise: options.advertise,
       limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
       resendIntervalMs: options.resendIntervalMs ?? 30_000,
+      issuer: options.issuer,
     });
     this.#ws = new WebSocketTransport({
       handler: this.handler,
@@ -145,7 +164,11 @@ export class OpampServer {
       ]),
     });
     this.#http = new HttpTransport({ handler: this.handler, logger, maxMessageBytes });
-    this.#credentials = new AgentCredentials(options.tokens ?? [], options.certificateScope);
+    this.#credentials = new AgentCredentials(
+      options.tokens ?? [],
+      options.certificateScope,
+      options.gate,
+    );
     const tls = options.tls;
     const timeouts = httpTimeouts(options);
     this.#server = tls
@@ -154,7 +177,7 @@ export class OpampServer {
           cert: tls.cert,
           key: tls.key,
           ...(tls.clientCa
-            ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: !tls.clientCertOptional }
             : {}),
         })
       : createHttpServer(timeouts); // handshakeTimeout is only read by TLS servers
@@ -165,6 +188,7 @@ export class OpampServer {
       silentMs: timeouts.headersTimeout,
       tls: Boolean(tls),
     });
+    if (tls && options.gate) this.#refuseRevoked(options.gate, logger);
     this.#server.on("request", (req, res) => {
       void this.#onRequest(req, res).catch((err) => {
         logger.error({ err }, "OpAMP HTTP request failed");
@@ -186,21 +210,27 @@ export class OpampServer {
 
   /** Starts listening; resolves with the bound port. */
   async start(): Promise<{ port: number }> {
-    const { logger } = this.#o;
+    const { logger } = this.#options;
     if (this.#credentials.open) {
       logger.warn("OpAMP endpoint has no bearer tokens configured: any agent may connect");
     }
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(this.#o.port ?? 4320, this.#o.host ?? "0.0.0.0", () => {
+      this.#server.listen(this.#options.port ?? 4320, this.#options.host ?? "0.0.0.0", () => {
         this.#server.off("error", reject);
         resolve();
       });
     });
-    this.#timer = setInterval(() => void this.#housekeeping(), this.#o.flushIntervalMs ?? 5000);
+    this.#timer = setInterval(
+      () => void this.#housekeeping(),
+      this.#options.flushIntervalMs ?? 5000,
+    );
     this.#timer.unref();
     const { port } = this.#server.address() as AddressInfo;
-    logger.info({ port, path: this.#o.path, tls: Boolean(this.#o.tls) }, "OpAMP server listening");
+    logger.info(
+      { port, path: this.#options.path, tls: Boolean(this.#options.tls) },
+      "OpAMP server listening",
+    );
     return { port };
   }
 
@@ -211,12 +241,56 @@ export class OpampServer {
 
   /** Replaces the CA that client certificates must chain to, for new TLS connections. */
   setClientCa(clientCa: string | Buffer): void {
-    const tls = this.#o.tls;
+    const tls = this.#options.tls;
     if (!tls?.clientCa) throw new Error("setClientCa needs a server started with tls.clientCa");
     (this.#server as import("node:https").Server).setSecureContext({
       cert: tls.cert,
       key: tls.key,
       ca: clientCa,
+    });
+  }
+
+  /**
+   * Closes what a revocation made useless, at once: every TLS connection whose client
+   * certificate the gate now refuses, and the live sessions of `uids` (their next request or
+   * reconnection meets the gate). Resolves with the number of connections closed.
+   */
+  revoked(uids: readonly string[]): number {
+    let closed = 0;
+    const gate = this.#options.gate;
+    for (const socket of this.#tlsSockets) {
+      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (gate && cert?.raw && gate.refuseCertificate(cert)) {
+        socket.destroy();
+        closed++;
+      }
+    }
+    for (const uid of uids) {
+      const live = this.handler.live.get(uid);
+      if (live?.conn.close) {
+        live.conn.close(1008, "credential revoked");
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  readonly #tlsSockets = new Set<import("node:tls").TLSSocket>();
+
+  /** A connection whose verified client certificate is revoked ends right after its handshake. */
+  #refuseRevoked(gate: CredentialGate, logger: Logger): void {
+    (this.#server as unknown as import("node:tls").Server).on("secureConnection", (socket) => {
+      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (cert?.raw && gate.refuseCertificate(cert)) {
+        logger.info(
+          { serial: cert.serialNumber, remoteAddress: socket.remoteAddress },
+          "revoked client certificate refused",
+        );
+        socket.destroy();
+        return;
+      }
+      this.#tlsSockets.add(socket);
+      socket.once("close", () => this.#tlsSockets.delete(socket));
     });
   }
 
@@ -230,7 +304,7 @@ export class OpampServer {
       await this.store.flushTouches();
       await this.handler.sweep();
     } catch (err) {
-      this.#o.logger.warn({ err }, "OpAMP housekeeping failed; will retry");
+      this.#options.logger.warn({ err }, "OpAMP housekeeping failed; will retry");
     }
   }
 
@@ -242,14 +316,15 @@ export class OpampServer {
       return {
         status: 503,
         text: "server is shutting down",
-        headers: { "Retry-After": String(this.#o.retryAfterSeconds), Connection: "close" },
+        headers: { "Retry-After": String(this.#options.retryAfterSeconds), Connection: "close" },
       };
     }
     const path = (req.url ?? "").split("?")[0];
-    const download = this.#o.downloads ? downloadName(req.url) : undefined;
-    if (path !== this.#o.path && download === undefined)
-      return { status: 404, text: `not found; the OpAMP endpoint is ${this.#o.path}` };
-    const granted = download !== undefined && hasGrant(req, this.#o.downloads?.grantKey, download);
+    const download = this.#options.downloads ? downloadName(req.url) : undefined;
+    if (path !== this.#options.path && download === undefined)
+      return { status: 404, text: `not found; the OpAMP endpoint is ${this.#options.path}` };
+    const granted =
+      download !== undefined && hasGrant(req, this.#options.downloads?.grantKey, download);
     if (!granted && !this.#credentials.admit(req)) {
       return {
         status: 401,
@@ -257,11 +332,11 @@ export class OpampServer {
         headers: { "WWW-Authenticate": 'Bearer realm="opamp"' },
       };
     }
-    if (this.#ws.connections + this.#inflight >= this.#o.maxConnections) {
+    if (this.#ws.connections + this.#inflight >= this.#options.maxConnections) {
       return {
         status: 503,
         text: "server is at its connection limit",
-        headers: { "Retry-After": String(this.#o.retryAfterSeconds) },
+        headers: { "Retry-After": String(this.#options.retryAfterSeconds) },
       };
     }
     return undefined;
@@ -274,8 +349,8 @@ export class OpampServer {
       res.end(`${refusal.text}\n`);
       return;
     }
-    if (this.#o.downloads && downloadName(req.url) !== undefined) {
-      serveDownload(req, res, this.#o.downloads);
+    if (this.#options.downloads && downloadName(req.url) !== undefined) {
+      serveDownload(req, res, this.#options.downloads);
       return;
     }
     if (req.method !== "POST") {
@@ -297,7 +372,7 @@ export class OpampServer {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // The HTTP server stops listening for errors on an upgraded socket; a reset must not
     // become an unhandled 'error' event (which would end the process).
-    socket.on("error", (err) => this.#o.logger.debug({ err }, "upgrade socket error"));
+    socket.on("error", (err) => this.#options.logger.debug({ err }, "upgrade socket error"));
     const refusal =
       downloadName(req.url) !== undefined
         ? { status: 404, text: "not a WebSocket endpoint" }
@@ -340,7 +415,7 @@ export class OpampServer {
       try {
         await this.store.flushTouches();
       } catch (err) {
-        this.#o.logger.warn({ err }, "could not write last-seen times at shutdown");
+        this.#options.logger.warn({ err }, "could not write last-seen times at shutdown");
       }
     })();
     return this.#closing;

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
+import { AgentCa } from "../ca/index.js";
 import {
   type AgentState,
   CommandType,
@@ -22,25 +23,20 @@ import {
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
-import {
-  AuthenticationError,
-  CredentialsError,
-  type FleetDesiredState,
-  FleetSync,
-  type GitAuth,
-  InvalidSourceError,
-  NotARepositoryError,
-  type SyncError,
-} from "../sync/index.js";
+import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
+import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
+import { AgentCredentialAuthority } from "./agent-credentials.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
 import { bundleView } from "./bundle-view.js";
 import { ConfigStore } from "./config-store.js";
+import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
 import { certificateGroups } from "./group-scope.js";
+import { ServiceMetrics } from "./metrics.js";
 import { PackageStore } from "./package-store.js";
 import { createStatusWriter } from "./status-wiring.js";
 
@@ -66,14 +62,6 @@ function throttledProgress(repo: string, line: (text: string) => void) {
     line(`fetching ${repo}: ${e.phase}${pct}`);
   };
 }
-
-/** First-read failures that no retry can mend. */
-const FATAL: Array<abstract new (...args: never[]) => SyncError> = [
-  NotARepositoryError,
-  InvalidSourceError,
-  AuthenticationError,
-  CredentialsError,
-];
 
 export interface ServiceParts {
   settings: Settings;
@@ -103,10 +91,18 @@ export class Service {
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
+  /** Prometheus metrics (`GET /metrics`). */
+  readonly metrics: ServiceMetrics;
+  /** What the admin port reads and does (src/api's AdminBackend). */
+  readonly backend: ServiceBackend;
+  /** Change batches for the console's server-sent events, from every replica. */
+  readonly feed: ConsoleFeed;
   /** The status branch writer; undefined without a repository. */
   readonly status: StatusWriter | undefined;
   /** Re-reads tokens files and the client CA on change and on reloadCredentials(). */
   readonly credentials: CredentialReloader;
+  /** Agents' certificates (CSR), per-agent tokens, rotation and revocation. */
+  readonly agentCredentials: AgentCredentialAuthority;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
@@ -163,6 +159,40 @@ export class Service {
         })
       : undefined;
     const replicaId = newReplicaId();
+    const agentCa = s.agentCredentials.ca;
+    this.agentCredentials = new AgentCredentialAuthority({
+      redis,
+      prefix: s.redisPrefix,
+      logger: logger.child({ module: "agent-credentials" }),
+      groupOf: (agent) => provider?.groupOf(agent),
+      ...s.agentCredentials,
+      ca: undefined,
+      onRevoked: (uids) => {
+        const closed = this.opamp.revoked(uids);
+        // Offline agents' files too: no event of theirs would render them again.
+        if (this.status?.isWriter)
+          this.status
+            .reconcile([...uids])
+            .catch((err) => logger.warn({ err }, "status: revoked agents not re-rendered"));
+        logger.info({ uids: uids.slice(0, 20), closed }, "connections of revoked agents closed");
+      },
+    });
+    const mapScope = s.opampClientGroups ? certificateGroups(s.opampClientGroups) : undefined;
+    const authority = this.agentCredentials;
+    // The agent CA's certificates are trusted beside --tls-client-ca's; without that file,
+    // client certificates are optional (agents bootstrap with a token, then use their own).
+    const tls =
+      s.tls && agentCa
+        ? {
+            ...s.tls,
+            clientCa: Buffer.concat([
+              s.tls.clientCa ?? Buffer.alloc(0),
+              Buffer.from("\n"),
+              agentCa.cert,
+            ]),
+            ...(s.tls.clientCa ? {} : { clientCertOptional: true }),
+          }
+        : s.tls;
     this.opamp = new OpampServer({
       redis,
       replicaId,
@@ -175,9 +205,18 @@ export class Service {
       maxConnections: s.maxConnections,
       limits: s.agentLimits,
       ...s.opampGuards,
-      ...(s.tls ? { tls: s.tls } : {}),
+      ...(tls ? { tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
-      ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),
+      ...(agentCa
+        ? {
+            certificateScope: (names, cert) =>
+              authority.certificateScope(names, cert) ?? mapScope?.(names),
+          }
+        : mapScope
+          ? { certificateScope: mapScope }
+          : {}),
+      ...(agentCa || s.agentCredentials.mintTokens ? { issuer: authority } : {}),
+      gate: authority,
       ...(provider ? { desired: provider } : {}),
       ...(this.packages
         ? {
@@ -217,6 +256,7 @@ export class Service {
             bundleOf: (agent) => this.bundleOf(agent),
             lastCommandOf: (uid) => this.#lastCommand.get(uid),
             configHashOf: (id) => this.bundles.get(id).configHash,
+            revocation: (uid) => this.agentCredentials.revocation(uid),
             ...(auth ? { auth } : {}),
           })
         : undefined;
@@ -231,9 +271,32 @@ export class Service {
           if (filter(live.state.instanceUid)) this.bridge?.reassess(live.state);
       });
     });
-    this.api = new AdminServer({
-      service: this,
+    this.feed = new ConsoleFeed({
       redis,
+      prefix: s.redisPrefix,
+      replicaId,
+      events: this.opamp.events,
+      rollouts: this.rollouts,
+      logger: logger.child({ module: "console" }),
+    });
+    this.metrics = new ServiceMetrics(this);
+    this.backend = new ServiceBackend({
+      redis,
+      opamp: this.opamp,
+      rollouts: this.rollouts,
+      configs: this.configs,
+      sync: this.sync,
+      provider,
+      status: this.status,
+      feed: this.feed,
+      metrics: () => this.metrics,
+      credentials: this.agentCredentials,
+      bundleOf: (agent) => this.bundleOf(agent),
+      configHashOf: (id) => this.bundles.get(id).configHash,
+      restart: (target, by) => this.restart(target, by),
+    });
+    this.api = new AdminServer({
+      backend: this.backend,
       logger: logger.child({ module: "api" }),
       host: s.apiHost,
       port: s.apiPort,
@@ -251,7 +314,10 @@ export class Service {
       {
         setAgentTokens: (tokens) => this.opamp.setTokens(tokens),
         setAdminTokens: (tokens) => this.api.setTokens(tokens),
-        setClientCa: (ca) => this.opamp.setClientCa(ca),
+        setClientCa: (ca) =>
+          this.opamp.setClientCa(
+            agentCa ? Buffer.concat([ca, Buffer.from("\n"), agentCa.cert]) : ca,
+          ),
       },
       logger.child({ module: "credentials" }),
     );
@@ -259,12 +325,16 @@ export class Service {
     this.sync?.on("updated", ({ state }) => {
       this.#applying = this.#applying.then(() => this.#apply(state));
     });
-    this.sync?.on("stalled", ({ commit, errors, findings }) =>
+    this.sync?.on("updated", ({ state }) =>
+      this.agentCredentials.setGitRevoked(state.revoked ?? [], state.commit),
+    );
+    this.sync?.on("stalled", ({ commit, errors, findings }) => {
+      this.feed.syncChanged();
       logger.error(
         { commit, errors, findings: findings.slice(0, 20) },
         "commit is invalid and is not served",
-      ),
-    );
+      );
+    });
     this.sync?.on("fetchFailed", ({ error, attempt, retryInMs }) =>
       logger.warn({ error, attempt, retryInMs }, "cannot read the fleet repository; retrying"),
     );
@@ -296,6 +366,7 @@ export class Service {
       await this.configs.prune(keep);
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
       await this.opamp.refresh();
+      this.feed.syncChanged();
       logger.info({ commit: state.commit, groups: state.groups.size }, "desired state applied");
     } catch (err) {
       logger.error(
@@ -411,14 +482,22 @@ export class Service {
     if (this.sync) {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
-      if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
-        throw outcome.error;
+      if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();
     this.status?.start();
+    const ca = this.#p.settings.agentCredentials.ca;
+    if (ca) this.agentCredentials.useCa(await AgentCa.load(ca.cert, ca.key));
+    await this.agentCredentials.start();
+    if (this.sync?.current)
+      this.agentCredentials.setGitRevoked(
+        this.sync.current.revoked ?? [],
+        this.sync.current.commit,
+      );
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
+    await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
     this.credentials.start();
@@ -429,11 +508,13 @@ export class Service {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.credentials.close();
+      this.agentCredentials.close();
       // Budget above the server's 5 s grace: sockets it ends late still reach the rollouts.
       await this.#step("OpAMP server", () => this.opamp.close(), 6000);
       await this.#step("agent reports", async () => this.bridge?.close());
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
+      this.feed.close();
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);
       await this.#step("rollout writes", () => this.rollouts.idle());

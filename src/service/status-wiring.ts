@@ -54,6 +54,8 @@ export interface StatusWiringParts {
   /** The config hash of a bundle id (its files' hash), for desiredHash. */
   configHashOf?: (bundleId: string) => string;
   auth?: GitAuth;
+  /** Whether an agent's credentials are revoked, and by whom (agent-credentials.ts). */
+  revocation?: (uid: string) => { at: string; by: string } | undefined;
 }
 
 export function createStatusWriter(p: StatusWiringParts): StatusWriter {
@@ -86,26 +88,31 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       load: async (uid) => live.get(uid)?.state ?? stale(await opamp.store.load(uid)),
     },
     placement: (agent) => {
-      if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;
-      const unauthorizedGroup = provider.unauthorizedGroup(agent);
-      if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
-      const group = provider.groupOf(agent);
-      if (group === undefined) return UNASSIGNED;
-      const served = rollouts.served(group, agent.instanceUid);
-      // A rollout serves a bundle; the agent reports the config hash of its files.
-      const desiredHash = served ? (p.configHashOf?.(served.hash) ?? served.hash) : null;
-      const bundle = p.bundleOf?.(agent);
-      const lastCommand = p.lastCommandOf?.(agent.instanceUid);
-      return {
-        group,
-        desiredHash,
-        desiredCommit: served?.commit ?? null,
-        ...(bundle ? { bundle } : {}),
-        ...(lastCommand ? { lastCommand } : {}),
-      };
+      const place = placementOf(agent);
+      const revoked = p.revocation?.(agent.instanceUid);
+      return place && revoked ? { ...place, revoked } : place;
     },
     logger: p.logger,
   });
+  function placementOf(agent: Readonly<AgentState>): AgentPlacement | undefined {
+    if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;
+    const unauthorizedGroup = provider.unauthorizedGroup(agent);
+    if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
+    const group = provider.groupOf(agent);
+    if (group === undefined) return UNASSIGNED;
+    const served = rollouts.served(group, agent.instanceUid);
+    // A rollout serves a bundle; the agent reports the config hash of its files.
+    const desiredHash = served ? (p.configHashOf?.(served.hash) ?? served.hash) : null;
+    const bundle = p.bundleOf?.(agent);
+    const lastCommand = p.lastCommandOf?.(agent.instanceUid);
+    return {
+      group,
+      desiredHash,
+      desiredCommit: served?.commit ?? null,
+      ...(bundle ? { bundle } : {}),
+      ...(lastCommand ? { lastCommand } : {}),
+    };
+  }
   // A whole group's answer changed (a stage started, a rollback): every agent the status
   // branch has in that group is rendered again, wherever it is connected (the writer's
   // record of uid → file says which); unchanged files are dropped by fingerprint.

@@ -12,8 +12,8 @@
  * (no desired state before the first sync): the agent is parked until `retryParked()`.
  */
 import { createHash } from "node:crypto";
+import { Backoff } from "../backoff.js";
 import type { AgentState } from "../opamp/index.js";
-import { Backoff } from "../sync/backoff.js";
 import { AgentRenderer, type RenderJob, snapshot } from "./agent-render.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
 import type { StatusLogger } from "./logger.js";
@@ -46,6 +46,8 @@ function fingerprint(agent: Readonly<AgentState>, p: AgentPlacement): string {
       p.desiredCommit,
       p.bundle ?? null,
       p.lastCommand ?? null,
+      p.unauthorizedGroup ?? null,
+      p.revoked ?? null,
     ]),
   );
   for (const field of [

@@ -41,6 +41,8 @@ export interface AgentPlacement {
   bundle?: AgentBundleStatus;
   /** The last command sent to the agent (service restart requests); absent: not written. */
   lastCommand?: AgentStatusFile["lastCommand"];
+  /** The agent's credentials are revoked (API or fleet.yaml): when, and by whom. */
+  revoked?: { at: string; by: string };
 }
 
 export interface AgentStatusOptions {
@@ -232,6 +234,12 @@ function render(
   if (placement.bundle) file.bundle = redactedBundle(placement.bundle);
   if (placement.lastCommand)
     file.lastCommand = { ...placement.lastCommand, by: text(placement.lastCommand.by) ?? "" };
+  // Only on revoked agents, likewise; `by` is an actor or `git:<commit>`, cut like agent text.
+  if (placement.revoked)
+    file.revoked = {
+      at: placement.revoked.at.slice(0, 64),
+      by: placement.revoked.by.slice(0, 256),
+    };
   const facts: AgentFacts = {
     uid: agent.instanceUid,
     group,

@@ -56,6 +56,8 @@ export interface AgentStatusFile {
   bundle?: AgentBundleStatus;
   /** The last command sent to the agent and who asked (absent: none since the service started). */
   lastCommand?: { type: "restart"; by: string; at: string; result: string };
+  /** Present only when the agent's credentials are revoked: when, and by whom or which commit. */
+  revoked?: { at: string; by: string };
 }
 
 /**

@@ -8,37 +8,14 @@
  * new config for this group. A group deleted and re-added starts a new provenance.
  */
 import { bundleId } from "../bundle.js";
-import type {
-  Finding,
-  FleetSpec,
-  GroupConfigFile,
-  GroupSpec,
-  PackageSpec,
-  RolloutPolicy,
-  Selector,
-  TelemetryDestination,
-} from "../validate/model.js";
+import type { Finding, FleetSpec, GroupSpec } from "../validate/model.js";
 import { GroupMatcher } from "./match.js";
 
-export interface GroupDesiredState {
-  name: string;
-  selector: Selector;
-  priority: number;
-  rollout: RolloutPolicy;
-  heartbeatIntervalSeconds: number;
-  telemetry: {
-    metrics?: TelemetryDestination;
-    logs?: TelemetryDestination;
-    traces?: TelemetryDestination;
-  };
-  /** Packages offered to the group's agents, sorted by name. */
-  packages: readonly PackageSpec[];
-  /** Built-in schema id or repository path the files were validated against. */
-  schema: string;
-  /** The AgentConfigMap entries: one per config file, keyed by name, with its content type. */
-  files: readonly GroupConfigFile[];
-  /** Lowercase hex SHA-256 over the sorted files (src/config-hash.ts). */
-  configHash: string;
+/**
+ * A group as served: its validated spec (`distribution` is left out: it only matters to the
+ * validator), its bundle id and the commit that introduced that bundle.
+ */
+export interface GroupDesiredState extends GroupSpec {
   /**
    * The bundle id (src/bundle.ts): what rollouts move. Equal to `configHash` when the group
    * declares no telemetry and no packages.
@@ -60,6 +37,8 @@ export interface FleetDesiredState {
   warnings: readonly Finding[];
   /** When the state was built (ms since the epoch). */
   builtAt: number;
+  /** Instance uids whose credentials fleet.yaml revokes (`revoked:`), in file order. */
+  revoked?: readonly string[];
 }
 
 /** What provenance needs of an earlier state: the bundle id and its commit, per group. */
@@ -118,6 +97,7 @@ export function buildDesiredState(
     matcher: new GroupMatcher(groups.values()),
     warnings: options.warnings ?? [],
     builtAt: options.now ?? Date.now(),
+    ...(fleet.revoked ? { revoked: fleet.revoked } : {}),
   };
 }
 
