@@ -13,7 +13,7 @@ import { bundleId, canonicalJson } from "../../src/bundle.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities } from "../../src/opamp/capabilities.js";
 import { parseRange, serveDownload } from "../../src/opamp/downloads.js";
-import { connectionSettingsFor } from "../../src/opamp/offers.js";
+import { connectionSettingsFor, connectionSettingsOffer } from "../../src/opamp/offers.js";
 import { allPackagesHash, packagesOffer } from "../../src/opamp/packages-offer.js";
 import { checkBundles } from "../../src/service/bundle-check.js";
 import { bundleReport } from "../../src/service/bundle-report.js";
@@ -192,6 +192,47 @@ describe("offers and verdicts", () => {
       undefined,
     );
     assert.notDeepEqual(rotated?.hash, o?.hash);
+  });
+
+  test("a credential and own telemetry share one offer; its hash covers both", () => {
+    const caps =
+      AgentCapabilities.ReportsOwnMetrics | AgentCapabilities.AcceptsOpAMPConnectionSettings;
+    const desired = {
+      heartbeatIntervalSeconds: 30,
+      telemetry: { metrics: { endpoint: "https://m" } },
+    };
+    const advertised = { url: "wss://opamp.example/v1/opamp", ca: "SERVER-CA" };
+    const cert = { cert: Buffer.from("CERT"), caCert: Buffer.from("AGENT-CA") };
+    const a = connectionSettingsFor(agent(caps), desired, advertised, {
+      id: "40",
+      certificate: cert,
+    });
+    assert.equal(a?.ownMetrics?.destinationEndpoint, "https://m");
+    assert.deepEqual(a?.opamp?.certificate, cert);
+    assert.equal(a?.opamp?.tls?.caPemContents, "SERVER-CA");
+    const hex = (o: { hash: Uint8Array } | undefined) => Buffer.from(o?.hash ?? []).toString("hex");
+    const rotated = connectionSettingsFor(agent(caps), desired, advertised, {
+      id: "41",
+      certificate: cert,
+    });
+    const plain = connectionSettingsFor(agent(caps), desired, advertised);
+    const other = connectionSettingsFor(
+      agent(caps),
+      { ...desired, telemetry: { metrics: { endpoint: "https://m2" } } },
+      advertised,
+      { id: "40", certificate: cert },
+    );
+    assert.equal(new Set([hex(a), hex(rotated), hex(plain), hex(other)]).size, 4);
+    // Already offered: nothing to send until either part changes.
+    const offered = agent(caps);
+    offered.offeredSettingsHash = hex(a);
+    assert.equal(
+      connectionSettingsOffer(offered, desired, advertised, { id: "40", certificate: cert }),
+      undefined,
+    );
+    assert.ok(
+      connectionSettingsOffer(offered, desired, advertised, { id: "41", certificate: cert }),
+    );
   });
 
   test("packages are offered once per all-packages hash, only to agents that accept them", () => {
