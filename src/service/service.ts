@@ -28,6 +28,7 @@ import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
+import { GitDuty } from "./git-duty.js";
 import { certificateGroups } from "./group-scope.js";
 import { createStatusWriter } from "./status-wiring.js";
 
@@ -76,6 +77,8 @@ export class Service {
   readonly liveness: ReplicaLiveness;
   readonly rollouts: RolloutController;
   readonly sync: FleetSync | undefined;
+  /** Git polling done by one replica (a lease), the others told of new heads. */
+  readonly gitDuty: GitDuty | undefined;
   readonly configs: ConfigStore;
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
@@ -99,6 +102,13 @@ export class Service {
     });
     const auth = gitAuth(s);
     if (s.repo) {
+      const duty = new GitDuty({
+        redis,
+        prefix: s.redisPrefix,
+        ttlMs: s.leaderLeaseMs,
+        logger: logger.child({ module: "git-duty" }),
+      });
+      this.gitDuty = duty;
       const cache = new ValidationCache();
       // --otelcol: the operator's Collector binaries check each commit before rollout too.
       const collector = s.otelcol.size > 0 ? new CollectorChecker(s.otelcol) : undefined;
@@ -108,6 +118,7 @@ export class Service {
         ...(s.path ? { path: s.path } : {}),
         stateDir: join(s.stateDir, "git"),
         pollIntervalMs: s.pollIntervalMs,
+        pollWhen: duty.polling,
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
@@ -265,6 +276,7 @@ export class Service {
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
       if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
         throw outcome.error;
+      await this.gitDuty?.start(this.sync);
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();
@@ -286,6 +298,8 @@ export class Service {
       await this.#step("agent reports", async () => this.bridge?.close());
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
+      // Released first: another replica polls at once instead of after the lease expired.
+      await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);
       await this.#step("rollout writes", () => this.rollouts.idle());
