@@ -44,15 +44,20 @@ export interface AgentStoreOptions {
 }
 
 /**
- * Stores a disconnect unless the agent is connected through another replica: KEYS[1] the
- * agent, ARGV[1] this replica's owner prefix (`<replica>/`), then field/value pairs.
+ * Stores a disconnect unless the agent is served by another replica now: it is stored as
+ * connected there (its `owner`), or another replica heard from it later than this one did
+ * (HTTP polls alternating between replicas write no owner, only last-seen times).
+ * KEYS[1] the agent; ARGV[1] this replica's owner prefix (`<replica>/`), ARGV[2] when this
+ * replica last heard from the agent (ms), then field/value pairs to write.
  */
 const DISCONNECT_LUA = `
 if redis.call('HGET', KEYS[1], 'connected') == '1' then
   local owner = redis.call('HGET', KEYS[1], 'owner') or ''
   if owner ~= '' and string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+  local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeenAt') or '0') or 0
+  if seen > tonumber(ARGV[2]) then return 0 end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1
 `;
 
@@ -127,7 +132,8 @@ export class AgentStore {
   /**
    * Stores a disconnect seen by the replica of `owner` (`<replica>/<connection>`), unless the
    * stored agent is connected through another replica now (it moved: a load balancer sent it
-   * elsewhere, or its HTTP polls alternate). Resolves false when it was not stored.
+   * elsewhere, or its HTTP polls alternate: see DISCONNECT_LUA). Resolves false when it was
+   * not stored.
    * Saves queued before it are written first.
    */
   async saveDisconnect(state: AgentState, owner: string): Promise<boolean> {
@@ -136,7 +142,9 @@ export class AgentStore {
     const values = this.#values(state, [], owner);
     this.#touched.delete(state.instanceUid);
     const redis = this.#redis as Redis & Scripts;
-    return (await redis.agentDisconnect(this.#key(state.instanceUid), replica, ...values)) === 1;
+    const key = this.#key(state.instanceUid);
+    const seen = String(state.lastSeenAt);
+    return (await redis.agentDisconnect(key, replica, seen, ...values)) === 1;
   }
 
   /** Waits for the batched saves queued so far (errors are their own promises'). */

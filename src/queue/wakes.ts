@@ -24,6 +24,7 @@ export interface WakesOptions {
   tick(group: string, at: number): Promise<void>;
   sweepIntervalMs?: number;
   stalledIntervalMs?: number;
+  lockDurationMs?: number;
 }
 
 const OVERDUE_MS = 5000;
@@ -42,6 +43,7 @@ export class Wakes {
       logger: options.logger,
       handle: (job) => options.tick(job.group, job.at),
       ...(options.stalledIntervalMs ? { stalledIntervalMs: options.stalledIntervalMs } : {}),
+      ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
     });
   }
 

@@ -99,6 +99,10 @@ export class Service {
       redis,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "queue" }),
+      // Timers are BullMQ jobs: each runs on one replica; one whose replica died is run again
+      // by another within about twice the lease (lock expiry, then the stalled check).
+      stalledIntervalMs: Math.max(1000, s.leaderLeaseMs),
+      lockDurationMs: Math.max(1000, s.leaderLeaseMs),
     });
     const auth = gitAuth(s);
     if (s.repo) {
