@@ -204,6 +204,47 @@ export class ReplicaLiveness {
     return marked;
   }
 
+  /**
+   * Marks disconnected every agent stored as connected whose owner process has no liveness
+   * key: agents left "connected" by a version without liveness keys, or by a process whose
+   * agent set was lost. One pass over every stored agent (SSCAN): run once by the replica
+   * that takes the Git lease, not per tick. Safe beside sweeps (the same atomic flip).
+   * Resolves with how many were marked.
+   */
+  async sweepOrphans(): Promise<number> {
+    const { prefix, replicaId } = this.#o;
+    const alive = new Map<string, boolean>([[replicaId, true]]);
+    let marked = 0;
+    let cursor = "0";
+    do {
+      const [next, uids] = await this.#redis.sscan(`${prefix}:agents`, cursor, "COUNT", 500);
+      cursor = next;
+      const rows = await Promise.all(
+        uids.map((uid) => this.#redis.hmget(this.#agentKey(uid), "connected", "owner")),
+      );
+      for (const [i, [connected, owner]] of rows.entries()) {
+        const uid = uids[i] as string;
+        if (connected !== "1") continue;
+        const id = (owner ?? "").slice(0, Math.max(0, (owner ?? "").lastIndexOf("/")));
+        if (!alive.has(id)) alive.set(id, (await this.#redis.exists(this.#key(id))) === 1);
+        if (alive.get(id)) continue;
+        const at = String(this.#o.now());
+        if ((await this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)) !== 1) continue;
+        const agent = await this.#o.store.load(uid);
+        if (!agent) continue;
+        marked++;
+        this.#o.events.emit("disconnected", {
+          instanceUid: uid,
+          reason: `its server process ${id || "(unknown)"} is not running`,
+          agent,
+          lost: true,
+        });
+      }
+    } while (cursor !== "0");
+    if (marked > 0) this.#o.logger.info({ marked }, "disconnected agents of stopped processes");
+    return marked;
+  }
+
   #queue(uid: string, add: boolean): void {
     (add ? this.#removes : this.#adds).delete(uid);
     (add ? this.#adds : this.#removes).add(uid);

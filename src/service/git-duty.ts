@@ -20,6 +20,8 @@ export interface GitDutyOptions {
   prefix: string;
   ttlMs: number;
   logger: Logger;
+  /** Called each time this replica becomes the lease holder (after its first check). */
+  onHolder?: () => void;
 }
 
 export class GitDuty {
@@ -63,6 +65,7 @@ export class GitDuty {
       if (now && !held) {
         this.#o.logger.info({ fence: this.lease.fence }, "polling Git for all replicas");
         void sync.trigger();
+        this.#o.onHolder?.();
       }
       held = now;
     });

@@ -111,6 +111,11 @@ export class Service {
         prefix: s.redisPrefix,
         ttlMs: s.leaderLeaseMs,
         logger: logger.child({ module: "git-duty" }),
+        // The upgrade gap: agents left "connected" by a process that had no liveness key.
+        onHolder: () =>
+          void this.liveness
+            .sweepOrphans()
+            .catch((err) => logger.warn({ err }, "sweep of stale connected agents failed")),
       });
       this.gitDuty = duty;
       const cache = new ValidationCache();

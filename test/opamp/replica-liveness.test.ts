@@ -250,3 +250,24 @@ async function until(pred: () => boolean, ms = 5000): Promise<void> {
     await new Promise((res) => setTimeout(res, 20));
   }
 }
+
+test("agents left connected by a process without a liveness key are swept once (upgrade gap)", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  await a.liveness.tick();
+  const live = await agentOn(a);
+  await new Promise((res) => setTimeout(res, 50)); // its save is batched
+  // An agent an older version left "connected": its owner never had a liveness key.
+  const orphan = "0123456789abcdef0123456789abcdef";
+  await r.redis.hset(`${r.prefix}:agent:${orphan}`, "connected", "1", "owner", "old:9:zz/3");
+  await r.redis.sadd(`${r.prefix}:agents`, orphan);
+  assert.equal(await a.liveness.sweepOrphans(), 1);
+  assert.deepEqual(
+    a.lost.map((e) => e.instanceUid),
+    [orphan],
+  );
+  assert.equal(await r.redis.hget(`${r.prefix}:agent:${orphan}`, "connected"), "0");
+  assert.equal((await a.server.store.load(uidToString(live.uid)))?.connected, true);
+  assert.equal(await a.liveness.sweepOrphans(), 0, "once");
+});
