@@ -189,7 +189,8 @@ export class ReplicaLiveness {
         const agents = await Promise.all(lost.map((uid) => this.#o.store.load(uid)));
         for (const agent of agents) {
           // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
-          if (!agent?.owner.startsWith(`${id}/`)) continue;
+          // Connected here already (its batched save has not rewritten owner yet): same.
+          if (!agent?.owner.startsWith(`${id}/`) || this.#o.live.get(agent.instanceUid)) continue;
           this.#o.events.emit("disconnected", {
             instanceUid: agent.instanceUid,
             reason: `its server process ${id} stopped`,
@@ -224,14 +225,15 @@ export class ReplicaLiveness {
       );
       for (const [i, [connected, owner]] of rows.entries()) {
         const uid = uids[i] as string;
-        if (connected !== "1") continue;
+        // Connected here (its batched save may not have rewritten owner yet): not an orphan.
+        if (connected !== "1" || this.#o.live.get(uid)) continue;
         const id = (owner ?? "").slice(0, Math.max(0, (owner ?? "").lastIndexOf("/")));
         if (!alive.has(id)) alive.set(id, (await this.#redis.exists(this.#key(id))) === 1);
         if (alive.get(id)) continue;
         const at = String(this.#o.now());
         if ((await this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)) !== 1) continue;
         const agent = await this.#o.store.load(uid);
-        if (!agent) continue;
+        if (!agent || !agent.owner.startsWith(`${id}/`) || this.#o.live.get(uid)) continue;
         marked++;
         this.#o.events.emit("disconnected", {
           instanceUid: uid,
