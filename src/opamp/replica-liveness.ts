@@ -233,7 +233,7 @@ export class ReplicaLiveness {
         const at = String(this.#o.now());
         if ((await this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)) !== 1) continue;
         const agent = await this.#o.store.load(uid);
-        if (!agent || !agent.owner.startsWith(`${id}/`) || this.#o.live.get(uid)) continue;
+        if (!agent?.owner.startsWith(`${id}/`) || this.#o.live.get(uid)) continue;
         marked++;
         this.#o.events.emit("disconnected", {
           instanceUid: uid,
