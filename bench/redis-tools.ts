@@ -89,6 +89,7 @@ export async function memoryByShape(redis: Redis): Promise<Array<[string, number
     keys.forEach((k, i) => {
       const shape = k
         .replace(/[0-9a-f]{64}/g, "<hash>")
+        .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<uid>")
         .replace(/[0-9a-f]{32}/g, "<uid>")
         .replace(/\d+/g, "<n>");
       const s = sums.get(shape) ?? { bytes: 0, keys: 0 };
