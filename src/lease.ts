@@ -13,7 +13,7 @@
  * that writes, that `GET <key>` still equals `value` (see `FENCE_CHECK_LUA`). A holder that
  * stalled past the TTL (a long GC pause, cut off from Redis) and resumes therefore cannot
  * write: its value (fence and random part) is not the key's any more. Writes outside Redis
- * (a Git push) are compare-and-swaps of their own (see src/sync/status/publish.ts).
+ * (a Git push) are compare-and-swaps of their own (see src/status/publish.ts).
  *
  * Concurrency: each method is one atomic Lua script; `campaign()` runs one attempt at a time.
  */

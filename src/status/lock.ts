@@ -13,7 +13,7 @@
  * after the holder's lease expired, so at most TTL + one flush interval after a SIGKILL.
  */
 import type { Redis } from "ioredis";
-import { Lease } from "../../lease.js";
+import { Lease } from "../lease.js";
 
 export interface WriterLockOptions {
   /** Lock lifetime without renewal, ms. Default 30 000. */
