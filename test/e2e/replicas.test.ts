@@ -119,7 +119,7 @@ after(async () => {
 
 test("three replicas act as one service and survive losing one mid-rollout", {
   skip: httpBackendPath() ? false : "git-http-backend not installed",
-}, async () => {
+}, async (t) => {
   const root = tempDir("opamp-gitops-replicas-remote-");
   const remote = bareRepo(root, "fleet.git");
   const work = new TestRepo();
@@ -256,8 +256,11 @@ test("three replicas act as one service and survive losing one mid-rollout", {
   // The next stage reaches every survivor by push, and the rollout completes.
   const before = await rollout();
   assert.equal(before.rollout?.status, "in-progress", JSON.stringify(before));
+  const promotedAt = performance.now();
   await api(first(), "/api/v1/rollouts/edge/promote", "POST");
-  await fleet.until(() => survivors.every((a) => a.runningHash === v2), 60_000);
+  await fleet.until(() => survivors.every((a) => a.runningHash === v2), 60_000, 10);
+  // Informative only (the machine may be loaded): promote to every survivor applied.
+  t.diagnostic(`last stage on both replicas: ${Math.round(performance.now() - promotedAt)} ms`);
   const done = await until("rollout ended", rollout, (r) => r.rollout?.status !== "in-progress");
   assert.equal(done.rollout?.status, "completed", JSON.stringify(done));
   assert.equal(done.stable?.hash, v2);
