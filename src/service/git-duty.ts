@@ -26,14 +26,14 @@ export interface GitDutyOptions {
 
 export class GitDuty {
   readonly lease: Lease;
-  readonly #o: GitDutyOptions;
+  readonly #options: GitDutyOptions;
   readonly #sub: Redis;
   readonly #key: string;
   #sync?: FleetSync;
   #closed = false;
 
   constructor(options: GitDutyOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#key = `${options.prefix}:git:head`;
     this.lease = new Lease(options.redis, `${options.prefix}:lease:git`, {
       ttlMs: options.ttlMs,
@@ -58,14 +58,14 @@ export class GitDuty {
     let subscribed = false;
     this.#sub.on("ready", () => {
       // Resubscribed after a reconnect: announcements made meanwhile were lost.
-      if (subscribed) void this.#o.redis.get(this.#key).then((c) => c && this.#heard(c));
+      if (subscribed) void this.#options.redis.get(this.#key).then((c) => c && this.#heard(c));
     });
     let held = false;
     this.lease.campaign((now) => {
       if (now && !held) {
-        this.#o.logger.info({ fence: this.lease.fence }, "polling Git for all replicas");
+        this.#options.logger.info({ fence: this.lease.fence }, "polling Git for all replicas");
         void sync.trigger();
-        this.#o.onHolder?.();
+        this.#options.onHolder?.();
       }
       held = now;
     });
@@ -77,10 +77,10 @@ export class GitDuty {
   async #announce(commit: string): Promise<void> {
     if (this.#closed) return;
     try {
-      const before = await this.#o.redis.set(this.#key, commit, "GET");
-      if (before !== commit) await this.#o.redis.publish(this.#key, commit);
+      const before = await this.#options.redis.set(this.#key, commit, "GET");
+      if (before !== commit) await this.#options.redis.publish(this.#key, commit);
     } catch (err) {
-      this.#o.logger.warn({ err }, "could not announce the Git head to the other replicas");
+      this.#options.logger.warn({ err }, "could not announce the Git head to the other replicas");
     }
   }
 
