@@ -124,8 +124,13 @@ export interface ConnectCommand {
   localAddresses: string[];
   /** Agents connecting at once (WebSocket handshake to settled first exchange). */
   concurrency: number;
-  /** Hex hash of the config every agent must have applied before it counts as settled. */
+  /**
+   * Hex hash of the config every agent must have applied before it counts as settled; "*":
+   * any config, received on this connect.
+   */
   expectConfigHash?: string;
+  /** Reconnect the agents this process already has (same uids, new sockets) instead of new ones. */
+  reconnect?: boolean;
   /** Give up after this many ms. */
   timeoutMs: number;
   /** Interval of idle heartbeats once connected, in ms; 0 sends none. */
@@ -163,6 +168,8 @@ export interface ConnectedReport {
   /** First few distinct error messages, for the report. */
   errors: string[];
   elapsedMs: number;
+  /** Refused upgrades (503) and UNAVAILABLE replies, each retried (undefined: not counted). */
+  shed?: number;
 }
 
 export interface BlastReport {

@@ -7,6 +7,7 @@
  */
 import { accessSync, constants, readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { AgentLimits } from "./opamp/agent-limits.js";
 import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
@@ -88,6 +89,18 @@ export interface Settings {
    * its agents that did not come back are marked disconnected, ms. Default 15 s.
    */
   replicaTimeoutMs: number;
+  /**
+   * `serve --workers`: processes serving on this host, each a replica sharing the OpAMP and
+   * admin ports (node:cluster). 1: one process, no cluster. Default: the number of cores.
+   */
+  workers: number;
+  /** Reconnect storms: what the OpAMP port takes before shedding; see src/opamp/shedding.ts. */
+  shedding: {
+    /** Agents connected but not yet answered (upgrades, first messages) beyond which new ones get 503. */
+    maxPendingAgents: number;
+    /** Event-loop delay beyond which new agents get 503 and messages UNAVAILABLE, ms; 0: off. */
+    maxLoopDelayMs: number;
+  };
   logLevel: string;
   /**
    * `--otelcol`: Collector binaries that also check each commit before rollout, by
@@ -141,6 +154,9 @@ export interface SettingsFlags {
   firstMessageTimeout?: string;
   idleTimeout?: string;
   replicaTimeout?: string;
+  workers?: string;
+  maxPendingAgents?: string;
+  shedLoopDelay?: string;
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
@@ -202,6 +218,9 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   firstMessageTimeout: "OPAMP_GITOPS_FIRST_MESSAGE_TIMEOUT",
   idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
   replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
+  workers: "OPAMP_GITOPS_WORKERS",
+  maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
+  shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
 };
@@ -509,6 +528,11 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       idleTimeoutMs: timeout("idleTimeout", "--idle-timeout", "1h"),
     },
     replicaTimeoutMs,
+    workers: positive("workers", "--workers", availableParallelism()),
+    shedding: {
+      maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),
+      maxLoopDelayMs: duration("shedLoopDelay", "--shed-loop-delay", "0s"),
+    },
     logLevel: get("logLevel") ?? "info",
     otelcol,
   };

@@ -215,8 +215,8 @@ export class OpampServer {
   }
 
   /** Pushes what is now due to connected WebSocket agents; see MessageHandler.refresh. */
-  refresh(filter?: (uid: string) => boolean): Promise<number> {
-    return this.handler.refresh(filter);
+  refresh(select?: ((uid: string) => boolean) | Iterable<string>): Promise<number> {
+    return this.handler.refresh(select);
   }
 
   async #housekeeping(): Promise<void> {

@@ -20,10 +20,11 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type Connection, nextConnectionId } from "./connection.js";
 import { scopesOf } from "./credentials.js";
-import { frameWebSocketMessage, unframeWebSocketMessage } from "./framing.js";
+import { unframeWebSocketMessage } from "./framing.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
 import { badRequest, encodeReply } from "./send.js";
+import { sendOpampFrame } from "./ws-frame.js";
 
 export interface WebSocketTransportOptions {
   handler: MessageHandler;
@@ -124,7 +125,7 @@ export class WebSocketTransport {
         ws.terminate(); // a close frame would queue behind what it does not read
         return;
       }
-      ws.send(frameWebSocketMessage(bytes));
+      sendOpampFrame(ws, bytes);
     };
     const conn: Connection = {
       id: nextConnectionId(),

@@ -165,11 +165,10 @@ export class Service {
             ...(auth ? { auth } : {}),
           })
         : undefined;
+    // Only the agents concerned: a scan over every live agent per change made connecting N
+    // agents O(N²) (each join pushes to its own uids).
     this.rollouts.onServeChanged(({ group, uids }) => {
-      const only = uids ? new Set(uids) : undefined;
-      void this.opamp.refresh((uid) =>
-        only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group,
-      );
+      void this.opamp.refresh(uids ?? this.bridge?.membersOf(group) ?? []);
     });
     this.api = new AdminServer({
       service: this,
