@@ -196,10 +196,13 @@ class Agent {
       this.pool.shed++;
       this.outstanding++;
       const nanos = message.errorResponse.retryInfo?.retryAfterNanoseconds ?? 1_000_000_000n;
-      setTimeout(() => {
-        this.outstanding--;
-        this.fullState();
-      }, Number(nanos / 1_000_000n));
+      setTimeout(
+        () => {
+          this.outstanding--;
+          this.fullState();
+        },
+        Number(nanos / 1_000_000n),
+      );
       return;
     }
     if (message.errorResponse)

@@ -196,7 +196,10 @@ async function stopProcess(p: ChildProcess): Promise<number | null> {
   return code;
 }
 
-async function startPeer(dir: string, config: string): Promise<{ proc: ChildProcess; port: number }> {
+async function startPeer(
+  dir: string,
+  config: string,
+): Promise<{ proc: ChildProcess; port: number }> {
   const bin = join(dir, "opamp-go-server");
   execFileSync("go", ["build", "-o", bin, "."], {
     cwd: join(ROOT, "bench", "opamp-go-server"),
@@ -307,7 +310,9 @@ function print(peer: Figures, serves: Figures[], load: string): void {
   ];
   rows.forEach(([label, value], i) => {
     const r = ratios[i] as (s: Figures) => string;
-    out.push(`| ${label} | ${value(peer)} | ${serves.map((s) => `${value(s)} | ${r(s)}`).join(" | ")} |`);
+    out.push(
+      `| ${label} | ${value(peer)} | ${serves.map((s) => `${value(s)} | ${r(s)}`).join(" | ")} |`,
+    );
   });
   for (const f of [peer, ...serves])
     if (f.settled < AGENTS || f.stormSettled < AGENTS)
