@@ -19,6 +19,7 @@ import { HttpTransport, plain } from "./http-transport.js";
 import { credentialDigest } from "./identity.js";
 import { MessageHandler } from "./message-handler.js";
 import type { AdvertisedEndpoint } from "./offers.js";
+import { LoadShedder, type SheddingOptions } from "./shedding.js";
 import { guardSockets, httpTimeouts, pick } from "./sockets.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
@@ -55,6 +56,8 @@ export interface OpampServerOptions {
   maxConnections?: number;
   /** Retry-After sent with 503, in seconds. Default 30 (the specification's minimum advice). */
   retryAfterSeconds?: number;
+  /** Reconnect storms: pending agents and event-loop delay before shedding; see shedding.ts. */
+  shedding?: SheddingOptions;
   /**
    * The OpAMP URL (and, for TLS, its CA) that connection-settings offers name. Default: none,
    * and offers carry no endpoint; it is never taken from a request's Host header.
@@ -102,6 +105,8 @@ export class OpampServer {
   readonly #ws: WebSocketTransport;
   readonly #http: HttpTransport;
   readonly #credentials: AgentCredentials;
+  /** Reconnect storms: what is taken at a time (see shedding.ts). */
+  readonly shedder: LoadShedder;
   #inflight = 0;
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -126,8 +131,10 @@ export class OpampServer {
       limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
       resendIntervalMs: options.resendIntervalMs ?? 30_000,
     });
+    this.shedder = new LoadShedder(options.shedding);
     this.#ws = new WebSocketTransport({
       handler: this.handler,
+      shedder: this.shedder,
       logger,
       maxMessageBytes,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
@@ -256,6 +263,13 @@ export class OpampServer {
         headers: { "Retry-After": String(this.#o.retryAfterSeconds) },
       };
     }
+    if (this.shedder.shedConnection(this.#inflight)) {
+      return {
+        status: 503,
+        text: "server is busy (many agents connecting); retry after the interval given",
+        headers: { "Retry-After": String(this.shedder.retryAfterSeconds()) },
+      };
+    }
     return undefined;
   }
 
@@ -316,6 +330,7 @@ export class OpampServer {
   close({ graceMs = 5000 } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
+      this.shedder.close();
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       const sockets = this.#ws.close(Math.min(2000, graceMs));
       this.#server.closeIdleConnections();

@@ -106,8 +106,8 @@ export class AgentBridge {
       return;
     }
     map.set(uid, group);
-    let set = this.#members.get(group);
-    if (!set) this.#members.set(group, (set = new Set()));
+    const set = this.#members.get(group) ?? new Set<string>();
+    this.#members.set(group, set);
     set.add(uid);
   }
 

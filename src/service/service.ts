@@ -132,6 +132,7 @@ export class Service {
       maxConnections: s.maxConnections,
       limits: s.agentLimits,
       ...s.opampGuards,
+      shedding: s.shedding,
       ...(s.tls ? { tls: s.tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),

@@ -22,6 +22,8 @@ export interface FleetSummary {
   applied: number;
   failed: number;
   reconnects: number;
+  /** Times the server shed an agent (503 + Retry-After, or UNAVAILABLE) and it came back later. */
+  shed: number;
 }
 
 export class SimulatedFleet {
@@ -61,6 +63,7 @@ export class SimulatedFleet {
       applied: 0,
       failed: 0,
       reconnects: 0,
+      shed: 0,
     };
     for (const a of this.agents) {
       if (a.status === "connected" || a.status === "applying") s.connected++;
@@ -70,6 +73,7 @@ export class SimulatedFleet {
       s.applied += a.counts.applied;
       s.failed += a.counts.failed;
       s.reconnects += a.counts.reconnects;
+      s.shed += a.counts.shed;
     }
     return s;
   }
