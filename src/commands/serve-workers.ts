@@ -16,10 +16,12 @@
  * - Workers shut down on their own when the primary's IPC channel closes (the primary died).
  */
 import cluster, { type Worker } from "node:cluster";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { createLogger } from "../logger.js";
 import { connectOrStartRedis } from "../redis-private.js";
 import { resolveSettings, type SettingsFlags } from "../settings.js";
+import { startFailure } from "./serve.js";
 
 /** The IPC message a worker takes as its shutdown signal. */
 export const SHUTDOWN_MESSAGE = "opamp-gitops:shutdown";
@@ -28,6 +30,16 @@ export const SERVING_MESSAGE = "opamp-gitops:serving";
 
 const QUICK_DEATH_MS = 10_000;
 
+/** Binds `host:port` and lets it go again; rejects with the listen error. Port 0: nothing to check. */
+function canListen(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 /** Runs the primary until a signal; resolves with the exit code. */
 export async function runPrimary(
   flags: SettingsFlags & { settings?: string },
@@ -35,6 +47,17 @@ export async function runPrimary(
 ): Promise<number> {
   const settings = resolveSettings(flags, env);
   const logger = createLogger(settings.logLevel).child({ module: "primary" });
+  // A port that cannot be had fails here, once, with the message a single process gives
+  // (each worker would otherwise fail on its own).
+  try {
+    await canListen(settings.opampHost, settings.opampPort);
+    await canListen(settings.apiHost, settings.apiPort);
+  } catch (err) {
+    const message = startFailure(err);
+    if (message === undefined) throw err;
+    process.stderr.write(`opamp-gitops: ${message}\n`);
+    return 1;
+  }
   const redis = await connectOrStartRedis(settings.redisUrl, {
     dataDir: join(settings.stateDir, "redis"),
     log: (msg) => logger.info(msg),

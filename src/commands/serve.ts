@@ -163,7 +163,10 @@ export async function runUntilSignal(
   if (cluster.isWorker) {
     // The primary asks over IPC (see serve-workers.ts); a primary gone means stop too.
     process.on("message", (m) => {
-      if (m === SHUTDOWN_MESSAGE && !signalled) onSignal("primary");
+      if (m !== SHUTDOWN_MESSAGE || signalled) return;
+      // Asked to stop before it served: nothing to drain, and not a failure.
+      if (!handle) process.exit(0);
+      onSignal("primary");
     });
     process.on("disconnect", () => {
       if (!signalled) onSignal("primary gone");
