@@ -41,7 +41,7 @@ const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
-const TIMEOUT_MS = 180_000;
+const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "dist", "src", "cli.js");
 
@@ -56,98 +56,10 @@ interface Figures {
   stormMs: number;
   stormSettled: number;
   stormShed: number;
-}
-
-function phase(line: string): void {
-  process.stderr.write(`[bench:serve] ${line}\n`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** RSS in bytes of `pid` and all its descendants (Linux /proc). */
-function treeRss(pid: number): number {
-  let total = 0;
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop() as number;
-    try {
-      const status = readFileSync(`/proc/${p}/status`, "utf8");
-      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
-      const children = readFileSync(`/proc/${p}/task/${p}/children`, "utf8");
-      for (const c of children.split(" ").filter(Boolean)) stack.push(Number(c));
-    } catch {
-      // gone
-    }
-  }
-  return total;
-}
-
-function split(total: number, parts: number): number[] {
-  return Array.from(
-    { length: parts },
-    (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0),
-  );
-}
-
-let octet = 10;
-/** Loopback source addresses for one phase (a fresh /24: no port still in TIME_WAIT). */
-function addresses(count: number): string[] {
-  octet++;
-  return Array.from({ length: count }, (_, i) => `127.${octet}.1.${i + 1}`);
-}
-
-async function connectAll(
-  children: AgentsChild[],
-  url: string,
-  reconnect: boolean,
-): Promise<ConnectedReport> {
-  const shares = split(AGENTS, children.length);
-  const local = addresses(Math.max(children.length, Math.ceil(AGENTS / 20_000) * children.length));
-  const per = Math.ceil(local.length / children.length);
-  let first = 0;
-  children.forEach((child, i) => {
-    const count = shares[i] as number;
-    child.send({
-      type: "connect",
-      url,
-      count,
-      firstIndex: first,
-      localAddresses: local.slice(i * per, (i + 1) * per),
-      // A storm: every agent at once.
-      concurrency: reconnect ? count : CONCURRENCY,
-      ...(reconnect ? { reconnect: true } : { expectConfigHash: "*" }),
-      timeoutMs: TIMEOUT_MS,
-      idleHeartbeatMs: 0,
-    });
-    first += count;
-  });
-  const reports = await Promise.all(children.map((c) => c.next("connected", TIMEOUT_MS + 30_000)));
-  return {
-    type: "connected",
-    opened: reports.reduce((n, r) => n + r.opened, 0),
-    settled: reports.reduce((n, r) => n + r.settled, 0),
-    failed: reports.reduce((n, r) => n + r.failed, 0),
-    errors: reports.flatMap((r) => r.errors),
-    elapsedMs: Math.max(...reports.map((r) => r.elapsedMs)),
-    shed: reports.reduce((n, r) => n + (r.shed ?? 0), 0),
-  };
-}
-
-async function heartbeats(children: AgentsChild[]): Promise<number> {
-  const startAt = now() + 1000;
-  const endAt = startAt + BLAST_MS;
-  for (const c of children) c.send({ type: "blast", startAt, endAt, stopAt: endAt + 300 });
-  const reports = await Promise.all(children.map((c) => c.next("blastDone", BLAST_MS + 60_000)));
-  return reports.reduce((n, r) => n + r.repliesInWindow, 0) / (BLAST_MS / 1000);
+  /** CPU time of the server's processes per agent connected and configured, µs. */
+  connectCpuMicros: number;
+  /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
+  heartbeatCpuMicros: number;
 }
 
 /** Runs the load against one server (`pid` for RSS, `url` for agents). */
@@ -160,17 +72,21 @@ async function measure(
   await sleep(1000);
   const rss0 = treeRss(pid);
   phase(`${name}: connecting ${AGENTS} agents`);
-  const c = await connectAll(children, url, false);
+  const cpu0 = treeCpuMs(pid);
+  const c = await connectAll(children, [url], false, LOAD);
+  const cpu1 = treeCpuMs(pid);
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
   await sleep(1000);
   const rss1 = treeRss(pid);
-  const hb = await heartbeats(children);
-  phase(`${name}: ${Math.round(hb)} heartbeat replies/s`);
-  const storm = await connectAll(children, url, true);
+  const cpu2 = treeCpuMs(pid);
+  const hb = await heartbeats(children, BLAST_MS);
+  const cpu3 = treeCpuMs(pid);
+  phase(`${name}: ${Math.round(hb.perSecond)} heartbeat replies/s`);
+  const storm = await connectAll(children, [url], true, LOAD);
   phase(
-    `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried`,
+    `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried, ${storm.failed} failed ${storm.errors.slice(0, 3).join("; ")}`,
   );
   for (const child of children) child.send({ type: "closeAgents", timeoutMs: 5000 });
   await Promise.all(children.map((ch) => ch.next("agentsClosed", 30_000)));
@@ -178,22 +94,14 @@ async function measure(
     name,
     connectMs: c.elapsedMs,
     settled: c.settled,
-    heartbeatsPerSecond: hb,
+    heartbeatsPerSecond: hb.perSecond,
+    connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
+    heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
   };
-}
-
-async function stopProcess(p: ChildProcess): Promise<number | null> {
-  if (p.exitCode !== null) return p.exitCode;
-  const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
-  p.kill("SIGTERM");
-  const timer = setTimeout(() => p.kill("SIGKILL"), 30_000);
-  const code = await exited;
-  clearTimeout(timer);
-  return code;
 }
 
 async function startPeer(
@@ -213,77 +121,6 @@ async function startPeer(
   return { proc, port };
 }
 
-async function startServe(
-  dir: string,
-  repo: string,
-  workers: number,
-): Promise<{ proc: ChildProcess; port: number }> {
-  const [port, apiPort] = [await freePort(), await freePort()];
-  const profileDir = join(ROOT, "bench", "out", "serve-profile");
-  if (PROFILE && workers === 1) mkdirSync(profileDir, { recursive: true });
-  const proc = spawn(
-    process.execPath,
-    [
-      ...(PROFILE && workers === 1 ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
-      CLI,
-      "serve",
-      "--repo",
-      repo,
-      "--state-dir",
-      join(dir, `state-${workers}`),
-      "--redis-prefix",
-      `bench-serve-${process.pid}-${workers}`,
-      "--opamp-listen",
-      `127.0.0.1:${port}`,
-      "--api-listen",
-      `127.0.0.1:${apiPort}`,
-      "--workers",
-      String(workers),
-      "--log-level",
-      "warn",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`serve exited with ${proc.exitCode}`);
-    if (Date.now() > deadline) throw new Error("serve did not serve the bench group in 60 s");
-    const res = await fetch(`http://127.0.0.1:${apiPort}/api/v1/groups/bench`).catch(() => null);
-    if (res?.ok && ((await res.json()) as { configHash: string | null }).configHash) break;
-    await sleep(200);
-  }
-  return { proc, port };
-}
-
-const COLLECTOR = `receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: 127.0.0.1:4317}
-processors:
-  batch: {}
-exporters:
-  otlphttp:
-    endpoint: https://otlp.example.internal
-service:
-  pipelines:
-    traces: {receivers: [otlp], processors: [batch], exporters: [otlphttp]}
-`;
-
-function makeRepo(dir: string): string {
-  const repo = join(dir, "repo");
-  mkdirSync(join(repo, "groups", "bench"), { recursive: true });
-  writeFileSync(
-    join(repo, "fleet.yaml"),
-    "rollout:\n  stages:\n    - {percent: 100}\nheartbeatInterval: 30s\n",
-  );
-  writeFileSync(
-    join(repo, "groups", "bench", "group.yaml"),
-    "selector:\n  match:\n    service.name: otelcol-bench\n",
-  );
-  writeFileSync(join(repo, "groups", "bench", "collector.yaml"), COLLECTOR);
-  return repo;
-}
-
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
 
 function print(peer: Figures, serves: Figures[], load: string): void {
@@ -295,12 +132,16 @@ function print(peer: Figures, serves: Figures[], load: string): void {
       `reconnect storm: all ${AGENTS} answered again`,
       (f) => `${(f.stormMs / 1000).toFixed(2)} s (${f.stormShed} shed)`,
     ],
+    ["CPU per agent connected + configured", (f) => `${Math.round(f.connectCpuMicros)} µs`],
+    ["CPU per heartbeat answered", (f) => `${f.heartbeatCpuMicros.toFixed(1)} µs`],
   ];
   const ratios: ((s: Figures) => string)[] = [
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
     (s) => `${ratio(s.heartbeatsPerSecond, peer.heartbeatsPerSecond)}× (target ≥ 1.0)`,
     (s) => `${ratio(s.rssPerAgentBytes, peer.rssPerAgentBytes)}× (target ≤ 1.0 with 1 worker)`,
     (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
+    (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
+    (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
   ];
   const out: string[] = [
     "",
@@ -341,7 +182,12 @@ async function main(): Promise<void> {
     await stopProcess(peerProc.proc);
     const serves: Figures[] = [];
     for (const workers of WORKERS) {
-      const s = await startServe(dir, repo, workers);
+      const s = await startServe(dir, repo, {
+        workers,
+        prefix: `bench-serve-${process.pid}-${workers}`,
+        instance: String(workers),
+        profile: PROFILE && workers === 1,
+      });
       running.push(s.proc);
       serves.push(
         await measure(

@@ -193,7 +193,10 @@ export class OpampServer {
     }
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(this.#o.port ?? 4320, this.#o.host ?? "0.0.0.0", () => {
+      // A deep accept queue (the kernel caps it at net.core.somaxconn): in a reconnect storm
+      // connections wait there for their turn instead of being refused (node's default is 511).
+      const listen = { port: this.#o.port ?? 4320, host: this.#o.host ?? "0.0.0.0", backlog: 4096 };
+      this.#server.listen(listen, () => {
         this.#server.off("error", reject);
         resolve();
       });
