@@ -304,7 +304,8 @@ class AgentPool {
         const i = next++;
         const agent = this.agents[i] as Agent;
         const address = cmd.localAddresses[i % cmd.localAddresses.length] as string;
-        await agent.connect(cmd.url, address, deadline);
+        const url = cmd.urls?.length ? (cmd.urls[i % cmd.urls.length] as string) : cmd.url;
+        await agent.connect(url, address, deadline);
         while (agent.open && !settledOf(agent) && now() < deadline) await sleep(5);
       }
     };

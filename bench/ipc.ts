@@ -117,6 +117,8 @@ export interface ConnectCommand {
   type: "connect";
   /** ws:// URL of the server under test. */
   url: string;
+  /** Several servers (replicas behind a balancer): agent i connects to urls[i % n] instead. */
+  urls?: string[];
   /** How many agents this process opens, and the index of its first one (for host.name). */
   count: number;
   firstIndex: number;

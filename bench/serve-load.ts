@@ -102,7 +102,7 @@ export function addresses(count: number): string[] {
 }
 
 /**
- * Connects `o.agents` agents spread over the children; child i connects to urls[i % n].
+ * Connects `o.agents` agents spread over the children; agent i connects to urls[i % n].
  * `reconnect`: the children's agents come back on new sockets, all at once (a storm).
  */
 export async function connectAll(
@@ -121,7 +121,8 @@ export async function connectAll(
     const count = shares[i] as number;
     child.send({
       type: "connect",
-      url: urls[i % urls.length] as string,
+      url: urls[0] as string,
+      urls,
       count,
       firstIndex: first,
       localAddresses: local.slice(i * per, (i + 1) * per),
@@ -161,7 +162,6 @@ export async function heartbeats(
   };
 }
 
-
 export async function stopProcess(p: ChildProcess): Promise<number | null> {
   if (p.exitCode !== null) return p.exitCode;
   const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
@@ -172,7 +172,6 @@ export async function stopProcess(p: ChildProcess): Promise<number | null> {
   return code;
 }
 
-
 /**
  * Starts `serve` on the bench repository and waits until it serves the bench group.
  * `instance` names its state directory; `prefix` its Redis keys (replicas share one).
@@ -180,7 +179,13 @@ export async function stopProcess(p: ChildProcess): Promise<number | null> {
 export async function startServe(
   dir: string,
   repo: string,
-  { workers, prefix, instance, profile = false, extra = [] }: {
+  {
+    workers,
+    prefix,
+    instance,
+    profile = false,
+    extra = [],
+  }: {
     workers: number;
     prefix: string;
     instance: string;
@@ -254,4 +259,3 @@ export function makeRepo(dir: string): string {
   writeFileSync(join(repo, "groups", "bench", "collector.yaml"), COLLECTOR);
   return repo;
 }
-

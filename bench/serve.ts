@@ -26,14 +26,25 @@
  *                               bench/out/serve-profile/)
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { initRepository } from "../src/sync/init-repo.js";
 import { Child } from "./child.js";
-import { type ConnectedReport, type FromAgents, now, sleep, type ToAgents } from "./ipc.js";
+import { sleep } from "./ipc.js";
+import {
+  type AgentsChild,
+  connectAll,
+  heartbeats,
+  type LoadOptions,
+  makeRepo,
+  phase,
+  ROOT,
+  startServe,
+  stopProcess,
+  treeCpuMs,
+  treeRss,
+} from "./serve-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
@@ -42,10 +53,6 @@ const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const CLI = join(ROOT, "dist", "src", "cli.js");
-
-type AgentsChild = Child<ToAgents, FromAgents>;
 
 interface Figures {
   name: string;
