@@ -6,9 +6,9 @@
  * - A private redis-server, when one is needed, is started here, once, before the workers
  *   (each would otherwise try to start its own), and stopped after they all exited.
  * - A worker that dies after it served is forked again; one that dies within 10 s of its start
- *   is forked again after a delay that doubles up to 30 s. A worker that dies before it ever
- *   served (bad settings, port in use, repository unreadable: it printed why) stops them all,
- *   and the primary exits with that worker's code: retrying would not help.
+ *   is forked again after a delay that doubles up to 30 s. A worker that dies before any
+ *   worker served (bad settings, port in use, repository unreadable: it printed why) stops
+ *   them all, and the primary exits with that worker's code: retrying would not help.
  * - SIGTERM/SIGINT: each worker is asked over IPC to shut down (a signal could reach it twice,
  *   from the terminal and from here, and a second signal means "exit now"); resolves with 0
  *   when every worker exited with 0, else 1. A second signal, or `shutdownMs` passing, kills the
@@ -65,6 +65,8 @@ export async function runPrimary(
   // Workers open their own connections; the primary only keeps a private server alive.
   redis.redis.disconnect();
   let stopping = false;
+  /** Some worker served: one failing to start later is restarted, not fatal. */
+  let anyServed = false;
   let failStart: (code: number) => void = () => {};
   const startFailed = new Promise<number>((resolve) => {
     failStart = resolve;
@@ -75,11 +77,11 @@ export async function runPrimary(
     const startedAt = Date.now();
     let served = false;
     worker.on("message", (m) => {
-      if (m === SERVING_MESSAGE) served = true;
+      if (m === SERVING_MESSAGE) served = anyServed = true;
     });
     worker.on("exit", (code, signal) => {
       if (stopping) return;
-      if (!served) {
+      if (!served && !anyServed) {
         failStart(code ?? 1);
         return;
       }
