@@ -37,13 +37,13 @@ export class LoadShedder {
   pendingSockets = 0;
   /** Counters since start (metrics, tests). */
   readonly stats = { shedConnections: 0, shedMessages: 0 };
-  readonly #o: Required<Omit<SheddingOptions, "loopDelay">>;
+  readonly #options: Required<Omit<SheddingOptions, "loopDelay">>;
   readonly #loopDelay: (() => number) | undefined;
   #delayMs = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: SheddingOptions = {}) {
-    this.#o = {
+    this.#options = {
       maxPendingAgents: 1000,
       maxLoopDelayMs: 0,
       minRetrySeconds: 1,
@@ -51,7 +51,7 @@ export class LoadShedder {
       ...options,
     };
     this.#loopDelay = options.loopDelay;
-    if (this.#o.maxLoopDelayMs > 0 && !this.#loopDelay) {
+    if (this.#options.maxLoopDelayMs > 0 && !this.#loopDelay) {
       let expected = Date.now() + SAMPLE_MS;
       this.#timer = setInterval(() => {
         const now = Date.now();
@@ -69,12 +69,13 @@ export class LoadShedder {
 
   /** Whether the event loop runs later than the threshold allows. */
   get overloaded(): boolean {
-    return this.#o.maxLoopDelayMs > 0 && this.loopDelayMs > this.#o.maxLoopDelayMs;
+    return this.#options.maxLoopDelayMs > 0 && this.loopDelayMs > this.#options.maxLoopDelayMs;
   }
 
   /** Whether a new connection (`httpInflight` HTTP requests running) is to be shed; counts it. */
   shedConnection(httpInflight: number): boolean {
-    const shed = this.overloaded || this.pendingSockets + httpInflight >= this.#o.maxPendingAgents;
+    const shed =
+      this.overloaded || this.pendingSockets + httpInflight >= this.#options.maxPendingAgents;
     if (shed) this.stats.shedConnections++;
     return shed;
   }
@@ -88,7 +89,7 @@ export class LoadShedder {
 
   /** A jittered retry interval, in whole seconds (HTTP Retry-After). */
   retryAfterSeconds(): number {
-    const { minRetrySeconds: lo, maxRetrySeconds: hi } = this.#o;
+    const { minRetrySeconds: lo, maxRetrySeconds: hi } = this.#options;
     return lo + Math.floor(Math.random() * (hi - lo + 1));
   }
 

@@ -53,7 +53,7 @@ const CLOSE_GRACE_MS = 2000;
 
 export class WebSocketTransport {
   readonly wss: WebSocketServer;
-  readonly #o: Required<Omit<WebSocketTransportOptions, "shedder">>;
+  readonly #options: Required<Omit<WebSocketTransportOptions, "shedder">>;
   readonly #shedder: LoadShedder;
   /** Sockets with a ping not yet answered, and the payload the answer must echo. */
   readonly #awaitingPong = new WeakMap<WebSocket, Buffer>();
@@ -75,7 +75,7 @@ export class WebSocketTransport {
   };
 
   constructor(options: WebSocketTransportOptions) {
-    this.#o = {
+    this.#options = {
       pingIntervalMs: 30_000,
       maxSendBufferBytes: 4 * 1024 * 1024,
       maxQueuedMessages: 8,
@@ -90,7 +90,7 @@ export class WebSocketTransport {
       maxPayload: options.maxMessageBytes,
       clientTracking: true,
     });
-    this.#ping = setInterval(() => void this.#pingAll(), this.#o.pingIntervalMs);
+    this.#ping = setInterval(() => void this.#pingAll(), this.#options.pingIntervalMs);
     this.#ping.unref();
   }
 
@@ -115,7 +115,7 @@ export class WebSocketTransport {
   }
 
   #serve(ws: WebSocket, req: IncomingMessage, credential: string): void {
-    const o = this.#o;
+    const o = this.#options;
     const { handler, logger, maxMessageBytes } = o;
     const send = (message: ServerToAgent) => {
       const bytes = encodeReply(message, maxMessageBytes - 1, logger);

@@ -13,22 +13,16 @@ import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import type { StatusWriter } from "../status/index.js";
-import {
-  AuthenticationError,
-  CredentialsError,
-  type FleetDesiredState,
-  FleetSync,
-  type GitAuth,
-  InvalidSourceError,
-  NotARepositoryError,
-  type SyncError,
-} from "../sync/index.js";
+import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
+import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
+import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
 import { certificateGroups } from "./group-scope.js";
+import { ServiceMetrics } from "./metrics.js";
 import { createStatusWriter } from "./status-wiring.js";
 
 /** Git credentials from the settings (a token from a file or an environment variable). */
@@ -54,14 +48,6 @@ function throttledProgress(repo: string, line: (text: string) => void) {
   };
 }
 
-/** First-read failures that no retry can mend. */
-const FATAL: Array<abstract new (...args: never[]) => SyncError> = [
-  NotARepositoryError,
-  InvalidSourceError,
-  AuthenticationError,
-  CredentialsError,
-];
-
 export interface ServiceParts {
   settings: Settings;
   redis: Redis;
@@ -80,6 +66,12 @@ export class Service {
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
+  /** Prometheus metrics (`GET /metrics`). */
+  readonly metrics: ServiceMetrics;
+  /** What the admin port reads and does (src/api's AdminBackend). */
+  readonly backend: ServiceBackend;
+  /** Change batches for the console's server-sent events, from every replica. */
+  readonly feed: ConsoleFeed;
   /** The status branch writer; undefined without a repository. */
   readonly status: StatusWriter | undefined;
   /** Re-reads tokens files and the client CA on change and on reloadCredentials(). */
@@ -171,9 +163,28 @@ export class Service {
     this.rollouts.onServeChanged(({ group, uids }) => {
       void this.opamp.refresh(uids ?? this.bridge?.membersOf(group) ?? []);
     });
-    this.api = new AdminServer({
-      service: this,
+    this.feed = new ConsoleFeed({
       redis,
+      prefix: s.redisPrefix,
+      replicaId,
+      events: this.opamp.events,
+      rollouts: this.rollouts,
+      logger: logger.child({ module: "console" }),
+    });
+    this.metrics = new ServiceMetrics(this);
+    this.backend = new ServiceBackend({
+      redis,
+      opamp: this.opamp,
+      rollouts: this.rollouts,
+      configs: this.configs,
+      sync: this.sync,
+      provider,
+      status: this.status,
+      feed: this.feed,
+      metrics: () => this.metrics,
+    });
+    this.api = new AdminServer({
+      backend: this.backend,
       logger: logger.child({ module: "api" }),
       host: s.apiHost,
       port: s.apiPort,
@@ -199,12 +210,13 @@ export class Service {
     this.sync?.on("updated", ({ state }) => {
       this.#applying = this.#applying.then(() => this.#apply(state));
     });
-    this.sync?.on("stalled", ({ commit, errors, findings }) =>
+    this.sync?.on("stalled", ({ commit, errors, findings }) => {
+      this.feed.syncChanged();
       logger.error(
         { commit, errors, findings: findings.slice(0, 20) },
         "commit is invalid and is not served",
-      ),
-    );
+      );
+    });
     this.sync?.on("fetchFailed", ({ error, attempt, retryInMs }) =>
       logger.warn({ error, attempt, retryInMs }, "cannot read the fleet repository; retrying"),
     );
@@ -231,6 +243,7 @@ export class Service {
       await this.configs.prune(this.#referencedHashes(state));
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
       await this.opamp.refresh();
+      this.feed.syncChanged();
       logger.info({ commit: state.commit, groups: state.groups.size }, "desired state applied");
     } catch (err) {
       logger.error(
@@ -263,14 +276,14 @@ export class Service {
     if (this.sync) {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
-      if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
-        throw outcome.error;
+      if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();
     this.status?.start();
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
+    await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
     this.credentials.start();
@@ -286,6 +299,7 @@ export class Service {
       await this.#step("agent reports", async () => this.bridge?.close());
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
+      this.feed.close();
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);
       await this.#step("rollout writes", () => this.rollouts.idle());
