@@ -209,6 +209,18 @@ program
     "a WebSocket that sends nothing for this long is closed (default 1h)",
   )
   .option(
+    "--workers <n>",
+    "processes serving on this host, sharing the OpAMP and admin ports (default: the number of cores)",
+  )
+  .option(
+    "--max-pending-agents <n>",
+    "agents connected but not yet answered before new ones get 503 + Retry-After (default 1000)",
+  )
+  .option(
+    "--shed-loop-delay <duration>",
+    "event-loop delay above which new agents are shed and messages get UNAVAILABLE (default 0s: off)",
+  )
+  .option(
     "--replica-timeout <duration>",
     "a serve process silent in Redis this long is dead; its agents are disconnected (default 15s)",
   )

@@ -7,6 +7,7 @@
  */
 import { accessSync, constants, readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { AgentLimits } from "./opamp/agent-limits.js";
 import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
@@ -106,6 +107,18 @@ export interface Settings {
    * ms: after a holder dies, another replica takes the duty over within about this. Default 5 s.
    */
   leaderLeaseMs: number;
+  /**
+   * `serve --workers`: processes serving on this host, each a replica sharing the OpAMP and
+   * admin ports (node:cluster). 1: one process, no cluster. Default: the number of cores.
+   */
+  workers: number;
+  /** Reconnect storms: what the OpAMP port takes before shedding; see src/opamp/shedding.ts. */
+  shedding: {
+    /** Agents connected but not yet answered (upgrades, first messages) beyond which new ones get 503. */
+    maxPendingAgents: number;
+    /** Event-loop delay beyond which new agents get 503 and messages UNAVAILABLE, ms; 0: off. */
+    maxLoopDelayMs: number;
+  };
   logLevel: string;
   /**
    * `--otelcol`: Collector binaries that also check each commit before rollout, by
@@ -167,6 +180,9 @@ export interface SettingsFlags {
   idleTimeout?: string;
   replicaTimeout?: string;
   leaderLease?: string;
+  workers?: string;
+  maxPendingAgents?: string;
+  shedLoopDelay?: string;
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
@@ -236,6 +252,9 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
   replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
   leaderLease: "OPAMP_GITOPS_LEADER_LEASE",
+  workers: "OPAMP_GITOPS_WORKERS",
+  maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
+  shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
 };
@@ -566,6 +585,11 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     },
     replicaTimeoutMs,
     leaderLeaseMs,
+    workers: positive("workers", "--workers", availableParallelism()),
+    shedding: {
+      maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),
+      maxLoopDelayMs: duration("shedLoopDelay", "--shed-loop-delay", "0s"),
+    },
     logLevel: get("logLevel") ?? "info",
     otelcol,
   };

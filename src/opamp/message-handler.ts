@@ -421,18 +421,27 @@ export class MessageHandler {
   }
 
   /**
-   * Re-evaluates desired state for connected WebSocket agents (all, or those `filter` keeps)
-   * and pushes remote configs that are now due. Resolves with the number of agents pushed to.
+   * Re-evaluates desired state for connected WebSocket agents (all, those `select` keeps, or
+   * those it lists: a list costs its own length, not a scan over every agent) and pushes
+   * remote configs that are now due. Resolves with the number of agents pushed to.
    * Works in slices of `sliceSize` agents, yielding to the event loop between slices, so that
    * replies (the APPLIED reports a push provokes) are processed while a large fleet is pushed.
    * HTTP agents get the same answer on their next poll.
    */
-  async refresh(filter: (uid: string) => boolean = () => true, sliceSize = 256): Promise<number> {
+  async refresh(
+    select: ((uid: string) => boolean) | Iterable<string> = () => true,
+    sliceSize = 256,
+  ): Promise<number> {
     let pushed = 0;
     let inSlice = 0;
-    for (const live of [...this.live.values()]) {
+    const chosen: (LiveAgent | undefined)[] =
+      typeof select === "function"
+        ? [...this.live.values()].filter((l) => select(l.state.instanceUid))
+        : Array.from(select, (uid) => this.live.get(uid));
+    for (const live of chosen) {
+      if (!live) continue;
       const { state, conn } = live;
-      if (!conn.push || !filter(state.instanceUid)) continue;
+      if (!conn.push) continue;
       if (this.live.get(state.instanceUid) !== live) continue; // gone while we yielded
       const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);

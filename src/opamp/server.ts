@@ -20,6 +20,7 @@ import { HttpTransport, plain } from "./http-transport.js";
 import { credentialDigest } from "./identity.js";
 import { MessageHandler } from "./message-handler.js";
 import type { AdvertisedEndpoint } from "./offers.js";
+import { LoadShedder, type SheddingOptions } from "./shedding.js";
 import { guardSockets, httpTimeouts, pick } from "./sockets.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
@@ -68,6 +69,8 @@ export interface OpampServerOptions {
   maxConnections?: number;
   /** Retry-After sent with 503, in seconds. Default 30 (the specification's minimum advice). */
   retryAfterSeconds?: number;
+  /** Reconnect storms: pending agents and event-loop delay before shedding; see shedding.ts. */
+  shedding?: SheddingOptions;
   /**
    * The OpAMP URL (and, for TLS, its CA) that connection-settings offers name. Default: none,
    * and offers carry no endpoint; it is never taken from a request's Host header.
@@ -115,6 +118,8 @@ export class OpampServer {
   readonly #ws: WebSocketTransport;
   readonly #http: HttpTransport;
   readonly #credentials: AgentCredentials;
+  /** Reconnect storms: what is taken at a time (see shedding.ts). */
+  readonly shedder: LoadShedder;
   #inflight = 0;
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -145,8 +150,10 @@ export class OpampServer {
       resendIntervalMs: options.resendIntervalMs ?? 30_000,
       issuer: options.issuer,
     });
+    this.shedder = new LoadShedder(options.shedding);
     this.#ws = new WebSocketTransport({
       handler: this.handler,
+      shedder: this.shedder,
       logger,
       maxMessageBytes,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
@@ -210,7 +217,14 @@ export class OpampServer {
     }
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(this.#options.port ?? 4320, this.#options.host ?? "0.0.0.0", () => {
+      // A deep accept queue (the kernel caps it at net.core.somaxconn): in a reconnect storm
+      // connections wait there for their turn instead of being refused (node's default is 511).
+      const listen = {
+        port: this.#options.port ?? 4320,
+        host: this.#options.host ?? "0.0.0.0",
+        backlog: 4096,
+      };
+      this.#server.listen(listen, () => {
         this.#server.off("error", reject);
         resolve();
       });
@@ -289,8 +303,8 @@ export class OpampServer {
   }
 
   /** Pushes what is now due to connected WebSocket agents; see MessageHandler.refresh. */
-  refresh(filter?: (uid: string) => boolean): Promise<number> {
-    return this.handler.refresh(filter);
+  refresh(select?: ((uid: string) => boolean) | Iterable<string>): Promise<number> {
+    return this.handler.refresh(select);
   }
 
   async #housekeeping(): Promise<void> {
@@ -328,6 +342,13 @@ export class OpampServer {
         status: 503,
         text: "server is at its connection limit",
         headers: { "Retry-After": String(this.#options.retryAfterSeconds) },
+      };
+    }
+    if (this.shedder.shedConnection(this.#inflight)) {
+      return {
+        status: 503,
+        text: "server is busy (many agents connecting); retry after the interval given",
+        headers: { "Retry-After": String(this.shedder.retryAfterSeconds()) },
       };
     }
     return undefined;
@@ -390,6 +411,7 @@ export class OpampServer {
   close({ graceMs = 5000 } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
+      this.shedder.close();
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       const sockets = this.#ws.close(Math.min(2000, graceMs));
       this.#server.closeIdleConnections();

@@ -19,8 +19,10 @@ const REPORTED = {
 } as const;
 
 export class AgentBridge {
-  /** The group each connected agent was placed in (for refresh filters and metrics). */
-  readonly groupOf = new Map<string, string>();
+  /** The group each connected agent was placed in (for metrics); read-only outside. */
+  readonly groupOf: ReadonlyMap<string, string> = new Map<string, string>();
+  /** The same, by group: who a group-wide push goes to, without a scan over every agent. */
+  readonly #members = new Map<string, Set<string>>();
   readonly #rollouts: RolloutController;
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
@@ -51,7 +53,7 @@ export class AgentBridge {
     events.on("scopesChanged", ({ agent }) => this.place(agent));
     events.on("disconnected", ({ instanceUid, lost, elsewhere }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
-      this.groupOf.delete(instanceUid);
+      this.#setGroup(instanceUid, undefined);
       if (elsewhere) return; // connected through another replica: still a live member
       this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
@@ -78,13 +80,36 @@ export class AgentBridge {
     const group = this.#provider.groupOf(agent);
     const previous = this.groupOf.get(uid);
     if (group === previous) return;
+    this.#setGroup(uid, group);
     if (group === undefined) {
-      this.groupOf.delete(uid);
       if (previous) this.#run(this.#rollouts.leave(previous, uid));
       return;
     }
-    this.groupOf.set(uid, group);
     this.#run(this.#rollouts.join(group, uid));
+  }
+
+  /** The connected agents placed in `group` (a copy: safe to hold while agents come and go). */
+  membersOf(group: string): string[] {
+    return [...(this.#members.get(group) ?? [])];
+  }
+
+  #setGroup(uid: string, group: string | undefined): void {
+    const map = this.groupOf as Map<string, string>;
+    const previous = map.get(uid);
+    if (previous === group) return;
+    if (previous !== undefined) {
+      const set = this.#members.get(previous);
+      set?.delete(uid);
+      if (set?.size === 0) this.#members.delete(previous);
+    }
+    if (group === undefined) {
+      map.delete(uid);
+      return;
+    }
+    map.set(uid, group);
+    const set = this.#members.get(group) ?? new Set<string>();
+    this.#members.set(group, set);
+    set.add(uid);
   }
 
   /** Stops feeding the rollouts; resolves once the writes in flight settled. Idempotent. */

@@ -182,6 +182,7 @@ export class Service {
       maxConnections: s.maxConnections,
       limits: s.agentLimits,
       ...s.opampGuards,
+      shedding: s.shedding,
       ...(tls ? { tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(agentCa
@@ -225,11 +226,10 @@ export class Service {
             ...(auth ? { auth } : {}),
           })
         : undefined;
+    // Only the agents concerned: a scan over every live agent per change made connecting N
+    // agents O(N²) (each join pushes to its own uids).
     this.rollouts.onServeChanged(({ group, uids }) => {
-      const only = uids ? new Set(uids) : undefined;
-      void this.opamp.refresh((uid) =>
-        only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group,
-      );
+      void this.opamp.refresh(uids ?? this.bridge?.membersOf(group) ?? []);
     });
     this.feed = new ConsoleFeed({
       redis,

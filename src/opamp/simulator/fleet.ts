@@ -32,6 +32,8 @@ export interface FleetSummary {
   reconnects: number;
   /** Connected agents by the server URL they use. */
   byUrl: Record<string, number>;
+  /** Times the server shed an agent (503 + Retry-After, or UNAVAILABLE) and it came back later. */
+  shed: number;
 }
 
 export class SimulatedFleet {
@@ -75,6 +77,7 @@ export class SimulatedFleet {
       failed: 0,
       reconnects: 0,
       byUrl: {},
+      shed: 0,
     };
     for (const a of this.agents) {
       if (a.status === "connected" || a.status === "applying") {
@@ -87,6 +90,7 @@ export class SimulatedFleet {
       s.applied += a.counts.applied;
       s.failed += a.counts.failed;
       s.reconnects += a.counts.reconnects;
+      s.shed += a.counts.shed;
     }
     return s;
   }

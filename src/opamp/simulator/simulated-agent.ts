@@ -2,19 +2,27 @@
  * A simulated agent that behaves like a Collector under the OpAMP supervisor: it reports its
  * full state, applies a remote config (APPLYING, then APPLIED or FAILED after `applyMs`),
  * reports the effective config and health, heartbeats, honours ReportFullState and offered
- * heartbeat intervals, and reconnects with backoff. On a failed config it rolls back, as the
+ * heartbeat intervals, and reconnects with backoff. A server that sheds it (HTTP 503 with
+ * Retry-After, or UNAVAILABLE with RetryInfo) is tried again after the interval it gave. On a failed config it rolls back, as the
  * supervisor does: the previous config runs again and is reported APPLIED.
  */
 import { hostname } from "node:os";
 import {
   AgentCapabilities as Caps,
   RemoteConfigStatus,
+  ServerErrorResponseType,
   ServerToAgentFlags,
 } from "../capabilities.js";
 import { decodeServerToAgent, encodeAgentToServer, toBigInt } from "../codec.js";
 import { newInstanceUid, uidToString } from "../instance-uid.js";
 import type { AgentConfigMap, AgentToServer, Int64 } from "../messages.js";
-import { type AgentLink, httpLink, type LinkOptions, openWebSocketLink } from "./agent-link.js";
+import {
+  type AgentLink,
+  httpLink,
+  type LinkOptions,
+  openWebSocketLink,
+  RetryLaterError,
+} from "./agent-link.js";
 
 export interface SimulatedAgentOptions {
   url: string;
@@ -64,7 +72,7 @@ export class SimulatedAgent {
   /** Hash (hex) of the config running now; "" for the local config it started with. */
   runningHash = "";
   /** Counts for the fleet summary. */
-  readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0 };
+  readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0, shed: 0 };
   lastError = "";
   readonly #options: Required<
     Omit<
@@ -139,7 +147,7 @@ export class SimulatedAgent {
       } catch (err) {
         this.lastError = (err as Error).message;
         this.#next();
-        await new Promise((r) => setTimeout(r, this.#nextBackoff()));
+        await new Promise((r) => setTimeout(r, this.#delayAfter(err)));
       }
     }
   }
@@ -153,20 +161,27 @@ export class SimulatedAgent {
     this.#link?.close();
   }
 
+  /** The server's Retry-After when it shed us (counted), else the next backoff. */
+  #delayAfter(err: unknown): number {
+    if (!(err instanceof RetryLaterError)) return this.#nextBackoff();
+    this.counts.shed++;
+    return err.retryAfterMs;
+  }
+
   #nextBackoff(): number {
     const delay = this.#backoffMs * (0.8 + Math.random() * 0.4);
     this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
     return delay;
   }
 
-  #lost(reason: string): void {
+  #lost(reason: string, delayMs = this.#nextBackoff()): void {
     if (this.status === "stopped") return;
     clearTimeout(this.#heartbeat);
     this.lastError = reason;
     this.status = "connecting";
     this.counts.reconnects++;
     this.#next();
-    setTimeout(() => void this.start(), this.#nextBackoff());
+    setTimeout(() => void this.start(), delayMs);
   }
 
   #schedule(): void {
@@ -180,7 +195,8 @@ export class SimulatedAgent {
 
   #failed(err: unknown): void {
     this.lastError = (err as Error).message;
-    if (this.#options.transport === "http" && this.status !== "stopped") this.#lost(this.lastError);
+    if (this.#options.transport === "http" && this.status !== "stopped")
+      this.#lost(this.lastError, this.#delayAfter(err));
   }
 
   #fullState(): Partial<AgentToServer> {
@@ -223,6 +239,18 @@ export class SimulatedAgent {
 
   async #receive(bytes: Uint8Array): Promise<void> {
     const m = decodeServerToAgent(bytes);
+    const error = m.errorResponse as {
+      type?: number;
+      retryInfo?: { retryAfterNanoseconds?: Int64 } | null;
+    } | null;
+    if (error?.type === ServerErrorResponseType.Unavailable) {
+      // Shed (or the server cannot store now): the same report again after the interval.
+      this.counts.shed++;
+      const nanos = toBigInt(error.retryInfo?.retryAfterNanoseconds);
+      const ms = nanos > 0n ? Number(nanos / 1_000_000n) : this.#nextBackoff();
+      setTimeout(() => void this.#send(this.#fullState()).catch((e) => this.#failed(e)), ms);
+      return;
+    }
     const identification = m.agentIdentification as { newInstanceUid?: Uint8Array } | null;
     if (identification?.newInstanceUid?.length === 16)
       (this as { instanceUid: Uint8Array }).instanceUid = identification.newInstanceUid;
