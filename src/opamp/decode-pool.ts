@@ -10,8 +10,9 @@
  * Order: results of one worker come back in the order its jobs were sent; callers that need
  * order between messages (one WebSocket's) await each before sending the next.
  *
- * Failure: a worker that dies (e.g. out of memory on a hostile message) fails the jobs it
- * held and is replaced on next use. Where no worker can start, everything is prepared here.
+ * Failure: a worker that dies (out of its `maxWorkerHeapMb` on a hostile message, say) fails
+ * the jobs it held (UNAVAILABLE for their agents) and is replaced on next use. Where no worker
+ * can start, everything is prepared here.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -31,6 +32,11 @@ export interface DecodePoolOptions {
   size?: number;
   /** Bytes of messages waiting for (or in) workers beyond which prepare() refuses. Default 64 MiB. */
   maxQueuedBytes?: number;
+  /**
+   * Heap of one worker, in MiB (V8 old generation). A message whose decoded form would not fit
+   * ends the worker instead of the process; it is answered UNAVAILABLE. Default 512.
+   */
+  maxWorkerHeapMb?: number;
 }
 
 /** The decode workers are saturated: the agent is asked to retry. */
@@ -65,6 +71,7 @@ export class DecodePool implements MessageDecoder {
   readonly #threshold: number;
   readonly #size: number;
   readonly #maxQueued: number;
+  readonly #heapMb: number;
   readonly #slots: (Slot | undefined)[];
   #queued = 0;
   #nextId = 1;
@@ -78,6 +85,7 @@ export class DecodePool implements MessageDecoder {
     this.#threshold = options.thresholdBytes ?? 64 * 1024;
     this.#size = Math.max(1, options.size ?? Math.min(4, availableParallelism() - 1));
     this.#maxQueued = options.maxQueuedBytes ?? 64 * 1024 * 1024;
+    this.#heapMb = options.maxWorkerHeapMb ?? 512;
     this.#slots = new Array(this.#size).fill(undefined);
   }
 
@@ -131,6 +139,7 @@ export class DecodePool implements MessageDecoder {
     try {
       worker = new Worker(new URL("./decode-worker.js", import.meta.url), {
         workerData: { limits: this.#limits },
+        resourceLimits: { maxOldGenerationSizeMb: this.#heapMb },
       });
     } catch {
       this.#noWorkers = true;
