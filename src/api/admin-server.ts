@@ -224,7 +224,7 @@ export class AdminServer {
           : state && agent.connected !== (state === "connected")
       )
         continue;
-      out.push(agentView(agent, g, false, denied));
+      out.push(agentView(agent, g, service.redactor, false, denied));
     }
     return json(200, out);
   }
@@ -239,7 +239,13 @@ export class AdminServer {
     const { provider } = service;
     return json(
       200,
-      agentView(agent, provider?.groupOf(agent), true, provider?.unauthorizedGroup(agent)),
+      agentView(
+        agent,
+        provider?.groupOf(agent),
+        service.redactor,
+        true,
+        provider?.unauthorizedGroup(agent),
+      ),
     );
   }
 
