@@ -14,6 +14,7 @@ import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import type { Settings } from "../settings.js";
+import type { StatusWriter } from "../status/index.js";
 import {
   AuthenticationError,
   CredentialsError,
@@ -22,7 +23,6 @@ import {
   type GitAuth,
   InvalidSourceError,
   NotARepositoryError,
-  type StatusWriter,
   type SyncError,
 } from "../sync/index.js";
 import { loadRedactionKey } from "../sync/status/redaction-key.js";

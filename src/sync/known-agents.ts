@@ -8,9 +8,10 @@
  * and a file is used only when it parses and has the expected fields (others are counted as
  * skipped, never thrown).
  */
+
+import { isGroupName, UNASSIGNED } from "../status/paths.js";
 import { loadYaml } from "../validate/yaml.js";
 import type { ObjectStore, TreeEntry } from "./object-store.js";
-import { isGroupName, UNASSIGNED } from "./status/paths.js";
 
 /** An agent as `plan` needs it: its attributes (matched against selectors) and its group. */
 export interface KnownAgent {
