@@ -15,6 +15,7 @@ import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import type { Settings } from "../settings.js";
 import type { StatusWriter } from "../status/index.js";
+import { loadRedactionKey } from "../status/redaction-key.js";
 import {
   AuthenticationError,
   CredentialsError,
@@ -25,7 +26,6 @@ import {
   NotARepositoryError,
   type SyncError,
 } from "../sync/index.js";
-import { loadRedactionKey } from "../sync/status/redaction-key.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
