@@ -133,7 +133,8 @@ async function main(): Promise<void> {
       global.gc?.();
       await new Promise((r) => setTimeout(r, 200));
     }
-    const before = process.memoryUsage().rss;
+    const memBefore = process.memoryUsage();
+    const before = memBefore.rss;
     let peak = before;
     const sampler = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage().rss);
@@ -167,12 +168,13 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 500));
     global.gc?.();
-    const after = process.memoryUsage().rss;
+    const memAfter = process.memoryUsage();
+    const after = memAfter.rss;
     console.log(
       `  never-reading client: sent ${mb(flood?.bytes ?? 0)} in ${flood?.messages ?? 0} messages (in ${sentAfterS.toFixed(0)} s); ${dropped ? `dropped by the server after ${droppedAfterS.toFixed(0)} s` : `NOT dropped within ${WAIT_MS / 1000} s`} (drops: unread replies past the send buffer ${ws.slowReaders}, missed pings ${ws.deadPeers}, over 4,096 messages in flight ${ws.flooders}; reads paused ${ws.pausedReads} times, at most ${ws.maxPending} messages waiting)`,
     );
     console.log(
-      `  RSS growth under the never-reading client: ${mb(peak - before)} at the peak; ${mb(after - before)} after it was dropped`,
+      `  RSS growth under the never-reading client: ${mb(peak - before)} at the peak; ${mb(after - before)} after it was dropped (of which JS heap ${mb(memAfter.heapUsed - memBefore.heapUsed)}, buffers ${mb(memAfter.external - memBefore.external)})`,
     );
   } finally {
     await service.close();
