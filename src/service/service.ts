@@ -16,16 +16,7 @@ import { Marker, Redactor } from "../redact/index.js";
 import type { Settings } from "../settings.js";
 import type { StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
-import {
-  AuthenticationError,
-  CredentialsError,
-  type FleetDesiredState,
-  FleetSync,
-  type GitAuth,
-  InvalidSourceError,
-  NotARepositoryError,
-  type SyncError,
-} from "../sync/index.js";
+import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
@@ -56,14 +47,6 @@ function throttledProgress(repo: string, line: (text: string) => void) {
     line(`fetching ${repo}: ${e.phase}${pct}`);
   };
 }
-
-/** First-read failures that no retry can mend. */
-const FATAL: Array<abstract new (...args: never[]) => SyncError> = [
-  NotARepositoryError,
-  InvalidSourceError,
-  AuthenticationError,
-  CredentialsError,
-];
 
 /** Longest agent error text kept in rollout state (after redaction). */
 const AGENT_ERROR_CHARS = 1024;
@@ -275,8 +258,7 @@ export class Service {
     if (this.sync) {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
-      if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
-        throw outcome.error;
+      if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key,
     // and the API and the rollouts show agent text with the same markers.
