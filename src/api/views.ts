@@ -10,10 +10,21 @@ import {
   agentAttributes,
   RemoteConfigStatus,
 } from "../opamp/index.js";
-import type { Redactor } from "../redact/index.js";
+import { Marker, Redactor } from "../redact/index.js";
 
 /** Longest agent text shown, in characters after redaction (longer text ends in "…"). */
 export const MAX_VIEW_TEXT = 4096;
+
+/**
+ * The redactor views use unless given one: a random key until the service sets the fleet's
+ * (useViewRedactor at start), so the API shows the status branch's markers.
+ */
+let viewRedactor = new Redactor(Marker.random());
+
+/** Sets the redactor of agentView (the service's, keyed with the fleet's redaction key). */
+export function useViewRedactor(redactor: Redactor): void {
+  viewRedactor = redactor;
+}
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(RemoteConfigStatus).map(([k, v]) => [v, k]));
 
@@ -31,9 +42,9 @@ export function capabilityNames(word: bigint): string[] {
 export function agentView(
   agent: Readonly<AgentState>,
   group: string | undefined,
-  redactor: Redactor,
   detail = false,
   unauthorizedGroup?: string,
+  redactor: Redactor = viewRedactor,
 ) {
   const text = (s: string | null | undefined) => (s ? redactor.text(s, MAX_VIEW_TEXT) : null);
   const attribute = (key: string, value: string) => redactor.attribute(key, value, MAX_VIEW_TEXT);
