@@ -21,6 +21,17 @@ export const MAX_VIEW_TEXT = 4096;
  */
 let viewRedactor = new Redactor(Marker.random());
 
+/** Agent text as views show it: secrets replaced by markers, cut at MAX_VIEW_TEXT. */
+export function viewText(text: string | null | undefined): string | null {
+  return text ? viewRedactor.text(text, MAX_VIEW_TEXT) : null;
+}
+
+/** One agent attribute as views show it (redacted through all three layers). */
+export function viewAttribute(key: string, value: string): [string, string] {
+  const [k, v] = viewRedactor.attribute(key, value, MAX_VIEW_TEXT);
+  return [k, typeof v === "string" ? v : JSON.stringify(v ?? "")];
+}
+
 /** Sets the redactor of agentView (the service's, keyed with the fleet's redaction key). */
 export function useViewRedactor(redactor: Redactor): void {
   viewRedactor = redactor;

@@ -8,7 +8,7 @@
  * reason of a rollback, history) and commit messages.
  *
  * Then the status branch's whole history (`git log -p --all`, commit messages included), the
- * admin API's answers (agents, one agent, rollouts) and every line the service logged (at
+ * admin API's answers (agents, one agent, rollouts), the console's pages and every line the service logged (at
  * debug level) are searched for every marker of the corpus: none may appear.
  */
 import assert from "node:assert/strict";
@@ -261,7 +261,7 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
     ].flatMap(markersIn);
     const api = async (path: string) => {
       const res = await fetch(`http://127.0.0.1:${apiPort}${path}`);
-      assert.equal(res.status, 200, path);
+      assert.equal(res.status, 200, `${path}: ${res.status}`);
       return res.text();
     };
     const answers = [
@@ -270,7 +270,11 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
       await api("/api/v1/rollouts/edge"),
       await api("/api/v1/rollouts/west"),
     ];
-    for (const a of agents) answers.push(await api(`/api/v1/agents/${uidToString(a.uid)}`));
+    for (const a of agents) {
+      answers.push(await api(`/api/v1/agents/${uidToString(a.uid)}`));
+      answers.push(await api(`/agents/${uidToString(a.uid)}`)); // the console's agent page
+    }
+    answers.push(await api("/"));
     const text = answers.join("\n");
     const leaked = all.filter((m) => text.includes(m));
     assert.deepEqual(leaked, [], `secrets in the admin API's answers: ${leaked.join(", ")}`);
