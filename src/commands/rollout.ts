@@ -50,7 +50,7 @@ export function formatRolloutStatus(s: GroupRolloutStatus, now = Date.now()): st
 }
 
 /** Runs a client command body, mapping errors to exit codes. */
-async function run(
+export async function run(
   opts: ClientOptions,
   err: Out,
   body: (api: ApiClient) => Promise<void>,
