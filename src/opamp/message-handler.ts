@@ -2,17 +2,15 @@
  * The OpAMP server logic, independent of transport: turns one AgentToServer into agent state,
  * events and the ServerToAgent reply.
  *
- * Concurrency contract: messages of one instance uid are processed one at a time, in arrival
- * order (a per-uid chain), whatever connection they came on. Messages of different agents run
- * concurrently. A reply is produced for every message, duplicates and heartbeats included.
+ * Concurrency contract: messages of one instance uid are processed one at a time, in the order
+ * they were decoded (a per-uid chain), whatever connection they came on; decoding is
+ * asynchronous for large messages (decode-pool.ts), so a transport that needs arrival order
+ * (one WebSocket) awaits each message before handing over the next. Messages of different
+ * agents run concurrently. A reply is produced for every message, duplicates and heartbeats
+ * included.
  */
 import type { Logger } from "pino";
-import {
-  type AgentLimits,
-  DEFAULT_AGENT_LIMITS,
-  enforceAgentLimits,
-  LIMIT_FLAGS,
-} from "./agent-limits.js";
+import { type AgentLimits, DEFAULT_AGENT_LIMITS, LIMIT_FLAGS } from "./agent-limits.js";
 import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
@@ -23,7 +21,7 @@ import {
   ServerErrorResponseType,
   ServerToAgentFlags,
 } from "./capabilities.js";
-import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
+import { encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { type CredentialIssuer, csrOf, type OfferedCredential } from "./credential-hooks.js";
 import type { DesiredStateProvider } from "./desired.js";
@@ -34,6 +32,13 @@ import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 import { type LiveAgent, LiveAgents } from "./live-agents.js";
 import type { AgentToServer, ServerToAgent } from "./messages.js";
 import { type AdvertisedEndpoint, connectionSettingsOffer, remoteConfigOffer } from "./offers.js";
+import { type PreparedMessage, prepareMessage } from "./prepare.js";
+
+/** Turns received bytes into a prepared message (prepare.ts), here or in a worker. */
+export interface MessageDecoder {
+  /** Rejects with MalformedMessageError for bytes that are not an AgentToServer. */
+  prepare(bytes: Uint8Array): PreparedMessage | Promise<PreparedMessage>;
+}
 
 export type HandleOutcome = "ok" | "malformed" | "bad-request" | "unavailable";
 
@@ -68,6 +73,11 @@ export interface MessageHandlerOptions {
   resendIntervalMs?: number;
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
   unavailableRetrySeconds?: number;
+  /**
+   * Decodes and prepares messages (decode-pool.ts moves large ones off the event loop).
+   * Default: prepareMessage on this thread, with `limits`.
+   */
+  decoder?: MessageDecoder;
   now?: () => number;
 }
 
@@ -82,7 +92,8 @@ export class MessageHandler {
     /** Claims refused: the uid is connected through another live replica by another agent. */
     duplicateUids: 0,
   };
-  readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "issuer">>;
+  readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "decoder" | "issuer">>;
+  readonly #decoder: MessageDecoder;
   readonly #issuer: CredentialIssuer | undefined;
   readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
@@ -100,6 +111,8 @@ export class MessageHandler {
       ...options,
     };
     this.#advertise = options.advertise;
+    const limits = this.#options.limits;
+    this.#decoder = options.decoder ?? { prepare: (bytes) => prepareMessage(bytes, limits) };
     this.#issuer = options.issuer;
     this.live = new LiveAgents();
   }
@@ -116,12 +129,17 @@ export class MessageHandler {
   }
 
   async #handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
-    let message: AgentToServer;
+    let prepared: PreparedMessage;
     try {
-      message = decodeAgentToServer(bytes);
+      prepared = await this.#decoder.prepare(bytes);
     } catch (err) {
-      return errorResult(new Uint8Array(0), "malformed", (err as Error).message);
+      if (err instanceof MalformedMessageError)
+        return errorResult(new Uint8Array(0), "malformed", err.message);
+      // The decoder is saturated or its worker failed: nothing about the agent is known yet.
+      this.#options.logger.warn({ err }, "cannot decode an agent message now");
+      return this.#unavailable(new Uint8Array(0));
     }
+    const message = prepared.message;
     if (message.instanceUid.length !== 16) {
       const err = new MalformedMessageError(
         `instance_uid must be 16 bytes, got ${message.instanceUid.length}`,
@@ -130,7 +148,7 @@ export class MessageHandler {
     }
     const uid = uidToString(message.instanceUid);
     const previous = this.#chains.get(uid) ?? Promise.resolve();
-    const run = previous.then(() => this.#process(conn, uid, message));
+    const run = previous.then(() => this.#process(conn, uid, prepared));
     const tail = run.catch(() => {});
     this.#chains.set(uid, tail);
     void tail.then(() => {
@@ -140,23 +158,29 @@ export class MessageHandler {
       return await run;
     } catch (err) {
       this.#options.logger.error({ err, instanceUid: uid }, "agent message failed");
-      const result = errorResult(
-        message.instanceUid,
-        "unavailable",
-        "server cannot process the message now; retry later",
-      );
-      result.reply.errorResponse = {
-        ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
-        type: ServerErrorResponseType.Unavailable,
-        retryInfo: {
-          retryAfterNanoseconds: BigInt(this.#options.unavailableRetrySeconds) * 1_000_000_000n,
-        },
-      };
-      return result;
+      return this.#unavailable(message.instanceUid);
     }
   }
 
-  async #process(conn: Connection, uid: string, message: AgentToServer): Promise<HandleResult> {
+  /** UNAVAILABLE with the configured retry delay. */
+  #unavailable(instanceUid: Uint8Array): HandleResult {
+    const result = errorResult(
+      instanceUid,
+      "unavailable",
+      "server cannot process the message now; retry later",
+    );
+    result.reply.errorResponse = {
+      ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
+      type: ServerErrorResponseType.Unavailable,
+      retryInfo: {
+        retryAfterNanoseconds: BigInt(this.#options.unavailableRetrySeconds) * 1_000_000_000n,
+      },
+    };
+    return result;
+  }
+
+  async #process(conn: Connection, uid: string, prepared: PreparedMessage): Promise<HandleResult> {
+    const { message } = prepared;
     const now = this.#options.now();
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
@@ -173,12 +197,8 @@ export class MessageHandler {
       }
       await this.#disconnect(carried, "agent took the new instance uid it was given");
     }
-    try {
-      enforceAgentLimits(message, this.#options.limits);
-    } catch (err) {
-      if (!(err instanceof AgentLimitError)) throw err;
-      return errorResult(message.instanceUid, "bad-request", err.message);
-    }
+    if (prepared.limitError !== undefined)
+      return errorResult(message.instanceUid, "bad-request", prepared.limitError);
     let live = this.live.get(uid);
     let known = true;
     if (live && live.conn !== conn) {
@@ -230,16 +250,17 @@ export class MessageHandler {
       live = this.live.bind(uid, state, conn, known);
     }
     live.conn = conn;
-    return this.#apply(live, message, known, now);
+    return this.#apply(live, prepared, known, now);
   }
 
   async #apply(
     live: LiveAgent,
-    message: AgentToServer,
+    prepared: PreparedMessage,
     known: boolean,
     now: number,
   ): Promise<HandleResult> {
     const { state, conn } = live;
+    const { message } = prepared;
     const previousSeq = state.sequenceNum;
     const retry = known && message.sequenceNum === previousSeq;
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
@@ -250,7 +271,8 @@ export class MessageHandler {
 
     let merged: ReturnType<typeof mergeReport>;
     try {
-      merged = mergeReport(state, message, this.#options.limits.maxAgentBytes, (total) => {
+      const report = { ...prepared, capabilities: message.capabilities };
+      merged = mergeReport(state, report, this.#options.limits.maxAgentBytes, (total) => {
         throw new AgentLimitError(
           "maxAgentBytes",
           LIMIT_FLAGS.maxAgentBytes,

@@ -14,6 +14,7 @@ import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
+import { DecodePool, type DecodePoolOptions } from "./decode-pool.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { AgentEvents } from "./events.js";
 import { HttpTransport, plain } from "./http-transport.js";
@@ -102,6 +103,11 @@ export interface OpampServerOptions {
   maxQueuedMessages?: number;
   /** Open TCP connections allowed from one source address; undefined: no cap. */
   maxConnectionsPerAddress?: number;
+  /**
+   * Decode workers for large messages (decode-pool.ts): size threshold, workers, queue bound.
+   * Default: messages from 64 KiB on, cores - 1 workers (1 to 4), 64 MiB queued.
+   */
+  decode?: Omit<DecodePoolOptions, "limits">;
   replicaId?: string;
 }
 
@@ -109,6 +115,7 @@ export class OpampServer {
   readonly events: AgentEvents;
   readonly store: AgentStore;
   readonly handler: MessageHandler;
+  readonly decoder: DecodePool;
   readonly #options: OpampServerOptions & {
     path: string;
     maxConnections: number;
@@ -137,6 +144,8 @@ export class OpampServer {
       logger.error({ err, event: name }, "agent event listener failed"),
     );
     this.store = new AgentStore(options.redis, { prefix: options.prefix ?? "opamp-gitops" });
+    const limits = { ...DEFAULT_AGENT_LIMITS, ...options.limits };
+    this.decoder = new DecodePool({ ...options.decode, limits });
     this.handler = new MessageHandler({
       store: this.store,
       desired: options.desired ?? NO_DESIRED_STATE,
@@ -146,7 +155,8 @@ export class OpampServer {
       defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
       livenessFactor: options.livenessFactor ?? 3,
       advertise: options.advertise,
-      limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
+      limits,
+      decoder: this.decoder,
       resendIntervalMs: options.resendIntervalMs ?? 30_000,
       issuer: options.issuer,
     });
@@ -418,6 +428,7 @@ export class OpampServer {
       const force = setTimeout(() => this.#server.closeAllConnections(), graceMs);
       await Promise.all([closed, sockets]);
       clearTimeout(force);
+      await this.decoder.close();
       try {
         await this.store.flushTouches();
       } catch (err) {

@@ -68,6 +68,8 @@ export class WebSocketTransport {
     idleClosed: 0,
     /** Sockets terminated for not answering a ping. */
     deadPeers: 0,
+    /** Sockets closed for having more than MAX_IN_FLIGHT messages read but not handled. */
+    flooders: 0,
     /** Times reading was paused because a socket's queue was full. */
     pausedReads: 0,
     /** Most messages of one socket waiting at once. */
@@ -195,6 +197,7 @@ export class WebSocketTransport {
       // Frames of a chunk already read still arrive while paused (a 64 KiB chunk holds
       // thousands of tiny frames); past MAX_IN_FLIGHT the peer floods on purpose.
       if (pending > MAX_IN_FLIGHT) {
+        if (pending === MAX_IN_FLIGHT + 1) this.stats.flooders++;
         this.#drop(ws, 1008, "too many messages in flight");
         return;
       }

@@ -2,6 +2,8 @@
  * Feeds what agents report (OpAMP events) into the rollouts: group membership from the
  * agent's attributes, connection, APPLYING/APPLIED/FAILED for a hash, and health.
  * Rollout writes are asynchronous; a failure is logged and the agent's next report retries.
+ * Agent error text is redacted (`redact`) before it enters rollout state, which the admin
+ * API, the CLI, notices and logs quote.
  *
  * Shutdown: `close()` (after the OpAMP server closed, before the rollouts) waits for the
  * writes in flight; an event after it is dropped with a debug line, not a warning per agent
@@ -27,6 +29,7 @@ export class AgentBridge {
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
   readonly #pending = new Set<Promise<unknown>>();
+  readonly #redact: (text: string) => string;
   #closed = false;
 
   constructor(
@@ -34,7 +37,9 @@ export class AgentBridge {
     rollouts: RolloutController,
     provider: FleetProvider,
     logger: Logger,
+    redact: (text: string) => string = (text) => text,
   ) {
+    this.#redact = redact;
     this.#rollouts = rollouts;
     this.#provider = provider;
     this.#logger = logger;
@@ -67,11 +72,13 @@ export class AgentBridge {
     const reported = REPORTED[status.status as keyof typeof REPORTED];
     const hash = Buffer.from(status.lastRemoteConfigHash ?? []).toString("hex");
     if (!reported || hash === "") return;
-    this.#run(this.#rollouts.report(uid, hash, reported, status.errorMessage || undefined));
+    const error = status.errorMessage ? this.#redact(status.errorMessage) : undefined;
+    this.#run(this.#rollouts.report(uid, hash, reported, error));
   }
 
   #health(uid: string, health: NonNullable<AgentState["health"]>): void {
-    this.#run(this.#rollouts.health(uid, health.healthy === true, health.lastError || undefined));
+    const error = health.lastError ? this.#redact(health.lastError) : undefined;
+    this.#run(this.#rollouts.health(uid, health.healthy === true, error));
   }
 
   /** (Re)places an agent in the group its attributes select now. */

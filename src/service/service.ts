@@ -9,11 +9,15 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
+import { useViewRedactor } from "../api/views.js";
 import { AgentCa } from "../ca/index.js";
+import { withSafeErrors } from "../logger.js";
 import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
+import { Marker, Redactor } from "../redact/index.js";
 import type { Settings } from "../settings.js";
 import type { StatusWriter } from "../status/index.js";
+import { loadRedactionKey } from "../status/redaction-key.js";
 import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
 import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
 import { ServiceBackend } from "./admin-backend.js";
@@ -51,6 +55,9 @@ function throttledProgress(repo: string, line: (text: string) => void) {
   };
 }
 
+/** Longest agent error text kept in rollout state (after redaction). */
+const AGENT_ERROR_CHARS = 1024;
+
 export interface ServiceParts {
   settings: Settings;
   redis: Redis;
@@ -84,12 +91,16 @@ export class Service {
   /** Agents' certificates (CSR), per-agent tokens, rotation and revocation. */
   readonly agentCredentials: AgentCredentialAuthority;
   readonly #p: ServiceParts;
+  /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
+  #redactor = new Redactor(Marker.random());
   #closing: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
 
   constructor(parts: ServiceParts) {
-    this.#p = parts;
-    const { settings: s, redis, logger } = parts;
+    // Errors logged by any module may carry agent data (see safeError).
+    const logger = withSafeErrors(parts.logger);
+    this.#p = { ...parts, logger };
+    const { settings: s, redis } = parts;
     this.configs = new ConfigStore(redis, s.redisPrefix);
     this.rollouts = new RolloutController({
       redis,
@@ -209,7 +220,9 @@ export class Service {
     });
     this.provider = provider;
     this.bridge = provider
-      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger)
+      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger, (text) =>
+          this.#redactor.text(text, AGENT_ERROR_CHARS),
+        )
       : undefined;
     this.status =
       this.sync && provider && this.bridge
@@ -354,7 +367,12 @@ export class Service {
       if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
       await this.gitDuty?.start(this.sync);
     }
-    // Markers in the status branch are keyed: every replica must use the fleet's one key.
+    // Markers in the status branch are keyed: every replica must use the fleet's one key,
+    // and the API and the rollouts show agent text with the same markers.
+    this.#redactor = new Redactor(
+      new Marker(await loadRedactionKey(this.#p.redis, this.#p.settings.redisPrefix)),
+    );
+    useViewRedactor(this.#redactor);
     await this.status?.loadRedactionKey();
     this.status?.start();
     const ca = this.#p.settings.agentCredentials.ca;
@@ -372,6 +390,14 @@ export class Service {
     const api = await this.api.start();
     this.credentials.start();
     return { opampPort: port, apiPort: api.port };
+  }
+
+  /**
+   * Redacts agent-written text (src/redact, the status branch's detector and markers) before
+   * the service shows it (admin API), stores it in rollout state or logs it.
+   */
+  get redactor(): Redactor {
+    return this.#redactor;
   }
 
   /** Stops everything in reverse order. Idempotent. */
