@@ -160,6 +160,10 @@ program
   )
   .option("--max-health-components <n>", "components in a reported health tree (default 1024)")
   .option(
+    "--max-available-components <n>",
+    "entries of a reported AvailableComponents tree (default 4096)",
+  )
+  .option(
     "--max-error-message-bytes <n>",
     "bytes kept of an agent's error message (longer ones are cut, marked) (default 4096)",
   )

@@ -132,6 +132,7 @@ export interface SettingsFlags {
   maxConfigFiles?: string;
   maxConfigBytes?: string;
   maxHealthComponents?: string;
+  maxAvailableComponents?: string;
   maxErrorMessageBytes?: string;
   maxAgentBytes?: string;
   maxSendBufferBytes?: string;
@@ -193,6 +194,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   maxConfigFiles: "OPAMP_GITOPS_MAX_CONFIG_FILES",
   maxConfigBytes: "OPAMP_GITOPS_MAX_CONFIG_BYTES",
   maxHealthComponents: "OPAMP_GITOPS_MAX_HEALTH_COMPONENTS",
+  maxAvailableComponents: "OPAMP_GITOPS_MAX_AVAILABLE_COMPONENTS",
   maxErrorMessageBytes: "OPAMP_GITOPS_MAX_ERROR_MESSAGE_BYTES",
   maxAgentBytes: "OPAMP_GITOPS_MAX_AGENT_BYTES",
   maxSendBufferBytes: "OPAMP_GITOPS_MAX_SEND_BUFFER_BYTES",
@@ -485,6 +487,11 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       maxConfigFiles: positive("maxConfigFiles", "--max-config-files", 64),
       maxConfigBytes: positive("maxConfigBytes", "--max-config-bytes", 1024 * 1024),
       maxHealthComponents: positive("maxHealthComponents", "--max-health-components", 1024),
+      maxAvailableComponents: positive(
+        "maxAvailableComponents",
+        "--max-available-components",
+        4096,
+      ),
       maxErrorMessageBytes: positive("maxErrorMessageBytes", "--max-error-message-bytes", 4096),
       maxAgentBytes: positive("maxAgentBytes", "--max-agent-bytes", 4 * 1024 * 1024),
     },

@@ -8,6 +8,7 @@ import { healthMeaning } from "./health-meaning.js";
 import type {
   AgentDescription,
   AgentToServer,
+  AvailableComponents,
   ComponentHealth,
   CustomCapabilities,
   EffectiveConfig,
@@ -49,7 +50,7 @@ export interface AgentReport {
   remoteConfigStatus: RemoteConfigStatusMessage | null;
   packageStatuses: OpaqueMessage | null;
   customCapabilities: CustomCapabilities | null;
-  availableComponents: OpaqueMessage | null;
+  availableComponents: AvailableComponents | null;
   connectionSettingsStatus: OpaqueMessage | null;
 }
 
@@ -147,7 +148,7 @@ export function mergeReport(
   let total = 0;
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
     const value = message[SOURCE[field]];
-    if (value === null || value === undefined) {
+    if (value === null || value === undefined || keepsStoredComponents(state, field, value)) {
       total += state.encoded[field]?.length ?? 0;
       continue;
     }
@@ -174,6 +175,24 @@ export function mergeReport(
   const capabilitiesChanged = state.capabilities !== message.capabilities;
   state.capabilities = message.capabilities;
   return { changed, refreshed, capabilitiesChanged };
+}
+
+/**
+ * AvailableComponents carries its full map only when the server asked for it; afterwards the
+ * agent sends the hash alone. The same hash without a map means the same set: the stored full
+ * report stays (a new hash replaces it, and the server then asks for the new map).
+ */
+function keepsStoredComponents(state: AgentState, field: ReportField, value: unknown): boolean {
+  if (field !== "availableComponents") return false;
+  const incoming = value as AvailableComponents;
+  const stored = state.availableComponents;
+  if (hasComponentMap(incoming) || !hasComponentMap(stored)) return false;
+  return Buffer.from(incoming.hash ?? []).equals(Buffer.from(stored?.hash ?? []));
+}
+
+/** Whether an AvailableComponents report holds the component map (not just the hash). */
+export function hasComponentMap(value: AvailableComponents | null | undefined): boolean {
+  return Object.keys(value?.components ?? {}).length > 0;
 }
 
 /**

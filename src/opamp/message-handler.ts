@@ -13,9 +13,10 @@ import {
   enforceAgentLimits,
   LIMIT_FLAGS,
 } from "./agent-limits.js";
-import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
+import { type AgentState, emptyAgentState, hasComponentMap, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
+  AgentCapabilities,
   AgentToServerFlags,
   hasFlag,
   ServerErrorResponseType,
@@ -254,6 +255,9 @@ export class MessageHandler {
     const reply: ServerToAgent = { instanceUid: message.instanceUid };
     const offeredBefore = live.offeredConfigHash;
     if (gap) reply.flags = ServerToAgentFlags.ReportFullState;
+    if (!disconnect && wantsComponentMap(state)) {
+      reply.flags = (reply.flags ?? 0n) | ServerToAgentFlags.ReportAvailableComponents;
+    }
     let settingsOffered = false;
     if (!disconnect) {
       const desired = this.#o.desired.desired(state);
@@ -451,6 +455,17 @@ function proveIdentity(message: AgentToServer): HandleResult {
     outcome: "ok",
     disconnect: false,
   };
+}
+
+/**
+ * Whether to ask for the full AvailableComponents (spec: the agent sends only the hash until
+ * asked): it has the capability and reported a hash, but no map is stored for it. An agent
+ * that honours the flag answers with the map in its next message, so this is asked once.
+ */
+function wantsComponentMap(state: Readonly<AgentState>): boolean {
+  if (!hasFlag(state.capabilities, AgentCapabilities.ReportsAvailableComponents)) return false;
+  const reported = state.availableComponents;
+  return (reported?.hash?.length ?? 0) > 0 && !hasComponentMap(reported);
 }
 
 function sameScopes(a: readonly string[], b: readonly string[]): boolean {
