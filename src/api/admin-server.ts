@@ -133,14 +133,14 @@ export class AdminServer {
     if (resource === "agents" && method === "GET")
       return name ? this.#agent(name) : this.#agents(url);
     if (resource === "groups" && method === "GET")
-      return name ? this.#group(name) : json(200, this.#groups());
+      return name ? this.#group(name) : json(200, await this.#groups());
     if (resource === "rollouts" && method === "GET") {
       if (!name)
         return json(
           200,
-          service.rollouts.groups().map((g) => service.rollouts.status(g)),
+          await Promise.all(service.rollouts.groups().map((g) => this.#rolloutStatus(g))),
         );
-      const status = service.rollouts.status(name);
+      const status = await this.#rolloutStatus(name);
       return status ? json(200, status) : fail(404, "ROLLOUT_UNKNOWN_GROUP", `no group "${name}"`);
     }
     if (resource === "rollouts" && name && method === "POST" && action)
@@ -243,10 +243,22 @@ export class AdminServer {
     );
   }
 
-  #groups() {
+  /**
+   * A group's rollout status plus its incompatible agents (count and examples: agents left
+   * out of its rollouts for lacking a component type its config uses).
+   */
+  async #rolloutStatus(group: string) {
+    const { service } = this.#o;
+    const status = service.rollouts.status(group);
+    return status && { ...status, incompatible: await service.incompatible.summary(group) };
+  }
+
+  async #groups() {
     const { service } = this.#o;
     const current = service.sync?.current;
-    return [...(current?.groups.values() ?? [])].map((g) => {
+    const groups = [...(current?.groups.values() ?? [])];
+    const incompatible = await Promise.all(groups.map((g) => service.incompatible.summary(g.name)));
+    return groups.map((g, i) => {
       const status = service.rollouts.status(g.name);
       // What the group's agents are served (after a rollback: the stable hash, not Git's).
       const served = status
@@ -264,12 +276,13 @@ export class AdminServer {
         priority: g.priority,
         files,
         rollout: status?.rollout ?? null,
+        incompatible: incompatible[i] ?? { count: 0, examples: [] },
       };
     });
   }
 
-  #group(name: string): Reply {
-    const group = this.#groups().find((g) => g.name === name);
+  async #group(name: string): Promise<Reply> {
+    const group = (await this.#groups()).find((g) => g.name === name);
     const status = this.#o.service.sync?.status;
     return group
       ? json(200, { ...group, sync: status })

@@ -1,6 +1,6 @@
 /** The OpAMP module: the only place that imports ws and protobufjs (DESIGN §7). */
 export type { AgentState, Transport } from "./agent-state.js";
-export { agentAttributes } from "./agent-state.js";
+export { agentAttributes, hasComponentMap } from "./agent-state.js";
 export { AgentStore } from "./agent-store.js";
 export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
@@ -16,6 +16,7 @@ export * from "./errors.js";
 export type { AgentEventMap, AgentEventName } from "./events.js";
 export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
+export type { AvailableComponents, ComponentDetails } from "./messages.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";

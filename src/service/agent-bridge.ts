@@ -3,6 +3,10 @@
  * agent's attributes, connection, APPLYING/APPLIED/FAILED for a hash, and health.
  * Rollout writes are asynchronous; a failure is logged and the agent's next report retries.
  *
+ * An agent whose build lacks a component type its group's config needs (FleetProvider
+ * missingFor) is incompatible: it does not join the group's rollout (so it is never in a
+ * cohort, never fails it, never holds a gate) and is listed in IncompatibleAgents instead.
+ *
  * Shutdown: `close()` (after the OpAMP server closed, before the rollouts) waits for the
  * writes in flight; an event after it is dropped with a debug line, not a warning per agent
  * (the rollouts may already be closed, and the agents' disconnects are in the agent store).
@@ -11,6 +15,7 @@ import type { Logger } from "pino";
 import { type AgentEvents, type AgentState, RemoteConfigStatus } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { FleetProvider } from "./fleet-provider.js";
+import type { IncompatibleAgents } from "./incompatible-agents.js";
 
 const REPORTED = {
   [RemoteConfigStatus.APPLIED]: "APPLIED",
@@ -21,6 +26,9 @@ const REPORTED = {
 export class AgentBridge {
   /** The group each connected agent was placed in (for refresh filters and metrics). */
   readonly groupOf = new Map<string, string>();
+  /** Connected agents of this process listed as incompatible: uid → group and what they lack. */
+  readonly incompatible = new Map<string, { group: string; missing: string }>();
+  readonly #list: IncompatibleAgents | undefined;
   readonly #rollouts: RolloutController;
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
@@ -32,7 +40,9 @@ export class AgentBridge {
     rollouts: RolloutController,
     provider: FleetProvider,
     logger: Logger,
+    incompatible?: IncompatibleAgents,
   ) {
+    this.#list = incompatible;
     this.#rollouts = rollouts;
     this.#provider = provider;
     this.#logger = logger;
@@ -46,12 +56,15 @@ export class AgentBridge {
       if (agent.health) this.#health(agent.instanceUid, agent.health);
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
+    // Another build (or the full map after a hash) may make it (in)compatible.
+    events.on("availableComponentsChanged", ({ agent }) => this.place(agent));
     // Another credential may allow other groups: an agent whose scope no longer allows its
     // group leaves that group's rollout.
     events.on("scopesChanged", ({ agent }) => this.place(agent));
     events.on("disconnected", ({ instanceUid, lost }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.groupOf.delete(instanceUid);
+      this.incompatible.delete(instanceUid); // it stays listed in Redis, as members stay
       this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
     events.on("remoteConfigStatusChanged", ({ instanceUid, status }) =>
@@ -71,18 +84,36 @@ export class AgentBridge {
     this.#run(this.#rollouts.health(uid, health.healthy === true, health.lastError || undefined));
   }
 
-  /** (Re)places an agent in the group its attributes select now. */
+  /**
+   * (Re)places an agent in the group its attributes select now: a member of the group's
+   * rollout, or listed as incompatible with the group's config.
+   */
   place(agent: Readonly<AgentState>): void {
     const uid = agent.instanceUid;
     const group = this.#provider.groupOf(agent);
+    const missing = group === undefined ? [] : this.#provider.missingFor(agent, group);
     const previous = this.groupOf.get(uid);
-    if (group === previous) return;
+    const was = this.incompatible.get(uid);
+    const missingKey = missing.join(" ");
+    if (group === previous && (was?.missing ?? "") === missingKey) return;
+    if (was && (was.group !== group || missing.length === 0)) {
+      this.incompatible.delete(uid);
+      if (this.#list) this.#run(this.#list.remove(was.group, uid));
+    }
     if (group === undefined) {
       this.groupOf.delete(uid);
       if (previous) this.#run(this.#rollouts.leave(previous, uid));
       return;
     }
     this.groupOf.set(uid, group);
+    if (missing.length > 0) {
+      this.incompatible.set(uid, { group, missing: missingKey });
+      if (this.#list) this.#run(this.#list.set(group, uid, missing));
+      // Out of the rollout it was in: a stored membership (another process, a restart) too.
+      if (previous && previous !== group) this.#run(this.#rollouts.leave(previous, uid));
+      this.#run(this.#rollouts.leave(group, uid));
+      return;
+    }
     this.#run(this.#rollouts.join(group, uid));
   }
 

@@ -23,12 +23,19 @@ import {
   type StatusWriter,
   type SyncError,
 } from "../sync/index.js";
-import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
+import {
+  CollectorChecker,
+  ValidationCache,
+  type ValidationReport,
+  validateSnapshot,
+} from "../validate/index.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
 import { certificateGroups } from "./group-scope.js";
+import { IncompatibleAgents } from "./incompatible-agents.js";
+import { incompatibleFindings } from "./incompatible-check.js";
 import { createStatusWriter } from "./status-wiring.js";
 
 /** Git credentials from the settings (a token from a file or an environment variable). */
@@ -77,6 +84,8 @@ export class Service {
   readonly rollouts: RolloutController;
   readonly sync: FleetSync | undefined;
   readonly configs: ConfigStore;
+  /** Agents left out of their group's rollout for lacking a component type (any replica). */
+  readonly incompatible: IncompatibleAgents;
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
@@ -92,6 +101,7 @@ export class Service {
     this.#p = parts;
     const { settings: s, redis, logger } = parts;
     this.configs = new ConfigStore(redis, s.redisPrefix);
+    this.incompatible = new IncompatibleAgents(redis, s.redisPrefix);
     this.rollouts = new RolloutController({
       redis,
       prefix: s.redisPrefix,
@@ -111,8 +121,13 @@ export class Service {
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
-        validate: (snapshot) =>
-          validateSnapshot(snapshot, { cache, ...(collector ? { collector } : {}) }),
+        validate: async (snapshot) => {
+          const report = await validateSnapshot(snapshot, {
+            cache,
+            ...(collector ? { collector } : {}),
+          });
+          return this.#checkAgents(report);
+        },
         onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
       });
     }
@@ -149,7 +164,7 @@ export class Service {
     });
     this.provider = provider;
     this.bridge = provider
-      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger)
+      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger, this.incompatible)
       : undefined;
     this.status =
       this.sync && provider && this.bridge
@@ -162,6 +177,7 @@ export class Service {
             rollouts: this.rollouts,
             provider,
             configs: this.configs,
+            incompatible: this.incompatible,
             ...(auth ? { auth } : {}),
           })
         : undefined;
@@ -215,8 +231,12 @@ export class Service {
     if (this.#closing) return;
     const { logger } = this.#p;
     try {
-      for (const group of state.groups.values()) {
+      for (const group of state.groups.values())
         await this.configs.put(group.configHash, group.files);
+      // Agents that cannot run their group's new config leave its rollout before it starts,
+      // so no cohort is drawn from them.
+      for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
+      for (const group of state.groups.values()) {
         await this.rollouts.applyGroup({
           group: group.name,
           hash: group.configHash,
@@ -226,7 +246,9 @@ export class Service {
       }
       // Every rollout group Git no longer has, also one removed while the service was down.
       for (const name of this.rollouts.groups()) {
-        if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git: group removed");
+        if (state.groups.has(name)) continue;
+        await this.rollouts.removeGroup(name, "git: group removed");
+        await this.incompatible.removeGroup(name);
       }
       await this.configs.prune(this.#referencedHashes(state));
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
@@ -238,6 +260,27 @@ export class Service {
         "could not apply the desired state; will retry on the next commit",
       );
     }
+  }
+
+  /**
+   * The all-incompatible check (incompatible-check.ts) over a report without errors: adds an
+   * AGENTS_INCOMPATIBLE error for each changed group whose every agent lacks a needed type.
+   */
+  async #checkAgents(report: ValidationReport): Promise<ValidationReport> {
+    if (!report.fleet || report.errors > 0) return report;
+    const extra = await incompatibleFindings(report.fleet, this.sync?.current, {
+      agentsOf: async (group) => [
+        ...new Set([...this.rollouts.members(group), ...(await this.incompatible.uids(group))]),
+      ],
+      components: (uids) => this.opamp.store.availableComponents(uids),
+    });
+    if (extra.length === 0) return report;
+    const { fleet: _dropped, ...rest } = report;
+    return {
+      ...rest,
+      findings: [...report.findings, ...extra],
+      errors: report.errors + extra.length,
+    };
   }
 
   /** Hashes that may still be served: Git's, and each rollout's stable, source and target. */

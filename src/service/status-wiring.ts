@@ -22,7 +22,7 @@ import {
 } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
-import { RolloutStatusAdapter } from "./rollout-status.js";
+import { type IncompatibleSource, RolloutStatusAdapter } from "./rollout-status.js";
 
 /**
  * An agent stored as connected but not heard of for this long is shown disconnected: its
@@ -47,6 +47,8 @@ export interface StatusWiringParts {
   provider: FleetProvider;
   /** The files of each config hash that may be served (names for the served block). */
   configs: ConfigStore;
+  /** Agents left out of rollouts for lacking component types, for the group files. */
+  incompatible?: IncompatibleSource;
   auth?: GitAuth;
 }
 
@@ -69,7 +71,11 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,
     fleetSync: sync,
-    rollouts: new RolloutStatusAdapter(rollouts, (hash) => p.configs.get(hash)?.map((f) => f.name)),
+    rollouts: new RolloutStatusAdapter(
+      rollouts,
+      (hash) => p.configs.get(hash)?.map((f) => f.name),
+      p.incompatible,
+    ),
     // Live state first: the stored copy is saved in batches and may lag by a moment.
     agents: {
       list: () => opamp.store.list(),
@@ -81,7 +87,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
       const group = provider.groupOf(agent);
       if (group === undefined) return UNASSIGNED;
-      const served = rollouts.served(group, agent.instanceUid);
+      const served = provider.servedTo(agent, group);
       return { group, desiredHash: served?.hash ?? null, desiredCommit: served?.commit ?? null };
     },
     logger: p.logger,
