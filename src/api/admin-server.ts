@@ -6,6 +6,7 @@
  *   GET  /api/v1/agents[?group=g&state=connected|disconnected|unauthorized]
  *   GET  /api/v1/agents/<uid>
  *   GET  /api/v1/groups            GET /api/v1/groups/<group>
+ *   GET  /api/v1/components        AvailableComponents hash → kind → types
  *   GET  /api/v1/rollouts          GET /api/v1/rollouts/<group>
  *   POST /api/v1/rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
  *
@@ -21,7 +22,7 @@ import { RolloutError } from "../queue/index.js";
 import type { Service } from "../service/service.js";
 import { ServiceMetrics } from "./metrics.js";
 import { requestGuard } from "./request-guard.js";
-import { agentView } from "./views.js";
+import { agentView, componentsHashOf, componentTypes } from "./views.js";
 import { verifyWebhook } from "./webhook.js";
 
 export interface AdminServerOptions {
@@ -134,6 +135,7 @@ export class AdminServer {
       return name ? this.#agent(name) : this.#agents(url);
     if (resource === "groups" && method === "GET")
       return name ? this.#group(name) : json(200, await this.#groups());
+    if (resource === "components" && method === "GET" && !name) return this.#components();
     if (resource === "rollouts" && method === "GET") {
       if (!name)
         return json(
@@ -225,6 +227,22 @@ export class AdminServer {
       )
         continue;
       out.push(agentView(agent, g, false, denied));
+    }
+    return json(200, out);
+  }
+
+  /**
+   * Every distinct component set the agents reported: AvailableComponents hash (hex, as
+   * `componentsHash` in agent rows) → kind → types. For `plan`'s incompatible agents.
+   */
+  async #components(): Promise<Reply> {
+    const { service } = this.#o;
+    const out: Record<string, Record<string, string[]>> = {};
+    for (const uid of await service.opamp.store.list()) {
+      const agent =
+        service.opamp.handler.live.get(uid)?.state ?? (await service.opamp.store.load(uid));
+      const hash = agent && componentsHashOf(agent);
+      if (agent && hash && !out[hash]) out[hash] = componentTypes(agent);
     }
     return json(200, out);
   }

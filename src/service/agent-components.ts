@@ -25,17 +25,25 @@ export function componentInventory(
   if (!reported) return undefined;
   const cached = cache.get(reported);
   if (cached !== undefined) return cached ?? undefined;
+  const kinds: Record<string, string[]> = {};
+  for (const [key, details] of Object.entries(reported.components ?? {}))
+    kinds[key] = Object.keys(details?.subComponentMap ?? {});
+  const inventory = inventoryOf(kinds);
+  cache.set(reported, inventory ?? null);
+  return inventory;
+}
+
+/** The same from kind → types lists (the admin API's GET /api/v1/components shape). */
+export function inventoryOf(kinds: Readonly<Record<string, readonly string[]>>) {
   const out = new Map<string, Set<string>>();
-  for (const [key, details] of Object.entries(reported.components ?? {})) {
+  for (const [key, list] of Object.entries(kinds)) {
     const kind = key.endsWith("s") ? key : `${key}s`;
     if (!KINDS.has(kind)) continue;
     const types = out.get(kind) ?? new Set<string>();
-    for (const type of Object.keys(details?.subComponentMap ?? {})) types.add(type);
+    for (const type of list) types.add(type);
     out.set(kind, types);
   }
-  const inventory = out.size > 0 ? out : undefined;
-  cache.set(reported, inventory ?? null);
-  return inventory;
+  return out.size > 0 ? (out as ComponentInventory) : undefined;
 }
 
 /**

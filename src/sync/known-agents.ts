@@ -20,6 +20,8 @@ export interface KnownAgent {
   /** The group the source recorded it in; null when unassigned. */
   group: string | null;
   connected: boolean;
+  /** kind → component types of its build (AvailableComponents), when the source knows them. */
+  components?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface KnownAgents {

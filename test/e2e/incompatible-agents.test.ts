@@ -18,6 +18,7 @@ import { Service } from "../../src/service/service.js";
 import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { plan } from "../plan/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 import { get, git, readStatusTree, type StatusTree } from "../sync/status/helpers.js";
 
@@ -197,6 +198,41 @@ describe("agents whose build lacks a component type of their group's config", ()
       assert.notEqual(get(f, "remoteConfig", "desiredHash"), v2, uid);
     }
     assert.ok(git(gitdir, "log", "--format=%s", "opamp-status").length > 0);
+  });
+
+  test("plan --api-url lists the agents a change would leave incompatible", async () => {
+    const main = repo.git("rev-parse", "--abbrev-ref", "HEAD").trim();
+    repo.git("checkout", "-q", "-b", "pr-kafka");
+    repo.write("groups/edge/collector.yaml", V3).commit("kafka (nobody has it)");
+    repo.git("checkout", "-q", main);
+    const refused = await plan({ repo: repo.dir, base: main, head: "pr-kafka", apiUrl: api });
+    assert.equal(refused.code, 1, refused.out);
+    const edge = refused.plan?.groups.find((g) => g.name === "edge");
+    assert.equal(edge?.incompatible.count, 9);
+    assert.equal(edge?.incompatible.known, 9);
+    assert.equal(edge?.incompatible.all, true);
+    assert.deepEqual(edge?.incompatible.missing, { "exporters/kafka": 9 });
+    assert.ok(edge?.findings.some((f) => f.code === "AGENTS_INCOMPATIBLE"));
+
+    // Back to v1 (no otlphttp): every agent can run it, nobody is listed.
+    repo.git("checkout", "-q", "-b", "pr-v1");
+    repo.write("groups/edge/collector.yaml", V1).commit("back to v1");
+    repo.git("checkout", "-q", main);
+    const fine = await plan({ repo: repo.dir, base: main, head: "pr-v1", apiUrl: api });
+    assert.equal(fine.code, 0, fine.out);
+    const edge1 = fine.plan?.groups.find((g) => g.name === "edge");
+    assert.equal(edge1?.incompatible.count, 0);
+    assert.equal(edge1?.incompatible.known, 9);
+
+    // Text output names them.
+    const text = await plan({
+      repo: repo.dir,
+      base: main,
+      head: "pr-kafka",
+      apiUrl: api,
+      format: "text",
+    });
+    assert.match(text.out, /incompatible 9 of 9 agents .*exporters\/kafka \(9\)/);
   });
 
   test("a config no agent of the group can run is a validation error, not a rollout", async () => {
