@@ -368,7 +368,7 @@ function incompatibleAgents(
   total: number,
 ): IncompatiblePlan {
   const plan: IncompatiblePlan = { count: 0, known: 0, missing: {}, examples: [], all: false };
-  if (!spec || spec.schema !== "otelcol") return plan;
+  if (spec?.schema !== "otelcol") return plan;
   const required = requiredComponents(spec.files);
   const lacking: { uid: string; missing: string[] }[] = [];
   for (const agent of agents) {
