@@ -5,20 +5,16 @@
  * service cannot be reached.
  */
 import { Argument, Command, CommanderError, Option } from "commander";
-import { type DemoOptions, runDemo } from "./commands/demo.js";
-import { PLAN_FORMATS, type PlanOptions, runPlan } from "./commands/plan.js";
-import {
-  type ClientOptions,
-  ROLLOUT_ACTIONS,
-  type RolloutAction,
-  runAgents,
-  runRollout,
-} from "./commands/rollout.js";
-import { runServe } from "./commands/serve.js";
-import { runSimulate, type SimulateOptions } from "./commands/simulate.js";
-import { runValidate } from "./commands/validate.js";
-import { RedisUnavailableError } from "./redis.js";
+// Each command's module is imported when that command runs: `plan` and `validate` in a CI
+// job must not pay for loading the service (BullMQ, ioredis, ws, protobufjs, the redactor).
+import type { DemoOptions } from "./commands/demo.js";
+import type { PlanOptions } from "./commands/plan.js";
+import { PLAN_FORMATS } from "./commands/plan-model.js";
+import type { ClientOptions, RolloutAction } from "./commands/rollout.js";
+import type { SimulateOptions } from "./commands/simulate.js";
 import { SettingsError, type SettingsFlags } from "./settings.js";
+
+const ROLLOUT_ACTIONS = ["status", "pause", "resume", "promote", "abort"] as const;
 
 const program = new Command()
   .name("opamp-gitops")
@@ -57,6 +53,7 @@ program
       dir: string,
       opts: { format: "text" | "json" | "github"; strict: boolean; otelcol: string[] },
     ) => {
+      const { runValidate } = await import("./commands/validate.js");
       process.exitCode = await runValidate(dir, opts, process.stdout);
     },
   );
@@ -92,6 +89,7 @@ program
       "appends the comment to $GITHUB_STEP_SUMMARY.",
   )
   .action(async (opts: PlanOptions) => {
+    const { runPlan } = await import("./commands/plan.js");
     process.exitCode = await runPlan(opts, process.stdout, process.stderr);
   });
 
@@ -229,6 +227,7 @@ program
       "2 bad settings.",
   )
   .action(async (flags: SettingsFlags & { settings?: string }) => {
+    const { runServe } = await import("./commands/serve.js");
     process.exitCode = await runServe(flags);
     process.exit();
   });
@@ -247,6 +246,7 @@ program
     "\n`npm start` runs this. Ctrl-C stops it. Exit codes: 0, 1 failure, 2 usage.",
   )
   .action(async (opts: DemoOptions) => {
+    const { runDemo } = await import("./commands/demo.js");
     process.exitCode = await runDemo(opts, process.stdout);
     process.exit();
   });
@@ -273,6 +273,7 @@ clientOptions(
     .argument("[group]", "the group (status without a group lists every group)"),
 ).action(async (action: RolloutAction, group: string | undefined, opts: ClientOptions) => {
   if (action !== "status" && !group) throw new UsageError(`rollout ${action} needs a <group>`);
+  const { runRollout } = await import("./commands/rollout.js");
   process.exitCode = await runRollout(action, group, opts, process.stdout, process.stderr);
 });
 
@@ -288,6 +289,7 @@ clientOptions(
       ]),
     ),
 ).action(async (opts: ClientOptions & { group?: string; state?: string }) => {
+  const { runAgents } = await import("./commands/rollout.js");
   process.exitCode = await runAgents(opts, process.stdout, process.stderr);
 });
 
@@ -313,6 +315,7 @@ program
     new Option("--format <format>", "summary format").choices(["text", "json"]).default("text"),
   )
   .action(async (opts: SimulateOptions) => {
+    const { runSimulate } = await import("./commands/simulate.js");
     process.exitCode = await runSimulate(opts, process.stdout, process.stderr);
   });
 
@@ -326,8 +329,9 @@ try {
     process.stderr.write(`opamp-gitops: ${err.message}\n`);
     process.exit(2);
   }
-  if (err instanceof RedisUnavailableError) {
-    process.stderr.write(`opamp-gitops: ${err.message}\n`);
+  // By code, not class: the Redis module is loaded only by the commands that need it.
+  if ((err as { code?: unknown })?.code === "REDIS_UNAVAILABLE") {
+    process.stderr.write(`opamp-gitops: ${(err as Error).message}\n`);
     process.exit(1);
   }
   throw err;

@@ -9,9 +9,11 @@ import { accessSync, constants, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { AgentLimits } from "./opamp/agent-limits.js";
-import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
+// The modules themselves, not the barrels: a short-lived command (plan, validate) reading its
+// settings must not load the OpAMP server (ws, protobufjs) or the status writer.
+import { type AgentToken, parseAgentTokens } from "./opamp/credentials.js";
 import { parseGroupScope } from "./service/group-scope.js";
-import { checkBranchName } from "./sync/index.js";
+import { checkBranchName } from "./sync/paths.js";
 import {
   loadYaml,
   OtelcolFlagError,

@@ -6,7 +6,7 @@
  */
 
 import type { ClientSettings } from "../settings.js";
-import type { KnownAgent, PlanSource } from "../sync/index.js";
+import type { KnownAgent, PlanSource } from "../sync/read-only.js";
 import { ApiClient, ApiRefusedError } from "./api-client.js";
 import type { AgentSourceInfo } from "./plan-model.js";
 

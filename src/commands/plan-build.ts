@@ -19,7 +19,7 @@
  */
 
 import { inventoryOf, missingComponents } from "../service/agent-components.js";
-import { compileMatcher, type KnownAgent, type PlanSource } from "../sync/index.js";
+import { compileMatcher, type KnownAgent, type PlanSource } from "../sync/read-only.js";
 import {
   type CollectorChecker,
   type Finding,

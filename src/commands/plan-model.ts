@@ -6,6 +6,9 @@
  */
 import type { Finding } from "../validate/index.js";
 
+export const PLAN_FORMATS = ["text", "json", "markdown", "github"] as const;
+export type PlanFormat = (typeof PLAN_FORMATS)[number];
+
 export interface FileChange {
   /** Repository-relative POSIX path (under the watched root). */
   path: string;
