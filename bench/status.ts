@@ -22,9 +22,9 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { RemoteConfigStatus } from "../src/opamp/capabilities.js";
 import { deleteKeysWithPrefix } from "../src/redis.js";
-import { type FlushResult, StatusWriter } from "../src/sync/index.js";
+import { type FlushResult, StatusWriter } from "../src/status/index.js";
+import { fakeAgent, uidOf } from "../test/status/helpers.js";
 import { GitHttpServer, httpBackendPath } from "../test/sync/helpers/git-http-server.js";
-import { fakeAgent, uidOf } from "../test/sync/status/helpers.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 10_000);
 const CHANGED = Number(process.env.BENCH_CHANGED ?? 100);

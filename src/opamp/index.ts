@@ -1,9 +1,16 @@
 /** The OpAMP module: the only place that imports ws and protobufjs (DESIGN §7). */
-export type { AgentState, Transport } from "./agent-state.js";
-export { agentAttributes, hasComponentMap } from "./agent-state.js";
+export type { AgentState, ReportField, Transport } from "./agent-state.js";
+export {
+  agentAttributes,
+  emptyAgentState,
+  hasComponentMap,
+  REPORT_FIELDS,
+  setReportField,
+} from "./agent-state.js";
 export { AgentStore } from "./agent-store.js";
 export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
+export { encodeSubMessage } from "./codec.js";
 export {
   AgentCredentials,
   type AgentToken,
@@ -16,7 +23,14 @@ export * from "./errors.js";
 export type { AgentEventMap, AgentEventName } from "./events.js";
 export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
-export type { AvailableComponents, ComponentDetails } from "./messages.js";
+export type {
+  AnyValue,
+  AvailableComponents,
+  ComponentDetails,
+  ComponentHealth,
+  EffectiveConfig,
+  KeyValue,
+} from "./messages.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";

@@ -9,7 +9,7 @@ import type {
   RolloutHistoryEntry,
   RolloutProgress,
   RolloutStatusSource,
-} from "../sync/index.js";
+} from "../status/index.js";
 
 function progress(v: RolloutView): RolloutProgress {
   const p: RolloutProgress = {

@@ -12,6 +12,7 @@ import { AdminServer } from "../api/admin-server.js";
 import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
+import type { StatusWriter } from "../status/index.js";
 import {
   AuthenticationError,
   CredentialsError,
@@ -20,7 +21,6 @@ import {
   type GitAuth,
   InvalidSourceError,
   NotARepositoryError,
-  type StatusWriter,
   type SyncError,
 } from "../sync/index.js";
 import {

@@ -13,13 +13,8 @@ import type { Logger } from "pino";
 import type { AgentState, OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
-import {
-  type AgentPlacement,
-  type FleetSync,
-  type GitAuth,
-  type StatusMode,
-  StatusWriter,
-} from "../sync/index.js";
+import { type AgentPlacement, type StatusMode, StatusWriter } from "../status/index.js";
+import type { FleetSync, GitAuth } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
 import { type IncompatibleSource, RolloutStatusAdapter } from "./rollout-status.js";

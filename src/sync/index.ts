@@ -63,34 +63,6 @@ export {
 } from "./read-snapshot.js";
 export { RevisionNotFoundError, resolveRevision } from "./revision.js";
 export { SELECTOR_CONFLICT, selectorConflicts } from "./selector-conflicts.js";
-export type { AgentPlacement } from "./status/agent-status.js";
-export {
-  BranchCheckedOutError,
-  InvalidStatusOptionsError,
-  LockLostError,
-  PackFailedError,
-  PublishFailedError,
-  StatusError,
-  UnsafeStatusNameError,
-} from "./status/errors.js";
-export type { StatusLogger } from "./status/logger.js";
-export type {
-  AgentStatusFile,
-  FleetStatusFile,
-  GroupRolloutInfo,
-  GroupStatusFile,
-  RolloutHistoryEntry,
-  RolloutProgress,
-  RolloutStatusSource,
-} from "./status/model.js";
-export {
-  type AgentSource,
-  type FlushResult,
-  StatusWriter,
-  type StatusWriterEvents,
-  type StatusWriterOptions,
-} from "./status/status-writer.js";
-export type { StatusMode } from "./status/target.js";
 export type {
   Assignment,
   ErrorInfo,

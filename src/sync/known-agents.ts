@@ -8,9 +8,16 @@
  * and a file is used only when it parses and has the expected fields (others are counted as
  * skipped, never thrown).
  */
+
+import { GROUP_NAME } from "../validate/group.js";
+
+// The status branch layout (DESIGN §4), restated rather than imported from src/status: its
+// paths module loads the whole OpAMP module, which a short-lived `plan` must not pay for.
+const UNASSIGNED = "_unassigned";
+const isGroupName = (name: string) => name.length <= 63 && GROUP_NAME.test(name);
+
 import { loadYaml } from "../validate/yaml.js";
 import type { ObjectStore, TreeEntry } from "./object-store.js";
-import { isGroupName, UNASSIGNED } from "./status/paths.js";
 
 /** An agent as `plan` needs it: its attributes (matched against selectors) and its group. */
 export interface KnownAgent {

@@ -19,9 +19,9 @@ import { loadSettings } from "../../src/settings.js";
 import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { git, readStatusTree } from "../sync/status/helpers.js";
 
 const group = (role: string) => `selector:
   match: {host.role: ${role}}

@@ -19,8 +19,8 @@ import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { plan } from "../plan/helpers.js";
+import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { get, git, readStatusTree, type StatusTree } from "../sync/status/helpers.js";
 
 const GROUP = `selector:
   match: {host.role: edge}

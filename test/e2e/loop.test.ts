@@ -22,9 +22,9 @@ import { loadSettings } from "../../src/settings.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { get, git, readStatusTree, type StatusTree } from "../sync/status/helpers.js";
 
 const GROUP = `selector:
   match: {host.role: edge}

@@ -24,9 +24,9 @@ import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { CORPUS_ATTRIBUTES, corpusConfigs, corpusErrors, markersIn } from "../redact/corpus.js";
+import { get, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { get, readStatusTree } from "../sync/status/helpers.js";
 
 const group = (role: string, onFailure: string) => `selector:
   match: {host.role: ${role}}

@@ -5,12 +5,12 @@
  * `git fast-import` (10,000 files in about a second).
  */
 import { execFileSync } from "node:child_process";
-import { agentStatus } from "../../src/sync/status/agent-status.js";
-import { fleetStatus } from "../../src/sync/status/fleet-status.js";
-import type { AgentFacts } from "../../src/sync/status/model.js";
-import { agentFilePath, FLEET_FILE } from "../../src/sync/status/paths.js";
-import { renderStatusFile } from "../../src/sync/status/render.js";
-import { fakeAgent } from "../sync/status/helpers.js";
+import { agentStatus } from "../../src/status/agent-status.js";
+import { fleetStatus } from "../../src/status/fleet-status.js";
+import type { AgentFacts } from "../../src/status/model.js";
+import { agentFilePath, FLEET_FILE } from "../../src/status/paths.js";
+import { renderStatusFile } from "../../src/status/render.js";
+import { fakeAgent } from "../status/helpers.js";
 
 export interface StatusAgent {
   uid: string;

@@ -22,8 +22,8 @@ import { configHash } from "../../src/config-hash.js";
 import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { buildCollector, type CollectorBinaries } from "../helpers/collector-build.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { get, git, readStatusTree, type StatusTree } from "../sync/status/helpers.js";
 import { freePort, Supervisor } from "./supervisor.js";
 
 const GROUP = `selector:

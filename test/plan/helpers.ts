@@ -6,9 +6,9 @@ import { after } from "node:test";
 import { type PlanOptions, runPlan } from "../../src/commands/plan.js";
 import type { Plan } from "../../src/commands/plan-model.js";
 import type { StatusAgent } from "../helpers/status-branch.js";
+import { uidOf } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { cleanup, TestRepo } from "../sync/helpers/git-repo.js";
-import { uidOf } from "../sync/status/helpers.js";
 
 const repos: string[] = [];
 after(() => cleanup(...repos));

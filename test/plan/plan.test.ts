@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { run } from "../helpers/cli.js";
 import { writeStatusBranch } from "../helpers/status-branch.js";
+import { uidOf } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
-import { uidOf } from "../sync/status/helpers.js";
 import { baseRepo, CANARY, EDGE, fleetAgents, GATEWAY, group, plan } from "./helpers.js";
 
 const SECRET_LINE = "    headers:\n      api-key: s3cr3t-value-123";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Marker, Redactor } from "../../src/redact/index.js";
-import { redactConfigFile } from "../../src/sync/status/redact.js";
+import { redactConfigFile } from "../../src/status/redact.js";
 import { CORPUS_ATTRIBUTES, corpusConfigs, corpusErrors, markersIn } from "./corpus.js";
 
 const R = new Redactor(new Marker(Buffer.alloc(32, 3)));

@@ -1,0 +1,9 @@
+/**
+ * The status writer's Git store: loose objects, trees, deltas and packs of the status branch,
+ * packed and verified without the git command line. The rest of src/status uses it only
+ * through this file.
+ */
+export { ObjectWriter, type WriteStats } from "./objects.js";
+export { OwnPacks } from "./own-packs.js";
+export { Packer, type PackerOptions, type PackResult } from "./packer.js";
+export { type ApplyStats, applyChanges, type FileChanges } from "./tree-builder.js";

@@ -1,0 +1,30 @@
+/**
+ * Follows an OpAMP server's agent events: every event that can change an agent's status file
+ * (connected, disconnected, description, capabilities, health, effective config, remote
+ * config status) queues the agent for recording. Listeners only queue (no I/O, no rendering
+ * in the server's message path). Returns the function that unsubscribes.
+ */
+import type { AgentEventName, AgentEvents } from "../opamp/index.js";
+import type { AgentRecorder } from "./agent-recorder.js";
+
+const EVENTS: AgentEventName[] = [
+  "connected",
+  "disconnected",
+  "descriptionChanged",
+  "capabilitiesChanged",
+  "healthChanged",
+  "effectiveConfigChanged",
+  "remoteConfigStatusChanged",
+  "scopesChanged",
+];
+
+export function attachAgentEvents(events: AgentEvents, recorder: AgentRecorder): () => void {
+  const offs = EVENTS.map((name) =>
+    events.on(name, (e) => {
+      void recorder.record(e.agent);
+    }),
+  );
+  return () => {
+    for (const off of offs) off();
+  };
+}

@@ -1,0 +1,450 @@
+/**
+ * The status branch writer (DESIGN §4): what agents report, what the service serves and how
+ * rollouts progress, committed back to Git so `git log` of the status branch is the audit
+ * trail of what really ran.
+ *
+ *   agent events ──▶ AgentRecorder ──▶ Redis: pending path → content   (any replica)
+ *                                          │
+ *   FleetSync, rollouts ──▶ DerivedFiles   │ every interval, lock holder only
+ *                                ▼         ▼
+ *          planFlush ──▶ publishPlan: blobs, changed trees, ONE commit, CAS / push ──▶ ack
+ *
+ * Contract:
+ * - Only meaningful changes are written (an unchanged rendering records nothing; heartbeats
+ *   and last-seen times are not rendered at all). Every `intervalMs` the lock holder turns
+ *   whatever is pending into one commit with every changed file and a message saying what
+ *   happened (message.ts).
+ * - Nothing is lost: a change leaves Redis only after the commit holding it was published.
+ *   A branch that moved is built on again (publish.ts); a remote that cannot be reached keeps
+ *   everything pending, and the first flush once it is back publishes one commit with all.
+ * - One writer per branch: a Redis lock (lock.ts); publishing is a compare-and-swap anyway.
+ * - Agents offline for more than `retentionMs` are removed from the branch.
+ * - Loose objects are packed between flushes (packer.ts).
+ *
+ * Wiring: `new StatusWriter(options)`, `start()` (subscribes to `agentEvents`, `fleetSync`
+ * and `rollouts`, flushes every interval), `close()` (last flush if writing, lock released).
+ */
+import type { AgentState } from "../opamp/index.js";
+import { agentAttributes } from "../opamp/index.js";
+import { Marker, Redactor } from "../redact/index.js";
+import { Backoff } from "../sync/backoff.js";
+import { asSyncError } from "../sync/errors.js";
+import { TypedEvents } from "../sync/events.js";
+import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
+import type { AgentStatusOptions } from "./agent-status.js";
+import { DerivedFiles } from "./derived-files.js";
+import { type CommittedFacts, planFlush } from "./flush-plan.js";
+import { ObjectWriter, Packer, type PackResult } from "./git-store/index.js";
+import { WriterLock } from "./lock.js";
+import { SILENT, type StatusLogger } from "./logger.js";
+import type { FleetFacts } from "./message.js";
+import type { AgentFacts, GroupFacts } from "./model.js";
+import { attachAgentEvents } from "./opamp-adapter.js";
+import { OwnCommits } from "./own-commits.js";
+import { kindOfPath } from "./paths.js";
+import { PendingStore } from "./pending-store.js";
+import { publishPlan } from "./publish.js";
+import { loadRedactionKey } from "./redaction-key.js";
+import { attachFleetSync } from "./sync-adapter.js";
+import type { StatusMode, StatusTarget } from "./target.js";
+import {
+  DEFAULT_AUTHOR,
+  DEFAULTS,
+  type FlushResult,
+  resolveTarget,
+  type StatusWriterEvents,
+  type StatusWriterOptions,
+} from "./writer-options.js";
+
+export type {
+  AgentSource,
+  FlushResult,
+  StatusWriterEvents,
+  StatusWriterOptions,
+} from "./writer-options.js";
+
+export class StatusWriter {
+  readonly branch: string;
+  readonly mode: StatusMode;
+  readonly target: StatusTarget;
+  readonly store: PendingStore;
+  readonly recorder: AgentRecorder;
+  readonly derived: DerivedFiles;
+  readonly #o: StatusWriterOptions;
+  readonly #log: StatusLogger;
+  readonly #events: TypedEvents<StatusWriterEvents>;
+  readonly #lock: WriterLock;
+  readonly #backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000 });
+  readonly #now: () => number;
+  readonly #own = new OwnCommits();
+  /** Agent rendering options, shared with the recorder (the redactor is set once keyed). */
+  readonly #render: AgentStatusOptions;
+  #objects?: ObjectWriter;
+  #packer?: Packer;
+  #unsubscribe: Array<() => void> = [];
+  #timer?: NodeJS.Timeout;
+  #chain: Promise<unknown> = Promise.resolve();
+  #started = false;
+  #closed = false;
+  #closing = false;
+  #writer = false;
+  #syncSettled = false;
+  /** Facts of the files as committed (loaded when becoming the writer, advanced by flushes). */
+  #committed: CommittedFacts = { agents: new Map(), groups: new Map() };
+  #derivedVersion = -1;
+  #objectsAtPack = 0;
+  #lastSweep = 0;
+
+  /** Checks the options (throws InvalidStatusOptionsError / SyncError); does no I/O. */
+  constructor(options: StatusWriterOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? SILENT;
+    this.#render = {
+      maxConfigBytes: options.maxConfigBytes,
+      effectiveConfig: options.effectiveConfig ?? "redacted",
+    };
+    this.#now = options.now ?? Date.now;
+    const resolved = resolveTarget(options);
+    this.mode = resolved.mode;
+    this.branch = resolved.branch;
+    this.target = resolved.target;
+    this.#events = new TypedEvents<StatusWriterEvents>((err, name) =>
+      this.#log.warn({ err, event: String(name) }, "status: an event listener threw"),
+    );
+    this.store = new PendingStore(options.redis, { prefix: options.prefix, branch: this.branch });
+    this.#lock = new WriterLock(options.redis, this.store.keys.lock, {
+      ttlMs: options.lockTtlMs,
+      onLost: () => this.#setWriter(false),
+    });
+    this.recorder = new AgentRecorder(
+      this.store,
+      options.placement ?? this.#defaultPlacement(),
+      this.#log,
+      this.#render,
+    );
+    this.derived = new DerivedFiles(resolved.source, this.#log, options.rollouts, (c) =>
+      this.#own.alias(c),
+    );
+    if (options.redactionKey) this.#useKey(options.redactionKey);
+  }
+
+  /**
+   * Reads the fleet's redaction key from Redis (creating it once), so markers are the same on
+   * every replica and after restarts. Call before `start()`.
+   */
+  async loadRedactionKey(): Promise<void> {
+    this.#useKey(await loadRedactionKey(this.#o.redis, this.#o.prefix));
+  }
+
+  #useKey(key: Uint8Array): void {
+    const redactor = new Redactor(new Marker(key));
+    this.#render.redactor = redactor;
+    this.#render.redactionKey = key;
+    this.derived.redactor = redactor;
+  }
+
+  on<K extends keyof StatusWriterEvents>(
+    name: K,
+    listener: (event: StatusWriterEvents[K]) => void,
+  ): () => void {
+    return this.#events.on(name, listener);
+  }
+
+  /** True while this replica holds the writer lock. */
+  get isWriter(): boolean {
+    return this.#writer;
+  }
+
+  /** `fleetSync.assign()`; "not known yet" until FleetSync's first check settled. */
+  #defaultPlacement(): Placement {
+    return (agent) => {
+      const sync = this.#o.fleetSync;
+      if (!sync) return UNASSIGNED_PLACEMENT;
+      if (!sync.current) return this.#syncSettled ? UNASSIGNED_PLACEMENT : undefined;
+      const a = sync.assign(agentAttributes(agent), agent.instanceUid);
+      if (!a.group || !a.desired) return UNASSIGNED_PLACEMENT;
+      return {
+        group: a.group,
+        desiredHash: a.desired.configHash,
+        desiredCommit: a.desired.hashCommit,
+      };
+    };
+  }
+
+  /** Subscribes to the sources and starts flushing every interval. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const { agentEvents, fleetSync, rollouts } = this.#o;
+    if (agentEvents) this.#unsubscribe.push(attachAgentEvents(agentEvents, this.recorder));
+    if (fleetSync)
+      this.#unsubscribe.push(
+        attachFleetSync(fleetSync, {
+          desired: (state, changes) => {
+            this.derived.setDesired(state);
+            const moved =
+              changes &&
+              changes.added.length +
+                changes.removed.length +
+                changes.hashChanged.length +
+                changes.settingsChanged.length >
+                0;
+            if (moved && this.#writer)
+              void this.reconcile().catch((err) =>
+                this.#log.warn({ err: asSyncError(err).toJSON() }, "status: reconcile failed"),
+              );
+          },
+          stalled: (commit, findings) => this.derived.setStalled(commit, findings),
+          settled: () => {
+            this.#syncSettled = true;
+            this.recorder.retryParked();
+          },
+        }),
+      );
+    if (rollouts) this.#unsubscribe.push(rollouts.subscribe((g) => this.derived.rolloutChanged(g)));
+    this.#schedule(this.#o.intervalMs ?? DEFAULTS.intervalMs);
+  }
+
+  #schedule(delay: number): void {
+    if (this.#closed || !this.#started) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#tick(), delay);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    let delay = this.#o.intervalMs ?? DEFAULTS.intervalMs;
+    try {
+      await this.flush();
+      this.#backoff.reset();
+    } catch (err) {
+      const error = asSyncError(err).toJSON();
+      delay = Math.max(delay, this.#backoff.next());
+      const attempt = this.#backoff.attempts;
+      this.#log.warn(
+        { err: error, attempt, retryInMs: delay },
+        "status: flush failed; changes stay pending",
+      );
+      this.#events.emit("flushFailed", { error, attempt, retryInMs: delay });
+    }
+    this.#schedule(delay);
+  }
+
+  /** Records one agent (the adapter does this for every agent event). */
+  recordAgent(agent: Readonly<AgentState>): Promise<void> {
+    return this.recorder.record(agent);
+  }
+
+  /**
+   * Renders agents again from the agent source (every agent, or `uids`) and records what
+   * changed; records of agents an event recorded meanwhile are dropped. The service calls it
+   * when its placement of agents changed (e.g. a rollout stage moved a cohort).
+   */
+  async reconcile(uids?: readonly string[]): Promise<number> {
+    const source = this.#o.agents;
+    if (!source) return 0;
+    const notBefore = await this.store.now();
+    const list = uids ?? (await source.list());
+    let changed = 0;
+    for (let i = 0; i < list.length; i += 200) {
+      const states = await Promise.all(list.slice(i, i + 200).map((u) => source.load(u)));
+      const present = states.filter((s): s is Readonly<AgentState> => s !== undefined);
+      changed += await this.recorder.recordNow(present, notBefore);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    return changed;
+  }
+
+  /** Waits until every change recorded in this process is in Redis. */
+  settled(): Promise<void> {
+    return this.recorder.settled();
+  }
+
+  /**
+   * One flush now (serialized with the timer's): becomes the writer if the lock is free,
+   * then publishes one commit with everything pending. Throws when publishing failed (the
+   * changes stay pending).
+   */
+  flush(): Promise<FlushResult> {
+    const run = this.#chain.then(() => this.#flush());
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  /** Packs loose objects now (tests, benchmarks, maintenance). */
+  pack(): Promise<PackResult | undefined> {
+    const run = this.#chain.then(async () => {
+      if (!this.#packer || !this.#objects) return undefined;
+      const r = await this.#packer.pack(await this.target.base());
+      this.#objectsAtPack = this.#objects.written.objects;
+      return r;
+    });
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  #setWriter(writer: boolean): void {
+    if (this.#writer === writer) return;
+    this.#writer = writer;
+    this.#events.emit("writerChanged", { writer });
+    this.#log.info(
+      { branch: this.branch, writer },
+      writer ? "status: writing the status branch" : "status: no longer the status writer",
+    );
+  }
+
+  async #becomeWriter(): Promise<boolean> {
+    if (this.#writer && (await this.#lock.renew())) return true;
+    if (!(await this.#lock.acquire())) return false;
+    try {
+      await this.target.open();
+      this.#objects ??= new ObjectWriter(this.target.gitdir);
+      this.#packer ??= new Packer(this.#objects, {
+        ...this.#o.packer,
+        prune: this.target.ownsStore,
+      });
+      const committed: CommittedFacts = { agents: new Map(), groups: new Map() };
+      for (const [path, f] of await this.store.facts()) {
+        const kind = kindOfPath(path);
+        if (kind === "agent") committed.agents.set(path, f as AgentFacts);
+        else if (kind === "group") committed.groups.set(path, f as GroupFacts);
+        else if (kind === "fleet") committed.fleet = f as FleetFacts;
+      }
+      this.#committed = committed;
+      this.#derivedVersion = -1;
+      this.derived.rolloutsAllDirty();
+      this.#objectsAtPack = -(await this.#packer.loose()).size;
+      if (this.mode === "folder")
+        await this.#own.learn(
+          this.#objects,
+          await this.target.base(),
+          (this.#o.author ?? DEFAULT_AUTHOR).email,
+        );
+      this.#setWriter(true);
+      await this.reconcile();
+      return true;
+    } catch (err) {
+      await this.#lock.release();
+      this.#setWriter(false);
+      throw err;
+    }
+  }
+
+  async #flush(): Promise<FlushResult> {
+    const t0 = performance.now();
+    const idle = { files: 0, pending: 0, attempts: 0, ms: 0 };
+    if (this.#closed && !this.#closing) return { ...idle, skipped: "closed" };
+    await this.recorder.settled();
+    if (!(await this.#becomeWriter())) return { ...idle, skipped: "not-writer" };
+    await this.#sweep();
+    const pending = await this.store.read();
+    if (pending.length === 0 && this.derived.version === this.#derivedVersion)
+      return { ...idle, ms: performance.now() - t0 };
+    const derivedVersion = this.derived.version;
+    const plan = await planFlush(pending, this.#committed, this.derived);
+    const objects = this.#objects as ObjectWriter;
+    const packer = this.#packer;
+    const published = await publishPlan(
+      {
+        objects,
+        target: this.target,
+        packBlobs:
+          packer && this.#o.packAfterObjects !== false ? (c) => packer.packBlobs(c) : undefined,
+        stillWriter: () => this.#lock.renew(),
+        attempts: this.#o.publishAttempts ?? DEFAULTS.publishAttempts,
+        author: this.#o.author ?? DEFAULT_AUTHOR,
+        now: this.#now,
+        log: this.#log,
+      },
+      plan,
+    );
+    if (published.commit) this.#own.remember(published.commit, published.base);
+    await this.store.ack(plan.ack, this.#lock.token);
+    this.#committed = plan.after;
+    this.#derivedVersion = derivedVersion;
+    const result: FlushResult = {
+      commit: published.commit,
+      files: published.files,
+      pending: pending.length,
+      message: published.message,
+      attempts: published.attempts,
+      tree: published.tree,
+      ms: performance.now() - t0,
+    };
+    if (result.commit) {
+      this.#log.info(
+        { commit: result.commit, files: result.files, ms: Math.round(result.ms) },
+        `status: ${result.message?.split("\n")[0]}`,
+      );
+      result.pack = await this.#maybePack(result.commit);
+    }
+    this.#events.emit("flushed", result);
+    return result;
+  }
+
+  /** Records the removal of agents offline for longer than the retention period. */
+  async #sweep(): Promise<void> {
+    const now = this.#now();
+    if (now - this.#lastSweep < 60_000) return;
+    this.#lastSweep = now;
+    const retention = this.#o.retentionMs ?? DEFAULTS.retentionMs;
+    // Taken before reading what is pending: a record made after it wins over the removal
+    // (the script refuses), and one made before it is pending, so the agent is skipped.
+    const notBefore = await this.store.now();
+    const pending = await this.store.pendingPaths();
+    for (const [path, f] of this.#committed.agents) {
+      if (f.connected || pending.has(path)) continue;
+      const since = f.lastDisconnectedAt ?? f.lastConnectedAt;
+      if (since === null || now - since <= retention) continue;
+      await this.store.remove(f.uid, path, notBefore);
+      this.recorder.forget(f.uid);
+    }
+  }
+
+  async #maybePack(tip: string): Promise<PackResult | undefined> {
+    const threshold = this.#o.packAfterObjects ?? DEFAULTS.packAfterObjects;
+    const objects = this.#objects as ObjectWriter;
+    if (threshold === false || !this.#packer) return undefined;
+    if (objects.written.objects - this.#objectsAtPack < threshold) return undefined;
+    this.#objectsAtPack = objects.written.objects;
+    try {
+      const r = await this.#packer.pack(tip);
+      this.#events.emit("packed", r);
+      this.#log.info({ ...r }, "status: packed loose objects");
+      return r;
+    } catch (err) {
+      this.#log.error(
+        { err: asSyncError(err).toJSON() },
+        "status: packing failed; loose objects kept",
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * Stops listening and flushing. With `flush` (default true) and the writer role, one last
+   * flush publishes what is pending (failures are logged; the changes stay in Redis). Then
+   * the lock is released.
+   */
+  async close({ flush = true }: { flush?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    clearTimeout(this.#timer);
+    await this.recorder.settled();
+    this.#closing = flush && this.#writer;
+    this.#closed = true;
+    if (this.#closing)
+      await this.flush().catch((err) =>
+        this.#log.warn(
+          { err: asSyncError(err).toJSON() },
+          "status: last flush failed; changes stay pending",
+        ),
+      );
+    this.#closing = false;
+    await this.#chain;
+    this.recorder.close();
+    await this.#lock.release();
+    this.#setWriter(false);
+  }
+}
