@@ -10,11 +10,10 @@ import { Argument, Command, CommanderError, Option } from "commander";
 import type { DemoOptions } from "./commands/demo.js";
 import type { PlanOptions } from "./commands/plan.js";
 import { PLAN_FORMATS } from "./commands/plan-model.js";
-import type { ClientOptions, RolloutAction } from "./commands/rollout.js";
+import type { ClientOptions } from "./commands/rollout.js";
+import { ROLLOUT_ACTIONS, type RolloutAction } from "./commands/rollout-actions.js";
 import type { SimulateOptions } from "./commands/simulate.js";
 import { SettingsError, type SettingsFlags } from "./settings.js";
-
-const ROLLOUT_ACTIONS = ["status", "pause", "resume", "promote", "abort"] as const;
 
 const program = new Command()
   .name("opamp-gitops")

@@ -9,9 +9,9 @@ import type { GroupRolloutStatus } from "../queue/index.js";
 import { type ClientFlags, loadClientSettings } from "../settings.js";
 import { ApiClient, ApiRefusedError, ApiUnreachableError } from "./api-client.js";
 
-/** Kept equal to the CLI's list (src/cli.ts, which does not import this module up front). */
-export const ROLLOUT_ACTIONS = ["status", "pause", "resume", "promote", "abort"] as const;
-export type RolloutAction = (typeof ROLLOUT_ACTIONS)[number];
+import type { RolloutAction } from "./rollout-actions.js";
+
+export { ROLLOUT_ACTIONS, type RolloutAction } from "./rollout-actions.js";
 
 export interface ClientOptions extends ClientFlags {
   format: "text" | "json";
