@@ -10,8 +10,9 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AgentCapabilities as Caps } from "../src/opamp/capabilities.js";
 import { TestAgent } from "./helpers/agent.js";
-import { run, waitFor } from "./helpers/cli.js";
+import { run } from "./helpers/cli.js";
 import { testRedis } from "./helpers/redis.js";
+import { waitFor } from "./helpers/wait.js";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/repo", import.meta.url));
 /** A PATH without redis-server, so no private one is started. */
@@ -222,7 +223,11 @@ describe("opamp-gitops command line", () => {
       redis.prefix,
     ]);
     try {
-      await waitFor(() => /OpAMP server listening/.test(p.output()), "listening", p.child);
+      await waitFor("listening", () => /OpAMP server listening/.test(p.output()), {
+        child: p.child,
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
       const line =
         p
           .output()
@@ -322,7 +327,11 @@ describe("opamp-gitops command line", () => {
       redis.prefix,
     ]);
     try {
-      await waitFor(() => /OpAMP server listening/.test(serve.output()), "listening", serve.child);
+      await waitFor("listening", () => /OpAMP server listening/.test(serve.output()), {
+        child: serve.child,
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
       const line =
         serve
           .output()

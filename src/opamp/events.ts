@@ -6,7 +6,7 @@
  * listener that throws is logged and does not affect the agent or other listeners. Long work
  * belongs in a queue, not in a listener.
  */
-
+import { TypedEvents } from "../events.js";
 import type { AgentState, ReportField, Transport } from "./agent-state.js";
 import type {
   AgentDescription,
@@ -52,36 +52,9 @@ export interface AgentEventMap {
   scopesChanged: { instanceUid: string; scopes: readonly string[]; agent: Readonly<AgentState> };
 }
 export type AgentEventName = keyof AgentEventMap;
-type Listener<K extends AgentEventName> = (event: AgentEventMap[K]) => void;
 
-export class AgentEvents {
-  readonly #listeners = new Map<AgentEventName, Set<Listener<AgentEventName>>>();
-  readonly #onError: (err: unknown, name: AgentEventName) => void;
-
-  constructor(onError: (err: unknown, name: AgentEventName) => void = () => {}) {
-    this.#onError = onError;
-  }
-
-  /** Subscribes; returns the function that unsubscribes. */
-  on<K extends AgentEventName>(name: K, listener: Listener<K>): () => void {
-    const set = this.#listeners.get(name) ?? new Set();
-    this.#listeners.set(name, set);
-    set.add(listener as Listener<AgentEventName>);
-    return () => set.delete(listener as Listener<AgentEventName>);
-  }
-
-  emit<K extends AgentEventName>(name: K, event: AgentEventMap[K]): void {
-    const set = this.#listeners.get(name);
-    if (!set) return;
-    for (const listener of set) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.#onError(err, name);
-      }
-    }
-  }
-}
+/** The agent events (see the contract above); `onError` gets a listener's exception. */
+export class AgentEvents extends TypedEvents<AgentEventMap> {}
 
 /** What one processed message changed, in the order its events are emitted. */
 export interface AgentChanges {

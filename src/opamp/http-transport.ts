@@ -24,15 +24,15 @@ export interface HttpTransportOptions {
 }
 
 export class HttpTransport {
-  readonly #o: HttpTransportOptions;
+  readonly #options: HttpTransportOptions;
 
   constructor(options: HttpTransportOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Serves one authenticated, admitted POST to the OpAMP path. */
   async serve(req: IncomingMessage, res: ServerResponse, credential: string): Promise<void> {
-    const { handler, logger, maxMessageBytes } = this.#o;
+    const { handler, logger, maxMessageBytes } = this.#options;
     const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
     if (type !== "application/x-protobuf") {
       return plain(res, 415, "Content-Type must be application/x-protobuf");
@@ -58,7 +58,7 @@ export class HttpTransport {
   }
 
   async #reply(req: IncomingMessage, res: ServerResponse, status: number, message: ServerToAgent) {
-    const bytes = encodeReply(message, this.#o.maxMessageBytes, this.#o.logger);
+    const bytes = encodeReply(message, this.#options.maxMessageBytes, this.#options.logger);
     if (!bytes) return plain(res, 500, "reply exceeds the message size limit");
     const headers: Record<string, string | number> = { "Content-Type": "application/x-protobuf" };
     let body: Uint8Array = bytes;

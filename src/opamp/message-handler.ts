@@ -68,14 +68,14 @@ export class MessageHandler {
   readonly live: LiveAgents;
   /** Counters since start, read by the service's metrics. */
   readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
-  readonly #o: Required<Omit<MessageHandlerOptions, "advertise">>;
+  readonly #options: Required<Omit<MessageHandlerOptions, "advertise">>;
   readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Per WebSocket connection id: the uid last handed to it with new_instance_uid. */
   readonly #assigned = new Map<number, string>();
 
   constructor(options: MessageHandlerOptions) {
-    this.#o = {
+    this.#options = {
       defaultHeartbeatSeconds: 30,
       livenessFactor: 3,
       unavailableRetrySeconds: 30,
@@ -123,7 +123,7 @@ export class MessageHandler {
     try {
       return await run;
     } catch (err) {
-      this.#o.logger.error({ err, instanceUid: uid }, "agent message failed");
+      this.#options.logger.error({ err, instanceUid: uid }, "agent message failed");
       const result = errorResult(
         message.instanceUid,
         "unavailable",
@@ -133,7 +133,7 @@ export class MessageHandler {
         ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
         type: ServerErrorResponseType.Unavailable,
         retryInfo: {
-          retryAfterNanoseconds: BigInt(this.#o.unavailableRetrySeconds) * 1_000_000_000n,
+          retryAfterNanoseconds: BigInt(this.#options.unavailableRetrySeconds) * 1_000_000_000n,
         },
       };
       return result;
@@ -141,7 +141,7 @@ export class MessageHandler {
   }
 
   async #process(conn: Connection, uid: string, message: AgentToServer): Promise<HandleResult> {
-    const now = this.#o.now();
+    const now = this.#options.now();
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
     }
@@ -158,7 +158,7 @@ export class MessageHandler {
       await this.#disconnect(carried, "agent took the new instance uid it was given");
     }
     try {
-      enforceAgentLimits(message, this.#o.limits);
+      enforceAgentLimits(message, this.#options.limits);
     } catch (err) {
       if (!(err instanceof AgentLimitError)) throw err;
       return errorResult(message.instanceUid, "bad-request", err.message);
@@ -176,7 +176,7 @@ export class MessageHandler {
     }
     if (!live || live.conn.transport !== conn.transport || (conn.push && live.conn !== conn)) {
       const claimed = live && live.conn !== conn ? live : undefined;
-      const stored = live?.state ?? (await this.#o.store.load(uid));
+      const stored = live?.state ?? (await this.#options.store.load(uid));
       known = stored !== undefined;
       if (
         !claimed &&
@@ -212,15 +212,16 @@ export class MessageHandler {
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
     // The agent may have lost our reply: resend the offer, but at most once per interval, so
     // a client repeating one message cannot make us send a full config each time.
-    if (retry && now - live.offeredAt >= this.#o.resendIntervalMs) live.offeredConfigHash = null;
+    if (retry && now - live.offeredAt >= this.#options.resendIntervalMs)
+      live.offeredConfigHash = null;
 
     let merged: ReturnType<typeof mergeReport>;
     try {
-      merged = mergeReport(state, message, this.#o.limits.maxAgentBytes, (total) => {
+      merged = mergeReport(state, message, this.#options.limits.maxAgentBytes, (total) => {
         throw new AgentLimitError(
           "maxAgentBytes",
           LIMIT_FLAGS.maxAgentBytes,
-          this.#o.limits.maxAgentBytes,
+          this.#options.limits.maxAgentBytes,
           "stored report bytes",
           total,
         );
@@ -260,7 +261,7 @@ export class MessageHandler {
     }
     let settingsOffered = false;
     if (!disconnect) {
-      const desired = this.#o.desired.desired(state);
+      const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       if (remote) {
         reply.remoteConfig = remote;
@@ -299,7 +300,12 @@ export class MessageHandler {
         ? [...live.unwritten].filter((f) => !fields.includes(f))
         : [];
       try {
-        await this.#o.store.save(state, [...fields, ...ridealong], this.#owner(conn), !live.stored);
+        await this.#options.store.save(
+          state,
+          [...fields, ...ridealong],
+          this.#owner(conn),
+          !live.stored,
+        );
         live.stored = true;
         live.unwritten = undefined;
       } catch (err) {
@@ -310,10 +316,10 @@ export class MessageHandler {
         throw err;
       }
     } else {
-      this.#o.store.touch(state.instanceUid, now, state.sequenceNum);
+      this.#options.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
-    emitAgentEvents(this.#o.events, state, {
+    emitAgentEvents(this.#options.events, state, {
       fields,
       ...announce,
       disconnect,
@@ -327,9 +333,9 @@ export class MessageHandler {
    * WebSocket may switch to the uid handed to it (remembered until the socket closes).
    */
   #reassign(conn: Connection, message: AgentToServer, reason: string): HandleResult {
-    const newUid = newInstanceUid(this.#o.now());
+    const newUid = newInstanceUid(this.#options.now());
     if (conn.push) this.#assigned.set(conn.id, uidToString(newUid));
-    this.#o.logger.info(
+    this.#options.logger.info(
       {
         instanceUid: uidToString(message.instanceUid),
         newInstanceUid: uidToString(newUid),
@@ -345,7 +351,7 @@ export class MessageHandler {
   }
 
   #owner(conn: Connection): string {
-    return `${this.#o.replicaId}/${conn.id}`;
+    return `${this.#options.replicaId}/${conn.id}`;
   }
 
   /**
@@ -362,11 +368,11 @@ export class MessageHandler {
       const { state, conn } = live;
       if (!conn.push || !filter(state.instanceUid)) continue;
       if (this.live.get(state.instanceUid) !== live) continue; // gone while we yielded
-      const desired = this.#o.desired.desired(state);
+      const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       if (!remote) continue;
       live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
-      live.offeredAt = this.#o.now();
+      live.offeredAt = this.#options.now();
       conn.push({ instanceUid: uidToBytes(state.instanceUid), remoteConfig: remote });
       pushed++;
       this.stats.configOffers++;
@@ -391,17 +397,18 @@ export class MessageHandler {
    * The window is `livenessFactor` × the agent's heartbeat interval.
    */
   async sweep(): Promise<number> {
-    const now = this.#o.now();
+    const now = this.#options.now();
     const stale: LiveAgent[] = [];
     for (const live of this.live.values()) {
       if (live.conn.push) continue;
       // An offered interval counts only if this agent was given it; others poll at their own
       // rate, which the protocol does not tell us, so they get the default.
       const offered = live.state.offeredSettingsHash
-        ? this.#o.desired.desired(live.state)?.heartbeatIntervalSeconds
+        ? this.#options.desired.desired(live.state)?.heartbeatIntervalSeconds
         : undefined;
-      const interval = offered ?? this.#o.defaultHeartbeatSeconds;
-      if (now - live.state.lastSeenAt > interval * this.#o.livenessFactor * 1000) stale.push(live);
+      const interval = offered ?? this.#options.defaultHeartbeatSeconds;
+      if (now - live.state.lastSeenAt > interval * this.#options.livenessFactor * 1000)
+        stale.push(live);
     }
     for (const live of stale) await this.#disconnect(live, "no poll within the liveness window");
     return stale.length;
@@ -411,13 +418,20 @@ export class MessageHandler {
     const { state, conn } = live;
     this.live.unbind(state.instanceUid, conn);
     state.connected = false;
-    state.lastDisconnectedAt = this.#o.now();
+    state.lastDisconnectedAt = this.#options.now();
     try {
-      await this.#o.store.save(state, [], this.#owner(conn));
+      await this.#options.store.save(state, [], this.#owner(conn));
     } catch (err) {
-      this.#o.logger.error({ err, instanceUid: state.instanceUid }, "cannot store disconnect");
+      this.#options.logger.error(
+        { err, instanceUid: state.instanceUid },
+        "cannot store disconnect",
+      );
     }
-    this.#o.events.emit("disconnected", { instanceUid: state.instanceUid, reason, agent: state });
+    this.#options.events.emit("disconnected", {
+      instanceUid: state.instanceUid,
+      reason,
+      agent: state,
+    });
   }
 }
 

@@ -77,7 +77,7 @@ export function newReplicaId(): string {
 }
 
 export class ReplicaLiveness {
-  readonly #o: Required<ReplicaLivenessOptions>;
+  readonly #options: Required<ReplicaLivenessOptions>;
   readonly #redis: Redis & Scripts;
   readonly #adds = new Set<string>();
   readonly #removes = new Set<string>();
@@ -91,7 +91,7 @@ export class ReplicaLiveness {
   #registered = false;
 
   constructor(options: ReplicaLivenessOptions) {
-    this.#o = { timeoutMs: 15_000, now: Date.now, ...options };
+    this.#options = { timeoutMs: 15_000, now: Date.now, ...options };
     options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 1, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
     this.#redis = options.redis as Redis & Scripts;
@@ -101,14 +101,14 @@ export class ReplicaLiveness {
     });
   }
 
-  #key(id = this.#o.replicaId): string {
-    return `${this.#o.prefix}:replica:${id}`;
+  #key(id = this.#options.replicaId): string {
+    return `${this.#options.prefix}:replica:${id}`;
   }
 
   /** Registers this process and starts the refresh-and-sweep timer. */
   async start(): Promise<void> {
     await this.#refresh();
-    const every = Math.max(50, Math.floor(this.#o.timeoutMs / 3));
+    const every = Math.max(50, Math.floor(this.#options.timeoutMs / 3));
     this.#timer = setInterval(() => {
       this.#tick = this.#tick.then(() => this.#run());
     }, every);
@@ -127,43 +127,50 @@ export class ReplicaLiveness {
       await this.#refresh();
       await this.sweep();
     } catch (err) {
-      this.#o.logger.warn({ err }, "replica liveness check failed; will retry");
+      this.#options.logger.warn({ err }, "replica liveness check failed; will retry");
     }
   }
 
   async #refresh(): Promise<void> {
-    const { prefix, replicaId, timeoutMs } = this.#o;
+    const { prefix, replicaId, timeoutMs } = this.#options;
     const [[, renewed] = []] =
       (await this.#redis
         .multi()
         .pexpire(this.#key(), timeoutMs)
-        .set(this.#key(), String(this.#o.now()), "PX", timeoutMs)
+        .set(this.#key(), String(this.#options.now()), "PX", timeoutMs)
         .sadd(`${prefix}:replicas`, replicaId)
         .exec()) ?? [];
     if (renewed === 0 && this.#registered) await this.#reclaim();
     this.#registered = true;
     if (this.#dirty) {
       this.#dirty = false;
-      for (const live of this.#o.live.values()) this.#adds.add(live.state.instanceUid);
+      for (const live of this.#options.live.values()) this.#adds.add(live.state.instanceUid);
       await this.#flush();
     }
   }
 
   /** Our key had expired: agents still connected here may have been swept by another process. */
   async #reclaim(): Promise<void> {
-    this.#o.logger.warn("this process' liveness key had expired; re-claiming its agents");
+    this.#options.logger.warn("this process' liveness key had expired; re-claiming its agents");
     this.#dirty = true;
-    for (const live of [...this.#o.live.values()]) {
+    for (const live of [...this.#options.live.values()]) {
       const uid = live.state.instanceUid;
-      const done = await this.#redis.replicaReclaim(this.#agentKey(uid), `${this.#o.replicaId}/`);
-      if (done !== 1 || this.#o.live.get(uid) !== live) continue;
+      const done = await this.#redis.replicaReclaim(
+        this.#agentKey(uid),
+        `${this.#options.replicaId}/`,
+      );
+      if (done !== 1 || this.#options.live.get(uid) !== live) continue;
       const agent = live.state;
-      this.#o.events.emit("connected", { instanceUid: uid, transport: agent.transport, agent });
+      this.#options.events.emit("connected", {
+        instanceUid: uid,
+        transport: agent.transport,
+        agent,
+      });
     }
   }
 
   #agentKey(uid: string): string {
-    return `${this.#o.prefix}:agent:${uid}`;
+    return `${this.#options.prefix}:agent:${uid}`;
   }
 
   /**
@@ -171,7 +178,7 @@ export class ReplicaLiveness {
    * Safe to run on several processes at once.
    */
   async sweep(): Promise<number> {
-    const { prefix, replicaId } = this.#o;
+    const { prefix, replicaId } = this.#options;
     let marked = 0;
     for (const id of await this.#redis.smembers(`${prefix}:replicas`)) {
       if (id === replicaId || (await this.#redis.exists(this.#key(id))) === 1) continue;
@@ -180,17 +187,17 @@ export class ReplicaLiveness {
       // Slices of concurrent commands: one connection pipelines them, memory stays bounded.
       for (let i = 0; i < uids.length; i += SWEEP_SLICE) {
         const slice = uids.slice(i, i + SWEEP_SLICE);
-        const at = String(this.#o.now());
+        const at = String(this.#options.now());
         const flipped = await Promise.all(
           slice.map((uid) => this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)),
         );
         const lost = slice.filter((_, j) => flipped[j] === 1);
         marked += lost.length;
-        const agents = await Promise.all(lost.map((uid) => this.#o.store.load(uid)));
+        const agents = await Promise.all(lost.map((uid) => this.#options.store.load(uid)));
         for (const agent of agents) {
           // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
           if (!agent?.owner.startsWith(`${id}/`)) continue;
-          this.#o.events.emit("disconnected", {
+          this.#options.events.emit("disconnected", {
             instanceUid: agent.instanceUid,
             reason: `its server process ${id} stopped`,
             agent,
@@ -199,7 +206,7 @@ export class ReplicaLiveness {
         }
       }
       await this.#redis.multi().del(set).srem(`${prefix}:replicas`, id).exec();
-      this.#o.logger.info({ replica: id }, "swept the agents of a stopped server process");
+      this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
     }
     return marked;
   }

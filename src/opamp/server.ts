@@ -93,7 +93,7 @@ export class OpampServer {
   readonly events: AgentEvents;
   readonly store: AgentStore;
   readonly handler: MessageHandler;
-  readonly #o: OpampServerOptions & {
+  readonly #options: OpampServerOptions & {
     path: string;
     maxConnections: number;
     retryAfterSeconds: number;
@@ -108,7 +108,12 @@ export class OpampServer {
 
   constructor(options: OpampServerOptions) {
     const maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
-    this.#o = { path: "/v1/opamp", maxConnections: 50_000, retryAfterSeconds: 30, ...options };
+    this.#options = {
+      path: "/v1/opamp",
+      maxConnections: 50_000,
+      retryAfterSeconds: 30,
+      ...options,
+    };
     const { logger } = options;
     this.events = new AgentEvents((err, name) =>
       logger.error({ err, event: name }, "agent event listener failed"),
@@ -180,21 +185,27 @@ export class OpampServer {
 
   /** Starts listening; resolves with the bound port. */
   async start(): Promise<{ port: number }> {
-    const { logger } = this.#o;
+    const { logger } = this.#options;
     if (this.#credentials.open) {
       logger.warn("OpAMP endpoint has no bearer tokens configured: any agent may connect");
     }
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(this.#o.port ?? 4320, this.#o.host ?? "0.0.0.0", () => {
+      this.#server.listen(this.#options.port ?? 4320, this.#options.host ?? "0.0.0.0", () => {
         this.#server.off("error", reject);
         resolve();
       });
     });
-    this.#timer = setInterval(() => void this.#housekeeping(), this.#o.flushIntervalMs ?? 5000);
+    this.#timer = setInterval(
+      () => void this.#housekeeping(),
+      this.#options.flushIntervalMs ?? 5000,
+    );
     this.#timer.unref();
     const { port } = this.#server.address() as AddressInfo;
-    logger.info({ port, path: this.#o.path, tls: Boolean(this.#o.tls) }, "OpAMP server listening");
+    logger.info(
+      { port, path: this.#options.path, tls: Boolean(this.#options.tls) },
+      "OpAMP server listening",
+    );
     return { port };
   }
 
@@ -205,7 +216,7 @@ export class OpampServer {
 
   /** Replaces the CA that client certificates must chain to, for new TLS connections. */
   setClientCa(clientCa: string | Buffer): void {
-    const tls = this.#o.tls;
+    const tls = this.#options.tls;
     if (!tls?.clientCa) throw new Error("setClientCa needs a server started with tls.clientCa");
     (this.#server as import("node:https").Server).setSecureContext({
       cert: tls.cert,
@@ -224,7 +235,7 @@ export class OpampServer {
       await this.store.flushTouches();
       await this.handler.sweep();
     } catch (err) {
-      this.#o.logger.warn({ err }, "OpAMP housekeeping failed; will retry");
+      this.#options.logger.warn({ err }, "OpAMP housekeeping failed; will retry");
     }
   }
 
@@ -236,12 +247,12 @@ export class OpampServer {
       return {
         status: 503,
         text: "server is shutting down",
-        headers: { "Retry-After": String(this.#o.retryAfterSeconds), Connection: "close" },
+        headers: { "Retry-After": String(this.#options.retryAfterSeconds), Connection: "close" },
       };
     }
     const path = (req.url ?? "").split("?")[0];
-    if (path !== this.#o.path)
-      return { status: 404, text: `not found; the OpAMP endpoint is ${this.#o.path}` };
+    if (path !== this.#options.path)
+      return { status: 404, text: `not found; the OpAMP endpoint is ${this.#options.path}` };
     if (!this.#credentials.admit(req)) {
       return {
         status: 401,
@@ -249,11 +260,11 @@ export class OpampServer {
         headers: { "WWW-Authenticate": 'Bearer realm="opamp"' },
       };
     }
-    if (this.#ws.connections + this.#inflight >= this.#o.maxConnections) {
+    if (this.#ws.connections + this.#inflight >= this.#options.maxConnections) {
       return {
         status: 503,
         text: "server is at its connection limit",
-        headers: { "Retry-After": String(this.#o.retryAfterSeconds) },
+        headers: { "Retry-After": String(this.#options.retryAfterSeconds) },
       };
     }
     return undefined;
@@ -285,7 +296,7 @@ export class OpampServer {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // The HTTP server stops listening for errors on an upgraded socket; a reset must not
     // become an unhandled 'error' event (which would end the process).
-    socket.on("error", (err) => this.#o.logger.debug({ err }, "upgrade socket error"));
+    socket.on("error", (err) => this.#options.logger.debug({ err }, "upgrade socket error"));
     const refusal = this.#refusal(req);
     if (refusal) {
       const headers = Object.entries({
@@ -325,7 +336,7 @@ export class OpampServer {
       try {
         await this.store.flushTouches();
       } catch (err) {
-        this.#o.logger.warn({ err }, "could not write last-seen times at shutdown");
+        this.#options.logger.warn({ err }, "could not write last-seen times at shutdown");
       }
     })();
     return this.#closing;

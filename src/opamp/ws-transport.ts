@@ -49,7 +49,7 @@ const CLOSE_GRACE_MS = 2000;
 
 export class WebSocketTransport {
   readonly wss: WebSocketServer;
-  readonly #o: Required<WebSocketTransportOptions>;
+  readonly #options: Required<WebSocketTransportOptions>;
   /** Sockets with a ping not yet answered, and the payload the answer must echo. */
   readonly #awaitingPong = new WeakMap<WebSocket, Buffer>();
   readonly #ping: NodeJS.Timeout;
@@ -70,7 +70,7 @@ export class WebSocketTransport {
   };
 
   constructor(options: WebSocketTransportOptions) {
-    this.#o = {
+    this.#options = {
       pingIntervalMs: 30_000,
       maxSendBufferBytes: 4 * 1024 * 1024,
       maxQueuedMessages: 8,
@@ -84,7 +84,7 @@ export class WebSocketTransport {
       maxPayload: options.maxMessageBytes,
       clientTracking: true,
     });
-    this.#ping = setInterval(() => void this.#pingAll(), this.#o.pingIntervalMs);
+    this.#ping = setInterval(() => void this.#pingAll(), this.#options.pingIntervalMs);
     this.#ping.unref();
   }
 
@@ -109,7 +109,7 @@ export class WebSocketTransport {
   }
 
   #serve(ws: WebSocket, req: IncomingMessage, credential: string): void {
-    const o = this.#o;
+    const o = this.#options;
     const { handler, logger, maxMessageBytes } = o;
     const send = (message: ServerToAgent) => {
       const bytes = encodeReply(message, maxMessageBytes - 1, logger);

@@ -17,11 +17,11 @@ export interface ChangeFollowerOptions {
 }
 
 export class ChangeFollower {
-  readonly #o: ChangeFollowerOptions;
+  readonly #options: ChangeFollowerOptions;
   #ready = false;
 
   constructor(options: ChangeFollowerOptions) {
-    this.#o = options;
+    this.#options = options;
     const sub = options.connection;
     sub.on("error", (err) => options.logger.warn({ err }, "rollout subscriber error"));
     sub.on("message", (_channel: string, text: string) => this.#message(text));
@@ -31,12 +31,12 @@ export class ChangeFollower {
   }
 
   async start(): Promise<void> {
-    await this.#o.connection.subscribe(this.#o.channel);
+    await this.#options.connection.subscribe(this.#options.channel);
     this.#ready = true;
   }
 
   close(): void {
-    this.#o.connection.disconnect();
+    this.#options.connection.disconnect();
   }
 
   #message(text: string): void {
@@ -44,9 +44,9 @@ export class ChangeFollower {
     try {
       msg = JSON.parse(text) as ChangeMessage;
     } catch (err) {
-      this.#o.logger.warn({ err }, "unreadable rollout change message");
+      this.#options.logger.warn({ err }, "unreadable rollout change message");
       return;
     }
-    this.#o.onChange(msg);
+    this.#options.onChange(msg);
   }
 }

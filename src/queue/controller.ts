@@ -74,7 +74,7 @@ type ControlType = "pause" | "resume" | "promote" | "abort";
 
 export class RolloutController {
   readonly events: RolloutNotices;
-  readonly #o: RolloutControllerOptions;
+  readonly #options: RolloutControllerOptions;
   readonly #store: RolloutStore;
   readonly #wakes: Wakes;
   readonly #writerId = randomBytes(8).toString("hex");
@@ -88,7 +88,7 @@ export class RolloutController {
   #closing?: Promise<void>;
 
   constructor(options: RolloutControllerOptions) {
-    this.#o = options;
+    this.#options = options;
     this.events = new RolloutNotices((err, notice) =>
       options.logger.error({ err, notice: notice.type }, "rollout notice listener threw"),
     );
@@ -113,9 +113,9 @@ export class RolloutController {
 
   async #start(): Promise<void> {
     this.#follower = new ChangeFollower({
-      connection: (this.#o.connect ?? (() => this.#o.redis.duplicate()))(),
+      connection: (this.#options.connect ?? (() => this.#options.redis.duplicate()))(),
       channel: this.#store.keys.channel,
-      logger: this.#o.logger,
+      logger: this.#options.logger,
       onChange: (msg) => this.#onChange(msg),
       onReconnect: () => void this.#resync(),
     });
@@ -317,9 +317,9 @@ export class RolloutController {
     const existing = this.#groups.get(group);
     if (existing) return existing;
     const sync = new GroupSync(group, loaded, this.#store, {
-      logger: this.#o.logger,
+      logger: this.#options.logger,
       writerId: this.#writerId,
-      batchWindowMs: this.#o.batchWindowMs ?? 2,
+      batchWindowMs: this.#options.batchWindowMs ?? 2,
       committed: (_s, before, result) => this.#committed(before, result),
       changed: (s, before, serve) => this.#changed(s, before, serve),
     });
@@ -344,7 +344,7 @@ export class RolloutController {
     const { group } = result.state;
     this.#history
       .record(group, endedRollouts(before, result))
-      .catch((err) => this.#o.logger.warn({ err, group }, "cannot record rollout history"));
+      .catch((err) => this.#options.logger.warn({ err, group }, "cannot record rollout history"));
     for (const notice of result.notices) this.events.emit(notice);
     this.#notifyGroup(group);
     for (const effect of result.effects) {
@@ -379,7 +379,7 @@ export class RolloutController {
       try {
         listener(arg);
       } catch (err) {
-        this.#o.logger.error({ err }, `${what} listener threw`);
+        this.#options.logger.error({ err }, `${what} listener threw`);
       }
     }
   }
@@ -395,7 +395,9 @@ export class RolloutController {
           this.#notifyServe({ group: s.group });
           this.#notifyGroup(s.group);
         })
-        .catch((err) => this.#o.logger.warn({ err, group: msg.g }, "cannot load rollout group"));
+        .catch((err) =>
+          this.#options.logger.warn({ err, group: msg.g }, "cannot load rollout group"),
+        );
     }
   }
 
@@ -409,7 +411,7 @@ export class RolloutController {
         if (sync && version > sync.version) await sync.reload();
       }
     } catch (err) {
-      this.#o.logger.warn({ err }, "rollout resync failed");
+      this.#options.logger.warn({ err }, "rollout resync failed");
     }
   }
 

@@ -12,6 +12,7 @@
  * - A batch that changes nothing is not written: zero Redis commands.
  */
 import type { Logger } from "pino";
+import { Backoff, type BackoffOptions } from "../backoff.js";
 import { encodeCore } from "./codec.js";
 import { ControllerClosedError } from "./errors.js";
 import { emptyGroup, stepAll } from "./machine.js";
@@ -42,6 +43,11 @@ interface Item {
   reject(err: unknown): void;
 }
 
+/**
+ * Retrying a rollout write or timer that Redis refused (group-sync.ts, wakes.ts): 100 ms,
+ * doubling, at most 5 s, without jitter.
+ */
+export const REDIS_RETRY: BackoffOptions = { initialMs: 100, factor: 2, maxMs: 5_000, jitter: 0 };
 const CATCH_UP_MS = 100;
 const CLOSE_WAIT_MS = 2000;
 
@@ -158,7 +164,8 @@ export class GroupSync {
   async #process(items: Item[]): Promise<void> {
     const events = items.flatMap((i) => i.events);
     const tickAt = Math.max(...items.map((i) => i.tickAt));
-    for (let attempt = 0; ; attempt++) {
+    const backoff = new Backoff(REDIS_RETRY);
+    for (;;) {
       if (this.#closed) {
         for (const item of items) item.reject(new ControllerClosedError());
         return;
@@ -188,7 +195,7 @@ export class GroupSync {
         settle(items, result);
         return;
       } catch (err) {
-        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+        const delay = backoff.next();
         this.#hooks.logger.warn(
           { err, group: this.group, events: events.length, retryInMs: delay },
           "cannot write rollout state; retrying",

@@ -34,6 +34,6 @@ export type {
   StepResult,
 } from "./model.js";
 export { RolloutNotices } from "./notices.js";
-export { groupServedRef, serve, servedRef } from "./serve.js";
+export { groupServedRef, servedRef, stableOrTarget } from "./serve.js";
 export type { GroupRolloutStatus, RolloutView } from "./status.js";
 export { rolloutKeys } from "./store.js";

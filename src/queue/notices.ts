@@ -6,39 +6,30 @@
  * consumer that must not miss one across restarts). Notices of one group arrive in commit
  * order. Listeners run synchronously; one that throws is logged and does not affect the others.
  */
+import { TypedEvents } from "../events.js";
 import type { RolloutNotice } from "./model.js";
 
 type NoticeType = RolloutNotice["type"];
-type Listener<T extends NoticeType | "*"> = (
-  notice: T extends NoticeType ? Extract<RolloutNotice, { type: T }> : RolloutNotice,
-) => void;
+/** Each notice type with its notice, and "*" for every notice. */
+type NoticeMap = { [T in NoticeType]: Extract<RolloutNotice, { type: T }> } & {
+  "*": RolloutNotice;
+};
 
 export class RolloutNotices {
-  readonly #listeners = new Map<string, Set<(n: RolloutNotice) => void>>();
-  readonly #onError: (err: unknown, notice: RolloutNotice) => void;
+  readonly #events: TypedEvents<NoticeMap>;
 
   constructor(onError: (err: unknown, notice: RolloutNotice) => void = () => {}) {
-    this.#onError = onError;
+    this.#events = new TypedEvents<NoticeMap>((err, _name, notice) => onError(err, notice));
   }
 
   /** Subscribes to one type of notice, or to all with "*"; returns the unsubscribe function. */
-  on<T extends NoticeType | "*">(type: T, listener: Listener<T>): () => void {
-    const set = this.#listeners.get(type) ?? new Set();
-    this.#listeners.set(type, set);
-    const l = listener as (n: RolloutNotice) => void;
-    set.add(l);
-    return () => set.delete(l);
+  on<T extends NoticeType | "*">(type: T, listener: (notice: NoticeMap[T]) => void): () => void {
+    return this.#events.on(type, listener);
   }
 
+  /** Runs the listeners of the notice's type, then those of "*". */
   emit(notice: RolloutNotice): void {
-    for (const key of [notice.type, "*"]) {
-      for (const listener of this.#listeners.get(key) ?? []) {
-        try {
-          listener(notice);
-        } catch (err) {
-          this.#onError(err, notice);
-        }
-      }
-    }
+    this.#events.emit(notice.type, notice as NoticeMap[NoticeType]);
+    this.#events.emit("*", notice);
   }
 }

@@ -28,7 +28,7 @@ export function inFlight(state: Pick<GroupRollout, "rollout">): Rollout | undefi
  * is in its cohort and has not rejected the target; otherwise "stable" (undefined when the
  * group has no stable hash yet).
  */
-export function serve(state: GroupRollout, uid: string): "stable" | "target" | undefined {
+export function stableOrTarget(state: GroupRollout, uid: string): "stable" | "target" | undefined {
   const rollout = inFlight(state);
   if (rollout && inCohort(rollout, uid) && !state.agents.get(uid)?.rejected) return "target";
   return state.stable ? "stable" : undefined;
@@ -36,7 +36,7 @@ export function serve(state: GroupRollout, uid: string): "stable" | "target" | u
 
 /** The hash (and its commit) `uid` is served, or undefined. */
 export function servedRef(state: GroupRollout, uid: string): HashRef | undefined {
-  const which = serve(state, uid);
+  const which = stableOrTarget(state, uid);
   if (which === "target") return state.rollout?.target;
   return which === "stable" ? state.stable : undefined;
 }

@@ -40,13 +40,13 @@ export interface RolloutTimersOptions {
 }
 
 export class RolloutTimers {
-  readonly #o: RolloutTimersOptions;
+  readonly #options: RolloutTimersOptions;
   readonly #queue: Queue<TimerJob>;
   #worker?: Worker<TimerJob>;
   #closing?: Promise<void>;
 
   constructor(options: RolloutTimersOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#queue = new Queue<TimerJob>(TIMER_QUEUE, {
       connection: options.connection,
       prefix: options.prefix,
@@ -63,16 +63,16 @@ export class RolloutTimers {
   /** Starts processing due timers. */
   async start(): Promise<void> {
     if (this.#worker || this.#closing) return;
-    const worker = new Worker<TimerJob>(TIMER_QUEUE, (job) => this.#o.handle(job.data), {
-      connection: this.#o.connection,
-      prefix: this.#o.prefix,
-      concurrency: this.#o.concurrency ?? 8,
-      stalledInterval: this.#o.stalledIntervalMs ?? 30_000,
+    const worker = new Worker<TimerJob>(TIMER_QUEUE, (job) => this.#options.handle(job.data), {
+      connection: this.#options.connection,
+      prefix: this.#options.prefix,
+      concurrency: this.#options.concurrency ?? 8,
+      stalledInterval: this.#options.stalledIntervalMs ?? 30_000,
       autorun: true,
     });
-    worker.on("error", (err) => this.#o.logger.warn({ err }, "rollout timer worker error"));
+    worker.on("error", (err) => this.#options.logger.warn({ err }, "rollout timer worker error"));
     worker.on("failed", (job, err) =>
-      this.#o.logger.warn({ err, job: job?.data }, "rollout timer failed; BullMQ retries it"),
+      this.#options.logger.warn({ err, job: job?.data }, "rollout timer failed; BullMQ retries it"),
     );
     this.#worker = worker;
     await worker.waitUntilReady();
@@ -93,7 +93,7 @@ export class RolloutTimers {
    */
   close(waitMs = 2000): Promise<void> {
     this.#closing ??= (async () => {
-      const log = this.#o.logger;
+      const log = this.#options.logger;
       if (this.#worker && !(await within(this.#worker.close(true), waitMs))) {
         log.warn("rollout timer worker did not stop in time");
       }

@@ -9,7 +9,8 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { GroupSync } from "./group-sync.js";
+import { Backoff } from "../backoff.js";
+import { type GroupSync, REDIS_RETRY } from "./group-sync.js";
 import { pendingWakes } from "./machine.js";
 import { inFlight } from "./serve.js";
 import { RolloutTimers } from "./timers.js";
@@ -29,13 +30,13 @@ export interface WakesOptions {
 const OVERDUE_MS = 5000;
 
 export class Wakes {
-  readonly #o: WakesOptions;
+  readonly #options: WakesOptions;
   readonly #timers: RolloutTimers;
   #sweep?: NodeJS.Timeout;
   #closed = false;
 
   constructor(options: WakesOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#timers = new RolloutTimers({
       connection: options.redis,
       prefix: options.prefix,
@@ -48,26 +49,27 @@ export class Wakes {
   /** Reschedules the loaded groups' wakes, ticks them once, and starts the worker. */
   async start(): Promise<void> {
     const now = Date.now();
-    for (const sync of this.#o.groups()) {
+    for (const sync of this.#options.groups()) {
       const r = inFlight(sync.state);
       if (!r) continue;
       for (const at of pendingWakes(sync.state)) await this.#timers.schedule(sync.group, r.id, at);
       sync.enqueue([{ type: "tick" }], now).catch(() => {});
     }
     await this.#timers.start();
-    this.#sweep = setInterval(() => this.#sweepOverdue(), this.#o.sweepIntervalMs ?? 30_000);
+    this.#sweep = setInterval(() => this.#sweepOverdue(), this.#options.sweepIntervalMs ?? 30_000);
     this.#sweep.unref();
   }
 
   /** Adds the timer job; retried in the background until added or closed. */
   schedule(group: string, rolloutId: string, at: number): void {
     void (async () => {
-      for (let attempt = 0; !this.#closed; attempt++) {
+      const backoff = new Backoff(REDIS_RETRY);
+      while (!this.#closed) {
         try {
           return await this.#timers.schedule(group, rolloutId, at);
         } catch (err) {
-          const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-          this.#o.logger.warn(
+          const delay = backoff.next();
+          this.#options.logger.warn(
             { err, group, at, retryInMs: delay },
             "cannot schedule rollout timer",
           );
@@ -85,7 +87,7 @@ export class Wakes {
 
   #sweepOverdue(): void {
     const now = Date.now();
-    for (const sync of this.#o.groups()) {
+    for (const sync of this.#options.groups()) {
       if (pendingWakes(sync.state).some((at) => at < now - OVERDUE_MS)) {
         sync.enqueue([{ type: "tick" }], now).catch(() => {});
       }

@@ -1,5 +1,5 @@
 /**
- * The secret detector shared by the status writer (src/sync/status: nothing an agent sends
+ * The secret detector shared by the status writer (src/status: nothing an agent sends
  * reaches Git unredacted) and the validator (src/validate: plaintext secrets in the
  * repository's own config files are warnings). Pure and synchronous; no I/O, no Redis.
  *

@@ -6,7 +6,7 @@
  * enough to tell values apart in a status file and too few to identify a value even with the
  * key in hand beyond a guess list.
  *
- * The key is 32 random bytes. The service keeps it in Redis (src/sync/status/redaction-key.ts)
+ * The key is 32 random bytes. The service keeps it in Redis (src/status/redaction-key.ts)
  * so every replica writes the same markers; losing it changes every marker once.
  */
 import { createHmac, randomBytes } from "node:crypto";

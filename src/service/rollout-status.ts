@@ -1,5 +1,5 @@
 /**
- * The status writer's view of rollouts (src/sync/status RolloutStatusSource) over the rollout
+ * The status writer's view of rollouts (src/status RolloutStatusSource) over the rollout
  * controller: the current rollout from its in-memory status, ended ones from its history in
  * Redis, and a change signal for any change of a group's rollout on any replica.
  */

@@ -13,16 +13,7 @@ import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
 import type { StatusWriter } from "../status/index.js";
-import {
-  AuthenticationError,
-  CredentialsError,
-  type FleetDesiredState,
-  FleetSync,
-  type GitAuth,
-  InvalidSourceError,
-  NotARepositoryError,
-  type SyncError,
-} from "../sync/index.js";
+import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
 import {
   CollectorChecker,
   ValidationCache,
@@ -60,14 +51,6 @@ function throttledProgress(repo: string, line: (text: string) => void) {
     line(`fetching ${repo}: ${e.phase}${pct}`);
   };
 }
-
-/** First-read failures that no retry can mend. */
-const FATAL: Array<abstract new (...args: never[]) => SyncError> = [
-  NotARepositoryError,
-  InvalidSourceError,
-  AuthenticationError,
-  CredentialsError,
-];
 
 export interface ServiceParts {
   settings: Settings;
@@ -306,8 +289,7 @@ export class Service {
     if (this.sync) {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
-      if (outcome.result === "failed" && FATAL.some((c) => outcome.error instanceof c))
-        throw outcome.error;
+      if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();

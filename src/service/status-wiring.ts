@@ -1,5 +1,5 @@
 /**
- * Builds the status writer of `serve` (src/sync/status) and connects it to the loop:
+ * Builds the status writer of `serve` (src/status) and connects it to the loop:
  * agent events from the OpAMP server, the desired state and validation results from
  * FleetSync, rollout progress from the rollout controller, and each agent's placement as the
  * OpAMP side serves it (its group, and the hash its rollout cohort is served: stable or target).

@@ -12,8 +12,8 @@
  * (no desired state before the first sync): the agent is parked until `retryParked()`.
  */
 import { createHash } from "node:crypto";
+import { Backoff } from "../backoff.js";
 import type { AgentState } from "../opamp/index.js";
-import { Backoff } from "../sync/backoff.js";
 import { AgentRenderer, type RenderJob, snapshot } from "./agent-render.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
 import type { StatusLogger } from "./logger.js";

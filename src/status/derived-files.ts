@@ -99,7 +99,7 @@ export class DerivedFiles {
   }
 
   /** Every group's rollout is read again at the next flush (after becoming the writer). */
-  rolloutsAllDirty(): void {
+  markAllRolloutsDirty(): void {
     this.#allRolloutsDirty = true;
     this.version++;
   }

@@ -5,7 +5,7 @@
  * commit is rewritten), after a backoff; after `attempts` refusals it gives up (the changes
  * stay pending). A tree equal to the head's means nothing to commit.
  */
-import { Backoff } from "../sync/backoff.js";
+import { Backoff } from "../backoff.js";
 import { LockLostError, PublishFailedError } from "./errors.js";
 import type { FlushPlan } from "./flush-plan.js";
 import type { ObjectWriter } from "./git-store/index.js";

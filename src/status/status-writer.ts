@@ -24,12 +24,13 @@
  * Wiring: `new StatusWriter(options)`, `start()` (subscribes to `agentEvents`, `fleetSync`
  * and `rollouts`, flushes every interval), `close()` (last flush if writing, lock released).
  */
+
+import { Backoff } from "../backoff.js";
+import { TypedEvents } from "../events.js";
 import type { AgentState } from "../opamp/index.js";
 import { agentAttributes } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
-import { Backoff } from "../sync/backoff.js";
 import { asSyncError } from "../sync/errors.js";
-import { TypedEvents } from "../sync/events.js";
 import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
@@ -70,7 +71,7 @@ export class StatusWriter {
   readonly store: PendingStore;
   readonly recorder: AgentRecorder;
   readonly derived: DerivedFiles;
-  readonly #o: StatusWriterOptions;
+  readonly #options: StatusWriterOptions;
   readonly #log: StatusLogger;
   readonly #events: TypedEvents<StatusWriterEvents>;
   readonly #lock: WriterLock;
@@ -97,7 +98,7 @@ export class StatusWriter {
 
   /** Checks the options (throws InvalidStatusOptionsError / SyncError); does no I/O. */
   constructor(options: StatusWriterOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#log = options.logger ?? SILENT;
     this.#render = {
       maxConfigBytes: options.maxConfigBytes,
@@ -133,7 +134,7 @@ export class StatusWriter {
    * every replica and after restarts. Call before `start()`.
    */
   async loadRedactionKey(): Promise<void> {
-    this.#useKey(await loadRedactionKey(this.#o.redis, this.#o.prefix));
+    this.#useKey(await loadRedactionKey(this.#options.redis, this.#options.prefix));
   }
 
   #useKey(key: Uint8Array): void {
@@ -158,7 +159,7 @@ export class StatusWriter {
   /** `fleetSync.assign()`; "not known yet" until FleetSync's first check settled. */
   #defaultPlacement(): Placement {
     return (agent) => {
-      const sync = this.#o.fleetSync;
+      const sync = this.#options.fleetSync;
       if (!sync) return UNASSIGNED_PLACEMENT;
       if (!sync.current) return this.#syncSettled ? UNASSIGNED_PLACEMENT : undefined;
       const a = sync.assign(agentAttributes(agent), agent.instanceUid);
@@ -175,7 +176,7 @@ export class StatusWriter {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    const { agentEvents, fleetSync, rollouts } = this.#o;
+    const { agentEvents, fleetSync, rollouts } = this.#options;
     if (agentEvents) this.#unsubscribe.push(attachAgentEvents(agentEvents, this.recorder));
     if (fleetSync)
       this.#unsubscribe.push(
@@ -202,7 +203,7 @@ export class StatusWriter {
         }),
       );
     if (rollouts) this.#unsubscribe.push(rollouts.subscribe((g) => this.derived.rolloutChanged(g)));
-    this.#schedule(this.#o.intervalMs ?? DEFAULTS.intervalMs);
+    this.#schedule(this.#options.intervalMs ?? DEFAULTS.intervalMs);
   }
 
   #schedule(delay: number): void {
@@ -213,7 +214,7 @@ export class StatusWriter {
   }
 
   async #tick(): Promise<void> {
-    let delay = this.#o.intervalMs ?? DEFAULTS.intervalMs;
+    let delay = this.#options.intervalMs ?? DEFAULTS.intervalMs;
     try {
       await this.flush();
       this.#backoff.reset();
@@ -241,7 +242,7 @@ export class StatusWriter {
    * when its placement of agents changed (e.g. a rollout stage moved a cohort).
    */
   async reconcile(uids?: readonly string[]): Promise<number> {
-    const source = this.#o.agents;
+    const source = this.#options.agents;
     if (!source) return 0;
     const notBefore = await this.store.now();
     const list = uids ?? (await source.list());
@@ -300,7 +301,7 @@ export class StatusWriter {
       await this.target.open();
       this.#objects ??= new ObjectWriter(this.target.gitdir);
       this.#packer ??= new Packer(this.#objects, {
-        ...this.#o.packer,
+        ...this.#options.packer,
         prune: this.target.ownsStore,
       });
       const committed: CommittedFacts = { agents: new Map(), groups: new Map() };
@@ -312,13 +313,13 @@ export class StatusWriter {
       }
       this.#committed = committed;
       this.#derivedVersion = -1;
-      this.derived.rolloutsAllDirty();
-      this.#objectsAtPack = -(await this.#packer.loose()).size;
+      this.derived.markAllRolloutsDirty();
+      this.#objectsAtPack = -(await this.#packer.looseObjectIds()).size;
       if (this.mode === "folder")
         await this.#own.learn(
           this.#objects,
           await this.target.base(),
-          (this.#o.author ?? DEFAULT_AUTHOR).email,
+          (this.#options.author ?? DEFAULT_AUTHOR).email,
         );
       this.#setWriter(true);
       await this.reconcile();
@@ -349,10 +350,12 @@ export class StatusWriter {
         objects,
         target: this.target,
         packBlobs:
-          packer && this.#o.packAfterObjects !== false ? (c) => packer.packBlobs(c) : undefined,
+          packer && this.#options.packAfterObjects !== false
+            ? (c) => packer.packBlobs(c)
+            : undefined,
         stillWriter: () => this.#lock.renew(),
-        attempts: this.#o.publishAttempts ?? DEFAULTS.publishAttempts,
-        author: this.#o.author ?? DEFAULT_AUTHOR,
+        attempts: this.#options.publishAttempts ?? DEFAULTS.publishAttempts,
+        author: this.#options.author ?? DEFAULT_AUTHOR,
         now: this.#now,
         log: this.#log,
       },
@@ -387,7 +390,7 @@ export class StatusWriter {
     const now = this.#now();
     if (now - this.#lastSweep < 60_000) return;
     this.#lastSweep = now;
-    const retention = this.#o.retentionMs ?? DEFAULTS.retentionMs;
+    const retention = this.#options.retentionMs ?? DEFAULTS.retentionMs;
     // Taken before reading what is pending: a record made after it wins over the removal
     // (the script refuses), and one made before it is pending, so the agent is skipped.
     const notBefore = await this.store.now();
@@ -402,7 +405,7 @@ export class StatusWriter {
   }
 
   async #maybePack(tip: string): Promise<PackResult | undefined> {
-    const threshold = this.#o.packAfterObjects ?? DEFAULTS.packAfterObjects;
+    const threshold = this.#options.packAfterObjects ?? DEFAULTS.packAfterObjects;
     const objects = this.#objects as ObjectWriter;
     if (threshold === false || !this.#packer) return undefined;
     if (objects.written.objects - this.#objectsAtPack < threshold) return undefined;

@@ -7,6 +7,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import * as git from "isomorphic-git";
+import { isGitNotFound } from "../sync/git-errors.js";
 import { readingFs } from "../sync/git-fs.js";
 import { findGitDir } from "../sync/local-repository.js";
 import { BranchCheckedOutError, PublishFailedError } from "./errors.js";
@@ -46,7 +47,7 @@ export class LocalTarget implements StatusTarget {
         ref: `refs/heads/${this.branch}`,
       });
     } catch (err) {
-      if ((err as { code?: string }).code === "NotFoundError") return undefined;
+      if (isGitNotFound(err)) return undefined;
       throw new PublishFailedError(`cannot read branch ${this.branch}`, {}, err);
     }
   }

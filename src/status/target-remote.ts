@@ -44,14 +44,14 @@ export class RemoteTarget implements StatusTarget {
   readonly ownsStore = true;
   readonly branch: string;
   readonly gitdir: string;
-  readonly #o: RemoteTargetOptions;
+  readonly #options: RemoteTargetOptions;
   readonly #http;
   readonly #packs: OwnPacks;
   /** The remote head as last seen; undefined = unknown, null = the branch does not exist. */
   #head: string | null | undefined;
 
   constructor(options: RemoteTargetOptions) {
-    this.#o = options;
+    this.#options = options;
     this.branch = options.branch;
     this.gitdir = options.gitdir;
     this.#http = createHttpClient({ idleTimeoutMs: options.httpTimeoutMs });
@@ -59,12 +59,12 @@ export class RemoteTarget implements StatusTarget {
   }
 
   async open(): Promise<void> {
-    const { gitdir, url, branch } = this.#o;
+    const { gitdir, url, branch } = this.#options;
     await openBareClone({ gitdir, url, branch, reset: false });
   }
 
   async #call() {
-    const { url, auth, env } = this.#o;
+    const { url, auth, env } = this.#options;
     const headers = await authHeaders(auth, env ?? {});
     return { http: this.#http, url, headers, withAuth: auth !== undefined };
   }
@@ -87,7 +87,7 @@ export class RemoteTarget implements StatusTarget {
    * publish's concern: the packer, which merges the same list, reports it.
    */
   async #tidy(): Promise<void> {
-    const max = Math.max(1, this.#o.maxPacks ?? 8);
+    const max = Math.max(1, this.#options.maxPacks ?? 8);
     try {
       await this.#packs.adopt();
       while ((await this.#packs.merge(max)) > 0) {}
@@ -98,12 +98,12 @@ export class RemoteTarget implements StatusTarget {
 
   /** Lists the remote branch and fetches it when it moved; null when it does not exist. */
   async #fetch(): Promise<string | null> {
-    const { url, branch, gitdir } = this.#o;
+    const { url, branch, gitdir } = this.#options;
     const call = await this.#call();
     const heads = await listHeads(call, `refs/heads/${branch}`);
     const remote = heads.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
     if (!remote) {
-      if (this.#o.mustExist) throw new BranchNotFoundError(url, branch, []);
+      if (this.#options.mustExist) throw new BranchNotFoundError(url, branch, []);
       return null;
     }
     const local = await this.#local(`refs/heads/${branch}`);
@@ -128,7 +128,7 @@ export class RemoteTarget implements StatusTarget {
 
   /** Pushes `commit`; the remote itself checks it fast-forwards the head (`_base`). */
   async publish(commit: string, _base: string | undefined): Promise<"published" | "moved"> {
-    const { branch } = this.#o;
+    const { branch } = this.#options;
     const { http, url, headers, withAuth } = await this.#call();
     await this.#setLocal(OUTGOING, commit);
     try {

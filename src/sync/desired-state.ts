@@ -7,34 +7,14 @@
  * that only touches other groups (or only the group's rollout policy) does not look like a
  * new config for this group. A group deleted and re-added starts a new provenance.
  */
-import type {
-  Finding,
-  FleetSpec,
-  GroupConfigFile,
-  GroupSpec,
-  RolloutPolicy,
-  Selector,
-  TelemetryDestination,
-} from "../validate/model.js";
+import type { Finding, FleetSpec, GroupSpec } from "../validate/model.js";
 import { GroupMatcher } from "./match.js";
 
-export interface GroupDesiredState {
-  name: string;
-  selector: Selector;
-  priority: number;
-  rollout: RolloutPolicy;
-  heartbeatIntervalSeconds: number;
-  telemetry: {
-    metrics?: TelemetryDestination;
-    logs?: TelemetryDestination;
-    traces?: TelemetryDestination;
-  };
-  /** Built-in schema id or repository path the files were validated against. */
-  schema: string;
-  /** The AgentConfigMap entries: one per config file, keyed by name, with its content type. */
-  files: readonly GroupConfigFile[];
-  /** Lowercase hex SHA-256 over the sorted files (src/config-hash.ts). */
-  configHash: string;
+/**
+ * A group as served: its validated spec (`distribution` is left out: it only matters to the
+ * validator) and the commit that introduced its config hash.
+ */
+export interface GroupDesiredState extends GroupSpec {
   /** The commit that introduced `configHash` for this group (provenance). */
   hashCommit: string;
 }

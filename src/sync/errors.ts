@@ -14,6 +14,9 @@ export class SyncError extends CodedError {
 
 /** The source options are unusable (bad URL, unsupported scheme, credentials in the URL). */
 export class InvalidSourceError extends SyncError {
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(message: string, data: Record<string, unknown> = {}) {
     super("SYNC_INVALID_SOURCE", message, data);
   }
@@ -28,6 +31,9 @@ export class UnsafePathError extends SyncError {
 
 /** A local path is not a Git repository (no `.git`, not a bare repository). */
 export class NotARepositoryError extends SyncError {
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(path: string, cause?: unknown) {
     super("SYNC_NOT_A_REPOSITORY", `${path} is not a Git repository`, { path }, { cause });
   }
@@ -61,6 +67,9 @@ export class BranchNotFoundError extends SyncError {
 
 /** The remote refused the credentials, or asked for some and none were configured. */
 export class AuthenticationError extends SyncError {
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(source: string, statusCode: number, withCredentials: boolean, cause?: unknown) {
     super(
       "SYNC_AUTH_FAILED",
@@ -75,6 +84,9 @@ export class AuthenticationError extends SyncError {
 
 /** A credential file or variable named in the options cannot be read or is empty. */
 export class CredentialsError extends SyncError {
+  override get retryable(): boolean {
+    return false;
+  }
   constructor(what: string, message: string, cause?: unknown) {
     super("SYNC_CREDENTIALS_UNAVAILABLE", `${what}: ${message}`, { what }, { cause });
   }

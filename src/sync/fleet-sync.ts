@@ -20,8 +20,10 @@
  * provenance) survive restarts: after a restart on an invalid head, the last valid commit is
  * read again and served.
  */
+
+import { Backoff, type BackoffOptions } from "../backoff.js";
+import { TypedEvents } from "../events.js";
 import type { Finding, RepositorySnapshot, ValidationReport } from "../validate/model.js";
-import { Backoff, type BackoffOptions } from "./backoff.js";
 import {
   buildDesiredState,
   diffDesiredStates,
@@ -29,7 +31,6 @@ import {
   type Provenance,
 } from "./desired-state.js";
 import { asSyncError, SyncError } from "./errors.js";
-import { TypedEvents } from "./events.js";
 import { GitSource, type GitSourceOptions, type HeadUpdate } from "./git-source.js";
 import { type SnapshotRead, SnapshotReader } from "./read-snapshot.js";
 import { selectorConflicts } from "./selector-conflicts.js";

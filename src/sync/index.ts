@@ -4,7 +4,7 @@
  * validator) and keeps the fleet's desired state; matches agents to groups.
  * Only this module imports isomorphic-git.
  */
-export { Backoff, type BackoffOptions } from "./backoff.js";
+export { Backoff, type BackoffOptions } from "../backoff.js";
 export {
   authHeaders,
   type Env,

@@ -8,6 +8,7 @@ import { readdir } from "node:fs/promises";
 import { inflateSync } from "node:zlib";
 import * as git from "isomorphic-git";
 import { ObjectReadError } from "./errors.js";
+import { isGitNotFound } from "./git-errors.js";
 import { readingFs } from "./git-fs.js";
 
 export interface TreeEntry {
@@ -59,7 +60,7 @@ export class ObjectStore {
         ref: `refs/heads/${branch}`,
       });
     } catch (err) {
-      if ((err as { code?: string }).code === "NotFoundError") return undefined;
+      if (isGitNotFound(err)) return undefined;
       throw new ObjectReadError(`ref refs/heads/${branch}`, err);
     }
   }

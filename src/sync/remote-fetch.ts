@@ -13,6 +13,7 @@ import {
   RemoteUnreachableError,
   SyncError,
 } from "./errors.js";
+import { isGitNotFound } from "./git-errors.js";
 
 type HttpClient = Parameters<typeof git.fetch>[0]["http"];
 
@@ -105,8 +106,7 @@ export async function fetchBranch(
     });
     return result.fetchHead;
   } catch (err) {
-    if ((err as { code?: string }).code === "NotFoundError")
-      throw new BranchNotFoundError(url, branch, []);
+    if (isGitNotFound(err)) throw new BranchNotFoundError(url, branch, []);
     throw mapRemoteError(url, err, c.withAuth);
   }
 }

@@ -8,15 +8,13 @@
  * (warning), CONFIG_SCHEMA_PATH, CONFIG_SCHEMA_NOT_FOUND, CONFIG_SCHEMA_INVALID (errors),
  * plus those of config-files.ts, policy.ts, yaml.ts, schema-errors.ts, otelcol.ts and bridge.ts.
  */
-import { createHash } from "node:crypto";
 import { configHash } from "../config-hash.js";
-import { bridgeKey, checkBridgeResources } from "./bridge.js";
+import { bridgeKey } from "./bridge.js";
 import type { CachedGroupResult, FileResultMemo } from "./cache.js";
-import { jsonProblem, selectConfigFiles } from "./config-files.js";
+import { type SelectedFile, selectConfigFiles } from "./config-files.js";
 import { countErrors, finding, START } from "./findings.js";
+import { checkGroupFiles, type FileSchema } from "./group-files.js";
 import type { Finding, GroupFolder, GroupSpec, Selector } from "./model.js";
-import { checkCollectorConfig } from "./otelcol.js";
-import { isObject, mergeConfigs, whereIn, whereInMerged } from "./otelcol-context.js";
 import { checkPolicy, type RawPolicy, resolvePolicy } from "./policy.js";
 import { type SchemaLoader, unsafePathReason } from "./schema-ref.js";
 import { BUILTIN_CONFIG_SCHEMAS, validateBuiltin, validateCustom } from "./schemas.js";
@@ -36,6 +34,12 @@ interface RawGroup extends RawPolicy {
   priority?: number;
 }
 
+type Policy = ReturnType<typeof resolvePolicy>;
+
+/**
+ * Validates one group folder, in order: its name, group.yaml, the files it serves, the schema
+ * they follow, each file against it; then builds the GroupSpec when there is no error.
+ */
 export async function validateGroup(
   name: string,
   folder: GroupFolder,
@@ -44,24 +48,49 @@ export async function validateGroup(
   memo?: FileResultMemo,
 ): Promise<CachedGroupResult> {
   const dir = `groups/${name}`;
-  const findings: Finding[] = [];
-  const done = (extra: Partial<CachedGroupResult> = {}): CachedGroupResult => ({
-    findings,
-    ...extra,
-  });
+  const findings: Finding[] = checkGroupName(name, dir);
+  const group = readGroupYaml(name, dir, folder.groupYaml, findings);
+  if (!group) return { findings };
+  const { doc, raw } = group;
+  const selected = selectConfigFiles(dir, folder.files, raw.config?.files, doc);
+  findings.push(...selected.findings);
+  const policy = resolvePolicy(raw, fleet.raw);
+  // config.schema is located where it was written: group.yaml, else fleet.yaml.
+  const schemaDoc = raw.config?.schema !== undefined ? doc : fleet.doc;
+  const schema = await loadFileSchema(policy.schema, schemaDoc, doc, schemas, findings);
+  const dep = schema.dep ? { schemaDep: schema.dep } : {};
+  const partial = raw.config?.partial === true;
+  checkGroupFiles(dir, selected.files, schema, partial, findings, memo);
+  if (countErrors(findings) > 0 || !schema.validateFile) return { findings, ...dep };
+  return { findings, spec: groupSpec(name, dir, raw, policy, selected.files), ...dep };
+}
 
-  if (!GROUP_NAME.test(name) || name.length > 63)
-    findings.push(
-      finding(
-        dir,
-        START,
-        "error",
-        "GROUP_INVALID_NAME",
-        `group folder "${name}" is not a valid group name: use at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit (like a DNS label)`,
-        { name },
-      ),
-    );
-  if (!folder.groupYaml) {
+/** GROUP_INVALID_NAME when the folder's name is not a group name. */
+function checkGroupName(name: string, dir: string): Finding[] {
+  if (GROUP_NAME.test(name) && name.length <= 63) return [];
+  return [
+    finding(
+      dir,
+      START,
+      "error",
+      "GROUP_INVALID_NAME",
+      `group folder "${name}" is not a valid group name: use at most 63 lowercase letters, digits and "-", starting and ending with a letter or digit (like a DNS label)`,
+      { name },
+    ),
+  ];
+}
+
+/**
+ * group.yaml loaded, checked against its schema, then its policy and selector; undefined
+ * (with the findings pushed) when it is missing or does not follow the schema.
+ */
+function readGroupYaml(
+  name: string,
+  dir: string,
+  bytes: Uint8Array | undefined,
+  findings: Finding[],
+): { doc: LoadedYaml; raw: RawGroup } | undefined {
+  if (!bytes) {
     findings.push(
       finding(
         dir,
@@ -72,15 +101,15 @@ export async function validateGroup(
         { name },
       ),
     );
-    return done();
+    return undefined;
   }
-  const loaded = loadYaml(folder.groupYaml, `${dir}/group.yaml`);
+  const loaded = loadYaml(bytes, `${dir}/group.yaml`);
   findings.push(...loaded.findings);
   const doc = loaded.yaml;
-  if (!doc) return done();
+  if (!doc) return undefined;
   const schemaFindings = validateBuiltin("group", doc);
   findings.push(...schemaFindings);
-  if (schemaFindings.length > 0) return done();
+  if (schemaFindings.length > 0) return undefined;
   const raw = doc.value as RawGroup;
   findings.push(...checkPolicy(raw, doc));
   const match = raw.selector.match ?? {};
@@ -96,71 +125,74 @@ export async function validateGroup(
         {},
       ),
     );
+  return { doc, raw };
+}
 
-  const selected = selectConfigFiles(dir, folder.files, raw.config?.files, doc);
-  findings.push(...selected.findings);
-  const policy = resolvePolicy(raw, fleet.raw);
-
-  // The schema the files follow, and where config.schema was written.
-  const schemaDoc = raw.config?.schema !== undefined ? doc : fleet.doc;
+/**
+ * The schema the files follow: built-in, or a JSON Schema in the repository (loaded through
+ * `schemas`; its hash is the result's dependency). Problems are findings at config.schema in
+ * `schemaDoc` (the start of `groupDoc` when no document names it).
+ */
+async function loadFileSchema(
+  schema: string,
+  schemaDoc: LoadedYaml | undefined,
+  groupDoc: LoadedYaml,
+  schemas: SchemaLoader,
+  findings: Finding[],
+): Promise<FileSchema> {
   const schemaAt = schemaDoc
     ? { file: schemaDoc.file, ...schemaDoc.locate(["config", "schema"]) }
-    : { file: doc.file, ...START };
+    : { file: groupDoc.file, ...START };
   const schemaError = (code: string, message: string) =>
-    findings.push(
-      finding(schemaAt.file, schemaAt, "error", code, message, { schema: policy.schema }),
+    findings.push(finding(schemaAt.file, schemaAt, "error", code, message, { schema }));
+  if (BUILTIN_CONFIG_SCHEMAS.includes(schema))
+    return {
+      name: schema,
+      builtin: true,
+      validateFile: (d) => validateBuiltin(schema as "otelcol" | "otelcol-bridge", d),
+    };
+  const unsafe = unsafePathReason(schema);
+  if (unsafe) {
+    schemaError(
+      "CONFIG_SCHEMA_PATH",
+      `config.schema "${schema}" is neither a built-in schema (${BUILTIN_CONFIG_SCHEMAS.join(", ")}) nor a path inside the repository: ${unsafe}`,
     );
-  let validateFile: ((d: LoadedYaml) => Finding[]) | undefined;
-  let schemaDep: CachedGroupResult["schemaDep"];
-  const builtin = BUILTIN_CONFIG_SCHEMAS.includes(policy.schema);
-  if (builtin) {
-    validateFile = (d) => validateBuiltin(policy.schema as "otelcol" | "otelcol-bridge", d);
-  } else {
-    const unsafe = unsafePathReason(policy.schema);
-    if (unsafe) {
-      schemaError(
-        "CONFIG_SCHEMA_PATH",
-        `config.schema "${policy.schema}" is neither a built-in schema (${BUILTIN_CONFIG_SCHEMAS.join(", ")}) nor a path inside the repository: ${unsafe}`,
-      );
-    } else {
-      const loadedSchema = await schemas.load(policy.schema);
-      schemaDep = { path: policy.schema, hash: loadedSchema.hash ?? "missing" };
-      if (loadedSchema.problem)
-        schemaError(loadedSchema.problem.code, loadedSchema.problem.message);
-      const validate = loadedSchema.validate;
-      if (validate) validateFile = (d) => validateCustom(validate, d);
-    }
+    return { name: schema, builtin: false };
   }
+  const loadedSchema = await schemas.load(schema);
+  const dep = { path: schema, hash: loadedSchema.hash ?? "missing" };
+  if (loadedSchema.problem) schemaError(loadedSchema.problem.code, loadedSchema.problem.message);
+  const validate = loadedSchema.validate;
+  return {
+    name: schema,
+    builtin: false,
+    dep,
+    ...(validate ? { validateFile: (d: LoadedYaml) => validateCustom(validate, d) } : {}),
+  };
+}
 
-  // A single file under a built-in schema depends on nothing but its bytes: memoized.
-  const single =
-    builtin && selected.files.length === 1
-      ? (selected.files[0] as (typeof selected.files)[number])
-      : undefined;
-  const partial = raw.config?.partial === true;
-  const memoKey =
-    single && memo
-      ? `${policy.schema}\0${partial ? "partial" : "whole"}\0${createHash("sha256").update(single.body).digest("hex")}`
-      : undefined;
-  const memoized = memoKey ? memo?.get(memoKey, `${dir}/${single?.name}`) : undefined;
-  const before = findings.length;
-  if (memoized) findings.push(...memoized);
-  else checkFiles();
-  if (memoKey && !memoized) memo?.set(memoKey, findings.slice(before));
-
-  if (countErrors(findings) > 0 || !validateFile) return done(schemaDep ? { schemaDep } : {});
+/** The GroupSpec of a group without errors. */
+function groupSpec(
+  name: string,
+  dir: string,
+  raw: RawGroup,
+  policy: Policy,
+  selected: readonly SelectedFile[],
+): GroupSpec {
   // Served entries are keyed by file name; for the OpAMP Bridge by <namespace>/<name> of the
   // resource each file holds (bridge.ts), as the bridge refuses any other key.
-  const entryName = (f: (typeof selected.files)[number]) =>
+  const entryName = (f: SelectedFile) =>
     policy.schema === "otelcol-bridge"
       ? (bridgeKey(loadYaml(f.body, `${dir}/${f.name}`).yaml?.value) ?? f.name)
       : f.name;
-  const files = selected.files.map((f) => ({
+  const files = selected.map((f) => ({
     name: entryName(f),
     contentType: f.contentType,
     body: f.body,
   }));
-  const spec: GroupSpec = {
+  const match = raw.selector.match ?? {};
+  const expressions = raw.selector.expressions ?? [];
+  return {
     name,
     selector: {
       match: { ...match },
@@ -179,61 +211,4 @@ export async function validateGroup(
     heartbeatIntervalSeconds: policy.heartbeatIntervalSeconds,
     telemetry: policy.telemetry,
   };
-  return done({ spec, ...(schemaDep ? { schemaDep } : {}) });
-
-  /** Loads each file, validates it against the schema, then the Collector checks. */
-  function checkFiles(): void {
-    const docs: LoadedYaml[] = [];
-    let structureOk = true;
-    for (const file of selected.files) {
-      const r = loadYaml(file.body, `${dir}/${file.name}`);
-      findings.push(...r.findings);
-      if (!r.yaml) {
-        structureOk = false;
-        continue;
-      }
-      docs.push(r.yaml);
-      const notJson = file.contentType === "application/json" ? jsonProblem(file.body) : undefined;
-      if (notJson) {
-        const at = notJson.offset === undefined ? START : r.yaml.offsetPosition(notJson.offset);
-        findings.push(
-          finding(
-            r.yaml.file,
-            at,
-            "error",
-            "CONFIG_FILE_NOT_JSON",
-            `${file.name} is served as application/json but is not JSON (${notJson.message}): fix it, or rename it to .yaml`,
-          ),
-        );
-        structureOk = false;
-      }
-      if (validateFile) {
-        const f = validateFile(r.yaml);
-        findings.push(...f);
-        if (f.length > 0) structureOk = false;
-      }
-    }
-    if (structureOk && docs.length > 0) {
-      if (policy.schema === "otelcol") {
-        // Several files are merged in order, as the Collector merges several --config files.
-        const where = docs.length === 1 ? whereIn(docs[0] as LoadedYaml) : whereInMerged(docs);
-        findings.push(
-          ...checkCollectorConfig(
-            where,
-            docs.length === 1 ? docs[0]?.value : mergeConfigs(docs.map((d) => d.value)),
-            { partial },
-          ),
-        );
-      } else if (policy.schema === "otelcol-bridge") {
-        findings.push(...checkBridgeResources(docs));
-        for (const d of docs) {
-          const spec = isObject(d.value) && isObject(d.value.spec) ? d.value.spec : undefined;
-          if (spec && isObject(spec.config))
-            findings.push(
-              ...checkCollectorConfig(whereIn(d, ["spec", "config"]), spec.config, { partial }),
-            );
-        }
-      }
-    }
-  }
 }

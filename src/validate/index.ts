@@ -7,7 +7,15 @@
 export { type CachedGroupResult, ValidationCache } from "./cache.js";
 export { contentTypeOf } from "./config-files.js";
 export { parseDuration } from "./duration.js";
-export { ValidateError, WorkingTreeError } from "./errors.js";
+export {
+  FileTooLargeError,
+  PathRefusedError,
+  SymlinkNotFollowedError,
+  ValidateError,
+  WorkingTreeError,
+  WorkingTreeNotADirectoryError,
+  WorkingTreeNotFoundError,
+} from "./errors.js";
 export { compareFindings, formatPath } from "./findings.js";
 export { GROUP_NAME } from "./group.js";
 export { type GroupSelector, readGroupSelector } from "./group-selector.js";

@@ -10,7 +10,13 @@
  */
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { WorkingTreeError } from "./errors.js";
+import {
+  FileTooLargeError,
+  PathRefusedError,
+  SymlinkNotFollowedError,
+  WorkingTreeNotADirectoryError,
+  WorkingTreeNotFoundError,
+} from "./errors.js";
 import { finding, START } from "./findings.js";
 import type { Finding, GroupFolder, RepositorySnapshot } from "./model.js";
 import { unsafePathReason } from "./schema-ref.js";
@@ -70,10 +76,8 @@ async function readRegular(
 /** Reads the working tree at `root`. Throws WorkingTreeError when root is not a directory. */
 export async function readWorkingTree(root: string): Promise<WorkingTreeRead> {
   const rootStat = await lstatOrUndefined(root);
-  if (!rootStat)
-    throw new WorkingTreeError("WORKTREE_NOT_FOUND", `${root} does not exist`, { root });
-  if (!rootStat.isDirectory())
-    throw new WorkingTreeError("WORKTREE_NOT_A_DIRECTORY", `${root} is not a directory`, { root });
+  if (!rootStat) throw new WorkingTreeNotFoundError(root);
+  if (!rootStat.isDirectory()) throw new WorkingTreeNotADirectoryError(root);
 
   const findings: Finding[] = [];
   const groups = new Map<string, GroupFolder>();
@@ -161,8 +165,7 @@ async function readGroup(abs: string, rel: string, findings: Finding[]): Promise
  */
 async function readInside(root: string, path: string): Promise<Uint8Array | undefined> {
   const unsafe = unsafePathReason(path);
-  if (unsafe)
-    throw new WorkingTreeError("WORKTREE_PATH_REFUSED", `${path} is refused: ${unsafe}`, { path });
+  if (unsafe) throw new PathRefusedError(path, unsafe);
   let abs = root;
   const segments = path.split("/");
   for (let i = 0; i < segments.length; i++) {
@@ -170,17 +173,10 @@ async function readInside(root: string, path: string): Promise<Uint8Array | unde
     const st = await lstatOrUndefined(abs);
     if (!st) return undefined;
     if (st.isSymbolicLink())
-      throw new WorkingTreeError(
-        "WORKTREE_SYMLINK_NOT_FOLLOWED",
-        `${segments.slice(0, i + 1).join("/")} is a symbolic link; links are not followed (one could point outside the repository)`,
-        { path },
-      );
+      throw new SymlinkNotFollowedError(path, segments.slice(0, i + 1).join("/"));
     if (i === segments.length - 1) {
       if (!st.isFile()) return undefined;
-      if (st.size > READ_CAP)
-        throw new WorkingTreeError("WORKTREE_FILE_TOO_LARGE", `${path} is ${st.size} bytes`, {
-          path,
-        });
+      if (st.size > READ_CAP) throw new FileTooLargeError(path, st.size);
       return new Uint8Array(await readFile(abs));
     }
     if (!st.isDirectory()) return undefined;

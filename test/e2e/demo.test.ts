@@ -8,8 +8,9 @@ import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { run, waitFor } from "../helpers/cli.js";
+import { run } from "../helpers/cli.js";
 import { testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 
 test("the demo serves the example fleet, rolls out a commit, and cleans up on Ctrl-C", async () => {
   const redis = await testRedis();
@@ -23,12 +24,11 @@ test("the demo serves the example fleet, rolls out a commit, and cleans up on Ct
     "127.0.0.1:0",
   ]);
   try {
-    await waitFor(
-      () => /simulated Collectors per group/.test(demo.output()),
-      "ready",
-      demo.child,
-      60_000,
-    );
+    await waitFor("ready", () => /simulated Collectors per group/.test(demo.output()), {
+      child: demo.child,
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
     const repo = /fleet repository (\S+)/.exec(demo.output())?.[1] ?? "";
     const prefix = `opamp-gitops-${/opamp-gitops-demo-\w+/.exec(repo)?.[0]}`;
     const apiUrl = /--api-url (\S+)/.exec(demo.output())?.[1] ?? "";
@@ -58,12 +58,12 @@ test("the demo serves the example fleet, rolls out a commit, and cleans up on Ct
     git("commit", "-qam", "edge: smaller batches");
     const sha = git("rev-parse", "--short=7", "HEAD").trim();
     await waitFor(
-      () => demo.output().includes(`rollout  edge@${sha}: stage 1 started`),
       "the canary",
-      demo.child,
-      30_000,
+      () => demo.output().includes(`rollout  edge@${sha}: stage 1 started`),
+      { child: demo.child, timeoutMs: 30_000, intervalMs: 50 },
     );
     await waitFor(
+      "a status commit about it",
       () => {
         try {
           return git("log", "--format=%B", "opamp-status").includes(
@@ -73,9 +73,7 @@ test("the demo serves the example fleet, rolls out a commit, and cleans up on Ct
           return false; // no status commit yet
         }
       },
-      "a status commit about it",
-      demo.child,
-      30_000,
+      { child: demo.child, timeoutMs: 30_000, intervalMs: 50 },
     );
     assert.ok((await redis.redis.keys(`${prefix}:*`)).length > 0, "the demo's keys");
     demo.child.kill("SIGINT");

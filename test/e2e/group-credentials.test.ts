@@ -19,6 +19,7 @@ import { loadSettings } from "../../src/settings.js";
 import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -42,14 +43,9 @@ function hello(role: string): Partial<AgentToServer> {
   };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined) {
-  for (let i = 0; i < 200; i++) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Waits for `probe` to return a value: up to 60 s, checked every 100 ms. */
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined) =>
+  waitFor(what, probe, { timeoutMs: 60_000, intervalMs: 100 });
 
 describe("per-group credentials", () => {
   let repo: TestRepo;

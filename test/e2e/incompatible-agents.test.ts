@@ -18,6 +18,7 @@ import { Service } from "../../src/service/service.js";
 import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor as wait } from "../helpers/wait.js";
 import { plan } from "../plan/helpers.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -64,14 +65,16 @@ const FULL = {
 };
 const LEAN = { receivers: ["otlp"], processors: ["batch"], exporters: ["debug"] };
 
-async function waitFor<T>(what: string, read: () => Promise<T> | T, ok: (v: T) => boolean) {
-  let last: T | undefined;
-  for (let i = 0; i < 400; i++) {
-    last = await read();
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 75));
-  }
-  throw new Error(`${what}: never; last ${JSON.stringify(last)}`);
+/** Reads until `ok` holds (test/helpers/wait.ts, 30 s). */
+function waitFor<T>(what: string, read: () => Promise<T> | T, ok: (v: T) => boolean) {
+  return wait(
+    what,
+    async () => {
+      const v = await read();
+      return ok(v) ? { v } : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 75 },
+  ).then((r) => r.v);
 }
 
 interface IncompatibleView {

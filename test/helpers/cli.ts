@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { waitFor } from "./wait.js";
 
 export const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
 
@@ -32,21 +33,6 @@ export function run(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
   return { child, exited, output: () => stdout, errors: () => stderr };
 }
 
-/** Polls `pred` until true; fails when `child` exits first or after `ms`. */
-export async function waitFor(
-  pred: () => boolean,
-  what: string,
-  child: ChildProcess,
-  ms = 15_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end || child.exitCode !== null)
-      throw new Error(`timed out waiting for ${what} (exit code ${child.exitCode})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The first JSON log line whose msg is `msg`, parsed. */
 export function logLine<T = Record<string, unknown>>(output: string, msg: string): T | undefined {
   for (const line of output.split("\n")) {
@@ -69,7 +55,11 @@ export async function startServe(
 ): Promise<CliRun & { opampPort: number; apiPort: number }> {
   const p = run(["serve", ...args], env);
   try {
-    await waitFor(() => logLine(p.output(), "serving") !== undefined, "serving", p.child, 60_000);
+    await waitFor("serving", () => logLine(p.output(), "serving") !== undefined, {
+      child: p.child,
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
   } catch (err) {
     p.child.kill("SIGKILL");
     throw new Error(`${(err as Error).message}\nstderr: ${p.errors()}\nstdout: ${p.output()}`);

@@ -20,6 +20,7 @@ import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
+import { waitFor } from "../helpers/wait.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
 
 const body = (fill = 5) =>
@@ -52,13 +53,9 @@ async function upgradeStatus(url: string, token: string): Promise<number> {
   return status;
 }
 
-async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
+/** Waits until `ok` holds: up to 15 s, checked every 50 ms. */
+const until = (what: string, ok: () => Promise<boolean>) =>
+  waitFor(what, ok, { timeoutMs: 15_000, intervalMs: 50 });
 
 describe("credential scopes and rotation", () => {
   test("a token's scope reaches the agent state over both transports, is stored, and follows a new token once the old session ended", async () => {

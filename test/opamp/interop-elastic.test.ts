@@ -35,6 +35,7 @@ import {
 import type { AgentEventMap } from "../../src/opamp/events.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** The parts of the client's bufbuild messages this test reads. */
 interface ElasticConfigFile {
@@ -81,21 +82,6 @@ class Exchanges {
   close(): void {
     unsubscribe(DIAG_CH_SEND_SUCCESS, this.#onOk);
     unsubscribe(DIAG_CH_SEND_FAIL, this.#onFail);
-  }
-}
-
-/** Polls `check` until it returns a value other than undefined. */
-async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

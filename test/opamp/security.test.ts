@@ -12,6 +12,9 @@ import { decodeServerToAgent, encodeAgentToServer } from "../../src/opamp/codec.
 import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { startTestServer } from "../helpers/opamp-server.js";
+import { deferred } from "../helpers/teardown.js";
+
+const defer = deferred();
 
 const message = () =>
   encodeAgentToServer({
@@ -34,65 +37,49 @@ async function upgradeRefusal(url: string, headers: Record<string, string> = {})
 describe("security", () => {
   test("bearer tokens: 401 without or with a wrong token, before any upgrade", async () => {
     const t = await startTestServer({ tokens: ["s3cret", "rotated"] });
-    try {
-      assert.equal((await postOpamp(t.url, message())).status, 401);
-      assert.equal((await postOpamp(t.url, message(), { token: "wrong" })).status, 401);
-      assert.equal((await upgradeRefusal(t.url)).status, 401);
-      assert.equal((await upgradeRefusal(t.url, { Authorization: "Bearer wrong" })).status, 401);
-      for (const token of ["s3cret", "rotated"]) {
-        for (const transport of ["http", "websocket"] as const) {
-          const a = new TestAgent({ transport, url: t.url, token });
-          await a.connect();
-          assert.equal((await a.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
-          a.close();
-        }
+    defer(() => t.close());
+    assert.equal((await postOpamp(t.url, message())).status, 401);
+    assert.equal((await postOpamp(t.url, message(), { token: "wrong" })).status, 401);
+    assert.equal((await upgradeRefusal(t.url)).status, 401);
+    assert.equal((await upgradeRefusal(t.url, { Authorization: "Bearer wrong" })).status, 401);
+    for (const token of ["s3cret", "rotated"]) {
+      for (const transport of ["http", "websocket"] as const) {
+        const a = new TestAgent({ transport, url: t.url, token });
+        await a.connect();
+        assert.equal((await a.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+        a.close();
       }
-      assert.ok(!t.log.lines.some((l) => /no bearer tokens/.test(String(l.msg))));
-    } finally {
-      await t.close();
     }
+    assert.ok(!t.log.lines.some((l) => /no bearer tokens/.test(String(l.msg))));
   });
 
   test("without tokens the endpoint is open and a warning is logged", async () => {
     const t = await startTestServer();
-    try {
-      assert.equal((await postOpamp(t.url, message())).status, 200);
-      assert.ok(t.log.lines.some((l) => l.level === 40 && /no bearer tokens/.test(String(l.msg))));
-    } finally {
-      await t.close();
-    }
+    defer(() => t.close());
+    assert.equal((await postOpamp(t.url, message())).status, 200);
+    assert.ok(t.log.lines.some((l) => l.level === 40 && /no bearer tokens/.test(String(l.msg))));
   });
 
   test("over the connection limit: 503 with Retry-After, for polls and upgrades", async () => {
     const t = await startTestServer({ maxConnections: 2, retryAfterSeconds: 45 });
-    try {
-      const held = [
-        new TestAgent({ transport: "websocket", url: t.url }),
-        new TestAgent({ transport: "websocket", url: t.url }),
-      ];
-      for (const a of held) await a.connect();
-      const refused = await upgradeRefusal(t.url);
-      assert.equal(refused.status, 503);
-      assert.equal(refused.headers["retry-after"], "45");
-      const poll = await postOpamp(t.url, message());
-      assert.equal(poll.status, 503);
-      assert.equal(poll.headers["retry-after"], "45");
-      // The agents already in are still served.
-      assert.equal(
-        (await held[0]?.send({ capabilities: Caps.ReportsStatus }))?.errorResponse,
-        null,
-      );
-      held[1]?.close();
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(
-        (await postOpamp(t.url, message())).status,
-        200,
-        "admitted again below the limit",
-      );
-      held[0]?.close();
-    } finally {
-      await t.close();
-    }
+    defer(() => t.close());
+    const held = [
+      new TestAgent({ transport: "websocket", url: t.url }),
+      new TestAgent({ transport: "websocket", url: t.url }),
+    ];
+    for (const a of held) await a.connect();
+    const refused = await upgradeRefusal(t.url);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers["retry-after"], "45");
+    const poll = await postOpamp(t.url, message());
+    assert.equal(poll.status, 503);
+    assert.equal(poll.headers["retry-after"], "45");
+    // The agents already in are still served.
+    assert.equal((await held[0]?.send({ capabilities: Caps.ReportsStatus }))?.errorResponse, null);
+    held[1]?.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await postOpamp(t.url, message())).status, 200, "admitted again below the limit");
+    held[0]?.close();
   });
 
   test("TLS serves both transports; with a client CA, only agents with a signed certificate get in", async () => {

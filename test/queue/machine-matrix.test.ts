@@ -9,7 +9,7 @@ import { encodeCore } from "../../src/queue/codec.js";
 import { score } from "../../src/queue/cohort.js";
 import { step } from "../../src/queue/machine.js";
 import type { GroupRollout, RolloutEvent } from "../../src/queue/model.js";
-import { serve } from "../../src/queue/serve.js";
+import { stableOrTarget } from "../../src/queue/serve.js";
 import { checkInvariants } from "./helpers/invariants.js";
 import { MachineSim, policy, uids } from "./helpers/machine.js";
 
@@ -56,7 +56,7 @@ function base(): MachineSim {
 function fixture(sim: MachineSim): Fixture {
   const cohort = sim.cohort().filter((u) => !sim.state.agents.get(u)?.failure);
   const c = cohort[0] ?? MEMBERS[0] ?? "";
-  const o = MEMBERS.find((u) => serve(sim.state, u) !== "target") ?? NEWBIE;
+  const o = MEMBERS.find((u) => stableOrTarget(sim.state, u) !== "target") ?? NEWBIE;
   return { sim, c, o };
 }
 

@@ -13,7 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Redis } from "ioredis";
-import { hashOf, SimFleet, startController, waitFor } from "./helpers/fleet.js";
+import { waitFor } from "../helpers/wait.js";
+import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 async function freePort(): Promise<number> {
@@ -146,7 +147,9 @@ test("Redis restarted (SHUTDOWN, then SIGKILL) under a rollout loses nothing", a
     // 2. SIGKILL during the 1 s pause: the AOF (fsync always) keeps the state and the timer.
     await redis.stop("kill");
     await redis.start();
-    await waitFor("completed", () => t.notices.some((n) => n.type === "completed"), 15_000);
+    await waitFor("completed", () => t.notices.some((n) => n.type === "completed"), {
+      timeoutMs: 15_000,
+    });
     assert.equal(t.controller.status("edge")?.stable?.hash, B);
 
     // A fresh controller reads the same history back.

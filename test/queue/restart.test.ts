@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import type { RolloutNotice } from "../../src/queue/model.js";
 import type { GroupRolloutStatus } from "../../src/queue/status.js";
 import { testRedis } from "../helpers/redis.js";
-import { hashOf, REDIS_URL, waitFor } from "./helpers/fleet.js";
+import { waitFor } from "../helpers/wait.js";
+import { hashOf, REDIS_URL } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const SCRIPT = fileURLToPath(new URL("./fixtures/controller-process.js", import.meta.url));

@@ -1,5 +1,5 @@
 /**
- * The effective config as real agents report it (src/sync/status/effective-config.ts): the
+ * The effective config as real agents report it (src/status/effective-config.ts): the
  * opampsupervisor's `""` entry with no content type, the Operator OpAMP Bridge's
  * `<namespace>/<name>` entries with content type `yaml`, absent and empty bodies decoded by
  * the real codec, and text that is not YAML.

@@ -1,19 +1,13 @@
 /**
- * The status writer's parts on their own: secret redaction, path checks, Git's delta format,
- * tree serialization (compared with `git mktree`), commit messages, group and fleet files
+ * The status writer's parts on their own: secret redaction, path checks, commit messages, group and fleet files
  * against their schemas, the Redis pending store's contract, and the writer lock.
  */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${env:VAR}` placeholders are test data
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Marker, Redactor } from "../../src/redact/index.js";
 import { AgentRecorder } from "../../src/status/agent-recorder.js";
 import { fleetStatus } from "../../src/status/fleet-status.js";
-import { applyDelta, createDelta } from "../../src/status/git-store/delta.js";
-import { ObjectWriter, serializeTree } from "../../src/status/git-store/objects.js";
 import { groupStatus, validationStatus } from "../../src/status/group-status.js";
 import { WriterLock } from "../../src/status/lock.js";
 import { commitMessage } from "../../src/status/message.js";
@@ -23,8 +17,7 @@ import { PendingStore } from "../../src/status/pending-store.js";
 import { isSecretKey, redactConfigFile, redactText, redactValue } from "../../src/status/redact.js";
 import { validateStatusFile } from "../../src/validate/status-schemas.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
-import { bareRepo, cleanup, tempDir } from "../sync/helpers/git-repo.js";
-import { fakeAgent, git, gitBuffer, uidOf } from "./helpers.js";
+import { fakeAgent, uidOf } from "./helpers.js";
 
 /** A redactor with a known key, so markers are known: m("p") is what "p" becomes. */
 const R = new Redactor(new Marker(Buffer.alloc(32, 1)));
@@ -209,87 +202,6 @@ describe("paths", () => {
     assert.equal(kindOfPath("status/groups/edge.yaml"), "group");
     assert.equal(kindOfPath(`status/agents/_unassigned/${uid}.yaml`), "agent");
     assert.equal(kindOfPath("status/agents/../x.yaml"), undefined);
-  });
-});
-
-describe("Git delta format", () => {
-  test("random edits round-trip; a 10,000-entry tree with 100 changes is a small delta", () => {
-    for (let t = 0; t < 300; t++) {
-      const base = randomBytes(Math.floor(Math.random() * 4000));
-      let target = Buffer.from(base);
-      for (let k = 0; k < 6; k++) {
-        const at = Math.floor(Math.random() * (target.length + 1));
-        const cut = Math.floor(Math.random() * 40);
-        target = Buffer.concat([
-          target.subarray(0, at),
-          randomBytes(Math.floor(Math.random() * 60)),
-          target.subarray(at + cut),
-        ]);
-      }
-      assert.ok(applyDelta(base, createDelta(base, target)).equals(target), `case ${t}`);
-    }
-    const entries = new Map(
-      Array.from({ length: 10_000 }, (_, i) => [
-        `${uidOf(i)}.yaml`,
-        { mode: "100644", oid: randomBytes(20).toString("hex") },
-      ]),
-    );
-    const before = serializeTree(entries);
-    for (let i = 0; i < 100; i++)
-      entries.set(`${uidOf(i * 97)}.yaml`, {
-        mode: "100644",
-        oid: randomBytes(20).toString("hex"),
-      });
-    const after = serializeTree(entries);
-    const delta = createDelta(before, after);
-    assert.ok(applyDelta(before, delta).equals(after));
-    assert.ok(delta.length < 8_000, `delta ${delta.length} bytes for a ${after.length}-byte tree`);
-    assert.throws(() => applyDelta(before, Buffer.from([1, 2, 3])));
-  });
-});
-
-describe("objects", () => {
-  let root: string;
-  before(() => {
-    root = tempDir();
-  });
-  after(() => cleanup(root));
-
-  test("trees are written in Git's order and read back (same ids as git mktree)", async () => {
-    const gitdir = bareRepo(root, "objects.git");
-    const w = new ObjectWriter(gitdir);
-    const blob = await w.write("blob", Buffer.from("x\n"));
-    const sub = await w.writeTree(new Map([["f", { mode: "100644", oid: blob }]]));
-    const entries = new Map([
-      ["a.b", { mode: "100644", oid: blob }],
-      ["a", { mode: "40000", oid: sub }],
-      ["a-b", { mode: "100644", oid: blob }],
-      ["a0", { mode: "100644", oid: blob }],
-      ["é", { mode: "100644", oid: blob }],
-    ]);
-    const oid = await w.writeTree(entries);
-    const input = [...entries]
-      .map(([n, e]) => `${e.mode === "40000" ? "040000 tree" : "100644 blob"} ${e.oid}\t${n}`)
-      .join("\n");
-    assert.equal(gitBuffer(gitdir, ["mktree"], `${input}\n`).toString().trim(), oid);
-    git(gitdir, "fsck", "--strict", "--no-dangling");
-    const fresh = new ObjectWriter(gitdir);
-    assert.deepEqual(await fresh.readTree(oid), entries);
-    assert.equal((await fresh.read(blob)).content.toString(), "x\n");
-  });
-
-  test("objects are written under a temporary name and renamed: no partial file is left", async () => {
-    const gitdir = bareRepo(root, "atomic.git");
-    const w = new ObjectWriter(gitdir);
-    const blobs = Array.from({ length: 200 }, (_, i) => Buffer.from(`blob ${i}\n`));
-    const ids = await w.writeBlobs(blobs);
-    const files = readdirSync(join(gitdir, "objects"), { recursive: true }).map(String);
-    assert.deepEqual(
-      files.filter((f) => f.includes(".tmp-")),
-      [],
-    );
-    git(gitdir, "fsck", "--strict", "--no-dangling");
-    assert.equal(git(gitdir, "cat-file", "-p", ids[199] ?? "").trim(), "blob 199");
   });
 });
 

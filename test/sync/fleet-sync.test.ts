@@ -58,7 +58,8 @@ function sync(options: Partial<FleetSyncOptions> & { repo: string }) {
   return { s, events, of, validations };
 }
 
-function waitFor<K extends keyof FleetSyncEvents>(
+/** The next `name` event for which `pred` holds. */
+function nextEvent<K extends keyof FleetSyncEvents>(
   s: FleetSync,
   name: K,
   pred: (e: FleetSyncEvents[K]) => boolean = () => true,
@@ -438,7 +439,7 @@ describe("FleetSync on a remote", {
       const kept = s.current;
 
       server.failWith = 503;
-      const fourth = waitFor(s, "fetchFailed", (e) => e.attempt === 4);
+      const fourth = nextEvent(s, "fetchFailed", (e) => e.attempt === 4);
       await s.trigger();
       await fourth;
       const failures = of("fetchFailed");
@@ -455,7 +456,7 @@ describe("FleetSync on a remote", {
       assert.equal(s.current, kept, "the last good state keeps being served");
       assert.equal(s.status.lastError?.code, "SYNC_REMOTE_UNREACHABLE");
 
-      const recovered = waitFor(s, "recovered");
+      const recovered = nextEvent(s, "recovered");
       server.failWith = undefined;
       assert.ok((await recovered).attempts >= 4);
       assert.equal(s.status.lastError, undefined);

@@ -69,7 +69,7 @@ export class SimulatedAgent {
   /** Counts for the fleet summary. */
   readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0 };
   lastError = "";
-  readonly #o: Required<
+  readonly #options: Required<
     Omit<SimulatedAgentOptions, "token" | "ca" | "failWhen" | "instanceUid" | "components">
   > &
     SimulatedAgentOptions;
@@ -86,7 +86,7 @@ export class SimulatedAgent {
   readonly #components: Required<AvailableComponents> | undefined;
 
   constructor(options: SimulatedAgentOptions) {
-    this.#o = {
+    this.#options = {
       transport: "websocket",
       attributes: {},
       serviceName: "otelcol-contrib",
@@ -105,16 +105,16 @@ export class SimulatedAgent {
   /** Connects and reports the full state; resolves once connected (retrying until then). */
   async start(): Promise<void> {
     const linkOptions: LinkOptions = {
-      url: this.#o.url,
-      ...(this.#o.token ? { token: this.#o.token } : {}),
-      ...(this.#o.ca ? { ca: this.#o.ca } : {}),
+      url: this.#options.url,
+      ...(this.#options.token ? { token: this.#options.token } : {}),
+      ...(this.#options.ca ? { ca: this.#options.ca } : {}),
       onMessage: (bytes) => void this.#receive(bytes),
       onClose: (reason) => this.#lost(reason),
     };
     while (this.status !== "stopped") {
       try {
         this.#link =
-          this.#o.transport === "http"
+          this.#options.transport === "http"
             ? httpLink(linkOptions)
             : await openWebSocketLink(linkOptions);
         this.status = "connected";
@@ -158,13 +158,13 @@ export class SimulatedAgent {
     this.#heartbeat = setTimeout(() => {
       void this.#send({}).catch((err) => this.#failed(err));
       this.#schedule();
-    }, this.#o.heartbeatSeconds * 1000);
+    }, this.#options.heartbeatSeconds * 1000);
     this.#heartbeat.unref();
   }
 
   #failed(err: unknown): void {
     this.lastError = (err as Error).message;
-    if (this.#o.transport === "http" && this.status !== "stopped") this.#lost(this.lastError);
+    if (this.#options.transport === "http" && this.status !== "stopped") this.#lost(this.lastError);
   }
 
   #fullState(): Partial<AgentToServer> {
@@ -172,12 +172,12 @@ export class SimulatedAgent {
       ...(this.#components ? { availableComponents: { hash: this.#components.hash } } : {}),
       agentDescription: {
         identifyingAttributes: [
-          { key: "service.name", value: { stringValue: this.#o.serviceName } },
+          { key: "service.name", value: { stringValue: this.#options.serviceName } },
           { key: "service.instance.id", value: { stringValue: this.uid } },
         ],
         nonIdentifyingAttributes: [
           { key: "host.name", value: { stringValue: `${hostname()}-${this.uid.slice(0, 8)}` } },
-          ...Object.entries(this.#o.attributes).map(([key, value]) => ({
+          ...Object.entries(this.#options.attributes).map(([key, value]) => ({
             key,
             value: { stringValue: value },
           })),
@@ -216,7 +216,7 @@ export class SimulatedAgent {
     } | null;
     const offered = Number(toBigInt(settings?.opamp?.heartbeatIntervalSeconds));
     if (offered > 0) {
-      this.#o.heartbeatSeconds = offered;
+      this.#options.heartbeatSeconds = offered;
       this.#schedule();
     }
     if ((m.flags as bigint) & ServerToAgentFlags.ReportFullState)
@@ -235,12 +235,13 @@ export class SimulatedAgent {
     this.status = "applying";
     this.#remoteStatus = { lastRemoteConfigHash: hashBytes, status: RemoteConfigStatus.APPLYING };
     await this.#send({ remoteConfigStatus: this.#remoteStatus }).catch((e) => this.#failed(e));
-    await new Promise((r) => setTimeout(r, this.#o.applyMs));
+    await new Promise((r) => setTimeout(r, this.#options.applyMs));
     const bodies = Object.values(config.configMap ?? {}).map((f) =>
       Buffer.from(f.body ?? []).toString("utf8"),
     );
     const fail =
-      this.#o.failWhen !== undefined && bodies.some((b) => b.includes(this.#o.failWhen as string));
+      this.#options.failWhen !== undefined &&
+      bodies.some((b) => b.includes(this.#options.failWhen as string));
     if (!fail) {
       this.#running = config;
       this.runningHash = hash;
@@ -256,7 +257,7 @@ export class SimulatedAgent {
       return;
     }
     this.counts.failed++;
-    const error = `collector failed to start with the new config: it contains "${this.#o.failWhen}"`;
+    const error = `collector failed to start with the new config: it contains "${this.#options.failWhen}"`;
     this.#remoteStatus = {
       lastRemoteConfigHash: hashBytes,
       status: RemoteConfigStatus.FAILED,

@@ -14,8 +14,8 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/p
 import { join } from "node:path";
 import { PackFailedError } from "../errors.js";
 import { PackIndex } from "./pack-index.js";
+import { mergePacks } from "./pack-merge.js";
 import { verifyPack } from "./pack-verify.js";
-import { mergePacks } from "./pack-write.js";
 
 export class OwnPacks {
   readonly packDir: string;

@@ -130,7 +130,7 @@ export class Packer {
   }
 
   /** Loose object ids of the store. */
-  async loose(): Promise<Set<string>> {
+  async looseObjectIds(): Promise<Set<string>> {
     const out = new Set<string>();
     const root = join(this.#objects.gitdir, "objects");
     let dirs: string[];
@@ -167,7 +167,7 @@ export class Packer {
       ms: 0,
     };
     await this.#objects.packs.refresh();
-    const loose = await this.loose();
+    const loose = await this.looseObjectIds();
     const items = tip ? await this.#collect(tip, loose) : [];
     if (items.length > 0) {
       const writer = new PackWriter(this.#packDir);

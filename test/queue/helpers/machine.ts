@@ -8,7 +8,7 @@ import type {
   RolloutPolicy,
   StepResult,
 } from "../../../src/queue/model.js";
-import { serve, servedRef } from "../../../src/queue/serve.js";
+import { servedRef, stableOrTarget } from "../../../src/queue/serve.js";
 
 export function policy(overrides: Partial<RolloutPolicy> = {}): RolloutPolicy {
   return {
@@ -72,7 +72,7 @@ export class MachineSim {
 
   /** Members served the target now. */
   cohort(): string[] {
-    return [...this.state.members.keys()].filter((u) => serve(this.state, u) === "target");
+    return [...this.state.members.keys()].filter((u) => stableOrTarget(this.state, u) === "target");
   }
 
   /** Every cohort member reports APPLIED for the target (and healthy). */

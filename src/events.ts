@@ -1,12 +1,14 @@
 /**
- * A small typed event emitter. Listeners run synchronously, in subscription order; a listener
- * that throws is handed to `onError` and does not stop the others or the sync loop.
+ * The one typed event emitter of the service (agent events, rollout notices, sync and status
+ * writer events). Listeners run synchronously, in subscription order; a listener added or
+ * removed during an emit takes effect from the next emit. A listener that throws is handed to
+ * `onError` (with the event's name and the event) and does not stop the others or the emitter.
  */
 export class TypedEvents<M extends object> {
   readonly #listeners = new Map<keyof M, Set<(event: never) => void>>();
-  readonly #onError: (err: unknown, name: keyof M) => void;
+  readonly #onError: (err: unknown, name: keyof M, event: M[keyof M]) => void;
 
-  constructor(onError: (err: unknown, name: keyof M) => void = () => {}) {
+  constructor(onError: (err: unknown, name: keyof M, event: M[keyof M]) => void = () => {}) {
     this.#onError = onError;
   }
 
@@ -25,7 +27,7 @@ export class TypedEvents<M extends object> {
       try {
         (listener as (event: M[K]) => void)(event);
       } catch (err) {
-        this.#onError(err, name);
+        this.#onError(err, name, event);
       }
     }
   }

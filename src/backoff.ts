@@ -1,5 +1,6 @@
 /**
- * Exponential backoff with a cap and jitter, for retrying an unreachable remote.
+ * Exponential backoff with a cap and jitter, the one retry formula of the service (an
+ * unreachable remote, a Redis write, a status push).
  * Delay n (1-based) = min(max, initial × factor^(n−1)), then scaled by a random factor in
  * [1 − jitter, 1]. `reset()` after a success.
  */

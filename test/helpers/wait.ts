@@ -1,0 +1,38 @@
+/**
+ * The one polling helper of the tests: waits until a check holds, with a deadline (never a
+ * fixed sleep). Tests wait on what they observe, so none depends on timing.
+ */
+import type { ChildProcess } from "node:child_process";
+
+export interface WaitOptions {
+  /** Give up after this long, in ms. Default 10 000. */
+  timeoutMs?: number;
+  /** Pause between checks, in ms. Default 10. */
+  intervalMs?: number;
+  /** A process whose exit ends the wait with an error (its exit code in the message). */
+  child?: ChildProcess;
+}
+
+/**
+ * Calls `check` until it returns something other than undefined or false, and resolves to that
+ * (a predicate resolves to true). Rejects naming `what` after `timeoutMs`, or as soon as
+ * `child` has exited.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  options: WaitOptions = {},
+): Promise<Exclude<T, undefined | false>> {
+  const { timeoutMs = 10_000, intervalMs = 10, child } = options;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value as Exclude<T, undefined | false>;
+    const exited = child !== undefined && child.exitCode !== null;
+    if (Date.now() > deadline || exited)
+      throw new Error(
+        `timed out waiting for ${what}${child ? ` (exit code ${child.exitCode})` : ""}`,
+      );
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
