@@ -10,8 +10,9 @@
  *   CORS preflight this port never answers), and an `Origin`, when sent, must be this very
  *   origin (same scheme-less host:port as `Host`). `POST /hooks/git` is exempt from both: it
  *   is authenticated by its HMAC signature or token, and GitHub may send form bodies.
+ *   The console's `POST /login` and `POST /logout` are plain HTML forms: exempt from the
+ *   Content-Type rule only (their Origin is checked like any other).
  */
-import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 
 export interface Refusal {
@@ -20,7 +21,16 @@ export interface Refusal {
   message: string;
 }
 
+/** What the guard reads of a request: method, path and a header getter (lowercase names). */
+export interface GuardedRequest {
+  method: string;
+  path: string;
+  header(name: string): string | undefined;
+}
+
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Console forms, posted as application/x-www-form-urlencoded by the browser. */
+const FORM_PATHS = new Set(["/login", "/logout"]);
 
 /** Lowercase host name of a `host[:port]` value, brackets and a trailing dot removed. */
 function hostName(host: string): string | undefined {
@@ -38,12 +48,12 @@ function hostName(host: string): string | undefined {
  */
 export function requestGuard(
   allowedHosts: readonly string[] = [],
-): (req: IncomingMessage, path: string) => Refusal | undefined {
+): (request: GuardedRequest) => Refusal | undefined {
   const allowed = new Set(allowedHosts.map((h) => h.toLowerCase().replace(/\.$/, "")));
   const hostAllowed = (name: string) =>
     isIP(name) !== 0 || name === "localhost" || name.endsWith(".localhost") || allowed.has(name);
-  return (req, path) => {
-    const host = req.headers.host;
+  return ({ method, path, header }) => {
+    const host = header("host");
     if (host !== undefined) {
       const name = hostName(host);
       if (name === undefined || !hostAllowed(name))
@@ -53,9 +63,8 @@ export function requestGuard(
           message: `Host "${host.slice(0, 100)}" is not a name of this service; add it with --api-allowed-hosts`,
         };
     }
-    const method = req.method ?? "GET";
     if (SAFE_METHODS.has(method) || path === "/hooks/git") return undefined;
-    const origin = req.headers.origin;
+    const origin = header("origin");
     if (origin !== undefined) {
       let same = false;
       try {
@@ -73,7 +82,8 @@ export function requestGuard(
           message: `requests from ${origin.slice(0, 100)} are refused: the admin API does not serve other web sites`,
         };
     }
-    const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+    if (FORM_PATHS.has(path)) return undefined;
+    const type = (header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
     if (type !== "application/json")
       return {
         status: 415,

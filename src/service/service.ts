@@ -20,13 +20,16 @@ import {
   type ValidationReport,
   validateSnapshot,
 } from "../validate/index.js";
+import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { ConfigStore } from "./config-store.js";
+import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
 import { certificateGroups } from "./group-scope.js";
 import { IncompatibleAgents } from "./incompatible-agents.js";
 import { incompatibleFindings } from "./incompatible-check.js";
+import { ServiceMetrics } from "./metrics.js";
 import { createStatusWriter } from "./status-wiring.js";
 
 /** Git credentials from the settings (a token from a file or an environment variable). */
@@ -72,6 +75,12 @@ export class Service {
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
+  /** Prometheus metrics (`GET /metrics`). */
+  readonly metrics: ServiceMetrics;
+  /** What the admin port reads and does (src/api's AdminBackend). */
+  readonly backend: ServiceBackend;
+  /** Change batches for the console's server-sent events, from every replica. */
+  readonly feed: ConsoleFeed;
   /** The status branch writer; undefined without a repository. */
   readonly status: StatusWriter | undefined;
   /** Re-reads tokens files and the client CA on change and on reloadCredentials(). */
@@ -170,9 +179,29 @@ export class Service {
         only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group,
       );
     });
-    this.api = new AdminServer({
-      service: this,
+    this.feed = new ConsoleFeed({
       redis,
+      prefix: s.redisPrefix,
+      replicaId,
+      events: this.opamp.events,
+      rollouts: this.rollouts,
+      logger: logger.child({ module: "console" }),
+    });
+    this.metrics = new ServiceMetrics(this);
+    this.backend = new ServiceBackend({
+      redis,
+      opamp: this.opamp,
+      rollouts: this.rollouts,
+      configs: this.configs,
+      sync: this.sync,
+      provider,
+      status: this.status,
+      feed: this.feed,
+      metrics: () => this.metrics,
+      incompatible: this.incompatible,
+    });
+    this.api = new AdminServer({
+      backend: this.backend,
       logger: logger.child({ module: "api" }),
       host: s.apiHost,
       port: s.apiPort,
@@ -198,12 +227,13 @@ export class Service {
     this.sync?.on("updated", ({ state }) => {
       this.#applying = this.#applying.then(() => this.#apply(state));
     });
-    this.sync?.on("stalled", ({ commit, errors, findings }) =>
+    this.sync?.on("stalled", ({ commit, errors, findings }) => {
+      this.feed.syncChanged();
       logger.error(
         { commit, errors, findings: findings.slice(0, 20) },
         "commit is invalid and is not served",
-      ),
-    );
+      );
+    });
     this.sync?.on("fetchFailed", ({ error, attempt, retryInMs }) =>
       logger.warn({ error, attempt, retryInMs }, "cannot read the fleet repository; retrying"),
     );
@@ -236,6 +266,7 @@ export class Service {
       await this.configs.prune(this.#referencedHashes(state));
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
       await this.opamp.refresh();
+      this.feed.syncChanged();
       logger.info({ commit: state.commit, groups: state.groups.size }, "desired state applied");
     } catch (err) {
       logger.error(
@@ -296,6 +327,7 @@ export class Service {
     this.status?.start();
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
+    await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
     this.credentials.start();
@@ -311,6 +343,7 @@ export class Service {
       await this.#step("agent reports", async () => this.bridge?.close());
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
+      this.feed.close();
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);
       await this.#step("rollout writes", () => this.rollouts.idle());

@@ -27,13 +27,14 @@
 
 import { Backoff } from "../backoff.js";
 import { TypedEvents } from "../events.js";
-import type { AgentState } from "../opamp/index.js";
+import type { AgentState, EffectiveConfig } from "../opamp/index.js";
 import { agentAttributes } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import { asSyncError } from "../sync/errors.js";
 import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
+import { effectiveConfigStatus } from "./effective-config.js";
 import { type CommittedFacts, planFlush } from "./flush-plan.js";
 import { ObjectWriter, Packer, type PackResult } from "./git-store/index.js";
 import { WriterLock } from "./lock.js";
@@ -135,6 +136,18 @@ export class StatusWriter {
    */
   async loadRedactionKey(): Promise<void> {
     this.#useKey(await loadRedactionKey(this.#options.redis, this.#options.prefix));
+  }
+
+  /**
+   * A config map as this writer would write it into an agent's status file: the same
+   * `--status-effective-config` mode, size limit and keyed redaction (the console shows it).
+   */
+  renderConfigMap(config: EffectiveConfig | null | undefined) {
+    const r = this.#render;
+    return effectiveConfigStatus(config, r.maxConfigBytes, (n) => n, {
+      mode: r.effectiveConfig ?? "redacted",
+      ...(r.redactor ? { redactor: r.redactor } : {}),
+    });
   }
 
   #useKey(key: Uint8Array): void {

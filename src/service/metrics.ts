@@ -3,7 +3,7 @@
  * scraped; counters are fed by module events. Only this file imports prom-client.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Service } from "../service/service.js";
+import type { Service } from "./service.js";
 
 /** RemoteConfigStatuses enum of the OpAMP spec, by number. */
 const AGENT_STATES = ["UNSET", "APPLIED", "APPLYING", "FAILED"];

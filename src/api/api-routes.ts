@@ -1,0 +1,150 @@
+/**
+ * The JSON admin API under `/api/v1` (bearer token or console session; see access.ts):
+ *
+ *   GET  /agents[?group=g&state=connected|disconnected|unauthorized&q=text&offset=n&limit=n]
+ *        (an array; `X-Total-Count` says how many match; no limit: all of them)
+ *   GET  /agents/<uid>             GET /agents/<uid>/config (desired vs effective, redacted)
+ *   GET  /groups                   GET /groups/<group>
+ *   GET  /components               AvailableComponents hash → kind → types
+ *   GET  /rollouts                 GET /rollouts/<group>        GET /rollouts/<group>/history
+ *   POST /rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
+ *   GET  /events                   (server-sent events, events-route.ts)
+ *
+ * Errors are JSON `{error: {code, message}}`.
+ */
+import type { Context } from "hono";
+import { Hono } from "hono";
+import { isCanonicalUid } from "../opamp/index.js";
+import { RolloutError } from "../queue/index.js";
+import type { AdminEnv } from "./admin-env.js";
+import type { AdminBackend, AgentQuery, RolloutAction } from "./backend.js";
+import { fail, reply } from "./reply.js";
+import { agentView } from "./views.js";
+
+const ACTIONS = new Set<RolloutAction>(["pause", "resume", "promote", "abort"]);
+const STATES = new Set(["connected", "disconnected", "unauthorized"]);
+
+/** Parses the list query of GET /agents (and the console's list); a string is the refusal. */
+export function agentQuery(get: (name: string) => string | undefined): AgentQuery | string {
+  const q: AgentQuery = {};
+  const group = get("group");
+  const state = get("state");
+  const search = get("q")?.trim();
+  if (group) q.group = group;
+  if (state) {
+    if (!STATES.has(state))
+      return `state must be connected, disconnected or unauthorized, not "${state.slice(0, 40)}"`;
+    q.state = state as AgentQuery["state"];
+  }
+  if (search) q.search = search.slice(0, 200);
+  for (const key of ["offset", "limit"] as const) {
+    const raw = get(key);
+    if (raw === undefined || raw === "") continue;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) return `${key} must be a whole number ≥ 0`;
+    q[key] = n;
+  }
+  return q;
+}
+
+/** Who asked, as the CLI says (user@host), for the audit trail; the address is always added. */
+export function actorOf(c: Context<AdminEnv>, via = "api"): string {
+  const actor = (c.req.header("x-opamp-gitops-actor") ?? "").replace(/[^\w.@:-]/g, "").slice(0, 64);
+  const address = c.env?.incoming?.socket?.remoteAddress ?? "?";
+  return `${via}:${actor ? `${actor} via ` : ""}${address}`;
+}
+
+export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
+  const api = new Hono<AdminEnv>();
+
+  api.get("/agents", async (c) => {
+    const query = agentQuery((n) => c.req.query(n));
+    if (typeof query === "string") return fail(c, 400, "BAD_FILTER", query);
+    const page = await backend.agents(query);
+    c.header("X-Total-Count", String(page.total));
+    return reply(
+      c,
+      200,
+      page.agents.map((a) => agentView(a.state, a.group, false, a.unauthorizedGroup)),
+    );
+  });
+
+  api.get("/agents/:uid", async (c) => {
+    const uid = c.req.param("uid");
+    if (!isCanonicalUid(uid))
+      return fail(c, 400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
+    const a = await backend.agent(uid);
+    if (!a) return fail(c, 404, "AGENT_UNKNOWN", `no agent ${uid}`);
+    return reply(c, 200, agentView(a.state, a.group, true, a.unauthorizedGroup));
+  });
+
+  api.get("/agents/:uid/config", async (c) => {
+    const uid = c.req.param("uid");
+    if (!isCanonicalUid(uid))
+      return fail(c, 400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
+    const configs = await backend.agentConfigs(uid);
+    if (!configs) return fail(c, 404, "AGENT_UNKNOWN", `no agent ${uid}`);
+    return reply(c, 200, configs);
+  });
+
+  // Each group and rollout also lists its incompatible agents (agent-aware checks).
+  const incompatible = async (group: string) =>
+    (await backend.incompatible?.(group)) ?? { count: 0, examples: [] };
+  const withIncompatible = <T extends object>(group: string, body: T) =>
+    incompatible(group).then((inc) => ({ ...body, incompatible: inc }));
+
+  api.get("/groups", async (c) =>
+    reply(c, 200, await Promise.all(backend.groups().map((g) => withIncompatible(g.name, g)))),
+  );
+
+  api.get("/groups/:name", async (c) => {
+    const name = c.req.param("name");
+    const group = backend.groups().find((g) => g.name === name);
+    return group
+      ? reply(c, 200, await withIncompatible(name, { ...group, sync: backend.syncState() }))
+      : fail(c, 404, "GROUP_UNKNOWN", `no group "${name}" in the served commit`);
+  });
+
+  api.get("/components", async (c) => reply(c, 200, (await backend.componentSets?.()) ?? {}));
+
+  api.get("/rollouts", async (c) =>
+    reply(c, 200, await Promise.all(backend.rollouts().map((s) => withIncompatible(s.group, s)))),
+  );
+
+  api.get("/rollouts/:group", async (c) => {
+    const name = c.req.param("group");
+    const status = backend.rollout(name);
+    return status
+      ? reply(c, 200, await withIncompatible(name, status))
+      : fail(c, 404, "ROLLOUT_UNKNOWN_GROUP", `no group "${name}"`);
+  });
+
+  api.get("/rollouts/:group/history", async (c) => {
+    const name = c.req.param("group");
+    if (!backend.rollout(name)) return fail(c, 404, "ROLLOUT_UNKNOWN_GROUP", `no group "${name}"`);
+    return reply(c, 200, await backend.history(name));
+  });
+
+  api.post("/rollouts/:group/:action", async (c) => {
+    const action = c.req.param("action") as RolloutAction;
+    if (!ACTIONS.has(action))
+      return fail(
+        c,
+        404,
+        "NOT_FOUND",
+        `no rollout action "${action.slice(0, 40)}" (pause, resume, promote, abort)`,
+      );
+    const via = c.get("session") ? "console" : "api";
+    try {
+      return reply(c, 200, await backend.control(c.req.param("group"), action, actorOf(c, via)));
+    } catch (err) {
+      if (err instanceof RolloutError) {
+        const status = err.code === "ROLLOUT_UNKNOWN_GROUP" ? 404 : 409;
+        return fail(c, status, err.code, err.message);
+      }
+      throw err;
+    }
+  });
+
+  return api;
+}

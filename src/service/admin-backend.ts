@@ -1,0 +1,274 @@
+/**
+ * The service's AdminBackend (src/api/backend.ts): what the admin port shows and does, read
+ * from this replica's modules (agents live here or stored in Redis, rollouts, the served
+ * commit) and the console feed. Agent lists page in uid order: an unfiltered page loads only
+ * its own agents; a filtered one reads agents in chunks of LOAD_CHUNK until the query is
+ * answered (the count needs every match).
+ */
+import type { Redis } from "ioredis";
+import type {
+  AdminBackend,
+  AgentConfigs,
+  AgentPage,
+  AgentQuery,
+  AgentRecord,
+  GroupRecord,
+  IncompatibleRecord,
+  Readiness,
+  RolloutAction,
+  ShownConfigFile,
+  ValidationState,
+} from "../api/backend.js";
+import { componentsHashOf, componentTypes } from "../api/views.js";
+import { type AgentState, agentAttributes, type OpampServer } from "../opamp/index.js";
+import type { RolloutController } from "../queue/index.js";
+import type { StatusWriter } from "../status/index.js";
+import type { FleetSync } from "../sync/index.js";
+import type { ConfigStore } from "./config-store.js";
+import type { ConsoleFeed } from "./console-feed.js";
+import type { FleetProvider } from "./fleet-provider.js";
+import type { IncompatibleAgents } from "./incompatible-agents.js";
+import type { ServiceMetrics } from "./metrics.js";
+
+const LOAD_CHUNK = 500;
+
+export interface ServiceBackendParts {
+  redis: Redis;
+  opamp: OpampServer;
+  rollouts: RolloutController;
+  configs: ConfigStore;
+  sync: FleetSync | undefined;
+  provider: FleetProvider | undefined;
+  status: StatusWriter | undefined;
+  feed: ConsoleFeed;
+  metrics: () => ServiceMetrics;
+  /** Agents left out of rollouts for lacking component types (agent-aware checks). */
+  incompatible?: IncompatibleAgents;
+}
+
+export class ServiceBackend implements AdminBackend {
+  readonly #p: ServiceBackendParts;
+
+  constructor(parts: ServiceBackendParts) {
+    this.#p = parts;
+  }
+
+  async #load(uid: string): Promise<Readonly<AgentState> | undefined> {
+    const { opamp } = this.#p;
+    return opamp.handler.live.get(uid)?.state ?? (await opamp.store.load(uid));
+  }
+
+  #record(state: Readonly<AgentState>): AgentRecord {
+    const { provider } = this.#p;
+    const group = provider?.groupOf(state);
+    const denied = provider?.unauthorizedGroup(state);
+    return {
+      state,
+      ...(group !== undefined ? { group } : {}),
+      ...(denied !== undefined ? { unauthorizedGroup: denied } : {}),
+    };
+  }
+
+  async agents(q: AgentQuery): Promise<AgentPage> {
+    const uids = (await this.#p.opamp.store.list()).sort();
+    const offset = q.offset ?? 0;
+    const end = q.limit === undefined ? Number.POSITIVE_INFINITY : offset + q.limit;
+    const loadAll = async (list: string[]) =>
+      (await Promise.all(list.map((u) => this.#load(u)))).filter((a) => a !== undefined);
+    if (!q.group && !q.state && !q.search) {
+      const page = await loadAll(uids.slice(offset, end));
+      return { agents: page.map((a) => this.#record(a)), total: uids.length };
+    }
+    const needle = q.search?.toLowerCase();
+    const agents: AgentRecord[] = [];
+    let total = 0;
+    for (let i = 0; i < uids.length; i += LOAD_CHUNK) {
+      for (const state of await loadAll(uids.slice(i, i + LOAD_CHUNK))) {
+        const r = this.#record(state);
+        if (q.group && r.group !== q.group) continue;
+        if (
+          q.state === "unauthorized"
+            ? r.unauthorizedGroup === undefined
+            : q.state && state.connected !== (q.state === "connected")
+        )
+          continue;
+        if (needle && !matches(state, needle)) continue;
+        if (total >= offset && total < end) agents.push(r);
+        total++;
+      }
+    }
+    return { agents, total };
+  }
+
+  async agent(uid: string): Promise<AgentRecord | undefined> {
+    const state = await this.#load(uid);
+    return state ? this.#record(state) : undefined;
+  }
+
+  async agentConfigs(uid: string): Promise<AgentConfigs | undefined> {
+    const state = await this.#load(uid);
+    if (!state) return undefined;
+    const { status, rollouts, sync, provider } = this.#p;
+    const group = provider?.groupOf(state);
+    const served = group ? rollouts.served(group, uid) : undefined;
+    const git = group ? sync?.current?.groups.get(group) : undefined;
+    const render = (map: Record<string, { body: Uint8Array; contentType: string }>) =>
+      status?.renderConfigMap({ configMap: { configMap: map } })?.files ?? {};
+    const desired = git
+      ? {
+          hash: git.configHash,
+          commit: git.hashCommit,
+          files: shown(
+            render(
+              Object.fromEntries(
+                git.files.map((f) => [f.name, { body: f.body, contentType: f.contentType }]),
+              ),
+            ),
+          ),
+        }
+      : null;
+    const effective = state.effectiveConfig
+      ? { files: shown(status?.renderConfigMap(state.effectiveConfig)?.files ?? {}) }
+      : null;
+    return {
+      desired,
+      served: served ? { hash: served.hash, commit: served.commit } : null,
+      effective,
+    };
+  }
+
+  connections(uid: string) {
+    return this.#p.feed.connections(uid);
+  }
+
+  groups(): GroupRecord[] {
+    const { sync, rollouts, configs } = this.#p;
+    const current = sync?.current;
+    return [...(current?.groups.values() ?? [])].map((g) => {
+      const status = rollouts.status(g.name);
+      // What the group's agents are served (after a rollback: the stable hash, not Git's).
+      const served = status
+        ? (status.served ?? null)
+        : { hash: g.configHash, commit: g.hashCommit };
+      const files =
+        served?.hash === g.configHash
+          ? g.files.map((f) => f.name)
+          : ((served && configs.get(served.hash)?.map((f) => f.name)) ?? []);
+      return {
+        name: g.name,
+        configHash: served?.hash ?? null,
+        hashCommit: served?.commit ?? null,
+        servedCommit: current?.commit,
+        priority: g.priority,
+        files,
+        rollout: status?.rollout ?? null,
+      };
+    });
+  }
+
+  rollouts() {
+    const { rollouts } = this.#p;
+    return rollouts.groups().flatMap((g) => rollouts.status(g) ?? []);
+  }
+
+  async incompatible(group: string): Promise<IncompatibleRecord> {
+    return (await this.#p.incompatible?.summary(group)) ?? { count: 0, examples: [] };
+  }
+
+  async componentSets(): Promise<Record<string, Record<string, string[]>>> {
+    const { opamp } = this.#p;
+    const out: Record<string, Record<string, string[]>> = {};
+    for (const uid of await opamp.store.list()) {
+      const agent = await this.#load(uid);
+      const hash = agent && componentsHashOf(agent);
+      if (agent && hash && !out[hash]) out[hash] = componentTypes(agent);
+    }
+    return out;
+  }
+
+  rollout(group: string) {
+    return this.#p.rollouts.status(group);
+  }
+
+  history(group: string) {
+    return this.#p.rollouts.history(group);
+  }
+
+  control(group: string, action: RolloutAction, by: string) {
+    return this.#p.rollouts[action](group, by);
+  }
+
+  syncState() {
+    return this.#p.sync?.status;
+  }
+
+  validation(): ValidationState | undefined {
+    const { sync } = this.#p;
+    if (!sync) return undefined;
+    const st = sync.status;
+    return {
+      ...(st.head ? { head: st.head } : {}),
+      ...(st.serving ? { serving: st.serving } : {}),
+      ...(st.stalled ? { stalled: st.stalled } : {}),
+      warnings: sync.current?.warnings ?? [],
+      source: st.source,
+      path: st.path,
+    };
+  }
+
+  trigger(): void {
+    void this.#p.sync?.trigger();
+  }
+
+  async ready(): Promise<Readiness> {
+    const checks: Readiness["checks"] = {};
+    try {
+      // Commands wait for a reconnect (maxRetriesPerRequest: null): bound the probe.
+      await Promise.race([
+        this.#p.redis.ping(),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error("no answer within 1 s")), 1000).unref(),
+        ),
+      ]);
+      checks.redis = { ok: true };
+    } catch (err) {
+      checks.redis = { ok: false, error: (err as Error).message };
+    }
+    const { sync } = this.#p;
+    if (sync) {
+      const st = sync.status;
+      checks.git = st.serving
+        ? { ok: true }
+        : { ok: false, error: st.lastError?.message ?? "no valid commit read yet" };
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  async metrics() {
+    const { registry } = this.#p.metrics();
+    return { type: registry.contentType, body: await registry.metrics() };
+  }
+
+  subscribe(listener: Parameters<AdminBackend["subscribe"]>[0]) {
+    return this.#p.feed.subscribe(listener);
+  }
+}
+
+function matches(state: Readonly<AgentState>, needle: string): boolean {
+  if (state.instanceUid.includes(needle)) return true;
+  for (const v of agentAttributes(state).values())
+    if (v.toLowerCase().includes(needle)) return true;
+  return false;
+}
+
+/** The status branch's file entries as the console shows them (bytes and hashes left out). */
+function shown(files: Record<string, { contentType: string; content?: unknown; note?: string }>) {
+  const out: Record<string, ShownConfigFile> = {};
+  for (const [name, f] of Object.entries(files)) {
+    const entry: ShownConfigFile = { contentType: f.contentType };
+    if (f.content !== undefined) entry.content = f.content;
+    if (f.note !== undefined) entry.note = f.note;
+    out[name] = entry;
+  }
+  return out;
+}

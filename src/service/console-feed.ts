@@ -1,0 +1,206 @@
+/**
+ * The change feed of the console's server-sent events, correct across replicas:
+ *
+ * - rollout changes come from `RolloutController.onGroupChanged`, which already follows every
+ *   replica's commits through the `<prefix>:rollouts` pub/sub channel;
+ * - agent changes are seen only by the replica the agent is connected to: each replica
+ *   publishes the uids that changed (at most once per batch interval) on
+ *   `<prefix>:console-agents`, and every replica subscribes to it on a connection of its own;
+ * - a new served commit or stalled head is seen by each replica's own Git poll.
+ *
+ * Listeners get one ChangeBatch per interval (default 250 ms) in which something changed.
+ * Each connect and disconnect is also kept, per agent, in a capped Redis list (the console's
+ * connection history; 20 entries, 30 days).
+ */
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { ChangeBatch, ConnectionEvent } from "../api/backend.js";
+import type { AgentEvents } from "../opamp/index.js";
+import type { RolloutController } from "../queue/index.js";
+
+/** Agents named per batch at most; past it, `agentsOverflow` tells clients to reload all. */
+export const MAX_BATCH_AGENTS = 500;
+const HISTORY_MAX = 20;
+const HISTORY_TTL_S = 30 * 24 * 3600;
+
+export interface ConsoleFeedOptions {
+  redis: Redis;
+  prefix: string;
+  replicaId: string;
+  events: AgentEvents;
+  rollouts: Pick<RolloutController, "onGroupChanged">;
+  logger: Logger;
+  intervalMs?: number;
+}
+
+export class ConsoleFeed {
+  readonly #options: ConsoleFeedOptions;
+  readonly #listeners = new Set<(batch: ChangeBatch) => void>();
+  readonly #groups = new Set<string>();
+  readonly #agents = new Set<string>();
+  /** Local agent changes not yet published to the other replicas. */
+  readonly #local = new Set<string>();
+  #history: Array<[string, ConnectionEvent]> = [];
+  #overflow = false;
+  #sync = false;
+  #timer: NodeJS.Timeout | undefined;
+  #sub: Redis | undefined;
+  #unsubscribe: Array<() => void> = [];
+
+  constructor(options: ConsoleFeedOptions) {
+    this.#options = options;
+  }
+
+  get #channel(): string {
+    return `${this.#options.prefix}:console-agents`;
+  }
+
+  historyKey(uid: string): string {
+    return `${this.#options.prefix}:console:connections:${uid}`;
+  }
+
+  async start(): Promise<void> {
+    const { events, rollouts } = this.#options;
+    const agent = ({ instanceUid }: { instanceUid: string }) => this.#agentChanged(instanceUid);
+    this.#unsubscribe.push(
+      events.on("connected", (e) => {
+        agent(e);
+        this.#history.push([
+          e.instanceUid,
+          { at: Date.now(), type: "connected", transport: e.transport },
+        ]);
+      }),
+      events.on("disconnected", (e) => {
+        agent(e);
+        this.#history.push([
+          e.instanceUid,
+          { at: Date.now(), type: "disconnected", reason: e.reason },
+        ]);
+      }),
+      events.on("healthChanged", agent),
+      events.on("remoteConfigStatusChanged", agent),
+      events.on("effectiveConfigChanged", agent),
+      events.on("descriptionChanged", agent),
+      rollouts.onGroupChanged((group) => {
+        this.#groups.add(group);
+        this.#schedule();
+      }),
+    );
+    this.#sub = this.#options.redis.duplicate();
+    this.#sub.on("error", (err) =>
+      this.#options.logger.warn({ err }, "console feed subscriber error"),
+    );
+    this.#sub.on("message", (_channel: string, text: string) => this.#remote(text));
+    await this.#sub.subscribe(this.#channel);
+  }
+
+  /** The served commit or the head's validation changed. */
+  syncChanged(): void {
+    this.#sync = true;
+    this.#schedule();
+  }
+
+  subscribe(listener: (batch: ChangeBatch) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): void {
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#sub?.disconnect();
+    this.#listeners.clear();
+  }
+
+  #agentChanged(uid: string): void {
+    this.#local.add(uid);
+    this.#addAgent(uid);
+    this.#schedule();
+  }
+
+  #addAgent(uid: string): void {
+    if (this.#agents.size < MAX_BATCH_AGENTS) this.#agents.add(uid);
+    else this.#overflow = true;
+  }
+
+  #remote(text: string): void {
+    try {
+      const msg = JSON.parse(text) as { r?: string; a?: unknown; o?: boolean };
+      if (msg.r === this.#options.replicaId) return;
+      if (Array.isArray(msg.a))
+        for (const uid of msg.a) if (typeof uid === "string") this.#addAgent(uid);
+      if (msg.o) this.#overflow = true;
+      this.#schedule();
+    } catch {
+      // Not ours (or garbled): nothing to tell the console.
+    }
+  }
+
+  #schedule(): void {
+    this.#timer ??= setTimeout(() => this.#flush(), this.#options.intervalMs ?? 250);
+    this.#timer.unref();
+  }
+
+  #flush(): void {
+    this.#timer = undefined;
+    const batch: ChangeBatch = {
+      groups: [...this.#groups],
+      agents: [...this.#agents],
+      agentsOverflow: this.#overflow,
+      sync: this.#sync,
+    };
+    const local = [...this.#local];
+    const history = this.#history;
+    this.#groups.clear();
+    this.#agents.clear();
+    this.#local.clear();
+    this.#history = [];
+    this.#overflow = false;
+    this.#sync = false;
+    if (local.length > 0 || history.length > 0) void this.#publish(local, history);
+    for (const listener of this.#listeners) {
+      try {
+        listener(batch);
+      } catch (err) {
+        this.#options.logger.warn({ err }, "console feed listener threw");
+      }
+    }
+  }
+
+  async #publish(local: string[], history: Array<[string, ConnectionEvent]>): Promise<void> {
+    const { redis, replicaId } = this.#options;
+    try {
+      const pipeline = redis.pipeline();
+      if (local.length > 0) {
+        const a = local.slice(0, MAX_BATCH_AGENTS);
+        pipeline.publish(
+          this.#channel,
+          JSON.stringify({ r: replicaId, a, o: local.length > a.length }),
+        );
+      }
+      for (const [uid, event] of history) {
+        const key = this.historyKey(uid);
+        pipeline.lpush(key, JSON.stringify(event));
+        pipeline.ltrim(key, 0, HISTORY_MAX - 1);
+        pipeline.expire(key, HISTORY_TTL_S);
+      }
+      await pipeline.exec();
+    } catch (err) {
+      this.#options.logger.warn({ err }, "console feed: cannot publish agent changes");
+    }
+  }
+
+  /** The agent's connection history, newest first. */
+  async connections(uid: string): Promise<ConnectionEvent[]> {
+    const raw = await this.#options.redis.lrange(this.historyKey(uid), 0, HISTORY_MAX - 1);
+    return raw.flatMap((t) => {
+      try {
+        return [JSON.parse(t) as ConnectionEvent];
+      } catch {
+        return [];
+      }
+    });
+  }
+}

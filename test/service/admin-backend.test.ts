@@ -1,0 +1,80 @@
+/**
+ * The service's AdminBackend passes the admin routes' contract (test/api/backend-contract.ts):
+ * a real repository, Redis and four simulated agents; the group's rollout waits an hour after
+ * its first stage, so it stays in flight.
+ */
+
+import { SimulatedFleet } from "../../src/opamp/index.js";
+import { connectRedis } from "../../src/redis.js";
+import { Service } from "../../src/service/service.js";
+import { loadSettings } from "../../src/settings.js";
+import { backendContract } from "../api/backend-contract.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { testRedis } from "../helpers/redis.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const GROUP = `selector:
+  match: {host.role: edge}
+rollout:
+  stages: [{percent: 50, pause: 1h}, {percent: 100}]
+  applyTimeout: 10s
+heartbeatInterval: 1s
+`;
+
+backendContract("the service's backend", async () => {
+  const repo = new TestRepo();
+  repo.writeAll({
+    "groups/edge/group.yaml": GROUP,
+    "groups/edge/collector.yaml": collectorYaml("v1"),
+  });
+  repo.commit("edge v1");
+  const redis = await testRedis();
+  const settings = loadSettings(
+    {
+      repo: repo.dir,
+      stateDir: tempDir("opamp-gitops-backend-"),
+      pollInterval: "200ms",
+      statusInterval: "200ms",
+      opampListen: "127.0.0.1:0",
+      apiListen: "127.0.0.1:0",
+      redisPrefix: redis.prefix,
+    },
+    {},
+  );
+  const serviceRedis = await connectRedis(settings.redisUrl);
+  const service = new Service({ settings, redis: serviceRedis, logger: capturedLogger().logger });
+  const { opampPort } = await service.start();
+  const fleet = new SimulatedFleet({
+    agents: 4,
+    url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+    attributes: { "host.role": "edge" },
+    applyMs: 10,
+    heartbeatSeconds: 1,
+  });
+  await fleet.start();
+  // The first stage passed: half the agents applied, the next stage waits for its pause.
+  for (let i = 0; i < 400; i++) {
+    const r = service.rollouts.status("edge")?.rollout;
+    if (r?.stagePassedAt !== undefined && r.status === "in-progress") break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  // Every agent stored and connected (the store writes in batches).
+  const uids = fleet.agents.map((a) => a.uid).sort();
+  for (let i = 0; i < 400; i++) {
+    const { agents } = await service.backend.agents({ group: "edge", state: "connected" });
+    if (uids.every((u) => agents.some((a) => a.state.instanceUid === u))) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return {
+    backend: service.backend,
+    group: "edge",
+    agents: uids,
+    close: async () => {
+      await fleet.stop();
+      await service.close();
+      serviceRedis.disconnect();
+      await redis.close();
+    },
+  };
+});

@@ -1,0 +1,146 @@
+/**
+ * The console's change feed across replicas (real Redis, two feeds as two replicas): an agent
+ * change seen by one replica reaches the other's listeners through pub/sub; rollout changes
+ * come from the controller's own cross-replica signal; changes are batched per interval; the
+ * connection history is kept per agent. Also the SSE route end to end over a real socket.
+ */
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { afterEach, beforeEach, describe, test } from "node:test";
+import type { Redis } from "ioredis";
+import pino from "pino";
+import { AdminServer } from "../../src/api/admin-server.js";
+import type { ChangeBatch } from "../../src/api/backend.js";
+import { emptyAgentState } from "../../src/opamp/agent-state.js";
+import { AgentEvents } from "../../src/opamp/index.js";
+import { connectRedis } from "../../src/redis.js";
+import { ConsoleFeed } from "../../src/service/console-feed.js";
+import { FakeBackend } from "../api/fake-backend.js";
+import { type TestRedis, testRedis } from "../helpers/redis.js";
+
+const logger = pino({ level: "silent" });
+const UID = "0190a000-0000-7000-8000-000000000001";
+
+/** Resolves with the first batch `listen` hears that satisfies `ok` (bounded). */
+function nextBatch(feed: ConsoleFeed, ok: (b: ChangeBatch) => boolean): Promise<ChangeBatch> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no matching batch within 10 s")), 10_000);
+    const off = feed.subscribe((b) => {
+      if (!ok(b)) return;
+      clearTimeout(timer);
+      off();
+      resolve(b);
+    });
+  });
+}
+
+describe("console feed", () => {
+  let redis: TestRedis;
+  let conns: Redis[] = [];
+  let feeds: ConsoleFeed[] = [];
+  const groupListeners: Array<(g: string) => void> = [];
+
+  beforeEach(async () => {
+    redis = await testRedis();
+  });
+  afterEach(async () => {
+    for (const f of feeds) f.close();
+    for (const c of conns) c.disconnect();
+    feeds = [];
+    conns = [];
+    groupListeners.length = 0;
+    await redis.close();
+  });
+
+  async function replica(id: string) {
+    const conn = await connectRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+    conns.push(conn);
+    const events = new AgentEvents();
+    const feed = new ConsoleFeed({
+      redis: conn,
+      prefix: redis.prefix,
+      replicaId: id,
+      events,
+      rollouts: {
+        onGroupChanged: (l) => {
+          groupListeners.push(l);
+          return () => {};
+        },
+      },
+      logger,
+      intervalMs: 50,
+    });
+    await feed.start();
+    feeds.push(feed);
+    return { feed, events };
+  }
+
+  test("an agent change on one replica reaches the other's listeners, batched", async () => {
+    const a = await replica("a");
+    const b = await replica("b");
+    const heardOnB = nextBatch(b.feed, (x) => x.agents.includes(UID));
+    const heardOnA = nextBatch(a.feed, (x) => x.agents.includes(UID));
+    const agent = emptyAgentState(UID, "websocket", Date.now());
+    // Three events of one agent within one interval: one batch naming it once.
+    a.events.emit("connected", { instanceUid: UID, transport: "websocket", agent });
+    a.events.emit("healthChanged", { instanceUid: UID, health: { healthy: true }, agent });
+    a.events.emit("remoteConfigStatusChanged", { instanceUid: UID, status: {}, agent });
+    const local = await heardOnA;
+    assert.deepEqual(local.agents, [UID]);
+    const remote = await heardOnB;
+    assert.deepEqual(remote.agents, [UID]);
+    assert.equal(remote.agentsOverflow, false);
+    // The connection history is kept for the agent page.
+    for (let i = 0; i < 100 && (await a.feed.connections(UID)).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    const history = await b.feed.connections(UID);
+    assert.equal(history[0]?.type, "connected");
+    assert.equal(history[0]?.transport, "websocket");
+  });
+
+  test("rollout changes and new commits are batched to listeners", async () => {
+    const a = await replica("a");
+    const heard = nextBatch(a.feed, (x) => x.groups.includes("edge") && x.sync);
+    for (const l of groupListeners) l("edge");
+    a.feed.syncChanged();
+    const batch = await heard;
+    assert.deepEqual(batch.groups, ["edge"]);
+  });
+});
+
+describe("GET /api/v1/events", () => {
+  let server: AdminServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+  });
+
+  test("streams a change batch as a server-sent event, behind the tokens", async () => {
+    const backend = new FakeBackend([]);
+    server = new AdminServer({ backend, logger, port: 0, tokens: ["t"] });
+    const { port } = await server.start();
+    const open = (headers: Record<string, string>) =>
+      new Promise<{ status: number; type: string; text: () => string }>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port, path: "/api/v1/events", headers }, (res) => {
+          let text = "";
+          res.on("data", (d) => (text += d));
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers["content-type"]),
+            text: () => text,
+          });
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    assert.equal((await open({})).status, 401);
+    const stream = await open({ Cookie: "opamp_gitops_session=t" });
+    assert.equal(stream.status, 200);
+    assert.match(stream.type, /^text\/event-stream/);
+    for (let i = 0; i < 100 && !stream.text().includes("event: hello"); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    await backend.control("edge", "pause", "test");
+    for (let i = 0; i < 100 && !stream.text().includes("event: changes"); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.match(stream.text(), /event: changes\ndata: \{"groups":\["edge"\]/);
+  });
+});
