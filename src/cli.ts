@@ -140,6 +140,25 @@ program
     "--advertise-ca <path>",
     "PEM CA bundle offered with a wss:// or https:// --advertise-url (default: --tls-cert)",
   )
+  .option(
+    "--agent-ca-cert <path>",
+    "PEM CA certificate that signs agents' CSRs (with --agent-ca-key)",
+  )
+  .option("--agent-ca-key <path>", "PEM private key of that CA (kept in memory only)")
+  .option(
+    "--agent-cert-validity <duration>",
+    "lifetime of issued agent certificates (default 720h)",
+  )
+  .option("--agent-token-validity <duration>", "lifetime of minted per-agent tokens (default 720h)")
+  .option(
+    "--agent-credential-rotate-at <fraction>",
+    "offer a new certificate or token after this fraction of its lifetime (default 0.66)",
+  )
+  .option(
+    "--mint-agent-tokens",
+    "offer agents that send no CSR a per-agent bearer token in their connection settings",
+  )
+  .option("--max-csr-bytes <n>", "largest CSR an agent may send (default 8192)")
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
   .option(
@@ -279,7 +298,13 @@ clientOptions(
 clientOptions(
   program
     .command("agents")
-    .description("list agents with their group, connection, config status and health")
+    .description(
+      "list agents with their group, connection, config status and health; `agents revoke <uid>` revokes an agent's certificates and tokens",
+    )
+    .addArgument(
+      new Argument("[action]", "revoke: refuse the agent's credentials").choices(["revoke"]),
+    )
+    .argument("[uid]", "the agent's instance uid (with revoke)")
     .option("--group <group>", "only this group")
     .addOption(
       new Option("--state <state>", "only connected or disconnected agents").choices([
@@ -287,10 +312,22 @@ clientOptions(
         "disconnected",
       ]),
     ),
-).action(async (opts: ClientOptions & { group?: string; state?: string }) => {
-  const { runAgents } = await import("./commands/rollout.js");
-  process.exitCode = await runAgents(opts, process.stdout, process.stderr);
-});
+).action(
+  async (
+    action: string | undefined,
+    uid: string | undefined,
+    opts: ClientOptions & { group?: string; state?: string },
+  ) => {
+    if (action === "revoke") {
+      if (!uid) throw new UsageError("agents revoke needs an instance <uid>");
+      const { runAgentRevoke } = await import("./commands/agents-revoke.js");
+      process.exitCode = await runAgentRevoke(uid, opts, process.stdout, process.stderr);
+      return;
+    }
+    const { runAgents } = await import("./commands/rollout.js");
+    process.exitCode = await runAgents(opts, process.stdout, process.stderr);
+  },
+);
 
 program
   .command("simulate")

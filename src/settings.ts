@@ -72,6 +72,19 @@ export interface Settings {
   advertise?: { url: string; ca?: Buffer };
   /** The file tls.clientCa came from, re-read on change and on SIGHUP. */
   tlsClientCaFile?: string;
+  /**
+   * Agent credentials (README "Agent credentials"): the CA that signs agents' CSRs (PEM, from
+   * files; the key stays in memory), lifetimes in ms, the fraction of a lifetime after which
+   * a new credential is offered, per-agent bearer tokens on or off, and the CSR size limit.
+   */
+  agentCredentials: {
+    ca?: { cert: Buffer; key: Buffer };
+    certificateValidityMs: number;
+    tokenValidityMs: number;
+    rotateAt: number;
+    mintTokens: boolean;
+    maxCsrBytes: number;
+  };
   maxMessageBytes: number;
   maxConnections: number;
   /** What one agent may report; see src/opamp/agent-limits.ts. */
@@ -127,6 +140,13 @@ export interface SettingsFlags {
   tlsClientCa?: string;
   advertiseUrl?: string;
   advertiseCa?: string;
+  agentCaCert?: string;
+  agentCaKey?: string;
+  agentCertValidity?: string;
+  agentTokenValidity?: string;
+  agentCredentialRotateAt?: string;
+  mintAgentTokens?: string | boolean;
+  maxCsrBytes?: string;
   maxMessageBytes?: string;
   maxConnections?: string;
   maxAgentAttributes?: string;
@@ -189,6 +209,13 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   tlsClientCa: "OPAMP_GITOPS_TLS_CLIENT_CA",
   advertiseUrl: "OPAMP_GITOPS_ADVERTISE_URL",
   advertiseCa: "OPAMP_GITOPS_ADVERTISE_CA",
+  agentCaCert: "OPAMP_GITOPS_AGENT_CA_CERT",
+  agentCaKey: "OPAMP_GITOPS_AGENT_CA_KEY",
+  agentCertValidity: "OPAMP_GITOPS_AGENT_CERT_VALIDITY",
+  agentTokenValidity: "OPAMP_GITOPS_AGENT_TOKEN_VALIDITY",
+  agentCredentialRotateAt: "OPAMP_GITOPS_AGENT_CREDENTIAL_ROTATE_AT",
+  mintAgentTokens: "OPAMP_GITOPS_MINT_AGENT_TOKENS",
+  maxCsrBytes: "OPAMP_GITOPS_MAX_CSR_BYTES",
   maxMessageBytes: "OPAMP_GITOPS_MAX_MESSAGE_BYTES",
   maxConnections: "OPAMP_GITOPS_MAX_CONNECTIONS",
   maxAgentAttributes: "OPAMP_GITOPS_MAX_AGENT_ATTRIBUTES",
@@ -401,6 +428,25 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
   if (clientCa && !cert)
     throw new SettingsError("--tls-client-ca", "needs --tls-cert and --tls-key");
   const advertise = advertised(get("advertiseUrl"), read("advertiseCa", "--advertise-ca"), cert);
+  const agentCaCert = read("agentCaCert", "--agent-ca-cert");
+  const agentCaKey = read("agentCaKey", "--agent-ca-key");
+  if (Boolean(agentCaCert) !== Boolean(agentCaKey))
+    throw new SettingsError("--agent-ca-cert/--agent-ca-key", "give both or neither");
+  const rotateRaw = get("agentCredentialRotateAt") ?? "0.66";
+  const rotateAt = Number(rotateRaw);
+  if (!/^0?\.\d+$/.test(rotateRaw.trim()) || !(rotateAt > 0 && rotateAt < 1))
+    throw new SettingsError(
+      "--agent-credential-rotate-at",
+      `"${rotateRaw}" is not a fraction between 0 and 1 such as 0.66`,
+    );
+  const agentCredentials = {
+    ...(agentCaCert && agentCaKey ? { ca: { cert: agentCaCert, key: agentCaKey } } : {}),
+    certificateValidityMs: timeout("agentCertValidity", "--agent-cert-validity", "720h"),
+    tokenValidityMs: timeout("agentTokenValidity", "--agent-token-validity", "720h"),
+    rotateAt,
+    mintTokens: ["true", "1", "yes"].includes(String(get("mintAgentTokens") ?? "false")),
+    maxCsrBytes: positive("maxCsrBytes", "--max-csr-bytes", 8192),
+  };
   const redisUrl = get("redis") ?? "redis://127.0.0.1:6379";
   if (!/^rediss?:\/\//.test(redisUrl))
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);
@@ -481,6 +527,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),
     ...(advertise ? { advertise } : {}),
     ...(clientCa ? { tlsClientCaFile: get("tlsClientCa") as string } : {}),
+    agentCredentials,
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
     agentLimits: {
@@ -587,6 +634,8 @@ const PATH_SETTINGS = new Set([
   "tlsKey",
   "tlsClientCa",
   "advertiseCa",
+  "agentCaCert",
+  "agentCaKey",
 ]);
 // (--otelcol holds paths too, in a list: give absolute paths in a settings file.)
 

@@ -8,6 +8,7 @@
  *   GET  /components               AvailableComponents hash → kind → types
  *   GET  /rollouts                 GET /rollouts/<group>        GET /rollouts/<group>/history
  *   POST /rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
+ *   POST /agents/<uid>/revoke      (its certificates and per-agent tokens; X-Opamp-Gitops-Actor)
  *   GET  /events                   (server-sent events, events-route.ts)
  *
  * Errors are JSON `{error: {code, message}}`.
@@ -75,7 +76,22 @@ export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
       return fail(c, 400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
     const a = await backend.agent(uid);
     if (!a) return fail(c, 404, "AGENT_UNKNOWN", `no agent ${uid}`);
-    return reply(c, 200, agentView(a.state, a.group, true, a.unauthorizedGroup));
+    return reply(c, 200, {
+      ...agentView(a.state, a.group, true, a.unauthorizedGroup),
+      ...(await backend.agentCredentials?.(uid)),
+    });
+  });
+
+  api.post("/agents/:uid/revoke", async (c) => {
+    const uid = c.req.param("uid");
+    if (!isCanonicalUid(uid))
+      return fail(c, 400, "BAD_UID", "an instance uid is a lowercase canonical UUID");
+    if (!backend.revokeAgent) return fail(c, 404, "NOT_FOUND", "agent credentials are not managed");
+    const via = c.get("session") ? "console" : "api";
+    return reply(c, 200, {
+      instanceUid: uid,
+      revoked: await backend.revokeAgent(uid, actorOf(c, via)),
+    });
   });
 
   api.get("/agents/:uid/config", async (c) => {

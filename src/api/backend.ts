@@ -120,6 +120,13 @@ export interface AdminBackend {
    * (ROLLOUT_UNKNOWN_GROUP, or a code saying why the action does not apply now).
    */
   control(group: string, action: RolloutAction, by: string): Promise<GroupRolloutStatus>;
+  /**
+   * Revokes the agent's issued certificates and per-agent tokens as `by` (README "Agent
+   * credentials"); resolves with the revocation (the first one when it was already revoked).
+   */
+  revokeAgent?(uid: string, by: string): Promise<{ at: string; by: string }>;
+  /** What was issued to the agent (no secret) and its revocation, for GET /agents/<uid>. */
+  agentCredentials?(uid: string): Promise<Record<string, unknown>>;
   /** undefined: the service runs without a repository. */
   syncState(): Readonly<SyncStatus> | undefined;
   validation(): ValidationState | undefined;

@@ -70,7 +70,7 @@ export function formatRolloutStatus(
 }
 
 /** Runs a client command body, mapping errors to exit codes. */
-async function run(
+export async function run(
   opts: ClientOptions,
   err: Out,
   body: (api: ApiClient) => Promise<void>,

@@ -10,8 +10,9 @@
 
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type { TLSSocket } from "node:tls";
+import type { PeerCertificate, TLSSocket } from "node:tls";
 import { tokenDigest } from "./auth.js";
+import type { CredentialGate } from "./credential-hooks.js";
 
 /** One accepted bearer token; `scope` (when set) is carried with every session using it. */
 export interface AgentToken {
@@ -22,9 +23,13 @@ export interface AgentToken {
 /**
  * The scope of a client certificate, from its names: the subject CN first, then each
  * subjectAltName value (DNS names, URIs, IP addresses, e-mail addresses), without their
- * `DNS:`/`URI:` prefixes. Undefined: the certificate carries no scope.
+ * `DNS:`/`URI:` prefixes. Undefined: the certificate carries no scope. `cert` is the verified
+ * certificate itself, for scopes that depend on who issued it.
  */
-export type CertificateScope = (names: readonly string[]) => string | undefined;
+export type CertificateScope = (
+  names: readonly string[],
+  cert?: PeerCertificate,
+) => string | undefined;
 
 /**
  * The lines of an agent tokens file: `<token>` or `<token> <scope>` (the scope is the rest of
@@ -46,7 +51,9 @@ export function parseAgentTokens(text: string): AgentToken[] {
 export function certificateNames(req: IncomingMessage): string[] {
   const socket = req.socket as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return [];
-  const cert = socket.getPeerCertificate();
+  // null once the socket is destroyed (a revoked certificate's connection, mid-request).
+  const cert = socket.getPeerCertificate() as ReturnType<TLSSocket["getPeerCertificate"]> | null;
+  if (!cert) return [];
   const names: string[] = [];
   const cn = cert.subject?.CN;
   if (typeof cn === "string" && cn !== "") names.push(cn);
@@ -55,6 +62,21 @@ export function certificateNames(req: IncomingMessage): string[] {
     if (value !== "") names.push(value);
   }
   return names;
+}
+
+/** The client certificate the TLS layer verified on `req`'s connection, if any. */
+export function verifiedCertificate(req: IncomingMessage): PeerCertificate | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  return cert?.raw ? cert : undefined;
+}
+
+/** A client certificate was presented but did not verify (optional client certificates). */
+function presentedUnverified(req: IncomingMessage): boolean {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== "function" || socket.authorized) return false;
+  return Boolean((socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw);
 }
 
 // The scopes each admitted request carries, from the server's check to the transports.
@@ -68,9 +90,16 @@ export function scopesOf(req: IncomingMessage): readonly string[] {
 export class AgentCredentials {
   #tokens: { digest: Buffer; scope: string | undefined }[] = [];
   readonly #certificateScope: CertificateScope | undefined;
+  readonly #gate: CredentialGate | undefined;
 
-  constructor(tokens: readonly (string | AgentToken)[], certificateScope?: CertificateScope) {
+  /** `gate`: revoked certificates and per-agent (minted) tokens, see credential-hooks.ts. */
+  constructor(
+    tokens: readonly (string | AgentToken)[],
+    certificateScope?: CertificateScope,
+    gate?: CredentialGate,
+  ) {
     this.#certificateScope = certificateScope;
+    this.#gate = gate;
     this.setTokens(tokens);
   }
 
@@ -90,12 +119,22 @@ export class AgentCredentials {
   /**
    * Checks `Authorization: Bearer <token>` (constant time over SHA-256 digests, every token
    * compared) and remembers the scopes `req` carries: the token's and the certificate's.
-   * Returns false when the request is refused.
+   * A per-agent token the gate knows is accepted beside the configured ones; a revoked
+   * certificate or per-agent token is refused even on an open endpoint. Returns false when
+   * the request is refused.
    */
   admit(req: IncomingMessage): boolean {
     const scopes: string[] = [];
-    if (this.#tokens.length > 0) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+    if (presentedUnverified(req)) return false;
+    const gate = this.#gate;
+    const cert = gate ? verifiedCertificate(req) : undefined;
+    if (cert && gate?.refuseCertificate(cert)) return false;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+    const minted = m?.[1] ? gate?.mintedToken(m[1]) : undefined;
+    if (minted === null) return false;
+    if (minted) {
+      if (minted.scope !== undefined) scopes.push(minted.scope);
+    } else if (this.#tokens.length > 0) {
       if (!m?.[1]) return false;
       const presented = tokenDigest(m[1]);
       let found: { scope: string | undefined } | undefined;
@@ -104,7 +143,7 @@ export class AgentCredentials {
       if (found.scope !== undefined) scopes.push(found.scope);
     }
     if (this.#certificateScope) {
-      const scope = this.#certificateScope(certificateNames(req));
+      const scope = this.#certificateScope(certificateNames(req), verifiedCertificate(req));
       if (scope !== undefined) scopes.push(scope);
     }
     admitted.set(req, scopes);

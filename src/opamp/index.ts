@@ -11,6 +11,7 @@ export { AgentStore } from "./agent-store.js";
 export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
 export { encodeSubMessage } from "./codec.js";
+export type { CredentialGate, CredentialIssuer, OfferedCredential } from "./credential-hooks.js";
 export {
   AgentCredentials,
   type AgentToken,
@@ -31,6 +32,7 @@ export type {
   EffectiveConfig,
   KeyValue,
 } from "./messages.js";
+export type { AdvertisedEndpoint } from "./offers.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";

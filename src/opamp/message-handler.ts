@@ -19,11 +19,14 @@ import {
   AgentCapabilities,
   AgentToServerFlags,
   hasFlag,
+  SERVER_CAPABILITIES,
+  ServerCapabilities,
   ServerErrorResponseType,
   ServerToAgentFlags,
 } from "./capabilities.js";
 import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
+import { type CredentialIssuer, csrOf, type OfferedCredential } from "./credential-hooks.js";
 import type { DesiredStateProvider } from "./desired.js";
 import { AgentLimitError, MalformedMessageError } from "./errors.js";
 import { type AgentEvents, emitAgentEvents } from "./events.js";
@@ -57,6 +60,11 @@ export interface MessageHandlerOptions {
   advertise?: AdvertisedEndpoint | undefined;
   /** What an agent may report; see agent-limits.ts. Default DEFAULT_AGENT_LIMITS. */
   limits?: AgentLimits;
+  /**
+   * Issues agents' credentials (CSR certificates, rotation, per-agent tokens); none: CSRs are
+   * ignored and AcceptsConnectionSettingsRequest is not announced.
+   */
+  issuer?: CredentialIssuer | undefined;
   /** A retried message (same sequence_num) gets an unchanged remote config again at most this often, in ms. Default 30 000. */
   resendIntervalMs?: number;
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
@@ -68,7 +76,8 @@ export class MessageHandler {
   readonly live: LiveAgents;
   /** Counters since start, read by the service's metrics. */
   readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
-  readonly #options: Required<Omit<MessageHandlerOptions, "advertise">>;
+  readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "issuer">>;
+  readonly #issuer: CredentialIssuer | undefined;
   readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Per WebSocket connection id: the uid last handed to it with new_instance_uid. */
@@ -85,6 +94,7 @@ export class MessageHandler {
       ...options,
     };
     this.#advertise = options.advertise;
+    this.#issuer = options.issuer;
     this.live = new LiveAgents();
   }
 
@@ -182,7 +192,8 @@ export class MessageHandler {
         !claimed &&
         stored?.connected &&
         stored.credential &&
-        stored.credential !== conn.credential
+        stored.credential !== conn.credential &&
+        !(await this.#issuer?.issuedTo?.(conn.credential, uid))
       ) {
         // Connected through another replica (or until its liveness runs out) with another
         // credential: the uid is not this claimant's.
@@ -268,7 +279,7 @@ export class MessageHandler {
         live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
         live.offeredAt = now;
       }
-      const settings = connectionSettingsOffer(state, desired, this.#advertise);
+      const settings = await this.#settingsOffer(state, desired, csrOf(message));
       if (settings) {
         reply.connectionSettings = settings;
         state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
@@ -319,6 +330,7 @@ export class MessageHandler {
       this.#options.store.touch(state.instanceUid, now, state.sequenceNum);
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
+    if (this.#issuer) reply.capabilities = ISSUING_CAPABILITIES;
     emitAgentEvents(this.#options.events, state, {
       fields,
       ...announce,
@@ -326,6 +338,34 @@ export class MessageHandler {
       scopes: scopesChanged,
     });
     return { reply, outcome: "ok", disconnect };
+  }
+
+  /**
+   * The connection-settings offer, with the issuer's credential when one is configured. A
+   * credential whose payload cannot be re-sent is renewed when the offer must go out anyway.
+   * An issuer failure (Redis) is logged and nothing is offered this time: an offer without the
+   * agent's credential could make it drop the one it uses.
+   */
+  async #settingsOffer(
+    state: AgentState,
+    desired: ReturnType<MessageHandlerOptions["desired"]["desired"]>,
+    csr: Uint8Array | undefined,
+  ) {
+    const issuer = this.#issuer;
+    let credential: OfferedCredential | undefined;
+    try {
+      credential = await issuer?.credentialFor(state, csr);
+      const offer = connectionSettingsOffer(state, desired, this.#advertise, credential);
+      if (!offer || !credential || credential.certificate || credential.headers) return offer;
+      credential = await issuer?.renew(state);
+    } catch (err) {
+      this.#options.logger.warn(
+        { err, instanceUid: state.instanceUid, code: (err as { code?: string }).code },
+        "agent credential not issued",
+      );
+      return undefined;
+    }
+    return connectionSettingsOffer(state, desired, this.#advertise, credential);
   }
 
   /**
@@ -461,6 +501,10 @@ function claimVerdict(
       : "other-agent";
   return stored.equals(encodeSubMessage("AgentDescription", description)) ? "same" : "other-agent";
 }
+
+/** Announced when an issuer is configured: CSRs are accepted. */
+const ISSUING_CAPABILITIES =
+  SERVER_CAPABILITIES | ServerCapabilities.AcceptsConnectionSettingsRequest;
 
 /** Asks a claimant to report its full state; nothing is stored, offered or announced. */
 function proveIdentity(message: AgentToServer): HandleResult {

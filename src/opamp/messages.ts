@@ -110,8 +110,13 @@ export interface OpAMPConnectionSettings {
   /** Absent when no endpoint is advertised: the agent keeps the one it uses. */
   destinationEndpoint?: string;
   heartbeatIntervalSeconds: bigint;
-  /** The CA bundle (`ca_cert`) that verifies a TLS destination endpoint. */
-  certificate?: { caCert: Uint8Array };
+  /**
+   * The CA bundle (`ca_cert`) that verifies a TLS destination endpoint; with an issued client
+   * certificate (`cert`, the agent keeps its private key), the CA that signed it.
+   */
+  certificate?: { cert?: Uint8Array; caCert: Uint8Array };
+  /** TLS options of the connection: the CA (PEM) that verifies the server. */
+  tls?: { caPemContents: string };
   headers?: { headers: { key: string; value: string }[] };
 }
 

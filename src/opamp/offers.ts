@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { AgentState } from "./agent-state.js";
 import { AgentCapabilities, hasFlag } from "./capabilities.js";
+import type { OfferedCredential } from "./credential-hooks.js";
 import type { DesiredState } from "./desired.js";
 import type { AgentRemoteConfig, ConnectionSettingsOffers } from "./messages.js";
 
@@ -53,6 +54,7 @@ export function connectionSettingsOffer(
   agent: Readonly<AgentState>,
   desired: DesiredState | undefined,
   advertised: AdvertisedEndpoint | undefined,
+  credential?: OfferedCredential,
 ): ConnectionSettingsOffers | undefined {
   const seconds = desired?.heartbeatIntervalSeconds;
   if (seconds === undefined || !Number.isInteger(seconds) || seconds < 1) return undefined;
@@ -63,13 +65,40 @@ export function connectionSettingsOffer(
   const hash = createHash("sha256")
     .update(`${advertised?.url ?? ""}\n${seconds}\n`)
     .update(ca ?? "")
+    .update(credential ? `\ncredential:${credential.id}` : "")
     .digest();
   if (agent.offeredSettingsHash === hash.toString("hex")) return undefined;
+  if (credential) return credentialOffer(hash, seconds, advertised, ca, credential);
   return {
     hash,
     opamp: {
       ...(advertised ? { destinationEndpoint: advertised.url } : {}),
       ...(ca ? { certificate: { caCert: ca } } : {}),
+      heartbeatIntervalSeconds: BigInt(seconds),
+    },
+  };
+}
+
+/**
+ * An offer carrying a credential (see CredentialIssuer): the client certificate with the CA
+ * that signed it in `certificate` (its `ca_cert` names the signer, as the specification
+ * defines it), so the advertised server CA moves to `tls.ca_pem_contents`; and the headers.
+ */
+function credentialOffer(
+  hash: Buffer,
+  seconds: number,
+  advertised: AdvertisedEndpoint | undefined,
+  ca: Buffer | undefined,
+  credential: OfferedCredential,
+): ConnectionSettingsOffers {
+  const certificate = credential.certificate ?? (ca ? { caCert: ca } : undefined);
+  return {
+    hash,
+    opamp: {
+      ...(advertised ? { destinationEndpoint: advertised.url } : {}),
+      ...(certificate ? { certificate } : {}),
+      ...(credential.certificate && ca ? { tls: { caPemContents: ca.toString("utf8") } } : {}),
+      ...(credential.headers ? { headers: { headers: credential.headers } } : {}),
       heartbeatIntervalSeconds: BigInt(seconds),
     },
   };

@@ -12,6 +12,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
+import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { AgentEvents } from "./events.js";
@@ -28,6 +29,11 @@ export interface OpampTlsOptions {
   key: string | Buffer;
   /** PEM CA bundle; when set, agents must present a client certificate it signed (mTLS). */
   clientCa?: string | Buffer;
+  /**
+   * With clientCa: a client certificate is asked for but not required; one that is presented
+   * must still verify (a request with an unverified certificate gets 401).
+   */
+  clientCertOptional?: boolean;
 }
 
 export interface OpampServerOptions {
@@ -48,6 +54,13 @@ export interface OpampServerOptions {
   tokens?: readonly (string | AgentToken)[];
   /** The scope a verified client certificate carries, from its names (mTLS only). */
   certificateScope?: CertificateScope;
+  /** Issues agents' credentials over connection settings (credential-hooks.ts). */
+  issuer?: CredentialIssuer;
+  /**
+   * Refuses revoked certificates (right after the TLS handshake and on every request) and
+   * accepts per-agent tokens beside the configured ones (credential-hooks.ts).
+   */
+  gate?: CredentialGate;
   tls?: OpampTlsOptions;
   /** Largest AgentToServer or ServerToAgent, after decompression, in bytes. Default 16 MiB. */
   maxMessageBytes?: number;
@@ -130,6 +143,7 @@ export class OpampServer {
       advertise: options.advertise,
       limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
       resendIntervalMs: options.resendIntervalMs ?? 30_000,
+      issuer: options.issuer,
     });
     this.#ws = new WebSocketTransport({
       handler: this.handler,
@@ -144,7 +158,11 @@ export class OpampServer {
       ]),
     });
     this.#http = new HttpTransport({ handler: this.handler, logger, maxMessageBytes });
-    this.#credentials = new AgentCredentials(options.tokens ?? [], options.certificateScope);
+    this.#credentials = new AgentCredentials(
+      options.tokens ?? [],
+      options.certificateScope,
+      options.gate,
+    );
     const tls = options.tls;
     const timeouts = httpTimeouts(options);
     this.#server = tls
@@ -153,7 +171,7 @@ export class OpampServer {
           cert: tls.cert,
           key: tls.key,
           ...(tls.clientCa
-            ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
+            ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: !tls.clientCertOptional }
             : {}),
         })
       : createHttpServer(timeouts); // handshakeTimeout is only read by TLS servers
@@ -164,6 +182,7 @@ export class OpampServer {
       silentMs: timeouts.headersTimeout,
       tls: Boolean(tls),
     });
+    if (tls && options.gate) this.#refuseRevoked(options.gate, logger);
     this.#server.on("request", (req, res) => {
       void this.#onRequest(req, res).catch((err) => {
         logger.error({ err }, "OpAMP HTTP request failed");
@@ -222,6 +241,50 @@ export class OpampServer {
       cert: tls.cert,
       key: tls.key,
       ca: clientCa,
+    });
+  }
+
+  /**
+   * Closes what a revocation made useless, at once: every TLS connection whose client
+   * certificate the gate now refuses, and the live sessions of `uids` (their next request or
+   * reconnection meets the gate). Resolves with the number of connections closed.
+   */
+  revoked(uids: readonly string[]): number {
+    let closed = 0;
+    const gate = this.#options.gate;
+    for (const socket of this.#tlsSockets) {
+      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (gate && cert?.raw && gate.refuseCertificate(cert)) {
+        socket.destroy();
+        closed++;
+      }
+    }
+    for (const uid of uids) {
+      const live = this.handler.live.get(uid);
+      if (live?.conn.close) {
+        live.conn.close(1008, "credential revoked");
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  readonly #tlsSockets = new Set<import("node:tls").TLSSocket>();
+
+  /** A connection whose verified client certificate is revoked ends right after its handshake. */
+  #refuseRevoked(gate: CredentialGate, logger: Logger): void {
+    (this.#server as unknown as import("node:tls").Server).on("secureConnection", (socket) => {
+      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (cert?.raw && gate.refuseCertificate(cert)) {
+        logger.info(
+          { serial: cert.serialNumber, remoteAddress: socket.remoteAddress },
+          "revoked client certificate refused",
+        );
+        socket.destroy();
+        return;
+      }
+      this.#tlsSockets.add(socket);
+      socket.once("close", () => this.#tlsSockets.delete(socket));
     });
   }
 

@@ -24,6 +24,7 @@ import { type AgentState, agentAttributes, type OpampServer } from "../opamp/ind
 import type { RolloutController } from "../queue/index.js";
 import type { StatusWriter } from "../status/index.js";
 import type { FleetSync } from "../sync/index.js";
+import type { AgentCredentialAuthority } from "./agent-credentials.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";
@@ -44,6 +45,8 @@ export interface ServiceBackendParts {
   metrics: () => ServiceMetrics;
   /** Agents left out of rollouts for lacking component types (agent-aware checks). */
   incompatible?: IncompatibleAgents;
+  /** Agents' issued credentials and revocations. */
+  credentials?: AgentCredentialAuthority;
 }
 
 export class ServiceBackend implements AdminBackend {
@@ -192,6 +195,19 @@ export class ServiceBackend implements AdminBackend {
 
   history(group: string) {
     return this.#p.rollouts.history(group);
+  }
+
+  revokeAgent(uid: string, by: string) {
+    const credentials = this.#p.credentials;
+    if (!credentials) return Promise.reject(new Error("agent credentials are not managed"));
+    return credentials.revoke(uid, by);
+  }
+
+  async agentCredentials(uid: string): Promise<Record<string, unknown>> {
+    const credentials = this.#p.credentials;
+    if (!credentials) return {};
+    const revoked = credentials.revocation(uid);
+    return { credentials: await credentials.issued(uid), ...(revoked ? { revoked } : {}) };
   }
 
   control(group: string, action: RolloutAction, by: string) {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
+import { AgentCa } from "../ca/index.js";
 import { newReplicaId, OpampServer, ReplicaLiveness } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import type { Settings } from "../settings.js";
@@ -22,6 +23,7 @@ import {
 } from "../validate/index.js";
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
+import { AgentCredentialAuthority } from "./agent-credentials.js";
 import { ConfigStore } from "./config-store.js";
 import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
@@ -85,6 +87,8 @@ export class Service {
   readonly status: StatusWriter | undefined;
   /** Re-reads tokens files and the client CA on change and on reloadCredentials(). */
   readonly credentials: CredentialReloader;
+  /** Agents' certificates (CSR), per-agent tokens, rotation and revocation. */
+  readonly agentCredentials: AgentCredentialAuthority;
   readonly #p: ServiceParts;
   #closing: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
@@ -127,6 +131,40 @@ export class Service {
       ? new FleetProvider(this.sync, this.rollouts, this.configs)
       : undefined;
     const replicaId = newReplicaId();
+    const agentCa = s.agentCredentials.ca;
+    this.agentCredentials = new AgentCredentialAuthority({
+      redis,
+      prefix: s.redisPrefix,
+      logger: logger.child({ module: "agent-credentials" }),
+      groupOf: (agent) => provider?.groupOf(agent),
+      ...s.agentCredentials,
+      ca: undefined,
+      onRevoked: (uids) => {
+        const closed = this.opamp.revoked(uids);
+        // Offline agents' files too: no event of theirs would render them again.
+        if (this.status?.isWriter)
+          this.status
+            .reconcile([...uids])
+            .catch((err) => logger.warn({ err }, "status: revoked agents not re-rendered"));
+        logger.info({ uids: uids.slice(0, 20), closed }, "connections of revoked agents closed");
+      },
+    });
+    const mapScope = s.opampClientGroups ? certificateGroups(s.opampClientGroups) : undefined;
+    const authority = this.agentCredentials;
+    // The agent CA's certificates are trusted beside --tls-client-ca's; without that file,
+    // client certificates are optional (agents bootstrap with a token, then use their own).
+    const tls =
+      s.tls && agentCa
+        ? {
+            ...s.tls,
+            clientCa: Buffer.concat([
+              s.tls.clientCa ?? Buffer.alloc(0),
+              Buffer.from("\n"),
+              agentCa.cert,
+            ]),
+            ...(s.tls.clientCa ? {} : { clientCertOptional: true }),
+          }
+        : s.tls;
     this.opamp = new OpampServer({
       redis,
       replicaId,
@@ -139,9 +177,18 @@ export class Service {
       maxConnections: s.maxConnections,
       limits: s.agentLimits,
       ...s.opampGuards,
-      ...(s.tls ? { tls: s.tls } : {}),
+      ...(tls ? { tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
-      ...(s.opampClientGroups ? { certificateScope: certificateGroups(s.opampClientGroups) } : {}),
+      ...(agentCa
+        ? {
+            certificateScope: (names, cert) =>
+              authority.certificateScope(names, cert) ?? mapScope?.(names),
+          }
+        : mapScope
+          ? { certificateScope: mapScope }
+          : {}),
+      ...(agentCa || s.agentCredentials.mintTokens ? { issuer: authority } : {}),
+      gate: authority,
       ...(provider ? { desired: provider } : {}),
     });
     this.liveness = new ReplicaLiveness({
@@ -170,6 +217,7 @@ export class Service {
             provider,
             configs: this.configs,
             incompatible: this.incompatible,
+            revocation: (uid) => this.agentCredentials.revocation(uid),
             ...(auth ? { auth } : {}),
           })
         : undefined;
@@ -199,6 +247,7 @@ export class Service {
       feed: this.feed,
       metrics: () => this.metrics,
       incompatible: this.incompatible,
+      credentials: this.agentCredentials,
     });
     this.api = new AdminServer({
       backend: this.backend,
@@ -219,7 +268,10 @@ export class Service {
       {
         setAgentTokens: (tokens) => this.opamp.setTokens(tokens),
         setAdminTokens: (tokens) => this.api.setTokens(tokens),
-        setClientCa: (ca) => this.opamp.setClientCa(ca),
+        setClientCa: (ca) =>
+          this.opamp.setClientCa(
+            agentCa ? Buffer.concat([ca, Buffer.from("\n"), agentCa.cert]) : ca,
+          ),
       },
       logger.child({ module: "credentials" }),
     );
@@ -227,6 +279,9 @@ export class Service {
     this.sync?.on("updated", ({ state }) => {
       this.#applying = this.#applying.then(() => this.#apply(state));
     });
+    this.sync?.on("updated", ({ state }) =>
+      this.agentCredentials.setGitRevoked(state.revoked ?? [], state.commit),
+    );
     this.sync?.on("stalled", ({ commit, errors, findings }) => {
       this.feed.syncChanged();
       logger.error(
@@ -325,6 +380,14 @@ export class Service {
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();
     this.status?.start();
+    const ca = this.#p.settings.agentCredentials.ca;
+    if (ca) this.agentCredentials.useCa(await AgentCa.load(ca.cert, ca.key));
+    await this.agentCredentials.start();
+    if (this.sync?.current)
+      this.agentCredentials.setGitRevoked(
+        this.sync.current.revoked ?? [],
+        this.sync.current.commit,
+      );
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
     await this.feed.start();
@@ -338,6 +401,7 @@ export class Service {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.credentials.close();
+      this.agentCredentials.close();
       // Budget above the server's 5 s grace: sockets it ends late still reach the rollouts.
       await this.#step("OpAMP server", () => this.opamp.close(), 6000);
       await this.#step("agent reports", async () => this.bridge?.close());

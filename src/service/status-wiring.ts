@@ -45,6 +45,8 @@ export interface StatusWiringParts {
   /** Agents left out of rollouts for lacking component types, for the group files. */
   incompatible?: IncompatibleSource;
   auth?: GitAuth;
+  /** Whether an agent's credentials are revoked, and by whom (agent-credentials.ts). */
+  revocation?: (uid: string) => { at: string; by: string } | undefined;
 }
 
 export function createStatusWriter(p: StatusWiringParts): StatusWriter {
@@ -77,16 +79,21 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       load: async (uid) => live.get(uid)?.state ?? stale(await opamp.store.load(uid)),
     },
     placement: (agent) => {
-      if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;
-      const unauthorizedGroup = provider.unauthorizedGroup(agent);
-      if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
-      const group = provider.groupOf(agent);
-      if (group === undefined) return UNASSIGNED;
-      const served = provider.servedTo(agent, group);
-      return { group, desiredHash: served?.hash ?? null, desiredCommit: served?.commit ?? null };
+      const place = placementOf(agent);
+      const revoked = p.revocation?.(agent.instanceUid);
+      return place && revoked ? { ...place, revoked } : place;
     },
     logger: p.logger,
   });
+  function placementOf(agent: Readonly<AgentState>): AgentPlacement | undefined {
+    if (!sync.current) return sync.status.lastCheckAt === undefined ? undefined : UNASSIGNED;
+    const unauthorizedGroup = provider.unauthorizedGroup(agent);
+    if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
+    const group = provider.groupOf(agent);
+    if (group === undefined) return UNASSIGNED;
+    const served = provider.servedTo(agent, group);
+    return { group, desiredHash: served?.hash ?? null, desiredCommit: served?.commit ?? null };
+  }
   // A whole group's answer changed (a stage started, a rollback): every agent the status
   // branch has in that group is rendered again, wherever it is connected (the writer's
   // record of uid → file says which); unchanged files are dropped by fingerprint.

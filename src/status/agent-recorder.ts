@@ -44,6 +44,8 @@ function fingerprint(agent: Readonly<AgentState>, p: AgentPlacement): string {
       p.group,
       p.desiredHash,
       p.desiredCommit,
+      p.unauthorizedGroup ?? null,
+      p.revoked ?? null,
     ]),
   );
   for (const field of ["description", "health", "effectiveConfig", "remoteConfigStatus"] as const) {

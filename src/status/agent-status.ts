@@ -31,6 +31,8 @@ export interface AgentPlacement {
    * credentials); such an agent has group null and is served nothing.
    */
   unauthorizedGroup?: string;
+  /** The agent's credentials are revoked (API or fleet.yaml): when, and by whom. */
+  revoked?: { at: string; by: string };
 }
 
 export interface AgentStatusOptions {
@@ -219,6 +221,12 @@ function render(
       ? undefined
       : checkGroupName(placement.unauthorizedGroup);
   if (unauthorized !== undefined) file.unauthorized = { group: unauthorized };
+  // Only on revoked agents, likewise; `by` is an actor or `git:<commit>`, cut like agent text.
+  if (placement.revoked)
+    file.revoked = {
+      at: placement.revoked.at.slice(0, 64),
+      by: placement.revoked.by.slice(0, 256),
+    };
   const facts: AgentFacts = {
     uid: agent.instanceUid,
     group,

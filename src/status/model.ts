@@ -52,6 +52,8 @@ export interface AgentStatusFile {
   drift: boolean;
   /** Present only when the selected group is one the agent's credentials do not allow. */
   unauthorized?: { group: string };
+  /** Present only when the agent's credentials are revoked: when, and by whom or which commit. */
+  revoked?: { at: string; by: string };
 }
 
 export interface HashRefStatus {

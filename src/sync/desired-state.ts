@@ -31,6 +31,8 @@ export interface FleetDesiredState {
   warnings: readonly Finding[];
   /** When the state was built (ms since the epoch). */
   builtAt: number;
+  /** Instance uids whose credentials fleet.yaml revokes (`revoked:`), in file order. */
+  revoked?: readonly string[];
 }
 
 /** What provenance needs of an earlier state: the hash and its commit, per group. */
@@ -78,6 +80,7 @@ export function buildDesiredState(
     matcher: new GroupMatcher(groups.values()),
     warnings: options.warnings ?? [],
     builtAt: options.now ?? Date.now(),
+    ...(fleet.revoked ? { revoked: fleet.revoked } : {}),
   };
 }
 

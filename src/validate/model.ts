@@ -108,6 +108,8 @@ export interface GroupSpec {
 
 export interface FleetSpec {
   groups: Map<string, GroupSpec>;
+  /** fleet.yaml `revoked:`: instance uids whose credentials are refused. */
+  revoked?: string[];
 }
 
 /** The result of validating a snapshot. `fleet` is present only when there is no error. */

@@ -153,7 +153,8 @@ export async function validateSnapshot(
   const errors = countErrors(unique);
   const report: ValidationReport = { findings: unique, errors, warnings: unique.length - errors };
   if (errors === 0) {
-    const fleetSpec: FleetSpec = { groups: specs };
+    const revoked = (fleet.defaults.raw as { revoked?: string[] }).revoked;
+    const fleetSpec: FleetSpec = { groups: specs, ...(revoked ? { revoked } : {}) };
     report.fleet = fleetSpec;
   }
   return report;

@@ -9,6 +9,8 @@ import { join } from "node:path";
 
 export interface TestCerts {
   ca: Buffer;
+  /** The CA's private key (PEM), for tests where the service signs with this CA. */
+  caKey: Buffer;
   serverCert: Buffer;
   serverKey: Buffer;
   clientCert: Buffer;
@@ -81,9 +83,24 @@ export function makeTestCerts(): TestCerts {
   const r = (f: string) => readFileSync(p(f));
   return {
     ca: r("ca.crt"),
+    caKey: r("ca.key"),
     serverCert: r("server.crt"),
     serverKey: r("server.key"),
     clientCert: r("client.crt"),
     clientKey: r("client.key"),
   };
+}
+
+/**
+ * A key pair and PEM CSR made with openssl: `subject` such as "/CN=x" ("/" for none) and
+ * optional subjectAltName entries such as "URI:urn:x" or "DNS:host".
+ */
+export function makeCsr(subject: string, san: string[] = []): { csr: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), "opamp-csr-"));
+  const p = (f: string) => join(dir, f);
+  const args = ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+  args.push("-nodes", "-subj", subject, "-keyout", p("k.pem"), "-out", p("c.pem"));
+  if (san.length > 0) args.push("-addext", `subjectAltName=${san.join(",")}`);
+  execFileSync("openssl", args, { stdio: "pipe" });
+  return { csr: readFileSync(p("c.pem")), key: readFileSync(p("k.pem")) };
 }

@@ -123,7 +123,19 @@ func main() {
 	heartbeat := flag.Duration("heartbeat", 0, "heartbeat interval, also the HTTP polling interval (0: the library's default, 30s)")
 	configs := flag.Int("configs", 1, "exit 0 once this many remote configs (distinct hashes) were applied")
 	bridge := flag.String("bridge", "", "play the Operator OpAMP Bridge with this name: check every entry as it does (bridge.go) and report APPLIED or FAILED; a FAILED config counts towards -configs")
+	csr := flag.Bool("csr", false, "get a client certificate over OpAMP (csr.go): bootstrap with -cert/-key/-token, send a CSR, reconnect with the issued certificate, run until it is refused")
+	caFile := flag.String("ca", "", "with -csr: PEM CA that verifies the server")
+	certFile := flag.String("cert", "", "with -csr: bootstrap client certificate (PEM)")
+	keyFile := flag.String("key", "", "with -csr: its private key (PEM)")
+	csrCN := flag.String("csr-cn", "", "with -csr: subject CN asked for (default: the agent's own uid)")
+	role := flag.String("role", "edge", "with -csr: the host.role attribute reported")
 	flag.Parse()
+	if *csr {
+		os.Exit(runCSR(csrOptions{
+			options: options{url: *rawURL, transport: *transport, token: *token, timeout: *timeout, verbose: *verbose, heartbeat: *heartbeat},
+			ca:      *caFile, cert: *certFile, key: *keyFile, csrCN: *csrCN, role: *role,
+		}))
+	}
 	if *configs < 1 || *heartbeat < 0 {
 		fmt.Fprintln(os.Stderr, "-configs must be ≥ 1 and -heartbeat ≥ 0")
 		os.Exit(2)

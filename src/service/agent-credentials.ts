@@ -1,0 +1,409 @@
+/**
+ * The service's credential authority for agents: signs the CSRs agents send (with the agent
+ * CA from src/ca), rotates certificates and per-agent tokens before they expire, and keeps the
+ * deny list (revocations from the admin API and from Git's fleet.yaml `revoked:` list).
+ *
+ * What lives where:
+ * - Redis `<p>:agent-credentials` (uid → JSON): per agent, the last certificate issued (serial,
+ *   validity, group, its public key and PEM: none of it secret) and the last token minted (id,
+ *   SHA-256 digest, group, validity: never the token).
+ * - Redis `<p>:agent-tokens` (digest → uid, group, expiry): the per-agent tokens the agent
+ *   port accepts beside its tokens file.
+ * - Redis `<p>:revoked` (uid → when, by whom) and `<p>:revoked-serials`: API revocations,
+ *   held in memory with Git's list by a DenyList (deny-list.ts).
+ * - `<p>:credentials-version`, bumped on every change: replicas re-read the two indexes
+ *   when it moves (checked every `pollMs`), so a revocation reaches them within that time.
+ * - A minted token's plaintext only in this process' memory, to re-send it in a later offer;
+ *   after a restart such an offer carries a new token instead. The CA key never leaves memory.
+ *
+ * Concurrency: one agent's messages are handled one at a time (MessageHandler), so the
+ * per-agent record is read and written without a lock. Gate checks are synchronous, from memory.
+ */
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
+import type { PeerCertificate } from "node:tls";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { type AgentCa, CsrError, checkCsr, issuedNames } from "../ca/index.js";
+import {
+  AgentCapabilities,
+  type AgentState,
+  type CredentialGate,
+  type CredentialIssuer,
+  hasFlag,
+  type OfferedCredential,
+} from "../opamp/index.js";
+import { DenyList, type Revocation } from "./deny-list.js";
+import { groupScope } from "./group-scope.js";
+
+export interface AgentCredentialOptions {
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  /** The agent CA; undefined: CSRs are not answered. */
+  ca?: AgentCa | undefined;
+  /** The group an agent's current credentials allow it (FleetProvider.groupOf). */
+  groupOf: (agent: Readonly<AgentState>) => string | undefined;
+  /** Lifetime of issued certificates, ms. */
+  certificateValidityMs: number;
+  /** Offer per-agent bearer tokens to agents that accept OpAMP connection settings. */
+  mintTokens: boolean;
+  /** Lifetime of minted tokens, ms. */
+  tokenValidityMs: number;
+  /** Fraction of a credential's lifetime after which a new one is offered (0 < f < 1). */
+  rotateAt: number;
+  /** Largest CSR accepted, bytes. */
+  maxCsrBytes: number;
+  /** How often other replicas' changes are looked for, ms. Default 2000. */
+  pollMs?: number;
+  /** Called with the uids whose credentials were just revoked (close their connections). */
+  onRevoked?: (uids: readonly string[]) => void;
+  now?: () => number;
+}
+
+interface CertRecord {
+  serial: string;
+  /** SHA-256 fingerprint of the certificate, lowercase hex (as identity.ts names it). */
+  fingerprint?: string;
+  notBefore: number;
+  notAfter: number;
+  group: string;
+  /** SubjectPublicKeyInfo of the agent's key, base64: rotation re-signs the same key. */
+  spki: string;
+  pem: string;
+}
+
+interface TokenRecord {
+  id: string;
+  digest: string;
+  group: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+interface AgentRecord {
+  cert?: CertRecord;
+  token?: TokenRecord;
+}
+
+export type { Revocation } from "./deny-list.js";
+
+const digestOf = (token: string) => createHash("sha256").update(token).digest("hex");
+
+export class AgentCredentialAuthority implements CredentialIssuer, CredentialGate {
+  readonly #o: AgentCredentialOptions;
+  readonly #now: () => number;
+  readonly #records = new Map<string, AgentRecord>();
+  readonly #plain = new Map<string, { id: string; token: string }>();
+  readonly #signed = new Map<string, boolean>();
+  #tokens = new Map<string, { uid: string; group: string; notAfter: number }>();
+  readonly #denied = new DenyList();
+  #version: string | null = null;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: AgentCredentialOptions) {
+    this.#o = { ...options };
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Sets the CA (loaded asynchronously at start). */
+  useCa(ca: AgentCa): void {
+    this.#o.ca = ca;
+  }
+
+  /** True when `cert` was signed by the agent CA (its names then mean what names.ts says). */
+  issuedByCa(cert: PeerCertificate): boolean {
+    const key = cert.fingerprint256;
+    let known = this.#signed.get(key);
+    if (known === undefined) {
+      known = this.#o.ca?.signed(cert.raw) ?? false;
+      if (this.#signed.size > 10_000) this.#signed.clear();
+      this.#signed.set(key, known);
+    }
+    return known;
+  }
+
+  /** The scope of a certificate this CA issued (`groups=<group>`); undefined for others. */
+  certificateScope(names: readonly string[], cert: PeerCertificate | undefined) {
+    if (!cert?.raw || !this.#o.ca) return undefined;
+    const { uid, groups } = issuedNames(names);
+    if (uid === undefined || groups.length === 0 || !this.issuedByCa(cert)) return undefined;
+    return groupScope(groups);
+  }
+
+  #key(name: string): string {
+    return `${this.#o.prefix}:${name}`;
+  }
+
+  /** Loads the indexes and starts watching for other replicas' changes. */
+  async start(): Promise<void> {
+    await this.#reload();
+    this.#timer = setInterval(() => {
+      void this.#reload().catch((err) =>
+        this.#o.logger.warn({ err }, "cannot read agent credential changes; will retry"),
+      );
+    }, this.#o.pollMs ?? 2000);
+    this.#timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  async #reload(): Promise<void> {
+    const { redis } = this.#o;
+    const version = await redis.get(this.#key("credentials-version"));
+    if (version === this.#version && this.#version !== null) return;
+    const [tokens, revoked, serials] = await Promise.all([
+      redis.hgetall(this.#key("agent-tokens")),
+      redis.hgetall(this.#key("revoked")),
+      redis.smembers(this.#key("revoked-serials")),
+    ]);
+    this.#tokens = new Map(Object.entries(tokens).map(([d, v]) => [d, JSON.parse(v)]));
+    const added = this.#denied.loadApi(revoked, serials);
+    this.#version = version ?? "0";
+    for (const uid of added) this.#forget(uid);
+    if (added.length > 0) this.#o.onRevoked?.(added);
+  }
+
+  async #bump(): Promise<void> {
+    this.#version = String(await this.#o.redis.incr(this.#key("credentials-version")));
+  }
+
+  /** The revocation of `uid`, from the API or Git; undefined when it is not revoked. */
+  revocation(uid: string): Revocation | undefined {
+    return this.#denied.get(uid);
+  }
+
+  /** Every revoked uid with its record. */
+  revocations(): Map<string, Revocation> {
+    return this.#denied.all();
+  }
+
+  /**
+   * Revokes `uid`'s credentials for good (admin API): its certificates' serials join the deny
+   * set, its tokens stop working, its live connections are closed. Idempotent: the first
+   * revocation's record is kept.
+   */
+  async revoke(uid: string, by: string): Promise<Revocation> {
+    const existing = this.#denied.fromApi(uid);
+    if (existing) return existing;
+    const record: Revocation = { at: new Date(this.#now()).toISOString(), by };
+    const agent = await this.#record(uid);
+    const { redis } = this.#o;
+    const multi = redis.multi().hsetnx(this.#key("revoked"), uid, JSON.stringify(record));
+    if (agent.cert) multi.sadd(this.#key("revoked-serials"), agent.cert.serial);
+    // Its tokens stay in the index, so that every replica answers them "revoked" (refused even
+    // on an open endpoint) rather than "unknown".
+    await multi.exec();
+    await this.#bump();
+    this.#denied.addApi(uid, record, agent.cert?.serial);
+    this.#forget(uid);
+    this.#o.logger.info({ instanceUid: uid, by }, "agent credentials revoked");
+    this.#o.onRevoked?.([uid]);
+    return record;
+  }
+
+  /**
+   * The deny list of the current Git commit (fleet.yaml `revoked:`). It replaces the previous
+   * one: a uid removed from the list may connect again (API revocations stay).
+   */
+  setGitRevoked(uids: readonly string[], commit: string): void {
+    const added = this.#denied.setGit(uids, commit, new Date(this.#now()).toISOString());
+    for (const uid of added) this.#forget(uid);
+    if (added.length > 0) this.#o.onRevoked?.(added);
+  }
+
+  #forget(uid: string): void {
+    this.#plain.delete(uid);
+  }
+
+  // --- CredentialGate -------------------------------------------------------------------
+
+  refuseCertificate(cert: PeerCertificate): boolean {
+    return this.#denied.refuses(cert);
+  }
+
+  mintedToken(token: string): { scope?: string } | null | undefined {
+    const entry = this.#tokens.get(digestOf(token));
+    if (!entry) return undefined;
+    if (this.revocation(entry.uid) || entry.notAfter <= this.#now()) return null;
+    return { scope: groupScope([entry.group]) };
+  }
+
+  // --- CredentialIssuer -----------------------------------------------------------------
+
+  async credentialFor(
+    agent: Readonly<AgentState>,
+    csr: Uint8Array | undefined,
+  ): Promise<OfferedCredential | undefined> {
+    const { ca } = this.#o;
+    if (!ca && !this.#o.mintTokens) return undefined;
+    const uid = agent.instanceUid;
+    if (this.revocation(uid)) return undefined;
+    const record = await this.#record(uid);
+    const group = this.#o.groupOf(agent);
+    if (csr && ca) {
+      if (group === undefined) {
+        this.#o.logger.warn(
+          { instanceUid: uid },
+          "CSR refused: the agent has no group its credentials allow",
+        );
+      } else {
+        try {
+          const { spki } = await checkCsr(csr, uid, this.#o.maxCsrBytes);
+          return await this.#issue(uid, group, Buffer.from(spki).toString("base64"), record);
+        } catch (err) {
+          if (!(err instanceof CsrError)) throw err;
+          this.#o.logger.warn({ instanceUid: uid, code: err.code, err }, "CSR refused");
+        }
+      }
+    }
+    if (record.cert && ca) {
+      const cert = record.cert;
+      if (this.#due(cert) && group === cert.group)
+        return this.#issue(uid, group, cert.spki, record);
+      return this.#certificate(cert);
+    }
+    if (!this.#o.mintTokens || group === undefined) return undefined;
+    if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings))
+      return undefined;
+    const token = record.token;
+    if (!token || this.#due(token) || token.group !== group) return this.#mint(uid, group, record);
+    const plain = this.#plain.get(uid);
+    return plain?.id === token.id
+      ? { id: token.id, headers: [{ key: "Authorization", value: `Bearer ${plain.token}` }] }
+      : { id: token.id };
+  }
+
+  /** Some part of `credential` was issued to `uid`, and no part to another agent. */
+  async issuedTo(credential: string, uid: string): Promise<boolean> {
+    if (this.revocation(uid)) return false;
+    let any = false;
+    for (const part of credential.split(" ")) {
+      if (part.startsWith("sha256:")) {
+        // A token of the tokens file is neutral; a minted one must be this agent's.
+        const entry = this.#tokens.get(part.slice(7));
+        if (!entry) continue;
+        if (entry.uid !== uid || entry.notAfter <= this.#now()) return false;
+        any = true;
+      } else if (part.startsWith("cert:")) {
+        const record = await this.#record(uid);
+        if (!record.cert?.fingerprint || record.cert.fingerprint !== part.slice(5)) return false;
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  async renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined> {
+    const group = this.#o.groupOf(agent);
+    if (group === undefined || this.revocation(agent.instanceUid)) return undefined;
+    return this.#mint(agent.instanceUid, group, await this.#record(agent.instanceUid));
+  }
+
+  /** Past `rotateAt` of its lifetime. */
+  #due(c: { notBefore: number; notAfter: number }): boolean {
+    return this.#now() >= c.notBefore + (c.notAfter - c.notBefore) * this.#o.rotateAt;
+  }
+
+  #certificate(cert: CertRecord): OfferedCredential {
+    return {
+      id: cert.serial,
+      certificate: {
+        cert: Buffer.from(cert.pem),
+        caCert: Buffer.from((this.#o.ca as AgentCa).certPem),
+      },
+    };
+  }
+
+  async #issue(
+    uid: string,
+    group: string,
+    spki: string,
+    record: AgentRecord,
+  ): Promise<OfferedCredential> {
+    const issued = await (this.#o.ca as AgentCa).issue({
+      uid,
+      group,
+      spki: Buffer.from(spki, "base64"),
+      validityMs: this.#o.certificateValidityMs,
+      now: this.#now(),
+    });
+    const fingerprint = new X509Certificate(issued.pem).fingerprint256
+      .replace(/:/g, "")
+      .toLowerCase();
+    const cert: CertRecord = { ...issued, fingerprint, group, spki };
+    await this.#save(uid, { ...record, cert });
+    this.#o.logger.info(
+      { instanceUid: uid, group, serial: cert.serial, notAfter: new Date(cert.notAfter) },
+      "agent certificate issued",
+    );
+    return this.#certificate(cert);
+  }
+
+  async #mint(uid: string, group: string, record: AgentRecord): Promise<OfferedCredential> {
+    const plain = randomBytes(32).toString("base64url");
+    const now = this.#now();
+    const token: TokenRecord = {
+      id: randomBytes(8).toString("hex"),
+      digest: digestOf(plain),
+      group,
+      notBefore: now,
+      notAfter: now + this.#o.tokenValidityMs,
+    };
+    const entry = { uid, group, notAfter: token.notAfter };
+    // The previous token stays valid until it expires: the agent switches when it applies the
+    // offer, and a lost offer must not lock it out.
+    await this.#o.redis.hset(this.#key("agent-tokens"), token.digest, JSON.stringify(entry));
+    await this.#save(uid, { ...record, token });
+    await this.#bump();
+    this.#tokens.set(token.digest, entry);
+    this.#plain.set(uid, { id: token.id, token: plain });
+    this.#o.logger.info({ instanceUid: uid, group, tokenId: token.id }, "agent token minted");
+    return { id: token.id, headers: [{ key: "Authorization", value: `Bearer ${plain}` }] };
+  }
+
+  async #record(uid: string): Promise<AgentRecord> {
+    let record = this.#records.get(uid);
+    if (!record) {
+      const raw = await this.#o.redis.hget(this.#key("agent-credentials"), uid);
+      record = raw ? (JSON.parse(raw) as AgentRecord) : {};
+      if (this.#records.size > 100_000) this.#records.clear(); // bounded whatever the fleet
+      this.#records.set(uid, record);
+    }
+    return record;
+  }
+
+  async #save(uid: string, record: AgentRecord): Promise<void> {
+    await this.#o.redis.hset(this.#key("agent-credentials"), uid, JSON.stringify(record));
+    this.#records.set(uid, record);
+  }
+
+  /** What was issued to `uid` (for the admin API): serial, validity and group; no secret. */
+  async issued(uid: string): Promise<{
+    certificate?: { serial: string; notAfter: string; group: string };
+    token?: { id: string; notAfter: string; group: string };
+  }> {
+    const r = await this.#record(uid);
+    return {
+      ...(r.cert
+        ? {
+            certificate: {
+              serial: r.cert.serial,
+              notAfter: new Date(r.cert.notAfter).toISOString(),
+              group: r.cert.group,
+            },
+          }
+        : {}),
+      ...(r.token
+        ? {
+            token: {
+              id: r.token.id,
+              notAfter: new Date(r.token.notAfter).toISOString(),
+              group: r.token.group,
+            },
+          }
+        : {}),
+    };
+  }
+}

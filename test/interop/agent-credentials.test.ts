@@ -1,0 +1,262 @@
+/**
+ * Agent credentials with an independent peer: the opamp-go client (test/interop/go, -csr mode)
+ * against the whole service serving TLS on the agent port. The agent bootstraps with a client
+ * certificate the operator mapped to the edge group, sends a CSR, receives a certificate
+ * scoped to edge in its OpAMP connection settings, reconnects with it over mutual TLS and is
+ * served edge; `opamp-gitops agents revoke <uid>` then closes its connection, its reconnects
+ * and a fresh handshake with that certificate are refused, and the status branch records who
+ * revoked it. Run over WebSocket and over plain HTTP. The CA key never reaches Redis or Git.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, test } from "node:test";
+import type { Redis } from "ioredis";
+import { connectRedis } from "../../src/redis.js";
+import { Service } from "../../src/service/service.js";
+import { loadSettings } from "../../src/settings.js";
+import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
+import { run as runCli } from "../helpers/cli.js";
+import { buildGoProgram, findGo, type GoEvent } from "../helpers/go-program.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { git, readStatusTree } from "../status/helpers.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const GROUP = `selector:
+  match: {host.role: edge}
+rollout:
+  stages: [{percent: 100}]
+heartbeatInterval: 1s
+`;
+
+/** The Go program as a child whose JSON-line events are read as they come. */
+class GoAgent {
+  readonly events: GoEvent[] = [];
+  readonly child: ChildProcess;
+  stderr = "";
+  readonly exited: Promise<number | null>;
+  #waiters: Array<() => void> = [];
+
+  constructor(bin: string, args: string[]) {
+    this.child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+      this.stderr += d;
+    });
+    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      if (line.trim() === "") return;
+      this.events.push(JSON.parse(line) as GoEvent);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
+  }
+
+  /** Waits for an event named `name` (at most `ms`); fails with everything seen so far. */
+  async next(name: string, ms = 60_000): Promise<GoEvent> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.events.find((e) => e.event === name);
+      if (found) return found;
+      if (Date.now() > deadline || this.child.exitCode !== null)
+        assert.fail(`no "${name}" event: ${JSON.stringify(this.events)}\n${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 500).unref();
+      });
+    }
+  }
+}
+
+describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", () => {
+  let repo: TestRepo;
+  let redis: TestRedis;
+  let serviceRedis: Redis;
+  let service: Service;
+  let certs: TestCerts;
+  let files: Record<string, string>;
+  let opampPort = 0;
+  let apiUrl = "";
+  let bin = "";
+  let workDir = "";
+  let skip: string | undefined;
+  const agents: GoAgent[] = [];
+  const log = capturedLogger("info");
+
+  before(async () => {
+    const found = findGo();
+    if (!("go" in found)) {
+      skip = found.reason;
+      return;
+    }
+    workDir = mkdtempSync(join(tmpdir(), "opamp-csr-"));
+    bin = join(workDir, "interop");
+    await buildGoProgram(found.go, bin);
+    certs = makeTestCerts();
+    files = {};
+    for (const [name, bytes] of Object.entries({
+      ca: certs.ca,
+      caKey: certs.caKey,
+      serverCert: certs.serverCert,
+      serverKey: certs.serverKey,
+      clientCert: certs.clientCert,
+      clientKey: certs.clientKey,
+    })) {
+      files[name] = join(workDir, `${name}.pem`);
+      writeFileSync(files[name], bytes);
+    }
+    repo = new TestRepo();
+    repo.writeAll({
+      "groups/edge/group.yaml": GROUP,
+      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
+    });
+    repo.commit("edge");
+    redis = await testRedis();
+    const settings = loadSettings(
+      {
+        repo: repo.dir,
+        stateDir: tempDir("opamp-gitops-csr-"),
+        pollInterval: "200ms",
+        statusInterval: "200ms",
+        opampListen: "127.0.0.1:0",
+        apiListen: "127.0.0.1:0",
+        redisPrefix: redis.prefix,
+        tlsCert: files.serverCert,
+        tlsKey: files.serverKey,
+        // The bootstrap certificate (CN agent-1, same CA) may be served edge only.
+        opampClientGroups: JSON.stringify({ "agent-1": ["edge"] }),
+        agentCaCert: files.ca,
+        agentCaKey: files.caKey,
+        agentCertValidity: "1h",
+      },
+      {},
+    );
+    serviceRedis = await connectRedis(settings.redisUrl);
+    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
+    const ports = await service.start();
+    opampPort = ports.opampPort;
+    apiUrl = `http://127.0.0.1:${ports.apiPort}`;
+  });
+
+  after(async () => {
+    for (const a of agents) a.child.kill("SIGKILL");
+    await service?.close();
+    serviceRedis?.disconnect();
+    await redis?.close();
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  for (const transport of ["ws", "http"] as const) {
+    test(`over ${transport}: CSR → certificate → mTLS with it → revoked and refused`, async (t) => {
+      if (skip) return t.skip(`go not found: ${skip}`);
+      const agent = new GoAgent(bin, [
+        "-csr",
+        "-url",
+        `https://127.0.0.1:${opampPort}/v1/opamp`,
+        "-transport",
+        transport,
+        "-ca",
+        files.ca as string,
+        "-cert",
+        files.clientCert as string,
+        "-key",
+        files.clientKey as string,
+        "-role",
+        "edge",
+        "-timeout",
+        "60s",
+      ]);
+      agents.push(agent);
+      const uid = (await agent.next("start")).instanceUid as string;
+
+      // The certificate: bound to this uid and the edge group, the key stayed with the agent.
+      const cert = await agent.next("certificate");
+      assert.equal(cert.cn, uid);
+      assert.deepEqual(
+        [...(cert.uris as string[])].sort(),
+        [`urn:opamp-gitops:agent:${uid}`, "urn:opamp-gitops:group:edge"].sort(),
+      );
+      assert.equal(cert.privateKeyLen, 0);
+      assert.ok((cert.caCertLen as number) > 0, "ca_cert names the signing CA");
+
+      // Reconnected with it over mTLS, and served edge (the certificate's scope allows it).
+      await agent.next("issued_connected");
+      await agent.next("remote_config").catch(async (err) => {
+        const v = await (await fetch(`${apiUrl}/api/v1/agents/${uid}`)).text();
+        const mine = log.lines.filter(
+          (l) => JSON.stringify(l).includes(uid) || Number(l.level) >= 40,
+        );
+        throw new Error(
+          `${(err as Error).message}\n${v}\n${mine.map((l) => JSON.stringify(l)).join("\n")}`,
+        );
+      });
+      const view = (await (await fetch(`${apiUrl}/api/v1/agents/${uid}`)).json()) as {
+        group: string | null;
+        credentials: { certificate?: { serial: string; group: string } };
+      };
+      assert.equal(view.group, "edge");
+      assert.equal(view.credentials.certificate?.group, "edge");
+      assert.equal(view.credentials.certificate?.serial, cert.serial);
+
+      // Revoked through the CLI: the connection is closed and every retry refused.
+      const revoke = runCli(["agents", "revoke", uid, "--api-url", apiUrl]);
+      const done = await revoke.exited;
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stdout, new RegExp(`revoked ${uid} \\(at .* by api:`));
+      const refused = await agent.next("refused");
+      assert.ok(refused.error, JSON.stringify(refused));
+      const handshake = await agent.next("handshake");
+      t.diagnostic(`refused: ${refused.error}; new handshake: ${handshake.outcome}`);
+      assert.doesNotMatch(
+        String(handshake.outcome),
+        /^answered/,
+        "no HTTP answer after a revoked handshake",
+      );
+      assert.equal(await agent.exited, 0, agent.stderr);
+
+      // Recorded on the status branch: revoked, when and by whom.
+      const tree = await waitForRevokedAgent(repo.dir, uid);
+      assert.match(String(tree.by), /^api:/);
+      assert.ok(!Number.isNaN(Date.parse(String(tree.at))));
+    });
+  }
+
+  test("the CA key is in no Redis value and no Git object", async (t) => {
+    if (skip) return t.skip(`go not found: ${skip}`);
+    const keyBody = certs.caKey
+      .toString()
+      .replace(/-----[^-]+-----/g, "")
+      .replace(/\s+/g, "");
+    const probe = keyBody.slice(20, 60);
+    const keys = await serviceRedis.keys(`${redis.prefix}:*`);
+    for (const key of keys) {
+      const type = await serviceRedis.type(key);
+      const dump = await serviceRedis.dumpBuffer(key);
+      assert.ok(!dump?.toString("latin1").includes(probe), `${key} (${type}) holds the CA key`);
+    }
+    const { execFileSync } = await import("node:child_process");
+    const objects = execFileSync("git", ["log", "-p", "--all"], {
+      cwd: repo.dir,
+      maxBuffer: 1 << 28,
+    });
+    assert.ok(!objects.toString().includes(probe));
+    assert.ok(!log.lines.some((l) => JSON.stringify(l).includes(probe)), "no log line holds it");
+  });
+});
+
+/** Polls the status branch until the agent's file says it is revoked; returns that record. */
+async function waitForRevokedAgent(dir: string, uid: string): Promise<Record<string, unknown>> {
+  const gitdir = join(dir, ".git");
+  for (let i = 0; i < 150; i++) {
+    const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
+    const tree = head ? readStatusTree(gitdir, "opamp-status") : new Map();
+    for (const [path, file] of tree)
+      if (path.endsWith(`/${uid}.yaml`) && file.revoked)
+        return file.revoked as Record<string, unknown>;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`agents/${uid}.yaml never recorded the revocation`);
+}
