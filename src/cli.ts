@@ -213,6 +213,10 @@ program
     "a serve process silent in Redis this long is dead; its agents are disconnected (default 15s)",
   )
   .option(
+    "--leader-lease <duration>",
+    "lease of a once-only duty (Git polling, status writer); a successor takes over within about this (default 5s)",
+  )
+  .option(
     "--status-branch <name>",
     "branch the agents' reported state is committed to (default opamp-status)",
   )
@@ -332,7 +336,10 @@ clientOptions(
 program
   .command("simulate")
   .description("run simulated agents that behave like Collectors under the OpAMP supervisor")
-  .requiredOption("--url <url>", "OpAMP endpoint, e.g. ws://127.0.0.1:4320/v1/opamp")
+  .requiredOption(
+    "--url <url,...>",
+    "OpAMP endpoint, e.g. ws://127.0.0.1:4320/v1/opamp; several (comma-separated): agents are spread over them and fail over",
+  )
   .option("--agents <n>", "number of agents", "10")
   .addOption(
     new Option("--transport <transport>", "ws, http, or mixed (every other agent on HTTP)")

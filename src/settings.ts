@@ -103,6 +103,11 @@ export interface Settings {
    * its agents that did not come back are marked disconnected, ms. Default 15 s.
    */
   replicaTimeoutMs: number;
+  /**
+   * Lifetime of a once-only duty's lease (Git polling, status branch writer) without renewal,
+   * ms: after a holder dies, another replica takes the duty over within about this. Default 5 s.
+   */
+  leaderLeaseMs: number;
   logLevel: string;
   /**
    * `--otelcol`: Collector binaries that also check each commit before rollout, by
@@ -164,6 +169,7 @@ export interface SettingsFlags {
   firstMessageTimeout?: string;
   idleTimeout?: string;
   replicaTimeout?: string;
+  leaderLease?: string;
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
@@ -233,6 +239,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   firstMessageTimeout: "OPAMP_GITOPS_FIRST_MESSAGE_TIMEOUT",
   idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
   replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
+  leaderLease: "OPAMP_GITOPS_LEADER_LEASE",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
 };
@@ -486,6 +493,8 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
   const replicaTimeoutMs = duration("replicaTimeout", "--replica-timeout", "15s");
   if (replicaTimeoutMs < 300)
     throw new SettingsError("--replica-timeout", "must be at least 300ms");
+  const leaderLeaseMs = duration("leaderLease", "--leader-lease", "5s");
+  if (leaderLeaseMs < 300) throw new SettingsError("--leader-lease", "must be at least 300ms");
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
@@ -565,6 +574,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       idleTimeoutMs: timeout("idleTimeout", "--idle-timeout", "1h"),
     },
     replicaTimeoutMs,
+    leaderLeaseMs,
     logLevel: get("logLevel") ?? "info",
     otelcol,
   };

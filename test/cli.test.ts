@@ -12,7 +12,10 @@ import { AgentCapabilities as Caps } from "../src/opamp/capabilities.js";
 import { TestAgent } from "./helpers/agent.js";
 import { run } from "./helpers/cli.js";
 import { testRedis } from "./helpers/redis.js";
+import { deferred } from "./helpers/teardown.js";
 import { waitFor } from "./helpers/wait.js";
+
+const defer = deferred();
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/repo", import.meta.url));
 /** A PATH without redis-server, so no private one is started. */
@@ -48,27 +51,26 @@ describe("opamp-gitops command line", () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
     const { port } = taken.address() as AddressInfo;
-    try {
-      for (const flag of ["--opamp-listen", "--api-listen"]) {
-        const other = flag === "--opamp-listen" ? "--api-listen" : "--opamp-listen";
-        const r = await run([
-          "serve",
-          "--redis-prefix",
-          redis.prefix,
-          flag,
-          `127.0.0.1:${port}`,
-          other,
-          "127.0.0.1:0",
-        ]).exited;
-        assert.equal(r.code, 1, r.stderr);
-        assert.match(
-          r.stderr,
-          new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`),
-        );
-      }
-    } finally {
+    defer(async () => {
       taken.close();
       await redis.close();
+    });
+    for (const flag of ["--opamp-listen", "--api-listen"]) {
+      const other = flag === "--opamp-listen" ? "--api-listen" : "--opamp-listen";
+      const r = await run([
+        "serve",
+        "--redis-prefix",
+        redis.prefix,
+        flag,
+        `127.0.0.1:${port}`,
+        other,
+        "127.0.0.1:0",
+      ]).exited;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`),
+      );
     }
   });
 
@@ -124,34 +126,30 @@ describe("opamp-gitops command line", () => {
     const dir = mkdtempSync(join(tmpdir(), "tls-"));
     writeFileSync(join(dir, "cert.pem"), "not a certificate\n");
     writeFileSync(join(dir, "key.pem"), "not a key\n");
-    try {
-      const base = ["serve", "--redis-prefix", redis.prefix, "--api-listen", "127.0.0.1:0"];
-      const host = await run([...base, "--opamp-listen", "nonexistent.invalid:0"]).exited;
-      assert.equal(host.code, 1, host.stderr);
-      assert.match(
-        host.stderr,
-        /cannot listen on nonexistent\.invalid.*: the host name does not resolve/,
-      );
-      const tls = await run([
-        ...base,
-        "--opamp-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        join(dir, "cert.pem"),
-        "--tls-key",
-        join(dir, "key.pem"),
-      ]).exited;
-      assert.equal(tls.code, 1, tls.stderr);
-      assert.match(tls.stderr, /the TLS certificate or key cannot be used .*check --tls-cert/);
-      const url = await run(["agents", "--api-url", "localhost:4321"]).exited;
-      assert.equal(url.code, 2);
-      assert.match(
-        url.stderr,
-        /invalid setting --api-url: "localhost:4321" is not an http\(s\) URL/,
-      );
-    } finally {
+    defer(async () => {
       await redis.close();
-    }
+    });
+    const base = ["serve", "--redis-prefix", redis.prefix, "--api-listen", "127.0.0.1:0"];
+    const host = await run([...base, "--opamp-listen", "nonexistent.invalid:0"]).exited;
+    assert.equal(host.code, 1, host.stderr);
+    assert.match(
+      host.stderr,
+      /cannot listen on nonexistent\.invalid.*: the host name does not resolve/,
+    );
+    const tls = await run([
+      ...base,
+      "--opamp-listen",
+      "127.0.0.1:0",
+      "--tls-cert",
+      join(dir, "cert.pem"),
+      "--tls-key",
+      join(dir, "key.pem"),
+    ]).exited;
+    assert.equal(tls.code, 1, tls.stderr);
+    assert.match(tls.stderr, /the TLS certificate or key cannot be used .*check --tls-cert/);
+    const url = await run(["agents", "--api-url", "localhost:4321"]).exited;
+    assert.equal(url.code, 2);
+    assert.match(url.stderr, /invalid setting --api-url: "localhost:4321" is not an http\(s\) URL/);
   });
 
   test("rollout and agents: a URL that is not the admin API, and no answer at all", async () => {
@@ -163,14 +161,13 @@ describe("opamp-gitops command line", () => {
       ),
     );
     const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
-    try {
-      for (const args of [["agents"], ["rollout", "status"], ["rollout", "status", "edge"]]) {
-        const r = await run([...args, "--api-url", url]).exited;
-        assert.equal(r.code, 3, r.stderr);
-        assert.match(r.stderr, /answered something other than the opamp-gitops admin API/);
-      }
-    } finally {
+    defer(async () => {
       other.close();
+    });
+    for (const args of [["agents"], ["rollout", "status"], ["rollout", "status", "edge"]]) {
+      const r = await run([...args, "--api-url", url]).exited;
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /answered something other than the opamp-gitops admin API/);
     }
   });
 
@@ -222,35 +219,34 @@ describe("opamp-gitops command line", () => {
       "--redis-prefix",
       redis.prefix,
     ]);
-    try {
-      await waitFor("listening", () => /OpAMP server listening/.test(p.output()), {
-        child: p.child,
-        timeoutMs: 15_000,
-        intervalMs: 50,
-      });
-      const line =
-        p
-          .output()
-          .split("\n")
-          .find((l) => l.includes("OpAMP server listening")) ?? "";
-      const { port } = JSON.parse(line) as { port: number };
-      const agent = new TestAgent({ transport: "http", url: `http://127.0.0.1:${port}/v1/opamp` });
-      assert.equal((await agent.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
-      assert.equal(
-        await redis.redis.sismember(
-          `${redis.prefix}:agents`,
-          [...Buffer.from(agent.uid).toString("hex")]
-            .join("")
-            .replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-"),
-        ),
-        1,
-      );
-      p.child.kill("SIGTERM");
-      assert.equal((await p.exited).code, 0);
-    } finally {
+    defer(async () => {
       p.child.kill("SIGKILL");
       await redis.close();
-    }
+    });
+    await waitFor("listening", () => /OpAMP server listening/.test(p.output()), {
+      child: p.child,
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
+    const line =
+      p
+        .output()
+        .split("\n")
+        .find((l) => l.includes("OpAMP server listening")) ?? "";
+    const { port } = JSON.parse(line) as { port: number };
+    const agent = new TestAgent({ transport: "http", url: `http://127.0.0.1:${port}/v1/opamp` });
+    assert.equal((await agent.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+    assert.equal(
+      await redis.redis.sismember(
+        `${redis.prefix}:agents`,
+        [...Buffer.from(agent.uid).toString("hex")]
+          .join("")
+          .replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-"),
+      ),
+      1,
+    );
+    p.child.kill("SIGTERM");
+    assert.equal((await p.exited).code, 0);
   });
 
   test("validate: the example repository is valid (exit 0)", async () => {
@@ -326,47 +322,64 @@ describe("opamp-gitops command line", () => {
       "--redis-prefix",
       redis.prefix,
     ]);
-    try {
-      await waitFor("listening", () => /OpAMP server listening/.test(serve.output()), {
-        child: serve.child,
-        timeoutMs: 15_000,
-        intervalMs: 50,
-      });
-      const line =
-        serve
-          .output()
-          .split("\n")
-          .find((l) => l.includes("OpAMP server listening")) ?? "";
-      const { port } = JSON.parse(line) as { port: number };
-      const url = `ws://127.0.0.1:${port}/v1/opamp`;
-      const sim = await run([
-        "simulate",
-        "--url",
-        url,
-        "--agents",
-        "5",
-        "--duration",
-        "1",
-        "--format",
-        "json",
-        "--attributes",
-        "host.role=edge",
-      ]).exited;
-      assert.equal(sim.code, 0, sim.stderr);
-      const first = JSON.parse(sim.stdout.split("\n")[0] ?? "") as {
-        agents: number;
-        connected: number;
-      };
-      assert.deepEqual([first.agents, first.connected], [5, 5]);
-      assert.equal(await redis.redis.scard(`${redis.prefix}:agents`), 5);
-      assert.equal((await run(["simulate", "--url", url, "--agents", "many"]).exited).code, 2);
-      assert.equal(
-        (await run(["simulate", "--url", url, "--attributes", "novalue"]).exited).code,
-        2,
-      );
-    } finally {
+    defer(async () => {
       serve.child.kill("SIGKILL");
       await redis.close();
-    }
+    });
+    await waitFor("listening", () => /OpAMP server listening/.test(serve.output()), {
+      child: serve.child,
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
+    const line =
+      serve
+        .output()
+        .split("\n")
+        .find((l) => l.includes("OpAMP server listening")) ?? "";
+    const { port } = JSON.parse(line) as { port: number };
+    const url = `ws://127.0.0.1:${port}/v1/opamp`;
+    const sim = await run([
+      "simulate",
+      "--url",
+      url,
+      "--agents",
+      "5",
+      "--duration",
+      "1",
+      "--format",
+      "json",
+      "--attributes",
+      "host.role=edge",
+    ]).exited;
+    assert.equal(sim.code, 0, sim.stderr);
+    const first = JSON.parse(sim.stdout.split("\n")[0] ?? "") as {
+      agents: number;
+      connected: number;
+    };
+    assert.deepEqual([first.agents, first.connected], [5, 5]);
+    assert.equal(await redis.redis.scard(`${redis.prefix}:agents`), 5);
+    // Several URLs, as behind a load balancer: agents that start on one nobody answers
+    // fail over to the next.
+    const dead = "ws://127.0.0.1:1/v1/opamp";
+    const pool = await run([
+      "simulate",
+      "--url",
+      `${dead},${url}`,
+      "--agents",
+      "4",
+      "--duration",
+      "1",
+      "--format",
+      "json",
+    ]).exited;
+    assert.equal(pool.code, 0, pool.stderr);
+    const spread = JSON.parse(pool.stdout.split("\n")[0] ?? "") as {
+      connected: number;
+      byUrl: Record<string, number>;
+    };
+    assert.deepEqual([spread.connected, spread.byUrl], [4, { [url]: 4 }]);
+    assert.equal((await run(["simulate", "--url", `${url},nota`]).exited).code, 2);
+    assert.equal((await run(["simulate", "--url", url, "--agents", "many"]).exited).code, 2);
+    assert.equal((await run(["simulate", "--url", url, "--attributes", "novalue"]).exited).code, 2);
   });
 });

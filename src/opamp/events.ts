@@ -24,6 +24,11 @@ export interface AgentEventMap {
     reason: string;
     agent: Readonly<AgentState>;
     lost?: boolean;
+    /**
+     * The agent is connected through another replica now (the stored `owner` names it): only
+     * this process' own bookkeeping ends; nothing is stored and the rollouts keep the member.
+     */
+    elsewhere?: boolean;
   };
   descriptionChanged: {
     instanceUid: string;

@@ -75,7 +75,14 @@ export interface MessageHandlerOptions {
 export class MessageHandler {
   readonly live: LiveAgents;
   /** Counters since start, read by the service's metrics. */
-  readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
+  readonly stats = {
+    messages: 0,
+    badRequests: 0,
+    unavailable: 0,
+    configOffers: 0,
+    /** Claims refused: the uid is connected through another live replica by another agent. */
+    duplicateUids: 0,
+  };
   readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "issuer">>;
   readonly #issuer: CredentialIssuer | undefined;
   readonly #advertise: AdvertisedEndpoint | undefined;
@@ -198,6 +205,22 @@ export class MessageHandler {
         // Connected through another replica (or until its liveness runs out) with another
         // credential: the uid is not this claimant's.
         return this.#reassign(conn, message, "instance uid is in use with another credential");
+      }
+      const owner = stored && "owner" in stored ? String(stored.owner) : "";
+      const elsewhere = !live && stored?.connected ? this.#otherReplica(owner) : "";
+      if (elsewhere && (await this.#options.store.replicaAlive(elsewhere))) {
+        // Stored as connected through another live replica: the same agent moved (a load
+        // balancer sent it here, its HTTP polls alternate) or a second agent uses its uid. A
+        // description that differs from the stored one tells them apart; without one, the
+        // agent is taken for the same (a poll carries none).
+        if (claimVerdict(stored as AgentState, conn, message, true) === "other-agent") {
+          this.stats.duplicateUids++;
+          return this.#reassign(
+            conn,
+            message,
+            `instance uid is in use by another agent connected through replica ${elsewhere}`,
+          );
+        }
       }
       if (claimed) claimed.conn.close?.(1000, "replaced by a newer connection of this agent");
       const state = stored ?? emptyAgentState(uid, conn.transport, now);
@@ -390,6 +413,13 @@ export class MessageHandler {
     };
   }
 
+  /** The replica id of a stored owner when it is not this process; "" otherwise. */
+  #otherReplica(owner: string | undefined): string {
+    if (!owner) return "";
+    const replica = owner.slice(0, owner.lastIndexOf("/"));
+    return replica === this.#options.replicaId ? "" : replica;
+  }
+
   #owner(conn: Connection): string {
     return `${this.#options.replicaId}/${conn.id}`;
   }
@@ -459,8 +489,11 @@ export class MessageHandler {
     this.live.unbind(state.instanceUid, conn);
     state.connected = false;
     state.lastDisconnectedAt = this.#options.now();
+    let elsewhere = false;
     try {
-      await this.#options.store.save(state, [], this.#owner(conn));
+      // Not stored when another replica serves the agent now (its owner): that one's connect
+      // stands, and rollouts and the status branch keep it connected.
+      elsewhere = !(await this.#options.store.saveDisconnect(state, this.#owner(conn)));
     } catch (err) {
       this.#options.logger.error(
         { err, instanceUid: state.instanceUid },
@@ -469,8 +502,9 @@ export class MessageHandler {
     }
     this.#options.events.emit("disconnected", {
       instanceUid: state.instanceUid,
-      reason,
+      reason: elsewhere ? `${reason}; connected through another replica` : reason,
       agent: state,
+      ...(elsewhere ? { elsewhere } : {}),
     });
   }
 }

@@ -54,6 +54,8 @@ export interface RolloutControllerOptions {
   sweepIntervalMs?: number;
   /** BullMQ stalled-job check interval (ms, default 30 000). */
   stalledIntervalMs?: number;
+  /** BullMQ job lock of a running tick (ms, default 30 000). */
+  lockDurationMs?: number;
 }
 
 export interface GroupSpecInput {
@@ -102,6 +104,7 @@ export class RolloutController {
       tick: (group, at) => this.#tick(group, at),
       ...(options.sweepIntervalMs ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
       ...(options.stalledIntervalMs ? { stalledIntervalMs: options.stalledIntervalMs } : {}),
+      ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
     });
   }
 

@@ -61,10 +61,11 @@ export class AgentBridge {
     // Another credential may allow other groups: an agent whose scope no longer allows its
     // group leaves that group's rollout.
     events.on("scopesChanged", ({ agent }) => this.place(agent));
-    events.on("disconnected", ({ instanceUid, lost }) => {
+    events.on("disconnected", ({ instanceUid, lost, elsewhere }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.groupOf.delete(instanceUid);
       this.incompatible.delete(instanceUid); // it stays listed in Redis, as members stay
+      if (elsewhere) return; // connected through another replica: still a live member
       this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
     events.on("remoteConfigStatusChanged", ({ instanceUid, status }) =>

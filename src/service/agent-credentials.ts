@@ -90,7 +90,7 @@ export type { Revocation } from "./deny-list.js";
 const digestOf = (token: string) => createHash("sha256").update(token).digest("hex");
 
 export class AgentCredentialAuthority implements CredentialIssuer, CredentialGate {
-  readonly #o: AgentCredentialOptions;
+  readonly #options: AgentCredentialOptions;
   readonly #now: () => number;
   readonly #records = new Map<string, AgentRecord>();
   readonly #plain = new Map<string, { id: string; token: string }>();
@@ -101,13 +101,13 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: AgentCredentialOptions) {
-    this.#o = { ...options };
+    this.#options = { ...options };
     this.#now = options.now ?? Date.now;
   }
 
   /** Sets the CA (loaded asynchronously at start). */
   useCa(ca: AgentCa): void {
-    this.#o.ca = ca;
+    this.#options.ca = ca;
   }
 
   /** True when `cert` was signed by the agent CA (its names then mean what names.ts says). */
@@ -115,7 +115,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     const key = cert.fingerprint256;
     let known = this.#signed.get(key);
     if (known === undefined) {
-      known = this.#o.ca?.signed(cert.raw) ?? false;
+      known = this.#options.ca?.signed(cert.raw) ?? false;
       if (this.#signed.size > 10_000) this.#signed.clear();
       this.#signed.set(key, known);
     }
@@ -124,14 +124,14 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   /** The scope of a certificate this CA issued (`groups=<group>`); undefined for others. */
   certificateScope(names: readonly string[], cert: PeerCertificate | undefined) {
-    if (!cert?.raw || !this.#o.ca) return undefined;
+    if (!cert?.raw || !this.#options.ca) return undefined;
     const { uid, groups } = issuedNames(names);
     if (uid === undefined || groups.length === 0 || !this.issuedByCa(cert)) return undefined;
     return groupScope(groups);
   }
 
   #key(name: string): string {
-    return `${this.#o.prefix}:${name}`;
+    return `${this.#options.prefix}:${name}`;
   }
 
   /** Loads the indexes and starts watching for other replicas' changes. */
@@ -139,9 +139,9 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     await this.#reload();
     this.#timer = setInterval(() => {
       void this.#reload().catch((err) =>
-        this.#o.logger.warn({ err }, "cannot read agent credential changes; will retry"),
+        this.#options.logger.warn({ err }, "cannot read agent credential changes; will retry"),
       );
-    }, this.#o.pollMs ?? 2000);
+    }, this.#options.pollMs ?? 2000);
     this.#timer.unref();
   }
 
@@ -150,7 +150,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   }
 
   async #reload(): Promise<void> {
-    const { redis } = this.#o;
+    const { redis } = this.#options;
     const version = await redis.get(this.#key("credentials-version"));
     if (version === this.#version && this.#version !== null) return;
     const [tokens, revoked, serials] = await Promise.all([
@@ -162,11 +162,11 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     const added = this.#denied.loadApi(revoked, serials);
     this.#version = version ?? "0";
     for (const uid of added) this.#forget(uid);
-    if (added.length > 0) this.#o.onRevoked?.(added);
+    if (added.length > 0) this.#options.onRevoked?.(added);
   }
 
   async #bump(): Promise<void> {
-    this.#version = String(await this.#o.redis.incr(this.#key("credentials-version")));
+    this.#version = String(await this.#options.redis.incr(this.#key("credentials-version")));
   }
 
   /** The revocation of `uid`, from the API or Git; undefined when it is not revoked. */
@@ -189,7 +189,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     if (existing) return existing;
     const record: Revocation = { at: new Date(this.#now()).toISOString(), by };
     const agent = await this.#record(uid);
-    const { redis } = this.#o;
+    const { redis } = this.#options;
     const multi = redis.multi().hsetnx(this.#key("revoked"), uid, JSON.stringify(record));
     if (agent.cert) multi.sadd(this.#key("revoked-serials"), agent.cert.serial);
     // Its tokens stay in the index, so that every replica answers them "revoked" (refused even
@@ -198,8 +198,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     await this.#bump();
     this.#denied.addApi(uid, record, agent.cert?.serial);
     this.#forget(uid);
-    this.#o.logger.info({ instanceUid: uid, by }, "agent credentials revoked");
-    this.#o.onRevoked?.([uid]);
+    this.#options.logger.info({ instanceUid: uid, by }, "agent credentials revoked");
+    this.#options.onRevoked?.([uid]);
     return record;
   }
 
@@ -210,7 +210,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   setGitRevoked(uids: readonly string[], commit: string): void {
     const added = this.#denied.setGit(uids, commit, new Date(this.#now()).toISOString());
     for (const uid of added) this.#forget(uid);
-    if (added.length > 0) this.#o.onRevoked?.(added);
+    if (added.length > 0) this.#options.onRevoked?.(added);
   }
 
   #forget(uid: string): void {
@@ -236,25 +236,25 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     agent: Readonly<AgentState>,
     csr: Uint8Array | undefined,
   ): Promise<OfferedCredential | undefined> {
-    const { ca } = this.#o;
-    if (!ca && !this.#o.mintTokens) return undefined;
+    const { ca } = this.#options;
+    if (!ca && !this.#options.mintTokens) return undefined;
     const uid = agent.instanceUid;
     if (this.revocation(uid)) return undefined;
     const record = await this.#record(uid);
-    const group = this.#o.groupOf(agent);
+    const group = this.#options.groupOf(agent);
     if (csr && ca) {
       if (group === undefined) {
-        this.#o.logger.warn(
+        this.#options.logger.warn(
           { instanceUid: uid },
           "CSR refused: the agent has no group its credentials allow",
         );
       } else {
         try {
-          const { spki } = await checkCsr(csr, uid, this.#o.maxCsrBytes);
+          const { spki } = await checkCsr(csr, uid, this.#options.maxCsrBytes);
           return await this.#issue(uid, group, Buffer.from(spki).toString("base64"), record);
         } catch (err) {
           if (!(err instanceof CsrError)) throw err;
-          this.#o.logger.warn({ instanceUid: uid, code: err.code, err }, "CSR refused");
+          this.#options.logger.warn({ instanceUid: uid, code: err.code, err }, "CSR refused");
         }
       }
     }
@@ -264,7 +264,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
         return this.#issue(uid, group, cert.spki, record);
       return this.#certificate(cert);
     }
-    if (!this.#o.mintTokens || group === undefined) return undefined;
+    if (!this.#options.mintTokens || group === undefined) return undefined;
     if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings))
       return undefined;
     const token = record.token;
@@ -296,14 +296,14 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   }
 
   async renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined> {
-    const group = this.#o.groupOf(agent);
+    const group = this.#options.groupOf(agent);
     if (group === undefined || this.revocation(agent.instanceUid)) return undefined;
     return this.#mint(agent.instanceUid, group, await this.#record(agent.instanceUid));
   }
 
   /** Past `rotateAt` of its lifetime. */
   #due(c: { notBefore: number; notAfter: number }): boolean {
-    return this.#now() >= c.notBefore + (c.notAfter - c.notBefore) * this.#o.rotateAt;
+    return this.#now() >= c.notBefore + (c.notAfter - c.notBefore) * this.#options.rotateAt;
   }
 
   #certificate(cert: CertRecord): OfferedCredential {
@@ -311,7 +311,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       id: cert.serial,
       certificate: {
         cert: Buffer.from(cert.pem),
-        caCert: Buffer.from((this.#o.ca as AgentCa).certPem),
+        caCert: Buffer.from((this.#options.ca as AgentCa).certPem),
       },
     };
   }
@@ -322,11 +322,11 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     spki: string,
     record: AgentRecord,
   ): Promise<OfferedCredential> {
-    const issued = await (this.#o.ca as AgentCa).issue({
+    const issued = await (this.#options.ca as AgentCa).issue({
       uid,
       group,
       spki: Buffer.from(spki, "base64"),
-      validityMs: this.#o.certificateValidityMs,
+      validityMs: this.#options.certificateValidityMs,
       now: this.#now(),
     });
     const fingerprint = new X509Certificate(issued.pem).fingerprint256
@@ -334,7 +334,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       .toLowerCase();
     const cert: CertRecord = { ...issued, fingerprint, group, spki };
     await this.#save(uid, { ...record, cert });
-    this.#o.logger.info(
+    this.#options.logger.info(
       { instanceUid: uid, group, serial: cert.serial, notAfter: new Date(cert.notAfter) },
       "agent certificate issued",
     );
@@ -349,24 +349,24 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       digest: digestOf(plain),
       group,
       notBefore: now,
-      notAfter: now + this.#o.tokenValidityMs,
+      notAfter: now + this.#options.tokenValidityMs,
     };
     const entry = { uid, group, notAfter: token.notAfter };
     // The previous token stays valid until it expires: the agent switches when it applies the
     // offer, and a lost offer must not lock it out.
-    await this.#o.redis.hset(this.#key("agent-tokens"), token.digest, JSON.stringify(entry));
+    await this.#options.redis.hset(this.#key("agent-tokens"), token.digest, JSON.stringify(entry));
     await this.#save(uid, { ...record, token });
     await this.#bump();
     this.#tokens.set(token.digest, entry);
     this.#plain.set(uid, { id: token.id, token: plain });
-    this.#o.logger.info({ instanceUid: uid, group, tokenId: token.id }, "agent token minted");
+    this.#options.logger.info({ instanceUid: uid, group, tokenId: token.id }, "agent token minted");
     return { id: token.id, headers: [{ key: "Authorization", value: `Bearer ${plain}` }] };
   }
 
   async #record(uid: string): Promise<AgentRecord> {
     let record = this.#records.get(uid);
     if (!record) {
-      const raw = await this.#o.redis.hget(this.#key("agent-credentials"), uid);
+      const raw = await this.#options.redis.hget(this.#key("agent-credentials"), uid);
       record = raw ? (JSON.parse(raw) as AgentRecord) : {};
       if (this.#records.size > 100_000) this.#records.clear(); // bounded whatever the fleet
       this.#records.set(uid, record);
@@ -375,7 +375,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   }
 
   async #save(uid: string, record: AgentRecord): Promise<void> {
-    await this.#o.redis.hset(this.#key("agent-credentials"), uid, JSON.stringify(record));
+    await this.#options.redis.hset(this.#key("agent-credentials"), uid, JSON.stringify(record));
     this.#records.set(uid, record);
   }
 

@@ -28,6 +28,7 @@ import { ConfigStore } from "./config-store.js";
 import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
+import { GitDuty } from "./git-duty.js";
 import { certificateGroups } from "./group-scope.js";
 import { IncompatibleAgents } from "./incompatible-agents.js";
 import { incompatibleFindings } from "./incompatible-check.js";
@@ -71,6 +72,8 @@ export class Service {
   readonly liveness: ReplicaLiveness;
   readonly rollouts: RolloutController;
   readonly sync: FleetSync | undefined;
+  /** Git polling done by one replica (a lease), the others told of new heads. */
+  readonly gitDuty: GitDuty | undefined;
   readonly configs: ConfigStore;
   /** Agents left out of their group's rollout for lacking a component type (any replica). */
   readonly incompatible: IncompatibleAgents;
@@ -102,9 +105,25 @@ export class Service {
       redis,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "queue" }),
+      // Timers are BullMQ jobs: each runs on one replica; one whose replica died is run again
+      // by another within about twice the lease (lock expiry, then the stalled check).
+      stalledIntervalMs: Math.max(1000, s.leaderLeaseMs),
+      lockDurationMs: Math.max(1000, s.leaderLeaseMs),
     });
     const auth = gitAuth(s);
     if (s.repo) {
+      const duty = new GitDuty({
+        redis,
+        prefix: s.redisPrefix,
+        ttlMs: s.leaderLeaseMs,
+        logger: logger.child({ module: "git-duty" }),
+        // The upgrade gap: agents left "connected" by a process that had no liveness key.
+        onHolder: () =>
+          void this.liveness
+            .sweepOrphans()
+            .catch((err) => logger.warn({ err }, "sweep of stale connected agents failed")),
+      });
+      this.gitDuty = duty;
       const cache = new ValidationCache();
       // --otelcol: the operator's Collector binaries check each commit before rollout too.
       const collector = s.otelcol.size > 0 ? new CollectorChecker(s.otelcol) : undefined;
@@ -114,6 +133,7 @@ export class Service {
         ...(s.path ? { path: s.path } : {}),
         stateDir: join(s.stateDir, "git"),
         pollIntervalMs: s.pollIntervalMs,
+        pollWhen: duty.polling,
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
@@ -376,6 +396,7 @@ export class Service {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
       if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
+      await this.gitDuty?.start(this.sync);
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key.
     await this.status?.loadRedactionKey();
@@ -408,6 +429,8 @@ export class Service {
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
       this.feed.close();
+      // Released first: another replica polls at once instead of after the lease expired.
+      await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);
       await this.#step("rollout writes", () => this.rollouts.idle());

@@ -64,6 +64,8 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     ...(p.auth ? { auth: p.auth } : {}),
     env: process.env,
     intervalMs: s.statusIntervalMs,
+    // One writer across replicas; a successor writes within the lease after a holder died.
+    lockTtlMs: s.leaderLeaseMs,
     retentionMs: s.statusRetentionMs,
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,

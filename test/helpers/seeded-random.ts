@@ -1,33 +1,31 @@
 /**
- * A small seeded pseudo-random generator for tests that feed random inputs: the same seed gives
- * the same inputs on every run, so a failure can be replayed. The seed is TEST_SEED when set
- * (an unsigned 32-bit integer), else the caller's default; assertion messages should name it.
+ * The seeded pseudo-random generator of the tests that feed random inputs (the rollout machine's
+ * random sequences, Git's delta format): the same seed gives the same inputs on every run, so a
+ * failure can be replayed. RANDOM_SEED (an unsigned 32-bit integer) replays a seed; assertion
+ * messages name the seed they used.
  */
 
-/** Numbers, integers and bytes drawn from one 32-bit seed (xorshift32; never 0 inside). */
+/** mulberry32: a function returning numbers in [0, 1), the same sequence for the same seed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Numbers, integers and bytes from one seed: RANDOM_SEED when set, else `defaultSeed`. */
 export class SeededRandom {
   readonly seed: number;
-  #state: number;
+  readonly random: () => number;
 
   constructor(defaultSeed: number) {
-    const fromEnv = process.env.TEST_SEED;
+    const fromEnv = process.env.RANDOM_SEED;
     this.seed = fromEnv === undefined ? defaultSeed >>> 0 : Number(fromEnv) >>> 0;
-    this.#state = this.seed || 0x9e3779b9;
-  }
-
-  /** The next 32-bit unsigned value. */
-  #next(): number {
-    let x = this.#state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.#state = x >>> 0;
-    return this.#state;
-  }
-
-  /** A number in [0, 1). */
-  random(): number {
-    return this.#next() / 0x1_0000_0000;
+    this.random = mulberry32(this.seed);
   }
 
   /** An integer in [0, n). */
@@ -38,7 +36,7 @@ export class SeededRandom {
   /** `n` random bytes. */
   bytes(n: number): Buffer {
     const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) b[i] = this.#next() & 0xff;
+    for (let i = 0; i < n; i++) b[i] = this.int(256);
     return b;
   }
 }

@@ -20,8 +20,11 @@ import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
+import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
+
+const defer = deferred();
 
 const body = (fill = 5) =>
   encodeAgentToServer({
@@ -65,37 +68,36 @@ describe("credential scopes and rotation", () => {
     const seen = recordScopes(t);
     const changes: string[] = [];
     t.server.events.on("scopesChanged", (e) => changes.push(e.scopes.join("|")));
-    try {
-      for (const transport of ["websocket", "http"] as const) {
-        const a = new TestAgent({ transport, url: t.url, token: "edge-token" });
-        await a.connect();
-        await a.send({ capabilities: Caps.ReportsStatus });
-        const uid = uidToString(a.uid);
-        assert.deepEqual(seen.get(uid), ["groups=edge"], transport);
-        await until(
-          "stored",
-          async () => (await t.server.store.load(uid))?.scopes[0] === "groups=edge",
-        );
-        a.close();
-        // Another credential may not take over a connected uid (identity.test.ts); an HTTP
-        // session has no close, so only the WebSocket agent comes back with a new token.
-        if (transport === "http") continue;
-        await until(
-          "disconnected",
-          async () => (await t.server.store.load(uid))?.connected === false,
-        );
-        // The same agent with an unscoped token: no scope any more, and the change is announced.
-        const b = new TestAgent({ transport, url: t.url, token: "open-token", uid: a.uid });
-        await b.connect();
-        b.seq = a.seq;
-        await b.send({ capabilities: Caps.ReportsStatus });
-        assert.deepEqual(seen.get(uid), [], transport);
-        b.close();
-      }
-      assert.deepEqual(changes, ["groups=edge", "", "groups=edge"]);
-    } finally {
+    defer(async () => {
       await t.close();
+    });
+    for (const transport of ["websocket", "http"] as const) {
+      const a = new TestAgent({ transport, url: t.url, token: "edge-token" });
+      await a.connect();
+      await a.send({ capabilities: Caps.ReportsStatus });
+      const uid = uidToString(a.uid);
+      assert.deepEqual(seen.get(uid), ["groups=edge"], transport);
+      await until(
+        "stored",
+        async () => (await t.server.store.load(uid))?.scopes[0] === "groups=edge",
+      );
+      a.close();
+      // Another credential may not take over a connected uid (identity.test.ts); an HTTP
+      // session has no close, so only the WebSocket agent comes back with a new token.
+      if (transport === "http") continue;
+      await until(
+        "disconnected",
+        async () => (await t.server.store.load(uid))?.connected === false,
+      );
+      // The same agent with an unscoped token: no scope any more, and the change is announced.
+      const b = new TestAgent({ transport, url: t.url, token: "open-token", uid: a.uid });
+      await b.connect();
+      b.seq = a.seq;
+      await b.send({ capabilities: Caps.ReportsStatus });
+      assert.deepEqual(seen.get(uid), [], transport);
+      b.close();
     }
+    assert.deepEqual(changes, ["groups=edge", "", "groups=edge"]);
   });
 
   test("a client certificate's names give its scope over HTTPS and WSS, next to the token's", async () => {
@@ -111,48 +113,47 @@ describe("credential scopes and rotation", () => {
     });
     const seen = recordScopes(t);
     const tlsOpts = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
-    try {
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = httpsRequest(
-          t.url,
-          {
-            method: "POST",
-            ...tlsOpts,
-            agent: false,
-            headers: {
-              "Content-Type": "application/x-protobuf",
-              Authorization: "Bearer edge-token",
-            },
-          },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on("error", reject);
-        req.end(body(7));
-      });
-      assert.equal(status, 200);
-      assert.deepEqual(seen.get(uidToString(new Uint8Array(16).fill(7))), [
-        "groups=edge",
-        "groups=gateway",
-      ]);
-      const ws = new WebSocket(t.url.replace(/^https/, "wss"), {
-        ...tlsOpts,
-        headers: { Authorization: "Bearer edge-token" },
-      });
-      await once(ws, "open");
-      ws.send(Buffer.concat([Buffer.from([0]), body(8)]));
-      await once(ws, "message");
-      ws.close();
-      assert.deepEqual(seen.get(uidToString(new Uint8Array(16).fill(8))), [
-        "groups=edge",
-        "groups=gateway",
-      ]);
-      assert.equal(names[0]?.[0], "agent-1", "the subject CN comes first");
-    } finally {
+    defer(async () => {
       await t.close();
-    }
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(
+        t.url,
+        {
+          method: "POST",
+          ...tlsOpts,
+          agent: false,
+          headers: {
+            "Content-Type": "application/x-protobuf",
+            Authorization: "Bearer edge-token",
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end(body(7));
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(seen.get(uidToString(new Uint8Array(16).fill(7))), [
+      "groups=edge",
+      "groups=gateway",
+    ]);
+    const ws = new WebSocket(t.url.replace(/^https/, "wss"), {
+      ...tlsOpts,
+      headers: { Authorization: "Bearer edge-token" },
+    });
+    await once(ws, "open");
+    ws.send(Buffer.concat([Buffer.from([0]), body(8)]));
+    await once(ws, "message");
+    ws.close();
+    assert.deepEqual(seen.get(uidToString(new Uint8Array(16).fill(8))), [
+      "groups=edge",
+      "groups=gateway",
+    ]);
+    assert.equal(names[0]?.[0], "agent-1", "the subject CN comes first");
   });
 
   test("tokens file rotation: a token added is accepted, one removed is refused (401), no restart", async () => {
@@ -172,35 +173,34 @@ describe("credential scopes and rotation", () => {
     );
     reloader.start();
     const post = async (token: string) => (await postOpamp(t.url, body(), { token })).status;
-    try {
-      assert.equal(await post("new-token"), 401);
-      writeFileSync(file, "old-token\nnew-token groups=edge\n");
-      await until("the new token is accepted", async () => (await post("new-token")) === 200);
-      assert.equal(await upgradeStatus(t.url, "new-token"), 101);
-      // An agent connected with the old token stays connected when the token is removed.
-      const kept = new TestAgent({ transport: "websocket", url: t.url, token: "old-token" });
-      await kept.connect();
-      writeFileSync(file, "new-token groups=edge\n");
-      await until("the old token is refused", async () => (await post("old-token")) === 401);
-      assert.equal(await upgradeStatus(t.url, "old-token"), 401);
-      assert.equal((await kept.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
-      kept.close();
-      // A broken file is logged; the tokens in use stay.
-      writeFileSync(file, "new-token groups=\n");
-      await until("the bad file is reported", async () =>
-        log.lines.some((l) => /cannot reload credentials/.test(String(l.msg))),
-      );
-      assert.equal(await post("new-token"), 200);
-      // reload() (SIGHUP) reads at once, without waiting for the poll.
-      reloader.close();
-      writeFileSync(file, "third-token\n");
-      assert.equal(reloader.reload(), 1);
-      assert.equal(await post("third-token"), 200);
-      assert.equal(await post("new-token"), 401);
-    } finally {
+    defer(async () => {
       reloader.close();
       await t.close();
-    }
+    });
+    assert.equal(await post("new-token"), 401);
+    writeFileSync(file, "old-token\nnew-token groups=edge\n");
+    await until("the new token is accepted", async () => (await post("new-token")) === 200);
+    assert.equal(await upgradeStatus(t.url, "new-token"), 101);
+    // An agent connected with the old token stays connected when the token is removed.
+    const kept = new TestAgent({ transport: "websocket", url: t.url, token: "old-token" });
+    await kept.connect();
+    writeFileSync(file, "new-token groups=edge\n");
+    await until("the old token is refused", async () => (await post("old-token")) === 401);
+    assert.equal(await upgradeStatus(t.url, "old-token"), 401);
+    assert.equal((await kept.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+    kept.close();
+    // A broken file is logged; the tokens in use stay.
+    writeFileSync(file, "new-token groups=\n");
+    await until("the bad file is reported", async () =>
+      log.lines.some((l) => /cannot reload credentials/.test(String(l.msg))),
+    );
+    assert.equal(await post("new-token"), 200);
+    // reload() (SIGHUP) reads at once, without waiting for the poll.
+    reloader.close();
+    writeFileSync(file, "third-token\n");
+    assert.equal(reloader.reload(), 1);
+    assert.equal(await post("third-token"), 200);
+    assert.equal(await post("new-token"), 401);
   });
 
   test("client CA rotation: certificates of the new CA get in, those of the old one no longer", async () => {
@@ -242,15 +242,14 @@ describe("credential scopes and rotation", () => {
         req.on("error", () => resolve(0)); // the handshake was refused
         req.end(body());
       });
-    try {
-      assert.equal(await post(oldCerts), 200);
-      assert.equal(await post(newCerts), 0);
-      writeFileSync(caFile, newCerts.ca);
-      await until("the new CA is used", async () => (await post(newCerts)) === 200);
-      assert.equal(await post(oldCerts), 0);
-    } finally {
+    defer(async () => {
       reloader.close();
       await t.close();
-    }
+    });
+    assert.equal(await post(oldCerts), 200);
+    assert.equal(await post(newCerts), 0);
+    writeFileSync(caFile, newCerts.ca);
+    await until("the new CA is used", async () => (await post(newCerts)) === 200);
+    assert.equal(await post(oldCerts), 0);
   });
 });

@@ -15,6 +15,9 @@ import { uidToString } from "../../src/opamp/instance-uid.js";
 import type { AgentToServer } from "../../src/opamp/messages.js";
 import { type Received, TestAgent } from "../helpers/agent.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { deferred } from "../helpers/teardown.js";
+
+const defer = deferred();
 
 const CAPS =
   Caps.ReportsStatus |
@@ -116,112 +119,108 @@ for (const transport of ["websocket", "http"] as const) {
     test("remote config is sent only while the reported hash differs, never again after FAILED", async () => {
       const config = yamlConfig({ "collector.yaml": `receivers: {otlp: {}}\n# ${transport}\n` });
       t.desired.all = { config };
-      try {
-        const a = await agent();
-        const offer = await a.send(fullState());
-        assert.equal(remoteHash(offer), config?.hash);
-        const files = (
-          offer.remoteConfig as {
-            config: { configMap: Record<string, { body: Uint8Array; contentType: string }> };
-          }
-        ).config.configMap;
-        assert.equal(
-          Buffer.from(files["collector.yaml"]?.body ?? []).toString(),
-          config?.files[0] && Buffer.from(config.files[0].body).toString(),
-        );
-        assert.equal(files["collector.yaml"]?.contentType, "text/yaml");
-
-        // Already offered on this session: not repeated on the next message.
-        assert.equal((await a.send({ capabilities: CAPS })).remoteConfig, null);
-
-        const failed = {
-          lastRemoteConfigHash: Buffer.from(config?.hash ?? "", "hex"),
-          status: RemoteConfigStatus.FAILED,
-          errorMessage: "bad exporter",
-        };
-        const afterFailed = await a.send({ capabilities: CAPS, remoteConfigStatus: failed });
-        assert.equal(afterFailed.remoteConfig, null);
-        // Even on a new session (as after a reconnect) an equal hash is never resent.
-        const again = new TestAgent({ transport, url: t.url, uid: a.uid });
-        await again.connect();
-        agents.push(again);
-        again.seq = a.seq;
-        a.close();
-        assert.equal((await again.send({ capabilities: CAPS })).remoteConfig, null);
-      } finally {
+      defer(async () => {
         t.desired.all = undefined;
-      }
+      });
+      const a = await agent();
+      const offer = await a.send(fullState());
+      assert.equal(remoteHash(offer), config?.hash);
+      const files = (
+        offer.remoteConfig as {
+          config: { configMap: Record<string, { body: Uint8Array; contentType: string }> };
+        }
+      ).config.configMap;
+      assert.equal(
+        Buffer.from(files["collector.yaml"]?.body ?? []).toString(),
+        config?.files[0] && Buffer.from(config.files[0].body).toString(),
+      );
+      assert.equal(files["collector.yaml"]?.contentType, "text/yaml");
+
+      // Already offered on this session: not repeated on the next message.
+      assert.equal((await a.send({ capabilities: CAPS })).remoteConfig, null);
+
+      const failed = {
+        lastRemoteConfigHash: Buffer.from(config?.hash ?? "", "hex"),
+        status: RemoteConfigStatus.FAILED,
+        errorMessage: "bad exporter",
+      };
+      const afterFailed = await a.send({ capabilities: CAPS, remoteConfigStatus: failed });
+      assert.equal(afterFailed.remoteConfig, null);
+      // Even on a new session (as after a reconnect) an equal hash is never resent.
+      const again = new TestAgent({ transport, url: t.url, uid: a.uid });
+      await again.connect();
+      agents.push(again);
+      again.seq = a.seq;
+      a.close();
+      assert.equal((await again.send({ capabilities: CAPS })).remoteConfig, null);
     });
 
     test("remote config is not sent to an agent that does not accept it", async () => {
       t.desired.all = { config: yamlConfig({ "collector.yaml": "x: 1\n" }) };
-      try {
-        const a = await agent();
-        const reply = await a.send({ ...fullState(), capabilities: Caps.ReportsStatus });
-        assert.equal(reply.remoteConfig, null);
-      } finally {
+      defer(async () => {
         t.desired.all = undefined;
-      }
+      });
+      const a = await agent();
+      const reply = await a.send({ ...fullState(), capabilities: Caps.ReportsStatus });
+      assert.equal(reply.remoteConfig, null);
     });
 
     test("a retried message gets the offer again (the first reply may have been lost), once per resend interval", async () => {
       const config = yamlConfig({ "collector.yaml": `retry: ${transport}\n` });
       t.desired.all = { config };
-      try {
-        const a = await knownAgent();
-        // knownAgent's first reply carried the offer; repeating that message's sequence number
-        // is answered with the config at most once per 300 ms resend interval (a client looping
-        // on one message gets short replies), and after the interval with it again.
-        const started = Date.now();
-        let resent = 0;
-        for (let i = 0; i < 20; i++) {
-          a.seq -= 1n;
-          const quick = await a.send(fullState());
-          assert.equal(quick.errorResponse, null);
-          if (quick.remoteConfig) resent++;
-        }
-        // At most one resend per interval, however slow this machine is.
-        assert.ok(resent <= Math.floor((Date.now() - started) / 300) + 1, `${resent} resends`);
-        await new Promise((r) => setTimeout(r, 350));
-        a.seq -= 1n;
-        const retry = await a.send(fullState());
-        assert.equal(remoteHash(retry), config?.hash);
-      } finally {
+      defer(async () => {
         t.desired.all = undefined;
+      });
+      const a = await knownAgent();
+      // knownAgent's first reply carried the offer; repeating that message's sequence number
+      // is answered with the config at most once per 300 ms resend interval (a client looping
+      // on one message gets short replies), and after the interval with it again.
+      const started = Date.now();
+      let resent = 0;
+      for (let i = 0; i < 20; i++) {
+        a.seq -= 1n;
+        const quick = await a.send(fullState());
+        assert.equal(quick.errorResponse, null);
+        if (quick.remoteConfig) resent++;
       }
+      // At most one resend per interval, however slow this machine is.
+      assert.ok(resent <= Math.floor((Date.now() - started) / 300) + 1, `${resent} resends`);
+      await new Promise((r) => setTimeout(r, 350));
+      a.seq -= 1n;
+      const retry = await a.send(fullState());
+      assert.equal(remoteHash(retry), config?.hash);
     });
 
     test("connection settings carry an explicit heartbeat, offered once; no endpoint unless advertised", async () => {
       t.desired.all = { heartbeatIntervalSeconds: 15 };
-      try {
-        const a = await agent();
-        const reply = await a.send({
-          ...fullState(),
-          capabilities: CAPS | Caps.AcceptsOpAMPConnectionSettings | Caps.ReportsHeartbeat,
-        });
-        const opamp = (
-          reply.connectionSettings as {
-            opamp: {
-              destinationEndpoint: string;
-              certificate: unknown;
-              heartbeatIntervalSeconds: { toString(): string };
-            };
-          }
-        ).opamp;
-        assert.equal(opamp.destinationEndpoint, "", "no endpoint without --advertise-url");
-        assert.equal(opamp.certificate, null);
-        assert.equal(opamp.heartbeatIntervalSeconds.toString(), "15");
-        const next = await a.send({ capabilities: CAPS | Caps.AcceptsOpAMPConnectionSettings });
-        assert.equal(next.connectionSettings, null);
-        const other = await agent();
-        assert.equal(
-          (await other.send(fullState("edge-2"))).connectionSettings,
-          null,
-          "not offered without AcceptsOpAMPConnectionSettings",
-        );
-      } finally {
+      defer(async () => {
         t.desired.all = undefined;
-      }
+      });
+      const a = await agent();
+      const reply = await a.send({
+        ...fullState(),
+        capabilities: CAPS | Caps.AcceptsOpAMPConnectionSettings | Caps.ReportsHeartbeat,
+      });
+      const opamp = (
+        reply.connectionSettings as {
+          opamp: {
+            destinationEndpoint: string;
+            certificate: unknown;
+            heartbeatIntervalSeconds: { toString(): string };
+          };
+        }
+      ).opamp;
+      assert.equal(opamp.destinationEndpoint, "", "no endpoint without --advertise-url");
+      assert.equal(opamp.certificate, null);
+      assert.equal(opamp.heartbeatIntervalSeconds.toString(), "15");
+      const next = await a.send({ capabilities: CAPS | Caps.AcceptsOpAMPConnectionSettings });
+      assert.equal(next.connectionSettings, null);
+      const other = await agent();
+      assert.equal(
+        (await other.send(fullState("edge-2"))).connectionSettings,
+        null,
+        "not offered without AcceptsOpAMPConnectionSettings",
+      );
     });
 
     test("RequestInstanceUid is answered with a new 16-byte uid", async () => {

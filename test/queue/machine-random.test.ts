@@ -10,18 +10,8 @@ import { test } from "node:test";
 import { roundTrip } from "../../src/queue/codec.js";
 import { emptyGroup, stepAll } from "../../src/queue/machine.js";
 import type { GroupRollout, RolloutEvent, RolloutPolicy } from "../../src/queue/model.js";
+import { mulberry32 } from "../helpers/seeded-random.js";
 import { checkInvariants } from "./helpers/invariants.js";
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HASHES = ["h1", "h2", "h3", "h4"];
 const SEQUENCES = Number(process.env.RANDOM_SEQUENCES ?? 3000);

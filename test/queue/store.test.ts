@@ -10,8 +10,11 @@ import { emptyGroup, stepAll } from "../../src/queue/machine.js";
 import type { RolloutEvent } from "../../src/queue/model.js";
 import { applyChange, type ChangeMessage, RolloutStore } from "../../src/queue/store.js";
 import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
 import { REDIS_URL } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
+
+const defer = deferred();
 
 const fleetEvents = (members: string[]): RolloutEvent[] =>
   members.flatMap((uid): RolloutEvent[] => [
@@ -24,62 +27,61 @@ test("commits are compare-and-set; a snapshot reads back what was written", asyn
   const store = new RolloutStore(r.redis, r.prefix);
   const sub = new Redis(REDIS_URL);
   const messages: ChangeMessage[] = [];
-  try {
-    await sub.subscribe(store.keys.channel);
-    sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
-    const empty = emptyGroup("edge");
-    // 1 200 members: more than one 500-field chunk in the script.
-    const first = stepAll(empty, fleetEvents(uids(1200)), 1000);
-    assert.deepEqual(await store.commit(0, empty, first, "all", "w1"), { ok: true, version: 1 });
-    const lost = stepAll(empty, fleetEvents(["x"]), 1000);
-    assert.deepEqual(await store.commit(0, empty, lost, "all", "w2"), { ok: false, version: 1 });
-
-    const second = stepAll(
-      first.state,
-      [{ type: "commit", hash: "h".repeat(64), commit: "abcdef12", policy: policy() }],
-      2000,
-    );
-    assert.deepEqual(await store.commit(1, first.state, second, undefined, "w1"), {
-      ok: true,
-      version: 2,
-    });
-    const loaded = await store.load("edge");
-    assert.equal(loaded?.version, 2);
-    assert.equal(encodeCore(loaded?.state ?? empty), encodeCore(second.state));
-    assert.equal(loaded?.state.members.size, 1200);
-    assert.equal(loaded?.state.agents.size, second.state.agents.size);
-    assert.deepEqual(await store.groups(), ["edge"]);
-    assert.deepEqual(
-      await store.versions(["edge", "none"]),
-      new Map([
-        ["edge", 2],
-        ["none", 0],
-      ]),
-    );
-    const notices = await r.redis.xrange(store.keys.notices, "-", "+");
-    assert.deepEqual(
-      notices.map(([, f]) => JSON.parse(f[3] ?? "").type),
-      ["started", "stage-started"],
-    );
-
-    // Subscribers got both changes in order; the second applies onto the first.
-    while (messages.length < 2) await new Promise((res) => setTimeout(res, 5));
-    const [m1, m2] = messages;
-    assert.equal(m1?.v, 1);
-    assert.equal(m1?.w, "w1");
-    assert.equal(m2?.v, 2);
-    assert.equal(m2?.n, true, "a new rollout");
-    const rebuilt = applyChange(first.state, m2 as ChangeMessage);
-    assert.equal(encodeCore(rebuilt), encodeCore(second.state));
-    assert.deepEqual([...rebuilt.agents.keys()].sort(), [...second.state.agents.keys()].sort());
-
-    await store.remove("edge");
-    assert.equal(await store.load("edge"), undefined);
-    assert.deepEqual(await store.groups(), []);
-  } finally {
+  defer(async () => {
     sub.disconnect();
     await r.close();
-  }
+  });
+  await sub.subscribe(store.keys.channel);
+  sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
+  const empty = emptyGroup("edge");
+  // 1 200 members: more than one 500-field chunk in the script.
+  const first = stepAll(empty, fleetEvents(uids(1200)), 1000);
+  assert.deepEqual(await store.commit(0, empty, first, "all", "w1"), { ok: true, version: 1 });
+  const lost = stepAll(empty, fleetEvents(["x"]), 1000);
+  assert.deepEqual(await store.commit(0, empty, lost, "all", "w2"), { ok: false, version: 1 });
+
+  const second = stepAll(
+    first.state,
+    [{ type: "commit", hash: "h".repeat(64), commit: "abcdef12", policy: policy() }],
+    2000,
+  );
+  assert.deepEqual(await store.commit(1, first.state, second, undefined, "w1"), {
+    ok: true,
+    version: 2,
+  });
+  const loaded = await store.load("edge");
+  assert.equal(loaded?.version, 2);
+  assert.equal(encodeCore(loaded?.state ?? empty), encodeCore(second.state));
+  assert.equal(loaded?.state.members.size, 1200);
+  assert.equal(loaded?.state.agents.size, second.state.agents.size);
+  assert.deepEqual(await store.groups(), ["edge"]);
+  assert.deepEqual(
+    await store.versions(["edge", "none"]),
+    new Map([
+      ["edge", 2],
+      ["none", 0],
+    ]),
+  );
+  const notices = await r.redis.xrange(store.keys.notices, "-", "+");
+  assert.deepEqual(
+    notices.map(([, f]) => JSON.parse(f[3] ?? "").type),
+    ["started", "stage-started"],
+  );
+
+  // Subscribers got both changes in order; the second applies onto the first.
+  while (messages.length < 2) await new Promise((res) => setTimeout(res, 5));
+  const [m1, m2] = messages;
+  assert.equal(m1?.v, 1);
+  assert.equal(m1?.w, "w1");
+  assert.equal(m2?.v, 2);
+  assert.equal(m2?.n, true, "a new rollout");
+  const rebuilt = applyChange(first.state, m2 as ChangeMessage);
+  assert.equal(encodeCore(rebuilt), encodeCore(second.state));
+  assert.deepEqual([...rebuilt.agents.keys()].sort(), [...second.state.agents.keys()].sort());
+
+  await store.remove("edge");
+  assert.equal(await store.load("edge"), undefined);
+  assert.deepEqual(await store.groups(), []);
 });
 
 test("a change too large to publish inline tells subscribers to reload", async () => {
@@ -87,18 +89,17 @@ test("a change too large to publish inline tells subscribers to reload", async (
   const store = new RolloutStore(r.redis, r.prefix);
   const sub = new Redis(REDIS_URL);
   const messages: ChangeMessage[] = [];
-  try {
-    await sub.subscribe(store.keys.channel);
-    sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
-    const empty = emptyGroup("big");
-    const result = stepAll(empty, fleetEvents(uids(8000, "a-rather-long-instance-uid")), 1);
-    assert.equal((await store.commit(0, empty, result, "all", "w")).ok, true);
-    while (messages.length < 1) await new Promise((res) => setTimeout(res, 5));
-    assert.equal(messages[0]?.reload, true);
-    assert.equal(messages[0]?.c, undefined);
-    assert.equal((await store.load("big"))?.state.members.size, 8000);
-  } finally {
+  defer(async () => {
     sub.disconnect();
     await r.close();
-  }
+  });
+  await sub.subscribe(store.keys.channel);
+  sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
+  const empty = emptyGroup("big");
+  const result = stepAll(empty, fleetEvents(uids(8000, "a-rather-long-instance-uid")), 1);
+  assert.equal((await store.commit(0, empty, result, "all", "w")).ok, true);
+  while (messages.length < 1) await new Promise((res) => setTimeout(res, 5));
+  assert.equal(messages[0]?.reload, true);
+  assert.equal(messages[0]?.c, undefined);
+  assert.equal((await store.load("big"))?.state.members.size, 8000);
 });

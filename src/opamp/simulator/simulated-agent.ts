@@ -25,6 +25,16 @@ import { type AgentLink, httpLink, type LinkOptions, openWebSocketLink } from ".
 
 export interface SimulatedAgentOptions {
   url: string;
+  /**
+   * Other servers of the same service (a load balancer's pool): a failed connect or a lost
+   * connection moves the agent on to the next URL of `[url, ...fallbackUrls]`, in turn.
+   */
+  fallbackUrls?: string[];
+  /**
+   * HTTP only: every request goes to the next URL of `[url, ...fallbackUrls]` (a load
+   * balancer without sticky sessions). Default false.
+   */
+  alternate?: boolean;
   transport?: "websocket" | "http";
   token?: string;
   ca?: string | Buffer;
@@ -70,10 +80,16 @@ export class SimulatedAgent {
   readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0 };
   lastError = "";
   readonly #options: Required<
-    Omit<SimulatedAgentOptions, "token" | "ca" | "failWhen" | "instanceUid" | "components">
+    Omit<
+      SimulatedAgentOptions,
+      "token" | "ca" | "failWhen" | "instanceUid" | "fallbackUrls" | "alternate" | "components"
+    >
   > &
     SimulatedAgentOptions;
+  readonly #urls: string[];
+  #at = 0;
   #link: AgentLink | undefined;
+  #linkOptions: LinkOptions | undefined;
   #seq = 0n;
   #running: AgentConfigMap = {
     configMap: { "collector.yaml": { body: Buffer.from(LOCAL_CONFIG), contentType: "text/yaml" } },
@@ -96,22 +112,36 @@ export class SimulatedAgent {
     };
     this.instanceUid = options.instanceUid ?? newInstanceUid();
     this.#components = options.components && availableComponents(options.components);
+    this.#urls = [options.url, ...(options.fallbackUrls ?? [])];
   }
 
   get uid(): string {
     return uidToString(this.instanceUid);
   }
 
+  /** The server URL this agent uses now (or tries next). */
+  get url(): string {
+    return this.#urls[this.#at] as string;
+  }
+
+  /** Moves on to the next server of the pool (after a failure). */
+  #next(): string {
+    this.#at = (this.#at + 1) % this.#urls.length;
+    return this.url;
+  }
+
   /** Connects and reports the full state; resolves once connected (retrying until then). */
   async start(): Promise<void> {
     const linkOptions: LinkOptions = {
-      url: this.#options.url,
+      url: this.url,
       ...(this.#options.token ? { token: this.#options.token } : {}),
       ...(this.#options.ca ? { ca: this.#options.ca } : {}),
       onMessage: (bytes) => void this.#receive(bytes),
       onClose: (reason) => this.#lost(reason),
     };
     while (this.status !== "stopped") {
+      linkOptions.url = this.url;
+      this.#linkOptions = linkOptions;
       try {
         this.#link =
           this.#options.transport === "http"
@@ -124,6 +154,7 @@ export class SimulatedAgent {
         return;
       } catch (err) {
         this.lastError = (err as Error).message;
+        this.#next();
         await new Promise((r) => setTimeout(r, this.#nextBackoff()));
       }
     }
@@ -150,6 +181,7 @@ export class SimulatedAgent {
     this.lastError = reason;
     this.status = "connecting";
     this.counts.reconnects++;
+    this.#next();
     setTimeout(() => void this.start(), this.#nextBackoff());
   }
 
@@ -203,6 +235,8 @@ export class SimulatedAgent {
       ...fields,
     });
     this.counts.messages++;
+    if (this.#options.alternate && this.#options.transport === "http" && this.#linkOptions)
+      this.#link = httpLink({ ...this.#linkOptions, url: this.#next() });
     await this.#link?.send(bytes);
   }
 

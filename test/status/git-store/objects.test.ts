@@ -29,7 +29,7 @@ describe("Git delta format", () => {
         ]);
       }
       const roundTrip = applyDelta(base, createDelta(base, target));
-      assert.ok(roundTrip.equals(target), `case ${t} of seed ${rnd.seed} (TEST_SEED replays it)`);
+      assert.ok(roundTrip.equals(target), `case ${t} of seed ${rnd.seed} (RANDOM_SEED replays it)`);
     }
     const entries = new Map(
       Array.from({ length: 10_000 }, (_, i) => [
