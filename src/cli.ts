@@ -1,24 +1,18 @@
 #!/usr/bin/env node
-import { Argument, Command, CommanderError, Option } from "commander";
 /**
  * The opamp-gitops command line. Exit codes: 0 success, 1 runtime failure (e.g. Redis
  * unreachable) or refused action, 2 usage or settings error, 3 (client commands) the
  * service cannot be reached.
  */
-import { runAgentRevoke } from "./commands/agents-revoke.js";
-import { type DemoOptions, runDemo } from "./commands/demo.js";
-import { PLAN_FORMATS, type PlanOptions, runPlan } from "./commands/plan.js";
-import {
-  type ClientOptions,
-  ROLLOUT_ACTIONS,
-  type RolloutAction,
-  runAgents,
-  runRollout,
-} from "./commands/rollout.js";
-import { runServe } from "./commands/serve.js";
-import { runSimulate, type SimulateOptions } from "./commands/simulate.js";
-import { runValidate } from "./commands/validate.js";
-import { RedisUnavailableError } from "./redis.js";
+import { Argument, Command, CommanderError, Option } from "commander";
+// Each command's module is imported when that command runs: `plan` and `validate` in a CI
+// job must not pay for loading the service (BullMQ, ioredis, ws, protobufjs, the redactor).
+import type { DemoOptions } from "./commands/demo.js";
+import type { PlanOptions } from "./commands/plan.js";
+import { PLAN_FORMATS } from "./commands/plan-model.js";
+import type { ClientOptions } from "./commands/rollout.js";
+import { ROLLOUT_ACTIONS, type RolloutAction } from "./commands/rollout-actions.js";
+import type { SimulateOptions } from "./commands/simulate.js";
 import { SettingsError, type SettingsFlags } from "./settings.js";
 
 const program = new Command()
@@ -58,6 +52,7 @@ program
       dir: string,
       opts: { format: "text" | "json" | "github"; strict: boolean; otelcol: string[] },
     ) => {
+      const { runValidate } = await import("./commands/validate.js");
       process.exitCode = await runValidate(dir, opts, process.stdout);
     },
   );
@@ -93,6 +88,7 @@ program
       "appends the comment to $GITHUB_STEP_SUMMARY.",
   )
   .action(async (opts: PlanOptions) => {
+    const { runPlan } = await import("./commands/plan.js");
     process.exitCode = await runPlan(opts, process.stdout, process.stderr);
   });
 
@@ -180,6 +176,10 @@ program
   )
   .option("--max-health-components <n>", "components in a reported health tree (default 1024)")
   .option(
+    "--max-available-components <n>",
+    "entries of a reported AvailableComponents tree (default 4096)",
+  )
+  .option(
     "--max-error-message-bytes <n>",
     "bytes kept of an agent's error message (longer ones are cut, marked) (default 4096)",
   )
@@ -261,6 +261,7 @@ program
       "2 bad settings.",
   )
   .action(async (flags: SettingsFlags & { settings?: string }) => {
+    const { runServe } = await import("./commands/serve.js");
     process.exitCode = await runServe(flags);
     process.exit();
   });
@@ -279,6 +280,7 @@ program
     "\n`npm start` runs this. Ctrl-C stops it. Exit codes: 0, 1 failure, 2 usage.",
   )
   .action(async (opts: DemoOptions) => {
+    const { runDemo } = await import("./commands/demo.js");
     process.exitCode = await runDemo(opts, process.stdout);
     process.exit();
   });
@@ -305,6 +307,7 @@ clientOptions(
     .argument("[group]", "the group (status without a group lists every group)"),
 ).action(async (action: RolloutAction, group: string | undefined, opts: ClientOptions) => {
   if (action !== "status" && !group) throw new UsageError(`rollout ${action} needs a <group>`);
+  const { runRollout } = await import("./commands/rollout.js");
   process.exitCode = await runRollout(action, group, opts, process.stdout, process.stderr);
 });
 
@@ -333,9 +336,11 @@ clientOptions(
   ) => {
     if (action === "revoke") {
       if (!uid) throw new UsageError("agents revoke needs an instance <uid>");
+      const { runAgentRevoke } = await import("./commands/agents-revoke.js");
       process.exitCode = await runAgentRevoke(uid, opts, process.stdout, process.stderr);
       return;
     }
+    const { runAgents } = await import("./commands/rollout.js");
     process.exitCode = await runAgents(opts, process.stdout, process.stderr);
   },
 );
@@ -365,6 +370,7 @@ program
     new Option("--format <format>", "summary format").choices(["text", "json"]).default("text"),
   )
   .action(async (opts: SimulateOptions) => {
+    const { runSimulate } = await import("./commands/simulate.js");
     process.exitCode = await runSimulate(opts, process.stdout, process.stderr);
   });
 
@@ -378,8 +384,9 @@ try {
     process.stderr.write(`opamp-gitops: ${err.message}\n`);
     process.exit(2);
   }
-  if (err instanceof RedisUnavailableError) {
-    process.stderr.write(`opamp-gitops: ${err.message}\n`);
+  // By code, not class: the Redis module is loaded only by the commands that need it.
+  if ((err as { code?: unknown })?.code === "REDIS_UNAVAILABLE") {
+    process.stderr.write(`opamp-gitops: ${(err as Error).message}\n`);
     process.exit(1);
   }
   throw err;

@@ -10,9 +10,11 @@ import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { AgentLimits } from "./opamp/agent-limits.js";
-import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
+// The modules themselves, not the barrels: a short-lived command (plan, validate) reading its
+// settings must not load the OpAMP server (ws, protobufjs) or the status writer.
+import { type AgentToken, parseAgentTokens } from "./opamp/credentials.js";
 import { parseGroupScope } from "./service/group-scope.js";
-import { checkBranchName } from "./sync/index.js";
+import { checkBranchName } from "./sync/paths.js";
 import {
   loadYaml,
   OtelcolFlagError,
@@ -170,6 +172,7 @@ export interface SettingsFlags {
   maxConfigFiles?: string;
   maxConfigBytes?: string;
   maxHealthComponents?: string;
+  maxAvailableComponents?: string;
   maxErrorMessageBytes?: string;
   maxAgentBytes?: string;
   maxSendBufferBytes?: string;
@@ -242,6 +245,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   maxConfigFiles: "OPAMP_GITOPS_MAX_CONFIG_FILES",
   maxConfigBytes: "OPAMP_GITOPS_MAX_CONFIG_BYTES",
   maxHealthComponents: "OPAMP_GITOPS_MAX_HEALTH_COMPONENTS",
+  maxAvailableComponents: "OPAMP_GITOPS_MAX_AVAILABLE_COMPONENTS",
   maxErrorMessageBytes: "OPAMP_GITOPS_MAX_ERROR_MESSAGE_BYTES",
   maxAgentBytes: "OPAMP_GITOPS_MAX_AGENT_BYTES",
   maxSendBufferBytes: "OPAMP_GITOPS_MAX_SEND_BUFFER_BYTES",
@@ -560,6 +564,11 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       maxConfigFiles: positive("maxConfigFiles", "--max-config-files", 64),
       maxConfigBytes: positive("maxConfigBytes", "--max-config-bytes", 1024 * 1024),
       maxHealthComponents: positive("maxHealthComponents", "--max-health-components", 1024),
+      maxAvailableComponents: positive(
+        "maxAvailableComponents",
+        "--max-available-components",
+        4096,
+      ),
       maxErrorMessageBytes: positive("maxErrorMessageBytes", "--max-error-message-bytes", 4096),
       maxAgentBytes: positive("maxAgentBytes", "--max-agent-bytes", 4 * 1024 * 1024),
     },

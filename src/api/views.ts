@@ -79,6 +79,8 @@ export function agentView(
           error: text(rcs.errorMessage),
         }
       : null,
+    /** Hex of its AvailableComponents hash; GET /api/v1/components names the types. */
+    componentsHash: componentsHashOf(agent),
     health: agent.health
       ? {
           healthy: agent.health.healthy === true,
@@ -102,4 +104,19 @@ export function agentView(
       bytes: f.body?.length ?? 0,
     })),
   };
+}
+
+/** Hex of the agent's AvailableComponents hash when it reported the map too; else null. */
+export function componentsHashOf(agent: Readonly<AgentState>): string | null {
+  const ac = agent.availableComponents;
+  if (!ac?.hash?.length || Object.keys(ac.components ?? {}).length === 0) return null;
+  return Buffer.from(ac.hash).toString("hex");
+}
+
+/** kind → sorted types of an AvailableComponents map (what GET /api/v1/components shows). */
+export function componentTypes(agent: Readonly<AgentState>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [kind, details] of Object.entries(agent.availableComponents?.components ?? {}))
+    out[kind] = Object.keys(details?.subComponentMap ?? {}).sort();
+  return out;
 }

@@ -8,6 +8,7 @@ import { healthMeaning } from "./health-meaning.js";
 import type {
   AgentDescription,
   AgentToServer,
+  AvailableComponents,
   ComponentHealth,
   CustomCapabilities,
   EffectiveConfig,
@@ -49,7 +50,7 @@ export interface AgentReport {
   remoteConfigStatus: RemoteConfigStatusMessage | null;
   packageStatuses: OpaqueMessage | null;
   customCapabilities: CustomCapabilities | null;
-  availableComponents: OpaqueMessage | null;
+  availableComponents: AvailableComponents | null;
   connectionSettingsStatus: OpaqueMessage | null;
 }
 
@@ -133,6 +134,8 @@ export interface PreparedReport {
   healthMeaning?: string;
   /** The message's capability word. */
   capabilities: bigint;
+  /** The AvailableComponents hash, when the message reports the hash without the map. */
+  componentsHashOnly?: Uint8Array;
 }
 
 /**
@@ -159,7 +162,7 @@ export function mergeReport(
   let total = 0;
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
     const encoded = report.encoded[field];
-    if (encoded === undefined) {
+    if (encoded === undefined || keepsStoredComponents(state, field, report)) {
       total += state.encoded[field]?.length ?? 0;
       continue;
     }
@@ -185,6 +188,27 @@ export function mergeReport(
   const capabilitiesChanged = state.capabilities !== report.capabilities;
   state.capabilities = report.capabilities;
   return { changed, refreshed, capabilitiesChanged };
+}
+
+/**
+ * AvailableComponents carries its full map only when the server asked for it; afterwards the
+ * agent sends the hash alone. The same hash without a map means the same set: the stored full
+ * report stays (a new hash replaces it, and the server then asks for the new map).
+ */
+function keepsStoredComponents(
+  state: AgentState,
+  field: ReportField,
+  report: PreparedReport,
+): boolean {
+  if (field !== "availableComponents" || report.componentsHashOnly === undefined) return false;
+  const stored = state.availableComponents;
+  if (!hasComponentMap(stored)) return false;
+  return Buffer.from(report.componentsHashOnly).equals(Buffer.from(stored?.hash ?? []));
+}
+
+/** Whether an AvailableComponents report holds the component map (not just the hash). */
+export function hasComponentMap(value: AvailableComponents | null | undefined): boolean {
+  return Object.keys(value?.components ?? {}).length > 0;
 }
 
 /**

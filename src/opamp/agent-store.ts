@@ -15,6 +15,8 @@ import {
   setReportField,
   type Transport,
 } from "./agent-state.js";
+import { decodeSubMessage } from "./codec.js";
+import type { AvailableComponents } from "./messages.js";
 
 /** Scalar fields written with every state save. */
 type ScalarField =
@@ -243,6 +245,30 @@ export class AgentStore {
       throw failed[0];
     }
     return batch.length;
+  }
+
+  /**
+   * The stored AvailableComponents of each uid (null: none stored), read in pipelines of 1000
+   * HGETs, for checks over a whole group without loading every agent.
+   */
+  async availableComponents(
+    uids: readonly string[],
+  ): Promise<Map<string, AvailableComponents | null>> {
+    const out = new Map<string, AvailableComponents | null>();
+    for (let i = 0; i < uids.length; i += 1000) {
+      const chunk = uids.slice(i, i + 1000);
+      const pipe = this.#redis.pipeline();
+      for (const uid of chunk) pipe.hgetBuffer(this.#key(uid), "availableComponents");
+      const results = (await pipe.exec()) ?? [];
+      chunk.forEach((uid, j) => {
+        const bytes = results[j]?.[1] as Buffer | null | undefined;
+        out.set(
+          uid,
+          bytes ? decodeSubMessage<AvailableComponents>("AvailableComponents", bytes) : null,
+        );
+      });
+    }
+    return out;
   }
 
   /**

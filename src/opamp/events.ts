@@ -10,6 +10,7 @@ import { TypedEvents } from "../events.js";
 import type { AgentState, ReportField, Transport } from "./agent-state.js";
 import type {
   AgentDescription,
+  AvailableComponents,
   ComponentHealth,
   EffectiveConfig,
   RemoteConfigStatusMessage,
@@ -44,6 +45,12 @@ export interface AgentEventMap {
   effectiveConfigChanged: {
     instanceUid: string;
     effectiveConfig: EffectiveConfig;
+    agent: Readonly<AgentState>;
+  };
+  /** The agent's AvailableComponents changed (a new hash, or the full map after a hash). */
+  availableComponentsChanged: {
+    instanceUid: string;
+    availableComponents: AvailableComponents;
     agent: Readonly<AgentState>;
   };
   /** The credential scopes the agent presents changed (another token or certificate). */
@@ -92,6 +99,12 @@ export function emitAgentEvents(
       events.emit("remoteConfigStatusChanged", {
         instanceUid,
         status: agent.remoteConfigStatus,
+        agent,
+      });
+    } else if (field === "availableComponents" && agent.availableComponents) {
+      events.emit("availableComponentsChanged", {
+        instanceUid,
+        availableComponents: agent.availableComponents,
         agent,
       });
     }

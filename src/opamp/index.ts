@@ -3,6 +3,7 @@ export type { AgentState, ReportField, Transport } from "./agent-state.js";
 export {
   agentAttributes,
   emptyAgentState,
+  hasComponentMap,
   REPORT_FIELDS,
   setReportField,
 } from "./agent-state.js";
@@ -23,7 +24,14 @@ export * from "./errors.js";
 export type { AgentEventMap, AgentEventName } from "./events.js";
 export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
-export type { AnyValue, ComponentHealth, EffectiveConfig, KeyValue } from "./messages.js";
+export type {
+  AnyValue,
+  AvailableComponents,
+  ComponentDetails,
+  ComponentHealth,
+  EffectiveConfig,
+  KeyValue,
+} from "./messages.js";
 export type { AdvertisedEndpoint } from "./offers.js";
 export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";

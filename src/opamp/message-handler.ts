@@ -11,9 +11,10 @@
  */
 import type { Logger } from "pino";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS, LIMIT_FLAGS } from "./agent-limits.js";
-import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
+import { type AgentState, emptyAgentState, hasComponentMap, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
+  AgentCapabilities,
   AgentToServerFlags,
   hasFlag,
   SERVER_CAPABILITIES,
@@ -311,6 +312,9 @@ export class MessageHandler {
     const reply: ServerToAgent = { instanceUid: message.instanceUid };
     const offeredBefore = live.offeredConfigHash;
     if (gap) reply.flags = ServerToAgentFlags.ReportFullState;
+    if (!disconnect && wantsComponentMap(state)) {
+      reply.flags = (reply.flags ?? 0n) | ServerToAgentFlags.ReportAvailableComponents;
+    }
     let settingsOffered = false;
     if (!disconnect) {
       const desired = this.#options.desired.desired(state);
@@ -574,6 +578,17 @@ function proveIdentity(message: AgentToServer): HandleResult {
     outcome: "ok",
     disconnect: false,
   };
+}
+
+/**
+ * Whether to ask for the full AvailableComponents (spec: the agent sends only the hash until
+ * asked): it has the capability and reported a hash, but no map is stored for it. An agent
+ * that honours the flag answers with the map in its next message, so this is asked once.
+ */
+function wantsComponentMap(state: Readonly<AgentState>): boolean {
+  if (!hasFlag(state.capabilities, AgentCapabilities.ReportsAvailableComponents)) return false;
+  const reported = state.availableComponents;
+  return (reported?.hash?.length ?? 0) > 0 && !hasComponentMap(reported);
 }
 
 function sameScopes(a: readonly string[], b: readonly string[]): boolean {

@@ -6,7 +6,7 @@
  * (decode-pool.ts), with the same result.
  */
 import { type AgentLimits, enforceAgentLimits } from "./agent-limits.js";
-import { REPORT_FIELDS, REPORT_SOURCE, type ReportField } from "./agent-state.js";
+import { hasComponentMap, REPORT_FIELDS, REPORT_SOURCE, type ReportField } from "./agent-state.js";
 import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import { AgentLimitError } from "./errors.js";
 import { healthMeaning } from "./health-meaning.js";
@@ -23,6 +23,8 @@ export interface PreparedMessage {
   encoded: Partial<Record<ReportField, Uint8Array>>;
   /** healthMeaning() of the reported health, when present. */
   healthMeaning?: string;
+  /** The AvailableComponents hash, when the message reports the hash without the map. */
+  componentsHashOnly?: Uint8Array;
   /** Why the report is refused (an AgentLimitError's message); nothing is encoded then. */
   limitError?: string;
 }
@@ -48,5 +50,9 @@ export function prepareMessage(bytes: Uint8Array, limits: AgentLimits): Prepared
   }
   const prepared: PreparedMessage = { message, encoded };
   if (message.health) prepared.healthMeaning = healthMeaning(message.health as ComponentHealth);
+  const components = message.availableComponents;
+  if (components && !hasComponentMap(components) && (components.hash?.length ?? 0) > 0) {
+    prepared.componentsHashOnly = Uint8Array.from(components.hash ?? []);
+  }
   return prepared;
 }

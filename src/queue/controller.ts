@@ -146,6 +146,16 @@ export class RolloutController {
     return sync ? servedRef(sync.state, uid) : undefined;
   }
 
+  /** The group's stable hash (last fully rolled out), from memory; undefined when none. */
+  stable(group: string): Readonly<HashRef> | undefined {
+    return this.#groups.get(group)?.state.stable;
+  }
+
+  /** The uids the group's rollout counts as members (connected or not), from memory. */
+  members(group: string): string[] {
+    return [...(this.#groups.get(group)?.state.members.keys() ?? [])];
+  }
+
   /** Subscribes to changes of served answers; returns the unsubscribe function. */
   onServeChanged(listener: (change: ServeChange) => void): () => void {
     this.#serveListeners.add(listener);

@@ -5,6 +5,10 @@
  * Agent error text is redacted (`redact`) before it enters rollout state, which the admin
  * API, the CLI, notices and logs quote.
  *
+ * An agent whose build lacks a component type its group's config needs (FleetProvider
+ * missingFor) is incompatible: it does not join the group's rollout (so it is never in a
+ * cohort, never fails it, never holds a gate) and is listed in IncompatibleAgents instead.
+ *
  * Shutdown: `close()` (after the OpAMP server closed, before the rollouts) waits for the
  * writes in flight; an event after it is dropped with a debug line, not a warning per agent
  * (the rollouts may already be closed, and the agents' disconnects are in the agent store).
@@ -13,6 +17,7 @@ import type { Logger } from "pino";
 import { type AgentEvents, type AgentState, RemoteConfigStatus } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { FleetProvider } from "./fleet-provider.js";
+import type { IncompatibleAgents } from "./incompatible-agents.js";
 
 const REPORTED = {
   [RemoteConfigStatus.APPLIED]: "APPLIED",
@@ -25,6 +30,9 @@ export class AgentBridge {
   readonly groupOf: ReadonlyMap<string, string> = new Map<string, string>();
   /** The same, by group: who a group-wide push goes to, without a scan over every agent. */
   readonly #members = new Map<string, Set<string>>();
+  /** Connected agents of this process listed as incompatible: uid → group and what they lack. */
+  readonly incompatible = new Map<string, { group: string; missing: string }>();
+  readonly #list: IncompatibleAgents | undefined;
   readonly #rollouts: RolloutController;
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
@@ -38,8 +46,10 @@ export class AgentBridge {
     provider: FleetProvider,
     logger: Logger,
     redact: (text: string) => string = (text) => text,
+    incompatible?: IncompatibleAgents,
   ) {
     this.#redact = redact;
+    this.#list = incompatible;
     this.#rollouts = rollouts;
     this.#provider = provider;
     this.#logger = logger;
@@ -53,12 +63,15 @@ export class AgentBridge {
       if (agent.health) this.#health(agent.instanceUid, agent.health);
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
+    // Another build (or the full map after a hash) may make it (in)compatible.
+    events.on("availableComponentsChanged", ({ agent }) => this.place(agent));
     // Another credential may allow other groups: an agent whose scope no longer allows its
     // group leaves that group's rollout.
     events.on("scopesChanged", ({ agent }) => this.place(agent));
     events.on("disconnected", ({ instanceUid, lost, elsewhere }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
       this.#setGroup(instanceUid, undefined);
+      this.incompatible.delete(instanceUid); // it stays listed in Redis, as members stay
       if (elsewhere) return; // connected through another replica: still a live member
       this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
@@ -81,15 +94,33 @@ export class AgentBridge {
     this.#run(this.#rollouts.health(uid, health.healthy === true, error));
   }
 
-  /** (Re)places an agent in the group its attributes select now. */
+  /**
+   * (Re)places an agent in the group its attributes select now: a member of the group's
+   * rollout, or listed as incompatible with the group's config.
+   */
   place(agent: Readonly<AgentState>): void {
     const uid = agent.instanceUid;
     const group = this.#provider.groupOf(agent);
+    const missing = group === undefined ? [] : this.#provider.missingFor(agent, group);
     const previous = this.groupOf.get(uid);
-    if (group === previous) return;
+    const was = this.incompatible.get(uid);
+    const missingKey = missing.join(" ");
+    if (group === previous && (was?.missing ?? "") === missingKey) return;
+    if (was && (was.group !== group || missing.length === 0)) {
+      this.incompatible.delete(uid);
+      if (this.#list) this.#run(this.#list.remove(was.group, uid));
+    }
     this.#setGroup(uid, group);
     if (group === undefined) {
       if (previous) this.#run(this.#rollouts.leave(previous, uid));
+      return;
+    }
+    if (missing.length > 0) {
+      this.incompatible.set(uid, { group, missing: missingKey });
+      if (this.#list) this.#run(this.#list.set(group, uid, missing));
+      // Out of the rollout it was in: a stored membership (another process, a restart) too.
+      if (previous && previous !== group) this.#run(this.#rollouts.leave(previous, uid));
+      this.#run(this.#rollouts.leave(group, uid));
       return;
     }
     this.#run(this.#rollouts.join(group, uid));

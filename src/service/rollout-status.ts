@@ -47,35 +47,57 @@ function historyEntry(e: EndedRollout): RolloutHistoryEntry {
   return h;
 }
 
+/** The incompatible agents of a group (IncompatibleAgents), and a signal when they change. */
+export interface IncompatibleSource {
+  summary(
+    group: string,
+  ): Promise<{ count: number; examples: { uid: string; missing: string[] }[] }>;
+  subscribe(listener: (group: string) => void): () => void;
+}
+
 export class RolloutStatusAdapter implements RolloutStatusSource {
   readonly #rollouts: RolloutController;
   readonly #filesOf: (hash: string) => string[] | undefined;
+  readonly #incompatible: IncompatibleSource | undefined;
 
-  /** `filesOf` names the files of a config hash (the config store), for the served block. */
+  /**
+   * `filesOf` names the files of a config hash (the config store), for the served block;
+   * `incompatible` adds the group's incompatible agents.
+   */
   constructor(
     rollouts: RolloutController,
     filesOf: (hash: string) => string[] | undefined = () => undefined,
+    incompatible?: IncompatibleSource,
   ) {
     this.#rollouts = rollouts;
     this.#filesOf = filesOf;
+    this.#incompatible = incompatible;
   }
 
   async status(group: string): Promise<GroupRolloutInfo | undefined> {
     const view = this.#rollouts.status(group);
     const ended = await this.#rollouts.history(group);
-    if (!view?.rollout && ended.length === 0) return undefined;
+    const incompatible = await this.#incompatible?.summary(group);
+    const listed = incompatible && incompatible.count > 0 ? { incompatible } : {};
+    if (!view?.rollout && ended.length === 0 && !listed.incompatible) return undefined;
     const current = view?.rollout;
     const served = view?.served;
     const files = served && this.#filesOf(served.hash);
     const info: GroupRolloutInfo = {
       served: served ? { ...served, ...(files ? { files } : {}) } : null,
       history: ended.filter((e) => e.id !== current?.id).map(historyEntry),
+      ...listed,
     };
     if (current) info.current = progress(current);
     return info;
   }
 
   subscribe(listener: (group: string) => void): () => void {
-    return this.#rollouts.onGroupChanged(listener);
+    const off = this.#rollouts.onGroupChanged(listener);
+    const offIncompatible = this.#incompatible?.subscribe(listener);
+    return () => {
+      off();
+      offIncompatible?.();
+    };
   }
 }

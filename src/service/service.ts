@@ -19,7 +19,12 @@ import type { Settings } from "../settings.js";
 import type { StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
 import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
-import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
+import {
+  CollectorChecker,
+  ValidationCache,
+  type ValidationReport,
+  validateSnapshot,
+} from "../validate/index.js";
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { AgentCredentialAuthority } from "./agent-credentials.js";
@@ -29,6 +34,8 @@ import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
 import { GitDuty } from "./git-duty.js";
 import { certificateGroups } from "./group-scope.js";
+import { IncompatibleAgents } from "./incompatible-agents.js";
+import { incompatibleFindings } from "./incompatible-check.js";
 import { ServiceMetrics } from "./metrics.js";
 import { createStatusWriter } from "./status-wiring.js";
 
@@ -75,6 +82,8 @@ export class Service {
   /** Git polling done by one replica (a lease), the others told of new heads. */
   readonly gitDuty: GitDuty | undefined;
   readonly configs: ConfigStore;
+  /** Agents left out of their group's rollout for lacking a component type (any replica). */
+  readonly incompatible: IncompatibleAgents;
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
@@ -102,6 +111,7 @@ export class Service {
     this.#p = { ...parts, logger };
     const { settings: s, redis } = parts;
     this.configs = new ConfigStore(redis, s.redisPrefix);
+    this.incompatible = new IncompatibleAgents(redis, s.redisPrefix);
     this.rollouts = new RolloutController({
       redis,
       prefix: s.redisPrefix,
@@ -138,8 +148,13 @@ export class Service {
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
-        validate: (snapshot) =>
-          validateSnapshot(snapshot, { cache, ...(collector ? { collector } : {}) }),
+        validate: async (snapshot) => {
+          const report = await validateSnapshot(snapshot, {
+            cache,
+            ...(collector ? { collector } : {}),
+          });
+          return this.#checkAgents(report);
+        },
         onListenerError: (err, event) => logger.error({ err, event }, "sync listener failed"),
       });
     }
@@ -220,8 +235,13 @@ export class Service {
     });
     this.provider = provider;
     this.bridge = provider
-      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger, (text) =>
-          this.#redactor.text(text, AGENT_ERROR_CHARS),
+      ? new AgentBridge(
+          this.opamp.events,
+          this.rollouts,
+          provider,
+          logger,
+          (text) => this.#redactor.text(text, AGENT_ERROR_CHARS),
+          this.incompatible,
         )
       : undefined;
     this.status =
@@ -235,6 +255,7 @@ export class Service {
             rollouts: this.rollouts,
             provider,
             configs: this.configs,
+            incompatible: this.incompatible,
             revocation: (uid) => this.agentCredentials.revocation(uid),
             ...(auth ? { auth } : {}),
           })
@@ -263,6 +284,7 @@ export class Service {
       status: this.status,
       feed: this.feed,
       metrics: () => this.metrics,
+      incompatible: this.incompatible,
       credentials: this.agentCredentials,
     });
     this.api = new AdminServer({
@@ -315,8 +337,12 @@ export class Service {
     if (this.#closing) return;
     const { logger } = this.#p;
     try {
-      for (const group of state.groups.values()) {
+      for (const group of state.groups.values())
         await this.configs.put(group.configHash, group.files);
+      // Agents that cannot run their group's new config leave its rollout before it starts,
+      // so no cohort is drawn from them.
+      for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
+      for (const group of state.groups.values()) {
         await this.rollouts.applyGroup({
           group: group.name,
           hash: group.configHash,
@@ -326,7 +352,9 @@ export class Service {
       }
       // Every rollout group Git no longer has, also one removed while the service was down.
       for (const name of this.rollouts.groups()) {
-        if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git: group removed");
+        if (state.groups.has(name)) continue;
+        await this.rollouts.removeGroup(name, "git: group removed");
+        await this.incompatible.removeGroup(name);
       }
       await this.configs.prune(this.#referencedHashes(state));
       for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
@@ -339,6 +367,27 @@ export class Service {
         "could not apply the desired state; will retry on the next commit",
       );
     }
+  }
+
+  /**
+   * The all-incompatible check (incompatible-check.ts) over a report without errors: adds an
+   * AGENTS_INCOMPATIBLE error for each changed group whose every agent lacks a needed type.
+   */
+  async #checkAgents(report: ValidationReport): Promise<ValidationReport> {
+    if (!report.fleet || report.errors > 0) return report;
+    const extra = await incompatibleFindings(report.fleet, this.sync?.current, {
+      agentsOf: async (group) => [
+        ...new Set([...this.rollouts.members(group), ...(await this.incompatible.uids(group))]),
+      ],
+      components: (uids) => this.opamp.store.availableComponents(uids),
+    });
+    if (extra.length === 0) return report;
+    const { fleet: _dropped, ...rest } = report;
+    return {
+      ...rest,
+      findings: [...report.findings, ...extra],
+      errors: report.errors + extra.length,
+    };
   }
 
   /** Hashes that may still be served: Git's, and each rollout's stable, source and target. */

@@ -17,7 +17,7 @@ import { type AgentPlacement, type StatusMode, StatusWriter } from "../status/in
 import type { FleetSync, GitAuth } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
-import { RolloutStatusAdapter } from "./rollout-status.js";
+import { type IncompatibleSource, RolloutStatusAdapter } from "./rollout-status.js";
 
 /**
  * An agent stored as connected but not heard of for this long is shown disconnected: its
@@ -42,6 +42,8 @@ export interface StatusWiringParts {
   provider: FleetProvider;
   /** The files of each config hash that may be served (names for the served block). */
   configs: ConfigStore;
+  /** Agents left out of rollouts for lacking component types, for the group files. */
+  incompatible?: IncompatibleSource;
   auth?: GitAuth;
   /** Whether an agent's credentials are revoked, and by whom (agent-credentials.ts). */
   revocation?: (uid: string) => { at: string; by: string } | undefined;
@@ -68,7 +70,11 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,
     fleetSync: sync,
-    rollouts: new RolloutStatusAdapter(rollouts, (hash) => p.configs.get(hash)?.map((f) => f.name)),
+    rollouts: new RolloutStatusAdapter(
+      rollouts,
+      (hash) => p.configs.get(hash)?.map((f) => f.name),
+      p.incompatible,
+    ),
     // Live state first: the stored copy is saved in batches and may lag by a moment.
     agents: {
       list: () => opamp.store.list(),
@@ -87,7 +93,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
     const group = provider.groupOf(agent);
     if (group === undefined) return UNASSIGNED;
-    const served = rollouts.served(group, agent.instanceUid);
+    const served = provider.servedTo(agent, group);
     return { group, desiredHash: served?.hash ?? null, desiredCommit: served?.commit ?? null };
   }
   // A whole group's answer changed (a stage started, a rollback): every agent the status

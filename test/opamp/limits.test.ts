@@ -54,6 +54,7 @@ for (const [mode, thresholdBytes] of [
           maxConfigFiles: 3,
           maxConfigBytes: 1000,
           maxHealthComponents: 10,
+          maxAvailableComponents: 10,
           maxErrorMessageBytes: 32,
           maxAgentBytes: 3000,
         },
@@ -128,6 +129,28 @@ for (const [mode, thresholdBytes] of [
     test("health component count (the whole tree)", async () => {
       await accepted({ health: healthTree(9) });
       await refused({ health: healthTree(12) }, "--max-health-components", "maxHealthComponents");
+    });
+
+    test("available components (every nesting level counted)", async () => {
+      const tree = (kinds: number, perKind: number) => ({
+        hash: new Uint8Array([1]),
+        components: Object.fromEntries(
+          Array.from({ length: kinds }, (_, k) => [
+            `kind${k}`,
+            {
+              subComponentMap: Object.fromEntries(
+                Array.from({ length: perKind }, (_, i) => [`t${i}`, {}]),
+              ),
+            },
+          ]),
+        ),
+      });
+      await accepted({ availableComponents: tree(2, 4) }); // 2 + 8 entries
+      await refused(
+        { availableComponents: tree(2, 5) },
+        "--max-available-components",
+        "maxAvailableComponents",
+      );
     });
 
     test("error messages are cut with a visible marker", async () => {

@@ -6,6 +6,7 @@
  * Retry-After, or UNAVAILABLE with RetryInfo) is tried again after the interval it gave. On a failed config it rolls back, as the
  * supervisor does: the previous config runs again and is reported APPLIED.
  */
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import {
   AgentCapabilities as Caps,
@@ -15,7 +16,13 @@ import {
 } from "../capabilities.js";
 import { decodeServerToAgent, encodeAgentToServer, toBigInt } from "../codec.js";
 import { newInstanceUid, uidToString } from "../instance-uid.js";
-import type { AgentConfigMap, AgentToServer, Int64 } from "../messages.js";
+import type {
+  AgentConfigMap,
+  AgentToServer,
+  AvailableComponents,
+  ComponentDetails,
+  Int64,
+} from "../messages.js";
 import {
   type AgentLink,
   httpLink,
@@ -50,6 +57,12 @@ export interface SimulatedAgentOptions {
   /** Heartbeat (HTTP: poll) interval until the server offers one, in seconds. Default 30. */
   heartbeatSeconds?: number;
   instanceUid?: Uint8Array;
+  /**
+   * The component types of its build, by kind (`{receivers: ["otlp"], exporters: [...]}`).
+   * When given, the agent has ReportsAvailableComponents: it reports the hash, and the map
+   * when the server asks (ServerToAgent flag ReportAvailableComponents), as the spec says.
+   */
+  components?: Record<string, string[]>;
 }
 
 export type SimulatedAgentStatus = "connecting" | "connected" | "applying" | "stopped";
@@ -77,7 +90,7 @@ export class SimulatedAgent {
   readonly #options: Required<
     Omit<
       SimulatedAgentOptions,
-      "token" | "ca" | "failWhen" | "instanceUid" | "fallbackUrls" | "alternate"
+      "token" | "ca" | "failWhen" | "instanceUid" | "fallbackUrls" | "alternate" | "components"
     >
   > &
     SimulatedAgentOptions;
@@ -93,6 +106,8 @@ export class SimulatedAgent {
   #healthy = true;
   #heartbeat: NodeJS.Timeout | undefined;
   #backoffMs = 500;
+  /** The map and hash of `components`; undefined without them. */
+  readonly #components: Required<AvailableComponents> | undefined;
 
   constructor(options: SimulatedAgentOptions) {
     this.#options = {
@@ -104,6 +119,7 @@ export class SimulatedAgent {
       ...options,
     };
     this.instanceUid = options.instanceUid ?? newInstanceUid();
+    this.#components = options.components && availableComponents(options.components);
     this.#urls = [options.url, ...(options.fallbackUrls ?? [])];
   }
 
@@ -201,6 +217,7 @@ export class SimulatedAgent {
 
   #fullState(): Partial<AgentToServer> {
     return {
+      ...(this.#components ? { availableComponents: { hash: this.#components.hash } } : {}),
       agentDescription: {
         identifyingAttributes: [
           { key: "service.name", value: { stringValue: this.#options.serviceName } },
@@ -228,7 +245,9 @@ export class SimulatedAgent {
     const bytes = encodeAgentToServer({
       instanceUid: this.instanceUid,
       sequenceNum: this.#seq++,
-      capabilities: CAPABILITIES,
+      capabilities: this.#components
+        ? CAPABILITIES | Caps.ReportsAvailableComponents
+        : CAPABILITIES,
       ...fields,
     });
     this.counts.messages++;
@@ -264,6 +283,8 @@ export class SimulatedAgent {
     }
     if ((m.flags as bigint) & ServerToAgentFlags.ReportFullState)
       await this.#send(this.#fullState()).catch((e) => this.#failed(e));
+    if ((m.flags as bigint) & ServerToAgentFlags.ReportAvailableComponents && this.#components)
+      await this.#send({ availableComponents: this.#components }).catch((e) => this.#failed(e));
     const remote = m.remoteConfig as { config?: AgentConfigMap; configHash?: Uint8Array } | null;
     if (remote?.configHash?.length)
       await this.#apply(remote.config ?? {}, Buffer.from(remote.configHash).toString("hex"));
@@ -325,4 +346,16 @@ export class SimulatedAgent {
       health: { healthy: true, status: "StatusOK" },
     }).catch((e) => this.#failed(e));
   }
+}
+
+/** The AvailableComponents of a kind → types list; the hash is over the sorted entries. */
+function availableComponents(kinds: Record<string, string[]>): Required<AvailableComponents> {
+  const components: Record<string, ComponentDetails> = {};
+  const digest = createHash("sha256");
+  for (const kind of Object.keys(kinds).sort()) {
+    const types = [...(kinds[kind] ?? [])].sort();
+    components[kind] = { subComponentMap: Object.fromEntries(types.map((t) => [t, {}])) };
+    digest.update(`${kind}:${types.join(",")};`);
+  }
+  return { components, hash: new Uint8Array(digest.digest()) };
 }
