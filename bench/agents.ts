@@ -25,6 +25,9 @@ import {
   type ToAgents,
 } from "./ipc.js";
 
+/** ServerErrorResponseType.UNAVAILABLE. */
+const UNAVAILABLE = 2;
+
 const CAPABILITIES =
   AgentCapabilities.ReportsStatus |
   AgentCapabilities.AcceptsRemoteConfig |
@@ -45,7 +48,7 @@ function send(message: FromAgents): void {
 }
 
 class Agent {
-  readonly uid = new Uint8Array(randomBytes(16));
+  uid = new Uint8Array(randomBytes(16));
   ws: WebSocket | undefined;
   seq = 0;
   /** Messages sent and not yet answered (pushes may make this undercount; floored at 0). */
@@ -110,21 +113,48 @@ class Agent {
     this.#send(this.pool.healthStream ? { health: health(Date.now()) } : {});
   }
 
-  connect(url: string, localAddress: string, timeoutMs: number): Promise<void> {
+  /**
+   * Opens the socket and sends the full state. A refused upgrade with 503 + Retry-After (the
+   * server shedding a storm) is retried after that delay, until `deadline`.
+   */
+  async connect(url: string, localAddress: string, deadline: number): Promise<void> {
+    for (;;) {
+      const retryAfterMs = await this.#connectOnce(url, localAddress, deadline - now());
+      if (retryAfterMs === undefined || now() + retryAfterMs >= deadline) return;
+      this.pool.shed++;
+      await sleep(retryAfterMs);
+    }
+  }
+
+  #connectOnce(url: string, localAddress: string, timeoutMs: number): Promise<number | undefined> {
     return new Promise((resolve) => {
+      this.open = false;
+      this.failed = false;
+      this.closed = false;
+      this.outstanding = 0;
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
         localAddress,
-        handshakeTimeout: timeoutMs,
+        handshakeTimeout: Math.max(1000, timeoutMs),
       });
       this.ws = ws;
       let done = false;
+      let retryAfterMs: number | undefined;
       const finish = () => {
         if (!done) {
           done = true;
-          resolve();
+          resolve(retryAfterMs);
         }
       };
+      ws.on("unexpected-response", (_req, res) => {
+        const seconds = Number(res.headers["retry-after"]);
+        if (res.statusCode === 503 && Number.isFinite(seconds)) retryAfterMs = seconds * 1000;
+        else this.pool.error(`upgrade refused: ${res.statusCode}`);
+        this.failed = true;
+        res.resume();
+        ws.terminate();
+        finish();
+      });
       ws.on("open", () => {
         this.open = true;
         this.fullState();
@@ -154,8 +184,27 @@ class Agent {
     const message = decodeServerToAgent(unframeWebSocketMessage(data)) as {
       flags: bigint;
       remoteConfig?: { configHash?: Uint8Array } | null;
-      errorResponse?: { errorMessage?: string } | null;
+      errorResponse?: {
+        type?: number;
+        errorMessage?: string;
+        retryInfo?: { retryAfterNanoseconds?: bigint } | null;
+      } | null;
     };
+    if (message.errorResponse?.type === UNAVAILABLE) {
+      // Shed: send the full state again after the interval the server asked for.
+      // Still waiting for an answer meanwhile (counted outstanding, so not settled).
+      this.pool.shed++;
+      this.outstanding++;
+      const nanos = message.errorResponse.retryInfo?.retryAfterNanoseconds ?? 1_000_000_000n;
+      setTimeout(
+        () => {
+          this.outstanding--;
+          this.fullState();
+        },
+        Number(nanos / 1_000_000n),
+      );
+      return;
+    }
     if (message.errorResponse)
       this.pool.error(`server error: ${message.errorResponse.errorMessage}`);
     let answered = false;
@@ -200,6 +249,8 @@ class AgentPool {
   /** The current blast sends health reports (BlastCommand.health). */
   healthStream = false;
   closed = 0;
+  /** Refused upgrades (503) and UNAVAILABLE replies, each followed by a retry. */
+  shed = 0;
   readonly errors = new Map<string, number>();
   #idleTimer: NodeJS.Timeout | undefined;
   #idleCursor = 0;
@@ -221,22 +272,40 @@ class AgentPool {
   async connect(cmd: ConnectCommand): Promise<void> {
     const started = now();
     const deadline = started + cmd.timeoutMs;
+    // A reconnect storm: the same agents (uids, applied config) come back on new sockets.
+    const previous = cmd.reconnect ? this.agents : [];
+    for (const a of previous) a.ws?.terminate();
     this.agents = [];
     this.errors.clear();
-    for (let i = 0; i < cmd.count; i++) this.agents.push(new Agent(cmd.firstIndex + i, this));
+    this.shed = 0;
+    for (let i = 0; i < cmd.count; i++) {
+      const agent = new Agent(cmd.firstIndex + i, this);
+      const before = previous[i];
+      if (before) {
+        agent.uid = before.uid;
+        agent.seq = before.seq;
+        agent.appliedHash = before.appliedHash;
+        agent.appliedHex = before.appliedHex;
+      }
+      this.agents.push(agent);
+    }
     // Bounded concurrency: `concurrency` agents between handshake start and settled.
     let next = 0;
     const settledOf = (a: Agent) =>
       a.open &&
       a.received > 0 &&
       a.outstanding === 0 &&
-      (cmd.expectConfigHash === undefined || a.appliedHex === cmd.expectConfigHash);
+      (cmd.expectConfigHash === undefined ||
+        (cmd.expectConfigHash === "*"
+          ? a.appliedHex !== "" && a.configReceivedAt >= started
+          : a.appliedHex === cmd.expectConfigHash));
     const worker = async () => {
       while (next < this.agents.length && now() < deadline) {
         const i = next++;
         const agent = this.agents[i] as Agent;
         const address = cmd.localAddresses[i % cmd.localAddresses.length] as string;
-        await agent.connect(cmd.url, address, Math.max(1000, deadline - now()));
+        const url = cmd.urls?.length ? (cmd.urls[i % cmd.urls.length] as string) : cmd.url;
+        await agent.connect(url, address, deadline);
         while (agent.open && !settledOf(agent) && now() < deadline) await sleep(5);
       }
     };
@@ -251,6 +320,7 @@ class AgentPool {
       failed: this.agents.length - opened,
       errors: this.errorList(),
       elapsedMs: now() - started,
+      shed: this.shed,
     });
     this.#startIdle(cmd.idleHeartbeatMs);
   }

@@ -2,12 +2,14 @@
  * The agents of bench/hostile.ts, in their own process:
  *   `reports <url> <agents> <reports>`: WebSocket agents sending maximal reports (every
  *     default limit reached), each waiting for its reply;
- *   `flood <url> <MiB>`: one agent that never reads, sending retried messages until it has
- *     sent that much (or its socket fails); it then stays until the parent ends it.
+ *   `flood <url> <MiB>`: one agent that never reads (a raw socket), sending retried messages
+ *     until it has sent that much or the server dropped it; it then stays until the parent
+ *     ends it.
  * Reports `{ messages, bytes }` to the parent over IPC.
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { connect } from "node:net";
 import WebSocket from "ws";
 import { DEFAULT_AGENT_LIMITS as L } from "../src/opamp/agent-limits.js";
 import { AgentCapabilities as Caps } from "../src/opamp/capabilities.js";
@@ -85,31 +87,56 @@ async function reports(url: string, agents: number, count: number) {
   return { messages, bytes };
 }
 
+/**
+ * A WebSocket client that never reads: a raw TCP socket that does the handshake, then stops
+ * reading for good and writes masked binary frames (a `ws` client would read on its own to
+ * answer pings and drain its receiver, so it is not used here).
+ */
 async function flood(url: string, mib: number) {
-  const ws = await open(url);
-  (ws as unknown as { _socket: import("node:net").Socket })._socket.pause(); // never read
-  const uid = new Uint8Array(randomBytes(16));
-  const frame = frameWebSocketMessage(
-    encodeAgentToServer({ instanceUid: uid, sequenceNum: 1n, capabilities: CAPS }),
+  const { hostname, port, pathname } = new URL(url);
+  const socket = connect({ host: hostname, port: Number(port) });
+  await once(socket, "connect");
+  socket.write(
+    `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\n` +
+      "Sec-WebSocket-Version: 13\r\n\r\n",
   );
+  let head = "";
+  while (!head.includes("\r\n\r\n")) head += String((await once(socket, "data"))[0]);
+  if (!head.startsWith("HTTP/1.1 101"))
+    throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
+  socket.pause(); // never read again: replies and pings pile up on the server's side
+  const payload = frameWebSocketMessage(
+    encodeAgentToServer({
+      instanceUid: new Uint8Array(randomBytes(16)),
+      sequenceNum: 1n,
+      capabilities: CAPS,
+    }),
+  );
+  // One masked binary frame (RFC 6455 §5.2), payload under 126 bytes.
+  const mask = randomBytes(4);
+  const frame = Buffer.concat([
+    Buffer.from([0x82, 0x80 | payload.length]),
+    mask,
+    Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] as number))),
+  ]);
   let dropped = false;
-  ws.on("error", () => {
+  socket.on("error", () => {
+    dropped = true;
+  });
+  socket.on("close", () => {
     dropped = true;
   });
   let messages = 0;
   let bytes = 0;
   const limit = mib * 1024 * 1024;
   while (bytes < limit && !dropped) {
-    if (ws.readyState !== ws.OPEN) break;
-    ws.send(frame);
     messages++;
     bytes += frame.length;
-    // Let the socket flush (or TCP push back) every few hundred frames.
-    if (messages % 500 === 0) await new Promise((r) => setTimeout(r, 1));
-    if (ws.bufferedAmount > 8 * 1024 * 1024) await new Promise((r) => setTimeout(r, 50));
+    if (!socket.write(frame))
+      await Promise.race([once(socket, "drain"), once(socket, "close")]).catch(() => {});
   }
-  // The server's verdict is read by the parent (this paused socket cannot see a close).
-  return { messages, bytes };
+  return { messages, bytes, dropped };
 }
 
 const [mode, url, a, b] = process.argv.slice(2);
@@ -118,5 +145,7 @@ const result =
     ? await reports(url as string, Number(a), Number(b))
     : await flood(url as string, Number(a));
 process.send?.(result);
-// The flooding socket stays open until the parent ends this process.
-if (mode !== "flood") process.disconnect?.();
+// The flooding socket stays open until the parent ends this process: a paused socket with
+// nothing to write does not keep the event loop alive, so a timer does.
+if (mode === "flood") setInterval(() => {}, 60_000);
+else process.disconnect?.();

@@ -117,6 +117,8 @@ export interface ConnectCommand {
   type: "connect";
   /** ws:// URL of the server under test. */
   url: string;
+  /** Several servers (replicas behind a balancer): agent i connects to urls[i % n] instead. */
+  urls?: string[];
   /** How many agents this process opens, and the index of its first one (for host.name). */
   count: number;
   firstIndex: number;
@@ -124,8 +126,13 @@ export interface ConnectCommand {
   localAddresses: string[];
   /** Agents connecting at once (WebSocket handshake to settled first exchange). */
   concurrency: number;
-  /** Hex hash of the config every agent must have applied before it counts as settled. */
+  /**
+   * Hex hash of the config every agent must have applied before it counts as settled; "*":
+   * any config, received on this connect.
+   */
   expectConfigHash?: string;
+  /** Reconnect the agents this process already has (same uids, new sockets) instead of new ones. */
+  reconnect?: boolean;
   /** Give up after this many ms. */
   timeoutMs: number;
   /** Interval of idle heartbeats once connected, in ms; 0 sends none. */
@@ -163,6 +170,8 @@ export interface ConnectedReport {
   /** First few distinct error messages, for the report. */
   errors: string[];
   elapsedMs: number;
+  /** Refused upgrades (503) and UNAVAILABLE replies, each retried (undefined: not counted). */
+  shed?: number;
 }
 
 export interface BlastReport {

@@ -1,25 +1,18 @@
 #!/usr/bin/env node
-import { Argument, Command, CommanderError, Option } from "commander";
 /**
  * The opamp-gitops command line. Exit codes: 0 success, 1 runtime failure (e.g. Redis
  * unreachable) or refused action, 2 usage or settings error, 3 (client commands) the
  * service cannot be reached.
  */
-import { runAgentRevoke } from "./commands/agents-revoke.js";
-import { type DemoOptions, runDemo } from "./commands/demo.js";
-import { PLAN_FORMATS, type PlanOptions, runPlan } from "./commands/plan.js";
-import {
-  type ClientOptions,
-  ROLLOUT_ACTIONS,
-  type RolloutAction,
-  runAgents,
-  runAgentsRestart,
-  runRollout,
-} from "./commands/rollout.js";
-import { runServe } from "./commands/serve.js";
-import { runSimulate, type SimulateOptions } from "./commands/simulate.js";
-import { runValidate } from "./commands/validate.js";
-import { RedisUnavailableError } from "./redis.js";
+import { Argument, Command, CommanderError, Option } from "commander";
+// Each command's module is imported when that command runs: `plan` and `validate` in a CI
+// job must not pay for loading the service (BullMQ, ioredis, ws, protobufjs, the redactor).
+import type { DemoOptions } from "./commands/demo.js";
+import type { PlanOptions } from "./commands/plan.js";
+import { PLAN_FORMATS } from "./commands/plan-model.js";
+import type { ClientOptions } from "./commands/rollout.js";
+import { ROLLOUT_ACTIONS, type RolloutAction } from "./commands/rollout-actions.js";
+import type { SimulateOptions } from "./commands/simulate.js";
 import { SettingsError, type SettingsFlags } from "./settings.js";
 
 const program = new Command()
@@ -59,6 +52,7 @@ program
       dir: string,
       opts: { format: "text" | "json" | "github"; strict: boolean; otelcol: string[] },
     ) => {
+      const { runValidate } = await import("./commands/validate.js");
       process.exitCode = await runValidate(dir, opts, process.stdout);
     },
   );
@@ -94,6 +88,7 @@ program
       "appends the comment to $GITHUB_STEP_SUMMARY.",
   )
   .action(async (opts: PlanOptions) => {
+    const { runPlan } = await import("./commands/plan.js");
     process.exitCode = await runPlan(opts, process.stdout, process.stderr);
   });
 
@@ -185,6 +180,10 @@ program
   )
   .option("--max-health-components <n>", "components in a reported health tree (default 1024)")
   .option(
+    "--max-available-components <n>",
+    "entries of a reported AvailableComponents tree (default 4096)",
+  )
+  .option(
     "--max-error-message-bytes <n>",
     "bytes kept of an agent's error message (longer ones are cut, marked) (default 4096)",
   )
@@ -214,8 +213,24 @@ program
     "a WebSocket that sends nothing for this long is closed (default 1h)",
   )
   .option(
+    "--workers <n>",
+    "processes serving on this host, sharing the OpAMP and admin ports (default: the number of cores)",
+  )
+  .option(
+    "--max-pending-agents <n>",
+    "agents connected but not yet answered before new ones get 503 + Retry-After (default 1000)",
+  )
+  .option(
+    "--shed-loop-delay <duration>",
+    "event-loop delay above which new agents are shed and messages get UNAVAILABLE (default 0s: off)",
+  )
+  .option(
     "--replica-timeout <duration>",
     "a serve process silent in Redis this long is dead; its agents are disconnected (default 15s)",
+  )
+  .option(
+    "--leader-lease <duration>",
+    "lease of a once-only duty (Git polling, status writer); a successor takes over within about this (default 5s)",
   )
   .option(
     "--status-branch <name>",
@@ -250,6 +265,7 @@ program
       "2 bad settings.",
   )
   .action(async (flags: SettingsFlags & { settings?: string }) => {
+    const { runServe } = await import("./commands/serve.js");
     process.exitCode = await runServe(flags);
     process.exit();
   });
@@ -268,6 +284,7 @@ program
     "\n`npm start` runs this. Ctrl-C stops it. Exit codes: 0, 1 failure, 2 usage.",
   )
   .action(async (opts: DemoOptions) => {
+    const { runDemo } = await import("./commands/demo.js");
     process.exitCode = await runDemo(opts, process.stdout);
     process.exit();
   });
@@ -294,6 +311,7 @@ clientOptions(
     .argument("[group]", "the group (status without a group lists every group)"),
 ).action(async (action: RolloutAction, group: string | undefined, opts: ClientOptions) => {
   if (action !== "status" && !group) throw new UsageError(`rollout ${action} needs a <group>`);
+  const { runRollout } = await import("./commands/rollout.js");
   process.exitCode = await runRollout(action, group, opts, process.stdout, process.stderr);
 });
 
@@ -325,15 +343,18 @@ clientOptions(
   ) => {
     if (action === "revoke") {
       if (!uid) throw new UsageError("agents revoke needs an instance <uid>");
+      const { runAgentRevoke } = await import("./commands/agents-revoke.js");
       process.exitCode = await runAgentRevoke(uid, opts, process.stdout, process.stderr);
       return;
     }
     if (action === "restart") {
       if ((uid === undefined) === (opts.group === undefined))
         throw new UsageError("agents restart needs an <uid> or --group <group> (not both)");
+      const { runAgentsRestart } = await import("./commands/rollout.js");
       process.exitCode = await runAgentsRestart(uid, opts, process.stdout, process.stderr);
       return;
     }
+    const { runAgents } = await import("./commands/rollout.js");
     process.exitCode = await runAgents(opts, process.stdout, process.stderr);
   },
 );
@@ -341,7 +362,10 @@ clientOptions(
 program
   .command("simulate")
   .description("run simulated agents that behave like Collectors under the OpAMP supervisor")
-  .requiredOption("--url <url>", "OpAMP endpoint, e.g. ws://127.0.0.1:4320/v1/opamp")
+  .requiredOption(
+    "--url <url,...>",
+    "OpAMP endpoint, e.g. ws://127.0.0.1:4320/v1/opamp; several (comma-separated): agents are spread over them and fail over",
+  )
   .option("--agents <n>", "number of agents", "10")
   .addOption(
     new Option("--transport <transport>", "ws, http, or mixed (every other agent on HTTP)")
@@ -360,6 +384,7 @@ program
     new Option("--format <format>", "summary format").choices(["text", "json"]).default("text"),
   )
   .action(async (opts: SimulateOptions) => {
+    const { runSimulate } = await import("./commands/simulate.js");
     process.exitCode = await runSimulate(opts, process.stdout, process.stderr);
   });
 
@@ -373,8 +398,9 @@ try {
     process.stderr.write(`opamp-gitops: ${err.message}\n`);
     process.exit(2);
   }
-  if (err instanceof RedisUnavailableError) {
-    process.stderr.write(`opamp-gitops: ${err.message}\n`);
+  // By code, not class: the Redis module is loaded only by the commands that need it.
+  if ((err as { code?: unknown })?.code === "REDIS_UNAVAILABLE") {
+    process.stderr.write(`opamp-gitops: ${(err as Error).message}\n`);
     process.exit(1);
   }
   throw err;

@@ -7,11 +7,14 @@
  */
 import { accessSync, constants, readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { AgentLimits } from "./opamp/agent-limits.js";
-import { type AgentToken, parseAgentTokens } from "./opamp/index.js";
+// The modules themselves, not the barrels: a short-lived command (plan, validate) reading its
+// settings must not load the OpAMP server (ws, protobufjs) or the status writer.
+import { type AgentToken, parseAgentTokens } from "./opamp/credentials.js";
 import { parseGroupScope } from "./service/group-scope.js";
-import { checkBranchName } from "./sync/index.js";
+import { checkBranchName } from "./sync/paths.js";
 import {
   loadYaml,
   OtelcolFlagError,
@@ -101,6 +104,23 @@ export interface Settings {
    * its agents that did not come back are marked disconnected, ms. Default 15 s.
    */
   replicaTimeoutMs: number;
+  /**
+   * Lifetime of a once-only duty's lease (Git polling, status branch writer) without renewal,
+   * ms: after a holder dies, another replica takes the duty over within about this. Default 5 s.
+   */
+  leaderLeaseMs: number;
+  /**
+   * `serve --workers`: processes serving on this host, each a replica sharing the OpAMP and
+   * admin ports (node:cluster). 1: one process, no cluster. Default: the number of cores.
+   */
+  workers: number;
+  /** Reconnect storms: what the OpAMP port takes before shedding; see src/opamp/shedding.ts. */
+  shedding: {
+    /** Agents connected but not yet answered (upgrades, first messages) beyond which new ones get 503. */
+    maxPendingAgents: number;
+    /** Event-loop delay beyond which new agents get 503 and messages UNAVAILABLE, ms; 0: off. */
+    maxLoopDelayMs: number;
+  };
   logLevel: string;
   /**
    * `--otelcol`: Collector binaries that also check each commit before rollout, by
@@ -157,6 +177,7 @@ export interface SettingsFlags {
   maxConfigFiles?: string;
   maxConfigBytes?: string;
   maxHealthComponents?: string;
+  maxAvailableComponents?: string;
   maxErrorMessageBytes?: string;
   maxAgentBytes?: string;
   maxSendBufferBytes?: string;
@@ -166,6 +187,10 @@ export interface SettingsFlags {
   firstMessageTimeout?: string;
   idleTimeout?: string;
   replicaTimeout?: string;
+  leaderLease?: string;
+  workers?: string;
+  maxPendingAgents?: string;
+  shedLoopDelay?: string;
   logLevel?: string;
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
@@ -226,6 +251,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   maxConfigFiles: "OPAMP_GITOPS_MAX_CONFIG_FILES",
   maxConfigBytes: "OPAMP_GITOPS_MAX_CONFIG_BYTES",
   maxHealthComponents: "OPAMP_GITOPS_MAX_HEALTH_COMPONENTS",
+  maxAvailableComponents: "OPAMP_GITOPS_MAX_AVAILABLE_COMPONENTS",
   maxErrorMessageBytes: "OPAMP_GITOPS_MAX_ERROR_MESSAGE_BYTES",
   maxAgentBytes: "OPAMP_GITOPS_MAX_AGENT_BYTES",
   maxSendBufferBytes: "OPAMP_GITOPS_MAX_SEND_BUFFER_BYTES",
@@ -235,6 +261,10 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   firstMessageTimeout: "OPAMP_GITOPS_FIRST_MESSAGE_TIMEOUT",
   idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
   replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
+  leaderLease: "OPAMP_GITOPS_LEADER_LEASE",
+  workers: "OPAMP_GITOPS_WORKERS",
+  maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
+  shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
   packageDir: "OPAMP_GITOPS_PACKAGE_DIR",
@@ -489,6 +519,8 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
   const replicaTimeoutMs = duration("replicaTimeout", "--replica-timeout", "15s");
   if (replicaTimeoutMs < 300)
     throw new SettingsError("--replica-timeout", "must be at least 300ms");
+  const leaderLeaseMs = duration("leaderLease", "--leader-lease", "5s");
+  if (leaderLeaseMs < 300) throw new SettingsError("--leader-lease", "must be at least 300ms");
   const repo = get("repo");
   const path = get("path");
   const gitTokenFile = get("gitTokenFile");
@@ -540,6 +572,11 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       maxConfigFiles: positive("maxConfigFiles", "--max-config-files", 64),
       maxConfigBytes: positive("maxConfigBytes", "--max-config-bytes", 1024 * 1024),
       maxHealthComponents: positive("maxHealthComponents", "--max-health-components", 1024),
+      maxAvailableComponents: positive(
+        "maxAvailableComponents",
+        "--max-available-components",
+        4096,
+      ),
       maxErrorMessageBytes: positive("maxErrorMessageBytes", "--max-error-message-bytes", 4096),
       maxAgentBytes: positive("maxAgentBytes", "--max-agent-bytes", 4 * 1024 * 1024),
     },
@@ -564,6 +601,12 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       idleTimeoutMs: timeout("idleTimeout", "--idle-timeout", "1h"),
     },
     replicaTimeoutMs,
+    leaderLeaseMs,
+    workers: positive("workers", "--workers", availableParallelism()),
+    shedding: {
+      maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),
+      maxLoopDelayMs: duration("shedLoopDelay", "--shed-loop-delay", "0s"),
+    },
     logLevel: get("logLevel") ?? "info",
     otelcol,
   };

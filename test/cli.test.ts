@@ -358,6 +358,27 @@ describe("opamp-gitops command line", () => {
     };
     assert.deepEqual([first.agents, first.connected], [5, 5]);
     assert.equal(await redis.redis.scard(`${redis.prefix}:agents`), 5);
+    // Several URLs, as behind a load balancer: agents that start on one nobody answers
+    // fail over to the next.
+    const dead = "ws://127.0.0.1:1/v1/opamp";
+    const pool = await run([
+      "simulate",
+      "--url",
+      `${dead},${url}`,
+      "--agents",
+      "4",
+      "--duration",
+      "1",
+      "--format",
+      "json",
+    ]).exited;
+    assert.equal(pool.code, 0, pool.stderr);
+    const spread = JSON.parse(pool.stdout.split("\n")[0] ?? "") as {
+      connected: number;
+      byUrl: Record<string, number>;
+    };
+    assert.deepEqual([spread.connected, spread.byUrl], [4, { [url]: 4 }]);
+    assert.equal((await run(["simulate", "--url", `${url},nota`]).exited).code, 2);
     assert.equal((await run(["simulate", "--url", url, "--agents", "many"]).exited).code, 2);
     assert.equal((await run(["simulate", "--url", url, "--attributes", "novalue"]).exited).code, 2);
   });

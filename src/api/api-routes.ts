@@ -5,6 +5,7 @@
  *        (an array; `X-Total-Count` says how many match; no limit: all of them)
  *   GET  /agents/<uid>             GET /agents/<uid>/config (desired vs effective, redacted)
  *   GET  /groups                   GET /groups/<group>
+ *   GET  /components               AvailableComponents hash → kind → types
  *   GET  /rollouts                 GET /rollouts/<group>        GET /rollouts/<group>/history
  *   POST /rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
  *   POST /agents/<uid>/revoke      (its certificates and per-agent tokens; X-Opamp-Gitops-Actor)
@@ -122,23 +123,35 @@ export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
     return reply(c, 200, configs);
   });
 
-  api.get("/groups", (c) => reply(c, 200, backend.groups()));
+  // Each group and rollout also lists its incompatible agents (agent-aware checks).
+  const incompatible = async (group: string) =>
+    (await backend.incompatible?.(group)) ?? { count: 0, examples: [] };
+  const withIncompatible = <T extends object>(group: string, body: T) =>
+    incompatible(group).then((inc) => ({ ...body, incompatible: inc }));
 
-  api.get("/groups/:name", (c) => {
+  api.get("/groups", async (c) =>
+    reply(c, 200, await Promise.all(backend.groups().map((g) => withIncompatible(g.name, g)))),
+  );
+
+  api.get("/groups/:name", async (c) => {
     const name = c.req.param("name");
     const group = backend.groups().find((g) => g.name === name);
     return group
-      ? reply(c, 200, { ...group, sync: backend.syncState() })
+      ? reply(c, 200, await withIncompatible(name, { ...group, sync: backend.syncState() }))
       : fail(c, 404, "GROUP_UNKNOWN", `no group "${name}" in the served commit`);
   });
 
-  api.get("/rollouts", (c) => reply(c, 200, backend.rollouts()));
+  api.get("/components", async (c) => reply(c, 200, (await backend.componentSets?.()) ?? {}));
 
-  api.get("/rollouts/:group", (c) => {
+  api.get("/rollouts", async (c) =>
+    reply(c, 200, await Promise.all(backend.rollouts().map((s) => withIncompatible(s.group, s)))),
+  );
+
+  api.get("/rollouts/:group", async (c) => {
     const name = c.req.param("group");
     const status = backend.rollout(name);
     return status
-      ? reply(c, 200, status)
+      ? reply(c, 200, await withIncompatible(name, status))
       : fail(c, 404, "ROLLOUT_UNKNOWN_GROUP", `no group "${name}"`);
   });
 

@@ -165,4 +165,16 @@ export interface AdminBackend {
   metrics(): Promise<{ type: string; body: string }>;
   /** Subscribes to change batches; returns the unsubscribe function. */
   subscribe(listener: (batch: ChangeBatch) => void): () => void;
+  /**
+   * Agents of the group left out of its rollouts for lacking a component type its config uses
+   * (count and a few examples). Optional: a backend without it reports none.
+   */
+  incompatible?(group: string): Promise<IncompatibleRecord>;
+  /** Every distinct reported component set: AvailableComponents hash (hex) → kind → types. */
+  componentSets?(): Promise<Record<string, Record<string, string[]>>>;
+}
+
+export interface IncompatibleRecord {
+  count: number;
+  examples: { uid: string; missing: string[] }[];
 }

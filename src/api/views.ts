@@ -1,5 +1,8 @@
 /**
  * JSON views of agents for the admin API: plain data, bigint and bytes turned into strings.
+ * Every text an agent wrote (attributes, health and remote-config errors, file names) goes
+ * through the service's redactor first, as on the status branch: the API is read by people
+ * and tools that may not see the agents' secrets.
  */
 import {
   AgentCapabilities,
@@ -7,6 +10,32 @@ import {
   agentAttributes,
   RemoteConfigStatus,
 } from "../opamp/index.js";
+import { Marker, Redactor } from "../redact/index.js";
+
+/** Longest agent text shown, in characters after redaction (longer text ends in "…"). */
+export const MAX_VIEW_TEXT = 4096;
+
+/**
+ * The redactor views use unless given one: a random key until the service sets the fleet's
+ * (useViewRedactor at start), so the API shows the status branch's markers.
+ */
+let viewRedactor = new Redactor(Marker.random());
+
+/** Agent text as views show it: secrets replaced by markers, cut at MAX_VIEW_TEXT. */
+export function viewText(text: string | null | undefined): string | null {
+  return text ? viewRedactor.text(text, MAX_VIEW_TEXT) : null;
+}
+
+/** One agent attribute as views show it (redacted through all three layers). */
+export function viewAttribute(key: string, value: string): [string, string] {
+  const [k, v] = viewRedactor.attribute(key, value, MAX_VIEW_TEXT);
+  return [k, typeof v === "string" ? v : JSON.stringify(v ?? "")];
+}
+
+/** Sets the redactor of agentView (the service's, keyed with the fleet's redaction key). */
+export function useViewRedactor(redactor: Redactor): void {
+  viewRedactor = redactor;
+}
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(RemoteConfigStatus).map(([k, v]) => [v, k]));
 
@@ -26,9 +55,12 @@ export function agentView(
   group: string | undefined,
   detail = false,
   unauthorizedGroup?: string,
+  redactor: Redactor = viewRedactor,
 ) {
+  const text = (s: string | null | undefined) => (s ? redactor.text(s, MAX_VIEW_TEXT) : null);
+  const attribute = (key: string, value: string) => redactor.attribute(key, value, MAX_VIEW_TEXT);
   const attrs = (kvs: { key: string; value?: { stringValue?: string } | null }[] | undefined) =>
-    Object.fromEntries((kvs ?? []).map((kv) => [kv.key, kv.value?.stringValue ?? ""]));
+    Object.fromEntries((kvs ?? []).map((kv) => attribute(kv.key, kv.value?.stringValue ?? "")));
   const rcs = agent.remoteConfigStatus;
   const view = {
     instanceUid: agent.instanceUid,
@@ -39,19 +71,21 @@ export function agentView(
     lastConnectedAt: agent.lastConnectedAt,
     lastDisconnectedAt: agent.lastDisconnectedAt,
     lastSeenAt: agent.lastSeenAt,
-    attributes: Object.fromEntries(agentAttributes(agent)),
+    attributes: Object.fromEntries([...agentAttributes(agent)].map(([k, v]) => attribute(k, v))),
     remoteConfig: rcs
       ? {
           reportedHash: agent.reportedHash || null,
           status: STATUS_NAMES[rcs.status ?? 0] ?? "UNSET",
-          error: rcs.errorMessage || null,
+          error: text(rcs.errorMessage),
         }
       : null,
+    /** Hex of its AvailableComponents hash; GET /api/v1/components names the types. */
+    componentsHash: componentsHashOf(agent),
     health: agent.health
       ? {
           healthy: agent.health.healthy === true,
-          status: agent.health.status || null,
-          lastError: agent.health.lastError || null,
+          status: text(agent.health.status),
+          lastError: text(agent.health.lastError),
         }
       : null,
   };
@@ -65,9 +99,24 @@ export function agentView(
     },
     capabilities: capabilityNames(agent.capabilities),
     effectiveConfig: Object.entries(files).map(([name, f]) => ({
-      name,
-      contentType: f.contentType ?? "",
+      name: text(name) ?? "",
+      contentType: text(f.contentType) ?? "",
       bytes: f.body?.length ?? 0,
     })),
   };
+}
+
+/** Hex of the agent's AvailableComponents hash when it reported the map too; else null. */
+export function componentsHashOf(agent: Readonly<AgentState>): string | null {
+  const ac = agent.availableComponents;
+  if (!ac?.hash?.length || Object.keys(ac.components ?? {}).length === 0) return null;
+  return Buffer.from(ac.hash).toString("hex");
+}
+
+/** kind → sorted types of an AvailableComponents map (what GET /api/v1/components shows). */
+export function componentTypes(agent: Readonly<AgentState>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [kind, details] of Object.entries(agent.availableComponents?.components ?? {}))
+    out[kind] = Object.keys(details?.subComponentMap ?? {}).sort();
+  return out;
 }

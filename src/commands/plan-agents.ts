@@ -6,8 +6,8 @@
  */
 
 import type { ClientSettings } from "../settings.js";
-import type { KnownAgent, PlanSource } from "../sync/index.js";
-import { ApiClient } from "./api-client.js";
+import type { KnownAgent, PlanSource } from "../sync/read-only.js";
+import { ApiClient, ApiRefusedError } from "./api-client.js";
 import type { AgentSourceInfo } from "./plan-model.js";
 
 /** An agent row of GET /api/v1/agents (src/api/views.ts), as far as plan reads it. */
@@ -16,6 +16,7 @@ interface ApiAgent {
   group: string | null;
   connected: boolean;
   attributes: Record<string, string>;
+  componentsHash?: string | null;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -42,12 +43,22 @@ export interface AgentsWanted {
   groups: string[];
 }
 
-/** Today's agents from the service's admin API. Throws ApiUnreachableError, ApiRefusedError. */
+/**
+ * Today's agents from the service's admin API, each with its component types when it reported
+ * them (GET /api/v1/components; a service without that route gives none). Throws
+ * ApiUnreachableError, ApiRefusedError.
+ */
 export async function agentsFromApi(settings: ClientSettings): Promise<AgentsRead> {
-  const rows = await new ApiClient(settings, { timeoutMs: 30_000 }).get<ApiAgent[]>(
-    "/api/v1/agents",
-    isAgentList,
-  );
+  const client = new ApiClient(settings, { timeoutMs: 30_000 });
+  const rows = await client.get<ApiAgent[]>("/api/v1/agents", isAgentList);
+  const sets = rows.some((r) => typeof r.componentsHash === "string")
+    ? await client
+        .get<Record<string, Record<string, string[]>>>("/api/v1/components", isObject)
+        .catch((err) => {
+          if (err instanceof ApiRefusedError) return {};
+          throw err;
+        })
+    : {};
   const agents = rows.map((r) => ({
     instanceUid: r.instanceUid,
     attributes: new Map(
@@ -55,6 +66,7 @@ export async function agentsFromApi(settings: ClientSettings): Promise<AgentsRea
     ),
     group: typeof r.group === "string" ? r.group : null,
     connected: r.connected === true,
+    ...componentsOf(sets, r.componentsHash),
   }));
   return { agents, info: { kind: "api", from: settings.apiUrl, known: agents.length } };
 }
@@ -101,4 +113,12 @@ export async function agentsFromStatusBranch(
       ...(read.truncated ? { note: "the status branch holds more agent files than are read" } : {}),
     },
   };
+}
+
+function componentsOf(
+  sets: Record<string, Record<string, string[]>>,
+  hash: string | null | undefined,
+): { components?: Record<string, string[]> } {
+  const set = typeof hash === "string" ? sets[hash] : undefined;
+  return isObject(set) ? { components: set } : {};
 }

@@ -17,7 +17,9 @@
  * - Rollouts: a valid head whose group's config hash differs from the base's starts one.
  * - Secrets: plaintext-secret findings of the head that the base does not have.
  */
-import { compileMatcher, type KnownAgent, type PlanSource } from "../sync/index.js";
+
+import { inventoryOf, missingComponents } from "../service/agent-components.js";
+import { compileMatcher, type KnownAgent, type PlanSource } from "../sync/read-only.js";
 import {
   type CollectorChecker,
   type Finding,
@@ -26,12 +28,13 @@ import {
   type GroupSpec,
   type RepositorySnapshot,
   readGroupSelector,
+  requiredComponents,
   ValidationCache,
   type ValidationReport,
   validateSnapshot,
 } from "../validate/index.js";
 import type { AgentsRead, AgentsWanted } from "./plan-agents.js";
-import type { AgentMoves, FileChange, GroupPlan, Plan } from "./plan-model.js";
+import type { AgentMoves, FileChange, GroupPlan, IncompatiblePlan, Plan } from "./plan-model.js";
 import { previewRollout } from "./plan-rollout.js";
 import { fileChange } from "./unified-diff.js";
 
@@ -186,16 +189,26 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     return v;
   };
   for (const [g, n] of placed ?? []) counts.set(g, { before: n, after: n });
+  // Agents with known components, by their group after the merge (incompatible agents).
+  const withComponents = new Map<string, KnownAgent[]>();
+  const keep = (g: string, agent: KnownAgent) => {
+    if (!agent.components) return;
+    const list = withComponents.get(g) ?? [];
+    list.push(agent);
+    withComponents.set(g, list);
+  };
   for (const agent of agents as KnownAgent[]) {
     if (!movable) {
       // Nobody moves: the group serve placed the agent in is its group before and after.
       const g = agent.group ?? UNASSIGNED;
       tally(g, "before");
       tally(g, "after");
+      keep(g, agent);
       continue;
     }
     const was = before.match(agent.attributes).group ?? UNASSIGNED;
     const will = after.match(agent.attributes).group ?? UNASSIGNED;
+    keep(will, agent);
     tally(was, "before");
     tally(will, "after");
     if (was === will) continue;
@@ -206,6 +219,7 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   for (const n of [...joined.keys(), ...left.keys()]) if (n !== UNASSIGNED) listed.add(n);
 
   const groups: GroupPlan[] = [];
+  let agentErrors = 0;
   for (const name of [...listed].sort()) {
     const dir = `groups/${name}/`;
     const inBase = lb.groups.has(name);
@@ -250,9 +264,17 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
         left: finish(left.get(name) ?? moves()),
       },
       secrets: addedSecrets(findings, base.findings),
+      incompatible: incompatibleAgents(specAfter, withComponents.get(name) ?? [], c.after),
     };
-    if (head.fleet && specAfter && specAfter.configHash !== specBefore?.configHash)
+    if (head.fleet && specAfter && specAfter.configHash !== specBefore?.configHash) {
       plan.rollout = previewRollout(specAfter, headCommit, c.after, !inBase || !specBefore);
+      const refused = allIncompatibleFinding(specAfter, plan.incompatible);
+      if (refused) {
+        plan.findings.push(refused);
+        plan.errors++;
+        agentErrors++;
+      }
+    }
     groups.push(plan);
   }
 
@@ -277,8 +299,8 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     root: input.root ?? "",
     base: { ref: input.base, commit: baseCommit },
     head: { ref: input.head, commit: headCommit },
-    valid: head.errors === 0,
-    errors: head.errors,
+    valid: head.errors + agentErrors === 0,
+    errors: head.errors + agentErrors,
     warnings: head.warnings,
     findings: head.findings.filter(outside),
     files,
@@ -337,4 +359,52 @@ function addedSecrets(headFindings: Finding[], baseFindings: Finding[]) {
   return headFindings
     .filter((f) => f.code === "OTELCOL_PLAINTEXT_SECRET" && !had.has(key(f)))
     .map((f) => ({ file: f.file, line: f.line, column: f.column, message: f.message }));
+}
+
+/** The agents of `agents` (one group, after the merge) that lack a type `spec` needs. */
+function incompatibleAgents(
+  spec: GroupSpec | undefined,
+  agents: readonly KnownAgent[],
+  total: number,
+): IncompatiblePlan {
+  const plan: IncompatiblePlan = { count: 0, known: 0, missing: {}, examples: [], all: false };
+  if (spec?.schema !== "otelcol") return plan;
+  const required = requiredComponents(spec.files);
+  const lacking: { uid: string; missing: string[] }[] = [];
+  for (const agent of agents) {
+    const inventory = inventoryOf(agent.components ?? {});
+    if (!inventory) continue;
+    plan.known++;
+    const missing = missingComponents(required, inventory);
+    if (missing.length === 0) continue;
+    lacking.push({ uid: agent.instanceUid, missing });
+    for (const m of missing) plan.missing[m] = (plan.missing[m] ?? 0) + 1;
+  }
+  plan.count = lacking.length;
+  plan.examples = lacking.sort((a, b) => (a.uid < b.uid ? -1 : 1)).slice(0, EXAMPLES);
+  plan.all = plan.count > 0 && plan.count >= total;
+  return plan;
+}
+
+/**
+ * Serve's all-incompatible check (src/service/incompatible-check.ts) on the plan's agents: an
+ * AGENTS_INCOMPATIBLE error when every agent of the group lacks a type the new config uses.
+ */
+function allIncompatibleFinding(spec: GroupSpec, inc: IncompatiblePlan): Finding | undefined {
+  if (!inc.all) return undefined;
+  const needed = requiredComponents(spec.files, `groups/${spec.name}/`);
+  const first = needed.find((r) => inc.missing[`${r.kind}/${r.type}`]) ?? needed[0];
+  if (!first) return undefined;
+  const list = Object.entries(inc.missing)
+    .map(([c, n]) => `${c} (${n} of ${inc.count})`)
+    .join(", ");
+  return {
+    file: first.file,
+    line: first.line,
+    column: first.column,
+    severity: "error",
+    code: "AGENTS_INCOMPATIBLE",
+    message: `every agent of group "${spec.name}" (${inc.count}) lacks a component type this config uses: ${list}; serve will not roll it out`,
+    data: { group: spec.name, agents: inc.count, missing: inc.missing },
+  };
 }

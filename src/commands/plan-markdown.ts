@@ -13,6 +13,7 @@ import { formatDuration } from "./plan-rollout.js";
 import {
   agentSourceText,
   agentsText,
+  incompatibleText,
   matchingText,
   movesText,
   rolloutText,
@@ -61,7 +62,8 @@ function rolloutCell(g: GroupPlan): string {
 function agentsCell(g: GroupPlan): string {
   const { before, after } = g.agents;
   const d = after - before;
-  return `${before} → ${after}${d ? ` (${d > 0 ? "+" : "−"}${Math.abs(d)})` : ""}`;
+  const inc = g.incompatible?.count ? `, ⛔ ${g.incompatible.count} incompatible` : "";
+  return `${before} → ${after}${d ? ` (${d > 0 ? "+" : "−"}${Math.abs(d)})` : ""}${inc}`;
 }
 
 function fileLine(f: FileChange): string {
@@ -80,6 +82,12 @@ function details(g: GroupPlan, budget: { left: number }): string {
     out.push(`  - joining, e.g. ${g.agents.joined.examples.map(code).join(", ")}`);
   if (g.agents.left.examples.length)
     out.push(`  - leaving, e.g. ${g.agents.left.examples.map(code).join(", ")}`);
+  const incompatible = incompatibleText(g);
+  if (incompatible) {
+    out.push(`- ⛔ ${md(incompatible)}`);
+    for (const e of g.incompatible.examples)
+      out.push(`  - ${code(e.uid)} lacks ${e.missing.map(code).join(", ")}`);
+  }
   if (g.rollout) {
     const r = g.rollout;
     out.push(

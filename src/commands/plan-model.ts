@@ -6,6 +6,9 @@
  */
 import type { Finding } from "../validate/index.js";
 
+export const PLAN_FORMATS = ["text", "json", "markdown", "github"] as const;
+export type PlanFormat = (typeof PLAN_FORMATS)[number];
+
 export interface FileChange {
   /** Repository-relative POSIX path (under the watched root). */
   path: string;
@@ -73,9 +76,27 @@ export interface GroupPlan {
   /** Selector or priority changed. */
   matching: { selectorChanged: boolean; priority: { before: number | null; after: number | null } };
   agents: { before: number; after: number; joined: AgentMoves; left: AgentMoves };
+  /**
+   * Agents of the group after the merge whose build lacks a component type the head's config
+   * uses (from their AvailableComponents; only a source that knows them counts any): serve
+   * leaves them out of the rollout. `all`: every such agent lacks one, which serve refuses
+   * as an AGENTS_INCOMPATIBLE validation error.
+   */
+  incompatible: IncompatiblePlan;
   /** The rollout a merge starts; undefined when the config hash does not change. */
   rollout?: RolloutPlan;
   secrets: AddedSecret[];
+}
+
+export interface IncompatiblePlan {
+  count: number;
+  /** Agents of the group after the merge whose components the source knows. */
+  known: number;
+  /** `kind/type` → number of agents that lack it. */
+  missing: Record<string, number>;
+  /** A few agents (lowest uids) with what they lack. */
+  examples: { uid: string; missing: string[] }[];
+  all: boolean;
 }
 
 export interface AgentSourceInfo {

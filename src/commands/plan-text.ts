@@ -69,6 +69,16 @@ export function agentsText(g: GroupPlan): string {
   return parts.join("; ");
 }
 
+/** Incompatible agents (lacking a component type of the head's config); undefined: none. */
+export function incompatibleText(g: GroupPlan): string | undefined {
+  const i = g.incompatible;
+  if (!i || i.count === 0) return undefined;
+  const lacking = Object.entries(i.missing)
+    .map(([c, n]) => `${c} (${n})`)
+    .join(", ");
+  return `incompatible ${i.count} of ${i.known} agents with known components${i.all ? " (all: serve refuses it)" : ", left out of the rollout"}: lack ${lacking}`;
+}
+
 export function matchingText(g: GroupPlan): string | undefined {
   const { selectorChanged, priority } = g.matching;
   const parts: string[] = [];
@@ -94,6 +104,10 @@ export function formatPlanText(p: Plan): string {
     const matching = matchingText(g);
     if (matching) out.push(`  ${matching}`);
     out.push(`  ${agentsText(g)}`);
+    const incompatible = incompatibleText(g);
+    if (incompatible) out.push(`  ${incompatible}`);
+    for (const e of g.incompatible?.examples ?? [])
+      out.push(`    ${e.uid} lacks ${e.missing.join(", ")}`);
     out.push(`  ${rolloutText(g)}`);
     for (const s of g.secrets)
       out.push(`  secret added in plain text: ${s.file}:${s.line}:${s.column} ${s.message}`);

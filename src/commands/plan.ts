@@ -13,17 +13,17 @@ import {
   PlanSource,
   RevisionNotFoundError,
   UnsafePathError,
-} from "../sync/index.js";
+} from "../sync/read-only.js";
 import { ApiRefusedError, ApiUnreachableError } from "./api-client.js";
 import { agentsFromApi, agentsFromStatusBranch } from "./plan-agents.js";
 import { buildPlan } from "./plan-build.js";
 import { formatPlanGithub, writeJobSummary } from "./plan-github.js";
 import { formatPlanMarkdown } from "./plan-markdown.js";
+import { PLAN_FORMATS, type PlanFormat } from "./plan-model.js";
 import { formatPlanJson, formatPlanText } from "./plan-text.js";
 import { otelcolChecker } from "./validate.js";
 
-export const PLAN_FORMATS = ["text", "json", "markdown", "github"] as const;
-export type PlanFormat = (typeof PLAN_FORMATS)[number];
+export { PLAN_FORMATS, type PlanFormat } from "./plan-model.js";
 
 export interface PlanOptions extends ClientFlags {
   base: string;

@@ -9,8 +9,9 @@ import type { GroupRolloutStatus } from "../queue/index.js";
 import { type ClientFlags, loadClientSettings } from "../settings.js";
 import { ApiClient, ApiRefusedError, ApiUnreachableError } from "./api-client.js";
 
-export const ROLLOUT_ACTIONS = ["status", "pause", "resume", "promote", "abort"] as const;
-export type RolloutAction = (typeof ROLLOUT_ACTIONS)[number];
+import type { RolloutAction } from "./rollout-actions.js";
+
+export { ROLLOUT_ACTIONS, type RolloutAction } from "./rollout-actions.js";
 
 export interface ClientOptions extends ClientFlags {
   format: "text" | "json";
@@ -24,14 +25,33 @@ const isObject = (b: unknown): b is Record<string, unknown> =>
 const isGroupStatus = (b: unknown) => isObject(b) && typeof b.group === "string";
 const isList = (item: (b: unknown) => boolean) => (b: unknown) => Array.isArray(b) && b.every(item);
 
+/** Agents of a group left out of its rollouts for lacking component types (API field). */
+export interface IncompatibleView {
+  count: number;
+  examples: { uid: string; missing: string[] }[];
+}
+
 /** Human text for one group's rollout status. */
-export function formatRolloutStatus(s: GroupRolloutStatus, now = Date.now()): string {
+export function formatRolloutStatus(
+  s: GroupRolloutStatus & { incompatible?: IncompatibleView },
+  now = Date.now(),
+): string {
   const lines = [`group ${s.group}`];
   lines.push(
     `  stable    ${s.stable ? `${short(s.stable.hash)} (from commit ${short(s.stable.commit)})` : "none yet"}`,
   );
+  const inc = s.incompatible;
+  const incompatible: string[] = [];
+  if (inc && inc.count > 0) {
+    incompatible.push(
+      `  incompatible ${inc.count} agent${inc.count === 1 ? "" : "s"} lack a component type of the config (left out of rollouts)`,
+    );
+    for (const e of inc.examples.slice(0, 5))
+      incompatible.push(`    ${e.uid} lacks ${e.missing.join(", ")}`);
+    if (inc.count > 5) incompatible.push(`    … ${inc.count - 5} more`);
+  }
   const r = s.rollout;
-  if (!r) return `${lines.join("\n")}\n  rollout   none\n`;
+  if (!r) return `${[...lines, "  rollout   none", ...incompatible].join("\n")}\n`;
   const stage =
     r.stage < 0 ? "before stage 1" : `stage ${r.stage + 1}/${r.stages} (${r.percent ?? "?"} %)`;
   lines.push(`  rollout   ${r.id}  ${r.status}  ${stage}`);
@@ -46,7 +66,7 @@ export function formatRolloutStatus(s: GroupRolloutStatus, now = Date.now()): st
   for (const f of r.failures.slice(0, 5))
     lines.push(`  failure   ${f.uid} ${f.reason}${f.error ? `: ${f.error}` : ""}`);
   if (r.failures.length > 5) lines.push(`  …         ${r.failures.length - 5} more failures`);
-  return `${lines.join("\n")}\n`;
+  return `${[...lines, ...incompatible].join("\n")}\n`;
 }
 
 /** Runs a client command body, mapping errors to exit codes. */

@@ -8,6 +8,7 @@
  * flush the status branch, close Redis, stop a private redis-server. A signal while starting
  * exits at once (a private redis-server is stopped by its exit hook, redis-private.ts).
  */
+import cluster from "node:cluster";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
@@ -17,6 +18,7 @@ import { connectOrStartRedis } from "../redis-private.js";
 import { Service } from "../service/service.js";
 import { resolveSettings, type Settings, type SettingsFlags } from "../settings.js";
 import { SyncError } from "../sync/index.js";
+import { runPrimary, SERVING_MESSAGE, SHUTDOWN_MESSAGE } from "./serve-workers.js";
 
 export interface ServeHandle {
   service: Service;
@@ -158,8 +160,21 @@ export async function runUntilSignal(
   });
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+  if (cluster.isWorker) {
+    // The primary asks over IPC (see serve-workers.ts); a primary gone means stop too.
+    process.on("message", (m) => {
+      if (m !== SHUTDOWN_MESSAGE || signalled) return;
+      // Asked to stop before it served: nothing to drain, and not a failure.
+      if (!handle) process.exit(0);
+      onSignal("primary");
+    });
+    process.on("disconnect", () => {
+      if (!signalled) onSignal("primary gone");
+    });
+  }
   try {
     handle = await start();
+    if (cluster.isWorker) process.send?.(SERVING_MESSAGE);
   } catch (err) {
     const message = startFailure(err);
     if (message === undefined) throw err;
@@ -169,12 +184,18 @@ export async function runUntilSignal(
   return stopped;
 }
 
-/** The command's action: runs until a signal; resolves with the exit code. */
+/**
+ * The command's action: runs until a signal; resolves with the exit code. With `--workers`
+ * above 1 this process becomes the cluster primary (serve-workers.ts) and each worker runs
+ * this same action as one replica.
+ */
 export function runServe(
   flags: SettingsFlags & { settings?: string },
   { shutdownMs = 20_000 } = {},
 ): Promise<number> {
-  const tty = process.stderr.isTTY === true;
+  if (cluster.isPrimary && resolveSettings(flags, process.env).workers > 1)
+    return runPrimary(flags, { shutdownMs });
+  const tty = process.stderr.isTTY === true && cluster.isPrimary;
   return runUntilSignal(
     () =>
       startServe(flags, {

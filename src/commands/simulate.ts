@@ -47,8 +47,14 @@ export async function runSimulate(
   } catch (e) {
     return usage(err, (e as Error).message);
   }
-  if (!/^(wss?|https?):\/\/[^/]+/.test(o.url))
-    return usage(err, `--url: "${o.url}" is not a ws://, wss://, http:// or https:// URL`);
+  // Several URLs: replicas behind a load balancer; agents are spread and fail over.
+  const urls = o.url
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
+  const bad = urls.find((u) => !/^(wss?|https?):\/\/[^/]+/.test(u));
+  if (urls.length === 0 || bad !== undefined)
+    return usage(err, `--url: "${bad ?? o.url}" is not a ws://, wss://, http:// or https:// URL`);
   const duration = o.duration === undefined ? undefined : Number(o.duration);
   if (duration !== undefined && !(duration > 0))
     return usage(err, `--duration: "${o.duration}" is not a number of seconds`);
@@ -60,7 +66,7 @@ export async function runSimulate(
   }
   const fleet = new SimulatedFleet({
     agents,
-    url: o.url,
+    urls,
     transport: o.transport === "ws" ? "websocket" : o.transport,
     attributes,
     applyMs,

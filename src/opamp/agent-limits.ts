@@ -8,7 +8,13 @@
  * bounded by the message size limit, so the checks cost at most one pass over it.
  */
 import { AgentLimitError } from "./errors.js";
-import type { AgentToServer, AnyValue, ComponentHealth, KeyValue } from "./messages.js";
+import type {
+  AgentToServer,
+  AnyValue,
+  ComponentDetails,
+  ComponentHealth,
+  KeyValue,
+} from "./messages.js";
 
 export interface AgentLimits {
   /** Identifying plus non-identifying attributes of agent_description. Default 256. */
@@ -21,6 +27,8 @@ export interface AgentLimits {
   maxConfigBytes: number;
   /** Components in the health tree, the root included. Default 1024. */
   maxHealthComponents: number;
+  /** Entries of available_components, every nesting level counted. Default 4096. */
+  maxAvailableComponents: number;
   /** UTF-8 bytes kept of one error message (remote config status, health last_error). Default 4096. */
   maxErrorMessageBytes: number;
   /** Encoded bytes of all report fields stored for one agent (in memory and Redis). Default 4 MiB. */
@@ -33,6 +41,7 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = {
   maxConfigFiles: 64,
   maxConfigBytes: 1024 * 1024,
   maxHealthComponents: 1024,
+  maxAvailableComponents: 4096,
   maxErrorMessageBytes: 4096,
   maxAgentBytes: 4 * 1024 * 1024,
 };
@@ -44,6 +53,7 @@ export const LIMIT_FLAGS: Record<keyof AgentLimits, string> = {
   maxConfigFiles: "--max-config-files",
   maxConfigBytes: "--max-config-bytes",
   maxHealthComponents: "--max-health-components",
+  maxAvailableComponents: "--max-available-components",
   maxErrorMessageBytes: "--max-error-message-bytes",
   maxAgentBytes: "--max-agent-bytes",
 };
@@ -120,6 +130,8 @@ export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits):
       over("maxConfigBytes", limits, "effective_config bytes", total);
   }
   if (message.health) checkHealth(message.health, limits);
+  const components = message.availableComponents?.components;
+  if (components) checkComponents(components, limits);
   const status = message.remoteConfigStatus;
   if (status?.errorMessage)
     status.errorMessage = truncateText(status.errorMessage, limits.maxErrorMessageBytes);
@@ -141,5 +153,24 @@ function checkHealth(root: ComponentHealth, limits: AgentLimits): void {
       checkAttributes(h.attributes, limits, "a health component");
     }
     for (const child of Object.values(h.componentHealthMap ?? {})) if (child) stack.push(child);
+  }
+}
+
+/** Counts the AvailableComponents tree iteratively (the agent controls its depth too). */
+function checkComponents(root: Record<string, ComponentDetails>, limits: AgentLimits): void {
+  let count = 0;
+  const stack: Record<string, ComponentDetails>[] = [root];
+  while (stack.length > 0) {
+    const map = stack.pop() as Record<string, ComponentDetails>;
+    for (const details of Object.values(map)) {
+      if (++count > limits.maxAvailableComponents)
+        over("maxAvailableComponents", limits, "available_components entries", count);
+      if (details?.metadata) {
+        if (details.metadata.length > limits.maxAttributes)
+          over("maxAttributes", limits, "component metadata", details.metadata.length);
+        checkAttributes(details.metadata, limits, "a component's metadata");
+      }
+      if (details?.subComponentMap) stack.push(details.subComponentMap);
+    }
   }
 }

@@ -3,11 +3,12 @@
  * per-sub-message merge of an AgentToServer into it: a present sub-message replaces the
  * stored one, an absent one keeps it.
  */
-import { decodeSubMessage, encodeSubMessage } from "./codec.js";
+import { decodeSubMessage } from "./codec.js";
 import { healthMeaning } from "./health-meaning.js";
 import type {
   AgentDescription,
   AgentToServer,
+  AvailableComponents,
   ComponentHealth,
   CustomCapabilities,
   EffectiveConfig,
@@ -31,7 +32,7 @@ export const REPORT_FIELDS = {
 export type ReportField = keyof typeof REPORT_FIELDS;
 
 /** Where each report field comes from in an AgentToServer. */
-const SOURCE: Record<ReportField, keyof AgentToServer> = {
+export const REPORT_SOURCE: Record<ReportField, keyof AgentToServer> = {
   description: "agentDescription",
   health: "health",
   effectiveConfig: "effectiveConfig",
@@ -49,7 +50,7 @@ export interface AgentReport {
   remoteConfigStatus: RemoteConfigStatusMessage | null;
   packageStatuses: OpaqueMessage | null;
   customCapabilities: CustomCapabilities | null;
-  availableComponents: OpaqueMessage | null;
+  availableComponents: AvailableComponents | null;
   connectionSettingsStatus: OpaqueMessage | null;
 }
 
@@ -125,11 +126,25 @@ function meaningOfStored(state: AgentState): string | undefined {
   return m;
 }
 
+/** One message's report, prepared (prepare.ts): what mergeReport needs of it. */
+export interface PreparedReport {
+  /** The normalised encoding of each report field the message carries. */
+  encoded: Partial<Record<ReportField, Uint8Array>>;
+  /** healthMeaning() of the reported health, when it carries one. */
+  healthMeaning?: string;
+  /** The message's capability word. */
+  capabilities: bigint;
+  /** The AvailableComponents hash, when the message reports the hash without the map. */
+  componentsHashOnly?: Uint8Array;
+}
+
 /**
- * Merges the sub-messages present in `message` into `state` (mutating it) and returns the
- * report fields whose content changed, plus whether the capability word changed. When the
- * stored report fields would then exceed `maxStoredBytes` (encoded bytes, all fields) nothing
- * is merged and `onTooLarge(total)` is called instead (it is expected to throw).
+ * Merges the report fields present in `report` into `state` (mutating it) and returns those
+ * whose content changed, plus whether the capability word changed. Change is judged by
+ * comparing the normalised encodings byte for byte (no re-encoding here: prepare.ts encoded
+ * them, possibly off the event loop). When the stored report fields would then exceed
+ * `maxStoredBytes` (encoded bytes, all fields) nothing is merged and `onTooLarge(total)` is
+ * called instead (it is expected to throw).
  *
  * Health is judged by meaning (health-meaning.ts): a report that differs from the stored one
  * only in its timestamps replaces it in memory (so the state stays fresh) but is listed in
@@ -137,43 +152,63 @@ function meaningOfStored(state: AgentState): string | undefined {
  */
 export function mergeReport(
   state: AgentState,
-  message: AgentToServer,
+  report: PreparedReport,
   maxStoredBytes = Number.POSITIVE_INFINITY,
   onTooLarge: (total: number) => never = (total) => {
     throw new RangeError(`report fields would hold ${total} bytes`);
   },
 ): { changed: ReportField[]; refreshed: ReportField[]; capabilitiesChanged: boolean } {
-  const updates: [ReportField, Uint8Array, unknown][] = [];
+  const updates: [ReportField, Uint8Array][] = [];
   let total = 0;
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
-    const value = message[SOURCE[field]];
-    if (value === null || value === undefined) {
+    const encoded = report.encoded[field];
+    if (encoded === undefined || keepsStoredComponents(state, field, report)) {
       total += state.encoded[field]?.length ?? 0;
       continue;
     }
-    const encoded = encodeSubMessage(REPORT_FIELDS[field], value as object);
     total += encoded.length;
-    if (!state.encoded[field]?.equals(encoded)) updates.push([field, encoded, value]);
+    if (!state.encoded[field]?.equals(encoded)) updates.push([field, encoded]);
   }
   if (total > maxStoredBytes && updates.length > 0) onTooLarge(total);
   const changed: ReportField[] = [];
   const refreshed: ReportField[] = [];
-  for (const [field, encoded, value] of updates) {
+  for (const [field, encoded] of updates) {
     if (field === "health") {
-      const meaning = healthMeaning(value as ComponentHealth);
-      const same = meaning === meaningOfStored(state);
+      const stored = meaningOfStored(state);
       setReportField(state, field, ownCopy(encoded));
+      const meaning = report.healthMeaning ?? healthMeaning(state.health as ComponentHealth);
       storedHealthMeaning.set(state, meaning);
-      (same ? refreshed : changed).push(field);
+      (meaning === stored ? refreshed : changed).push(field);
       continue;
     }
     setReportField(state, field, ownCopy(encoded));
     changed.push(field);
   }
   // capabilities MUST always be set by the client, so the latest word always wins.
-  const capabilitiesChanged = state.capabilities !== message.capabilities;
-  state.capabilities = message.capabilities;
+  const capabilitiesChanged = state.capabilities !== report.capabilities;
+  state.capabilities = report.capabilities;
   return { changed, refreshed, capabilitiesChanged };
+}
+
+/**
+ * AvailableComponents carries its full map only when the server asked for it; afterwards the
+ * agent sends the hash alone. The same hash without a map means the same set: the stored full
+ * report stays (a new hash replaces it, and the server then asks for the new map).
+ */
+function keepsStoredComponents(
+  state: AgentState,
+  field: ReportField,
+  report: PreparedReport,
+): boolean {
+  if (field !== "availableComponents" || report.componentsHashOnly === undefined) return false;
+  const stored = state.availableComponents;
+  if (!hasComponentMap(stored)) return false;
+  return Buffer.from(report.componentsHashOnly).equals(Buffer.from(stored?.hash ?? []));
+}
+
+/** Whether an AvailableComponents report holds the component map (not just the hash). */
+export function hasComponentMap(value: AvailableComponents | null | undefined): boolean {
+  return Object.keys(value?.components ?? {}).length > 0;
 }
 
 /**
@@ -190,8 +225,13 @@ export function setReportField(state: AgentState, field: ReportField, bytes: Buf
   }
 }
 
-/** An exactly sized copy outside Node's shared 8 KB pool (a pooled slice pins the whole slab). */
+/**
+ * An exactly sized copy outside Node's shared 8 KB pool (a pooled slice pins the whole slab);
+ * bytes that already own their whole buffer (as a decode worker sends them) are kept as they are.
+ */
 function ownCopy(bytes: Uint8Array): Buffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
+    return Buffer.from(bytes.buffer, 0, bytes.byteLength);
   const copy = Buffer.allocUnsafeSlow(bytes.length);
   copy.set(bytes);
   return copy;

@@ -15,6 +15,8 @@ import {
   setReportField,
   type Transport,
 } from "./agent-state.js";
+import { decodeSubMessage } from "./codec.js";
+import type { AvailableComponents } from "./messages.js";
 
 /** Scalar fields written with every state save. */
 type ScalarField =
@@ -43,6 +45,32 @@ export interface AgentStoreOptions {
   prefix: string;
 }
 
+/**
+ * Stores a disconnect unless the agent is served by another replica now: it is stored as
+ * connected there (its `owner`), or another replica heard from it later than this one did
+ * (HTTP polls alternating between replicas write no owner, only last-seen times).
+ * KEYS[1] the agent; ARGV[1] this replica's owner prefix (`<replica>/`), ARGV[2] when this
+ * replica last heard from the agent (ms), then field/value pairs to write.
+ */
+const DISCONNECT_LUA = `
+if redis.call('HGET', KEYS[1], 'connected') == '1' then
+  local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+  if owner ~= '' and string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+  local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeenAt') or '0') or 0
+  if seen > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+return 1
+`;
+
+interface Scripts {
+  agentDisconnect(
+    key: string,
+    ownerPrefix: string,
+    ...values: (string | Buffer)[]
+  ): Promise<number>;
+}
+
 export class AgentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
@@ -50,6 +78,7 @@ export class AgentStore {
   #saves: PendingSave[] = [];
 
   constructor(redis: Redis, { prefix }: AgentStoreOptions) {
+    redis.defineCommand("agentDisconnect", { numberOfKeys: 1, lua: DISCONNECT_LUA });
     this.#redis = redis;
     this.#prefix = prefix;
   }
@@ -94,6 +123,50 @@ export class AgentStore {
     owner: string,
     isNew = false,
   ): Promise<void> {
+    const values = this.#values(state, fields, owner);
+    this.#touched.delete(state.instanceUid);
+    return new Promise((resolve, reject) => {
+      this.#saves.push({ uid: state.instanceUid, values, isNew, resolve, reject });
+      if (this.#saves.length === 1) setImmediate(() => void this.#writeSaves());
+    });
+  }
+
+  /**
+   * Stores a disconnect seen by the replica of `owner` (`<replica>/<connection>`), unless the
+   * stored agent is connected through another replica now (it moved: a load balancer sent it
+   * elsewhere, or its HTTP polls alternate: see DISCONNECT_LUA). Resolves false when it was
+   * not stored.
+   * Saves queued before it are written first.
+   */
+  async saveDisconnect(state: AgentState, owner: string): Promise<boolean> {
+    await this.#drain();
+    const replica = `${owner.slice(0, owner.lastIndexOf("/"))}/`;
+    const values = this.#values(state, [], owner);
+    this.#touched.delete(state.instanceUid);
+    const redis = this.#redis as Redis & Scripts;
+    const key = this.#key(state.instanceUid);
+    const seen = String(state.lastSeenAt);
+    return (await redis.agentDisconnect(key, replica, seen, ...values)) === 1;
+  }
+
+  /** Waits for the batched saves queued so far (errors are their own promises'). */
+  #drain(): Promise<void> {
+    if (this.#saves.length === 0) return Promise.resolve();
+    const last = this.#saves[this.#saves.length - 1] as PendingSave;
+    return new Promise((resolve) => {
+      const { resolve: ok, reject: fail } = last;
+      last.resolve = () => {
+        ok();
+        resolve();
+      };
+      last.reject = (err) => {
+        fail(err);
+        resolve();
+      };
+    });
+  }
+
+  #values(state: AgentState, fields: readonly ReportField[], owner: string): (string | Buffer)[] {
     const values: (string | Buffer)[] = [
       "seq",
       state.sequenceNum.toString(),
@@ -122,11 +195,7 @@ export class AgentStore {
       const bytes = state.encoded[field];
       if (bytes) values.push(field, bytes);
     }
-    this.#touched.delete(state.instanceUid);
-    return new Promise((resolve, reject) => {
-      this.#saves.push({ uid: state.instanceUid, values, isNew, resolve, reject });
-      if (this.#saves.length === 1) setImmediate(() => void this.#writeSaves());
-    });
+    return values;
   }
 
   async #writeSaves(): Promise<void> {
@@ -176,6 +245,39 @@ export class AgentStore {
       throw failed[0];
     }
     return batch.length;
+  }
+
+  /**
+   * The stored AvailableComponents of each uid (null: none stored), read in pipelines of 1000
+   * HGETs, for checks over a whole group without loading every agent.
+   */
+  async availableComponents(
+    uids: readonly string[],
+  ): Promise<Map<string, AvailableComponents | null>> {
+    const out = new Map<string, AvailableComponents | null>();
+    for (let i = 0; i < uids.length; i += 1000) {
+      const chunk = uids.slice(i, i + 1000);
+      const pipe = this.#redis.pipeline();
+      for (const uid of chunk) pipe.hgetBuffer(this.#key(uid), "availableComponents");
+      const results = (await pipe.exec()) ?? [];
+      chunk.forEach((uid, j) => {
+        const bytes = results[j]?.[1] as Buffer | null | undefined;
+        out.set(
+          uid,
+          bytes ? decodeSubMessage<AvailableComponents>("AvailableComponents", bytes) : null,
+        );
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Whether the server process `replica` still holds its liveness key (replica-liveness.ts
+   * owns that key: `<prefix>:replica:<id>`). False for "" (no owner stored).
+   */
+  async replicaAlive(replica: string): Promise<boolean> {
+    if (!replica) return false;
+    return (await this.#redis.exists(`${this.#prefix}:replica:${replica}`)) === 1;
   }
 
   /** Every stored instance uid. */

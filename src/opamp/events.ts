@@ -10,6 +10,7 @@ import { TypedEvents } from "../events.js";
 import type { AgentState, ReportField, Transport } from "./agent-state.js";
 import type {
   AgentDescription,
+  AvailableComponents,
   ComponentHealth,
   EffectiveConfig,
   RemoteConfigStatusMessage,
@@ -23,6 +24,11 @@ export interface AgentEventMap {
     reason: string;
     agent: Readonly<AgentState>;
     lost?: boolean;
+    /**
+     * The agent is connected through another replica now (the stored `owner` names it): only
+     * this process' own bookkeeping ends; nothing is stored and the rollouts keep the member.
+     */
+    elsewhere?: boolean;
   };
   descriptionChanged: {
     instanceUid: string;
@@ -47,6 +53,12 @@ export interface AgentEventMap {
   connectionSettingsStatusChanged: { instanceUid: string; agent: Readonly<AgentState> };
   /** Connection settings or packages were just offered to the agent (in a reply or a push). */
   offered: { instanceUid: string; agent: Readonly<AgentState> };
+  /** The agent's AvailableComponents changed (a new hash, or the full map after a hash). */
+  availableComponentsChanged: {
+    instanceUid: string;
+    availableComponents: AvailableComponents;
+    agent: Readonly<AgentState>;
+  };
   /** The credential scopes the agent presents changed (another token or certificate). */
   scopesChanged: { instanceUid: string; scopes: readonly string[]; agent: Readonly<AgentState> };
 }
@@ -101,6 +113,12 @@ export function emitAgentEvents(
       events.emit("packageStatusesChanged", { instanceUid, agent });
     } else if (field === "connectionSettingsStatus" && agent.connectionSettingsStatus) {
       events.emit("connectionSettingsStatusChanged", { instanceUid, agent });
+    } else if (field === "availableComponents" && agent.availableComponents) {
+      events.emit("availableComponentsChanged", {
+        instanceUid,
+        availableComponents: agent.availableComponents,
+        agent,
+      });
     }
   }
   if (changes.offered) events.emit("offered", { instanceUid, agent });

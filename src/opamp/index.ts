@@ -3,6 +3,7 @@ export type { AgentState, ReportField, Transport } from "./agent-state.js";
 export {
   agentAttributes,
   emptyAgentState,
+  hasComponentMap,
   REPORT_FIELDS,
   setReportField,
 } from "./agent-state.js";
@@ -32,6 +33,8 @@ export { AgentEvents } from "./events.js";
 export { isCanonicalUid, newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 export type {
   AnyValue,
+  AvailableComponents,
+  ComponentDetails,
   ComponentHealth,
   ConnectionSettingsStatusMessage,
   EffectiveConfig,

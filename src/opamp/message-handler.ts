@@ -2,18 +2,16 @@
  * The OpAMP server logic, independent of transport: turns one AgentToServer into agent state,
  * events and the ServerToAgent reply.
  *
- * Concurrency contract: messages of one instance uid are processed one at a time, in arrival
- * order (a per-uid chain), whatever connection they came on. Messages of different agents run
- * concurrently. A reply is produced for every message, duplicates and heartbeats included.
+ * Concurrency contract: messages of one instance uid are processed one at a time, in the order
+ * they were decoded (a per-uid chain), whatever connection they came on; decoding is
+ * asynchronous for large messages (decode-pool.ts), so a transport that needs arrival order
+ * (one WebSocket) awaits each message before handing over the next. Messages of different
+ * agents run concurrently. A reply is produced for every message, duplicates and heartbeats
+ * included.
  */
 import type { Logger } from "pino";
-import {
-  type AgentLimits,
-  DEFAULT_AGENT_LIMITS,
-  enforceAgentLimits,
-  LIMIT_FLAGS,
-} from "./agent-limits.js";
-import { type AgentState, emptyAgentState, mergeReport } from "./agent-state.js";
+import { type AgentLimits, DEFAULT_AGENT_LIMITS, LIMIT_FLAGS } from "./agent-limits.js";
+import { type AgentState, emptyAgentState, hasComponentMap, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
   AgentCapabilities,
@@ -24,7 +22,7 @@ import {
   ServerErrorResponseType,
   ServerToAgentFlags,
 } from "./capabilities.js";
-import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
+import { encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { type CredentialIssuer, csrOf, type OfferedCredential } from "./credential-hooks.js";
 import type { DesiredStateProvider } from "./desired.js";
@@ -41,6 +39,13 @@ import {
   remoteConfigOffer,
 } from "./offers.js";
 import { packagesOffer } from "./packages-offer.js";
+import { type PreparedMessage, prepareMessage } from "./prepare.js";
+
+/** Turns received bytes into a prepared message (prepare.ts), here or in a worker. */
+export interface MessageDecoder {
+  /** Rejects with MalformedMessageError for bytes that are not an AgentToServer. */
+  prepare(bytes: Uint8Array): PreparedMessage | Promise<PreparedMessage>;
+}
 
 export type HandleOutcome = "ok" | "malformed" | "bad-request" | "unavailable";
 
@@ -75,14 +80,27 @@ export interface MessageHandlerOptions {
   resendIntervalMs?: number;
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
   unavailableRetrySeconds?: number;
+  /**
+   * Decodes and prepares messages (decode-pool.ts moves large ones off the event loop).
+   * Default: prepareMessage on this thread, with `limits`.
+   */
+  decoder?: MessageDecoder;
   now?: () => number;
 }
 
 export class MessageHandler {
   readonly live: LiveAgents;
   /** Counters since start, read by the service's metrics. */
-  readonly stats = { messages: 0, badRequests: 0, unavailable: 0, configOffers: 0 };
-  readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "issuer">>;
+  readonly stats = {
+    messages: 0,
+    badRequests: 0,
+    unavailable: 0,
+    configOffers: 0,
+    /** Claims refused: the uid is connected through another live replica by another agent. */
+    duplicateUids: 0,
+  };
+  readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "decoder" | "issuer">>;
+  readonly #decoder: MessageDecoder;
   readonly #issuer: CredentialIssuer | undefined;
   readonly #advertise: AdvertisedEndpoint | undefined;
   readonly #chains = new Map<string, Promise<unknown>>();
@@ -100,6 +118,8 @@ export class MessageHandler {
       ...options,
     };
     this.#advertise = options.advertise;
+    const limits = this.#options.limits;
+    this.#decoder = options.decoder ?? { prepare: (bytes) => prepareMessage(bytes, limits) };
     this.#issuer = options.issuer;
     this.live = new LiveAgents();
   }
@@ -116,12 +136,17 @@ export class MessageHandler {
   }
 
   async #handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
-    let message: AgentToServer;
+    let prepared: PreparedMessage;
     try {
-      message = decodeAgentToServer(bytes);
+      prepared = await this.#decoder.prepare(bytes);
     } catch (err) {
-      return errorResult(new Uint8Array(0), "malformed", (err as Error).message);
+      if (err instanceof MalformedMessageError)
+        return errorResult(new Uint8Array(0), "malformed", err.message);
+      // The decoder is saturated or its worker failed: nothing about the agent is known yet.
+      this.#options.logger.warn({ err }, "cannot decode an agent message now");
+      return this.#unavailable(new Uint8Array(0));
     }
+    const message = prepared.message;
     if (message.instanceUid.length !== 16) {
       const err = new MalformedMessageError(
         `instance_uid must be 16 bytes, got ${message.instanceUid.length}`,
@@ -130,7 +155,7 @@ export class MessageHandler {
     }
     const uid = uidToString(message.instanceUid);
     const previous = this.#chains.get(uid) ?? Promise.resolve();
-    const run = previous.then(() => this.#process(conn, uid, message));
+    const run = previous.then(() => this.#process(conn, uid, prepared));
     const tail = run.catch(() => {});
     this.#chains.set(uid, tail);
     void tail.then(() => {
@@ -140,23 +165,29 @@ export class MessageHandler {
       return await run;
     } catch (err) {
       this.#options.logger.error({ err, instanceUid: uid }, "agent message failed");
-      const result = errorResult(
-        message.instanceUid,
-        "unavailable",
-        "server cannot process the message now; retry later",
-      );
-      result.reply.errorResponse = {
-        ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
-        type: ServerErrorResponseType.Unavailable,
-        retryInfo: {
-          retryAfterNanoseconds: BigInt(this.#options.unavailableRetrySeconds) * 1_000_000_000n,
-        },
-      };
-      return result;
+      return this.#unavailable(message.instanceUid);
     }
   }
 
-  async #process(conn: Connection, uid: string, message: AgentToServer): Promise<HandleResult> {
+  /** UNAVAILABLE with the configured retry delay. */
+  #unavailable(instanceUid: Uint8Array): HandleResult {
+    const result = errorResult(
+      instanceUid,
+      "unavailable",
+      "server cannot process the message now; retry later",
+    );
+    result.reply.errorResponse = {
+      ...(result.reply.errorResponse as NonNullable<ServerToAgent["errorResponse"]>),
+      type: ServerErrorResponseType.Unavailable,
+      retryInfo: {
+        retryAfterNanoseconds: BigInt(this.#options.unavailableRetrySeconds) * 1_000_000_000n,
+      },
+    };
+    return result;
+  }
+
+  async #process(conn: Connection, uid: string, prepared: PreparedMessage): Promise<HandleResult> {
+    const { message } = prepared;
     const now = this.#options.now();
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
@@ -173,12 +204,8 @@ export class MessageHandler {
       }
       await this.#disconnect(carried, "agent took the new instance uid it was given");
     }
-    try {
-      enforceAgentLimits(message, this.#options.limits);
-    } catch (err) {
-      if (!(err instanceof AgentLimitError)) throw err;
-      return errorResult(message.instanceUid, "bad-request", err.message);
-    }
+    if (prepared.limitError !== undefined)
+      return errorResult(message.instanceUid, "bad-request", prepared.limitError);
     let live = this.live.get(uid);
     let known = true;
     if (live && live.conn !== conn) {
@@ -205,6 +232,22 @@ export class MessageHandler {
         // credential: the uid is not this claimant's.
         return this.#reassign(conn, message, "instance uid is in use with another credential");
       }
+      const owner = stored && "owner" in stored ? String(stored.owner) : "";
+      const elsewhere = !live && stored?.connected ? this.#otherReplica(owner) : "";
+      if (elsewhere && (await this.#options.store.replicaAlive(elsewhere))) {
+        // Stored as connected through another live replica: the same agent moved (a load
+        // balancer sent it here, its HTTP polls alternate) or a second agent uses its uid. A
+        // description that differs from the stored one tells them apart; without one, the
+        // agent is taken for the same (a poll carries none).
+        if (claimVerdict(stored as AgentState, conn, message, true) === "other-agent") {
+          this.stats.duplicateUids++;
+          return this.#reassign(
+            conn,
+            message,
+            `instance uid is in use by another agent connected through replica ${elsewhere}`,
+          );
+        }
+      }
       if (claimed) claimed.conn.close?.(1000, "replaced by a newer connection of this agent");
       const state = stored ?? emptyAgentState(uid, conn.transport, now);
       state.credential = conn.credential;
@@ -214,16 +257,17 @@ export class MessageHandler {
       live = this.live.bind(uid, state, conn, known);
     }
     live.conn = conn;
-    return this.#apply(live, message, known, now);
+    return this.#apply(live, prepared, known, now);
   }
 
   async #apply(
     live: LiveAgent,
-    message: AgentToServer,
+    prepared: PreparedMessage,
     known: boolean,
     now: number,
   ): Promise<HandleResult> {
     const { state, conn } = live;
+    const { message } = prepared;
     const previousSeq = state.sequenceNum;
     const retry = known && message.sequenceNum === previousSeq;
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
@@ -234,7 +278,8 @@ export class MessageHandler {
 
     let merged: ReturnType<typeof mergeReport>;
     try {
-      merged = mergeReport(state, message, this.#options.limits.maxAgentBytes, (total) => {
+      const report = { ...prepared, capabilities: message.capabilities };
+      merged = mergeReport(state, report, this.#options.limits.maxAgentBytes, (total) => {
         throw new AgentLimitError(
           "maxAgentBytes",
           LIMIT_FLAGS.maxAgentBytes,
@@ -273,6 +318,9 @@ export class MessageHandler {
     const reply: ServerToAgent = { instanceUid: message.instanceUid };
     const offeredBefore = live.offeredConfigHash;
     if (gap) reply.flags = ServerToAgentFlags.ReportFullState;
+    if (!disconnect && wantsComponentMap(state)) {
+      reply.flags = (reply.flags ?? 0n) | ServerToAgentFlags.ReportAvailableComponents;
+    }
     let settingsOffered = false;
     let packagesOffered = false;
     if (!disconnect) {
@@ -408,23 +456,39 @@ export class MessageHandler {
     };
   }
 
+  /** The replica id of a stored owner when it is not this process; "" otherwise. */
+  #otherReplica(owner: string | undefined): string {
+    if (!owner) return "";
+    const replica = owner.slice(0, owner.lastIndexOf("/"));
+    return replica === this.#options.replicaId ? "" : replica;
+  }
+
   #owner(conn: Connection): string {
     return `${this.#options.replicaId}/${conn.id}`;
   }
 
   /**
-   * Re-evaluates desired state for connected WebSocket agents (all, or those `filter` keeps)
-   * and pushes remote configs that are now due. Resolves with the number of agents pushed to.
+   * Re-evaluates desired state for connected WebSocket agents (all, those `select` keeps, or
+   * those it lists: a list costs its own length, not a scan over every agent) and pushes
+   * remote configs that are now due. Resolves with the number of agents pushed to.
    * Works in slices of `sliceSize` agents, yielding to the event loop between slices, so that
    * replies (the APPLIED reports a push provokes) are processed while a large fleet is pushed.
    * HTTP agents get the same answer on their next poll.
    */
-  async refresh(filter: (uid: string) => boolean = () => true, sliceSize = 256): Promise<number> {
+  async refresh(
+    select: ((uid: string) => boolean) | Iterable<string> = () => true,
+    sliceSize = 256,
+  ): Promise<number> {
     let pushed = 0;
     let inSlice = 0;
-    for (const live of [...this.live.values()]) {
+    const chosen: (LiveAgent | undefined)[] =
+      typeof select === "function"
+        ? [...this.live.values()].filter((l) => select(l.state.instanceUid))
+        : Array.from(select, (uid) => this.live.get(uid));
+    for (const live of chosen) {
+      if (!live) continue;
       const { state, conn } = live;
-      if (!conn.push || !filter(state.instanceUid)) continue;
+      if (!conn.push) continue;
       if (this.live.get(state.instanceUid) !== live) continue; // gone while we yielded
       const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
@@ -530,8 +594,11 @@ export class MessageHandler {
     this.live.unbind(state.instanceUid, conn);
     state.connected = false;
     state.lastDisconnectedAt = this.#options.now();
+    let elsewhere = false;
     try {
-      await this.#options.store.save(state, [], this.#owner(conn));
+      // Not stored when another replica serves the agent now (its owner): that one's connect
+      // stands, and rollouts and the status branch keep it connected.
+      elsewhere = !(await this.#options.store.saveDisconnect(state, this.#owner(conn)));
     } catch (err) {
       this.#options.logger.error(
         { err, instanceUid: state.instanceUid },
@@ -540,8 +607,9 @@ export class MessageHandler {
     }
     this.#options.events.emit("disconnected", {
       instanceUid: state.instanceUid,
-      reason,
+      reason: elsewhere ? `${reason}; connected through another replica` : reason,
       agent: state,
+      ...(elsewhere ? { elsewhere } : {}),
     });
   }
 }
@@ -584,6 +652,17 @@ function proveIdentity(message: AgentToServer): HandleResult {
     outcome: "ok",
     disconnect: false,
   };
+}
+
+/**
+ * Whether to ask for the full AvailableComponents (spec: the agent sends only the hash until
+ * asked): it has the capability and reported a hash, but no map is stored for it. An agent
+ * that honours the flag answers with the map in its next message, so this is asked once.
+ */
+function wantsComponentMap(state: Readonly<AgentState>): boolean {
+  if (!hasFlag(state.capabilities, AgentCapabilities.ReportsAvailableComponents)) return false;
+  const reported = state.availableComponents;
+  return (reported?.hash?.length ?? 0) > 0 && !hasComponentMap(reported);
 }
 
 function sameScopes(a: readonly string[], b: readonly string[]): boolean {

@@ -63,6 +63,21 @@ export interface CustomCapabilities {
   capabilities?: string[];
 }
 
+/** One entry of AvailableComponents (possibly nested: a Collector's kinds hold its types). */
+export interface ComponentDetails {
+  metadata?: KeyValue[];
+  subComponentMap?: Record<string, ComponentDetails>;
+}
+
+/**
+ * The components an agent's build has (OpAMP AvailableComponents, [Development]). `hash` is
+ * always sent; `components` only when the server asked with ReportAvailableComponents.
+ */
+export interface AvailableComponents {
+  components?: Record<string, ComponentDetails>;
+  hash?: Uint8Array;
+}
+
 /** Sub-messages kept opaque: stored and re-encoded, not interpreted here. */
 export type OpaqueMessage = Record<string, unknown>;
 
@@ -81,7 +96,7 @@ export interface AgentToServer {
   connectionSettingsRequest?: OpaqueMessage | null;
   customCapabilities?: CustomCapabilities | null;
   customMessage?: OpaqueMessage | null;
-  availableComponents?: OpaqueMessage | null;
+  availableComponents?: AvailableComponents | null;
   connectionSettingsStatus?: OpaqueMessage | null;
 }
 

@@ -196,7 +196,9 @@ export class ReplicaLiveness {
         const agents = await Promise.all(lost.map((uid) => this.#options.store.load(uid)));
         for (const agent of agents) {
           // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
-          if (!agent?.owner.startsWith(`${id}/`)) continue;
+          // Connected here already (its batched save has not rewritten owner yet): same.
+          if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(agent.instanceUid))
+            continue;
           this.#options.events.emit("disconnected", {
             instanceUid: agent.instanceUid,
             reason: `its server process ${id} stopped`,
@@ -208,6 +210,49 @@ export class ReplicaLiveness {
       await this.#redis.multi().del(set).srem(`${prefix}:replicas`, id).exec();
       this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
     }
+    return marked;
+  }
+
+  /**
+   * Marks disconnected every agent stored as connected whose owner process has no liveness
+   * key: agents left "connected" by a version without liveness keys, or by a process whose
+   * agent set was lost. One pass over every stored agent (SSCAN): run once by the replica
+   * that takes the Git lease, not per tick. Safe beside sweeps (the same atomic flip).
+   * Resolves with how many were marked.
+   */
+  async sweepOrphans(): Promise<number> {
+    const { prefix, replicaId } = this.#options;
+    const alive = new Map<string, boolean>([[replicaId, true]]);
+    let marked = 0;
+    let cursor = "0";
+    do {
+      const [next, uids] = await this.#redis.sscan(`${prefix}:agents`, cursor, "COUNT", 500);
+      cursor = next;
+      const rows = await Promise.all(
+        uids.map((uid) => this.#redis.hmget(this.#agentKey(uid), "connected", "owner")),
+      );
+      for (const [i, [connected, owner]] of rows.entries()) {
+        const uid = uids[i] as string;
+        // Connected here (its batched save may not have rewritten owner yet): not an orphan.
+        if (connected !== "1" || this.#options.live.get(uid)) continue;
+        const id = (owner ?? "").slice(0, Math.max(0, (owner ?? "").lastIndexOf("/")));
+        if (!alive.has(id)) alive.set(id, (await this.#redis.exists(this.#key(id))) === 1);
+        if (alive.get(id)) continue;
+        const at = String(this.#options.now());
+        if ((await this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)) !== 1) continue;
+        const agent = await this.#options.store.load(uid);
+        if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(uid)) continue;
+        marked++;
+        this.#options.events.emit("disconnected", {
+          instanceUid: uid,
+          reason: `its server process ${id || "(unknown)"} is not running`,
+          agent,
+          lost: true,
+        });
+      }
+    } while (cursor !== "0");
+    if (marked > 0)
+      this.#options.logger.info({ marked }, "disconnected agents of stopped processes");
     return marked;
   }
 

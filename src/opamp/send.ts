@@ -36,3 +36,20 @@ export function badRequest(errorMessage: string): ServerToAgent {
     errorResponse: { type: ServerErrorResponseType.BadRequest, errorMessage },
   };
 }
+
+/**
+ * UNAVAILABLE with RetryInfo: the server cannot take `payload` (an encoded AgentToServer) now;
+ * the agent sends again after `retryAfterSeconds`. The message is not decoded: its instance
+ * uid is echoed when it comes first, as encoders write it (field 1, 16 bytes).
+ */
+export function unavailable(payload: Uint8Array, retryAfterSeconds: number): ServerToAgent {
+  const uidFirst = payload[0] === 0x0a && payload[1] === 16 && payload.length >= 18;
+  return {
+    instanceUid: uidFirst ? payload.subarray(2, 18) : new Uint8Array(0),
+    errorResponse: {
+      type: ServerErrorResponseType.Unavailable,
+      errorMessage: "server is busy (many agents connecting); retry after the interval given",
+      retryInfo: { retryAfterNanoseconds: BigInt(retryAfterSeconds) * 1_000_000_000n },
+    },
+  };
+}

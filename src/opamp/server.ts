@@ -14,6 +14,7 @@ import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
+import { DecodePool, type DecodePoolOptions } from "./decode-pool.js";
 import { type DesiredStateProvider, NO_DESIRED_STATE } from "./desired.js";
 import { type DownloadSource, downloadName, hasGrant, serveDownload } from "./downloads.js";
 import { AgentEvents } from "./events.js";
@@ -21,6 +22,7 @@ import { HttpTransport, plain } from "./http-transport.js";
 import { credentialDigest } from "./identity.js";
 import { MessageHandler } from "./message-handler.js";
 import type { AdvertisedEndpoint } from "./offers.js";
+import { LoadShedder, type SheddingOptions } from "./shedding.js";
 import { guardSockets, httpTimeouts, pick } from "./sockets.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
@@ -69,6 +71,8 @@ export interface OpampServerOptions {
   maxConnections?: number;
   /** Retry-After sent with 503, in seconds. Default 30 (the specification's minimum advice). */
   retryAfterSeconds?: number;
+  /** Reconnect storms: pending agents and event-loop delay before shedding; see shedding.ts. */
+  shedding?: SheddingOptions;
   /**
    * The OpAMP URL (and, for TLS, its CA) that connection-settings offers name. Default: none,
    * and offers carry no endpoint; it is never taken from a request's Host header.
@@ -100,6 +104,11 @@ export interface OpampServerOptions {
   maxQueuedMessages?: number;
   /** Open TCP connections allowed from one source address; undefined: no cap. */
   maxConnectionsPerAddress?: number;
+  /**
+   * Decode workers for large messages (decode-pool.ts): size threshold, workers, queue bound.
+   * Default: messages from 64 KiB on, cores - 1 workers (1 to 4), 64 MiB queued.
+   */
+  decode?: Omit<DecodePoolOptions, "limits">;
   replicaId?: string;
   /**
    * Package files served at `/packages/<sha256>` (downloads.ts); none: that path is 404.
@@ -112,6 +121,7 @@ export class OpampServer {
   readonly events: AgentEvents;
   readonly store: AgentStore;
   readonly handler: MessageHandler;
+  readonly decoder: DecodePool;
   readonly #options: OpampServerOptions & {
     path: string;
     maxConnections: number;
@@ -121,6 +131,8 @@ export class OpampServer {
   readonly #ws: WebSocketTransport;
   readonly #http: HttpTransport;
   readonly #credentials: AgentCredentials;
+  /** Reconnect storms: what is taken at a time (see shedding.ts). */
+  readonly shedder: LoadShedder;
   #inflight = 0;
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -138,6 +150,8 @@ export class OpampServer {
       logger.error({ err, event: name }, "agent event listener failed"),
     );
     this.store = new AgentStore(options.redis, { prefix: options.prefix ?? "opamp-gitops" });
+    const limits = { ...DEFAULT_AGENT_LIMITS, ...options.limits };
+    this.decoder = new DecodePool({ ...options.decode, limits });
     this.handler = new MessageHandler({
       store: this.store,
       desired: options.desired ?? NO_DESIRED_STATE,
@@ -147,12 +161,15 @@ export class OpampServer {
       defaultHeartbeatSeconds: options.defaultHeartbeatSeconds ?? 30,
       livenessFactor: options.livenessFactor ?? 3,
       advertise: options.advertise,
-      limits: { ...DEFAULT_AGENT_LIMITS, ...options.limits },
+      limits,
+      decoder: this.decoder,
       resendIntervalMs: options.resendIntervalMs ?? 30_000,
       issuer: options.issuer,
     });
+    this.shedder = new LoadShedder(options.shedding);
     this.#ws = new WebSocketTransport({
       handler: this.handler,
+      shedder: this.shedder,
       logger,
       maxMessageBytes,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
@@ -216,7 +233,14 @@ export class OpampServer {
     }
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(this.#options.port ?? 4320, this.#options.host ?? "0.0.0.0", () => {
+      // A deep accept queue (the kernel caps it at net.core.somaxconn): in a reconnect storm
+      // connections wait there for their turn instead of being refused (node's default is 511).
+      const listen = {
+        port: this.#options.port ?? 4320,
+        host: this.#options.host ?? "0.0.0.0",
+        backlog: 4096,
+      };
+      this.#server.listen(listen, () => {
         this.#server.off("error", reject);
         resolve();
       });
@@ -295,8 +319,8 @@ export class OpampServer {
   }
 
   /** Pushes what is now due to connected WebSocket agents; see MessageHandler.refresh. */
-  refresh(filter?: (uid: string) => boolean): Promise<number> {
-    return this.handler.refresh(filter);
+  refresh(select?: ((uid: string) => boolean) | Iterable<string>): Promise<number> {
+    return this.handler.refresh(select);
   }
 
   async #housekeeping(): Promise<void> {
@@ -337,6 +361,13 @@ export class OpampServer {
         status: 503,
         text: "server is at its connection limit",
         headers: { "Retry-After": String(this.#options.retryAfterSeconds) },
+      };
+    }
+    if (this.shedder.shedConnection(this.#inflight)) {
+      return {
+        status: 503,
+        text: "server is busy (many agents connecting); retry after the interval given",
+        headers: { "Retry-After": String(this.shedder.retryAfterSeconds()) },
       };
     }
     return undefined;
@@ -406,12 +437,14 @@ export class OpampServer {
   close({ graceMs = 5000 } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
+      this.shedder.close();
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       const sockets = this.#ws.close(Math.min(2000, graceMs));
       this.#server.closeIdleConnections();
       const force = setTimeout(() => this.#server.closeAllConnections(), graceMs);
       await Promise.all([closed, sockets]);
       clearTimeout(force);
+      await this.decoder.close();
       try {
         await this.store.flushTouches();
       } catch (err) {

@@ -20,13 +20,17 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type Connection, nextConnectionId } from "./connection.js";
 import { scopesOf } from "./credentials.js";
-import { frameWebSocketMessage, unframeWebSocketMessage } from "./framing.js";
+import { unframeWebSocketMessage } from "./framing.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
-import { badRequest, encodeReply } from "./send.js";
+import { badRequest, encodeReply, unavailable } from "./send.js";
+import { LoadShedder } from "./shedding.js";
+import { sendOpampFrame } from "./ws-frame.js";
 
 export interface WebSocketTransportOptions {
   handler: MessageHandler;
+  /** Counts sockets not yet answered; sheds first messages while the event loop lags. */
+  shedder?: LoadShedder;
   logger: Logger;
   maxMessageBytes: number;
   /** Interval of protocol pings that find dead sockets, in ms. Default 30 000. */
@@ -49,7 +53,8 @@ const CLOSE_GRACE_MS = 2000;
 
 export class WebSocketTransport {
   readonly wss: WebSocketServer;
-  readonly #options: Required<WebSocketTransportOptions>;
+  readonly #options: Required<Omit<WebSocketTransportOptions, "shedder">>;
+  readonly #shedder: LoadShedder;
   /** Sockets with a ping not yet answered, and the payload the answer must echo. */
   readonly #awaitingPong = new WeakMap<WebSocket, Buffer>();
   readonly #ping: NodeJS.Timeout;
@@ -63,6 +68,8 @@ export class WebSocketTransport {
     idleClosed: 0,
     /** Sockets terminated for not answering a ping. */
     deadPeers: 0,
+    /** Sockets closed for having more than MAX_IN_FLIGHT messages read but not handled. */
+    flooders: 0,
     /** Times reading was paused because a socket's queue was full. */
     pausedReads: 0,
     /** Most messages of one socket waiting at once. */
@@ -78,6 +85,7 @@ export class WebSocketTransport {
       idleTimeoutMs: 3_600_000,
       ...options,
     };
+    this.#shedder = options.shedder ?? new LoadShedder();
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false, // ~230 KB per connection otherwise (DESIGN §5)
@@ -124,7 +132,7 @@ export class WebSocketTransport {
         ws.terminate(); // a close frame would queue behind what it does not read
         return;
       }
-      ws.send(frameWebSocketMessage(bytes));
+      sendOpampFrame(ws, bytes);
     };
     const conn: Connection = {
       id: nextConnectionId(),
@@ -163,6 +171,15 @@ export class WebSocketTransport {
     let queue: Promise<void> = Promise.resolve();
     let pending = 0;
     let paused = false;
+    // Pending (for shedding) until its first message is answered or it closes.
+    const shedder = this.#shedder;
+    let answered = false;
+    shedder.pendingSockets++;
+    const settle = () => {
+      if (answered) return;
+      answered = true;
+      shedder.pendingSockets--;
+    };
     ws.on("message", (data: Buffer, isBinary) => {
       lastMessageAt = Date.now();
       if (!spoken) {
@@ -180,6 +197,7 @@ export class WebSocketTransport {
       // Frames of a chunk already read still arrive while paused (a 64 KiB chunk holds
       // thousands of tiny frames); past MAX_IN_FLIGHT the peer floods on purpose.
       if (pending > MAX_IN_FLIGHT) {
+        if (pending === MAX_IN_FLIGHT + 1) this.stats.flooders++;
         this.#drop(ws, 1008, "too many messages in flight");
         return;
       }
@@ -196,9 +214,15 @@ export class WebSocketTransport {
             send(badRequest((err as Error).message));
             return;
           }
+          if (!answered && shedder.shedFirstMessage()) {
+            // A storm: come back later (the agent resends after the interval), nothing stored.
+            send(unavailable(payload, shedder.retryAfterSeconds()));
+            return;
+          }
           const result = await handler.handle(conn, payload);
           send(result.reply);
         } finally {
+          settle();
           pending--;
           if (paused && pending <= o.maxQueuedMessages / 2) {
             paused = false;
@@ -209,6 +233,7 @@ export class WebSocketTransport {
     });
     ws.on("close", () => {
       clearTimeout(timer);
+      settle();
       queue = queue.then(() => handler.connectionClosed(conn, "websocket closed"));
       // close() waits for this: the disconnect is stored and its event emitted afterwards.
       const finished = queue.catch(() => {});

@@ -54,6 +54,8 @@ export interface RolloutControllerOptions {
   sweepIntervalMs?: number;
   /** BullMQ stalled-job check interval (ms, default 30 000). */
   stalledIntervalMs?: number;
+  /** BullMQ job lock of a running tick (ms, default 30 000). */
+  lockDurationMs?: number;
 }
 
 export interface GroupSpecInput {
@@ -102,6 +104,7 @@ export class RolloutController {
       tick: (group, at) => this.#tick(group, at),
       ...(options.sweepIntervalMs ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
       ...(options.stalledIntervalMs ? { stalledIntervalMs: options.stalledIntervalMs } : {}),
+      ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
     });
   }
 
@@ -141,6 +144,16 @@ export class RolloutController {
   served(group: string, uid: string): Readonly<HashRef> | undefined {
     const sync = this.#groups.get(group);
     return sync ? servedRef(sync.state, uid) : undefined;
+  }
+
+  /** The group's stable hash (last fully rolled out), from memory; undefined when none. */
+  stable(group: string): Readonly<HashRef> | undefined {
+    return this.#groups.get(group)?.state.stable;
+  }
+
+  /** The uids the group's rollout counts as members (connected or not), from memory. */
+  members(group: string): string[] {
+    return [...(this.#groups.get(group)?.state.members.keys() ?? [])];
   }
 
   /** Subscribes to changes of served answers; returns the unsubscribe function. */

@@ -37,6 +37,11 @@ export interface RolloutTimersOptions {
   concurrency?: number;
   /** BullMQ stalled-job check interval in ms (default 30 000). */
   stalledIntervalMs?: number;
+  /**
+   * BullMQ job lock in ms (default 30 000): a tick whose worker died (SIGKILL) is found
+   * stalled once its lock expired, at the next stalled check, and run again by another replica.
+   */
+  lockDurationMs?: number;
 }
 
 export class RolloutTimers {
@@ -68,6 +73,7 @@ export class RolloutTimers {
       prefix: this.#options.prefix,
       concurrency: this.#options.concurrency ?? 8,
       stalledInterval: this.#options.stalledIntervalMs ?? 30_000,
+      lockDuration: this.#options.lockDurationMs ?? 30_000,
       autorun: true,
     });
     worker.on("error", (err) => this.#options.logger.warn({ err }, "rollout timer worker error"));

@@ -25,6 +25,7 @@ export interface WakesOptions {
   tick(group: string, at: number): Promise<void>;
   sweepIntervalMs?: number;
   stalledIntervalMs?: number;
+  lockDurationMs?: number;
 }
 
 const OVERDUE_MS = 5000;
@@ -43,6 +44,7 @@ export class Wakes {
       logger: options.logger,
       handle: (job) => options.tick(job.group, job.at),
       ...(options.stalledIntervalMs ? { stalledIntervalMs: options.stalledIntervalMs } : {}),
+      ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
     });
   }
 

@@ -9,7 +9,7 @@
  */
 import { findSecretSpans } from "./detect.js";
 import type { Marker } from "./marker.js";
-import { redactStructure, type WalkResult } from "./structure.js";
+import { redactStructure, setOwn as setOwnKey, type WalkResult } from "./structure.js";
 
 export { findSecretSpans, hasSecret, onlyPlaceholders, type Span } from "./detect.js";
 export {
@@ -74,5 +74,22 @@ export class Redactor {
   /** A copy of a parsed value with every secret replaced by its marker. */
   value(value: unknown): WalkResult {
     return redactStructure(value, (s) => this.marker.mark(s));
+  }
+
+  /**
+   * One attribute (`key: value`) through all three layers: a value under a secret-looking key
+   * (`api.key`, `db.password`) is hidden whole, secrets in any other value replaced; key and
+   * a string value are cut at `maxChars` as text() does. Other values come back as given,
+   * or redacted by structure when nested.
+   */
+  attribute(key: string, value: unknown, maxChars: number): [string, unknown] {
+    const one: Record<string, unknown> = {};
+    setOwnKey(one, key, value);
+    const [entry] = Object.entries(this.value(one).value as Record<string, unknown>);
+    const redacted = entry?.[1];
+    return [
+      this.text(key, maxChars),
+      typeof redacted === "string" ? this.text(redacted, maxChars) : redacted,
+    ];
   }
 }

@@ -13,6 +13,7 @@ import type {
   AgentQuery,
   AgentRecord,
   GroupRecord,
+  IncompatibleRecord,
   Readiness,
   RestartOutcome,
   RestartTarget,
@@ -20,6 +21,7 @@ import type {
   ShownConfigFile,
   ValidationState,
 } from "../api/backend.js";
+import { componentsHashOf, componentTypes } from "../api/views.js";
 import { type AgentState, agentAttributes, type OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
@@ -28,6 +30,7 @@ import type { AgentCredentialAuthority } from "./agent-credentials.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";
+import type { IncompatibleAgents } from "./incompatible-agents.js";
 import type { ServiceMetrics } from "./metrics.js";
 
 const LOAD_CHUNK = 500;
@@ -42,6 +45,8 @@ export interface ServiceBackendParts {
   status: StatusWriter | undefined;
   feed: ConsoleFeed;
   metrics: () => ServiceMetrics;
+  /** Agents left out of rollouts for lacking component types (agent-aware checks). */
+  incompatible?: IncompatibleAgents;
   /** Agents' issued credentials and revocations. */
   credentials?: AgentCredentialAuthority;
   /** The agent's bundle beyond its config (bundle-view.ts); none: not shown. */
@@ -181,6 +186,21 @@ export class ServiceBackend implements AdminBackend {
   rollouts() {
     const { rollouts } = this.#p;
     return rollouts.groups().flatMap((g) => rollouts.status(g) ?? []);
+  }
+
+  async incompatible(group: string): Promise<IncompatibleRecord> {
+    return (await this.#p.incompatible?.summary(group)) ?? { count: 0, examples: [] };
+  }
+
+  async componentSets(): Promise<Record<string, Record<string, string[]>>> {
+    const { opamp } = this.#p;
+    const out: Record<string, Record<string, string[]>> = {};
+    for (const uid of await opamp.store.list()) {
+      const agent = await this.#load(uid);
+      const hash = agent && componentsHashOf(agent);
+      if (agent && hash && !out[hash]) out[hash] = componentTypes(agent);
+    }
+    return out;
   }
 
   rollout(group: string) {

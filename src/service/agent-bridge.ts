@@ -2,6 +2,12 @@
  * Feeds what agents report (OpAMP events) into the rollouts: group membership from the
  * agent's attributes, connection, APPLYING/APPLIED/FAILED for a hash, and health.
  * Rollout writes are asynchronous; a failure is logged and the agent's next report retries.
+ * Agent error text is redacted (`redact`) before it enters rollout state, which the admin
+ * API, the CLI, notices and logs quote.
+ *
+ * An agent whose build lacks a component type its group's config needs (FleetProvider
+ * missingFor) is incompatible: it does not join the group's rollout (so it is never in a
+ * cohort, never fails it, never holds a gate) and is listed in IncompatibleAgents instead.
  *
  * Shutdown: `close()` (after the OpAMP server closed, before the rollouts) waits for the
  * writes in flight; an event after it is dropped with a debug line, not a warning per agent
@@ -19,6 +25,7 @@ import {
 import type { RolloutController } from "../queue/index.js";
 import { type BundleReport, bundleReport } from "./bundle-report.js";
 import type { FleetProvider } from "./fleet-provider.js";
+import type { IncompatibleAgents } from "./incompatible-agents.js";
 
 const REPORTED = {
   [RemoteConfigStatus.APPLIED]: "APPLIED",
@@ -33,8 +40,13 @@ const OWN = {
 } as const;
 
 export class AgentBridge {
-  /** The group each connected agent was placed in (for refresh filters and metrics). */
-  readonly groupOf = new Map<string, string>();
+  /** The group each connected agent was placed in (for metrics); read-only outside. */
+  readonly groupOf: ReadonlyMap<string, string> = new Map<string, string>();
+  /** The same, by group: who a group-wide push goes to, without a scan over every agent. */
+  readonly #members = new Map<string, Set<string>>();
+  /** Connected agents of this process listed as incompatible: uid → group and what they lack. */
+  readonly incompatible = new Map<string, { group: string; missing: string }>();
+  readonly #list: IncompatibleAgents | undefined;
   readonly #rollouts: RolloutController;
   readonly #provider: FleetProvider;
   readonly #logger: Logger;
@@ -43,6 +55,7 @@ export class AgentBridge {
   readonly #lastBundleReport = new Map<string, string>();
   /** Hash of the connection settings due to an agent (the OpAMP server's answer). */
   readonly #dueSettingsHash: (agent: Readonly<AgentState>) => string | undefined;
+  readonly #redact: (text: string) => string;
   #closed = false;
 
   constructor(
@@ -50,8 +63,12 @@ export class AgentBridge {
     rollouts: RolloutController,
     provider: FleetProvider,
     logger: Logger,
+    redact: (text: string) => string = (text) => text,
+    incompatible?: IncompatibleAgents,
     dueSettingsHash: (agent: Readonly<AgentState>) => string | undefined = () => undefined,
   ) {
+    this.#redact = redact;
+    this.#list = incompatible;
     this.#dueSettingsHash = dueSettingsHash;
     this.#rollouts = rollouts;
     this.#provider = provider;
@@ -67,13 +84,17 @@ export class AgentBridge {
       if (agent.health) this.#health(agent.instanceUid, agent.health);
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
+    // Another build (or the full map after a hash) may make it (in)compatible.
+    events.on("availableComponentsChanged", ({ agent }) => this.place(agent));
     // Another credential may allow other groups: an agent whose scope no longer allows its
     // group leaves that group's rollout.
     events.on("scopesChanged", ({ agent }) => this.place(agent));
-    events.on("disconnected", ({ instanceUid, lost }) => {
+    events.on("disconnected", ({ instanceUid, lost, elsewhere }) => {
       // Membership stays with the rollouts; this map only follows connected agents.
-      this.groupOf.delete(instanceUid);
+      this.#setGroup(instanceUid, undefined);
+      this.incompatible.delete(instanceUid); // it stays listed in Redis, as members stay
       this.#lastBundleReport.delete(instanceUid);
+      if (elsewhere) return; // connected through another replica: still a live member
       this.#run(rollouts.disconnected(instanceUid, lost === true));
     });
     events.on("remoteConfigStatusChanged", ({ agent }) => this.#reportOn(agent));
@@ -136,26 +157,69 @@ export class AgentBridge {
     const reported = REPORTED[status.status as keyof typeof REPORTED];
     const hash = Buffer.from(status.lastRemoteConfigHash ?? []).toString("hex");
     if (!reported || hash === "") return;
-    this.#run(this.#rollouts.report(uid, hash, reported, status.errorMessage || undefined));
+    const error = status.errorMessage ? this.#redact(status.errorMessage) : undefined;
+    this.#run(this.#rollouts.report(uid, hash, reported, error));
   }
 
   #health(uid: string, health: NonNullable<AgentState["health"]>): void {
-    this.#run(this.#rollouts.health(uid, health.healthy === true, health.lastError || undefined));
+    const error = health.lastError ? this.#redact(health.lastError) : undefined;
+    this.#run(this.#rollouts.health(uid, health.healthy === true, error));
   }
 
-  /** (Re)places an agent in the group its attributes select now. */
+  /**
+   * (Re)places an agent in the group its attributes select now: a member of the group's
+   * rollout, or listed as incompatible with the group's config.
+   */
   place(agent: Readonly<AgentState>): void {
     const uid = agent.instanceUid;
     const group = this.#provider.groupOf(agent);
+    const missing = group === undefined ? [] : this.#provider.missingFor(agent, group);
     const previous = this.groupOf.get(uid);
-    if (group === previous) return;
+    const was = this.incompatible.get(uid);
+    const missingKey = missing.join(" ");
+    if (group === previous && (was?.missing ?? "") === missingKey) return;
+    if (was && (was.group !== group || missing.length === 0)) {
+      this.incompatible.delete(uid);
+      if (this.#list) this.#run(this.#list.remove(was.group, uid));
+    }
+    this.#setGroup(uid, group);
     if (group === undefined) {
-      this.groupOf.delete(uid);
       if (previous) this.#run(this.#rollouts.leave(previous, uid));
       return;
     }
-    this.groupOf.set(uid, group);
+    if (missing.length > 0) {
+      this.incompatible.set(uid, { group, missing: missingKey });
+      if (this.#list) this.#run(this.#list.set(group, uid, missing));
+      // Out of the rollout it was in: a stored membership (another process, a restart) too.
+      if (previous && previous !== group) this.#run(this.#rollouts.leave(previous, uid));
+      this.#run(this.#rollouts.leave(group, uid));
+      return;
+    }
     this.#run(this.#rollouts.join(group, uid));
+  }
+
+  /** The connected agents placed in `group` (a copy: safe to hold while agents come and go). */
+  membersOf(group: string): string[] {
+    return [...(this.#members.get(group) ?? [])];
+  }
+
+  #setGroup(uid: string, group: string | undefined): void {
+    const map = this.groupOf as Map<string, string>;
+    const previous = map.get(uid);
+    if (previous === group) return;
+    if (previous !== undefined) {
+      const set = this.#members.get(previous);
+      set?.delete(uid);
+      if (set?.size === 0) this.#members.delete(previous);
+    }
+    if (group === undefined) {
+      map.delete(uid);
+      return;
+    }
+    map.set(uid, group);
+    const set = this.#members.get(group) ?? new Set<string>();
+    this.#members.set(group, set);
+    set.add(uid);
   }
 
   /** Stops feeding the rollouts; resolves once the writes in flight settled. Idempotent. */

@@ -3,6 +3,11 @@
  * Git desired state's matcher), then the hash its group's rollout serves it (stable or
  * target), then that hash's files. Synchronous and from memory: no I/O per message.
  *
+ * Agent-aware checks: an agent whose build lacks a component type of the hash its cohort
+ * would get (Compatibility) is served the group's stable hash when it can run that, else
+ * nothing (it keeps running what it runs). Its group's Git head hash is what decides whether
+ * it is incompatible, i.e. left out of the group's rollout (AgentBridge).
+ *
  * Per-group credentials: a group the agent's credential scopes do not allow is not its group
  * (groupOf answers undefined, so it is served nothing and joins no rollout); unauthorizedGroup
  * names it, for the admin API and the status branch.
@@ -19,6 +24,7 @@ import { agentAttributes } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { FleetSync } from "../sync/index.js";
 import type { BundleStore } from "./bundle-store.js";
+import { Compatibility } from "./compatibility.js";
 import type { ConfigStore } from "./config-store.js";
 import { GroupScopes } from "./group-scope.js";
 import { type RefSources, resolveTelemetry } from "./secret-refs.js";
@@ -46,6 +52,7 @@ export class FleetProvider implements DesiredStateProvider {
   readonly #serving: BundleServing | undefined;
   /** Resolved telemetry and final package URLs per bundle id (memory only: they hold secrets). */
   readonly #served = new Map<string, ServedParts>();
+  readonly compatibility: Compatibility;
   // Attributes per agent state: re-derived only when its description object changes.
   readonly #attributes = new WeakMap<
     object,
@@ -62,6 +69,20 @@ export class FleetProvider implements DesiredStateProvider {
     this.#sync = sync;
     this.#rollouts = rollouts;
     this.#configs = configs;
+    // Rollouts serve bundles; the components needed are those of the bundle's files.
+    this.compatibility = new Compatibility(
+      configs,
+      (id) => serving?.bundles.get(id).configHash ?? id,
+    );
+  }
+
+  /**
+   * What the agent lacks to run its group's current config (the Git head's hash), as
+   * `kind/type`; [] when it can, when it reports no components, or when it has no group.
+   */
+  missingFor(agent: Readonly<AgentState>, group: string): string[] {
+    const hash = this.#sync.current?.groups.get(group)?.configHash;
+    return hash ? this.compatibility.missing(agent, hash) : [];
   }
 
   /** The group the agent's attributes select, whether or not its credentials allow it. */
@@ -93,7 +114,7 @@ export class FleetProvider implements DesiredStateProvider {
   servedBundle(agent: Readonly<AgentState>): { id: string; parts: BundleParts } | undefined {
     const group = this.groupOf(agent);
     if (group === undefined) return undefined;
-    const served = this.#rollouts.served(group, agent.instanceUid);
+    const served = this.servedTo(agent, group);
     if (!served) return undefined;
     return {
       id: served.hash,
@@ -146,5 +167,14 @@ export class FleetProvider implements DesiredStateProvider {
     if (packages.length > 0) served.packages = packages;
     this.#served.set(id, served);
     return served;
+  }
+
+  /** The hash the agent is served: the rollout's answer, or the stable hash / nothing when it cannot run it. */
+  servedTo(agent: Readonly<AgentState>, group: string) {
+    const served = this.#rollouts.served(group, agent.instanceUid);
+    if (!served || this.compatibility.missing(agent, served.hash).length === 0) return served;
+    const stable = this.#rollouts.stable(group);
+    if (!stable || stable.hash === served.hash) return undefined;
+    return this.compatibility.missing(agent, stable.hash).length === 0 ? stable : undefined;
   }
 }

@@ -59,6 +59,27 @@ export class ServiceMetrics {
       "Remote configs sent to agents",
       () => handler.stats.configOffers,
     );
+    counter(
+      "opamp_gitops_duplicate_uids_total",
+      "Connects refused: the instance uid is connected through another live replica by another agent",
+      () => handler.stats.duplicateUids,
+    );
+    counter(
+      "opamp_gitops_git_checks_total",
+      "Reads of the fleet repository by this replica (fetches, for a remote)",
+      () => service.sync?.checks ?? 0,
+    );
+    new Gauge({
+      name: "opamp_gitops_leader",
+      help: "1 while this replica holds the lease of a once-only duty (git: polling; status: writer)",
+      labelNames: ["duty"],
+      registers: [r],
+      collect() {
+        this.reset();
+        if (service.gitDuty) this.set({ duty: "git" }, service.gitDuty.lease.held ? 1 : 0);
+        if (service.status) this.set({ duty: "status" }, service.status.isWriter ? 1 : 0);
+      },
+    });
     new Gauge({
       name: "opamp_gitops_rollouts",
       help: "Groups by the state of their current or last rollout",

@@ -47,30 +47,44 @@ function historyEntry(e: EndedRollout): RolloutHistoryEntry {
   return h;
 }
 
+/** The incompatible agents of a group (IncompatibleAgents), and a signal when they change. */
+export interface IncompatibleSource {
+  summary(
+    group: string,
+  ): Promise<{ count: number; examples: { uid: string; missing: string[] }[] }>;
+  subscribe(listener: (group: string) => void): () => void;
+}
+
 export class RolloutStatusAdapter implements RolloutStatusSource {
   readonly #rollouts: RolloutController;
   readonly #filesOf: (hash: string) => string[] | undefined;
   readonly #configHashOf: (bundleId: string) => string;
+  readonly #incompatible: IncompatibleSource | undefined;
 
   /**
    * `filesOf` names the files of a served bundle (the config store), for the served block;
    * `configHashOf` gives a bundle's config hash, which the served block names (rollouts move
-   * bundles; their target and source stay bundle ids).
+   * bundles; their target and source stay bundle ids); `incompatible` adds the group's
+   * incompatible agents.
    */
   constructor(
     rollouts: RolloutController,
     filesOf: (hash: string) => string[] | undefined = () => undefined,
     configHashOf: (bundleId: string) => string = (id) => id,
+    incompatible?: IncompatibleSource,
   ) {
     this.#rollouts = rollouts;
     this.#filesOf = filesOf;
     this.#configHashOf = configHashOf;
+    this.#incompatible = incompatible;
   }
 
   async status(group: string): Promise<GroupRolloutInfo | undefined> {
     const view = this.#rollouts.status(group);
     const ended = await this.#rollouts.history(group);
-    if (!view?.rollout && ended.length === 0) return undefined;
+    const incompatible = await this.#incompatible?.summary(group);
+    const listed = incompatible && incompatible.count > 0 ? { incompatible } : {};
+    if (!view?.rollout && ended.length === 0 && !listed.incompatible) return undefined;
     const current = view?.rollout;
     const served = view?.served;
     const files = served && this.#filesOf(served.hash);
@@ -79,12 +93,18 @@ export class RolloutStatusAdapter implements RolloutStatusSource {
         ? { ...served, hash: this.#configHashOf(served.hash), ...(files ? { files } : {}) }
         : null,
       history: ended.filter((e) => e.id !== current?.id).map(historyEntry),
+      ...listed,
     };
     if (current) info.current = progress(current);
     return info;
   }
 
   subscribe(listener: (group: string) => void): () => void {
-    return this.#rollouts.onGroupChanged(listener);
+    const off = this.#rollouts.onGroupChanged(listener);
+    const offIncompatible = this.#incompatible?.subscribe(listener);
+    return () => {
+      off();
+      offIncompatible?.();
+    };
   }
 }

@@ -11,7 +11,9 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
+import { useViewRedactor } from "../api/views.js";
 import { AgentCa } from "../ca/index.js";
+import { withSafeErrors } from "../logger.js";
 import {
   type AgentState,
   CommandType,
@@ -21,10 +23,17 @@ import {
   ReplicaLiveness,
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
+import { Marker, Redactor } from "../redact/index.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
+import { loadRedactionKey } from "../status/redaction-key.js";
 import { type FleetDesiredState, FleetSync, type GitAuth } from "../sync/index.js";
-import { CollectorChecker, ValidationCache, validateSnapshot } from "../validate/index.js";
+import {
+  CollectorChecker,
+  ValidationCache,
+  type ValidationReport,
+  validateSnapshot,
+} from "../validate/index.js";
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { AgentCredentialAuthority } from "./agent-credentials.js";
@@ -35,7 +44,10 @@ import { ConfigStore } from "./config-store.js";
 import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
 import { FleetProvider } from "./fleet-provider.js";
+import { GitDuty } from "./git-duty.js";
 import { certificateGroups } from "./group-scope.js";
+import { IncompatibleAgents } from "./incompatible-agents.js";
+import { incompatibleFindings } from "./incompatible-check.js";
 import { ServiceMetrics } from "./metrics.js";
 import { PackageStore } from "./package-store.js";
 import { createStatusWriter } from "./status-wiring.js";
@@ -63,6 +75,9 @@ function throttledProgress(repo: string, line: (text: string) => void) {
   };
 }
 
+/** Longest agent error text kept in rollout state (after redaction). */
+const AGENT_ERROR_CHARS = 1024;
+
 export interface ServiceParts {
   settings: Settings;
   redis: Redis;
@@ -77,6 +92,8 @@ export class Service {
   readonly liveness: ReplicaLiveness;
   readonly rollouts: RolloutController;
   readonly sync: FleetSync | undefined;
+  /** Git polling done by one replica (a lease), the others told of new heads. */
+  readonly gitDuty: GitDuty | undefined;
   readonly configs: ConfigStore;
   /** Bundles (telemetry, packages) by id, for every bundle a rollout may serve. */
   readonly bundles: BundleStore;
@@ -88,6 +105,8 @@ export class Service {
     string,
     { type: "restart"; by: string; at: string; result: string }
   >();
+  /** Agents left out of their group's rollout for lacking a component type (any replica). */
+  readonly incompatible: IncompatibleAgents;
   readonly bridge: AgentBridge | undefined;
   readonly provider: FleetProvider | undefined;
   readonly api: AdminServer;
@@ -104,24 +123,45 @@ export class Service {
   /** Agents' certificates (CSR), per-agent tokens, rotation and revocation. */
   readonly agentCredentials: AgentCredentialAuthority;
   readonly #p: ServiceParts;
+  /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
+  #redactor = new Redactor(Marker.random());
   #closing: Promise<void> | undefined;
   #applying: Promise<void> = Promise.resolve();
 
   constructor(parts: ServiceParts) {
-    this.#p = parts;
-    const { settings: s, redis, logger } = parts;
+    // Errors logged by any module may carry agent data (see safeError).
+    const logger = withSafeErrors(parts.logger);
+    this.#p = { ...parts, logger };
+    const { settings: s, redis } = parts;
     this.configs = new ConfigStore(redis, s.redisPrefix);
     this.bundles = new BundleStore(redis, s.redisPrefix);
     this.packages = s.packageDir ? new PackageStore(s.packageDir) : undefined;
     // Served package files are offered only with an advertised URL to download them from.
     const servable = s.advertise ? this.packages : undefined;
+    this.incompatible = new IncompatibleAgents(redis, s.redisPrefix);
     this.rollouts = new RolloutController({
       redis,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "queue" }),
+      // Timers are BullMQ jobs: each runs on one replica; one whose replica died is run again
+      // by another within about twice the lease (lock expiry, then the stalled check).
+      stalledIntervalMs: Math.max(1000, s.leaderLeaseMs),
+      lockDurationMs: Math.max(1000, s.leaderLeaseMs),
     });
     const auth = gitAuth(s);
     if (s.repo) {
+      const duty = new GitDuty({
+        redis,
+        prefix: s.redisPrefix,
+        ttlMs: s.leaderLeaseMs,
+        logger: logger.child({ module: "git-duty" }),
+        // The upgrade gap: agents left "connected" by a process that had no liveness key.
+        onHolder: () =>
+          void this.liveness
+            .sweepOrphans()
+            .catch((err) => logger.warn({ err }, "sweep of stale connected agents failed")),
+      });
+      this.gitDuty = duty;
       const cache = new ValidationCache();
       // --otelcol: the operator's Collector binaries check each commit before rollout too.
       const collector = s.otelcol.size > 0 ? new CollectorChecker(s.otelcol) : undefined;
@@ -131,13 +171,18 @@ export class Service {
         ...(s.path ? { path: s.path } : {}),
         stateDir: join(s.stateDir, "git"),
         pollIntervalMs: s.pollIntervalMs,
+        pollWhen: duty.polling,
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
         validate: async (snapshot) => {
           await this.packages?.index();
+          const report = await validateSnapshot(snapshot, {
+            cache,
+            ...(collector ? { collector } : {}),
+          });
           return checkBundles(
-            await validateSnapshot(snapshot, { cache, ...(collector ? { collector } : {}) }),
+            await this.#checkAgents(report),
             snapshot,
             { env: process.env },
             servable,
@@ -205,6 +250,7 @@ export class Service {
       maxConnections: s.maxConnections,
       limits: s.agentLimits,
       ...s.opampGuards,
+      shedding: s.shedding,
       ...(tls ? { tls } : {}),
       ...(s.advertise ? { advertise: s.advertise } : {}),
       ...(agentCa
@@ -238,8 +284,14 @@ export class Service {
     });
     this.provider = provider;
     this.bridge = provider
-      ? new AgentBridge(this.opamp.events, this.rollouts, provider, logger, (agent) =>
-          this.opamp.handler.dueSettingsHash(agent),
+      ? new AgentBridge(
+          this.opamp.events,
+          this.rollouts,
+          provider,
+          logger,
+          (text) => this.#redactor.text(text, AGENT_ERROR_CHARS),
+          this.incompatible,
+          (agent) => this.opamp.handler.dueSettingsHash(agent),
         )
       : undefined;
     this.status =
@@ -256,19 +308,22 @@ export class Service {
             bundleOf: (agent) => this.bundleOf(agent),
             lastCommandOf: (uid) => this.#lastCommand.get(uid),
             configHashOf: (id) => this.bundles.get(id).configHash,
+            incompatible: this.incompatible,
             revocation: (uid) => this.agentCredentials.revocation(uid),
             ...(auth ? { auth } : {}),
           })
         : undefined;
+    // Only the agents concerned: a scan over every live agent per change made connecting N
+    // agents O(N²) (each join pushes to its own uids).
     this.rollouts.onServeChanged(({ group, uids }) => {
-      const only = uids ? new Set(uids) : undefined;
-      const filter = (uid: string) =>
-        only ? only.has(uid) : this.bridge?.groupOf.get(uid) === group;
+      const targets = uids ?? this.bridge?.membersOf(group) ?? [];
       // Then what agents already report may meet the bundle they are now served (a bundle
       // whose config they already run): passed on without waiting for their next report.
-      void this.opamp.refresh(filter).then(() => {
-        for (const live of this.opamp.handler.live.values())
-          if (filter(live.state.instanceUid)) this.bridge?.reassess(live.state);
+      void this.opamp.refresh(targets).then(() => {
+        for (const uid of targets) {
+          const live = this.opamp.handler.live.get(uid);
+          if (live) this.bridge?.reassess(live.state);
+        }
       });
     });
     this.feed = new ConsoleFeed({
@@ -290,6 +345,7 @@ export class Service {
       status: this.status,
       feed: this.feed,
       metrics: () => this.metrics,
+      incompatible: this.incompatible,
       credentials: this.agentCredentials,
       bundleOf: (agent) => this.bundleOf(agent),
       configHashOf: (id) => this.bundles.get(id).configHash,
@@ -349,6 +405,11 @@ export class Service {
       for (const group of state.groups.values()) {
         await this.configs.put(group.configHash, group.files);
         await this.bundles.put(group.bundleId, group);
+      }
+      // Agents that cannot run their group's new config leave its rollout before it starts,
+      // so no cohort is drawn from them.
+      for (const live of this.opamp.handler.live.values()) this.bridge?.place(live.state);
+      for (const group of state.groups.values()) {
         await this.rollouts.applyGroup({
           group: group.name,
           hash: group.bundleId,
@@ -358,7 +419,9 @@ export class Service {
       }
       // Every rollout group Git no longer has, also one removed while the service was down.
       for (const name of this.rollouts.groups()) {
-        if (!state.groups.has(name)) await this.rollouts.removeGroup(name, "git: group removed");
+        if (state.groups.has(name)) continue;
+        await this.rollouts.removeGroup(name, "git: group removed");
+        await this.incompatible.removeGroup(name);
       }
       const keep = this.#referencedHashes(state);
       await this.bundles.prune(keep);
@@ -386,6 +449,27 @@ export class Service {
     url.pathname = `/packages/${sha256}`;
     url.search = `?grant=${downloadGrant(key, sha256)}`;
     return url.toString();
+  }
+
+  /**
+   * The all-incompatible check (incompatible-check.ts) over a report without errors: adds an
+   * AGENTS_INCOMPATIBLE error for each changed group whose every agent lacks a needed type.
+   */
+  async #checkAgents(report: ValidationReport): Promise<ValidationReport> {
+    if (!report.fleet || report.errors > 0) return report;
+    const extra = await incompatibleFindings(report.fleet, this.sync?.current, {
+      agentsOf: async (group) => [
+        ...new Set([...this.rollouts.members(group), ...(await this.incompatible.uids(group))]),
+      ],
+      components: (uids) => this.opamp.store.availableComponents(uids),
+    });
+    if (extra.length === 0) return report;
+    const { fleet: _dropped, ...rest } = report;
+    return {
+      ...rest,
+      findings: [...report.findings, ...extra],
+      errors: report.errors + extra.length,
+    };
   }
 
   /** Bundle ids (and config hashes) that may still be served: Git's, and each rollout's stable, source and target. */
@@ -483,8 +567,14 @@ export class Service {
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
       if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
+      await this.gitDuty?.start(this.sync);
     }
-    // Markers in the status branch are keyed: every replica must use the fleet's one key.
+    // Markers in the status branch are keyed: every replica must use the fleet's one key,
+    // and the API and the rollouts show agent text with the same markers.
+    this.#redactor = new Redactor(
+      new Marker(await loadRedactionKey(this.#p.redis, this.#p.settings.redisPrefix)),
+    );
+    useViewRedactor(this.#redactor);
     await this.status?.loadRedactionKey();
     this.status?.start();
     const ca = this.#p.settings.agentCredentials.ca;
@@ -504,6 +594,14 @@ export class Service {
     return { opampPort: port, apiPort: api.port };
   }
 
+  /**
+   * Redacts agent-written text (src/redact, the status branch's detector and markers) before
+   * the service shows it (admin API), stores it in rollout state or logs it.
+   */
+  get redactor(): Redactor {
+    return this.#redactor;
+  }
+
   /** Stops everything in reverse order. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -515,6 +613,8 @@ export class Service {
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
       this.feed.close();
+      // Released first: another replica polls at once instead of after the lease expired.
+      await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());
       await this.#step("applying the last commit", () => this.#applying);
       await this.#step("rollout writes", () => this.rollouts.idle());

@@ -22,7 +22,7 @@ import {
 import type { FleetSync, GitAuth } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
-import { RolloutStatusAdapter } from "./rollout-status.js";
+import { type IncompatibleSource, RolloutStatusAdapter } from "./rollout-status.js";
 
 /**
  * An agent stored as connected but not heard of for this long is shown disconnected: its
@@ -53,6 +53,8 @@ export interface StatusWiringParts {
   lastCommandOf?: (uid: string) => AgentPlacement["lastCommand"];
   /** The config hash of a bundle id (its files' hash), for desiredHash. */
   configHashOf?: (bundleId: string) => string;
+  /** Agents left out of rollouts for lacking component types, for the group files. */
+  incompatible?: IncompatibleSource;
   auth?: GitAuth;
   /** Whether an agent's credentials are revoked, and by whom (agent-credentials.ts). */
   revocation?: (uid: string) => { at: string; by: string } | undefined;
@@ -73,6 +75,8 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     ...(p.auth ? { auth: p.auth } : {}),
     env: process.env,
     intervalMs: s.statusIntervalMs,
+    // One writer across replicas; a successor writes within the lease after a holder died.
+    lockTtlMs: s.leaderLeaseMs,
     retentionMs: s.statusRetentionMs,
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,
@@ -81,6 +85,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       rollouts,
       (hash) => p.configs.get(p.configHashOf?.(hash) ?? hash)?.map((f) => f.name),
       p.configHashOf,
+      p.incompatible,
     ),
     // Live state first: the stored copy is saved in batches and may lag by a moment.
     agents: {
@@ -100,7 +105,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     if (unauthorizedGroup !== undefined) return { ...UNASSIGNED, unauthorizedGroup };
     const group = provider.groupOf(agent);
     if (group === undefined) return UNASSIGNED;
-    const served = rollouts.served(group, agent.instanceUid);
+    const served = provider.servedTo(agent, group);
     // A rollout serves a bundle; the agent reports the config hash of its files.
     const desiredHash = served ? (p.configHashOf?.(served.hash) ?? served.hash) : null;
     const bundle = p.bundleOf?.(agent);

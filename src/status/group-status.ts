@@ -169,6 +169,7 @@ export function groupStatus(
       : null,
     validation: inputs.validation ?? null,
     rollout,
+    ...incompatibleStatus(inputs.rollout?.incompatible),
     history,
   };
   const v = inputs.validation;
@@ -190,4 +191,20 @@ export function groupStatus(
       : null,
   };
   return { file, facts };
+}
+
+/** The `incompatible` block, only when there are such agents (bounded as the schema says). */
+function incompatibleStatus(info: GroupRolloutInfo["incompatible"]): {
+  incompatible?: GroupStatusFile["incompatible"];
+} {
+  if (!info || info.count <= 0) return {};
+  return {
+    incompatible: {
+      count: info.count,
+      examples: info.examples.slice(0, 10).map((e) => ({
+        instanceUid: e.uid.slice(0, 64),
+        missing: e.missing.slice(0, 64).map((m) => m.slice(0, 128)),
+      })),
+    },
+  };
 }

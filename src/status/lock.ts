@@ -1,30 +1,19 @@
 /**
- * One writer per status branch across replicas: a Redis lock with a random token and a TTL,
- * renewed every TTL/3 while held. Only the holder's token can renew or release it, so a
- * replica that stalled past the TTL cannot release its successor's lock.
+ * One writer per status branch across replicas: a lease (src/lease.ts) on `<base>:lock`,
+ * renewed every TTL/3 while held. Its value carries a fencing token (a counter incremented at
+ * every acquisition): the ack script (pending-store.ts) writes only while the lock still holds
+ * the value this writer acquired, so a writer that stalled past the TTL and resumes cannot
+ * overwrite its successor's facts, and nothing pending is dropped by it.
  *
  * The lock saves work; it is not what keeps history safe: a publish is a compare-and-swap of
  * the branch (a ref lock locally, a fast-forward-only push remotely), so two writers that
  * both believe they hold the lock still cannot overwrite each other's commits.
+ *
+ * TTL: `--leader-lease` in serve (default 5 s): a successor takes over at its first flush
+ * after the holder's lease expired, so at most TTL + one flush interval after a SIGKILL.
  */
-import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
-
-const RENEW_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`;
-const RELEASE_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
-interface Scripts {
-  statusLockRenew(key: string, token: string, ttl: string): Promise<number>;
-  statusLockRelease(key: string, token: string): Promise<number>;
-}
+import { Lease } from "../lease.js";
 
 export interface WriterLockOptions {
   /** Lock lifetime without renewal, ms. Default 30 000. */
@@ -35,60 +24,46 @@ export interface WriterLockOptions {
 
 export class WriterLock {
   readonly key: string;
-  readonly token = randomBytes(16).toString("hex");
-  readonly #redis: Redis & Scripts;
-  readonly #ttl: number;
-  readonly #onLost?: () => void;
-  #held = false;
-  #timer?: NodeJS.Timeout;
+  readonly #lease: Lease;
+  /** The value of the last hold: fenced writes check it even after the hold slipped. */
+  #token = "\u0000not-held";
 
   constructor(redis: Redis, key: string, options: WriterLockOptions = {}) {
     this.key = key;
-    this.#ttl = options.ttlMs ?? 30_000;
-    this.#onLost = options.onLost;
-    redis.defineCommand("statusLockRenew", { numberOfKeys: 1, lua: RENEW_LUA });
-    redis.defineCommand("statusLockRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
-    this.#redis = redis as Redis & Scripts;
+    this.#lease = new Lease(redis, key, {
+      ttlMs: options.ttlMs ?? 30_000,
+      ...(options.onLost ? { onLost: options.onLost } : {}),
+    });
+  }
+
+  /** The fenced value (`<fence>:<random>`) of this writer's last hold, for the ack script. */
+  get token(): string {
+    return this.#token;
+  }
+
+  /** The fencing token of the current hold; 0 when not held. */
+  get fence(): number {
+    return this.#lease.fence;
   }
 
   get held(): boolean {
-    return this.#held;
+    return this.#lease.held;
   }
 
   /** Takes the lock if free (or renews it if ours); true when held afterwards. */
   async acquire(): Promise<boolean> {
-    if (this.#held) return this.renew();
-    const ok = await this.#redis.set(this.key, this.token, "PX", this.#ttl, "NX");
-    if (ok !== "OK") return false;
-    this.#held = true;
-    this.#timer = setInterval(
-      () => void this.renew().catch(() => {}),
-      Math.max(100, this.#ttl / 3),
-    );
-    this.#timer.unref();
-    return true;
+    const held = await this.#lease.acquire();
+    if (held) this.#token = this.#lease.value;
+    return held;
   }
 
   /** Extends the lock; false (and `onLost`) when it is no longer ours. */
-  async renew(): Promise<boolean> {
-    if (!this.#held) return false;
-    const ok = await this.#redis.statusLockRenew(this.key, this.token, String(this.#ttl));
-    if (ok === 1) return true;
-    this.#drop();
-    this.#onLost?.();
-    return false;
+  renew(): Promise<boolean> {
+    return this.#lease.renew();
   }
 
   /** Gives the lock up (only if still ours). */
-  async release(): Promise<void> {
-    const was = this.#held;
-    this.#drop();
-    if (was) await this.#redis.statusLockRelease(this.key, this.token).catch(() => 0);
-  }
-
-  #drop(): void {
-    this.#held = false;
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+  release(): Promise<void> {
+    return this.#lease.release();
   }
 }

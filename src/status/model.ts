@@ -159,7 +159,14 @@ export interface GroupStatusFile {
   served: { commit: string; configHash: string; hashCommit: string; files: string[] } | null;
   validation: ValidationStatus | null;
   rollout: RolloutFileStatus | null;
+  /** Agents left out of the group's rollouts for lacking a component type; absent: none. */
+  incompatible?: IncompatibleStatus;
   history: HistoryEntryStatus[];
+}
+
+export interface IncompatibleStatus {
+  count: number;
+  examples: { instanceUid: string; missing: string[] }[];
 }
 
 export interface Totals {
@@ -299,6 +306,8 @@ export interface GroupRolloutInfo {
    */
   served?: (HashRef & { files?: string[] }) | null;
   current?: RolloutProgress;
+  /** Agents of the group that lack a component type its config uses (count > 0 only). */
+  incompatible?: { count: number; examples: { uid: string; missing: string[] }[] };
   /** Ended rollouts, newest first (the writer keeps at most 20). */
   history: RolloutHistoryEntry[];
 }

@@ -24,6 +24,8 @@ const EVENTS: AgentEventName[] = [
 export function attachAgentEvents(events: AgentEvents, recorder: AgentRecorder): () => void {
   const offs = EVENTS.map((name) =>
     events.on(name, (e) => {
+      // Connected through another replica now: that replica records it.
+      if ("elsewhere" in e && e.elsewhere) return;
       void recorder.record(e.agent);
     }),
   );

@@ -50,6 +50,11 @@ export interface FleetSyncOptions extends Omit<GitSourceOptions, "previousHead">
   backoff?: BackoffOptions;
   /** Called when an event listener throws. */
   onListenerError?: (err: unknown, event: string) => void;
+  /**
+   * Whether a due poll runs now (default: always). Replicas sharing one repository poll only
+   * while this says so (the Git lease holder); triggers and retries after a failure still run.
+   */
+  pollWhen?: () => boolean;
 }
 
 export class FleetSync {
@@ -60,6 +65,9 @@ export class FleetSync {
   readonly #backoff: Backoff;
   readonly #stateDir?: string;
   readonly #sourceKey: string;
+  readonly #pollWhen: () => boolean;
+  /** Reads of the source (fetches from a remote) attempted by this process. */
+  #checks = 0;
   #reader?: SnapshotReader;
   #current?: FleetDesiredState;
   /** The last head that was read and judged (valid or stalled). */
@@ -82,6 +90,7 @@ export class FleetSync {
     this.#pollMs = options.pollIntervalMs ?? 15_000;
     this.#backoff = new Backoff(options.backoff);
     this.#stateDir = options.stateDir;
+    this.#pollWhen = options.pollWhen ?? (() => true);
     this.#events = new TypedEvents<FleetSyncEvents>((err, name) =>
       options.onListenerError?.(err, String(name)),
     );
@@ -103,6 +112,11 @@ export class FleetSync {
   /** The desired state served now: the last valid commit's (undefined before the first). */
   get current(): FleetDesiredState | undefined {
     return this.#current;
+  }
+
+  /** Reads of the source (for a remote: fetches) attempted by this process so far. */
+  get checks(): number {
+    return this.#checks;
   }
 
   get status(): Readonly<SyncStatus> {
@@ -177,7 +191,12 @@ export class FleetSync {
     const delay = outcome.result === "failed" ? outcome.retryInMs : this.#pollMs;
     if (delay <= 0) return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.trigger(), delay);
+    const poll = outcome.result !== "failed";
+    this.#timer = setTimeout(() => {
+      // Another replica polls: wait for its announcement (a trigger) or for the duty.
+      if (poll && !this.#pollWhen()) this.#schedule(outcome);
+      else void this.trigger();
+    }, delay);
     this.#timer.unref();
   }
 
@@ -192,6 +211,7 @@ export class FleetSync {
       }
     }
     let head: HeadUpdate;
+    this.#checks++;
     try {
       head = await this.source.refresh();
     } catch (err) {

@@ -9,7 +9,13 @@
  * skipped, never thrown).
  */
 
-import { isGroupName, UNASSIGNED } from "../status/paths.js";
+import { GROUP_NAME } from "../validate/group.js";
+
+// The status branch layout (DESIGN §4), restated rather than imported from src/status: its
+// paths module loads the whole OpAMP module, which a short-lived `plan` must not pay for.
+const UNASSIGNED = "_unassigned";
+const isGroupName = (name: string) => name.length <= 63 && GROUP_NAME.test(name);
+
 import { loadYaml } from "../validate/yaml.js";
 import type { ObjectStore, TreeEntry } from "./object-store.js";
 
@@ -21,6 +27,8 @@ export interface KnownAgent {
   /** The group the source recorded it in; null when unassigned. */
   group: string | null;
   connected: boolean;
+  /** kind → component types of its build (AvailableComponents), when the source knows them. */
+  components?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface KnownAgents {

@@ -26,6 +26,8 @@ export {
   OtelcolFlagError,
   parseOtelcolFlags,
 } from "./otelcol-binary.js";
+export { COMPONENT_KINDS, type ComponentKind } from "./otelcol-catalog.js";
+export { type RequiredComponent, requiredComponents } from "./otelcol-components.js";
 export { whereIn, whereInMerged } from "./otelcol-context.js";
 export {
   formatReport,

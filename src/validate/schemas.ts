@@ -40,25 +40,29 @@ function newAjv(strict: boolean) {
   return ajv;
 }
 
-let builtins: Map<SchemaName, ValidateFunction> | undefined;
+let builtinAjv: ReturnType<typeof newAjv> | undefined;
+const builtins = new Map<SchemaName, ValidateFunction>();
 
+/**
+ * The compiled built-in schema `name`. Every file is added (parsed) once, but each is compiled
+ * only when first asked for: a short-lived command (plan, validate) compiles the three it
+ * uses, not the settings schema, which is most of the compile time of a new process.
+ */
 function compiled(name: SchemaName): ValidateFunction {
-  if (!builtins) {
+  let fn = builtins.get(name);
+  if (fn) return fn;
+  if (!builtinAjv) {
     const dir = schemasDir();
-    const ajv = newAjv(true);
+    builtinAjv = newAjv(true);
     for (const file of Object.values(SCHEMA_FILES))
-      ajv.addSchema(JSON.parse(readFileSync(dir + file, "utf8")));
-    builtins = new Map();
-    for (const [key, file] of Object.entries(SCHEMA_FILES)) {
-      const fn = ajv.getSchema(file);
-      if (!fn) throw new Error(`schema ${file} did not compile`);
-      builtins.set(key as SchemaName, fn);
-    }
+      builtinAjv.addSchema(JSON.parse(readFileSync(dir + file, "utf8")));
   }
-  return builtins.get(name) as ValidateFunction;
+  fn = builtinAjv.getSchema(SCHEMA_FILES[name]);
+  if (!fn) throw new Error(`schema ${SCHEMA_FILES[name]} did not compile`);
+  builtins.set(name, fn);
+  return fn;
 }
 
-/** Validates a loaded document against a built-in schema; findings located in `doc.file`. */
 export function validateBuiltin(name: SchemaName, doc: LoadedYaml): Finding[] {
   const validate = compiled(name);
   if (validate(doc.value)) return [];

@@ -7,8 +7,9 @@
  * with corpus errors, so agent text is quoted in group files (failures, `paused.by`, the
  * reason of a rollback, history) and commit messages.
  *
- * Then the status branch's whole history (`git log -p --all`, commit messages included) is
- * searched for every marker of the corpus: none may appear.
+ * Then the status branch's whole history (`git log -p --all`, commit messages included), the
+ * admin API's answers (agents, one agent, rollouts), the console's pages and every line the service logged (at
+ * debug level) are searched for every marker of the corpus: none may appear.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -16,6 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Redis } from "ioredis";
 import { AgentCapabilities } from "../../src/opamp/capabilities.js";
+import { uidToString } from "../../src/opamp/instance-uid.js";
 import type { AgentToServer, KeyValue } from "../../src/opamp/messages.js";
 import { connectRedis } from "../../src/redis.js";
 import { Service } from "../../src/service/service.js";
@@ -68,7 +70,8 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
   const configs = corpusConfigs();
   const errors = corpusErrors();
   const err = (i: number) => errors[i % errors.length] as string;
-  const log = capturedLogger("warn");
+  const log = capturedLogger("debug");
+  let apiPort = 0;
 
   before(async () => {
     repo = new TestRepo();
@@ -95,7 +98,9 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
     assert.equal(settings.statusEffectiveConfig, "redacted", "the default");
     serviceRedis = await connectRedis(settings.redisUrl);
     service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const { opampPort } = await service.start();
+    const ports = await service.start();
+    const opampPort = ports.opampPort;
+    apiPort = ports.apiPort;
     const url = `http://127.0.0.1:${opampPort}/v1/opamp`;
     for (let i = 0; i < AGENTS; i++) {
       const a = new TestAgent({ transport: "websocket", url });
@@ -246,5 +251,38 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
       "--format=%B",
     ]).toString("utf8");
     assert.match(messages, /failed: "/, "commit messages quote agent errors");
+  });
+
+  test("the admin API and the service's logs hold none of the corpus' secrets", async () => {
+    const all = [
+      ...configs.map((c) => c.body.toString("utf8")),
+      ...errors,
+      ...Object.values(CORPUS_ATTRIBUTES),
+    ].flatMap(markersIn);
+    const api = async (path: string) => {
+      const res = await fetch(`http://127.0.0.1:${apiPort}${path}`);
+      assert.equal(res.status, 200, `${path}: ${res.status}`);
+      return res.text();
+    };
+    const answers = [
+      await api("/api/v1/agents"),
+      await api("/api/v1/rollouts"),
+      await api("/api/v1/rollouts/edge"),
+      await api("/api/v1/rollouts/west"),
+    ];
+    for (const a of agents) {
+      answers.push(await api(`/api/v1/agents/${uidToString(a.uid)}`));
+      answers.push(await api(`/agents/${uidToString(a.uid)}`)); // the console's agent page
+    }
+    answers.push(await api("/"));
+    const text = answers.join("\n");
+    const leaked = all.filter((m) => text.includes(m));
+    assert.deepEqual(leaked, [], `secrets in the admin API's answers: ${leaked.join(", ")}`);
+    // The places were filled: errors, health and attributes are shown, secrets as markers.
+    assert.match(text, /<redacted:[0-9a-f]{6}>/);
+    assert.match(text, /dial tcp 10\.0\.0\.1:443/);
+    const lines = log.lines.map((l) => JSON.stringify(l)).join("\n");
+    const logged = all.filter((m) => lines.includes(m));
+    assert.deepEqual(logged, [], `secrets in the service's log: ${logged.join(", ")}`);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { request } from "node:http";
+import { request as httpsRequest } from "node:https";
 import WebSocket from "ws";
 import { decodeServerToAgent, encodeAgentToServer } from "../../src/opamp/codec.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../../src/opamp/framing.js";
@@ -19,6 +20,14 @@ export interface TestAgentOptions {
   token?: string;
   /** Extra request headers (e.g. a forged Host), on the upgrade or on every POST. */
   headers?: Record<string, string>;
+  /** For https:// URLs: the CA to trust and the client certificate to present (mTLS). */
+  tls?: AgentTls;
+}
+
+export interface AgentTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 export class TestAgent {
@@ -47,6 +56,7 @@ export class TestAgent {
     const ws = new WebSocket(this.#o.url.replace(/^http/, "ws"), {
       headers,
       perMessageDeflate: false,
+      ...this.#o.tls,
     });
     ws.on("message", (data: Buffer) =>
       this.#deliver(decodeServerToAgent(unframeWebSocketMessage(data)) as Received),
@@ -95,6 +105,7 @@ export class TestAgent {
     const { status, body } = await postOpamp(this.#o.url, bytes, {
       ...(this.#o.token ? { token: this.#o.token } : {}),
       ...(this.#o.headers ? { headers: this.#o.headers } : {}),
+      ...(this.#o.tls ? { tls: this.#o.tls } : {}),
     });
     if (status !== 200) throw new Error(`HTTP ${status}: ${body.toString()}`);
     const message = decodeServerToAgent(body) as Received;
@@ -121,7 +132,7 @@ export interface PostResult {
 export function postOpamp(
   url: string,
   body: Uint8Array,
-  options: { token?: string; headers?: Record<string, string> } = {},
+  options: { token?: string; headers?: Record<string, string>; tls?: AgentTls } = {},
 ): Promise<PostResult> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {
@@ -129,7 +140,10 @@ export function postOpamp(
       ...options.headers,
     };
     if (options.token) headers.Authorization = `Bearer ${options.token}`;
-    const req = request(url, { method: "POST", headers }, (res) => {
+    const send = url.startsWith("https:") ? httpsRequest : request;
+    // A new TLS connection per request (agent: false): each carries its own certificate.
+    const tls = options.tls ? { ...options.tls, agent: false as const } : {};
+    const req = send(url, { method: "POST", headers, ...tls }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () =>

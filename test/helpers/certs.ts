@@ -15,9 +15,12 @@ export interface TestCerts {
   serverKey: Buffer;
   clientCert: Buffer;
   clientKey: Buffer;
+  /** The certificates of `extraClients`, by common name, signed by the same CA. */
+  clients: Record<string, { cert: Buffer; key: Buffer }>;
 }
 
-export function makeTestCerts(): TestCerts {
+/** `extraClients`: common names of more client certificates (beside "agent-1"). */
+export function makeTestCerts(extraClients: readonly string[] = []): TestCerts {
   const dir = mkdtempSync(join(tmpdir(), "opamp-certs-"));
   const p = (f: string) => join(dir, f);
   const ssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
@@ -41,6 +44,7 @@ export function makeTestCerts(): TestCerts {
   for (const [name, cn] of [
     ["server", "localhost"],
     ["client", "agent-1"],
+    ...extraClients.map((n, i) => [`client${i + 2}`, n] as const),
   ] as const) {
     ssl(
       "req",
@@ -88,6 +92,12 @@ export function makeTestCerts(): TestCerts {
     serverKey: r("server.key"),
     clientCert: r("client.crt"),
     clientKey: r("client.key"),
+    clients: Object.fromEntries(
+      extraClients.map((n, i) => [
+        n,
+        { cert: r(`client${i + 2}.crt`), key: r(`client${i + 2}.key`) },
+      ]),
+    ),
   };
 }
 

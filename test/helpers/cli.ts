@@ -83,7 +83,8 @@ export interface TestServeTarget {
 
 /**
  * The serve flags the process tests share: the local repository, a free admin port, Git
- * polled every 200 ms and the status branch flushed every 300 ms (so tests wait little).
+ * polled every 200 ms and the status branch flushed every 300 ms (so tests wait little), and
+ * one process (`--workers 1`: the pid a test signals or kills is the one serving).
  */
 export function testServeArgs(t: TestServeTarget): string[] {
   return [
@@ -102,5 +103,7 @@ export function testServeArgs(t: TestServeTarget): string[] {
     "200ms",
     "--status-interval",
     "300ms",
+    "--workers",
+    "1",
   ];
 }

@@ -203,6 +203,24 @@ describe("real Collectors under opampsupervisor against serve", { skip }, () => 
     );
   });
 
+  test("the supervisor's available components are recorded (asked for when only the hash came)", async () => {
+    const list = [...(await byName()).values()] as Array<AgentJson & { componentsHash?: string }>;
+    assert.equal(list.length, 3);
+    const sets = await api<Record<string, Record<string, string[]>>>("/api/v1/components");
+    for (const a of list) {
+      assert.ok(a.componentsHash, `${a.instanceUid} has its component map stored`);
+      const set = sets[a.componentsHash];
+      assert.ok(set, `GET /api/v1/components names ${a.componentsHash}`);
+      // The build of test/interop/otelcol/builder-config.yaml.
+      assert.deepEqual(set.receivers, ["otlp"], JSON.stringify(set));
+      for (const t of ["batch", "memory_limiter"]) assert.ok(set.processors?.includes(t), t);
+      for (const t of ["debug", "otlp", "otlphttp"]) assert.ok(set.exporters?.includes(t), t);
+      for (const t of ["opamp", "health_check"]) assert.ok(set.extensions?.includes(t), t);
+    }
+    const rollout = await api<{ incompatible: { count: number } }>("/api/v1/rollouts/interop");
+    assert.equal(rollout.incompatible.count, 0, "every Collector can run the group's config");
+  });
+
   test("effective config, health and description reach the status branch", async () => {
     const uids = [...(await byName()).values()].map((a) => a.instanceUid);
     assert.equal(uids.length, 3);

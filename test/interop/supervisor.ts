@@ -47,6 +47,7 @@ capabilities:
   reports_effective_config: true
   reports_health: true
   reports_heartbeat: true
+  reports_available_components: true
   reports_own_metrics: false
 agent:
   executable: ${o.otelcol}

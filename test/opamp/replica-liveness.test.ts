@@ -2,7 +2,10 @@
  * Process liveness in Redis (src/opamp/replica-liveness.ts) with real servers, sockets and
  * Redis: the agents of a process whose key expired are marked disconnected by a sweep, once
  * even when two processes sweep; an agent that moved to a live process is left alone; a
- * process whose own key expired while it lived re-claims its agents.
+ * process whose own key expired while it lived re-claims its agents. Across replicas: an agent
+ * that moved keeps its connect when its old replica sees the old connection end (the stored
+ * owner decides), a second agent with the uid of one connected elsewhere is refused, and HTTP
+ * polls of one agent may alternate between replicas.
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
@@ -145,4 +148,126 @@ test("a live process whose key expired re-claims the agents swept meanwhile", as
   assert.equal((await a.server.store.load(uid))?.connected, true, "re-claimed");
   assert.deepEqual(a.connected, [uid, uid], "connected announced again");
   agent.close();
+});
+
+/** A description with `host.name`, as agents send on connect. */
+function described(host: string) {
+  return {
+    agentDescription: {
+      identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
+      nonIdentifyingAttributes: [{ key: "host.name", value: { stringValue: host } }],
+    },
+  };
+}
+
+test("an agent that moved to another replica stays connected when its old socket closes", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  const b = await replica(r, "b:2:bb");
+  await a.liveness.tick();
+  await b.liveness.tick();
+  const onA = new TestAgent({ transport: "websocket", url: a.url });
+  await onA.connect();
+  await onA.send(described("h1"));
+  cleanups.push(() => onA.close());
+  const uid = uidToString(onA.uid);
+  // The load balancer sends it to b; the old socket on a is still open (half-open).
+  const onB = new TestAgent({ transport: "websocket", url: b.url, uid: onA.uid });
+  await onB.connect();
+  onB.seq = onA.seq;
+  await onB.send(described("h1"));
+  cleanups.push(() => onB.close());
+  assert.deepEqual(b.connected, [uid], "the same agent (same description) is taken over by b");
+  const elsewhere: AgentEventMap["disconnected"][] = [];
+  a.server.events.on("disconnected", (e) => elsewhere.push(e));
+  onA.close();
+  await until(() => elsewhere.length === 1);
+  assert.equal(elsewhere[0]?.elsewhere, true, "a ends only its own bookkeeping");
+  const stored = await b.server.store.load(uid);
+  assert.equal(stored?.connected, true, "a's disconnect did not overwrite b's connect");
+  assert.ok(stored?.owner.startsWith("b:2:bb/"));
+});
+
+test("a second agent with the uid of one connected through another live replica is refused", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  const b = await replica(r, "b:2:bb");
+  await a.liveness.tick();
+  await b.liveness.tick();
+  const first = new TestAgent({ transport: "websocket", url: a.url });
+  await first.connect();
+  await first.send(described("h1"));
+  cleanups.push(() => first.close());
+  const clone = new TestAgent({ transport: "websocket", url: b.url, uid: first.uid });
+  await clone.connect();
+  cleanups.push(() => clone.close());
+  const reply = await clone.send(described("a-cloned-vm"));
+  const given = (reply.agentIdentification as { newInstanceUid?: Uint8Array } | null)
+    ?.newInstanceUid;
+  assert.equal(given?.length, 16, "the clone is given a new instance uid");
+  assert.equal(b.server.handler.stats.duplicateUids, 1);
+  assert.deepEqual(b.connected, [], "the clone is not connected under the uid");
+  const stored = await a.server.store.load(uidToString(first.uid));
+  assert.ok(stored?.owner.startsWith("a:1:aa/"), "the first agent keeps its uid");
+});
+
+test("HTTP polls of one agent alternating between replicas keep it connected", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  const b = await replica(r, "b:2:bb");
+  await a.liveness.tick();
+  await b.liveness.tick();
+  const viaA = new TestAgent({ transport: "http", url: a.url });
+  const viaB = new TestAgent({ transport: "http", url: b.url, uid: viaA.uid });
+  const uid = uidToString(viaA.uid);
+  await viaA.send(described("h1"));
+  for (let i = 0; i < 3; i++) {
+    viaB.seq = viaA.seq;
+    await viaB.send();
+    viaA.seq = viaB.seq;
+    await viaA.send();
+  }
+  // Replica b's session ends (no poll there within its window): a heard from the agent
+  // later, so nothing is stored and the agent stays connected.
+  await a.server.store.flushTouches();
+  const ended: AgentEventMap["disconnected"][] = [];
+  b.server.events.on("disconnected", (e) => ended.push(e));
+  for (const live of [...b.server.handler.live.values()])
+    (live.state as { lastSeenAt: number }).lastSeenAt = 0;
+  await b.server.handler.sweep();
+  assert.equal(ended.length, 1);
+  assert.equal(ended[0]?.elsewhere, true);
+  assert.equal((await a.server.store.load(uid))?.connected, true);
+});
+
+async function until(pred: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error("condition not reached");
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+test("agents left connected by a process without a liveness key are swept once (upgrade gap)", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  await a.liveness.tick();
+  const live = await agentOn(a);
+  await new Promise((res) => setTimeout(res, 50)); // its save is batched
+  // An agent an older version left "connected": its owner never had a liveness key.
+  const orphan = "0123456789abcdef0123456789abcdef";
+  await r.redis.hset(`${r.prefix}:agent:${orphan}`, "connected", "1", "owner", "old:9:zz/3");
+  await r.redis.sadd(`${r.prefix}:agents`, orphan);
+  assert.equal(await a.liveness.sweepOrphans(), 1);
+  assert.deepEqual(
+    a.lost.map((e) => e.instanceUid),
+    [orphan],
+  );
+  assert.equal(await r.redis.hget(`${r.prefix}:agent:${orphan}`, "connected"), "0");
+  assert.equal((await a.server.store.load(uidToString(live.uid)))?.connected, true);
+  assert.equal(await a.liveness.sweepOrphans(), 0, "once");
 });

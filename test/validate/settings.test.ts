@@ -103,6 +103,7 @@ test("agent-port limits and timeouts: defaults, flags and variables, bad values 
     maxConfigFiles: 64,
     maxConfigBytes: 1048576,
     maxHealthComponents: 1024,
+    maxAvailableComponents: 4096,
     maxErrorMessageBytes: 4096,
     maxAgentBytes: 4194304,
   });

@@ -11,7 +11,7 @@ import { html } from "hono/html";
 import { stringify } from "yaml";
 import type { ComponentHealth } from "../../opamp/index.js";
 import type { AgentConfigs, AgentRecord, ConnectionEvent, ShownConfigFile } from "../backend.js";
-import { agentView, capabilityNames } from "../views.js";
+import { agentView, capabilityNames, viewAttribute, viewText } from "../views.js";
 import { short, when } from "./layout.js";
 
 /** Diffs longer than this many lines are cut (a page stays light). */
@@ -57,8 +57,8 @@ function healthTree(
 ): ReturnType<typeof html> | string {
   if (!h) return "";
   const entries = Object.entries(h.componentHealthMap ?? {}).slice(0, 100);
-  return html`<span class="${h.healthy ? "good" : "bad"}">${h.healthy ? "healthy" : "unhealthy"}</span>${h.status ? ` ${h.status}` : ""}${h.lastError ? html` <span class="bad">${h.lastError}</span>` : ""}
-${depth < 3 && entries.length ? html`<ul class="health">${entries.map(([name, c]) => html`<li><code>${name}</code>: ${healthTree(c, depth + 1)}</li>`)}</ul>` : ""}`;
+  return html`<span class="${h.healthy ? "good" : "bad"}">${h.healthy ? "healthy" : "unhealthy"}</span>${h.status ? ` ${viewText(h.status)}` : ""}${h.lastError ? html` <span class="bad">${viewText(h.lastError)}</span>` : ""}
+${depth < 3 && entries.length ? html`<ul class="health">${entries.map(([name, c]) => html`<li><code>${viewText(name)}</code>: ${healthTree(c, depth + 1)}</li>`)}</ul>` : ""}`;
 }
 
 function attributes(title: string, attrs: Record<string, string>) {
@@ -74,7 +74,8 @@ export function agentBody(
   const v = agentView(a.state, a.group, false, a.unauthorizedGroup);
   const attrs = (
     kvs: readonly { key: string; value?: { stringValue?: string | null } | null }[] | undefined,
-  ) => Object.fromEntries((kvs ?? []).map((kv) => [kv.key, kv.value?.stringValue ?? ""]));
+  ) =>
+    Object.fromEntries((kvs ?? []).map((kv) => viewAttribute(kv.key, kv.value?.stringValue ?? "")));
   const description = a.state.description;
   const desiredHash = configs?.desired?.hash;
   const reported = v.remoteConfig?.reportedHash ?? null;

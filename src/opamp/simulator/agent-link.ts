@@ -8,6 +8,26 @@ import { request as httpsRequest } from "node:https";
 import WebSocket from "ws";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../framing.js";
 
+/** The server shed the request (HTTP 503 with Retry-After): try again after `retryAfterMs`. */
+export class RetryLaterError extends Error {
+  readonly code = "RETRY_LATER";
+  constructor(
+    readonly status: number,
+    readonly retryAfterMs: number,
+  ) {
+    super(`HTTP ${status}; retry after ${retryAfterMs} ms`);
+    this.name = "RetryLaterError";
+  }
+}
+
+/** A RetryLaterError for a 503/429 that says when to come back, else undefined. */
+function retryLater(status: number | undefined, header: string | string[] | undefined) {
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  if ((status === 503 || status === 429) && header !== undefined && Number.isFinite(seconds))
+    return new RetryLaterError(status, Math.max(0, seconds) * 1000);
+  return undefined;
+}
+
 export interface AgentLink {
   /** Sends one encoded AgentToServer; HTTP resolves after the reply was delivered. */
   send(bytes: Uint8Array): Promise<void>;
@@ -36,7 +56,10 @@ export function openWebSocketLink(o: LinkOptions): Promise<AgentLink> {
   return new Promise((resolve, reject) => {
     ws.once("unexpected-response", (_req, res) => {
       ws.terminate();
-      reject(new Error(`handshake refused: HTTP ${res.statusCode}`));
+      reject(
+        retryLater(res.statusCode, res.headers["retry-after"]) ??
+          new Error(`handshake refused: HTTP ${res.statusCode}`),
+      );
     });
     ws.once("error", reject);
     ws.once("open", () => {
@@ -70,7 +93,11 @@ export function httpLink(o: LinkOptions): AgentLink {
             const chunks: Buffer[] = [];
             res.on("data", (c: Buffer) => chunks.push(c));
             res.on("end", () => {
-              if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
+              if (res.statusCode !== 200)
+                return reject(
+                  retryLater(res.statusCode, res.headers["retry-after"]) ??
+                    new Error(`HTTP ${res.statusCode}`),
+                );
               o.onMessage(Buffer.concat(chunks));
               resolve();
             });

@@ -5,8 +5,16 @@
  */
 import { SimulatedAgent, type SimulatedAgentOptions } from "./simulated-agent.js";
 
-export interface FleetOptions extends Omit<SimulatedAgentOptions, "instanceUid" | "transport"> {
+export interface FleetOptions
+  extends Omit<SimulatedAgentOptions, "instanceUid" | "transport" | "url" | "fallbackUrls"> {
   agents: number;
+  /** The server's URL. One of `url` and `urls` is required. */
+  url?: string;
+  /**
+   * Several servers of one service (replicas behind a load balancer): agent i starts on
+   * `urls[i % n]` and fails over to the others in turn (see SimulatedAgent's fallbackUrls).
+   */
+  urls?: string[];
   /** "mixed": every other agent uses plain HTTP, the rest WebSocket. Default "websocket". */
   transport?: SimulatedAgentOptions["transport"] | "mixed";
   /** Agents connecting at once. Default 200. */
@@ -22,21 +30,28 @@ export interface FleetSummary {
   applied: number;
   failed: number;
   reconnects: number;
+  /** Connected agents by the server URL they use. */
+  byUrl: Record<string, number>;
+  /** Times the server shed an agent (503 + Retry-After, or UNAVAILABLE) and it came back later. */
+  shed: number;
 }
 
 export class SimulatedFleet {
   readonly agents: SimulatedAgent[];
   readonly #batch: number;
 
-  constructor({ agents, batch = 200, transport = "websocket", ...agent }: FleetOptions) {
-    this.agents = Array.from(
-      { length: agents },
-      (_, i) =>
-        new SimulatedAgent({
-          ...agent,
-          transport: transport === "mixed" ? (i % 2 ? "http" : "websocket") : transport,
-        }),
-    );
+  constructor({ agents, batch = 200, transport = "websocket", url, urls, ...agent }: FleetOptions) {
+    const pool = urls?.length ? urls : url ? [url] : [];
+    if (pool.length === 0) throw new Error("SimulatedFleet: give url or urls");
+    this.agents = Array.from({ length: agents }, (_, i) => {
+      const first = i % pool.length;
+      return new SimulatedAgent({
+        ...agent,
+        url: pool[first] as string,
+        fallbackUrls: [...pool.slice(first + 1), ...pool.slice(0, first)],
+        transport: transport === "mixed" ? (i % 2 ? "http" : "websocket") : transport,
+      });
+    });
     this.#batch = batch;
   }
 
@@ -61,15 +76,21 @@ export class SimulatedFleet {
       applied: 0,
       failed: 0,
       reconnects: 0,
+      byUrl: {},
+      shed: 0,
     };
     for (const a of this.agents) {
-      if (a.status === "connected" || a.status === "applying") s.connected++;
+      if (a.status === "connected" || a.status === "applying") {
+        s.connected++;
+        s.byUrl[a.url] = (s.byUrl[a.url] ?? 0) + 1;
+      }
       if (a.status === "applying") s.applying++;
       const key = a.runningHash.slice(0, 12);
       s.byHash[key] = (s.byHash[key] ?? 0) + 1;
       s.applied += a.counts.applied;
       s.failed += a.counts.failed;
       s.reconnects += a.counts.reconnects;
+      s.shed += a.counts.shed;
     }
     return s;
   }

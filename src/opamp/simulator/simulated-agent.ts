@@ -2,22 +2,47 @@
  * A simulated agent that behaves like a Collector under the OpAMP supervisor: it reports its
  * full state, applies a remote config (APPLYING, then APPLIED or FAILED after `applyMs`),
  * reports the effective config and health, heartbeats, honours ReportFullState and offered
- * heartbeat intervals, and reconnects with backoff. On a failed config it rolls back, as the
+ * heartbeat intervals, and reconnects with backoff. A server that sheds it (HTTP 503 with
+ * Retry-After, or UNAVAILABLE with RetryInfo) is tried again after the interval it gave. On a failed config it rolls back, as the
  * supervisor does: the previous config runs again and is reported APPLIED.
  */
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import {
   AgentCapabilities as Caps,
   RemoteConfigStatus,
+  ServerErrorResponseType,
   ServerToAgentFlags,
 } from "../capabilities.js";
 import { decodeServerToAgent, encodeAgentToServer, toBigInt } from "../codec.js";
 import { newInstanceUid, uidToString } from "../instance-uid.js";
-import type { AgentConfigMap, AgentToServer, Int64 } from "../messages.js";
-import { type AgentLink, httpLink, type LinkOptions, openWebSocketLink } from "./agent-link.js";
+import type {
+  AgentConfigMap,
+  AgentToServer,
+  AvailableComponents,
+  ComponentDetails,
+  Int64,
+} from "../messages.js";
+import {
+  type AgentLink,
+  httpLink,
+  type LinkOptions,
+  openWebSocketLink,
+  RetryLaterError,
+} from "./agent-link.js";
 
 export interface SimulatedAgentOptions {
   url: string;
+  /**
+   * Other servers of the same service (a load balancer's pool): a failed connect or a lost
+   * connection moves the agent on to the next URL of `[url, ...fallbackUrls]`, in turn.
+   */
+  fallbackUrls?: string[];
+  /**
+   * HTTP only: every request goes to the next URL of `[url, ...fallbackUrls]` (a load
+   * balancer without sticky sessions). Default false.
+   */
+  alternate?: boolean;
   transport?: "websocket" | "http";
   token?: string;
   ca?: string | Buffer;
@@ -32,6 +57,12 @@ export interface SimulatedAgentOptions {
   /** Heartbeat (HTTP: poll) interval until the server offers one, in seconds. Default 30. */
   heartbeatSeconds?: number;
   instanceUid?: Uint8Array;
+  /**
+   * The component types of its build, by kind (`{receivers: ["otlp"], exporters: [...]}`).
+   * When given, the agent has ReportsAvailableComponents: it reports the hash, and the map
+   * when the server asks (ServerToAgent flag ReportAvailableComponents), as the spec says.
+   */
+  components?: Record<string, string[]>;
 }
 
 export type SimulatedAgentStatus = "connecting" | "connected" | "applying" | "stopped";
@@ -54,13 +85,19 @@ export class SimulatedAgent {
   /** Hash (hex) of the config running now; "" for the local config it started with. */
   runningHash = "";
   /** Counts for the fleet summary. */
-  readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0 };
+  readonly counts = { applied: 0, failed: 0, reconnects: 0, messages: 0, shed: 0 };
   lastError = "";
   readonly #options: Required<
-    Omit<SimulatedAgentOptions, "token" | "ca" | "failWhen" | "instanceUid">
+    Omit<
+      SimulatedAgentOptions,
+      "token" | "ca" | "failWhen" | "instanceUid" | "fallbackUrls" | "alternate" | "components"
+    >
   > &
     SimulatedAgentOptions;
+  readonly #urls: string[];
+  #at = 0;
   #link: AgentLink | undefined;
+  #linkOptions: LinkOptions | undefined;
   #seq = 0n;
   #running: AgentConfigMap = {
     configMap: { "collector.yaml": { body: Buffer.from(LOCAL_CONFIG), contentType: "text/yaml" } },
@@ -69,6 +106,8 @@ export class SimulatedAgent {
   #healthy = true;
   #heartbeat: NodeJS.Timeout | undefined;
   #backoffMs = 500;
+  /** The map and hash of `components`; undefined without them. */
+  readonly #components: Required<AvailableComponents> | undefined;
 
   constructor(options: SimulatedAgentOptions) {
     this.#options = {
@@ -80,22 +119,37 @@ export class SimulatedAgent {
       ...options,
     };
     this.instanceUid = options.instanceUid ?? newInstanceUid();
+    this.#components = options.components && availableComponents(options.components);
+    this.#urls = [options.url, ...(options.fallbackUrls ?? [])];
   }
 
   get uid(): string {
     return uidToString(this.instanceUid);
   }
 
+  /** The server URL this agent uses now (or tries next). */
+  get url(): string {
+    return this.#urls[this.#at] as string;
+  }
+
+  /** Moves on to the next server of the pool (after a failure). */
+  #next(): string {
+    this.#at = (this.#at + 1) % this.#urls.length;
+    return this.url;
+  }
+
   /** Connects and reports the full state; resolves once connected (retrying until then). */
   async start(): Promise<void> {
     const linkOptions: LinkOptions = {
-      url: this.#options.url,
+      url: this.url,
       ...(this.#options.token ? { token: this.#options.token } : {}),
       ...(this.#options.ca ? { ca: this.#options.ca } : {}),
       onMessage: (bytes) => void this.#receive(bytes),
       onClose: (reason) => this.#lost(reason),
     };
     while (this.status !== "stopped") {
+      linkOptions.url = this.url;
+      this.#linkOptions = linkOptions;
       try {
         this.#link =
           this.#options.transport === "http"
@@ -108,7 +162,8 @@ export class SimulatedAgent {
         return;
       } catch (err) {
         this.lastError = (err as Error).message;
-        await new Promise((r) => setTimeout(r, this.#nextBackoff()));
+        this.#next();
+        await new Promise((r) => setTimeout(r, this.#delayAfter(err)));
       }
     }
   }
@@ -122,19 +177,27 @@ export class SimulatedAgent {
     this.#link?.close();
   }
 
+  /** The server's Retry-After when it shed us (counted), else the next backoff. */
+  #delayAfter(err: unknown): number {
+    if (!(err instanceof RetryLaterError)) return this.#nextBackoff();
+    this.counts.shed++;
+    return err.retryAfterMs;
+  }
+
   #nextBackoff(): number {
     const delay = this.#backoffMs * (0.8 + Math.random() * 0.4);
     this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
     return delay;
   }
 
-  #lost(reason: string): void {
+  #lost(reason: string, delayMs = this.#nextBackoff()): void {
     if (this.status === "stopped") return;
     clearTimeout(this.#heartbeat);
     this.lastError = reason;
     this.status = "connecting";
     this.counts.reconnects++;
-    setTimeout(() => void this.start(), this.#nextBackoff());
+    this.#next();
+    setTimeout(() => void this.start(), delayMs);
   }
 
   #schedule(): void {
@@ -148,11 +211,13 @@ export class SimulatedAgent {
 
   #failed(err: unknown): void {
     this.lastError = (err as Error).message;
-    if (this.#options.transport === "http" && this.status !== "stopped") this.#lost(this.lastError);
+    if (this.#options.transport === "http" && this.status !== "stopped")
+      this.#lost(this.lastError, this.#delayAfter(err));
   }
 
   #fullState(): Partial<AgentToServer> {
     return {
+      ...(this.#components ? { availableComponents: { hash: this.#components.hash } } : {}),
       agentDescription: {
         identifyingAttributes: [
           { key: "service.name", value: { stringValue: this.#options.serviceName } },
@@ -180,15 +245,31 @@ export class SimulatedAgent {
     const bytes = encodeAgentToServer({
       instanceUid: this.instanceUid,
       sequenceNum: this.#seq++,
-      capabilities: CAPABILITIES,
+      capabilities: this.#components
+        ? CAPABILITIES | Caps.ReportsAvailableComponents
+        : CAPABILITIES,
       ...fields,
     });
     this.counts.messages++;
+    if (this.#options.alternate && this.#options.transport === "http" && this.#linkOptions)
+      this.#link = httpLink({ ...this.#linkOptions, url: this.#next() });
     await this.#link?.send(bytes);
   }
 
   async #receive(bytes: Uint8Array): Promise<void> {
     const m = decodeServerToAgent(bytes);
+    const error = m.errorResponse as {
+      type?: number;
+      retryInfo?: { retryAfterNanoseconds?: Int64 } | null;
+    } | null;
+    if (error?.type === ServerErrorResponseType.Unavailable) {
+      // Shed (or the server cannot store now): the same report again after the interval.
+      this.counts.shed++;
+      const nanos = toBigInt(error.retryInfo?.retryAfterNanoseconds);
+      const ms = nanos > 0n ? Number(nanos / 1_000_000n) : this.#nextBackoff();
+      setTimeout(() => void this.#send(this.#fullState()).catch((e) => this.#failed(e)), ms);
+      return;
+    }
     const identification = m.agentIdentification as { newInstanceUid?: Uint8Array } | null;
     if (identification?.newInstanceUid?.length === 16)
       (this as { instanceUid: Uint8Array }).instanceUid = identification.newInstanceUid;
@@ -202,6 +283,8 @@ export class SimulatedAgent {
     }
     if ((m.flags as bigint) & ServerToAgentFlags.ReportFullState)
       await this.#send(this.#fullState()).catch((e) => this.#failed(e));
+    if ((m.flags as bigint) & ServerToAgentFlags.ReportAvailableComponents && this.#components)
+      await this.#send({ availableComponents: this.#components }).catch((e) => this.#failed(e));
     const remote = m.remoteConfig as { config?: AgentConfigMap; configHash?: Uint8Array } | null;
     if (remote?.configHash?.length)
       await this.#apply(remote.config ?? {}, Buffer.from(remote.configHash).toString("hex"));
@@ -263,4 +346,16 @@ export class SimulatedAgent {
       health: { healthy: true, status: "StatusOK" },
     }).catch((e) => this.#failed(e));
   }
+}
+
+/** The AvailableComponents of a kind → types list; the hash is over the sorted entries. */
+function availableComponents(kinds: Record<string, string[]>): Required<AvailableComponents> {
+  const components: Record<string, ComponentDetails> = {};
+  const digest = createHash("sha256");
+  for (const kind of Object.keys(kinds).sort()) {
+    const types = [...(kinds[kind] ?? [])].sort();
+    components[kind] = { subComponentMap: Object.fromEntries(types.map((t) => [t, {}])) };
+    digest.update(`${kind}:${types.join(",")};`);
+  }
+  return { components, hash: new Uint8Array(digest.digest()) };
 }

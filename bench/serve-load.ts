@@ -1,0 +1,261 @@
+/**
+ * What bench/serve.ts and bench/scale.ts share: the `serve` processes under test (started,
+ * measured through /proc, stopped), the bench repository, and the forked agent processes
+ * (bench/agents.ts) connected and driven in closed-loop heartbeat blasts.
+ */
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Child } from "./child.js";
+import { type ConnectedReport, type FromAgents, now, sleep, type ToAgents } from "./ipc.js";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const CLI = join(ROOT, "dist", "src", "cli.js");
+export const TIMEOUT_MS = 180_000;
+
+export type AgentsChild = Child<ToAgents, FromAgents>;
+
+export interface LoadOptions {
+  agents: number;
+  /** Agents connecting at once per agent process (a storm: all of them). */
+  concurrency: number;
+  blastMs: number;
+}
+
+/** A progress line on stderr. */
+export function phase(line: string, tag = "bench:serve"): void {
+  process.stderr.write(`[${tag}] ${line}\n`);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `pid` and all its descendants (Linux /proc). */
+function tree(pid: number): number[] {
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop() as number;
+    out.push(p);
+    try {
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, "utf8");
+      for (const c of children.split(" ").filter(Boolean)) stack.push(Number(c));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** CPU time (user + system) of `pid` and its descendants, in ms (Linux: 100 ticks/s). */
+export function treeCpuMs(pid: number): number {
+  let ticks = 0;
+  for (const p of tree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10;
+}
+
+/** RSS in bytes of `pid` and all its descendants (Linux /proc). */
+export function treeRss(pid: number): number {
+  let total = 0;
+  for (const p of tree(pid)) {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, "utf8");
+      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+export function split(total: number, parts: number): number[] {
+  return Array.from(
+    { length: parts },
+    (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0),
+  );
+}
+
+let octet = 10;
+/** Loopback source addresses for one phase (a fresh /24: no port still in TIME_WAIT). */
+export function addresses(count: number): string[] {
+  octet++;
+  return Array.from({ length: count }, (_, i) => `127.${octet}.1.${i + 1}`);
+}
+
+/**
+ * Connects `o.agents` agents spread over the children; agent i connects to urls[i % n].
+ * `reconnect`: the children's agents come back on new sockets, all at once (a storm).
+ */
+export async function connectAll(
+  children: AgentsChild[],
+  urls: string[],
+  reconnect: boolean,
+  o: LoadOptions,
+): Promise<ConnectedReport> {
+  const shares = split(o.agents, children.length);
+  const local = addresses(
+    Math.max(children.length, Math.ceil(o.agents / 20_000) * children.length),
+  );
+  const per = Math.ceil(local.length / children.length);
+  let first = 0;
+  children.forEach((child, i) => {
+    const count = shares[i] as number;
+    child.send({
+      type: "connect",
+      url: urls[0] as string,
+      urls,
+      count,
+      firstIndex: first,
+      localAddresses: local.slice(i * per, (i + 1) * per),
+      // A storm: every agent at once.
+      concurrency: reconnect ? count : o.concurrency,
+      ...(reconnect ? { reconnect: true } : { expectConfigHash: "*" }),
+      timeoutMs: TIMEOUT_MS,
+      idleHeartbeatMs: 0,
+    });
+    first += count;
+  });
+  const reports = await Promise.all(children.map((c) => c.next("connected", TIMEOUT_MS + 30_000)));
+  return {
+    type: "connected",
+    opened: reports.reduce((n, r) => n + r.opened, 0),
+    settled: reports.reduce((n, r) => n + r.settled, 0),
+    failed: reports.reduce((n, r) => n + r.failed, 0),
+    errors: reports.flatMap((r) => r.errors),
+    elapsedMs: Math.max(...reports.map((r) => r.elapsedMs)),
+    shed: reports.reduce((n, r) => n + (r.shed ?? 0), 0),
+  };
+}
+
+/** Closed-loop heartbeats: replies per second in the window, and all replies of the blast. */
+export async function heartbeats(
+  children: AgentsChild[],
+  blastMs: number,
+): Promise<{ perSecond: number; replies: number }> {
+  const BLAST_MS = blastMs;
+  const startAt = now() + 1000;
+  const endAt = startAt + BLAST_MS;
+  for (const c of children) c.send({ type: "blast", startAt, endAt, stopAt: endAt + 300 });
+  const reports = await Promise.all(children.map((c) => c.next("blastDone", BLAST_MS + 60_000)));
+  return {
+    perSecond: reports.reduce((n, r) => n + r.repliesInWindow, 0) / (BLAST_MS / 1000),
+    replies: reports.reduce((n, r) => n + r.received, 0),
+  };
+}
+
+export async function stopProcess(p: ChildProcess): Promise<number | null> {
+  if (p.exitCode !== null) return p.exitCode;
+  const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
+  p.kill("SIGTERM");
+  const timer = setTimeout(() => p.kill("SIGKILL"), 30_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/**
+ * Starts `serve` on the bench repository and waits until it serves the bench group.
+ * `instance` names its state directory; `prefix` its Redis keys (replicas share one).
+ */
+export async function startServe(
+  dir: string,
+  repo: string,
+  {
+    workers,
+    prefix,
+    instance,
+    profile = false,
+    extra = [],
+  }: {
+    workers: number;
+    prefix: string;
+    instance: string;
+    profile?: boolean;
+    extra?: string[];
+  },
+): Promise<{ proc: ChildProcess; port: number; apiPort: number }> {
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const profileDir = join(ROOT, "bench", "out", "serve-profile");
+  if (profile) mkdirSync(profileDir, { recursive: true });
+  const proc = spawn(
+    process.execPath,
+    [
+      ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+      CLI,
+      "serve",
+      "--repo",
+      repo,
+      "--state-dir",
+      join(dir, `state-${instance}`),
+      "--redis-prefix",
+      prefix,
+      "--opamp-listen",
+      `127.0.0.1:${port}`,
+      "--api-listen",
+      `127.0.0.1:${apiPort}`,
+      "--workers",
+      String(workers),
+      "--log-level",
+      "warn",
+      ...extra,
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`serve exited with ${proc.exitCode}`);
+    if (Date.now() > deadline) throw new Error("serve did not serve the bench group in 60 s");
+    const res = await fetch(`http://127.0.0.1:${apiPort}/api/v1/groups/bench`).catch(() => null);
+    if (res?.ok && ((await res.json()) as { configHash: string | null }).configHash) break;
+    await sleep(200);
+  }
+  return { proc, port, apiPort };
+}
+
+export const COLLECTOR = `receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:4317}
+processors:
+  batch: {}
+exporters:
+  otlphttp:
+    endpoint: https://otlp.example.internal
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [otlphttp]}
+`;
+
+export function makeRepo(dir: string): string {
+  const repo = join(dir, "repo");
+  mkdirSync(join(repo, "groups", "bench"), { recursive: true });
+  writeFileSync(
+    join(repo, "fleet.yaml"),
+    "rollout:\n  stages:\n    - {percent: 100}\nheartbeatInterval: 30s\n",
+  );
+  writeFileSync(
+    join(repo, "groups", "bench", "group.yaml"),
+    "selector:\n  match:\n    service.name: otelcol-bench\n",
+  );
+  writeFileSync(join(repo, "groups", "bench", "collector.yaml"), COLLECTOR);
+  return repo;
+}

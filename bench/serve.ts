@@ -1,0 +1,219 @@
+/**
+ * `npm run bench:serve`: the real `serve` (Redis, rollouts, status branch on) against a peer
+ * built on the opamp-go server library (bench/opamp-go-server, built here with the Go
+ * toolchain), under the same load in one run: the same forked agent processes
+ * (bench/agents.ts) connect, heartbeat and reconnect against each side in turn.
+ *
+ * Printed per side, and as ratios serve ÷ peer:
+ *   - connect + first config: all N agents open a WebSocket, send their full state and are
+ *     sent a config (then report APPLIED); wall time until every agent holds one;
+ *   - heartbeat replies per second: every agent heartbeats in a closed loop (next message when
+ *     the reply came), replies counted over a window;
+ *   - RSS per connected agent: (RSS of the server's processes once all are connected − RSS
+ *     before the first agent) ÷ N. For serve with workers, the primary and all workers; Redis
+ *     is not counted (the peer has none);
+ *   - reconnect storm: every socket is cut at once and all N agents reconnect at once (same
+ *     uids); wall time until every agent was answered again. Agents honour Retry-After (503)
+ *     and UNAVAILABLE's retry interval.
+ *
+ * Environment:
+ *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
+ *   BENCH_AGENT_PROCESSES=2     forked agent processes (≤ ~15 000 sockets each)
+ *   BENCH_WORKERS=1,2           serve runs, one per --workers value
+ *   BENCH_BLAST_SECONDS=5       heartbeat window
+ *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
+ *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
+ *                               bench/out/serve-profile/)
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initRepository } from "../src/sync/init-repo.js";
+import { Child } from "./child.js";
+import { sleep } from "./ipc.js";
+import {
+  type AgentsChild,
+  connectAll,
+  heartbeats,
+  type LoadOptions,
+  makeRepo,
+  phase,
+  ROOT,
+  startServe,
+  stopProcess,
+  treeCpuMs,
+  treeRss,
+} from "./serve-load.js";
+
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
+const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
+const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
+const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
+const PROFILE = process.env.BENCH_PROFILE === "1";
+const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
+
+interface Figures {
+  name: string;
+  connectMs: number;
+  settled: number;
+  heartbeatsPerSecond: number;
+  rssPerAgentBytes: number;
+  stormMs: number;
+  stormSettled: number;
+  stormShed: number;
+  /** CPU time of the server's processes per agent connected and configured, µs. */
+  connectCpuMicros: number;
+  /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
+  heartbeatCpuMicros: number;
+}
+
+/** Runs the load against one server (`pid` for RSS, `url` for agents). */
+async function measure(
+  name: string,
+  children: AgentsChild[],
+  pid: number,
+  url: string,
+): Promise<Figures> {
+  await sleep(1000);
+  const rss0 = treeRss(pid);
+  phase(`${name}: connecting ${AGENTS} agents`);
+  const cpu0 = treeCpuMs(pid);
+  const c = await connectAll(children, [url], false, LOAD);
+  const cpu1 = treeCpuMs(pid);
+  phase(
+    `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
+  );
+  await sleep(1000);
+  const rss1 = treeRss(pid);
+  const cpu2 = treeCpuMs(pid);
+  const hb = await heartbeats(children, BLAST_MS);
+  const cpu3 = treeCpuMs(pid);
+  phase(`${name}: ${Math.round(hb.perSecond)} heartbeat replies/s`);
+  const storm = await connectAll(children, [url], true, LOAD);
+  phase(
+    `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried, ${storm.failed} failed ${storm.errors.slice(0, 3).join("; ")}`,
+  );
+  for (const child of children) child.send({ type: "closeAgents", timeoutMs: 5000 });
+  await Promise.all(children.map((ch) => ch.next("agentsClosed", 30_000)));
+  return {
+    name,
+    connectMs: c.elapsedMs,
+    settled: c.settled,
+    heartbeatsPerSecond: hb.perSecond,
+    connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
+    heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
+    rssPerAgentBytes: (rss1 - rss0) / AGENTS,
+    stormMs: storm.elapsedMs,
+    stormSettled: storm.settled,
+    stormShed: storm.shed ?? 0,
+  };
+}
+
+async function startPeer(
+  dir: string,
+  config: string,
+): Promise<{ proc: ChildProcess; port: number }> {
+  const bin = join(dir, "opamp-go-server");
+  execFileSync("go", ["build", "-o", bin, "."], {
+    cwd: join(ROOT, "bench", "opamp-go-server"),
+    stdio: "inherit",
+  });
+  const proc = spawn(bin, ["-config", config], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout?.once("data", (d: Buffer) => resolve(JSON.parse(d.toString()).port));
+    proc.once("exit", (code) => reject(new Error(`opamp-go peer exited with ${code}`)));
+  });
+  return { proc, port };
+}
+
+const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
+
+function print(peer: Figures, serves: Figures[], load: string): void {
+  const rows: [string, (f: Figures) => string][] = [
+    [`connect + first config to all ${AGENTS}`, (f) => `${(f.connectMs / 1000).toFixed(2)} s`],
+    ["heartbeat replies per second", (f) => `${Math.round(f.heartbeatsPerSecond)}`],
+    ["RSS per connected agent", (f) => `${(f.rssPerAgentBytes / 1024).toFixed(1)} KB`],
+    [
+      `reconnect storm: all ${AGENTS} answered again`,
+      (f) => `${(f.stormMs / 1000).toFixed(2)} s (${f.stormShed} shed)`,
+    ],
+    ["CPU per agent connected + configured", (f) => `${Math.round(f.connectCpuMicros)} µs`],
+    ["CPU per heartbeat answered", (f) => `${f.heartbeatCpuMicros.toFixed(1)} µs`],
+  ];
+  const ratios: ((s: Figures) => string)[] = [
+    (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
+    (s) => `${ratio(s.heartbeatsPerSecond, peer.heartbeatsPerSecond)}× (target ≥ 1.0)`,
+    (s) => `${ratio(s.rssPerAgentBytes, peer.rssPerAgentBytes)}× (target ≤ 1.0 with 1 worker)`,
+    (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
+    (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
+    (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
+  ];
+  const out: string[] = [
+    "",
+    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes; ${load}`,
+    "",
+    `| | ${peer.name} | ${serves.map((s) => `${s.name} | ratio`).join(" | ")} |`,
+    `|---|---|${serves.map(() => "---|---").join("|")}|`,
+  ];
+  rows.forEach(([label, value], i) => {
+    const r = ratios[i] as (s: Figures) => string;
+    out.push(
+      `| ${label} | ${value(peer)} | ${serves.map((s) => `${value(s)} | ${r(s)}`).join(" | ")} |`,
+    );
+  });
+  for (const f of [peer, ...serves])
+    if (f.settled < AGENTS || f.stormSettled < AGENTS)
+      out.push(`! ${f.name}: only ${f.settled} configured, ${f.stormSettled} after the storm`);
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-serve-"));
+  const children: AgentsChild[] = [];
+  const running: ChildProcess[] = [];
+  const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  try {
+    const repo = makeRepo(dir);
+    await initRepository(repo);
+    for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
+    const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
+    running.push(peerProc.proc);
+    const peer = await measure(
+      "opamp-go server",
+      children,
+      peerProc.proc.pid as number,
+      `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
+    );
+    await stopProcess(peerProc.proc);
+    const serves: Figures[] = [];
+    for (const workers of WORKERS) {
+      const s = await startServe(dir, repo, {
+        workers,
+        prefix: `bench-serve-${process.pid}-${workers}`,
+        instance: String(workers),
+        profile: PROFILE && workers === 1,
+      });
+      running.push(s.proc);
+      serves.push(
+        await measure(
+          `serve --workers ${workers}`,
+          children,
+          s.proc.pid as number,
+          `ws://127.0.0.1:${s.port}/v1/opamp`,
+        ),
+      );
+      const code = await stopProcess(s.proc);
+      if (code !== 0) phase(`serve --workers ${workers} exited with ${code}`);
+    }
+    const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+    print(peer, serves, `load average ${load0} before, ${load1} after`);
+  } finally {
+    for (const p of running) await stopProcess(p);
+    await Promise.all(children.map((c) => c.stop({ type: "exit" })));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

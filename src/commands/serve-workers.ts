@@ -1,0 +1,158 @@
+/**
+ * `serve --workers N` (N > 1): this process becomes a node:cluster primary that forks N
+ * workers, each running the whole service (a replica: see README "Several replicas") on the
+ * shared OpAMP and admin ports; the primary accepts connections and hands them out in turn.
+ *
+ * - A private redis-server, when one is needed, is started here, once, before the workers
+ *   (each would otherwise try to start its own), and stopped after they all exited.
+ * - A worker that dies after it served is forked again; one that dies within 10 s of its start
+ *   is forked again after a delay that doubles up to 30 s. A worker that dies before any
+ *   worker served (bad settings, port in use, repository unreadable: it printed why) stops
+ *   them all, and the primary exits with that worker's code: retrying would not help.
+ * - SIGTERM/SIGINT: each worker is asked over IPC to shut down (a signal could reach it twice,
+ *   from the terminal and from here, and a second signal means "exit now"); resolves with 0
+ *   when every worker exited with 0, else 1. A second signal, or `shutdownMs` passing, kills the
+ *   workers (SIGKILL) and resolves with 1.
+ * - Workers shut down on their own when the primary's IPC channel closes (the primary died).
+ */
+import cluster, { type Worker } from "node:cluster";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { createLogger } from "../logger.js";
+import { connectOrStartRedis } from "../redis-private.js";
+import { resolveSettings, type SettingsFlags } from "../settings.js";
+import { startFailure } from "./serve.js";
+
+/** The IPC message a worker takes as its shutdown signal. */
+export const SHUTDOWN_MESSAGE = "opamp-gitops:shutdown";
+/** The IPC message a worker sends once it serves. */
+export const SERVING_MESSAGE = "opamp-gitops:serving";
+
+const QUICK_DEATH_MS = 10_000;
+
+/** Binds `host:port` and lets it go again; rejects with the listen error. Port 0: nothing to check. */
+function canListen(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+/** Runs the primary until a signal; resolves with the exit code. */
+export async function runPrimary(
+  flags: SettingsFlags & { settings?: string },
+  { shutdownMs = 20_000, env = process.env } = {},
+): Promise<number> {
+  const settings = resolveSettings(flags, env);
+  const logger = createLogger(settings.logLevel).child({ module: "primary" });
+  // A port that cannot be had fails here, once, with the message a single process gives
+  // (each worker would otherwise fail on its own).
+  try {
+    await canListen(settings.opampHost, settings.opampPort);
+    await canListen(settings.apiHost, settings.apiPort);
+  } catch (err) {
+    const message = startFailure(err);
+    if (message === undefined) throw err;
+    process.stderr.write(`opamp-gitops: ${message}\n`);
+    return 1;
+  }
+  const redis = await connectOrStartRedis(settings.redisUrl, {
+    dataDir: join(settings.stateDir, "redis"),
+    log: (msg) => logger.info(msg),
+  });
+  // Workers open their own connections; the primary only keeps a private server alive.
+  redis.redis.disconnect();
+  let stopping = false;
+  /** Some worker served: one failing to start later is restarted, not fatal. */
+  let anyServed = false;
+  let failStart: (code: number) => void = () => {};
+  const startFailed = new Promise<number>((resolve) => {
+    failStart = resolve;
+  });
+  const restartDelay = new Map<number, number>();
+  const fork = (slot: number): Worker => {
+    const worker = cluster.fork({ OPAMP_GITOPS_WORKER_SLOT: String(slot) });
+    const startedAt = Date.now();
+    let served = false;
+    worker.on("message", (m) => {
+      if (m === SERVING_MESSAGE) served = anyServed = true;
+    });
+    worker.on("exit", (code, signal) => {
+      if (stopping) return;
+      if (!served && !anyServed) {
+        failStart(code ?? 1);
+        return;
+      }
+      const quick = Date.now() - startedAt < QUICK_DEATH_MS;
+      const delay = quick ? Math.min(30_000, (restartDelay.get(slot) ?? 250) * 2) : 0;
+      restartDelay.set(slot, quick ? delay : 250);
+      logger.error(
+        { worker: slot, pid: worker.process.pid, code, signal, restartInMs: delay },
+        "worker died; starting another",
+      );
+      setTimeout(() => {
+        if (!stopping) workers.set(slot, fork(slot));
+      }, delay).unref();
+    });
+    return worker;
+  };
+  const workers = new Map<number, Worker>();
+  for (let slot = 0; slot < settings.workers; slot++) workers.set(slot, fork(slot));
+  logger.info(
+    { workers: settings.workers, pids: [...workers.values()].map((w) => w.process.pid) },
+    "workers started",
+  );
+
+  const code = await new Promise<number>((resolve) => {
+    void startFailed.then((failed) => {
+      if (stopping) return;
+      stopping = true;
+      logger.error({ code: failed }, "a worker could not start; stopping");
+      for (const w of workers.values()) if (w.process.exitCode === null) w.send(SHUTDOWN_MESSAGE);
+      void Promise.all(
+        [...workers.values()].map(
+          (w) =>
+            new Promise<void>((done) => {
+              if (w.process.exitCode !== null || w.process.signalCode !== null) return done();
+              w.once("exit", () => done());
+            }),
+        ),
+      ).then(() => resolve(failed || 1));
+    });
+    const onSignal = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, "killing the workers now");
+        for (const w of workers.values()) w.process.kill("SIGKILL");
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, "shutting down the workers");
+      const force = setTimeout(() => {
+        logger.error({ shutdownMs }, "workers took too long to stop; killing them");
+        for (const w of workers.values()) w.process.kill("SIGKILL");
+        resolve(1);
+      }, shutdownMs + 2000);
+      void Promise.all(
+        [...workers.values()].map(
+          (w) =>
+            new Promise<number>((done) => {
+              if (w.process.exitCode !== null) return done(w.process.exitCode);
+              w.once("exit", (c) => done(c ?? 1));
+              w.send(SHUTDOWN_MESSAGE);
+            }),
+        ),
+      ).then((codes) => {
+        clearTimeout(force);
+        resolve(codes.every((c) => c === 0) ? 0 : 1);
+      });
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+  });
+  await redis.stop();
+  logger.info({ code }, "stopped");
+  return code;
+}

@@ -1,0 +1,314 @@
+/**
+ * Three `serve` processes on one Redis and one Git repository (served over smart HTTP, so
+ * every fetch is seen) acting as one service, and losing one:
+ * - agents spread over the three (the simulator's URL pool, as a load balancer would);
+ * - Git polled by one replica at a time (its lease), the others told of new heads;
+ * - a staged rollout shared by all three: its cohorts count agents on every replica, and a
+ *   stage reaches agents of every replica by push (their heartbeat is an hour off);
+ * - the replica holding the status branch lease is killed (SIGKILL) mid-rollout: its agents
+ *   reconnect to the others, one of its agents never comes back and is marked disconnected,
+ *   the status writer and the Git polling move to a survivor, and the rollout completes;
+ * - the status branch: every commit was made by the lease holder of its time (commits of
+ *   the replicas never interleave: one run per writer), none is lost or doubled, and it ends
+ *   showing every agent's final state (nothing pending was lost with the killed writer).
+ * No timing is asserted: every wait is a generous bound.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { configHash } from "../../src/config-hash.js";
+import { SimulatedFleet } from "../../src/opamp/index.js";
+import { type CliRun, startServe, testServeArgs } from "../helpers/cli.js";
+import { testRedis } from "../helpers/redis.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { GitHttpServer, httpBackendPath } from "../sync/helpers/git-http-server.js";
+import { bareRepo, TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const GROUP = `selector:
+  match: {host.role: edge}
+rollout:
+  stages: [{percent: 30, pause: 1h}, {percent: 100}]
+  applyTimeout: 20s
+  maxFailures: 0
+  onFailure: rollback
+heartbeatInterval: 1h
+`;
+const AGENTS = 12;
+const TOKEN = "replicas-token";
+const hashOf = (yaml: string) =>
+  configHash([{ name: "collector.yaml", contentType: "text/yaml", body: Buffer.from(yaml) }]);
+const short = (h: string) => h.slice(0, 12);
+
+interface RolloutJson {
+  stable?: { hash: string };
+  rollout?: { status: string; stage: number; cohort: number; members: number };
+}
+type Replica = CliRun & { opampPort: number; apiPort: number; url: string };
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000) {
+  const end = Date.now() + ms;
+  let last: T | undefined;
+  for (;;) {
+    try {
+      last = await read();
+      if (ok(last)) return last;
+    } catch {
+      // a replica may be gone
+    }
+    if (Date.now() > end) throw new Error(`${what}: not reached; last ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function api<T>(rep: Replica, path: string, method = "GET"): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${rep.apiPort}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      "x-opamp-gitops-actor": "test",
+      "content-type": "application/json",
+    },
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return (path === "/metrics" ? text : JSON.parse(text)) as T;
+}
+
+/** One sample of a metric of one replica (labels as written, e.g. `{duty="git"}`). */
+async function metric(rep: Replica, name: string): Promise<number> {
+  const text = await api<string>(rep, "/metrics");
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(" ")[1] ?? Number.NaN);
+}
+
+/** Status commits each replica logged, in its own order: [commit, replica index]. */
+function loggedCommits(
+  replicas: Replica[],
+): Array<{ commit: string; replica: number; at: number }> {
+  const out: Array<{ commit: string; replica: number; at: number }> = [];
+  replicas.forEach((rep, replica) => {
+    for (const line of rep.output().split("\n")) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const o = JSON.parse(line) as { msg?: string; commit?: string; time?: number };
+        if (o.msg?.startsWith("status: ") && o.commit)
+          out.push({ commit: o.commit, replica, at: o.time ?? 0 });
+      } catch {
+        // a half-written last line of a killed process
+      }
+    }
+  });
+  return out.sort((a, b) => a.at - b.at);
+}
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+test("three replicas act as one service and survive losing one mid-rollout", {
+  skip: httpBackendPath() ? false : "git-http-backend not installed",
+}, async (t) => {
+  const root = tempDir("opamp-gitops-replicas-remote-");
+  const remote = bareRepo(root, "fleet.git");
+  const work = new TestRepo();
+  work.git("remote", "add", "origin", remote);
+  work
+    .writeAll({
+      "groups/edge/group.yaml": GROUP,
+      "groups/edge/collector.yaml": collectorYaml("v1"),
+    })
+    .commit("edge v1");
+  work.git("push", "-q", "origin", "main");
+  const git = await GitHttpServer.start({ root });
+  cleanups.push(() => git.close());
+  const redis = await testRedis();
+  cleanups.push(() => redis.close());
+  const tokenFile = join(tempDir("opamp-gitops-token-"), "tokens");
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+
+  const replicas: Replica[] = [];
+  for (let i = 0; i < 3; i++) {
+    const opampPort = await freePort();
+    const args = [
+      ...testServeArgs({
+        repo: git.url("fleet.git"),
+        stateDir: tempDir(`opamp-gitops-replica${i}-`),
+        redisPrefix: redis.prefix,
+        opampPort,
+        apiTokensFile: tokenFile,
+      }),
+      "--replica-timeout",
+      "2s",
+      "--leader-lease",
+      "3s",
+    ];
+    const rep = await startServe(args);
+    cleanups.push(() => rep.child.kill("SIGKILL"));
+    replicas.push({ ...rep, url: `ws://127.0.0.1:${opampPort}/v1/opamp` });
+  }
+  const alive = () => replicas.filter((r) => r.child.exitCode === null && !r.child.killed);
+  const first = () => alive()[0] as Replica;
+  const rollout = () => api<RolloutJson>(first(), "/api/v1/rollouts/edge");
+
+  const fleet = new SimulatedFleet({
+    agents: AGENTS,
+    urls: replicas.map((r) => r.url),
+    attributes: { "host.role": "edge" },
+    applyMs: 20,
+    heartbeatSeconds: 3600,
+  });
+  cleanups.push(() => fleet.stop());
+  await fleet.start();
+  assert.deepEqual(
+    Object.values(fleet.summary().byUrl),
+    [4, 4, 4],
+    "agents spread over the three replicas",
+  );
+
+  // v1 everywhere: one rollout whose members are the agents of all three replicas.
+  const v1 = hashOf(collectorYaml("v1"));
+  await until("all members", rollout, (r) => r.rollout?.members === AGENTS);
+  await api(first(), "/api/v1/rollouts/edge/promote", "POST");
+  await fleet.until((s) => s.byHash[short(v1)] === AGENTS, 60_000);
+  await until("v1 stable", rollout, (r) => r.stable?.hash === v1);
+
+  // Git is polled by one replica at a time: over a quiet while, one counter of reads moves.
+  const gitLeader = await until(
+    "one Git lease holder",
+    async () => Promise.all(replicas.map((r) => metric(r, 'opamp_gitops_leader{duty="git"}'))),
+    (held) => held.filter((h) => h === 1).length === 1,
+  );
+  const checks0 = await Promise.all(
+    replicas.map((r) => metric(r, "opamp_gitops_git_checks_total")),
+  );
+  const fetches0 = git.requests.length;
+  await new Promise((r) => setTimeout(r, 2_000)); // ten poll intervals
+  const checks1 = await Promise.all(
+    replicas.map((r) => metric(r, "opamp_gitops_git_checks_total")),
+  );
+  const polled = checks1.map((c, i) => c - (checks0[i] as number));
+  assert.deepEqual(
+    polled.map((d) => d > 0),
+    gitLeader.map((h) => h === 1),
+    `only the lease holder reads Git (reads per replica: ${polled})`,
+  );
+  assert.ok(git.requests.length > fetches0, "the lease holder fetched from the remote");
+
+  // v2: one push to the remote; every replica learns it, the rollout's first stage reaches
+  // agents wherever they are connected.
+  work.write("groups/edge/collector.yaml", collectorYaml("v2")).commit("edge v2");
+  work.git("push", "-q", "origin", "main");
+  const v2 = hashOf(collectorYaml("v2"));
+  const stage0 = await until("stage 0", rollout, (r) => r.rollout?.stage === 0);
+  const cohort0 = stage0.rollout?.cohort ?? 0;
+  assert.ok(cohort0 > 0 && cohort0 < AGENTS - 1, `cohort ${cohort0}`);
+  await fleet.until((s) => s.byHash[short(v2)] === cohort0, 60_000);
+  // Every replica read the new head (told by the lease holder, not by its own polling).
+  const head = work.git("rev-parse", "HEAD").trim();
+  for (const rep of replicas)
+    await until(
+      `replica ${rep.url} serves the pushed commit`,
+      () => api<{ servedCommit?: string }>(rep, "/api/v1/groups/edge"),
+      (g) => g.servedCommit === head,
+    );
+
+  // The status writer dies mid-rollout, with one of its agents still on v1 (never back).
+  const writerFlags = await Promise.all(
+    replicas.map((r) => metric(r, 'opamp_gitops_leader{duty="status"}')),
+  );
+  const victim = replicas[writerFlags.indexOf(1)] ?? (replicas[0] as Replica);
+  const doomed = fleet.agents.find((a) => a.url === victim.url && a.runningHash === v1);
+  assert.ok(doomed, "an agent of the killed replica still on v1");
+  const exited = new Promise((r) => victim.child.once("exit", r));
+  victim.child.kill("SIGKILL");
+  await exited;
+  await doomed.stop(); // before its reconnect: its goodbye reaches no one
+  const survivors = fleet.agents.filter((a) => a !== doomed);
+
+  // Its agents reconnect to the other two; the lost one is marked disconnected.
+  await fleet.until((s) => s.connected === AGENTS - 1 && (s.byUrl[victim.url] ?? 0) === 0, 60_000);
+  await until(
+    "lost agent disconnected",
+    () => api<Array<{ instanceUid: string; connected: boolean }>>(first(), "/api/v1/agents"),
+    (agents) =>
+      agents.length === AGENTS &&
+      agents.every((a) => a.connected === (a.instanceUid !== doomed.uid)),
+  );
+  // A survivor took the status writer's lease.
+  await until(
+    "a new status writer",
+    () => Promise.all(alive().map((r) => metric(r, 'opamp_gitops_leader{duty="status"}'))),
+    (held) => held.filter((h) => h === 1).length === 1,
+  );
+
+  // The next stage reaches every survivor by push, and the rollout completes.
+  const before = await rollout();
+  assert.equal(before.rollout?.status, "in-progress", JSON.stringify(before));
+  const promotedAt = performance.now();
+  await api(first(), "/api/v1/rollouts/edge/promote", "POST");
+  await fleet.until(() => survivors.every((a) => a.runningHash === v2), 60_000, 10);
+  // Informative only (the machine may be loaded): promote to every survivor applied.
+  t.diagnostic(`last stage on both replicas: ${Math.round(performance.now() - promotedAt)} ms`);
+  const done = await until("rollout ended", rollout, (r) => r.rollout?.status !== "in-progress");
+  assert.equal(done.rollout?.status, "completed", JSON.stringify(done));
+  assert.equal(done.stable?.hash, v2);
+
+  // The status branch ends showing every survivor on v2 and the lost agent disconnected:
+  // what the killed writer had pending was published by its successor.
+  const statusOf = (uid: string) =>
+    execFileSync("git", ["-C", remote, "show", `opamp-status:status/agents/edge/${uid}.yaml`], {
+      encoding: "utf8",
+    });
+  await until(
+    "final state on the status branch",
+    async () =>
+      fleet.agents.map((a) => {
+        try {
+          return statusOf(a.uid);
+        } catch {
+          return "";
+        }
+      }),
+    (files) =>
+      files.every((text, i) => {
+        const agent = fleet.agents[i];
+        if (agent === doomed) return /connected: false/.test(text);
+        return /connected: true/.test(text) && text.includes(v2);
+      }),
+  );
+
+  // Every commit on the branch was logged by exactly one replica, and the replicas'
+  // commits never interleave: one writer at a time, each taking over once.
+  const onBranch = execFileSync("git", ["-C", remote, "rev-list", "opamp-status"], {
+    encoding: "utf8",
+  })
+    .trim()
+    .split("\n");
+  const logged = loggedCommits(replicas);
+  const loggedSet = new Set(logged.map((l) => l.commit));
+  assert.equal(loggedSet.size, logged.length, "no commit logged twice");
+  const branchSet = new Set(onBranch);
+  assert.ok(
+    logged.every((l) => branchSet.has(l.commit)),
+    "every published flush is on the branch",
+  );
+  // At most one commit the killed writer pushed but had no time to log.
+  assert.ok(onBranch.filter((c) => !loggedSet.has(c)).length <= 1, "no commit of unknown origin");
+  const runs = logged.filter((l, i) => i === 0 || logged[i - 1]?.replica !== l.replica);
+  assert.ok(
+    runs.length <= 2 && new Set(runs.map((r) => r.replica)).size === runs.length,
+    `one writer at a time: ${runs.map((r) => r.replica)}`,
+  );
+});
