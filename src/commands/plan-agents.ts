@@ -79,8 +79,12 @@ export async function agentsFromStatusBranch(
 ): Promise<AgentsRead> {
   if (!wanted.attributes) {
     const counts = await source.agentCounts(ref, wanted.groups);
+    // The agent files of the listed groups only, for their component types (incompatible
+    // agents): the counts stay the folders' (one tree read per group).
+    const listed = counts && (await source.knownAgents(ref, new Set(wanted.groups)));
     if (counts)
       return {
+        ...(listed ? { agents: listed.agents } : {}),
         counts: counts.groups,
         info: {
           kind: "status-branch",

@@ -48,7 +48,14 @@ function fingerprint(agent: Readonly<AgentState>, p: AgentPlacement): string {
       p.revoked ?? null,
     ]),
   );
-  for (const field of ["description", "health", "effectiveConfig", "remoteConfigStatus"] as const) {
+  const fields = [
+    "description",
+    "health",
+    "effectiveConfig",
+    "remoteConfigStatus",
+    "availableComponents",
+  ] as const;
+  for (const field of fields) {
     const bytes = agent.encoded[field];
     h.update(field).update(bytes ? String(bytes.length) : "-");
     if (bytes) h.update(bytes);
