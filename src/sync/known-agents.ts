@@ -150,14 +150,15 @@ export async function readAgentCounts(
 
 /**
  * Reads every agent file under `status/agents/` of `commit` (the status branch's head), or
- * only those of the group folders `groups` when given. `prefix` is where the status layout
- * starts ("" on an orphan status branch).
+ * only those of the group folders `groups` when given, at most `maxFiles` (MAX_AGENT_FILES).
+ * `prefix` is where the status layout starts ("" on an orphan status branch).
  */
 export async function readKnownAgents(
   store: ObjectStore,
   commit: string,
   prefix = "",
   groups?: ReadonlySet<string>,
+  maxFiles = MAX_AGENT_FILES,
 ): Promise<KnownAgents> {
   const out: KnownAgents = { agents: [], skipped: 0, truncated: false };
   let tree = await store.commitTree(commit);
@@ -173,7 +174,7 @@ export async function readKnownAgents(
     if (groups && !groups.has(folder.path)) continue;
     for (const entry of await store.readTree(folder.oid)) {
       if (entry.type !== "blob" || !UID_FILE.test(entry.path)) continue;
-      if (files.length >= MAX_AGENT_FILES) {
+      if (files.length >= maxFiles) {
         out.truncated = true;
         break;
       }

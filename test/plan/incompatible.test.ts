@@ -10,6 +10,7 @@ import { componentsStatus, MAX_COMPONENT_TYPES } from "../../src/status/agent-co
 import { agentStatus } from "../../src/status/agent-status.js";
 import { renderStatusFile } from "../../src/status/render.js";
 import { parseAgentStatus } from "../../src/sync/known-agents.js";
+import { PlanSource } from "../../src/sync/plan-source.js";
 import { validateStatusFile } from "../../src/validate/status-schemas.js";
 import { writeStatusBranch } from "../helpers/status-branch.js";
 import { fakeAgent, uidOf } from "../status/helpers.js";
@@ -143,5 +144,20 @@ describe("plan offline: incompatible agents from the status branch", () => {
     assert.equal(canary.incompatible.count, 3);
     assert.deepEqual(canary.incompatible.missing, { "exporters/kafka": 3 });
     assert.equal(group(p, "edge").incompatible.count, 0);
+  });
+
+  test("the agent files read for components are only the listed groups', and bounded", async () => {
+    const r = baseRepo();
+    writeStatusBranch(r.dir, fleetAgents());
+    const source = await PlanSource.open(r.dir);
+    const edge = await source.knownAgents("opamp-status", new Set(["edge"]));
+    assert.equal(edge?.agents.length, 20);
+    assert.ok(edge?.agents.every((a) => a.group === "edge"));
+    assert.equal(edge?.truncated, false);
+    const some = await source.knownAgents("opamp-status", new Set(["edge"]), 5);
+    assert.equal(some?.agents.length, 5);
+    assert.equal(some?.truncated, true);
+    const all = await source.knownAgents("opamp-status");
+    assert.equal(all?.agents.length, 27);
   });
 });
