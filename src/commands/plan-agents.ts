@@ -10,6 +10,13 @@ import type { KnownAgent, PlanSource } from "../sync/read-only.js";
 import { ApiClient, ApiRefusedError } from "./api-client.js";
 import type { AgentSourceInfo } from "./plan-model.js";
 
+/**
+ * Agent files read for their component types when no agent can change group (a config edit):
+ * a bound on the cost (about 1 ms each) for a group of many agents; beyond it, incompatible
+ * agents are counted among those read, and the plan's note says so.
+ */
+export const MAX_COMPONENT_FILES = 2_000;
+
 /** An agent row of GET /api/v1/agents (src/api/views.ts), as far as plan reads it. */
 interface ApiAgent {
   instanceUid: string;
@@ -79,15 +86,25 @@ export async function agentsFromStatusBranch(
 ): Promise<AgentsRead> {
   if (!wanted.attributes) {
     const counts = await source.agentCounts(ref, wanted.groups);
+    // The agent files of the listed groups only, for their component types (incompatible
+    // agents), at most MAX_COMPONENT_FILES (each costs a blob read and a YAML parse): the
+    // counts stay the folders' (one tree read per group).
+    const listed =
+      counts && (await source.knownAgents(ref, new Set(wanted.groups), MAX_COMPONENT_FILES));
     if (counts)
       return {
+        ...(listed ? { agents: listed.agents } : {}),
         counts: counts.groups,
         info: {
           kind: "status-branch",
           from: ref,
           commit: counts.commit,
           known: counts.total,
-          note: "no agent can change group: counted in the status branch folders of the groups listed",
+          note:
+            "no agent can change group: counted in the status branch folders of the groups listed" +
+            (listed?.truncated
+              ? `; components checked on the first ${MAX_COMPONENT_FILES} agent files only`
+              : ""),
         },
       };
   }

@@ -18,7 +18,6 @@
  * - Secrets: plaintext-secret findings of the head that the base does not have.
  */
 
-import { inventoryOf, missingComponents } from "../service/agent-components.js";
 import { compileMatcher, type KnownAgent, type PlanSource } from "../sync/read-only.js";
 import {
   type CollectorChecker,
@@ -26,6 +25,8 @@ import {
   type GroupFolder,
   type GroupSelector,
   type GroupSpec,
+  inventoryOf,
+  missingComponents,
   type RepositorySnapshot,
   readGroupSelector,
   requiredComponents,
@@ -200,9 +201,12 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   for (const agent of agents as KnownAgent[]) {
     if (!movable) {
       // Nobody moves: the group serve placed the agent in is its group before and after.
+      // With counts given (a status branch's folders), agents come only for their components.
       const g = agent.group ?? UNASSIGNED;
-      tally(g, "before");
-      tally(g, "after");
+      if (!placed) {
+        tally(g, "before");
+        tally(g, "after");
+      }
       keep(g, agent);
       continue;
     }

@@ -50,14 +50,16 @@ function fingerprint(agent: Readonly<AgentState>, p: AgentPlacement): string {
       p.revoked ?? null,
     ]),
   );
-  for (const field of [
+  const fields = [
     "description",
     "health",
     "effectiveConfig",
     "remoteConfigStatus",
     "packageStatuses",
     "connectionSettingsStatus",
-  ] as const) {
+    "availableComponents",
+  ] as const;
+  for (const field of fields) {
     const bytes = agent.encoded[field];
     h.update(field).update(bytes ? String(bytes.length) : "-");
     if (bytes) h.update(bytes);

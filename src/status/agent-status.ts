@@ -13,6 +13,7 @@
 import type { AgentState, AnyValue, ComponentHealth, KeyValue } from "../opamp/index.js";
 import { AgentCapabilities } from "../opamp/index.js";
 import type { Redactor } from "../redact/index.js";
+import { componentsStatus } from "./agent-components.js";
 import { effectiveConfigStatus } from "./effective-config.js";
 import type {
   AgentBundleStatus,
@@ -195,6 +196,8 @@ function render(
   const desiredHash = placement.desiredHash;
   const drift = desiredHash !== null && (reportedHash !== desiredHash || status === "FAILED");
   const h = agent.health ? health(agent.health, 0, { left: MAX_COMPONENTS }) : null;
+  // Only for agents that reported Collector components, so other agents' files stay as they were.
+  const components = componentsStatus(agent.availableComponents);
   const file: AgentStatusFile = {
     apiVersion: API_VERSION,
     kind: "AgentStatus",
@@ -208,6 +211,7 @@ function render(
       identifying: attributes(agent.description?.identifyingAttributes),
       nonIdentifying: attributes(agent.description?.nonIdentifyingAttributes),
     },
+    ...(components ? { components } : {}),
     capabilities: capabilityNames(agent.capabilities),
     remoteConfig: {
       desiredHash,

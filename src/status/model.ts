@@ -39,6 +39,12 @@ export interface AgentStatusFile {
     identifying: Record<string, AttributeValue>;
     nonIdentifying: Record<string, AttributeValue>;
   };
+  /**
+   * The Collector component types of the agent's build (its AvailableComponents), per kind
+   * sorted; present only when it reported a Collector kind. Before `capabilities` so a reader
+   * parsing only the file's head (src/sync/known-agents.ts) finds it.
+   */
+  components?: AgentComponentsStatus;
   capabilities: string[];
   remoteConfig: {
     desiredHash: string | null;
@@ -90,6 +96,14 @@ export interface AgentBundleStatus {
       }
     >;
   };
+}
+
+/** An agent's component types: its report's hash (hex, "" without) and kind → sorted types. */
+export interface AgentComponentsStatus {
+  hash: string;
+  kinds: Record<string, string[]>;
+  /** Types left out past MAX_COMPONENT_TYPES (a bounded file). */
+  truncated?: number;
 }
 
 export interface HashRefStatus {

@@ -62,17 +62,38 @@ function attributesOf(description: unknown): Map<string, string> | undefined {
   return out;
 }
 
+/**
+ * A status file's `components.kinds` (kind → types); undefined when absent or malformed, and
+ * when the writer cut the list (`truncated`): a partial list cannot tell what the build lacks.
+ */
+export function componentsOf(v: unknown): Record<string, string[]> | undefined {
+  if (!isObject(v) || !isObject(v.kinds) || v.truncated !== undefined) return undefined;
+  const out: Record<string, string[]> = {};
+  for (const [kind, types] of Object.entries(v.kinds)) {
+    if (!Array.isArray(types)) return undefined;
+    out[kind] = types.filter((t): t is string => typeof t === "string");
+  }
+  return out;
+}
+
 function agentOf(v: unknown): KnownAgent | undefined {
   if (!isObject(v) || typeof v.instanceUid !== "string") return undefined;
   const attributes = attributesOf(v.description);
   if (!attributes) return undefined;
   const group = typeof v.group === "string" && isGroupName(v.group) ? v.group : null;
-  return { instanceUid: v.instanceUid, attributes, group, connected: v.connected === true };
+  const components = componentsOf(v.components);
+  return {
+    instanceUid: v.instanceUid,
+    attributes,
+    group,
+    connected: v.connected === true,
+    ...(components ? { components } : {}),
+  };
 }
 
 /**
  * Parses one agent status file; undefined when it is not one. The writer puts what plan needs
- * (instanceUid, group, connected, description) before `capabilities:`, so that prefix alone is
+ * (instanceUid, group, connected, description, components) before `capabilities:`, so that prefix alone is
  * parsed first (the effective config after it is most of the file, and YAML parsing costs
  * milliseconds per file); a file whose prefix lacks them is parsed whole.
  */
@@ -128,13 +149,16 @@ export async function readAgentCounts(
 }
 
 /**
- * Reads every agent file under `status/agents/` of `commit` (the status branch's head).
+ * Reads every agent file under `status/agents/` of `commit` (the status branch's head), or
+ * only those of the group folders `groups` when given, at most `maxFiles` (MAX_AGENT_FILES).
  * `prefix` is where the status layout starts ("" on an orphan status branch).
  */
 export async function readKnownAgents(
   store: ObjectStore,
   commit: string,
   prefix = "",
+  groups?: ReadonlySet<string>,
+  maxFiles = MAX_AGENT_FILES,
 ): Promise<KnownAgents> {
   const out: KnownAgents = { agents: [], skipped: 0, truncated: false };
   let tree = await store.commitTree(commit);
@@ -147,9 +171,10 @@ export async function readKnownAgents(
   for (const folder of await store.readTree(tree)) {
     if (folder.type !== "tree" || (folder.path !== UNASSIGNED && !isGroupName(folder.path)))
       continue;
+    if (groups && !groups.has(folder.path)) continue;
     for (const entry of await store.readTree(folder.oid)) {
       if (entry.type !== "blob" || !UID_FILE.test(entry.path)) continue;
-      if (files.length >= MAX_AGENT_FILES) {
+      if (files.length >= maxFiles) {
         out.truncated = true;
         break;
       }

@@ -88,12 +88,17 @@ export class PlanSource {
 
   /**
    * The agents recorded on the status branch `ref` (`refs/heads/<ref>`, else a remote-tracking
-   * `origin/<ref>` as a CI clone has it, else any revision). Undefined when there is none.
+   * `origin/<ref>` as a CI clone has it, else any revision), or only those of the group
+   * folders `groups` when given, at most `maxFiles`. Undefined when there is none.
    */
-  async knownAgents(ref: string): Promise<(KnownAgents & { commit: string }) | undefined> {
+  async knownAgents(
+    ref: string,
+    groups?: ReadonlySet<string>,
+    maxFiles?: number,
+  ): Promise<(KnownAgents & { commit: string }) | undefined> {
     const commit = await this.#statusCommit(ref);
     if (!commit) return undefined;
-    return { ...(await readKnownAgents(this.store, commit)), commit };
+    return { ...(await readKnownAgents(this.store, commit, "", groups, maxFiles)), commit };
   }
 
   /** The agents of `groups` on the status branch `ref`, counted; undefined without one. */

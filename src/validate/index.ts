@@ -5,6 +5,11 @@
  */
 
 export { type CachedGroupResult, ValidationCache } from "./cache.js";
+export {
+  type ComponentInventory,
+  inventoryOf,
+  missingComponents,
+} from "./component-inventory.js";
 export { contentTypeOf } from "./config-files.js";
 export { parseDuration } from "./duration.js";
 export {

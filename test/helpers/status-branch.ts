@@ -18,6 +18,8 @@ export interface StatusAgent {
   group: string | null;
   attributes: Record<string, string>;
   connected?: boolean;
+  /** kind → component types of its build (reported as AvailableComponents). */
+  components?: Record<string, string[]>;
 }
 
 /** Commits the status files of `agents` as a new (orphan) commit of `ref` in `repoDir`. */
@@ -51,6 +53,16 @@ export function writeStatusBranch(
   const facts: AgentFacts[] = [];
   for (const a of agents) {
     const state = fakeAgent(a.uid, { attributes: a.attributes, connected: a.connected ?? true });
+    if (a.components)
+      state.availableComponents = {
+        hash: Buffer.from(JSON.stringify(a.components)).subarray(0, 16),
+        components: Object.fromEntries(
+          Object.entries(a.components).map(([kind, types]) => [
+            kind,
+            { subComponentMap: Object.fromEntries(types.map((t) => [t, {}])) },
+          ]),
+        ),
+      };
     const path = agentFilePath(a.group, a.uid);
     const status = agentStatus(state, { group: a.group, desiredHash: null, desiredCommit: null });
     facts.push(status.facts);
