@@ -45,6 +45,7 @@ import {
   runGoProgram,
 } from "../helpers/go-program.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { waitFor } from "../helpers/wait.js";
 
 const COLLECTOR_YAML = [
   "receivers:",
@@ -88,13 +89,7 @@ class EventLog {
   }
   /** Polls `find` until it returns something, or fails after `ms`. */
   async until<T>(what: string, find: () => T | undefined, ms = 10_000): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = find();
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) assert.fail(`${what}: not seen within ${ms} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return (await waitFor(what, find, { timeoutMs: ms, intervalMs: 20 })) as T;
   }
   close(): void {
     for (const off of this.#off) off();
