@@ -14,6 +14,7 @@ import { AdminAccess, SESSION_COOKIE } from "../../src/api/access.js";
 import { adminApp } from "../../src/api/admin-app.js";
 import type { AdminBackend } from "../../src/api/backend.js";
 import { EventStreams } from "../../src/api/events-route.js";
+import { deferred } from "../helpers/teardown.js";
 
 export interface ContractFixture {
   backend: AdminBackend;
@@ -27,6 +28,7 @@ type Json = Record<string, unknown> & { error?: { code: string } };
 
 export function backendContract(name: string, setup: () => Promise<ContractFixture>): void {
   describe(`admin routes against ${name}`, () => {
+    const defer = deferred();
     let fx: ContractFixture;
     let app: ReturnType<typeof adminApp>;
     const access = new AdminAccess([]);
@@ -160,21 +162,18 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
 
     test("tokens: none, a bearer header, or the console's session cookie", async () => {
       access.setTokens(["s3cret"]);
-      try {
-        assert.equal((await call("/api/v1/agents")).status, 401);
-        const bearer = { headers: { Authorization: "Bearer s3cret" } };
-        assert.equal((await call("/api/v1/agents", bearer)).status, 200);
-        const cookie = { headers: { Cookie: `${SESSION_COOKIE}=s3cret` } };
-        assert.equal((await call("/api/v1/agents", cookie)).status, 200);
-        const wrong = { headers: { Cookie: `${SESSION_COOKIE}=guess` } };
-        assert.equal((await call("/api/v1/agents", wrong)).status, 401);
-        // The console asks for a login instead of answering 401.
-        const page = await app.request("http://127.0.0.1/", { redirect: "manual" });
-        assert.equal(page.status, 302);
-        assert.match(page.headers.get("location") ?? "", /^\/login/);
-      } finally {
-        access.setTokens([]);
-      }
+      defer(() => access.setTokens([]));
+      assert.equal((await call("/api/v1/agents")).status, 401);
+      const bearer = { headers: { Authorization: "Bearer s3cret" } };
+      assert.equal((await call("/api/v1/agents", bearer)).status, 200);
+      const cookie = { headers: { Cookie: `${SESSION_COOKIE}=s3cret` } };
+      assert.equal((await call("/api/v1/agents", cookie)).status, 200);
+      const wrong = { headers: { Cookie: `${SESSION_COOKIE}=guess` } };
+      assert.equal((await call("/api/v1/agents", wrong)).status, 401);
+      // The console asks for a login instead of answering 401.
+      const page = await app.request("http://127.0.0.1/", { redirect: "manual" });
+      assert.equal(page.status, 302);
+      assert.match(page.headers.get("location") ?? "", /^\/login/);
     });
 
     test("health, readiness and unknown routes", async () => {

@@ -9,8 +9,11 @@ import { Service } from "../../src/service/service.js";
 import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const defer = deferred();
 
 const GROUP = (role: string) => `selector:
   match: {host.role: ${role}}
@@ -53,13 +56,12 @@ test("a group removed from Git while the service was down loses its rollout at t
     conn.disconnect();
     return groups;
   };
-  try {
-    assert.deepEqual(await run(), ["edge", "gateway"]);
-    repo.git("rm", "-rq", "groups/gateway");
-    repo.commit("gateway retired");
-    assert.deepEqual(await run(), ["edge"]);
-    assert.equal(await redis.redis.sismember(`${redis.prefix}:rollout-groups`, "gateway"), 0);
-  } finally {
+  defer(async () => {
     await redis.close();
-  }
+  });
+  assert.deepEqual(await run(), ["edge", "gateway"]);
+  repo.git("rm", "-rq", "groups/gateway");
+  repo.commit("gateway retired");
+  assert.deepEqual(await run(), ["edge"]);
+  assert.equal(await redis.redis.sismember(`${redis.prefix}:rollout-groups`, "gateway"), 0);
 });
