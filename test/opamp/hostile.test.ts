@@ -150,6 +150,7 @@ describe("hostile clients", () => {
       ),
     );
     const pongs = setInterval(() => ws.readyState === ws.OPEN && ws.pong(), 20);
+    // try/finally, not defer: the pongs must stop before the assertions that follow.
     try {
       await once(ws, "close");
     } finally {
@@ -196,6 +197,7 @@ describe("hostile clients", () => {
       "POST /v1/opamp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n",
     );
     const drip = setInterval(() => body.writable && body.write("x"), 50);
+    // try/finally, not defer: the trickles must stop before an agent is served below.
     try {
       await Promise.all([closed(nothing), closed(headers), closed(body)]);
     } finally {

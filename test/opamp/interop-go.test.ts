@@ -163,6 +163,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
     configs: readonly DesiredConfig[],
     log = new EventLog(srv.server),
   ): Promise<{ uid: string; result: GoRun }> {
+    // try/finally, not defer: the log belongs to this call; several run in one subtest.
     try {
       return await runAndCheck(srv, run, configs, log);
     } finally {
@@ -275,6 +276,8 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
     body: (srv: TestServer) => Promise<void>,
   ): Promise<void> {
     const srv = await startTestServer(options);
+    // try/finally, not defer: the server belongs to this call, and closes before the next
+    // subtest (sharing the parent test) starts its own.
     try {
       await body(srv);
     } finally {
@@ -336,6 +339,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
           return next;
         })();
       });
+      // try/finally: the restarted server closes before withServer closes the first one.
       try {
         await exchange(srv, { transport: "ws", reconnects: true }, [first, second], log);
       } finally {
