@@ -15,6 +15,7 @@ import { adminApp } from "../../src/api/admin-app.js";
 import type { AdminBackend } from "../../src/api/backend.js";
 import { EventStreams } from "../../src/api/events-route.js";
 import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 
 export interface ContractFixture {
   backend: AdminBackend;
@@ -132,7 +133,7 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
 
     test("rollout actions: pause and resume, refusals as 409, unknown names 404", async () => {
       const changes: string[] = [];
-      const unsubscribe = fx.backend.subscribe((b) => changes.push(...b.groups));
+      defer(fx.backend.subscribe((b) => changes.push(...b.groups)));
       const paused = await post(`/api/v1/rollouts/${fx.group}/pause`);
       assert.equal(paused.status, 200);
       assert.equal(
@@ -154,10 +155,10 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
       assert.equal(bogus.status, 404);
       assert.equal(code(bogus.body), "NOT_FOUND");
       // Subscribers hear of the group's changes (batched).
-      for (let i = 0; i < 100 && !changes.includes(fx.group); i++)
-        await new Promise((r) => setTimeout(r, 20));
-      unsubscribe();
-      assert.ok(changes.includes(fx.group), "a change batch named the group");
+      await waitFor("a change batch naming the group", () => changes.includes(fx.group), {
+        timeoutMs: 2000,
+        intervalMs: 20,
+      });
     });
 
     test("tokens: none, a bearer header, or the console's session cookie", async () => {

@@ -10,6 +10,7 @@ import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -48,8 +49,14 @@ test("a group removed from Git while the service was down loses its rollout at t
     // The apply runs on FleetSync's `updated` event; wait (bounded) until the rollouts hold
     // exactly Git's groups.
     const want = () => [...(service.sync?.current?.groups.keys() ?? [])].sort().join();
-    for (let i = 0; i < 100 && service.rollouts.groups().join() !== want(); i++)
-      await new Promise((r) => setTimeout(r, 50));
+    await waitFor(
+      "the rollouts to hold Git's groups",
+      () => service.rollouts.groups().join() === want(),
+      {
+        timeoutMs: 5000,
+        intervalMs: 50,
+      },
+    );
     await service.rollouts.idle();
     const groups = service.rollouts.groups();
     await service.close();

@@ -22,6 +22,7 @@ import { loadSettings } from "../../src/settings.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -480,8 +481,10 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
         nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
       },
     });
-    for (let i = 0; i < 100 && (service.bridge?.groupOf.size ?? 0) <= placed; i++)
-      await new Promise((r) => setTimeout(r, 50));
+    await waitFor("the silent agent placed", () => (service.bridge?.groupOf.size ?? 0) > placed, {
+      timeoutMs: 5000,
+      intervalMs: 50,
+    });
     assert.equal(service.bridge?.groupOf.size, placed + 1, "the silent agent joined edge");
     (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
     // WebSocket agents (HTTP agents stay "connected" until their liveness window passes).

@@ -17,6 +17,7 @@ import { findRedisServer } from "../../src/redis-private.js";
 import { run, startServe, testServeArgs } from "../helpers/cli.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -111,13 +112,17 @@ describe("serve as a process, steered by the CLI", () => {
     const v1 = hashOf(collectorYaml("v1"));
     // The stage started before any agent joined, so it admits joiners by their cohort score
     // (about 10 %, possibly none): wait for every member, then promote through the stages.
-    for (let i = 0; i < 300 && (await rolloutJson()).rollout?.members !== 20; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await waitFor("every member", async () => (await rolloutJson()).rollout?.members === 20, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     assert.equal((await cli("rollout", "promote", "edge")).code, 0);
     assert.equal((await cli("rollout", "promote", "edge")).code, 0);
     await fleet.until((s) => s.byHash[short(v1)] === 20, 30_000);
-    for (let i = 0; i < 100 && (await rolloutJson()).stable?.hash !== v1; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await waitFor("v1 stable", async () => (await rolloutJson()).stable?.hash === v1, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     assert.equal((await rolloutJson()).stable?.hash, v1);
   });
 
@@ -232,13 +237,20 @@ describe("serve as a process, steered by the CLI", () => {
 
   test("the status branch records the abort", async () => {
     const gitdir = join(repo.dir, ".git");
-    let log = "";
-    for (let i = 0; i < 100 && !/aborted/.test(log); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      log = execFileSync("git", ["--git-dir", gitdir, "log", "--format=%B", "opamp-status"], {
-        encoding: "utf8",
-      });
-    }
+    const log = await waitFor(
+      "the abort on the status branch",
+      () => {
+        const text = execFileSync(
+          "git",
+          ["--git-dir", gitdir, "log", "--format=%B", "opamp-status"],
+          {
+            encoding: "utf8",
+          },
+        );
+        return /aborted/.test(text) ? text : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
     assert.match(log, /edge@[0-9a-f]{7} aborted/);
   });
 });

@@ -68,12 +68,14 @@ for (const transport of ["websocket", "http"] as const) {
       assert.equal(after.connected, 12);
       // The agents' own view changes when they send; the server's when it handled that.
       const uid1 = fleet.agents[1]?.uid ?? "";
-      let back = await t.server.store.load(uid1);
-      for (let i = 0; i < 100 && back?.reportedHash !== good?.hash; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        back = await t.server.store.load(uid1);
-      }
-      assert.equal(back?.reportedHash, good?.hash, "reports APPLIED for the previous config again");
+      const back = await waitFor(
+        "agent 1 reporting the previous config again",
+        async () => {
+          const state = await t.server.store.load(uid1);
+          return state?.reportedHash === good?.hash ? state : undefined;
+        },
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
       assert.equal(back?.health?.healthy, true);
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(failed.size, 12);
