@@ -161,12 +161,16 @@ describe("serve as a process, steered by the CLI", () => {
         .map((l) => l.trim().split(" ")[1]);
     };
     let seen: (string | undefined)[] = [];
-    for (let i = 0; i < 100; i++) {
-      seen = desired();
-      if (seen.filter((h) => h === v2).length === 2 && seen.filter((h) => h === v1).length === 18)
-        break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      "2 agents on v2 and 18 on v1",
+      () => {
+        seen = desired();
+        return (
+          seen.filter((h) => h === v2).length === 2 && seen.filter((h) => h === v1).length === 18
+        );
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
     assert.deepEqual(
       [seen.filter((h) => h === v2).length, seen.filter((h) => h === v1).length],
       [2, 18],

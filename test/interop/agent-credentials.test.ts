@@ -23,6 +23,7 @@ import { run as runCli } from "../helpers/cli.js";
 import { buildGoProgram, findGo, type GoEvent } from "../helpers/go-program.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -250,13 +251,16 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
 /** Polls the status branch until the agent's file says it is revoked; returns that record. */
 async function waitForRevokedAgent(dir: string, uid: string): Promise<Record<string, unknown>> {
   const gitdir = join(dir, ".git");
-  for (let i = 0; i < 150; i++) {
-    const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
-    const tree = head ? readStatusTree(gitdir, "opamp-status") : new Map();
-    for (const [path, file] of tree)
-      if (path.endsWith(`/${uid}.yaml`) && file.revoked)
-        return file.revoked as Record<string, unknown>;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`agents/${uid}.yaml never recorded the revocation`);
+  return waitFor(
+    `agents/${uid}.yaml to record the revocation`,
+    () => {
+      const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
+      const tree = head ? readStatusTree(gitdir, "opamp-status") : new Map();
+      for (const [path, file] of tree)
+        if (path.endsWith(`/${uid}.yaml`) && file.revoked)
+          return file.revoked as Record<string, unknown>;
+      return undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
 }
