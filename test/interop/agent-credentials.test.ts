@@ -41,7 +41,6 @@ class GoAgent {
   readonly child: ChildProcess;
   stderr = "";
   readonly exited: Promise<number | null>;
-  #waiters: Array<() => void> = [];
 
   constructor(bin: string, args: string[]) {
     this.child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -51,24 +50,18 @@ class GoAgent {
     createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       if (line.trim() === "") return;
       this.events.push(JSON.parse(line) as GoEvent);
-      for (const w of this.#waiters.splice(0)) w();
     });
     this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
   }
 
   /** Waits for an event named `name` (at most `ms`); fails with everything seen so far. */
   async next(name: string, ms = 60_000): Promise<GoEvent> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.events.find((e) => e.event === name);
-      if (found) return found;
-      if (Date.now() > deadline || this.child.exitCode !== null)
-        assert.fail(`no "${name}" event: ${JSON.stringify(this.events)}\n${this.stderr}`);
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        setTimeout(resolve, 500).unref();
-      });
-    }
+    return waitFor(`a "${name}" event`, () => this.events.find((e) => e.event === name), {
+      timeoutMs: ms,
+      intervalMs: 20,
+      child: this.child,
+      detail: () => `${JSON.stringify(this.events)}\n${this.stderr}`,
+    });
   }
 }
 
