@@ -20,7 +20,10 @@ import { loadSettings, SettingsError } from "../../src/settings.js";
 import { run } from "../helpers/cli.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
+
+const defer = deferred();
 
 interface Answer {
   status: number;
@@ -182,16 +185,13 @@ describe("admin API guard", () => {
 
   test("admin tokens can be replaced while serving", async () => {
     service.api.setTokens(["rotated"]);
-    try {
-      assert.equal((await call("GET", "/api/v1/agents", { Host: host() })).status, 401);
-      const ok = await call("GET", "/api/v1/agents", {
-        Host: host(),
-        Authorization: "Bearer rotated",
-      });
-      assert.equal(ok.status, 200);
-    } finally {
-      service.api.setTokens([]);
-    }
+    defer(() => service.api.setTokens([]));
+    assert.equal((await call("GET", "/api/v1/agents", { Host: host() })).status, 401);
+    const ok = await call("GET", "/api/v1/agents", {
+      Host: host(),
+      Authorization: "Bearer rotated",
+    });
+    assert.equal(ok.status, 200);
   });
 });
 

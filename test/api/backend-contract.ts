@@ -14,6 +14,8 @@ import { AdminAccess, SESSION_COOKIE } from "../../src/api/access.js";
 import { adminApp } from "../../src/api/admin-app.js";
 import type { AdminBackend } from "../../src/api/backend.js";
 import { EventStreams } from "../../src/api/events-route.js";
+import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 
 export interface ContractFixture {
   backend: AdminBackend;
@@ -27,6 +29,7 @@ type Json = Record<string, unknown> & { error?: { code: string } };
 
 export function backendContract(name: string, setup: () => Promise<ContractFixture>): void {
   describe(`admin routes against ${name}`, () => {
+    const defer = deferred();
     let fx: ContractFixture;
     let app: ReturnType<typeof adminApp>;
     const access = new AdminAccess([]);
@@ -130,7 +133,7 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
 
     test("rollout actions: pause and resume, refusals as 409, unknown names 404", async () => {
       const changes: string[] = [];
-      const unsubscribe = fx.backend.subscribe((b) => changes.push(...b.groups));
+      defer(fx.backend.subscribe((b) => changes.push(...b.groups)));
       const paused = await post(`/api/v1/rollouts/${fx.group}/pause`);
       assert.equal(paused.status, 200);
       assert.equal(
@@ -152,10 +155,10 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
       assert.equal(bogus.status, 404);
       assert.equal(code(bogus.body), "NOT_FOUND");
       // Subscribers hear of the group's changes (batched).
-      for (let i = 0; i < 100 && !changes.includes(fx.group); i++)
-        await new Promise((r) => setTimeout(r, 20));
-      unsubscribe();
-      assert.ok(changes.includes(fx.group), "a change batch named the group");
+      await waitFor("a change batch naming the group", () => changes.includes(fx.group), {
+        timeoutMs: 2000,
+        intervalMs: 20,
+      });
     });
 
     test("restart: one agent or a group's connected agents, each with its outcome", async () => {
@@ -186,21 +189,18 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
 
     test("tokens: none, a bearer header, or the console's session cookie", async () => {
       access.setTokens(["s3cret"]);
-      try {
-        assert.equal((await call("/api/v1/agents")).status, 401);
-        const bearer = { headers: { Authorization: "Bearer s3cret" } };
-        assert.equal((await call("/api/v1/agents", bearer)).status, 200);
-        const cookie = { headers: { Cookie: `${SESSION_COOKIE}=s3cret` } };
-        assert.equal((await call("/api/v1/agents", cookie)).status, 200);
-        const wrong = { headers: { Cookie: `${SESSION_COOKIE}=guess` } };
-        assert.equal((await call("/api/v1/agents", wrong)).status, 401);
-        // The console asks for a login instead of answering 401.
-        const page = await app.request("http://127.0.0.1/", { redirect: "manual" });
-        assert.equal(page.status, 302);
-        assert.match(page.headers.get("location") ?? "", /^\/login/);
-      } finally {
-        access.setTokens([]);
-      }
+      defer(() => access.setTokens([]));
+      assert.equal((await call("/api/v1/agents")).status, 401);
+      const bearer = { headers: { Authorization: "Bearer s3cret" } };
+      assert.equal((await call("/api/v1/agents", bearer)).status, 200);
+      const cookie = { headers: { Cookie: `${SESSION_COOKIE}=s3cret` } };
+      assert.equal((await call("/api/v1/agents", cookie)).status, 200);
+      const wrong = { headers: { Cookie: `${SESSION_COOKIE}=guess` } };
+      assert.equal((await call("/api/v1/agents", wrong)).status, 401);
+      // The console asks for a login instead of answering 401.
+      const page = await app.request("http://127.0.0.1/", { redirect: "manual" });
+      assert.equal(page.status, 302);
+      assert.match(page.headers.get("location") ?? "", /^\/login/);
     });
 
     test("health, readiness and unknown routes", async () => {

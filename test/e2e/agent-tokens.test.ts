@@ -21,6 +21,7 @@ import { loadSettings } from "../../src/settings.js";
 import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -155,9 +156,5 @@ describe("per-agent tokens (--mint-agent-tokens)", () => {
 });
 
 async function until(probe: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 150; i++) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail("timed out");
+  await waitFor("the poll's answer", probe, { timeoutMs: 15_000, intervalMs: 100 });
 }

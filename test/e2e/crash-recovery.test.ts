@@ -14,6 +14,7 @@ import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { startServe, testServeArgs } from "../helpers/cli.js";
 import { testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -48,19 +49,23 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Reads until `ok` holds; a read that throws means "not yet" (the service may be restarting). */
 async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) {
-  const end = Date.now() + ms;
   let last: T | undefined;
-  for (;;) {
-    try {
+  await waitFor(
+    what,
+    async () => {
       last = await read();
-      if (ok(last)) return last;
-    } catch {
-      // the service may be restarting
-    }
-    if (Date.now() > end) throw new Error(`${what}: not reached; last ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      return ok(last);
+    },
+    {
+      timeoutMs: ms,
+      intervalMs: 100,
+      ignoreErrors: true,
+      detail: () => `last ${JSON.stringify(last)}`,
+    },
+  );
+  return last as T;
 }
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];

@@ -9,8 +9,12 @@ import { Service } from "../../src/service/service.js";
 import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const defer = deferred();
 
 const GROUP = (role: string) => `selector:
   match: {host.role: ${role}}
@@ -45,21 +49,26 @@ test("a group removed from Git while the service was down loses its rollout at t
     // The apply runs on FleetSync's `updated` event; wait (bounded) until the rollouts hold
     // exactly Git's groups.
     const want = () => [...(service.sync?.current?.groups.keys() ?? [])].sort().join();
-    for (let i = 0; i < 100 && service.rollouts.groups().join() !== want(); i++)
-      await new Promise((r) => setTimeout(r, 50));
+    await waitFor(
+      "the rollouts to hold Git's groups",
+      () => service.rollouts.groups().join() === want(),
+      {
+        timeoutMs: 5000,
+        intervalMs: 50,
+      },
+    );
     await service.rollouts.idle();
     const groups = service.rollouts.groups();
     await service.close();
     conn.disconnect();
     return groups;
   };
-  try {
-    assert.deepEqual(await run(), ["edge", "gateway"]);
-    repo.git("rm", "-rq", "groups/gateway");
-    repo.commit("gateway retired");
-    assert.deepEqual(await run(), ["edge"]);
-    assert.equal(await redis.redis.sismember(`${redis.prefix}:rollout-groups`, "gateway"), 0);
-  } finally {
+  defer(async () => {
     await redis.close();
-  }
+  });
+  assert.deepEqual(await run(), ["edge", "gateway"]);
+  repo.git("rm", "-rq", "groups/gateway");
+  repo.commit("gateway retired");
+  assert.deepEqual(await run(), ["edge"]);
+  assert.equal(await redis.redis.sismember(`${redis.prefix}:rollout-groups`, "gateway"), 0);
 });

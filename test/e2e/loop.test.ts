@@ -22,6 +22,7 @@ import { loadSettings } from "../../src/settings.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -41,12 +42,18 @@ const short = (h: string) => h.slice(0, 12);
 
 /** Waits (bounded) until the edge group's rollout has `status`; returns the group status. */
 async function rolloutStatus(service: Service, status: string) {
-  for (let i = 0; i < 400; i++) {
-    const st = service.rollouts.status("edge");
-    if (st?.rollout?.status === status) return st;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`rollout not ${status}: ${JSON.stringify(service.rollouts.status("edge"))}`);
+  return waitFor(
+    `rollout ${status}`,
+    () => {
+      const st = service.rollouts.status("edge");
+      return st?.rollout?.status === status ? st : undefined;
+    },
+    {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      detail: () => JSON.stringify(service.rollouts.status("edge")),
+    },
+  );
 }
 
 /**
@@ -56,15 +63,16 @@ async function rolloutStatus(service: Service, status: string) {
 async function statusBranch(repo: TestRepo, ok: (t: StatusTree) => boolean): Promise<StatusTree> {
   const gitdir = join(repo.dir, ".git");
   let last: StatusTree = new Map();
-  for (let i = 0; i < 300; i++) {
-    const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
-    if (head.trim()) {
+  return waitFor(
+    "the status branch to match",
+    () => {
+      const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
+      if (!head.trim()) return undefined;
       last = readStatusTree(gitdir, "opamp-status");
-      if (ok(last)) return last;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`status branch never matched; files: ${[...last.keys()].join(", ")}`);
+      return ok(last) ? last : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 100, detail: () => `files: ${[...last.keys()].join(", ")}` },
+  );
 }
 
 /** The parts ("; "-separated) of the status branch's commit subjects, newest first. */
@@ -480,8 +488,10 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
         nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
       },
     });
-    for (let i = 0; i < 100 && (service.bridge?.groupOf.size ?? 0) <= placed; i++)
-      await new Promise((r) => setTimeout(r, 50));
+    await waitFor("the silent agent placed", () => (service.bridge?.groupOf.size ?? 0) > placed, {
+      timeoutMs: 5000,
+      intervalMs: 50,
+    });
     assert.equal(service.bridge?.groupOf.size, placed + 1, "the silent agent joined edge");
     (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
     // WebSocket agents (HTTP agents stay "connected" until their liveness window passes).

@@ -15,6 +15,7 @@ import { Service } from "../../src/service/service.js";
 import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { baseRepo, CANARY, group, plan } from "../plan/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import type { TestRepo } from "../sync/helpers/git-repo.js";
@@ -109,10 +110,11 @@ describe("plan against a running service with simulated agents", () => {
 
   test("offline: the same moves from the status branch the service wrote", async () => {
     const gitdir = join(repo.dir, ".git");
-    for (let i = 0; i < 300; i++) {
-      let files: string[] = [];
-      try {
-        files = execFileSync(
+    // ls-tree fails until the branch is written.
+    await waitFor(
+      "17 agent files on the status branch",
+      () =>
+        execFileSync(
           "git",
           [
             "--git-dir",
@@ -127,13 +129,9 @@ describe("plan against a running service with simulated agents", () => {
           { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
         )
           .split("\n")
-          .filter(Boolean);
-      } catch {
-        // not written yet
-      }
-      if (files.length === 17) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+          .filter(Boolean).length === 17,
+      { timeoutMs: 30_000, intervalMs: 100, ignoreErrors: true },
+    );
     const { code, plan: p } = await plan({ repo: repo.dir, base: "main", head: "feature" });
     assert.equal(code, 0);
     assert.equal(p?.agents.kind, "status-branch");

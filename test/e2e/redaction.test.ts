@@ -25,6 +25,7 @@ import { loadSettings } from "../../src/settings.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { CORPUS_ATTRIBUTES, corpusConfigs, corpusErrors, markersIn } from "../redact/corpus.js";
 import { get, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
@@ -48,18 +49,12 @@ const CAPS =
 
 const kv = (key: string, value: string): KeyValue => ({ key, value: { stringValue: value } });
 
-async function until<T>(
+/** Polls `f` every 100 ms for up to a minute; `debug` says what was seen on a timeout. */
+const until = <T>(
   what: string,
   f: () => T | undefined | Promise<T | undefined>,
   debug?: () => string,
-): Promise<T> {
-  for (let i = 0; i < 600; i++) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v as T;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${debug ? `: ${debug()}` : ""}`);
-}
+) => waitFor(what, f, { timeoutMs: 60_000, intervalMs: 100, detail: debug });
 
 describe("redaction: nothing an agent sends reaches Git in the clear", () => {
   let repo: TestRepo;

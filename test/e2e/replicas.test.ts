@@ -23,6 +23,7 @@ import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { type CliRun, startServe, testServeArgs } from "../helpers/cli.js";
 import { testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { GitHttpServer, httpBackendPath } from "../sync/helpers/git-http-server.js";
 import { bareRepo, TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -56,19 +57,23 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Reads until `ok` holds; a read that throws means "not yet" (a replica may be gone). */
 async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000) {
-  const end = Date.now() + ms;
   let last: T | undefined;
-  for (;;) {
-    try {
+  await waitFor(
+    what,
+    async () => {
       last = await read();
-      if (ok(last)) return last;
-    } catch {
-      // a replica may be gone
-    }
-    if (Date.now() > end) throw new Error(`${what}: not reached; last ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      return ok(last);
+    },
+    {
+      timeoutMs: ms,
+      intervalMs: 100,
+      ignoreErrors: true,
+      detail: () => `last ${JSON.stringify(last)}`,
+    },
+  );
+  return last as T;
 }
 
 async function api<T>(rep: Replica, path: string, method = "GET"): Promise<T> {

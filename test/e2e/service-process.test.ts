@@ -16,6 +16,8 @@ import { connectRedis } from "../../src/redis.js";
 import { findRedisServer } from "../../src/redis-private.js";
 import { run, startServe, testServeArgs } from "../helpers/cli.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -110,13 +112,17 @@ describe("serve as a process, steered by the CLI", () => {
     const v1 = hashOf(collectorYaml("v1"));
     // The stage started before any agent joined, so it admits joiners by their cohort score
     // (about 10 %, possibly none): wait for every member, then promote through the stages.
-    for (let i = 0; i < 300 && (await rolloutJson()).rollout?.members !== 20; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await waitFor("every member", async () => (await rolloutJson()).rollout?.members === 20, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     assert.equal((await cli("rollout", "promote", "edge")).code, 0);
     assert.equal((await cli("rollout", "promote", "edge")).code, 0);
     await fleet.until((s) => s.byHash[short(v1)] === 20, 30_000);
-    for (let i = 0; i < 100 && (await rolloutJson()).stable?.hash !== v1; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await waitFor("v1 stable", async () => (await rolloutJson()).stable?.hash === v1, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     assert.equal((await rolloutJson()).stable?.hash, v1);
   });
 
@@ -155,12 +161,16 @@ describe("serve as a process, steered by the CLI", () => {
         .map((l) => l.trim().split(" ")[1]);
     };
     let seen: (string | undefined)[] = [];
-    for (let i = 0; i < 100; i++) {
-      seen = desired();
-      if (seen.filter((h) => h === v2).length === 2 && seen.filter((h) => h === v1).length === 18)
-        break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      "2 agents on v2 and 18 on v1",
+      () => {
+        seen = desired();
+        return (
+          seen.filter((h) => h === v2).length === 2 && seen.filter((h) => h === v1).length === 18
+        );
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
     assert.deepEqual(
       [seen.filter((h) => h === v2).length, seen.filter((h) => h === v1).length],
       [2, 18],
@@ -231,18 +241,26 @@ describe("serve as a process, steered by the CLI", () => {
 
   test("the status branch records the abort", async () => {
     const gitdir = join(repo.dir, ".git");
-    let log = "";
-    for (let i = 0; i < 100 && !/aborted/.test(log); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      log = execFileSync("git", ["--git-dir", gitdir, "log", "--format=%B", "opamp-status"], {
-        encoding: "utf8",
-      });
-    }
+    const log = await waitFor(
+      "the abort on the status branch",
+      () => {
+        const text = execFileSync(
+          "git",
+          ["--git-dir", gitdir, "log", "--format=%B", "opamp-status"],
+          {
+            encoding: "utf8",
+          },
+        );
+        return /aborted/.test(text) ? text : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
     assert.match(log, /edge@[0-9a-f]{7} aborted/);
   });
 });
 
 describe("serve: what a user meets at start", () => {
+  const defer = deferred();
   const NO_REDIS_SERVER = { PATH: "/nonexistent" };
 
   test("a settings file with an unknown key and a bad value: exit 2, each named", async () => {
@@ -263,6 +281,7 @@ describe("serve: what a user meets at start", () => {
 
   test("settings from a file are used (paths relative to it); a flag wins over the environment and the file", async () => {
     const redis = await testRedis();
+    defer(() => redis.close());
     const dir = tempDir("opamp-gitops-settings-");
     const file = join(dir, "settings.json");
     writeFileSync(join(dir, "admin-tokens"), "file-relative-token\n");
@@ -278,21 +297,18 @@ describe("serve: what a user meets at start", () => {
     const p = await startServe(["--settings", file, "--opamp-listen", "127.0.0.1:0"], {
       OPAMP_GITOPS_OPAMP_LISTEN: "127.0.0.1:2",
     });
-    try {
-      assert.notEqual(p.opampPort, 1);
-      assert.notEqual(p.opampPort, 2);
-      const api = `http://127.0.0.1:${p.apiPort}/api/v1/agents`;
-      assert.equal((await fetch(api)).status, 401);
-      const ok = await fetch(api, { headers: { Authorization: "Bearer file-relative-token" } });
-      assert.equal(ok.status, 200);
-    } finally {
-      p.child.kill("SIGKILL");
-      await redis.close();
-    }
+    defer(() => p.child.kill("SIGKILL"));
+    assert.notEqual(p.opampPort, 1);
+    assert.notEqual(p.opampPort, 2);
+    const api = `http://127.0.0.1:${p.apiPort}/api/v1/agents`;
+    assert.equal((await fetch(api)).status, 401);
+    const ok = await fetch(api, { headers: { Authorization: "Bearer file-relative-token" } });
+    assert.equal(ok.status, 200);
   });
 
   test("a repository that does not exist: a clear message and exit 1", async () => {
     const redis = await testRedis();
+    defer(() => redis.close());
     const missing = join(tempDir("opamp-gitops-missing-"), "no-such-repo");
     const r = await run([
       "serve",
@@ -305,7 +321,6 @@ describe("serve: what a user meets at start", () => {
       "--api-listen",
       "127.0.0.1:0",
     ]).exited;
-    await redis.close();
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /cannot serve the fleet repository: .*no-such-repo/);
   });
@@ -337,19 +352,16 @@ describe("serve: what a user meets at start", () => {
       "--api-listen",
       "127.0.0.1:0",
     ]);
-    try {
-      assert.match(p.output(), /started a private redis-server on 127\.0\.0\.1:\d+/);
-      const client = await connectRedis(`redis://127.0.0.1:${port}`);
-      assert.equal(await client.config("GET", "appendonly").then((v) => (v as string[])[1]), "yes");
-      client.disconnect();
-      assert.ok(existsSync(join(stateDir, "redis")));
-      assert.ok(readdirSync(join(stateDir, "redis")).some((f) => f.startsWith("appendonly")));
-      p.child.kill("SIGTERM");
-      assert.equal((await p.exited).code, 0);
-      await assert.rejects(connectRedis(`redis://127.0.0.1:${port}`, { timeoutMs: 1000 }));
-    } finally {
-      p.child.kill("SIGKILL");
-    }
+    defer(() => p.child.kill("SIGKILL"));
+    assert.match(p.output(), /started a private redis-server on 127\.0\.0\.1:\d+/);
+    const client = await connectRedis(`redis://127.0.0.1:${port}`);
+    assert.equal(await client.config("GET", "appendonly").then((v) => (v as string[])[1]), "yes");
+    client.disconnect();
+    assert.ok(existsSync(join(stateDir, "redis")));
+    assert.ok(readdirSync(join(stateDir, "redis")).some((f) => f.startsWith("appendonly")));
+    p.child.kill("SIGTERM");
+    assert.equal((await p.exited).code, 0);
+    await assert.rejects(connectRedis(`redis://127.0.0.1:${port}`, { timeoutMs: 1000 }));
   });
 
   test("Redis gone while serving: SIGTERM still ends cleanly, each step bounded", async (t) => {
@@ -368,20 +380,17 @@ describe("serve: what a user meets at start", () => {
       "--api-listen",
       "127.0.0.1:0",
     ]);
-    try {
-      const client = await connectRedis(`redis://127.0.0.1:${port}`);
-      // No reply ever comes (the server is gone): send, wait, drop the client.
-      void client.call("SHUTDOWN", "NOSAVE").catch(() => {});
-      await new Promise((r) => setTimeout(r, 500));
-      client.disconnect();
-      const ready = await fetch(`http://127.0.0.1:${p.apiPort}/readyz`);
-      assert.equal(ready.status, 503, "readiness answers, and says Redis is down");
-      p.child.kill("SIGTERM");
-      const exited = await p.exited;
-      assert.equal(exited.code, 0, exited.stdout.slice(-2000));
-      assert.match(exited.stdout, /"msg":"stopped"/);
-    } finally {
-      p.child.kill("SIGKILL");
-    }
+    defer(() => p.child.kill("SIGKILL"));
+    const client = await connectRedis(`redis://127.0.0.1:${port}`);
+    // No reply ever comes (the server is gone): send, wait, drop the client.
+    void client.call("SHUTDOWN", "NOSAVE").catch(() => {});
+    await new Promise((r) => setTimeout(r, 500));
+    client.disconnect();
+    const ready = await fetch(`http://127.0.0.1:${p.apiPort}/readyz`);
+    assert.equal(ready.status, 503, "readiness answers, and says Redis is down");
+    p.child.kill("SIGTERM");
+    const exited = await p.exited;
+    assert.equal(exited.code, 0, exited.stdout.slice(-2000));
+    assert.match(exited.stdout, /"msg":"stopped"/);
   });
 });

@@ -10,6 +10,7 @@ import { after, test } from "node:test";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -72,8 +73,11 @@ test("serve --workers 2: agents on both workers, one port, admin API, clean shut
       .output()
       .split("\n")
       .filter((l) => l.includes('"msg":"serving"'));
-  for (let i = 0; i < 300 && servingLines().length < 2; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor("two workers serving", () => servingLines().length >= 2, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    detail: () => serve.output(),
+  });
   assert.equal(servingLines().length, 2, serve.output());
 
   const fleet = new SimulatedFleet({
@@ -101,8 +105,11 @@ test("serve --workers 2: agents on both workers, one port, admin API, clean shut
   // A worker killed: the primary starts another, and its agents reconnect to the port.
   const victim = started?.pids[0] as number;
   process.kill(victim, "SIGKILL");
-  for (let i = 0; i < 600 && servingLines().length < 3; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor("a third worker serving", () => servingLines().length >= 3, {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+    detail: () => serve.output(),
+  });
   assert.ok(logLine(serve.output(), "worker died; starting another"), serve.output());
   assert.equal(servingLines().length, 3, "a third worker served");
   await fleet.until((s) => s.connected === AGENTS, 60_000);

@@ -27,6 +27,7 @@ import {
   yamlConfig,
 } from "../helpers/opamp-server.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
 import {
   type AgentInput,
   agentInput,
@@ -38,6 +39,8 @@ import {
   rssMiB,
   SEED,
 } from "./helpers.js";
+
+const defer = deferred();
 
 /**
  * What the specification and the README's table require of the answer to `input`, decoded
@@ -209,52 +212,51 @@ describe(`fuzz: AgentToServer (${RUNS} inputs, FUZZ_SEED=${SEED})`, () => {
       }
       return ws;
     };
-    try {
-      for (const [i, input] of overSockets.entries()) {
-        const want = expected(input, true);
-        if (i % 2 === 0) {
-          let key = "misc";
-          try {
-            const uid = decodeAgentToServer(Buffer.from(input.bytes)).instanceUid;
-            if (uid.length === 16) key = Buffer.from(uid).toString("hex");
-          } catch {}
-          const client = await socketFor(key);
-          const answer = await client.exchange(frameWebSocketMessage(input.bytes));
-          counts.websocket++;
-          const hex = Buffer.from(input.bytes).toString("hex").slice(0, 200);
-          if (answer.kind === "closed") {
-            // A protocol-level refusal is allowed for bad input, never for a well-formed one.
-            assert.notEqual(want, "ok", `closed ${answer.code} on a well-formed message ${hex}`);
-            assert.notEqual(answer.code, 1006, `abnormal close on ${hex}`);
-            continue;
-          }
-          const reply = decodeServerToAgent(unframeWebSocketMessage(answer.data));
-          const error = reply.errorResponse as { type: number } | null;
-          if (want === "malformed" || want === "bad-request")
-            assert.equal(error?.type ?? 0, ServerErrorResponseType.BadRequest, hex);
-          if (want === "ok") assert.equal(error, null, hex);
-        } else {
-          const res = await postOpamp(httpServer.url, input.bytes);
-          counts.http++;
-          const status = want === "malformed" ? 400 : 200;
-          if (want !== "either") assert.equal(res.status, status);
-          else assert.ok(res.status === 200 || res.status === 400, `HTTP ${res.status}`);
-          const reply = decodeServerToAgent(res.body);
-          if (want === "ok") assert.equal(reply.errorResponse, null);
-        }
-      }
-      for (const ws of sockets.values()) (await ws).close();
-      // Still serving: a plain well-formed message is answered on both.
-      const hello = new Uint8Array([0x0a, 16, ...new Uint8Array(16).fill(0xab)]);
-      assert.equal((await postOpamp(httpServer.url, hello)).status, 200);
-      assert.equal((await postOpamp(wsServer.url, hello)).status, 200);
-      assert.deepEqual(
-        log.lines.filter((l) => (l.level as number) >= 50),
-        [],
-      );
-    } finally {
+    defer(async () => {
       await wsServer.close();
       await httpServer.close();
+    });
+    for (const [i, input] of overSockets.entries()) {
+      const want = expected(input, true);
+      if (i % 2 === 0) {
+        let key = "misc";
+        try {
+          const uid = decodeAgentToServer(Buffer.from(input.bytes)).instanceUid;
+          if (uid.length === 16) key = Buffer.from(uid).toString("hex");
+        } catch {}
+        const client = await socketFor(key);
+        const answer = await client.exchange(frameWebSocketMessage(input.bytes));
+        counts.websocket++;
+        const hex = Buffer.from(input.bytes).toString("hex").slice(0, 200);
+        if (answer.kind === "closed") {
+          // A protocol-level refusal is allowed for bad input, never for a well-formed one.
+          assert.notEqual(want, "ok", `closed ${answer.code} on a well-formed message ${hex}`);
+          assert.notEqual(answer.code, 1006, `abnormal close on ${hex}`);
+          continue;
+        }
+        const reply = decodeServerToAgent(unframeWebSocketMessage(answer.data));
+        const error = reply.errorResponse as { type: number } | null;
+        if (want === "malformed" || want === "bad-request")
+          assert.equal(error?.type ?? 0, ServerErrorResponseType.BadRequest, hex);
+        if (want === "ok") assert.equal(error, null, hex);
+      } else {
+        const res = await postOpamp(httpServer.url, input.bytes);
+        counts.http++;
+        const status = want === "malformed" ? 400 : 200;
+        if (want !== "either") assert.equal(res.status, status);
+        else assert.ok(res.status === 200 || res.status === 400, `HTTP ${res.status}`);
+        const reply = decodeServerToAgent(res.body);
+        if (want === "ok") assert.equal(reply.errorResponse, null);
+      }
     }
+    for (const ws of sockets.values()) (await ws).close();
+    // Still serving: a plain well-formed message is answered on both.
+    const hello = new Uint8Array([0x0a, 16, ...new Uint8Array(16).fill(0xab)]);
+    assert.equal((await postOpamp(httpServer.url, hello)).status, 200);
+    assert.equal((await postOpamp(wsServer.url, hello)).status, 200);
+    assert.deepEqual(
+      log.lines.filter((l) => (l.level as number) >= 50),
+      [],
+    );
   });
 });

@@ -111,6 +111,7 @@ async function buildInto(
   if (existsSync(target)) return 0;
   const started = Date.now();
   const work = mkdtempSync(`${target}.build-`);
+  // Not a test teardown: the build's scratch folder goes whether or not the build worked.
   try {
     const built = await build(work);
     renameSync(built, target);

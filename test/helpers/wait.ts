@@ -11,6 +11,13 @@ export interface WaitOptions {
   intervalMs?: number;
   /** A process whose exit ends the wait with an error (its exit code in the message). */
   child?: ChildProcess;
+  /**
+   * Treat a check that throws as "not yet" (e.g. a service that is restarting) instead of
+   * failing the wait; the last error is named in the timeout message. Default false.
+   */
+  ignoreErrors?: boolean;
+  /** Appended to the timeout message: what was seen last, to debug a failure. */
+  detail?: () => string;
 }
 
 /**
@@ -23,16 +30,25 @@ export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   options: WaitOptions = {},
 ): Promise<Exclude<T, undefined | false>> {
-  const { timeoutMs = 10_000, intervalMs = 10, child } = options;
+  const { timeoutMs = 10_000, intervalMs = 10, child, ignoreErrors = false, detail } = options;
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await check();
+    let value: T | undefined | false;
+    try {
+      value = await check();
+    } catch (err) {
+      if (!ignoreErrors) throw err;
+      lastError = err;
+    }
     if (value !== undefined && value !== false) return value as Exclude<T, undefined | false>;
     const exited = child !== undefined && child.exitCode !== null;
-    if (Date.now() > deadline || exited)
-      throw new Error(
-        `timed out waiting for ${what}${child ? ` (exit code ${child.exitCode})` : ""}`,
-      );
+    if (Date.now() > deadline || exited) {
+      const code = child ? ` (exit code ${child.exitCode})` : "";
+      const error = lastError === undefined ? "" : ` (last error: ${lastError})`;
+      const seen = detail ? `: ${detail()}` : "";
+      throw new Error(`timed out waiting for ${what}${code}${error}${seen}`);
+    }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -23,6 +23,7 @@ import { run as runCli } from "../helpers/cli.js";
 import { buildGoProgram, findGo, type GoEvent } from "../helpers/go-program.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -40,7 +41,6 @@ class GoAgent {
   readonly child: ChildProcess;
   stderr = "";
   readonly exited: Promise<number | null>;
-  #waiters: Array<() => void> = [];
 
   constructor(bin: string, args: string[]) {
     this.child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -50,24 +50,18 @@ class GoAgent {
     createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       if (line.trim() === "") return;
       this.events.push(JSON.parse(line) as GoEvent);
-      for (const w of this.#waiters.splice(0)) w();
     });
     this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
   }
 
   /** Waits for an event named `name` (at most `ms`); fails with everything seen so far. */
   async next(name: string, ms = 60_000): Promise<GoEvent> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.events.find((e) => e.event === name);
-      if (found) return found;
-      if (Date.now() > deadline || this.child.exitCode !== null)
-        assert.fail(`no "${name}" event: ${JSON.stringify(this.events)}\n${this.stderr}`);
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        setTimeout(resolve, 500).unref();
-      });
-    }
+    return waitFor(`a "${name}" event`, () => this.events.find((e) => e.event === name), {
+      timeoutMs: ms,
+      intervalMs: 20,
+      child: this.child,
+      detail: () => `${JSON.stringify(this.events)}\n${this.stderr}`,
+    });
   }
 }
 
@@ -250,13 +244,16 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
 /** Polls the status branch until the agent's file says it is revoked; returns that record. */
 async function waitForRevokedAgent(dir: string, uid: string): Promise<Record<string, unknown>> {
   const gitdir = join(dir, ".git");
-  for (let i = 0; i < 150; i++) {
-    const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
-    const tree = head ? readStatusTree(gitdir, "opamp-status") : new Map();
-    for (const [path, file] of tree)
-      if (path.endsWith(`/${uid}.yaml`) && file.revoked)
-        return file.revoked as Record<string, unknown>;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`agents/${uid}.yaml never recorded the revocation`);
+  return waitFor(
+    `agents/${uid}.yaml to record the revocation`,
+    () => {
+      const head = git(gitdir, "for-each-ref", "--format=%(objectname)", "refs/heads/opamp-status");
+      const tree = head ? readStatusTree(gitdir, "opamp-status") : new Map();
+      for (const [path, file] of tree)
+        if (path.endsWith(`/${uid}.yaml`) && file.revoked)
+          return file.revoked as Record<string, unknown>;
+      return undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
 }

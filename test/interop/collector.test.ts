@@ -22,6 +22,7 @@ import { configHash } from "../../src/config-hash.js";
 import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { buildCollector, type CollectorBinaries } from "../helpers/collector-build.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 import { freePort, Supervisor } from "./supervisor.js";
@@ -79,21 +80,9 @@ interface AgentJson {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `probe` every 250 ms until it returns a value; fails with `what` after `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000) {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
+/** Polls `probe` every 250 ms until it returns a value; a probe that throws means "not yet". */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000) =>
+  waitFor(what, probe, { timeoutMs: ms, intervalMs: 250, ignoreErrors: true });
 
 const build = await buildCollector();
 const skip = "skip" in build ? build.skip : false;

@@ -15,6 +15,7 @@ import { uidToString } from "../../src/opamp/instance-uid.js";
 import { TestAgent } from "../helpers/agent.js";
 import { startTestServer, yamlConfig } from "../helpers/opamp-server.js";
 import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig;
 const port = (url: string) => Number(new URL(url).port);
@@ -150,6 +151,7 @@ describe("hostile clients", () => {
       ),
     );
     const pongs = setInterval(() => ws.readyState === ws.OPEN && ws.pong(), 20);
+    // try/finally, not defer: the pongs must stop before the assertions that follow.
     try {
       await once(ws, "close");
     } finally {
@@ -196,6 +198,7 @@ describe("hostile clients", () => {
       "POST /v1/opamp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n",
     );
     const drip = setInterval(() => body.writable && body.write("x"), 50);
+    // try/finally, not defer: the trickles must stop before an agent is served below.
     try {
       await Promise.all([closed(nothing), closed(headers), closed(body)]);
     } finally {
@@ -219,15 +222,15 @@ describe("hostile clients", () => {
     a.close();
     await once(a.socket as WebSocket, "close");
     // A slot is free again (the server sees the close a moment later).
-    let d: TestAgent | undefined;
-    for (let i = 0; i < 50 && !d; i++) {
-      const next = new TestAgent({ transport: "websocket", url: t.url });
-      d = await next.connect().then(
-        () => next,
-        () => new Promise<undefined>((r) => setTimeout(() => r(undefined), 20)),
-      );
-    }
-    assert.ok(d, "a connection is admitted once one closed");
+    const d = await waitFor(
+      "a connection admitted once one closed",
+      async () => {
+        const next = new TestAgent({ transport: "websocket", url: t.url });
+        await next.connect(); // refused while the server still counts the closed one
+        return next;
+      },
+      { ignoreErrors: true, intervalMs: 20, timeoutMs: 5000 },
+    );
     assert.equal((await d.send({ capabilities: CAPS })).errorResponse, null);
     d.close();
     b.close();

@@ -13,6 +13,9 @@ import { decodeServerToAgent, encodeAgentToServer } from "../../src/opamp/codec.
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
+import { deferred } from "../helpers/teardown.js";
+
+const defer = deferred();
 
 const LIMIT = 256 * 1024;
 // Made before any server runs: compressing them blocks this process for seconds, which would
@@ -120,27 +123,24 @@ describe("OpAMP over plain HTTP", () => {
 
   test("an agent that stops polling is disconnected after the window of the interval it was given", async () => {
     t.desired.all = { heartbeatIntervalSeconds: 1 }; // window = 0.2 × 1 s for agents offered it
-    try {
-      const caps = Caps.ReportsStatus | Caps.AcceptsOpAMPConnectionSettings | Caps.ReportsHeartbeat;
-      const a = new TestAgent({ transport: "http", url: t.url });
-      // This agent cannot accept connection settings, so it keeps the default 30 s × 0.2 window.
-      const b = new TestAgent({ transport: "http", url: t.url });
-      const id = uidToString(a.uid);
-      const gone: string[] = [];
-      t.server.events.on("disconnected", (e) => gone.push(e.instanceUid));
-      const offer = await a.send({ capabilities: caps });
-      assert.ok(offer.connectionSettings, "interval offered");
-      await b.send({ capabilities: Caps.ReportsStatus });
-      await t.server.handler.sweep();
-      assert.deepEqual(gone, []);
-      await new Promise((r) => setTimeout(r, 300));
-      await t.server.handler.sweep();
-      assert.deepEqual(gone, [id], "only the agent that was given the 1 s interval");
-      assert.equal((await t.server.store.load(id))?.connected, false);
-      assert.equal((await t.server.store.load(uidToString(b.uid)))?.connected, true);
-    } finally {
-      t.desired.all = undefined;
-    }
+    defer(() => (t.desired.all = undefined));
+    const caps = Caps.ReportsStatus | Caps.AcceptsOpAMPConnectionSettings | Caps.ReportsHeartbeat;
+    const a = new TestAgent({ transport: "http", url: t.url });
+    // This agent cannot accept connection settings, so it keeps the default 30 s × 0.2 window.
+    const b = new TestAgent({ transport: "http", url: t.url });
+    const id = uidToString(a.uid);
+    const gone: string[] = [];
+    t.server.events.on("disconnected", (e) => gone.push(e.instanceUid));
+    const offer = await a.send({ capabilities: caps });
+    assert.ok(offer.connectionSettings, "interval offered");
+    await b.send({ capabilities: Caps.ReportsStatus });
+    await t.server.handler.sweep();
+    assert.deepEqual(gone, []);
+    await new Promise((r) => setTimeout(r, 300));
+    await t.server.handler.sweep();
+    assert.deepEqual(gone, [id], "only the agent that was given the 1 s interval");
+    assert.equal((await t.server.store.load(id))?.connected, false);
+    assert.equal((await t.server.store.load(uidToString(b.uid)))?.connected, true);
   });
 
   test("heartbeats that change nothing are batched: no Redis write until the flush", async () => {

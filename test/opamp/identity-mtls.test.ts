@@ -16,6 +16,9 @@ import type { AgentToServer } from "../../src/opamp/messages.js";
 import { type AgentTls, TestAgent } from "../helpers/agent.js";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { deferred } from "../helpers/teardown.js";
+
+const defer = deferred();
 
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.ReportsRemoteConfig;
 const description = (host: string) => ({
@@ -79,36 +82,29 @@ describe("instance uid ownership with client certificates (mTLS)", () => {
         const off = t.server.events.on("disconnected", (e) => {
           if (e.instanceUid === uid) disconnected.push(e.reason);
         });
-        try {
-          // Without a description, then with a copy of the victim's.
-          for (const copy of [undefined, host]) {
-            const attacker = await agent(attackerTransport, attackerTls, v.uid);
-            attacker.seq = v.seq;
-            const reply = await attacker.send(forgedFailure(copy));
-            assert.equal(
-              newUid(reply)?.length,
-              16,
-              `handed a new instance uid (${copy ?? "bare"})`,
-            );
-            assert.equal(reply.remoteConfig, null, "never the victim's config");
-            assert.ok(
-              attacker.received.every((m) => m.remoteConfig === null),
-              "nothing pushed to the attacker",
-            );
-          }
-          // The victim keeps its session, its state and its certificate's ownership.
-          assert.equal((await v.send({ capabilities: CAPS })).errorResponse, null);
-          const now = await t.server.store.load(uid);
-          assert.equal(now?.connected, true);
-          assert.equal(now?.transport, victimTransport);
-          assert.equal(now?.remoteConfigStatus, null, "no forged report stored");
-          assert.equal(now?.credential, stored?.credential);
-          assert.deepEqual(disconnected, []);
-          if (victimTransport === "websocket")
-            assert.equal((v.socket as WebSocket).readyState, 1, "victim socket still open");
-        } finally {
-          off();
+        defer(() => off());
+        // Without a description, then with a copy of the victim's.
+        for (const copy of [undefined, host]) {
+          const attacker = await agent(attackerTransport, attackerTls, v.uid);
+          attacker.seq = v.seq;
+          const reply = await attacker.send(forgedFailure(copy));
+          assert.equal(newUid(reply)?.length, 16, `handed a new instance uid (${copy ?? "bare"})`);
+          assert.equal(reply.remoteConfig, null, "never the victim's config");
+          assert.ok(
+            attacker.received.every((m) => m.remoteConfig === null),
+            "nothing pushed to the attacker",
+          );
         }
+        // The victim keeps its session, its state and its certificate's ownership.
+        assert.equal((await v.send({ capabilities: CAPS })).errorResponse, null);
+        const now = await t.server.store.load(uid);
+        assert.equal(now?.connected, true);
+        assert.equal(now?.transport, victimTransport);
+        assert.equal(now?.remoteConfigStatus, null, "no forged report stored");
+        assert.equal(now?.credential, stored?.credential);
+        assert.deepEqual(disconnected, []);
+        if (victimTransport === "websocket")
+          assert.equal((v.socket as WebSocket).readyState, 1, "victim socket still open");
       });
     }
   }

@@ -45,6 +45,7 @@ import {
   runGoProgram,
 } from "../helpers/go-program.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { waitFor } from "../helpers/wait.js";
 
 const COLLECTOR_YAML = [
   "receivers:",
@@ -88,13 +89,7 @@ class EventLog {
   }
   /** Polls `find` until it returns something, or fails after `ms`. */
   async until<T>(what: string, find: () => T | undefined, ms = 10_000): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = find();
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) assert.fail(`${what}: not seen within ${ms} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return (await waitFor(what, find, { timeoutMs: ms, intervalMs: 20 })) as T;
   }
   close(): void {
     for (const off of this.#off) off();
@@ -168,6 +163,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
     configs: readonly DesiredConfig[],
     log = new EventLog(srv.server),
   ): Promise<{ uid: string; result: GoRun }> {
+    // try/finally, not defer: the log belongs to this call; several run in one subtest.
     try {
       return await runAndCheck(srv, run, configs, log);
     } finally {
@@ -280,6 +276,8 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
     body: (srv: TestServer) => Promise<void>,
   ): Promise<void> {
     const srv = await startTestServer(options);
+    // try/finally, not defer: the server belongs to this call, and closes before the next
+    // subtest (sharing the parent test) starts its own.
     try {
       await body(srv);
     } finally {
@@ -341,6 +339,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
           return next;
         })();
       });
+      // try/finally: the restarted server closes before withServer closes the first one.
       try {
         await exchange(srv, { transport: "ws", reconnects: true }, [first, second], log);
       } finally {

@@ -14,6 +14,9 @@ import { OpampServer } from "../../src/opamp/server.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
+
+const defer = deferred();
 
 test("with Redis gone, connected agents are served, new ones get UNAVAILABLE, and changes are kept", async () => {
   const cleanup = await testRedis();
@@ -33,55 +36,54 @@ test("with Redis gone, connected agents are served, new ones get UNAVAILABLE, an
   });
   const { port } = await server.start();
   const url = `http://127.0.0.1:${port}/v1/opamp`;
-  try {
-    const a = new TestAgent({ transport: "websocket", url });
-    await a.connect();
-    await a.send({
-      capabilities: Caps.ReportsStatus | Caps.ReportsHealth,
-      health: { healthy: true },
-    });
-
-    redis.disconnect(false);
-
-    const heartbeat = await a.send({ capabilities: Caps.ReportsStatus | Caps.ReportsHealth });
-    assert.equal(heartbeat.errorResponse, null, "a heartbeat needs no Redis");
-
-    const unhealthy = await a.send({
-      capabilities: Caps.ReportsStatus | Caps.ReportsHealth,
-      health: { healthy: false, lastError: "oom" },
-    });
-    const error = unhealthy.errorResponse as {
-      type: number;
-      retryInfo: { retryAfterNanoseconds: { toString(): string } };
-    };
-    assert.equal(error.type, ServerErrorResponseType.Unavailable);
-    assert.equal(error.retryInfo.retryAfterNanoseconds.toString(), String(30n * 1_000_000_000n));
-
-    const b = new TestAgent({ transport: "http", url });
-    const refused = await b.send({ capabilities: Caps.ReportsStatus });
-    assert.equal(
-      (refused.errorResponse as { type: number }).type,
-      ServerErrorResponseType.Unavailable,
-    );
-
-    // Redis is back: the health change reported during the outage is written with the next message.
-    redis.connect();
-    await new Promise((r) => redis.once("ready", r));
-    const healthEvent = new Promise((resolve) =>
-      server.events.on("healthChanged", (e) => resolve(e.health.lastError)),
-    );
-    assert.equal(
-      (await a.send({ capabilities: Caps.ReportsStatus | Caps.ReportsHealth })).errorResponse,
-      null,
-    );
-    assert.equal(await healthEvent, "oom");
-    const stored = await server.store.load(uidToString(a.uid));
-    assert.equal(stored?.health?.healthy, false);
-    assert.equal(stored?.health?.lastError, "oom");
-    a.close();
-  } finally {
+  defer(async () => {
     await server.close();
     redis.disconnect();
     await cleanup.close();
-  }
+  });
+  const a = new TestAgent({ transport: "websocket", url });
+  await a.connect();
+  await a.send({
+    capabilities: Caps.ReportsStatus | Caps.ReportsHealth,
+    health: { healthy: true },
+  });
+
+  redis.disconnect(false);
+
+  const heartbeat = await a.send({ capabilities: Caps.ReportsStatus | Caps.ReportsHealth });
+  assert.equal(heartbeat.errorResponse, null, "a heartbeat needs no Redis");
+
+  const unhealthy = await a.send({
+    capabilities: Caps.ReportsStatus | Caps.ReportsHealth,
+    health: { healthy: false, lastError: "oom" },
+  });
+  const error = unhealthy.errorResponse as {
+    type: number;
+    retryInfo: { retryAfterNanoseconds: { toString(): string } };
+  };
+  assert.equal(error.type, ServerErrorResponseType.Unavailable);
+  assert.equal(error.retryInfo.retryAfterNanoseconds.toString(), String(30n * 1_000_000_000n));
+
+  const b = new TestAgent({ transport: "http", url });
+  const refused = await b.send({ capabilities: Caps.ReportsStatus });
+  assert.equal(
+    (refused.errorResponse as { type: number }).type,
+    ServerErrorResponseType.Unavailable,
+  );
+
+  // Redis is back: the health change reported during the outage is written with the next message.
+  redis.connect();
+  await new Promise((r) => redis.once("ready", r));
+  const healthEvent = new Promise((resolve) =>
+    server.events.on("healthChanged", (e) => resolve(e.health.lastError)),
+  );
+  assert.equal(
+    (await a.send({ capabilities: Caps.ReportsStatus | Caps.ReportsHealth })).errorResponse,
+    null,
+  );
+  assert.equal(await healthEvent, "oom");
+  const stored = await server.store.load(uidToString(a.uid));
+  assert.equal(stored?.health?.healthy, false);
+  assert.equal(stored?.health?.lastError, "oom");
+  a.close();
 });

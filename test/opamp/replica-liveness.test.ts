@@ -18,6 +18,7 @@ import {
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 
 const TIMEOUT_MS = 300;
 
@@ -182,7 +183,7 @@ test("an agent that moved to another replica stays connected when its old socket
   const elsewhere: AgentEventMap["disconnected"][] = [];
   a.server.events.on("disconnected", (e) => elsewhere.push(e));
   onA.close();
-  await until(() => elsewhere.length === 1);
+  await waitFor("the agent ended elsewhere", () => elsewhere.length === 1, { timeoutMs: 5000 });
   assert.equal(elsewhere[0]?.elsewhere, true, "a ends only its own bookkeeping");
   const stored = await b.server.store.load(uid);
   assert.equal(stored?.connected, true, "a's disconnect did not overwrite b's connect");
@@ -242,14 +243,6 @@ test("HTTP polls of one agent alternating between replicas keep it connected", a
   assert.equal(ended[0]?.elsewhere, true);
   assert.equal((await a.server.store.load(uid))?.connected, true);
 });
-
-async function until(pred: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error("condition not reached");
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
 
 test("agents left connected by a process without a liveness key are swept once (upgrade gap)", async () => {
   const r = await testRedis();

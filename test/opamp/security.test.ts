@@ -109,21 +109,20 @@ describe("security", () => {
         req.on("error", reject);
         req.end(message());
       });
-    try {
-      assert.equal(await post({ cert: certs.clientCert, key: certs.clientKey }), 200);
-      await assert.rejects(post({}), /certificate|socket hang up|ECONNRESET|alert/i);
-      const ws = new WebSocket(t.url.replace(/^https/, "wss"), {
-        ca: certs.ca,
-        cert: certs.clientCert,
-        key: certs.clientKey,
-      });
-      await once(ws, "open");
-      ws.send(Buffer.concat([Buffer.from([0]), message()]));
-      const [data] = (await once(ws, "message")) as [Buffer];
-      assert.equal(data[0], 0);
-      ws.close();
-    } finally {
+    defer(async () => {
       await t.close();
-    }
+    });
+    assert.equal(await post({ cert: certs.clientCert, key: certs.clientKey }), 200);
+    await assert.rejects(post({}), /certificate|socket hang up|ECONNRESET|alert/i);
+    const ws = new WebSocket(t.url.replace(/^https/, "wss"), {
+      ca: certs.ca,
+      cert: certs.clientCert,
+      key: certs.clientKey,
+    });
+    await once(ws, "open");
+    ws.send(Buffer.concat([Buffer.from([0]), message()]));
+    const [data] = (await once(ws, "message")) as [Buffer];
+    assert.equal(data[0], 0);
+    ws.close();
   });
 });

@@ -5,13 +5,19 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { RemoteConfigStatus } from "../../src/opamp/capabilities.js";
+import { OpampServer } from "../../src/opamp/server.js";
 import { SimulatedFleet } from "../../src/opamp/simulator/fleet.js";
 import { startTestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
+
+const defer = deferred();
 
 for (const transport of ["websocket", "http"] as const) {
   describe(`simulated fleet over ${transport}`, () => {
     test("applies configs, reports effective config, and rolls back a config that fails", async () => {
       const t = await startTestServer();
+      defer(() => t.close());
       const fleet = new SimulatedFleet({
         agents: 12,
         url: t.url,
@@ -22,78 +28,75 @@ for (const transport of ["websocket", "http"] as const) {
         heartbeatSeconds: 1,
         batch: 5,
       });
-      try {
-        const good = yamlConfig({ "collector.yaml": `good: ${transport}\n` });
-        t.desired.all = { config: good, heartbeatIntervalSeconds: 1 };
-        let started = 0;
-        await fleet.start((n) => (started = n));
-        assert.equal(started, 12);
-        if (transport === "websocket") await t.server.refresh();
-        await fleet.until((s) => s.byHash[(good?.hash ?? "").slice(0, 12)] === 12, 15_000);
+      defer(() => fleet.stop());
+      const good = yamlConfig({ "collector.yaml": `good: ${transport}\n` });
+      t.desired.all = { config: good, heartbeatIntervalSeconds: 1 };
+      let started = 0;
+      await fleet.start((n) => (started = n));
+      assert.equal(started, 12);
+      if (transport === "websocket") await t.server.refresh();
+      await fleet.until((s) => s.byHash[(good?.hash ?? "").slice(0, 12)] === 12, 15_000);
 
-        const stored = await t.server.store.load(fleet.agents[0]?.uid ?? "");
-        assert.equal(stored?.remoteConfigStatus?.status, RemoteConfigStatus.APPLIED);
-        assert.equal(stored?.reportedHash, good?.hash);
-        const files = stored?.effectiveConfig?.configMap?.configMap ?? {};
-        assert.equal(
-          Buffer.from(files["collector.yaml"]?.body ?? []).toString(),
-          `good: ${transport}\n`,
-        );
-        assert.ok(
-          stored?.description?.nonIdentifyingAttributes?.some(
-            (kv) => kv.key === "deployment.environment",
-          ),
-        );
+      const stored = await t.server.store.load(fleet.agents[0]?.uid ?? "");
+      assert.equal(stored?.remoteConfigStatus?.status, RemoteConfigStatus.APPLIED);
+      assert.equal(stored?.reportedHash, good?.hash);
+      const files = stored?.effectiveConfig?.configMap?.configMap ?? {};
+      assert.equal(
+        Buffer.from(files["collector.yaml"]?.body ?? []).toString(),
+        `good: ${transport}\n`,
+      );
+      assert.ok(
+        stored?.description?.nonIdentifyingAttributes?.some(
+          (kv) => kv.key === "deployment.environment",
+        ),
+      );
 
-        // A config that makes the agents fail: FAILED for it, then the supervisor's own
-        // rollback runs (and reports) the previous config again.
-        const bad = yamlConfig({ "collector.yaml": "BREAKS: true\n" });
-        const failed = new Set<string>();
-        t.server.events.on("remoteConfigStatusChanged", (e) => {
-          if (e.status.status === RemoteConfigStatus.FAILED) failed.add(e.instanceUid);
-        });
-        t.desired.all = { config: bad, heartbeatIntervalSeconds: 1 };
-        if (transport === "websocket") await t.server.refresh();
-        await fleet.until((s) => s.failed === 12, 15_000);
-        const after = await fleet.until(
-          (s) => s.byHash[(good?.hash ?? "").slice(0, 12)] === 12,
-          15_000,
-        );
-        assert.equal(after.connected, 12);
-        // The agents' own view changes when they send; the server's when it handled that.
-        const uid1 = fleet.agents[1]?.uid ?? "";
-        let back = await t.server.store.load(uid1);
-        for (let i = 0; i < 100 && back?.reportedHash !== good?.hash; i++) {
-          await new Promise((r) => setTimeout(r, 50));
-          back = await t.server.store.load(uid1);
-        }
-        assert.equal(
-          back?.reportedHash,
-          good?.hash,
-          "reports APPLIED for the previous config again",
-        );
-        assert.equal(back?.health?.healthy, true);
-        await new Promise((r) => setTimeout(r, 100));
-        assert.equal(failed.size, 12);
-      } finally {
-        await fleet.stop();
-        await t.close();
-      }
+      // A config that makes the agents fail: FAILED for it, then the supervisor's own
+      // rollback runs (and reports) the previous config again.
+      const bad = yamlConfig({ "collector.yaml": "BREAKS: true\n" });
+      const failed = new Set<string>();
+      t.server.events.on("remoteConfigStatusChanged", (e) => {
+        if (e.status.status === RemoteConfigStatus.FAILED) failed.add(e.instanceUid);
+      });
+      t.desired.all = { config: bad, heartbeatIntervalSeconds: 1 };
+      if (transport === "websocket") await t.server.refresh();
+      await fleet.until((s) => s.failed === 12, 15_000);
+      const after = await fleet.until(
+        (s) => s.byHash[(good?.hash ?? "").slice(0, 12)] === 12,
+        15_000,
+      );
+      assert.equal(after.connected, 12);
+      // The agents' own view changes when they send; the server's when it handled that.
+      const uid1 = fleet.agents[1]?.uid ?? "";
+      const back = await waitFor(
+        "agent 1 reporting the previous config again",
+        async () => {
+          const state = await t.server.store.load(uid1);
+          return state?.reportedHash === good?.hash ? state : undefined;
+        },
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
+      assert.equal(back?.health?.healthy, true);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(failed.size, 12);
     });
   });
 }
 
 test("a simulated agent reconnects with backoff after the server goes away", async () => {
   const t = await startTestServer();
+  defer(() => t.close()); // the server is closed by the test; closing again is a no-op
+  let again: OpampServer | undefined;
+  defer(() => again?.close());
   const fleet = new SimulatedFleet({ agents: 2, url: t.url, applyMs: 10, heartbeatSeconds: 30 });
+  defer(() => fleet.stop());
   await fleet.start();
   assert.equal(fleet.summary().connected, 2);
   const port = new URL(t.url).port;
   await t.server.close();
   await fleet.until((s) => s.reconnects >= 2 && s.connected === 0, 10_000);
   // A new server on the same port and Redis: the agents come back by themselves.
-  const { OpampServer } = await import("../../src/opamp/server.js");
-  const again = new OpampServer({
+  again = new OpampServer({
     redis: t.redis.redis,
     prefix: t.redis.prefix,
     logger: t.log.logger,
@@ -101,16 +104,12 @@ test("a simulated agent reconnects with backoff after the server goes away", asy
     port: Number(port),
   });
   await again.start();
-  try {
-    await fleet.until((s) => s.connected === 2, 15_000);
-    // An agent counts itself connected once its socket is open; the server once it handled
-    // the first message: wait (bounded) for that.
-    for (let i = 0; i < 100 && again.connectedAgents < 2; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    assert.equal(again.connectedAgents, 2);
-  } finally {
-    await fleet.stop();
-    await again.close();
-    await t.redis.close();
-  }
+  await fleet.until((s) => s.connected === 2, 15_000);
+  // An agent counts itself connected once its socket is open; the server once it handled
+  // the first message: wait (bounded) for that.
+  const server = again;
+  await waitFor("the server to count both agents", () => server.connectedAgents === 2, {
+    timeoutMs: 5000,
+    intervalMs: 50,
+  });
 });

@@ -301,11 +301,14 @@ test("ended rollouts are kept as history, newest first, a superseded one include
     policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
   });
   await waitFor("C stable", () => t.controller.status("edge")?.stable?.hash === C);
-  let history = await t.controller.history("edge");
-  for (let i = 0; i < 100 && history.length < 3; i++) {
-    await new Promise((res) => setTimeout(res, 20));
-    history = await t.controller.history("edge");
-  }
+  const history = await waitFor(
+    "three rollouts in the history",
+    async () => {
+      const h = await t.controller.history("edge");
+      return h.length >= 3 ? h : undefined;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
   assert.deepEqual(
     history.map((h) => [h.id, h.status]),
     [

@@ -13,9 +13,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Redis } from "ioredis";
+import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
+
+const defer = deferred();
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -59,20 +62,19 @@ class PrivateRedis {
       ],
       { stdio: "ignore" },
     );
-    for (let i = 0; ; i++) {
-      const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null });
-      probe.on("error", () => {});
-      try {
-        await probe.connect();
-        await probe.ping();
-        return;
-      } catch {
-        if (i > 100) throw new Error("redis-server did not start");
-        await new Promise((r) => setTimeout(r, 50));
-      } finally {
-        probe.disconnect();
-      }
-    }
+    await waitFor(
+      "redis-server to start",
+      async () => {
+        const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null });
+        probe.on("error", () => {});
+        await probe
+          .connect()
+          .then(() => probe.ping())
+          .finally(() => probe.disconnect());
+        return true;
+      },
+      { ignoreErrors: true, intervalMs: 50 },
+    );
   }
 
   /** SHUTDOWN (saves and exits) or SIGKILL. */
@@ -94,91 +96,85 @@ class PrivateRedis {
 
 test("Redis restarted (SHUTDOWN, then SIGKILL) under a rollout loses nothing", async () => {
   const dir = mkdtempSync(join(tmpdir(), "rollout-redis-"));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
   const redis = new PrivateRedis(await freePort(), dir);
+  defer(() => redis.stop("kill"));
   await redis.start();
   const A = hashOf("a");
   const B = hashOf("b");
   const agents = uids(20);
   const t = await startController("restart", { url: redis.url });
+  defer(() => t.close());
   const fleet = new SimFleet(t.controller, "edge", agents);
-  try {
-    await t.controller.applyGroup({
-      group: "edge",
-      hash: A,
-      commit: "aaaaaaa1",
-      policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
-    });
-    await fleet.connect();
-    await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === A);
-    t.notices.length = 0;
+  defer(() => fleet.stop());
+  await t.controller.applyGroup({
+    group: "edge",
+    hash: A,
+    commit: "aaaaaaa1",
+    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
+  });
+  await fleet.connect();
+  await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === A);
+  t.notices.length = 0;
 
-    // Agents of the first stage do not answer yet.
-    for (const u of agents) fleet.behaviour.set(u, "silent");
-    await t.controller.applyGroup({
-      group: "edge",
-      hash: B,
-      commit: "bbbbbbb2",
-      policy: policy({
-        stages: [
-          { percent: 10, pauseMs: 0 },
-          { percent: 50, pauseMs: 1000 },
-          { percent: 100, pauseMs: 0 },
-        ],
-      }),
-    });
-    await t.controller.idle();
-    const cohort0 = agents.filter((u) => t.controller.served("edge", u)?.hash === B);
-    assert.equal(cohort0.length, 2);
+  // Agents of the first stage do not answer yet.
+  for (const u of agents) fleet.behaviour.set(u, "silent");
+  await t.controller.applyGroup({
+    group: "edge",
+    hash: B,
+    commit: "bbbbbbb2",
+    policy: policy({
+      stages: [
+        { percent: 10, pauseMs: 0 },
+        { percent: 50, pauseMs: 1000 },
+        { percent: 100, pauseMs: 0 },
+      ],
+    }),
+  });
+  await t.controller.idle();
+  const cohort0 = agents.filter((u) => t.controller.served("edge", u)?.hash === B);
+  assert.equal(cohort0.length, 2);
 
-    // 1. SHUTDOWN mid-stage; the agents answer while Redis is away; it comes back.
-    await redis.stop("shutdown");
-    for (const u of agents) fleet.behaviour.set(u, "ok");
-    fleet.refresh();
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(t.controller.status("edge")?.rollout?.stage, 0, "nothing written without Redis");
-    await redis.start();
-    await waitFor("stage 1 passed", () => {
-      const r = t.controller.status("edge")?.rollout;
-      return r?.stage === 1 && r.stagePassedAt !== undefined;
-    });
-    const cohort1 = agents.filter((u) => t.controller.served("edge", u)?.hash === B);
-    assert.equal(cohort1.length, 10);
+  // 1. SHUTDOWN mid-stage; the agents answer while Redis is away; it comes back.
+  await redis.stop("shutdown");
+  for (const u of agents) fleet.behaviour.set(u, "ok");
+  fleet.refresh();
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(t.controller.status("edge")?.rollout?.stage, 0, "nothing written without Redis");
+  await redis.start();
+  await waitFor("stage 1 passed", () => {
+    const r = t.controller.status("edge")?.rollout;
+    return r?.stage === 1 && r.stagePassedAt !== undefined;
+  });
+  const cohort1 = agents.filter((u) => t.controller.served("edge", u)?.hash === B);
+  assert.equal(cohort1.length, 10);
 
-    // 2. SIGKILL during the 1 s pause: the AOF (fsync always) keeps the state and the timer.
-    await redis.stop("kill");
-    await redis.start();
-    await waitFor("completed", () => t.notices.some((n) => n.type === "completed"), {
-      timeoutMs: 15_000,
-    });
-    assert.equal(t.controller.status("edge")?.stable?.hash, B);
+  // 2. SIGKILL during the 1 s pause: the AOF (fsync always) keeps the state and the timer.
+  await redis.stop("kill");
+  await redis.start();
+  await waitFor("completed", () => t.notices.some((n) => n.type === "completed"), {
+    timeoutMs: 15_000,
+  });
+  assert.equal(t.controller.status("edge")?.stable?.hash, B);
 
-    // A fresh controller reads the same history back.
-    const fresh = await startController("restart", { url: redis.url });
-    try {
-      const s = fresh.controller.status("edge");
-      assert.equal(s?.rollout?.id, "edge@bbbbbbb");
-      assert.equal(s?.rollout?.status, "completed");
-      assert.equal(s?.stable?.hash, B);
-      assert.equal(s?.rollout?.members, 20);
-      const notices = await fresh.redis.xrange("restart:rollout-notices", "-", "+");
-      const kinds = notices.map(([, fields]) => JSON.parse(fields[3] ?? "{}").type);
-      assert.deepEqual(kinds.slice(-8), [
-        "started",
-        "stage-started",
-        "stage-passed",
-        "stage-started",
-        "stage-passed",
-        "stage-started",
-        "stage-passed",
-        "completed",
-      ]);
-    } finally {
-      await fresh.close();
-    }
-  } finally {
-    fleet.stop();
-    await t.close();
-    await redis.stop("kill");
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // A fresh controller reads the same history back.
+  const fresh = await startController("restart", { url: redis.url });
+  defer(() => fresh.close());
+  const s = fresh.controller.status("edge");
+  assert.equal(s?.rollout?.id, "edge@bbbbbbb");
+  assert.equal(s?.rollout?.status, "completed");
+  assert.equal(s?.stable?.hash, B);
+  assert.equal(s?.rollout?.members, 20);
+  const notices = await fresh.redis.xrange("restart:rollout-notices", "-", "+");
+  const kinds = notices.map(([, fields]) => JSON.parse(fields[3] ?? "{}").type);
+  assert.deepEqual(kinds.slice(-8), [
+    "started",
+    "stage-started",
+    "stage-passed",
+    "stage-started",
+    "stage-passed",
+    "stage-started",
+    "stage-passed",
+    "completed",
+  ]);
 });

@@ -11,9 +11,12 @@ import { fileURLToPath } from "node:url";
 import type { RolloutNotice } from "../../src/queue/model.js";
 import type { GroupRolloutStatus } from "../../src/queue/status.js";
 import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { hashOf, REDIS_URL } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
+
+const defer = deferred();
 
 const SCRIPT = fileURLToPath(new URL("./fixtures/controller-process.js", import.meta.url));
 
@@ -88,75 +91,74 @@ test("SIGKILL mid-stage and mid-pause: the next process continues the same rollo
   const B = hashOf("b");
   const agents = uids(20);
   let proc = await ControllerProcess.start(r.prefix);
-  try {
-    // Stable A over 20 connected agents, in one stage.
-    await proc.call("applyGroup", {
-      group: "edge",
-      hash: A,
-      commit: "aaaaaaa1",
-      policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
-    });
-    for (const u of agents) {
-      await proc.call("connected", u);
-      await proc.call("join", "edge", u);
-    }
-    await proc.applied(agents, A);
-    const stable = await proc.call<GroupRolloutStatus>("status", "edge");
-    assert.equal(stable.stable?.hash, A);
-
-    // Rollout of B: 10 % / 50 % (then a 1.5 s pause) / 100 %.
-    await proc.call("applyGroup", {
-      group: "edge",
-      hash: B,
-      commit: "bbbbbbb2",
-      policy: policy({
-        stages: [
-          { percent: 10, pauseMs: 0 },
-          { percent: 50, pauseMs: 1500 },
-          { percent: 100, pauseMs: 0 },
-        ],
-      }),
-    });
-    const cohort0 = await proc.cohort("edge", agents, B);
-    assert.equal(cohort0.length, 2);
-    await proc.applied(cohort0.slice(0, 1), B);
-
-    // Killed mid-stage: one of two cohort agents applied.
-    await proc.kill();
-    proc = await ControllerProcess.start(r.prefix);
-    const resumed = await proc.call<GroupRolloutStatus>("status", "edge");
-    assert.equal(resumed.rollout?.id, "edge@bbbbbbb");
-    assert.equal(resumed.rollout?.stage, 0);
-    assert.equal(resumed.rollout?.applied, 1);
-    assert.deepEqual(await proc.cohort("edge", agents, B), cohort0, "the same cohort");
-
-    await proc.applied(cohort0.slice(1), B);
-    await waitFor("stage 1", () => proc.notices.some((n) => n.type === "stage-started"));
-    const cohort1 = await proc.cohort("edge", agents, B);
-    assert.equal(cohort1.length, 10);
-    assert.ok(
-      cohort0.every((u) => cohort1.includes(u)),
-      "monotone",
-    );
-    await proc.applied(cohort1, B);
-    await waitFor("stage 1 passed", () =>
-      proc.notices.some((n) => n.type === "stage-passed" && n.stage === 1),
-    );
-
-    // Killed during the 1.5 s pause: the timer is a BullMQ job, it survives.
-    await proc.kill();
-    proc = await ControllerProcess.start(r.prefix);
-    assert.deepEqual(await proc.cohort("edge", agents, B), cohort1, "the same cohort");
-    await waitFor("stage 2 after the pause", () =>
-      proc.notices.some((n) => n.type === "stage-started" && n.stage === 2),
-    );
-    await proc.applied(agents, B);
-    await waitFor("completed", () => proc.notices.some((n) => n.type === "completed"));
-    const done = await proc.call<GroupRolloutStatus>("status", "edge");
-    assert.equal(done.stable?.hash, B);
-    assert.equal(done.rollout?.id, "edge@bbbbbbb");
-  } finally {
+  defer(async () => {
     await proc.kill().catch(() => {});
     await r.close();
+  });
+  // Stable A over 20 connected agents, in one stage.
+  await proc.call("applyGroup", {
+    group: "edge",
+    hash: A,
+    commit: "aaaaaaa1",
+    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
+  });
+  for (const u of agents) {
+    await proc.call("connected", u);
+    await proc.call("join", "edge", u);
   }
+  await proc.applied(agents, A);
+  const stable = await proc.call<GroupRolloutStatus>("status", "edge");
+  assert.equal(stable.stable?.hash, A);
+
+  // Rollout of B: 10 % / 50 % (then a 1.5 s pause) / 100 %.
+  await proc.call("applyGroup", {
+    group: "edge",
+    hash: B,
+    commit: "bbbbbbb2",
+    policy: policy({
+      stages: [
+        { percent: 10, pauseMs: 0 },
+        { percent: 50, pauseMs: 1500 },
+        { percent: 100, pauseMs: 0 },
+      ],
+    }),
+  });
+  const cohort0 = await proc.cohort("edge", agents, B);
+  assert.equal(cohort0.length, 2);
+  await proc.applied(cohort0.slice(0, 1), B);
+
+  // Killed mid-stage: one of two cohort agents applied.
+  await proc.kill();
+  proc = await ControllerProcess.start(r.prefix);
+  const resumed = await proc.call<GroupRolloutStatus>("status", "edge");
+  assert.equal(resumed.rollout?.id, "edge@bbbbbbb");
+  assert.equal(resumed.rollout?.stage, 0);
+  assert.equal(resumed.rollout?.applied, 1);
+  assert.deepEqual(await proc.cohort("edge", agents, B), cohort0, "the same cohort");
+
+  await proc.applied(cohort0.slice(1), B);
+  await waitFor("stage 1", () => proc.notices.some((n) => n.type === "stage-started"));
+  const cohort1 = await proc.cohort("edge", agents, B);
+  assert.equal(cohort1.length, 10);
+  assert.ok(
+    cohort0.every((u) => cohort1.includes(u)),
+    "monotone",
+  );
+  await proc.applied(cohort1, B);
+  await waitFor("stage 1 passed", () =>
+    proc.notices.some((n) => n.type === "stage-passed" && n.stage === 1),
+  );
+
+  // Killed during the 1.5 s pause: the timer is a BullMQ job, it survives.
+  await proc.kill();
+  proc = await ControllerProcess.start(r.prefix);
+  assert.deepEqual(await proc.cohort("edge", agents, B), cohort1, "the same cohort");
+  await waitFor("stage 2 after the pause", () =>
+    proc.notices.some((n) => n.type === "stage-started" && n.stage === 2),
+  );
+  await proc.applied(agents, B);
+  await waitFor("completed", () => proc.notices.some((n) => n.type === "completed"));
+  const done = await proc.call<GroupRolloutStatus>("status", "edge");
+  assert.equal(done.stable?.hash, B);
+  assert.equal(done.rollout?.id, "edge@bbbbbbb");
 });

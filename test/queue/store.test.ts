@@ -11,6 +11,7 @@ import type { RolloutEvent } from "../../src/queue/model.js";
 import { applyChange, type ChangeMessage, RolloutStore } from "../../src/queue/store.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 import { REDIS_URL } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
@@ -69,7 +70,7 @@ test("commits are compare-and-set; a snapshot reads back what was written", asyn
   );
 
   // Subscribers got both changes in order; the second applies onto the first.
-  while (messages.length < 2) await new Promise((res) => setTimeout(res, 5));
+  await waitFor("two change messages", () => messages.length >= 2);
   const [m1, m2] = messages;
   assert.equal(m1?.v, 1);
   assert.equal(m1?.w, "w1");
@@ -98,7 +99,7 @@ test("a change too large to publish inline tells subscribers to reload", async (
   const empty = emptyGroup("big");
   const result = stepAll(empty, fleetEvents(uids(8000, "a-rather-long-instance-uid")), 1);
   assert.equal((await store.commit(0, empty, result, "all", "w")).ok, true);
-  while (messages.length < 1) await new Promise((res) => setTimeout(res, 5));
+  await waitFor("a change message", () => messages.length >= 1);
   assert.equal(messages[0]?.reload, true);
   assert.equal(messages[0]?.c, undefined);
   assert.equal((await store.load("big"))?.state.members.size, 8000);

@@ -11,6 +11,7 @@ import { loadSettings } from "../../src/settings.js";
 import { backendContract } from "../api/backend-contract.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -54,18 +55,24 @@ backendContract("the service's backend", async () => {
   });
   await fleet.start();
   // The first stage passed: half the agents applied, the next stage waits for its pause.
-  for (let i = 0; i < 400; i++) {
-    const r = service.rollouts.status("edge")?.rollout;
-    if (r?.stagePassedAt !== undefined && r.status === "in-progress") break;
-    await new Promise((res) => setTimeout(res, 50));
-  }
+  await waitFor(
+    "the first stage passed",
+    () => {
+      const r = service.rollouts.status("edge")?.rollout;
+      return r?.stagePassedAt !== undefined && r.status === "in-progress";
+    },
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
   // Every agent stored and connected (the store writes in batches).
   const uids = fleet.agents.map((a) => a.uid).sort();
-  for (let i = 0; i < 400; i++) {
-    const { agents } = await service.backend.agents({ group: "edge", state: "connected" });
-    if (uids.every((u) => agents.some((a) => a.state.instanceUid === u))) break;
-    await new Promise((res) => setTimeout(res, 50));
-  }
+  await waitFor(
+    "every agent stored and connected",
+    async () => {
+      const { agents } = await service.backend.agents({ group: "edge", state: "connected" });
+      return uids.every((u) => agents.some((a) => a.state.instanceUid === u));
+    },
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
   return {
     backend: service.backend,
     group: "edge",

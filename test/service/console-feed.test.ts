@@ -17,6 +17,7 @@ import { connectRedis } from "../../src/redis.js";
 import { ConsoleFeed } from "../../src/service/console-feed.js";
 import { FakeBackend } from "../api/fake-backend.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 
 const logger = pino({ level: "silent" });
 const UID = "0190a000-0000-7000-8000-000000000001";
@@ -91,8 +92,11 @@ describe("console feed", () => {
     assert.deepEqual(remote.agents, [UID]);
     assert.equal(remote.agentsOverflow, false);
     // The connection history is kept for the agent page.
-    for (let i = 0; i < 100 && (await a.feed.connections(UID)).length === 0; i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(
+      "the connection history",
+      async () => (await a.feed.connections(UID)).length > 0,
+      { timeoutMs: 2000, intervalMs: 20 },
+    );
     const history = await b.feed.connections(UID);
     assert.equal(history[0]?.type, "connected");
     assert.equal(history[0]?.transport, "websocket");
@@ -136,11 +140,15 @@ describe("GET /api/v1/events", () => {
     const stream = await open({ Cookie: "opamp_gitops_session=t" });
     assert.equal(stream.status, 200);
     assert.match(stream.type, /^text\/event-stream/);
-    for (let i = 0; i < 100 && !stream.text().includes("event: hello"); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor("the hello event", () => stream.text().includes("event: hello"), {
+      timeoutMs: 2000,
+      intervalMs: 20,
+    });
     await backend.control("edge", "pause", "test");
-    for (let i = 0; i < 100 && !stream.text().includes("event: changes"); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor("a changes event", () => stream.text().includes("event: changes"), {
+      timeoutMs: 2000,
+      intervalMs: 20,
+    });
     assert.match(stream.text(), /event: changes\ndata: \{"groups":\["edge"\]/);
   });
 });

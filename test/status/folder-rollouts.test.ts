@@ -11,6 +11,7 @@ import { type FlushResult, StatusWriter } from "../../src/status/status-writer.j
 import { FleetSync } from "../../src/sync/fleet-sync.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 import { groupFiles } from "../sync/helpers/fleet.js";
 import { bareRepo, cleanup, TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 import { ValidationCache, validateSnapshot } from "../sync/helpers/validator.js";
@@ -174,11 +175,14 @@ describe("folder mode, rollouts and the timer", () => {
     w.on("flushed", (r) => flushed.push(r));
     for (let i = 0; i < 5; i++) void w.recordAgent(fakeAgent(uidOf(i)));
     await w.settled();
-    const deadline = Date.now() + 5000;
-    while (!flushed.some((r) => r.commit) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
-    const first = flushed.find((r) => r.commit);
-    assert.ok(first, "a timer flush committed");
+    const first = await waitFor(
+      "a timer flush that committed",
+      () => flushed.find((r) => r.commit),
+      {
+        timeoutMs: 5000,
+        intervalMs: 50,
+      },
+    );
     assert.match(first.message ?? "", /unassigned: 5 connected|5 connected/);
     await w.close();
     assert.deepEqual(

@@ -126,6 +126,7 @@ describe("status branch of a remote repository", { skip }, () => {
     await w.flush();
     const before = commitCount(remote, BRANCH);
     server.failWith = 503;
+    // try/finally, not defer: the remote must answer again for the flush that follows.
     try {
       await record(w, 100, 4);
       await assert.rejects(w.flush(), { code: "SYNC_REMOTE_UNREACHABLE" });

@@ -11,10 +11,13 @@ import { fileURLToPath } from "node:url";
 import { FleetSync, type FleetSyncOptions } from "../../src/sync/fleet-sync.js";
 import type { FleetSyncEvents } from "../../src/sync/sync-events.js";
 import type { RepositorySnapshot } from "../../src/validate/model.js";
+import { deferred } from "../helpers/teardown.js";
 import { collectorYaml, fleetFiles, groupFiles, groupYaml } from "./helpers/fleet.js";
 import { GitHttpServer, httpBackendPath, unreachableUrl } from "./helpers/git-http-server.js";
 import { bareRepo, cleanup, TestRepo, tempDir } from "./helpers/git-repo.js";
 import { ValidationCache, validateSnapshot } from "./helpers/validator.js";
+
+const defer = deferred();
 
 const dirs: string[] = [];
 after(() => cleanup(...dirs));
@@ -421,49 +424,48 @@ describe("FleetSync on a remote", {
     work.writeAll(groupFiles("edge")).commit();
     work.git("push", "-q", "origin", "main");
     const server = await GitHttpServer.start({ root });
-    try {
-      const { s, of } = sync({
-        repo: server.url("fleet.git"),
-        stateDir: dir(),
-        pollIntervalMs: 60_000,
-        backoff: { initialMs: 20, maxMs: 80, jitter: 0 },
-      });
-      assert.equal((await s.start()).result, "updated");
-      const served = s.current?.commit;
-
-      work.writeAll(groupFiles("gateway")).commit();
-      work.git("push", "-q", "origin", "main");
-      assert.equal((await s.trigger()).result, "updated", "a webhook trigger fetches at once");
-      assert.deepEqual([...(s.current?.groups.keys() ?? [])], ["edge", "gateway"]);
-      assert.notEqual(s.current?.commit, served);
-      const kept = s.current;
-
-      server.failWith = 503;
-      const fourth = nextEvent(s, "fetchFailed", (e) => e.attempt === 4);
-      await s.trigger();
-      await fourth;
-      const failures = of("fetchFailed");
-      assert.deepEqual(
-        failures.slice(0, 4).map((f) => [f.attempt, f.retryInMs, f.error.code, f.serving]),
-        [
-          [1, 20, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
-          [2, 40, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
-          [3, 80, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
-          [4, 80, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
-        ],
-      );
-      assert.equal(failures[0]?.error.data.statusCode, 503);
-      assert.equal(s.current, kept, "the last good state keeps being served");
-      assert.equal(s.status.lastError?.code, "SYNC_REMOTE_UNREACHABLE");
-
-      const recovered = nextEvent(s, "recovered");
-      server.failWith = undefined;
-      assert.ok((await recovered).attempts >= 4);
-      assert.equal(s.status.lastError, undefined);
-      await s.stop();
-    } finally {
+    defer(async () => {
       await server.close();
-    }
+    });
+    const { s, of } = sync({
+      repo: server.url("fleet.git"),
+      stateDir: dir(),
+      pollIntervalMs: 60_000,
+      backoff: { initialMs: 20, maxMs: 80, jitter: 0 },
+    });
+    assert.equal((await s.start()).result, "updated");
+    const served = s.current?.commit;
+
+    work.writeAll(groupFiles("gateway")).commit();
+    work.git("push", "-q", "origin", "main");
+    assert.equal((await s.trigger()).result, "updated", "a webhook trigger fetches at once");
+    assert.deepEqual([...(s.current?.groups.keys() ?? [])], ["edge", "gateway"]);
+    assert.notEqual(s.current?.commit, served);
+    const kept = s.current;
+
+    server.failWith = 503;
+    const fourth = nextEvent(s, "fetchFailed", (e) => e.attempt === 4);
+    await s.trigger();
+    await fourth;
+    const failures = of("fetchFailed");
+    assert.deepEqual(
+      failures.slice(0, 4).map((f) => [f.attempt, f.retryInMs, f.error.code, f.serving]),
+      [
+        [1, 20, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
+        [2, 40, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
+        [3, 80, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
+        [4, 80, "SYNC_REMOTE_UNREACHABLE", kept?.commit],
+      ],
+    );
+    assert.equal(failures[0]?.error.data.statusCode, 503);
+    assert.equal(s.current, kept, "the last good state keeps being served");
+    assert.equal(s.status.lastError?.code, "SYNC_REMOTE_UNREACHABLE");
+
+    const recovered = nextEvent(s, "recovered");
+    server.failWith = undefined;
+    assert.ok((await recovered).attempts >= 4);
+    assert.equal(s.status.lastError, undefined);
+    await s.stop();
   });
 
   test("a remote that never answered: failures reported, nothing served", async () => {

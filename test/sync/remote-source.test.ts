@@ -11,9 +11,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { GitSource } from "../../src/sync/git-source.js";
 import { SnapshotReader } from "../../src/sync/read-snapshot.js";
+import { deferred } from "../helpers/teardown.js";
 import { groupFiles } from "./helpers/fleet.js";
 import { GitHttpServer, httpBackendPath } from "./helpers/git-http-server.js";
 import { bareRepo, cleanup, TestRepo, tempDir } from "./helpers/git-repo.js";
+
+const defer = deferred();
 
 const skip = httpBackendPath() ? false : "git-http-backend is not installed";
 
@@ -141,23 +144,22 @@ describe("remote Git source over smart HTTP", { skip }, () => {
   test("a remote that accepts the connection and never answers times out (no hang)", async () => {
     const silent = createServer(() => {});
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    try {
-      const { port } = silent.address() as AddressInfo;
-      const source = new GitSource({
-        repo: `http://127.0.0.1:${port}/fleet.git`,
-        stateDir: stateDir(),
-        httpTimeoutMs: 200,
-      });
-      // Without the idle timeout this would hang until the test runner's timeout.
-      await assert.rejects(source.refresh(), (err: Error & { code?: string }) => {
-        assert.equal(err.code, "SYNC_REMOTE_UNREACHABLE");
-        assert.match(err.message, /no response data for 200 ms/);
-        return true;
-      });
-    } finally {
+    defer(async () => {
       silent.closeAllConnections();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
-    }
+    });
+    const { port } = silent.address() as AddressInfo;
+    const source = new GitSource({
+      repo: `http://127.0.0.1:${port}/fleet.git`,
+      stateDir: stateDir(),
+      httpTimeoutMs: 200,
+    });
+    // Without the idle timeout this would hang until the test runner's timeout.
+    await assert.rejects(source.refresh(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "SYNC_REMOTE_UNREACHABLE");
+      assert.match(err.message, /no response data for 200 ms/);
+      return true;
+    });
   });
 
   test("a state directory mirrored from another URL is started over", async () => {

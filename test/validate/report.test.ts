@@ -19,6 +19,7 @@ async function run(dir: string, format: "text" | "json" | "github", strict = fal
   out.on("data", (d) => (text += d));
   const before = process.cwd();
   let code: number;
+  // try/finally, not defer: the working directory is restored before the caller goes on.
   try {
     process.chdir(existsSync(cwd) && statSync(cwd).isDirectory() ? cwd : before);
     code = await runValidate(cwd === dir ? "." : relative(cwd, dir), { format, strict }, out);

@@ -15,6 +15,7 @@ import { StatusWriter } from "../../../src/status/status-writer.js";
 import { RemoteTarget } from "../../../src/status/target-remote.js";
 import { capturedLogger } from "../../helpers/logger.js";
 import { type TestRedis, testRedis } from "../../helpers/redis.js";
+import { deferred } from "../../helpers/teardown.js";
 import { groupFiles } from "../../sync/helpers/fleet.js";
 import { GitHttpServer, httpBackendPath } from "../../sync/helpers/git-http-server.js";
 import { bareRepo, cleanup, TestRepo, tempDir } from "../../sync/helpers/git-repo.js";
@@ -24,6 +25,7 @@ const skip = httpBackendPath() ? false : "git-http-backend is not installed";
 const BRANCH = "opamp-status";
 const HASH = "ab".repeat(32);
 const BOUND = 8;
+const defer = deferred();
 
 const packsOf = (gitdir: string) =>
   readdirSync(join(gitdir, "objects", "pack")).filter((n) => n.endsWith(".pack"));
@@ -113,6 +115,7 @@ describe("packs fetched into a remote target's store", { skip }, () => {
 
   test("a writer whose pushes are rejected 30 times keeps at most 8 packs", async () => {
     const redis: TestRedis = await testRedis();
+    defer(() => redis.close());
     const stateDir = tempDir();
     dirs.push(stateDir);
     const log = capturedLogger("warn");
@@ -126,104 +129,97 @@ describe("packs fetched into a remote target's store", { skip }, () => {
       packAfterObjects: 20,
       logger: log.logger,
     });
-    try {
-      // The branch has their files; the writer adds status/ next to them.
-      let commits = Number(git(remote, "rev-list", "--count", BRANCH));
-      for (let round = 0; round < 30; round++) {
-        other.git("pull", "-q", "--ff-only", remote, BRANCH);
-        const theirs = theyPush(100 + round);
-        commits++;
-        for (let i = 0; i < 5; i++)
-          void w.recordAgent(
-            fakeAgent(uidOf((round * 3 + i) % 40), {
-              reportedHash: HASH,
-              lastError: `round ${round}`,
-              healthy: false,
-            }),
-          );
-        await w.settled();
-        const r = await w.flush();
-        assert.ok(r.commit, `round ${round}`);
-        commits++;
-        if (round > 0) assert.equal(r.attempts, 2, `round ${round}: rejected once`);
-        assert.equal(git(remote, "rev-parse", `${BRANCH}^`), theirs);
-        const packs = packsOf(w.target.gitdir).length;
-        assert.ok(packs <= BOUND, `round ${round}: ${packs} packs`);
-      }
-      await w.pack();
-      const gitdir = w.target.gitdir;
-      assert.ok(packsOf(gitdir).length <= BOUND, `${packsOf(gitdir).length} packs`);
-      assert.equal(git(gitdir, "rev-parse", BRANCH), git(remote, "rev-parse", BRANCH));
-      assertHistoryReads(gitdir, BRANCH, commits);
-      assert.equal(readStatusTree(gitdir, BRANCH).size, readStatusTree(remote, BRANCH).size);
-      assert.deepEqual(
-        log.lines.filter((l) => Number(l.level) >= 50),
-        [],
-      );
-    } finally {
-      await w.close({ flush: false });
-      await redis.close();
+    defer(() => w.close({ flush: false }));
+    // The branch has their files; the writer adds status/ next to them.
+    let commits = Number(git(remote, "rev-list", "--count", BRANCH));
+    for (let round = 0; round < 30; round++) {
+      other.git("pull", "-q", "--ff-only", remote, BRANCH);
+      const theirs = theyPush(100 + round);
+      commits++;
+      for (let i = 0; i < 5; i++)
+        void w.recordAgent(
+          fakeAgent(uidOf((round * 3 + i) % 40), {
+            reportedHash: HASH,
+            lastError: `round ${round}`,
+            healthy: false,
+          }),
+        );
+      await w.settled();
+      const r = await w.flush();
+      assert.ok(r.commit, `round ${round}`);
+      commits++;
+      if (round > 0) assert.equal(r.attempts, 2, `round ${round}: rejected once`);
+      assert.equal(git(remote, "rev-parse", `${BRANCH}^`), theirs);
+      const packs = packsOf(w.target.gitdir).length;
+      assert.ok(packs <= BOUND, `round ${round}: ${packs} packs`);
     }
+    await w.pack();
+    const gitdir = w.target.gitdir;
+    assert.ok(packsOf(gitdir).length <= BOUND, `${packsOf(gitdir).length} packs`);
+    assert.equal(git(gitdir, "rev-parse", BRANCH), git(remote, "rev-parse", BRANCH));
+    assertHistoryReads(gitdir, BRANCH, commits);
+    assert.equal(readStatusTree(gitdir, BRANCH).size, readStatusTree(remote, BRANCH).size);
+    assert.deepEqual(
+      log.lines.filter((l) => Number(l.level) >= 50),
+      [],
+    );
   });
 });
 
 describe("merging packs that share objects", () => {
   test("each object is kept once; deltas against a dropped copy point at the kept one", async () => {
     const dir = tempDir();
-    try {
-      const work = new TestRepo();
-      const src = join(dir, "src.git");
-      for (let i = 0; i < 12; i++) {
-        work.write("big.txt", `${"line\n".repeat(400)}version ${i}\n`);
-        work.write(`f${i % 3}.txt`, `${"x".repeat(2000)}${i}\n`);
-        work.commit(`c${i}`);
-      }
-      const store = bareRepo(dir, "store.git");
-      work.git("push", "-q", store, "main");
-      work.git("clone", "-q", "--bare", store, src);
-      cleanup(work.dir);
-      const ids = (...args: string[]) => `${git(src, "rev-list", "--objects", ...args)}\n`;
-      // Two packs made by git: the newest commit's objects (whole), and the whole history,
-      // where older versions are deltas against those newest ones (copies dropped in merging).
-      const pack = (input: string) =>
-        execFileSync(
-          "git",
-          ["--git-dir", src, "pack-objects", "--delta-base-offset", "-q", join(dir, "p")],
-          {
-            input,
-            encoding: "utf8",
-          },
-        ).trim();
-      const a = pack(ids("-n", "1", "main"));
-      const b = pack(ids("main"));
-      // The store keeps only these two packs.
-      git(store, "repack", "-a", "-d", "-q");
-      const packDir = join(store, "objects", "pack");
-      for (const n of readdirSync(packDir)) cleanup(join(packDir, n));
-      for (const sum of [a, b])
-        for (const ext of ["pack", "idx"])
-          renameSync(join(dir, `p-${sum}.${ext}`), join(packDir, `pack-${sum}.${ext}`));
-      assert.equal(packsOf(store).length, 2);
-      const own = new OwnPacks(store);
-      assert.equal(await own.adopt(), 2);
-      assert.equal(await own.merge(1), 2);
-      assert.equal(packsOf(store).length, 1);
-      const idx = readdirSync(packDir).find((n) => n.endsWith(".idx")) as string;
-      const verify = git(store, "verify-pack", "-v", join(packDir, idx));
-      assert.match(verify, /: ok$/m);
-      assert.equal(
-        Number(/^non delta: (\d+)/m.exec(verify)?.[1] ?? 0) +
-          [...verify.matchAll(/^chain length = \d+: (\d+) objects?$/gm)].reduce(
-            (n, m) => n + Number(m[1]),
-            0,
-          ),
-        ids("main").trim().split("\n").length,
-        "each object once",
-      );
-      assertHistoryReads(store, "main", 12);
-      git(store, "fsck", "--full", "--strict", "--no-dangling");
-    } finally {
-      cleanup(dir);
+    defer(() => cleanup(dir));
+    const work = new TestRepo();
+    const src = join(dir, "src.git");
+    for (let i = 0; i < 12; i++) {
+      work.write("big.txt", `${"line\n".repeat(400)}version ${i}\n`);
+      work.write(`f${i % 3}.txt`, `${"x".repeat(2000)}${i}\n`);
+      work.commit(`c${i}`);
     }
+    const store = bareRepo(dir, "store.git");
+    work.git("push", "-q", store, "main");
+    work.git("clone", "-q", "--bare", store, src);
+    cleanup(work.dir);
+    const ids = (...args: string[]) => `${git(src, "rev-list", "--objects", ...args)}\n`;
+    // Two packs made by git: the newest commit's objects (whole), and the whole history,
+    // where older versions are deltas against those newest ones (copies dropped in merging).
+    const pack = (input: string) =>
+      execFileSync(
+        "git",
+        ["--git-dir", src, "pack-objects", "--delta-base-offset", "-q", join(dir, "p")],
+        {
+          input,
+          encoding: "utf8",
+        },
+      ).trim();
+    const a = pack(ids("-n", "1", "main"));
+    const b = pack(ids("main"));
+    // The store keeps only these two packs.
+    git(store, "repack", "-a", "-d", "-q");
+    const packDir = join(store, "objects", "pack");
+    for (const n of readdirSync(packDir)) cleanup(join(packDir, n));
+    for (const sum of [a, b])
+      for (const ext of ["pack", "idx"])
+        renameSync(join(dir, `p-${sum}.${ext}`), join(packDir, `pack-${sum}.${ext}`));
+    assert.equal(packsOf(store).length, 2);
+    const own = new OwnPacks(store);
+    assert.equal(await own.adopt(), 2);
+    assert.equal(await own.merge(1), 2);
+    assert.equal(packsOf(store).length, 1);
+    const idx = readdirSync(packDir).find((n) => n.endsWith(".idx")) as string;
+    const verify = git(store, "verify-pack", "-v", join(packDir, idx));
+    assert.match(verify, /: ok$/m);
+    assert.equal(
+      Number(/^non delta: (\d+)/m.exec(verify)?.[1] ?? 0) +
+        [...verify.matchAll(/^chain length = \d+: (\d+) objects?$/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        ),
+      ids("main").trim().split("\n").length,
+      "each object once",
+    );
+    assertHistoryReads(store, "main", 12);
+    git(store, "fsck", "--full", "--strict", "--no-dangling");
   });
 });

@@ -11,9 +11,12 @@ import { after, before, describe, test } from "node:test";
 import { StatusWriter } from "../../../src/status/status-writer.js";
 import { capturedLogger } from "../../helpers/logger.js";
 import { type TestRedis, testRedis } from "../../helpers/redis.js";
+import { deferred } from "../../helpers/teardown.js";
 import { groupFiles } from "../../sync/helpers/fleet.js";
 import { bareRepo, cleanup, TestRepo, tempDir } from "../../sync/helpers/git-repo.js";
 import { checkHistory, commitCount, fakeAgent, git, readStatusTree, uidOf } from "../helpers.js";
+
+const defer = deferred();
 
 const BRANCH = "opamp-status";
 const HASH = "ab".repeat(32);
@@ -131,22 +134,20 @@ describe("packing the status branch", () => {
       placement: () => ({ group: "edge", desiredHash: HASH, desiredCommit: "cd".repeat(20) }),
       logger: log.logger,
     });
-    try {
-      for (let i = 0; i < 1500; i++)
-        void w.recordAgent(fakeAgent(uidOf(i), { reportedHash: HASH }));
-      await w.settled();
-      const r = await w.flush();
-      assert.ok(r.commit);
-      assert.equal(r.files, 1501);
-      const loose = Number(/^count: (\d+)$/m.exec(git(big, "count-objects", "-v"))?.[1]);
-      assert.ok(loose < 10, `${loose} loose objects: the files are in a pack`);
-      git(big, "fsck", "--full", "--strict", "--no-dangling");
-      const packs = readdirSync(join(big, "objects", "pack")).filter((n) => n.endsWith(".idx"));
-      for (const p of packs) git(big, "verify-pack", join(big, "objects", "pack", p));
-      assert.equal(readStatusTree(big, BRANCH).size, 1501);
-    } finally {
+    defer(async () => {
       await w.close({ flush: false });
       cleanup(dir);
-    }
+    });
+    for (let i = 0; i < 1500; i++) void w.recordAgent(fakeAgent(uidOf(i), { reportedHash: HASH }));
+    await w.settled();
+    const r = await w.flush();
+    assert.ok(r.commit);
+    assert.equal(r.files, 1501);
+    const loose = Number(/^count: (\d+)$/m.exec(git(big, "count-objects", "-v"))?.[1]);
+    assert.ok(loose < 10, `${loose} loose objects: the files are in a pack`);
+    git(big, "fsck", "--full", "--strict", "--no-dangling");
+    const packs = readdirSync(join(big, "objects", "pack")).filter((n) => n.endsWith(".idx"));
+    for (const p of packs) git(big, "verify-pack", join(big, "objects", "pack", p));
+    assert.equal(readStatusTree(big, BRANCH).size, 1501);
   });
 });
