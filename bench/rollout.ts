@@ -15,57 +15,18 @@
  * Redis: a private redis-server on a free port (so the command counts are ours alone), or
  * BENCH_REDIS_URL. Environment: BENCH_AGENTS=10000, BENCH_APPLY_MS=50.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { createServer } from "node:net";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { RolloutController } from "../src/queue/index.js";
 import type { RolloutNotice, RolloutPolicy } from "../src/queue/model.js";
+import { startPrivateRedis } from "./redis-tools.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 10_000);
 const APPLY_MS = Number(process.env.BENCH_APPLY_MS ?? 50);
 const OVERHEAD_TARGET_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function privateRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const fixed = process.env.BENCH_REDIS_URL;
-  if (fixed) return { url: fixed, stop: async () => {} };
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  const proc: ChildProcess = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });
-    probe.on("error", () => {});
-    try {
-      await probe.connect();
-      await probe.ping();
-      probe.disconnect();
-      break;
-    } catch {
-      probe.disconnect();
-      if (i > 100) throw new Error("redis-server did not start");
-      await sleep(50);
-    }
-  }
-  return {
-    url,
-    async stop() {
-      const exited = once(proc, "exit");
-      proc.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
 
 /** Total Redis command calls so far, and per command (INFO commandstats). */
 async function commandStats(redis: Redis): Promise<Map<string, number>> {
@@ -154,7 +115,7 @@ function servedCost(c: RolloutController, uids: string[], calls: number): number
 }
 
 async function main(): Promise<void> {
-  const redisServer = await privateRedis();
+  const redisServer = await startPrivateRedis();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const stats = new Redis(redisServer.url);
   const prefix = `bench-rollout-${randomBytes(4).toString("hex")}`;
