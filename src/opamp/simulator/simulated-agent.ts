@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
+import { Backoff } from "../../backoff.js";
 import {
   AgentCapabilities as Caps,
   RemoteConfigStatus,
@@ -105,7 +106,8 @@ export class SimulatedAgent {
   #remoteStatus: AgentToServer["remoteConfigStatus"] = null;
   #healthy = true;
   #heartbeat: NodeJS.Timeout | undefined;
-  #backoffMs = 500;
+  /** Reconnect delays: 0.5 s doubling to 30 s, up to 40 % jittered away (agents spread out). */
+  readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000, jitter: 0.4 });
   /** The map and hash of `components`; undefined without them. */
   readonly #components: Required<AvailableComponents> | undefined;
 
@@ -156,7 +158,7 @@ export class SimulatedAgent {
             ? httpLink(linkOptions)
             : await openWebSocketLink(linkOptions);
         this.status = "connected";
-        this.#backoffMs = 500;
+        this.#backoff.reset();
         await this.#send(this.#fullState());
         this.#schedule();
         return;
@@ -185,9 +187,7 @@ export class SimulatedAgent {
   }
 
   #nextBackoff(): number {
-    const delay = this.#backoffMs * (0.8 + Math.random() * 0.4);
-    this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
-    return delay;
+    return this.#backoff.next();
   }
 
   #lost(reason: string, delayMs = this.#nextBackoff()): void {
