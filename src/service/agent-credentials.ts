@@ -12,7 +12,10 @@
  * - Redis `<p>:revoked` (uid → when, by whom) and `<p>:revoked-serials`: API revocations,
  *   held in memory with Git's list by a DenyList (deny-list.ts).
  * - `<p>:credentials-version`, bumped on every change: replicas re-read the two indexes
- *   when it moves (checked every `pollMs`), so a revocation reaches them within that time.
+ *   when it moves (checked every `pollMs`, the fallback for a lost message).
+ * - Channel `<p>:revocations`: an API revocation is published there (the uid) and every
+ *   replica, subscribed on a connection of its own, re-reads the indexes at once, so the
+ *   agent's connections everywhere are closed and its credentials refused without a poll.
  * - A minted token's plaintext only in this process' memory, to re-send it in a later offer;
  *   after a restart such an offer carries a new token instead. The CA key never leaves memory.
  *
@@ -55,6 +58,8 @@ export interface AgentCredentialOptions {
   maxCsrBytes: number;
   /** How often other replicas' changes are looked for, ms. Default 2000. */
   pollMs?: number;
+  /** Makes the connection the revocation channel needs. Default: `redis.duplicate()`. */
+  connect?: () => Redis;
   /** Called with the uids whose credentials were just revoked (close their connections). */
   onRevoked?: (uids: readonly string[]) => void;
   now?: () => number;
@@ -99,6 +104,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   readonly #denied = new DenyList();
   #version: string | null = null;
   #timer: NodeJS.Timeout | undefined;
+  #sub: Redis | undefined;
 
   constructor(options: AgentCredentialOptions) {
     this.#options = { ...options };
@@ -134,9 +140,11 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     return `${this.#options.prefix}:${name}`;
   }
 
-  /** Loads the indexes and starts watching for other replicas' changes. */
+  /** Loads the indexes and starts watching for other replicas' changes. Idempotent. */
   async start(): Promise<void> {
+    if (!this.#sub) await this.#subscribe();
     await this.#reload();
+    clearInterval(this.#timer);
     this.#timer = setInterval(() => {
       void this.#reload().catch((err) =>
         this.#options.logger.warn({ err }, "cannot read agent credential changes; will retry"),
@@ -145,8 +153,24 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     this.#timer.unref();
   }
 
+  async #subscribe(): Promise<void> {
+    const { logger } = this.#options;
+    const sub = (this.#options.connect ?? (() => this.#options.redis.duplicate()))();
+    this.#sub = sub;
+    sub.on("error", (err) => logger.warn({ err }, "revocation subscriber error"));
+    // A message only says "look": the indexes in Redis are the truth, re-read whole.
+    sub.on("message", () => {
+      void this.#reload().catch((err) =>
+        logger.warn({ err }, "cannot read a published revocation; the poll will retry"),
+      );
+    });
+    await sub.subscribe(this.#key("revocations"));
+  }
+
   close(): void {
     clearInterval(this.#timer);
+    this.#sub?.disconnect();
+    this.#sub = undefined;
   }
 
   async #reload(): Promise<void> {
@@ -200,6 +224,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     this.#forget(uid);
     this.#options.logger.info({ instanceUid: uid, by }, "agent credentials revoked");
     this.#options.onRevoked?.([uid]);
+    // Every replica re-reads at once (this one too, finding nothing new).
+    await redis.publish(this.#key("revocations"), uid);
     return record;
   }
 

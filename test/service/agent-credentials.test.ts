@@ -3,7 +3,7 @@
  * minting (stored hashed, scoped to the group, rotated at the configured fraction of its
  * lifetime, re-sent only by the process that minted it), certificate issuance for a CSR and
  * its rotation on the same key, CSRs asking for another identity, and the deny list (API
- * revocations seen by another replica, Git's list replacing itself).
+ * revocations heard at once by another replica, Git's list replacing itself).
  */
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
@@ -16,6 +16,7 @@ import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js
 import { makeCsr, makeTestCerts } from "../helpers/certs.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
 
 const UID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const HOUR = 3_600_000;
@@ -167,10 +168,11 @@ describe("agent credential authority", () => {
     assert.equal(revoker.refuseCertificate(peer(UID)), true);
     assert.equal(revoker.refuseCertificate(peer("0190a1b2-c3d4-7e5f-8a9b-000000000003")), false);
     assert.equal(revoker.mintedToken(token), null, "its tokens are refused");
-    // The other replica sees it on its next poll (start() polls once).
-    assert.ok(one.mintedToken(token));
-    await two.start();
-    assert.equal(two.mintedToken(token), null);
+    // The other replicas hear it on the revocation channel (their poll is a minute off).
+    await waitFor(
+      "the other replicas refuse the token",
+      () => one.mintedToken(token) === null && two.mintedToken(token) === null,
+    );
     assert.equal(two.refuseCertificate(peer(UID)), true);
     assert.deepEqual(two.revocation(UID), record);
     // A revoked agent is offered nothing new.

@@ -1,0 +1,169 @@
+/**
+ * What one replica's admin API asks reaches the agents connected to another replica at once,
+ * through Redis pub/sub (two Service instances on one Redis and one repository):
+ * - an API revocation made through replica A closes the agent's WebSocket on replica B and
+ *   B refuses its minted token, with the credential poll an hour off on both (so only the
+ *   published message can explain it).
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Redis } from "ioredis";
+import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
+import { encodeAgentToServer } from "../../src/opamp/codec.js";
+import { uidToString } from "../../src/opamp/instance-uid.js";
+import type { AgentToServer } from "../../src/opamp/messages.js";
+import { connectRedis } from "../../src/redis.js";
+import { Service } from "../../src/service/service.js";
+import { loadSettings } from "../../src/settings.js";
+import { postOpamp, TestAgent } from "../helpers/agent.js";
+import { capturedLogger } from "../helpers/logger.js";
+import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor } from "../helpers/wait.js";
+import { collectorYaml } from "../sync/helpers/fleet.js";
+import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+
+const GROUP = `selector:
+  match: {host.role: edge}
+rollout:
+  stages: [{percent: 100}]
+heartbeatInterval: 1h
+`;
+const CAPS =
+  Caps.ReportsStatus |
+  Caps.AcceptsRemoteConfig |
+  Caps.AcceptsOpAMPConnectionSettings |
+  Caps.AcceptsRestartCommand;
+
+const hello = (): Partial<AgentToServer> => ({
+  capabilities: CAPS,
+  agentDescription: {
+    identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
+    nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
+  },
+});
+
+type Offer = { opamp?: { headers?: { headers?: { key: string; value: string }[] } } } | null;
+const offeredToken = (offer: Offer) =>
+  offer?.opamp?.headers?.headers
+    ?.find((h) => h.key === "Authorization")
+    ?.value.replace(/^Bearer /, "");
+
+interface Replica {
+  service: Service;
+  redis: Redis;
+  url: string;
+  api: string;
+}
+
+describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
+  let repo: TestRepo;
+  let redis: TestRedis;
+  const replicas: Replica[] = [];
+  const agents: TestAgent[] = [];
+  const log = capturedLogger("info");
+
+  async function replica(tokensFile: string): Promise<Replica> {
+    const settings = loadSettings(
+      {
+        repo: repo.dir,
+        stateDir: tempDir("opamp-gitops-e2e-"),
+        pollInterval: "200ms",
+        statusInterval: "200ms",
+        opampListen: "127.0.0.1:0",
+        apiListen: "127.0.0.1:0",
+        opampTokensFile: tokensFile,
+        redisPrefix: redis.prefix,
+        mintAgentTokens: "true",
+      },
+      {},
+    );
+    // The credential poll (the fallback) an hour off: only the channel can be in time.
+    Object.assign(settings.agentCredentials, { pollMs: 3_600_000 });
+    const serviceRedis = await connectRedis(settings.redisUrl);
+    const service = new Service({ settings, redis: serviceRedis, logger: log.logger });
+    const ports = await service.start();
+    const r = {
+      service,
+      redis: serviceRedis,
+      url: `http://127.0.0.1:${ports.opampPort}/v1/opamp`,
+      api: `http://127.0.0.1:${ports.apiPort}`,
+    };
+    replicas.push(r);
+    return r;
+  }
+
+  let a: Replica;
+  let b: Replica;
+
+  before(async () => {
+    repo = new TestRepo();
+    repo.writeAll({
+      "groups/edge/group.yaml": GROUP,
+      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
+    });
+    repo.commit("edge");
+    redis = await testRedis();
+    const tokensFile = join(tempDir("opamp-gitops-tokens-"), "agents");
+    writeFileSync(tokensFile, "boot-token groups=edge\n");
+    a = await replica(tokensFile);
+    b = await replica(tokensFile);
+  });
+
+  after(async () => {
+    for (const agent of agents) agent.close();
+    for (const r of replicas.splice(0)) {
+      await r.service.close();
+      r.redis.disconnect();
+    }
+    await redis?.close();
+  });
+
+  /** An agent connected over WebSocket to `r`, served edge. */
+  async function connected(r: Replica): Promise<TestAgent> {
+    const agent = new TestAgent({ transport: "websocket", url: r.url, token: "boot-token" });
+    agents.push(agent);
+    await agent.connect();
+    const reply = await agent.send(hello());
+    assert.ok(reply.remoteConfig, "served edge");
+    return agent;
+  }
+
+  test("a revocation through replica A closes the agent's connection on B and B refuses it", async () => {
+    const agent = await connected(b);
+    const uid = uidToString(agent.uid);
+    const token = offeredToken(agent.received[0]?.connectionSettings as Offer);
+    assert.ok(token, "a token is offered");
+    const ok = await postOpamp(
+      b.url,
+      encodeAgentToServer({ instanceUid: agent.uid, sequenceNum: 1n, ...hello() }),
+      { token },
+    );
+    assert.equal(ok.status, 200);
+    const ws = agent.socket;
+    assert.ok(ws);
+    let code: number | undefined;
+    ws.once("close", (c) => {
+      code = c;
+    });
+    const res = await fetch(`${a.api}/api/v1/agents/${uid}/revoke`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Opamp-Gitops-Actor": "alice@host" },
+      body: "{}",
+    });
+    assert.equal(res.status, 200);
+    await waitFor("B closes the revoked agent's WebSocket", () => code !== undefined, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    assert.equal(code, 1008);
+    assert.equal(b.service.agentCredentials.revocation(uid)?.by.startsWith("api:alice"), true);
+    const refused = await postOpamp(
+      b.url,
+      encodeAgentToServer({ instanceUid: agent.uid, sequenceNum: 2n, ...hello() }),
+      { token },
+    );
+    assert.equal(refused.status, 401, "B refuses its token");
+  });
+});
