@@ -53,7 +53,7 @@ export interface ServiceBackendParts {
   bundleOf?: (agent: Readonly<AgentState>) => AgentBundleStatus | undefined;
   /** The config hash of a bundle id rollouts serve (its files' hash); none: the id itself. */
   configHashOf?: (bundleId: string) => string;
-  /** Service.restart: RESTART to agents connected here, recorded as `by`. */
+  /** Service.restart: RESTART to agents connected to any replica, recorded as `by`. */
   restart?: (target: RestartTarget, by: string) => Promise<RestartOutcome[]>;
 }
 

@@ -40,6 +40,7 @@ import { AgentCredentialAuthority } from "./agent-credentials.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
 import { bundleView } from "./bundle-view.js";
+import { CommandRelay } from "./command-relay.js";
 import { ConfigStore } from "./config-store.js";
 import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
@@ -122,6 +123,8 @@ export class Service {
   readonly credentials: CredentialReloader;
   /** Agents' certificates (CSR), per-agent tokens, rotation and revocation. */
   readonly agentCredentials: AgentCredentialAuthority;
+  /** Admin commands (restart) for agents connected to any replica or worker. */
+  readonly commands: CommandRelay;
   readonly #p: ServiceParts;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
@@ -271,6 +274,13 @@ export class Service {
             }),
           }
         : {}),
+    });
+    this.commands = new CommandRelay({
+      redis,
+      prefix: s.redisPrefix,
+      replicaId,
+      logger: logger.child({ module: "agent-commands" }),
+      local: (target, by) => this.#restartHere(target, by),
     });
     this.liveness = new ReplicaLiveness({
       redis,
@@ -489,16 +499,11 @@ export class Service {
     return bundleView(agent, this.bridge);
   }
 
-  /**
-   * Sends RESTART (ServerToAgentCommand) to agents this process serves: the `uids` given, or
-   * every connected agent of `group`. Only agents that accept restart commands get it; each
-   * outcome is logged with who asked (`by`) and kept in Redis (`<prefix>:commands`, the last
-   * 200, newest first) for the API and the status branch.
-   */
-  async restart(
+  /** RESTART to the target's agents connected to this process; "not-here" for other uids. */
+  #restartHere(
     target: { uids: string[] } | { group: string },
     by: string,
-  ): Promise<Array<{ instanceUid: string; group: string | null; result: string }>> {
+  ): Array<{ instanceUid: string; group: string | null; result: string }> {
     const handler = this.opamp.handler;
     const uids =
       "uids" in target
@@ -507,13 +512,35 @@ export class Service {
             .filter((l) => this.provider?.groupOf(l.state) === target.group)
             .map((l) => l.state.instanceUid);
     const out = [];
-    for (const uid of uids.sort()) {
+    for (const uid of [...uids].sort()) {
       const live = handler.live.get(uid);
       const group = live ? (this.provider?.groupOf(live.state) ?? null) : null;
       const result = handler.command(uid, CommandType.Restart);
       out.push({ instanceUid: uid, group, result });
+      if (result === "not-here") continue;
       this.#p.logger.info({ instanceUid: uid, group, by, result }, "agent restart requested");
+      // Also here: this process may be the status writer, rendering its agents' lastCommand.
+      const at = new Date().toISOString();
+      this.#lastCommand.set(uid, { type: "restart", by, at, result });
     }
+    return out;
+  }
+
+  /**
+   * Sends RESTART (ServerToAgentCommand) to agents connected to any replica or worker (through
+   * CommandRelay): the `uids` given, or every connected agent of `group`. Only agents that
+   * accept restart commands get it; each is logged by the process holding its connection with
+   * who asked (`by`), and the outcomes are kept in Redis (`<prefix>:commands`, the last 200,
+   * newest first) by this process, for the API and the status branch.
+   */
+  async restart(
+    target: { uids: string[] } | { group: string },
+    by: string,
+  ): Promise<Array<{ instanceUid: string; group: string | null; result: string }>> {
+    const out = await this.commands.restart(target, by);
+    for (const o of out)
+      if (o.result === "not-here")
+        this.#p.logger.info({ instanceUid: o.instanceUid, by }, "agent restart: not connected");
     if (out.length > 0) {
       const key = `${this.#p.settings.redisPrefix}:commands`;
       const at = new Date().toISOString();
@@ -591,6 +618,7 @@ export class Service {
     const { port } = await this.opamp.start();
     const api = await this.api.start();
     this.credentials.start();
+    await this.commands.start();
     return { opampPort: port, apiPort: api.port };
   }
 
@@ -607,6 +635,7 @@ export class Service {
     this.#closing ??= (async () => {
       this.credentials.close();
       this.agentCredentials.close();
+      this.commands.close();
       // Budget above the server's 5 s grace: sockets it ends late still reach the rollouts.
       await this.#step("OpAMP server", () => this.opamp.close(), 6000);
       await this.#step("agent reports", async () => this.bridge?.close());

@@ -3,7 +3,9 @@
  * through Redis pub/sub (two Service instances on one Redis and one repository):
  * - an API revocation made through replica A closes the agent's WebSocket on replica B and
  *   B refuses its minted token, with the credential poll an hour off on both (so only the
- *   published message can explain it).
+ *   published message can explain it);
+ * - `restart` asked of replica A, by uid and by group, sends RESTART to agents connected to
+ *   B, which answers A with the outcomes; A records who asked.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -165,5 +167,50 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
       { token },
     );
     assert.equal(refused.status, 401, "B refuses its token");
+  });
+
+  const commands = (agent: TestAgent) =>
+    agent.received.filter((m) => (m.command as { type?: number } | null)?.type === 0).length;
+
+  async function restart(path: string): Promise<Array<{ instanceUid: string; result: string }>> {
+    const res = await fetch(`${a.api}/api/v1/${path}/restart`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Opamp-Gitops-Actor": "bob@host" },
+      body: "{}",
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()) as Array<{ instanceUid: string; result: string }>;
+  }
+
+  test("restart through replica A reaches agents on B, by uid and by group", async () => {
+    const one = await connected(b);
+    const two = await connected(b);
+    const here = await connected(a);
+    const [uid1, uid2, uidA] = [one, two, here].map((x) => uidToString(x.uid)) as [
+      string,
+      string,
+      string,
+    ];
+    const byUid = await restart(`agents/${uid1}`);
+    assert.deepEqual(byUid, [{ instanceUid: uid1, group: "edge", result: "sent" }]);
+    await waitFor("agent one gets RESTART", () => commands(one) === 1, { timeoutMs: 20_000 });
+    assert.equal(commands(two), 0);
+    const byGroup = await restart("groups/edge");
+    const sent = byGroup.filter((o) => o.result === "sent").map((o) => o.instanceUid);
+    for (const uid of [uid1, uid2, uidA]) assert.ok(sent.includes(uid), `${uid} in ${sent}`);
+    await waitFor(
+      "both B agents and A's get RESTART again",
+      () => commands(one) === 2 && commands(two) === 1 && commands(here) === 1,
+      { timeoutMs: 20_000 },
+    );
+    assert.ok(
+      log.lines.some(
+        (l) =>
+          l.msg === "agent restart requested" &&
+          l.instanceUid === uid2 &&
+          String(l.by).startsWith("api:bob@host"),
+      ),
+      "B logs who asked",
+    );
   });
 });
