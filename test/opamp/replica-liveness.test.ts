@@ -71,6 +71,17 @@ async function replica(r: TestRedis, id: string, timeoutMs = 60_000): Promise<Re
   return out;
 }
 
+/** Two replicas `a` and `b` on a fresh Redis prefix, both with a live liveness key. */
+async function twoLiveReplicas(): Promise<{ r: TestRedis; a: Replica; b: Replica }> {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa");
+  const b = await replica(r, "b:2:bb");
+  await a.liveness.tick();
+  await b.liveness.tick();
+  return { r, a, b };
+}
+
 async function agentOn(rep: Replica): Promise<TestAgent> {
   const a = new TestAgent({ transport: "websocket", url: rep.url });
   await a.connect();
@@ -125,12 +136,7 @@ test("agents of a dead process are disconnected once; one that moved is left alo
 });
 
 test("a live process whose key expired re-claims the agents swept meanwhile", async () => {
-  const r = await testRedis();
-  cleanups.push(() => r.close());
-  const a = await replica(r, "a:1:aa");
-  const b = await replica(r, "b:2:bb");
-  await a.liveness.tick();
-  await b.liveness.tick();
+  const { r, a, b } = await twoLiveReplicas();
   const agent = await agentOn(a);
   const uid = a.connected[0] ?? "";
   await new Promise((res) => setImmediate(res));
@@ -162,12 +168,7 @@ function described(host: string) {
 }
 
 test("an agent that moved to another replica stays connected when its old socket closes", async () => {
-  const r = await testRedis();
-  cleanups.push(() => r.close());
-  const a = await replica(r, "a:1:aa");
-  const b = await replica(r, "b:2:bb");
-  await a.liveness.tick();
-  await b.liveness.tick();
+  const { a, b } = await twoLiveReplicas();
   const onA = new TestAgent({ transport: "websocket", url: a.url });
   await onA.connect();
   await onA.send(described("h1"));
@@ -191,12 +192,7 @@ test("an agent that moved to another replica stays connected when its old socket
 });
 
 test("a second agent with the uid of one connected through another live replica is refused", async () => {
-  const r = await testRedis();
-  cleanups.push(() => r.close());
-  const a = await replica(r, "a:1:aa");
-  const b = await replica(r, "b:2:bb");
-  await a.liveness.tick();
-  await b.liveness.tick();
+  const { a, b } = await twoLiveReplicas();
   const first = new TestAgent({ transport: "websocket", url: a.url });
   await first.connect();
   await first.send(described("h1"));
@@ -215,12 +211,7 @@ test("a second agent with the uid of one connected through another live replica 
 });
 
 test("HTTP polls of one agent alternating between replicas keep it connected", async () => {
-  const r = await testRedis();
-  cleanups.push(() => r.close());
-  const a = await replica(r, "a:1:aa");
-  const b = await replica(r, "b:2:bb");
-  await a.liveness.tick();
-  await b.liveness.tick();
+  const { a, b } = await twoLiveReplicas();
   const viaA = new TestAgent({ transport: "http", url: a.url });
   const viaB = new TestAgent({ transport: "http", url: b.url, uid: viaA.uid });
   const uid = uidToString(viaA.uid);
