@@ -7,14 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { startServe, testServeArgs } from "../helpers/cli.js";
+import { freePort } from "../helpers/ports.js";
 import { testRedis } from "../helpers/redis.js";
-import { waitFor } from "../helpers/wait.js";
+import { waitForValue } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -41,32 +41,9 @@ interface RolloutJson {
   rollout?: { status: string; stage: number; cohort: number; members: number };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-/** Reads until `ok` holds; a read that throws means "not yet" (the service may be restarting). */
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) {
-  let last: T | undefined;
-  await waitFor(
-    what,
-    async () => {
-      last = await read();
-      return ok(last);
-    },
-    {
-      timeoutMs: ms,
-      intervalMs: 100,
-      ignoreErrors: true,
-      detail: () => `last ${JSON.stringify(last)}`,
-    },
-  );
-  return last as T;
-}
+/** Reads until `ok` holds (see waitForValue); a read that throws means "not yet". */
+const until = <T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) =>
+  waitForValue(what, read, ok, ms);
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => {

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
@@ -15,6 +14,7 @@ import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
 import { findRedisServer } from "../../src/redis-private.js";
 import { run, startServe, testServeArgs } from "../helpers/cli.js";
+import { freePort } from "../helpers/ports.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
@@ -44,14 +44,6 @@ interface RolloutJson {
     cohort: number;
     members: number;
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 describe("serve as a process, steered by the CLI", () => {

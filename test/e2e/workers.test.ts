@@ -5,24 +5,16 @@
  * SIGTERM to the primary stops everything with exit code 0.
  */
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { after, test } from "node:test";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
+import { freePort } from "../helpers/ports.js";
 import { testRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
 const AGENTS = 16;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => {

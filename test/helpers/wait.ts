@@ -52,3 +52,31 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Reads a value until `ok` holds and resolves to it: for a service that may be restarting or
+ * gone (a read that throws means "not yet"); the last value read is named on timeout.
+ * Polls every 100 ms; `timeoutMs` defaults to 30 000.
+ */
+export async function waitForValue<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs = 30_000,
+): Promise<T> {
+  let last: T | undefined;
+  await waitFor(
+    what,
+    async () => {
+      last = await read();
+      return ok(last);
+    },
+    {
+      timeoutMs,
+      intervalMs: 100,
+      ignoreErrors: true,
+      detail: () => `last ${JSON.stringify(last)}`,
+    },
+  );
+  return last as T;
+}
