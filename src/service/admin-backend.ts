@@ -21,7 +21,7 @@ import type {
   ShownConfigFile,
   ValidationState,
 } from "../api/backend.js";
-import { componentsHashOf, componentTypes } from "../api/views.js";
+import { componentsHashOf, componentTypes, viewAttribute } from "../api/views.js";
 import { type AgentState, agentAttributes, type OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
@@ -290,10 +290,14 @@ export class ServiceBackend implements AdminBackend {
   }
 }
 
+/**
+ * Whether a search matches the agent: on its uid and its attributes as the API shows them
+ * (redacted), so a search cannot probe a hidden value one character at a time.
+ */
 function matches(state: Readonly<AgentState>, needle: string): boolean {
   if (state.instanceUid.includes(needle)) return true;
-  for (const v of agentAttributes(state).values())
-    if (v.toLowerCase().includes(needle)) return true;
+  for (const [k, v] of agentAttributes(state))
+    if (viewAttribute(k, v)[1].toLowerCase().includes(needle)) return true;
   return false;
 }
 

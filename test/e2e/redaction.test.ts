@@ -276,6 +276,15 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
     // The places were filled: errors, health and attributes are shown, secrets as markers.
     assert.match(text, /<redacted:[0-9a-f]{6}>/);
     assert.match(text, /dial tcp 10\.0\.0\.1:443/);
+    // A search cannot probe a hidden attribute value: it matches what the API shows.
+    const attributeSecrets = Object.values(CORPUS_ATTRIBUTES).flatMap(markersIn);
+    assert.ok(attributeSecrets.length > 0);
+    for (const m of attributeSecrets) {
+      const res = await fetch(
+        `http://127.0.0.1:${apiPort}/api/v1/agents?q=${encodeURIComponent(m)}`,
+      );
+      assert.equal(res.headers.get("x-total-count"), "0", `a search for ${m} found agents`);
+    }
     const lines = log.lines.map((l) => JSON.stringify(l)).join("\n");
     const logged = all.filter((m) => lines.includes(m));
     assert.deepEqual(logged, [], `secrets in the service's log: ${logged.join(", ")}`);
