@@ -118,10 +118,13 @@ export class AgentBridge {
     }
     const report = this.bundleReportOf(agent);
     if (!report?.status) return;
-    const key = `${bundle.id} ${report.status} ${report.error ?? ""}`;
+    // Agent text (an error may quote the headers it was offered): redacted and cut, as on the
+    // config-only path, before it enters rollout state.
+    const error = report.error ? this.#redact(report.error) : undefined;
+    const key = `${bundle.id} ${report.status} ${error ?? ""}`;
     if (this.#lastBundleReport.get(agent.instanceUid) === key) return;
     this.#lastBundleReport.set(agent.instanceUid, key);
-    this.#run(this.#rollouts.report(agent.instanceUid, bundle.id, report.status, report.error));
+    this.#run(this.#rollouts.report(agent.instanceUid, bundle.id, report.status, error));
   }
 
   /** Judges again what `agent` reported, against the bundle it is served now. */

@@ -2,8 +2,8 @@
  * What the API and the status branch show of an agent's bundle beyond its config: the bundle
  * it is served (id, per-part verdict), the connection settings offered and what it reported
  * of them, and its package statuses (per package: status, versions, error, download
- * progress). Plain data; agent strings are passed through as they are (the status writer
- * redacts and cuts them). Undefined for an agent served a config-only bundle that reports no
+ * progress). Plain data; agent error text goes through `redact` (the API shows it; the status
+ * writer redacts and cuts every agent string again, names included). Undefined for an agent served a config-only bundle that reports no
  * packages, so such agents' files stay as they were.
  */
 import {
@@ -23,7 +23,9 @@ const hex = (b: Uint8Array | undefined) =>
 export function bundleView(
   agent: Readonly<AgentState>,
   bridge: AgentBridge | undefined,
+  redact: (text: string) => string = (text) => text,
 ): AgentBundleStatus | undefined {
+  const errorOf = (text: string | null | undefined) => (text ? redact(text) : null);
   const report = bridge?.bundleReportOf(agent);
   const css = agent.connectionSettingsStatus as ConnectionSettingsStatusMessage | null;
   const ps = agent.packageStatuses as PackageStatusesMessage | null;
@@ -33,7 +35,7 @@ export function bundleView(
   const out: AgentBundleStatus = {
     id: report?.bundleId ?? null,
     status: report?.status ?? null,
-    error: report?.error ?? null,
+    error: errorOf(report?.error),
     parts: report?.parts ?? null,
   };
   if (css || agent.offeredSettingsHash)
@@ -41,7 +43,7 @@ export function bundleView(
       offeredHash: agent.offeredSettingsHash,
       reportedHash: hex(css?.lastConnectionSettingsHash),
       status: css ? (CS_STATUS[css.status ?? 0] ?? null) : null,
-      error: css?.errorMessage || null,
+      error: errorOf(css?.errorMessage),
     };
   if (ps) {
     const packages: NonNullable<AgentBundleStatus["packages"]>["packages"] = {};
@@ -52,7 +54,7 @@ export function bundleView(
         status: PKG_STATUS[p.status ?? 0] ?? "unknown",
         version: p.agentHasVersion || null,
         offeredVersion: p.serverOfferedVersion || null,
-        error: p.errorMessage || null,
+        error: errorOf(p.errorMessage),
         ...(p.downloadDetails
           ? {
               downloadPercent: p.downloadDetails.downloadPercent ?? 0,
@@ -63,7 +65,7 @@ export function bundleView(
     }
     out.packages = {
       reportedHash: reportedPackagesHash(agent) || null,
-      error: ps.errorMessage || null,
+      error: errorOf(ps.errorMessage),
       packages,
     };
   }

@@ -496,7 +496,7 @@ export class Service {
 
   /** The agent's bundle beyond its config, for the API and the status branch. */
   bundleOf(agent: Readonly<AgentState>): AgentBundleStatus | undefined {
-    return bundleView(agent, this.bridge);
+    return bundleView(agent, this.bridge, (text) => this.#redactor.text(text, AGENT_ERROR_CHARS));
   }
 
   /** RESTART to the target's agents connected to this process; "not-here" for other uids. */
