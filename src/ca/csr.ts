@@ -12,6 +12,9 @@ import * as x509 from "@peculiar/x509";
 import { CsrError } from "./errors.js";
 import { agentUri } from "./names.js";
 
+/** A name the agent chose, as errors and logs quote it: at most 128 characters. */
+const shown = (name: string) => (name.length > 128 ? `${name.slice(0, 128)}…` : name);
+
 x509.cryptoProvider.set(webcrypto as never);
 
 /** Largest CSR accepted, in bytes of PEM. Default of AgentCaOptions.maxCsrBytes. */
@@ -89,8 +92,8 @@ export async function checkCsr(
       if (!ok)
         throw new CsrError(
           "CSR_WRONG_IDENTITY",
-          `the CSR asks for subject ${type}=${values.join(",")}; only CN=${uid} (this agent's instance uid) may be asked for`,
-          { name: `${type}=${values.join(",")}` },
+          `the CSR asks for subject ${shown(`${type}=${values.join(",")}`)}; only CN=${uid} (this agent's instance uid) may be asked for`,
+          { name: shown(`${type}=${values.join(",")}`) },
         );
     }
   }
@@ -100,8 +103,8 @@ export async function checkCsr(
       if (name.type === "url" && name.value === agentUri(uid)) continue;
       throw new CsrError(
         "CSR_WRONG_IDENTITY",
-        `the CSR asks for the name ${name.type}:${name.value}; only ${agentUri(uid)} may be asked for`,
-        { name: `${name.type}:${name.value}` },
+        `the CSR asks for the name ${shown(`${name.type}:${name.value}`)}; only ${agentUri(uid)} may be asked for`,
+        { name: shown(`${name.type}:${name.value}`) },
       );
     }
   }

@@ -13,7 +13,9 @@ import type {
   AnyValue,
   ComponentDetails,
   ComponentHealth,
+  ConnectionSettingsStatusMessage,
   KeyValue,
+  PackageStatusesMessage,
 } from "./messages.js";
 
 export interface AgentLimits {
@@ -135,6 +137,14 @@ export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits):
   const status = message.remoteConfigStatus;
   if (status?.errorMessage)
     status.errorMessage = truncateText(status.errorMessage, limits.maxErrorMessageBytes);
+  // The same cut for the other error texts an agent reports (packages, connection settings).
+  const cut = (m: { errorMessage?: string | null } | null | undefined) => {
+    if (m?.errorMessage) m.errorMessage = truncateText(m.errorMessage, limits.maxErrorMessageBytes);
+  };
+  const packages = message.packageStatuses as PackageStatusesMessage | null | undefined;
+  cut(packages);
+  for (const p of Object.values(packages?.packages ?? {})) cut(p);
+  cut(message.connectionSettingsStatus as ConnectionSettingsStatusMessage | null | undefined);
 }
 
 /** Counts the health tree iteratively (an agent controls its depth) and cuts last_error. */

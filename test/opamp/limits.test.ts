@@ -11,7 +11,13 @@ import {
   ServerErrorResponseType,
 } from "../../src/opamp/capabilities.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
-import type { AgentToServer, ComponentHealth, KeyValue } from "../../src/opamp/messages.js";
+import type {
+  AgentToServer,
+  ComponentHealth,
+  ConnectionSettingsStatusMessage,
+  KeyValue,
+  PackageStatusesMessage,
+} from "../../src/opamp/messages.js";
 import { TestAgent } from "../helpers/agent.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
 
@@ -162,6 +168,11 @@ for (const [mode, thresholdBytes] of [
           errorMessage: long,
         },
         health: { healthy: false, lastError: long },
+        packageStatuses: {
+          packages: { plugin: { name: "plugin", status: 3, errorMessage: long } },
+          errorMessage: long,
+        },
+        connectionSettingsStatus: { status: 3, errorMessage: long },
       });
       const stored = await t.server.store.load(uidToString(a.uid));
       const message = stored?.remoteConfigStatus?.errorMessage ?? "";
@@ -170,6 +181,20 @@ for (const [mode, thresholdBytes] of [
       assert.ok(message.includes(`(${Buffer.byteLength(long)} bytes)`), message);
       assert.ok(!message.includes("the rest"));
       assert.ok(stored?.health?.lastError?.includes(TRUNCATED_MARKER));
+      // Package and connection-settings errors are cut the same way.
+      const packages = stored?.packageStatuses as PackageStatusesMessage | null | undefined;
+      const settings = stored?.connectionSettingsStatus as
+        | ConnectionSettingsStatusMessage
+        | null
+        | undefined;
+      for (const text of [
+        packages?.errorMessage,
+        packages?.packages?.plugin?.errorMessage,
+        settings?.errorMessage,
+      ]) {
+        assert.ok(text?.includes(TRUNCATED_MARKER), text);
+        assert.ok(!text?.includes("the rest"), text);
+      }
     });
 
     test("bytes stored per agent: a report that would exceed them is refused, the earlier state kept", async () => {
