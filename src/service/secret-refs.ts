@@ -4,13 +4,33 @@
  * Redis, Git, logs or the status branch (the bundle id hashes the references, not the values).
  *
  * A file is read as UTF-8 with one trailing newline dropped (as secret files are usually
- * written). A missing variable or unreadable file is a SecretRefError naming the reference.
+ * written); it must be a regular file of at most MAX_SECRET_FILE_BYTES (a repository writer
+ * chooses the path: /dev/zero or a huge file must not exhaust the service). A missing
+ * variable or unreadable file is a SecretRefError naming the reference.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { TelemetryParts } from "../bundle.js";
 import { CodedError } from "../errors.js";
+import { SECRET_REF as REF } from "../validate/index.js";
 
-const REF = /\$\{(env|file):([^}]*)\}/g;
+/** Largest secret file read, in bytes: 64 KiB. */
+export const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+/** Reads a regular file of at most MAX_SECRET_FILE_BYTES as UTF-8; throws otherwise. */
+export function readSecretFile(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new Error("not a regular file");
+    if (stat.size > MAX_SECRET_FILE_BYTES)
+      throw new Error(`${stat.size} bytes, more than ${MAX_SECRET_FILE_BYTES}`);
+    const buf = Buffer.alloc(stat.size);
+    const n = readSync(fd, buf, 0, stat.size, 0);
+    return buf.subarray(0, n).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export class SecretRefError extends CodedError {
   constructor(ref: string, why: string) {
@@ -24,14 +44,9 @@ export interface RefSources {
   readFile?: (path: string) => string;
 }
 
-/** Every reference in `value`, as written (`${env:NAME}`). */
-export function refsIn(value: string): string[] {
-  return [...value.matchAll(REF)].map((m) => m[0]);
-}
-
 /** `value` with each reference replaced by its value; throws SecretRefError on the first missing. */
 export function resolveRefs(value: string, sources: RefSources): string {
-  const read = sources.readFile ?? ((p: string) => readFileSync(p, "utf8"));
+  const read = sources.readFile ?? readSecretFile;
   return value.replace(REF, (ref, kind: string, arg: string) => {
     if (kind === "env") {
       const v = sources.env[arg];

@@ -4,6 +4,7 @@
  * yaml; every YAML a user wrote is read through it.
  */
 
+export { SECRET_REF } from "./bundle-parts.js";
 export { type CachedGroupResult, ValidationCache } from "./cache.js";
 export {
   type ComponentInventory,

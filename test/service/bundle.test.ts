@@ -18,7 +18,12 @@ import { allPackagesHash, packagesOffer } from "../../src/opamp/packages-offer.j
 import { checkBundles } from "../../src/service/bundle-check.js";
 import { bundleReport } from "../../src/service/bundle-report.js";
 import { PackageStore } from "../../src/service/package-store.js";
-import { resolveRefs, resolveTelemetry, SecretRefError } from "../../src/service/secret-refs.js";
+import {
+  MAX_SECRET_FILE_BYTES,
+  resolveRefs,
+  resolveTelemetry,
+  SecretRefError,
+} from "../../src/service/secret-refs.js";
 import { validateSnapshot } from "../../src/validate/index.js";
 import type { RepositorySnapshot } from "../../src/validate/model.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
@@ -160,6 +165,14 @@ describe("secret references", () => {
       (e) => e instanceof SecretRefError && e.code === "SECRET_REF_UNRESOLVED",
     );
     assert.throws(() => resolveRefs(`\${file:${join(dir, "absent")}}`, { env: {} }), /ENOENT/);
+    // A repository writer picks the path: no device, no directory, nothing past 64 KiB.
+    writeFileSync(join(dir, "huge"), Buffer.alloc(MAX_SECRET_FILE_BYTES + 1, 0x61));
+    assert.throws(() => resolveRefs(`\${file:/dev/zero}`, { env: {} }), /not a regular file/);
+    assert.throws(() => resolveRefs(`\${file:${dir}}`, { env: {} }), /not a regular file/);
+    assert.throws(
+      () => resolveRefs(`\${file:${join(dir, "huge")}}`, { env: {} }),
+      (e) => e instanceof SecretRefError && /65537 bytes, more than 65536/.test(e.message),
+    );
     const t = resolveTelemetry(
       { logs: { endpoint: "https://l", headers: { A: `\${env:X}` }, tls: { ca: `\${env:X}` } } },
       { env: { X: "v" } },
