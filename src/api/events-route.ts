@@ -4,20 +4,29 @@
  * most one per 250 ms, from every replica). A comment line every 15 s keeps proxies from
  * closing an idle stream. The subscription ends when the client goes away or the server
  * closes (`closeAll`).
+ *
+ * Bounds: at most `maxStreams` (default 64) open streams; a further one is answered 503. A
+ * stream whose client stops reading is ended once `maxPendingWrites` (default 16) events wait
+ * behind it (the browser's EventSource reconnects and the console reloads the page's data).
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { AdminEnv } from "./admin-env.js";
 import type { AdminBackend, ChangeBatch } from "./backend.js";
+import { fail } from "./reply.js";
 
 const KEEPALIVE_MS = 15_000;
 
 export class EventStreams {
   readonly #backend: AdminBackend;
   readonly #open = new Set<() => void>();
+  readonly #maxStreams: number;
+  readonly #maxPendingWrites: number;
 
-  constructor(backend: AdminBackend) {
+  constructor(backend: AdminBackend, { maxStreams = 64, maxPendingWrites = 16 } = {}) {
     this.#backend = backend;
+    this.#maxStreams = maxStreams;
+    this.#maxPendingWrites = maxPendingWrites;
   }
 
   /** Number of open streams. */
@@ -26,17 +35,24 @@ export class EventStreams {
   }
 
   handler() {
-    return (c: Context<AdminEnv>) =>
-      streamSSE(c, async (stream) => {
+    return (c: Context<AdminEnv>) => {
+      if (this.#open.size >= this.#maxStreams)
+        return fail(c, 503, "TOO_MANY_STREAMS", `${this.#maxStreams} event streams are open`);
+      return streamSSE(c, async (stream) => {
         let end: () => void = () => {};
         const ended = new Promise<void>((resolve) => {
           end = resolve;
         });
         this.#open.add(end);
         let writing: Promise<void> = stream.writeSSE({ event: "hello", data: "{}" });
+        let pending = 0;
         const send = (batch: ChangeBatch) => {
+          if (++pending > this.#maxPendingWrites) return end(); // a client that does not read
           writing = writing
             .then(() => stream.writeSSE({ event: "changes", data: JSON.stringify(batch) }))
+            .then(() => {
+              pending--;
+            })
             .catch(end);
         };
         const unsubscribe = this.#backend.subscribe(send);
@@ -52,6 +68,7 @@ export class EventStreams {
           this.#open.delete(end);
         }
       });
+    };
   }
 
   /** Ends every open stream (at shutdown, so the server can close). */

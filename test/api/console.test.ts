@@ -9,6 +9,7 @@ import pino from "pino";
 import { AdminAccess, SESSION_COOKIE } from "../../src/api/access.js";
 import { adminApp } from "../../src/api/admin-app.js";
 import { EventStreams } from "../../src/api/events-route.js";
+import { waitFor } from "../helpers/wait.js";
 import { FakeBackend, fakeAgent } from "./fake-backend.js";
 
 const uid = (n: number) => `0190a000-0000-7000-8000-${String(n).padStart(12, "0")}`;
@@ -151,5 +152,36 @@ describe("console", () => {
     console.log(`console first load: ${bytes} bytes`);
     assert.ok(bytes < 200 * 1024, `first load ${bytes} bytes`);
     assert.equal((await get("/assets/nope.js")).status, 404);
+  });
+});
+
+describe("event streams", () => {
+  test("past the cap a new stream is answered 503; a closed one frees its place", async () => {
+    const backend = new FakeBackend([fakeAgent(uid(1), {})]);
+    const app = adminApp({
+      backend,
+      access: new AdminAccess([]),
+      events: new EventStreams(backend, { maxStreams: 1 }),
+      logger: pino({ level: "silent" }),
+    });
+    const open = () =>
+      app.request("http://127.0.0.1:4321/api/v1/events", { headers: { Host: "127.0.0.1:4321" } });
+    const first = await open();
+    assert.equal(first.status, 200);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /event: hello/);
+    const second = await open();
+    assert.equal(second.status, 503);
+    assert.equal(
+      ((await second.json()) as { error: { code: string } }).error.code,
+      "TOO_MANY_STREAMS",
+    );
+    await reader.cancel();
+    await waitFor("the closed stream's place", async () => {
+      const again = await open();
+      if (again.status !== 200) return false;
+      await again.body?.cancel();
+      return true;
+    });
   });
 });
