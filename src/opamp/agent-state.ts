@@ -208,7 +208,9 @@ function keepsStoredComponents(
 
 /** Whether an AvailableComponents report holds the component map (not just the hash). */
 export function hasComponentMap(value: AvailableComponents | null | undefined): boolean {
-  return Object.keys(value?.components ?? {}).length > 0;
+  // Runs per message for agents that report components: stop at the first key, no key list.
+  for (const _ in value?.components ?? {}) return true;
+  return false;
 }
 
 /**
