@@ -22,6 +22,7 @@
  *   BENCH_WORKERS=1,2           serve runs, one per --workers value
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
+ *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
  *                               bench/out/serve-profile/)
  */
@@ -52,6 +53,7 @@ const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
+const WITH_PEER = process.env.BENCH_PEER !== "0";
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
 
 interface Figures {
@@ -128,6 +130,20 @@ async function startPeer(
   return { proc, port };
 }
 
+/** Stands in for the peer when BENCH_PEER=0: every ratio prints n/a. */
+const NO_PEER: Figures = {
+  name: "opamp-go server (not run)",
+  connectMs: 0,
+  settled: AGENTS,
+  heartbeatsPerSecond: 0,
+  rssPerAgentBytes: 0,
+  stormMs: 0,
+  stormSettled: AGENTS,
+  stormShed: 0,
+  connectCpuMicros: 0,
+  heartbeatCpuMicros: 0,
+};
+
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
 
 function print(peer: Figures, serves: Figures[], load: string): void {
@@ -178,15 +194,18 @@ async function main(): Promise<void> {
     const repo = makeRepo(dir);
     await initRepository(repo);
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
-    const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
-    running.push(peerProc.proc);
-    const peer = await measure(
-      "opamp-go server",
-      children,
-      peerProc.proc.pid as number,
-      `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
-    );
-    await stopProcess(peerProc.proc);
+    let peer: Figures = NO_PEER;
+    if (WITH_PEER) {
+      const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
+      running.push(peerProc.proc);
+      peer = await measure(
+        "opamp-go server",
+        children,
+        peerProc.proc.pid as number,
+        `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
+      );
+      await stopProcess(peerProc.proc);
+    }
     const serves: Figures[] = [];
     for (const workers of WORKERS) {
       const s = await startServe(dir, repo, {
