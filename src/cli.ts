@@ -233,6 +233,10 @@ program
     "lease of a once-only duty (Git polling, status writer); a successor takes over within about this (default 5s)",
   )
   .option(
+    "--git-share-max-bytes <n>",
+    "bound of one commit's objects the Git lease holder shares through Redis; a larger commit is fetched by every replica (default 67108864)",
+  )
+  .option(
     "--status-branch <name>",
     "branch the agents' reported state is committed to (default opamp-status)",
   )

@@ -109,6 +109,8 @@ export interface Settings {
    * ms: after a holder dies, another replica takes the duty over within about this. Default 5 s.
    */
   leaderLeaseMs: number;
+  /** `--git-share-max-bytes`: bound of one commit's objects shared through Redis. */
+  gitShareMaxBytes: number;
   /**
    * `serve --workers`: processes serving on this host, each a replica sharing the OpAMP and
    * admin ports (node:cluster). 1: one process, no cluster. Default: the number of cores.
@@ -188,6 +190,7 @@ export interface SettingsFlags {
   idleTimeout?: string;
   replicaTimeout?: string;
   leaderLease?: string;
+  gitShareMaxBytes?: string;
   workers?: string;
   maxPendingAgents?: string;
   shedLoopDelay?: string;
@@ -262,6 +265,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   idleTimeout: "OPAMP_GITOPS_IDLE_TIMEOUT",
   replicaTimeout: "OPAMP_GITOPS_REPLICA_TIMEOUT",
   leaderLease: "OPAMP_GITOPS_LEADER_LEASE",
+  gitShareMaxBytes: "OPAMP_GITOPS_GIT_SHARE_MAX_BYTES",
   workers: "OPAMP_GITOPS_WORKERS",
   maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
   shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
@@ -602,6 +606,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     },
     replicaTimeoutMs,
     leaderLeaseMs,
+    gitShareMaxBytes: positive("gitShareMaxBytes", "--git-share-max-bytes", 64 * 1024 * 1024),
     workers: positive("workers", "--workers", availableParallelism()),
     shedding: {
       maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),

@@ -53,6 +53,8 @@ export interface ServiceBackendParts {
   bundleOf?: (agent: Readonly<AgentState>) => AgentBundleStatus | undefined;
   /** The config hash of a bundle id rollouts serve (its files' hash); none: the id itself. */
   configHashOf?: (bundleId: string) => string;
+  /** A webhook's check: run by the replica that fetches Git (git-duty.ts); none: `sync`'s. */
+  pokeGit?: () => void;
   /** Service.restart: RESTART to agents connected to any replica, recorded as `by`. */
   restart?: (target: RestartTarget, by: string) => Promise<RestartOutcome[]>;
 }
@@ -253,7 +255,8 @@ export class ServiceBackend implements AdminBackend {
   }
 
   trigger(): void {
-    void this.#p.sync?.trigger();
+    if (this.#p.pokeGit) this.#p.pokeGit();
+    else void this.#p.sync?.trigger();
   }
 
   async ready(): Promise<Readiness> {

@@ -157,6 +157,7 @@ export class Service {
         redis,
         prefix: s.redisPrefix,
         ttlMs: s.leaderLeaseMs,
+        maxShareBytes: s.gitShareMaxBytes,
         logger: logger.child({ module: "git-duty" }),
         // The upgrade gap: agents left "connected" by a process that had no liveness key.
         onHolder: () =>
@@ -175,6 +176,7 @@ export class Service {
         stateDir: join(s.stateDir, "git"),
         pollIntervalMs: s.pollIntervalMs,
         pollWhen: duty.polling,
+        exchange: duty,
         env: process.env,
         ...(auth ? { auth } : {}),
         ...(parts.progress ? { onProgress: throttledProgress(s.repo, parts.progress) } : {}),
@@ -351,6 +353,7 @@ export class Service {
       rollouts: this.rollouts,
       configs: this.configs,
       sync: this.sync,
+      ...(this.gitDuty ? { pokeGit: () => this.gitDuty?.poke() } : {}),
       provider,
       status: this.status,
       feed: this.feed,
@@ -591,10 +594,11 @@ export class Service {
     }
     await this.rollouts.start();
     if (this.sync) {
+      // The lease first: only its holder reads a remote; the others take what it shares.
+      await this.gitDuty?.start(this.sync);
       const outcome = await this.sync.start();
       this.#p.logger.info({ outcome }, "first read of the fleet repository");
       if (outcome.result === "failed" && !outcome.error.retryable) throw outcome.error;
-      await this.gitDuty?.start(this.sync);
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key,
     // and the API and the rollouts show agent text with the same markers.

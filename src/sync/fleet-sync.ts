@@ -24,6 +24,7 @@
 import { Backoff, type BackoffOptions } from "../backoff.js";
 import { TypedEvents } from "../events.js";
 import type { Finding, RepositorySnapshot, ValidationReport } from "../validate/model.js";
+import type { CommitExchange } from "./commit-exchange.js";
 import {
   buildDesiredState,
   diffDesiredStates,
@@ -55,6 +56,12 @@ export interface FleetSyncOptions extends Omit<GitSourceOptions, "previousHead">
    * while this says so (the Git lease holder); triggers and retries after a failure still run.
    */
   pollWhen?: () => boolean;
+  /**
+   * Replicas sharing one remote: while `exchange.fetching()` says no, a check takes the head
+   * the fetching replica announced (and its objects) from the exchange instead of the remote;
+   * while it says yes, each new head fetched is shared through it. See commit-exchange.ts.
+   */
+  exchange?: CommitExchange;
 }
 
 export class FleetSync {
@@ -66,8 +73,9 @@ export class FleetSync {
   readonly #stateDir?: string;
   readonly #sourceKey: string;
   readonly #pollWhen: () => boolean;
-  /** Reads of the source (fetches from a remote) attempted by this process. */
-  #checks = 0;
+  readonly #exchange?: CommitExchange;
+  /** The last head this process shared (as the fetching replica). */
+  #shared?: string;
   #reader?: SnapshotReader;
   #current?: FleetDesiredState;
   /** The last head that was read and judged (valid or stalled). */
@@ -91,6 +99,7 @@ export class FleetSync {
     this.#backoff = new Backoff(options.backoff);
     this.#stateDir = options.stateDir;
     this.#pollWhen = options.pollWhen ?? (() => true);
+    this.#exchange = options.exchange;
     this.#events = new TypedEvents<FleetSyncEvents>((err, name) =>
       options.onListenerError?.(err, String(name)),
     );
@@ -114,9 +123,12 @@ export class FleetSync {
     return this.#current;
   }
 
-  /** Reads of the source (for a remote: fetches) attempted by this process so far. */
+  /**
+   * Reads of the source (for a remote: lists and fetches) attempted by this process so far;
+   * heads taken from the exchange are not counted.
+   */
   get checks(): number {
-    return this.#checks;
+    return this.source.reads;
   }
 
   get status(): Readonly<SyncStatus> {
@@ -211,12 +223,14 @@ export class FleetSync {
       }
     }
     let head: HeadUpdate;
-    this.#checks++;
+    const exchange = this.#exchange;
+    const follow = exchange !== undefined && !exchange.fetching();
     try {
-      head = await this.source.refresh();
+      head = follow ? await this.source.follow(exchange) : await this.source.refresh();
     } catch (err) {
       return this.#fail(err, "fetch");
     }
+    if (exchange && !follow && head.commit !== this.#shared) this.#share(exchange, head.commit);
     this.#fetchMs = performance.now() - started;
     this.#status.head = head.commit;
     if (head.changed)
@@ -225,6 +239,7 @@ export class FleetSync {
         previous: head.previous,
         historyRewritten: head.historyRewritten,
         fetched: head.fetched,
+        ...(head.followed ? { followed: head.followed } : {}),
       });
     if (head.commit === this.#processed) {
       if (head.changed) await this.#persist();
@@ -241,6 +256,19 @@ export class FleetSync {
     if (outcome.result === "stalled" && !this.#current) await this.#restore(head.commit);
     if (outcome.result !== "failed") await this.#persist();
     return outcome;
+  }
+
+  /**
+   * Shares a fetched head with the other replicas, in the background (the exchange keeps the
+   * order); one that could not be shared is shared again after the next fetch.
+   */
+  #share(exchange: CommitExchange, commit: string): void {
+    this.#shared = commit;
+    void exchange
+      .share(commit, () => this.source.commitObjects(commit))
+      .then((ok) => {
+        if (!ok && this.#shared === commit) this.#shared = undefined;
+      });
   }
 
   /** Validates a read commit and makes it current, or stalls it. */

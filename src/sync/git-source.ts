@@ -11,6 +11,13 @@
  * failing on it. Polling, triggers and backoff are FleetSync's job.
  */
 import { join, resolve } from "node:path";
+import {
+  adoptCommit,
+  type CommitExchange,
+  CommitObjectLister,
+  type CommitObjects,
+  NoAnnouncedHeadError,
+} from "./commit-exchange.js";
 import type { Env, GitAuth } from "./credentials.js";
 import { BranchNotFoundError, EmptyRepositoryError, InvalidSourceError } from "./errors.js";
 import { findGitDir } from "./local-repository.js";
@@ -55,6 +62,11 @@ export interface HeadUpdate {
   historyRewritten?: boolean;
   /** A remote transferred objects in this refresh. */
   fetched: boolean;
+  /**
+   * How the head was learnt when following another replica (`follow()`): "shared" (objects
+   * copied from the exchange), or "fetched" (not shared: read from the remote after all).
+   */
+  followed?: "shared" | "fetched";
 }
 
 /** Parses `repo`: an http(s) URL, a `file:` URL or a path. */
@@ -104,6 +116,12 @@ export class GitSource {
   #mirror?: RemoteMirror;
   #store?: ObjectStore;
   #head?: string;
+  #reads = 0;
+  #lister?: CommitObjectLister;
+  /** Objects known to be in the mirror (those of the last commit adopted). */
+  #adopted = new Set<string>();
+  /** The commit those objects are of. */
+  #adoptedHead?: string;
 
   /** Checks the options (throws InvalidSourceError / UnsafePathError); does no I/O. */
   constructor(options: GitSourceOptions) {
@@ -143,9 +161,64 @@ export class GitSource {
     this.#head ??= commit;
   }
 
-  /** The last head returned by `refresh()`. */
+  /** The last head returned by `refresh()` or `follow()`. */
   get head(): string | undefined {
     return this.#head;
+  }
+
+  /** Reads of the source itself (`refresh()` calls; for a remote, each lists or fetches). */
+  get reads(): number {
+    return this.#reads;
+  }
+
+  /** The objects of `commit` that a follower needs (see commit-exchange.ts). */
+  async commitObjects(commit: string): Promise<CommitObjects> {
+    this.#lister ??= new CommitObjectLister(this.store, this.root);
+    return this.#lister.list(commit);
+  }
+
+  /**
+   * Takes the head another replica fetched and shared through `exchange` instead of asking the
+   * remote (for a local repository, which is read in place, this is `refresh()`). The head's
+   * objects are copied into the mirror; a head that was not shared (too large, collected) is
+   * fetched from the remote after all. Throws NoAnnouncedHeadError (retryable) while no head
+   * was announced, ObjectReadError for a shared object that does not match its id.
+   */
+  async follow(exchange: CommitExchange): Promise<HeadUpdate> {
+    const mirror = this.#mirror;
+    if (!mirror) return this.refresh();
+    const head = await exchange.announced();
+    if (!head) throw new NoAnnouncedHeadError();
+    const previous = this.#head;
+    const changed = head.commit !== previous;
+    // The same head as before a restart: its objects may still have to be copied.
+    if (!changed && this.#adopted.has(head.commit))
+      return { commit: head.commit, previous, changed, fetched: false };
+    await mirror.open();
+    const oids = head.oids;
+    const adopted =
+      oids !== undefined &&
+      (await adoptCommit(mirror.store, exchange, { commit: head.commit, oids }, this.#adopted));
+    if (!oids || !adopted) return { ...(await this.refresh()), followed: "fetched" };
+    this.#adopted = new Set(oids);
+    this.#adoptedHead = head.commit;
+    this.#store = mirror.store;
+    let historyRewritten: boolean | undefined;
+    if (changed) await this.store.refreshCache();
+    if (previous !== undefined && changed) {
+      const depth = this.#options.ancestryDepth ?? 10_000;
+      const ancestor = await this.store.isAncestor(previous, head.commit, depth);
+      historyRewritten = ancestor === undefined ? undefined : !ancestor;
+    }
+    this.#head = head.commit;
+    return {
+      commit: head.commit,
+      previous,
+      changed,
+      historyRewritten,
+      fetched: false,
+      followed: "shared",
+    };
   }
 
   /**
@@ -154,10 +227,11 @@ export class GitSource {
    * SYNC_CREDENTIALS_UNAVAILABLE, SYNC_REMOTE_UNREACHABLE, SYNC_READ_FAILED.
    */
   async refresh(): Promise<HeadUpdate> {
+    this.#reads++;
     let commit: string;
     let fetched = false;
     if (this.#mirror) {
-      const update = await this.#mirror.update();
+      const update = await this.#mirror.update(this.#adoptedHead);
       commit = update.commit;
       fetched = update.fetched;
     } else {

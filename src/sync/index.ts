@@ -6,6 +6,12 @@
  */
 export { Backoff, type BackoffOptions } from "../backoff.js";
 export {
+  type AnnouncedHead,
+  type CommitExchange,
+  type CommitObjects,
+  NoAnnouncedHeadError,
+} from "./commit-exchange.js";
+export {
   authHeaders,
   type Env,
   type GitAuth,

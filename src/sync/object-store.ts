@@ -3,9 +3,10 @@
  * and blobs, straight from `objects/` (loose and packed), with no work tree and no checkout.
  * Every failure is an ObjectReadError (the cause keeps isomorphic-git's error).
  */
-import { createHash } from "node:crypto";
-import { readdir } from "node:fs/promises";
-import { inflateSync } from "node:zlib";
+import { createHash, randomBytes } from "node:crypto";
+import { access, mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { deflateSync, inflateSync } from "node:zlib";
 import * as git from "isomorphic-git";
 import { ObjectReadError } from "./errors.js";
 import { isGitNotFound } from "./git-errors.js";
@@ -135,6 +136,66 @@ export class ObjectStore {
     if (result.format === "content" && result.type === "blob") return result.object;
     if (result.format !== "deflated") throw new ObjectReadError(`blob ${oid} (a ${result.type})`);
     return unwrapLoose(oid, "blob", result.object);
+  }
+
+  /**
+   * An object in its loose form: zlib of `<type> <size>\0<body>`, the bytes of a file under
+   * `objects/` (what `addLoose` takes). Loose objects are returned as stored; packed ones are
+   * wrapped and deflated here.
+   */
+  async readLoose(oid: string): Promise<Buffer> {
+    let result: Awaited<ReturnType<typeof git.readObject>>;
+    try {
+      result = await git.readObject({
+        fs: this.#fs,
+        gitdir: this.gitdir,
+        oid,
+        format: "deflated",
+        cache: this.#cache,
+      });
+    } catch (err) {
+      throw new ObjectReadError(`object ${oid}`, err);
+    }
+    if (result.format === "deflated") return Buffer.from(result.object);
+    if (result.format !== "content") throw new ObjectReadError(`object ${oid} (${result.format})`);
+    const body = result.object;
+    return deflateSync(
+      Buffer.concat([Buffer.from(`${result.type} ${body.length}\0`, "latin1"), body]),
+    );
+  }
+
+  /** Whether `oid` is stored loose here (packed objects are not looked for: cheap). */
+  async hasLoose(oid: string): Promise<boolean> {
+    return access(this.#loosePath(oid)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * Stores an object given in its loose form (see `readLoose`), after checking that its bytes
+   * hash to `oid` (ObjectReadError otherwise: nothing is written). Written to a temporary
+   * name and renamed, so a reader never sees half an object.
+   */
+  async addLoose(oid: string, loose: Uint8Array): Promise<void> {
+    let wrapped: Buffer;
+    try {
+      wrapped = inflateSync(loose);
+    } catch (err) {
+      throw new ObjectReadError(`object ${oid} (corrupt)`, err);
+    }
+    if (createHash("sha1").update(wrapped).digest("hex") !== oid)
+      throw new ObjectReadError(`object ${oid} (checksum mismatch)`);
+    const path = this.#loosePath(oid);
+    await mkdir(join(path, ".."), { recursive: true });
+    const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+    await writeFile(temp, loose);
+    await rename(temp, path);
+  }
+
+  #loosePath(oid: string): string {
+    if (!/^[0-9a-f]{40}$/.test(oid)) throw new ObjectReadError(`object ${oid} (not an object id)`);
+    return join(this.gitdir, "objects", oid.slice(0, 2), oid.slice(2));
   }
 
   /**

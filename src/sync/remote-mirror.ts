@@ -51,16 +51,23 @@ export class RemoteMirror {
     this.#http = createHttpClient({ idleTimeoutMs: options.idleTimeoutMs });
   }
 
-  /** Creates the bare mirror, or starts over when it was made for another URL. */
+  /** Creates the bare mirror, or starts over when it was made for another URL. Idempotent. */
   async open(): Promise<void> {
+    if (this.#opened) return;
     const { gitdir, url, branch } = this.#options;
     await openBareClone({ gitdir, url, branch, reset: true });
     this.#opened = true;
   }
 
-  /** Brings the branch up to date and returns its head. Throws SyncError subclasses. */
-  async update(): Promise<MirrorUpdate> {
-    if (!this.#opened) await this.open();
+  /**
+   * Brings the branch up to date and returns its head. Throws SyncError subclasses.
+   * `present`: a commit whose objects are here though the branch does not point to it (one
+   * copied from another replica): when the remote's head is that commit, nothing is fetched.
+   * The branch is not moved to it: its history is not here, and the branch is what the next
+   * fetch tells the server we have.
+   */
+  async update(present?: string): Promise<MirrorUpdate> {
+    await this.open();
     const { url, branch, gitdir, auth, env, onProgress } = this.#options;
     const call = {
       http: this.#http,
@@ -79,7 +86,8 @@ export class RemoteMirror {
       );
     }
     const local = await this.store.resolveBranch(branch);
-    if (local === remoteHead) return { commit: local, fetched: false };
+    if (local === remoteHead || present === remoteHead)
+      return { commit: remoteHead, fetched: false };
     const fetchHead = await fetchBranch({ ...call, gitdir, branch, onProgress });
     if (!fetchHead) throw new EmptyRepositoryError(url);
     await this.store.setBranch(branch, fetchHead);

@@ -18,8 +18,18 @@ export type SyncOutcome =
   | { result: "failed"; error: SyncError; retryInMs: number };
 
 export interface FleetSyncEvents {
-  /** The branch head moved. `historyRewritten`: the previous head is not an ancestor. */
-  headChanged: { commit: string; previous?: string; historyRewritten?: boolean; fetched: boolean };
+  /**
+   * The branch head moved. `historyRewritten`: the previous head is not an ancestor.
+   * `followed`: learnt from the fetching replica ("shared"), or fetched after all because it
+   * was not shared ("fetched"); absent when this replica read the source itself.
+   */
+  headChanged: {
+    commit: string;
+    previous?: string;
+    historyRewritten?: boolean;
+    fetched: boolean;
+    followed?: "shared" | "fetched";
+  };
   /** A valid commit became the desired state. `restored`: re-read after a restart. */
   updated: {
     state: FleetDesiredState;

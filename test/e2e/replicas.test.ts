@@ -2,12 +2,16 @@
  * Three `serve` processes on one Redis and one Git repository (served over smart HTTP, so
  * every fetch is seen) acting as one service, and losing one:
  * - agents spread over the three (the simulator's URL pool, as a load balancer would);
- * - Git polled by one replica at a time (its lease), the others told of new heads;
+ * - Git polled and fetched by one replica at a time (its lease): the others never ask the
+ *   remote, they take each new head's objects from Redis, so M commits cost M fetches
+ *   whatever the number of replicas, and every replica serves each new commit;
  * - a staged rollout shared by all three: its cohorts count agents on every replica, and a
  *   stage reaches agents of every replica by push (their heartbeat is an hour off);
  * - the replica holding the status branch lease is killed (SIGKILL) mid-rollout: its agents
  *   reconnect to the others, one of its agents never comes back and is marked disconnected,
  *   the status writer and the Git polling move to a survivor, and the rollout completes;
+ * - after the loss, the next commit is fetched once (by whoever holds the Git lease now) and
+ *   its rollout completes without the lost agent (it is no member: it cannot fail it);
  * - the status branch: every commit was made by the lease holder of its time (commits of
  *   the replicas never interleave: one run per writer), none is lost or doubled, and it ends
  *   showing every agent's final state (nothing pending was lost with the killed writer).
@@ -94,6 +98,21 @@ function loggedCommits(
   return out.sort((a, b) => a.at - b.at);
 }
 
+/** What the replicas logged about Git, and the remote's requests (for a failure's message). */
+function gitLog(replicas: Replica[], git: GitHttpServer): string {
+  const lines = replicas.flatMap((rep, i) =>
+    rep
+      .output()
+      .split("\n")
+      .filter((l) => /Git|fleet repository/.test(l))
+      .map((l) => `replica ${i}: ${l.slice(0, 300)}`),
+  );
+  const requests = git.requests.map(
+    (r) => `${r.method} ${r.url} ${r.protocol ?? ""} ${r.wants?.join(",") ?? ""}`,
+  );
+  return [...lines, ...requests].join("\n");
+}
+
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -165,6 +184,10 @@ test("three replicas act as one service and survive losing one mid-rollout", {
   await api(first(), "/api/v1/rollouts/edge/promote", "POST");
   await fleet.until((s) => s.byHash[short(v1)] === AGENTS, 60_000);
   await until("v1 stable", rollout, (r) => r.stable?.hash === v1);
+  // Fetches of the watched branch (the status writer fetches its own branch too).
+  const mainCommits = () => work.git("rev-list", "main").trim().split("\n");
+  const fetches = () => git.fetchesOf(mainCommits()).length;
+  assert.equal(fetches(), 1, "the first commit was fetched once for the three replicas");
 
   // Git is polled by one replica at a time: over a quiet while, one counter of reads moves.
   const gitLeader = await until(
@@ -186,7 +209,7 @@ test("three replicas act as one service and survive losing one mid-rollout", {
     gitLeader.map((h) => h === 1),
     `only the lease holder reads Git (reads per replica: ${polled})`,
   );
-  assert.ok(git.requests.length > fetches0, "the lease holder fetched from the remote");
+  assert.ok(git.requests.length > fetches0, "the lease holder polled the remote");
 
   // v2: one push to the remote; every replica learns it, the rollout's first stage reaches
   // agents wherever they are connected.
@@ -205,6 +228,14 @@ test("three replicas act as one service and survive losing one mid-rollout", {
       () => api<{ servedCommit?: string }>(rep, "/api/v1/groups/edge"),
       (g) => g.servedCommit === head,
     );
+  assert.equal(fetches(), 2, "two commits, two fetches (not one per replica)");
+  assert.deepEqual(
+    (await Promise.all(replicas.map((r) => metric(r, "opamp_gitops_git_checks_total")))).map(
+      (c) => c > 0,
+    ),
+    gitLeader.map((h) => h === 1),
+    "the replicas that do not hold the Git lease never asked the remote",
+  );
 
   // The status writer dies mid-rollout, with one of its agents still on v1 (never back).
   const writerFlags = await Promise.all(
@@ -293,4 +324,34 @@ test("three replicas act as one service and survive losing one mid-rollout", {
     runs.length <= 2 && new Set(runs.map((r) => r.replica)).size === runs.length,
     `one writer at a time: ${runs.map((r) => r.replica)}`,
   );
+
+  // A third commit: fetched once more, by the Git lease holder of now (a survivor that had
+  // only ever taken heads from Redis, if the killed replica held it), and served by both.
+  work.write("groups/edge/collector.yaml", collectorYaml("v3")).commit("edge v3");
+  work.git("push", "-q", "origin", "main");
+  const v3 = hashOf(collectorYaml("v3"));
+  const head3 = work.git("rev-parse", "HEAD").trim();
+  for (const rep of alive())
+    await until(
+      `replica ${rep.url} serves the third commit`,
+      () => api<{ servedCommit?: string }>(rep, "/api/v1/groups/edge"),
+      (g) => g.servedCommit === head3,
+    );
+  assert.equal(fetches(), 3, `three commits, three fetches:\n${gitLog(replicas, git)}`);
+  // Its rollout counts the survivors only: the lost agent, disconnected, is no member and
+  // cannot hold the rollout back (maxFailures 0: one member that never applies fails it).
+  const next = await until(
+    "next rollout",
+    rollout,
+    (r) => r.rollout?.status === "in-progress" && r.rollout.stage === 0,
+  );
+  assert.equal(next.rollout?.members, AGENTS - 1, JSON.stringify(next));
+  await api(first(), "/api/v1/rollouts/edge/promote", "POST");
+  await fleet.until(() => survivors.every((a) => a.runningHash === v3), 60_000, 10);
+  const done3 = await until(
+    "next rollout ended",
+    rollout,
+    (r) => r.rollout?.status !== "in-progress",
+  );
+  assert.equal(done3.rollout?.status, "completed", JSON.stringify(done3));
 });

@@ -23,7 +23,17 @@ export interface GitHttpServerOptions {
 }
 
 export class GitHttpServer {
-  readonly requests: Array<{ method: string; url: string; authorized: boolean }> = [];
+  /**
+   * Every request; `protocol` is its Git-Protocol header ("version=2" for a ref listing),
+   * `wants` the commits an upload-pack POST asks for (from the first 64 KiB of its body).
+   */
+  readonly requests: Array<{
+    method: string;
+    url: string;
+    authorized: boolean;
+    protocol?: string;
+    wants?: string[];
+  }> = [];
   failWith?: number;
   readonly #server: Server;
   readonly #options: GitHttpServerOptions;
@@ -45,6 +55,30 @@ export class GitHttpServer {
 
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Pack transfers asked for so far: upload-pack POSTs of protocol v1 (isomorphic-git fetches
+   * with v1 and lists refs with v2, so a poll that finds nothing new is not counted).
+   */
+  get fetches(): number {
+    return this.fetchesOf().length;
+  }
+
+  /** Those pack transfers, or only those that want one of `commits`. */
+  fetchesOf(commits?: readonly string[]): GitHttpServer["requests"] {
+    return this.requests.filter(
+      (r) =>
+        r.method === "POST" &&
+        r.url.endsWith("/git-upload-pack") &&
+        r.protocol !== "version=2" &&
+        (!commits || (r.wants ?? []).some((w) => commits.includes(w))),
+    );
+  }
+
+  /** Ref listings (protocol v2 POSTs): polls, each replica's that reads the remote. */
+  get listings(): number {
+    return this.requests.filter((r) => r.method === "POST" && r.protocol === "version=2").length;
   }
 
   /** URL of a repository under the root, e.g. url("fleet.git"). */
@@ -72,7 +106,22 @@ export class GitHttpServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const authorized = this.#authorized(req);
-    this.requests.push({ method: req.method ?? "", url: req.url ?? "", authorized });
+    const protocol = req.headers["git-protocol"];
+    const entry: (typeof this.requests)[number] = {
+      method: req.method ?? "",
+      url: req.url ?? "",
+      authorized,
+      ...(typeof protocol === "string" ? { protocol } : {}),
+    };
+    this.requests.push(entry);
+    if (entry.method === "POST" && entry.url.endsWith("/git-upload-pack")) {
+      let seen = "";
+      req.on("data", (chunk: Buffer) => {
+        if (seen.length > 65_536) return;
+        seen += chunk.toString("latin1");
+        entry.wants = [...seen.matchAll(/want ([0-9a-f]{40})/g)].map((m) => m[1] as string);
+      });
+    }
     if (this.failWith) {
       res.writeHead(this.failWith).end("failing on purpose");
       return;
