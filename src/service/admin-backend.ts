@@ -85,16 +85,19 @@ export class ServiceBackend implements AdminBackend {
   async agents(q: AgentQuery): Promise<AgentPage> {
     const uids = (await this.#p.opamp.store.list()).sort();
     const offset = q.offset ?? 0;
-    const end = q.limit === undefined ? Number.POSITIVE_INFINITY : offset + q.limit;
+    const limit = q.limit ?? Number.POSITIVE_INFINITY;
+    // The cursor: the page starts after `after` (uids are sorted, so a binary search).
+    const first = q.after === undefined ? 0 : sortedIndexAfter(uids, q.after);
     const loadAll = async (list: string[]) =>
       (await Promise.all(list.map((u) => this.#load(u)))).filter((a) => a !== undefined);
     if (!q.group && !q.state && !q.search) {
-      const page = await loadAll(uids.slice(offset, end));
+      const page = await loadAll(uids.slice(first + offset, first + offset + limit));
       return { agents: page.map((a) => this.#record(a)), total: uids.length };
     }
     const needle = q.search?.toLowerCase();
     const agents: AgentRecord[] = [];
     let total = 0;
+    let skipped = 0;
     for (let i = 0; i < uids.length; i += LOAD_CHUNK) {
       for (const state of await loadAll(uids.slice(i, i + LOAD_CHUNK))) {
         const r = this.#record(state);
@@ -106,8 +109,10 @@ export class ServiceBackend implements AdminBackend {
         )
           continue;
         if (needle && !matches(state, needle)) continue;
-        if (total >= offset && total < end) agents.push(r);
         total++;
+        if (q.after !== undefined && state.instanceUid <= q.after) continue;
+        if (skipped < offset) skipped++;
+        else if (agents.length < limit) agents.push(r);
       }
     }
     return { agents, total };
@@ -311,4 +316,16 @@ function shown(files: Record<string, { contentType: string; content?: unknown; n
     out[name] = entry;
   }
   return out;
+}
+
+/** The index of the first of the sorted `uids` that sorts after `uid`. */
+function sortedIndexAfter(uids: readonly string[], uid: string): number {
+  let low = 0;
+  let high = uids.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((uids[mid] ?? "") <= uid) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
