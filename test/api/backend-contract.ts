@@ -22,6 +22,8 @@ export interface ContractFixture {
   group: string;
   /** Instance uids of the group's agents, sorted. */
   agents: string[];
+  /** The component types every agent reports (kind → sorted types); undefined: none. */
+  components?: Record<string, string[]>;
   close(): Promise<void>;
 }
 
@@ -129,6 +131,19 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
         (over.body as unknown as { error: { message: string } }).error.message,
         /limit must be at most 1000; read more pages with after=/,
       );
+    });
+
+    test("components: each set the agents report, once, by its hash", async () => {
+      const rows = (await call("/api/v1/agents").then((r) => r.body)) as Json[];
+      const hashes = new Set(
+        rows.map((r) => r.componentsHash).filter((h) => typeof h === "string"),
+      );
+      const sets = await call("/api/v1/components");
+      assert.equal(sets.status, 200);
+      const body = sets.body as unknown as Record<string, Record<string, string[]>>;
+      assert.deepEqual(Object.keys(body).sort(), [...hashes].sort());
+      assert.equal(hashes.size, fx.components ? 1 : 0);
+      for (const set of Object.values(body)) assert.deepEqual(set, fx.components);
     });
 
     test("one agent: detail, config views, unknown and malformed uids", async () => {
