@@ -29,8 +29,9 @@ export const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 /** Reads a regular file of at most MAX_SECRET_FILE_BYTES as UTF-8; throws otherwise. */
 export function readSecretFile(path: string): string {
-  // The path is a real path (resolved by the caller): a symlink put in its place is not followed.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // The path is a real path (resolved by the caller): a symlink put in its place is not
+  // followed, and a FIFO does not block the open (it is then refused as no regular file).
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new Error("not a regular file");
