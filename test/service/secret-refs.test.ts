@@ -61,12 +61,12 @@ describe("secret reference policy", () => {
     assert.equal(resolve(`\${file:${dir}/token}`), "allowed");
     assert.equal(resolve(`\${file:${dir}/link-in}`), "allowed", "a symlink inside stays inside");
     for (const ref of [
-      "${env:AWS_SECRET_ACCESS_KEY}", // no prefix
-      "${env:HOME}",
+      `\${env:AWS_SECRET_ACCESS_KEY}`, // no prefix
+      `\${env:HOME}`,
       `\${file:${dir}/../host-secret}`, // ../ out of the folder
       `\${file:${dir}/link-out}`, // a symlink out of it
       `\${file:${root}/host-secret}`, // an absolute path outside
-      "${file:/etc/passwd}",
+      `\${file:/etc/passwd}`,
     ])
       assert.throws(() => resolve(ref), refused, ref);
     // Without --secret-dir no file is read at all.
@@ -75,7 +75,7 @@ describe("secret reference policy", () => {
       (e) => refused(e) && /--secret-dir/.test((e as Error).message),
     );
     // The prefix is a setting.
-    assert.equal(resolve("${env:HOME}", { envPrefix: "HO" }), "/root");
+    assert.equal(resolve(`\${env:HOME}`, { envPrefix: "HO" }), "/root");
   });
 
   test("the PR gate reports each refused reference as an error on its line", async () => {
