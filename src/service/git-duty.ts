@@ -31,6 +31,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { CodedError } from "../errors.js";
 import { FENCE_CHECK_LUA, Lease } from "../lease.js";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 import type { AnnouncedHead, CommitExchange, CommitObjects, FleetSync } from "../sync/index.js";
 
 /** Shared commits kept in Redis (the newest; a follower needs only the announced one). */
@@ -84,6 +85,8 @@ export interface GitDutyOptions {
   prefix: string;
   ttlMs: number;
   logger: Logger;
+  /** The process' shared pub/sub connection. Default: one of its own. */
+  subscriber?: RedisSubscriber;
   /** Bound of one shared commit's objects (loose form), bytes. Default 64 MiB. */
   maxShareBytes?: number;
   /** Called each time this replica becomes the lease holder (after its first check). */
@@ -94,7 +97,7 @@ export class GitDuty implements CommitExchange {
   readonly lease: Lease;
   readonly #options: GitDutyOptions;
   readonly #redis: Redis & AnnounceScript;
-  readonly #sub: Redis;
+  #unfollow: (() => void) | undefined;
   readonly #key: string;
   readonly #objects: string;
   readonly #maxBytes: number;
@@ -113,9 +116,6 @@ export class GitDuty implements CommitExchange {
       ttlMs: options.ttlMs,
       onLost: () => options.logger.info("no longer fetching Git (another replica does)"),
     });
-    this.#sub = options.redis.duplicate();
-    this.#sub.on("error", (err) => options.logger.warn({ err }, "Git head subscriber error"));
-    this.#sub.on("message", (_channel: string, message: string) => this.#heard(message));
   }
 
   /** Whether this replica polls now (FleetSync's `pollWhen`). */
@@ -140,11 +140,6 @@ export class GitDuty implements CommitExchange {
     let held = await this.lease.acquire().catch(() => false);
     if (held)
       this.#options.logger.info({ fence: this.lease.fence }, "fetching Git for all replicas");
-    let subscribed = false;
-    this.#sub.on("ready", () => {
-      // Resubscribed after a reconnect: announcements made meanwhile were lost.
-      if (subscribed) void this.#options.redis.get(this.#key).then((c) => c && this.#heard(c));
-    });
     this.lease.campaign((now) => {
       if (now && !held) {
         this.#options.logger.info({ fence: this.lease.fence }, "fetching Git for all replicas");
@@ -153,8 +148,16 @@ export class GitDuty implements CommitExchange {
       }
       held = now;
     });
-    await this.#sub.subscribe(this.#key);
-    subscribed = true;
+    this.#unfollow = await follow<string>(this.#options, this.#key, {
+      onMessage: (message) => this.#heard(message),
+      // Resubscribed after a reconnect: announcements made meanwhile were lost.
+      onResubscribed: async () => {
+        const commit = await this.#options.redis.get(this.#key);
+        if (commit) this.#heard(commit);
+      },
+      decode: headMessage,
+      maxMessageBytes: 128,
+    });
     if (this.lease.held) this.#options.onHolder?.();
   }
 
@@ -268,7 +271,14 @@ export class GitDuty implements CommitExchange {
   /** Stops following and releases the lease, so another replica polls at once. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#sub.disconnect();
+    this.#unfollow?.();
     await this.lease.release();
   }
+}
+
+/** A commit id as announced (SHA-1 or SHA-256 hex), or "poll"; throws on anything else. */
+function headMessage(text: string): string {
+  if (text !== POLL && !/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(text))
+    throw new TypeError("not a commit id");
+  return text;
 }
