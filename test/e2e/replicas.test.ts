@@ -338,14 +338,13 @@ test("three replicas act as one service and survive losing one mid-rollout", {
       (g) => g.servedCommit === head3,
     );
   assert.equal(fetches(), 3, `three commits, three fetches:\n${gitLog(replicas, git)}`);
-  // Its rollout counts the survivors only: the lost agent, disconnected, is no member and
-  // cannot hold the rollout back (maxFailures 0: one member that never applies fails it).
-  const next = await until(
+  // Its rollout completes: the lost agent, disconnected, is left out of its gates (with
+  // maxFailures 0, one member held to an apply deadline it cannot meet rolls it back).
+  await until(
     "next rollout",
     rollout,
     (r) => r.rollout?.status === "in-progress" && r.rollout.stage === 0,
   );
-  assert.equal(next.rollout?.members, AGENTS - 1, JSON.stringify(next));
   await api(first(), "/api/v1/rollouts/edge/promote", "POST");
   await fleet.until(() => survivors.every((a) => a.runningHash === v3), 60_000, 10);
   const done3 = await until(

@@ -5,7 +5,8 @@
  * from Redis, so M commits cost M fetches, and every replica serves each commit (a revert to
  * an older blob too). A holder that leaves is succeeded by a replica that fetches itself
  * from then on. A commit over `maxShareBytes` is announced without objects: every replica
- * fetches it, and the holder says why.
+ * fetches it, and the holder says why. A webhook that reaches a follower makes the holder
+ * check at once.
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
@@ -61,6 +62,7 @@ async function replica(
   prefix: string,
   log = capturedLogger(),
   maxShareBytes?: number,
+  pollIntervalMs = 100,
 ): Promise<Replica> {
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
   const stateDir = tempDir();
@@ -76,7 +78,7 @@ async function replica(
   const sync = new FleetSync({
     repo: url,
     stateDir,
-    pollIntervalMs: 100,
+    pollIntervalMs,
     pollWhen: duty.polling,
     exchange: duty,
     validate: (s) => validateSnapshot(s, { cache }),
@@ -151,5 +153,19 @@ describe("Git fetched once for all replicas", { skip: !httpBackendPath() }, () =
       log.lines.some((l) => l.code === "GIT_SHARE_TOO_LARGE"),
       "the holder logged GIT_SHARE_TOO_LARGE",
     );
+  });
+
+  test("a webhook on a follower makes the holder fetch at once", async (t) => {
+    const { redis, push, url } = await setup(t);
+    const replicas: Replica[] = [];
+    // No polling within the test: only the webhook can bring the new commit.
+    for (let i = 0; i < 2; i++)
+      replicas.push(await replica(url, redis.prefix, undefined, undefined, 3_600_000));
+    const head1 = (await waitFor("a head", () => replicas[0]?.sync.status.head, WAIT)) as string;
+    await serving(replicas, head1);
+    const head2 = push("v2");
+    const follower = replicas.find((r) => !r.duty.lease.held) as Replica;
+    follower.duty.poke();
+    await serving(replicas, head2);
   });
 });
