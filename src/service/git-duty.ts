@@ -6,22 +6,11 @@
  * src/sync/commit-exchange.ts). A local repository is read in place by every replica (there
  * is nothing to fetch); only its polling is once-only.
  *
- * Keys (`<p>` is `--redis-prefix`):
- * - `<p>:git:head`: the last head announced; the channel of the same name carries each new one
- *   (and "poll": a follower that got a webhook asks the holder to check now).
- * - `<p>:git:objects`: hash, object id → the object in its loose form (zlib).
- * - `<p>:git:commit:<id>`: set of the object ids of a shared commit.
- * - `<p>:git:commits`: list of the shared commits, newest first. Only the newest
- *   `KEEP_COMMITS` are kept: objects no kept commit uses are deleted with the older manifests,
- *   so Redis holds a few snapshots of the watched tree, not the history.
- * A commit whose objects exceed `--git-share-max-bytes` is announced without objects
- * (GIT_SHARE_TOO_LARGE is logged): followers then fetch it from the remote themselves. So do
- * they when its objects were collected meanwhile.
- *
- * Fencing: the announcement (head, list, collection) is one Lua script that checks the lease
- * first, so a holder that lost the lease announces nothing. Objects and manifests are written
- * before it; they are content-addressed (a stale holder's writes are harmless), and a manifest
- * expires unless an announcement keeps it.
+ * What is stored in Redis, the bound (`--git-share-max-bytes`) and the fencing of
+ * announcements: shared-commits.ts. A commit over the bound is announced without objects
+ * (GIT_SHARE_TOO_LARGE is logged): followers fetch it from the remote themselves, as they do
+ * when its objects were collected meanwhile. The channel `<p>:git:head` carries each new head,
+ * and "poll": a follower that got a webhook asks the holder to check now.
  *
  * A follower compares with `<p>:git:head` after its subscriber reconnects (messages published
  * meanwhile are lost). When the holder dies, another replica gets the lease within
@@ -29,56 +18,12 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { CodedError } from "../errors.js";
-import { FENCE_CHECK_LUA, Lease } from "../lease.js";
+import { Lease } from "../lease.js";
 import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 import type { AnnouncedHead, CommitExchange, CommitObjects, FleetSync } from "../sync/index.js";
+import { SharedCommits } from "./shared-commits.js";
 
-/** Shared commits kept in Redis (the newest; a follower needs only the announced one). */
-const KEEP_COMMITS = 3;
-/** A manifest written for an announcement that never came (a lost lease) expires. */
-const MANIFEST_TTL_S = 3600;
 const POLL = "poll";
-
-/** KEYS: lease, head, list, objects; ARGV: lease value, commit, manifest prefix, shared, keep. */
-const ANNOUNCE_LUA = `${FENCE_CHECK_LUA}
-if ARGV[4] == '1' then
-  redis.call('PERSIST', ARGV[3] .. ARGV[2])
-  redis.call('LREM', KEYS[3], 0, ARGV[2])
-  redis.call('LPUSH', KEYS[3], ARGV[2])
-  while redis.call('LLEN', KEYS[3]) > tonumber(ARGV[5]) do
-    local old = redis.call('RPOP', KEYS[3])
-    local sets = { ARGV[3] .. old }
-    for _, c in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do sets[#sets + 1] = ARGV[3] .. c end
-    local gone = redis.call('SDIFF', unpack(sets))
-    for i = 1, #gone, 1000 do
-      redis.call('HDEL', KEYS[4], unpack(gone, i, math.min(i + 999, #gone)))
-    end
-    redis.call('DEL', ARGV[3] .. old)
-  end
-end
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then
-  redis.call('SET', KEYS[2], ARGV[2])
-  redis.call('PUBLISH', KEYS[2], ARGV[2])
-end
-return 1
-`;
-
-/** A commit's objects exceed `--git-share-max-bytes`: the other replicas fetch it themselves. */
-export class CommitTooLargeToShareError extends CodedError {
-  constructor(commit: string, bytes: number, maxBytes: number) {
-    super(
-      "GIT_SHARE_TOO_LARGE",
-      `commit ${commit}: its watched tree is more than ${maxBytes} bytes (at least ${bytes}), ` +
-        "over --git-share-max-bytes: not shared through Redis, every replica fetches it from the remote",
-      { commit, bytes, maxBytes },
-    );
-  }
-}
-
-interface AnnounceScript {
-  gitAnnounce(...args: string[]): Promise<number>;
-}
 
 export interface GitDutyOptions {
   redis: Redis;
@@ -96,22 +41,22 @@ export interface GitDutyOptions {
 export class GitDuty implements CommitExchange {
   readonly lease: Lease;
   readonly #options: GitDutyOptions;
-  readonly #redis: Redis & AnnounceScript;
+  readonly #store: SharedCommits;
   #unfollow: (() => void) | undefined;
   readonly #key: string;
-  readonly #objects: string;
-  readonly #maxBytes: number;
   #sync?: FleetSync;
   #sharing: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   constructor(options: GitDutyOptions) {
     this.#options = options;
-    this.#key = `${options.prefix}:git:head`;
-    this.#objects = `${options.prefix}:git:objects`;
-    this.#maxBytes = options.maxShareBytes ?? 64 * 1024 * 1024;
-    options.redis.defineCommand("gitAnnounce", { numberOfKeys: 4, lua: ANNOUNCE_LUA });
-    this.#redis = options.redis as Redis & AnnounceScript;
+    this.#store = new SharedCommits({
+      redis: options.redis,
+      prefix: options.prefix,
+      logger: options.logger,
+      ...(options.maxShareBytes ? { maxBytes: options.maxShareBytes } : {}),
+    });
+    this.#key = this.#store.headKey;
     this.lease = new Lease(options.redis, `${options.prefix}:lease:git`, {
       ttlMs: options.ttlMs,
       onLost: () => options.logger.info("no longer fetching Git (another replica does)"),
@@ -177,24 +122,12 @@ export class GitDuty implements CommitExchange {
   }
 
   async #share(commit: string, list: () => Promise<CommitObjects>): Promise<boolean> {
-    const { prefix, logger } = this.#options;
+    const { logger } = this.#options;
     if (this.#closed) return false;
     try {
       const objects = await list();
-      const shared = await this.#upload(objects);
-      const held = this.lease.value;
-      const result = await this.#redis.gitAnnounce(
-        this.lease.key,
-        this.#key,
-        `${prefix}:git:commits`,
-        this.#objects,
-        held,
-        commit,
-        `${prefix}:git:commit:`,
-        shared ? "1" : "0",
-        String(KEEP_COMMITS),
-      );
-      if (result !== 1) return false;
+      const shared = await this.#store.upload(objects);
+      if (!(await this.#store.announce(this.lease, commit, shared))) return false;
       logger.info({ commit, objects: objects.oids.length, shared }, "Git head announced");
       return true;
     } catch (err) {
@@ -203,59 +136,12 @@ export class GitDuty implements CommitExchange {
     }
   }
 
-  /** Stores the objects Redis lacks and the manifest; false when over the bound. */
-  async #upload(objects: CommitObjects): Promise<boolean> {
-    const redis = this.#options.redis;
-    const oids = objects.oids;
-    const sizes: number[] = [];
-    for (let i = 0; i < oids.length; i += 1000) {
-      const pipe = redis.pipeline();
-      for (const oid of oids.slice(i, i + 1000)) pipe.hstrlen(this.#objects, oid);
-      for (const [err, n] of (await pipe.exec()) ?? []) {
-        if (err) throw err;
-        sizes.push(Number(n));
-      }
-    }
-    let total = sizes.reduce((a, b) => a + b, 0);
-    const missing = oids.filter((_, i) => sizes[i] === 0);
-    const tooLarge = (bytes: number) => {
-      const error = new CommitTooLargeToShareError(objects.commit, bytes, this.#maxBytes);
-      this.#options.logger.error({ err: error, code: error.code }, error.message);
-      return false;
-    };
-    if (total > this.#maxBytes) return tooLarge(total);
-    for (let i = 0; i < missing.length; i += 64) {
-      const batch = missing.slice(i, i + 64);
-      const bodies = await Promise.all(batch.map((oid) => objects.read(oid)));
-      total += bodies.reduce((a, b) => a + b.length, 0);
-      if (total > this.#maxBytes) return tooLarge(total);
-      const fields: Array<string | Buffer> = [];
-      batch.forEach((oid, j) => {
-        fields.push(oid, bodies[j] as Buffer);
-      });
-      await redis.hset(this.#objects, ...fields);
-    }
-    const manifest = `${this.#options.prefix}:git:commit:${objects.commit}`;
-    for (let i = 0; i < oids.length; i += 1000) {
-      await redis
-        .pipeline()
-        .sadd(manifest, ...oids.slice(i, i + 1000))
-        .expire(manifest, MANIFEST_TTL_S)
-        .exec();
-    }
-    return true;
+  announced(): Promise<AnnouncedHead | undefined> {
+    return this.#store.announced();
   }
 
-  async announced(): Promise<AnnouncedHead | undefined> {
-    const commit = await this.#options.redis.get(this.#key);
-    if (!commit) return undefined;
-    const oids = await this.#options.redis.smembers(`${this.#options.prefix}:git:commit:${commit}`);
-    return oids.length > 0 ? { commit, oids } : { commit };
-  }
-
-  async objects(oids: readonly string[]): Promise<Array<Buffer | null>> {
-    if (oids.length === 0) return [];
-    return this.#options.redis.hmgetBuffer(this.#objects, ...oids);
+  objects(oids: readonly string[]): Promise<Array<Buffer | null>> {
+    return this.#store.objects(oids);
   }
 
   #heard(message: string): void {
