@@ -197,12 +197,13 @@ export class Service {
           await this.packages?.index();
           const report = await validateSnapshot(snapshot, {
             cache,
+            secretRefs: s.secretRefs,
             ...(collector ? { collector } : {}),
           });
           return checkBundles(
             await this.#checkAgents(report),
             snapshot,
-            { env: process.env },
+            { env: process.env, policy: s.secretRefs },
             servable,
           );
         },
@@ -212,7 +213,7 @@ export class Service {
     const provider = this.sync
       ? new FleetProvider(this.sync, this.rollouts, this.configs, {
           bundles: this.bundles,
-          refs: { env: process.env },
+          refs: { env: process.env, policy: s.secretRefs },
           packageUrl: (sha256) => this.#packageUrl(sha256),
           onResolveError: (bundle, err) =>
             logger.error(

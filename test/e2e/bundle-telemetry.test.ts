@@ -15,11 +15,11 @@ import { loadSettings } from "../../src/settings.js";
 import { type Received, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
-import { waitFor } from "../helpers/wait.js";
+import { waitFor, waitForValue } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
-const TOKEN_ENV = "OPAMP_GITOPS_TEST_CS_TOKEN";
+const TOKEN_ENV = "OPAMP_GITOPS_SECRET_TEST_CS_TOKEN";
 
 describe("own telemetry: ConnectionSettingsStatus FAILED fails the rollout", () => {
   let repo: TestRepo;
@@ -151,5 +151,30 @@ telemetry:
       rollout?.failures[0]?.error ?? "",
       /connection settings: cannot reach metrics\.example\.com/,
     );
+  });
+
+  test("a reference to a variable without the secret prefix stalls the commit; the last good one is served", async () => {
+    const served = service?.sync?.status.serving;
+    assert.ok(served);
+    repo.write(
+      "groups/edge/group.yaml",
+      readFileSync(`${repo.dir}/groups/edge/group.yaml`, "utf8").replace(
+        `\${env:${TOKEN_ENV}}`,
+        `\${env:HOME}`,
+      ),
+    );
+    const commit = repo.commit("edge: send the service's HOME to my endpoint");
+    const stalled = await waitForValue(
+      "the commit stalls",
+      async () => service?.sync?.status.stalled,
+      (s) => s?.commit === commit,
+    );
+    const f = stalled?.findings.find((x) => x.code === "SECRET_REF_REFUSED");
+    assert.ok(f, JSON.stringify(stalled?.findings));
+    assert.equal(f.file, "groups/edge/group.yaml");
+    assert.equal(f.line, 9);
+    assert.equal(f.severity, "error");
+    assert.match(f.message, /OPAMP_GITOPS_SECRET_/);
+    assert.equal(service?.sync?.status.serving, served, "the last good commit stays served");
   });
 });
