@@ -2,7 +2,7 @@
  * The index behind the console's and the API's agent search (`q=`): the Redis hash
  * `<p>:agent-search:v1`, instance uid → the agent's searchable text (its uid and attribute
  * values as the views show them, redacted, lowercased, NUL-separated). A search reads that
- * hash (HSCAN, 1000 at a time) instead of every stored agent, and loads only the matches.
+ * hash (HSCAN, about 5000 at a time) instead of every stored agent, and loads only the matches.
  *
  * Maintenance: every replica writes the text of its agents when their description changes
  * (batched per event-loop turn into one HSET). An agent stored without an entry (stored before
@@ -61,7 +61,7 @@ export class AgentSearchIndex {
     const texts = new Map<string, string>();
     let cursor = "0";
     do {
-      const [next, flat] = await this.#redis.hscan(this.#key, cursor, "COUNT", 1000);
+      const [next, flat] = await this.#redis.hscan(this.#key, cursor, "COUNT", 5000);
       cursor = next;
       for (let i = 0; i + 1 < flat.length; i += 2) texts.set(flat[i] as string, flat[i + 1] ?? "");
     } while (cursor !== "0");
