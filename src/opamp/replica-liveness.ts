@@ -273,12 +273,13 @@ export class ReplicaLiveness {
     this.#flushing = false;
     if (adds.length === 0 && removes.length === 0) return;
     const set = `${this.#key()}:agents`;
-    const pipeline = this.#redis.pipeline();
-    if (adds.length > 0) pipeline.sadd(set, ...adds);
-    if (removes.length > 0) pipeline.srem(set, ...removes);
+    // Plain commands, so that on the auto-pipelining connection they keep their place after
+    // the agents' saves issued before them (a manual pipeline would be written at once).
+    const writes: Promise<number>[] = [];
+    if (adds.length > 0) writes.push(this.#redis.sadd(set, ...adds));
+    if (removes.length > 0) writes.push(this.#redis.srem(set, ...removes));
     try {
-      const results = await pipeline.exec();
-      if (results?.some(([err]) => err)) this.#dirty = true;
+      await Promise.all(writes);
     } catch {
       this.#dirty = true;
     }

@@ -24,6 +24,7 @@ import {
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
+import { pipelinedConnection } from "../redis.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
@@ -126,6 +127,8 @@ export class Service {
   /** Admin commands (restart) for agents connected to any replica or worker. */
   readonly commands: CommandRelay;
   readonly #p: ServiceParts;
+  /** The agent store's and replica liveness' own auto-pipelining connection (src/redis.ts). */
+  readonly #agentRedis: Redis;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
   #closing: Promise<void> | undefined;
@@ -207,6 +210,9 @@ export class Service {
         })
       : undefined;
     const replicaId = newReplicaId();
+    // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
+    // rest keep `redis` (BullMQ must not auto-pipeline).
+    this.#agentRedis = pipelinedConnection(redis);
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,
@@ -242,7 +248,7 @@ export class Service {
           }
         : s.tls;
     this.opamp = new OpampServer({
-      redis,
+      redis: this.#agentRedis,
       replicaId,
       logger: logger.child({ module: "opamp" }),
       host: s.opampHost,
@@ -283,7 +289,7 @@ export class Service {
       local: (target, by) => this.#restartHere(target, by),
     });
     this.liveness = new ReplicaLiveness({
-      redis,
+      redis: this.#agentRedis,
       prefix: s.redisPrefix,
       replicaId,
       events: this.opamp.events,
@@ -650,6 +656,9 @@ export class Service {
       // After rollouts drained, so the last flush carries the final progress.
       await this.#step("status branch flush", async () => this.status?.close());
       await this.#step("rollouts", () => this.rollouts.close());
+      // Last: the status flush above still loads agents through the agent store.
+      await this.#step("agent Redis connection", () => this.#agentRedis.quit());
+      this.#agentRedis.disconnect();
     })();
     return this.#closing;
   }
