@@ -15,6 +15,8 @@
  *   - reconnect storm: every socket is cut at once and all N agents reconnect at once (same
  *     uids); wall time until every agent was answered again. Agents honour Retry-After (503)
  *     and UNAVAILABLE's retry interval.
+ *   - write syscalls (/proc/<pid>/io syscw: sockets to agents and to Redis, files) per agent
+ *     connected and per heartbeat answered;
  *   - serve only: Redis commands (INFO commandstats) and Redis socket reads
  *     (total_reads_processed: a read per batch a client wrote, so about its round trips) per
  *     agent connected, per heartbeat answered and per agent of the storm, whole service (serve
@@ -52,6 +54,7 @@ import {
   stopProcess,
   treeCpuMs,
   treeRss,
+  treeWriteSyscalls,
 } from "./serve-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
@@ -76,6 +79,9 @@ interface Figures {
   connectCpuMicros: number;
   /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
   heartbeatCpuMicros: number;
+  /** Write syscalls of the server's processes per agent connected and per heartbeat. */
+  connectWrites: number;
+  heartbeatWrites: number;
   /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
   redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
 }
@@ -120,8 +126,10 @@ async function measure(
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
+  const w0 = treeWriteSyscalls(pid);
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
+  const w1 = treeWriteSyscalls(pid);
   const r1 = await count();
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
@@ -130,8 +138,10 @@ async function measure(
   const rss1 = treeRss(pid);
   const r2 = await count();
   const cpu2 = treeCpuMs(pid);
+  const w2 = treeWriteSyscalls(pid);
   const hb = await heartbeats(children, BLAST_MS);
   const cpu3 = treeCpuMs(pid);
+  const w3 = treeWriteSyscalls(pid);
   // After the housekeeping interval (5 s), so the blast's batched last-seen writes are counted.
   await sleep(redis ? 5500 : 0);
   const r3 = await count();
@@ -151,6 +161,8 @@ async function measure(
     heartbeatsPerSecond: hb.perSecond,
     connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
     heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
+    connectWrites: (w1 - w0) / AGENTS,
+    heartbeatWrites: hb.replies > 0 ? (w3 - w2) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
@@ -196,6 +208,8 @@ const NO_PEER: Figures = {
   stormShed: 0,
   connectCpuMicros: 0,
   heartbeatCpuMicros: 0,
+  connectWrites: 0,
+  heartbeatWrites: 0,
 };
 
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
@@ -211,6 +225,8 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ],
     ["CPU per agent connected + configured", (f) => `${Math.round(f.connectCpuMicros)} µs`],
     ["CPU per heartbeat answered", (f) => `${f.heartbeatCpuMicros.toFixed(1)} µs`],
+    ["write syscalls per agent connected", (f) => f.connectWrites.toFixed(2)],
+    ["write syscalls per heartbeat", (f) => f.heartbeatWrites.toFixed(2)],
   ];
   const ratios: ((s: Figures) => string)[] = [
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
@@ -219,6 +235,8 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
     (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
     (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
+    (s) => `${ratio(s.connectWrites, peer.connectWrites)}×`,
+    (s) => `${ratio(s.heartbeatWrites, peer.heartbeatWrites)}×`,
   ];
   const out: string[] = [
     "",
