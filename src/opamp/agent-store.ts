@@ -73,6 +73,8 @@ export class AgentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #touched = new Map<string, { lastSeenAt: number; seq: bigint }>();
+  /** replicaAlive() lookups on their way, by replica id. */
+  readonly #aliveAsked = new Map<string, Promise<boolean>>();
 
   constructor(redis: Redis, { prefix }: AgentStoreOptions) {
     redis.defineCommand("agentDisconnect", { numberOfKeys: 1, lua: DISCONNECT_LUA });
@@ -229,11 +231,22 @@ export class AgentStore {
 
   /**
    * Whether the server process `replica` still holds its liveness key (replica-liveness.ts
-   * owns that key: `<prefix>:replica:<id>`). False for "" (no owner stored).
+   * owns that key: `<prefix>:replica:<id>`). False for "" (no owner stored). Callers asking
+   * about one id while a lookup of it is on its way share that lookup's answer.
    */
-  async replicaAlive(replica: string): Promise<boolean> {
-    if (!replica) return false;
-    return (await this.#redis.exists(`${this.#prefix}:replica:${replica}`)) === 1;
+  replicaAlive(replica: string): Promise<boolean> {
+    if (!replica) return Promise.resolve(false);
+    // One EXISTS per replica in flight, shared: after a process died, every one of its agents
+    // reconnecting elsewhere asks about the same id at once (a storm of the same question).
+    let asked = this.#aliveAsked.get(replica);
+    if (!asked) {
+      asked = this.#redis
+        .exists(`${this.#prefix}:replica:${replica}`)
+        .then((n) => n === 1)
+        .finally(() => this.#aliveAsked.delete(replica));
+      this.#aliveAsked.set(replica, asked);
+    }
+    return asked;
   }
 
   /** Every stored instance uid. */

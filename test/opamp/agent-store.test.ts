@@ -20,7 +20,7 @@ async function pipelinedStore() {
     await t.close();
   });
   await redis.ping(); // connected, so the writes counted below are commands only
-  return { store: new AgentStore(redis, { prefix: t.prefix }), redis };
+  return { store: new AgentStore(redis, { prefix: t.prefix }), redis, prefix: t.prefix };
 }
 
 function connectedAgent(uid: string) {
@@ -66,4 +66,23 @@ test("a disconnect issued right after a save is stored after it; one owned elsew
   const after = await store.load("moved");
   assert.equal(after?.connected, true);
   assert.equal(after?.owner, "r2/c9");
+});
+
+test("replicaAlive: concurrent questions about one replica share one EXISTS; none is kept", async () => {
+  const { store, redis, prefix } = await pipelinedStore();
+  const exists = redis.exists.bind(redis);
+  let asked = 0;
+  redis.exists = ((...a: Parameters<typeof exists>) => {
+    asked++;
+    return exists(...a);
+  }) as typeof redis.exists;
+  const answers = await Promise.all(Array.from({ length: 50 }, () => store.replicaAlive("gone")));
+  assert.deepEqual(new Set(answers), new Set([false]));
+  assert.equal(asked, 1);
+  assert.equal(await store.replicaAlive(""), false);
+  assert.equal(asked, 1);
+  // Asked again once answered: a new lookup (a stalled replica may register again).
+  await redis.set(`${prefix}:replica:gone`, "1", "PX", 60_000);
+  assert.equal(await store.replicaAlive("gone"), true);
+  assert.equal(asked, 2);
 });
