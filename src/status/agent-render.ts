@@ -17,7 +17,6 @@ import {
   type ReportField,
 } from "../opamp/index.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
-import type { AgentFacts } from "./model.js";
 
 /** One agent to render: what the worker needs to rebuild its state and place it. */
 export interface RenderJob {
@@ -27,8 +26,12 @@ export interface RenderJob {
   agent: AgentSnapshot;
 }
 
-/** The result of one job: the file's text and facts, or why it could not be rendered. */
-export type RenderResult = { content: string; facts: AgentFacts } | { error: string };
+/**
+ * The result of one job: the file's pending entry for Redis (text and facts as JSON, and the
+ * text's digest: encoded in the worker, so the event loop never copies or hashes the text),
+ * or why it could not be rendered.
+ */
+export type RenderResult = { payload: string; digest: string } | { error: string };
 
 /** An AgentState without decoded values: scalars and the stored bytes of each report field. */
 export type AgentSnapshot = Omit<AgentState, ReportField | "encoded"> & {
