@@ -3,11 +3,13 @@
  * effective config and writing it as YAML costs up to seconds for the largest reports an
  * agent may send (--max-config-bytes); done on the main thread it would freeze the OpAMP
  * port and the admin API meanwhile. So renders run in one worker thread
- * (render-worker.ts), a slice of agents per message; the main thread only copies each
- * agent's stored bytes over. Where no worker can run, rendering falls back to this thread.
+ * (render-worker.ts), a slice of agents per message, at flush time (agent-recorder.ts); the
+ * main thread only copies each agent's stored bytes over, and gets back each file's pending
+ * entry ready for Redis. Where no worker can run, rendering falls back to this thread.
  *
  * Concurrency: requests are answered in order; any number may be in flight. A worker that
- * dies fails the requests it held (the recorder retries them) and is replaced on next use.
+ * dies fails the requests it held (the flush fails, its agents stay dirty and are rendered
+ * by the next one) and is replaced on next use.
  */
 import { Worker } from "node:worker_threads";
 import {

@@ -10,6 +10,7 @@
  *   <base>:uids         HASH uid → "<recorded at, µs>|<path>" (where its file is now)
  *   <base>:facts        HASH path → facts JSON of the committed file (counts and messages)
  *   <base>:lock         STRING writer lock token (lock.ts)
+ *   <base>:dirty        ZSET agents changed but not rendered yet (dirty-agents.ts)
  *
  * Contract:
  * - `record` is atomic per agent: an unchanged content (same digest) records nothing; a new
