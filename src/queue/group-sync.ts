@@ -73,6 +73,8 @@ export class GroupSync {
   #reloading?: Promise<void>;
   #closed = false;
   #wakeUp?: () => void;
+  /** Set while a write waits for a newer version to arrive (#catchUp). */
+  #advanced?: () => void;
   /** performance.now() when the last write started. */
   #lastWriteAt = Number.NEGATIVE_INFINITY;
 
@@ -118,6 +120,7 @@ export class GroupSync {
       const before = this.state;
       this.state = applyChange(this.state, msg);
       this.version = msg.v;
+      this.#advanced?.();
       if (!own) this.#hooks.changed(this, before, msg.s);
       return;
     }
@@ -137,6 +140,7 @@ export class GroupSync {
         const before = this.state;
         this.state = loaded?.state ?? emptyGroup(this.group);
         this.version = version;
+        this.#advanced?.();
         this.#hooks.changed(this, before, servedChanges(before, this.state));
       } finally {
         this.#reloading = undefined;
@@ -151,6 +155,7 @@ export class GroupSync {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#wakeUp?.();
+    this.#advanced?.();
     for (const item of this.#pending.splice(0)) item.reject(new ControllerClosedError());
     // A write waiting for Redis to come back is not waited for beyond this.
     let timer: NodeJS.Timeout | undefined;
@@ -221,8 +226,19 @@ export class GroupSync {
 
   /** Another writer committed `stored`: wait for its change to arrive, else reload. */
   async #catchUp(stored: number): Promise<void> {
+    // Woken by receive() as each change arrives, not by polling: two workers writing the
+    // same group cross often while agents connect.
     const deadline = Date.now() + CATCH_UP_MS;
-    while (this.version < stored && Date.now() < deadline && !this.#closed) await this.#sleep(2);
+    while (this.version < stored && Date.now() < deadline && !this.#closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadline - Date.now());
+        this.#advanced = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#advanced = undefined;
+    }
     if (this.version < stored) await this.reload();
   }
 
