@@ -15,7 +15,7 @@
  * - `<p>:credentials-version`, bumped on every change: replicas re-read the two indexes
  *   when it moves (checked every `pollMs`, the fallback for a lost message).
  * - Channel `<p>:revocations`: an API revocation is published there (the uid) and every
- *   replica, subscribed on a connection of its own, re-reads the indexes at once, so the
+ *   replica (following it, src/redis-subscriber.ts) re-reads the indexes at once, so the
  *   agent's connections everywhere are closed and its credentials refused without a poll.
  * - A minted token's plaintext only in this process' memory (token-minter.ts), to re-send it
  *   in a later offer; after a restart such an offer carries a new token instead. The CA key never leaves memory.
@@ -36,6 +36,7 @@ import {
   hasFlag,
   type OfferedCredential,
 } from "../opamp/index.js";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 import { CertificateSigner, type SignerStats } from "./certificate-signer.js";
 import {
   type AgentRecord,
@@ -72,8 +73,8 @@ export interface AgentCredentialOptions {
   maxCachedRecords?: number;
   /** How often other replicas' changes are looked for, ms. Default 2000. */
   pollMs?: number;
-  /** Makes the connection the revocation channel needs. Default: `redis.duplicate()`. */
-  connect?: () => Redis;
+  /** The process' shared pub/sub connection. Default: one of its own. */
+  subscriber?: RedisSubscriber;
   /** Called with the uids whose credentials were just revoked (close their connections). */
   onRevoked?: (uids: readonly string[]) => void;
   now?: () => number;
@@ -92,7 +93,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   readonly #denied = new DenyList();
   #version: string | null = null;
   #timer: NodeJS.Timeout | undefined;
-  #sub: Redis | undefined;
+  #unfollow: (() => void) | undefined;
 
   constructor(options: AgentCredentialOptions) {
     this.#options = { ...options };
@@ -175,7 +176,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   /** Loads the indexes and starts watching for other replicas' changes. Idempotent. */
   async start(): Promise<void> {
-    if (!this.#sub) await this.#subscribe();
+    if (!this.#unfollow) await this.#subscribe();
     await this.#reload();
     clearInterval(this.#timer);
     this.#timer = setInterval(() => {
@@ -188,22 +189,23 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   async #subscribe(): Promise<void> {
     const { logger } = this.#options;
-    const sub = (this.#options.connect ?? (() => this.#options.redis.duplicate()))();
-    this.#sub = sub;
-    sub.on("error", (err) => logger.warn({ err }, "revocation subscriber error"));
-    // A message only says "look": the indexes in Redis are the truth, re-read whole.
-    sub.on("message", () => {
-      void this.#reload().catch((err) =>
+    // A message (the uid) only says "look": the indexes in Redis are the truth, re-read whole.
+    const look = () =>
+      this.#reload().catch((err) =>
         logger.warn({ err }, "cannot read a published revocation; the poll will retry"),
       );
+    this.#unfollow = await follow<string>(this.#options, this.#key("revocations"), {
+      onMessage: look,
+      onResubscribed: look,
+      decode: (uid) => uid,
+      maxMessageBytes: 1024,
     });
-    await sub.subscribe(this.#key("revocations"));
   }
 
   close(): void {
     clearInterval(this.#timer);
-    this.#sub?.disconnect();
-    this.#sub = undefined;
+    this.#unfollow?.();
+    this.#unfollow = undefined;
   }
 
   async #reload(): Promise<void> {
