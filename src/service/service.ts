@@ -25,6 +25,7 @@ import {
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import { RedisSubscriber } from "../redis-subscriber.js";
+import { pipelinedConnection } from "../redis.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
@@ -129,6 +130,8 @@ export class Service {
   /** The process' Redis pub/sub connection, shared by every channel it follows. */
   readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
+  /** The agent store's and replica liveness' own auto-pipelining connection (src/redis.ts). */
+  readonly #agentRedis: Redis;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
   #closing: Promise<void> | undefined;
@@ -219,6 +222,9 @@ export class Service {
         })
       : undefined;
     const replicaId = newReplicaId();
+    // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
+    // rest keep `redis` (BullMQ must not auto-pipeline).
+    this.#agentRedis = pipelinedConnection(redis);
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,
@@ -255,7 +261,7 @@ export class Service {
           }
         : s.tls;
     this.opamp = new OpampServer({
-      redis,
+      redis: this.#agentRedis,
       replicaId,
       logger: logger.child({ module: "opamp" }),
       host: s.opampHost,
@@ -297,7 +303,7 @@ export class Service {
       local: (target, by) => this.#restartHere(target, by),
     });
     this.liveness = new ReplicaLiveness({
-      redis,
+      redis: this.#agentRedis,
       prefix: s.redisPrefix,
       replicaId,
       events: this.opamp.events,
@@ -666,6 +672,9 @@ export class Service {
       await this.#step("status branch flush", async () => this.status?.close());
       await this.#step("rollouts", () => this.rollouts.close());
       this.subscriber.close();
+      // Last: the status flush above still loads agents through the agent store.
+      await this.#step("agent Redis connection", () => this.#agentRedis.quit());
+      this.#agentRedis.disconnect();
     })();
     return this.#closing;
   }
