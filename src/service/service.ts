@@ -24,8 +24,8 @@ import {
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
-import { RedisSubscriber } from "../redis-subscriber.js";
 import { pipelinedConnection } from "../redis.js";
+import { RedisSubscriber } from "../redis-subscriber.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
