@@ -19,7 +19,7 @@ import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type Connection, nextConnectionId } from "./connection.js";
-import { scopesOf } from "./credentials.js";
+import { boundUidOf, scopesOf } from "./credentials.js";
 import { unframeWebSocketMessage } from "./framing.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
@@ -74,6 +74,8 @@ class WsSession implements Connection {
   answered = false;
   /** The payload the answer to our last ping must echo, while one is awaited. */
   awaitingPong: Buffer | undefined;
+  /** The instance uid the client certificate is bound to (see Connection.boundUid). */
+  readonly boundUid?: string;
 
   constructor(
     readonly ws: SessionSocket,
@@ -81,7 +83,10 @@ class WsSession implements Connection {
     readonly remoteAddress: string,
     readonly scopes: readonly string[],
     readonly credential: string,
-  ) {}
+    boundUid: string | undefined,
+  ) {
+    if (boundUid !== undefined) this.boundUid = boundUid;
+  }
 
   push(message: ServerToAgent): void {
     this.owner.send(this, message);
@@ -198,6 +203,7 @@ export class WebSocketTransport {
       req.socket.remoteAddress ?? "",
       scopesOf(req),
       credential,
+      boundUidOf(req).boundUid,
     );
     ws[SESSION] = session;
     // Pending (for shedding) until its first message is answered or it closes.
