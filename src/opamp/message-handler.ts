@@ -189,6 +189,8 @@ export class MessageHandler {
   async #process(conn: Connection, uid: string, prepared: PreparedMessage): Promise<HandleResult> {
     const { message } = prepared;
     const now = this.#options.now();
+    if (conn.boundUid !== undefined && conn.boundUid !== uid)
+      return boundElsewhere(conn, message, this.#options.logger);
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
     }
@@ -211,13 +213,22 @@ export class MessageHandler {
     if (live && live.conn !== conn) {
       // HTTP polls of one agent share a session; anything else is a second claimant.
       const sameSession = live.conn.transport === "http" && conn.transport === "http";
-      const verdict = claimVerdict(live.state, conn, message, !sameSession);
+      // A certificate issued to this uid proves the agent (switching to what it was given).
+      const verdict =
+        conn.boundUid === uid ? "same" : claimVerdict(live.state, conn, message, !sameSession);
       if (verdict === "other-agent") {
         return this.#reassign(conn, message, "instance uid is in use by another connected agent");
       }
       if (verdict === "prove") return proveIdentity(message);
     }
-    if (!live || live.conn.transport !== conn.transport || (conn.push && live.conn !== conn)) {
+    // A new credential (an agent switching to the certificate issued to it) is a new session.
+    const switched = live !== undefined && live.state.credential !== conn.credential;
+    if (
+      !live ||
+      switched ||
+      live.conn.transport !== conn.transport ||
+      (conn.push && live.conn !== conn)
+    ) {
       const claimed = live && live.conn !== conn ? live : undefined;
       const stored = live?.state ?? (await this.#options.store.load(uid));
       known = stored !== undefined;
@@ -226,6 +237,7 @@ export class MessageHandler {
         stored?.connected &&
         stored.credential &&
         stored.credential !== conn.credential &&
+        conn.boundUid !== uid &&
         !(await this.#issuer?.issuedTo?.(conn.credential, uid))
       ) {
         // Connected through another replica (or until its liveness runs out) with another
@@ -644,6 +656,23 @@ function claimVerdict(
 /** Announced when an issuer is configured: CSRs are accepted. */
 const ISSUING_CAPABILITIES =
   SERVER_CAPABILITIES | ServerCapabilities.AcceptsConnectionSettingsRequest;
+
+/**
+ * Refuses a message for another uid than the one the connection's certificate was issued to:
+ * the certificate proves only that uid (a new uid would be refused as well).
+ */
+function boundElsewhere(conn: Connection, message: AgentToServer, logger: Logger): HandleResult {
+  const instanceUid = uidToString(message.instanceUid);
+  logger.warn(
+    { instanceUid, boundUid: conn.boundUid, remoteAddress: conn.remoteAddress },
+    "refused a message for another uid than its client certificate's",
+  );
+  return errorResult(
+    message.instanceUid,
+    "bad-request",
+    `this client certificate was issued to instance uid ${conn.boundUid}; it cannot speak for ${instanceUid}: connect with that uid, or with your bootstrap credential to ask for a certificate for this one`,
+  );
+}
 
 /** Asks a claimant to report its full state; nothing is stored, offered or announced. */
 function proveIdentity(message: AgentToServer): HandleResult {

@@ -64,11 +64,38 @@ export class ServiceMetrics {
       "Connects refused: the instance uid is connected through another live replica by another agent",
       () => handler.stats.duplicateUids,
     );
+    const csr = () => service.agentCredentials.stats;
+    counter(
+      "opamp_gitops_agent_certificates_signed_total",
+      "Agent client certificates signed by this replica (for CSRs and rotations)",
+      () => csr().signed,
+    );
+    counter(
+      "opamp_gitops_agent_csr_reused_total",
+      "CSRs answered with the agent's current certificate (same key, uid and group)",
+      () => csr().reused,
+    );
+    counter(
+      "opamp_gitops_agent_csr_rate_limited_total",
+      "CSRs refused by the per-agent limit (--agent-csr-interval)",
+      () => csr().rateLimited,
+    );
     counter(
       "opamp_gitops_git_checks_total",
       "Reads of the fleet repository by this replica (fetches, for a remote)",
       () => service.sync?.checks ?? 0,
     );
+    new Counter({
+      name: "opamp_gitops_pubsub_dropped_total",
+      help: "Redis pub/sub messages dropped: larger than the channel's bound (oversized) or unreadable (malformed)",
+      labelNames: ["channel", "reason"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { channel, reason, count } of service.subscriber.dropped())
+          this.inc({ channel, reason }, count);
+      },
+    });
     new Gauge({
       name: "opamp_gitops_leader",
       help: "1 while this replica holds the lease of a once-only duty (git: polling; status: writer)",

@@ -25,6 +25,7 @@ import {
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import { pipelinedConnection } from "../redis.js";
+import { RedisSubscriber } from "../redis-subscriber.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
@@ -38,6 +39,7 @@ import {
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { AgentCredentialAuthority } from "./agent-credentials.js";
+import { AgentSearchIndex } from "./agent-search.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
 import { bundleView } from "./bundle-view.js";
@@ -126,6 +128,11 @@ export class Service {
   readonly agentCredentials: AgentCredentialAuthority;
   /** Admin commands (restart) for agents connected to any replica or worker. */
   readonly commands: CommandRelay;
+  /** The agent search index (uid → searchable text) of the API and console. */
+  readonly search: AgentSearchIndex;
+  #unwatchSearch: (() => void) | undefined;
+  /** The process' Redis pub/sub connection, shared by every channel it follows. */
+  readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
   /** The agent store's and replica liveness' own auto-pipelining connection (src/redis.ts). */
   readonly #agentRedis: Redis;
@@ -145,8 +152,15 @@ export class Service {
     // Served package files are offered only with an advertised URL to download them from.
     const servable = s.advertise ? this.packages : undefined;
     this.incompatible = new IncompatibleAgents(redis, s.redisPrefix);
+    // One pub/sub connection for every channel this process follows.
+    const subscriber = new RedisSubscriber({
+      redis,
+      logger: logger.child({ module: "pubsub" }),
+    });
+    this.subscriber = subscriber;
     this.rollouts = new RolloutController({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "queue" }),
       // Timers are BullMQ jobs: each runs on one replica; one whose replica died is run again
@@ -158,6 +172,7 @@ export class Service {
     if (s.repo) {
       const duty = new GitDuty({
         redis,
+        subscriber,
         prefix: s.redisPrefix,
         ttlMs: s.leaderLeaseMs,
         logger: logger.child({ module: "git-duty" }),
@@ -185,12 +200,13 @@ export class Service {
           await this.packages?.index();
           const report = await validateSnapshot(snapshot, {
             cache,
+            secretRefs: s.secretRefs,
             ...(collector ? { collector } : {}),
           });
           return checkBundles(
             await this.#checkAgents(report),
             snapshot,
-            { env: process.env },
+            { env: process.env, policy: s.secretRefs },
             servable,
           );
         },
@@ -200,7 +216,7 @@ export class Service {
     const provider = this.sync
       ? new FleetProvider(this.sync, this.rollouts, this.configs, {
           bundles: this.bundles,
-          refs: { env: process.env },
+          refs: { env: process.env, policy: s.secretRefs },
           packageUrl: (sha256) => this.#packageUrl(sha256),
           onResolveError: (bundle, err) =>
             logger.error(
@@ -216,6 +232,7 @@ export class Service {
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "agent-credentials" }),
       groupOf: (agent) => provider?.groupOf(agent),
@@ -283,6 +300,7 @@ export class Service {
     });
     this.commands = new CommandRelay({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       replicaId,
       logger: logger.child({ module: "agent-commands" }),
@@ -344,6 +362,7 @@ export class Service {
     });
     this.feed = new ConsoleFeed({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       replicaId,
       events: this.opamp.events,
@@ -351,8 +370,10 @@ export class Service {
       logger: logger.child({ module: "console" }),
     });
     this.metrics = new ServiceMetrics(this);
+    this.search = new AgentSearchIndex(redis, s.redisPrefix, logger.child({ module: "search" }));
     this.backend = new ServiceBackend({
       redis,
+      search: this.search,
       opamp: this.opamp,
       rollouts: this.rollouts,
       configs: this.configs,
@@ -620,6 +641,8 @@ export class Service {
       );
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
+    // After the view redactor is keyed: the index holds attribute values as views show them.
+    this.#unwatchSearch = this.search.watch(this.opamp.events);
     await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
@@ -648,6 +671,7 @@ export class Service {
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
       this.feed.close();
+      this.#unwatchSearch?.();
       // Released first: another replica polls at once instead of after the lease expired.
       await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());
@@ -656,6 +680,7 @@ export class Service {
       // After rollouts drained, so the last flush carries the final progress.
       await this.#step("status branch flush", async () => this.status?.close());
       await this.#step("rollouts", () => this.rollouts.close());
+      this.subscriber.close();
       // Last: the status flush above still loads agents through the agent store.
       await this.#step("agent Redis connection", () => this.#agentRedis.quit());
       this.#agentRedis.disconnect();
