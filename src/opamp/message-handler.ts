@@ -191,6 +191,14 @@ export class MessageHandler {
     const now = this.#options.now();
     if (conn.boundUid !== undefined && conn.boundUid !== uid)
       return boundElsewhere(conn, message, this.#options.logger);
+    // Whether the connection's credential differs from `current`'s and was issued to this uid
+    // (the agent switching to what it was given): asked at most once per message.
+    let issued: Promise<boolean> | undefined;
+    const switchedToIssued = (current: string | undefined): Promise<boolean> | false => {
+      if (current === conn.credential) return false;
+      issued ??= Promise.resolve(this.#issuer?.issuedTo?.(conn.credential, uid) ?? false);
+      return issued;
+    };
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
     }
@@ -238,7 +246,7 @@ export class MessageHandler {
         stored.credential &&
         stored.credential !== conn.credential &&
         conn.boundUid !== uid &&
-        !(await this.#issuer?.issuedTo?.(conn.credential, uid))
+        !(await switchedToIssued(stored.credential))
       ) {
         // Connected through another replica (or until its liveness runs out) with another
         // credential: the uid is not this claimant's.
@@ -246,7 +254,13 @@ export class MessageHandler {
       }
       const owner = stored && "owner" in stored ? String(stored.owner) : "";
       const elsewhere = !live && stored?.connected ? this.#otherReplica(owner) : "";
-      if (elsewhere && (await this.#options.store.replicaAlive(elsewhere))) {
+      // A credential issued to the uid is the agent switching to it, wherever its old session is.
+      if (
+        elsewhere &&
+        conn.boundUid !== uid &&
+        !(await switchedToIssued(stored?.credential)) &&
+        (await this.#options.store.replicaAlive(elsewhere))
+      ) {
         // Stored as connected through another live replica: the same agent moved (a load
         // balancer sent it here, its HTTP polls alternate) or a second agent uses its uid. A
         // description that differs from the stored one tells them apart; without one, the
@@ -451,6 +465,18 @@ export class MessageHandler {
    * WebSocket may switch to the uid handed to it (remembered until the socket closes).
    */
   #reassign(conn: Connection, message: AgentToServer, reason: string): HandleResult {
+    // A certificate bound to one uid could never use another: refuse instead.
+    if (conn.boundUid !== undefined) {
+      this.#options.logger.warn(
+        { instanceUid: uidToString(message.instanceUid), reason },
+        "refused a certificate-bound connection",
+      );
+      return errorResult(
+        message.instanceUid,
+        "bad-request",
+        `${reason}; this client certificate is bound to instance uid ${conn.boundUid} and cannot take a new one`,
+      );
+    }
     const newUid = newInstanceUid(this.#options.now());
     if (conn.push) this.#assigned.set(conn.id, uidToString(newUid));
     this.#options.logger.info(
