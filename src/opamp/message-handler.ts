@@ -221,9 +221,12 @@ export class MessageHandler {
     if (live && live.conn !== conn) {
       // HTTP polls of one agent share a session; anything else is a second claimant.
       const sameSession = live.conn.transport === "http" && conn.transport === "http";
-      // A certificate issued to this uid proves the agent (switching to what it was given).
+      // The certificate in this uid's record proves the agent (switching to what it was given);
+      // an older one bound to the uid does not (a claimant may have had one signed meanwhile).
       const verdict =
-        conn.boundUid === uid ? "same" : claimVerdict(live.state, conn, message, !sameSession);
+        conn.boundUid === uid && (await switchedToIssued(live.state.credential))
+          ? "same"
+          : claimVerdict(live.state, conn, message, !sameSession);
       if (verdict === "other-agent") {
         return this.#reassign(conn, message, "instance uid is in use by another connected agent");
       }
@@ -245,7 +248,6 @@ export class MessageHandler {
         stored?.connected &&
         stored.credential &&
         stored.credential !== conn.credential &&
-        conn.boundUid !== uid &&
         !(await switchedToIssued(stored.credential))
       ) {
         // Connected through another replica (or until its liveness runs out) with another
@@ -257,7 +259,6 @@ export class MessageHandler {
       // A credential issued to the uid is the agent switching to it, wherever its old session is.
       if (
         elsewhere &&
-        conn.boundUid !== uid &&
         !(await switchedToIssued(stored?.credential)) &&
         (await this.#options.store.replicaAlive(elsewhere))
       ) {

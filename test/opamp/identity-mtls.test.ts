@@ -6,7 +6,10 @@
  * the victim's config, never ends its session and changes nothing stored; over HTTPS and WSS
  * both ways. The same certificate reconnecting with the same description takes its uid over.
  * A certificate the agent CA issued names its uid: used for another uid (connected or not), it
- * is refused with an error over HTTPS and WSS, and nothing is stored for that uid.
+ * is refused with an error over HTTPS and WSS, and nothing is stored for that uid. Only the
+ * certificate in the uid's record proves the agent: an older one signed for the uid (a
+ * bootstrap credential holder may have had one signed while the uid was offline) does not
+ * take a live session over.
  */
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
@@ -170,6 +173,7 @@ describe("a certificate the agent CA issued speaks only for its own uid", () => 
     t = await startTestServer({
       tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca },
       gate: authority,
+      issuer: authority,
       certificateScope: (names, cert) => authority.certificateScope(names, cert),
     });
     t.desired.all = { config: yamlConfig({ "secret.yaml": "password: hunter2\n" }) };
@@ -259,6 +263,45 @@ describe("a certificate the agent CA issued speaks only for its own uid", () => 
         `cert:${fingerprint.replace(/:/g, "").toLowerCase()}`,
         "owned by the issued certificate now",
       );
+    });
+  }
+
+  for (const transport of ["websocket", "http"] as const) {
+    test(`over ${transport === "http" ? "HTTPS" : "WSS"}: an older certificate signed for the uid does not beat the live agent`, async () => {
+      const uid = newInstanceUid();
+      const issue = async (): Promise<AgentTls> => {
+        const csr = makeCsr(`/CN=${uidToString(uid)}`);
+        const issued = await authority.credentialFor(
+          emptyAgentState(uidToString(uid), transport, 0),
+          csr.csr,
+        );
+        assert.ok(issued?.certificate);
+        return { ca: certs.ca, cert: Buffer.from(issued.certificate.cert), key: csr.key };
+      };
+      const stale = await issue(); // signed for a claimant while the uid was offline
+      const current = await issue(); // the agent's own, the one in its record
+      const v = new TestAgent({ transport, url: t.url, tls: current, uid });
+      await v.connect();
+      open.push(v);
+      await v.send({ capabilities: CAPS, agentDescription: description(`live-${transport}`) });
+      const stored = await t.server.store.load(uidToString(uid));
+      assert.ok(stored?.credential);
+
+      const claimant = new TestAgent({ transport, url: t.url, tls: stale, uid });
+      await claimant.connect();
+      open.push(claimant);
+      claimant.seq = v.seq;
+      const reply = await claimant.send(forgedFailure("impostor"));
+      assert.equal(reply.remoteConfig, null, "never the agent's config");
+      assert.match(
+        (reply.errorResponse as { errorMessage?: string } | null)?.errorMessage ?? "",
+        /bound to instance uid/,
+      );
+      const now = await t.server.store.load(uidToString(uid));
+      assert.equal(now?.credential, stored.credential, "still the agent's certificate");
+      assert.equal(now?.remoteConfigStatus, null, "no forged report stored");
+      if (transport === "websocket")
+        assert.equal((v.socket as WebSocket).readyState, 1, "the agent's socket still open");
     });
   }
 });
