@@ -289,15 +289,31 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   secretEnvPrefix: "OPAMP_GITOPS_SECRET_ENV_PREFIX",
 };
 
-/** `--secret-dir` (an existing folder, kept as its real path) and `--secret-env-prefix`. */
-function secretRefPolicy(dir: string | undefined, prefix: string | undefined): SecretRefPolicy {
+/** The service's own variables (settings, `--git-token-env`) whose names start with `prefix`. */
+export function reservedEnvNames(prefix: string, gitTokenEnv?: string): string[] {
+  const own = [...Object.values(SETTING_ENV), SETTINGS_FILE_ENV, gitTokenEnv ?? ""];
+  return own.filter((name) => name !== "" && name.startsWith(prefix));
+}
+
+/**
+ * `--secret-dir` (an existing folder, kept as its real path) and `--secret-env-prefix`. The
+ * service's own variables under the prefix (OPAMP_GITOPS_SECRET_DIR with the default one, the
+ * `--git-token-env` variable if so named) are reserved: never resolved for a repository writer.
+ */
+function secretRefPolicy(
+  dir: string | undefined,
+  prefix: string | undefined,
+  gitTokenEnv: string | undefined,
+): SecretRefPolicy {
   const envPrefix = prefix ?? DEFAULT_SECRET_ENV_PREFIX;
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envPrefix))
     throw new SettingsError(
       "--secret-env-prefix",
       `"${envPrefix}" is not the start of an environment variable name (letters, digits, _)`,
     );
-  if (dir === undefined || dir === "") return { envPrefix };
+  const reserved = reservedEnvNames(envPrefix, gitTokenEnv);
+  const policy: SecretRefPolicy = reserved.length > 0 ? { envPrefix, reserved } : { envPrefix };
+  if (dir === undefined || dir === "") return policy;
   let real: string;
   try {
     real = realpathSync(dir);
@@ -305,7 +321,7 @@ function secretRefPolicy(dir: string | undefined, prefix: string | undefined): S
   } catch (err) {
     throw new SettingsError("--secret-dir", `cannot use ${dir}: ${(err as Error).message}`);
   }
-  return { envPrefix, dir: real };
+  return { ...policy, dir: real };
 }
 
 /** The tokens of a tokens file: one per line, blank lines and `#` comments skipped. */
@@ -519,7 +535,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     maxCsrBytes: positive("maxCsrBytes", "--max-csr-bytes", 8192),
     csrIntervalMs: duration("agentCsrInterval", "--agent-csr-interval", "1m"),
   };
-  const secretRefs = secretRefPolicy(get("secretDir"), get("secretEnvPrefix"));
+  const secretRefs = secretRefPolicy(get("secretDir"), get("secretEnvPrefix"), get("gitTokenEnv"));
   const redisUrl = get("redis") ?? "redis://127.0.0.1:6379";
   if (!/^rediss?:\/\//.test(redisUrl))
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);

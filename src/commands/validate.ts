@@ -7,6 +7,7 @@
  */
 import { accessSync, constants } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
+import { reservedEnvNames } from "../settings.js";
 import {
   CollectorChecker,
   DEFAULT_SECRET_ENV_PREFIX,
@@ -86,6 +87,8 @@ export async function runValidate(
     findings: read.findings,
     secretRefs: {
       envPrefix: opts.secretEnvPrefix ?? DEFAULT_SECRET_ENV_PREFIX,
+      // As the service refuses them (its own settings under the prefix).
+      reserved: reservedEnvNames(opts.secretEnvPrefix ?? DEFAULT_SECRET_ENV_PREFIX),
       ...(opts.secretDir ? { dir: resolve(opts.secretDir) } : {}),
     },
     ...(otelcol.checker ? { collector: otelcol.checker } : {}),

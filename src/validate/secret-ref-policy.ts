@@ -17,6 +17,11 @@ export interface SecretRefPolicy {
   envPrefix: string;
   /** `${file:/path}` is allowed only under this absolute folder; undefined: never. */
   dir?: string;
+  /**
+   * Variables the service itself reads (its settings, the Git token variable) that start with
+   * the prefix: refused all the same, so that the prefix cannot hand them to a repository writer.
+   */
+  reserved?: readonly string[];
 }
 
 export const DEFAULT_SECRET_ENV_PREFIX = "OPAMP_GITOPS_SECRET_";
@@ -38,6 +43,8 @@ export function refusedRef(
   arg: string,
   policy: Readonly<SecretRefPolicy>,
 ): string | undefined {
+  if (kind === "env" && policy.reserved?.includes(arg))
+    return `\${env:${arg}} is refused: the service reads ${arg} itself (a setting or its Git token), so it is never sent out`;
   if (kind === "env")
     return arg.startsWith(policy.envPrefix)
       ? undefined

@@ -130,7 +130,10 @@ telemetry:
 
   test("settings: the default prefix and no folder; the folder is kept as its real path", () => {
     const { root, dir } = host();
-    assert.deepEqual(resolveSettings({}, {}).secretRefs, { envPrefix: PREFIX });
+    assert.deepEqual(resolveSettings({}, {}).secretRefs, {
+      envPrefix: PREFIX,
+      reserved: ["OPAMP_GITOPS_SECRET_DIR", "OPAMP_GITOPS_SECRET_ENV_PREFIX"],
+    });
     symlinkSync(dir, join(root, "via-link"));
     const s = resolveSettings(
       { secretDir: join(root, "via-link") },
@@ -148,6 +151,35 @@ telemetry:
     assert.throws(
       () => resolveSettings({ secretEnvPrefix: "BAD-PREFIX" }),
       /secretEnvPrefix|--secret-env-prefix/,
+    );
+  });
+
+  test("the service's own variables under the prefix are never resolved", async () => {
+    // An operator naming the Git token variable under the prefix must not hand it out.
+    const gitToken = `${PREFIX}GIT_TOKEN`;
+    const env = {
+      [gitToken]: "ghp_must-not-leave",
+      OPAMP_GITOPS_SECRET_DIR: host().dir,
+      OPAMP_GITOPS_GIT_TOKEN_ENV: gitToken,
+      [`${PREFIX}T`]: "fine",
+    };
+    const { secretRefs: policy } = resolveSettings({}, env);
+    for (const name of [gitToken, "OPAMP_GITOPS_SECRET_DIR", "OPAMP_GITOPS_SECRET_ENV_PREFIX"])
+      assert.throws(
+        () => resolveRefs(`\${env:${name}}`, { env, policy }),
+        (e) => refused(e) && /reads .* itself/.test((e as Error).message),
+        name,
+      );
+    assert.equal(resolveRefs(`\${env:${PREFIX}T}`, { env, policy }), "fine");
+    // The PR gate refuses the service's own settings as well.
+    const yaml = `selector: {match: {a: b}}
+telemetry:
+  metrics: {endpoint: "https://m", headers: {X-Dir: "\${env:OPAMP_GITOPS_SECRET_DIR}"}}
+`;
+    const report = await validateSnapshot(snapshot(yaml), { secretRefs: policy });
+    assert.deepEqual(
+      report.findings.filter((f) => f.code === "SECRET_REF_REFUSED").map((f) => f.line),
+      [3],
     );
   });
 });
