@@ -154,6 +154,11 @@ export class AgentRecorder {
     else this.#fingerprints.delete(uid);
   }
 
+  /** Starts the render worker ahead of the first flush (the status writer's start). */
+  warm(): void {
+    this.#renderer.warm();
+  }
+
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retry);

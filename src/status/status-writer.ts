@@ -195,6 +195,7 @@ export class StatusWriter {
     this.#started = true;
     // Group and fleet files are checked on this thread: compiled here, not in a flush.
     compileStatusSchemas();
+    this.recorder.warm();
     const { agentEvents, fleetSync, rollouts } = this.#options;
     if (agentEvents) this.#unsubscribe.push(attachAgentEvents(agentEvents, this.recorder));
     if (fleetSync)
