@@ -39,6 +39,7 @@ import {
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { AgentCredentialAuthority } from "./agent-credentials.js";
+import { AgentSearchIndex } from "./agent-search.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
 import { bundleView } from "./bundle-view.js";
@@ -127,6 +128,9 @@ export class Service {
   readonly agentCredentials: AgentCredentialAuthority;
   /** Admin commands (restart) for agents connected to any replica or worker. */
   readonly commands: CommandRelay;
+  /** The agent search index (uid → searchable text) of the API and console. */
+  readonly search: AgentSearchIndex;
+  #unwatchSearch: (() => void) | undefined;
   /** The process' Redis pub/sub connection, shared by every channel it follows. */
   readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
@@ -366,8 +370,10 @@ export class Service {
       logger: logger.child({ module: "console" }),
     });
     this.metrics = new ServiceMetrics(this);
+    this.search = new AgentSearchIndex(redis, s.redisPrefix, logger.child({ module: "search" }));
     this.backend = new ServiceBackend({
       redis,
+      search: this.search,
       opamp: this.opamp,
       rollouts: this.rollouts,
       configs: this.configs,
@@ -635,6 +641,8 @@ export class Service {
       );
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
+    // After the view redactor is keyed: the index holds attribute values as views show them.
+    this.#unwatchSearch = this.search.watch(this.opamp.events);
     await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
@@ -663,6 +671,7 @@ export class Service {
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
       this.feed.close();
+      this.#unwatchSearch?.();
       // Released first: another replica polls at once instead of after the lease expired.
       await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());
