@@ -138,7 +138,9 @@ export class MessageHandler {
   async #handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
     let prepared: PreparedMessage;
     try {
-      prepared = await this.#decoder.prepare(bytes);
+      // Small messages are prepared here and now: awaiting only what is a promise saves a hop.
+      const pending = this.#decoder.prepare(bytes);
+      prepared = pending instanceof Promise ? await pending : pending;
     } catch (err) {
       if (err instanceof MalformedMessageError)
         return errorResult(new Uint8Array(0), "malformed", err.message);
@@ -260,7 +262,8 @@ export class MessageHandler {
       live = this.live.bind(uid, state, conn, known);
     }
     live.conn = conn;
-    return this.#apply(live, prepared, known, now);
+    // Awaited, not returned: an async function adopting a returned promise costs two more hops.
+    return await this.#apply(live, prepared, known, now);
   }
 
   async #apply(
@@ -518,7 +521,9 @@ export class MessageHandler {
       const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       // With the agent's credential, if it has one: an offer without it could make it drop it.
-      const settings = await this.#settingsOffer(state, desired, undefined, live);
+      const settings = this.#issuer
+        ? await this.#settingsOffer(state, desired, undefined, live)
+        : connectionSettingsOffer(state, desired, this.#advertise, undefined);
       if (this.live.get(state.instanceUid) !== live) continue; // gone while the issuer answered
       const packages = packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null);
       if (!remote && !settings && !packages) continue;

@@ -14,7 +14,8 @@ import { ownTelemetryOffers } from "./own-telemetry.js";
  * The remote config to send, or undefined. Sent only when the agent's latest capabilities
  * accept remote config, the desired hash differs from the hash the agent last reported (so
  * never again after it reported FAILED for that very hash), and it was not already offered
- * on this session (`offeredHash`).
+ * on this session (`offeredHash`). The offer is shared by every agent offered the same files:
+ * callers encode it and never change it.
  */
 export function remoteConfigOffer(
   agent: Readonly<AgentState>,
@@ -25,12 +26,26 @@ export function remoteConfigOffer(
   if (!config) return undefined;
   if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsRemoteConfig)) return undefined;
   if (config.hash === agent.reportedHash || config.hash === offeredHash) return undefined;
-  const configMap: AgentRemoteConfig["config"]["configMap"] = {};
-  for (const file of config.files) {
-    configMap[file.name] = { body: file.body, contentType: file.contentType };
+  let offer = remoteConfigs.get(config.files);
+  if (offer === undefined || offer.hex !== config.hash) {
+    const configMap: AgentRemoteConfig["config"]["configMap"] = {};
+    for (const file of config.files) {
+      configMap[file.name] = { body: file.body, contentType: file.contentType };
+    }
+    offer = {
+      hex: config.hash,
+      config: { config: { configMap }, configHash: Buffer.from(config.hash, "hex") },
+    };
+    remoteConfigs.set(config.files, offer);
   }
-  return { config: { configMap }, configHash: Buffer.from(config.hash, "hex") };
+  return offer.config;
 }
+
+/**
+ * The remote config offer per list of files (a desired state hands out the same list for as
+ * long as it holds): one offer object shared by every agent offered it, never changed.
+ */
+const remoteConfigs = new WeakMap<object, { hex: string; config: AgentRemoteConfig }>();
 
 /**
  * Where agents are told to connect: the operator's `--advertise-url` and, for a wss:// or
