@@ -94,7 +94,9 @@ export function packagesOffer(
   if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsPackages)) return undefined;
   const m = memoOf(packages);
   if (m.hex === offeredHash) return undefined;
+  // An absent bytes field decodes as protobufjs' default, an empty Array: compare lengths first.
   const reported = reportedBytes(agent);
-  if (reported && m.bytes.equals(reported)) return undefined;
+  if (reported?.length === m.bytes.length && m.bytes.equals(Buffer.from(reported)))
+    return undefined;
   return m.offer;
 }

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import { type AgentState, emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
+import { decodeSubMessage, encodeSubMessage } from "../../src/opamp/codec.js";
 import type { DesiredState, PackageOffer } from "../../src/opamp/desired.js";
 import {
   connectionSettingsFor,
@@ -108,6 +109,13 @@ describe("package offers", () => {
     } as AgentState["packageStatuses"];
     assert.equal(packagesOffer(a, packages, null), undefined, "reported: processed");
     assert.equal(packagesOffer(agent(0n), packages, null), undefined, "no AcceptsPackages");
+  });
+
+  test("statuses that name no offered hash (decoded: an empty default) do not stop the offer", () => {
+    const a = agent(Caps.AcceptsPackages);
+    const statuses = encodeSubMessage("PackageStatuses", { packages: {} });
+    a.packageStatuses = decodeSubMessage("PackageStatuses", statuses);
+    assert.ok(packagesOffer(a, packages, null));
   });
 
   test("a new list with another version is a new offer", () => {
