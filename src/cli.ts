@@ -42,6 +42,14 @@ program
     (v: string, all: string[]) => [...all, v],
     [] as string[],
   )
+  .option(
+    "--secret-dir <folder>",
+    "the service's --secret-dir: file references outside it are errors (default: none, all are)",
+  )
+  .option(
+    "--secret-env-prefix <prefix>",
+    "the service's --secret-env-prefix: references to other variables are errors (default OPAMP_GITOPS_SECRET_)",
+  )
   .addHelpText(
     "after",
     "\nExit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage.\n" +
@@ -50,7 +58,13 @@ program
   .action(
     async (
       dir: string,
-      opts: { format: "text" | "json" | "github"; strict: boolean; otelcol: string[] },
+      opts: {
+        format: "text" | "json" | "github";
+        strict: boolean;
+        otelcol: string[];
+        secretDir?: string;
+        secretEnvPrefix?: string;
+      },
     ) => {
       const { runValidate } = await import("./commands/validate.js");
       process.exitCode = await runValidate(dir, opts, process.stdout);
@@ -163,6 +177,18 @@ program
     "offer agents that send no CSR a per-agent bearer token in their connection settings",
   )
   .option("--max-csr-bytes <n>", "largest CSR an agent may send (default 8192)")
+  .option(
+    "--agent-csr-interval <duration>",
+    "least time between two certificates signed for one agent's CSRs; 0s: no limit (default 1m)",
+  )
+  .option(
+    "--secret-dir <folder>",
+    "the only folder secret file references may read (default: none, every one is refused)",
+  )
+  .option(
+    "--secret-env-prefix <prefix>",
+    "secret env references may only name variables starting with this (default OPAMP_GITOPS_SECRET_)",
+  )
   .option("--max-message-bytes <n>", "largest message after decompression (default 16777216)")
   .option("--max-connections <n>", "connections beyond which agents get 503 (default 50000)")
   .option(

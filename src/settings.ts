@@ -5,7 +5,7 @@
  * checked once here, against schemas/settings.schema.json, and a bad one is reported by name
  * and by where it came from.
  */
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, realpathSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
@@ -16,10 +16,12 @@ import { type AgentToken, parseAgentTokens } from "./opamp/credentials.js";
 import { parseGroupScope } from "./service/group-scope.js";
 import { checkBranchName } from "./sync/paths.js";
 import {
+  DEFAULT_SECRET_ENV_PREFIX,
   loadYaml,
   OtelcolFlagError,
   parseDuration,
   parseOtelcolFlags,
+  type SecretRefPolicy,
   validateSettings,
 } from "./validate/index.js";
 
@@ -85,7 +87,14 @@ export interface Settings {
     rotateAt: number;
     mintTokens: boolean;
     maxCsrBytes: number;
+    /** Least time between two certificates signed for one agent's CSRs, ms; 0: no limit. */
+    csrIntervalMs: number;
   };
+  /**
+   * `--secret-env-prefix` / `--secret-dir`: which `${env:…}` / `${file:…}` references of a
+   * bundle the service resolves (src/validate/secret-ref-policy.ts). `dir` is a real path.
+   */
+  secretRefs: SecretRefPolicy;
   maxMessageBytes: number;
   maxConnections: number;
   /** What one agent may report; see src/opamp/agent-limits.ts. */
@@ -195,6 +204,9 @@ export interface SettingsFlags {
   /** Comma-separated `[<name>=]<path>` entries. */
   otelcol?: string;
   packageDir?: string;
+  agentCsrInterval?: string;
+  secretDir?: string;
+  secretEnvPrefix?: string;
 }
 
 export class SettingsError extends Error {
@@ -268,7 +280,29 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
   otelcol: "OPAMP_GITOPS_OTELCOL",
   packageDir: "OPAMP_GITOPS_PACKAGE_DIR",
+  agentCsrInterval: "OPAMP_GITOPS_AGENT_CSR_INTERVAL",
+  secretDir: "OPAMP_GITOPS_SECRET_DIR",
+  secretEnvPrefix: "OPAMP_GITOPS_SECRET_ENV_PREFIX",
 };
+
+/** `--secret-dir` (an existing folder, kept as its real path) and `--secret-env-prefix`. */
+function secretRefPolicy(dir: string | undefined, prefix: string | undefined): SecretRefPolicy {
+  const envPrefix = prefix ?? DEFAULT_SECRET_ENV_PREFIX;
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envPrefix))
+    throw new SettingsError(
+      "--secret-env-prefix",
+      `"${envPrefix}" is not the start of an environment variable name (letters, digits, _)`,
+    );
+  if (dir === undefined || dir === "") return { envPrefix };
+  let real: string;
+  try {
+    real = realpathSync(dir);
+    if (!statSync(real).isDirectory()) throw new Error("not a folder");
+  } catch (err) {
+    throw new SettingsError("--secret-dir", `cannot use ${dir}: ${(err as Error).message}`);
+  }
+  return { envPrefix, dir: real };
+}
 
 /** The tokens of a tokens file: one per line, blank lines and `#` comments skipped. */
 export function tokenLines(text: string): string[] {
@@ -479,7 +513,9 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     rotateAt,
     mintTokens: ["true", "1", "yes"].includes(String(get("mintAgentTokens") ?? "false")),
     maxCsrBytes: positive("maxCsrBytes", "--max-csr-bytes", 8192),
+    csrIntervalMs: duration("agentCsrInterval", "--agent-csr-interval", "1m"),
   };
+  const secretRefs = secretRefPolicy(get("secretDir"), get("secretEnvPrefix"));
   const redisUrl = get("redis") ?? "redis://127.0.0.1:6379";
   if (!/^rediss?:\/\//.test(redisUrl))
     throw new SettingsError("--redis", `"${redisUrl}" is not a redis:// URL`);
@@ -564,6 +600,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     ...(advertise ? { advertise } : {}),
     ...(clientCa ? { tlsClientCaFile: get("tlsClientCa") as string } : {}),
     agentCredentials,
+    secretRefs,
     maxMessageBytes: positive("maxMessageBytes", "--max-message-bytes", 16 * 1024 * 1024),
     maxConnections: positive("maxConnections", "--max-connections", 50_000),
     agentLimits: {
@@ -679,6 +716,7 @@ const PATH_SETTINGS = new Set([
   "packageDir",
   "agentCaCert",
   "agentCaKey",
+  "secretDir",
 ]);
 // (--otelcol holds paths too, in a list: give absolute paths in a settings file.)
 

@@ -28,7 +28,13 @@ describe("agent credential settings", () => {
       rotateAt: 0.66,
       mintTokens: false,
       maxCsrBytes: 8192,
+      csrIntervalMs: 60_000,
     });
+    assert.equal(
+      resolveSettings({}, { OPAMP_GITOPS_AGENT_CSR_INTERVAL: "0s" }).agentCredentials.csrIntervalMs,
+      0,
+      "0s turns the CSR rate limit off",
+    );
   });
 
   test("the CA comes from its files, by flag, environment or settings file", () => {

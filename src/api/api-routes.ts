@@ -1,8 +1,10 @@
 /**
  * The JSON admin API under `/api/v1` (bearer token or console session; see access.ts):
  *
- *   GET  /agents[?group=g&state=connected|disconnected|unauthorized&q=text&offset=n&limit=n]
- *        (an array; `X-Total-Count` says how many match; no limit: all of them)
+ *   GET  /agents[?group=g&state=connected|disconnected|unauthorized&q=text&after=uid&offset=n&limit=n]
+ *        (an array in uid order; `X-Total-Count` says how many match the filters in all; a page
+ *        is `limit` agents, default 50, at most 1000 (more is refused with 400); `after` is a
+ *        cursor, the last uid of the previous page, stable while agents come and go)
  *   GET  /agents/<uid>             GET /agents/<uid>/config (desired vs effective, redacted)
  *   GET  /groups                   GET /groups/<group>
  *   GET  /components               AvailableComponents hash → kind → types
@@ -25,6 +27,10 @@ import { agentView } from "./views.js";
 
 const ACTIONS = new Set<RolloutAction>(["pause", "resume", "promote", "abort"]);
 const STATES = new Set(["connected", "disconnected", "unauthorized"]);
+/** Agents per page of GET /agents when `limit` is not given. */
+export const DEFAULT_AGENT_LIMIT = 50;
+/** The largest `limit` of GET /agents: one page costs the service a read of each agent. */
+export const MAX_AGENT_LIMIT = 1000;
 
 /** Parses the list query of GET /agents (and the console's list); a string is the refusal. */
 export function agentQuery(get: (name: string) => string | undefined): AgentQuery | string {
@@ -39,6 +45,8 @@ export function agentQuery(get: (name: string) => string | undefined): AgentQuer
     q.state = state as AgentQuery["state"];
   }
   if (search) q.search = search.slice(0, 200);
+  const after = get("after");
+  if (after) q.after = after.slice(0, 200);
   for (const key of ["offset", "limit"] as const) {
     const raw = get(key);
     if (raw === undefined || raw === "") continue;
@@ -46,6 +54,9 @@ export function agentQuery(get: (name: string) => string | undefined): AgentQuer
     if (!Number.isSafeInteger(n) || n < 0) return `${key} must be a whole number ≥ 0`;
     q[key] = n;
   }
+  q.limit ??= DEFAULT_AGENT_LIMIT;
+  if (q.limit > MAX_AGENT_LIMIT)
+    return `limit must be at most ${MAX_AGENT_LIMIT}; read more pages with after=<last uid of a page> (X-Total-Count says how many match)`;
   return q;
 }
 

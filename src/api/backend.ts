@@ -18,7 +18,10 @@ export interface AgentQuery {
   state?: AgentStateFilter;
   /** Case-insensitive substring of the uid or of any attribute value. */
   search?: string;
+  /** A cursor: only agents whose uid sorts after this one (then `offset` more are skipped). */
+  after?: string;
   offset?: number;
+  /** Agents in the page; undefined: all (the routes always set one). */
   limit?: number;
 }
 
@@ -35,7 +38,7 @@ export interface AgentRecord {
   bundle?: AgentBundleStatus;
 }
 
-/** One page of agents (sorted by uid) and how many match the query in all. */
+/** One page of agents (sorted by uid) and how many match the query's filters in all (any page). */
 export interface AgentPage {
   agents: AgentRecord[];
   total: number;

@@ -38,6 +38,36 @@ export class ApiClient {
     return this.#request<T>("GET", path, isT);
   }
 
+  /**
+   * Every agent matching `query` (GET /api/v1/agents), read page by page with the `after`
+   * cursor (`limit` per page, at most the API's 1000), so agents that connect or go meanwhile
+   * neither repeat nor push others out of the read. `isRow` checks each row's shape.
+   */
+  async agents<T extends { instanceUid: string }>(
+    query: URLSearchParams,
+    isRow: (row: unknown) => boolean,
+    { limit = 1000 } = {},
+  ): Promise<T[]> {
+    const rows: T[] = [];
+    const q = new URLSearchParams(query);
+    q.set("limit", String(limit));
+    const isPage = (b: unknown) => Array.isArray(b) && b.every(isRow);
+    for (let after = ""; ; ) {
+      if (after) q.set("after", after);
+      const page = await this.get<T[]>(`/api/v1/agents?${q}`, isPage);
+      rows.push(...page);
+      const last = page.at(-1)?.instanceUid;
+      if (page.length < limit || last === undefined) return rows;
+      // A service that ignores `after` would answer the same page forever.
+      if (last <= after)
+        throw new ApiUnreachableError(
+          `${this.#s.apiUrl} does not page GET /api/v1/agents with after=; upgrade the service`,
+          { url: this.#s.apiUrl },
+        );
+      after = last;
+    }
+  }
+
   post<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
     return this.#request<T>("POST", path, isT);
   }

@@ -28,9 +28,8 @@ interface ApiAgent {
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
-const isAgentList = (b: unknown) =>
-  Array.isArray(b) &&
-  b.every((a) => isObject(a) && typeof a.instanceUid === "string" && isObject(a.attributes));
+const isAgentRow = (a: unknown) =>
+  isObject(a) && typeof a.instanceUid === "string" && isObject(a.attributes);
 
 /**
  * Today's agents: each with its attributes, or (when the plan says no agent can change group)
@@ -57,7 +56,7 @@ export interface AgentsWanted {
  */
 export async function agentsFromApi(settings: ClientSettings): Promise<AgentsRead> {
   const client = new ApiClient(settings, { timeoutMs: 30_000 });
-  const rows = await client.get<ApiAgent[]>("/api/v1/agents", isAgentList);
+  const rows = await client.agents<ApiAgent>(new URLSearchParams(), isAgentRow);
   const sets = rows.some((r) => typeof r.componentsHash === "string")
     ? await client
         .get<Record<string, Record<string, string[]>>>("/api/v1/components", isObject)

@@ -147,9 +147,9 @@ export function runAgents(
     const q = new URLSearchParams();
     if (opts.group) q.set("group", opts.group);
     if (opts.state) q.set("state", opts.state);
-    const agents = await api.get<AgentRow[]>(
-      `/api/v1/agents${q.size ? `?${q}` : ""}`,
-      isList((a) => isObject(a) && typeof a.instanceUid === "string"),
+    const agents = await api.agents<AgentRow>(
+      q,
+      (a) => isObject(a) && typeof a.instanceUid === "string",
     );
     if (opts.format === "json") {
       out.write(`${JSON.stringify(agents, null, 2)}\n`);

@@ -9,6 +9,7 @@ import { accessSync, constants } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import {
   CollectorChecker,
+  DEFAULT_SECRET_ENV_PREFIX,
   formatReport,
   isValid,
   OtelcolFlagError,
@@ -25,6 +26,10 @@ export interface ValidateCommandOptions {
   strict: boolean;
   /** `--otelcol <path>` / `--otelcol <name>=<path>`: Collector binaries that also check. */
   otelcol?: string[];
+  /** The service's --secret-dir (absolute): `${file:…}` references are allowed under it only. */
+  secretDir?: string;
+  /** The service's --secret-env-prefix. Default OPAMP_GITOPS_SECRET_. */
+  secretEnvPrefix?: string;
 }
 
 /**
@@ -79,6 +84,10 @@ export async function runValidate(
   }
   const report = await validateSnapshot(read.snapshot, {
     findings: read.findings,
+    secretRefs: {
+      envPrefix: opts.secretEnvPrefix ?? DEFAULT_SECRET_ENV_PREFIX,
+      ...(opts.secretDir ? { dir: resolve(opts.secretDir) } : {}),
+    },
     ...(otelcol.checker ? { collector: otelcol.checker } : {}),
   });
   const rel = relative(process.cwd(), root);

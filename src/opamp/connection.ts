@@ -15,6 +15,11 @@ export interface Connection {
   /** Digest of the credential the connection presented (identity.ts); "" when none. */
   readonly credential: string;
   /**
+   * The instance uid the connection's client certificate is bound to (an issued agent
+   * certificate names it); messages for any other uid are refused. Undefined: not bound.
+   */
+  readonly boundUid?: string;
+  /**
    * Sends an unsolicited ServerToAgent (a config push). WebSocket only: HTTP agents receive
    * changes in the response to their next poll, so HTTP connections leave this undefined.
    */

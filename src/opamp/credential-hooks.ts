@@ -49,6 +49,13 @@ export interface CredentialGate {
    * a known but revoked or expired one (refused even on an open endpoint), undefined when unknown.
    */
   mintedToken(token: string): { scope?: string } | null | undefined;
+  /**
+   * The instance uid a verified client certificate is bound to (one the agent CA issued names
+   * it), or undefined when it binds none. `names` as CertificateScope gets them. A connection
+   * presenting a bound certificate may speak only for that uid: messages for another are
+   * refused (MessageHandler).
+   */
+  boundUid?(names: readonly string[], cert: PeerCertificate): string | undefined;
 }
 
 /** The PEM CSR of a ConnectionSettingsRequest, or undefined. */

@@ -47,13 +47,8 @@ export function parseAgentTokens(text: string): AgentToken[] {
   return out;
 }
 
-/** Names of a verified client certificate (CN, then subjectAltName values). */
-export function certificateNames(req: IncomingMessage): string[] {
-  const socket = req.socket as Partial<TLSSocket>;
-  if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return [];
-  // null once the socket is destroyed (a revoked certificate's connection, mid-request).
-  const cert = socket.getPeerCertificate() as ReturnType<TLSSocket["getPeerCertificate"]> | null;
-  if (!cert) return [];
+/** Names of a client certificate (CN, then subjectAltName values). */
+export function namesOf(cert: PeerCertificate): string[] {
   const names: string[] = [];
   const cn = cert.subject?.CN;
   if (typeof cn === "string" && cn !== "") names.push(cn);
@@ -64,27 +59,35 @@ export function certificateNames(req: IncomingMessage): string[] {
   return names;
 }
 
-/** The client certificate the TLS layer verified on `req`'s connection, if any. */
-export function verifiedCertificate(req: IncomingMessage): PeerCertificate | undefined {
+/**
+ * The client certificate `req`'s connection presented, read once: `verified` when the TLS
+ * layer verified it, `unverified` when one was presented but did not verify (optional client
+ * certificates), neither when there is none (or the socket is already destroyed: a revoked
+ * certificate's connection, mid-request).
+ */
+function peerOf(req: IncomingMessage): { verified?: PeerCertificate; unverified?: true } {
   const socket = req.socket as Partial<TLSSocket>;
-  if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return undefined;
-  const cert = socket.getPeerCertificate();
-  return cert?.raw ? cert : undefined;
+  if (typeof socket.getPeerCertificate !== "function") return {};
+  const cert = socket.getPeerCertificate() as PeerCertificate | null;
+  if (!cert?.raw) return {};
+  return socket.authorized ? { verified: cert } : { unverified: true };
 }
 
-/** A client certificate was presented but did not verify (optional client certificates). */
-function presentedUnverified(req: IncomingMessage): boolean {
-  const socket = req.socket as Partial<TLSSocket>;
-  if (typeof socket.getPeerCertificate !== "function" || socket.authorized) return false;
-  return Boolean((socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw);
-}
-
-// The scopes each admitted request carries, from the server's check to the transports.
-const admitted = new WeakMap<IncomingMessage, readonly string[]>();
+// What each admitted request carries, from the server's check to the transports.
+const admitted = new WeakMap<IncomingMessage, { scopes: readonly string[]; uid?: string }>();
 
 /** The scopes the server admitted `req` with ([] when it carries none). */
 export function scopesOf(req: IncomingMessage): readonly string[] {
-  return admitted.get(req) ?? [];
+  return admitted.get(req)?.scopes ?? [];
+}
+
+/**
+ * `{ boundUid }` when `req` presented a client certificate bound to one instance uid (see
+ * CredentialGate.boundUid), else {}: spread into the Connection.
+ */
+export function boundUidOf(req: IncomingMessage): { boundUid?: string } {
+  const uid = admitted.get(req)?.uid;
+  return uid === undefined ? {} : { boundUid: uid };
 }
 
 export class AgentCredentials {
@@ -125,9 +128,10 @@ export class AgentCredentials {
    */
   admit(req: IncomingMessage): boolean {
     const scopes: string[] = [];
-    if (presentedUnverified(req)) return false;
+    // The peer certificate is read once: each getPeerCertificate() builds a new object.
+    const { verified: cert, unverified } = peerOf(req);
+    if (unverified) return false;
     const gate = this.#gate;
-    const cert = gate ? verifiedCertificate(req) : undefined;
     if (cert && gate?.refuseCertificate(cert)) return false;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
     const minted = m?.[1] ? gate?.mintedToken(m[1]) : undefined;
@@ -142,11 +146,13 @@ export class AgentCredentials {
       if (!found) return false;
       if (found.scope !== undefined) scopes.push(found.scope);
     }
+    const names = cert ? namesOf(cert) : [];
     if (this.#certificateScope) {
-      const scope = this.#certificateScope(certificateNames(req), verifiedCertificate(req));
+      const scope = this.#certificateScope(names, cert);
       if (scope !== undefined) scopes.push(scope);
     }
-    admitted.set(req, scopes);
+    const uid = cert ? gate?.boundUid?.(names, cert) : undefined;
+    admitted.set(req, uid === undefined ? { scopes } : { scopes, uid });
     return true;
   }
 }

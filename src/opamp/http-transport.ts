@@ -9,7 +9,7 @@ import { gzip } from "node:zlib";
 import type { Logger } from "pino";
 import { readMessageBody } from "./body.js";
 import { type Connection, nextConnectionId } from "./connection.js";
-import { scopesOf } from "./credentials.js";
+import { boundUidOf, scopesOf } from "./credentials.js";
 import { MessageTooLargeError } from "./errors.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
@@ -50,6 +50,7 @@ export class HttpTransport {
       remoteAddress: req.socket.remoteAddress ?? "",
       scopes: scopesOf(req),
       credential,
+      ...boundUidOf(req),
     };
     const result = await handler.handle(conn, body);
     if (result.outcome === "malformed")

@@ -194,6 +194,8 @@ export class MessageHandler {
   async #process(conn: Connection, uid: string, prepared: PreparedMessage): Promise<HandleResult> {
     const { message } = prepared;
     const now = this.#options.now();
+    if (conn.boundUid !== undefined && conn.boundUid !== uid)
+      return boundElsewhere(conn, message, this.#options.logger);
     if (hasFlag(message.flags, AgentToServerFlags.RequestInstanceUid)) {
       return this.#reassign(conn, message, "agent requested an instance uid");
     }
@@ -673,6 +675,23 @@ function claimVerdict(
 /** Announced when an issuer is configured: CSRs are accepted. */
 const ISSUING_CAPABILITIES =
   SERVER_CAPABILITIES | ServerCapabilities.AcceptsConnectionSettingsRequest;
+
+/**
+ * Refuses a message for another uid than the one the connection's certificate was issued to:
+ * the certificate proves only that uid (a new uid would be refused as well).
+ */
+function boundElsewhere(conn: Connection, message: AgentToServer, logger: Logger): HandleResult {
+  const instanceUid = uidToString(message.instanceUid);
+  logger.warn(
+    { instanceUid, boundUid: conn.boundUid, remoteAddress: conn.remoteAddress },
+    "refused a message for another uid than its client certificate's",
+  );
+  return errorResult(
+    message.instanceUid,
+    "bad-request",
+    `this client certificate was issued to instance uid ${conn.boundUid}; it cannot speak for ${instanceUid}: connect with that uid, or with your bootstrap credential to ask for a certificate for this one`,
+  );
+}
 
 /** Asks a claimant to report its full state; nothing is stored, offered or announced. */
 function proveIdentity(message: AgentToServer): HandleResult {

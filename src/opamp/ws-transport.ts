@@ -19,7 +19,7 @@ import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type Connection, nextConnectionId } from "./connection.js";
-import { scopesOf } from "./credentials.js";
+import { boundUidOf, scopesOf } from "./credentials.js";
 import { unframeWebSocketMessage } from "./framing.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
@@ -140,6 +140,7 @@ export class WebSocketTransport {
       remoteAddress: req.socket.remoteAddress ?? "",
       scopes: scopesOf(req),
       credential,
+      ...boundUidOf(req),
       push: send,
       close: (code, reason) => this.#drop(ws, code, reason),
     };

@@ -17,8 +17,8 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 import { AgentDirectory } from "./agent-directory.js";
-import { ChangeFollower } from "./change-follower.js";
 import {
   ControllerNotStartedError,
   NoRolloutInFlightError,
@@ -38,7 +38,7 @@ import type {
 import { RolloutNotices } from "./notices.js";
 import { inFlight, servedRef } from "./serve.js";
 import { type GroupRolloutStatus, statusOf } from "./status.js";
-import { type ChangeMessage, RolloutStore } from "./store.js";
+import { type ChangeMessage, MAX_INLINE_MESSAGE, RolloutStore } from "./store.js";
 import { Wakes } from "./wakes.js";
 
 export interface RolloutControllerOptions {
@@ -46,8 +46,8 @@ export interface RolloutControllerOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
-  /** Makes the extra connection pub/sub needs. Default: `redis.duplicate()`. */
-  connect?: () => Redis;
+  /** The process' shared pub/sub connection. Default: one of the controller's own. */
+  subscriber?: RedisSubscriber;
   /** Events arriving within this of the first are written together (ms, default 2). */
   batchWindowMs?: number;
   /** Overdue timers are looked for this often, in case one was lost (ms, default 30 000). */
@@ -85,7 +85,7 @@ export class RolloutController {
   readonly #serveListeners = new Set<(change: ServeChange) => void>();
   readonly #groupListeners = new Set<(group: string) => void>();
   readonly #history: RolloutHistory;
-  #follower?: ChangeFollower;
+  #unfollow?: () => void;
   #started?: Promise<void>;
   #closing?: Promise<void>;
 
@@ -115,14 +115,15 @@ export class RolloutController {
   }
 
   async #start(): Promise<void> {
-    this.#follower = new ChangeFollower({
-      connection: (this.#options.connect ?? (() => this.#options.redis.duplicate()))(),
-      channel: this.#store.keys.channel,
-      logger: this.#options.logger,
-      onChange: (msg) => this.#onChange(msg),
-      onReconnect: () => void this.#resync(),
+    // Before loading, so no change falls in between. After a reconnect, versions are compared:
+    // changes published meanwhile are lost.
+    this.#unfollow = await follow<ChangeMessage>(this.#options, this.#store.keys.channel, {
+      onMessage: (msg) => this.#onChange(msg),
+      onResubscribed: () => this.#resync(),
+      decode: changeMessage,
+      // A message carries at most MAX_INLINE_MESSAGE of records (longer ones say "reload").
+      maxMessageBytes: 4 * MAX_INLINE_MESSAGE,
     });
-    await this.#follower.start(); // before loading, so no change falls in between
     for (const group of await this.#store.groups()) await this.#load(group);
     await this.#wakes.start();
   }
@@ -133,7 +134,7 @@ export class RolloutController {
       await this.#started?.catch(() => {});
       await Promise.all([...this.#groups.values()].map((s) => s.close()));
       await this.#wakes.close();
-      this.#follower?.close();
+      this.#unfollow?.();
     })();
     return this.#closing;
   }
@@ -425,4 +426,12 @@ export class RolloutController {
     if (!sync && (await this.#store.groups()).includes(group)) sync = await this.#load(group);
     await sync?.enqueue([{ type: "tick" }], at);
   }
+}
+
+/** A change message as published by RolloutStore; throws on anything else. */
+function changeMessage(text: string): ChangeMessage {
+  const msg = JSON.parse(text) as Partial<ChangeMessage> | null;
+  if (typeof msg?.g !== "string" || typeof msg.v !== "number")
+    throw new TypeError("not a rollout change message");
+  return msg as ChangeMessage;
 }

@@ -69,6 +69,20 @@ export class ServiceBackend implements AdminBackend {
     return opamp.handler.live.get(uid)?.state ?? (await opamp.store.load(uid));
   }
 
+  /**
+   * The stored agents of `uids` (live ones from memory), read LOAD_CHUNK at a time: one chunk's
+   * reads go to Redis together, and at most one chunk is held at once.
+   */
+  async *#chunks(uids: readonly string[]): AsyncGenerator<Array<Readonly<AgentState>>> {
+    for (let i = 0; i < uids.length; i += LOAD_CHUNK)
+      yield await this.#loadAll(uids.slice(i, i + LOAD_CHUNK));
+  }
+
+  async #loadAll(uids: readonly string[]): Promise<Array<Readonly<AgentState>>> {
+    const states = await Promise.all(uids.map((u) => this.#load(u)));
+    return states.filter((a) => a !== undefined);
+  }
+
   #record(state: Readonly<AgentState>): AgentRecord {
     const { provider } = this.#p;
     const group = provider?.groupOf(state);
@@ -85,18 +99,19 @@ export class ServiceBackend implements AdminBackend {
   async agents(q: AgentQuery): Promise<AgentPage> {
     const uids = (await this.#p.opamp.store.list()).sort();
     const offset = q.offset ?? 0;
-    const end = q.limit === undefined ? Number.POSITIVE_INFINITY : offset + q.limit;
-    const loadAll = async (list: string[]) =>
-      (await Promise.all(list.map((u) => this.#load(u)))).filter((a) => a !== undefined);
+    const limit = q.limit ?? Number.POSITIVE_INFINITY;
+    // The cursor: the page starts after `after` (uids are sorted, so a binary search).
+    const first = q.after === undefined ? 0 : sortedIndexAfter(uids, q.after);
     if (!q.group && !q.state && !q.search) {
-      const page = await loadAll(uids.slice(offset, end));
+      const page = await this.#loadAll(uids.slice(first + offset, first + offset + limit));
       return { agents: page.map((a) => this.#record(a)), total: uids.length };
     }
     const needle = q.search?.toLowerCase();
     const agents: AgentRecord[] = [];
     let total = 0;
-    for (let i = 0; i < uids.length; i += LOAD_CHUNK) {
-      for (const state of await loadAll(uids.slice(i, i + LOAD_CHUNK))) {
+    let skipped = 0;
+    for await (const chunk of this.#chunks(uids)) {
+      for (const state of chunk) {
         const r = this.#record(state);
         if (q.group && r.group !== q.group) continue;
         if (
@@ -106,8 +121,10 @@ export class ServiceBackend implements AdminBackend {
         )
           continue;
         if (needle && !matches(state, needle)) continue;
-        if (total >= offset && total < end) agents.push(r);
         total++;
+        if (q.after !== undefined && state.instanceUid <= q.after) continue;
+        if (skipped < offset) skipped++;
+        else if (agents.length < limit) agents.push(r);
       }
     }
     return { agents, total };
@@ -195,11 +212,11 @@ export class ServiceBackend implements AdminBackend {
   async componentSets(): Promise<Record<string, Record<string, string[]>>> {
     const { opamp } = this.#p;
     const out: Record<string, Record<string, string[]>> = {};
-    for (const uid of await opamp.store.list()) {
-      const agent = await this.#load(uid);
-      const hash = agent && componentsHashOf(agent);
-      if (agent && hash && !out[hash]) out[hash] = componentTypes(agent);
-    }
+    for await (const chunk of this.#chunks(await opamp.store.list()))
+      for (const agent of chunk) {
+        const hash = componentsHashOf(agent);
+        if (hash && !out[hash]) out[hash] = componentTypes(agent);
+      }
     return out;
   }
 
@@ -311,4 +328,16 @@ function shown(files: Record<string, { contentType: string; content?: unknown; n
     out[name] = entry;
   }
   return out;
+}
+
+/** The index of the first of the sorted `uids` that sorts after `uid`. */
+function sortedIndexAfter(uids: readonly string[], uid: string): number {
+  let low = 0;
+  let high = uids.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((uids[mid] ?? "") <= uid) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

@@ -4,9 +4,10 @@
  * deny list (revocations from the admin API and from Git's fleet.yaml `revoked:` list).
  *
  * What lives where:
- * - Redis `<p>:agent-credentials` (uid → JSON): per agent, the last certificate issued (serial,
- *   validity, group, its public key and PEM: none of it secret) and the last token minted (id,
- *   SHA-256 digest, group, validity: never the token).
+ * - Redis `<p>:agent-credentials` (uid → JSON): per agent, what was issued last, cached in a
+ *   bounded LRU (credential-records.ts). CSRs are checked and signed by certificate-signer.ts
+ *   (each CSR checked once, a repeated one answered with the same certificate, a per-agent
+ *   signing rate limit).
  * - Redis `<p>:agent-tokens` (digest → uid, group, expiry): the per-agent tokens the agent
  *   port accepts beside its tokens file.
  * - Redis `<p>:revoked` (uid → when, by whom) and `<p>:revoked-serials`: API revocations,
@@ -14,7 +15,7 @@
  * - `<p>:credentials-version`, bumped on every change: replicas re-read the two indexes
  *   when it moves (checked every `pollMs`, the fallback for a lost message).
  * - Channel `<p>:revocations`: an API revocation is published there (the uid) and every
- *   replica, subscribed on a connection of its own, re-reads the indexes at once, so the
+ *   replica (following it, src/redis-subscriber.ts) re-reads the indexes at once, so the
  *   agent's connections everywhere are closed and its credentials refused without a poll.
  * - A minted token's plaintext only in this process' memory, to re-send it in a later offer;
  *   after a restart such an offer carries a new token instead. The CA key never leaves memory.
@@ -22,11 +23,12 @@
  * Concurrency: one agent's messages are handled one at a time (MessageHandler), so the
  * per-agent record is read and written without a lock. Gate checks are synchronous, from memory.
  */
-import { createHash, randomBytes, X509Certificate } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type AgentCa, CsrError, checkCsr, issuedNames } from "../ca/index.js";
+import { type AgentCa, CsrError, issuedNames } from "../ca/index.js";
+import { LruMap } from "../lru-map.js";
 import {
   AgentCapabilities,
   type AgentState,
@@ -35,6 +37,14 @@ import {
   hasFlag,
   type OfferedCredential,
 } from "../opamp/index.js";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
+import { CertificateSigner, type SignerStats } from "./certificate-signer.js";
+import {
+  type AgentRecord,
+  type CertRecord,
+  CredentialRecords,
+  type TokenRecord,
+} from "./credential-records.js";
 import { DenyList, type Revocation } from "./deny-list.js";
 import { groupScope } from "./group-scope.js";
 
@@ -56,38 +66,17 @@ export interface AgentCredentialOptions {
   rotateAt: number;
   /** Largest CSR accepted, bytes. */
   maxCsrBytes: number;
+  /** Least time between two certificates signed for one agent's CSRs, ms; 0: no limit. */
+  csrIntervalMs?: number;
+  /** Agents whose records are cached in memory (LRU). Default 100,000. */
+  maxCachedRecords?: number;
   /** How often other replicas' changes are looked for, ms. Default 2000. */
   pollMs?: number;
-  /** Makes the connection the revocation channel needs. Default: `redis.duplicate()`. */
-  connect?: () => Redis;
+  /** The process' shared pub/sub connection. Default: one of its own. */
+  subscriber?: RedisSubscriber;
   /** Called with the uids whose credentials were just revoked (close their connections). */
   onRevoked?: (uids: readonly string[]) => void;
   now?: () => number;
-}
-
-interface CertRecord {
-  serial: string;
-  /** SHA-256 fingerprint of the certificate, lowercase hex (as identity.ts names it). */
-  fingerprint?: string;
-  notBefore: number;
-  notAfter: number;
-  group: string;
-  /** SubjectPublicKeyInfo of the agent's key, base64: rotation re-signs the same key. */
-  spki: string;
-  pem: string;
-}
-
-interface TokenRecord {
-  id: string;
-  digest: string;
-  group: string;
-  notBefore: number;
-  notAfter: number;
-}
-
-interface AgentRecord {
-  cert?: CertRecord;
-  token?: TokenRecord;
 }
 
 export type { Revocation } from "./deny-list.js";
@@ -97,18 +86,43 @@ const digestOf = (token: string) => createHash("sha256").update(token).digest("h
 export class AgentCredentialAuthority implements CredentialIssuer, CredentialGate {
   readonly #options: AgentCredentialOptions;
   readonly #now: () => number;
-  readonly #records = new Map<string, AgentRecord>();
+  readonly #records: CredentialRecords;
+  readonly #signer: CertificateSigner;
   readonly #plain = new Map<string, { id: string; token: string }>();
-  readonly #signed = new Map<string, boolean>();
+  readonly #signed = new LruMap<string, boolean>(10_000);
   #tokens = new Map<string, { uid: string; group: string; notAfter: number }>();
   readonly #denied = new DenyList();
   #version: string | null = null;
   #timer: NodeJS.Timeout | undefined;
-  #sub: Redis | undefined;
+  #unfollow: (() => void) | undefined;
 
   constructor(options: AgentCredentialOptions) {
     this.#options = { ...options };
     this.#now = options.now ?? Date.now;
+    this.#records = new CredentialRecords(
+      options.redis,
+      this.#key("agent-credentials"),
+      options.maxCachedRecords,
+    );
+    this.#signer = new CertificateSigner({
+      ca: () => this.#options.ca,
+      records: this.#records,
+      logger: options.logger,
+      certificateValidityMs: options.certificateValidityMs,
+      maxCsrBytes: options.maxCsrBytes,
+      csrIntervalMs: options.csrIntervalMs ?? 0,
+      due: (c) => this.#due(c),
+      now: this.#now,
+    });
+  }
+
+  /** Counters of CSR checks and signings, and of the per-agent record cache. */
+  get stats(): SignerStats & { recordReads: number; recordsCached: number } {
+    return {
+      ...this.#signer.stats,
+      recordReads: this.#records.redisReads,
+      recordsCached: this.#records.cached,
+    };
   }
 
   /** Sets the CA (loaded asynchronously at start). */
@@ -122,7 +136,6 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     let known = this.#signed.get(key);
     if (known === undefined) {
       known = this.#options.ca?.signed(cert.raw) ?? false;
-      if (this.#signed.size > 10_000) this.#signed.clear();
       this.#signed.set(key, known);
     }
     return known;
@@ -136,13 +149,23 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     return groupScope(groups);
   }
 
+  /**
+   * The instance uid a certificate this CA issued is bound to (its agent URI, names.ts);
+   * undefined for any other certificate, whose names mean nothing to this CA.
+   */
+  boundUid(names: readonly string[], cert: PeerCertificate): string | undefined {
+    if (!cert.raw || !this.#options.ca) return undefined;
+    const { uid } = issuedNames(names);
+    return uid !== undefined && this.issuedByCa(cert) ? uid : undefined;
+  }
+
   #key(name: string): string {
     return `${this.#options.prefix}:${name}`;
   }
 
   /** Loads the indexes and starts watching for other replicas' changes. Idempotent. */
   async start(): Promise<void> {
-    if (!this.#sub) await this.#subscribe();
+    if (!this.#unfollow) await this.#subscribe();
     await this.#reload();
     clearInterval(this.#timer);
     this.#timer = setInterval(() => {
@@ -155,22 +178,23 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   async #subscribe(): Promise<void> {
     const { logger } = this.#options;
-    const sub = (this.#options.connect ?? (() => this.#options.redis.duplicate()))();
-    this.#sub = sub;
-    sub.on("error", (err) => logger.warn({ err }, "revocation subscriber error"));
-    // A message only says "look": the indexes in Redis are the truth, re-read whole.
-    sub.on("message", () => {
-      void this.#reload().catch((err) =>
+    // A message (the uid) only says "look": the indexes in Redis are the truth, re-read whole.
+    const look = () =>
+      this.#reload().catch((err) =>
         logger.warn({ err }, "cannot read a published revocation; the poll will retry"),
       );
+    this.#unfollow = await follow<string>(this.#options, this.#key("revocations"), {
+      onMessage: look,
+      onResubscribed: look,
+      decode: (uid) => uid,
+      maxMessageBytes: 1024,
     });
-    await sub.subscribe(this.#key("revocations"));
   }
 
   close(): void {
     clearInterval(this.#timer);
-    this.#sub?.disconnect();
-    this.#sub = undefined;
+    this.#unfollow?.();
+    this.#unfollow = undefined;
   }
 
   async #reload(): Promise<void> {
@@ -276,18 +300,19 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
         );
       } else {
         try {
-          const { spki } = await checkCsr(csr, uid, this.#options.maxCsrBytes);
-          return await this.#issue(uid, group, Buffer.from(spki).toString("base64"), record);
+          return this.#certificate(await this.#signer.forCsr(uid, group, csr, record));
         } catch (err) {
           if (!(err instanceof CsrError)) throw err;
-          this.#options.logger.warn({ instanceUid: uid, code: err.code, err }, "CSR refused");
+          // A refusal answered from the CSR cache was logged when it was first checked.
+          const level = err.data.cached ? "debug" : "warn";
+          this.#options.logger[level]({ instanceUid: uid, code: err.code, err }, "CSR refused");
         }
       }
     }
     if (record.cert && ca) {
       const cert = record.cert;
       if (this.#due(cert) && group === cert.group)
-        return this.#issue(uid, group, cert.spki, record);
+        return this.#certificate(await this.#signer.sign(uid, group, cert.spki, record));
       return this.#certificate(cert);
     }
     if (!this.#options.mintTokens || group === undefined) return undefined;
@@ -342,31 +367,6 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     };
   }
 
-  async #issue(
-    uid: string,
-    group: string,
-    spki: string,
-    record: AgentRecord,
-  ): Promise<OfferedCredential> {
-    const issued = await (this.#options.ca as AgentCa).issue({
-      uid,
-      group,
-      spki: Buffer.from(spki, "base64"),
-      validityMs: this.#options.certificateValidityMs,
-      now: this.#now(),
-    });
-    const fingerprint = new X509Certificate(issued.pem).fingerprint256
-      .replace(/:/g, "")
-      .toLowerCase();
-    const cert: CertRecord = { ...issued, fingerprint, group, spki };
-    await this.#save(uid, { ...record, cert });
-    this.#options.logger.info(
-      { instanceUid: uid, group, serial: cert.serial, notAfter: new Date(cert.notAfter) },
-      "agent certificate issued",
-    );
-    return this.#certificate(cert);
-  }
-
   async #mint(uid: string, group: string, record: AgentRecord): Promise<OfferedCredential> {
     const plain = randomBytes(32).toString("base64url");
     const now = this.#now();
@@ -389,20 +389,12 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     return { id: token.id, headers: [{ key: "Authorization", value: `Bearer ${plain}` }] };
   }
 
-  async #record(uid: string): Promise<AgentRecord> {
-    let record = this.#records.get(uid);
-    if (!record) {
-      const raw = await this.#options.redis.hget(this.#key("agent-credentials"), uid);
-      record = raw ? (JSON.parse(raw) as AgentRecord) : {};
-      if (this.#records.size > 100_000) this.#records.clear(); // bounded whatever the fleet
-      this.#records.set(uid, record);
-    }
-    return record;
+  #record(uid: string): Promise<AgentRecord> {
+    return this.#records.get(uid);
   }
 
-  async #save(uid: string, record: AgentRecord): Promise<void> {
-    await this.#options.redis.hset(this.#key("agent-credentials"), uid, JSON.stringify(record));
-    this.#records.set(uid, record);
+  #save(uid: string, record: AgentRecord): Promise<void> {
+    return this.#records.save(uid, record);
   }
 
   /** What was issued to `uid` (for the admin API): serial, validity and group; no secret. */

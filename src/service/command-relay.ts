@@ -1,7 +1,7 @@
 /**
  * Admin commands for agents connected to any replica or worker: `Service.restart` runs the
  * command on the agents this process holds and publishes it on the Redis channel
- * `<prefix>:agent-commands`; every other process (subscribed on a connection of its own) runs
+ * `<prefix>:agent-commands`; every other process (following it, src/redis-subscriber.ts) runs
  * it on the agents it holds, logging who asked, and publishes its outcomes back to the asker.
  *
  * The asker waits for as many replies as `PUBLISH` counted other subscribers, at most
@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { RestartOutcome, RestartTarget } from "../api/backend.js";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 
 export interface CommandRelayOptions {
   redis: Redis;
@@ -20,8 +21,8 @@ export interface CommandRelayOptions {
   /** This process' id (replies are addressed to it). */
   replicaId: string;
   logger: Logger;
-  /** Makes the subscriber connection. Default: `redis.duplicate()`. */
-  connect?: () => Redis;
+  /** The process' shared pub/sub connection. Default: one of the relay's own. */
+  subscriber?: RedisSubscriber;
   /** Sends RESTART to the target's agents connected to this process; "not-here" for others. */
   local: (target: RestartTarget, by: string) => RestartOutcome[];
   /** Longest wait for the other processes' outcomes, ms. Default 2000. */
@@ -32,6 +33,12 @@ type Message =
   | { kind: "restart"; id: string; from: string; target: RestartTarget; by: string }
   | { kind: "outcomes"; id: string; to: string; outcomes: RestartOutcome[] };
 
+/**
+ * Largest message, bytes: the outcomes of a group restart name every agent of the group the
+ * process holds (about 100 bytes each), so this allows some 160,000 per process.
+ */
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 interface Pending {
   expected: number;
   got: RestartOutcome[][];
@@ -41,7 +48,7 @@ interface Pending {
 export class CommandRelay {
   readonly #o: CommandRelayOptions;
   readonly #pending = new Map<string, Pending>();
-  #sub: Redis | undefined;
+  #unfollow: (() => void) | undefined;
 
   constructor(options: CommandRelayOptions) {
     this.#o = options;
@@ -52,29 +59,30 @@ export class CommandRelay {
   }
 
   async start(): Promise<void> {
-    if (this.#sub) return;
-    const sub = (this.#o.connect ?? (() => this.#o.redis.duplicate()))();
-    this.#sub = sub;
-    sub.on("error", (err) => this.#o.logger.warn({ err }, "agent command subscriber error"));
-    sub.on("message", (_channel: string, raw: string) => {
-      void this.#heard(raw).catch((err) =>
-        this.#o.logger.warn({ err }, "an agent command from another replica failed"),
-      );
+    if (this.#unfollow) return;
+    // Failures of a handler are logged by the subscriber ("a Redis message handler failed").
+    this.#unfollow = await follow<Message>(this.#o, this.#channel, {
+      onMessage: (m) => this.#heard(m),
+      decode: (text) => {
+        const m = JSON.parse(text) as Message | null;
+        if (m?.kind !== "restart" && m?.kind !== "outcomes") throw new TypeError("not a command");
+        return m;
+      },
+      maxMessageBytes: MAX_MESSAGE_BYTES,
     });
-    await sub.subscribe(this.#channel);
   }
 
   /** Stops listening; pending requests return what they have. */
   close(): void {
-    this.#sub?.disconnect();
-    this.#sub = undefined;
+    this.#unfollow?.();
+    this.#unfollow = undefined;
     for (const p of this.#pending.values()) p.done();
   }
 
   /** RESTART to the target's agents wherever they are connected; one outcome per agent. */
   async restart(target: RestartTarget, by: string): Promise<RestartOutcome[]> {
     const local = this.#o.local(target, by);
-    if (!this.#sub) return local;
+    if (!this.#unfollow) return local;
     const id = randomBytes(8).toString("hex");
     const pending: Pending = { expected: Number.POSITIVE_INFINITY, got: [], done: () => {} };
     const finished = new Promise<void>((resolve) => {
@@ -96,8 +104,7 @@ export class CommandRelay {
     return merge(local, pending.got.flat());
   }
 
-  async #heard(raw: string): Promise<void> {
-    const m = JSON.parse(raw) as Message;
+  async #heard(m: Message): Promise<void> {
     if (m.kind === "restart" && m.from !== this.#o.replicaId) {
       const outcomes = this.#o.local(m.target, m.by).filter((o) => o.result !== "not-here");
       const reply: Message = { kind: "outcomes", id: m.id, to: m.from, outcomes };

@@ -5,7 +5,7 @@
  *   replica's commits through the `<prefix>:rollouts` pub/sub channel;
  * - agent changes are seen only by the replica the agent is connected to: each replica
  *   publishes the uids that changed (at most once per batch interval) on
- *   `<prefix>:console-agents`, and every replica subscribes to it on a connection of its own;
+ *   `<prefix>:console-agents`, and every replica follows it (src/redis-subscriber.ts);
  * - a new served commit or stalled head is seen by each replica's own Git poll.
  *
  * Listeners get one ChangeBatch per interval (default 250 ms) in which something changed.
@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import type { ChangeBatch, ConnectionEvent } from "../api/backend.js";
 import type { AgentEvents } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 
 /** Agents named per batch at most; past it, `agentsOverflow` tells clients to reload all. */
 export const MAX_BATCH_AGENTS = 500;
@@ -30,8 +31,20 @@ export interface ConsoleFeedOptions {
   events: AgentEvents;
   rollouts: Pick<RolloutController, "onGroupChanged">;
   logger: Logger;
+  /** The process' shared pub/sub connection. Default: one of the feed's own. */
+  subscriber?: RedisSubscriber;
   intervalMs?: number;
 }
+
+/** What a replica publishes: its id, changed uids, and whether it named them all. */
+interface AgentsMessage {
+  r?: string;
+  a?: unknown;
+  o?: boolean;
+}
+
+/** Largest agents message: MAX_BATCH_AGENTS uids of at most 128 bytes, with room to spare. */
+const MAX_MESSAGE_BYTES = MAX_BATCH_AGENTS * 256;
 
 export class ConsoleFeed {
   readonly #options: ConsoleFeedOptions;
@@ -44,7 +57,7 @@ export class ConsoleFeed {
   #overflow = false;
   #sync = false;
   #timer: NodeJS.Timeout | undefined;
-  #sub: Redis | undefined;
+  #unfollow: (() => void) | undefined;
   #unsubscribe: Array<() => void> = [];
 
   constructor(options: ConsoleFeedOptions) {
@@ -86,12 +99,15 @@ export class ConsoleFeed {
         this.#schedule();
       }),
     );
-    this.#sub = this.#options.redis.duplicate();
-    this.#sub.on("error", (err) =>
-      this.#options.logger.warn({ err }, "console feed subscriber error"),
-    );
-    this.#sub.on("message", (_channel: string, text: string) => this.#remote(text));
-    await this.#sub.subscribe(this.#channel);
+    this.#unfollow = await follow<AgentsMessage>(this.#options, this.#channel, {
+      onMessage: (msg) => this.#remote(msg),
+      // Changes published while disconnected are lost: clients reload what they show.
+      onResubscribed: () => {
+        this.#overflow = true;
+        this.#schedule();
+      },
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    });
   }
 
   /** The served commit or the head's validation changed. */
@@ -110,7 +126,8 @@ export class ConsoleFeed {
     this.#unsubscribe = [];
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#sub?.disconnect();
+    this.#unfollow?.();
+    this.#unfollow = undefined;
     this.#listeners.clear();
   }
 
@@ -125,17 +142,12 @@ export class ConsoleFeed {
     else this.#overflow = true;
   }
 
-  #remote(text: string): void {
-    try {
-      const msg = JSON.parse(text) as { r?: string; a?: unknown; o?: boolean };
-      if (msg.r === this.#options.replicaId) return;
-      if (Array.isArray(msg.a))
-        for (const uid of msg.a) if (typeof uid === "string") this.#addAgent(uid);
-      if (msg.o) this.#overflow = true;
-      this.#schedule();
-    } catch {
-      // Not ours (or garbled): nothing to tell the console.
-    }
+  #remote(msg: AgentsMessage | null): void {
+    if (typeof msg !== "object" || msg === null || msg.r === this.#options.replicaId) return;
+    if (Array.isArray(msg.a))
+      for (const uid of msg.a) if (typeof uid === "string") this.#addAgent(uid);
+    if (msg.o) this.#overflow = true;
+    this.#schedule();
   }
 
   #schedule(): void {

@@ -13,6 +13,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Lease } from "../lease.js";
+import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 import type { FleetSync } from "../sync/index.js";
 
 export interface GitDutyOptions {
@@ -20,6 +21,8 @@ export interface GitDutyOptions {
   prefix: string;
   ttlMs: number;
   logger: Logger;
+  /** The process' shared pub/sub connection. Default: one of its own. */
+  subscriber?: RedisSubscriber;
   /** Called each time this replica becomes the lease holder (after its first check). */
   onHolder?: () => void;
 }
@@ -27,7 +30,7 @@ export interface GitDutyOptions {
 export class GitDuty {
   readonly lease: Lease;
   readonly #options: GitDutyOptions;
-  readonly #sub: Redis;
+  #unfollow: (() => void) | undefined;
   readonly #key: string;
   #sync?: FleetSync;
   #closed = false;
@@ -39,9 +42,6 @@ export class GitDuty {
       ttlMs: options.ttlMs,
       onLost: () => options.logger.info("no longer polling Git (another replica does)"),
     });
-    this.#sub = options.redis.duplicate();
-    this.#sub.on("error", (err) => options.logger.warn({ err }, "Git head subscriber error"));
-    this.#sub.on("message", (_channel: string, commit: string) => this.#heard(commit));
   }
 
   /** Whether this replica polls now (FleetSync's `pollWhen`). */
@@ -55,11 +55,6 @@ export class GitDuty {
     this.#sync = sync;
     sync.on("headChanged", ({ commit }) => void this.#announce(commit));
     if (sync.status.head) await this.#announce(sync.status.head);
-    let subscribed = false;
-    this.#sub.on("ready", () => {
-      // Resubscribed after a reconnect: announcements made meanwhile were lost.
-      if (subscribed) void this.#options.redis.get(this.#key).then((c) => c && this.#heard(c));
-    });
     let held = false;
     this.lease.campaign((now) => {
       if (now && !held) {
@@ -69,8 +64,16 @@ export class GitDuty {
       }
       held = now;
     });
-    await this.#sub.subscribe(this.#key);
-    subscribed = true;
+    this.#unfollow = await follow<string>(this.#options, this.#key, {
+      onMessage: (commit) => this.#heard(commit),
+      // Resubscribed after a reconnect: announcements made meanwhile were lost.
+      onResubscribed: async () => {
+        const commit = await this.#options.redis.get(this.#key);
+        if (commit) this.#heard(commit);
+      },
+      decode: commitId,
+      maxMessageBytes: 128,
+    });
   }
 
   /** Stores and publishes a head this replica read, when it is news. */
@@ -93,7 +96,13 @@ export class GitDuty {
   /** Stops following and releases the lease, so another replica polls at once. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#sub.disconnect();
+    this.#unfollow?.();
     await this.lease.release();
   }
+}
+
+/** A commit id as announced (SHA-1 or SHA-256 hex); throws on anything else. */
+function commitId(text: string): string {
+  if (!/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(text)) throw new TypeError("not a commit id");
+  return text;
 }

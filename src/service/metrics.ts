@@ -69,6 +69,17 @@ export class ServiceMetrics {
       "Reads of the fleet repository by this replica (fetches, for a remote)",
       () => service.sync?.checks ?? 0,
     );
+    new Counter({
+      name: "opamp_gitops_pubsub_dropped_total",
+      help: "Redis pub/sub messages dropped: larger than the channel's bound (oversized) or unreadable (malformed)",
+      labelNames: ["channel", "reason"],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const { channel, reason, count } of service.subscriber.dropped())
+          this.inc({ channel, reason }, count);
+      },
+    });
     new Gauge({
       name: "opamp_gitops_leader",
       help: "1 while this replica holds the lease of a once-only duty (git: polling; status: writer)",

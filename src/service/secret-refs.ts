@@ -3,22 +3,35 @@
  * TLS CA on the service's host. Resolved values live only in this process's memory: never in
  * Redis, Git, logs or the status branch (the bundle id hashes the references, not the values).
  *
+ * A repository writer chooses the references, and the endpoint their values are sent to, so
+ * only what the policy allows is resolved (secret-ref-policy.ts in src/validate): variables
+ * named with `--secret-env-prefix`, and files whose real path (symlinks and `..` resolved with
+ * realpath) is under the real path of `--secret-dir`. Anything else is SECRET_REF_REFUSED.
+ *
  * A file is read as UTF-8 with one trailing newline dropped (as secret files are usually
- * written); it must be a regular file of at most MAX_SECRET_FILE_BYTES (a repository writer
- * chooses the path: /dev/zero or a huge file must not exhaust the service). A missing
- * variable or unreadable file is a SecretRefError naming the reference.
+ * written); it must be a regular file of at most MAX_SECRET_FILE_BYTES (/dev/zero or a huge
+ * file must not exhaust the service). A missing variable or unreadable file is
+ * SECRET_REF_UNRESOLVED. Both are SecretRefErrors naming the reference.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from "node:fs";
 import type { TelemetryParts } from "../bundle.js";
 import { CodedError } from "../errors.js";
-import { SECRET_REF as REF } from "../validate/index.js";
+import {
+  DEFAULT_SECRET_REF_POLICY,
+  isWithin,
+  SECRET_REF as REF,
+  refusedRef,
+  type SecretRefPolicy,
+} from "../validate/index.js";
 
 /** Largest secret file read, in bytes: 64 KiB. */
 export const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 /** Reads a regular file of at most MAX_SECRET_FILE_BYTES as UTF-8; throws otherwise. */
 export function readSecretFile(path: string): string {
-  const fd = openSync(path, "r");
+  // The path is a real path (resolved by the caller): a symlink put in its place is not
+  // followed, and a FIFO does not block the open (it is then refused as no regular file).
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new Error("not a regular file");
@@ -32,29 +45,66 @@ export function readSecretFile(path: string): string {
   }
 }
 
+/** SECRET_REF_UNRESOLVED (missing, unreadable) or SECRET_REF_REFUSED (against the policy). */
 export class SecretRefError extends CodedError {
-  constructor(ref: string, why: string) {
-    super("SECRET_REF_UNRESOLVED", `${ref} cannot be resolved on the service: ${why}`, { ref });
+  constructor(ref: string, why: string, code = "SECRET_REF_UNRESOLVED") {
+    super(
+      code,
+      code === "SECRET_REF_REFUSED" ? why : `${ref} cannot be resolved on the service: ${why}`,
+      { ref },
+    );
   }
 }
 
 export interface RefSources {
   env: Readonly<Record<string, string | undefined>>;
-  /** Reads a file's text; throws when it cannot. Default: readFileSync. */
+  /** What may be referenced. Default: DEFAULT_SECRET_REF_POLICY (no file at all). */
+  policy?: Readonly<SecretRefPolicy>;
+  /** Reads a file's text (given its real path); throws when it cannot. Default: readSecretFile. */
   readFile?: (path: string) => string;
+}
+
+/** The real path of `path` when it is under the real path of `dir`; throws SecretRefError. */
+function realPathWithin(ref: string, path: string, dir: string): string {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    throw new SecretRefError(ref, `cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  let realDir: string;
+  try {
+    realDir = realpathSync(dir);
+  } catch (err) {
+    throw new SecretRefError(
+      ref,
+      `the secret folder ${dir} cannot be read (${(err as NodeJS.ErrnoException).code})`,
+    );
+  }
+  if (!isWithin(real, realDir))
+    throw new SecretRefError(
+      ref,
+      `${ref} is refused: it resolves to ${real}, outside the secret folder ${dir} (--secret-dir)`,
+      "SECRET_REF_REFUSED",
+    );
+  return real;
 }
 
 /** `value` with each reference replaced by its value; throws SecretRefError on the first missing. */
 export function resolveRefs(value: string, sources: RefSources): string {
   const read = sources.readFile ?? readSecretFile;
+  const policy = sources.policy ?? DEFAULT_SECRET_REF_POLICY;
   return value.replace(REF, (ref, kind: string, arg: string) => {
+    const refused = refusedRef(kind, arg, policy);
+    if (refused) throw new SecretRefError(ref, refused, "SECRET_REF_REFUSED");
     if (kind === "env") {
       const v = sources.env[arg];
       if (v === undefined) throw new SecretRefError(ref, `environment variable ${arg} is not set`);
       return v;
     }
+    const real = realPathWithin(ref, arg, policy.dir as string);
     try {
-      return read(arg).replace(/\r?\n$/, "");
+      return read(real).replace(/\r?\n$/, "");
     } catch (err) {
       throw new SecretRefError(
         ref,

@@ -24,6 +24,7 @@ import {
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
+import { RedisSubscriber } from "../redis-subscriber.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import { loadRedactionKey } from "../status/redaction-key.js";
@@ -125,6 +126,8 @@ export class Service {
   readonly agentCredentials: AgentCredentialAuthority;
   /** Admin commands (restart) for agents connected to any replica or worker. */
   readonly commands: CommandRelay;
+  /** The process' Redis pub/sub connection, shared by every channel it follows. */
+  readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
@@ -142,8 +145,15 @@ export class Service {
     // Served package files are offered only with an advertised URL to download them from.
     const servable = s.advertise ? this.packages : undefined;
     this.incompatible = new IncompatibleAgents(redis, s.redisPrefix);
+    // One pub/sub connection for every channel this process follows.
+    const subscriber = new RedisSubscriber({
+      redis,
+      logger: logger.child({ module: "pubsub" }),
+    });
+    this.subscriber = subscriber;
     this.rollouts = new RolloutController({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "queue" }),
       // Timers are BullMQ jobs: each runs on one replica; one whose replica died is run again
@@ -155,6 +165,7 @@ export class Service {
     if (s.repo) {
       const duty = new GitDuty({
         redis,
+        subscriber,
         prefix: s.redisPrefix,
         ttlMs: s.leaderLeaseMs,
         logger: logger.child({ module: "git-duty" }),
@@ -182,12 +193,13 @@ export class Service {
           await this.packages?.index();
           const report = await validateSnapshot(snapshot, {
             cache,
+            secretRefs: s.secretRefs,
             ...(collector ? { collector } : {}),
           });
           return checkBundles(
             await this.#checkAgents(report),
             snapshot,
-            { env: process.env },
+            { env: process.env, policy: s.secretRefs },
             servable,
           );
         },
@@ -197,7 +209,7 @@ export class Service {
     const provider = this.sync
       ? new FleetProvider(this.sync, this.rollouts, this.configs, {
           bundles: this.bundles,
-          refs: { env: process.env },
+          refs: { env: process.env, policy: s.secretRefs },
           packageUrl: (sha256) => this.#packageUrl(sha256),
           onResolveError: (bundle, err) =>
             logger.error(
@@ -210,6 +222,7 @@ export class Service {
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "agent-credentials" }),
       groupOf: (agent) => provider?.groupOf(agent),
@@ -277,6 +290,7 @@ export class Service {
     });
     this.commands = new CommandRelay({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       replicaId,
       logger: logger.child({ module: "agent-commands" }),
@@ -338,6 +352,7 @@ export class Service {
     });
     this.feed = new ConsoleFeed({
       redis,
+      subscriber,
       prefix: s.redisPrefix,
       replicaId,
       events: this.opamp.events,
@@ -650,6 +665,7 @@ export class Service {
       // After rollouts drained, so the last flush carries the final progress.
       await this.#step("status branch flush", async () => this.status?.close());
       await this.#step("rollouts", () => this.rollouts.close());
+      this.subscriber.close();
     })();
     return this.#closing;
   }

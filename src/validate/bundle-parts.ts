@@ -5,12 +5,18 @@
  * service runs (they are resolved there, at rollout time).
  *
  * Codes: SECRET_REF_INVALID (error: a `${…}` that is not `${env:NAME}` or `${file:/abs/path}`),
+ * SECRET_REF_REFUSED (error: a reference the service's policy refuses, secret-ref-policy.ts),
  * TELEMETRY_HEADER_PLAINTEXT (warning: a credential-like header written in clear),
  * PACKAGES_TOP_LEVEL (error: more than one top-level package).
  */
 import { finding } from "./findings.js";
 import type { Finding, PackageSpec } from "./model.js";
 import type { RawPolicy } from "./policy.js";
+import {
+  DEFAULT_SECRET_REF_POLICY,
+  refusedRef,
+  type SecretRefPolicy,
+} from "./secret-ref-policy.js";
 import type { LoadedYaml } from "./yaml.js";
 
 /** `${env:NAME}` or `${file:/absolute/path}`; anything else inside `${…}` is an error. */
@@ -42,8 +48,21 @@ export function secretRefProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Checks the telemetry destinations present in `raw`, located in `doc`. */
-export function checkTelemetry(raw: RawPolicy, doc: LoadedYaml): Finding[] {
+/** The first reference in `value` that `policy` refuses, with why; undefined when none. */
+export function refusedRefIn(value: string, policy: Readonly<SecretRefPolicy>): string | undefined {
+  for (const [, kind = "", arg = ""] of value.matchAll(SECRET_REF)) {
+    const why = refusedRef(kind, arg, policy);
+    if (why) return why;
+  }
+  return undefined;
+}
+
+/** Checks the telemetry destinations present in `raw`, located in `doc`, against `policy`. */
+export function checkTelemetry(
+  raw: RawPolicy,
+  doc: LoadedYaml,
+  policy: Readonly<SecretRefPolicy> = DEFAULT_SECRET_REF_POLICY,
+): Finding[] {
   const out: Finding[] = [];
   for (const signal of ["metrics", "traces", "logs"] as const) {
     const dest = raw.telemetry?.[signal];
@@ -55,7 +74,21 @@ export function checkTelemetry(raw: RawPolicy, doc: LoadedYaml): Finding[] {
       values.push([["telemetry", signal, "tls", "ca"], "", dest.tls.ca]);
     for (const [path, header, value] of values) {
       const problem = secretRefProblem(value);
-      if (problem)
+      const refused = problem ? undefined : refusedRefIn(value, policy);
+      if (refused)
+        out.push(
+          finding(
+            doc.file,
+            doc.locate(path),
+            "error",
+            "SECRET_REF_REFUSED",
+            `telemetry.${signal}: ${refused}`,
+            {
+              signal,
+            },
+          ),
+        );
+      else if (problem)
         out.push(
           finding(
             doc.file,

@@ -19,6 +19,7 @@ import type { Finding, GroupFolder, GroupSpec, Selector } from "./model.js";
 import { checkPolicy, type RawPolicy, resolvePolicy } from "./policy.js";
 import { type SchemaLoader, unsafePathReason } from "./schema-ref.js";
 import { BUILTIN_CONFIG_SCHEMAS, validateBuiltin, validateCustom } from "./schemas.js";
+import type { SecretRefPolicy } from "./secret-ref-policy.js";
 import { type LoadedYaml, loadYaml } from "./yaml.js";
 
 export const GROUP_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -48,10 +49,11 @@ export async function validateGroup(
   fleet: FleetDefaults,
   schemas: SchemaLoader,
   memo?: FileResultMemo,
+  secretRefs?: Readonly<SecretRefPolicy>,
 ): Promise<CachedGroupResult> {
   const dir = `groups/${name}`;
   const findings: Finding[] = checkGroupName(name, dir);
-  const group = readGroupYaml(name, dir, folder.groupYaml, findings);
+  const group = readGroupYaml(name, dir, folder.groupYaml, findings, secretRefs);
   if (!group) return { findings };
   const { doc, raw } = group;
   const selected = selectConfigFiles(dir, folder.files, raw.config?.files, doc);
@@ -91,6 +93,7 @@ function readGroupYaml(
   dir: string,
   bytes: Uint8Array | undefined,
   findings: Finding[],
+  secretRefs?: Readonly<SecretRefPolicy>,
 ): { doc: LoadedYaml; raw: RawGroup } | undefined {
   if (!bytes) {
     findings.push(
@@ -113,7 +116,7 @@ function readGroupYaml(
   findings.push(...schemaFindings);
   if (schemaFindings.length > 0) return undefined;
   const raw = doc.value as RawGroup;
-  findings.push(...checkPolicy(raw, doc), ...checkTelemetry(raw, doc));
+  findings.push(...checkPolicy(raw, doc), ...checkTelemetry(raw, doc, secretRefs));
   findings.push(...checkPackages(raw.packages, doc));
   const match = raw.selector.match ?? {};
   const expressions = raw.selector.expressions ?? [];

@@ -46,6 +46,13 @@ export {
 } from "./report.js";
 export { unsafePathReason } from "./schema-ref.js";
 export { BUILTIN_CONFIG_SCHEMAS } from "./schemas.js";
+export {
+  DEFAULT_SECRET_ENV_PREFIX,
+  DEFAULT_SECRET_REF_POLICY,
+  isWithin,
+  refusedRef,
+  type SecretRefPolicy,
+} from "./secret-ref-policy.js";
 export { type SettingsProblem, validateSettings } from "./settings.js";
 export type { PathSegment } from "./source-map.js";
 export { type ValidateOptions, validateSnapshot } from "./validate-snapshot.js";

@@ -25,6 +25,7 @@ import { whereIn, whereInMerged } from "./otelcol-context.js";
 import { checkPolicy, type RawPolicy } from "./policy.js";
 import { SchemaLoader } from "./schema-ref.js";
 import { validateBuiltin } from "./schemas.js";
+import { DEFAULT_SECRET_REF_POLICY, type SecretRefPolicy } from "./secret-ref-policy.js";
 import { type LoadedYaml, loadYaml } from "./yaml.js";
 
 export interface ValidateOptions {
@@ -40,6 +41,11 @@ export interface ValidateOptions {
    * (otelcol-binary.ts); its refusals are errors of that group.
    */
   collector?: CollectorChecker;
+  /**
+   * Which secret references the service resolves (its --secret-env-prefix and --secret-dir);
+   * a reference it refuses is a SECRET_REF_REFUSED error. Default: DEFAULT_SECRET_REF_POLICY.
+   */
+  secretRefs?: Readonly<SecretRefPolicy>;
 }
 
 function sha256(...parts: Array<Uint8Array | string>): string {
@@ -61,7 +67,10 @@ function folderKey(folder: GroupFolder): string {
   return `sha256:${sha256(...parts)}`;
 }
 
-function loadFleet(bytes: Uint8Array | undefined): {
+function loadFleet(
+  bytes: Uint8Array | undefined,
+  secretRefs: Readonly<SecretRefPolicy>,
+): {
   defaults: FleetDefaults;
   findings: Finding[];
 } {
@@ -75,7 +84,11 @@ function loadFleet(bytes: Uint8Array | undefined): {
   const raw = (doc.value ?? {}) as RawPolicy;
   return {
     defaults: { raw, doc },
-    findings: [...loaded.findings, ...checkPolicy(raw, doc), ...checkTelemetry(raw, doc)],
+    findings: [
+      ...loaded.findings,
+      ...checkPolicy(raw, doc),
+      ...checkTelemetry(raw, doc, secretRefs),
+    ],
   };
 }
 
@@ -105,9 +118,11 @@ export async function validateSnapshot(
   options: ValidateOptions = {},
 ): Promise<ValidationReport> {
   const cache = options.cache;
-  const fleet = loadFleet(snapshot.fleet);
+  const secretRefs = options.secretRefs ?? DEFAULT_SECRET_REF_POLICY;
+  const fleet = loadFleet(snapshot.fleet, secretRefs);
   const findings: Finding[] = [...(options.findings ?? []), ...fleet.findings];
-  const fleetHash = sha256(snapshot.fleet ?? "(none)");
+  // The policy judges group.yaml too: a cached result holds only for the same policy.
+  const fleetHash = sha256(snapshot.fleet ?? "(none)", JSON.stringify(secretRefs));
   const schemas = new SchemaLoader(snapshot);
   const specs = new Map<string, GroupSpec>();
   const memo = cache?.files ?? new FileResultMemo();
@@ -132,7 +147,7 @@ export async function validateSnapshot(
       if ((current.hash ?? "missing") !== result.schemaDep.hash) result = undefined;
     }
     if (!result) {
-      result = await validateGroup(name, folder, fleet.defaults, schemas, memo);
+      result = await validateGroup(name, folder, fleet.defaults, schemas, memo, secretRefs);
       const dep = result.schemaDep;
       // A result that depends on a broken schema file is not kept: the schema's own errors
       // are reported per validation, from the file.

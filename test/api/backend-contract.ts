@@ -22,6 +22,8 @@ export interface ContractFixture {
   group: string;
   /** Instance uids of the group's agents, sorted. */
   agents: string[];
+  /** The component types every agent reports (kind → sorted types); undefined: none. */
+  components?: Record<string, string[]>;
   close(): Promise<void>;
 }
 
@@ -90,6 +92,58 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
       assert.equal(bad.status, 400);
       assert.equal(code(bad.body), "BAD_FILTER");
       assert.equal((await call("/api/v1/agents?limit=-1")).status, 400);
+    });
+
+    test("agents: paged with the after= cursor; a limit over 1000 is refused", async () => {
+      const all = (await call("/api/v1/agents").then((r) => r.body)) as Json[];
+      const uids = all.map((r) => r.instanceUid as string);
+      const read: string[] = [];
+      for (let after = ""; ; ) {
+        const page = await call(`/api/v1/agents?limit=1${after ? `&after=${after}` : ""}`);
+        assert.equal(page.headers.get("x-total-count"), String(uids.length));
+        const rows = page.body as Json[];
+        if (rows.length === 0) break;
+        assert.equal(rows.length, 1);
+        after = rows[0]?.instanceUid as string;
+        read.push(after);
+      }
+      assert.deepEqual(read, uids);
+      // A cursor between uids (not itself an agent) starts at the next one.
+      const between = `${uids[0]}~`.slice(0, 200);
+      const next = await call(`/api/v1/agents?after=${between}&limit=1`);
+      assert.deepEqual(
+        (next.body as Json[]).map((r) => r.instanceUid),
+        uids.filter((u) => u > between).slice(0, 1),
+      );
+      const filtered = await call(
+        `/api/v1/agents?group=${fx.group}&after=${fx.agents[0]}&offset=1&limit=1`,
+      );
+      assert.deepEqual(
+        (filtered.body as Json[]).map((r) => r.instanceUid),
+        fx.agents.slice(2, 3),
+      );
+      assert.equal(filtered.headers.get("x-total-count"), String(fx.agents.length));
+      assert.equal((await call("/api/v1/agents?limit=1000")).status, 200);
+      const over = await call("/api/v1/agents?limit=1001");
+      assert.equal(over.status, 400);
+      assert.equal(code(over.body), "BAD_FILTER");
+      assert.match(
+        (over.body as unknown as { error: { message: string } }).error.message,
+        /limit must be at most 1000; read more pages with after=/,
+      );
+    });
+
+    test("components: each set the agents report, once, by its hash", async () => {
+      const rows = (await call("/api/v1/agents").then((r) => r.body)) as Json[];
+      const hashes = new Set(
+        rows.map((r) => r.componentsHash).filter((h) => typeof h === "string"),
+      );
+      const sets = await call("/api/v1/components");
+      assert.equal(sets.status, 200);
+      const body = sets.body as unknown as Record<string, Record<string, string[]>>;
+      assert.deepEqual(Object.keys(body).sort(), [...hashes].sort());
+      assert.equal(hashes.size, fx.components ? 1 : 0);
+      for (const set of Object.values(body)) assert.deepEqual(set, fx.components);
     });
 
     test("one agent: detail, config views, unknown and malformed uids", async () => {

@@ -91,7 +91,9 @@ export class FakeBackend implements AdminBackend {
           [...agentAttributes(a).values()].some((v) => v.toLowerCase().includes(needle)),
       );
     const offset = q.offset ?? 0;
-    const page = all.slice(offset, q.limit === undefined ? undefined : offset + q.limit);
+    const after = q.after;
+    const rest = after === undefined ? all : all.filter((a) => a.instanceUid > after);
+    const page = rest.slice(offset, q.limit === undefined ? undefined : offset + q.limit);
     return { agents: page.map((a) => this.#record(a)), total: all.length };
   }
 

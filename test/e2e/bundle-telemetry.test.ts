@@ -15,10 +15,11 @@ import { loadSettings } from "../../src/settings.js";
 import { type Received, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { waitFor, waitForValue } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
-const TOKEN_ENV = "OPAMP_GITOPS_TEST_CS_TOKEN";
+const TOKEN_ENV = "OPAMP_GITOPS_SECRET_TEST_CS_TOKEN";
 
 describe("own telemetry: ConnectionSettingsStatus FAILED fails the rollout", () => {
   let repo: TestRepo;
@@ -84,12 +85,17 @@ telemetry:
     };
     let config: Received["remoteConfig"];
     let settings: Received["connectionSettings"];
-    for (let i = 0; i < 100 && !(config && settings); i++) {
-      const reply = await agent.send({ capabilities, agentDescription });
-      config ??= reply.remoteConfig;
-      settings ??= reply.connectionSettings;
-      if (!(config && settings)) await new Promise((r) => setTimeout(r, 100));
-    }
+    // Each poll is a message: config and settings may come in different replies.
+    await waitFor(
+      "a remote config and connection settings",
+      async () => {
+        const reply = await agent.send({ capabilities, agentDescription });
+        config ??= reply.remoteConfig;
+        settings ??= reply.connectionSettings;
+        return Boolean(config && settings);
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     const cs = settings as {
       hash: Uint8Array;
       ownMetrics?: { destinationEndpoint: string; headers?: { headers: unknown[] } };
@@ -123,23 +129,52 @@ telemetry:
       ),
     );
     repo.commit("edge: new own-metrics endpoint");
-    let next: typeof cs | undefined;
-    for (let i = 0; i < 200 && !next; i++) {
-      const reply = await agent.send({ capabilities });
-      next = reply.connectionSettings as typeof cs | undefined;
-      if (!next) await new Promise((r) => setTimeout(r, 100));
-    }
+    const next = await waitFor(
+      "the new connection settings",
+      async () =>
+        ((await agent.send({ capabilities })).connectionSettings ?? undefined) as
+          | typeof cs
+          | undefined,
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     assert.equal(next?.ownMetrics?.destinationEndpoint, "https://metrics-2.example.com/v1/metrics");
     await report(next?.hash ?? new Uint8Array(), 3, "cannot reach metrics.example.com");
-    let rollout = service?.rollouts.status("edge")?.rollout;
-    for (let i = 0; i < 200 && rollout?.status !== "rolled-back"; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      rollout = service?.rollouts.status("edge")?.rollout;
-    }
-    assert.equal(rollout?.status, "rolled-back", JSON.stringify(rollout));
+    const rollout = await waitFor(
+      "the rollout rolled back",
+      () => {
+        const r = service?.rollouts.status("edge")?.rollout;
+        return r?.status === "rolled-back" && r;
+      },
+      { detail: () => JSON.stringify(service?.rollouts.status("edge")?.rollout) },
+    );
     assert.match(
       rollout?.failures[0]?.error ?? "",
       /connection settings: cannot reach metrics\.example\.com/,
     );
+  });
+
+  test("a reference to a variable without the secret prefix stalls the commit; the last good one is served", async () => {
+    const served = service?.sync?.status.serving;
+    assert.ok(served);
+    repo.write(
+      "groups/edge/group.yaml",
+      readFileSync(`${repo.dir}/groups/edge/group.yaml`, "utf8").replace(
+        `\${env:${TOKEN_ENV}}`,
+        `\${env:HOME}`,
+      ),
+    );
+    const commit = repo.commit("edge: send the service's HOME to my endpoint");
+    const stalled = await waitForValue(
+      "the commit stalls",
+      async () => service?.sync?.status.stalled,
+      (s) => s?.commit === commit,
+    );
+    const f = stalled?.findings.find((x) => x.code === "SECRET_REF_REFUSED");
+    assert.ok(f, JSON.stringify(stalled?.findings));
+    assert.equal(f.file, "groups/edge/group.yaml");
+    assert.equal(f.line, 9);
+    assert.equal(f.severity, "error");
+    assert.match(f.message, /OPAMP_GITOPS_SECRET_/);
+    assert.equal(service?.sync?.status.serving, served, "the last good commit stays served");
   });
 });

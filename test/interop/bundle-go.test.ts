@@ -38,7 +38,7 @@ const go = findGo();
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const PLUGIN_V1 = Buffer.from("plugin v1: the real bytes\n");
 const PLUGIN_V2 = Buffer.from("plugin v2: what group.yaml promises\n");
-const TOKEN_ENV = "OPAMP_GITOPS_TEST_OWN_TELEMETRY_TOKEN";
+const TOKEN_ENV = "OPAMP_GITOPS_SECRET_TEST_OWN_TELEMETRY_TOKEN";
 
 function groupYaml(opts: { endpoint: string; packages: string; ref?: string }): string {
   return `selector:
@@ -313,7 +313,7 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
       groupYaml({
         endpoint: "https://metrics-3.example.com/v1/metrics",
         packages: `  plugin: {version: "1.0.0", sha256: ${sha(PLUGIN_V1)}}`,
-        ref: "OPAMP_GITOPS_TEST_UNSET_VARIABLE",
+        ref: "OPAMP_GITOPS_SECRET_TEST_UNSET_VARIABLE",
       }),
     );
     const commit = repo.commit("edge: a token nobody set");
@@ -324,7 +324,7 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
     assert.ok(f, JSON.stringify(stalled.findings));
     assert.equal(f.file, "groups/edge/group.yaml");
     assert.ok(f.line > 1);
-    assert.match(f.message, /OPAMP_GITOPS_TEST_UNSET_VARIABLE is not set/);
+    assert.match(f.message, /OPAMP_GITOPS_SECRET_TEST_UNSET_VARIABLE is not set/);
   });
 
   test("agents restart --group sends RESTART to both agents and records who asked", async () => {

@@ -25,7 +25,7 @@ import { get, git, readStatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 import { Supervisor, supervisorConfig } from "./supervisor.js";
 
-const TOKEN_ENV = "OPAMP_GITOPS_TEST_SUPERVISOR_LOGS_TOKEN";
+const TOKEN_ENV = "OPAMP_GITOPS_SECRET_TEST_SUPERVISOR_LOGS_TOKEN";
 const SECRET = "own-logs-s3cret";
 
 const COLLECTOR = `receivers:

@@ -6,13 +6,16 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
-import { request as httpsRequest } from "node:https";
+import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import type { AgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { encodeAgentToServer } from "../../src/opamp/codec.js";
+import { AgentCredentials, boundUidOf } from "../../src/opamp/credentials.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import { CredentialReloader } from "../../src/service/credential-reload.js";
 import { agentTokens } from "../../src/settings.js";
@@ -154,6 +157,59 @@ describe("credential scopes and rotation", () => {
       "groups=gateway",
     ]);
     assert.equal(names[0]?.[0], "agent-1", "the subject CN comes first");
+  });
+
+  test("admit() reads the peer certificate once per request, gate and scope included", async () => {
+    const certs = makeTestCerts();
+    const seen: { reads: number; admitted: boolean; bound?: string }[] = [];
+    const credentials = new AgentCredentials(
+      [],
+      (n) => (n.length > 0 ? "groups=edge" : undefined),
+      {
+        refuseCertificate: () => false,
+        mintedToken: () => undefined,
+        boundUid: (n) => n[0],
+      },
+    );
+    const server = createHttpsServer({
+      cert: certs.serverCert,
+      key: certs.serverKey,
+      ca: certs.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+    // The real TLS socket, its getPeerCertificate counted.
+    let reads = 0;
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const read = socket.getPeerCertificate.bind(socket);
+      socket.getPeerCertificate = ((detailed?: boolean) => {
+        reads++;
+        return read(detailed as true);
+      }) as TLSSocket["getPeerCertificate"];
+    });
+    server.on("request", (req, res) => {
+      const before = reads;
+      const admitted = credentials.admit(req);
+      seen.push({ reads: reads - before, admitted, bound: boundUidOf(req).boundUid });
+      res.end();
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpsRequest(
+        `https://127.0.0.1:${port}/`,
+        { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey, agent: false },
+        (res) => {
+          res.resume();
+          res.on("end", resolve);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    assert.deepEqual(seen, [{ reads: 1, admitted: true, bound: "agent-1" }]);
   });
 
   test("tokens file rotation: a token added is accepted, one removed is refused (401), no restart", async () => {

@@ -5,17 +5,24 @@
  * (descriptions are public on the status branch), is handed `new_instance_uid`, never gets
  * the victim's config, never ends its session and changes nothing stored; over HTTPS and WSS
  * both ways. The same certificate reconnecting with the same description takes its uid over.
+ * A certificate the agent CA issued names its uid: used for another uid (connected or not), it
+ * is refused with an error over HTTPS and WSS, and nothing is stored for that uid.
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import type WebSocket from "ws";
+import { AgentCa } from "../../src/ca/index.js";
+import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities as Caps, RemoteConfigStatus } from "../../src/opamp/capabilities.js";
-import { uidToString } from "../../src/opamp/instance-uid.js";
+import { newInstanceUid, uidToString } from "../../src/opamp/instance-uid.js";
 import type { AgentToServer } from "../../src/opamp/messages.js";
+import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
 import { type AgentTls, TestAgent } from "../helpers/agent.js";
-import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
+import { makeCsr, makeTestCerts, type TestCerts } from "../helpers/certs.js";
+import { capturedLogger } from "../helpers/logger.js";
 import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
 
 const defer = deferred();
@@ -123,4 +130,84 @@ describe("instance uid ownership with client certificates (mTLS)", () => {
     await closed; // the old socket is replaced
     assert.equal((await t.server.store.load(uidToString(v.uid)))?.connected, true);
   });
+});
+
+describe("a certificate the agent CA issued speaks only for its own uid", () => {
+  let t: TestServer;
+  let tls: AgentTls;
+  let owner: Uint8Array;
+  let redis: Awaited<ReturnType<typeof testRedis>>;
+  let authority: AgentCredentialAuthority;
+  const open: TestAgent[] = [];
+
+  before(async () => {
+    const certs = makeTestCerts();
+    redis = await testRedis();
+    authority = new AgentCredentialAuthority({
+      redis: redis.redis,
+      prefix: redis.prefix,
+      logger: capturedLogger().logger,
+      groupOf: () => "edge",
+      ca: await AgentCa.load(certs.ca, certs.caKey),
+      certificateValidityMs: 3_600_000,
+      tokenValidityMs: 3_600_000,
+      rotateAt: 0.66,
+      mintTokens: false,
+      maxCsrBytes: 8192,
+    });
+    owner = newInstanceUid();
+    const csr = makeCsr(`/CN=${uidToString(owner)}`);
+    const issued = await authority.credentialFor(
+      emptyAgentState(uidToString(owner), "http", 0),
+      csr.csr,
+    );
+    assert.ok(issued?.certificate);
+    tls = { ca: certs.ca, cert: Buffer.from(issued.certificate.cert), key: csr.key };
+    t = await startTestServer({
+      tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca },
+      gate: authority,
+      certificateScope: (names, cert) => authority.certificateScope(names, cert),
+    });
+    t.desired.all = { config: yamlConfig({ "secret.yaml": "password: hunter2\n" }) };
+  });
+  after(async () => {
+    for (const a of open) a.close();
+    await t?.close();
+    authority?.close();
+    await redis?.close();
+  });
+
+  for (const transport of ["websocket", "http"] as const) {
+    test(`over ${transport === "http" ? "HTTPS" : "WSS"}: another uid is refused, its own is served`, async () => {
+      // An offline uid: nothing else would refuse it (no connected session owns it).
+      for (const uid of [newInstanceUid()]) {
+        const a = new TestAgent({ transport, url: t.url, tls, uid });
+        await a.connect();
+        open.push(a);
+        const reply = await a.send(forgedFailure("impostor"));
+        assert.match(
+          (reply.errorResponse as { errorMessage?: string } | null)?.errorMessage ?? "",
+          new RegExp(
+            `issued to instance uid ${uidToString(owner)}; it cannot speak for ${uidToString(uid)}`,
+          ),
+        );
+        assert.equal(newUid(reply), undefined);
+        assert.equal(reply.remoteConfig, null, "no config for the other uid");
+        assert.equal(await t.server.store.load(uidToString(uid)), undefined, "nothing stored");
+      }
+      const own = new TestAgent({ transport, url: t.url, tls, uid: owner });
+      await own.connect();
+      open.push(own);
+      const served = await own.send({
+        capabilities: CAPS,
+        agentDescription: description(transport),
+      });
+      assert.equal(served.errorResponse, null);
+      assert.ok(
+        [served, ...own.received].some((m) => m.remoteConfig),
+        "its own uid is served",
+      );
+      own.close();
+    });
+  }
 });

@@ -23,6 +23,13 @@ rollout:
 heartbeatInterval: 1s
 `;
 
+/** What every simulated agent reports as its build's components (sorted, as the API shows). */
+const COMPONENTS = {
+  exporters: ["debug", "otlp"],
+  processors: ["batch"],
+  receivers: ["hostmetrics", "otlp"],
+};
+
 backendContract("the service's backend", async () => {
   const repo = new TestRepo();
   repo.writeAll({
@@ -52,6 +59,7 @@ backendContract("the service's backend", async () => {
     attributes: { "host.role": "edge" },
     applyMs: 10,
     heartbeatSeconds: 1,
+    components: COMPONENTS,
   });
   await fleet.start();
   // The first stage passed: half the agents applied, the next stage waits for its pause.
@@ -73,10 +81,20 @@ backendContract("the service's backend", async () => {
     },
     { timeoutMs: 20_000, intervalMs: 50 },
   );
+  // Every agent's component map received (it is asked for after the hash).
+  await waitFor(
+    "every agent's components",
+    () =>
+      fleet.agents.every(
+        (a) => service.opamp.handler.live.get(a.uid)?.state.availableComponents?.components,
+      ),
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
   return {
     backend: service.backend,
     group: "edge",
     agents: uids,
+    components: COMPONENTS,
     close: async () => {
       await fleet.stop();
       await service.close();

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -130,7 +130,7 @@ packages:
   test("rollout-time: an unset variable and a package missing from the store are errors", async () => {
     const snap = snapshot(`selector: {match: {a: b}}
 telemetry:
-  metrics: {endpoint: "https://m", headers: {Authorization: "Bearer \${env:NOT_SET_HERE}"}}
+  metrics: {endpoint: "https://m", headers: {Authorization: "Bearer \${env:OPAMP_GITOPS_SECRET_NOT_SET_HERE}"}}
 packages:
   plugin: {version: "1", sha256: ${SHA}}
 `);
@@ -141,10 +141,15 @@ packages:
     assert.equal(checked.fleet, undefined);
     const ref = checked.findings.find((f) => f.code === "SECRET_REF_UNRESOLVED");
     assert.equal(ref?.line, 3);
-    assert.match(ref?.message ?? "", /NOT_SET_HERE is not set/);
+    assert.match(ref?.message ?? "", /OPAMP_GITOPS_SECRET_NOT_SET_HERE is not set/);
     const missing = checked.findings.find((f) => f.code === "PACKAGE_NOT_IN_STORE");
     assert.equal(missing?.line, 5);
-    const fine = checkBundles(report, snap, { env: { NOT_SET_HERE: "x" } }, undefined);
+    const fine = checkBundles(
+      report,
+      snap,
+      { env: { OPAMP_GITOPS_SECRET_NOT_SET_HERE: "x" } },
+      undefined,
+    );
     assert.match(
       fine.findings.find((f) => f.code === "PACKAGE_NOT_IN_STORE")?.message ?? "",
       /needs --package-dir and --advertise-url/,
@@ -155,27 +160,41 @@ packages:
 describe("secret references", () => {
   test("env and file references resolve; a missing one names itself", () => {
     const dir = tempDir("opamp-gitops-refs-");
+    const X = "OPAMP_GITOPS_SECRET_X";
+    const policy = { envPrefix: "OPAMP_GITOPS_SECRET_", dir };
+    mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "token"), "from-file\n");
     assert.equal(
-      resolveRefs(`a \${env:X} b \${file:${join(dir, "token")}}`, { env: { X: "1" } }),
+      resolveRefs(`a \${env:${X}} b \${file:${join(dir, "token")}}`, { env: { [X]: "1" }, policy }),
       "a 1 b from-file",
     );
     assert.throws(
-      () => resolveRefs(`\${env:NOPE}`, { env: {} }),
+      () => resolveRefs(`\${env:OPAMP_GITOPS_SECRET_NOPE}`, { env: {} }),
       (e) => e instanceof SecretRefError && e.code === "SECRET_REF_UNRESOLVED",
     );
-    assert.throws(() => resolveRefs(`\${file:${join(dir, "absent")}}`, { env: {} }), /ENOENT/);
-    // A repository writer picks the path: no device, no directory, nothing past 64 KiB.
-    writeFileSync(join(dir, "huge"), Buffer.alloc(MAX_SECRET_FILE_BYTES + 1, 0x61));
-    assert.throws(() => resolveRefs(`\${file:/dev/zero}`, { env: {} }), /not a regular file/);
-    assert.throws(() => resolveRefs(`\${file:${dir}}`, { env: {} }), /not a regular file/);
     assert.throws(
-      () => resolveRefs(`\${file:${join(dir, "huge")}}`, { env: {} }),
+      () => resolveRefs(`\${file:${join(dir, "absent")}}`, { env: {}, policy }),
+      /ENOENT/,
+    );
+    // The file is under the secret folder, yet no directory and nothing past 64 KiB is read.
+    writeFileSync(join(dir, "huge"), Buffer.alloc(MAX_SECRET_FILE_BYTES + 1, 0x61));
+    assert.throws(
+      () => resolveRefs(`\${file:${join(dir, "sub")}}`, { env: {}, policy }),
+      /not a regular file/,
+    );
+    assert.throws(
+      () => resolveRefs(`\${file:${join(dir, "huge")}}`, { env: {}, policy }),
       (e) => e instanceof SecretRefError && /65537 bytes, more than 65536/.test(e.message),
     );
     const t = resolveTelemetry(
-      { logs: { endpoint: "https://l", headers: { A: `\${env:X}` }, tls: { ca: `\${env:X}` } } },
-      { env: { X: "v" } },
+      {
+        logs: {
+          endpoint: "https://l",
+          headers: { A: `\${env:${X}}` },
+          tls: { ca: `\${env:${X}}` },
+        },
+      },
+      { env: { [X]: "v" } },
     );
     assert.deepEqual(t.logs, { endpoint: "https://l", headers: { A: "v" }, tls: { ca: "v" } });
   });
