@@ -463,7 +463,12 @@ async function main(): Promise<void> {
   const octet2 = randomInt(1, 255);
   const prefix = `bench-${randomBytes(6).toString("hex")}`;
 
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  // Auto-pipelining, as serve's agent store connection (src/redis.ts pipelinedConnection).
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+  });
   const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   await admin.connect();

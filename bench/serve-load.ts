@@ -73,6 +73,19 @@ export function treeCpuMs(pid: number): number {
   return ticks * 10;
 }
 
+/** Write syscalls (`syscw` of /proc/<pid>/io: sockets and files) of `pid` and descendants. */
+export function treeWriteSyscalls(pid: number): number {
+  let total = 0;
+  for (const p of tree(pid)) {
+    try {
+      total += Number(/^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/io`, "utf8"))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
 /** RSS in bytes of `pid` and all its descendants (Linux /proc). */
 export function treeRss(pid: number): number {
   let total = 0;

@@ -15,6 +15,12 @@
  *   - reconnect storm: every socket is cut at once and all N agents reconnect at once (same
  *     uids); wall time until every agent was answered again. Agents honour Retry-After (503)
  *     and UNAVAILABLE's retry interval.
+ *   - write syscalls (/proc/<pid>/io syscw: sockets to agents and to Redis, files) per agent
+ *     connected and per heartbeat answered;
+ *   - serve only: Redis commands (INFO commandstats) and Redis socket reads
+ *     (total_reads_processed: a read per batch a client wrote, so about its round trips) per
+ *     agent connected, per heartbeat answered and per agent of the storm, whole service (serve
+ *     runs on a private redis-server; the top commands per phase go to stderr).
  *
  * Environment:
  *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
@@ -23,6 +29,7 @@
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
  *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
+ *   BENCH_REDIS_URL             Redis for serve (default: a private redis-server started here)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
  *                               bench/out/serve-profile/)
  */
@@ -30,9 +37,11 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { initRepository } from "../src/sync/init-repo.js";
 import { Child } from "./child.js";
 import { sleep } from "./ipc.js";
+import { callDelta, commandCalls, startPrivateRedis } from "./redis-tools.js";
 import {
   type AgentsChild,
   connectAll,
@@ -45,6 +54,7 @@ import {
   stopProcess,
   treeCpuMs,
   treeRss,
+  treeWriteSyscalls,
 } from "./serve-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
@@ -69,6 +79,37 @@ interface Figures {
   connectCpuMicros: number;
   /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
   heartbeatCpuMicros: number;
+  /** Write syscalls of the server's processes per agent connected and per heartbeat. */
+  connectWrites: number;
+  heartbeatWrites: number;
+  /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
+  redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
+}
+
+interface RedisCost {
+  commands: number;
+  reads: number;
+}
+
+/** Counters of the private Redis serve runs on: commands by name, and socket reads. */
+async function redisCounters(redis: Redis): Promise<{ calls: Map<string, number>; reads: number }> {
+  const calls = await commandCalls(redis);
+  const stats = await redis.info("stats");
+  return { calls, reads: Number(/^total_reads_processed:(\d+)/m.exec(stats)?.[1] ?? 0) };
+}
+
+/** Per-operation Redis cost between two counter readings (minus the INFO calls themselves). */
+function redisCost(
+  label: string,
+  before: Awaited<ReturnType<typeof redisCounters>>,
+  after: Awaited<ReturnType<typeof redisCounters>>,
+  ops: number,
+): RedisCost {
+  const delta = callDelta(before.calls, after.calls).filter(([k]) => k !== "" && k !== "info");
+  const commands = delta.reduce((n, [, v]) => n + v, 0);
+  const top = delta.slice(0, 8).map(([k, v]) => `${k} ${(v / ops).toFixed(2)}`);
+  phase(`${label}: Redis per op: ${top.join(", ")}`);
+  return { commands: commands / ops, reads: (after.reads - before.reads - 2) / Math.max(ops, 1) };
 }
 
 /** Runs the load against one server (`pid` for RSS, `url` for agents). */
@@ -77,23 +118,37 @@ async function measure(
   children: AgentsChild[],
   pid: number,
   url: string,
+  redis?: Redis,
 ): Promise<Figures> {
   await sleep(1000);
+  const count = async () => (redis ? await redisCounters(redis) : undefined);
   const rss0 = treeRss(pid);
   phase(`${name}: connecting ${AGENTS} agents`);
+  const r0 = await count();
   const cpu0 = treeCpuMs(pid);
+  const w0 = treeWriteSyscalls(pid);
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
+  const w1 = treeWriteSyscalls(pid);
+  const r1 = await count();
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
   await sleep(1000);
   const rss1 = treeRss(pid);
+  const r2 = await count();
   const cpu2 = treeCpuMs(pid);
+  const w2 = treeWriteSyscalls(pid);
   const hb = await heartbeats(children, BLAST_MS);
   const cpu3 = treeCpuMs(pid);
+  const w3 = treeWriteSyscalls(pid);
+  // After the housekeeping interval (5 s), so the blast's batched last-seen writes are counted.
+  await sleep(redis ? 5500 : 0);
+  const r3 = await count();
   phase(`${name}: ${Math.round(hb.perSecond)} heartbeat replies/s`);
   const storm = await connectAll(children, [url], true, LOAD);
+  await sleep(redis ? 5500 : 0);
+  const r4 = await count();
   phase(
     `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried, ${storm.failed} failed ${storm.errors.slice(0, 3).join("; ")}`,
   );
@@ -106,10 +161,21 @@ async function measure(
     heartbeatsPerSecond: hb.perSecond,
     connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
     heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
+    connectWrites: (w1 - w0) / AGENTS,
+    heartbeatWrites: hb.replies > 0 ? (w3 - w2) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
+    ...(r0 && r1 && r2 && r3 && r4
+      ? {
+          redis: {
+            connect: redisCost(`${name}: connect`, r0, r1, AGENTS),
+            heartbeat: redisCost(`${name}: heartbeat`, r2, r3, hb.replies),
+            storm: redisCost(`${name}: storm`, r3, r4, AGENTS),
+          },
+        }
+      : {}),
   };
 }
 
@@ -142,6 +208,8 @@ const NO_PEER: Figures = {
   stormShed: 0,
   connectCpuMicros: 0,
   heartbeatCpuMicros: 0,
+  connectWrites: 0,
+  heartbeatWrites: 0,
 };
 
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
@@ -157,6 +225,8 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ],
     ["CPU per agent connected + configured", (f) => `${Math.round(f.connectCpuMicros)} µs`],
     ["CPU per heartbeat answered", (f) => `${f.heartbeatCpuMicros.toFixed(1)} µs`],
+    ["write syscalls per agent connected", (f) => f.connectWrites.toFixed(2)],
+    ["write syscalls per heartbeat", (f) => f.heartbeatWrites.toFixed(2)],
   ];
   const ratios: ((s: Figures) => string)[] = [
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
@@ -165,6 +235,8 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
     (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
     (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
+    (s) => `${ratio(s.connectWrites, peer.connectWrites)}×`,
+    (s) => `${ratio(s.heartbeatWrites, peer.heartbeatWrites)}×`,
   ];
   const out: string[] = [
     "",
@@ -179,6 +251,14 @@ function print(peer: Figures, serves: Figures[], load: string): void {
       `| ${label} | ${value(peer)} | ${serves.map((s) => `${value(s)} | ${r(s)}`).join(" | ")} |`,
     );
   });
+  for (const s of serves) {
+    if (!s.redis) continue;
+    const { connect, heartbeat, storm } = s.redis;
+    const cost = (c: RedisCost) => `${c.commands.toFixed(2)} commands, ${c.reads.toFixed(2)} reads`;
+    out.push(
+      `${s.name}: Redis per agent connected ${cost(connect)}; per heartbeat ${cost(heartbeat)}; per storm agent ${cost(storm)}`,
+    );
+  }
   for (const f of [peer, ...serves])
     if (f.settled < AGENTS || f.stormSettled < AGENTS)
       out.push(`! ${f.name}: only ${f.settled} configured, ${f.stormSettled} after the storm`);
@@ -190,6 +270,8 @@ async function main(): Promise<void> {
   const children: AgentsChild[] = [];
   const running: ChildProcess[] = [];
   const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const redisServer = await startPrivateRedis();
+  const redis = new Redis(redisServer.url);
   try {
     const repo = makeRepo(dir);
     await initRepository(repo);
@@ -213,6 +295,7 @@ async function main(): Promise<void> {
         prefix: `bench-serve-${process.pid}-${workers}`,
         instance: String(workers),
         profile: PROFILE && workers === 1,
+        extra: ["--redis", redisServer.url],
       });
       running.push(s.proc);
       serves.push(
@@ -221,6 +304,7 @@ async function main(): Promise<void> {
           children,
           s.proc.pid as number,
           `ws://127.0.0.1:${s.port}/v1/opamp`,
+          redis,
         ),
       );
       const code = await stopProcess(s.proc);
@@ -231,6 +315,8 @@ async function main(): Promise<void> {
   } finally {
     for (const p of running) await stopProcess(p);
     await Promise.all(children.map((c) => c.stop({ type: "exit" })));
+    redis.disconnect();
+    await redisServer.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -46,6 +46,8 @@ export class RedisSubscriber {
   readonly #options: RedisSubscriberOptions;
   readonly #connection: Redis;
   readonly #handlers = new Map<string, Set<ChannelHandler<unknown>>>();
+  /** Per channel, its first SUBSCRIBE (later handlers of the channel wait for it too). */
+  readonly #subscribed = new Map<string, Promise<unknown>>();
   /** `<channel>\0<reason>` → drops since start. */
   readonly #dropped = new Map<string, number>();
   /** Drops not yet logged, in the same keys. */
@@ -83,10 +85,22 @@ export class RedisSubscriber {
       this.#handlers.set(channel, set);
     }
     set.add(entry);
-    if (set.size === 1) await this.#connection.subscribe(channel);
+    let subscribed = this.#subscribed.get(channel);
+    if (!subscribed) {
+      subscribed = this.#connection.subscribe(channel);
+      this.#subscribed.set(channel, subscribed);
+    }
+    try {
+      await subscribed;
+    } catch (err) {
+      set.delete(entry);
+      if (this.#subscribed.get(channel) === subscribed) this.#subscribed.delete(channel);
+      throw err;
+    }
     return () => {
       if (!set.delete(entry) || set.size > 0 || this.#handlers.get(channel) !== set) return;
       this.#handlers.delete(channel);
+      this.#subscribed.delete(channel);
       if (!this.#closed)
         this.#connection.unsubscribe(channel).catch((err) => {
           this.#options.logger.warn({ err, channel }, "cannot leave a Redis channel");
@@ -107,6 +121,7 @@ export class RedisSubscriber {
     if (this.#closed) return;
     this.#closed = true;
     this.#handlers.clear();
+    this.#subscribed.clear();
     clearTimeout(this.#logTimer);
     this.#logDrops();
     this.#connection.disconnect();

@@ -59,6 +59,22 @@ export async function connectRedis(url: string, { timeoutMs = 5000 } = {}): Prom
   return redis;
 }
 
+/**
+ * A second connection like `redis` (same URL and options, reconnecting the same way) that
+ * auto-pipelines: commands issued while a batch is on its way to Redis leave together as the
+ * next one (one write, one round trip), in call order. For the per-agent writes of many
+ * agents (src/opamp's agent store and replica liveness), where it turns a command per agent
+ * into a write per tick. Not for BullMQ's connections (users who turned it on there saw "job
+ * is not in the active list" errors: taskforcesh/bullmq#457), nor for pub/sub or blocking commands, which
+ * would hold every command queued behind them. Connects on first use; the caller quits it.
+ */
+export function pipelinedConnection(redis: Redis): Redis {
+  const pipelined = redis.duplicate({ enableAutoPipelining: true });
+  // Errors reach the commands that failed; without a listener ioredis would print them.
+  pipelined.on("error", () => {});
+  return pipelined;
+}
+
 /** Deletes every key under `<prefix>:` (SCAN + UNLINK; for demos, tests and benchmarks). */
 export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
   let cursor = "0";

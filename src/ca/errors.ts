@@ -3,7 +3,8 @@ import { CodedError } from "../errors.js";
 
 /**
  * Why a CSR is refused. Codes: CSR_TOO_LARGE, CSR_MALFORMED, CSR_BAD_SIGNATURE,
- * CSR_WRONG_IDENTITY, CSR_NO_GROUP. `data` names the limit or the offending name.
+ * CSR_WRONG_IDENTITY, CSR_NO_GROUP, CSR_RATE_LIMITED (src/service/certificate-signer.ts).
+ * `data` names the limit or the offending name.
  */
 export class CsrError extends CodedError {}
 

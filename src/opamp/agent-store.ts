@@ -4,7 +4,13 @@
  *
  * Writes happen only when something meaningful changed. Heartbeats that change nothing are
  * not written one by one: last-seen times and sequence numbers are batched by `touch()` and
- * written by `flushTouches()` in one pipeline, which the server calls on an interval.
+ * written by `flushTouches()`, which the server calls on an interval.
+ *
+ * Every method sends plain commands, in call order, on the one connection it is given; give
+ * it an auto-pipelining connection (`pipelinedConnection` in src/redis.ts): the commands of
+ * many agents issued while a batch is on its way then leave as the next single write (one
+ * round trip and one syscall for a whole tick's connects, saves and disconnects), and the
+ * order of one agent's commands (a save, then its disconnect) is still the call order.
  */
 import type { Redis } from "ioredis";
 import {
@@ -31,14 +37,6 @@ type ScalarField =
   | "scopes"
   | "credential"
   | "owner";
-
-interface PendingSave {
-  uid: string;
-  values: (string | Buffer)[];
-  isNew: boolean;
-  resolve(): void;
-  reject(err: unknown): void;
-}
 
 export interface AgentStoreOptions {
   /** Key prefix shared with the rest of the service, e.g. "opamp-gitops". */
@@ -75,7 +73,8 @@ export class AgentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #touched = new Map<string, { lastSeenAt: number; seq: bigint }>();
-  #saves: PendingSave[] = [];
+  /** replicaAlive() lookups on their way, by replica id. */
+  readonly #aliveAsked = new Map<string, Promise<boolean>>();
 
   constructor(redis: Redis, { prefix }: AgentStoreOptions) {
     redis.defineCommand("agentDisconnect", { numberOfKeys: 1, lua: DISCONNECT_LUA });
@@ -114,32 +113,31 @@ export class AgentStore {
   /**
    * Writes the scalar fields and the given report fields of `state`. `owner` names the
    * replica and connection serving the agent (used for duplicate-uid detection); `isNew`
-   * adds the uid to the index set. Saves made in the same turn of the event loop go to Redis
-   * as one pipeline; each promise settles with its own command's result.
+   * adds the uid to the index set. One HSET (and one SADD when new); on an auto-pipelining
+   * connection, the saves of one tick share a write.
    */
-  save(
+  async save(
     state: AgentState,
     fields: readonly ReportField[],
     owner: string,
     isNew = false,
   ): Promise<void> {
+    const uid = state.instanceUid;
     const values = this.#values(state, fields, owner);
-    this.#touched.delete(state.instanceUid);
-    return new Promise((resolve, reject) => {
-      this.#saves.push({ uid: state.instanceUid, values, isNew, resolve, reject });
-      if (this.#saves.length === 1) setImmediate(() => void this.#writeSaves());
-    });
+    this.#touched.delete(uid);
+    const written = this.#redis.hset(this.#key(uid), ...values);
+    if (isNew) await Promise.all([written, this.#redis.sadd(`${this.#prefix}:agents`, uid)]);
+    else await written;
   }
 
   /**
    * Stores a disconnect seen by the replica of `owner` (`<replica>/<connection>`), unless the
    * stored agent is connected through another replica now (it moved: a load balancer sent it
    * elsewhere, or its HTTP polls alternate: see DISCONNECT_LUA). Resolves false when it was
-   * not stored.
-   * Saves queued before it are written first.
+   * not stored. One EVALSHA (ioredis sends the script itself once per connection); saves
+   * called before it reach Redis before it (one connection, call order).
    */
   async saveDisconnect(state: AgentState, owner: string): Promise<boolean> {
-    await this.#drain();
     const replica = `${owner.slice(0, owner.lastIndexOf("/"))}/`;
     const values = this.#values(state, [], owner);
     this.#touched.delete(state.instanceUid);
@@ -147,23 +145,6 @@ export class AgentStore {
     const key = this.#key(state.instanceUid);
     const seen = String(state.lastSeenAt);
     return (await redis.agentDisconnect(key, replica, seen, ...values)) === 1;
-  }
-
-  /** Waits for the batched saves queued so far (errors are their own promises'). */
-  #drain(): Promise<void> {
-    if (this.#saves.length === 0) return Promise.resolve();
-    const last = this.#saves[this.#saves.length - 1] as PendingSave;
-    return new Promise((resolve) => {
-      const { resolve: ok, reject: fail } = last;
-      last.resolve = () => {
-        ok();
-        resolve();
-      };
-      last.reject = (err) => {
-        fail(err);
-        resolve();
-      };
-    });
   }
 
   #values(state: AgentState, fields: readonly ReportField[], owner: string): (string | Buffer)[] {
@@ -198,58 +179,35 @@ export class AgentStore {
     return values;
   }
 
-  async #writeSaves(): Promise<void> {
-    const batch = this.#saves;
-    this.#saves = [];
-    const pipeline = this.#redis.pipeline();
-    for (const save of batch) {
-      pipeline.hset(this.#key(save.uid), ...save.values);
-      if (save.isNew) pipeline.sadd(`${this.#prefix}:agents`, save.uid);
-    }
-    let results: [Error | null, unknown][] | null;
-    try {
-      results = await pipeline.exec();
-    } catch (err) {
-      for (const save of batch) save.reject(err);
-      return;
-    }
-    let i = 0;
-    for (const save of batch) {
-      const errors = [results?.[i]?.[0], save.isNew ? results?.[i + 1]?.[0] : null];
-      i += save.isNew ? 2 : 1;
-      const err = errors.find((e) => e);
-      if (err) save.reject(err);
-      else save.resolve();
-    }
-  }
-
   /** Records a heartbeat in memory; written by the next flushTouches(). */
   touch(uid: string, lastSeenAt: number, seq: bigint): void {
     this.#touched.set(uid, { lastSeenAt, seq });
   }
 
-  /** Writes every batched heartbeat in one pipeline. Returns how many agents were written. */
+  /**
+   * Writes every batched heartbeat: one HSET per agent, sent together (an auto-pipelining
+   * connection makes them one write). Returns how many agents were written.
+   */
   async flushTouches(): Promise<number> {
     if (this.#touched.size === 0) return 0;
     const batch = [...this.#touched];
     this.#touched.clear();
-    const pipeline = this.#redis.pipeline();
-    for (const [uid, t] of batch) {
-      pipeline.hset(this.#key(uid), "lastSeenAt", String(t.lastSeenAt), "seq", t.seq.toString());
-    }
-    const results = await pipeline.exec();
-    const failed = results?.find(([err]) => err);
-    if (failed?.[0]) {
+    const writes = batch.map(([uid, t]) =>
+      this.#redis.hset(this.#key(uid), "lastSeenAt", String(t.lastSeenAt), "seq", t.seq.toString()),
+    );
+    const results = await Promise.allSettled(writes);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) {
       // Put them back (newer touches win) so a Redis outage loses no last-seen time.
       for (const [uid, t] of batch) if (!this.#touched.has(uid)) this.#touched.set(uid, t);
-      throw failed[0];
+      throw failed.reason;
     }
     return batch.length;
   }
 
   /**
-   * The stored AvailableComponents of each uid (null: none stored), read in pipelines of 1000
-   * HGETs, for checks over a whole group without loading every agent.
+   * The stored AvailableComponents of each uid (null: none stored), read in slices of 1000
+   * HGETs sent together, for checks over a whole group without loading every agent.
    */
   async availableComponents(
     uids: readonly string[],
@@ -257,11 +215,11 @@ export class AgentStore {
     const out = new Map<string, AvailableComponents | null>();
     for (let i = 0; i < uids.length; i += 1000) {
       const chunk = uids.slice(i, i + 1000);
-      const pipe = this.#redis.pipeline();
-      for (const uid of chunk) pipe.hgetBuffer(this.#key(uid), "availableComponents");
-      const results = (await pipe.exec()) ?? [];
+      const results = await Promise.all(
+        chunk.map((uid) => this.#redis.hgetBuffer(this.#key(uid), "availableComponents")),
+      );
       chunk.forEach((uid, j) => {
-        const bytes = results[j]?.[1] as Buffer | null | undefined;
+        const bytes = results[j];
         out.set(
           uid,
           bytes ? decodeSubMessage<AvailableComponents>("AvailableComponents", bytes) : null,
@@ -273,11 +231,22 @@ export class AgentStore {
 
   /**
    * Whether the server process `replica` still holds its liveness key (replica-liveness.ts
-   * owns that key: `<prefix>:replica:<id>`). False for "" (no owner stored).
+   * owns that key: `<prefix>:replica:<id>`). False for "" (no owner stored). Callers asking
+   * about one id while a lookup of it is on its way share that lookup's answer.
    */
-  async replicaAlive(replica: string): Promise<boolean> {
-    if (!replica) return false;
-    return (await this.#redis.exists(`${this.#prefix}:replica:${replica}`)) === 1;
+  replicaAlive(replica: string): Promise<boolean> {
+    if (!replica) return Promise.resolve(false);
+    // One EXISTS per replica in flight, shared: after a process died, every one of its agents
+    // reconnecting elsewhere asks about the same id at once (a storm of the same question).
+    let asked = this.#aliveAsked.get(replica);
+    if (!asked) {
+      asked = this.#redis
+        .exists(`${this.#prefix}:replica:${replica}`)
+        .then((n) => n === 1)
+        .finally(() => this.#aliveAsked.delete(replica));
+      this.#aliveAsked.set(replica, asked);
+    }
+    return asked;
   }
 
   /** Every stored instance uid. */

@@ -218,13 +218,22 @@ export class MessageHandler {
     if (live && live.conn !== conn) {
       // HTTP polls of one agent share a session; anything else is a second claimant.
       const sameSession = live.conn.transport === "http" && conn.transport === "http";
-      const verdict = claimVerdict(live.state, conn, message, !sameSession);
+      // A certificate issued to this uid proves the agent (switching to what it was given).
+      const verdict =
+        conn.boundUid === uid ? "same" : claimVerdict(live.state, conn, message, !sameSession);
       if (verdict === "other-agent") {
         return this.#reassign(conn, message, "instance uid is in use by another connected agent");
       }
       if (verdict === "prove") return proveIdentity(message);
     }
-    if (!live || live.conn.transport !== conn.transport || (conn.push && live.conn !== conn)) {
+    // A new credential (an agent switching to the certificate issued to it) is a new session.
+    const switched = live !== undefined && live.state.credential !== conn.credential;
+    if (
+      !live ||
+      switched ||
+      live.conn.transport !== conn.transport ||
+      (conn.push && live.conn !== conn)
+    ) {
       const claimed = live && live.conn !== conn ? live : undefined;
       const stored = live?.state ?? (await this.#options.store.load(uid));
       known = stored !== undefined;
@@ -233,6 +242,7 @@ export class MessageHandler {
         stored?.connected &&
         stored.credential &&
         stored.credential !== conn.credential &&
+        conn.boundUid !== uid &&
         !(await this.#issuer?.issuedTo?.(conn.credential, uid))
       ) {
         // Connected through another replica (or until its liveness runs out) with another

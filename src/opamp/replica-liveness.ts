@@ -29,8 +29,14 @@ import type { AgentStore } from "./agent-store.js";
 import type { AgentEvents } from "./events.js";
 import type { LiveAgents } from "./live-agents.js";
 
-/** Flips an agent to disconnected iff it is stored connected and owned by the given process. */
+/**
+ * Flips an agent to disconnected iff it is stored connected, owned by the given process, and
+ * that process' liveness key (KEYS[2]) is still absent: a process that stalled past its
+ * timeout, came back and re-claimed its agents between a sweep's check and this flip keeps
+ * them (it re-claims only what was flipped before it set its key again).
+ */
 const MARK_LOST_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'connected') ~= '1' then return 0 end
 local owner = redis.call('HGET', KEYS[1], 'owner') or ''
 if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
@@ -51,7 +57,12 @@ return 1
 const SWEEP_SLICE = 256;
 
 interface Scripts {
-  replicaMarkLost(key: string, ownerPrefix: string, now: string): Promise<number>;
+  replicaMarkLost(
+    key: string,
+    replicaKey: string,
+    ownerPrefix: string,
+    now: string,
+  ): Promise<number>;
   replicaReclaim(key: string, ownerPrefix: string): Promise<number>;
 }
 
@@ -92,7 +103,7 @@ export class ReplicaLiveness {
 
   constructor(options: ReplicaLivenessOptions) {
     this.#options = { timeoutMs: 15_000, now: Date.now, ...options };
-    options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 1, lua: MARK_LOST_LUA });
+    options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
     this.#redis = options.redis as Redis & Scripts;
     options.events.on("connected", ({ instanceUid }) => this.#queue(instanceUid, true));
@@ -189,7 +200,9 @@ export class ReplicaLiveness {
         const slice = uids.slice(i, i + SWEEP_SLICE);
         const at = String(this.#options.now());
         const flipped = await Promise.all(
-          slice.map((uid) => this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)),
+          slice.map((uid) =>
+            this.#redis.replicaMarkLost(this.#agentKey(uid), this.#key(id), `${id}/`, at),
+          ),
         );
         const lost = slice.filter((_, j) => flipped[j] === 1);
         marked += lost.length;
@@ -239,7 +252,13 @@ export class ReplicaLiveness {
         if (!alive.has(id)) alive.set(id, (await this.#redis.exists(this.#key(id))) === 1);
         if (alive.get(id)) continue;
         const at = String(this.#options.now());
-        if ((await this.#redis.replicaMarkLost(this.#agentKey(uid), `${id}/`, at)) !== 1) continue;
+        const flipped = await this.#redis.replicaMarkLost(
+          this.#agentKey(uid),
+          this.#key(id),
+          `${id}/`,
+          at,
+        );
+        if (flipped !== 1) continue;
         const agent = await this.#options.store.load(uid);
         if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(uid)) continue;
         marked++;
@@ -273,12 +292,13 @@ export class ReplicaLiveness {
     this.#flushing = false;
     if (adds.length === 0 && removes.length === 0) return;
     const set = `${this.#key()}:agents`;
-    const pipeline = this.#redis.pipeline();
-    if (adds.length > 0) pipeline.sadd(set, ...adds);
-    if (removes.length > 0) pipeline.srem(set, ...removes);
+    // Plain commands, so that on the auto-pipelining connection they keep their place after
+    // the agents' saves issued before them (a manual pipeline would be written at once).
+    const writes: Promise<number>[] = [];
+    if (adds.length > 0) writes.push(this.#redis.sadd(set, ...adds));
+    if (removes.length > 0) writes.push(this.#redis.srem(set, ...removes));
     try {
-      const results = await pipeline.exec();
-      if (results?.some(([err]) => err)) this.#dirty = true;
+      await Promise.all(writes);
     } catch {
       this.#dirty = true;
     }

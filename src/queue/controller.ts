@@ -50,6 +50,11 @@ export interface RolloutControllerOptions {
   subscriber?: RedisSubscriber;
   /** Events arriving within this of the first are written together (ms, default 2). */
   batchWindowMs?: number;
+  /**
+   * A group writes at most once per this while events keep arriving (ms, default 20): the
+   * events of agents connecting in a burst are written together (group-sync.ts).
+   */
+  commitIntervalMs?: number;
   /** Overdue timers are looked for this often, in case one was lost (ms, default 30 000). */
   sweepIntervalMs?: number;
   /** BullMQ stalled-job check interval (ms, default 30 000). */
@@ -324,6 +329,7 @@ export class RolloutController {
       logger: this.#options.logger,
       writerId: this.#writerId,
       batchWindowMs: this.#options.batchWindowMs ?? 2,
+      commitIntervalMs: this.#options.commitIntervalMs ?? 20,
       committed: (_s, before, result) => this.#committed(before, result),
       changed: (s, before, serve) => this.#changed(s, before, serve),
     });

@@ -2,7 +2,11 @@
  * One group's state in this process, kept in step with Redis.
  *
  * - Events are batched: those arriving within `batchWindowMs` of the first are stepped together
- *   and written in one round trip (src/queue/store.ts). Batches of a group run one at a time.
+ *   and written in one round trip (src/queue/store.ts). Batches of a group run one at a time,
+ *   and a group writes at most once per `commitIntervalMs` while events keep coming (agents
+ *   connecting by the thousand: one commit, one published change and one Lua run per
+ *   interval instead of per agent event); the first event after a quiet interval waits only
+ *   `batchWindowMs`.
  * - A write that finds a newer version (another replica wrote first) waits briefly for that
  *   change to arrive over pub/sub (or reloads), then steps the same events again.
  * - A write that fails (Redis unreachable) is retried with backoff until it succeeds or the
@@ -17,6 +21,7 @@ import { encodeCore } from "./codec.js";
 import { ControllerClosedError } from "./errors.js";
 import { emptyGroup, stepAll } from "./machine.js";
 import type { GroupRollout, IgnoredCode, RolloutEvent, StepResult } from "./model.js";
+import { servedChanges } from "./serve.js";
 import { applyChange, type ChangeMessage, type Loaded, type RolloutStore } from "./store.js";
 
 export interface SyncHooks {
@@ -24,9 +29,14 @@ export interface SyncHooks {
   /** Identifies this process's writes in published changes. */
   writerId: string;
   batchWindowMs: number;
+  /** Least time between the starts of two writes of the group (ms); 0: back to back. */
+  commitIntervalMs: number;
   /** A batch of this process was committed (notices, served hashes, wakes to act on). */
   committed(sync: GroupSync, before: GroupRollout, result: StepResult): void;
-  /** Another replica's change was applied or the group reloaded; `serve` as published. */
+  /**
+   * Another replica's change was applied or the group reloaded; `serve` as published (for a
+   * reload: the agents whose answer differs, serve.ts servedChanges).
+   */
   changed(sync: GroupSync, before: GroupRollout, serve: ChangeMessage["s"]): void;
 }
 
@@ -63,6 +73,10 @@ export class GroupSync {
   #reloading?: Promise<void>;
   #closed = false;
   #wakeUp?: () => void;
+  /** Set while a write waits for a newer version to arrive (#catchUp). */
+  #advanced?: () => void;
+  /** performance.now() when the last write started. */
+  #lastWriteAt = Number.NEGATIVE_INFINITY;
 
   constructor(group: string, loaded: Loaded | undefined, store: RolloutStore, hooks: SyncHooks) {
     this.group = group;
@@ -77,10 +91,16 @@ export class GroupSync {
     if (this.#closed) return Promise.reject(new ControllerClosedError());
     return new Promise((resolve, reject) => {
       this.#pending.push({ events, tickAt, resolve, reject });
-      if (!this.#timer && !this.#running) {
-        this.#timer = setTimeout(() => this.#kick(), this.#hooks.batchWindowMs);
-      }
+      this.#schedule();
     });
+  }
+
+  /** Starts the timer of the next write, unless one is due or running. */
+  #schedule(): void {
+    if (this.#timer || this.#running || this.#closed || this.#pending.length === 0) return;
+    const sinceLast = performance.now() - this.#lastWriteAt;
+    const wait = Math.max(this.#hooks.batchWindowMs, this.#hooks.commitIntervalMs - sinceLast);
+    this.#timer = setTimeout(() => this.#kick(), wait);
   }
 
   /** Resolves when every event queued so far is written (or rejected). */
@@ -100,6 +120,7 @@ export class GroupSync {
       const before = this.state;
       this.state = applyChange(this.state, msg);
       this.version = msg.v;
+      this.#advanced?.();
       if (!own) this.#hooks.changed(this, before, msg.s);
       return;
     }
@@ -119,7 +140,8 @@ export class GroupSync {
         const before = this.state;
         this.state = loaded?.state ?? emptyGroup(this.group);
         this.version = version;
-        this.#hooks.changed(this, before, "all");
+        this.#advanced?.();
+        this.#hooks.changed(this, before, servedChanges(before, this.state));
       } finally {
         this.#reloading = undefined;
       }
@@ -133,6 +155,7 @@ export class GroupSync {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#wakeUp?.();
+    this.#advanced?.();
     for (const item of this.#pending.splice(0)) item.reject(new ControllerClosedError());
     // A write waiting for Redis to come back is not waited for beyond this.
     let timer: NodeJS.Timeout | undefined;
@@ -149,16 +172,12 @@ export class GroupSync {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#running || this.#closed) return;
-    this.#running = this.#run().finally(() => {
+    this.#lastWriteAt = performance.now();
+    this.#running = this.#process(this.#pending.splice(0)).finally(() => {
       this.#running = undefined;
-      if (this.#pending.length > 0 && !this.#closed) this.#kick();
+      // Events that arrived meanwhile: the next write after the interval (idle() does not wait).
+      this.#schedule();
     });
-  }
-
-  async #run(): Promise<void> {
-    while (this.#pending.length > 0 && !this.#closed) {
-      await this.#process(this.#pending.splice(0));
-    }
   }
 
   async #process(items: Item[]): Promise<void> {
@@ -207,8 +226,19 @@ export class GroupSync {
 
   /** Another writer committed `stored`: wait for its change to arrive, else reload. */
   async #catchUp(stored: number): Promise<void> {
+    // Woken by receive() as each change arrives, not by polling: two workers writing the
+    // same group cross often while agents connect.
     const deadline = Date.now() + CATCH_UP_MS;
-    while (this.version < stored && Date.now() < deadline && !this.#closed) await this.#sleep(2);
+    while (this.version < stored && Date.now() < deadline && !this.#closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadline - Date.now());
+        this.#advanced = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#advanced = undefined;
+    }
     if (this.version < stored) await this.reload();
   }
 

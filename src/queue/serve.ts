@@ -53,3 +53,33 @@ export function groupServedRef(
 ): HashRef | undefined {
   return state.stable ?? inFlight(state)?.target;
 }
+
+/** What the answers of a group's agents depend on beyond their own records, as one string. */
+function servingKey(state: GroupRollout): string {
+  const r = inFlight(state);
+  return JSON.stringify([state.stable ?? null, r ? [r.id, r.target, currentThreshold(r)] : null]);
+}
+
+/**
+ * The agents whose served answer may differ between two states of a group when no step says
+ * what changed (a reload): "all" when the group's answer moved (its stable hash, the rollout
+ * in flight or its stage), else the uids that joined or left and those whose rejection of the
+ * target changed; undefined when none. A reload therefore pushes to the whole group only when
+ * the group's answer changed, not whenever two writers crossed.
+ */
+export function servedChanges(
+  before: GroupRollout,
+  after: GroupRollout,
+): "all" | string[] | undefined {
+  if (servingKey(before) !== servingKey(after)) return "all";
+  const uids = new Set<string>();
+  for (const uid of before.members.keys()) if (!after.members.has(uid)) uids.add(uid);
+  for (const uid of after.members.keys()) if (!before.members.has(uid)) uids.add(uid);
+  if (inFlight(after)) {
+    for (const [uid, a] of after.agents.entries())
+      if (Boolean(a.rejected) !== Boolean(before.agents.get(uid)?.rejected)) uids.add(uid);
+    for (const [uid, a] of before.agents.entries())
+      if (a.rejected && !after.agents.has(uid)) uids.add(uid);
+  }
+  return uids.size > 0 ? [...uids] : undefined;
+}

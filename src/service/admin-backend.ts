@@ -21,12 +21,13 @@ import type {
   ShownConfigFile,
   ValidationState,
 } from "../api/backend.js";
-import { componentsHashOf, componentTypes, viewAttribute } from "../api/views.js";
-import { type AgentState, agentAttributes, type OpampServer } from "../opamp/index.js";
+import { componentsHashOf, componentTypes } from "../api/views.js";
+import type { AgentState, OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import type { FleetSync } from "../sync/index.js";
 import type { AgentCredentialAuthority } from "./agent-credentials.js";
+import { type AgentSearchIndex, searchText } from "./agent-search.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";
@@ -47,6 +48,8 @@ export interface ServiceBackendParts {
   metrics: () => ServiceMetrics;
   /** Agents left out of rollouts for lacking component types (agent-aware checks). */
   incompatible?: IncompatibleAgents;
+  /** The agent search index; without it a search reads every stored agent. */
+  search?: AgentSearchIndex;
   /** Agents' issued credentials and revocations. */
   credentials?: AgentCredentialAuthority;
   /** The agent's bundle beyond its config (bundle-view.ts); none: not shown. */
@@ -107,10 +110,15 @@ export class ServiceBackend implements AdminBackend {
       return { agents: page.map((a) => this.#record(a)), total: uids.length };
     }
     const needle = q.search?.toLowerCase();
+    // A search loads only the index's matches (each re-checked below: the index may lag).
+    const pool =
+      needle && this.#p.search
+        ? await this.#p.search.search(needle, uids, (list) => this.#loadAll(list))
+        : uids;
     const agents: AgentRecord[] = [];
     let total = 0;
     let skipped = 0;
-    for await (const chunk of this.#chunks(uids)) {
+    for await (const chunk of this.#chunks(pool)) {
       for (const state of chunk) {
         const r = this.#record(state);
         if (q.group && r.group !== q.group) continue;
@@ -120,7 +128,7 @@ export class ServiceBackend implements AdminBackend {
             : q.state && state.connected !== (q.state === "connected")
         )
           continue;
-        if (needle && !matches(state, needle)) continue;
+        if (needle && !searchText(state).includes(needle)) continue;
         total++;
         if (q.after !== undefined && state.instanceUid <= q.after) continue;
         if (skipped < offset) skipped++;
@@ -305,17 +313,6 @@ export class ServiceBackend implements AdminBackend {
   subscribe(listener: Parameters<AdminBackend["subscribe"]>[0]) {
     return this.#p.feed.subscribe(listener);
   }
-}
-
-/**
- * Whether a search matches the agent: on its uid and its attributes as the API shows them
- * (redacted), so a search cannot probe a hidden value one character at a time.
- */
-function matches(state: Readonly<AgentState>, needle: string): boolean {
-  if (state.instanceUid.includes(needle)) return true;
-  for (const [k, v] of agentAttributes(state))
-    if (viewAttribute(k, v)[1].toLowerCase().includes(needle)) return true;
-  return false;
 }
 
 /** The status branch's file entries as the console shows them (bytes and hashes left out). */

@@ -134,6 +134,12 @@ export class AgentBridge {
     if (bundle && bundle.id !== bundle.parts.configHash) this.#reportOn(agent);
   }
 
+  /** True when the agent is served no bundle or a config-only one (no telemetry, no packages). */
+  servesConfigOnly(agent: Readonly<AgentState>): boolean {
+    const bundle = this.#provider.servedBundle(agent);
+    return !bundle || bundle.id === bundle.parts.configHash;
+  }
+
   /** The agent's report on each part of the bundle it is served (for status files and the API). */
   bundleReportOf(agent: Readonly<AgentState>): (BundleReport & { bundleId: string }) | undefined {
     const bundle = this.#provider.servedBundle(agent);

@@ -17,13 +17,12 @@
  * - Channel `<p>:revocations`: an API revocation is published there (the uid) and every
  *   replica (following it, src/redis-subscriber.ts) re-reads the indexes at once, so the
  *   agent's connections everywhere are closed and its credentials refused without a poll.
- * - A minted token's plaintext only in this process' memory, to re-send it in a later offer;
- *   after a restart such an offer carries a new token instead. The CA key never leaves memory.
+ * - A minted token's plaintext only in this process' memory (token-minter.ts), to re-send it
+ *   in a later offer; after a restart such an offer carries a new token instead. The CA key never leaves memory.
  *
  * Concurrency: one agent's messages are handled one at a time (MessageHandler), so the
  * per-agent record is read and written without a lock. Gate checks are synchronous, from memory.
  */
-import { createHash, randomBytes } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -43,10 +42,12 @@ import {
   type AgentRecord,
   type CertRecord,
   CredentialRecords,
-  type TokenRecord,
+  type IssuedView,
+  issuedView,
 } from "./credential-records.js";
 import { DenyList, type Revocation } from "./deny-list.js";
 import { groupScope } from "./group-scope.js";
+import { digestOf, TokenMinter } from "./token-minter.js";
 
 export interface AgentCredentialOptions {
   redis: Redis;
@@ -81,14 +82,12 @@ export interface AgentCredentialOptions {
 
 export type { Revocation } from "./deny-list.js";
 
-const digestOf = (token: string) => createHash("sha256").update(token).digest("hex");
-
 export class AgentCredentialAuthority implements CredentialIssuer, CredentialGate {
   readonly #options: AgentCredentialOptions;
   readonly #now: () => number;
   readonly #records: CredentialRecords;
   readonly #signer: CertificateSigner;
-  readonly #plain = new Map<string, { id: string; token: string }>();
+  readonly #minter: TokenMinter;
   readonly #signed = new LruMap<string, boolean>(10_000);
   #tokens = new Map<string, { uid: string; group: string; notAfter: number }>();
   readonly #denied = new DenyList();
@@ -113,6 +112,18 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       csrIntervalMs: options.csrIntervalMs ?? 0,
       due: (c) => this.#due(c),
       now: this.#now,
+    });
+    this.#minter = new TokenMinter({
+      redis: options.redis,
+      indexKey: this.#key("agent-tokens"),
+      records: this.#records,
+      logger: options.logger,
+      tokenValidityMs: options.tokenValidityMs,
+      now: this.#now,
+      onMinted: async (digest, entry) => {
+        await this.#bump();
+        this.#tokens.set(digest, entry);
+      },
     });
   }
 
@@ -264,7 +275,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   }
 
   #forget(uid: string): void {
-    this.#plain.delete(uid);
+    this.#minter.forget(uid);
   }
 
   // --- CredentialGate -------------------------------------------------------------------
@@ -319,11 +330,9 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings))
       return undefined;
     const token = record.token;
-    if (!token || this.#due(token) || token.group !== group) return this.#mint(uid, group, record);
-    const plain = this.#plain.get(uid);
-    return plain?.id === token.id
-      ? { id: token.id, headers: [{ key: "Authorization", value: `Bearer ${plain.token}` }] }
-      : { id: token.id };
+    if (!token || this.#due(token) || token.group !== group)
+      return this.#minter.mint(uid, group, record);
+    return this.#minter.offer(uid, token);
   }
 
   /** Some part of `credential` was issued to `uid`, and no part to another agent. */
@@ -349,7 +358,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   async renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined> {
     const group = this.#options.groupOf(agent);
     if (group === undefined || this.revocation(agent.instanceUid)) return undefined;
-    return this.#mint(agent.instanceUid, group, await this.#record(agent.instanceUid));
+    return this.#minter.mint(agent.instanceUid, group, await this.#record(agent.instanceUid));
   }
 
   /** Past `rotateAt` of its lifetime. */
@@ -367,61 +376,12 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     };
   }
 
-  async #mint(uid: string, group: string, record: AgentRecord): Promise<OfferedCredential> {
-    const plain = randomBytes(32).toString("base64url");
-    const now = this.#now();
-    const token: TokenRecord = {
-      id: randomBytes(8).toString("hex"),
-      digest: digestOf(plain),
-      group,
-      notBefore: now,
-      notAfter: now + this.#options.tokenValidityMs,
-    };
-    const entry = { uid, group, notAfter: token.notAfter };
-    // The previous token stays valid until it expires: the agent switches when it applies the
-    // offer, and a lost offer must not lock it out.
-    await this.#options.redis.hset(this.#key("agent-tokens"), token.digest, JSON.stringify(entry));
-    await this.#save(uid, { ...record, token });
-    await this.#bump();
-    this.#tokens.set(token.digest, entry);
-    this.#plain.set(uid, { id: token.id, token: plain });
-    this.#options.logger.info({ instanceUid: uid, group, tokenId: token.id }, "agent token minted");
-    return { id: token.id, headers: [{ key: "Authorization", value: `Bearer ${plain}` }] };
-  }
-
   #record(uid: string): Promise<AgentRecord> {
     return this.#records.get(uid);
   }
 
-  #save(uid: string, record: AgentRecord): Promise<void> {
-    return this.#records.save(uid, record);
-  }
-
   /** What was issued to `uid` (for the admin API): serial, validity and group; no secret. */
-  async issued(uid: string): Promise<{
-    certificate?: { serial: string; notAfter: string; group: string };
-    token?: { id: string; notAfter: string; group: string };
-  }> {
-    const r = await this.#record(uid);
-    return {
-      ...(r.cert
-        ? {
-            certificate: {
-              serial: r.cert.serial,
-              notAfter: new Date(r.cert.notAfter).toISOString(),
-              group: r.cert.group,
-            },
-          }
-        : {}),
-      ...(r.token
-        ? {
-            token: {
-              id: r.token.id,
-              notAfter: new Date(r.token.notAfter).toISOString(),
-              group: r.token.group,
-            },
-          }
-        : {}),
-    };
+  async issued(uid: string): Promise<IssuedView> {
+    return issuedView(await this.#record(uid));
   }
 }

@@ -26,9 +26,12 @@ export function bundleView(
   redact: (text: string) => string = (text) => text,
 ): AgentBundleStatus | undefined {
   const errorOf = (text: string | null | undefined) => (text ? redact(text) : null);
-  const report = bridge?.bundleReportOf(agent);
   const css = agent.connectionSettingsStatus as ConnectionSettingsStatusMessage | null;
   const ps = agent.packageStatuses as PackageStatusesMessage | null;
+  // The common case, decided without judging the report: a config-only bundle reports both
+  // parts "N/A" (it offers no telemetry and no packages).
+  if (!ps && !css && (!bridge || bridge.servesConfigOnly(agent))) return undefined;
+  const report = bridge?.bundleReportOf(agent);
   const configOnly =
     !report || (report.parts.telemetry === "N/A" && report.parts.packages === "N/A");
   if (configOnly && !ps && !css) return undefined;

@@ -23,6 +23,20 @@ import { follow, type RedisSubscriber } from "../redis-subscriber.js";
 export const MAX_BATCH_AGENTS = 500;
 const HISTORY_MAX = 20;
 const HISTORY_TTL_S = 30 * 24 * 3600;
+/**
+ * Appends a batch of connection events, one per key (KEYS[i] gets ARGV[i + 2]), each list
+ * capped at ARGV[1] entries and kept ARGV[2] seconds: one command per flush instead of three
+ * per event (a connect storm of thousands of agents).
+ */
+const HISTORY_LUA = `
+local max, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  redis.call('LPUSH', key, ARGV[i + 2])
+  redis.call('LTRIM', key, 0, max - 1)
+  redis.call('EXPIRE', key, ttl)
+end
+return #KEYS
+`;
 
 export interface ConsoleFeedOptions {
   redis: Redis;
@@ -192,11 +206,15 @@ export class ConsoleFeed {
           JSON.stringify({ r: replicaId, a, o: local.length > a.length }),
         );
       }
-      for (const [uid, event] of history) {
-        const key = this.historyKey(uid);
-        pipeline.lpush(key, JSON.stringify(event));
-        pipeline.ltrim(key, 0, HISTORY_MAX - 1);
-        pipeline.expire(key, HISTORY_TTL_S);
+      if (history.length > 0) {
+        pipeline.eval(
+          HISTORY_LUA,
+          history.length,
+          ...history.map(([uid]) => this.historyKey(uid)),
+          HISTORY_MAX,
+          HISTORY_TTL_S,
+          ...history.map(([, event]) => JSON.stringify(event)),
+        );
       }
       await pipeline.exec();
     } catch (err) {

@@ -78,3 +78,27 @@ export class CredentialRecords {
     this.#cache.set(uid, record);
   }
 }
+
+/** What the admin API shows of a record: serials, validity and groups; no secret. */
+export interface IssuedView {
+  certificate?: { serial: string; notAfter: string; group: string };
+  token?: { id: string; notAfter: string; group: string };
+}
+
+export function issuedView(r: AgentRecord): IssuedView {
+  const at = (ms: number) => new Date(ms).toISOString();
+  return {
+    ...(r.cert
+      ? {
+          certificate: {
+            serial: r.cert.serial,
+            notAfter: at(r.cert.notAfter),
+            group: r.cert.group,
+          },
+        }
+      : {}),
+    ...(r.token
+      ? { token: { id: r.token.id, notAfter: at(r.token.notAfter), group: r.token.group } }
+      : {}),
+  };
+}

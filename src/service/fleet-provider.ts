@@ -58,6 +58,15 @@ export class FleetProvider implements DesiredStateProvider {
     object,
     { from: unknown; attrs: ReadonlyMap<string, string> }
   >();
+  /**
+   * The group each agent state selects, valid while both its description object and the
+   * desired state (a new commit) are the ones it was computed from: the selectors are not
+   * evaluated again on every message.
+   */
+  readonly #selected = new WeakMap<
+    object,
+    { from: unknown; state: unknown; group: string | undefined }
+  >();
 
   constructor(
     sync: FleetSync,
@@ -87,7 +96,12 @@ export class FleetProvider implements DesiredStateProvider {
 
   /** The group the agent's attributes select, whether or not its credentials allow it. */
   selectedGroup(agent: Readonly<AgentState>): string | undefined {
-    return this.#sync.assign(this.attributes(agent), agent.instanceUid).group;
+    const state = this.#sync.current;
+    const cached = this.#selected.get(agent);
+    if (cached && cached.from === agent.description && cached.state === state) return cached.group;
+    const group = this.#sync.assign(this.attributes(agent), agent.instanceUid).group;
+    this.#selected.set(agent, { from: agent.description, state, group });
+    return group;
   }
 
   /** The agent's group: undefined when it is unassigned or its credentials do not allow it. */

@@ -64,6 +64,22 @@ export class ServiceMetrics {
       "Connects refused: the instance uid is connected through another live replica by another agent",
       () => handler.stats.duplicateUids,
     );
+    const csr = () => service.agentCredentials.stats;
+    counter(
+      "opamp_gitops_agent_certificates_signed_total",
+      "Agent client certificates signed by this replica (for CSRs and rotations)",
+      () => csr().signed,
+    );
+    counter(
+      "opamp_gitops_agent_csr_reused_total",
+      "CSRs answered with the agent's current certificate (same key, uid and group)",
+      () => csr().reused,
+    );
+    counter(
+      "opamp_gitops_agent_csr_rate_limited_total",
+      "CSRs refused by the per-agent limit (--agent-csr-interval)",
+      () => csr().rateLimited,
+    );
     counter(
       "opamp_gitops_git_checks_total",
       "Reads of the fleet repository by this replica (fetches, for a remote)",

@@ -24,6 +24,7 @@ import {
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
+import { pipelinedConnection } from "../redis.js";
 import { RedisSubscriber } from "../redis-subscriber.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
@@ -38,6 +39,7 @@ import {
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { AgentCredentialAuthority } from "./agent-credentials.js";
+import { AgentSearchIndex } from "./agent-search.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
 import { bundleView } from "./bundle-view.js";
@@ -126,9 +128,14 @@ export class Service {
   readonly agentCredentials: AgentCredentialAuthority;
   /** Admin commands (restart) for agents connected to any replica or worker. */
   readonly commands: CommandRelay;
+  /** The agent search index (uid → searchable text) of the API and console. */
+  readonly search: AgentSearchIndex;
+  #unwatchSearch: (() => void) | undefined;
   /** The process' Redis pub/sub connection, shared by every channel it follows. */
   readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
+  /** The agent store's and replica liveness' own auto-pipelining connection (src/redis.ts). */
+  readonly #agentRedis: Redis;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
   #closing: Promise<void> | undefined;
@@ -219,6 +226,9 @@ export class Service {
         })
       : undefined;
     const replicaId = newReplicaId();
+    // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
+    // rest keep `redis` (BullMQ must not auto-pipeline).
+    this.#agentRedis = pipelinedConnection(redis);
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,
@@ -255,7 +265,7 @@ export class Service {
           }
         : s.tls;
     this.opamp = new OpampServer({
-      redis,
+      redis: this.#agentRedis,
       replicaId,
       logger: logger.child({ module: "opamp" }),
       host: s.opampHost,
@@ -297,7 +307,7 @@ export class Service {
       local: (target, by) => this.#restartHere(target, by),
     });
     this.liveness = new ReplicaLiveness({
-      redis,
+      redis: this.#agentRedis,
       prefix: s.redisPrefix,
       replicaId,
       events: this.opamp.events,
@@ -360,8 +370,10 @@ export class Service {
       logger: logger.child({ module: "console" }),
     });
     this.metrics = new ServiceMetrics(this);
+    this.search = new AgentSearchIndex(redis, s.redisPrefix, logger.child({ module: "search" }));
     this.backend = new ServiceBackend({
       redis,
+      search: this.search,
       opamp: this.opamp,
       rollouts: this.rollouts,
       configs: this.configs,
@@ -629,6 +641,8 @@ export class Service {
       );
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
+    // After the view redactor is keyed: the index holds attribute values as views show them.
+    this.#unwatchSearch = this.search.watch(this.opamp.events);
     await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
@@ -657,6 +671,7 @@ export class Service {
       await this.#step("replica liveness", () => this.liveness.close());
       await this.#step("admin API", () => this.api.close());
       this.feed.close();
+      this.#unwatchSearch?.();
       // Released first: another replica polls at once instead of after the lease expired.
       await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());
@@ -666,6 +681,9 @@ export class Service {
       await this.#step("status branch flush", async () => this.status?.close());
       await this.#step("rollouts", () => this.rollouts.close());
       this.subscriber.close();
+      // Last: the status flush above still loads agents through the agent store.
+      await this.#step("agent Redis connection", () => this.#agentRedis.quit());
+      this.#agentRedis.disconnect();
     })();
     return this.#closing;
   }

@@ -4,9 +4,13 @@
  * FleetSync, rollout progress from the rollout controller, and each agent's placement as the
  * OpAMP side serves it (its group, and the hash its rollout cohort is served: stable or target).
  *
+ * Agent events only mark agents dirty (on any replica); the writer renders each dirty agent
+ * at its next flush from `agents.load` below: the live agent when this replica serves it,
+ * else the state in Redis (an agent whose state is gone there gets its file removed).
+ *
  * When a rollout changes what an agent is served (a stage started, a rollback), no agent event
- * says so; the writer re-renders those agents from their stored state (`reconcile`), so their
- * `desiredHash` and `drift` follow. Only the replica holding the writer lock does this.
+ * says so; the writer marks those agents dirty (`reconcile`), so their `desiredHash` and
+ * `drift` follow at the next flush. Only the replica holding the writer lock does this.
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -87,7 +91,8 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
       p.configHashOf,
       p.incompatible,
     ),
-    // Live state first: the stored copy is saved in batches and may lag by a moment.
+    // Rendered at flush time. Live state first: the stored copy is saved in batches and may
+    // lag by a moment.
     agents: {
       list: () => opamp.store.list(),
       load: async (uid) => live.get(uid)?.state ?? stale(await opamp.store.load(uid)),
@@ -119,8 +124,8 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     };
   }
   // A whole group's answer changed (a stage started, a rollback): every agent the status
-  // branch has in that group is rendered again, wherever it is connected (the writer's
-  // record of uid → file says which); unchanged files are dropped by fingerprint.
+  // branch has in that group is marked dirty, wherever it is connected (the writer's record
+  // of uid → file says which); at the flush, agents whose inputs did not change are skipped.
   const inGroup = async (group: string) => {
     const folder = `status/agents/${group}/`;
     const out: string[] = [];

@@ -1,26 +1,52 @@
 /**
- * Turns agent state into pending status changes in Redis, on any replica.
+ * Turns agent events into status changes: recording costs one Redis write per turn of the
+ * event loop, rendering happens at flush time.
  *
- * `record(agent)` queues the agent (the latest state of a uid wins while queued); the queue
- * drains on the next turn of the event loop in slices of 50 agents (render in a worker
- * thread, see agent-render.ts, then one Redis round trip per slice), so a burst of thousands of events never blocks the OpAMP server for
- * long. An agent's file is rendered only when its inputs (reported sub-messages, connection
- * state, placement) changed since this process last recorded it; Redis drops what equals the
- * recorded content. A slice Redis refused is queued again and retried with backoff.
+ * `record(agent)` (any replica) only marks the agent dirty in Redis (dirty-agents.ts): the
+ * uids marked in one turn of the event loop go out as one script call, nothing is rendered,
+ * so an agent's connect or report costs a few microseconds here. The status writer calls
+ * `renderDirty()` at each flush: every dirty agent is rendered once from its state as the
+ * agent source holds it then (the service: the live agent, else Redis), however many changes
+ * it had since the last flush, and recorded in the pending store (pending-store.ts).
+ * Rendering runs in a worker thread (agent-render.ts) in slices of 50 agents, one Redis round
+ * trip each, yielding to the event loop between slices.
  *
- * Placement: `placement(agent)` says where an agent belongs; `undefined` means "not known yet"
- * (no desired state before the first sync): the agent is parked until `retryParked()`.
+ * An agent is rendered again only when its inputs (reported sub-messages, connection state,
+ * placement) changed since this process last rendered it (a fingerprint, forgotten when the
+ * writer role is taken); Redis drops what equals the recorded content.
+ *
+ * Edge cases at render time:
+ * - Placement `undefined` ("not known yet": no desired state before the first sync): the agent
+ *   stays dirty and is rendered at a later flush.
+ * - An agent whose state is gone from the source between its change and the flush (its Redis
+ *   hash was deleted): its status file is removed from the branch, since the service no
+ *   longer knows it (a file left behind would show it connected for good, and retention only
+ *   removes disconnected agents).
+ * - Without an agent source (single-process embeddings and tests), the recorder keeps the last
+ *   recorded state of each dirty agent in memory and renders from it; a uid another process
+ *   marked is unknown here and is skipped (its mark dropped).
+ *
+ * A mark Redis refused is queued again and retried with backoff; a render or record that
+ * fails fails the flush, and the agents stay dirty.
  */
 import { createHash } from "node:crypto";
 import { Backoff } from "../backoff.js";
 import type { AgentState } from "../opamp/index.js";
 import { AgentRenderer, type RenderJob, snapshot } from "./agent-render.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
+import { DirtyAgents, type DirtyEntry } from "./dirty-agents.js";
 import type { StatusLogger } from "./logger.js";
 import { agentFilePath, isGroupName } from "./paths.js";
-import type { AgentRecord, PendingStore, RedisMicros } from "./pending-store.js";
+import type { EncodedRecord, PendingStore } from "./pending-store.js";
 
 export type Placement = (agent: Readonly<AgentState>) => AgentPlacement | undefined;
+
+/** Where agent states come from at render time and for a reconcile (AgentStore fits). */
+export interface AgentSource {
+  list(): Promise<string[]>;
+  /** The agent's current state; undefined when the service no longer knows it. */
+  load(uid: string): Promise<Readonly<AgentState> | undefined>;
+}
 
 const SLICE = 50;
 const FINGERPRINT_LIMIT = 200_000;
@@ -68,12 +94,16 @@ function fingerprint(agent: Readonly<AgentState>, p: AgentPlacement): string {
 }
 
 export class AgentRecorder {
+  /** The dirty agents in Redis (read by the writer's retention sweep). */
+  readonly dirty: DirtyAgents;
   readonly #store: PendingStore;
   readonly #placement: Placement;
   readonly #log: StatusLogger;
   readonly #renderer: AgentRenderer;
-  readonly #queue = new Map<string, Readonly<AgentState>>();
-  readonly #parked = new Map<string, Readonly<AgentState>>();
+  readonly #source: AgentSource | undefined;
+  /** Without a source: the last recorded state of each dirty agent. */
+  readonly #memory = new Map<string, Readonly<AgentState>>();
+  readonly #marks = new Set<string>();
   readonly #fingerprints = new Map<string, string>();
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   #draining?: Promise<void>;
@@ -81,39 +111,44 @@ export class AgentRecorder {
   #closed = false;
   /** Files recorded (changed in Redis) since start. */
   recorded = 0;
+  /** Agents rendered since start (a render that changed nothing counts too). */
+  rendered = 0;
 
+  /** `source`: see the file comment; without one, states are kept in memory until rendered. */
   constructor(
     store: PendingStore,
     placement: Placement,
     log: StatusLogger,
     options: AgentStatusOptions = {},
+    source?: AgentSource,
   ) {
     this.#store = store;
     this.#placement = placement;
     this.#log = log;
+    this.#source = source;
     this.#renderer = new AgentRenderer(options);
+    this.dirty = new DirtyAgents(store.redis, store.keys.base);
   }
 
-  /** Queues an agent; the returned promise settles when the queue has drained. */
+  /** Marks an agent dirty; the returned promise settles when its mark is in Redis. */
   record(agent: Readonly<AgentState>): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#queue.set(agent.instanceUid, agent);
+    if (!this.#source) this.#memory.set(agent.instanceUid, agent);
+    this.#marks.add(agent.instanceUid);
     return this.#drain();
   }
 
-  /** Waits until every queued agent is in Redis (or parked). */
+  /** Marks agents dirty now (a reconcile); throws when Redis refused. */
+  mark(uids: readonly string[]): Promise<void> {
+    return this.dirty.mark(uids);
+  }
+
+  /** Waits until every recorded agent is marked in Redis (or its retry is scheduled). */
   async settled(): Promise<void> {
-    while (this.#draining || (this.#queue.size > 0 && !this.#retry)) await this.#drain();
+    while (this.#draining || (this.#marks.size > 0 && !this.#retry)) await this.#drain();
   }
 
-  /** Queues the parked agents again (the desired state became known). */
-  retryParked(): void {
-    for (const [uid, agent] of this.#parked) this.#queue.set(uid, agent);
-    this.#parked.clear();
-    void this.#drain();
-  }
-
-  /** Forgets what was recorded (after losing the writer role or a Redis reset). */
+  /** Forgets what was rendered (after taking the writer role, or a file removed). */
   forget(uid?: string): void {
     if (uid === undefined) this.#fingerprints.clear();
     else this.#fingerprints.delete(uid);
@@ -126,25 +161,52 @@ export class AgentRecorder {
   }
 
   /**
-   * Renders agents and records them now, dropping records of agents an event recorded after
-   * `notBefore` (a reconcile from state read at that time). Resolves how many files changed.
+   * Renders every dirty agent once and records what changed (the status writer, at each
+   * flush). Resolves how many files changed. Throws when Redis or the renderer failed; the
+   * agents not rendered yet stay dirty.
    */
-  async recordNow(
-    agents: ReadonlyArray<Readonly<AgentState>>,
-    notBefore?: RedisMicros,
-  ): Promise<number> {
+  async renderDirty(): Promise<number> {
+    const entries = await this.dirty.read();
+    let changed = 0;
+    for (let i = 0; i < entries.length; i += SLICE) {
+      changed += await this.#renderSlice(entries.slice(i, i + SLICE));
+      // Between slices the OpAMP server and the admin API get the event loop.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    this.recorded += changed;
+    return changed;
+  }
+
+  async #load(uid: string): Promise<Readonly<AgentState> | undefined> {
+    return this.#source ? this.#source.load(uid) : this.#memory.get(uid);
+  }
+
+  async #renderSlice(entries: readonly DirtyEntry[]): Promise<number> {
+    const states = await Promise.all(entries.map((e) => this.#load(e.uid)));
     const jobs: RenderJob[] = [];
     const jobPrints: string[] = [];
-    for (const agent of agents) {
-      const job = this.#prepare(agent);
-      if (job) {
-        jobs.push(job.job);
-        jobPrints.push(job.print);
+    const done: DirtyEntry[] = [];
+    const gone: string[] = [];
+    entries.forEach((entry, i) => {
+      const state = states[i];
+      if (!state) {
+        if (this.#source) gone.push(entry.uid);
+        else this.#log.debug({ uid: entry.uid }, "status: agent unknown to this process");
+        done.push(entry);
+        return;
       }
-    }
+      const prepared = this.#prepare(state);
+      if (prepared === "parked") return;
+      done.push(entry);
+      if (prepared) {
+        jobs.push(prepared.job);
+        jobPrints.push(prepared.print);
+      }
+    });
     // Parsing and redacting effective configs is the heavy part: off the event loop.
     const results = await this.#renderer.render(jobs);
-    const records: AgentRecord[] = [];
+    this.rendered += jobs.length;
+    const records: EncodedRecord[] = [];
     const prints: Array<[string, string]> = [];
     results.forEach((result, i) => {
       const job = jobs[i] as RenderJob;
@@ -155,18 +217,33 @@ export class AgentRecorder {
         );
         return;
       }
-      records.push({ uid: job.uid, path: job.path, content: result.content, facts: result.facts });
+      records.push({
+        uid: job.uid,
+        path: job.path,
+        payload: result.payload,
+        digest: result.digest,
+      });
       prints.push([job.uid, jobPrints[i] as string]);
     });
-    const changed = await this.#store.record(records, notBefore);
+    let changed = await this.#store.recordEncoded(records);
+    if (gone.length > 0) {
+      changed += await this.#store.removeAgents(gone);
+      for (const uid of gone) this.#fingerprints.delete(uid);
+    }
+    await this.dirty.clear(done);
     if (this.#fingerprints.size > FINGERPRINT_LIMIT) this.#fingerprints.clear();
     for (const [uid, print] of prints) this.#fingerprints.set(uid, print);
-    this.recorded += changed;
+    if (!this.#source) {
+      // A state recorded again meanwhile stays: its new mark is still dirty.
+      const loaded = new Map(entries.map((e, i) => [e.uid, states[i]]));
+      for (const { uid } of done)
+        if (this.#memory.get(uid) === loaded.get(uid)) this.#memory.delete(uid);
+    }
     return changed;
   }
 
   /** Places the agent and decides whether its file must be rendered again. */
-  #prepare(agent: Readonly<AgentState>): { job: RenderJob; print: string } | undefined {
+  #prepare(agent: Readonly<AgentState>): { job: RenderJob; print: string } | "parked" | undefined {
     const uid = agent.instanceUid;
     let placement: AgentPlacement | undefined;
     try {
@@ -175,10 +252,7 @@ export class AgentRecorder {
       this.#log.warn({ err, uid }, "status: placing the agent failed; listed as unassigned");
       placement = UNASSIGNED_PLACEMENT;
     }
-    if (!placement) {
-      this.#parked.set(uid, agent);
-      return undefined;
-    }
+    if (!placement) return "parked";
     if (placement.group !== null && !isGroupName(placement.group)) placement = UNASSIGNED_PLACEMENT;
     const print = fingerprint(agent, placement);
     if (this.#fingerprints.get(uid) === print) return undefined;
@@ -194,21 +268,17 @@ export class AgentRecorder {
 
   #drain(): Promise<void> {
     this.#draining ??= (async () => {
+      // Marks of one turn of the event loop go out together.
       await new Promise<void>((r) => setImmediate(r));
       try {
-        while (this.#queue.size > 0 && !this.#closed) {
-          const slice: Array<Readonly<AgentState>> = [];
-          for (const [uid, agent] of this.#queue) {
-            slice.push(agent);
-            this.#queue.delete(uid);
-            if (slice.length >= SLICE) break;
-          }
+        while (this.#marks.size > 0 && !this.#closed) {
+          const uids = [...this.#marks];
+          this.#marks.clear();
           try {
-            await this.recordNow(slice);
+            await this.dirty.mark(uids);
             this.#backoff.reset();
           } catch (err) {
-            for (const a of slice)
-              if (!this.#queue.has(a.instanceUid)) this.#queue.set(a.instanceUid, a);
+            for (const uid of uids) this.#marks.add(uid);
             const delay = this.#backoff.next();
             this.#log.warn({ err, retryInMs: delay }, "status: recording agents failed; retrying");
             clearTimeout(this.#retry);
@@ -219,7 +289,6 @@ export class AgentRecorder {
             this.#retry.unref();
             return;
           }
-          await new Promise<void>((r) => setImmediate(r));
         }
       } finally {
         this.#draining = undefined;

@@ -3,11 +3,13 @@
  * effective config and writing it as YAML costs up to seconds for the largest reports an
  * agent may send (--max-config-bytes); done on the main thread it would freeze the OpAMP
  * port and the admin API meanwhile. So renders run in one worker thread
- * (render-worker.ts), a slice of agents per message; the main thread only copies each
- * agent's stored bytes over. Where no worker can run, rendering falls back to this thread.
+ * (render-worker.ts), a slice of agents per message, at flush time (agent-recorder.ts); the
+ * main thread only copies each agent's stored bytes over, and gets back each file's pending
+ * entry ready for Redis. Where no worker can run, rendering falls back to this thread.
  *
  * Concurrency: requests are answered in order; any number may be in flight. A worker that
- * dies fails the requests it held (the recorder retries them) and is replaced on next use.
+ * dies fails the requests it held (the flush fails, its agents stay dirty and are rendered
+ * by the next one) and is replaced on next use.
  */
 import { Worker } from "node:worker_threads";
 import {
@@ -17,7 +19,6 @@ import {
   type ReportField,
 } from "../opamp/index.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
-import type { AgentFacts } from "./model.js";
 
 /** One agent to render: what the worker needs to rebuild its state and place it. */
 export interface RenderJob {
@@ -27,8 +28,12 @@ export interface RenderJob {
   agent: AgentSnapshot;
 }
 
-/** The result of one job: the file's text and facts, or why it could not be rendered. */
-export type RenderResult = { content: string; facts: AgentFacts } | { error: string };
+/**
+ * The result of one job: the file's pending entry for Redis (text and facts as JSON, and the
+ * text's digest: encoded in the worker, so the event loop never copies or hashes the text),
+ * or why it could not be rendered.
+ */
+export type RenderResult = { payload: string; digest: string } | { error: string };
 
 /** An AgentState without decoded values: scalars and the stored bytes of each report field. */
 export type AgentSnapshot = Omit<AgentState, ReportField | "encoded"> & {

@@ -1,8 +1,9 @@
 /**
  * Follows an OpAMP server's agent events: every event that can change an agent's status file
  * (connected, disconnected, description, capabilities, health, effective config, remote
- * config status) queues the agent for recording. Listeners only queue (no I/O, no rendering
- * in the server's message path). Returns the function that unsubscribes.
+ * config status) marks the agent dirty. Listeners only queue the uid (no I/O, no rendering
+ * in the server's message path: the marks of one turn go to Redis together, and the writer
+ * renders at flush time; agent-recorder.ts). Returns the function that unsubscribes.
  */
 import type { AgentEventName, AgentEvents } from "../opamp/index.js";
 import type { AgentRecorder } from "./agent-recorder.js";

@@ -10,6 +10,7 @@
  *   <base>:uids         HASH uid → "<recorded at, µs>|<path>" (where its file is now)
  *   <base>:facts        HASH path → facts JSON of the committed file (counts and messages)
  *   <base>:lock         STRING writer lock token (lock.ts)
+ *   <base>:dirty        ZSET agents changed but not rendered yet (dirty-agents.ts)
  *
  * Contract:
  * - `record` is atomic per agent: an unchanged content (same digest) records nothing; a new
@@ -113,6 +114,24 @@ export interface AgentRecord {
   facts: unknown;
 }
 
+/** An agent file ready for Redis: its pending entry (JSON) and the digest of its text. */
+export interface EncodedRecord {
+  uid: string;
+  path: string;
+  payload: string;
+  digest: string;
+}
+
+/** Encodes a record for `recordEncoded` (pure: the render worker does it off the event loop). */
+export function encodeRecord(r: AgentRecord): EncodedRecord {
+  return {
+    uid: r.uid,
+    path: r.path,
+    payload: JSON.stringify({ c: r.content, f: r.facts }),
+    digest: createHash("sha1").update(r.content).digest("hex"),
+  };
+}
+
 /** A pending change as read for a flush. */
 export interface PendingChange {
   path: string;
@@ -163,16 +182,20 @@ export class PendingStore {
    * Records agent files in one round trip. With `notBefore`, an agent recorded by an event
    * after that time is left alone. Resolves the number of agents whose files changed.
    */
-  async record(records: readonly AgentRecord[], notBefore?: RedisMicros): Promise<number> {
+  record(records: readonly AgentRecord[], notBefore?: RedisMicros): Promise<number> {
+    return this.recordEncoded(records.map(encodeRecord), notBefore);
+  }
+
+  /** `record` of records already encoded (`encodeRecord`). */
+  async recordEncoded(records: readonly EncodedRecord[], notBefore?: RedisMicros): Promise<number> {
     if (records.length === 0) return 0;
     const pipeline = this.#redis.pipeline() as unknown as Scripts & {
       exec(): Promise<Array<[Error | null, unknown]> | null>;
     };
-    for (const r of records) {
-      const payload = JSON.stringify({ c: r.content, f: r.facts });
-      const digest = createHash("sha1").update(r.content).digest("hex");
-      pipeline.statusRecord(...this.#recordArgs(r.uid, r.path, payload, digest, notBefore ?? "0"));
-    }
+    for (const r of records)
+      pipeline.statusRecord(
+        ...this.#recordArgs(r.uid, r.path, r.payload, r.digest, notBefore ?? "0"),
+      );
     const replies = (await pipeline.exec()) ?? [];
     let changed = 0;
     for (const [err, value] of replies) {
@@ -188,6 +211,33 @@ export class PendingStore {
       ...this.#recordArgs(uid, path, "", "", notBefore ?? "0"),
     );
     return r === 1;
+  }
+
+  /**
+   * Records the removal of the files of agents the service no longer knows (wherever each
+   * file is now: `<base>:uids`). One round trip to find them, one to remove them. Resolves
+   * the number of files removed.
+   */
+  async removeAgents(uids: readonly string[]): Promise<number> {
+    if (uids.length === 0) return 0;
+    const where = await this.#redis.hmget(this.keys.uids, ...uids);
+    const pipeline = this.#redis.pipeline() as unknown as Scripts & {
+      exec(): Promise<Array<[Error | null, unknown]> | null>;
+    };
+    let n = 0;
+    uids.forEach((uid, i) => {
+      const v = where[i];
+      if (!v) return;
+      pipeline.statusRecord(...this.#recordArgs(uid, v.slice(v.indexOf("|") + 1), "", "", "0"));
+      n++;
+    });
+    if (n === 0) return 0;
+    let removed = 0;
+    for (const [err, value] of (await pipeline.exec()) ?? []) {
+      if (err) throw err;
+      if (value === 1) removed++;
+    }
+    return removed;
   }
 
   /** Redis' clock, for `notBefore`. */
@@ -211,9 +261,16 @@ export class PendingStore {
     const pending = (res?.[0]?.[1] ?? {}) as Record<string, string>;
     const seqs = (res?.[1]?.[1] ?? {}) as Record<string, string>;
     const out: PendingChange[] = [];
+    let parsedChars = 0;
     for (const [path, raw] of Object.entries(pending)) {
       const parsed = JSON.parse(raw) as { c: string | null; f: unknown };
       out.push({ path, content: parsed.c, facts: parsed.f, seq: seqs[path] ?? "" });
+      // Large agent files (up to megabytes each): the event loop gets a turn every ~4 MB.
+      parsedChars += raw.length;
+      if (parsedChars > 4_000_000) {
+        parsedChars = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
     }
     return out;
   }

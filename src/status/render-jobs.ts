@@ -10,6 +10,7 @@ import {
 } from "../opamp/index.js";
 import type { RenderJob, RenderResult } from "./agent-render.js";
 import { type AgentStatusOptions, agentStatus } from "./agent-status.js";
+import { encodeRecord } from "./pending-store.js";
 import { renderStatusFile } from "./render.js";
 
 /** Rebuilds a full AgentState (decoded report fields) from a snapshot. */
@@ -32,7 +33,9 @@ export function renderJobs(
   return jobs.map((job) => {
     try {
       const { file, facts } = agentStatus(restore(job), job.placement, options);
-      return { content: renderStatusFile("agent", file, job.path), facts };
+      const content = renderStatusFile("agent", file, job.path);
+      const { payload, digest } = encodeRecord({ uid: job.uid, path: job.path, content, facts });
+      return { payload, digest };
     } catch (err) {
       return { error: (err as Error).message };
     }

@@ -3,9 +3,11 @@
  * rollouts progress, committed back to Git so `git log` of the status branch is the audit
  * trail of what really ran.
  *
- *   agent events ──▶ AgentRecorder ──▶ Redis: pending path → content   (any replica)
- *                                          │
- *   FleetSync, rollouts ──▶ DerivedFiles   │ every interval, lock holder only
+ *   agent events ──▶ AgentRecorder ──▶ Redis: dirty uids                (any replica)
+ *                                          │ every interval, lock holder only:
+ *                                          ▼ render each dirty agent once (worker thread)
+ *                                      Redis: pending path → content
+ *   FleetSync, rollouts ──▶ DerivedFiles   │
  *                                ▼         ▼
  *          planFlush ──▶ publishPlan: blobs, changed trees, ONE commit, CAS / push ──▶ ack
  *
@@ -31,6 +33,7 @@ import type { AgentState, EffectiveConfig } from "../opamp/index.js";
 import { agentAttributes } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import { asSyncError } from "../sync/errors.js";
+import { compileStatusSchemas } from "../validate/status-schemas.js";
 import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-recorder.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
@@ -123,6 +126,7 @@ export class StatusWriter {
       options.placement ?? this.#defaultPlacement(),
       this.#log,
       this.#render,
+      options.agents,
     );
     this.derived = new DerivedFiles(resolved.source, this.#log, options.rollouts, (c) =>
       this.#own.alias(c),
@@ -189,6 +193,8 @@ export class StatusWriter {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    // Group and fleet files are checked on this thread: compiled here, not in a flush.
+    compileStatusSchemas();
     const { agentEvents, fleetSync, rollouts } = this.#options;
     if (agentEvents) this.#unsubscribe.push(attachAgentEvents(agentEvents, this.recorder));
     if (fleetSync)
@@ -209,9 +215,9 @@ export class StatusWriter {
               );
           },
           stalled: (commit, findings) => this.derived.setStalled(commit, findings),
+          // Agents parked until now stay dirty and are rendered at the next flush.
           settled: () => {
             this.#syncSettled = true;
-            this.recorder.retryParked();
           },
         }),
       );
@@ -244,32 +250,29 @@ export class StatusWriter {
     this.#schedule(delay);
   }
 
-  /** Records one agent (the adapter does this for every agent event). */
+  /**
+   * Records one agent (the adapter does this for every agent event): marks it dirty; it is
+   * rendered at the next flush (agent-recorder.ts).
+   */
   recordAgent(agent: Readonly<AgentState>): Promise<void> {
     return this.recorder.record(agent);
   }
 
   /**
-   * Renders agents again from the agent source (every agent, or `uids`) and records what
-   * changed; records of agents an event recorded meanwhile are dropped. The service calls it
-   * when its placement of agents changed (e.g. a rollout stage moved a cohort).
+   * Marks agents (every agent of the agent source, or `uids`) dirty, so the next flush renders
+   * them again from their state then; unchanged files are dropped. The service calls it when
+   * its placement of agents changed (e.g. a rollout stage moved a cohort). Resolves the number
+   * of agents marked.
    */
   async reconcile(uids?: readonly string[]): Promise<number> {
     const source = this.#options.agents;
-    if (!source) return 0;
-    const notBefore = await this.store.now();
-    const list = uids ?? (await source.list());
-    let changed = 0;
-    for (let i = 0; i < list.length; i += 200) {
-      const states = await Promise.all(list.slice(i, i + 200).map((u) => source.load(u)));
-      const present = states.filter((s): s is Readonly<AgentState> => s !== undefined);
-      changed += await this.recorder.recordNow(present, notBefore);
-      await new Promise<void>((r) => setImmediate(r));
-    }
-    return changed;
+    if (!uids && !source) return 0;
+    const list = uids ?? (await (source as NonNullable<typeof source>).list());
+    await this.recorder.mark(list);
+    return list.length;
   }
 
-  /** Waits until every change recorded in this process is in Redis. */
+  /** Waits until every agent recorded in this process is marked dirty in Redis. */
   settled(): Promise<void> {
     return this.recorder.settled();
   }
@@ -326,6 +329,8 @@ export class StatusWriter {
       }
       this.#committed = committed;
       this.#derivedVersion = -1;
+      // Another writer may have rendered since: what this process rendered proves nothing.
+      this.recorder.forget();
       this.derived.markAllRolloutsDirty();
       this.#objectsAtPack = -(await this.#packer.looseObjectIds()).size;
       if (this.mode === "folder")
@@ -350,6 +355,7 @@ export class StatusWriter {
     if (this.#closed && !this.#closing) return { ...idle, skipped: "closed" };
     await this.recorder.settled();
     if (!(await this.#becomeWriter())) return { ...idle, skipped: "not-writer" };
+    await this.recorder.renderDirty();
     await this.#sweep();
     const pending = await this.store.read();
     if (pending.length === 0 && this.derived.version === this.#derivedVersion)
@@ -408,8 +414,10 @@ export class StatusWriter {
     // (the script refuses), and one made before it is pending, so the agent is skipped.
     const notBefore = await this.store.now();
     const pending = await this.store.pendingPaths();
+    // A reconnect marked after this flush rendered is not pending yet, but dirty.
+    const dirty = new Set((await this.recorder.dirty.read()).map((e) => e.uid));
     for (const [path, f] of this.#committed.agents) {
-      if (f.connected || pending.has(path)) continue;
+      if (f.connected || pending.has(path) || dirty.has(f.uid)) continue;
       const since = f.lastDisconnectedAt ?? f.lastConnectedAt;
       if (since === null || now - since <= retention) continue;
       await this.store.remove(f.uid, path, notBefore);

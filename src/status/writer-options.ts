@@ -3,13 +3,13 @@
  * (local repository or remote, status branch or folder) made from the options.
  */
 import type { Redis } from "ioredis";
-import type { AgentEvents, AgentState } from "../opamp/index.js";
+import type { AgentEvents } from "../opamp/index.js";
 import type { Env, GitAuth } from "../sync/credentials.js";
 import type { SyncError } from "../sync/errors.js";
 import type { FleetSync } from "../sync/fleet-sync.js";
 import { parseRepo } from "../sync/git-source.js";
 import { checkBranchName, normalizeRepoPath } from "../sync/paths.js";
-import type { Placement } from "./agent-recorder.js";
+import type { AgentSource, Placement } from "./agent-recorder.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import type { SourceInfo } from "./derived-files.js";
 import { InvalidStatusOptionsError } from "./errors.js";
@@ -20,11 +20,7 @@ import type { StatusMode, StatusTarget } from "./target.js";
 import { LocalTarget } from "./target-local.js";
 import { RemoteTarget } from "./target-remote.js";
 
-/** Where agent states come from for a reconcile (AgentStore fits). */
-export interface AgentSource {
-  list(): Promise<string[]>;
-  load(uid: string): Promise<Readonly<AgentState> | undefined>;
-}
+export type { AgentSource } from "./agent-recorder.js";
 
 export interface StatusWriterOptions {
   redis: Redis;
@@ -61,7 +57,11 @@ export interface StatusWriterOptions {
   fleetSync?: FleetSync;
   /** Rollout progress (src/queue, adapted by the service). */
   rollouts?: RolloutStatusSource;
-  /** Every agent's state, for reconciles (AgentStore). Without it, only events are recorded. */
+  /**
+   * Every agent's state: dirty agents are rendered from it at flush time, and reconciles list
+   * it (the service: the live agent, else AgentStore). Without it, each dirty agent is
+   * rendered from the state this process recorded (single-process use; see agent-recorder.ts).
+   */
   agents?: AgentSource;
   /** Pack loose objects once this many were written since the last pack; false: never. Default 5 000. */
   packAfterObjects?: number | false;

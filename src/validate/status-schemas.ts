@@ -44,6 +44,14 @@ function validator(kind: StatusFileKind): ValidateFunction {
   return compiled.get(kind) as ValidateFunction;
 }
 
+/**
+ * Compiles the schemas now (idempotent). Compiling costs tens of milliseconds of one
+ * synchronous call: the status writer does it when it starts, not in its first flush.
+ */
+export function compileStatusSchemas(): void {
+  validator("agent");
+}
+
 /** Checks a status file's value against its schema; returns the problems (empty when valid). */
 export function validateStatusFile(kind: StatusFileKind, value: unknown): StatusSchemaProblem[] {
   const validate = validator(kind);

@@ -271,6 +271,14 @@ test("three replicas act as one service and survive losing one mid-rollout", {
       }),
   );
 
+  // Agent events only mark agents dirty in Redis (the writer renders at flush time): every
+  // mark, the killed writer's included, was rendered by its successor.
+  await until(
+    "no agent left dirty",
+    () => redis.redis.zcard(`${redis.prefix}:status:{opamp-status}:dirty`),
+    (dirty) => dirty === 0,
+  );
+
   // Every commit on the branch was logged by exactly one replica, and the replicas'
   // commits never interleave: one writer at a time, each taking over once.
   const onBranch = execFileSync("git", ["-C", remote, "rev-list", "opamp-status"], {

@@ -218,6 +218,14 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
     });
   }
 
+  test("one signature per agent, counted in /metrics", async (t) => {
+    if (skip) return t.skip(`go not found: ${skip}`);
+    const text = await (await fetch(`${apiUrl}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1]);
+    assert.equal(value("opamp_gitops_agent_certificates_signed_total"), 2, text.slice(0, 400));
+    assert.equal(value("opamp_gitops_agent_csr_rate_limited_total"), 0);
+  });
+
   test("the CA key is in no Redis value and no Git object", async (t) => {
     if (skip) return t.skip(`go not found: ${skip}`);
     const keyBody = certs.caKey

@@ -9,6 +9,7 @@
  * is refused with an error over HTTPS and WSS, and nothing is stored for that uid.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import type WebSocket from "ws";
@@ -135,13 +136,16 @@ describe("instance uid ownership with client certificates (mTLS)", () => {
 describe("a certificate the agent CA issued speaks only for its own uid", () => {
   let t: TestServer;
   let tls: AgentTls;
+  let bootstrap: AgentTls;
+  let certs: TestCerts;
   let owner: Uint8Array;
   let redis: Awaited<ReturnType<typeof testRedis>>;
   let authority: AgentCredentialAuthority;
   const open: TestAgent[] = [];
 
   before(async () => {
-    const certs = makeTestCerts();
+    certs = makeTestCerts();
+    bootstrap = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
     redis = await testRedis();
     authority = new AgentCredentialAuthority({
       redis: redis.redis,
@@ -208,6 +212,53 @@ describe("a certificate the agent CA issued speaks only for its own uid", () => 
         "its own uid is served",
       );
       own.close();
+    });
+  }
+
+  for (const transport of ["websocket", "http"] as const) {
+    test(`over ${transport === "http" ? "HTTPS" : "WSS"}: switching from a bootstrap certificate to the issued one keeps the uid`, async () => {
+      const uid = newInstanceUid();
+      const csr = makeCsr(`/CN=${uidToString(uid)}`);
+      const issued = await authority.credentialFor(
+        emptyAgentState(uidToString(uid), transport, 0),
+        csr.csr,
+      );
+      assert.ok(issued?.certificate);
+      const before = new TestAgent({ transport, url: t.url, tls: bootstrap, uid });
+      await before.connect();
+      open.push(before);
+      await before.send({
+        capabilities: CAPS,
+        agentDescription: description(`switch-${transport}`),
+      });
+      // The bootstrap session still looks connected (an HTTP agent's until liveness runs out).
+      const after = new TestAgent({
+        transport,
+        url: t.url,
+        tls: { ca: certs.ca, cert: Buffer.from(issued.certificate.cert), key: csr.key },
+        uid,
+      });
+      await after.connect();
+      open.push(after);
+      after.seq = before.seq;
+      const reply = await after.send({
+        capabilities: CAPS,
+        agentDescription: description(`switch-${transport}`),
+      });
+      assert.equal(newUid(reply), undefined, "no new uid for the agent itself");
+      assert.equal(reply.errorResponse, null);
+      // A new session: its config is offered again over the new credential.
+      assert.ok(
+        [reply, ...after.received].some((m) => m.remoteConfig),
+        "served again",
+      );
+      const stored = await t.server.store.load(uidToString(uid));
+      const fingerprint = new X509Certificate(Buffer.from(issued.certificate.cert)).fingerprint256;
+      assert.equal(
+        stored?.credential,
+        `cert:${fingerprint.replace(/:/g, "").toLowerCase()}`,
+        "owned by the issued certificate now",
+      );
     });
   }
 });

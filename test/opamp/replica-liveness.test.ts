@@ -157,6 +157,32 @@ test("a live process whose key expired re-claims the agents swept meanwhile", as
   agent.close();
 });
 
+test("a sweep that found a process dead does not flip its agents after it came back", async () => {
+  const { r, a, b } = await twoLiveReplicas();
+  const agent = await agentOn(a);
+  const uid = a.connected[0] ?? "";
+  await new Promise((res) => setImmediate(res));
+  await a.liveness.tick();
+
+  // a's key vanishes (a stalled past the timeout). b's sweep sees it gone; before b flips a's
+  // agents, a comes back: it sets its key and re-claims (nothing is flipped yet).
+  await r.redis.del(`${r.prefix}:replica:${a.id}`);
+  const smembers = r.redis.smembers.bind(r.redis);
+  r.redis.smembers = (async (key: string) => {
+    const members = await smembers(key);
+    if (key === `${r.prefix}:replica:${a.id}:agents`) {
+      r.redis.smembers = smembers;
+      await a.liveness.tick();
+    }
+    return members;
+  }) as typeof r.redis.smembers;
+  await b.liveness.sweep();
+  r.redis.smembers = smembers;
+  assert.deepEqual(b.lost, [], "nothing marked lost");
+  assert.equal((await a.server.store.load(uid))?.connected, true);
+  agent.close();
+});
+
 /** A description with `host.name`, as agents send on connect. */
 function described(host: string) {
   return {

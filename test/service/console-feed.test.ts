@@ -102,6 +102,30 @@ describe("console feed", () => {
     assert.equal(history[0]?.transport, "websocket");
   });
 
+  test("a burst of connects and disconnects keeps the newest 20 per agent, with a TTL", async () => {
+    const a = await replica("a");
+    const OTHER = "0190a000-0000-7000-8000-000000000002";
+    const agent = emptyAgentState(UID, "http", Date.now());
+    for (let i = 0; i < 13; i++) {
+      for (const instanceUid of [UID, OTHER]) {
+        a.events.emit("connected", { instanceUid, transport: "http", agent });
+        a.events.emit("disconnected", { instanceUid, reason: `r${i}`, agent });
+      }
+    }
+    await waitFor(
+      "both histories",
+      async () =>
+        (await a.feed.connections(UID)).length === 20 &&
+        (await a.feed.connections(OTHER)).length === 20,
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
+    const history = await a.feed.connections(OTHER);
+    assert.deepEqual(history[0], { ...history[0], type: "disconnected", reason: "r12" });
+    assert.equal(history[19]?.type, "connected", "the 6 oldest of 26 are dropped");
+    const ttl = await conns[0]?.ttl(a.feed.historyKey(UID));
+    assert.ok(ttl !== undefined && ttl > 29 * 24 * 3600, `ttl ${ttl}`);
+  });
+
   test("rollout changes and new commits are batched to listeners", async () => {
     const a = await replica("a");
     const heard = nextBatch(a.feed, (x) => x.groups.includes("edge") && x.sync);

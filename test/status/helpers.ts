@@ -3,8 +3,15 @@
  * and reading a branch back with the git command line, each file checked against its schema.
  */
 import { execFileSync } from "node:child_process";
-import { type AgentState, emptyAgentState } from "../../src/opamp/agent-state.js";
+import {
+  type AgentState,
+  emptyAgentState,
+  REPORT_FIELDS,
+  type ReportField,
+} from "../../src/opamp/agent-state.js";
+import type { AgentStore } from "../../src/opamp/agent-store.js";
 import { AgentCapabilities as Caps, RemoteConfigStatus } from "../../src/opamp/capabilities.js";
+import { encodeSubMessage } from "../../src/opamp/codec.js";
 import { kindOfPath } from "../../src/status/paths.js";
 import { validateStatusFile } from "../../src/validate/status-schemas.js";
 import { loadYaml } from "../../src/validate/yaml.js";
@@ -101,6 +108,21 @@ export function fakeAgent(uid: string, o: FakeAgentOptions = {}): AgentState {
     },
   };
   return a;
+}
+
+/**
+ * Stores an agent as the OpAMP server would (the real AgentStore in Redis, every report
+ * field encoded), so a status writer of another process can render it from there.
+ */
+export async function saveAgent(store: AgentStore, agent: AgentState): Promise<void> {
+  const fields: ReportField[] = [];
+  for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
+    const value = agent[field];
+    if (!value) continue;
+    agent.encoded[field] ??= Buffer.from(encodeSubMessage(REPORT_FIELDS[field], value as object));
+    fields.push(field);
+  }
+  await store.save(agent, fields, "test/1", true);
 }
 
 /** A canonical uid from a number (deterministic). */

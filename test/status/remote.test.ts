@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { AgentStore } from "../../src/opamp/agent-store.js";
 import { RemoteConfigStatus } from "../../src/opamp/capabilities.js";
 import { agentFilePath } from "../../src/status/paths.js";
 import { StatusWriter, type StatusWriterOptions } from "../../src/status/status-writer.js";
@@ -24,6 +25,7 @@ import {
   git,
   readStatusTree,
   SECRET,
+  saveAgent,
   storeContains,
   uidOf,
 } from "./helpers.js";
@@ -41,6 +43,7 @@ describe("status branch of a remote repository", { skip }, () => {
   let work: TestRepo;
   const dirs: string[] = [];
   const writers: StatusWriter[] = [];
+  const stores = new Map<StatusWriter, AgentStore>();
   const log = capturedLogger("warn");
 
   const writer = (o: Partial<StatusWriterOptions> = {}) => {
@@ -57,11 +60,17 @@ describe("status branch of a remote repository", { skip }, () => {
       ...o,
     });
     writers.push(w);
+    if (o.agents instanceof AgentStore) stores.set(w, o.agents);
     return w;
   };
+  /** Records agents (stored first, for writers that render from an AgentStore). */
   const record = async (w: StatusWriter, from: number, n: number, o = {}) => {
-    for (let i = 0; i < n; i++)
-      void w.recordAgent(fakeAgent(uidOf(from + i), { reportedHash: HASH, ...o }));
+    for (let i = 0; i < n; i++) {
+      const agent = fakeAgent(uidOf(from + i), { reportedHash: HASH, ...o });
+      const store = stores.get(w);
+      if (store) await saveAgent(store, agent);
+      void w.recordAgent(agent);
+    }
     await w.settled();
   };
   const agentFiles = (ref = BRANCH) =>
@@ -197,8 +206,13 @@ describe("status branch of a remote repository", { skip }, () => {
     });
     proc.kill("SIGKILL");
     await new Promise((r) => proc.once("exit", r));
-    // A new process (here: this one) flushes what the dead one recorded.
-    const w = writer();
+    // Nothing was rendered: the dead process left dirty agents.
+    const dirty = await redis.redis.zcard(`${redis.prefix}:status:{${BRANCH}}:dirty`);
+    assert.equal(dirty, 20);
+    // A new process (here: this one) renders and flushes them from the stored agents.
+    const w = writer({
+      agents: new AgentStore(redis.redis, { prefix: `${redis.prefix}:agents-of-killed` }),
+    });
     const r = await w.flush();
     assert.ok(r.commit);
     const files = readStatusTree(remote, BRANCH);
@@ -208,8 +222,10 @@ describe("status branch of a remote repository", { skip }, () => {
   });
 
   test("two replicas: one writes, both record", async () => {
-    const a = writer();
-    const b = writer();
+    // Both render from the agents stored in Redis, as serve's replicas do.
+    const agents = new AgentStore(redis.redis, { prefix: `${redis.prefix}:two` });
+    const a = writer({ agents });
+    const b = writer({ agents });
     await record(a, 700, 2);
     const ra = await a.flush();
     assert.ok(ra.commit);

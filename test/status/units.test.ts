@@ -5,6 +5,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${env:VAR}` placeholders are test data
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import type { AgentState } from "../../src/opamp/agent-state.js";
 import { Marker, Redactor } from "../../src/redact/index.js";
 import { AgentRecorder } from "../../src/status/agent-recorder.js";
 import { fleetStatus } from "../../src/status/fleet-status.js";
@@ -444,7 +445,7 @@ describe("pending store and writer lock (Redis)", () => {
     assert.equal((await s.read()).length, 0);
   });
 
-  test("a group name the placement gets wrong never becomes a path", async () => {
+  test("a group name the placement gets wrong never becomes a path", async (t) => {
     const s = new PendingStore(r.redis, { prefix: `${r.prefix}:hostile`, branch: "opamp-status" });
     const silent = { debug() {}, info() {}, warn() {}, error() {} };
     const rec = new AgentRecorder(
@@ -452,14 +453,71 @@ describe("pending store and writer lock (Redis)", () => {
       () => ({ group: "../../x", desiredHash: null, desiredCommit: null }),
       silent,
     );
-    await rec.recordNow([fakeAgent(uidOf(5))]);
+    t.after(() => rec.close());
+    await rec.record(fakeAgent(uidOf(5)));
+    await rec.renderDirty();
     assert.deepEqual(
       (await s.read()).map((p) => p.path),
       [`status/agents/_unassigned/${uidOf(5)}.yaml`],
     );
     // A uid that is not canonical is never recorded.
-    await rec.recordNow([fakeAgent("../../../etc/passwd")]);
+    await rec.record(fakeAgent("../../../etc/passwd"));
+    await rec.renderDirty();
     assert.equal((await s.read()).length, 1);
+  });
+
+  test("recording marks agents dirty; a flush renders each once from its latest state; a vanished agent's file is removed", async (t) => {
+    const s = new PendingStore(r.redis, { prefix: `${r.prefix}:dirty`, branch: "opamp-status" });
+    const silent = { debug() {}, info() {}, warn() {}, error() {} };
+    const states = new Map<string, AgentState>();
+    const source = {
+      list: async () => [...states.keys()],
+      load: async (uid: string) => states.get(uid),
+    };
+    let known = true;
+    const place = () =>
+      known ? { group: "edge", desiredHash: null, desiredCommit: null } : undefined;
+    const rec = new AgentRecorder(s, place, silent, {}, source);
+    t.after(() => rec.close());
+    const uid = uidOf(7);
+    const path = `status/agents/edge/${uid}.yaml`;
+    for (let i = 0; i < 10; i++) {
+      const a = fakeAgent(uid, { healthy: false, lastError: `error ${i}` });
+      states.set(uid, a);
+      void rec.record(a);
+    }
+    void rec.record(fakeAgent(uidOf(8)));
+    states.set(uidOf(8), fakeAgent(uidOf(8)));
+    await rec.settled();
+    assert.equal(await s.size(), 0, "nothing rendered when recording");
+    assert.deepEqual((await rec.dirty.read()).map((e) => e.uid).sort(), [uid, uidOf(8)]);
+    assert.equal(await rec.renderDirty(), 2);
+    assert.equal(rec.rendered, 2, "ten changes of one agent: one render");
+    const [first] = (await s.read()).filter((p) => p.path === path);
+    assert.match(first?.content ?? "", /error 9/);
+    assert.equal(await rec.dirty.size(), 0);
+    // A mark made while the writer rendered survives the writer's clear.
+    await rec.record(states.get(uid) as AgentState);
+    const read = await rec.dirty.read();
+    await rec.record(states.get(uid) as AgentState);
+    await rec.dirty.clear(read);
+    assert.equal(await rec.dirty.size(), 1, "marked again: still dirty");
+    // Unchanged inputs: not rendered again, and the mark is cleared.
+    await rec.renderDirty();
+    assert.equal(rec.rendered, 2);
+    assert.equal(await rec.dirty.size(), 0);
+    // Placement not known yet: the agent stays dirty until it is.
+    known = false;
+    await rec.record(fakeAgent(uid, { lastError: "later" }));
+    await rec.renderDirty();
+    assert.equal(await rec.dirty.size(), 1, "parked");
+    known = true;
+    // The agent's state vanished from the source before the flush: its file is removed.
+    states.delete(uid);
+    await rec.renderDirty();
+    assert.equal(await rec.dirty.size(), 0);
+    assert.equal((await s.read()).find((p) => p.path === path)?.content, null);
+    assert.deepEqual([...(await s.placements()).keys()], [uidOf(8)]);
   });
 
   test("one lock holder; only the holder renews or releases", async () => {

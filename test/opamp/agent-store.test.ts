@@ -1,0 +1,88 @@
+/**
+ * The agent store on the auto-pipelining connection serve gives it (src/redis.ts): one tick's
+ * commands leave as one write, and one agent's save and disconnect keep their call order.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { emptyAgentState } from "../../src/opamp/agent-state.js";
+import { AgentStore } from "../../src/opamp/agent-store.js";
+import { pipelinedConnection } from "../../src/redis.js";
+import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
+
+const defer = deferred();
+
+async function pipelinedStore() {
+  const t = await testRedis();
+  const redis = pipelinedConnection(t.redis);
+  defer(async () => {
+    redis.disconnect();
+    await t.close();
+  });
+  await redis.ping(); // connected, so the writes counted below are commands only
+  return { store: new AgentStore(redis, { prefix: t.prefix }), redis, prefix: t.prefix };
+}
+
+function connectedAgent(uid: string) {
+  const state = emptyAgentState(uid, "websocket", 1000);
+  state.connected = true;
+  state.lastConnectedAt = 1000;
+  state.lastSeenAt = 1000;
+  return state;
+}
+
+test("the saves of many agents issued in one tick reach Redis in one write", async () => {
+  const { store, redis } = await pipelinedStore();
+  const stream = redis.stream as unknown as { write: (...a: unknown[]) => boolean };
+  const write = stream.write.bind(stream);
+  let writes = 0;
+  stream.write = (...a: unknown[]) => {
+    writes++;
+    return write(...a);
+  };
+  const uids = Array.from({ length: 100 }, (_, i) => `agent-${i}`);
+  await Promise.all(uids.map((uid) => store.save(connectedAgent(uid), [], "r1/c1", true)));
+  stream.write = write;
+  assert.equal(writes, 1);
+  assert.equal((await store.list()).length, 100);
+  assert.equal((await store.load("agent-7"))?.connected, true);
+});
+
+test("a disconnect issued right after a save is stored after it; one owned elsewhere is not", async () => {
+  const { store } = await pipelinedStore();
+  const here = connectedAgent("here");
+  const saved = store.save(here, [], "r1/c1", true);
+  const gone = { ...here, connected: false, lastDisconnectedAt: 2000 };
+  assert.equal(await store.saveDisconnect(gone, "r1/c1"), true);
+  await saved;
+  assert.equal((await store.load("here"))?.connected, false);
+
+  // Connected through replica r2 now, heard from there: r1's late disconnect must not stand.
+  const moved = connectedAgent("moved");
+  const stored = store.save(moved, [], "r2/c9", true);
+  const late = { ...moved, connected: false, lastDisconnectedAt: 2000 };
+  assert.equal(await store.saveDisconnect(late, "r1/c1"), false);
+  await stored;
+  const after = await store.load("moved");
+  assert.equal(after?.connected, true);
+  assert.equal(after?.owner, "r2/c9");
+});
+
+test("replicaAlive: concurrent questions about one replica share one EXISTS; none is kept", async () => {
+  const { store, redis, prefix } = await pipelinedStore();
+  const exists = redis.exists.bind(redis);
+  let asked = 0;
+  redis.exists = ((...a: Parameters<typeof exists>) => {
+    asked++;
+    return exists(...a);
+  }) as typeof redis.exists;
+  const answers = await Promise.all(Array.from({ length: 50 }, () => store.replicaAlive("gone")));
+  assert.deepEqual(new Set(answers), new Set([false]));
+  assert.equal(asked, 1);
+  assert.equal(await store.replicaAlive(""), false);
+  assert.equal(asked, 1);
+  // Asked again once answered: a new lookup (a stalled replica may register again).
+  await redis.set(`${prefix}:replica:gone`, "1", "PX", 60_000);
+  assert.equal(await store.replicaAlive("gone"), true);
+  assert.equal(asked, 2);
+});

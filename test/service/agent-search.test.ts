@@ -1,0 +1,85 @@
+/**
+ * The agent search index against a real Redis: the first search
+ * indexes agents stored before the index, later ones load only what the index matches; a
+ * description change is indexed from the agent events; entries of agents no longer stored go;
+ * and the search finds what views show, not hidden values.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import pino from "pino";
+import { AgentEvents } from "../../src/opamp/index.js";
+import { AgentSearchIndex } from "../../src/service/agent-search.js";
+import { fakeAgent } from "../api/fake-backend.js";
+import { testRedis } from "../helpers/redis.js";
+import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
+
+const defer = deferred();
+const uid = (n: number) => `0190a000-0000-7000-8000-${String(n).padStart(12, "0")}`;
+
+test("search: indexes what is missing once, then loads only the matches", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  const hosts = ["Edge-Berlin-1", "edge-paris-2", "core-berlin-3", "core-oslo-4"];
+  const agents = new Map(
+    hosts.map((h, i) => [uid(i + 1), fakeAgent(uid(i + 1), { "host.name": h })]),
+  );
+  const index = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
+  const loaded: string[] = [];
+  const load = async (uids: readonly string[]) => {
+    loaded.push(...uids);
+    return uids.flatMap((u) => agents.get(u) ?? []);
+  };
+  const uids = [...agents.keys()];
+
+  assert.deepEqual(await index.search("berlin", uids, load), [uid(1), uid(3)]);
+  assert.deepEqual(loaded.sort(), uids, "the first search indexes every agent");
+  const key = `${prefix}:agent-search:v1`;
+  await waitFor("the index written", async () => (await redis.hlen(key)) === 4);
+
+  loaded.length = 0;
+  assert.deepEqual(await index.search("edge", uids, load), [uid(1), uid(2)]);
+  assert.deepEqual(await index.search("000000000004", uids, load), [uid(4)]);
+  assert.deepEqual(await index.search("nowhere", uids, load), []);
+  assert.deepEqual(loaded, [], "later searches read the index only");
+
+  // An agent no longer stored loses its entry.
+  assert.deepEqual(await index.search("oslo", uids.slice(0, 3), load), []);
+  assert.equal(await redis.hexists(key, uid(4)), 0);
+});
+
+test("a description change is indexed from the agent events", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  const index = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
+  const events = new AgentEvents();
+  defer(index.watch(events));
+  const agent = fakeAgent(uid(7), { "host.name": "before" });
+  const load = async () => [agent];
+  assert.deepEqual(await index.search("before", [uid(7)], load), [uid(7)]);
+  const moved = fakeAgent(uid(7), { "host.name": "After-The-Move" });
+  if (!moved.description) throw new Error("the fake agent has a description");
+  events.emit("descriptionChanged", {
+    instanceUid: uid(7),
+    description: moved.description,
+    agent: moved,
+  });
+  // An agent read from the store would still be the old one: only the event brings the change.
+  const stale = async () => [agent];
+  await waitFor(
+    "the new text indexed",
+    async () => (await index.search("after-the-move", [uid(7)], stale)).length === 1,
+  );
+  assert.deepEqual(await index.search("before", [uid(7)], stale), []);
+});
+
+test("a redacted attribute value is not searchable", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  const index = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
+  const secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+  const agent = fakeAgent(uid(9), { "host.name": "visible-host", "api.token": secret });
+  const load = async () => [agent];
+  assert.deepEqual(await index.search("visible-host", [uid(9)], load), [uid(9)]);
+  assert.deepEqual(await index.search(secret.slice(0, 12), [uid(9)], load), []);
+});
