@@ -198,12 +198,15 @@ export async function startServe(
     instance,
     profile = false,
     extra = [],
+    nodeArgs = [],
   }: {
     workers: number;
     prefix: string;
     instance: string;
     profile?: boolean;
     extra?: string[];
+    /** Options for node itself (before the script), e.g. --heapsnapshot-signal. */
+    nodeArgs?: string[];
   },
 ): Promise<{ proc: ChildProcess; port: number; apiPort: number }> {
   const [port, apiPort] = [await freePort(), await freePort()];
@@ -213,6 +216,7 @@ export async function startServe(
     process.execPath,
     [
       ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+      ...nodeArgs,
       CLI,
       "serve",
       "--repo",

@@ -12,6 +12,9 @@
  *   - RSS per connected agent: (RSS of the server's processes once all are connected − RSS
  *     before the first agent) ÷ N. For serve with workers, the primary and all workers; Redis
  *     is not counted (the peer has none);
+ *     serve's lines below it split that growth (its /metrics): V8 heap in use, live objects
+ *     and garbage not yet collected, and external memory (Buffers); `node
+ *     dist/bench/serve-memory.js` attributes the live part by object kind (heap snapshots);
  *   - reconnect storm: every socket is cut at once and all N agents reconnect at once (same
  *     uids); wall time until every agent was answered again. Agents honour Retry-After (503)
  *     and UNAVAILABLE's retry interval.
@@ -79,6 +82,12 @@ interface Figures {
   connectCpuMicros: number;
   /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
   heartbeatCpuMicros: number;
+  /**
+   * serve only (its /metrics; with workers, of the process that answers it): growth per agent
+   * of V8's heap in use (live and not yet collected) and of memory outside it (Buffers, ...).
+   */
+  heapUsedPerAgentBytes?: number;
+  externalPerAgentBytes?: number;
   /** Write syscalls of the server's processes per agent connected and per heartbeat. */
   connectWrites: number;
   heartbeatWrites: number;
@@ -112,6 +121,17 @@ function redisCost(
   return { commands: commands / ops, reads: (after.reads - before.reads - 2) / Math.max(ops, 1) };
 }
 
+/** V8 heap used and external memory of a serve process, from its /metrics. */
+async function serveMemory(apiPort: number): Promise<{ heapUsed: number; external: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  const value = (name: string) =>
+    Number(new RegExp(`^opamp_gitops_${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
+  return {
+    heapUsed: value("nodejs_heap_size_used_bytes"),
+    external: value("nodejs_external_memory_bytes"),
+  };
+}
+
 /** Runs the load against one server (`pid` for RSS, `url` for agents). */
 async function measure(
   name: string,
@@ -119,10 +139,12 @@ async function measure(
   pid: number,
   url: string,
   redis?: Redis,
+  apiPort?: number,
 ): Promise<Figures> {
   await sleep(1000);
   const count = async () => (redis ? await redisCounters(redis) : undefined);
   const rss0 = treeRss(pid);
+  const mem0 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
@@ -136,6 +158,7 @@ async function measure(
   );
   await sleep(1000);
   const rss1 = treeRss(pid);
+  const mem1 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   const r2 = await count();
   const cpu2 = treeCpuMs(pid);
   const w2 = treeWriteSyscalls(pid);
@@ -167,6 +190,12 @@ async function measure(
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
+    ...(mem0 && mem1
+      ? {
+          heapUsedPerAgentBytes: (mem1.heapUsed - mem0.heapUsed) / AGENTS,
+          externalPerAgentBytes: (mem1.external - mem0.external) / AGENTS,
+        }
+      : {}),
     ...(r0 && r1 && r2 && r3 && r4
       ? {
           redis: {
@@ -212,6 +241,9 @@ const NO_PEER: Figures = {
   heartbeatWrites: 0,
 };
 
+const kb = (bytes: number | undefined) =>
+  bytes === undefined ? "n/a" : `${(bytes / 1024).toFixed(1)} KB`;
+
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
 
 function print(peer: Figures, serves: Figures[], load: string): void {
@@ -227,6 +259,8 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ["CPU per heartbeat answered", (f) => `${f.heartbeatCpuMicros.toFixed(1)} µs`],
     ["write syscalls per agent connected", (f) => f.connectWrites.toFixed(2)],
     ["write syscalls per heartbeat", (f) => f.heartbeatWrites.toFixed(2)],
+    ["of RSS/agent: V8 heap used (live + garbage)", (f) => kb(f.heapUsedPerAgentBytes)],
+    ["of RSS/agent: external (Buffers, ...)", (f) => kb(f.externalPerAgentBytes)],
   ];
   const ratios: ((s: Figures) => string)[] = [
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
@@ -237,6 +271,8 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
     (s) => `${ratio(s.connectWrites, peer.connectWrites)}×`,
     (s) => `${ratio(s.heartbeatWrites, peer.heartbeatWrites)}×`,
+    () => "",
+    () => "",
   ];
   const out: string[] = [
     "",
@@ -305,6 +341,7 @@ async function main(): Promise<void> {
           s.proc.pid as number,
           `ws://127.0.0.1:${s.port}/v1/opamp`,
           redis,
+          s.apiPort,
         ),
       );
       const code = await stopProcess(s.proc);

@@ -3,6 +3,7 @@
  * per-sub-message merge of an AgentToServer into it: a present sub-message replaces the
  * stored one, an absent one keeps it.
  */
+import { createHash } from "node:crypto";
 import { decodeSubMessage } from "./codec.js";
 import { healthMeaning } from "./health-meaning.js";
 import type {
@@ -88,42 +89,95 @@ export function emptyAgentState(
   transport: Transport,
   now: number,
 ): AgentState {
-  return {
-    instanceUid,
-    sequenceNum: 0n,
-    capabilities: 0n,
-    transport,
-    connected: false,
-    lastConnectedAt: null,
-    lastDisconnectedAt: null,
-    lastSeenAt: now,
-    reportedHash: "",
-    offeredSettingsHash: null,
-    scopes: [],
-    credential: "",
-    encoded: {},
-    description: null,
-    health: null,
-    effectiveConfig: null,
-    remoteConfigStatus: null,
-    packageStatuses: null,
-    customCapabilities: null,
-    availableComponents: null,
-    connectionSettingsStatus: null,
-  };
+  return new StoredAgentState(instanceUid, transport, now);
 }
 
-/** The meaning of each state's stored health (health-meaning.ts), computed once per value. */
+/**
+ * The one implementation of AgentState. Memory per agent is what a fleet costs, so the
+ * decoded health — a Collector reports a tree of tens of components, each with two 64-bit
+ * timestamps — is not kept: `health` decodes `encoded.health` when read (only on a health
+ * change, the admin API, the status flush), and a value assigned to it (tests, fakes) is
+ * kept as assigned.
+ */
+class StoredAgentState implements AgentState {
+  sequenceNum = 0n;
+  capabilities = 0n;
+  connected = false;
+  lastConnectedAt: number | null = null;
+  lastDisconnectedAt: number | null = null;
+  reportedHash = "";
+  offeredSettingsHash: string | null = null;
+  scopes: readonly string[] = [];
+  credential = "";
+  encoded: Partial<Record<ReportField, Buffer>> = {};
+  description: AgentDescription | null = null;
+  effectiveConfig: EffectiveConfig | null = null;
+  remoteConfigStatus: RemoteConfigStatusMessage | null = null;
+  packageStatuses: OpaqueMessage | null = null;
+  customCapabilities: CustomCapabilities | null = null;
+  availableComponents: AvailableComponents | null = null;
+  connectionSettingsStatus: OpaqueMessage | null = null;
+  /** An assigned health (undefined: decode `encoded.health` on read). */
+  assignedHealth: ComponentHealth | null | undefined = undefined;
+  /** Digest of the stored health's meaning (healthMeaning), once computed. */
+  healthMeaningDigest: string | undefined = undefined;
+
+  constructor(
+    readonly instanceUid: string,
+    public transport: Transport,
+    public lastSeenAt: number,
+  ) {}
+
+  get health(): ComponentHealth | null {
+    if (this.assignedHealth !== undefined) return this.assignedHealth;
+    const bytes = this.encoded.health;
+    return bytes ? decodedHealth(bytes) : null;
+  }
+
+  set health(value: ComponentHealth | null) {
+    this.assignedHealth = value;
+    this.healthMeaningDigest = undefined;
+  }
+}
+
+/** The health last decoded, with its bytes: readers often look at one agent's health twice. */
+let lastHealth: { bytes: Buffer; value: ComponentHealth } | undefined;
+
+function decodedHealth(bytes: Buffer): ComponentHealth {
+  if (lastHealth?.bytes !== bytes)
+    lastHealth = { bytes, value: decodeSubMessage<ComponentHealth>("ComponentHealth", bytes) };
+  return lastHealth.value;
+}
+
+/**
+ * A short digest of a health meaning: equal meanings give equal digests. The meaning string of
+ * a Collector's health is about 1 KB; only the digest stays per agent.
+ */
+function meaningDigest(meaning: string): string {
+  return createHash("sha256").update(meaning).digest("base64");
+}
+
+/** Digests of the stored health's meaning of states not made by emptyAgentState. */
 const storedHealthMeaning = new WeakMap<AgentState, string>();
 
 function meaningOfStored(state: AgentState): string | undefined {
-  if (!state.health) return undefined;
+  const health = state.health;
+  if (!health) return undefined;
+  if (state instanceof StoredAgentState) {
+    state.healthMeaningDigest ??= meaningDigest(healthMeaning(health));
+    return state.healthMeaningDigest;
+  }
   let m = storedHealthMeaning.get(state);
   if (m === undefined) {
-    m = healthMeaning(state.health);
+    m = meaningDigest(healthMeaning(health));
     storedHealthMeaning.set(state, m);
   }
   return m;
+}
+
+function setMeaningOfStored(state: AgentState, digest: string): void {
+  if (state instanceof StoredAgentState) state.healthMeaningDigest = digest;
+  else storedHealthMeaning.set(state, digest);
 }
 
 /** One message's report, prepared (prepare.ts): what mergeReport needs of it. */
@@ -175,13 +229,15 @@ export function mergeReport(
   for (const [field, encoded] of updates) {
     if (field === "health") {
       const stored = meaningOfStored(state);
-      setReportField(state, field, ownCopy(encoded));
-      const meaning = report.healthMeaning ?? healthMeaning(state.health as ComponentHealth);
-      storedHealthMeaning.set(state, meaning);
+      setReportField(state, field, encoded);
+      const meaning = meaningDigest(
+        report.healthMeaning ?? healthMeaning(state.health as ComponentHealth),
+      );
+      setMeaningOfStored(state, meaning);
       (meaning === stored ? refreshed : changed).push(field);
       continue;
     }
-    setReportField(state, field, ownCopy(encoded));
+    setReportField(state, field, encoded);
     changed.push(field);
   }
   // capabilities MUST always be set by the client, so the latest word always wins.
@@ -214,16 +270,26 @@ export function hasComponentMap(value: AvailableComponents | null | undefined): 
 }
 
 /**
- * Stores a report field from its encoded bytes. The decoded value is made from these bytes,
- * not from the received frame, so a long-lived agent state never pins a network buffer.
+ * Stores a report field from its encoded bytes, copied into a buffer of their own size unless
+ * they already own theirs. The decoded value is made from that copy, not from the received
+ * frame, so a long-lived agent state never pins a network buffer.
  */
-export function setReportField(state: AgentState, field: ReportField, bytes: Buffer): void {
-  state.encoded[field] = bytes;
-  const value = decodeSubMessage<object>(REPORT_FIELDS[field], bytes);
+export function setReportField(state: AgentState, field: ReportField, bytes: Uint8Array): void {
+  // Bytes read from Redis are views into the reply's read buffer (up to 64 KiB, shared).
+  const own = ownCopy(bytes);
+  state.encoded[field] = own;
+  if (field === "health" && state instanceof StoredAgentState) {
+    // Decoded when read (see StoredAgentState); its meaning is of the new bytes.
+    state.assignedHealth = undefined;
+    state.healthMeaningDigest = undefined;
+    return;
+  }
+  const value = decodeSubMessage<object>(REPORT_FIELDS[field], own);
   (state as unknown as Record<ReportField, unknown>)[field] = value;
   if (field === "remoteConfigStatus") {
     const hash = (value as RemoteConfigStatusMessage).lastRemoteConfigHash;
-    state.reportedHash = hash && hash.length > 0 ? Buffer.from(hash).toString("hex") : "";
+    state.reportedHash =
+      hash && hash.length > 0 ? internHash(Buffer.from(hash).toString("hex")) : "";
   }
 }
 
@@ -233,10 +299,25 @@ export function setReportField(state: AgentState, field: ReportField, bytes: Buf
  */
 function ownCopy(bytes: Uint8Array): Buffer {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
-    return Buffer.from(bytes.buffer, 0, bytes.byteLength);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, 0, bytes.byteLength);
   const copy = Buffer.allocUnsafeSlow(bytes.length);
   copy.set(bytes);
   return copy;
+}
+
+/**
+ * Config hashes are few (one per group and version) and held by every agent: one string each.
+ * Bounded: past `MAX_INTERNED` distinct hashes the table starts over.
+ */
+const interned = new Map<string, string>();
+const MAX_INTERNED = 4096;
+
+export function internHash(hex: string): string {
+  const known = interned.get(hex);
+  if (known !== undefined) return known;
+  if (interned.size >= MAX_INTERNED) interned.clear();
+  interned.set(hex, hex);
+  return hex;
 }
 
 /** The agent's attributes (identifying and non-identifying) as a string map. */

@@ -44,13 +44,16 @@ redis.call('HSET', KEYS[1], 'connected', '0', 'lastDisconnectedAt', ARGV[2])
 return 1
 `;
 
-/** Sets an agent connected again iff it is stored disconnected and owned by this process. */
+/**
+ * Sets an agent connected again iff it is stored disconnected and owned by this process.
+ * Returns the stored `lastDisconnectedAt` (when the sweep marked it; "" if none), or nil.
+ */
 const RECLAIM_LUA = `
-if redis.call('HGET', KEYS[1], 'connected') ~= '0' then return 0 end
+if redis.call('HGET', KEYS[1], 'connected') ~= '0' then return false end
 local owner = redis.call('HGET', KEYS[1], 'owner') or ''
-if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'connected', '1')
-return 1
+return redis.call('HGET', KEYS[1], 'lastDisconnectedAt') or ''
 `;
 
 /** Agents marked per round of concurrent commands in a sweep. */
@@ -63,7 +66,7 @@ interface Scripts {
     ownerPrefix: string,
     now: string,
   ): Promise<number>;
-  replicaReclaim(key: string, ownerPrefix: string): Promise<number>;
+  replicaReclaim(key: string, ownerPrefix: string): Promise<string | null>;
 }
 
 export interface ReplicaLivenessOptions {
@@ -97,6 +100,10 @@ export class ReplicaLiveness {
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> = Promise.resolve();
+  /** The timer's refresh on its way, if any. */
+  #refreshing: Promise<void> | undefined;
+  /** The timer's sweep is queued or running. */
+  #sweeping = false;
   #stopped = false;
   /** The key was set once: from then on, finding it gone means it expired. */
   #registered = false;
@@ -121,12 +128,33 @@ export class ReplicaLiveness {
     await this.#refresh();
     const every = Math.max(50, Math.floor(this.#options.timeoutMs / 3));
     this.#timer = setInterval(() => {
-      this.#tick = this.#tick.then(() => this.#run());
+      // The refresh never waits behind a sweep: a sweep slowed by many agents or a loaded host
+      // must not let this process' own key expire (then its agents would be swept too).
+      this.#refreshing ??= this.#guarded(() => this.#refresh()).finally(() => {
+        this.#refreshing = undefined;
+      });
+      if (this.#sweeping) return;
+      this.#sweeping = true;
+      this.#tick = this.#tick
+        .then(() => this.#guarded(() => this.sweep()))
+        .finally(() => {
+          this.#sweeping = false;
+        });
     }, every);
     this.#timer.unref();
   }
 
-  /** One refresh and sweep, as the timer runs it (for tests). Never throws. */
+  /** Runs one step unless stopped; a failure is logged (the next tick retries). */
+  async #guarded(step: () => Promise<unknown>): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      await step();
+    } catch (err) {
+      this.#options.logger.warn({ err }, "replica liveness check failed; will retry");
+    }
+  }
+
+  /** One refresh, then one sweep (for tests; the timer runs the two apart). Never throws. */
   tick(): Promise<void> {
     this.#tick = this.#tick.then(() => this.#run());
     return this.#tick;
@@ -166,12 +194,15 @@ export class ReplicaLiveness {
     this.#dirty = true;
     for (const live of [...this.#options.live.values()]) {
       const uid = live.state.instanceUid;
-      const done = await this.#redis.replicaReclaim(
+      const swept = await this.#redis.replicaReclaim(
         this.#agentKey(uid),
         `${this.#options.replicaId}/`,
       );
-      if (done !== 1 || this.#options.live.get(uid) !== live) continue;
+      if (swept === null || this.#options.live.get(uid) !== live) continue;
       const agent = live.state;
+      // Memory takes the disconnect time the sweep stored (and announced): what this process
+      // shows and records again then differs from what it recorded before the sweep.
+      if (swept !== "" && Number.isFinite(Number(swept))) agent.lastDisconnectedAt = Number(swept);
       this.#options.events.emit("connected", {
         instanceUid: uid,
         transport: agent.transport,
@@ -312,6 +343,7 @@ export class ReplicaLiveness {
   async close(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    await this.#refreshing;
     await this.#tick;
     await this.#flush();
     await this.#redis.del(this.#key()).catch(() => {});

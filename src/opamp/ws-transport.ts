@@ -51,13 +51,82 @@ const MAX_IN_FLIGHT = 4096;
 /** After a close frame, a peer that does not answer it is destroyed this much later (ms). */
 const CLOSE_GRACE_MS = 2000;
 
+/** The session of a socket, kept on the socket itself (no map, no per-socket closures). */
+const SESSION = Symbol("opamp.ws.session");
+type SessionSocket = WebSocket & { [SESSION]?: WsSession };
+
+/**
+ * One socket's connection and queue. Its event listeners are shared by every socket (they find
+ * the session through `this`), and its deadlines are checked by the transport's one sweep, so a
+ * connected agent costs no closures and no timer of its own.
+ */
+class WsSession implements Connection {
+  readonly id = nextConnectionId();
+  readonly transport = "websocket";
+  /** ms since the epoch of the last message; 0 until the first. */
+  lastMessageAt = 0;
+  /** ms since the epoch the socket opened (the first-message deadline runs from it). */
+  readonly openedAt = Date.now();
+  queue: Promise<void> = Promise.resolve();
+  pending = 0;
+  paused = false;
+  /** Its first message was answered (or it closed): no longer pending for shedding. */
+  answered = false;
+  /** The payload the answer to our last ping must echo, while one is awaited. */
+  awaitingPong: Buffer | undefined;
+  /** The instance uid the client certificate is bound to (see Connection.boundUid). */
+  readonly boundUid?: string;
+
+  constructor(
+    readonly ws: SessionSocket,
+    readonly owner: WebSocketTransport,
+    readonly remoteAddress: string,
+    readonly scopes: readonly string[],
+    readonly credential: string,
+    boundUid: string | undefined,
+  ) {
+    if (boundUid !== undefined) this.boundUid = boundUid;
+  }
+
+  push(message: ServerToAgent): void {
+    this.owner.send(this, message);
+  }
+
+  close(code: number, reason: string): void {
+    this.owner.drop(this.ws, code, reason);
+  }
+}
+
+function onMessage(this: SessionSocket, data: Buffer, isBinary: boolean): void {
+  const session = this[SESSION];
+  if (session) session.owner.received(session, data, isBinary);
+}
+
+function onPong(this: SessionSocket, data: Buffer): void {
+  // A pong counts only when it echoes our ping's payload (RFC 6455 §5.5.3): a peer sending
+  // pongs on its own, without reading, does not prove it is alive.
+  const session = this[SESSION];
+  if (session?.awaitingPong?.equals(data)) session.awaitingPong = undefined;
+}
+
+function onClose(this: SessionSocket): void {
+  const session = this[SESSION];
+  if (session) session.owner.closed(session);
+}
+
+function onError(this: SessionSocket, err: Error): void {
+  const session = this[SESSION];
+  session?.owner.logger.debug({ err, connection: session.id }, "websocket error");
+}
+
 export class WebSocketTransport {
   readonly wss: WebSocketServer;
+  readonly logger: Logger;
   readonly #options: Required<Omit<WebSocketTransportOptions, "shedder">>;
   readonly #shedder: LoadShedder;
-  /** Sockets with a ping not yet answered, and the payload the answer must echo. */
-  readonly #awaitingPong = new WeakMap<WebSocket, Buffer>();
   readonly #ping: NodeJS.Timeout;
+  /** Checks the first-message and idle deadlines of every socket (see #sweep). */
+  readonly #deadlines: NodeJS.Timeout;
   /** Per closed socket: its last messages and its disconnect, until handled. */
   readonly #finishing = new Set<Promise<void>>();
   /** Counters since start, for metrics and tests. */
@@ -85,15 +154,25 @@ export class WebSocketTransport {
       idleTimeoutMs: 3_600_000,
       ...options,
     };
+    this.logger = options.logger;
     this.#shedder = options.shedder ?? new LoadShedder();
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false, // ~230 KB per connection otherwise (DESIGN §5)
       maxPayload: options.maxMessageBytes,
+      // Text frames are refused unread (BAD_REQUEST), so their UTF-8 is never looked at.
+      skipUTF8Validation: true,
       clientTracking: true,
     });
     this.#ping = setInterval(() => void this.#pingAll(), this.#options.pingIntervalMs);
     this.#ping.unref();
+    // A deadline is met late by at most a quarter of the shorter timeout.
+    const sweepMs = Math.max(
+      10,
+      Math.min(this.#options.firstMessageTimeoutMs, this.#options.idleTimeoutMs) / 4,
+    );
+    this.#deadlines = setInterval(() => void this.#sweep(), sweepMs);
+    this.#deadlines.unref();
   }
 
   get connections(): number {
@@ -111,150 +190,156 @@ export class WebSocketTransport {
   }
 
   /** Closes `ws` with `code`, destroying it if the peer does not complete the close. */
-  #drop(ws: WebSocket, code: number, reason: string): void {
+  drop(ws: WebSocket, code: number, reason: string): void {
     ws.close(code, reason);
     setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
-  #serve(ws: WebSocket, req: IncomingMessage, credential: string): void {
-    const o = this.#options;
-    const { handler, logger, maxMessageBytes } = o;
-    const send = (message: ServerToAgent) => {
-      const bytes = encodeReply(message, maxMessageBytes - 1, logger);
-      if (!bytes || ws.readyState !== ws.OPEN) return;
-      // One reply always fits; a backlog past the limit means the peer does not read.
-      if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > o.maxSendBufferBytes) {
-        this.stats.slowReaders++;
-        logger.warn(
-          { connection: conn.id, bufferedBytes: ws.bufferedAmount, limit: o.maxSendBufferBytes },
-          "agent does not read its replies; dropping the connection",
-        );
-        ws.terminate(); // a close frame would queue behind what it does not read
-        return;
-      }
-      sendOpampFrame(ws, bytes);
-    };
-    const conn: Connection = {
-      id: nextConnectionId(),
-      transport: "websocket",
-      remoteAddress: req.socket.remoteAddress ?? "",
-      scopes: scopesOf(req),
+  #serve(ws: SessionSocket, req: IncomingMessage, credential: string): void {
+    // Only what the session needs is kept of the upgrade request.
+    const session = new WsSession(
+      ws,
+      this,
+      req.socket.remoteAddress ?? "",
+      scopesOf(req),
       credential,
-      ...boundUidOf(req),
-      push: send,
-      close: (code, reason) => this.#drop(ws, code, reason),
-    };
-    // One timer per socket: first the first-message deadline, then the idle deadline, which
-    // re-arms itself for the rest of the span (messages only record their time).
-    let spoken = false;
-    let lastMessageAt = 0;
-    const expire = () => {
-      const idleFor = Date.now() - lastMessageAt;
-      if (spoken && idleFor < o.idleTimeoutMs) {
-        timer = setTimeout(expire, o.idleTimeoutMs - idleFor).unref();
-        return;
-      }
-      this.stats.idleClosed++;
-      this.#drop(
-        ws,
-        1008,
-        spoken
-          ? `no message for ${o.idleTimeoutMs} ms`
-          : `no message within ${o.firstMessageTimeoutMs} ms`,
-      );
-    };
-    let timer = setTimeout(expire, o.firstMessageTimeoutMs).unref();
-    // A pong counts only when it echoes our ping's payload (RFC 6455 §5.5.3): a peer sending
-    // pongs on its own, without reading, does not prove it is alive.
-    ws.on("pong", (data: Buffer) => {
-      if (this.#awaitingPong.get(ws)?.equals(data)) this.#awaitingPong.delete(ws);
-    });
-    let queue: Promise<void> = Promise.resolve();
-    let pending = 0;
-    let paused = false;
+      boundUidOf(req).boundUid,
+    );
+    ws[SESSION] = session;
     // Pending (for shedding) until its first message is answered or it closes.
+    this.#shedder.pendingSockets++;
+    ws.on("message", onMessage);
+    ws.on("pong", onPong);
+    ws.on("close", onClose);
+    ws.on("error", onError);
+  }
+
+  /** Sends a reply or push on the session's socket (see the bounds in the file comment). */
+  send(session: WsSession, message: ServerToAgent): void {
+    const o = this.#options;
+    const ws = session.ws;
+    const bytes = encodeReply(message, o.maxMessageBytes - 1, this.logger);
+    if (!bytes || ws.readyState !== ws.OPEN) return;
+    // One reply always fits; a backlog past the limit means the peer does not read.
+    if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > o.maxSendBufferBytes) {
+      this.stats.slowReaders++;
+      this.logger.warn(
+        { connection: session.id, bufferedBytes: ws.bufferedAmount, limit: o.maxSendBufferBytes },
+        "agent does not read its replies; dropping the connection",
+      );
+      ws.terminate(); // a close frame would queue behind what it does not read
+      return;
+    }
+    sendOpampFrame(ws, bytes);
+  }
+
+  #settle(session: WsSession): void {
+    if (session.answered) return;
+    session.answered = true;
+    this.#shedder.pendingSockets--;
+  }
+
+  /** A message arrived on the session's socket: queued behind the ones before it. */
+  received(session: WsSession, data: Buffer, isBinary: boolean): void {
+    const o = this.#options;
+    const ws = session.ws;
+    session.lastMessageAt = Date.now();
+    session.pending++;
+    if (session.pending > this.stats.maxPending) this.stats.maxPending = session.pending;
+    if (session.pending >= o.maxQueuedMessages && !session.paused) {
+      session.paused = true;
+      this.stats.pausedReads++;
+      ws.pause();
+    }
+    // Frames of a chunk already read still arrive while paused (a 64 KiB chunk holds
+    // thousands of tiny frames); past MAX_IN_FLIGHT the peer floods on purpose.
+    if (session.pending > MAX_IN_FLIGHT) {
+      if (session.pending === MAX_IN_FLIGHT + 1) this.stats.flooders++;
+      this.drop(ws, 1008, "too many messages in flight");
+      return;
+    }
+    session.queue = session.queue.then(() => this.#handle(session, data, isBinary));
+  }
+
+  async #handle(session: WsSession, data: Buffer, isBinary: boolean): Promise<void> {
+    const o = this.#options;
     const shedder = this.#shedder;
-    let answered = false;
-    shedder.pendingSockets++;
-    const settle = () => {
-      if (answered) return;
-      answered = true;
-      shedder.pendingSockets--;
-    };
-    ws.on("message", (data: Buffer, isBinary) => {
-      lastMessageAt = Date.now();
-      if (!spoken) {
-        spoken = true;
-        clearTimeout(timer);
-        timer = setTimeout(expire, o.idleTimeoutMs).unref();
-      }
-      pending++;
-      if (pending > this.stats.maxPending) this.stats.maxPending = pending;
-      if (pending >= o.maxQueuedMessages && !paused) {
-        paused = true;
-        this.stats.pausedReads++;
-        ws.pause();
-      }
-      // Frames of a chunk already read still arrive while paused (a 64 KiB chunk holds
-      // thousands of tiny frames); past MAX_IN_FLIGHT the peer floods on purpose.
-      if (pending > MAX_IN_FLIGHT) {
-        if (pending === MAX_IN_FLIGHT + 1) this.stats.flooders++;
-        this.#drop(ws, 1008, "too many messages in flight");
+    try {
+      if (!isBinary) {
+        this.send(session, badRequest("text frames are not OpAMP messages; send binary frames"));
         return;
       }
-      queue = queue.then(async () => {
-        try {
-          if (!isBinary) {
-            send(badRequest("text frames are not OpAMP messages; send binary frames"));
-            return;
-          }
-          let payload: Uint8Array;
-          try {
-            payload = unframeWebSocketMessage(data);
-          } catch (err) {
-            send(badRequest((err as Error).message));
-            return;
-          }
-          if (!answered && shedder.shedFirstMessage()) {
-            // A storm: come back later (the agent resends after the interval), nothing stored.
-            send(unavailable(payload, shedder.retryAfterSeconds()));
-            return;
-          }
-          const result = await handler.handle(conn, payload);
-          send(result.reply);
-        } finally {
-          settle();
-          pending--;
-          if (paused && pending <= o.maxQueuedMessages / 2) {
-            paused = false;
-            ws.resume();
-          }
+      let payload: Uint8Array;
+      try {
+        payload = unframeWebSocketMessage(data);
+      } catch (err) {
+        this.send(session, badRequest((err as Error).message));
+        return;
+      }
+      if (!session.answered && shedder.shedFirstMessage()) {
+        // A storm: come back later (the agent resends after the interval), nothing stored.
+        this.send(session, unavailable(payload, shedder.retryAfterSeconds()));
+        return;
+      }
+      const result = await o.handler.handle(session, payload);
+      this.send(session, result.reply);
+    } finally {
+      this.#settle(session);
+      session.pending--;
+      if (session.paused && session.pending <= o.maxQueuedMessages / 2) {
+        session.paused = false;
+        session.ws.resume();
+      }
+    }
+  }
+
+  /** The session's socket closed: its disconnect is handled after its last messages. */
+  closed(session: WsSession): void {
+    this.#settle(session);
+    const handler = this.#options.handler;
+    session.queue = session.queue.then(() => handler.connectionClosed(session, "websocket closed"));
+    // close() waits for this: the disconnect is stored and its event emitted afterwards.
+    const finished = session.queue.catch(() => {});
+    this.#finishing.add(finished);
+    void finished.then(() => this.#finishing.delete(finished));
+  }
+
+  /**
+   * Closes (1008) the sockets that sent no first message within `firstMessageTimeoutMs` of
+   * opening, or none for `idleTimeoutMs` since their last; in slices, like the pings.
+   */
+  async #sweep(): Promise<void> {
+    const o = this.#options;
+    const now = Date.now();
+    let n = 0;
+    for (const ws of [...this.wss.clients] as SessionSocket[]) {
+      const session = ws[SESSION];
+      if (session && ws.readyState === ws.OPEN) {
+        const spoken = session.lastMessageAt > 0;
+        if (!spoken && now - session.openedAt >= o.firstMessageTimeoutMs) {
+          this.stats.idleClosed++;
+          this.drop(ws, 1008, `no message within ${o.firstMessageTimeoutMs} ms`);
+        } else if (spoken && now - session.lastMessageAt >= o.idleTimeoutMs) {
+          this.stats.idleClosed++;
+          this.drop(ws, 1008, `no message for ${o.idleTimeoutMs} ms`);
         }
-      });
-    });
-    ws.on("close", () => {
-      clearTimeout(timer);
-      settle();
-      queue = queue.then(() => handler.connectionClosed(conn, "websocket closed"));
-      // close() waits for this: the disconnect is stored and its event emitted afterwards.
-      const finished = queue.catch(() => {});
-      this.#finishing.add(finished);
-      void finished.then(() => this.#finishing.delete(finished));
-    });
-    ws.on("error", (err) => logger.debug({ err, connection: conn.id }, "websocket error"));
+      }
+      if (++n % 1000 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Terminates sockets that did not answer the last ping and pings the others; in slices,
    * so a large fleet does not block message handling. */
   async #pingAll(): Promise<void> {
     let n = 0;
-    for (const ws of [...this.wss.clients]) {
-      if (this.#awaitingPong.has(ws)) {
+    for (const ws of [...this.wss.clients] as SessionSocket[]) {
+      const session = ws[SESSION];
+      if (session?.awaitingPong) {
         this.stats.deadPeers++;
         ws.terminate();
-      } else if (ws.readyState === ws.OPEN) {
+      } else if (session && ws.readyState === ws.OPEN) {
         const nonce = randomBytes(8);
-        this.#awaitingPong.set(ws, nonce);
+        session.awaitingPong = nonce;
         ws.ping(nonce);
       }
       if (++n % 1000 === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -269,6 +354,7 @@ export class WebSocketTransport {
    */
   close(graceMs = 2000): Promise<void> {
     clearInterval(this.#ping);
+    clearInterval(this.#deadlines);
     const sockets = [...this.wss.clients];
     const closed = sockets.map(
       (ws) =>

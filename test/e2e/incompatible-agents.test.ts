@@ -73,7 +73,9 @@ function waitFor<T>(what: string, read: () => Promise<T> | T, ok: (v: T) => bool
       const v = await read();
       return ok(v) ? { v } : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 75 },
+    // A read may fail while waiting: the status branch exists only after the writer's first
+    // commit, which a loaded machine may not have made yet.
+    { timeoutMs: 30_000, intervalMs: 75, ignoreErrors: true },
   ).then((r) => r.v);
 }
 

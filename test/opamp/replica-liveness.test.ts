@@ -152,8 +152,12 @@ test("a live process whose key expired re-claims the agents swept meanwhile", as
   assert.equal((await a.server.store.load(uid))?.connected, false);
 
   await a.liveness.tick();
-  assert.equal((await a.server.store.load(uid))?.connected, true, "re-claimed");
+  const stored = await a.server.store.load(uid);
+  assert.equal(stored?.connected, true, "re-claimed");
   assert.deepEqual(a.connected, [uid, uid], "connected announced again");
+  // Announced with the disconnect time the sweep stored (the status branch saw that one).
+  assert.ok(stored?.lastDisconnectedAt);
+  assert.equal(a.server.handler.live.get(uid)?.state.lastDisconnectedAt, stored.lastDisconnectedAt);
   agent.close();
 });
 
