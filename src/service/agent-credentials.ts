@@ -92,6 +92,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   #tokens = new Map<string, { uid: string; group: string; notAfter: number }>();
   readonly #denied = new DenyList();
   #version: string | null = null;
+  #reloading: Promise<void> | undefined;
+  #reloadAgain: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #unfollow: (() => void) | undefined;
 
@@ -208,24 +210,53 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     this.#unfollow = undefined;
   }
 
-  async #reload(): Promise<void> {
+  /**
+   * Re-reads the indexes when the version moved. One read at a time: asked while one runs,
+   * another follows it (a message, the poll and a resubscription may ask at once), and a read
+   * older than a change this process made meanwhile (revoke, mint) is discarded and redone, so
+   * a revocation is never undone by a read that began before it.
+   */
+  #reload(): Promise<void> {
+    if (this.#reloading) {
+      this.#reloadAgain ??= this.#reloading
+        .catch(() => {})
+        .then(() => {
+          this.#reloadAgain = undefined;
+          return this.#reload();
+        });
+      return this.#reloadAgain;
+    }
+    this.#reloading = this.#readIndexes().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #readIndexes(): Promise<void> {
     const { redis } = this.#options;
-    const version = await redis.get(this.#key("credentials-version"));
-    if (version === this.#version && this.#version !== null) return;
-    const [tokens, revoked, serials] = await Promise.all([
-      redis.hgetall(this.#key("agent-tokens")),
-      redis.hgetall(this.#key("revoked")),
-      redis.smembers(this.#key("revoked-serials")),
-    ]);
-    this.#tokens = new Map(Object.entries(tokens).map(([d, v]) => [d, JSON.parse(v)]));
-    const added = this.#denied.loadApi(revoked, serials);
-    this.#version = version ?? "0";
-    for (const uid of added) this.#forget(uid);
-    if (added.length > 0) this.#options.onRevoked?.(added);
+    for (;;) {
+      const version = await redis.get(this.#key("credentials-version"));
+      if (version === this.#version && this.#version !== null) return;
+      const [tokens, revoked, serials] = await Promise.all([
+        redis.hgetall(this.#key("agent-tokens")),
+        redis.hgetall(this.#key("revoked")),
+        redis.smembers(this.#key("revoked-serials")),
+      ]);
+      // This process changed the indexes while they were read: what was read may predate it.
+      if (Number(this.#version ?? -1) > Number(version ?? 0)) continue;
+      this.#tokens = new Map(Object.entries(tokens).map(([d, v]) => [d, JSON.parse(v)]));
+      const added = this.#denied.loadApi(revoked, serials);
+      this.#version = version ?? "0";
+      for (const uid of added) this.#forget(uid);
+      if (added.length > 0) this.#options.onRevoked?.(added);
+      return;
+    }
   }
 
   async #bump(): Promise<void> {
-    this.#version = String(await this.#options.redis.incr(this.#key("credentials-version")));
+    const version = await this.#options.redis.incr(this.#key("credentials-version"));
+    // Never lowered: a later change may have been counted here first.
+    if (version > Number(this.#version ?? -1)) this.#version = String(version);
   }
 
   /** The revocation of `uid`, from the API or Git; undefined when it is not revoked. */
