@@ -47,7 +47,7 @@ import {
 } from "./credential-records.js";
 import { DenyList, type Revocation } from "./deny-list.js";
 import { groupScope } from "./group-scope.js";
-import { digestOf, TokenMinter } from "./token-minter.js";
+import { digestOf, type TokenEntry, TokenMinter } from "./token-minter.js";
 
 export interface AgentCredentialOptions {
   redis: Redis;
@@ -67,7 +67,10 @@ export interface AgentCredentialOptions {
   rotateAt: number;
   /** Largest CSR accepted, bytes. */
   maxCsrBytes: number;
-  /** Least time between two certificates signed for one agent's CSRs, ms; 0: no limit. */
+  /**
+   * Least time between two certificates signed for one agent's CSRs, and between two tokens
+   * minted for it because its group changed, ms; 0: no limit.
+   */
   csrIntervalMs?: number;
   /** Agents whose records are cached in memory (LRU). Default 100,000. */
   maxCachedRecords?: number;
@@ -89,7 +92,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   readonly #signer: CertificateSigner;
   readonly #minter: TokenMinter;
   readonly #signed = new LruMap<string, boolean>(10_000);
-  #tokens = new Map<string, { uid: string; group: string; notAfter: number }>();
+  #tokens = new Map<string, TokenEntry>();
   readonly #denied = new DenyList();
   #version: string | null = null;
   #reloading: Promise<void> | undefined;
@@ -244,7 +247,18 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       ]);
       // This process changed the indexes while they were read: what was read may predate it.
       if (Number(this.#version ?? -1) > Number(version ?? 0)) continue;
-      this.#tokens = new Map(Object.entries(tokens).map(([d, v]) => [d, JSON.parse(v)]));
+      // Expired tokens are refused like unknown ones: dropped here and from Redis, so the index
+      // holds only live tokens (it is read whole at every change).
+      const now = this.#now();
+      const live = new Map<string, TokenEntry>();
+      const expired: string[] = [];
+      for (const [d, v] of Object.entries(tokens)) {
+        const entry = JSON.parse(v) as TokenEntry;
+        if (entry.notAfter <= now) expired.push(d);
+        else live.set(d, entry);
+      }
+      if (expired.length > 0) await redis.hdel(this.#key("agent-tokens"), ...expired);
+      this.#tokens = live;
       const added = this.#denied.loadApi(revoked, serials);
       this.#version = version ?? "0";
       for (const uid of added) this.#forget(uid);
@@ -361,7 +375,11 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings))
       return undefined;
     const token = record.token;
-    if (!token || this.#due(token) || token.group !== group)
+    if (!token || this.#due(token)) return this.#minter.mint(uid, group, record);
+    // A new group asks for a new token, but at most one per --agent-csr-interval: an agent
+    // flipping its description between groups must not mint one per message.
+    const interval = this.#options.csrIntervalMs ?? 0;
+    if (token.group !== group && this.#now() - token.notBefore >= interval)
       return this.#minter.mint(uid, group, record);
     return this.#minter.offer(uid, token);
   }
