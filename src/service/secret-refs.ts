@@ -13,7 +13,16 @@
  * file must not exhaust the service). A missing variable or unreadable file is
  * SECRET_REF_UNRESOLVED. Both are SecretRefErrors naming the reference.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readlinkSync,
+  readSync,
+  realpathSync,
+} from "node:fs";
+import { dirname } from "node:path";
 import type { TelemetryParts } from "../bundle.js";
 import { CodedError } from "../errors.js";
 import {
@@ -27,12 +36,27 @@ import {
 /** Largest secret file read, in bytes: 64 KiB. */
 export const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
-/** Reads a regular file of at most MAX_SECRET_FILE_BYTES as UTF-8; throws otherwise. */
-export function readSecretFile(path: string): string {
+/**
+ * Reads a regular file of at most MAX_SECRET_FILE_BYTES as UTF-8; throws otherwise. With
+ * `dir` (a real path), the file opened must be inside it: checked on the open descriptor
+ * (Linux /proc/self/fd), so a folder on the way swapped for a symlink after the caller's
+ * realpath cannot lead out (O_NOFOLLOW guards only the last component).
+ */
+export function readSecretFile(path: string, dir?: string): string {
   // The path is a real path (resolved by the caller): a symlink put in its place is not
   // followed, and a FIFO does not block the open (it is then refused as no regular file).
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    if (dir !== undefined) {
+      let opened: string | undefined;
+      try {
+        opened = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        // No /proc (not Linux): the realpath check before the open stands alone.
+      }
+      if (opened !== undefined && !isWithin(opened, dir))
+        throw new SecretRefError(path, "it is outside the secret folder", "SECRET_REF_REFUSED");
+    }
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new Error("not a regular file");
     if (stat.size > MAX_SECRET_FILE_BYTES)
@@ -60,18 +84,19 @@ export interface RefSources {
   env: Readonly<Record<string, string | undefined>>;
   /** What may be referenced. Default: DEFAULT_SECRET_REF_POLICY (no file at all). */
   policy?: Readonly<SecretRefPolicy>;
-  /** Reads a file's text (given its real path); throws when it cannot. Default: readSecretFile. */
-  readFile?: (path: string) => string;
+  /**
+   * Reads a file's text (given its real path and the secret folder's); throws when it cannot.
+   * Default: readSecretFile.
+   */
+  readFile?: (path: string, dir: string) => string;
 }
 
-/** The real path of `path` when it is under the real path of `dir`; throws SecretRefError. */
-function realPathWithin(ref: string, path: string, dir: string): string {
-  let real: string;
-  try {
-    real = realpathSync(path);
-  } catch (err) {
-    throw new SecretRefError(ref, `cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
-  }
+/**
+ * The real paths of `path` and `dir` when the first is under the second; throws SecretRefError.
+ * Messages reach the repository writer (PR gate, status branch): they name neither where a
+ * path resolves to nor why it cannot be read (an errno tells whether a file exists).
+ */
+function realPathWithin(ref: string, path: string, dir: string): { real: string; realDir: string } {
   let realDir: string;
   try {
     realDir = realpathSync(dir);
@@ -81,13 +106,34 @@ function realPathWithin(ref: string, path: string, dir: string): string {
       `the secret folder ${dir} cannot be read (${(err as NodeJS.ErrnoException).code})`,
     );
   }
-  if (!isWithin(real, realDir))
-    throw new SecretRefError(
+  const outside = () =>
+    new SecretRefError(
       ref,
-      `${ref} is refused: it resolves to ${real}, outside the secret folder ${dir} (--secret-dir)`,
+      `${ref} is refused: it resolves outside the secret folder ${dir} (--secret-dir)`,
       "SECRET_REF_REFUSED",
     );
-  return real;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    // Missing: refused alike when the part of it that exists leads out of the folder, so that
+    // the answer does not tell whether a file exists out there.
+    let parent = dirname(path);
+    for (;;) {
+      try {
+        const p = realpathSync(parent);
+        if (p !== realDir && !isWithin(p, realDir)) throw outside();
+        break;
+      } catch (err) {
+        if (err instanceof SecretRefError) throw err;
+        if (dirname(parent) === parent) break;
+        parent = dirname(parent);
+      }
+    }
+    throw new SecretRefError(ref, `cannot read ${path}`);
+  }
+  if (!isWithin(real, realDir)) throw outside();
+  return { real, realDir };
 }
 
 /** `value` with each reference replaced by its value; throws SecretRefError on the first missing. */
@@ -102,13 +148,21 @@ export function resolveRefs(value: string, sources: RefSources): string {
       if (v === undefined) throw new SecretRefError(ref, `environment variable ${arg} is not set`);
       return v;
     }
-    const real = realPathWithin(ref, arg, policy.dir as string);
+    const { real, realDir } = realPathWithin(ref, arg, policy.dir as string);
     try {
-      return read(real).replace(/\r?\n$/, "");
+      return read(real, realDir).replace(/\r?\n$/, "");
     } catch (err) {
+      if (err instanceof SecretRefError)
+        throw new SecretRefError(
+          ref,
+          `${ref} is refused: it resolves outside the secret folder ${policy.dir} (--secret-dir)`,
+          err.code,
+        );
+      // Our own checks (no regular file, too large) are kept; an errno is not (see above).
+      const code = (err as NodeJS.ErrnoException).code;
       throw new SecretRefError(
         ref,
-        `cannot read ${arg} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        code ? `cannot read ${arg}` : `cannot read ${arg} (${(err as Error).message})`,
       );
     }
   });

@@ -174,7 +174,11 @@ describe("secret references", () => {
     );
     assert.throws(
       () => resolveRefs(`\${file:${join(dir, "absent")}}`, { env: {}, policy }),
-      /ENOENT/,
+      (e) =>
+        e instanceof SecretRefError &&
+        e.code === "SECRET_REF_UNRESOLVED" &&
+        /cannot read/.test(e.message) &&
+        !/ENOENT/.test(e.message),
     );
     // The file is under the secret folder, yet no directory and nothing past 64 KiB is read.
     writeFileSync(join(dir, "huge"), Buffer.alloc(MAX_SECRET_FILE_BYTES + 1, 0x61));

@@ -11,7 +11,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { checkBundles } from "../../src/service/bundle-check.js";
-import { resolveRefs, SecretRefError } from "../../src/service/secret-refs.js";
+import { readSecretFile, resolveRefs, SecretRefError } from "../../src/service/secret-refs.js";
 import { resolveSettings } from "../../src/settings.js";
 import { type SecretRefPolicy, validateSnapshot } from "../../src/validate/index.js";
 import type { RepositorySnapshot } from "../../src/validate/model.js";
@@ -181,5 +181,33 @@ telemetry:
       report.findings.filter((f) => f.code === "SECRET_REF_REFUSED").map((f) => f.line),
       [3],
     );
+  });
+
+  test("a folder swapped for a symlink after realpath does not lead out; messages reveal nothing", () => {
+    const { root, dir, policy } = host();
+    // As if `sub` was a folder when realpath ran, and a symlink out when the file was opened.
+    symlinkSync(root, join(dir, "sub"));
+    assert.throws(
+      () => readSecretFile(join(dir, "sub", "host-secret"), dir),
+      (e) => e instanceof SecretRefError && e.code === "SECRET_REF_REFUSED",
+    );
+    assert.equal(readSecretFile(join(dir, "token"), dir), "allowed\n");
+    // Where a symlink leads and whether a file exists there stay on the service.
+    const messageOf = (path: string): string => {
+      try {
+        resolveRefs(`\${file:${path}}`, { env: {}, policy });
+      } catch (e) {
+        return (e as Error).message.replaceAll(path, "<ref>");
+      }
+      return assert.fail(`${path} resolved`);
+    };
+    const messages = [`${dir}/link-out`, `${dir}/sub/host-secret`, `${dir}/sub/absent`].map(
+      messageOf,
+    );
+    for (const m of messages) {
+      assert.ok(!m.includes(`${root}/host-secret`) && !m.includes(`${root}host-secret`), m);
+      assert.doesNotMatch(m, /ENOENT|EACCES|ELOOP/);
+    }
+    assert.equal(messages[1], messages[2], "an absent file out there reads like a present one");
   });
 });
