@@ -56,6 +56,18 @@ redis.call('HSET', KEYS[1], 'connected', '1')
 return redis.call('HGET', KEYS[1], 'lastDisconnectedAt') or ''
 `;
 
+/**
+ * Forgets a swept process (its agent set, its entry in the replica set) iff its liveness key
+ * (KEYS[1]) is still absent: a process that came back during the sweep re-claimed its agents
+ * and rewrote its set, which must survive for a later sweep should it really die.
+ */
+const FORGET_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+`;
+
 /** Agents marked per round of concurrent commands in a sweep. */
 const SWEEP_SLICE = 256;
 
@@ -67,6 +79,12 @@ interface Scripts {
     now: string,
   ): Promise<number>;
   replicaReclaim(key: string, ownerPrefix: string): Promise<string | null>;
+  replicaForget(
+    replicaKey: string,
+    agentSet: string,
+    replicas: string,
+    id: string,
+  ): Promise<number>;
 }
 
 export interface ReplicaLivenessOptions {
@@ -112,6 +130,7 @@ export class ReplicaLiveness {
     this.#options = { timeoutMs: 15_000, now: Date.now, ...options };
     options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
+    options.redis.defineCommand("replicaForget", { numberOfKeys: 3, lua: FORGET_LUA });
     this.#redis = options.redis as Redis & Scripts;
     options.events.on("connected", ({ instanceUid }) => this.#queue(instanceUid, true));
     options.events.on("disconnected", ({ instanceUid, lost }) => {
@@ -251,8 +270,15 @@ export class ReplicaLiveness {
           });
         }
       }
-      await this.#redis.multi().del(set).srem(`${prefix}:replicas`, id).exec();
-      this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
+      const forgotten = await this.#redis.replicaForget(
+        this.#key(id),
+        set,
+        `${prefix}:replicas`,
+        id,
+      );
+      if (forgotten === 1)
+        this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
+      else this.#options.logger.warn({ replica: id }, "a swept server process came back");
     }
     return marked;
   }

@@ -187,6 +187,36 @@ test("a sweep that found a process dead does not flip its agents after it came b
   agent.close();
 });
 
+/**
+ * `a`'s key vanishes (a stalled past the timeout) and `b` sweeps it; right after b flipped
+ * a's agent, and before b reloads it, a comes back (sets its key, re-claims, rewrites its set).
+ */
+async function ownerReturnsDuringSweep() {
+  const { r, a, b } = await twoLiveReplicas();
+  const agent = await agentOn(a);
+  cleanups.push(() => agent.close());
+  const uid = a.connected[0] ?? "";
+  await new Promise((res) => setImmediate(res));
+  await a.liveness.tick();
+  await r.redis.del(`${r.prefix}:replica:${a.id}`);
+  const load = b.server.store.load.bind(b.server.store);
+  b.server.store.load = async (id: string) => {
+    b.server.store.load = load;
+    await a.liveness.tick();
+    return load(id);
+  };
+  await b.liveness.sweep();
+  b.server.store.load = load;
+  return { r, a, b, uid };
+}
+
+test("a sweep keeps the agent set of a process that came back meanwhile", async () => {
+  const { r, a, uid } = await ownerReturnsDuringSweep();
+  assert.equal((await a.server.store.load(uid))?.connected, true, "re-claimed");
+  assert.deepEqual(await r.redis.smembers(`${r.prefix}:replica:${a.id}:agents`), [uid]);
+  assert.equal(await r.redis.sismember(`${r.prefix}:replicas`, a.id), 1, "still known");
+});
+
 /** A description with `host.name`, as agents send on connect. */
 function described(host: string) {
   return {
