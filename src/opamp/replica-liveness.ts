@@ -260,7 +260,12 @@ export class ReplicaLiveness {
         for (const agent of agents) {
           // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
           // Connected here already (its batched save has not rewritten owner yet): same.
-          if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(agent.instanceUid))
+          // Connected again with the same owner: that process came back and re-claimed it.
+          if (
+            !agent?.owner.startsWith(`${id}/`) ||
+            agent.connected ||
+            this.#options.live.get(agent.instanceUid)
+          )
             continue;
           this.#options.events.emit("disconnected", {
             instanceUid: agent.instanceUid,
@@ -317,7 +322,8 @@ export class ReplicaLiveness {
         );
         if (flipped !== 1) continue;
         const agent = await this.#options.store.load(uid);
-        if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(uid)) continue;
+        if (!agent?.owner.startsWith(`${id}/`) || agent.connected || this.#options.live.get(uid))
+          continue;
         marked++;
         this.#options.events.emit("disconnected", {
           instanceUid: uid,

@@ -217,6 +217,12 @@ test("a sweep keeps the agent set of a process that came back meanwhile", async 
   assert.equal(await r.redis.sismember(`${r.prefix}:replicas`, a.id), 1, "still known");
 });
 
+test("an agent re-claimed between a sweep's flip and its reload is not announced lost", async () => {
+  const { a, b, uid } = await ownerReturnsDuringSweep();
+  assert.deepEqual(b.lost, [], "no disconnected (lost) after the owner's connected");
+  assert.deepEqual(a.connected, [uid, uid], "the owner announced it connected again");
+});
+
 /** A description with `host.name`, as agents send on connect. */
 function described(host: string) {
   return {
