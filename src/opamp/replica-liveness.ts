@@ -120,6 +120,8 @@ export class ReplicaLiveness {
   #tick: Promise<void> = Promise.resolve();
   /** The timer's refresh on its way, if any. */
   #refreshing: Promise<void> | undefined;
+  /** A re-claim on its way, if any: it runs beside refreshes, which must keep their pace. */
+  #reclaiming: Promise<void> | undefined;
   /** The timer's sweep is queued or running. */
   #sweeping = false;
   #stopped = false;
@@ -183,6 +185,7 @@ export class ReplicaLiveness {
     if (this.#stopped) return;
     try {
       await this.#refresh();
+      await this.#reclaiming;
       await this.sweep();
     } catch (err) {
       this.#options.logger.warn({ err }, "replica liveness check failed; will retry");
@@ -198,7 +201,15 @@ export class ReplicaLiveness {
         .set(this.#key(), String(this.#options.now()), "PX", timeoutMs)
         .sadd(`${prefix}:replicas`, replicaId)
         .exec()) ?? [];
-    if (renewed === 0 && this.#registered) await this.#reclaim();
+    if (renewed === 0 && this.#registered) {
+      // Rewrite the agent set too (below): a sweep may have deleted it.
+      this.#dirty = true;
+      // Not awaited: re-claiming many agents on a loaded host may outlast the timeout, and
+      // our key must not expire meanwhile (then we would be swept, and re-claim, again).
+      this.#reclaiming ??= this.#guarded(() => this.#reclaim()).finally(() => {
+        this.#reclaiming = undefined;
+      });
+    }
     this.#registered = true;
     if (this.#dirty) {
       this.#dirty = false;
@@ -210,23 +221,32 @@ export class ReplicaLiveness {
   /** Our key had expired: agents still connected here may have been swept by another process. */
   async #reclaim(): Promise<void> {
     this.#options.logger.warn("this process' liveness key had expired; re-claiming its agents");
-    this.#dirty = true;
-    for (const live of [...this.#options.live.values()]) {
-      const uid = live.state.instanceUid;
-      const swept = await this.#redis.replicaReclaim(
-        this.#agentKey(uid),
-        `${this.#options.replicaId}/`,
+    const all = [...this.#options.live.values()];
+    // Slices of concurrent commands, as in a sweep.
+    for (let i = 0; i < all.length; i += SWEEP_SLICE) {
+      const slice = all.slice(i, i + SWEEP_SLICE);
+      const swept = await Promise.all(
+        slice.map((live) =>
+          this.#redis.replicaReclaim(
+            this.#agentKey(live.state.instanceUid),
+            `${this.#options.replicaId}/`,
+          ),
+        ),
       );
-      if (swept === null || this.#options.live.get(uid) !== live) continue;
-      const agent = live.state;
-      // Memory takes the disconnect time the sweep stored (and announced): what this process
-      // shows and records again then differs from what it recorded before the sweep.
-      if (swept !== "" && Number.isFinite(Number(swept))) agent.lastDisconnectedAt = Number(swept);
-      this.#options.events.emit("connected", {
-        instanceUid: uid,
-        transport: agent.transport,
-        agent,
-      });
+      for (const [j, live] of slice.entries()) {
+        const at = swept[j];
+        const uid = live.state.instanceUid;
+        if (at === null || at === undefined || this.#options.live.get(uid) !== live) continue;
+        const agent = live.state;
+        // Memory takes the disconnect time the sweep stored (and announced): what this
+        // process shows and records again then differs from what it recorded before.
+        if (at !== "" && Number.isFinite(Number(at))) agent.lastDisconnectedAt = Number(at);
+        this.#options.events.emit("connected", {
+          instanceUid: uid,
+          transport: agent.transport,
+          agent,
+        });
+      }
     }
   }
 
@@ -376,6 +396,7 @@ export class ReplicaLiveness {
     this.#stopped = true;
     clearInterval(this.#timer);
     await this.#refreshing;
+    await this.#reclaiming;
     await this.#tick;
     await this.#flush();
     await this.#redis.del(this.#key()).catch(() => {});
