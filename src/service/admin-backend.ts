@@ -2,7 +2,7 @@
  * The service's AdminBackend (src/api/backend.ts): what the admin port shows and does, read
  * from this replica's modules (agents live here or stored in Redis, rollouts, the served
  * commit) and the console feed. Agent lists page in uid order: an unfiltered page loads only
- * its own agents; a filtered one reads agents in chunks of LOAD_CHUNK until the query is
+ * its own agents (filled past uids whose agent is gone; `next` says where to go on); a filtered one reads agents in chunks of LOAD_CHUNK until the query is
  * answered (the count needs every match).
  */
 import type { Redis } from "ioredis";
@@ -108,8 +108,17 @@ export class ServiceBackend implements AdminBackend {
     // The cursor: the page starts after `after` (uids are sorted, so a binary search).
     const first = q.after === undefined ? 0 : sortedIndexAfter(uids, q.after);
     if (!q.group && !q.state && !q.search) {
-      const page = await this.#loadAll(uids.slice(first + offset, first + offset + limit));
-      return { agents: page.map((a) => this.#record(a)), total: uids.length };
+      // Uids in <p>:agents whose agent is gone are skipped: the page is filled past them.
+      const agents: AgentRecord[] = [];
+      let i = first + offset;
+      const start = i;
+      while (i < uids.length && agents.length < limit) {
+        const slice = uids.slice(i, i + Math.min(LOAD_CHUNK, limit - agents.length));
+        i += slice.length;
+        agents.push(...(await this.#loadAll(slice)).map((a) => this.#record(a)));
+      }
+      const next = i < uids.length && i > start ? uids[i - 1] : undefined;
+      return { agents, total: uids.length, ...(next !== undefined ? { next } : {}) };
     }
     const needle = q.search?.toLowerCase();
     // A search loads only the index's matches (each re-checked below: the index may lag).
@@ -137,7 +146,8 @@ export class ServiceBackend implements AdminBackend {
         else if (agents.length < limit) agents.push(r);
       }
     }
-    return { agents, total };
+    const next = agents.length >= limit ? agents.at(-1)?.state.instanceUid : undefined;
+    return { agents, total, ...(next !== undefined ? { next } : {}) };
   }
 
   async agent(uid: string): Promise<AgentRecord | undefined> {
