@@ -58,29 +58,36 @@ export class AgentSearchIndex {
     uids: readonly string[],
     load: (uids: readonly string[]) => Promise<Array<Readonly<AgentState>>>,
   ): Promise<string[]> {
-    const texts = new Map<string, string>();
+    // Only uids are kept from the scan (the matches, and which have an entry), not texts.
+    const stored = new Set(uids);
+    const matched = new Set<string>();
+    const indexed = new Set<string>();
+    const gone: string[] = [];
     let cursor = "0";
     do {
       const [next, flat] = await this.#redis.hscan(this.#key, cursor, "COUNT", 5000);
       cursor = next;
-      for (let i = 0; i + 1 < flat.length; i += 2) texts.set(flat[i] as string, flat[i + 1] ?? "");
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const uid = flat[i] as string;
+        if (!stored.has(uid)) gone.push(uid);
+        else if (!indexed.has(uid)) {
+          indexed.add(uid);
+          if (flat[i + 1]?.includes(needle)) matched.add(uid);
+        }
+      }
     } while (cursor !== "0");
-    const missing = uids.filter((u) => !texts.has(u));
+    const missing = uids.filter((u) => !indexed.has(u));
     for (let i = 0; i < missing.length; i += 500) {
       const loaded = await load(missing.slice(i, i + 500));
       for (const state of loaded) {
         const text = searchText(state);
-        texts.set(state.instanceUid, text);
+        if (text.includes(needle)) matched.add(state.instanceUid);
         this.#backfill.set(state.instanceUid, text);
       }
       this.#schedule();
     }
-    if (texts.size > uids.length) {
-      const stored = new Set(uids);
-      const gone = [...texts.keys()].filter((u) => !stored.has(u));
-      if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
-    }
-    return uids.filter((u) => texts.get(u)?.includes(needle));
+    if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
+    return uids.filter((u) => matched.has(u));
   }
 
   #schedule(): void {

@@ -1,6 +1,7 @@
 /**
  * The service backend's agent pages against a real Redis and a real admin socket: a page is
- * filled past uids whose stored agent is gone (and the CLI reads on past them).
+ * filled past uids whose stored agent is gone (and the CLI reads on past them), and a
+ * filtered page loads about a page of agents, not the whole fleet, once its count is cached.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -53,4 +54,31 @@ test("a page is filled past agents gone from Redis; the CLI reads every stored a
   const first = await backend.agents({ limit: 10 });
   assert.equal(first.agents.length, 10, "the first page is full despite the gap");
   assert.equal(first.next, uid(20));
+});
+
+test("a filtered page loads about a page, not the fleet (count cached)", async () => {
+  const n = 3000;
+  const { backend, loads } = await storedFleet(n);
+  const first = await backend.agents({ state: "disconnected", limit: 10 });
+  assert.equal(first.total, n);
+  assert.deepEqual(
+    first.agents.map((a) => a.state.instanceUid),
+    Array.from({ length: 10 }, (_, i) => uid(i + 1)),
+  );
+  loads.count = 0;
+  const second = await backend.agents({ state: "disconnected", after: first.next, limit: 10 });
+  assert.deepEqual(
+    second.agents.map((a) => a.state.instanceUid),
+    Array.from({ length: 10 }, (_, i) => uid(i + 11)),
+  );
+  assert.equal(second.total, n);
+  assert.ok(loads.count <= 500, `the second page loaded ${loads.count} agents`);
+  // A filter nothing matches: a bounded scan, then a cursor to go on from.
+  await backend.agents({ state: "connected", limit: 10 });
+  loads.count = 0;
+  const none = await backend.agents({ state: "connected", after: uid(1), limit: 10 });
+  assert.deepEqual(none.agents, []);
+  assert.equal(none.total, 0);
+  assert.ok(loads.count <= 2000, `an empty page loaded ${loads.count} agents`);
+  assert.equal(none.next, uid(2001));
 });
