@@ -138,9 +138,14 @@ export class AgentRecorder {
     return this.#drain();
   }
 
-  /** Marks agents dirty now (a reconcile); throws when Redis refused. */
+  /**
+   * Marks agents dirty (a reconcile), with the marks of this turn of the event loop: many
+   * reconciles in one turn cost one script call, a uid queued twice is sent once.
+   */
   mark(uids: readonly string[]): Promise<void> {
-    return this.dirty.mark(uids);
+    if (this.#closed || uids.length === 0) return Promise.resolve();
+    for (const uid of uids) this.#marks.add(uid);
+    return this.#drain();
   }
 
   /** Waits until every recorded agent is marked in Redis (or its retry is scheduled). */
@@ -152,6 +157,11 @@ export class AgentRecorder {
   forget(uid?: string): void {
     if (uid === undefined) this.#fingerprints.clear();
     else this.#fingerprints.delete(uid);
+  }
+
+  /** Starts the render worker ahead of the first flush (the status writer's start). */
+  warm(): void {
+    this.#renderer.warm();
   }
 
   close(): void {

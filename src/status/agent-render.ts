@@ -33,7 +33,7 @@ export interface RenderJob {
  * text's digest: encoded in the worker, so the event loop never copies or hashes the text),
  * or why it could not be rendered.
  */
-export type RenderResult = { payload: string; digest: string } | { error: string };
+export type RenderResult = { payload: Uint8Array; digest: string } | { error: string };
 
 /** An AgentState without decoded values: scalars and the stored bytes of each report field. */
 export type AgentSnapshot = Omit<AgentState, ReportField | "encoded"> & {
@@ -104,6 +104,14 @@ export class AgentRenderer {
       const { redactor: _, ...options } = this.#options;
       worker.postMessage({ id, jobs, options });
     });
+  }
+
+  /**
+   * Starts the worker now (idempotent), so its start-up (module loading, schema compiling)
+   * is not paid by the first flush.
+   */
+  warm(): void {
+    this.#start();
   }
 
   #start(): Worker | undefined {

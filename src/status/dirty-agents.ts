@@ -6,7 +6,7 @@
  *   <base>:dirty-seq   STRING counter, one increment per `mark` call
  *
  * Contract:
- * - `mark(uids)` is one script call per 1,000 uids (pipelined), whatever the number of agents;
+ * - `mark(uids)` is one script call per 1,000 uids, whatever the number of agents;
  *   a uid marked again gets a higher mark, so `clear` never drops a change it did not see.
  * - `clear(entries)` removes a uid only if its mark is still the one read: a change marked
  *   while the writer rendered keeps the uid dirty for the next flush.
@@ -60,15 +60,15 @@ export class DirtyAgents {
     this.#seq = `${base}:dirty-seq`;
   }
 
-  /** Marks agents dirty: one round trip for any number of uids. */
+  /**
+   * Marks agents dirty: one script call per 1,000 uids, sent back to back (ioredis writes
+   * commands as they come; an explicit pipeline object costs more to build than it saves).
+   */
   async mark(uids: readonly string[]): Promise<void> {
-    if (uids.length === 0) return;
-    const pipeline = this.#redis.pipeline() as unknown as Scripts & {
-      exec(): Promise<Array<[Error | null, unknown]> | null>;
-    };
+    const calls: Promise<number>[] = [];
     for (let i = 0; i < uids.length; i += BATCH)
-      pipeline.statusMarkDirty(this.#key, this.#seq, ...uids.slice(i, i + BATCH));
-    for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
+      calls.push(this.#redis.statusMarkDirty(this.#key, this.#seq, ...uids.slice(i, i + BATCH)));
+    await Promise.all(calls);
   }
 
   /** Every dirty agent with its mark, oldest mark first. */

@@ -76,8 +76,14 @@ end
 return 1
 `;
 
+/** Pending contents per read round trip (`read`), bytes. */
+const READ_CHUNK_BYTES = 2_000_000;
+
+/** The bytes as a Buffer, without copying (written to the socket as they are). */
+const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
 interface Scripts {
-  statusRecord(...args: string[]): Promise<number>;
+  statusRecord(...args: Array<string | Buffer>): Promise<number>;
   statusAck(...args: string[]): Promise<number>;
 }
 
@@ -114,20 +120,25 @@ export interface AgentRecord {
   facts: unknown;
 }
 
-/** An agent file ready for Redis: its pending entry (JSON) and the digest of its text. */
+/**
+ * An agent file ready for Redis: its pending entry (JSON as UTF-8 bytes, in an ArrayBuffer of
+ * its own so a worker can transfer it) and the digest of its text.
+ */
 export interface EncodedRecord {
   uid: string;
   path: string;
-  payload: string;
+  payload: Uint8Array;
   digest: string;
 }
+
+const utf8 = new TextEncoder();
 
 /** Encodes a record for `recordEncoded` (pure: the render worker does it off the event loop). */
 export function encodeRecord(r: AgentRecord): EncodedRecord {
   return {
     uid: r.uid,
     path: r.path,
-    payload: JSON.stringify({ c: r.content, f: r.facts }),
+    payload: utf8.encode(JSON.stringify({ c: r.content, f: r.facts })),
     digest: createHash("sha1").update(r.content).digest("hex"),
   };
 }
@@ -162,7 +173,13 @@ export class PendingStore {
     return this.#redis;
   }
 
-  #recordArgs(uid: string, path: string, payload: string, digest: string, notBefore: string) {
+  #recordArgs(
+    uid: string,
+    path: string,
+    payload: string | Buffer,
+    digest: string,
+    notBefore: string,
+  ) {
     const k = this.keys;
     return [
       k.pending,
@@ -194,7 +211,7 @@ export class PendingStore {
     };
     for (const r of records)
       pipeline.statusRecord(
-        ...this.#recordArgs(r.uid, r.path, r.payload, r.digest, notBefore ?? "0"),
+        ...this.#recordArgs(r.uid, r.path, asBuffer(r.payload), r.digest, notBefore ?? "0"),
       );
     const replies = (await pipeline.exec()) ?? [];
     let changed = 0;
@@ -251,27 +268,40 @@ export class PendingStore {
     return new Set(await this.#redis.hkeys(this.keys.pending));
   }
 
-  /** Every pending change, read atomically. */
+  /**
+   * Every pending change. Sequence numbers are read first, then the contents in chunks of
+   * about 2 MB (sizes from HSTRLEN), yielding to the event loop between chunks, so megabytes
+   * of agent files never arrive in one reply. A change recorded between the two reads is
+   * read with the older sequence number: its acknowledgement then leaves it pending, and the
+   * next flush writes it again (never the reverse, which could drop a change).
+   */
   async read(): Promise<PendingChange[]> {
-    const res = await this.#redis
-      .multi()
-      .hgetall(this.keys.pending)
-      .hgetall(this.keys.pendingSeq)
-      .exec();
-    const pending = (res?.[0]?.[1] ?? {}) as Record<string, string>;
-    const seqs = (res?.[1]?.[1] ?? {}) as Record<string, string>;
+    const seqs = await this.#redis.hgetall(this.keys.pendingSeq);
+    const paths = Object.keys(seqs);
+    const sizes = paths.length
+      ? await this.#redis.pipeline(paths.map((p) => ["hstrlen", this.keys.pending, p])).exec()
+      : [];
     const out: PendingChange[] = [];
-    let parsedChars = 0;
-    for (const [path, raw] of Object.entries(pending)) {
-      const parsed = JSON.parse(raw) as { c: string | null; f: unknown };
-      out.push({ path, content: parsed.c, facts: parsed.f, seq: seqs[path] ?? "" });
-      // Large agent files (up to megabytes each): the event loop gets a turn every ~4 MB.
-      parsedChars += raw.length;
-      if (parsedChars > 4_000_000) {
-        parsedChars = 0;
-        await new Promise<void>((r) => setImmediate(r));
-      }
+    let chunk: string[] = [];
+    let bytes = 0;
+    const readChunk = async () => {
+      const raws = await this.#redis.hmget(this.keys.pending, ...chunk);
+      raws.forEach((raw, i) => {
+        const path = chunk[i] as string;
+        if (raw === null) return; // acknowledged meanwhile by a writer that lost its lock
+        const parsed = JSON.parse(raw) as { c: string | null; f: unknown };
+        out.push({ path, content: parsed.c, facts: parsed.f, seq: seqs[path] ?? "" });
+      });
+      chunk = [];
+      bytes = 0;
+      await new Promise<void>((r) => setImmediate(r));
+    };
+    for (let i = 0; i < paths.length; i++) {
+      chunk.push(paths[i] as string);
+      bytes += Number(sizes?.[i]?.[1] ?? 0);
+      if (bytes >= READ_CHUNK_BYTES) await readChunk();
     }
+    if (chunk.length > 0) await readChunk();
     return out;
   }
 

@@ -4,9 +4,13 @@
  */
 import { parentPort } from "node:worker_threads";
 import { Marker, Redactor } from "../redact/index.js";
+import { compileStatusSchemas } from "../validate/status-schemas.js";
 import type { RenderJob } from "./agent-render.js";
 import type { AgentStatusOptions } from "./agent-status.js";
 import { renderJobs } from "./render-jobs.js";
+
+// Compiled when the worker starts (AgentRenderer.warm), not in the first render.
+compileStatusSchemas();
 
 /** The redactor of the last key seen (the service's key changes at most once, at start). */
 let keyed: { key: string; redactor: Redactor } | undefined;
@@ -20,5 +24,11 @@ function withRedactor(options: AgentStatusOptions): AgentStatusOptions {
 }
 
 parentPort?.on("message", (m: { id: number; jobs: RenderJob[]; options: AgentStatusOptions }) => {
-  parentPort?.postMessage({ id: m.id, results: renderJobs(m.jobs, withRedactor(m.options)) });
+  const results = renderJobs(m.jobs, withRedactor(m.options));
+  // Each payload has an ArrayBuffer of its own (encodeRecord): moved, not copied.
+  const transfer: ArrayBuffer[] = [];
+  for (const r of results)
+    if ("payload" in r && r.payload.byteLength === r.payload.buffer.byteLength)
+      transfer.push(r.payload.buffer as ArrayBuffer);
+  parentPort?.postMessage({ id: m.id, results }, transfer);
 });

@@ -195,6 +195,7 @@ export class StatusWriter {
     this.#started = true;
     // Group and fleet files are checked on this thread: compiled here, not in a flush.
     compileStatusSchemas();
+    this.recorder.warm();
     const { agentEvents, fleetSync, rollouts } = this.#options;
     if (agentEvents) this.#unsubscribe.push(attachAgentEvents(agentEvents, this.recorder));
     if (fleetSync)
@@ -262,7 +263,7 @@ export class StatusWriter {
    * Marks agents (every agent of the agent source, or `uids`) dirty, so the next flush renders
    * them again from their state then; unchanged files are dropped. The service calls it when
    * its placement of agents changed (e.g. a rollout stage moved a cohort). Resolves the number
-   * of agents marked.
+   * of agents marked once the marks are in Redis (or their retry is scheduled, as for events).
    */
   async reconcile(uids?: readonly string[]): Promise<number> {
     const source = this.#options.agents;
