@@ -2,6 +2,7 @@
  * The one place Redis connections are made; stores receive them ready to use.
  */
 import { Redis } from "ioredis";
+import type { Logger } from "pino";
 
 /** The URL with any password replaced by "***" (for messages and logs). */
 export function redactUrl(url: string): string {
@@ -59,6 +60,9 @@ export async function connectRedis(url: string, { timeoutMs = 5000 } = {}): Prom
   return redis;
 }
 
+/** At most one warning per this many ms about a failing auto-pipelining connection. */
+const ERROR_LOG_INTERVAL_MS = 30_000;
+
 /**
  * A second connection like `redis` (same URL and options, reconnecting the same way) that
  * auto-pipelines: commands issued while a batch is on its way to Redis leave together as the
@@ -67,11 +71,27 @@ export async function connectRedis(url: string, { timeoutMs = 5000 } = {}): Prom
  * into a write per tick. Not for BullMQ's connections (users who turned it on there saw "job
  * is not in the active list" errors: taskforcesh/bullmq#457), nor for pub/sub or blocking commands, which
  * would hold every command queued behind them. Connects on first use; the caller quits it.
+ * Connection errors are logged at warn, the first at once and then at most one per 30 s
+ * (with how many were left out): commands wait for a reconnect forever, so without a line a
+ * failing connection (Redis at maxclients, say) would hang every agent write silently.
  */
-export function pipelinedConnection(redis: Redis): Redis {
+export function pipelinedConnection(redis: Redis, logger: Logger): Redis {
   const pipelined = redis.duplicate({ enableAutoPipelining: true });
-  // Errors reach the commands that failed; without a listener ioredis would print them.
-  pipelined.on("error", () => {});
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  let left = 0;
+  pipelined.on("error", (err: Error) => {
+    const now = Date.now();
+    if (now - loggedAt < ERROR_LOG_INTERVAL_MS) {
+      left++;
+      return;
+    }
+    logger.warn(
+      { err, similarLeftOut: left },
+      "Redis connection for agent writes failed; retrying",
+    );
+    loggedAt = now;
+    left = 0;
+  });
   return pipelined;
 }
 

@@ -56,6 +56,18 @@ redis.call('HSET', KEYS[1], 'connected', '1')
 return redis.call('HGET', KEYS[1], 'lastDisconnectedAt') or ''
 `;
 
+/**
+ * Forgets a swept process (its agent set, its entry in the replica set) iff its liveness key
+ * (KEYS[1]) is still absent: a process that came back during the sweep re-claimed its agents
+ * and rewrote its set, which must survive for a later sweep should it really die.
+ */
+const FORGET_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+`;
+
 /** Agents marked per round of concurrent commands in a sweep. */
 const SWEEP_SLICE = 256;
 
@@ -67,6 +79,12 @@ interface Scripts {
     now: string,
   ): Promise<number>;
   replicaReclaim(key: string, ownerPrefix: string): Promise<string | null>;
+  replicaForget(
+    replicaKey: string,
+    agentSet: string,
+    replicas: string,
+    id: string,
+  ): Promise<number>;
 }
 
 export interface ReplicaLivenessOptions {
@@ -102,6 +120,8 @@ export class ReplicaLiveness {
   #tick: Promise<void> = Promise.resolve();
   /** The timer's refresh on its way, if any. */
   #refreshing: Promise<void> | undefined;
+  /** A re-claim on its way, if any: it runs beside refreshes, which must keep their pace. */
+  #reclaiming: Promise<void> | undefined;
   /** The timer's sweep is queued or running. */
   #sweeping = false;
   #stopped = false;
@@ -112,6 +132,7 @@ export class ReplicaLiveness {
     this.#options = { timeoutMs: 15_000, now: Date.now, ...options };
     options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
+    options.redis.defineCommand("replicaForget", { numberOfKeys: 3, lua: FORGET_LUA });
     this.#redis = options.redis as Redis & Scripts;
     options.events.on("connected", ({ instanceUid }) => this.#queue(instanceUid, true));
     options.events.on("disconnected", ({ instanceUid, lost }) => {
@@ -164,6 +185,7 @@ export class ReplicaLiveness {
     if (this.#stopped) return;
     try {
       await this.#refresh();
+      await this.#reclaiming;
       await this.sweep();
     } catch (err) {
       this.#options.logger.warn({ err }, "replica liveness check failed; will retry");
@@ -179,7 +201,15 @@ export class ReplicaLiveness {
         .set(this.#key(), String(this.#options.now()), "PX", timeoutMs)
         .sadd(`${prefix}:replicas`, replicaId)
         .exec()) ?? [];
-    if (renewed === 0 && this.#registered) await this.#reclaim();
+    if (renewed === 0 && this.#registered) {
+      // Rewrite the agent set too (below): a sweep may have deleted it.
+      this.#dirty = true;
+      // Not awaited: re-claiming many agents on a loaded host may outlast the timeout, and
+      // our key must not expire meanwhile (then we would be swept, and re-claim, again).
+      this.#reclaiming ??= this.#guarded(() => this.#reclaim()).finally(() => {
+        this.#reclaiming = undefined;
+      });
+    }
     this.#registered = true;
     if (this.#dirty) {
       this.#dirty = false;
@@ -191,23 +221,32 @@ export class ReplicaLiveness {
   /** Our key had expired: agents still connected here may have been swept by another process. */
   async #reclaim(): Promise<void> {
     this.#options.logger.warn("this process' liveness key had expired; re-claiming its agents");
-    this.#dirty = true;
-    for (const live of [...this.#options.live.values()]) {
-      const uid = live.state.instanceUid;
-      const swept = await this.#redis.replicaReclaim(
-        this.#agentKey(uid),
-        `${this.#options.replicaId}/`,
+    const all = [...this.#options.live.values()];
+    // Slices of concurrent commands, as in a sweep.
+    for (let i = 0; i < all.length; i += SWEEP_SLICE) {
+      const slice = all.slice(i, i + SWEEP_SLICE);
+      const swept = await Promise.all(
+        slice.map((live) =>
+          this.#redis.replicaReclaim(
+            this.#agentKey(live.state.instanceUid),
+            `${this.#options.replicaId}/`,
+          ),
+        ),
       );
-      if (swept === null || this.#options.live.get(uid) !== live) continue;
-      const agent = live.state;
-      // Memory takes the disconnect time the sweep stored (and announced): what this process
-      // shows and records again then differs from what it recorded before the sweep.
-      if (swept !== "" && Number.isFinite(Number(swept))) agent.lastDisconnectedAt = Number(swept);
-      this.#options.events.emit("connected", {
-        instanceUid: uid,
-        transport: agent.transport,
-        agent,
-      });
+      for (const [j, live] of slice.entries()) {
+        const at = swept[j];
+        const uid = live.state.instanceUid;
+        if (at === null || at === undefined || this.#options.live.get(uid) !== live) continue;
+        const agent = live.state;
+        // Memory takes the disconnect time the sweep stored (and announced): what this
+        // process shows and records again then differs from what it recorded before.
+        if (at !== "" && Number.isFinite(Number(at))) agent.lastDisconnectedAt = Number(at);
+        this.#options.events.emit("connected", {
+          instanceUid: uid,
+          transport: agent.transport,
+          agent,
+        });
+      }
     }
   }
 
@@ -241,7 +280,12 @@ export class ReplicaLiveness {
         for (const agent of agents) {
           // Reconnected elsewhere since the flip (that save rewrote owner): its connect stands.
           // Connected here already (its batched save has not rewritten owner yet): same.
-          if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(agent.instanceUid))
+          // Connected again with the same owner: that process came back and re-claimed it.
+          if (
+            !agent?.owner.startsWith(`${id}/`) ||
+            agent.connected ||
+            this.#options.live.get(agent.instanceUid)
+          )
             continue;
           this.#options.events.emit("disconnected", {
             instanceUid: agent.instanceUid,
@@ -251,8 +295,15 @@ export class ReplicaLiveness {
           });
         }
       }
-      await this.#redis.multi().del(set).srem(`${prefix}:replicas`, id).exec();
-      this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
+      const forgotten = await this.#redis.replicaForget(
+        this.#key(id),
+        set,
+        `${prefix}:replicas`,
+        id,
+      );
+      if (forgotten === 1)
+        this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
+      else this.#options.logger.warn({ replica: id }, "a swept server process came back");
     }
     return marked;
   }
@@ -291,7 +342,8 @@ export class ReplicaLiveness {
         );
         if (flipped !== 1) continue;
         const agent = await this.#options.store.load(uid);
-        if (!agent?.owner.startsWith(`${id}/`) || this.#options.live.get(uid)) continue;
+        if (!agent?.owner.startsWith(`${id}/`) || agent.connected || this.#options.live.get(uid))
+          continue;
         marked++;
         this.#options.events.emit("disconnected", {
           instanceUid: uid,
@@ -344,6 +396,7 @@ export class ReplicaLiveness {
     this.#stopped = true;
     clearInterval(this.#timer);
     await this.#refreshing;
+    await this.#reclaiming;
     await this.#tick;
     await this.#flush();
     await this.#redis.del(this.#key()).catch(() => {});

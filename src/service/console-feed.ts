@@ -37,6 +37,16 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 `;
+/**
+ * Events per history script at most: a reconnect storm of N agents becomes N / 1000 short
+ * scripts (each blocks Redis while it runs) instead of one of 3N commands.
+ */
+const HISTORY_CHUNK = 1000;
+
+interface HistoryScript {
+  /** HISTORY_LUA by EVALSHA (ioredis loads it on NOSCRIPT): numkeys, keys, max, ttl, events. */
+  consoleHistory(numKeys: number, ...args: Array<string | number>): Promise<number>;
+}
 
 export interface ConsoleFeedOptions {
   redis: Redis;
@@ -73,9 +83,12 @@ export class ConsoleFeed {
   #timer: NodeJS.Timeout | undefined;
   #unfollow: (() => void) | undefined;
   #unsubscribe: Array<() => void> = [];
+  /** close() was called (and start() not called again since). */
+  #closed = false;
 
   constructor(options: ConsoleFeedOptions) {
     this.#options = options;
+    options.redis.defineCommand("consoleHistory", { lua: HISTORY_LUA });
   }
 
   get #channel(): string {
@@ -88,6 +101,7 @@ export class ConsoleFeed {
 
   async start(): Promise<void> {
     const { events, rollouts } = this.#options;
+    this.#closed = false;
     const agent = ({ instanceUid }: { instanceUid: string }) => this.#agentChanged(instanceUid);
     this.#unsubscribe.push(
       events.on("connected", (e) => {
@@ -122,6 +136,8 @@ export class ConsoleFeed {
       },
       maxMessageBytes: MAX_MESSAGE_BYTES,
     });
+    // Closed while subscribing: close() found nothing to unfollow.
+    if (this.#closed) this.close();
   }
 
   /** The served commit or the head's validation changed. */
@@ -136,6 +152,7 @@ export class ConsoleFeed {
   }
 
   close(): void {
+    this.#closed = true;
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     clearTimeout(this.#timer);
@@ -206,14 +223,15 @@ export class ConsoleFeed {
           JSON.stringify({ r: replicaId, a, o: local.length > a.length }),
         );
       }
-      if (history.length > 0) {
-        pipeline.eval(
-          HISTORY_LUA,
-          history.length,
-          ...history.map(([uid]) => this.historyKey(uid)),
+      const scripts = pipeline as unknown as HistoryScript;
+      for (let i = 0; i < history.length; i += HISTORY_CHUNK) {
+        const chunk = history.slice(i, i + HISTORY_CHUNK);
+        scripts.consoleHistory(
+          chunk.length,
+          ...chunk.map(([uid]) => this.historyKey(uid)),
           HISTORY_MAX,
           HISTORY_TTL_S,
-          ...history.map(([, event]) => JSON.stringify(event)),
+          ...chunk.map(([, event]) => JSON.stringify(event)),
         );
       }
       await pipeline.exec();

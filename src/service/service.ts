@@ -230,7 +230,7 @@ export class Service {
     const replicaId = newReplicaId();
     // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
     // rest keep `redis` (BullMQ must not auto-pipeline).
-    this.#agentRedis = pipelinedConnection(redis);
+    this.#agentRedis = pipelinedConnection(redis, logger.child({ module: "agent-redis" }));
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,

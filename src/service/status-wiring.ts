@@ -34,9 +34,20 @@ import { type IncompatibleSource, RolloutStatusAdapter } from "./rollout-status.
  */
 export const STALE_CONNECTION_MS = 10 * 60_000;
 
-function stale<T extends Readonly<AgentState>>(a: T | undefined, now = Date.now()): T | undefined {
+/**
+ * The agent as shown: disconnected at its last-seen time once its stored connection is stale.
+ * The copy keeps the original's prototype: a stored state's `health` is a getter there
+ * (decoded on read), which a plain spread would drop. Exported for tests.
+ */
+export function stale<T extends Readonly<AgentState>>(
+  a: T | undefined,
+  now = Date.now(),
+): T | undefined {
   if (!a?.connected || now - a.lastSeenAt <= STALE_CONNECTION_MS) return a;
-  return { ...a, connected: false, lastDisconnectedAt: a.lastSeenAt };
+  return Object.assign(Object.create(Object.getPrototypeOf(a)) as T, a, {
+    connected: false,
+    lastDisconnectedAt: a.lastSeenAt,
+  });
 }
 
 const UNASSIGNED: AgentPlacement = { group: null, desiredHash: null, desiredCommit: null };

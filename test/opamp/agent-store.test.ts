@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import pino from "pino";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentStore } from "../../src/opamp/agent-store.js";
 import { pipelinedConnection } from "../../src/redis.js";
@@ -14,7 +15,7 @@ const defer = deferred();
 
 async function pipelinedStore() {
   const t = await testRedis();
-  const redis = pipelinedConnection(t.redis);
+  const redis = pipelinedConnection(t.redis, pino({ level: "silent" }));
   defer(async () => {
     redis.disconnect();
     await t.close();

@@ -187,6 +187,93 @@ test("a sweep that found a process dead does not flip its agents after it came b
   agent.close();
 });
 
+/**
+ * `a`'s key vanishes (a stalled past the timeout) and `b` sweeps it; right after b flipped
+ * a's agent, and before b reloads it, a comes back (sets its key, re-claims, rewrites its set).
+ */
+async function ownerReturnsDuringSweep() {
+  const { r, a, b } = await twoLiveReplicas();
+  const agent = await agentOn(a);
+  cleanups.push(() => agent.close());
+  const uid = a.connected[0] ?? "";
+  await new Promise((res) => setImmediate(res));
+  await a.liveness.tick();
+  await r.redis.del(`${r.prefix}:replica:${a.id}`);
+  const load = b.server.store.load.bind(b.server.store);
+  b.server.store.load = async (id: string) => {
+    b.server.store.load = load;
+    await a.liveness.tick();
+    return load(id);
+  };
+  await b.liveness.sweep();
+  b.server.store.load = load;
+  return { r, a, b, uid };
+}
+
+test("a sweep keeps the agent set of a process that came back meanwhile", async () => {
+  const { r, a, uid } = await ownerReturnsDuringSweep();
+  assert.equal((await a.server.store.load(uid))?.connected, true, "re-claimed");
+  assert.deepEqual(await r.redis.smembers(`${r.prefix}:replica:${a.id}:agents`), [uid]);
+  assert.equal(await r.redis.sismember(`${r.prefix}:replicas`, a.id), 1, "still known");
+});
+
+test("an agent re-claimed between a sweep's flip and its reload is not announced lost", async () => {
+  const { a, b, uid } = await ownerReturnsDuringSweep();
+  assert.deepEqual(b.lost, [], "no disconnected (lost) after the owner's connected");
+  assert.deepEqual(a.connected, [uid, uid], "the owner announced it connected again");
+});
+
+test("a long re-claim runs in concurrent slices and does not hold back key refreshes", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  const a = await replica(r, "a:1:aa", TIMEOUT_MS);
+  await a.liveness.start();
+  cleanups.push(() => a.liveness.close());
+  await agentOn(a);
+  await agentOn(a);
+  const uids = [...a.connected];
+  // A sweep elsewhere marked them disconnected (once their batched saves are stored).
+  for (const uid of uids) {
+    await waitFor("stored connected", async () => (await a.server.store.load(uid))?.connected);
+    await r.redis.hset(`${r.prefix}:agent:${uid}`, "connected", "0");
+  }
+  const key = `${r.prefix}:replica:${a.id}`;
+  // Every re-claim command waits until released, as on a host too loaded to finish in time.
+  let entered = 0;
+  let release = () => {};
+  const released = new Promise<void>((res) => {
+    release = res;
+  });
+  const redis = r.redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const reclaim = redis.replicaReclaim?.bind(r.redis);
+  assert.ok(reclaim);
+  redis.replicaReclaim = async (...args: unknown[]) => {
+    entered++;
+    await released;
+    return reclaim(...args);
+  };
+  cleanups.push(() => {
+    release();
+    redis.replicaReclaim = reclaim;
+  });
+  await r.redis.del(key); // a's key expired
+  await waitFor("both agents' re-claims issued together", () => entered === 2, {
+    timeoutMs: 5000,
+  });
+  const first = await r.redis.get(key);
+  await waitFor(
+    "the key refreshed while the re-claim waits",
+    async () => {
+      const now = await r.redis.get(key);
+      return now !== null && now !== first;
+    },
+    { timeoutMs: 5000 },
+  );
+  assert.equal(entered, 2, "no second re-claim while one is on its way");
+  release();
+  await waitFor("connected announced again", () => a.connected.length === 4, { timeoutMs: 5000 });
+});
+
 /** A description with `host.name`, as agents send on connect. */
 function described(host: string) {
   return {

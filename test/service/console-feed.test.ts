@@ -126,6 +126,36 @@ describe("console feed", () => {
     assert.ok(ttl !== undefined && ttl > 29 * 24 * 3600, `ttl ${ttl}`);
   });
 
+  test("a connect storm is written as history scripts of at most 1000 events", async () => {
+    const a = await replica("a");
+    const conn = conns[0];
+    assert.ok(conn);
+    // The key count of every script the feed sends (EVAL or EVALSHA) through its pipelines.
+    const sizes: number[] = [];
+    const pipeline = conn.pipeline.bind(conn);
+    conn.pipeline = ((...args: Parameters<Redis["pipeline"]>) => {
+      const p = pipeline(...args) as ReturnType<Redis["pipeline"]> & {
+        sendCommand(command: { name: string; args: unknown[] }): unknown;
+      };
+      const send = p.sendCommand.bind(p);
+      p.sendCommand = (command) => {
+        if (/^eval/i.test(command.name)) sizes.push(Number(command.args[1]));
+        return send(command);
+      };
+      return p;
+    }) as Redis["pipeline"];
+    const uids = Array.from({ length: 2500 }, (_, i) => `storm-${String(i).padStart(4, "0")}`);
+    for (const instanceUid of uids) {
+      const agent = emptyAgentState(instanceUid, "http", Date.now());
+      a.events.emit("connected", { instanceUid, transport: "http", agent });
+    }
+    for (const uid of [uids[0] ?? "", uids.at(-1) ?? ""])
+      await waitFor("the history", async () => (await a.feed.connections(uid)).length === 1, {
+        timeoutMs: 5000,
+      });
+    assert.deepEqual(sizes, [1000, 1000, 500]);
+  });
+
   test("rollout changes and new commits are batched to listeners", async () => {
     const a = await replica("a");
     const heard = nextBatch(a.feed, (x) => x.groups.includes("edge") && x.sync);
