@@ -4,7 +4,8 @@
  *   GET  /agents[?group=g&state=connected|disconnected|unauthorized&q=text&after=uid&offset=n&limit=n]
  *        (an array in uid order; `X-Total-Count` says how many match the filters in all; a page
  *        is `limit` agents, default 50, at most 1000 (more is refused with 400); `after` is a
- *        cursor, the last uid of the previous page, stable while agents come and go)
+ *        cursor, stable while agents come and go: pass the `X-Next-After` header of the previous
+ *        page, present while more may follow; a page may be short, even empty, and still have it)
  *   GET  /agents/<uid>             GET /agents/<uid>/config (desired vs effective, redacted)
  *   GET  /groups                   GET /groups/<group>
  *   GET  /components               AvailableComponents hash → kind → types
@@ -29,7 +30,10 @@ const ACTIONS = new Set<RolloutAction>(["pause", "resume", "promote", "abort"]);
 const STATES = new Set(["connected", "disconnected", "unauthorized"]);
 /** Agents per page of GET /agents when `limit` is not given. */
 export const DEFAULT_AGENT_LIMIT = 50;
-/** The largest `limit` of GET /agents: one page costs the service a read of each agent. */
+/**
+ * The largest `limit` of GET /agents: a page costs the service a read of each of its agents
+ * (plus, filtered, a bounded scan; admin-backend.ts).
+ */
 export const MAX_AGENT_LIMIT = 1000;
 
 /** Parses the list query of GET /agents (and the console's list); a string is the refusal. */
@@ -75,6 +79,7 @@ export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
     if (typeof query === "string") return fail(c, 400, "BAD_FILTER", query);
     const page = await backend.agents(query);
     c.header("X-Total-Count", String(page.total));
+    if (page.next !== undefined) c.header("X-Next-After", page.next);
     return reply(
       c,
       200,

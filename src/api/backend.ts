@@ -42,6 +42,11 @@ export interface AgentRecord {
 export interface AgentPage {
   agents: AgentRecord[];
   total: number;
+  /**
+   * The cursor (`after`) of the next page: the last uid examined, set when more may follow.
+   * A page can be shorter than `limit` (agents gone, a filter's scan bound) and still have one.
+   */
+  next?: string;
 }
 
 /** A group of the served commit, with what its agents are served now. */

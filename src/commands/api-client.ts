@@ -34,14 +34,17 @@ export class ApiClient {
   }
 
   /** `isT` checks the answer's shape: a URL that is not our API fails clearly, not later. */
-  get<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
-    return this.#request<T>("GET", path, isT);
+  async get<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
+    return (await this.#request<T>("GET", path, isT)).body;
   }
 
   /**
    * Every agent matching `query` (GET /api/v1/agents), read page by page with the `after`
    * cursor (`limit` per page, at most the API's 1000), so agents that connect or go meanwhile
-   * neither repeat nor push others out of the read. `isRow` checks each row's shape.
+   * neither repeat nor push others out of the read. `isRow` checks each row's shape. The next
+   * page starts at the `X-Next-After` header; without it the list is done (a page may be short
+   * and still have one: the service skips agents gone meanwhile). A service that predates the
+   * header: the last row, until a page shorter than `limit`.
    */
   async agents<T extends { instanceUid: string }>(
     query: URLSearchParams,
@@ -54,10 +57,15 @@ export class ApiClient {
     const isPage = (b: unknown) => Array.isArray(b) && b.every(isRow);
     for (let after = ""; ; ) {
       if (after) q.set("after", after);
-      const page = await this.get<T[]>(`/api/v1/agents?${q}`, isPage);
+      const { body: page, headers } = await this.#request<T[]>(
+        "GET",
+        `/api/v1/agents?${q}`,
+        isPage,
+      );
       rows.push(...page);
-      const last = page.at(-1)?.instanceUid;
-      if (page.length < limit || last === undefined) return rows;
+      const cursor = headers.get("x-next-after");
+      const last = cursor ?? (page.length < limit ? undefined : page.at(-1)?.instanceUid);
+      if (last === undefined) return rows;
       // A service that ignores `after` would answer the same page forever.
       if (last <= after)
         throw new ApiUnreachableError(
@@ -68,11 +76,15 @@ export class ApiClient {
     }
   }
 
-  post<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
-    return this.#request<T>("POST", path, isT);
+  async post<T>(path: string, isT: (body: unknown) => boolean): Promise<T> {
+    return (await this.#request<T>("POST", path, isT)).body;
   }
 
-  async #request<T>(method: string, path: string, isT: (body: unknown) => boolean): Promise<T> {
+  async #request<T>(
+    method: string,
+    path: string,
+    isT: (body: unknown) => boolean,
+  ): Promise<{ body: T; headers: Headers }> {
     const url = `${this.#s.apiUrl}${path}`;
     const headers: Record<string, string> = { "X-Opamp-Gitops-Actor": this.#s.actor };
     if (this.#s.apiToken) headers.Authorization = `Bearer ${this.#s.apiToken}`;
@@ -118,6 +130,6 @@ export class ApiClient {
         `${url} answered something other than the opamp-gitops admin API; check --api-url`,
         { url },
       );
-    return body as T;
+    return { body: body as T, headers: res.headers };
   }
 }

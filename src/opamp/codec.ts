@@ -31,23 +31,35 @@ function warm(ns: protobuf.NamespaceBase): void {
 }
 warm(root);
 
-/** Looks up a message type of package opamp.proto.v1 by its short name. */
+/** Types resolved so far, by short name: a namespace lookup per message costs measurable CPU. */
+const types = new Map<string, protobuf.Type>();
+
+/** Looks up a message type of package opamp.proto.v1 by its short name; resolved once. */
 export function messageType(name: string): protobuf.Type {
-  return root.lookupType(`opamp.proto.v1.${name}`);
+  let type = types.get(name);
+  if (type === undefined) {
+    type = root.lookupType(`opamp.proto.v1.${name}`);
+    types.set(name, type);
+  }
+  return type;
 }
 
 const agentToServerType = messageType("AgentToServer");
 const serverToAgentType = messageType("ServerToAgent");
 
-/** Converts a decoded 64-bit value to bigint, exactly. */
+/** Converts a decoded 64-bit value to bigint, exactly (from its two 32-bit halves: no text). */
 export function toBigInt(value: Int64 | null | undefined): bigint {
   if (value === null || value === undefined) return 0n;
   if (typeof value === "number") return BigInt(value);
-  return BigInt(value.toString());
+  const n = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
+  return value.unsigned ? n : BigInt.asIntN(64, n);
 }
 
+/** A uint64 word as protobufjs encodes it; undefined stays absent. */
 function toLong(value: bigint | undefined): Long | undefined {
-  return value === undefined ? undefined : Long.fromString(value.toString(), true);
+  if (value === undefined) return undefined;
+  const word = BigInt.asUintN(64, value);
+  return Long.fromBits(Number(word & 0xffffffffn), Number(word >> 32n), true);
 }
 
 type Decoded = Record<string, unknown>;
@@ -116,28 +128,77 @@ export function decodeAgentToServer(bytes: Uint8Array): AgentToServer {
   };
 }
 
-/** Encodes a ServerToAgent; `capabilities` defaults to what this server implements. */
+/** The capability word most replies carry, converted once. */
+const SERVER_CAPABILITIES_LONG = toLong(SERVER_CAPABILITIES);
+
+/**
+ * Encodes a ServerToAgent; `capabilities` defaults to what this server implements. A plain
+ * reply (instance uid, flags, capabilities: a heartbeat's ack) is copied from an encoding
+ * cached per flags and capabilities with the uid written in, as it makes most of the traffic.
+ */
 export function encodeServerToAgent(message: ServerToAgent): Uint8Array {
+  if (isPlainReply(message)) return encodePlainReply(message);
   const { errorResponse, connectionSettings } = message;
   const wire: Decoded = {
     ...message,
     flags: toLong(message.flags),
-    capabilities: toLong(message.capabilities ?? SERVER_CAPABILITIES),
-    errorResponse: errorResponse && {
+    capabilities:
+      message.capabilities === undefined ? SERVER_CAPABILITIES_LONG : toLong(message.capabilities),
+  };
+  if (errorResponse?.retryInfo)
+    wire.errorResponse = {
       ...errorResponse,
-      retryInfo: errorResponse.retryInfo && {
+      retryInfo: {
         retryAfterNanoseconds: toLong(errorResponse.retryInfo.retryAfterNanoseconds),
       },
-    },
-    connectionSettings: connectionSettings && {
+    };
+  if (connectionSettings?.opamp)
+    wire.connectionSettings = {
       ...connectionSettings,
-      opamp: connectionSettings.opamp && {
+      opamp: {
         ...connectionSettings.opamp,
         heartbeatIntervalSeconds: toLong(connectionSettings.opamp.heartbeatIntervalSeconds),
       },
-    },
-  };
+    };
   return serverToAgentType.encode(wire).finish();
+}
+
+const PLAIN_FIELDS = new Set(["instanceUid", "flags", "capabilities"]);
+
+/** Whether `message` carries a 16-byte instance uid, flags and capabilities and nothing else. */
+function isPlainReply(message: ServerToAgent): boolean {
+  if (message.instanceUid.length !== 16) return false;
+  const fields = message as unknown as Record<string, unknown>;
+  for (const key in fields) if (fields[key] !== undefined && !PLAIN_FIELDS.has(key)) return false;
+  return true;
+}
+
+/** Encoded plain replies with a zero uid, by `${flags}/${capabilities}` (a handful of keys). */
+const plainReplies = new Map<string, Buffer>();
+
+/** Where the 16 uid bytes sit in an encoding: field 1 comes first (tag 0x0a, length 16). */
+const UID_OFFSET = 2;
+
+function encodePlainReply(message: ServerToAgent): Uint8Array {
+  const capabilities = message.capabilities ?? SERVER_CAPABILITIES;
+  const key = `${message.flags ?? ""}/${capabilities}`;
+  let template = plainReplies.get(key);
+  if (template === undefined) {
+    const bytes = serverToAgentType
+      .encode({
+        instanceUid: new Uint8Array(16),
+        flags: toLong(message.flags),
+        capabilities: toLong(capabilities),
+      })
+      .finish();
+    if (bytes[0] !== 0x0a || bytes[1] !== 16) throw new Error("unexpected ServerToAgent layout");
+    template = Buffer.from(bytes);
+    if (plainReplies.size < 64) plainReplies.set(key, template);
+  }
+  const out = Buffer.allocUnsafe(template.length);
+  template.copy(out);
+  out.set(message.instanceUid, UID_OFFSET);
+  return out;
 }
 
 /** Decodes a ServerToAgent (used by the simulator and tests, which play the agent side). */
@@ -164,7 +225,7 @@ export function encodeAgentToServer(message: Partial<AgentToServer>): Uint8Array
   return agentToServerType.encode(wire).finish();
 }
 
-/** Encodes one sub-message (e.g. "ComponentHealth") for storage. */
+/** Encodes one sub-message (e.g. "ComponentHealth") for storage; types resolved once. */
 export function encodeSubMessage(typeName: string, value: object): Uint8Array {
   return messageType(typeName).encode(value).finish();
 }

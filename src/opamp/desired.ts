@@ -53,7 +53,9 @@ export interface DesiredState {
 
 /**
  * Called on every AgentToServer, in the message's processing path: it must be synchronous and
- * cheap (no I/O). When the answer changes for connected agents, call `OpampServer.refresh()`
+ * cheap (no I/O). What it answers is read, never changed: offers are memoised per object
+ * (the `telemetry` object, the `packages` list; offers.ts), so a changed part must come as a
+ * new object, and an unchanged one should stay the same object (that costs no hashing). When the answer changes for connected agents, call `OpampServer.refresh()`
  * so WebSocket agents get it at once; HTTP agents get it on their next poll.
  */
 export interface DesiredStateProvider {

@@ -34,7 +34,7 @@ import { type LiveAgent, LiveAgents } from "./live-agents.js";
 import type { AgentToServer, ServerToAgent } from "./messages.js";
 import {
   type AdvertisedEndpoint,
-  connectionSettingsFor,
+  connectionSettingsHash,
   connectionSettingsOffer,
   remoteConfigOffer,
 } from "./offers.js";
@@ -138,7 +138,9 @@ export class MessageHandler {
   async #handle(conn: Connection, bytes: Uint8Array): Promise<HandleResult> {
     let prepared: PreparedMessage;
     try {
-      prepared = await this.#decoder.prepare(bytes);
+      // Small messages are prepared here and now: awaiting only what is a promise saves a hop.
+      const pending = this.#decoder.prepare(bytes);
+      prepared = pending instanceof Promise ? await pending : pending;
     } catch (err) {
       if (err instanceof MalformedMessageError)
         return errorResult(new Uint8Array(0), "malformed", err.message);
@@ -154,13 +156,16 @@ export class MessageHandler {
       return errorResult(message.instanceUid, "bad-request", err.message);
     }
     const uid = uidToString(message.instanceUid);
-    const previous = this.#chains.get(uid) ?? Promise.resolve();
-    const run = previous.then(() => this.#process(conn, uid, prepared));
-    const tail = run.catch(() => {});
-    this.#chains.set(uid, tail);
-    void tail.then(() => {
+    const previous = this.#chains.get(uid);
+    const run = previous
+      ? previous.then(() => this.#process(conn, uid, prepared))
+      : this.#process(conn, uid, prepared);
+    // The chain's tail settles once this message is done, and leaves the map if it is last.
+    const done = () => {
       if (this.#chains.get(uid) === tail) this.#chains.delete(uid);
-    });
+    };
+    const tail: Promise<void> = run.then(done, done);
+    this.#chains.set(uid, tail);
     try {
       return await run;
     } catch (err) {
@@ -269,7 +274,8 @@ export class MessageHandler {
       live = this.live.bind(uid, state, conn, known);
     }
     live.conn = conn;
-    return this.#apply(live, prepared, known, now);
+    // Awaited, not returned: an async function adopting a returned promise costs two more hops.
+    return await this.#apply(live, prepared, known, now);
   }
 
   async #apply(
@@ -289,20 +295,29 @@ export class MessageHandler {
       live.offeredConfigHash = null;
 
     let merged: ReturnType<typeof mergeReport>;
-    try {
-      const report = { ...prepared, capabilities: message.capabilities };
-      merged = mergeReport(state, report, this.#options.limits.maxAgentBytes, (total) => {
-        throw new AgentLimitError(
-          "maxAgentBytes",
-          LIMIT_FLAGS.maxAgentBytes,
-          this.#options.limits.maxAgentBytes,
-          "stored report bytes",
-          total,
-        );
-      });
-    } catch (err) {
-      if (!(err instanceof AgentLimitError)) throw err;
-      return errorResult(message.instanceUid, "bad-request", err.message);
+    if (!carriesReport(prepared)) {
+      // A heartbeat: nothing to merge but the capability word (which always wins).
+      merged = { changed: [], refreshed: [], capabilitiesChanged: false };
+      if (state.capabilities !== message.capabilities) {
+        state.capabilities = message.capabilities;
+        merged.capabilitiesChanged = true;
+      }
+    } else {
+      try {
+        const report = { ...prepared, capabilities: message.capabilities };
+        merged = mergeReport(state, report, this.#options.limits.maxAgentBytes, (total) => {
+          throw new AgentLimitError(
+            "maxAgentBytes",
+            LIMIT_FLAGS.maxAgentBytes,
+            this.#options.limits.maxAgentBytes,
+            "stored report bytes",
+            total,
+          );
+        });
+      } catch (err) {
+        if (!(err instanceof AgentLimitError)) throw err;
+        return errorResult(message.instanceUid, "bad-request", err.message);
+      }
     }
     const { changed, refreshed, capabilitiesChanged } = merged;
     if (refreshed.length > 0) {
@@ -343,7 +358,10 @@ export class MessageHandler {
         live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
         live.offeredAt = now;
       }
-      const settings = await this.#settingsOffer(state, desired, csrOf(message), live);
+      // Without an issuer the offer is decided here and now (no promise, no microtask).
+      const settings = this.#issuer
+        ? await this.#settingsOffer(state, desired, csrOf(message), live)
+        : connectionSettingsOffer(state, desired, this.#advertise, undefined);
       if (settings) {
         reply.connectionSettings = settings;
         state.offeredSettingsHash = Buffer.from(settings.hash).toString("hex");
@@ -405,13 +423,23 @@ export class MessageHandler {
     }
     if (disconnect) this.live.unbind(state.instanceUid, conn);
     if (this.#issuer) reply.capabilities = ISSUING_CAPABILITIES;
-    emitAgentEvents(this.#options.events, state, {
-      fields,
-      ...announce,
-      disconnect,
-      scopes: scopesChanged,
-      offered: settingsOffered || packagesOffered,
-    });
+    const offered = settingsOffered || packagesOffered;
+    // A heartbeat announces nothing: no event object is built for it.
+    if (
+      fields.length > 0 ||
+      announce.capabilities ||
+      announce.connected ||
+      disconnect ||
+      scopesChanged ||
+      offered
+    )
+      emitAgentEvents(this.#options.events, state, {
+        fields,
+        ...announce,
+        disconnect,
+        scopes: scopesChanged,
+        offered,
+      });
     return { reply, outcome: "ok", disconnect };
   }
 
@@ -505,7 +533,9 @@ export class MessageHandler {
       const desired = this.#options.desired.desired(state);
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       // With the agent's credential, if it has one: an offer without it could make it drop it.
-      const settings = await this.#settingsOffer(state, desired, undefined, live);
+      const settings = this.#issuer
+        ? await this.#settingsOffer(state, desired, undefined, live)
+        : connectionSettingsOffer(state, desired, this.#advertise, undefined);
       if (this.live.get(state.instanceUid) !== live) continue; // gone while the issuer answered
       const packages = packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null);
       if (!remote && !settings && !packages) continue;
@@ -541,13 +571,12 @@ export class MessageHandler {
   dueSettingsHash(state: Readonly<AgentState>): string | undefined {
     // The credential this process last offered with it (the issuer answers asynchronously).
     const credential = this.live.get(state.instanceUid)?.credential;
-    const offer = connectionSettingsFor(
+    return connectionSettingsHash(
       state,
       this.#options.desired.desired(state),
       this.#advertise,
       credential,
     );
-    return offer ? Buffer.from(offer.hash).toString("hex") : undefined;
   }
 
   /**
@@ -692,6 +721,12 @@ function wantsComponentMap(state: Readonly<AgentState>): boolean {
   if (!hasFlag(state.capabilities, AgentCapabilities.ReportsAvailableComponents)) return false;
   const reported = state.availableComponents;
   return (reported?.hash?.length ?? 0) > 0 && !hasComponentMap(reported);
+}
+
+/** Whether the message reports any field (prepare.ts encoded it); a heartbeat reports none. */
+function carriesReport(prepared: PreparedMessage): boolean {
+  for (const _ in prepared.encoded) return true;
+  return false;
 }
 
 function sameScopes(a: readonly string[], b: readonly string[]): boolean {

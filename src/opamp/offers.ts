@@ -14,7 +14,8 @@ import { ownTelemetryOffers } from "./own-telemetry.js";
  * The remote config to send, or undefined. Sent only when the agent's latest capabilities
  * accept remote config, the desired hash differs from the hash the agent last reported (so
  * never again after it reported FAILED for that very hash), and it was not already offered
- * on this session (`offeredHash`).
+ * on this session (`offeredHash`). The offer is shared by every agent offered the same files:
+ * callers encode it and never change it.
  */
 export function remoteConfigOffer(
   agent: Readonly<AgentState>,
@@ -25,12 +26,26 @@ export function remoteConfigOffer(
   if (!config) return undefined;
   if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsRemoteConfig)) return undefined;
   if (config.hash === agent.reportedHash || config.hash === offeredHash) return undefined;
-  const configMap: AgentRemoteConfig["config"]["configMap"] = {};
-  for (const file of config.files) {
-    configMap[file.name] = { body: file.body, contentType: file.contentType };
+  let offer = remoteConfigs.get(config.files);
+  if (offer === undefined || offer.hex !== config.hash) {
+    const configMap: AgentRemoteConfig["config"]["configMap"] = {};
+    for (const file of config.files) {
+      configMap[file.name] = { body: file.body, contentType: file.contentType };
+    }
+    offer = {
+      hex: config.hash,
+      config: { config: { configMap }, configHash: Buffer.from(config.hash, "hex") },
+    };
+    remoteConfigs.set(config.files, offer);
   }
-  return { config: { configMap }, configHash: Buffer.from(config.hash, "hex") };
+  return offer.config;
 }
+
+/**
+ * The remote config offer per list of files (a desired state hands out the same list for as
+ * long as it holds): one offer object shared by every agent offered it, never changed.
+ */
+const remoteConfigs = new WeakMap<object, { hex: string; config: AgentRemoteConfig }>();
 
 /**
  * Where agents are told to connect: the operator's `--advertise-url` and, for a wss:// or
@@ -58,18 +73,17 @@ export function connectionSettingsOffer(
   advertised: AdvertisedEndpoint | undefined,
   credential?: OfferedCredential,
 ): ConnectionSettingsOffers | undefined {
-  const offer = connectionSettingsFor(agent, desired, advertised, credential);
-  if (!offer || agent.offeredSettingsHash === Buffer.from(offer.hash).toString("hex")) {
-    return undefined;
-  }
-  return offer;
+  const due = settingsDue(agent, desired, advertised, credential);
+  if (!due || agent.offeredSettingsHash === due.hex) return undefined;
+  return due.offer;
 }
 
 /**
  * The connection settings due to `agent` whether or not they were offered already: the OpAMP
  * part (rules above, with the agent's `credential` when the issuer has one) and its own
  * telemetry (own-telemetry.ts), under one hash over everything offered. Undefined when
- * neither part applies to the agent. A credential rides only on the OpAMP part.
+ * neither part applies to the agent. A credential rides only on the OpAMP part. The offer is
+ * shared by every agent due the same: callers encode it and never change it.
  */
 export function connectionSettingsFor(
   agent: Readonly<AgentState>,
@@ -77,6 +91,43 @@ export function connectionSettingsFor(
   advertised: AdvertisedEndpoint | undefined,
   credential?: OfferedCredential,
 ): ConnectionSettingsOffers | undefined {
+  return settingsDue(agent, desired, advertised, credential)?.offer;
+}
+
+/** The hash (hex) of the connection settings due to `agent`; undefined: none are. */
+export function connectionSettingsHash(
+  agent: Readonly<AgentState>,
+  desired: DesiredState | undefined,
+  advertised: AdvertisedEndpoint | undefined,
+  credential?: OfferedCredential,
+): string | undefined {
+  return settingsDue(agent, desired, advertised, credential)?.hex;
+}
+
+interface DueSettings {
+  offer: ConnectionSettingsOffers;
+  /** offer.hash in hex, as AgentState.offeredSettingsHash holds it. */
+  hex: string;
+}
+
+/** Stands for "none" among the memo's keys (WeakMap keys are objects). */
+const NONE = {};
+
+/**
+ * Offers by their inputs: advertised endpoint → own-telemetry offer (memoised per telemetry
+ * object, own-telemetry.ts) → credential object → heartbeat interval ("-": no OpAMP part).
+ * Weak keys: an input no one holds any more takes its offers with it. Every input is an
+ * object handed out unchanged for as long as it holds (DesiredState, the issuer's answer),
+ * so a message whose inputs did not change costs no hashing.
+ */
+const memo = new WeakMap<object, WeakMap<object, WeakMap<object, Map<string, DueSettings>>>>();
+
+function settingsDue(
+  agent: Readonly<AgentState>,
+  desired: DesiredState | undefined,
+  advertised: AdvertisedEndpoint | undefined,
+  credential: OfferedCredential | undefined,
+): DueSettings | undefined {
   const own = ownTelemetryOffers(agent, desired);
   const seconds = desired?.heartbeatIntervalSeconds;
   const opampDue =
@@ -85,17 +136,52 @@ export function connectionSettingsFor(
     seconds >= 1 &&
     hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings);
   if (!opampDue && !own) return undefined;
+  const byOwn = weakLevel(memo, advertised ?? NONE);
+  const byCredential = weakLevel(byOwn, own ?? NONE);
+  let bySeconds = byCredential.get(credential ?? NONE);
+  if (bySeconds === undefined) {
+    bySeconds = new Map();
+    byCredential.set(credential ?? NONE, bySeconds);
+  }
+  const key = opampDue ? String(seconds) : "-";
+  let due = bySeconds.get(key);
+  if (due === undefined) {
+    due = computeSettings(opampDue ? seconds : undefined, own, advertised, credential);
+    bySeconds.set(key, due);
+  }
+  return due;
+}
+
+function weakLevel<V extends object>(
+  map: WeakMap<object, WeakMap<object, V>>,
+  key: object,
+): WeakMap<object, V> {
+  let level = map.get(key);
+  if (level === undefined) {
+    level = new WeakMap();
+    map.set(key, level);
+  }
+  return level;
+}
+
+/** The offer for these inputs; `seconds` undefined: no OpAMP part. */
+function computeSettings(
+  seconds: number | undefined,
+  own: ReturnType<typeof ownTelemetryOffers>,
+  advertised: AdvertisedEndpoint | undefined,
+  credential: OfferedCredential | undefined,
+): DueSettings {
   const ca = advertised?.ca === undefined ? undefined : Buffer.from(advertised.ca);
   const h = createHash("sha256");
   // An OpAMP-only offer hashes as it did before own telemetry existed (no re-offer on upgrade).
-  if (opampDue)
+  if (seconds !== undefined)
     h.update(`${advertised?.url ?? ""}\n${seconds}\n`)
       .update(ca ?? "")
       .update(credential ? `\ncredential:${credential.id}` : "");
   if (own) h.update("own-telemetry\n").update(own.digest);
   const hash = h.digest();
   let opamp: ConnectionSettingsOffers["opamp"];
-  if (opampDue)
+  if (seconds !== undefined)
     opamp = credential
       ? credentialSettings(seconds, advertised, ca, credential)
       : {
@@ -103,7 +189,8 @@ export function connectionSettingsFor(
           ...(ca ? { certificate: { caCert: ca } } : {}),
           heartbeatIntervalSeconds: BigInt(seconds),
         };
-  return { hash, ...(opamp ? { opamp } : {}), ...(own?.settings ?? {}) };
+  const offer = { hash, ...(opamp ? { opamp } : {}), ...(own?.settings ?? {}) };
+  return { offer, hex: hash.toString("hex") };
 }
 
 /**

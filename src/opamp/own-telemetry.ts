@@ -21,25 +21,64 @@ export type OwnTelemetrySettings = Pick<
   "ownMetrics" | "ownTraces" | "ownLogs"
 >;
 
-/** What to offer `agent` of its own telemetry, with a digest of it; undefined: nothing. */
+export interface OwnTelemetryOffer {
+  settings: OwnTelemetrySettings;
+  digest: Buffer;
+}
+
+/**
+ * Per telemetry object (a desired state hands out the same one for as long as it holds, and
+ * never changes one in place: see DesiredState), the offer for each combination of the three
+ * ReportsOwn* capabilities (null: nothing to offer), so that a message costs no hashing.
+ */
+const memo = new WeakMap<
+  NonNullable<DesiredState["telemetry"]>,
+  Map<number, OwnTelemetryOffer | null>
+>();
+
+/**
+ * What to offer `agent` of its own telemetry, with a digest of it; undefined: nothing. The
+ * result is shared by every agent offered the same: callers never change it.
+ */
 export function ownTelemetryOffers(
   agent: Readonly<AgentState>,
   desired: DesiredState | undefined,
-): { settings: OwnTelemetrySettings; digest: Buffer } | undefined {
+): OwnTelemetryOffer | undefined {
   const telemetry = desired?.telemetry;
   if (!telemetry) return undefined;
+  let mask = 0;
+  SIGNALS.forEach(([, , capability], i) => {
+    if (hasFlag(agent.capabilities, capability)) mask |= 1 << i;
+  });
+  let byMask = memo.get(telemetry);
+  if (byMask === undefined) {
+    byMask = new Map();
+    memo.set(telemetry, byMask);
+  }
+  let offer = byMask.get(mask);
+  if (offer === undefined) {
+    offer = offerFor(telemetry, mask);
+    byMask.set(mask, offer);
+  }
+  return offer ?? undefined;
+}
+
+function offerFor(
+  telemetry: NonNullable<DesiredState["telemetry"]>,
+  mask: number,
+): OwnTelemetryOffer | null {
   const settings: OwnTelemetrySettings = {};
   const h = createHash("sha256");
   let any = false;
-  for (const [signal, field, capability] of SIGNALS) {
+  SIGNALS.forEach(([signal, field], i) => {
     const dest = telemetry[signal];
-    if (!dest || !hasFlag(agent.capabilities, capability)) continue;
+    if (!dest || (mask & (1 << i)) === 0) return;
     const offer = telemetrySettings(dest);
     settings[field] = offer;
     h.update(`${signal}\n${JSON.stringify(offer)}\n`);
     any = true;
-  }
-  return any ? { settings, digest: h.digest() } : undefined;
+  });
+  return any ? { settings, digest: h.digest() } : null;
 }
 
 function telemetrySettings(d: TelemetryOffer): TelemetryConnectionSettings {

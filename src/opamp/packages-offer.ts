@@ -22,30 +22,31 @@ export function packageHash(p: PackageOffer): Buffer {
     .digest();
 }
 
-/** all_packages_hash of `packages` (hex). */
-export function allPackagesHash(packages: readonly PackageOffer[]): string {
+/** What a list of packages offers, whoever the agent: computed once per list object. */
+interface PackagesMemo {
+  /** all_packages_hash, hex and bytes. */
+  hex: string;
+  bytes: Buffer;
+  offer: PackagesAvailable;
+}
+
+/**
+ * Per list of packages (desired states hand out the same list object for as long as it holds,
+ * and never change one in place: see DesiredState): its hashes and offer, so that a message
+ * costs no hashing.
+ */
+const memo = new WeakMap<readonly PackageOffer[], PackagesMemo>();
+
+function memoOf(packages: readonly PackageOffer[]): PackagesMemo {
+  let m = memo.get(packages);
+  if (m !== undefined) return m;
+  const hashes = new Map(packages.map((p) => [p, packageHash(p)]));
   const h = createHash("sha256");
   for (const p of [...packages].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)))
-    h.update(p.name).update("\0").update(packageHash(p));
-  return h.digest("hex");
-}
-
-/** The all-packages hash the agent last reported processing (hex, "" when none). */
-export function reportedPackagesHash(agent: Readonly<AgentState>): string {
-  const statuses = agent.packageStatuses as PackageStatusesMessage | null;
-  const h = statuses?.serverProvidedAllPackagesHash;
-  return h && h.length > 0 ? Buffer.from(h).toString("hex") : "";
-}
-
-export function packagesOffer(
-  agent: Readonly<AgentState>,
-  packages: readonly PackageOffer[] | undefined,
-  offeredHash: string | null,
-): PackagesAvailable | undefined {
-  if (!packages || packages.length === 0) return undefined;
-  if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsPackages)) return undefined;
-  const all = allPackagesHash(packages);
-  if (all === reportedPackagesHash(agent) || all === offeredHash) return undefined;
+    h.update(p.name)
+      .update("\0")
+      .update(hashes.get(p) as Buffer);
+  const bytes = h.digest();
   const out: PackagesAvailable["packages"] = {};
   for (const p of packages) {
     out[p.name] = {
@@ -56,8 +57,46 @@ export function packagesOffer(
         contentHash: Buffer.from(p.sha256, "hex"),
         ...(p.signature ? { signature: Buffer.from(p.signature, "base64") } : {}),
       },
-      hash: packageHash(p),
+      hash: hashes.get(p) as Buffer,
     };
   }
-  return { packages: out, allPackagesHash: Buffer.from(all, "hex") };
+  m = { hex: bytes.toString("hex"), bytes, offer: { packages: out, allPackagesHash: bytes } };
+  memo.set(packages, m);
+  return m;
+}
+
+/** all_packages_hash of `packages` (hex). */
+export function allPackagesHash(packages: readonly PackageOffer[]): string {
+  return memoOf(packages).hex;
+}
+
+/** The all-packages hash the agent last reported processing (hex, "" when none). */
+export function reportedPackagesHash(agent: Readonly<AgentState>): string {
+  const h = reportedBytes(agent);
+  return h && h.length > 0 ? Buffer.from(h).toString("hex") : "";
+}
+
+function reportedBytes(agent: Readonly<AgentState>): Uint8Array | undefined {
+  const statuses = agent.packageStatuses as PackageStatusesMessage | null;
+  return statuses?.serverProvidedAllPackagesHash;
+}
+
+/**
+ * The packages to offer, or undefined. The offer object is shared by every agent offered the
+ * same list: callers encode it and never change it.
+ */
+export function packagesOffer(
+  agent: Readonly<AgentState>,
+  packages: readonly PackageOffer[] | undefined,
+  offeredHash: string | null,
+): PackagesAvailable | undefined {
+  if (!packages || packages.length === 0) return undefined;
+  if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsPackages)) return undefined;
+  const m = memoOf(packages);
+  if (m.hex === offeredHash) return undefined;
+  // An absent bytes field decodes as protobufjs' default, an empty Array: compare lengths first.
+  const reported = reportedBytes(agent);
+  if (reported?.length === m.bytes.length && m.bytes.equals(Buffer.from(reported)))
+    return undefined;
+  return m.offer;
 }

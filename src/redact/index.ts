@@ -31,6 +31,13 @@ export {
   type WalkResult,
 } from "./structure.js";
 
+/**
+ * The version of what the three layers redact: bump it with any change to keys.ts,
+ * text-rules.ts or structure.ts that makes them hide something they did not (stores of
+ * redacted text, such as the agent search index, are keyed by it and rebuilt).
+ */
+export const REDACTION_RULES_VERSION = 1;
+
 /** Longest agent text looked at: anything beyond is cut before detection. */
 export const MAX_SCAN_CHARS = 64 * 1024;
 

@@ -94,6 +94,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   #version: string | null = null;
   #timer: NodeJS.Timeout | undefined;
   #unfollow: (() => void) | undefined;
+  /** close() was called (and start() not called again since). */
+  #closed = false;
 
   constructor(options: AgentCredentialOptions) {
     this.#options = { ...options };
@@ -176,8 +178,13 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   /** Loads the indexes and starts watching for other replicas' changes. Idempotent. */
   async start(): Promise<void> {
+    this.#closed = false;
     if (!this.#unfollow) await this.#subscribe();
+    // Closed while subscribing: close() found nothing to unfollow.
+    if (this.#closed) return this.close();
     await this.#reload();
+    // Closed meanwhile: no poll timer after close().
+    if (this.#closed) return;
     clearInterval(this.#timer);
     this.#timer = setInterval(() => {
       void this.#reload().catch((err) =>
@@ -203,6 +210,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     this.#unfollow?.();
     this.#unfollow = undefined;

@@ -1,20 +1,38 @@
 /**
  * The index behind the console's and the API's agent search (`q=`): the Redis hash
- * `<p>:agent-search:v1`, instance uid → the agent's searchable text (its uid and attribute
- * values as the views show them, redacted, lowercased, NUL-separated). A search reads that
+ * `<p>:agent-search:v1:<rules>`, instance uid → the agent's searchable text (its uid and
+ * attribute values as the views show them, redacted, lowercased, NUL-separated). `<rules>`
+ * names the redaction rules the texts went through (REDACTION_RULES_VERSION and the
+ * secretlint rule ids): after a rules change a new index is built, so a value the new rules
+ * hide is not searchable through an old text (the old hash is left for an operator to DEL). A search reads that
  * hash (HSCAN, about 5000 at a time) instead of every stored agent, and loads only the matches.
  *
  * Maintenance: every replica writes the text of its agents when their description changes
  * (batched per event-loop turn into one HSET). An agent stored without an entry (stored before
  * the index existed, or its write lost) is indexed by the first search that misses it, with
  * HSETNX, so that a text read before a change never overwrites the change's; an entry whose
- * uid is no longer stored is removed then. Between a description change and its
- * write, a search may still see the old text: the backend re-checks what it loads.
+ * uid is no longer stored is removed then. A change whose write fails is written again
+ * (after RETRY_MS, doubling up to MAX_RETRY_MS, unless a newer change came). Between a
+ * description change and its write, a search may still see the old text: the backend
+ * re-checks what it loads. A replica that dies in that window leaves the old text until the
+ * agent's next description change.
  */
+import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { viewAttribute } from "../api/views.js";
 import { type AgentEvents, type AgentState, agentAttributes } from "../opamp/index.js";
+import { REDACTION_RULES_VERSION, SECRETLINT_RULE_IDS } from "../redact/index.js";
+
+/** First wait before a failed write is tried again (ms); doubles per failure up to the max. */
+const RETRY_MS = 1000;
+const MAX_RETRY_MS = 30_000;
+
+/** The index's key suffix: which redaction rules its texts went through. */
+const RULES = `r${REDACTION_RULES_VERSION}-${createHash("sha256")
+  .update(SECRETLINT_RULE_IDS.join("\n"))
+  .digest("hex")
+  .slice(0, 12)}`;
 
 /**
  * The searchable text of an agent: its uid and attribute values as the API shows them
@@ -27,17 +45,20 @@ export function searchText(state: Readonly<AgentState>): string {
 
 export class AgentSearchIndex {
   readonly #redis: Redis;
-  readonly #key: string;
+  /** The Redis hash of the texts. */
+  readonly key: string;
   readonly #logger: Logger;
   /** Texts of changed descriptions (written over what is there). */
   #pending = new Map<string, string>();
   /** Texts of agents read by a search (written only where no entry is: never over a change). */
   #backfill = new Map<string, string>();
   #scheduled = false;
+  /** The wait before the next retry of a failed write (ms); 0: none failed. */
+  #retryMs = 0;
 
   constructor(redis: Redis, prefix: string, logger: Logger) {
     this.#redis = redis;
-    this.#key = `${prefix}:agent-search:v1`;
+    this.key = `${prefix}:agent-search:v1:${RULES}`;
     this.#logger = logger;
   }
 
@@ -58,29 +79,36 @@ export class AgentSearchIndex {
     uids: readonly string[],
     load: (uids: readonly string[]) => Promise<Array<Readonly<AgentState>>>,
   ): Promise<string[]> {
-    const texts = new Map<string, string>();
+    // Only uids are kept from the scan (the matches, and which have an entry), not texts.
+    const stored = new Set(uids);
+    const matched = new Set<string>();
+    const indexed = new Set<string>();
+    const gone: string[] = [];
     let cursor = "0";
     do {
-      const [next, flat] = await this.#redis.hscan(this.#key, cursor, "COUNT", 5000);
+      const [next, flat] = await this.#redis.hscan(this.key, cursor, "COUNT", 5000);
       cursor = next;
-      for (let i = 0; i + 1 < flat.length; i += 2) texts.set(flat[i] as string, flat[i + 1] ?? "");
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const uid = flat[i] as string;
+        if (!stored.has(uid)) gone.push(uid);
+        else if (!indexed.has(uid)) {
+          indexed.add(uid);
+          if (flat[i + 1]?.includes(needle)) matched.add(uid);
+        }
+      }
     } while (cursor !== "0");
-    const missing = uids.filter((u) => !texts.has(u));
+    const missing = uids.filter((u) => !indexed.has(u));
     for (let i = 0; i < missing.length; i += 500) {
       const loaded = await load(missing.slice(i, i + 500));
       for (const state of loaded) {
         const text = searchText(state);
-        texts.set(state.instanceUid, text);
+        if (text.includes(needle)) matched.add(state.instanceUid);
         this.#backfill.set(state.instanceUid, text);
       }
       this.#schedule();
     }
-    if (texts.size > uids.length) {
-      const stored = new Set(uids);
-      const gone = [...texts.keys()].filter((u) => !stored.has(u));
-      if (gone.length > 0) await this.#redis.hdel(this.#key, ...gone);
-    }
-    return uids.filter((u) => texts.get(u)?.includes(needle));
+    if (gone.length > 0) await this.#redis.hdel(this.key, ...gone);
+    return uids.filter((u) => matched.has(u));
   }
 
   #schedule(): void {
@@ -95,17 +123,22 @@ export class AgentSearchIndex {
     this.#pending = new Map();
     this.#backfill = new Map();
     const pipeline = this.#redis.pipeline();
-    if (changed.size > 0) pipeline.hset(this.#key, Object.fromEntries(changed));
-    for (const [uid, text] of read) if (!changed.has(uid)) pipeline.hsetnx(this.#key, uid, text);
+    if (changed.size > 0) pipeline.hset(this.key, Object.fromEntries(changed));
+    for (const [uid, text] of read) if (!changed.has(uid)) pipeline.hsetnx(this.key, uid, text);
     try {
       const failed = (await pipeline.exec())?.find(([err]) => err);
       if (failed?.[0]) throw failed[0];
+      this.#retryMs = 0;
     } catch (err) {
-      // The next search indexes what is missing; a changed text waits for the next change.
+      // A changed text is written again (unless a newer one waits); a text read by a
+      // search is not needed: the next search indexes what is missing.
+      for (const [uid, text] of changed) if (!this.#pending.has(uid)) this.#pending.set(uid, text);
+      this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs * 2 || RETRY_MS);
       this.#logger.warn(
-        { err, agents: changed.size + read.size },
-        "agent search index not written",
+        { err, agents: changed.size + read.size, retryMs: this.#retryMs },
+        "agent search index not written; will retry",
       );
+      if (changed.size > 0) setTimeout(() => this.#schedule(), this.#retryMs).unref();
     }
   }
 }

@@ -73,6 +73,8 @@ export class ConsoleFeed {
   #timer: NodeJS.Timeout | undefined;
   #unfollow: (() => void) | undefined;
   #unsubscribe: Array<() => void> = [];
+  /** close() was called (and start() not called again since). */
+  #closed = false;
 
   constructor(options: ConsoleFeedOptions) {
     this.#options = options;
@@ -88,6 +90,7 @@ export class ConsoleFeed {
 
   async start(): Promise<void> {
     const { events, rollouts } = this.#options;
+    this.#closed = false;
     const agent = ({ instanceUid }: { instanceUid: string }) => this.#agentChanged(instanceUid);
     this.#unsubscribe.push(
       events.on("connected", (e) => {
@@ -122,6 +125,8 @@ export class ConsoleFeed {
       },
       maxMessageBytes: MAX_MESSAGE_BYTES,
     });
+    // Closed while subscribing: close() found nothing to unfollow.
+    if (this.#closed) this.close();
   }
 
   /** The served commit or the head's validation changed. */
@@ -136,6 +141,7 @@ export class ConsoleFeed {
   }
 
   close(): void {
+    this.#closed = true;
     for (const u of this.#unsubscribe) u();
     this.#unsubscribe = [];
     clearTimeout(this.#timer);

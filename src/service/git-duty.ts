@@ -82,7 +82,13 @@ export class GitDuty implements CommitExchange {
           "the announced Git head was not shared through Redis: fetched it from the remote",
         );
     });
+    this.#closed = false;
     let held = await this.lease.acquire().catch(() => false);
+    // Closed meanwhile: close() may have released before the lease was won.
+    if (this.#closed) {
+      if (held) await this.lease.release();
+      return;
+    }
     if (held)
       this.#options.logger.info({ fence: this.lease.fence }, "fetching Git for all replicas");
     this.lease.campaign((now) => {
@@ -103,6 +109,12 @@ export class GitDuty implements CommitExchange {
       decode: headMessage,
       maxMessageBytes: 128,
     });
+    // Closed while subscribing: close() found nothing to unfollow.
+    if (this.#closed) {
+      this.#unfollow();
+      this.#unfollow = undefined;
+      return;
+    }
     if (this.lease.held) this.#options.onHolder?.();
   }
 

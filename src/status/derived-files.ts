@@ -104,7 +104,13 @@ export class DerivedFiles {
     this.version++;
   }
 
-  async #refreshRollouts(): Promise<void> {
+  /**
+   * Reads the progress of every rollout changed since the last read; `render` uses what was
+   * read last. The writer reads it before rendering its dirty agents, so that a commit never
+   * shows a rollout further on than the agent files it holds (an agent's report reaches its
+   * state before the rollout it advances).
+   */
+  async readRollouts(): Promise<void> {
     const source = this.#rollouts;
     if (!source) return;
     const groups = this.#allRolloutsDirty
@@ -170,7 +176,6 @@ export class DerivedFiles {
     agents: Iterable<AgentFacts>,
     existingGroupPaths: Iterable<string>,
   ): Promise<{ files: DerivedFile[]; removed: string[] }> {
-    await this.#refreshRollouts();
     const desired = this.#desired;
     const servedCommit = desired ? this.#alias(desired.commit) : null;
     const v0 = this.#validation;

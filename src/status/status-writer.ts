@@ -357,12 +357,19 @@ export class StatusWriter {
     if (this.#closed && !this.#closing) return { ...idle, skipped: "closed" };
     await this.recorder.settled();
     if (!(await this.#becomeWriter())) return { ...idle, skipped: "not-writer" };
+    // Rollout progress first, then the agents: a report that advances a rollout reaches the
+    // agent's state (and its dirty mark) before the rollout, so every agent file rendered
+    // after this read is at least as new as the progress it is committed with. Read after,
+    // a report arriving while the agents render would show a rollout completed next to agent
+    // files still applying. A change after this read bumps the version: the next flush.
+    const derivedVersion = this.derived.version;
+    await this.derived.readRollouts();
+    await this.recorder.settled();
     await this.recorder.renderDirty(this.#keepLock());
     await this.#sweep();
     const pending = await this.store.read();
-    if (pending.length === 0 && this.derived.version === this.#derivedVersion)
+    if (pending.length === 0 && derivedVersion === this.#derivedVersion)
       return { ...idle, ms: performance.now() - t0 };
-    const derivedVersion = this.derived.version;
     const plan = await planFlush(pending, this.#committed, this.derived);
     const objects = this.#objects as ObjectWriter;
     const packer = this.#packer;

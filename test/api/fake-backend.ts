@@ -94,7 +94,13 @@ export class FakeBackend implements AdminBackend {
     const after = q.after;
     const rest = after === undefined ? all : all.filter((a) => a.instanceUid > after);
     const page = rest.slice(offset, q.limit === undefined ? undefined : offset + q.limit);
-    return { agents: page.map((a) => this.#record(a)), total: all.length };
+    const last = page.at(-1)?.instanceUid;
+    const more = last !== undefined && rest.at(-1)?.instanceUid !== last;
+    return {
+      agents: page.map((a) => this.#record(a)),
+      total: all.length,
+      ...(more ? { next: last } : {}),
+    };
   }
 
   async agent(uid: string) {

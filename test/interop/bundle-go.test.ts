@@ -207,12 +207,16 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
     const gitdir = join(repo.dir, ".git");
     const file = (tree: Map<string, unknown>, uid: string) =>
       tree.get(`status/agents/edge/${uid}.yaml`);
-    const tree = await until("status files with packages installed", () => {
+    // Both last reports must have reached the branch: the helper syncs packages while its
+    // config is APPLYING (200 ms), so "installed" next to APPLYING is a true state a flush may
+    // commit, and the initial rollout completed before the agents joined (no barrier).
+    const tree = await until("status files with packages installed and config applied", () => {
       if (!git(gitdir, "for-each-ref", "refs/heads/opamp-status").trim()) return undefined;
       const t = readStatusTree(gitdir, "opamp-status");
       return uids.every(
         (u) =>
-          get(file(t, u), "bundle", "packages", "packages", "plugin", "status") === "installed",
+          get(file(t, u), "bundle", "packages", "packages", "plugin", "status") === "installed" &&
+          get(file(t, u), "remoteConfig", "status") === "APPLIED",
       )
         ? t
         : undefined;

@@ -6,6 +6,7 @@ import {
   encodeAgentToServer,
   encodeServerToAgent,
   encodeSubMessage,
+  messageType,
 } from "../../src/opamp/codec.js";
 import { MalformedMessageError } from "../../src/opamp/errors.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../../src/opamp/framing.js";
@@ -63,6 +64,27 @@ describe("codec", () => {
     // AcceptsStatus, OffersRemoteConfig, AcceptsEffectiveConfig, OffersPackages,
     // AcceptsPackagesStatus, OffersConnectionSettings.
     assert.equal(reply.capabilities, 0x1n | 0x2n | 0x4n | 0x8n | 0x10n | 0x20n);
+  });
+
+  test("plain replies (copied from a cached encoding) carry each agent's uid and flags, byte for byte", () => {
+    const type = messageType("ServerToAgent");
+    const uids = [uid, new Uint8Array(16).fill(9), Uint8Array.from({ length: 16 }, (_, i) => i)];
+    const sent: Uint8Array[] = [];
+    for (const [i, instanceUid] of uids.entries()) {
+      for (const flags of [undefined, 1n, 3n]) {
+        const bytes = encodeServerToAgent({ instanceUid, ...(flags ? { flags } : {}) });
+        const reference = type
+          .encode({ instanceUid, ...(flags ? { flags: Number(flags) } : {}), capabilities: 0x3f })
+          .finish();
+        assert.deepEqual(Buffer.from(bytes), Buffer.from(reference), `uid ${i}, flags ${flags}`);
+        sent.push(bytes);
+      }
+    }
+    // Each reply owns its bytes: a later one does not overwrite an earlier one.
+    const first = decodeServerToAgent(sent[0] as Uint8Array).instanceUid as Uint8Array;
+    assert.deepEqual(Buffer.from(first), Buffer.from(uid));
+    const custom = decodeServerToAgent(encodeServerToAgent({ instanceUid: uid, capabilities: 5n }));
+    assert.equal(custom.capabilities, 5n);
   });
 });
 

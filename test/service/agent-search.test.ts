@@ -2,14 +2,17 @@
  * The agent search index against a real Redis: the first search
  * indexes agents stored before the index, later ones load only what the index matches; a
  * description change is indexed from the agent events; entries of agents no longer stored go;
+ * a change whose write failed is written again; the index is keyed by the redaction rules;
  * and the search finds what views show, not hidden values.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import pino from "pino";
 import { AgentEvents } from "../../src/opamp/index.js";
+import { REDACTION_RULES_VERSION } from "../../src/redact/index.js";
 import { AgentSearchIndex } from "../../src/service/agent-search.js";
 import { fakeAgent } from "../api/fake-backend.js";
+import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
@@ -34,7 +37,7 @@ test("search: indexes what is missing once, then loads only the matches", async 
 
   assert.deepEqual(await index.search("berlin", uids, load), [uid(1), uid(3)]);
   assert.deepEqual(loaded.sort(), uids, "the first search indexes every agent");
-  const key = `${prefix}:agent-search:v1`;
+  const key = index.key;
   await waitFor("the index written", async () => (await redis.hlen(key)) === 4);
 
   loaded.length = 0;
@@ -82,4 +85,40 @@ test("a redacted attribute value is not searchable", async () => {
   const load = async () => [agent];
   assert.deepEqual(await index.search("visible-host", [uid(9)], load), [uid(9)]);
   assert.deepEqual(await index.search(secret.slice(0, 12), [uid(9)], load), []);
+});
+
+test("a change whose write failed is written again", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  const log = capturedLogger("warn");
+  const index = new AgentSearchIndex(redis, prefix, log.logger);
+  const events = new AgentEvents();
+  defer(index.watch(events));
+  // A string where the hash belongs: every HSET fails (WRONGTYPE) until it is gone.
+  await redis.set(index.key, "in the way");
+  const agent = fakeAgent(uid(8), { "host.name": "Changed-Host" });
+  if (!agent.description) throw new Error("the fake agent has a description");
+  events.emit("descriptionChanged", {
+    instanceUid: uid(8),
+    description: agent.description,
+    agent,
+  });
+  await waitFor("the failed write logged", () =>
+    log.lines.some((l) => /agent search index not written/.test(String(l.msg))),
+  );
+  await redis.del(index.key);
+  await waitFor(
+    "the change written on retry",
+    async () => (await redis.hget(index.key, uid(8)))?.includes("changed-host") === true,
+  );
+});
+
+test("the index is keyed by the redaction rules its texts went through", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  const index = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
+  assert.match(
+    index.key,
+    new RegExp(`^${prefix}:agent-search:v1:r${REDACTION_RULES_VERSION}-[0-9a-f]{12}$`),
+  );
 });

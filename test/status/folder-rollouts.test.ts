@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { RemoteConfigStatus } from "../../src/opamp/capabilities.js";
+import type { AgentState } from "../../src/opamp/index.js";
 import type { GroupRolloutInfo, RolloutStatusSource } from "../../src/status/model.js";
 import { groupFilePath } from "../../src/status/paths.js";
 import { type FlushResult, StatusWriter } from "../../src/status/status-writer.js";
@@ -166,6 +168,72 @@ describe("folder mode, rollouts and the timer", () => {
     assert.equal(get(g, "rollout", "reason"), "2 of 5 agents failed");
     assert.equal(get(g, "rollout", "failures", 0, "error"), "bad exporter");
     assert.deepEqual(get(g, "history"), [], "the current rollout is not repeated in history");
+    await w.close();
+  });
+
+  test("a report arriving while agents render never shows a rollout ahead of its agent files", async () => {
+    const uid = uidOf(42);
+    const hash = "d".repeat(64);
+    let agent: AgentState = fakeAgent(uid, {
+      reportedHash: hash,
+      status: RemoteConfigStatus.APPLYING,
+    });
+    const current = {
+      id: "edge@4d4d4d4",
+      state: "in-progress" as const,
+      from: { hash: "a".repeat(64), commit: "1".repeat(40) },
+      target: { hash, commit: "4d4d4d4".padEnd(40, "0") },
+      stage: 0,
+      stages: 1,
+      percent: 100,
+      members: 1,
+      cohort: 1,
+      applied: 0,
+      failed: 0,
+      pending: 1,
+      startedAt: Date.now(),
+      failures: [],
+    };
+    rollouts.set("edge", { current, history: [] });
+    let arrived = false;
+    const w = newWriter({
+      prefix: `${redis.prefix}:order`,
+      agents: {
+        list: async () => [uid],
+        // The flush loads the agent's state to render it; right after, its APPLIED report
+        // arrives: the state first, then the rollout it completes (the service's order).
+        load: async () => {
+          const loaded = agent;
+          if (!arrived) {
+            arrived = true;
+            queueMicrotask(() => {
+              agent = fakeAgent(uid, { reportedHash: hash, status: RemoteConfigStatus.APPLIED });
+              void w.recordAgent(agent);
+              const done = { ...current, state: "completed" as const, applied: 1, pending: 0 };
+              rollouts.set("edge", { current: { ...done, endedAt: Date.now() }, history: [] });
+            });
+          }
+          return loaded;
+        },
+      },
+    });
+    await w.recordAgent(agent);
+    await w.settled();
+    const agentFile = (t: Map<string, unknown>) =>
+      t.get([...t.keys()].find((p) => p.includes(uid)) ?? "missing");
+    for (let i = 0; i < 2; i++) {
+      const r = await w.flush();
+      assert.ok(r.commit, `flush ${i} commits`);
+      const tree = readStatusTree(gitdir, "main");
+      const state = get(tree.get(groupFilePath("edge")), "rollout", "state");
+      const status = get(agentFile(tree), "remoteConfig", "status");
+      if (state === "completed") assert.equal(status, "APPLIED", `flush ${i}: ${r.message}`);
+      else assert.equal(status, "APPLYING", `flush ${i}: ${r.message}`);
+    }
+    const tree = readStatusTree(gitdir, "main");
+    assert.equal(get(tree.get(groupFilePath("edge")), "rollout", "state"), "completed");
+    assert.equal(get(agentFile(tree), "remoteConfig", "status"), "APPLIED");
+    rollouts.info.delete("edge");
     await w.close();
   });
 
