@@ -28,6 +28,7 @@ import { pino } from "pino";
 import { connectRedis, deleteKeysWithPrefix } from "../src/redis.js";
 import { Service } from "../src/service/service.js";
 import { loadSettings } from "../src/settings.js";
+import { type HealthzPoller, pollHealthz } from "./healthz-poller.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 8);
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 4);
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
   });
   const { opampPort, apiPort } = await service.start();
   const url = `ws://127.0.0.1:${opampPort}/v1/opamp`;
+  let poller: HealthzPoller | undefined;
   try {
     console.log(
       `hostile agents benchmark: ${AGENTS} agents × ${REPORTS} maximal reports, then a ${FLOOD_MIB} MiB flood that is never read`,
@@ -79,32 +81,23 @@ async function main(): Promise<void> {
     // 1. Maximal reports.
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
-    let worstHealthz = 0;
-    let polls = 0;
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const started = performance.now();
-        const res = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
-        await res.arrayBuffer();
-        worstHealthz = Math.max(worstHealthz, performance.now() - started);
-        polls++;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    poller = pollHealthz(`http://127.0.0.1:${apiPort}/healthz`);
     const cpuBefore = threadCpu();
     const sent = await runChild(["reports", url, String(AGENTS), String(REPORTS)]);
     const cpuAfter = threadCpu();
     delay.disable();
-    const healthzDuringReports = worstHealthz;
+    const healthzDuringReports = poller.worstMs;
     // Then the status writer renders and commits what the agents reported (Git objects of
     // ~1.5 MB per agent): measured apart, since it is the status writer's cost, not the port's.
     const flushDelay = monitorEventLoopDelay({ resolution: 10 });
     flushDelay.enable();
-    await service.status?.flush();
+    // A failed flush is a result to report (the lock lost, the disk full), not a crash.
+    const flushError = await service.status?.flush().then(
+      () => undefined,
+      (err: Error & { code?: string }) => `${err.code ?? err.name}: ${err.message}`,
+    );
     flushDelay.disable();
-    polling = false;
-    await poller;
+    await poller.stop();
     const worstDelay = delay.max / 1e6;
     const pool = service.opamp.decoder.stats;
     console.log(
@@ -124,7 +117,7 @@ async function main(): Promise<void> {
       `  worst /healthz latency while agents report: ${healthzDuringReports.toFixed(0)} ms; target < ${TARGET_MS} ms ${healthzDuringReports < TARGET_MS ? "✓" : "✗"}`,
     );
     console.log(
-      `  status flush of those reports: worst event-loop delay ${(flushDelay.max / 1e6).toFixed(0)} ms; worst /healthz latency overall ${worstHealthz.toFixed(0)} ms over ${polls} polls`,
+      `  status flush of those reports: ${flushError ? `FAILED (${flushError}); ` : ""}worst event-loop delay ${(flushDelay.max / 1e6).toFixed(0)} ms; worst /healthz latency overall ${poller.worstMs.toFixed(0)} ms over ${poller.polls} polls${poller.failures > 0 ? `, ${poller.failures} failed (${poller.firstError})` : ""}`,
     );
 
     // 2. A client that never reads (a raw socket: it does not even answer pings).
@@ -177,6 +170,7 @@ async function main(): Promise<void> {
       `  RSS growth under the never-reading client: ${mb(peak - before)} at the peak; ${mb(after - before)} after it was dropped (of which JS heap ${mb(memAfter.heapUsed - memBefore.heapUsed)}, buffers ${mb(memAfter.external - memBefore.external)})`,
     );
   } finally {
+    await poller?.stop();
     await service.close();
     await deleteKeysWithPrefix(redis, prefix);
     redis.disconnect();

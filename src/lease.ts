@@ -9,6 +9,9 @@
  * - `<key>:fence`: a counter INCRemented at each acquisition: the fencing token. It only grows,
  *   so a write made under an old lease can be told from one made under the current one.
  *
+ * A holder whose key expired while nobody else took the lease gets it back at its next renewal
+ * (same value, same fence): a long flush under load keeps its lease while its process lives.
+ *
  * Fencing: a write that must come from the current holder only checks, in the same Lua script
  * that writes, that `GET <key>` still equals `value` (see `FENCE_CHECK_LUA`). A holder that
  * stalled past the TTL (a long GC pause, cut off from Redis) and resumes therefore cannot
@@ -34,8 +37,15 @@ if string.sub(cur, -#ARGV[1] - 1) == ':' .. ARGV[1] then
 end
 return false
 `;
+// An expired key is taken back only if no acquisition happened since (the fence counter still
+// holds this value's fence): no other holder existed in between, so fencing is intact.
 const RENEW_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if cur == false and redis.call('GET', KEYS[2]) == string.match(ARGV[1], '^(%d+):') then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0
 `;
 const RELEASE_LUA = `
@@ -48,7 +58,7 @@ export const FENCE_CHECK_LUA = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then re
 
 interface Scripts {
   leaseAcquire(key: string, fence: string, id: string, ttl: string): Promise<string | null>;
-  leaseRenew(key: string, value: string, ttl: string): Promise<number>;
+  leaseRenew(key: string, fence: string, value: string, ttl: string): Promise<number>;
   leaseRelease(key: string, value: string): Promise<number>;
 }
 
@@ -75,7 +85,7 @@ export class Lease {
     this.#ttl = options.ttlMs ?? 5_000;
     this.#onLost = options.onLost;
     redis.defineCommand("leaseAcquire", { numberOfKeys: 2, lua: ACQUIRE_LUA });
-    redis.defineCommand("leaseRenew", { numberOfKeys: 1, lua: RENEW_LUA });
+    redis.defineCommand("leaseRenew", { numberOfKeys: 2, lua: RENEW_LUA });
     redis.defineCommand("leaseRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
     this.#redis = redis as Redis & Scripts;
   }
@@ -117,11 +127,21 @@ export class Lease {
     return true;
   }
 
-  /** Extends the lease; false (and `onLost`) when it is no longer ours. */
+  /**
+   * Extends the lease; false (and `onLost`) when it is no longer ours. A key that expired
+   * (this process stalled past the TTL: a blocked event loop, a slow Redis) is taken back
+   * with the same value when nobody acquired the lease since; once another replica did, the
+   * fence counter moved and the lease stays lost.
+   */
   async renew(): Promise<boolean> {
     const value = this.#value;
     if (!value) return false;
-    const ok = await this.#redis.leaseRenew(this.key, value, String(this.#ttl));
+    const ok = await this.#redis.leaseRenew(
+      this.key,
+      `${this.key}:fence`,
+      value,
+      String(this.#ttl),
+    );
     if (ok === 1) return true;
     if (this.#value !== value) return this.held;
     this.#drop();

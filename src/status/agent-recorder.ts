@@ -173,13 +173,15 @@ export class AgentRecorder {
   /**
    * Renders every dirty agent once and records what changed (the status writer, at each
    * flush). Resolves how many files changed. Throws when Redis or the renderer failed; the
-   * agents not rendered yet stay dirty.
+   * agents not rendered yet stay dirty. `between` runs after each slice (the writer renews its
+   * lock there); what it throws stops the rendering and is thrown.
    */
-  async renderDirty(): Promise<number> {
+  async renderDirty(between?: () => Promise<void>): Promise<number> {
     const entries = await this.dirty.read();
     let changed = 0;
     for (let i = 0; i < entries.length; i += SLICE) {
       changed += await this.#renderSlice(entries.slice(i, i + SLICE));
+      await between?.();
       // Between slices the OpAMP server and the admin API get the event loop.
       await new Promise<void>((r) => setImmediate(r));
     }

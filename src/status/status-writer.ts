@@ -38,6 +38,7 @@ import { AgentRecorder, type Placement, UNASSIGNED_PLACEMENT } from "./agent-rec
 import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
 import { effectiveConfigStatus } from "./effective-config.js";
+import { LockLostError } from "./errors.js";
 import { type CommittedFacts, planFlush } from "./flush-plan.js";
 import { ObjectWriter, Packer, type PackResult } from "./git-store/index.js";
 import { WriterLock } from "./lock.js";
@@ -364,7 +365,7 @@ export class StatusWriter {
     const derivedVersion = this.derived.version;
     await this.derived.readRollouts();
     await this.recorder.settled();
-    await this.recorder.renderDirty();
+    await this.recorder.renderDirty(this.#keepLock());
     await this.#sweep();
     const pending = await this.store.read();
     if (pending.length === 0 && derivedVersion === this.#derivedVersion)
@@ -410,6 +411,21 @@ export class StatusWriter {
     }
     this.#events.emit("flushed", result);
     return result;
+  }
+
+  /**
+   * Renews the lock between render slices, at most every TTL/3 (the lease's own timer may
+   * starve while a long flush keeps the event loop busy). A lock that another replica took
+   * stops the flush here (LockLostError), before anything more is rendered.
+   */
+  #keepLock(): () => Promise<void> {
+    const every = (this.#options.lockTtlMs ?? 30_000) / 3;
+    let last = performance.now();
+    return async () => {
+      if (performance.now() - last < every) return;
+      if (!(await this.#lock.renew())) throw new LockLostError(this.branch);
+      last = performance.now();
+    };
   }
 
   /** Records the removal of agents offline for longer than the retention period. */

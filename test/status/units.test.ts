@@ -520,6 +520,33 @@ describe("pending store and writer lock (Redis)", () => {
     assert.deepEqual([...(await s.placements()).keys()], [uidOf(8)]);
   });
 
+  test("an agent re-claimed after a sweep, in the state recorded before it, is rendered connected again", async (t) => {
+    const s = new PendingStore(r.redis, { prefix: `${r.prefix}:reclaim`, branch: "opamp-status" });
+    const silent = { debug() {}, info() {}, warn() {}, error() {} };
+    const uid = uidOf(9);
+    const before = fakeAgent(uid, { now: 1_000 });
+    let state: AgentState = before;
+    const source = { list: async () => [uid], load: async () => state };
+    const place = () => ({ group: "edge", desiredHash: null, desiredCommit: null });
+    const rec = new AgentRecorder(s, place, silent, {}, source);
+    t.after(() => rec.close());
+    const content = async () => (await s.read()).find((p) => p.path.endsWith(`${uid}.yaml`));
+    await rec.record(state);
+    await rec.renderDirty();
+    assert.match((await content())?.content ?? "", /connected: true/);
+    // The liveness sweep marks it disconnected; the writer renders that.
+    state = { ...before, connected: false, lastDisconnectedAt: 2_000 };
+    await rec.record(state);
+    await rec.renderDirty();
+    assert.match((await content())?.content ?? "", /connected: false/);
+    // Re-claimed: the same state as before the sweep, event for event.
+    state = before;
+    await rec.record(state);
+    await rec.renderDirty();
+    assert.match((await content())?.content ?? "", /connected: true/);
+    assert.equal(rec.rendered, 3, "the fingerprint is of the last render, not of past events");
+  });
+
   test("one lock holder; only the holder renews or releases", async () => {
     const key = `${r.prefix}:lock`;
     let lost = 0;
