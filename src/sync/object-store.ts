@@ -114,16 +114,13 @@ export class ObjectStore {
     }
   }
 
-  /**
-   * A blob's content. Loose objects are asked for in their stored (deflated) form, then
-   * inflated and SHA-1-checked with node:zlib and node:crypto: isomorphic-git would inflate
-   * them in JavaScript (pako) and hash them with WebCrypto (a thread-pool job per object).
-   * Packed objects come inflated and checked from isomorphic-git's pack reader.
-   */
-  async readBlob(oid: string): Promise<Uint8Array> {
-    let result: Awaited<ReturnType<typeof git.readObject>>;
+  /** An object as isomorphic-git stores it: deflated if loose, inflated if packed. */
+  async #readStored(
+    oid: string,
+    what: string,
+  ): Promise<Awaited<ReturnType<typeof git.readObject>>> {
     try {
-      result = await git.readObject({
+      return await git.readObject({
         fs: this.#fs,
         gitdir: this.gitdir,
         oid,
@@ -131,8 +128,18 @@ export class ObjectStore {
         cache: this.#cache,
       });
     } catch (err) {
-      throw new ObjectReadError(`blob ${oid}`, err);
+      throw new ObjectReadError(what, err);
     }
+  }
+
+  /**
+   * A blob's content. Loose objects are asked for in their stored (deflated) form, then
+   * inflated and SHA-1-checked with node:zlib and node:crypto: isomorphic-git would inflate
+   * them in JavaScript (pako) and hash them with WebCrypto (a thread-pool job per object).
+   * Packed objects come inflated and checked from isomorphic-git's pack reader.
+   */
+  async readBlob(oid: string): Promise<Uint8Array> {
+    const result = await this.#readStored(oid, `blob ${oid}`);
     if (result.format === "content" && result.type === "blob") return result.object;
     if (result.format !== "deflated") throw new ObjectReadError(`blob ${oid} (a ${result.type})`);
     return unwrapLoose(oid, "blob", result.object);
@@ -144,18 +151,7 @@ export class ObjectStore {
    * wrapped and deflated here.
    */
   async readLoose(oid: string): Promise<Buffer> {
-    let result: Awaited<ReturnType<typeof git.readObject>>;
-    try {
-      result = await git.readObject({
-        fs: this.#fs,
-        gitdir: this.gitdir,
-        oid,
-        format: "deflated",
-        cache: this.#cache,
-      });
-    } catch (err) {
-      throw new ObjectReadError(`object ${oid}`, err);
-    }
+    const result = await this.#readStored(oid, `object ${oid}`);
     if (result.format === "deflated") return Buffer.from(result.object);
     if (result.format !== "content") throw new ObjectReadError(`object ${oid} (${result.format})`);
     const body = result.object;
