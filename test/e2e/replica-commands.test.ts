@@ -7,7 +7,8 @@
  * - `restart` asked of replica A, by uid and by group, sends RESTART to agents connected to
  *   B, which answers A with the outcomes; A records who asked;
  * - a restart asked of the replica that is not the status writer, for an agent connected to
- *   it, shows on the agent's status file (`lastCommand:`, who asked) written by the other.
+ *   it, shows on the agent's status file (`lastCommand:`, who asked) written by the other;
+ *   the entry is deleted with the file once the service forgets the agent.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -221,11 +222,11 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
   });
 
   test("a restart asked of the non-writer replica shows on the status branch with who asked", async () => {
-    const writer = await waitForValue(
+    const writer = (await waitForValue(
       "a status writer",
       async () => replicas.find((r) => r.service.status?.isWriter),
       (r) => r !== undefined,
-    );
+    )) as Replica;
     const other = writer === a ? b : a;
     const agent = await connected(other);
     const uid = uidToString(agent.uid);
@@ -250,5 +251,22 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
     assert.equal(get(recorded, "lastCommand", "type"), "restart");
     assert.equal(get(recorded, "lastCommand", "result"), "sent");
     assert.match(String(get(recorded, "lastCommand", "by")), /^api:.+@host/);
+    // Bounded: once the service forgets the agent, its file and its last command go.
+    const lastKey = `${redis.prefix}:last-command`;
+    assert.equal(await writer.redis.hexists(lastKey, uid), 1);
+    agent.close();
+    await waitForValue(
+      "the disconnect stored",
+      () => other.service.opamp.store.load(uid),
+      (s) => s?.connected === false,
+    );
+    await writer.redis.del(`${redis.prefix}:agent:${uid}`);
+    await writer.service.status?.reconcile([uid]);
+    await waitForValue(
+      "the file removed",
+      async () => file(),
+      (f) => f === undefined,
+    );
+    assert.equal(await writer.redis.hexists(lastKey, uid), 0);
   });
 });
