@@ -8,8 +8,9 @@
  * `renderDirty()` at each flush: every dirty agent is rendered once from its state as the
  * agent source holds it then (the service: the live agent, else Redis), however many changes
  * it had since the last flush, and recorded in the pending store (pending-store.ts).
- * Rendering runs in a worker thread (agent-render.ts) in slices of 50 agents, one Redis round
- * trip each, yielding to the event loop between slices.
+ * Rendering runs in worker threads (agent-render.ts) in slices of 50 agents, one Redis round
+ * trip each, yielding to the event loop between slices; slices overlap, up to one per worker
+ * plus one waiting for Redis.
  *
  * An agent is rendered again only when its inputs (reported sub-messages, connection state,
  * placement) changed since this process last rendered it (a fingerprint, forgotten when the
@@ -179,13 +180,34 @@ export class AgentRecorder {
   async renderDirty(between?: () => Promise<void>): Promise<number> {
     const entries = await this.dirty.read();
     let changed = 0;
-    for (let i = 0; i < entries.length; i += SLICE) {
-      changed += await this.#renderSlice(entries.slice(i, i + SLICE));
-      await between?.();
+    // Slices overlap (disjoint agents): while one waits for Redis, the next ones render, one
+    // per worker thread. A failed slice stops new ones; those in flight finish first.
+    const window = this.#renderer.parallelism + 1;
+    const inFlight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    for (let i = 0; i < entries.length && !failure; i += SLICE) {
+      const slice = entries.slice(i, i + SLICE);
+      const run: Promise<void> = this.#renderSlice(slice).then(
+        async (n) => {
+          changed += n;
+          await between?.();
+        },
+        (err: unknown) => {
+          failure ??= { err };
+        },
+      );
+      const tracked = run.catch((err: unknown) => {
+        failure ??= { err };
+      });
+      inFlight.add(tracked);
+      void tracked.finally(() => inFlight.delete(tracked));
+      if (inFlight.size >= window) await Promise.race(inFlight);
       // Between slices the OpAMP server and the admin API get the event loop.
       await new Promise<void>((r) => setImmediate(r));
     }
+    await Promise.all(inFlight);
     this.recorded += changed;
+    if (failure) throw failure.err;
     return changed;
   }
 
