@@ -52,6 +52,7 @@ import { GitDuty } from "./git-duty.js";
 import { certificateGroups } from "./group-scope.js";
 import { IncompatibleAgents } from "./incompatible-agents.js";
 import { incompatibleFindings } from "./incompatible-check.js";
+import { LastCommands } from "./last-commands.js";
 import { ServiceMetrics } from "./metrics.js";
 import { PackageStore } from "./package-store.js";
 import { createStatusWriter } from "./status-wiring.js";
@@ -104,11 +105,8 @@ export class Service {
   /** `--package-dir`; undefined without it. */
   readonly packages: PackageStore | undefined;
   readonly #downloads: { grantKey?: Buffer } = {};
-  /** Last command per agent uid (this process's requests and, from start, Redis' list). */
-  readonly #lastCommand = new Map<
-    string,
-    { type: "restart"; by: string; at: string; result: string }
-  >();
+  /** Last command per agent uid, in Redis for every replica (the status files' lastCommand). */
+  readonly #lastCommands: LastCommands;
   /** Agents left out of their group's rollout for lacking a component type (any replica). */
   readonly incompatible: IncompatibleAgents;
   readonly bridge: AgentBridge | undefined;
@@ -300,6 +298,7 @@ export class Service {
           }
         : {}),
     });
+    this.#lastCommands = new LastCommands(redis, s.redisPrefix);
     this.commands = new CommandRelay({
       redis,
       subscriber,
@@ -342,7 +341,7 @@ export class Service {
             provider,
             configs: this.configs,
             bundleOf: (agent) => this.bundleOf(agent),
-            lastCommandOf: (uid) => this.#lastCommand.get(uid),
+            lastCommands: this.#lastCommands,
             configHashOf: (id) => this.bundles.get(id).configHash,
             incompatible: this.incompatible,
             revocation: (uid) => this.agentCredentials.revocation(uid),
@@ -549,9 +548,6 @@ export class Service {
       out.push({ instanceUid: uid, group, result });
       if (result === "not-here") continue;
       this.#p.logger.info({ instanceUid: uid, group, by, result }, "agent restart requested");
-      // Also here: this process may be the status writer, rendering its agents' lastCommand.
-      const at = new Date().toISOString();
-      this.#lastCommand.set(uid, { type: "restart", by, at, result });
     }
     return out;
   }
@@ -560,8 +556,10 @@ export class Service {
    * Sends RESTART (ServerToAgentCommand) to agents connected to any replica or worker (through
    * CommandRelay): the `uids` given, or every connected agent of `group`. Only agents that
    * accept restart commands get it; each is logged by the process holding its connection with
-   * who asked (`by`), and the outcomes are kept in Redis (`<prefix>:commands`, the last 200,
-   * newest first) by this process, for the API and the status branch.
+   * who asked (`by`), and the outcomes are kept in Redis by this process: the log
+   * (`<prefix>:commands`, the last 200, newest first) for the API, and each known agent's last
+   * command (`<prefix>:last-command`, last-commands.ts) in the same transaction, the agents
+   * then marked dirty so the status writer (whichever replica) shows it in their files.
    */
   async restart(
     target: { uids: string[] } | { group: string },
@@ -574,17 +572,32 @@ export class Service {
     if (out.length > 0) {
       const key = `${this.#p.settings.redisPrefix}:commands`;
       const at = new Date().toISOString();
-      for (const o of out)
-        this.#lastCommand.set(o.instanceUid, { type: "restart", by, at, result: o.result });
-      await this.#p.redis
+      // Uids the service does not know are skipped: no status file of theirs would be removed,
+      // so nothing would delete their entries. A "not-here" agent may be known (disconnected).
+      const known = new Set(
+        await Promise.all(
+          out.map(async (o) =>
+            o.result !== "not-here" || (await this.opamp.store.load(o.instanceUid))
+              ? o.instanceUid
+              : undefined,
+          ),
+        ),
+      );
+      const last = new Map(
+        out
+          .filter((o) => known.has(o.instanceUid))
+          .map((o) => [o.instanceUid, { type: "restart" as const, by, at, result: o.result }]),
+      );
+      const tx = this.#p.redis
         .multi()
         .lpush(key, ...out.map((o) => JSON.stringify({ at, command: "restart", by, ...o })))
-        .ltrim(key, 0, 199)
-        .exec();
-      // Recorded on the status branch with the agents' files (re-rendered by the writer).
-      if (this.status?.isWriter)
+        .ltrim(key, 0, 199);
+      await this.#lastCommands.record(tx, last).exec();
+      // Recorded on the status branch with the agents' files: marked dirty from any replica,
+      // the writer renders them (and their last command) at its next flush.
+      if (last.size > 0)
         await this.status
-          .reconcile(out.map((o) => o.instanceUid))
+          ?.reconcile([...last.keys()])
           .catch((err: unknown) =>
             this.#p.logger.warn({ err }, "status: recording the restart request failed"),
           );
@@ -600,18 +613,6 @@ export class Service {
   async start(): Promise<{ opampPort: number; apiPort: number }> {
     await this.configs.load();
     await this.bundles.load();
-    // Oldest first, so each agent keeps its newest command.
-    for (const line of (
-      await this.#p.redis.lrange(`${this.#p.settings.redisPrefix}:commands`, 0, 199)
-    ).reverse()) {
-      const c = JSON.parse(line) as { instanceUid: string; by: string; at: string; result: string };
-      this.#lastCommand.set(c.instanceUid, {
-        type: "restart",
-        by: c.by,
-        at: c.at,
-        result: c.result,
-      });
-    }
     if (this.packages) {
       // One key per fleet (every replica signs alike), made once; never leaves Redis.
       const key = `${this.#p.settings.redisPrefix}:download-key`;

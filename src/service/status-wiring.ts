@@ -6,7 +6,9 @@
  *
  * Agent events only mark agents dirty (on any replica); the writer renders each dirty agent
  * at its next flush from `agents.load` below: the live agent when this replica serves it,
- * else the state in Redis (an agent whose state is gone there gets its file removed).
+ * else the state in Redis (an agent whose state is gone there gets its file removed). Each
+ * render slice first reads its agents' last commands from Redis (last-commands.ts), so a
+ * restart asked through any replica shows in the `lastCommand:` block.
  *
  * When a rollout changes what an agent is served (a stage started, a rollback), no agent event
  * says so; the writer marks those agents dirty (`reconcile`), so their `desiredHash` and
@@ -26,6 +28,7 @@ import {
 import type { FleetSync, GitAuth } from "../sync/index.js";
 import type { ConfigStore } from "./config-store.js";
 import type { FleetProvider } from "./fleet-provider.js";
+import type { LastCommands } from "./last-commands.js";
 import { type IncompatibleSource, RolloutStatusAdapter } from "./rollout-status.js";
 
 /**
@@ -64,8 +67,8 @@ export interface StatusWiringParts {
   configs: ConfigStore;
   /** The agent's bundle beyond its config, for the `bundle:` block (bundle-view.ts). */
   bundleOf?: (agent: Readonly<AgentState>) => AgentBundleStatus | undefined;
-  /** The last command sent to an agent (Service.restart), for the `lastCommand:` block. */
-  lastCommandOf?: (uid: string) => AgentPlacement["lastCommand"];
+  /** The last command sent to each agent (Service.restart), for the `lastCommand:` block. */
+  lastCommands?: LastCommands;
   /** The config hash of a bundle id (its files' hash), for desiredHash. */
   configHashOf?: (bundleId: string) => string;
   /** Agents left out of rollouts for lacking component types, for the group files. */
@@ -107,6 +110,13 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     agents: {
       list: () => opamp.store.list(),
       load: async (uid) => live.get(uid)?.state ?? stale(await opamp.store.load(uid)),
+      // Each slice's last commands in one HMGET (asked through any replica), for placementOf.
+      ...(p.lastCommands
+        ? {
+            beforeRender: (uids: readonly string[]) => (p.lastCommands as LastCommands).load(uids),
+            forgotten: (uids: readonly string[]) => (p.lastCommands as LastCommands).forget(uids),
+          }
+        : {}),
     },
     placement: (agent) => {
       const place = placementOf(agent);
@@ -125,7 +135,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     // A rollout serves a bundle; the agent reports the config hash of its files.
     const desiredHash = served ? (p.configHashOf?.(served.hash) ?? served.hash) : null;
     const bundle = p.bundleOf?.(agent);
-    const lastCommand = p.lastCommandOf?.(agent.instanceUid);
+    const lastCommand = p.lastCommands?.get(agent.instanceUid);
     return {
       group,
       desiredHash,

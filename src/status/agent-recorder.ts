@@ -47,6 +47,14 @@ export interface AgentSource {
   list(): Promise<string[]>;
   /** The agent's current state; undefined when the service no longer knows it. */
   load(uid: string): Promise<Readonly<AgentState> | undefined>;
+  /**
+   * Called once per render slice (at most 50 uids) before its agents are loaded and placed:
+   * the source may fetch what placement needs for them in one round trip. A throw fails the
+   * flush (the agents stay dirty).
+   */
+  beforeRender?(uids: readonly string[]): Promise<void>;
+  /** The agents' status files were removed (gone from the source, or past retention). */
+  forgotten?(uids: readonly string[]): Promise<void>;
 }
 
 const SLICE = 50;
@@ -216,6 +224,7 @@ export class AgentRecorder {
   }
 
   async #renderSlice(entries: readonly DirtyEntry[]): Promise<number> {
+    await this.#source?.beforeRender?.(entries.map((e) => e.uid));
     const states = await Promise.all(entries.map((e) => this.#load(e.uid)));
     const jobs: RenderJob[] = [];
     const jobPrints: string[] = [];
@@ -263,6 +272,7 @@ export class AgentRecorder {
     if (gone.length > 0) {
       changed += await this.#store.removeAgents(gone);
       for (const uid of gone) this.#fingerprints.delete(uid);
+      await this.#source?.forgotten?.(gone);
     }
     await this.dirty.clear(done);
     if (this.#fingerprints.size > FINGERPRINT_LIMIT) this.#fingerprints.clear();

@@ -444,8 +444,10 @@ export class StatusWriter {
       if (f.connected || pending.has(path) || dirty.has(f.uid)) continue;
       const since = f.lastDisconnectedAt ?? f.lastConnectedAt;
       if (since === null || now - since <= retention) continue;
-      await this.store.remove(f.uid, path, notBefore);
+      const removed = await this.store.remove(f.uid, path, notBefore);
       this.recorder.forget(f.uid);
+      // Refused when the agent was recorded meanwhile: its file stays, and what it shows too.
+      if (removed) await this.#options.agents?.forgotten?.([f.uid]);
     }
   }
 

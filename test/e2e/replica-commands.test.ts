@@ -5,7 +5,10 @@
  *   B refuses its minted token, with the credential poll an hour off on both (so only the
  *   published message can explain it);
  * - `restart` asked of replica A, by uid and by group, sends RESTART to agents connected to
- *   B, which answers A with the outcomes; A records who asked.
+ *   B, which answers A with the outcomes; A records who asked;
+ * - a restart asked of the replica that is not the status writer, for an agent connected to
+ *   it, shows on the agent's status file (`lastCommand:`, who asked) written by the other;
+ *   the entry is deleted with the file once the service forgets the agent.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -22,7 +25,8 @@ import { loadSettings } from "../../src/settings.js";
 import { postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
-import { waitFor } from "../helpers/wait.js";
+import { waitFor, waitForValue } from "../helpers/wait.js";
+import { get, git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 
@@ -172,8 +176,11 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
   const commands = (agent: TestAgent) =>
     agent.received.filter((m) => (m.command as { type?: number } | null)?.type === 0).length;
 
-  async function restart(path: string): Promise<Array<{ instanceUid: string; result: string }>> {
-    const res = await fetch(`${a.api}/api/v1/${path}/restart`, {
+  async function restart(
+    path: string,
+    via: Replica = a,
+  ): Promise<Array<{ instanceUid: string; result: string }>> {
+    const res = await fetch(`${via.api}/api/v1/${path}/restart`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Opamp-Gitops-Actor": "bob@host" },
       body: "{}",
@@ -212,5 +219,54 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
       ),
       "B logs who asked",
     );
+  });
+
+  test("a restart asked of the non-writer replica shows on the status branch with who asked", async () => {
+    const writer = (await waitForValue(
+      "a status writer",
+      async () => replicas.find((r) => r.service.status?.isWriter),
+      (r) => r !== undefined,
+    )) as Replica;
+    const other = writer === a ? b : a;
+    const agent = await connected(other);
+    const uid = uidToString(agent.uid);
+    const gitdir = join(repo.dir, ".git");
+    const path = `status/agents/edge/${uid}.yaml`;
+    const file = () =>
+      git(gitdir, "for-each-ref", "refs/heads/opamp-status").trim()
+        ? readStatusTree(gitdir, "opamp-status").get(path)
+        : undefined;
+    await waitForValue(
+      "the agent's status file",
+      async () => file(),
+      (f) => f !== undefined,
+    );
+    const outcome = await restart(`agents/${uid}`, other);
+    assert.deepEqual(outcome, [{ instanceUid: uid, group: "edge", result: "sent" }]);
+    const recorded = await waitForValue(
+      "the restart on the status branch",
+      async () => file(),
+      (f) => get(f, "lastCommand") !== undefined,
+    );
+    assert.equal(get(recorded, "lastCommand", "type"), "restart");
+    assert.equal(get(recorded, "lastCommand", "result"), "sent");
+    assert.match(String(get(recorded, "lastCommand", "by")), /^api:.+@host/);
+    // Bounded: once the service forgets the agent, its file and its last command go.
+    const lastKey = `${redis.prefix}:last-command`;
+    assert.equal(await writer.redis.hexists(lastKey, uid), 1);
+    agent.close();
+    await waitForValue(
+      "the disconnect stored",
+      () => other.service.opamp.store.load(uid),
+      (s) => s?.connected === false,
+    );
+    await writer.redis.del(`${redis.prefix}:agent:${uid}`);
+    await writer.service.status?.reconcile([uid]);
+    await waitForValue(
+      "the file removed",
+      async () => file(),
+      (f) => f === undefined,
+    );
+    assert.equal(await writer.redis.hexists(lastKey, uid), 0);
   });
 });
