@@ -50,7 +50,8 @@ export interface AgentSource {
   /**
    * Called once per render slice (at most 50 uids) before its agents are loaded and placed:
    * the source may fetch what placement needs for them in one round trip. A throw fails the
-   * flush (the agents stay dirty).
+   * flush (the agents stay dirty). Never concurrent: the slice's agents are loaded and placed
+   * before the next slice's call (render slices overlap only after that).
    */
   beforeRender?(uids: readonly string[]): Promise<void>;
   /** The agents' status files were removed (gone from the source, or past retention). */
@@ -116,6 +117,8 @@ export class AgentRecorder {
   readonly #fingerprints = new Map<string, string>();
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   #draining?: Promise<void>;
+  /** The last slice's loading and placing (see #renderSlice). */
+  #staging: Promise<unknown> = Promise.resolve();
   #retry?: NodeJS.Timeout;
   #closed = false;
   /** Files recorded (changed in Redis) since start. */
@@ -223,7 +226,8 @@ export class AgentRecorder {
     return this.#source ? this.#source.load(uid) : this.#memory.get(uid);
   }
 
-  async #renderSlice(entries: readonly DirtyEntry[]): Promise<number> {
+  /** Loads and places a slice's agents: what to render, and what is done or gone. */
+  async #stage(entries: readonly DirtyEntry[]) {
     await this.#source?.beforeRender?.(entries.map((e) => e.uid));
     const states = await Promise.all(entries.map((e) => this.#load(e.uid)));
     const jobs: RenderJob[] = [];
@@ -246,6 +250,15 @@ export class AgentRecorder {
         jobPrints.push(prepared.print);
       }
     });
+    return { states, jobs, jobPrints, done, gone };
+  }
+
+  async #renderSlice(entries: readonly DirtyEntry[]): Promise<number> {
+    // Loading and placing run one slice at a time, in order, though slices overlap: the
+    // source's beforeRender may hold per-slice state (last commands) the next call replaces.
+    const staged = this.#staging.then(() => this.#stage(entries));
+    this.#staging = staged.catch(() => undefined);
+    const { states, jobs, jobPrints, done, gone } = await staged;
     // Parsing and redacting effective configs is the heavy part: off the event loop.
     const results = await this.#renderer.render(jobs);
     this.rendered += jobs.length;

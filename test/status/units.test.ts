@@ -555,6 +555,38 @@ describe("pending store and writer lock (Redis)", () => {
     assert.equal(await rec.dirty.size(), 0);
   });
 
+  test("a source's per-slice state (beforeRender) holds until that slice is placed, though slices overlap", async (t) => {
+    const s = new PendingStore(r.redis, { prefix: `${r.prefix}:staged`, branch: "opamp-status" });
+    const silent = { debug() {}, info() {}, warn() {}, error() {} };
+    const tick = () => new Promise<void>((res) => setImmediate(res));
+    const states = new Map<string, AgentState>();
+    // Like LastCommands: each call replaces what the previous slice loaded.
+    let loaded = new Set<string>();
+    const source = {
+      list: async () => [...states.keys()],
+      load: async (uid: string) => {
+        // Slower than beforeRender: the next slice's call would come first if they overlapped.
+        await new Promise((res) => setTimeout(res, 1));
+        return states.get(uid);
+      },
+      beforeRender: async (uids: readonly string[]) => {
+        await tick();
+        loaded = new Set(uids);
+      },
+    };
+    const misplaced: string[] = [];
+    const place = (a: Readonly<AgentState>) => {
+      if (!loaded.has(a.instanceUid)) misplaced.push(a.instanceUid);
+      return { group: "edge", desiredHash: null, desiredCommit: null };
+    };
+    const rec = new AgentRecorder(s, place, silent, {}, source);
+    t.after(() => rec.close());
+    for (let i = 0; i < 300; i++) states.set(uidOf(i), fakeAgent(uidOf(i)));
+    await rec.mark([...states.keys()]);
+    assert.equal(await rec.renderDirty(), 300);
+    assert.deepEqual(misplaced, []);
+  });
+
   test("an agent re-claimed after a sweep, in the state recorded before it, is rendered connected again", async (t) => {
     const s = new PendingStore(r.redis, { prefix: `${r.prefix}:reclaim`, branch: "opamp-status" });
     const silent = { debug() {}, info() {}, warn() {}, error() {} };
