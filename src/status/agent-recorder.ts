@@ -8,8 +8,9 @@
  * `renderDirty()` at each flush: every dirty agent is rendered once from its state as the
  * agent source holds it then (the service: the live agent, else Redis), however many changes
  * it had since the last flush, and recorded in the pending store (pending-store.ts).
- * Rendering runs in a worker thread (agent-render.ts) in slices of 50 agents, one Redis round
- * trip each, yielding to the event loop between slices.
+ * Rendering runs in worker threads (agent-render.ts) in slices of 50 agents, one Redis round
+ * trip each, yielding to the event loop between slices; slices overlap, up to one per worker
+ * plus one waiting for Redis.
  *
  * An agent is rendered again only when its inputs (reported sub-messages, connection state,
  * placement) changed since this process last rendered it (a fingerprint, forgotten when the
@@ -49,7 +50,8 @@ export interface AgentSource {
   /**
    * Called once per render slice (at most 50 uids) before its agents are loaded and placed:
    * the source may fetch what placement needs for them in one round trip. A throw fails the
-   * flush (the agents stay dirty).
+   * flush (the agents stay dirty). Never concurrent: the slice's agents are loaded and placed
+   * before the next slice's call (render slices overlap only after that).
    */
   beforeRender?(uids: readonly string[]): Promise<void>;
   /** The agents' status files were removed (gone from the source, or past retention). */
@@ -115,6 +117,8 @@ export class AgentRecorder {
   readonly #fingerprints = new Map<string, string>();
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   #draining?: Promise<void>;
+  /** The last slice's loading and placing (see #renderSlice). */
+  #staging: Promise<unknown> = Promise.resolve();
   #retry?: NodeJS.Timeout;
   #closed = false;
   /** Files recorded (changed in Redis) since start. */
@@ -187,13 +191,34 @@ export class AgentRecorder {
   async renderDirty(between?: () => Promise<void>): Promise<number> {
     const entries = await this.dirty.read();
     let changed = 0;
-    for (let i = 0; i < entries.length; i += SLICE) {
-      changed += await this.#renderSlice(entries.slice(i, i + SLICE));
-      await between?.();
+    // Slices overlap (disjoint agents): while one waits for Redis, the next ones render, one
+    // per worker thread. A failed slice stops new ones; those in flight finish first.
+    const window = this.#renderer.parallelism + 1;
+    const inFlight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    for (let i = 0; i < entries.length && !failure; i += SLICE) {
+      const slice = entries.slice(i, i + SLICE);
+      const run: Promise<void> = this.#renderSlice(slice).then(
+        async (n) => {
+          changed += n;
+          await between?.();
+        },
+        (err: unknown) => {
+          failure ??= { err };
+        },
+      );
+      const tracked = run.catch((err: unknown) => {
+        failure ??= { err };
+      });
+      inFlight.add(tracked);
+      void tracked.finally(() => inFlight.delete(tracked));
+      if (inFlight.size >= window) await Promise.race(inFlight);
       // Between slices the OpAMP server and the admin API get the event loop.
       await new Promise<void>((r) => setImmediate(r));
     }
+    await Promise.all(inFlight);
     this.recorded += changed;
+    if (failure) throw failure.err;
     return changed;
   }
 
@@ -201,7 +226,8 @@ export class AgentRecorder {
     return this.#source ? this.#source.load(uid) : this.#memory.get(uid);
   }
 
-  async #renderSlice(entries: readonly DirtyEntry[]): Promise<number> {
+  /** Loads and places a slice's agents: what to render, and what is done or gone. */
+  async #stage(entries: readonly DirtyEntry[]) {
     await this.#source?.beforeRender?.(entries.map((e) => e.uid));
     const states = await Promise.all(entries.map((e) => this.#load(e.uid)));
     const jobs: RenderJob[] = [];
@@ -224,6 +250,15 @@ export class AgentRecorder {
         jobPrints.push(prepared.print);
       }
     });
+    return { states, jobs, jobPrints, done, gone };
+  }
+
+  async #renderSlice(entries: readonly DirtyEntry[]): Promise<number> {
+    // Loading and placing run one slice at a time, in order, though slices overlap: the
+    // source's beforeRender may hold per-slice state (last commands) the next call replaces.
+    const staged = this.#staging.then(() => this.#stage(entries));
+    this.#staging = staged.catch(() => undefined);
+    const { states, jobs, jobPrints, done, gone } = await staged;
     // Parsing and redacting effective configs is the heavy part: off the event loop.
     const results = await this.#renderer.render(jobs);
     this.rendered += jobs.length;

@@ -2,15 +2,16 @@
  * Rendering of agents' status files off the event loop. Parsing and redacting an agent's
  * effective config and writing it as YAML costs up to seconds for the largest reports an
  * agent may send (--max-config-bytes); done on the main thread it would freeze the OpAMP
- * port and the admin API meanwhile. So renders run in one worker thread
- * (render-worker.ts), a slice of agents per message, at flush time (agent-recorder.ts); the
+ * port and the admin API meanwhile. So renders run in worker threads (render-worker.ts; as
+ * many as requests in flight need, bounded by the cores), a slice of agents per message, at flush time (agent-recorder.ts); the
  * main thread only copies each agent's stored bytes over, and gets back each file's pending
  * entry ready for Redis. Where no worker can run, rendering falls back to this thread.
  *
- * Concurrency: requests are answered in order; any number may be in flight. A worker that
+ * Concurrency: any number of requests may be in flight, each answered by one worker. A worker that
  * dies fails the requests it held (the flush fails, its agents stay dirty and are rendered
  * by the next one) and is replaced on next use.
  */
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import {
   type AgentState,
@@ -77,73 +78,108 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** A renderer backed by one worker thread; see the file comment. */
+/** One worker thread and the requests it holds. */
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+/**
+ * Worker threads at most: one per core, up to 4 (rendering is CPU-bound; a first flush of
+ * 10,000 agents keeps them all busy, a 100-agent flush uses one).
+ */
+export const MAX_RENDER_WORKERS = Math.max(1, Math.min(4, availableParallelism()));
+
+/**
+ * A renderer backed by up to `MAX_RENDER_WORKERS` worker threads, started on demand: a
+ * request goes to an idle worker, else a new one is started while below the bound, else to
+ * the worker holding the fewest requests. See the file comment.
+ */
 export class AgentRenderer {
   readonly #options: AgentStatusOptions;
-  #worker: Worker | undefined;
+  readonly #max: number;
+  #slots: Slot[] = [];
   #nextId = 1;
-  readonly #pending = new Map<number, Pending>();
 
-  constructor(options: AgentStatusOptions = {}) {
+  /** `maxWorkers`: defaults to MAX_RENDER_WORKERS. */
+  constructor(options: AgentStatusOptions = {}, maxWorkers = MAX_RENDER_WORKERS) {
     this.#options = options;
+    this.#max = Math.max(1, maxWorkers);
+  }
+
+  /** Worker threads that can run at once: how many requests are worth keeping in flight. */
+  get parallelism(): number {
+    return this.#max;
   }
 
   /** Renders `jobs`; resolves with one result per job, in order. */
   async render(jobs: readonly RenderJob[]): Promise<RenderResult[]> {
     if (jobs.length === 0) return [];
-    const worker = this.#start();
-    if (!worker) {
+    const slot = this.#pick();
+    if (!slot) {
       const { renderJobs } = await import("./render-jobs.js");
       return renderJobs(jobs, this.#options);
     }
     const id = this.#nextId++;
     return new Promise<RenderResult[]>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      if (this.#pending.size === 1) worker.ref();
+      slot.pending.set(id, { resolve, reject });
+      if (slot.pending.size === 1) slot.worker.ref();
       // The Redactor instance stays here; the worker rebuilds it from the key.
       const { redactor: _, ...options } = this.#options;
-      worker.postMessage({ id, jobs, options });
+      slot.worker.postMessage({ id, jobs, options });
     });
   }
 
   /**
-   * Starts the worker now (idempotent), so its start-up (module loading, schema compiling)
+   * Starts one worker now (idempotent), so its start-up (module loading, schema compiling)
    * is not paid by the first flush.
    */
   warm(): void {
-    this.#start();
+    if (this.#slots.length === 0) this.#start();
   }
 
-  #start(): Worker | undefined {
-    if (this.#worker) return this.#worker;
+  #pick(): Slot | undefined {
+    const idle = this.#slots.find((s) => s.pending.size === 0);
+    if (idle) return idle;
+    if (this.#slots.length < this.#max) {
+      const started = this.#start();
+      if (started) return started;
+    }
+    let best: Slot | undefined;
+    for (const s of this.#slots) if (!best || s.pending.size < best.pending.size) best = s;
+    return best;
+  }
+
+  #start(): Slot | undefined {
     let worker: Worker;
     try {
       worker = new Worker(new URL("./render-worker.js", import.meta.url));
     } catch {
       return undefined;
     }
+    const slot: Slot = { worker, pending: new Map() };
     worker.unref(); // only held while requests are in flight
     worker.on("message", (m: { id: number; results: RenderResult[] }) => {
-      const p = this.#pending.get(m.id);
-      this.#pending.delete(m.id);
-      if (this.#pending.size === 0) worker.unref();
+      const p = slot.pending.get(m.id);
+      slot.pending.delete(m.id);
+      if (slot.pending.size === 0) worker.unref();
       p?.resolve(m.results);
     });
     const fail = (err: Error) => {
-      if (this.#worker === worker) this.#worker = undefined;
-      for (const p of this.#pending.values()) p.reject(err);
-      this.#pending.clear();
+      this.#slots = this.#slots.filter((s) => s !== slot);
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
     };
     worker.on("error", fail);
     worker.on("exit", (code) => fail(new Error(`status render worker exited (${code})`)));
-    this.#worker = worker;
-    return worker;
+    this.#slots.push(slot);
+    return slot;
   }
 
-  /** Stops the worker (pending renders fail). Idempotent. */
+  /** Stops the workers (pending renders fail). Idempotent. */
   async close(): Promise<void> {
-    const worker = this.#worker;
-    this.#worker = undefined;
-    if (worker) await worker.terminate();
+    const slots = this.#slots;
+    this.#slots = [];
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }

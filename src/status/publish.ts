@@ -41,7 +41,11 @@ export interface Published {
 
 export async function publishPlan(ctx: PublishContext, plan: FlushPlan): Promise<Published> {
   const { objects, target } = ctx;
-  const toWrite = [...plan.changes].filter((e): e is [string, Uint8Array] => e[1] !== null);
+  // In path order, whatever order they were rendered in (slices overlap): neighbours in one
+  // folder are alike, and packBlobs deltas each blob against the previous one.
+  const toWrite = [...plan.changes]
+    .filter((e): e is [string, Uint8Array] => e[1] !== null)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const contents = toWrite.map(([, c]) => c);
   const ids =
     contents.length >= BULK_PACK_FILES && ctx.packBlobs

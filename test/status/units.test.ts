@@ -520,6 +520,73 @@ describe("pending store and writer lock (Redis)", () => {
     assert.deepEqual([...(await s.placements()).keys()], [uidOf(8)]);
   });
 
+  test("many dirty agents render in overlapping slices: each once, every file pending; a failure between slices is thrown and leaves the rest dirty", async (t) => {
+    const s = new PendingStore(r.redis, { prefix: `${r.prefix}:slices`, branch: "opamp-status" });
+    const silent = { debug() {}, info() {}, warn() {}, error() {} };
+    const place = () => ({ group: "edge", desiredHash: null, desiredCommit: null });
+    const rec = new AgentRecorder(s, place, silent);
+    t.after(() => rec.close());
+    // 10 slices of 50: several in flight (one per worker + 1, at most 5), so some never start.
+    const n = 500;
+    await Promise.all(Array.from({ length: n }, (_, i) => rec.record(fakeAgent(uidOf(i)))));
+    assert.equal(await rec.renderDirty(), n);
+    assert.equal(rec.rendered, n);
+    const pending = await s.read();
+    assert.equal(pending.length, n);
+    for (let i = 0; i < n; i++) {
+      const file = pending.find((p) => p.path === `status/agents/edge/${uidOf(i)}.yaml`);
+      assert.match(file?.content ?? "", new RegExp(uidOf(i)), `agent ${i} rendered as itself`);
+    }
+    assert.equal(await rec.dirty.size(), 0);
+    // A failing `between` (the writer's lock lost) stops the flush: thrown, not all rendered.
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => rec.record(fakeAgent(uidOf(i), { lastError: "x" }))),
+    );
+    let calls = 0;
+    await assert.rejects(
+      rec.renderDirty(async () => {
+        if (++calls === 1) throw new Error("lock lost");
+      }),
+      /lock lost/,
+    );
+    const left = await rec.dirty.size();
+    assert.ok(left > 0 && left < n, `some agents stay dirty (${left})`);
+    await rec.renderDirty();
+    assert.equal(await rec.dirty.size(), 0);
+  });
+
+  test("a source's per-slice state (beforeRender) holds until that slice is placed, though slices overlap", async (t) => {
+    const s = new PendingStore(r.redis, { prefix: `${r.prefix}:staged`, branch: "opamp-status" });
+    const silent = { debug() {}, info() {}, warn() {}, error() {} };
+    const tick = () => new Promise<void>((res) => setImmediate(res));
+    const states = new Map<string, AgentState>();
+    // Like LastCommands: each call replaces what the previous slice loaded.
+    let loaded = new Set<string>();
+    const source = {
+      list: async () => [...states.keys()],
+      load: async (uid: string) => {
+        // Slower than beforeRender: the next slice's call would come first if they overlapped.
+        await new Promise((res) => setTimeout(res, 1));
+        return states.get(uid);
+      },
+      beforeRender: async (uids: readonly string[]) => {
+        await tick();
+        loaded = new Set(uids);
+      },
+    };
+    const misplaced: string[] = [];
+    const place = (a: Readonly<AgentState>) => {
+      if (!loaded.has(a.instanceUid)) misplaced.push(a.instanceUid);
+      return { group: "edge", desiredHash: null, desiredCommit: null };
+    };
+    const rec = new AgentRecorder(s, place, silent, {}, source);
+    t.after(() => rec.close());
+    for (let i = 0; i < 300; i++) states.set(uidOf(i), fakeAgent(uidOf(i)));
+    await rec.mark([...states.keys()]);
+    assert.equal(await rec.renderDirty(), 300);
+    assert.deepEqual(misplaced, []);
+  });
+
   test("an agent re-claimed after a sweep, in the state recorded before it, is rendered connected again", async (t) => {
     const s = new PendingStore(r.redis, { prefix: `${r.prefix}:reclaim`, branch: "opamp-status" });
     const silent = { debug() {}, info() {}, warn() {}, error() {} };
