@@ -24,6 +24,7 @@ import { now, sleep } from "./ipc.js";
 import {
   type AgentsChild,
   connectAll,
+  forgetPrefix,
   heartbeats,
   type LoadOptions,
   makeRepo,
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
       for (const child of children) child.send({ type: "closeAgents", timeoutMs: 5000 });
       await Promise.all(children.map((ch) => ch.next("agentsClosed", 30_000)));
       for (const r of replicas) await stopProcess(r.proc);
+      await forgetPrefix(prefix);
     }
     const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
     const out = [

@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { connectRedis, deleteKeysWithPrefix } from "../src/redis.js";
 import type { Child } from "./child.js";
 import { type ConnectedReport, type FromAgents, now, sleep, type ToAgents } from "./ipc.js";
 
@@ -183,6 +184,23 @@ export async function stopProcess(p: ChildProcess): Promise<number | null> {
   const code = await exited;
   clearTimeout(timer);
   return code;
+}
+
+/**
+ * Deletes the keys a bench's `serve` wrote under `prefix` in the shared Redis (the one serve
+ * uses without `--redis`: OPAMP_GITOPS_REDIS_URL or redis://127.0.0.1:6379), so runs leave
+ * nothing behind (a 3,000-agent run writes ~6,000 keys).
+ */
+export async function forgetPrefix(
+  prefix: string,
+  url = process.env.OPAMP_GITOPS_REDIS_URL ?? "redis://127.0.0.1:6379",
+): Promise<void> {
+  const redis = await connectRedis(url);
+  try {
+    await deleteKeysWithPrefix(redis, prefix);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**

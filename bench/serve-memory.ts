@@ -27,6 +27,7 @@ import { sleep } from "./ipc.js";
 import {
   type AgentsChild,
   connectAll,
+  forgetPrefix,
   makeRepo,
   phase,
   startServe,
@@ -164,6 +165,8 @@ async function snapshot(pid: number, dir: string): Promise<string> {
   }
 }
 
+const PREFIX = `bench-serve-memory-${process.pid}`;
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-serve-memory-"));
   const children: AgentsChild[] = [];
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
     const s = await startServe(dir, repo, {
       workers: 1,
-      prefix: `bench-serve-memory-${process.pid}`,
+      prefix: PREFIX,
       instance: "1",
       nodeArgs: [
         "--heapsnapshot-signal=SIGUSR2",
@@ -244,6 +247,7 @@ async function main(): Promise<void> {
     } finally {
       await Promise.all(children.map((ch) => ch.stop({ type: "exit" })));
       await stopProcess(s.proc);
+      await forgetPrefix(PREFIX);
     }
   } finally {
     if (!KEEP) rmSync(dir, { recursive: true, force: true });
