@@ -286,6 +286,21 @@ export class RolloutController {
     return [...this.#groups.keys()].sort();
   }
 
+  /**
+   * Rollout writes of this process since it started, over the groups it holds now: commits,
+   * of those member-only (store.ts commitMembers), and writes that lost a race to another
+   * replica and were stepped again.
+   */
+  writeStats(): { commits: number; memberCommits: number; conflicts: number } {
+    const total = { commits: 0, memberCommits: 0, conflicts: 0 };
+    for (const sync of this.#groups.values()) {
+      total.commits += sync.stats.commits;
+      total.memberCommits += sync.stats.memberCommits;
+      total.conflicts += sync.stats.conflicts;
+    }
+    return total;
+  }
+
   /** Resolves once every event given so far is written (for tests and orderly shutdown). */
   async idle(): Promise<void> {
     await Promise.all([...this.#groups.values()].map((s) => s.idle()));
