@@ -25,7 +25,7 @@ import {
   RolloutHoldError,
   UnknownGroupError,
 } from "./errors.js";
-import { GroupSync } from "./group-sync.js";
+import { GroupSync, type WriteStats } from "./group-sync.js";
 import { type EndedRollout, endedRollouts, RolloutHistory } from "./history.js";
 import type {
   GroupRollout,
@@ -86,6 +86,7 @@ export class RolloutController {
   readonly #wakes: Wakes;
   readonly #writerId = randomBytes(8).toString("hex");
   readonly #groups = new Map<string, GroupSync>();
+  readonly #writeStats: WriteStats = { commits: 0, memberCommits: 0, conflicts: 0 };
   readonly #agents = new AgentDirectory();
   readonly #serveListeners = new Set<(change: ServeChange) => void>();
   readonly #groupListeners = new Set<(group: string) => void>();
@@ -287,18 +288,12 @@ export class RolloutController {
   }
 
   /**
-   * Rollout writes of this process since it started, over the groups it holds now: commits,
-   * of those member-only (store.ts commitMembers), and writes that lost a race to another
-   * replica and were stepped again.
+   * Rollout writes of this process since it started (counters): commits, of those member-only
+   * (store.ts commitMembers), and writes that lost a race to another replica and were stepped
+   * again.
    */
-  writeStats(): { commits: number; memberCommits: number; conflicts: number } {
-    const total = { commits: 0, memberCommits: 0, conflicts: 0 };
-    for (const sync of this.#groups.values()) {
-      total.commits += sync.stats.commits;
-      total.memberCommits += sync.stats.memberCommits;
-      total.conflicts += sync.stats.conflicts;
-    }
-    return total;
+  writeStats(): Readonly<WriteStats> {
+    return this.#writeStats;
   }
 
   /** Resolves once every event given so far is written (for tests and orderly shutdown). */
@@ -342,6 +337,7 @@ export class RolloutController {
     if (existing) return existing;
     const sync = new GroupSync(group, loaded, this.#store, {
       logger: this.#options.logger,
+      stats: this.#writeStats,
       writerId: this.#writerId,
       batchWindowMs: this.#options.batchWindowMs ?? 2,
       commitIntervalMs: this.#options.commitIntervalMs ?? 20,

@@ -29,8 +29,19 @@ import type { GroupRollout, IgnoredCode, RolloutEvent, StepResult } from "./mode
 import { servedChanges } from "./serve.js";
 import { applyChange, type ChangeMessage, type Loaded, type RolloutStore } from "./store.js";
 
+/** Rollout writes of a process (counters, shared by its groups). */
+export interface WriteStats {
+  /** Writes committed, and of those the member-only ones (store.ts commitMembers). */
+  commits: number;
+  memberCommits: number;
+  /** Writes that lost to another writer's and were stepped again. */
+  conflicts: number;
+}
+
 export interface SyncHooks {
   logger: Logger;
+  /** Counted into as writes happen. */
+  stats: WriteStats;
   /** Identifies this process's writes in published changes. */
   writerId: string;
   batchWindowMs: number;
@@ -72,8 +83,6 @@ export class GroupSync {
   version: number;
   /** The version that last changed the core or agent records (member-only writes keep it). */
   coreVersion: number;
-  /** Writes of this process: committed, of those member-only, and lost races (retried). */
-  readonly stats = { commits: 0, memberCommits: 0, conflicts: 0 };
   readonly #store: RolloutStore;
   readonly #hooks: SyncHooks;
   #pending: Item[] = [];
@@ -222,14 +231,14 @@ export class GroupSync {
               )
             : await this.#store.commit(expected, before, result, serve, this.#hooks.writerId);
           if (!ok) {
-            this.stats.conflicts++;
+            this.#hooks.stats.conflicts++;
             // Nothing was written since this state, yet a member differs: memory is off.
             if (version <= expected) await this.reload(true);
             else await this.#catchUp(version);
             continue;
           }
-          this.stats.commits++;
-          if (membersOnly) this.stats.memberCommits++;
+          this.#hooks.stats.commits++;
+          if (membersOnly) this.#hooks.stats.memberCommits++;
           if (version === expected + 1 && this.version === expected) {
             this.state = result.state;
             this.version = version;
