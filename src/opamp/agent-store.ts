@@ -1,6 +1,7 @@
 /**
  * Agent state in Redis, one hash per agent (`<prefix>:agent:<uid>`) plus an index set
- * (`<prefix>:agents`), so any replica can serve any agent.
+ * (`<prefix>:agents`) and the same uids in order (`<prefix>:agent-order`, agent-order.ts), so
+ * any replica can serve any agent.
  *
  * Writes happen only when something meaningful changed. Heartbeats that change nothing are
  * not written one by one: last-seen times and sequence numbers are batched by `touch()` and
@@ -13,6 +14,7 @@
  * order of one agent's commands (a save, then its disconnect) is still the call order.
  */
 import type { Redis } from "ioredis";
+import { agentOrderKey } from "./agent-order.js";
 import {
   type AgentState,
   emptyAgentState,
@@ -113,7 +115,8 @@ export class AgentStore {
   /**
    * Writes the scalar fields and the given report fields of `state`. `owner` names the
    * replica and connection serving the agent (used for duplicate-uid detection); `isNew`
-   * adds the uid to the index set. One HSET (and one SADD when new); on an auto-pipelining
+   * adds the uid to the index set and to the uid order (agent-order.ts). One HSET (and one
+   * SADD and one ZADD when new); on an auto-pipelining
    * connection, the saves of one tick share a write.
    */
   async save(
@@ -126,7 +129,12 @@ export class AgentStore {
     const values = this.#values(state, fields, owner);
     this.#touched.delete(uid);
     const written = this.#redis.hset(this.#key(uid), ...values);
-    if (isNew) await Promise.all([written, this.#redis.sadd(`${this.#prefix}:agents`, uid)]);
+    if (isNew)
+      await Promise.all([
+        written,
+        this.#redis.sadd(`${this.#prefix}:agents`, uid),
+        this.#redis.zadd(agentOrderKey(this.#prefix), 0, uid),
+      ]);
     else await written;
   }
 

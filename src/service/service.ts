@@ -374,6 +374,7 @@ export class Service {
     this.search = new AgentSearchIndex(redis, s.redisPrefix, logger.child({ module: "search" }));
     this.backend = new ServiceBackend({
       redis,
+      prefix: s.redisPrefix,
       search: this.search,
       opamp: this.opamp,
       rollouts: this.rollouts,
