@@ -129,16 +129,21 @@ try {
     const calls = ((await commandCalls(probe)).get("") ?? 0) - calls0 - 2;
     return { ...out, wall, cpu: (used.user + used.system) / 1000, calls, rcpu };
   };
+  /** BENCH_RUNS requests: medians, and the worst (the first pays a filter's count walk). */
   const measure = async (label: string, path: string) => {
     const runs = [];
     for (let r = 0; r < RUNS; r++) runs.push(await once(path));
     const last = runs.at(-1);
     const h = last?.res.headers;
     const count = h?.get("x-total-count") ?? `~${h?.get("x-total-count-estimate") ?? "?"}`;
+    const worst = runs.reduce((a, b) => (b.cpu > a.cpu ? b : a));
+    const page = path.startsWith("/api/")
+      ? `${last?.rows} rows, count ${count}, next ${h?.get("x-next-after") ? "yes" : "no"}`
+      : `${last?.bytes} bytes`;
     console.log(
       `${label}: median ${median(runs.map((r) => r.wall)).toFixed(1)} ms, CPU ${median(runs.map((r) => r.cpu)).toFixed(1)} ms, ` +
-        `Redis ${median(runs.map((r) => r.calls))} commands / ${median(runs.map((r) => r.rcpu)).toFixed(1)} ms CPU, ` +
-        `${last?.rows} rows, count ${count}, next ${h?.get("x-next-after") ? "yes" : "no"} (load ${load()})`,
+        `Redis ${median(runs.map((r) => r.calls))} commands / ${median(runs.map((r) => r.rcpu)).toFixed(1)} ms CPU ` +
+        `(worst: CPU ${worst.cpu.toFixed(1)} ms, ${worst.calls} commands), ${page} (load ${load()})`,
     );
   };
   /** Every page of `path` with the cursor: requests, rows and summed costs. */
