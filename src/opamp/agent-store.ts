@@ -113,6 +113,31 @@ export class AgentStore {
   }
 
   /**
+   * What agent lists filter on (src/service/agent-list.ts), for many agents at once: each
+   * stored agent with its connected flag, scopes and description only (every other field left
+   * empty), or undefined when none is stored. One HMGET per agent, sent together: far fewer
+   * bytes read and decoded than load() for agents that report effective configs, component
+   * lists and health.
+   */
+  async loadBrief(uids: readonly string[]): Promise<Array<AgentState | undefined>> {
+    const replies = await Promise.all(
+      uids.map((uid) =>
+        this.#redis.hmgetBuffer(this.#key(uid), "connected", "scopes", "transport", "description"),
+      ),
+    );
+    return uids.map((uid, i) => {
+      const [connected, scopes, transport, description] = replies[i] ?? [];
+      // `connected` is written by every save: without it no agent is stored.
+      if (!connected) return undefined;
+      const state = emptyAgentState(uid, (transport?.toString() || "websocket") as Transport, 0);
+      state.connected = connected.toString() === "1";
+      state.scopes = scopes && scopes.length > 0 ? scopes.toString().split("\n") : [];
+      if (description) setReportField(state, "description", description);
+      return state;
+    });
+  }
+
+  /**
    * Writes the scalar fields and the given report fields of `state`. `owner` names the
    * replica and connection serving the agent (used for duplicate-uid detection); `isNew`
    * adds the uid to the index set and to the uid order (agent-order.ts). One HSET (and one

@@ -74,6 +74,21 @@ export class ServiceBackend implements AdminBackend {
       order: new AgentOrder(parts.redis, parts.prefix),
       search: parts.search,
       load: (uids) => Promise.all(uids.map((u) => this.#load(u))),
+      brief: async (uids) => {
+        // Live agents from memory (in full); the others' filtered fields from Redis.
+        const live = uids.map((u) => parts.opamp.handler.live.get(u)?.state);
+        const stored = await parts.opamp.store.loadBrief(uids.filter((_, i) => !live[i]));
+        let next = 0;
+        return live.map((state) => state ?? stored[next++]);
+      },
+      place: (state) => {
+        const group = parts.provider?.groupOf(state);
+        const denied = parts.provider?.unauthorizedGroup(state);
+        return {
+          ...(group !== undefined ? { group } : {}),
+          ...(denied !== undefined ? { unauthorizedGroup: denied } : {}),
+        };
+      },
       record: (state) => this.#record(state),
     });
   }

@@ -9,9 +9,11 @@
  * - filtered (group, state, search): the walk goes on in uid order until the page is full or
  *   its budget is spent: EXAMINE_BUDGET uids examined and `offset + max(limit, LOAD_BUDGET)`
  *   agents loaded (WALK_CHUNK at a time). A search reads only each slice's texts from the
- *   search index (agent-search.ts, one HMGET) and loads only their matches (and agents
- *   without a text); a group or state filter loads each agent it examines. A page cut short by
- *   the budget comes back short (even empty) with `next`: the last uid examined.
+ *   search index (agent-search.ts, one HMGET) and reads only their matches (and agents
+ *   without a text); a group or state filter reads each agent it examines, its connected flag,
+ *   scopes and description only (AgentStore.loadBrief); only the page's agents are loaded in
+ *   full. A page cut short by the budget comes back short (even empty) with `next`: the last
+ *   uid examined.
  * - filtered counts: exact when the page's own walk started at the beginning and reached the
  *   end; otherwise a count walk from the beginning with the same budget, cached COUNT_TTL_MS
  *   per filter and shared by concurrent requests: exact (`total`) when it reaches the end,
@@ -43,11 +45,19 @@ export interface AgentListParts {
   search?: AgentSearchIndex | undefined;
   /** The agents of `uids` (undefined: not stored), in the same order. */
   load(uids: readonly string[]): Promise<Array<Readonly<AgentState> | undefined>>;
+  /**
+   * Like load(), but a stored agent may come with only what the filters read: its connected
+   * flag, scopes and description (AgentStore.loadBrief).
+   */
+  brief(uids: readonly string[]): Promise<Array<Readonly<AgentState> | undefined>>;
+  /** Where the service places an agent (what the group and state filters compare). */
+  place(state: Readonly<AgentState>): Pick<AgentRecord, "group" | "unauthorizedGroup">;
   record(state: Readonly<AgentState>): AgentRecord;
 }
 
 interface Walked {
-  agents: AgentRecord[];
+  /** The matches kept for the page (when collecting), in order. */
+  picked: string[];
   /** The last uid examined. */
   cursor: string | undefined;
   matched: number;
@@ -78,7 +88,12 @@ export class AgentList {
     const w = await this.#walk(q, needle, q.after, q.offset ?? 0, limit, true);
     const count: Count =
       q.after === undefined && w.done ? { total: w.matched } : await this.#count(q, needle, stored);
-    return { agents: w.agents, ...count, ...(w.done ? {} : { next: w.cursor as string }) };
+    // The page's agents in full, checked again (one that changed since may drop out).
+    const agents = (await this.#p.load(w.picked)).flatMap((state) => {
+      const r = state && this.#p.record(state);
+      return r && matchesQuery(q, needle, r) ? [r] : [];
+    });
+    return { agents, ...count, ...(w.done ? {} : { next: w.cursor as string }) };
   }
 
   /** An unfiltered page: `offset` is skipped by Redis (ZRANGEBYLEX LIMIT), not loaded. */
@@ -112,8 +127,8 @@ export class AgentList {
     limit: number,
     collect: boolean,
   ): Promise<Walked> {
-    const { order, search, load, record } = this.#p;
-    const w: Walked = { agents: [], cursor: after, matched: 0, examined: 0, done: false };
+    const { order, search, brief, place } = this.#p;
+    const w: Walked = { picked: [], cursor: after, matched: 0, examined: 0, done: false };
     const loadBudget = skip + Math.max(Number.isFinite(limit) ? limit : 0, LOAD_BUDGET);
     let loaded = 0;
     // Slices start at about what the page needs (a dense filter reads little past its page)
@@ -132,7 +147,7 @@ export class AgentList {
         unknown = new Set(found.unknown);
         candidates = uids.filter((u) => found.matches.has(u) || unknown.has(u));
       }
-      const states = await load(candidates);
+      const states = await brief(candidates);
       loaded += candidates.length;
       const byUid = new Map<string, Readonly<AgentState>>();
       const gone: string[] = [];
@@ -150,12 +165,11 @@ export class AgentList {
         w.examined++;
         const state = byUid.get(uid);
         if (!state) continue;
-        const r = record(state);
-        if (!matchesQuery(q, needle, r)) continue;
+        if (!matchesQuery(q, needle, { state, ...place(state) })) continue;
         w.matched++;
         if (skip > 0) skip--;
-        else if (collect) w.agents.push(r);
-        if (w.agents.length >= limit) {
+        else if (collect) w.picked.push(uid);
+        if (w.picked.length >= limit) {
           w.done = !more && uid === uids.at(-1);
           return w;
         }
