@@ -7,6 +7,7 @@ import { test } from "node:test";
 import pino from "pino";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentStore } from "../../src/opamp/agent-store.js";
+import { agentAttributes, encodeSubMessage } from "../../src/opamp/index.js";
 import { pipelinedConnection } from "../../src/redis.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
@@ -86,4 +87,28 @@ test("replicaAlive: concurrent questions about one replica share one EXISTS; non
   await redis.set(`${prefix}:replica:gone`, "1", "PX", 60_000);
   assert.equal(await store.replicaAlive("gone"), true);
   assert.equal(asked, 2);
+});
+
+test("a new agent joins the uid order; loadBrief reads only what lists filter on", async () => {
+  const { store, redis, prefix } = await pipelinedStore();
+  const uid = "0190a000-0000-7000-8000-000000000002";
+  const agent = connectedAgent(uid);
+  agent.scopes = ["group:edge", "group:core"];
+  agent.description = {
+    identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
+    nonIdentifyingAttributes: [],
+  } as unknown as typeof agent.description;
+  agent.encoded.description = Buffer.from(
+    encodeSubMessage("AgentDescription", agent.description as object),
+  );
+  agent.health = { healthy: true, status: "ok" } as unknown as typeof agent.health;
+  agent.encoded.health = Buffer.from(encodeSubMessage("ComponentHealth", agent.health as object));
+  await store.save(agent, ["description", "health"], "replica/1", true);
+  assert.deepEqual(await redis.zrange(`${prefix}:agent-order`, 0, -1), [uid]);
+  const [brief, missing] = await store.loadBrief([uid, "0190a000-0000-7000-8000-000000000003"]);
+  assert.equal(missing, undefined);
+  assert.equal(brief?.connected, true);
+  assert.deepEqual(brief?.scopes, ["group:edge", "group:core"]);
+  assert.equal(agentAttributes(brief ?? agent).get("service.name"), "otelcol");
+  assert.equal(brief?.encoded.health, undefined, "health is not read");
 });
