@@ -49,6 +49,11 @@ export interface AgentPage {
   /** Without `total`: an estimate of how many match, extrapolated from a counted sample. */
   estimate?: number;
   /**
+   * A filtered page with `next`: how far the list has been examined, the position of `next`
+   * among the stored agents in uid order (1-based), of how many.
+   */
+  progress?: { through: number; of: number };
+  /**
    * The cursor (`after`) of the next page: the last uid examined, set when more may follow.
    * A page can be shorter than `limit` (agents gone, a filter's scan bound) and still have one.
    */

@@ -37,6 +37,11 @@ export class AgentOrder {
     return this.#redis.zrangebylex(this.key, min, "+", "LIMIT", offset, count);
   }
 
+  /** How many uids in the order sort up to `uid`, itself included. One ZLEXCOUNT: O(log N). */
+  rank(uid: string): Promise<number> {
+    return this.#redis.zlexcount(this.key, "-", `[${uid}`);
+  }
+
   /**
    * How many agents are stored (the order's cardinality), after copying what the order lacks
    * (see the module comment).

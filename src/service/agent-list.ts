@@ -93,7 +93,9 @@ export class AgentList {
       const r = state && this.#p.record(state);
       return r && matchesQuery(q, needle, r) ? [r] : [];
     });
-    return { agents, ...count, ...(w.done ? {} : { next: w.cursor as string }) };
+    if (w.done || w.cursor === undefined) return { agents, ...count };
+    const through = await this.#p.order.rank(w.cursor);
+    return { agents, ...count, next: w.cursor, progress: { through, of: stored } };
   }
 
   /** An unfiltered page: `offset` is skipped by Redis (ZRANGEBYLEX LIMIT), not loaded. */

@@ -135,21 +135,29 @@ describe("console", () => {
 
   test("the pager of a budget-bounded page: an estimate, an empty page that says more follow", async () => {
     const empty = String(
-      await fleetBody({ search: "x" }, { agents: [], next: uid(9) }, [], undefined),
+      await fleetBody(
+        { search: "x" },
+        { agents: [], next: uid(9), progress: { through: 10_000, of: 100_000 } },
+        [],
+        undefined,
+      ),
     );
-    assert.match(empty, /No match in the agents searched so far, more follow/);
+    assert.match(
+      empty,
+      /No match in the agents searched so far \(the first 10,000 of 100,000\), more follow/,
+    );
     assert.match(empty, new RegExp(`href="/\\?q=x&amp;after=${uid(9)}" rel="next"`));
     const rows = [{ state: fakeAgent(uid(3)) }, { state: fakeAgent(uid(4)) }];
     const counted = String(
       await fleetBody(
         { group: "g", after: uid(1) },
-        { agents: rows, estimate: 1234, next: uid(4) },
+        { agents: rows, estimate: 1234, next: uid(4), progress: { through: 900, of: 1500 } },
         [],
         undefined,
         51,
       ),
     );
-    assert.match(counted, /51–52 of about 1234, more follow/);
+    assert.match(counted, /51–52 of about 1234, more follow \(900 of 1,500 agents searched\)/);
     assert.match(
       counted,
       new RegExp(`href="/\\?group=g&amp;after=${uid(4)}&amp;from=53" rel="next"`),

@@ -146,6 +146,7 @@ test("a sparse filter's page is bounded: short pages with a cursor, an estimated
   assert.equal(first.next, uid(LOAD_BUDGET));
   assert.equal(first.total, undefined);
   assert.equal(first.estimate, n / 100);
+  assert.deepEqual(first.progress, { through: LOAD_BUDGET, of: n });
   Object.assign(loads, { count: 0, brief: 0 });
   const second = await backend.agents({ group: "rare", limit: 100, after: first.next });
   assert.ok(loads.brief <= LOAD_BUDGET, `the second page read ${loads.brief} (count cached)`);

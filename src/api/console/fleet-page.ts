@@ -69,14 +69,22 @@ function pager(q: AgentQuery, page: AgentPage, from: number) {
       : page.estimate !== undefined
         ? ` of about ${page.estimate}`
         : "";
+  const p = page.progress;
+  const searched = p ? `${p.through.toLocaleString("en")} of ${p.of.toLocaleString("en")}` : "";
   const shown =
     rows > 0
       ? `${from}–${from + rows - 1}${of}`
       : page.next !== undefined
-        ? "No match in the agents searched so far"
+        ? `No match in the agents searched so far${p ? ` (the first ${searched})` : ""}`
         : `0${of}`;
+  const more =
+    page.next === undefined
+      ? ""
+      : rows > 0 && p
+        ? `, more follow (${searched} agents searched)`
+        : ", more follow";
   const first = q.after !== undefined || (q.offset ?? 0) > 0;
-  return html`<nav class="pager" aria-label="Agent pages"><span>${shown}${page.next !== undefined ? ", more follow" : ""}</span>
+  return html`<nav class="pager" aria-label="Agent pages"><span>${shown}${more}</span>
 ${first ? html`<a href="${link(undefined, 1)}" rel="first">First page</a>` : ""}
 ${page.next !== undefined ? html`<a href="${link(page.next, from + rows)}" rel="next">Next</a>` : ""}</nav>`;
 }
