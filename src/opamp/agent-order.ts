@@ -7,9 +7,12 @@
  * source of truth: other readers SMEMBERS or SSCAN it). Uids in the set but not in the order
  * (stored before the order existed, or by a replica of an older version) are copied in by
  * sync(), which every list calls: two O(1) commands when both agree, one SSCAN pass over the
- * set when they do not (shared by concurrent callers).
+ * set when they do not (shared by concurrent callers, at most one per COPY_INTERVAL_MS).
  */
 import type { Redis } from "ioredis";
+
+/** The shortest time between two copies of the set into the order (ms). */
+const COPY_INTERVAL_MS = 30_000;
 
 /** The sorted set's key. */
 export function agentOrderKey(prefix: string): string {
@@ -21,6 +24,8 @@ export class AgentOrder {
   readonly #set: string;
   readonly key: string;
   #copying: Promise<void> | undefined;
+  /** When the last copy ended (ms since the epoch); 0: none yet. */
+  #copiedAt = 0;
 
   constructor(redis: Redis, prefix: string) {
     this.#redis = redis;
@@ -53,8 +58,12 @@ export class AgentOrder {
       .zcard(this.key)
       .exec()) as [[unknown, number], [unknown, number]];
     if (ordered >= stored) return ordered;
+    // While replicas of an older version add agents to the set alone (a rolling upgrade), the
+    // two keep differing: copy at most once per COPY_INTERVAL_MS, not per list.
+    if (!this.#copying && Date.now() - this.#copiedAt < COPY_INTERVAL_MS) return ordered;
     this.#copying ??= this.#copy().finally(() => {
       this.#copying = undefined;
+      this.#copiedAt = Date.now();
     });
     await this.#copying;
     return this.#redis.zcard(this.key);

@@ -210,6 +210,10 @@ test("agents stored before the uid order existed are copied into it; gone ones l
   assert.equal(page.total, 120);
   assert.equal(page.agents.length, 120);
   assert.equal(await redis.zcard(`${prefix}:agent-order`), 120);
+  // Agents added to the set alone meanwhile (an older replica) wait for the next copy: at most
+  // one per COPY_INTERVAL_MS, not one per list.
+  await redis.sadd(`${prefix}:agents`, uid(999));
+  assert.equal((await backend.agents({ limit: 1 })).total, 120);
   // A search over agents without texts indexes them; an entry of an agent gone is removed.
   const found = await backend.agents({ search: "host-77", limit: 10 });
   assert.deepEqual(
