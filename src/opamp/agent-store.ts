@@ -51,10 +51,11 @@ export interface AgentStoreOptions {
  * replica last heard from the agent (ms), then field/value pairs to write.
  */
 const DISCONNECT_LUA = `
-if redis.call('HGET', KEYS[1], 'connected') == '1' then
-  local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+local cur = redis.call('HMGET', KEYS[1], 'connected', 'owner', 'lastSeenAt')
+if cur[1] == '1' then
+  local owner = cur[2] or ''
   if owner ~= '' and string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
-  local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeenAt') or '0') or 0
+  local seen = tonumber(cur[3] or '0') or 0
   if seen > tonumber(ARGV[2]) then return 0 end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
