@@ -74,6 +74,9 @@ export class AgentStore {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #touched = new Map<string, { lastSeenAt: number; seq: bigint }>();
+  /** New agents of this tick, not yet sent to the index set; #indexed settles with them. */
+  #newUids: Set<string> | undefined;
+  #indexed: Promise<unknown> | undefined;
   /** replicaAlive() lookups on their way, by replica id. */
   readonly #aliveAsked = new Map<string, Promise<boolean>>();
 
@@ -114,8 +117,8 @@ export class AgentStore {
   /**
    * Writes the scalar fields and the given report fields of `state`. `owner` names the
    * replica and connection serving the agent (used for duplicate-uid detection); `isNew`
-   * adds the uid to the index set. One HSET (and one SADD when new); on an auto-pipelining
-   * connection, the saves of one tick share a write.
+   * adds the uid to the index set. One HSET (and, for the new agents of one tick, one SADD);
+   * on an auto-pipelining connection, the saves of one tick share a write.
    */
   async save(
     state: AgentState,
@@ -126,9 +129,33 @@ export class AgentStore {
     const uid = state.instanceUid;
     const values = this.#values(state, fields, owner);
     this.#touched.delete(uid);
-    const written = this.#redis.hset(this.#key(uid), ...values);
-    if (isNew) await Promise.all([written, this.#redis.sadd(`${this.#prefix}:agents`, uid)]);
-    else await written;
+    if (!isNew) {
+      await this.#redis.hset(this.#key(uid), ...values);
+      return;
+    }
+    // Queued first: the index's SADD is then sent before the auto-pipeline's write of this
+    // tick leaves, in the same write.
+    const indexed = this.#index(uid);
+    await Promise.all([this.#redis.hset(this.#key(uid), ...values), indexed]);
+  }
+
+  /**
+   * Adds `uid` to the index set with the other new agents of this tick: one SADD per tick
+   * (a connect burst of new agents is not one SADD each). Settles when that SADD did.
+   */
+  #index(uid: string): Promise<unknown> {
+    if (!this.#newUids) {
+      const batch = new Set<string>();
+      this.#newUids = batch;
+      this.#indexed = new Promise((resolve, reject) =>
+        setImmediate(() => {
+          this.#newUids = undefined;
+          this.#redis.sadd(`${this.#prefix}:agents`, ...batch).then(resolve, reject);
+        }),
+      );
+    }
+    this.#newUids.add(uid);
+    return this.#indexed as Promise<unknown>;
   }
 
   /**
