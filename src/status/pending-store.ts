@@ -28,6 +28,11 @@ import { LockLostError } from "./errors.js";
  * Records agent files: ARGV[1] is notBefore ('0': unconditional), then per agent uid, path,
  * payload ('' removes) and digest. Returns each agent's result in order: 1 changed, 0 same
  * content, -1 dropped (recorded by an event after notBefore). One script call per batch.
+ *
+ * Agents of a batch touch disjoint fields (their uids, paths and current paths differ), so
+ * the reads are two HMGETs and the writes a few bulk commands (about ten per batch instead of
+ * eight per agent), with the same outcome as recording them one after the other. A batch
+ * that names a uid or a path twice is recorded one agent after the other.
  */
 const RECORD_LUA = `
 local pending, pseq, seq, digest, uids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -35,41 +40,101 @@ local notBefore = ARGV[1]
 local del = '{"c":null,"f":null}'
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
+local count = (#ARGV - 1) / 4
+local uidList, pathList, seen, bulk = {}, {}, {}, true
+for j = 1, count do
+  local u, p = ARGV[4 * j - 2], ARGV[4 * j - 1]
+  uidList[j], pathList[j] = u, p
+  if seen['u' .. u] or seen['p' .. p] then bulk = false end
+  seen['u' .. u], seen['p' .. p] = true, true
+end
+local function split(cur)
+  if not cur then return nil, nil end
+  local sep = string.find(cur, '|', 1, true)
+  return string.sub(cur, 1, sep - 1), string.sub(cur, sep + 1)
+end
+local curs, digs = {}, {}
+if bulk and count > 0 then
+  curs = redis.call('HMGET', uids, unpack(uidList))
+  for j = 1, count do
+    local _, cp = split(curs[j])
+    if cp and cp ~= pathList[j] then
+      if seen['p' .. cp] then bulk = false end
+      seen['p' .. cp] = true
+    end
+  end
+end
+if bulk and count > 0 then digs = redis.call('HMGET', digest, unpack(pathList)) end
+-- Writes: done at once one agent at a time, or gathered for bulk commands at the end.
+local hdelDigest, hdelUids, hsetUids, hsetDigest, puts = {}, {}, {}, {}, {}
 local function put(p, body)
+  if bulk then
+    puts[#puts + 1] = p
+    puts[#puts + 1] = body
+    return
+  end
   local n = redis.call('INCR', seq)
   redis.call('HSET', pending, p, body)
   redis.call('HSET', pseq, p, n)
 end
-local function record(uid, path, payload, dg)
-  local cur = redis.call('HGET', uids, uid)
-  local curT, curPath = nil, nil
-  if cur then
-    local sep = string.find(cur, '|', 1, true)
-    curT = string.sub(cur, 1, sep - 1)
-    curPath = string.sub(cur, sep + 1)
-  end
+local function dropDigest(p)
+  if bulk then hdelDigest[#hdelDigest + 1] = p else redis.call('HDEL', digest, p) end
+end
+local function record(j, uid, path, payload, dg)
+  local cur
+  if bulk then cur = curs[j] else cur = redis.call('HGET', uids, uid) end
+  local curT, curPath = split(cur)
   if notBefore ~= '0' and curT and curT > notBefore then return -1 end
   if payload == '' then
-    redis.call('HDEL', digest, path)
+    dropDigest(path)
     put(path, del)
-    if curPath == path then redis.call('HDEL', uids, uid) end
+    if curPath == path then
+      if bulk then hdelUids[#hdelUids + 1] = uid else redis.call('HDEL', uids, uid) end
+    end
     return 1
   end
   local changed = 0
   if curPath and curPath ~= path then
-    redis.call('HDEL', digest, curPath)
+    dropDigest(curPath)
     put(curPath, del)
     changed = 1
   end
-  redis.call('HSET', uids, uid, now .. '|' .. path)
-  if redis.call('HGET', digest, path) == dg then return changed end
-  redis.call('HSET', digest, path, dg)
+  local dgNow
+  if bulk then
+    hsetUids[#hsetUids + 1] = uid
+    hsetUids[#hsetUids + 1] = now .. '|' .. path
+    dgNow = digs[j]
+  else
+    redis.call('HSET', uids, uid, now .. '|' .. path)
+    dgNow = redis.call('HGET', digest, path)
+  end
+  if dgNow == dg then return changed end
+  if bulk then
+    hsetDigest[#hsetDigest + 1] = path
+    hsetDigest[#hsetDigest + 1] = dg
+  else
+    redis.call('HSET', digest, path, dg)
+  end
   put(path, payload)
   return 1
 end
 local out = {}
-for i = 2, #ARGV, 4 do
-  out[#out + 1] = record(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+for j = 1, count do
+  out[j] = record(j, uidList[j], pathList[j], ARGV[4 * j], ARGV[4 * j + 1])
+end
+if #hdelDigest > 0 then redis.call('HDEL', digest, unpack(hdelDigest)) end
+if #hdelUids > 0 then redis.call('HDEL', uids, unpack(hdelUids)) end
+if #hsetUids > 0 then redis.call('HSET', uids, unpack(hsetUids)) end
+if #hsetDigest > 0 then redis.call('HSET', digest, unpack(hsetDigest)) end
+if #puts > 0 then
+  local n = redis.call('INCRBY', seq, #puts / 2) - #puts / 2
+  local seqs = {}
+  for i = 1, #puts, 2 do
+    n = n + 1
+    seqs[i], seqs[i + 1] = puts[i], n
+  end
+  redis.call('HSET', pending, unpack(puts))
+  redis.call('HSET', pseq, unpack(seqs))
 end
 return out
 `;
