@@ -9,7 +9,7 @@
  * slice's texts (match(): one HMGET), loading only the matches.
  *
  * Maintenance: every replica writes the text of its agents when their description changes
- * (batched per event-loop turn into one HSET). An agent stored without an entry (stored before
+ * (batched per 20 ms window into one HSET). An agent stored without an entry (stored before
  * the index existed, or its write lost) is indexed by the first search that reads it
  * (remember(), with HSETNX, so that a text read before a change never overwrites the
  * change's); an entry whose agent is no longer stored is removed then (forget()). A change whose write fails is written again
@@ -25,6 +25,8 @@ import { viewAttribute } from "../api/views.js";
 import { type AgentEvents, type AgentState, agentAttributes } from "../opamp/index.js";
 import { REDACTION_RULES_VERSION, SECRETLINT_RULE_IDS } from "../redact/index.js";
 
+/** How long a first change waits for others before they are written together (ms). */
+const WRITE_WINDOW_MS = 20;
 /** First wait before a failed write is tried again (ms); doubles per failure up to the max. */
 const RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
@@ -106,7 +108,8 @@ export class AgentSearchIndex {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => void this.#flush());
+    // A window, not a turn: a connect burst's descriptions are one HSET per window.
+    setTimeout(() => void this.#flush(), WRITE_WINDOW_MS);
   }
 
   async #flush(): Promise<void> {

@@ -33,7 +33,7 @@ function connectedAgent(uid: string) {
   return state;
 }
 
-test("the saves of many agents issued in one tick reach Redis in one write", async () => {
+test("the saves of many agents issued in one tick reach Redis in one write, indexed by one SADD", async () => {
   const { store, redis } = await pipelinedStore();
   const stream = redis.stream as unknown as { write: (...a: unknown[]) => boolean };
   const write = stream.write.bind(stream);
@@ -42,10 +42,18 @@ test("the saves of many agents issued in one tick reach Redis in one write", asy
     writes++;
     return write(...a);
   };
+  const sadd = redis.sadd.bind(redis);
+  let indexCalls = 0;
+  redis.sadd = ((...a: Parameters<typeof sadd>) => {
+    indexCalls++;
+    return sadd(...a);
+  }) as typeof redis.sadd;
   const uids = Array.from({ length: 100 }, (_, i) => `agent-${i}`);
   await Promise.all(uids.map((uid) => store.save(connectedAgent(uid), [], "r1/c1", true)));
   stream.write = write;
+  redis.sadd = sadd;
   assert.equal(writes, 1);
+  assert.equal(indexCalls, 1, "the new agents of one tick are one SADD");
   assert.equal((await store.list()).length, 100);
   assert.equal((await store.load("agent-7"))?.connected, true);
 });
