@@ -2,8 +2,10 @@
 export type { AgentState, ReportField, Transport } from "./agent-state.js";
 export {
   agentAttributes,
+  descriptionIdentity,
   emptyAgentState,
   hasComponentMap,
+  internHash,
   REPORT_FIELDS,
   setReportField,
 } from "./agent-state.js";
