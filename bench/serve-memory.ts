@@ -4,7 +4,9 @@
  * Starts `serve --workers 1` (Redis, rollouts, status branch on, as bench:serve does) with
  * `--heapsnapshot-signal=SIGUSR2`, takes a heap snapshot (V8 runs a full GC first) with no
  * agent and another once N agents (bench/agents.ts) are connected and configured, and prints
- * RSS per agent and the heap growth per agent by object kind (constructor name, or the V8
+ * RSS per agent (both readings once RSS stopped moving: serve-load.ts settledRss), the
+ * growth per agent of malloc's heap and of anonymous mappings (V8's heap among them), and
+ * the heap growth per agent by object kind (constructor name, or the V8
  * node type for strings, arrays, closures, code and native memory such as ArrayBuffer
  * backing stores), largest first.
  *

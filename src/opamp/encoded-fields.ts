@@ -28,34 +28,33 @@ export function latin1(view: Uint8Array): string {
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString("latin1");
 }
 
+/** One own property per field, made in the constructor so V8 keeps them inside the object. */
+const SLOTS = FIELDS.map((f) => Symbol(f));
+
 export class EncodedFields {
-  /** One slot per field of FIELDS, in that order (no table per agent). */
-  readonly #raw: (string | undefined)[] = [
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-  ];
+  constructor() {
+    const slots = this as unknown as Record<symbol, string | undefined>;
+    for (const slot of SLOTS) slots[slot] = undefined;
+  }
 
   /** The stored string of `field` (see the file comment), or undefined. */
   raw(field: ReportField): string | undefined {
-    return this.#raw[FIELDS.indexOf(field)];
+    return (this as unknown as Record<symbol, string | undefined>)[
+      SLOTS[FIELDS.indexOf(field)] as symbol
+    ];
   }
 
   static {
     FIELDS.forEach((field, i) => {
+      const slot = SLOTS[i] as symbol;
       Object.defineProperty(EncodedFields.prototype, field, {
         enumerable: true,
-        get(this: EncodedFields) {
-          const s = this.#raw[i];
+        get(this: Record<symbol, string | undefined>) {
+          const s = this[slot];
           return s === undefined ? undefined : Buffer.from(s, "latin1");
         },
-        set(this: EncodedFields, bytes: Uint8Array | undefined) {
-          this.#raw[i] = bytes === undefined ? undefined : latin1(bytes);
+        set(this: Record<symbol, string | undefined>, bytes: Uint8Array | undefined) {
+          this[slot] = bytes === undefined ? undefined : latin1(bytes);
         },
       });
     });
