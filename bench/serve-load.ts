@@ -101,6 +101,27 @@ export function treeRss(pid: number): number {
   return total;
 }
 
+/**
+ * RSS of `pid`'s tree once it stopped moving after a burst: sampled every `stepMs` until two
+ * samples in a row differ by less than 1 % (or `maxMs` passed), so a server still freeing
+ * the burst's garbage (or still growing) is not caught mid-way. Both sides of a comparison
+ * are read this way at the same point of the run.
+ */
+export async function settledRss(
+  pid: number,
+  { stepMs = 1000, maxMs = 10_000 }: { stepMs?: number; maxMs?: number } = {},
+): Promise<{ rss: number; waitedMs: number }> {
+  const start = Date.now();
+  let last = treeRss(pid);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, stepMs));
+    const rss = treeRss(pid);
+    const waitedMs = Date.now() - start;
+    if (Math.abs(rss - last) < last * 0.01 || waitedMs >= maxMs) return { rss, waitedMs };
+    last = rss;
+  }
+}
+
 export function split(total: number, parts: number): number[] {
   return Array.from(
     { length: parts },

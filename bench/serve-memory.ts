@@ -4,7 +4,9 @@
  * Starts `serve --workers 1` (Redis, rollouts, status branch on, as bench:serve does) with
  * `--heapsnapshot-signal=SIGUSR2`, takes a heap snapshot (V8 runs a full GC first) with no
  * agent and another once N agents (bench/agents.ts) are connected and configured, and prints
- * RSS per agent and the heap growth per agent by object kind (constructor name, or the V8
+ * RSS per agent (both readings once RSS stopped moving: serve-load.ts settledRss), the
+ * growth per agent of malloc's heap and of anonymous mappings (V8's heap among them), and
+ * the heap growth per agent by object kind (constructor name, or the V8
  * node type for strings, arrays, closures, code and native memory such as ArrayBuffer
  * backing stores), largest first.
  *
@@ -13,6 +15,8 @@
  *   BENCH_AGENT_PROCESSES=2      forked agent processes
  *   BENCH_TOP=30                 rows printed
  *   BENCH_KEEP_SNAPSHOTS=1       keep the .heapsnapshot files (path printed)
+ *   BENCH_NODE_ARGS=""          extra options for serve's node, space-separated (to compare V8
+ *                                settings, e.g. --max-semi-space-size=2)
  *   BENCH_ALLOC_PROFILE=1        also sample allocations while the agents connect (inspector,
  *                                objects a major GC collected included: what grows the old
  *                                generation) and print the top allocating functions
@@ -30,6 +34,7 @@ import {
   forgetPrefix,
   makeRepo,
   phase,
+  settledRss,
   startServe,
   stopProcess,
   treeRss,
@@ -40,6 +45,7 @@ const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
 const TOP = Number(process.env.BENCH_TOP ?? 30);
 const KEEP = process.env.BENCH_KEEP_SNAPSHOTS === "1";
 const ALLOC = process.env.BENCH_ALLOC_PROFILE === "1";
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 
 interface SamplingNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -121,7 +127,7 @@ async function serviceMemory(apiPort: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
   const out: Record<string, number> = {};
   const wanted =
-    /^opamp_gitops_(nodejs_heap_size_(?:total|used)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_used_bytes\{space="(?:new|old|large_object|code)"\}|process_resident_memory_bytes) (\S+)/;
+    /^opamp_gitops_(nodejs_heap_size_(?:total|used)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(?:used|total)_bytes\{space="(?:new|old|large_object|code)"\}|process_resident_memory_bytes) (\S+)/;
   for (const line of text.split("\n")) {
     const m = wanted.exec(line);
     if (m) out[(m[1] as string).replace(/^nodejs_|_bytes|_size|process_/g, "")] = Number(m[2]);
@@ -182,12 +188,12 @@ async function main(): Promise<void> {
         "--heapsnapshot-signal=SIGUSR2",
         `--diagnostic-dir=${dir}`,
         ...(ALLOC ? ["--inspect=127.0.0.1:9339"] : []),
+        ...NODE_ARGS,
       ],
     });
     try {
       const pid = s.proc.pid as number;
-      await sleep(1000);
-      const rss0 = treeRss(pid);
+      const { rss: rss0 } = await settledRss(pid);
       const [m0, map0] = [await serviceMemory(s.apiPort), rssByMapping(pid)];
       const snap0 = await snapshot(pid, dir);
       phase(`snapshot with no agent: ${snap0}`, "bench:serve-memory");
@@ -211,8 +217,7 @@ async function main(): Promise<void> {
           `allocated while connecting, live or collected by a major GC (B/agent):\n${top.map(([k, b]) => `${(b / AGENTS).toFixed(0).padStart(7)}  ${k}`).join("\n")}\n`,
         );
       }
-      await sleep(2000);
-      const rss1 = treeRss(pid);
+      const { rss: rss1 } = await settledRss(pid);
       const [m1, map1] = [await serviceMemory(s.apiPort), rssByMapping(pid)];
       const snap1 = await snapshot(pid, dir);
       const rss2 = treeRss(pid);
@@ -228,7 +233,7 @@ async function main(): Promise<void> {
       const total = rows.reduce((n, r) => n + r.bytes, 0);
       const perAgent = (bytes: number) => (bytes / AGENTS).toFixed(0).padStart(7);
       const out = [
-        `bench:serve-memory — ${AGENTS} agents, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
+        `bench:serve-memory — ${AGENTS} agents${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(" ")})` : ""}, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
         `RSS per agent: ${(rss1 - rss0) / AGENTS / 1024} KB (after the snapshot: ${((rss2 - rss0) / AGENTS / 1024).toFixed(1)} KB)`,
         perAgentLine("before the snapshot", m0, m1),
         perAgentLine("after it (full GC)", m0, m2),

@@ -10,7 +10,9 @@
  *   - heartbeat replies per second: every agent heartbeats in a closed loop (next message when
  *     the reply came), replies counted over a window;
  *   - RSS per connected agent: (RSS of the server's processes once all are connected − RSS
- *     before the first agent) ÷ N. For serve with workers, the primary and all workers; Redis
+ *     before the first agent) ÷ N. Both readings wait until the RSS stops moving (two
+ *     samples 1 s apart within 1 %, at most 10 s: bench/serve-load.ts settledRss), for
+ *     each side alike, so neither is caught mid-burst. For serve with workers, the primary and all workers; Redis
  *     is not counted (the peer has none);
  *     serve's lines below it split that growth (its /metrics): V8 heap in use, live objects
  *     and garbage not yet collected, and external memory (Buffers); `node
@@ -53,10 +55,10 @@ import {
   makeRepo,
   phase,
   ROOT,
+  settledRss,
   startServe,
   stopProcess,
   treeCpuMs,
-  treeRss,
   treeWriteSyscalls,
 } from "./serve-load.js";
 
@@ -87,6 +89,8 @@ interface Figures {
    * of V8's heap in use (live and not yet collected) and of memory outside it (Buffers, ...).
    */
   heapUsedPerAgentBytes?: number;
+  /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
+  heapTotalPerAgentBytes?: number;
   externalPerAgentBytes?: number;
   /** Write syscalls of the server's processes per agent connected and per heartbeat. */
   connectWrites: number;
@@ -122,12 +126,15 @@ function redisCost(
 }
 
 /** V8 heap used and external memory of a serve process, from its /metrics. */
-async function serveMemory(apiPort: number): Promise<{ heapUsed: number; external: number }> {
+async function serveMemory(
+  apiPort: number,
+): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
   const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
   const value = (name: string) =>
     Number(new RegExp(`^opamp_gitops_${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
   return {
     heapUsed: value("nodejs_heap_size_used_bytes"),
+    heapTotal: value("nodejs_heap_size_total_bytes"),
     external: value("nodejs_external_memory_bytes"),
   };
 }
@@ -141,9 +148,8 @@ async function measure(
   redis?: Redis,
   apiPort?: number,
 ): Promise<Figures> {
-  await sleep(1000);
   const count = async () => (redis ? await redisCounters(redis) : undefined);
-  const rss0 = treeRss(pid);
+  const { rss: rss0 } = await settledRss(pid);
   const mem0 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
@@ -156,8 +162,10 @@ async function measure(
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
-  await sleep(1000);
-  const rss1 = treeRss(pid);
+  const { rss: rss1, waitedMs } = await settledRss(pid);
+  phase(
+    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s after the last agent was configured`,
+  );
   const mem1 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   const r2 = await count();
   const cpu2 = treeCpuMs(pid);
@@ -193,6 +201,7 @@ async function measure(
     ...(mem0 && mem1
       ? {
           heapUsedPerAgentBytes: (mem1.heapUsed - mem0.heapUsed) / AGENTS,
+          heapTotalPerAgentBytes: (mem1.heapTotal - mem0.heapTotal) / AGENTS,
           externalPerAgentBytes: (mem1.external - mem0.external) / AGENTS,
         }
       : {}),
@@ -260,6 +269,7 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ["write syscalls per agent connected", (f) => f.connectWrites.toFixed(2)],
     ["write syscalls per heartbeat", (f) => f.heartbeatWrites.toFixed(2)],
     ["of RSS/agent: V8 heap used (live + garbage)", (f) => kb(f.heapUsedPerAgentBytes)],
+    ["of RSS/agent: V8 heap committed", (f) => kb(f.heapTotalPerAgentBytes)],
     ["of RSS/agent: external (Buffers, ...)", (f) => kb(f.externalPerAgentBytes)],
   ];
   const ratios: ((s: Figures) => string)[] = [
@@ -271,6 +281,7 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
     (s) => `${ratio(s.connectWrites, peer.connectWrites)}×`,
     (s) => `${ratio(s.heartbeatWrites, peer.heartbeatWrites)}×`,
+    () => "",
     () => "",
     () => "",
   ];

@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { decodeSubMessage } from "./codec.js";
+import { EncodedFields, latin1 } from "./encoded-fields.js";
 import { healthMeaning } from "./health-meaning.js";
 import type {
   AgentDescription,
@@ -93,11 +94,12 @@ export function emptyAgentState(
 }
 
 /**
- * The one implementation of AgentState. Memory per agent is what a fleet costs, so the
- * decoded health — a Collector reports a tree of tens of components, each with two 64-bit
- * timestamps — is not kept: `health` decodes `encoded.health` when read (only on a health
- * change, the admin API, the status flush), and a value assigned to it (tests, fakes) is
- * kept as assigned.
+ * The one implementation of AgentState. Memory per agent is what a fleet costs, so neither
+ * the decoded health — a Collector reports a tree of tens of components, each with two 64-bit
+ * timestamps — nor the decoded description (~800 B of objects for a handful of attributes)
+ * is kept: `health` and `description` decode their `encoded` bytes when read (on a change, a
+ * claim by a new connection, the group selection after a new commit, the admin API), and a
+ * value assigned to them (tests, fakes) is kept as assigned.
  */
 class StoredAgentState implements AgentState {
   sequenceNum = 0n;
@@ -109,8 +111,8 @@ class StoredAgentState implements AgentState {
   offeredSettingsHash: string | null = null;
   scopes: readonly string[] = [];
   credential = "";
-  encoded: Partial<Record<ReportField, Buffer>> = {};
-  description: AgentDescription | null = null;
+  /** Kept as strings (encoded-fields.ts); a field read gives a copy. */
+  encoded: Partial<Record<ReportField, Buffer>> & EncodedFields = new EncodedFields();
   effectiveConfig: EffectiveConfig | null = null;
   remoteConfigStatus: RemoteConfigStatusMessage | null = null;
   packageStatuses: OpaqueMessage | null = null;
@@ -121,6 +123,8 @@ class StoredAgentState implements AgentState {
   assignedHealth: ComponentHealth | null | undefined = undefined;
   /** Digest of the stored health's meaning (healthMeaning), once computed. */
   healthMeaningDigest: string | undefined = undefined;
+  /** An assigned description (undefined: decode `encoded.description` on read). */
+  assignedDescription: AgentDescription | null | undefined = undefined;
 
   constructor(
     readonly instanceUid: string,
@@ -130,22 +134,58 @@ class StoredAgentState implements AgentState {
 
   get health(): ComponentHealth | null {
     if (this.assignedHealth !== undefined) return this.assignedHealth;
-    const bytes = this.encoded.health;
-    return bytes ? decodedHealth(bytes) : null;
+    const raw = this.encoded.raw("health");
+    return raw === undefined ? null : decodedHealth(raw);
   }
 
   set health(value: ComponentHealth | null) {
     this.assignedHealth = value;
     this.healthMeaningDigest = undefined;
   }
+
+  get description(): AgentDescription | null {
+    if (this.assignedDescription !== undefined) return this.assignedDescription;
+    const raw = this.encoded.raw("description");
+    return raw === undefined ? null : decodedDescription(raw);
+  }
+
+  set description(value: AgentDescription | null) {
+    this.assignedDescription = value;
+  }
+}
+
+/**
+ * What identifies the agent's current description without decoding it: the same value while
+ * the description is unchanged, another one once it changed (its stored bytes, or the object
+ * assigned). For caches of what is derived from a description (the selected group).
+ */
+export function descriptionIdentity(state: Readonly<AgentState>): unknown {
+  if (state instanceof StoredAgentState && state.assignedDescription === undefined)
+    return state.encoded.raw("description") ?? null;
+  return state.description;
+}
+
+/** The description last decoded, with its bytes (a reader often looks twice in a row). */
+let lastDescription: { raw: string; value: AgentDescription } | undefined;
+
+function decodedDescription(raw: string): AgentDescription {
+  if (lastDescription?.raw !== raw)
+    lastDescription = {
+      raw,
+      value: decodeSubMessage<AgentDescription>("AgentDescription", Buffer.from(raw, "latin1")),
+    };
+  return lastDescription.value;
 }
 
 /** The health last decoded, with its bytes: readers often look at one agent's health twice. */
-let lastHealth: { bytes: Buffer; value: ComponentHealth } | undefined;
+let lastHealth: { raw: string; value: ComponentHealth } | undefined;
 
-function decodedHealth(bytes: Buffer): ComponentHealth {
-  if (lastHealth?.bytes !== bytes)
-    lastHealth = { bytes, value: decodeSubMessage<ComponentHealth>("ComponentHealth", bytes) };
+function decodedHealth(raw: string): ComponentHealth {
+  if (lastHealth?.raw !== raw)
+    lastHealth = {
+      raw,
+      value: decodeSubMessage<ComponentHealth>("ComponentHealth", Buffer.from(raw, "latin1")),
+    };
   return lastHealth.value;
 }
 
@@ -154,7 +194,7 @@ function decodedHealth(bytes: Buffer): ComponentHealth {
  * a Collector's health is about 1 KB; only the digest stays per agent.
  */
 function meaningDigest(meaning: string): string {
-  return createHash("sha256").update(meaning).digest("base64");
+  return internHash(createHash("sha256").update(meaning).digest("base64"));
 }
 
 /** Digests of the stored health's meaning of states not made by emptyAgentState. */
@@ -217,11 +257,11 @@ export function mergeReport(
   for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
     const encoded = report.encoded[field];
     if (encoded === undefined || keepsStoredComponents(state, field, report)) {
-      total += state.encoded[field]?.length ?? 0;
+      total += storedLength(state, field);
       continue;
     }
     total += encoded.length;
-    if (!state.encoded[field]?.equals(encoded)) updates.push([field, encoded]);
+    if (!storedEquals(state, field, encoded)) updates.push([field, encoded]);
   }
   if (total > maxStoredBytes && updates.length > 0) onTooLarge(total);
   const changed: ReportField[] = [];
@@ -244,6 +284,21 @@ export function mergeReport(
   const capabilitiesChanged = state.capabilities !== report.capabilities;
   state.capabilities = report.capabilities;
   return { changed, refreshed, capabilitiesChanged };
+}
+
+/** Bytes stored for `field` (no copy made). */
+function storedLength(state: AgentState, field: ReportField): number {
+  if (state instanceof StoredAgentState) return state.encoded.raw(field)?.length ?? 0;
+  return state.encoded[field]?.length ?? 0;
+}
+
+/** Whether `bytes` are the ones stored for `field`. */
+function storedEquals(state: AgentState, field: ReportField, bytes: Uint8Array): boolean {
+  if (state instanceof StoredAgentState) {
+    const raw = state.encoded.raw(field);
+    return raw !== undefined && raw.length === bytes.length && raw === latin1(bytes);
+  }
+  return state.encoded[field]?.equals(bytes) ?? false;
 }
 
 /**
@@ -270,21 +325,30 @@ export function hasComponentMap(value: AvailableComponents | null | undefined): 
 }
 
 /**
- * Stores a report field from its encoded bytes, copied into a buffer of their own size unless
- * they already own theirs. The decoded value is made from that copy, not from the received
- * frame, so a long-lived agent state never pins a network buffer.
+ * Stores a report field from its encoded bytes, copied (as a string for a StoredAgentState,
+ * see encoded-fields.ts; into a buffer of their own size otherwise, unless they already own
+ * theirs). A decoded value is made from an exact copy, not from the received frame, so a
+ * long-lived agent state never pins a network buffer.
  */
 export function setReportField(state: AgentState, field: ReportField, bytes: Uint8Array): void {
-  // Bytes read from Redis are views into the reply's read buffer (up to 64 KiB, shared).
-  const own = ownCopy(bytes);
-  state.encoded[field] = own;
+  // Bytes read from Redis are views into the reply's read buffer (up to 64 KiB, shared): a
+  // StoredAgentState keeps a string copy (encoded-fields.ts), other states their own copy.
+  const stored = state instanceof StoredAgentState;
+  // (EncodedFields' setter takes any Uint8Array: it copies the bytes.)
+  state.encoded[field] = stored ? (bytes as Buffer) : ownCopy(bytes);
   if (field === "health" && state instanceof StoredAgentState) {
     // Decoded when read (see StoredAgentState); its meaning is of the new bytes.
     state.assignedHealth = undefined;
     state.healthMeaningDigest = undefined;
     return;
   }
-  const value = decodeSubMessage<object>(REPORT_FIELDS[field], own);
+  if (field === "description" && state instanceof StoredAgentState) {
+    state.assignedDescription = undefined; // decoded when read (see StoredAgentState)
+    return;
+  }
+  // Decoded bytes fields are views of what they are decoded from: an exact copy, so they pin
+  // neither a network buffer nor a pooled slab.
+  const value = decodeSubMessage<object>(REPORT_FIELDS[field], ownCopy(bytes));
   (state as unknown as Record<ReportField, unknown>)[field] = value;
   if (field === "remoteConfigStatus") {
     const hash = (value as RemoteConfigStatusMessage).lastRemoteConfigHash;
@@ -306,8 +370,10 @@ function ownCopy(bytes: Uint8Array): Buffer {
 }
 
 /**
- * Config hashes are few (one per group and version) and held by every agent: one string each.
- * Bounded: past `MAX_INTERNED` distinct hashes the table starts over.
+ * One shared copy of a string that many agents hold: config hashes (one per group and
+ * version), group names, health meaning digests (agents running the same pipelines report the
+ * same meaning). Returns the first copy seen of `hex` (any string). Bounded: past
+ * `MAX_INTERNED` distinct strings the table starts over.
  */
 const interned = new Map<string, string>();
 const MAX_INTERNED = 4096;

@@ -4,8 +4,10 @@ export { AgentOrder, agentOrderKey } from "./agent-order.js";
 export type { AgentState, ReportField, Transport } from "./agent-state.js";
 export {
   agentAttributes,
+  descriptionIdentity,
   emptyAgentState,
   hasComponentMap,
+  internHash,
   REPORT_FIELDS,
   setReportField,
 } from "./agent-state.js";

@@ -12,7 +12,13 @@
 import type { Logger } from "pino";
 import { LogLimiter } from "../log-limiter.js";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS, LIMIT_FLAGS } from "./agent-limits.js";
-import { type AgentState, emptyAgentState, hasComponentMap, mergeReport } from "./agent-state.js";
+import {
+  type AgentState,
+  emptyAgentState,
+  hasComponentMap,
+  internHash,
+  mergeReport,
+} from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
 import {
   AgentCapabilities,
@@ -404,7 +410,8 @@ export class MessageHandler {
       const remote = remoteConfigOffer(state, desired, live.offeredConfigHash);
       if (remote) {
         reply.remoteConfig = remote;
-        live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+        // One string per hash, not one per agent (80 B each).
+        live.offeredConfigHash = internHash(Buffer.from(remote.configHash).toString("hex"));
         live.offeredAt = now;
       }
       // Without an issuer the offer is decided here and now (no promise, no microtask).
@@ -602,7 +609,7 @@ export class MessageHandler {
       if (!remote && !settings && !packages) continue;
       const message: ServerToAgent = { instanceUid: uidToBytes(state.instanceUid) };
       if (remote) {
-        live.offeredConfigHash = Buffer.from(remote.configHash).toString("hex");
+        live.offeredConfigHash = internHash(Buffer.from(remote.configHash).toString("hex"));
         live.offeredAt = this.#options.now();
         message.remoteConfig = remote;
         this.stats.configOffers++;

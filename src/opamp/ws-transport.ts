@@ -80,12 +80,18 @@ class WsSession implements Connection {
   constructor(
     readonly ws: SessionSocket,
     readonly owner: WebSocketTransport,
-    readonly remoteAddress: string,
+    /** Asked for its address only when one is logged (it then caches it, ~90 B). */
+    readonly socket: { readonly remoteAddress?: string | undefined },
     readonly scopes: readonly string[],
     readonly credential: string,
     boundUid: string | undefined,
   ) {
     if (boundUid !== undefined) this.boundUid = boundUid;
+  }
+
+  /** The peer's address while the socket is open ("" once closed). */
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? "";
   }
 
   push(message: ServerToAgent): void {
@@ -200,7 +206,7 @@ export class WebSocketTransport {
     const session = new WsSession(
       ws,
       this,
-      req.socket.remoteAddress ?? "",
+      req.socket,
       scopesOf(req),
       credential,
       boundUidOf(req).boundUid,

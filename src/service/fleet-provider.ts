@@ -20,7 +20,7 @@ import type {
   PackageOffer,
   TelemetryOffer,
 } from "../opamp/index.js";
-import { agentAttributes } from "../opamp/index.js";
+import { agentAttributes, descriptionIdentity } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { FleetSync } from "../sync/index.js";
 import type { BundleStore } from "./bundle-store.js";
@@ -53,13 +53,8 @@ export class FleetProvider implements DesiredStateProvider {
   /** Resolved telemetry and final package URLs per bundle id (memory only: they hold secrets). */
   readonly #served = new Map<string, ServedParts>();
   readonly compatibility: Compatibility;
-  // Attributes per agent state: re-derived only when its description object changes.
-  readonly #attributes = new WeakMap<
-    object,
-    { from: unknown; attrs: ReadonlyMap<string, string> }
-  >();
   /**
-   * The group each agent state selects, valid while both its description object and the
+   * The group each agent state selects, valid while both its description (descriptionIdentity) and the
    * desired state (a new commit) are the ones it was computed from: the selectors are not
    * evaluated again on every message.
    */
@@ -98,9 +93,10 @@ export class FleetProvider implements DesiredStateProvider {
   selectedGroup(agent: Readonly<AgentState>): string | undefined {
     const state = this.#sync.current;
     const cached = this.#selected.get(agent);
-    if (cached && cached.from === agent.description && cached.state === state) return cached.group;
+    const from = descriptionIdentity(agent);
+    if (cached && cached.from === from && cached.state === state) return cached.group;
     const group = this.#sync.assign(this.attributes(agent), agent.instanceUid).group;
-    this.#selected.set(agent, { from: agent.description, state, group });
+    this.#selected.set(agent, { from, state, group });
     return group;
   }
 
@@ -116,12 +112,13 @@ export class FleetProvider implements DesiredStateProvider {
     return group !== undefined && !this.#scopes.allows(agent.scopes, group) ? group : undefined;
   }
 
+  /**
+   * The agent's attributes, derived on each call: only a changed description or a new commit
+   * asks (`selectedGroup` caches the group), so keeping a map per agent (~350 B of heap each)
+   * would save nothing.
+   */
   attributes(agent: Readonly<AgentState>): ReadonlyMap<string, string> {
-    const cached = this.#attributes.get(agent);
-    if (cached && cached.from === agent.description) return cached.attrs;
-    const attrs = agentAttributes(agent);
-    this.#attributes.set(agent, { from: agent.description, attrs });
-    return attrs;
+    return agentAttributes(agent);
   }
 
   /** The bundle id and parts `agent` is served now (stable or target), or undefined. */

@@ -4,11 +4,25 @@
  * after, an agent that moved between groups counted once), and what to acknowledge in Redis
  * once published. Pure apart from rendering the derived files.
  */
+import { internHash } from "../opamp/index.js";
 import type { DerivedFiles } from "./derived-files.js";
 import type { AgentChange, FleetFacts, GroupChange, MessageInputs } from "./message.js";
 import type { AgentFacts, GroupFacts } from "./model.js";
 import { FLEET_FILE, kindOfPath } from "./paths.js";
 import type { PendingChange } from "./pending-store.js";
+
+/**
+ * `facts` with its strings that many agents share (group, config hashes, status) replaced by
+ * one shared copy each: the writer keeps every agent's facts between flushes, and parsed JSON
+ * gives each agent its own copies (~250 B per agent). Mutates and returns `facts`.
+ */
+export function sharedFacts(facts: AgentFacts): AgentFacts {
+  if (facts.group !== null) facts.group = internHash(facts.group);
+  if (facts.reportedHash !== null) facts.reportedHash = internHash(facts.reportedHash);
+  if (facts.desiredHash !== null) facts.desiredHash = internHash(facts.desiredHash);
+  if (facts.status !== null) facts.status = internHash(facts.status) as AgentFacts["status"];
+  return facts;
+}
 
 /** The facts of the files as last committed. */
 export interface CommittedFacts {
@@ -43,7 +57,7 @@ export async function planFlush(
       continue;
     }
     const before = committed.agents.get(p.path);
-    const after = p.content === null ? undefined : (p.facts as AgentFacts);
+    const after = p.content === null ? undefined : sharedFacts(p.facts as AgentFacts);
     changes.set(p.path, p.content === null ? null : Buffer.from(p.content));
     if (after) agents.set(p.path, after);
     else agents.delete(p.path);

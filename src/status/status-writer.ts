@@ -39,7 +39,7 @@ import type { AgentStatusOptions } from "./agent-status.js";
 import { DerivedFiles } from "./derived-files.js";
 import { effectiveConfigStatus } from "./effective-config.js";
 import { LockLostError } from "./errors.js";
-import { type CommittedFacts, planFlush } from "./flush-plan.js";
+import { type CommittedFacts, planFlush, sharedFacts } from "./flush-plan.js";
 import { ObjectWriter, Packer, type PackResult } from "./git-store/index.js";
 import { WriterLock } from "./lock.js";
 import { SILENT, type StatusLogger } from "./logger.js";
@@ -325,7 +325,7 @@ export class StatusWriter {
       const committed: CommittedFacts = { agents: new Map(), groups: new Map() };
       for (const [path, f] of await this.store.facts()) {
         const kind = kindOfPath(path);
-        if (kind === "agent") committed.agents.set(path, f as AgentFacts);
+        if (kind === "agent") committed.agents.set(path, sharedFacts(f as AgentFacts));
         else if (kind === "group") committed.groups.set(path, f as GroupFacts);
         else if (kind === "fleet") committed.fleet = f as FleetFacts;
       }
