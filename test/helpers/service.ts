@@ -3,6 +3,8 @@
  * process, on real Redis and a local repository: what the e2e and interop tests run against
  * when they need to reach into it (`service.rollouts`, `service.sync`) rather than run `serve`.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { connectRedis } from "../../src/redis.js";
@@ -26,6 +28,9 @@ export interface TestServiceOptions {
    * the service needs to offer the package files it serves). Default false: port 0.
    */
   advertise?: boolean;
+  /** The agent tokens file's text (one `token [groups=…]` a line): written, and passed as
+   * --opamp-tokens-file. */
+  agentTokens?: string;
   /** Changes the loaded settings before the service is built (values no flag sets). */
   adjust?: (settings: Settings) => void;
 }
@@ -60,6 +65,11 @@ export async function startTestService(
 ): Promise<TestService> {
   const redis = options.redis ?? (await testRedis());
   const fixed = options.advertise ? await freePort() : 0;
+  let tokensFile: string | undefined;
+  if (options.agentTokens !== undefined) {
+    tokensFile = join(tempDir("opamp-gitops-tokens-"), "agents");
+    writeFileSync(tokensFile, options.agentTokens);
+  }
   const settings = loadSettings(
     {
       stateDir: tempDir("opamp-gitops-service-"),
@@ -68,6 +78,7 @@ export async function startTestService(
       opampListen: `127.0.0.1:${fixed}`,
       apiListen: "127.0.0.1:0",
       ...(options.advertise ? { advertiseUrl: `ws://127.0.0.1:${fixed}/v1/opamp` } : {}),
+      ...(tokensFile ? { opampTokensFile: tokensFile } : {}),
       redisPrefix: redis.prefix,
       ...flags,
     },
