@@ -12,8 +12,8 @@ import type { PeerCertificate } from "node:tls";
 import { AgentCa } from "../../src/ca/index.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities, type AgentState } from "../../src/opamp/index.js";
-import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
 import { makeCsr, makeTestCerts } from "../helpers/certs.js";
+import { authorityMaker } from "../helpers/credential-authority.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/wait.js";
@@ -40,35 +40,24 @@ const bearer = (c: { headers?: { key: string; value: string }[] } | undefined) =
 describe("agent credential authority", () => {
   let redis: TestRedis;
   let now = 1_800_000_000_000;
-  const made: AgentCredentialAuthority[] = [];
   const log = capturedLogger("info");
 
-  const authority = (
-    extra: Partial<ConstructorParameters<typeof AgentCredentialAuthority>[0]> = {},
-  ) => {
-    const a = new AgentCredentialAuthority({
-      redis: redis.redis,
-      prefix: redis.prefix,
-      logger: log.logger,
-      groupOf: () => "edge",
-      certificateValidityMs: 10 * HOUR,
-      tokenValidityMs: 10 * HOUR,
-      rotateAt: 0.66,
-      mintTokens: true,
-      maxCsrBytes: 8192,
-      pollMs: 60_000,
-      now: () => now,
-      ...extra,
-    });
-    made.push(a);
-    return a;
-  };
+  const authorities = authorityMaker(() => ({
+    redis,
+    logger: log.logger,
+    // The rotation steps below are fractions of these 10 h.
+    certificateValidityMs: 10 * HOUR,
+    tokenValidityMs: 10 * HOUR,
+    mintTokens: true,
+    now: () => now,
+  }));
+  const authority = authorities.make;
 
   beforeEach(async () => {
     redis = await testRedis();
   });
   afterEach(async () => {
-    for (const a of made.splice(0)) a.close();
+    authorities.closeAll();
     await redis.close();
   });
 
