@@ -8,8 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import type { Service } from "../../src/service/service.js";
@@ -17,8 +15,8 @@ import { type Received, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const V1 = Buffer.from("plugin v1\n");
 const V2 = Buffer.from("plugin v2\n");
@@ -136,18 +134,14 @@ describe("rollback of a package upgrade", () => {
   const log = capturedLogger("info");
 
   before(async () => {
-    const packageDir = tempDir("opamp-gitops-packages-");
-    writeFileSync(join(packageDir, "plugin-v1.bin"), V1);
-    writeFileSync(join(packageDir, "plugin-v2.bin"), V2);
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": groupYaml("1.0.0", V1),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge with plugin 1.0.0");
+    repo = groupsRepo({ edge: groupYaml("1.0.0", V1) }, "edge with plugin 1.0.0");
     svc = await startTestService(
-      { repo: repo.dir, packageDir },
-      { logger: log.logger, advertise: true },
+      { repo: repo.dir },
+      {
+        logger: log.logger,
+        advertise: true,
+        packages: { "plugin-v1.bin": V1, "plugin-v2.bin": V2 },
+      },
     );
     service = svc.service;
     url = svc.url;

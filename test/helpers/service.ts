@@ -28,6 +28,11 @@ export interface TestServiceOptions {
    * the service needs to offer the package files it serves). Default false: port 0.
    */
   advertise?: boolean;
+  /**
+   * Package files by name (e.g. "plugin-v1.bin"), written to a temp folder passed as
+   * --package-dir. The service serves them only with `advertise`.
+   */
+  packages?: Record<string, Buffer>;
   /** The agent tokens file's text (one `token [groups=…]` a line): written, and passed as
    * --opamp-tokens-file. */
   agentTokens?: string;
@@ -65,6 +70,12 @@ export async function startTestService(
 ): Promise<TestService> {
   const redis = options.redis ?? (await testRedis());
   const fixed = options.advertise ? await freePort() : 0;
+  let packageDir: string | undefined;
+  if (options.packages) {
+    packageDir = tempDir("opamp-gitops-packages-");
+    for (const [name, bytes] of Object.entries(options.packages))
+      writeFileSync(join(packageDir, name), bytes);
+  }
   let tokensFile: string | undefined;
   if (options.agentTokens !== undefined) {
     tokensFile = join(tempDir("opamp-gitops-tokens-"), "agents");
@@ -79,6 +90,7 @@ export async function startTestService(
       apiListen: "127.0.0.1:0",
       ...(options.advertise ? { advertiseUrl: `ws://127.0.0.1:${fixed}/v1/opamp` } : {}),
       ...(tokensFile ? { opampTokensFile: tokensFile } : {}),
+      ...(packageDir ? { packageDir } : {}),
       redisPrefix: redis.prefix,
       ...flags,
     },

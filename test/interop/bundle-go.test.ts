@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -84,8 +84,6 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
     const bin = join(tempDir("opamp-gitops-go-"), "interop");
     await buildGoProgram(go.go, bin);
     process.env[TOKEN_ENV] = "s3cret-from-env";
-    const packageDir = tempDir("opamp-gitops-packages-");
-    writeFileSync(join(packageDir, "plugin-v1.bin"), PLUGIN_V1);
     // Serves bytes that do not match the sha256 group.yaml declares for them.
     corrupt = createServer((_req, res) => res.end("tampered bytes\n"));
     await new Promise<void>((r) => corrupt.listen(0, "127.0.0.1", r));
@@ -101,8 +99,8 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
     });
     repo.commit("edge v1 with telemetry and a package");
     svc = await startTestService(
-      { repo: repo.dir, packageDir },
-      { logger: log.logger, advertise: true },
+      { repo: repo.dir },
+      { logger: log.logger, advertise: true, packages: { "plugin-v1.bin": PLUGIN_V1 } },
     );
     service = svc.service;
     apiPort = svc.apiPort;
