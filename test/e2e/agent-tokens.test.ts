@@ -16,8 +16,8 @@ import { helloAs, offeredToken, postOpamp, TestAgent } from "../helpers/agent.js
 import { capturedLogger } from "../helpers/logger.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -38,12 +38,7 @@ describe("per-agent tokens (--mint-agent-tokens)", () => {
   const log = capturedLogger("info");
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": GROUP,
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge");
+    repo = groupsRepo({ edge: GROUP }, "edge");
     svc = await startTestService(
       { repo: repo.dir, mintAgentTokens: "true" },
       { logger: log.logger, agentTokens: "boot-token groups=edge\n" },

@@ -16,8 +16,8 @@ import { capturedLogger } from "../helpers/logger.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo } from "../sync/helpers/git-repo.js";
+import { collectorYaml, groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const group = (role: string) => `selector:
   match: {host.role: ${role}}
@@ -44,14 +44,7 @@ describe("per-group credentials", () => {
   const log = capturedLogger("info");
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": group("edge"),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-      "groups/gateway/group.yaml": group("gateway"),
-      "groups/gateway/collector.yaml": collectorYaml("gateway-v1"),
-    });
-    repo.commit("edge and gateway");
+    repo = groupsRepo({ edge: group("edge"), gateway: group("gateway") }, "edge and gateway");
     svc = await startTestService(
       { repo: repo.dir },
       {

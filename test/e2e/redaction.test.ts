@@ -25,8 +25,8 @@ import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { CORPUS_ATTRIBUTES, corpusConfigs, corpusErrors, markersIn } from "../redact/corpus.js";
 import { get, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo } from "../sync/helpers/git-repo.js";
+import { collectorYaml, groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const group = (role: string, onFailure: string) => `selector:
   match: {host.role: ${role}}
@@ -65,14 +65,10 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
   let apiPort = 0;
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": group("edge", "pause"),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-      "groups/west/group.yaml": group("west", "rollback"),
-      "groups/west/collector.yaml": collectorYaml("west-v1"),
-    });
-    repo.commit("edge and west");
+    repo = groupsRepo(
+      { edge: group("edge", "pause"), west: group("west", "rollback") },
+      "edge and west",
+    );
     svc = await startTestService({ repo: repo.dir }, { logger: log.logger });
     assert.equal(svc.settings.statusEffectiveConfig, "redacted", "the default");
     service = svc.service;

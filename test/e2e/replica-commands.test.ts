@@ -22,8 +22,8 @@ import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor, waitForValue } from "../helpers/wait.js";
 import { get, git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -66,12 +66,7 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
   let b: TestService;
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": GROUP,
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge");
+    repo = groupsRepo({ edge: GROUP }, "edge");
     redis = await testRedis();
     a = await replica();
     b = await replica();

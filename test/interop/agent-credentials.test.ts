@@ -21,8 +21,8 @@ import { capturedLogger } from "../helpers/logger.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -96,12 +96,7 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
       files[name] = join(workDir, `${name}.pem`);
       writeFileSync(files[name], bytes);
     }
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": GROUP,
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge");
+    repo = groupsRepo({ edge: GROUP }, "edge");
     svc = await startTestService(
       {
         repo: repo.dir,

@@ -12,8 +12,8 @@ import type { Service } from "../../src/service/service.js";
 import { helloAs, type Received, TestAgent } from "../helpers/agent.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const group = (role: string) => `selector:
   match: {host.role: ${role}}
@@ -50,14 +50,7 @@ describe("the group kept per agent", () => {
   const agents: TestAgent[] = [];
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": group("edge"),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-      "groups/gateway/group.yaml": group("gateway"),
-      "groups/gateway/collector.yaml": collectorYaml("gateway-v1"),
-    });
-    repo.commit("edge and gateway");
+    repo = groupsRepo({ edge: group("edge"), gateway: group("gateway") }, "edge and gateway");
     svc = await startTestService({ repo: repo.dir, pollInterval: "100ms" });
     service = svc.service;
     url = svc.url;
