@@ -3,12 +3,13 @@
  * instances a test made, closed together after it.
  */
 
+import { afterEach, beforeEach } from "node:test";
 import type { Logger } from "pino";
 import {
   AgentCredentialAuthority,
   type AgentCredentialOptions,
 } from "../../src/service/agent-credentials.js";
-import type { TestRedis } from "./redis.js";
+import { type TestRedis, testRedis } from "./redis.js";
 
 /** What a test gives: its Redis prefix, its logger, and any option over the defaults. */
 export type TestAuthorityOptions = { redis: TestRedis; logger: Logger } & Partial<
@@ -38,23 +39,42 @@ export function testAuthorityOptions({
   };
 }
 
+type Extra = Partial<Omit<TestAuthorityOptions, "redis">>;
+
 /**
- * Makes authorities with `base()` (read at each call: a test's fresh Redis prefix, its clock)
- * and `extra` over it; `closeAll()` closes every one made so far (call it after each test).
+ * For the calling file or suite: a fresh Redis prefix per test (registers beforeEach and
+ * afterEach hooks), and `make(extra)` for authorities on it with `base()` (read at each call:
+ * the test's logger, clock) and `extra` over the defaults. After each test, every authority
+ * made is closed, then the prefix's keys are deleted.
  */
-export function authorityMaker(base: () => TestAuthorityOptions): {
-  make(extra?: Partial<Omit<TestAuthorityOptions, "redis">>): AgentCredentialAuthority;
-  closeAll(): void;
+export function authorityMaker(base: () => Extra & Pick<TestAuthorityOptions, "logger">): {
+  make(extra?: Extra): AgentCredentialAuthority;
+  /** This test's Redis prefix (set in beforeEach). */
+  readonly redis: TestRedis;
 } {
   const made: AgentCredentialAuthority[] = [];
+  let redis: TestRedis | undefined;
+  beforeEach(async () => {
+    redis = await testRedis();
+  });
+  afterEach(async () => {
+    for (const a of made.splice(0)) a.close();
+    await redis?.close();
+  });
+  const current = () => {
+    if (!redis) throw new Error("authorityMaker: no Redis outside a test");
+    return redis;
+  };
+  // Plain functions (no `this`): tests call `make` detached.
   return {
     make(extra = {}) {
-      const a = new AgentCredentialAuthority(testAuthorityOptions({ ...base(), ...extra }));
+      const options = { ...base(), ...extra, redis: current() };
+      const a = new AgentCredentialAuthority(testAuthorityOptions(options));
       made.push(a);
       return a;
     },
-    closeAll() {
-      for (const a of made.splice(0)) a.close();
+    get redis() {
+      return current();
     },
   };
 }

@@ -7,14 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { afterEach, beforeEach, describe, it } from "node:test";
+import { beforeEach, describe, it } from "node:test";
 import { AgentCa } from "../../src/ca/index.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import type { AgentState } from "../../src/opamp/index.js";
 import { makeCsr, makeTestCerts } from "../helpers/certs.js";
 import { authorityMaker } from "../helpers/credential-authority.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
 
 const UID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const MINUTE = 60_000;
@@ -26,14 +25,12 @@ const publicKey = (pem: Uint8Array) =>
   new X509Certificate(Buffer.from(pem)).publicKey.export({ type: "spki", format: "der" });
 
 describe("agent credential authority: CSR checks, reuse and rate limit", () => {
-  let redis: TestRedis;
   let now = 1_800_000_000_000;
   const certs = makeTestCerts();
   let ca: AgentCa;
   let log: ReturnType<typeof capturedLogger>;
 
   const authorities = authorityMaker(() => ({
-    redis,
     logger: log.logger,
     ca,
     csrIntervalMs: 10 * MINUTE,
@@ -42,13 +39,8 @@ describe("agent credential authority: CSR checks, reuse and rate limit", () => {
   const authority = authorities.make;
 
   beforeEach(async () => {
-    redis = await testRedis();
     ca ??= await AgentCa.load(certs.ca, certs.caKey);
     log = capturedLogger("info");
-  });
-  afterEach(async () => {
-    authorities.closeAll();
-    await redis.close();
   });
 
   it("the same CSR sent 3 times is checked and signed once; a new key gets a new certificate", async () => {
