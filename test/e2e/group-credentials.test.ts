@@ -16,16 +16,9 @@ import { capturedLogger } from "../helpers/logger.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml, groupsRepo } from "../sync/helpers/fleet.js";
+import { collectorYaml, groupsRepo, roleGroupYaml } from "../sync/helpers/fleet.js";
 import type { TestRepo } from "../sync/helpers/git-repo.js";
 
-const group = (role: string) => `selector:
-  match: {host.role: ${role}}
-rollout:
-  stages: [{percent: 100}]
-  applyTimeout: 10s
-heartbeatInterval: 1s
-`;
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.ReportsRemoteConfig;
 
 const hello = (role: string) => helloAs(role, CAPS);
@@ -44,7 +37,10 @@ describe("per-group credentials", () => {
   const log = capturedLogger("info");
 
   before(async () => {
-    repo = groupsRepo({ edge: group("edge"), gateway: group("gateway") }, "edge and gateway");
+    repo = groupsRepo(
+      { edge: roleGroupYaml("edge"), gateway: roleGroupYaml("gateway") },
+      "edge and gateway",
+    );
     svc = await startTestService(
       { repo: repo.dir },
       {

@@ -12,16 +12,9 @@ import type { Service } from "../../src/service/service.js";
 import { helloAs, type Received, TestAgent } from "../helpers/agent.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { groupsRepo } from "../sync/helpers/fleet.js";
+import { groupsRepo, roleGroupYaml } from "../sync/helpers/fleet.js";
 import type { TestRepo } from "../sync/helpers/git-repo.js";
 
-const group = (role: string) => `selector:
-  match: {host.role: ${role}}
-rollout:
-  stages: [{percent: 100}]
-  applyTimeout: 10s
-heartbeatInterval: 1s
-`;
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.ReportsRemoteConfig;
 
 const hello = (role: string) => helloAs(role, CAPS);
@@ -50,7 +43,10 @@ describe("the group kept per agent", () => {
   const agents: TestAgent[] = [];
 
   before(async () => {
-    repo = groupsRepo({ edge: group("edge"), gateway: group("gateway") }, "edge and gateway");
+    repo = groupsRepo(
+      { edge: roleGroupYaml("edge"), gateway: roleGroupYaml("gateway") },
+      "edge and gateway",
+    );
     svc = await startTestService({ repo: repo.dir, pollInterval: "100ms" });
     service = svc.service;
     url = svc.url;
@@ -102,8 +98,8 @@ describe("the group kept per agent", () => {
 
     // The selectors swap in Git: its description is unchanged, its group is not.
     repo.writeAll({
-      "groups/edge/group.yaml": group("gateway"),
-      "groups/gateway/group.yaml": group("edge"),
+      "groups/edge/group.yaml": roleGroupYaml("gateway"),
+      "groups/gateway/group.yaml": roleGroupYaml("edge"),
     });
     const swapped = repo.commit("swap the selectors");
     await until("the swap served", () => service.sync?.current?.commit === swapped || undefined);

@@ -86,6 +86,17 @@ export function fleetFiles(n: number, prefix = ""): Record<string, string> {
   return out;
 }
 
+/** group.yaml selecting host.role `role`: one stage (100 %), a 10 s apply timeout, 1 s heartbeats. */
+export function roleGroupYaml(role: string): string {
+  return `selector:
+  match: {host.role: ${role}}
+rollout:
+  stages: [{percent: 100}]
+  applyTimeout: 10s
+heartbeatInterval: 1s
+`;
+}
+
 /**
  * A new repository with one commit (`message`): each group's group.yaml (name → its text) and
  * a collector.yaml labelled `<name>-v1` (collectorYaml).
