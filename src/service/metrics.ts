@@ -64,6 +64,11 @@ export class ServiceMetrics {
       "Connects refused: the instance uid is connected through another live replica by another agent",
       () => handler.stats.duplicateUids,
     );
+    counter(
+      "opamp_gitops_opamp_bound_uid_refusals_total",
+      "Messages refused (BAD_REQUEST): a connection whose client certificate was issued to one instance uid spoke for another",
+      () => handler.stats.boundElsewhere,
+    );
     const csr = () => service.agentCredentials.stats;
     counter(
       "opamp_gitops_agent_certificates_signed_total",
