@@ -11,15 +11,12 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { secretsEqual } from "../../src/api/webhook.js";
 import { ApiClient, ApiRefusedError } from "../../src/commands/api-client.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
+import type { Service } from "../../src/service/service.js";
 import { loadSettings, SettingsError } from "../../src/settings.js";
 import { run } from "../helpers/cli.js";
-import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { deferred } from "../helpers/teardown.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
 
@@ -31,34 +28,23 @@ interface Answer {
 }
 
 describe("admin API guard", () => {
-  let redis: TestRedis;
-  let serviceRedis: Redis;
+  let svc: TestService;
   let service: Service;
   let port = 0;
 
   before(async () => {
-    redis = await testRedis();
     const secret = join(tempDir("opamp-gitops-hook-"), "secret");
     writeFileSync(secret, "gitlab-secret\n");
-    const settings = loadSettings(
-      {
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        apiAllowedHosts: "opamp.example.com, Admin.Internal",
-        webhookSecretFile: secret,
-        redisPrefix: redis.prefix,
-      },
-      {},
-    );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: capturedLogger().logger });
-    port = (await service.start()).apiPort;
+    svc = await startTestService({
+      apiAllowedHosts: "opamp.example.com, Admin.Internal",
+      webhookSecretFile: secret,
+    });
+    service = svc.service;
+    port = svc.apiPort;
   });
 
   after(async () => {
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   /** One request with exactly these headers (Host included). */

@@ -7,23 +7,17 @@
  * it is removed from the list.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { decodeServerToAgent, encodeAgentToServer } from "../../src/opamp/codec.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
-import type { AgentToServer } from "../../src/opamp/messages.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
-import { postOpamp, TestAgent } from "../helpers/agent.js";
+import type { Service } from "../../src/service/service.js";
+import { helloAs, offeredToken, postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -33,64 +27,29 @@ heartbeatInterval: 1s
 `;
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.AcceptsOpAMPConnectionSettings;
 
-const hello = (): Partial<AgentToServer> => ({
-  capabilities: CAPS,
-  agentDescription: {
-    identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
-    nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
-  },
-});
-
-type Offer = { opamp?: { headers?: { headers?: { key: string; value: string }[] } } } | null;
-const offeredToken = (offer: Offer) =>
-  offer?.opamp?.headers?.headers
-    ?.find((h) => h.key === "Authorization")
-    ?.value.replace(/^Bearer /, "");
+const hello = () => helloAs("edge", CAPS);
 
 describe("per-agent tokens (--mint-agent-tokens)", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis;
+  let svc: TestService;
   let service: Service;
   let url = "";
   let api = "";
   const log = capturedLogger("info");
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": GROUP,
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge");
-    redis = await testRedis();
-    const tokensFile = join(tempDir("opamp-gitops-tokens-"), "agents");
-    writeFileSync(tokensFile, "boot-token groups=edge\n");
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-e2e-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        opampTokensFile: tokensFile,
-        redisPrefix: redis.prefix,
-        mintAgentTokens: "true",
-      },
-      {},
+    repo = groupsRepo({ edge: GROUP }, "edge");
+    svc = await startTestService(
+      { repo: repo.dir, mintAgentTokens: "true" },
+      { logger: log.logger, agentTokens: "boot-token groups=edge\n" },
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const ports = await service.start();
-    url = `http://127.0.0.1:${ports.opampPort}/v1/opamp`;
-    api = `http://127.0.0.1:${ports.apiPort}`;
+    service = svc.service;
+    url = svc.url;
+    api = svc.api;
   });
 
   after(async () => {
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   /** Bootstraps one agent and returns its uid and minted token. */
@@ -98,7 +57,7 @@ describe("per-agent tokens (--mint-agent-tokens)", () => {
     const agent = new TestAgent({ transport: "http", url, token: "boot-token" });
     const reply = await agent.send(hello());
     assert.ok(reply.remoteConfig, "served edge with the bootstrap token");
-    const token = offeredToken(reply.connectionSettings as Offer);
+    const token = offeredToken(reply.connectionSettings);
     assert.ok(token, `a token is offered: ${JSON.stringify(reply.connectionSettings)}`);
     return { agent, uid: uidToString(agent.uid), token };
   }

@@ -7,24 +7,19 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { AgentCapabilities } from "../../src/opamp/capabilities.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
+import type { Service } from "../../src/service/service.js";
 import { type Received, TestAgent } from "../helpers/agent.js";
-import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor, waitForValue } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { TestRepo } from "../sync/helpers/git-repo.js";
 
 const TOKEN_ENV = "OPAMP_GITOPS_SECRET_TEST_CS_TOKEN";
 
 describe("own telemetry: ConnectionSettingsStatus FAILED fails the rollout", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis | undefined;
+  let svc: TestService;
   let service: Service | undefined;
   let url = "";
 
@@ -45,29 +40,13 @@ telemetry:
       "groups/edge/collector.yaml": collectorYaml("v1"),
     });
     repo.commit("edge with own metrics");
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-cs-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
-      },
-      {},
-    );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: capturedLogger("warn").logger });
-    const { opampPort } = await service.start();
-    url = `http://127.0.0.1:${opampPort}/v1/opamp`;
+    svc = await startTestService({ repo: repo.dir });
+    service = svc.service;
+    url = svc.url;
   });
 
   after(async () => {
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
     delete process.env[TOKEN_ENV];
   });
 

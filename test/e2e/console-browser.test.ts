@@ -14,8 +14,8 @@ import { after, before, describe, test } from "node:test";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { type CliRun, startServe, testServeArgs } from "../helpers/cli.js";
+import { freePort } from "../helpers/ports.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
-import { freePort } from "../interop/supervisor.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 

@@ -5,43 +5,23 @@
  * becomes a member of the gateway rollout. An unscoped token may be served any group.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { configHash } from "../../src/config-hash.js";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
-import type { AgentToServer } from "../../src/opamp/messages.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
-import { postOpamp, TestAgent } from "../helpers/agent.js";
+import type { Service } from "../../src/service/service.js";
+import { helloAs, postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { collectorYaml, groupsRepo, roleGroupYaml } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
-const group = (role: string) => `selector:
-  match: {host.role: ${role}}
-rollout:
-  stages: [{percent: 100}]
-  applyTimeout: 10s
-heartbeatInterval: 1s
-`;
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.ReportsRemoteConfig;
 
-function hello(role: string): Partial<AgentToServer> {
-  return {
-    capabilities: CAPS,
-    agentDescription: {
-      identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
-      nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: role } }],
-    },
-  };
-}
+const hello = (role: string) => helloAs(role, CAPS);
 
 /** Waits for `probe` to return a value: up to 60 s, checked every 100 ms. */
 const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined) =>
@@ -49,8 +29,7 @@ const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefi
 
 describe("per-group credentials", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis;
+  let svc: TestService;
   let service: Service;
   let url = "";
   let api = "";
@@ -58,42 +37,25 @@ describe("per-group credentials", () => {
   const log = capturedLogger("info");
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": group("edge"),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-      "groups/gateway/group.yaml": group("gateway"),
-      "groups/gateway/collector.yaml": collectorYaml("gateway-v1"),
-    });
-    repo.commit("edge and gateway");
-    redis = await testRedis();
-    const tokensFile = join(tempDir("opamp-gitops-tokens-"), "agents");
-    writeFileSync(tokensFile, "# scoped\nedge-token groups=edge\nany-token\n");
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-e2e-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        opampTokensFile: tokensFile,
-        redisPrefix: redis.prefix,
-      },
-      {},
+    repo = groupsRepo(
+      { edge: roleGroupYaml("edge"), gateway: roleGroupYaml("gateway") },
+      "edge and gateway",
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const ports = await service.start();
-    url = `http://127.0.0.1:${ports.opampPort}/v1/opamp`;
-    api = `http://127.0.0.1:${ports.apiPort}`;
+    svc = await startTestService(
+      { repo: repo.dir },
+      {
+        logger: log.logger,
+        agentTokens: "# scoped\nedge-token groups=edge\nany-token\n",
+      },
+    );
+    service = svc.service;
+    url = svc.url;
+    api = svc.api;
   });
 
   after(async () => {
     for (const a of agents) a.close();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   const agent = async (transport: "websocket" | "http", token: string) => {

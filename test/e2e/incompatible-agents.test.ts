@@ -9,19 +9,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { formatRolloutStatus } from "../../src/commands/rollout.js";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
+import type { Service } from "../../src/service/service.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor as wait } from "../helpers/wait.js";
 import { plan } from "../plan/helpers.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -86,9 +83,8 @@ interface IncompatibleView {
 
 describe("agents whose build lacks a component type of their group's config", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
+  let svc: TestService;
   let service: Service;
-  let serviceRedis: Redis | undefined;
   let full: SimulatedFleet;
   let lean: SimulatedFleet;
   let api = "";
@@ -98,25 +94,11 @@ describe("agents whose build lacks a component type of their group's config", ()
     repo = new TestRepo();
     repo.writeAll({ "groups/edge/group.yaml": GROUP, "groups/edge/collector.yaml": V1 });
     repo.commit("edge v1");
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-incompatible-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
-      },
-      {},
-    );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const { opampPort, apiPort } = await service.start();
-    api = `http://127.0.0.1:${apiPort}`;
+    svc = await startTestService({ repo: repo.dir }, { logger: log.logger });
+    service = svc.service;
+    api = svc.api;
     const common = {
-      url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+      url: svc.wsUrl,
       attributes: { "host.role": "edge" },
       transport: "mixed" as const,
       applyMs: 20,
@@ -131,9 +113,7 @@ describe("agents whose build lacks a component type of their group's config", ()
   after(async () => {
     await full?.stop();
     await lean?.stop();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   test("a config every agent can run reaches every agent", async () => {

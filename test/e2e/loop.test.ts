@@ -10,18 +10,15 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { runValidate } from "../../src/commands/validate.js";
 import { configHash } from "../../src/config-hash.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
+import type { Service } from "../../src/service/service.js";
 import { STALE_CONNECTION_MS } from "../../src/service/status-wiring.js";
-import { loadSettings } from "../../src/settings.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
@@ -84,12 +81,11 @@ function statusLog(repo: TestRepo): string[] {
 
 describe("the loop: Git → validation → staged rollout → OpAMP → reports", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
+  let svc: TestService;
   let service: Service;
   let fleet: SimulatedFleet;
   let api = "";
   let opampUrl = "";
-  let serviceRedis: Redis | undefined;
   const log = capturedLogger("info");
   const secretFile = join(tempDir("opamp-gitops-secret-"), "webhook");
   writeFileSync(secretFile, "hook-secret\n");
@@ -101,32 +97,16 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
       "groups/edge/collector.yaml": collectorYaml("v1"),
     });
     repo.commit("edge v1");
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-e2e-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        webhookSecretFile: secretFile,
-        redisPrefix: redis.prefix,
-      },
-      {},
+    svc = await startTestService(
+      { repo: repo.dir, webhookSecretFile: secretFile },
+      { logger: log.logger },
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({
-      settings,
-      redis: serviceRedis,
-      logger: log.logger,
-    });
-    const { opampPort, apiPort } = await service.start();
-    api = `http://127.0.0.1:${apiPort}`;
-    opampUrl = `http://127.0.0.1:${opampPort}/v1/opamp`;
+    service = svc.service;
+    api = svc.api;
+    opampUrl = svc.url;
     fleet = new SimulatedFleet({
       agents: 20,
-      url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+      url: svc.wsUrl,
       attributes: { "host.role": "edge" },
       transport: "mixed", // 10 agents on WebSocket, 10 on plain HTTP
       failWhen: "BREAK-ME",
@@ -138,9 +118,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
 
   after(async () => {
     await fleet?.stop();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   test("the first commit reaches every agent through the stages", async () => {
@@ -224,7 +202,7 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     // Configs no rollout can serve any more are pruned (v1); stable v2 and target v3 stay.
     assert.equal(service.configs.get(hashOf(collectorYaml("v1"))), undefined);
     assert.deepEqual(
-      new Set(await redis.redis.hkeys(`${redis.prefix}:configs`)),
+      new Set(await svc.redis.redis.hkeys(`${svc.redis.prefix}:configs`)),
       new Set([v2, hashOf(bad)]),
     );
     const history = get(group, "history") as Array<{ state: string }>;

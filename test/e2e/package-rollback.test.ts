@@ -8,21 +8,15 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
+import type { Service } from "../../src/service/service.js";
 import { type Received, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const V1 = Buffer.from("plugin v1\n");
 const V2 = Buffer.from("plugin v2\n");
@@ -131,60 +125,31 @@ class ScriptedAgent {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 describe("rollback of a package upgrade", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis;
+  let svc: TestService;
   let service: Service;
   let url = "";
   const agents: ScriptedAgent[] = [];
   const log = capturedLogger("info");
 
   before(async () => {
-    const packageDir = tempDir("opamp-gitops-packages-");
-    writeFileSync(join(packageDir, "plugin-v1.bin"), V1);
-    writeFileSync(join(packageDir, "plugin-v2.bin"), V2);
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": groupYaml("1.0.0", V1),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge with plugin 1.0.0");
-    redis = await testRedis();
-    const port = await freePort();
-    const settings = loadSettings(
+    repo = groupsRepo({ edge: groupYaml("1.0.0", V1) }, "edge with plugin 1.0.0");
+    svc = await startTestService(
+      { repo: repo.dir },
       {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-e2e-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: `127.0.0.1:${port}`,
-        apiListen: "127.0.0.1:0",
-        advertiseUrl: `ws://127.0.0.1:${port}/v1/opamp`,
-        packageDir,
-        redisPrefix: redis.prefix,
+        logger: log.logger,
+        advertise: true,
+        packages: { "plugin-v1.bin": V1, "plugin-v2.bin": V2 },
       },
-      {},
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    await service.start();
-    url = `http://127.0.0.1:${port}/v1/opamp`;
+    service = svc.service;
+    url = svc.url;
   });
 
   after(async () => {
     for (const a of agents) a.stop();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   test("the first-stage agent that installed 2.0.0 is offered 1.0.0 again and reinstalls it", async () => {

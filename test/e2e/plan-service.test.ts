@@ -8,48 +8,26 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { baseRepo, CANARY, group, plan } from "../plan/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import type { TestRepo } from "../sync/helpers/git-repo.js";
-import { tempDir } from "../sync/helpers/git-repo.js";
 
 describe("plan against a running service with simulated agents", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis | undefined;
-  let service: Service;
+  let svc: TestService;
   const fleets: SimulatedFleet[] = [];
   let api = "";
   const log = capturedLogger("info");
 
   before(async () => {
     repo = baseRepo();
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-plan-e2e-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
-      },
-      {},
-    );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const { opampPort, apiPort } = await service.start();
-    api = `http://127.0.0.1:${apiPort}`;
-    const url = `ws://127.0.0.1:${opampPort}/v1/opamp`;
+    svc = await startTestService({ repo: repo.dir }, { logger: log.logger });
+    api = svc.api;
+    const url = svc.wsUrl;
     for (const [agents, attributes] of [
       [10, { "host.role": "edge" }],
       [4, { "host.role": "edge", canary: "true" }],
@@ -70,9 +48,7 @@ describe("plan against a running service with simulated agents", () => {
 
   after(async () => {
     for (const f of fleets) await f.stop();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   function assertMoves(p: Awaited<ReturnType<typeof plan>>["plan"]) {

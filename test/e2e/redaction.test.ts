@@ -15,21 +15,18 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { AgentCapabilities } from "../../src/opamp/capabilities.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import type { AgentToServer, KeyValue } from "../../src/opamp/messages.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
+import type { Service } from "../../src/service/service.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { CORPUS_ATTRIBUTES, corpusConfigs, corpusErrors, markersIn } from "../redact/corpus.js";
 import { get, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { collectorYaml, groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const group = (role: string, onFailure: string) => `selector:
   match: {host.role: ${role}}
@@ -58,8 +55,7 @@ const until = <T>(
 
 describe("redaction: nothing an agent sends reaches Git in the clear", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis | undefined;
+  let svc: TestService;
   let service: Service;
   const agents: TestAgent[] = [];
   const configs = corpusConfigs();
@@ -69,34 +65,15 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
   let apiPort = 0;
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": group("edge", "pause"),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-      "groups/west/group.yaml": group("west", "rollback"),
-      "groups/west/collector.yaml": collectorYaml("west-v1"),
-    });
-    repo.commit("edge and west");
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-redaction-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
-      },
-      {},
+    repo = groupsRepo(
+      { edge: group("edge", "pause"), west: group("west", "rollback") },
+      "edge and west",
     );
-    assert.equal(settings.statusEffectiveConfig, "redacted", "the default");
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const ports = await service.start();
-    const opampPort = ports.opampPort;
-    apiPort = ports.apiPort;
-    const url = `http://127.0.0.1:${opampPort}/v1/opamp`;
+    svc = await startTestService({ repo: repo.dir }, { logger: log.logger });
+    assert.equal(svc.settings.statusEffectiveConfig, "redacted", "the default");
+    service = svc.service;
+    apiPort = svc.apiPort;
+    const url = svc.url;
     for (let i = 0; i < AGENTS; i++) {
       const a = new TestAgent({ transport: "websocket", url });
       await a.connect();
@@ -106,9 +83,7 @@ describe("redaction: nothing an agent sends reaches Git in the clear", () => {
 
   after(async () => {
     for (const a of agents) a.close();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   /** Agent i's full report: three corpus configs, corpus text in every free-text field. */

@@ -11,24 +11,19 @@
  *   the entry is deleted with the file once the service forgets the agent.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { encodeAgentToServer } from "../../src/opamp/codec.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
-import type { AgentToServer } from "../../src/opamp/messages.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
-import { postOpamp, TestAgent } from "../helpers/agent.js";
+import { helloAs, offeredToken, postOpamp, TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor, waitForValue } from "../helpers/wait.js";
 import { get, git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -42,92 +37,49 @@ const CAPS =
   Caps.AcceptsOpAMPConnectionSettings |
   Caps.AcceptsRestartCommand;
 
-const hello = (): Partial<AgentToServer> => ({
-  capabilities: CAPS,
-  agentDescription: {
-    identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
-    nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: "edge" } }],
-  },
-});
-
-type Offer = { opamp?: { headers?: { headers?: { key: string; value: string }[] } } } | null;
-const offeredToken = (offer: Offer) =>
-  offer?.opamp?.headers?.headers
-    ?.find((h) => h.key === "Authorization")
-    ?.value.replace(/^Bearer /, "");
-
-interface Replica {
-  service: Service;
-  redis: Redis;
-  url: string;
-  api: string;
-}
+const hello = () => helloAs("edge", CAPS);
 
 describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
   let repo: TestRepo;
   let redis: TestRedis;
-  const replicas: Replica[] = [];
+  const replicas: TestService[] = [];
   const agents: TestAgent[] = [];
   const log = capturedLogger("info");
 
-  async function replica(tokensFile: string): Promise<Replica> {
-    const settings = loadSettings(
+  /** A replica on the test's Redis prefix and repository (a Service of its own). */
+  async function replica(): Promise<TestService> {
+    const r = await startTestService(
+      { repo: repo.dir, mintAgentTokens: "true" },
       {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-e2e-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        opampTokensFile: tokensFile,
-        redisPrefix: redis.prefix,
-        mintAgentTokens: "true",
+        logger: log.logger,
+        redis,
+        agentTokens: "boot-token groups=edge\n",
+        // The credential poll (the fallback) an hour off: only the channel can be in time.
+        adjust: (settings) => Object.assign(settings.agentCredentials, { pollMs: 3_600_000 }),
       },
-      {},
     );
-    // The credential poll (the fallback) an hour off: only the channel can be in time.
-    Object.assign(settings.agentCredentials, { pollMs: 3_600_000 });
-    const serviceRedis = await connectRedis(settings.redisUrl);
-    const service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const ports = await service.start();
-    const r = {
-      service,
-      redis: serviceRedis,
-      url: `http://127.0.0.1:${ports.opampPort}/v1/opamp`,
-      api: `http://127.0.0.1:${ports.apiPort}`,
-    };
     replicas.push(r);
     return r;
   }
 
-  let a: Replica;
-  let b: Replica;
+  let a: TestService;
+  let b: TestService;
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": GROUP,
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge");
+    repo = groupsRepo({ edge: GROUP }, "edge");
     redis = await testRedis();
-    const tokensFile = join(tempDir("opamp-gitops-tokens-"), "agents");
-    writeFileSync(tokensFile, "boot-token groups=edge\n");
-    a = await replica(tokensFile);
-    b = await replica(tokensFile);
+    a = await replica();
+    b = await replica();
   });
 
   after(async () => {
     for (const agent of agents) agent.close();
-    for (const r of replicas.splice(0)) {
-      await r.service.close();
-      r.redis.disconnect();
-    }
+    for (const r of replicas.splice(0)) await r.close();
     await redis?.close();
   });
 
   /** An agent connected over WebSocket to `r`, served edge. */
-  async function connected(r: Replica): Promise<TestAgent> {
+  async function connected(r: TestService): Promise<TestAgent> {
     const agent = new TestAgent({ transport: "websocket", url: r.url, token: "boot-token" });
     agents.push(agent);
     await agent.connect();
@@ -139,7 +91,7 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
   test("a revocation through replica A closes the agent's connection on B and B refuses it", async () => {
     const agent = await connected(b);
     const uid = uidToString(agent.uid);
-    const token = offeredToken(agent.received[0]?.connectionSettings as Offer);
+    const token = offeredToken(agent.received[0]?.connectionSettings);
     assert.ok(token, "a token is offered");
     const ok = await postOpamp(
       b.url,
@@ -178,7 +130,7 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
 
   async function restart(
     path: string,
-    via: Replica = a,
+    via: TestService = a,
   ): Promise<Array<{ instanceUid: string; result: string }>> {
     const res = await fetch(`${via.api}/api/v1/${path}/restart`, {
       method: "POST",
@@ -226,7 +178,7 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
       "a status writer",
       async () => replicas.find((r) => r.service.status?.isWriter),
       (r) => r !== undefined,
-    )) as Replica;
+    )) as TestService;
     const other = writer === a ? b : a;
     const agent = await connected(other);
     const uid = uidToString(agent.uid);
@@ -253,20 +205,20 @@ describe("admin commands reach agents on every replica (Redis pub/sub)", () => {
     assert.match(String(get(recorded, "lastCommand", "by")), /^api:.+@host/);
     // Bounded: once the service forgets the agent, its file and its last command go.
     const lastKey = `${redis.prefix}:last-command`;
-    assert.equal(await writer.redis.hexists(lastKey, uid), 1);
+    assert.equal(await writer.serviceRedis.hexists(lastKey, uid), 1);
     agent.close();
     await waitForValue(
       "the disconnect stored",
       () => other.service.opamp.store.load(uid),
       (s) => s?.connected === false,
     );
-    await writer.redis.del(`${redis.prefix}:agent:${uid}`);
+    await writer.serviceRedis.del(`${redis.prefix}:agent:${uid}`);
     await writer.service.status?.reconcile([uid]);
     await waitForValue(
       "the file removed",
       async () => file(),
       (f) => f === undefined,
     );
-    assert.equal(await writer.redis.hexists(lastKey, uid), 0);
+    assert.equal(await writer.serviceRedis.hexists(lastKey, uid), 0);
   });
 });

@@ -154,3 +154,26 @@ export function postOpamp(
     req.end(body);
   });
 }
+
+/**
+ * The fields of a first message that the tests' groups select on: `capabilities` and a
+ * description with service.name "otelcol" and host.role `role`.
+ */
+export function helloAs(role: string, capabilities: bigint): Partial<AgentToServer> {
+  return {
+    capabilities,
+    agentDescription: {
+      identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
+      nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: role } }],
+    },
+  };
+}
+
+type OfferedSettings = { opamp?: { headers?: { headers?: { key: string; value: string }[] } } };
+
+/** The bearer token in a reply's `connectionSettings` (its OpAMP headers), if one is offered. */
+export function offeredToken(connectionSettings: unknown): string | undefined {
+  return (connectionSettings as OfferedSettings | null)?.opamp?.headers?.headers
+    ?.find((h) => h.key === "Authorization")
+    ?.value.replace(/^Bearer /, "");
+}

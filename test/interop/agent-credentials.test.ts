@@ -14,19 +14,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
 import { run as runCli } from "../helpers/cli.js";
 import { buildGoProgram, findGo, type GoEvent } from "../helpers/go-program.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { git, readStatusTree } from "../status/helpers.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { groupsRepo } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -67,9 +63,7 @@ class GoAgent {
 
 describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis;
-  let service: Service;
+  let svc: TestService;
   let certs: TestCerts;
   let files: Record<string, string>;
   let opampPort = 0;
@@ -102,22 +96,10 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
       files[name] = join(workDir, `${name}.pem`);
       writeFileSync(files[name], bytes);
     }
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": GROUP,
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-    });
-    repo.commit("edge");
-    redis = await testRedis();
-    const settings = loadSettings(
+    repo = groupsRepo({ edge: GROUP }, "edge");
+    svc = await startTestService(
       {
         repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-csr-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
         tlsCert: files.serverCert,
         tlsKey: files.serverKey,
         // The bootstrap certificate (CN agent-1, same CA) may be served edge only.
@@ -126,20 +108,15 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
         agentCaKey: files.caKey,
         agentCertValidity: "1h",
       },
-      {},
+      { logger: log.logger },
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    const ports = await service.start();
-    opampPort = ports.opampPort;
-    apiUrl = `http://127.0.0.1:${ports.apiPort}`;
+    opampPort = svc.opampPort;
+    apiUrl = svc.api;
   });
 
   after(async () => {
     for (const a of agents) a.child.kill("SIGKILL");
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
@@ -233,10 +210,10 @@ describe("agent credentials with the opamp-go client (CSR, mTLS, revocation)", (
       .replace(/-----[^-]+-----/g, "")
       .replace(/\s+/g, "");
     const probe = keyBody.slice(20, 60);
-    const keys = await serviceRedis.keys(`${redis.prefix}:*`);
+    const keys = await svc.serviceRedis.keys(`${svc.redis.prefix}:*`);
     for (const key of keys) {
-      const type = await serviceRedis.type(key);
-      const dump = await serviceRedis.dumpBuffer(key);
+      const type = await svc.serviceRedis.type(key);
+      const dump = await svc.serviceRedis.dumpBuffer(key);
       assert.ok(!dump?.toString("latin1").includes(probe), `${key} (${type}) holds the CA key`);
     }
     const { execFileSync } = await import("node:child_process");

@@ -12,15 +12,12 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
+import type { Service } from "../../src/service/service.js";
 import {
   buildGoProgram,
   findGo,
@@ -29,7 +26,7 @@ import {
   startGoProgram,
 } from "../helpers/go-program.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { get, git, readStatusTree } from "../status/helpers.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
@@ -59,14 +56,6 @@ ${opts.packages}
 `;
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function until<T>(what: string, read: () => T | undefined, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -81,8 +70,7 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
   skip: "reason" in go ? go.reason : false,
 }, () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis | undefined;
+  let svc: TestService;
   let service: Service;
   let corrupt: Server;
   let corruptUrl = "";
@@ -96,8 +84,6 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
     const bin = join(tempDir("opamp-gitops-go-"), "interop");
     await buildGoProgram(go.go, bin);
     process.env[TOKEN_ENV] = "s3cret-from-env";
-    const packageDir = tempDir("opamp-gitops-packages-");
-    writeFileSync(join(packageDir, "plugin-v1.bin"), PLUGIN_V1);
     // Serves bytes that do not match the sha256 group.yaml declares for them.
     corrupt = createServer((_req, res) => res.end("tampered bytes\n"));
     await new Promise<void>((r) => corrupt.listen(0, "127.0.0.1", r));
@@ -112,31 +98,18 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
       "groups/edge/collector.yaml": collectorYaml("v1"),
     });
     repo.commit("edge v1 with telemetry and a package");
-    redis = await testRedis();
-    const port = await freePort();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-bundle-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: `127.0.0.1:${port}`,
-        apiListen: "127.0.0.1:0",
-        advertiseUrl: `ws://127.0.0.1:${port}/v1/opamp`,
-        packageDir,
-        redisPrefix: redis.prefix,
-      },
-      {},
+    svc = await startTestService(
+      { repo: repo.dir },
+      { logger: log.logger, advertise: true, packages: { "plugin-v1.bin": PLUGIN_V1 } },
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: log.logger });
-    apiPort = (await service.start()).apiPort;
+    service = svc.service;
+    apiPort = svc.apiPort;
     for (const t of ["ws", "http"] as const) {
       dirs[t] = join(tempDir(`opamp-gitops-agent-${t}-`), "packages");
       mkdirSync(dirs[t]);
       agents[t] = startGoProgram(bin, [
         "-url",
-        `http://127.0.0.1:${port}/v1/opamp`,
+        svc.url,
         "-transport",
         t,
         "-heartbeat",
@@ -154,9 +127,7 @@ describe("bundles with opamp-go agents (own telemetry, packages, restart)", {
 
   after(async () => {
     for (const a of Object.values(agents)) await a?.stop();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
     await new Promise((r) => corrupt?.close(r));
     delete process.env[TOKEN_ENV];
   });

@@ -21,11 +21,12 @@ import { after, before, describe, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
 import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { buildCollector, type CollectorBinaries } from "../helpers/collector-build.js";
+import { freePort } from "../helpers/ports.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/wait.js";
 import { get, git, readStatusTree, type StatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
-import { freePort, Supervisor } from "./supervisor.js";
+import { Supervisor } from "./supervisor.js";
 
 const GROUP = `selector:
   match: {host.role: interop}

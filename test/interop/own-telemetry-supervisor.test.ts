@@ -14,13 +14,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
+import type { Service } from "../../src/service/service.js";
 import { buildCollector, type CollectorBinaries } from "../helpers/collector-build.js";
-import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { get, git, readStatusTree } from "../status/helpers.js";
 import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
 import { Supervisor, supervisorConfig } from "./supervisor.js";
@@ -63,8 +59,7 @@ async function until<T>(what: string, probe: () => T | undefined, ms = 120_000):
 describe("own telemetry with the real Collector supervisor", { skip }, () => {
   const bins = build as CollectorBinaries;
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis | undefined;
+  let svc: TestService;
   let service: Service | undefined;
   let sink: Server;
   let agent: Supervisor | undefined;
@@ -93,26 +88,12 @@ telemetry:
       "groups/sup/collector.yaml": COLLECTOR,
     });
     repo.commit("own logs to the sink");
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-own-"),
-        pollInterval: "200ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
-      },
-      {},
-    );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: capturedLogger("warn").logger });
-    const { opampPort } = await service.start();
+    svc = await startTestService({ repo: repo.dir });
+    service = svc.service;
     agent = await Supervisor.create({
       supervisor: bins.supervisor,
       otelcol: bins.otelcol,
-      endpoint: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+      endpoint: svc.wsUrl,
       dir: tempDir("opamp-gitops-own-agent-"),
       attributes: { "host.role": "own-telemetry" },
     });
@@ -130,9 +111,7 @@ telemetry:
 
   after(async () => {
     await agent?.stop();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
     await new Promise((r) => sink?.close(r));
     delete process.env[TOKEN_ENV];
   });

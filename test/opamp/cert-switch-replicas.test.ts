@@ -10,13 +10,13 @@ import { after, before, describe, test } from "node:test";
 import { AgentCa } from "../../src/ca/index.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentToServerFlags, AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
-import { OpampServer, ReplicaLiveness } from "../../src/opamp/index.js";
 import { newInstanceUid, uidToString } from "../../src/opamp/instance-uid.js";
 import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
 import { type AgentTls, TestAgent } from "../helpers/agent.js";
 import { makeCsr, makeTestCerts, type TestCerts } from "../helpers/certs.js";
+import { testAuthorityOptions } from "../helpers/credential-authority.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { yamlConfig } from "../helpers/opamp-server.js";
+import { startReplica, yamlConfig } from "../helpers/opamp-server.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.ReportsRemoteConfig;
@@ -42,46 +42,27 @@ describe("switching to the issued certificate across replicas", () => {
     bootstrap = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
     r = await testRedis();
     const { logger } = capturedLogger("warn");
-    authority = new AgentCredentialAuthority({
-      redis: r.redis,
-      prefix: r.prefix,
-      logger,
-      groupOf: () => "edge",
-      ca: await AgentCa.load(certs.ca, certs.caKey),
-      certificateValidityMs: 3_600_000,
-      tokenValidityMs: 3_600_000,
-      rotateAt: 0.66,
-      mintTokens: false,
-      maxCsrBytes: 8192,
-    });
-    for (const id of ["a:1:aa", "b:2:bb"]) {
-      const server = new OpampServer({
-        redis: r.redis,
-        prefix: r.prefix,
+    authority = new AgentCredentialAuthority(
+      testAuthorityOptions({
+        redis: r,
         logger,
-        host: "127.0.0.1",
-        port: 0,
-        replicaId: id,
+        ca: await AgentCa.load(certs.ca, certs.caKey),
+        certificateValidityMs: 3_600_000,
+        tokenValidityMs: 3_600_000,
+        pollMs: 2000,
+      }),
+    );
+    for (const id of ["a:1:aa", "b:2:bb"]) {
+      const { server, liveness, url } = await startReplica(r, id, {
         tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.ca },
         gate: authority,
         issuer: authority,
         certificateScope: (names, cert) => authority.certificateScope(names, cert),
         desired: { desired: () => ({ config: yamlConfig({ "c.yaml": "a: 1\n" }) }) },
       });
-      const liveness = new ReplicaLiveness({
-        redis: r.redis,
-        prefix: r.prefix,
-        replicaId: id,
-        events: server.events,
-        store: server.store,
-        live: server.handler.live,
-        logger,
-        timeoutMs: 60_000,
-      });
-      const { port } = await server.start();
       await liveness.tick();
       cleanups.push(() => server.close());
-      urls.push(`https://127.0.0.1:${port}/v1/opamp`);
+      urls.push(url);
     }
   });
   after(async () => {

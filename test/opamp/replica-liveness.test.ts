@@ -9,24 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import {
-  type AgentEventMap,
-  OpampServer,
-  ReplicaLiveness,
-  uidToString,
-} from "../../src/opamp/index.js";
+import { type AgentEventMap, uidToString } from "../../src/opamp/index.js";
 import { TestAgent } from "../helpers/agent.js";
-import { capturedLogger } from "../helpers/logger.js";
+import { startReplica, type TestReplica } from "../helpers/opamp-server.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/wait.js";
 
 const TIMEOUT_MS = 300;
 
-interface Replica {
-  id: string;
-  server: OpampServer;
-  liveness: ReplicaLiveness;
-  url: string;
+interface Replica extends TestReplica {
   lost: AgentEventMap["disconnected"][];
   connected: string[];
 }
@@ -36,36 +27,12 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
+/** A replica (test/helpers/opamp-server.ts) that also records its agents' lost and connects. */
 async function replica(r: TestRedis, id: string, timeoutMs = 60_000): Promise<Replica> {
-  const { logger } = capturedLogger("warn");
-  const server = new OpampServer({
-    redis: r.redis,
-    prefix: r.prefix,
-    logger,
-    host: "127.0.0.1",
-    port: 0,
-    replicaId: id,
-  });
-  const liveness = new ReplicaLiveness({
-    redis: r.redis,
-    prefix: r.prefix,
-    replicaId: id,
-    events: server.events,
-    store: server.store,
-    live: server.handler.live,
-    logger,
-    timeoutMs,
-  });
-  const { port } = await server.start();
+  const started = await startReplica(r, id, { timeoutMs });
+  const { server } = started;
   cleanups.push(() => server.close());
-  const out: Replica = {
-    id,
-    server,
-    liveness,
-    url: `http://127.0.0.1:${port}/v1/opamp`,
-    lost: [],
-    connected: [],
-  };
+  const out: Replica = { ...started, lost: [], connected: [] };
   server.events.on("disconnected", (e) => e.lost && out.lost.push(e));
   server.events.on("connected", (e) => out.connected.push(e.instanceUid));
   return out;

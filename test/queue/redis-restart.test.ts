@@ -8,27 +8,17 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Redis } from "ioredis";
+import { freePort } from "../helpers/ports.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const defer = deferred();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 class PrivateRedis {
   #proc?: ChildProcess;

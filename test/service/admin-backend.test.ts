@@ -5,15 +5,11 @@
  */
 
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
 import { backendContract } from "../api/backend-contract.js";
-import { capturedLogger } from "../helpers/logger.js";
-import { testRedis } from "../helpers/redis.js";
+import { startTestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
 import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { TestRepo } from "../sync/helpers/git-repo.js";
 
 const GROUP = `selector:
   match: {host.role: edge}
@@ -37,25 +33,11 @@ backendContract("the service's backend", async () => {
     "groups/edge/collector.yaml": collectorYaml("v1"),
   });
   repo.commit("edge v1");
-  const redis = await testRedis();
-  const settings = loadSettings(
-    {
-      repo: repo.dir,
-      stateDir: tempDir("opamp-gitops-backend-"),
-      pollInterval: "200ms",
-      statusInterval: "200ms",
-      opampListen: "127.0.0.1:0",
-      apiListen: "127.0.0.1:0",
-      redisPrefix: redis.prefix,
-    },
-    {},
-  );
-  const serviceRedis = await connectRedis(settings.redisUrl);
-  const service = new Service({ settings, redis: serviceRedis, logger: capturedLogger().logger });
-  const { opampPort } = await service.start();
+  const svc = await startTestService({ repo: repo.dir });
+  const service = svc.service;
   const fleet = new SimulatedFleet({
     agents: 4,
-    url: `ws://127.0.0.1:${opampPort}/v1/opamp`,
+    url: svc.wsUrl,
     attributes: { "host.role": "edge" },
     applyMs: 10,
     heartbeatSeconds: 1,
@@ -97,9 +79,7 @@ backendContract("the service's backend", async () => {
     components: COMPONENTS,
     close: async () => {
       await fleet.stop();
-      await service.close();
-      serviceRedis.disconnect();
-      await redis.close();
+      await svc.close();
     },
   };
 });

@@ -7,17 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { afterEach, beforeEach, describe, it } from "node:test";
+import { beforeEach, describe, it } from "node:test";
 import { AgentCa } from "../../src/ca/index.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import type { AgentState } from "../../src/opamp/index.js";
-import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
 import { makeCsr, makeTestCerts } from "../helpers/certs.js";
+import { authorityMaker } from "../helpers/credential-authority.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
 
 const UID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
-const HOUR = 3_600_000;
 const MINUTE = 60_000;
 
 const agent = (uid = UID): AgentState => emptyAgentState(uid, "websocket", 0);
@@ -27,44 +25,22 @@ const publicKey = (pem: Uint8Array) =>
   new X509Certificate(Buffer.from(pem)).publicKey.export({ type: "spki", format: "der" });
 
 describe("agent credential authority: CSR checks, reuse and rate limit", () => {
-  let redis: TestRedis;
   let now = 1_800_000_000_000;
-  const made: AgentCredentialAuthority[] = [];
   const certs = makeTestCerts();
   let ca: AgentCa;
   let log: ReturnType<typeof capturedLogger>;
 
-  const authority = (
-    extra: Partial<ConstructorParameters<typeof AgentCredentialAuthority>[0]> = {},
-  ) => {
-    const a = new AgentCredentialAuthority({
-      redis: redis.redis,
-      prefix: redis.prefix,
-      logger: log.logger,
-      groupOf: () => "edge",
-      ca,
-      certificateValidityMs: 10 * HOUR,
-      tokenValidityMs: 10 * HOUR,
-      rotateAt: 0.66,
-      mintTokens: false,
-      maxCsrBytes: 8192,
-      csrIntervalMs: 10 * MINUTE,
-      pollMs: 60_000,
-      now: () => now,
-      ...extra,
-    });
-    made.push(a);
-    return a;
-  };
+  const authorities = authorityMaker(() => ({
+    logger: log.logger,
+    ca,
+    csrIntervalMs: 10 * MINUTE,
+    now: () => now,
+  }));
+  const authority = authorities.make;
 
   beforeEach(async () => {
-    redis = await testRedis();
     ca ??= await AgentCa.load(certs.ca, certs.caKey);
     log = capturedLogger("info");
-  });
-  afterEach(async () => {
-    for (const a of made.splice(0)) a.close();
-    await redis.close();
   });
 
   it("the same CSR sent 3 times is checked and signed once; a new key gets a new certificate", async () => {

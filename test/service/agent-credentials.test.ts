@@ -7,15 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { afterEach, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { PeerCertificate } from "node:tls";
 import { AgentCa } from "../../src/ca/index.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities, type AgentState } from "../../src/opamp/index.js";
-import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
 import { makeCsr, makeTestCerts } from "../helpers/certs.js";
+import { authorityMaker } from "../helpers/credential-authority.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { waitFor } from "../helpers/wait.js";
 
 const UID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
@@ -38,39 +37,18 @@ const bearer = (c: { headers?: { key: string; value: string }[] } | undefined) =
   c?.headers?.find((h) => h.key === "Authorization")?.value.replace(/^Bearer /, "");
 
 describe("agent credential authority", () => {
-  let redis: TestRedis;
   let now = 1_800_000_000_000;
-  const made: AgentCredentialAuthority[] = [];
   const log = capturedLogger("info");
 
-  const authority = (
-    extra: Partial<ConstructorParameters<typeof AgentCredentialAuthority>[0]> = {},
-  ) => {
-    const a = new AgentCredentialAuthority({
-      redis: redis.redis,
-      prefix: redis.prefix,
-      logger: log.logger,
-      groupOf: () => "edge",
-      certificateValidityMs: 10 * HOUR,
-      tokenValidityMs: 10 * HOUR,
-      rotateAt: 0.66,
-      mintTokens: true,
-      maxCsrBytes: 8192,
-      pollMs: 60_000,
-      now: () => now,
-      ...extra,
-    });
-    made.push(a);
-    return a;
-  };
-
-  beforeEach(async () => {
-    redis = await testRedis();
-  });
-  afterEach(async () => {
-    for (const a of made.splice(0)) a.close();
-    await redis.close();
-  });
+  const authorities = authorityMaker(() => ({
+    logger: log.logger,
+    // The rotation steps below are fractions of these 10 h.
+    certificateValidityMs: 10 * HOUR,
+    tokenValidityMs: 10 * HOUR,
+    mintTokens: true,
+    now: () => now,
+  }));
+  const authority = authorities.make;
 
   it("mints a per-agent token scoped to the group, stored only as its digest", async () => {
     const auth = authority();
@@ -83,6 +61,7 @@ describe("agent credential authority", () => {
     // Asked again: the same token, re-sent from this process' memory.
     assert.equal(bearer(await auth.credentialFor(agent(), undefined)), token);
     // Redis holds its digest, never the token.
+    const { redis } = authorities;
     for (const key of await redis.redis.keys(`${redis.prefix}:*`)) {
       const dump = await redis.redis.dumpBuffer(key);
       assert.ok(!dump?.toString("latin1").includes(token), `${key} holds the token`);

@@ -6,38 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Redis } from "ioredis";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
-import type { AgentToServer } from "../../src/opamp/messages.js";
-import { connectRedis } from "../../src/redis.js";
-import { Service } from "../../src/service/service.js";
-import { loadSettings } from "../../src/settings.js";
-import { type Received, TestAgent } from "../helpers/agent.js";
-import { capturedLogger } from "../helpers/logger.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
+import type { Service } from "../../src/service/service.js";
+import { helloAs, type Received, TestAgent } from "../helpers/agent.js";
+import { startTestService, type TestService } from "../helpers/service.js";
 import { waitFor } from "../helpers/wait.js";
-import { collectorYaml } from "../sync/helpers/fleet.js";
-import { TestRepo, tempDir } from "../sync/helpers/git-repo.js";
+import { groupsRepo, roleGroupYaml } from "../sync/helpers/fleet.js";
+import type { TestRepo } from "../sync/helpers/git-repo.js";
 
-const group = (role: string) => `selector:
-  match: {host.role: ${role}}
-rollout:
-  stages: [{percent: 100}]
-  applyTimeout: 10s
-heartbeatInterval: 1s
-`;
 const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig | Caps.ReportsRemoteConfig;
 
-function hello(role: string): Partial<AgentToServer> {
-  return {
-    capabilities: CAPS,
-    agentDescription: {
-      identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
-      nonIdentifyingAttributes: [{ key: "host.role", value: { stringValue: role } }],
-    },
-  };
-}
+const hello = (role: string) => helloAs(role, CAPS);
 
 /** The `fleet.group` label of the config offered in a reply (collectorYaml's label). */
 function offeredLabel(reply: Received): string | undefined {
@@ -57,45 +37,24 @@ const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefi
 
 describe("the group kept per agent", () => {
   let repo: TestRepo;
-  let redis: TestRedis;
-  let serviceRedis: Redis;
+  let svc: TestService;
   let service: Service;
   let url = "";
   const agents: TestAgent[] = [];
 
   before(async () => {
-    repo = new TestRepo();
-    repo.writeAll({
-      "groups/edge/group.yaml": group("edge"),
-      "groups/edge/collector.yaml": collectorYaml("edge-v1"),
-      "groups/gateway/group.yaml": group("gateway"),
-      "groups/gateway/collector.yaml": collectorYaml("gateway-v1"),
-    });
-    repo.commit("edge and gateway");
-    redis = await testRedis();
-    const settings = loadSettings(
-      {
-        repo: repo.dir,
-        stateDir: tempDir("opamp-gitops-group-cache-"),
-        pollInterval: "100ms",
-        statusInterval: "200ms",
-        opampListen: "127.0.0.1:0",
-        apiListen: "127.0.0.1:0",
-        redisPrefix: redis.prefix,
-      },
-      {},
+    repo = groupsRepo(
+      { edge: roleGroupYaml("edge"), gateway: roleGroupYaml("gateway") },
+      "edge and gateway",
     );
-    serviceRedis = await connectRedis(settings.redisUrl);
-    service = new Service({ settings, redis: serviceRedis, logger: capturedLogger().logger });
-    const ports = await service.start();
-    url = `http://127.0.0.1:${ports.opampPort}/v1/opamp`;
+    svc = await startTestService({ repo: repo.dir, pollInterval: "100ms" });
+    service = svc.service;
+    url = svc.url;
   });
 
   after(async () => {
     for (const a of agents) a.close();
-    await service?.close();
-    serviceRedis?.disconnect();
-    await redis?.close();
+    await svc?.close();
   });
 
   /** Where the service has the agent: placed group, provider's answer, rollout membership. */
@@ -139,8 +98,8 @@ describe("the group kept per agent", () => {
 
     // The selectors swap in Git: its description is unchanged, its group is not.
     repo.writeAll({
-      "groups/edge/group.yaml": group("gateway"),
-      "groups/gateway/group.yaml": group("edge"),
+      "groups/edge/group.yaml": roleGroupYaml("gateway"),
+      "groups/gateway/group.yaml": roleGroupYaml("edge"),
     });
     const swapped = repo.commit("swap the selectors");
     await until("the swap served", () => service.sync?.current?.commit === swapped || undefined);

@@ -1,4 +1,5 @@
 /** Fleet repository content for tests: realistic group.yaml and Collector configs. */
+import { TestRepo } from "./git-repo.js";
 
 export function collectorYaml(label: string): string {
   return `receivers:
@@ -83,4 +84,30 @@ export function fleetFiles(n: number, prefix = ""): Record<string, string> {
     for (const [p, c] of Object.entries(groupFiles(name))) out[`${prefix}${p}`] = c;
   }
   return out;
+}
+
+/** group.yaml selecting host.role `role`: one stage (100 %), a 10 s apply timeout, 1 s heartbeats. */
+export function roleGroupYaml(role: string): string {
+  return `selector:
+  match: {host.role: ${role}}
+rollout:
+  stages: [{percent: 100}]
+  applyTimeout: 10s
+heartbeatInterval: 1s
+`;
+}
+
+/**
+ * A new repository with one commit (`message`): each group's group.yaml (name → its text) and
+ * a collector.yaml labelled `<name>-v1` (collectorYaml).
+ */
+export function groupsRepo(groups: Record<string, string>, message = "groups"): TestRepo {
+  const repo = new TestRepo();
+  for (const [name, yaml] of Object.entries(groups))
+    repo.writeAll({
+      [`groups/${name}/group.yaml`]: yaml,
+      [`groups/${name}/collector.yaml`]: collectorYaml(`${name}-v1`),
+    });
+  repo.commit(message);
+  return repo;
 }
