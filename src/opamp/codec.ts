@@ -180,25 +180,48 @@ const plainReplies = new Map<string, Buffer>();
 const UID_OFFSET = 2;
 
 function encodePlainReply(message: ServerToAgent): Uint8Array {
-  const capabilities = message.capabilities ?? SERVER_CAPABILITIES;
-  const key = `${message.flags ?? ""}/${capabilities}`;
+  const { flags, capabilities } = message;
+  // The heartbeat's ack (no flags, our capabilities) skips the key: bigint to text costs.
+  if (flags === undefined && capabilities === undefined)
+    return fromTemplate(ACK_TEMPLATE, message.instanceUid);
+  const key = `${flags ?? ""}/${capabilities ?? SERVER_CAPABILITIES}`;
   let template = plainReplies.get(key);
   if (template === undefined) {
-    const bytes = serverToAgentType
-      .encode({
-        instanceUid: new Uint8Array(16),
-        flags: toLong(message.flags),
-        capabilities: toLong(capabilities),
-      })
-      .finish();
-    if (bytes[0] !== 0x0a || bytes[1] !== 16) throw new Error("unexpected ServerToAgent layout");
-    template = Buffer.from(bytes);
+    template = plainTemplate(flags, capabilities ?? SERVER_CAPABILITIES);
     if (plainReplies.size < 64) plainReplies.set(key, template);
   }
+  return fromTemplate(template, message.instanceUid);
+}
+
+/** The encoding of a plain reply with a zero uid. */
+function plainTemplate(flags: bigint | undefined, capabilities: bigint): Buffer {
+  const bytes = serverToAgentType
+    .encode({
+      instanceUid: new Uint8Array(16),
+      flags: toLong(flags),
+      capabilities: toLong(capabilities),
+    })
+    .finish();
+  if (bytes[0] !== 0x0a || bytes[1] !== 16) throw new Error("unexpected ServerToAgent layout");
+  return Buffer.from(bytes);
+}
+
+function fromTemplate(template: Buffer, instanceUid: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(template.length);
   template.copy(out);
-  out.set(message.instanceUid, UID_OFFSET);
+  out.set(instanceUid, UID_OFFSET);
   return out;
+}
+
+/** The reply to a heartbeat: instance uid and this server's capabilities, nothing else. */
+const ACK_TEMPLATE = plainTemplate(undefined, SERVER_CAPABILITIES);
+
+/**
+ * Encodes the reply to a heartbeat that asks for nothing (ServerToAgent with `instanceUid`,
+ * 16 bytes, and SERVER_CAPABILITIES): the same bytes as encodeServerToAgent gives it.
+ */
+export function encodeHeartbeatAck(instanceUid: Uint8Array): Buffer {
+  return fromTemplate(ACK_TEMPLATE, instanceUid);
 }
 
 /** Decodes a ServerToAgent (used by the simulator and tests, which play the agent side). */

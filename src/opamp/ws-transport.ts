@@ -216,10 +216,15 @@ export class WebSocketTransport {
 
   /** Sends a reply or push on the session's socket (see the bounds in the file comment). */
   send(session: WsSession, message: ServerToAgent): void {
+    const bytes = encodeReply(message, this.#options.maxMessageBytes - 1, this.logger);
+    if (bytes) this.#sendEncoded(session, bytes);
+  }
+
+  /** Sends an encoded ServerToAgent (within the size limit) on the session's socket. */
+  #sendEncoded(session: WsSession, bytes: Uint8Array): void {
     const o = this.#options;
     const ws = session.ws;
-    const bytes = encodeReply(message, o.maxMessageBytes - 1, this.logger);
-    if (!bytes || ws.readyState !== ws.OPEN) return;
+    if (ws.readyState !== ws.OPEN) return;
     // One reply always fits; a backlog past the limit means the peer does not read.
     if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > o.maxSendBufferBytes) {
       this.stats.slowReaders++;
@@ -244,6 +249,18 @@ export class WebSocketTransport {
     const o = this.#options;
     const ws = session.ws;
     session.lastMessageAt = Date.now();
+    // A heartbeat that changes nothing, on a socket with nothing in flight, is answered here
+    // and now: no queue, no promise. Anything else, or when the handler declines, is queued.
+    if (session.pending === 0 && isBinary && session.answered && data[0] === 0x00) {
+      const reply = o.handler.heartbeat(session, data, 1);
+      if (reply !== undefined) {
+        if (this.stats.maxPending === 0) this.stats.maxPending = 1;
+        if (reply.length < o.maxMessageBytes) this.#sendEncoded(session, reply);
+        // A limit below the ack's ~21 bytes: send() logs it and sends nothing, as for any reply.
+        else this.send(session, { instanceUid: reply.subarray(2, 18) });
+        return;
+      }
+    }
     session.pending++;
     if (session.pending > this.stats.maxPending) this.stats.maxPending = session.pending;
     if (session.pending >= o.maxQueuedMessages && !session.paused) {
