@@ -70,10 +70,10 @@ type Decoded = Record<string, unknown>;
  * message, as the protobuf specification defines an absent value. Walks only message fields.
  */
 function fillMapValues(type: protobuf.Type, message: Decoded): void {
-  for (const field of type.fieldsArray) {
-    const nested = field.resolvedType;
+  for (const field of mapPaths.get(type) ?? NO_FIELDS) {
+    const nested = field.resolvedType as protobuf.Type;
     const value = message[field.name];
-    if (!(nested instanceof protobuf.Type) || value === null || value === undefined) continue;
+    if (value === null || value === undefined) continue;
     if (field.map) {
       const map = value as Record<string, Decoded | null>;
       for (const key of Object.keys(map)) {
@@ -87,6 +87,49 @@ function fillMapValues(type: protobuf.Type, message: Decoded): void {
       fillMapValues(nested, value as Decoded);
     }
   }
+}
+
+const NO_FIELDS: protobuf.Field[] = [];
+
+/**
+ * Per message type, the fields fillMapValues walks: maps of messages, and message fields
+ * whose type can hold one at any depth. The rest (scalars, and trees such as AnyValue or
+ * KeyValue that hold no such map) is not walked. Found once, at load, by iterating to a fixed
+ * point (types refer to themselves: ComponentHealth holds a map of ComponentHealth).
+ */
+const mapPaths = new Map<protobuf.Type, protobuf.Field[]>();
+{
+  const all: protobuf.Type[] = [];
+  const collect = (ns: protobuf.NamespaceBase) => {
+    for (const nested of ns.nestedArray) {
+      if (nested instanceof protobuf.Type) all.push(nested);
+      if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) collect(nested);
+    }
+  };
+  collect(root);
+  const holds = new Set<protobuf.Type>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const type of all) {
+      if (holds.has(type)) continue;
+      const any = type.fieldsArray.some((f) => {
+        const nested = f.resolvedType;
+        return nested instanceof protobuf.Type && (f.map || holds.has(nested));
+      });
+      if (any) {
+        holds.add(type);
+        grew = true;
+      }
+    }
+  }
+  for (const type of holds)
+    mapPaths.set(
+      type,
+      type.fieldsArray.filter((f) => {
+        const nested = f.resolvedType;
+        return nested instanceof protobuf.Type && (f.map || holds.has(nested));
+      }),
+    );
 }
 
 function sub<T>(message: Decoded, field: string): T | null {
