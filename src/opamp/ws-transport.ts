@@ -127,6 +127,11 @@ export class WebSocketTransport {
   readonly #ping: NodeJS.Timeout;
   /** Checks the first-message and idle deadlines of every socket (see #sweep). */
   readonly #deadlines: NodeJS.Timeout;
+  /**
+   * Open sockets (ws's own tracking is off: it adds a closure per socket to remove it; the
+   * shared close listener does that here).
+   */
+  readonly #sockets = new Set<SessionSocket>();
   /** Per closed socket: its last messages and its disconnect, until handled. */
   readonly #finishing = new Set<Promise<void>>();
   /** Counters since start, for metrics and tests. */
@@ -162,7 +167,7 @@ export class WebSocketTransport {
       maxPayload: options.maxMessageBytes,
       // Text frames are refused unread (BAD_REQUEST), so their UTF-8 is never looked at.
       skipUTF8Validation: true,
-      clientTracking: true,
+      clientTracking: false,
     });
     this.#ping = setInterval(() => void this.#pingAll(), this.#options.pingIntervalMs);
     this.#ping.unref();
@@ -176,7 +181,7 @@ export class WebSocketTransport {
   }
 
   get connections(): number {
-    return this.wss.clients.size;
+    return this.#sockets.size;
   }
 
   /** Completes an upgrade that the server already authenticated and admitted. */
@@ -206,6 +211,7 @@ export class WebSocketTransport {
       boundUidOf(req).boundUid,
     );
     ws[SESSION] = session;
+    this.#sockets.add(ws);
     // Pending (for shedding) until its first message is answered or it closes.
     this.#shedder.pendingSockets++;
     ws.on("message", onMessage);
@@ -312,6 +318,7 @@ export class WebSocketTransport {
 
   /** The session's socket closed: its disconnect is handled after its last messages. */
   closed(session: WsSession): void {
+    this.#sockets.delete(session.ws);
     this.#settle(session);
     const handler = this.#options.handler;
     session.queue = session.queue.then(() => handler.connectionClosed(session, "websocket closed"));
@@ -329,7 +336,7 @@ export class WebSocketTransport {
     const o = this.#options;
     const now = Date.now();
     let n = 0;
-    for (const ws of [...this.wss.clients] as SessionSocket[]) {
+    for (const ws of [...this.#sockets]) {
       const session = ws[SESSION];
       if (session && ws.readyState === ws.OPEN) {
         const spoken = session.lastMessageAt > 0;
@@ -349,7 +356,7 @@ export class WebSocketTransport {
    * so a large fleet does not block message handling. */
   async #pingAll(): Promise<void> {
     let n = 0;
-    for (const ws of [...this.wss.clients] as SessionSocket[]) {
+    for (const ws of [...this.#sockets]) {
       const session = ws[SESSION];
       if (session?.awaitingPong) {
         this.stats.deadPeers++;
@@ -372,7 +379,7 @@ export class WebSocketTransport {
   close(graceMs = 2000): Promise<void> {
     clearInterval(this.#ping);
     clearInterval(this.#deadlines);
-    const sockets = [...this.wss.clients];
+    const sockets = [...this.#sockets];
     const closed = sockets.map(
       (ws) =>
         new Promise<void>((resolve) => {
