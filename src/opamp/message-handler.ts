@@ -228,7 +228,7 @@ export class MessageHandler {
     this.#options.store.touch(uid, now, sequenceNum);
     this.stats.messages++;
     this.stats.quickHeartbeats++;
-    return encodeHeartbeatAck(bytes.subarray(uidOffset, uidOffset + 16));
+    return encodeHeartbeatAck(bytes, uidOffset);
   }
 
   /** UNAVAILABLE with the configured retry delay. */
