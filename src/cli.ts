@@ -15,6 +15,12 @@ import { ROLLOUT_ACTIONS, type RolloutAction } from "./commands/rollout-actions.
 import type { SimulateOptions } from "./commands/simulate.js";
 import { SettingsError, type SettingsFlags } from "./settings.js";
 
+const SECRET_SETTINGS_HELP =
+  "serve's settings file: its secretDir, secretEnvPrefix and gitTokenEnv apply (env OPAMP_GITOPS_SETTINGS)";
+const SECRET_POLICY_HELP =
+  "Secret references are judged as serve resolves them: --secret-dir and --secret-env-prefix,\n" +
+  "else OPAMP_GITOPS_SECRET_DIR / OPAMP_GITOPS_SECRET_ENV_PREFIX, else the --settings file.";
+
 const program = new Command()
   .name("opamp-gitops")
   .description("Git as the source of truth for a fleet of OpenTelemetry agents, served over OpAMP")
@@ -50,9 +56,11 @@ program
     "--secret-env-prefix <prefix>",
     "the service's --secret-env-prefix: references to other variables are errors (default OPAMP_GITOPS_SECRET_)",
   )
+  .option("--settings <file>", SECRET_SETTINGS_HELP)
   .addHelpText(
     "after",
-    "\nExit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage.\n" +
+    `\n${SECRET_POLICY_HELP}\n` +
+      "Exit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage.\n" +
       "--format github prints workflow annotations (::error file=...,line=...::...).",
   )
   .action(
@@ -64,6 +72,7 @@ program
         otelcol: string[];
         secretDir?: string;
         secretEnvPrefix?: string;
+        settings?: string;
       },
     ) => {
       const { runValidate } = await import("./commands/validate.js");
@@ -94,9 +103,19 @@ program
   .addOption(
     new Option("--format <format>", "output format").choices([...PLAN_FORMATS]).default("text"),
   )
+  .option(
+    "--secret-dir <folder>",
+    "the service's --secret-dir: file references outside it are errors (default: none, all are)",
+  )
+  .option(
+    "--secret-env-prefix <prefix>",
+    "the service's --secret-env-prefix: references to other variables are errors (default OPAMP_GITOPS_SECRET_)",
+  )
+  .option("--settings <file>", SECRET_SETTINGS_HELP)
   .addHelpText(
     "after",
-    "\nReads Git objects only (no checkout). Exit codes: 0 the head is valid, 1 it is not,\n" +
+    `\n${SECRET_POLICY_HELP}\n` +
+      "Reads Git objects only (no checkout). Exit codes: 0 the head is valid, 1 it is not,\n" +
       "2 usage (unknown ref, not a repository), 3 --api-url cannot be reached.\n" +
       "--format markdown is a pull-request comment; github prints workflow annotations and\n" +
       "appends the comment to $GITHUB_STEP_SUMMARY.",

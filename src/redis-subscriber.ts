@@ -15,6 +15,7 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { LogLimiter } from "./log-limiter.js";
 
 /** Default bound of one message, bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -50,10 +51,8 @@ export class RedisSubscriber {
   readonly #subscribed = new Map<string, Promise<unknown>>();
   /** `<channel>\0<reason>` → drops since start. */
   readonly #dropped = new Map<string, number>();
-  /** Drops not yet logged, in the same keys. */
-  #unlogged = new Map<string, number>();
-  #lastLog = Number.NEGATIVE_INFINITY;
-  #logTimer: NodeJS.Timeout | undefined;
+  /** Logs drops at most once per `logIntervalMs`, with the counts per channel and reason. */
+  readonly #dropLog: LogLimiter<{ channel: string; reason: DropReason }>;
   #wasReady = false;
   #closed = false;
 
@@ -62,6 +61,18 @@ export class RedisSubscriber {
     // Resubscribed here, not by ioredis, so that `onResubscribed` runs once SUBSCRIBE is in force.
     this.#connection = options.redis.duplicate({ autoResubscribe: false });
     const { logger } = options;
+    this.#dropLog = new LogLimiter({
+      intervalMs: options.logIntervalMs ?? 60_000,
+      write: (entries, omitted) =>
+        logger.warn(
+          {
+            drops: entries.map(({ detail, count }) => ({ ...detail, count })),
+            ...(omitted > 0 ? { omitted } : {}),
+            maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+          },
+          "Redis messages dropped (too large or unreadable)",
+        ),
+    });
     this.#connection.on("error", (err) => logger.warn({ err }, "Redis subscriber error"));
     this.#connection.on("messageBuffer", (channel: Buffer, message: Buffer) =>
       this.#heard(channel.toString(), message),
@@ -122,8 +133,7 @@ export class RedisSubscriber {
     this.#closed = true;
     this.#handlers.clear();
     this.#subscribed.clear();
-    clearTimeout(this.#logTimer);
-    this.#logDrops();
+    this.#dropLog.close();
     this.#connection.disconnect();
   }
 
@@ -184,31 +194,7 @@ export class RedisSubscriber {
   #drop(channel: string, reason: DropReason): void {
     const key = `${channel}\0${reason}`;
     this.#dropped.set(key, (this.#dropped.get(key) ?? 0) + 1);
-    this.#unlogged.set(key, (this.#unlogged.get(key) ?? 0) + 1);
-    const interval = this.#options.logIntervalMs ?? 60_000;
-    const wait = this.#lastLog + interval - Date.now();
-    if (wait <= 0) this.#logDrops();
-    else if (!this.#logTimer) {
-      this.#logTimer = setTimeout(() => {
-        this.#logTimer = undefined;
-        this.#logDrops();
-      }, wait);
-      this.#logTimer.unref();
-    }
-  }
-
-  #logDrops(): void {
-    if (this.#unlogged.size === 0) return;
-    const drops = [...this.#unlogged].map(([key, count]) => {
-      const [channel, reason] = key.split("\0");
-      return { channel, reason, count };
-    });
-    this.#unlogged = new Map();
-    this.#lastLog = Date.now();
-    this.#options.logger.warn(
-      { drops, maxMessageBytes: this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES },
-      "Redis messages dropped (too large or unreadable)",
-    );
+    this.#dropLog.record(key, { channel, reason });
   }
 }
 

@@ -299,11 +299,14 @@ export function reservedEnvNames(prefix: string, gitTokenEnv?: string): string[]
  * `--secret-dir` (an existing folder, kept as its real path) and `--secret-env-prefix`. The
  * service's own variables under the prefix (OPAMP_GITOPS_SECRET_DIR with the default one, the
  * `--git-token-env` variable if so named) are reserved: never resolved for a repository writer.
+ * `dirMayBeMissing` (validate, plan: a CI job checks for the service's host): a folder that
+ * does not exist here is kept as its absolute path.
  */
 function secretRefPolicy(
   dir: string | undefined,
   prefix: string | undefined,
   gitTokenEnv: string | undefined,
+  { dirMayBeMissing = false } = {},
 ): SecretRefPolicy {
   const envPrefix = prefix ?? DEFAULT_SECRET_ENV_PREFIX;
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(envPrefix))
@@ -319,6 +322,8 @@ function secretRefPolicy(
     real = realpathSync(dir);
     if (!statSync(real).isDirectory()) throw new Error("not a folder");
   } catch (err) {
+    if (dirMayBeMissing && (err as NodeJS.ErrnoException).code === "ENOENT")
+      return { ...policy, dir: resolve(dir) };
     throw new SettingsError("--secret-dir", `cannot use ${dir}: ${(err as Error).message}`);
   }
   return { ...policy, dir: real };
@@ -748,18 +753,20 @@ function relativeToFile(key: string, value: unknown, file: string): unknown {
 }
 
 /**
- * Everything `serve` needs: the settings file (if any), the environment and the flags merged
- * (flags win), checked against the settings schema (every problem is listed, each naming the
- * setting and where it came from), then resolved by loadSettings.
+ * The settings file (if any), the environment and the flags merged (flags win), checked
+ * against the settings schema (every problem is listed, each naming the setting and where it
+ * came from). `only`: the settings kept (the others are neither kept nor checked).
  */
-export function resolveSettings(
-  flags: SettingsFlags & { settings?: string },
-  env: NodeJS.ProcessEnv = process.env,
-): Settings {
+function mergeSettingSources(
+  flags: Record<string, unknown> & { settings?: string },
+  env: NodeJS.ProcessEnv,
+  only?: ReadonlySet<string>,
+): Record<string, unknown> {
   const { settings: file = env[SETTINGS_FILE_ENV], ...given } = flags;
   const merged: Record<string, unknown> = {};
   const origin = new Map<string, string>();
   const put = (key: string, value: unknown, from: string) => {
+    if (only && !only.has(key)) return;
     merged[key] = value;
     origin.set(key, from);
   };
@@ -775,10 +782,56 @@ export function resolveSettings(
     const lines = problems.map((p) => `${p.message} (from ${origin.get(p.setting) ?? "?"})`);
     throw new SettingsError(origin.get(first.setting) ?? first.setting, lines.join("\n  "));
   }
+  return merged;
+}
+
+/**
+ * Everything `serve` needs: the settings file (if any), the environment and the flags merged
+ * (flags win), checked against the settings schema (every problem is listed, each naming the
+ * setting and where it came from), then resolved by loadSettings.
+ */
+export function resolveSettings(
+  flags: SettingsFlags & { settings?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
+  const merged = mergeSettingSources({ ...flags }, env);
   const asFlags: Record<string, string> = {};
   for (const [k, v] of Object.entries(merged))
     asFlags[k] = typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
   return loadSettings(asFlags as SettingsFlags, {});
+}
+
+/** The flags of `validate` and `plan` that name the service's secret-reference policy. */
+export interface SecretRefFlags {
+  secretDir?: string | undefined;
+  secretEnvPrefix?: string | undefined;
+  /** The service's settings file (`--settings`; default OPAMP_GITOPS_SETTINGS). */
+  settings?: string | undefined;
+}
+
+/** The settings the secret-reference policy is made of (`--git-token-env` names a reserved variable). */
+const SECRET_REF_SETTINGS = new Set(["secretDir", "secretEnvPrefix", "gitTokenEnv"]);
+
+/**
+ * The secret-reference policy serve would resolve with, for `validate` and `plan`: from the
+ * same flags, OPAMP_GITOPS_* variables and settings file as serve, with the same precedence
+ * (the file's other settings are not read). Unlike serve, a `--secret-dir` that does not exist
+ * here is accepted (kept as its absolute path). Throws SettingsError.
+ */
+export function secretRefSettings(
+  flags: SecretRefFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): SecretRefPolicy {
+  const given = {
+    secretDir: flags.secretDir,
+    secretEnvPrefix: flags.secretEnvPrefix,
+    ...(flags.settings !== undefined ? { settings: flags.settings } : {}),
+  };
+  const merged = mergeSettingSources(given, env, SECRET_REF_SETTINGS);
+  const get = (key: string) => (merged[key] === undefined ? undefined : String(merged[key]));
+  return secretRefPolicy(get("secretDir"), get("secretEnvPrefix"), get("gitTokenEnv"), {
+    dirMayBeMissing: true,
+  });
 }
 
 /** Settings of the commands that talk to a running service (`rollout`, `agents`). */

@@ -225,7 +225,7 @@ describe("opamp-gitops command line", () => {
     });
     await waitFor("listening", () => /OpAMP server listening/.test(p.output()), {
       child: p.child,
-      timeoutMs: 15_000,
+      timeoutMs: 60_000,
       intervalMs: 50,
     });
     const line =
@@ -328,7 +328,7 @@ describe("opamp-gitops command line", () => {
     });
     await waitFor("listening", () => /OpAMP server listening/.test(serve.output()), {
       child: serve.child,
-      timeoutMs: 15_000,
+      timeoutMs: 60_000,
       intervalMs: 50,
     });
     const line =

@@ -2,10 +2,13 @@
  * The JSON admin API under `/api/v1` (bearer token or console session; see access.ts):
  *
  *   GET  /agents[?group=g&state=connected|disconnected|unauthorized&q=text&after=uid&offset=n&limit=n]
- *        (an array in uid order; `X-Total-Count` says how many match the filters in all; a page
- *        is `limit` agents, default 50, at most 1000 (more is refused with 400); `after` is a
- *        cursor, stable while agents come and go: pass the `X-Next-After` header of the previous
- *        page, present while more may follow; a page may be short, even empty, and still have it)
+ *        (an array in uid order; a page is `limit` agents, default 50, at most 1000 (more is
+ *        refused with 400); `after` is a cursor, stable while agents come and go: pass the
+ *        `X-Next-After` header of the previous page, present while more may follow; a filtered
+ *        page's work is bounded (src/service/agent-list.ts), so it may be short, even empty,
+ *        and still have it. `X-Total-Count`: how many match in all, when known exactly (always
+ *        unfiltered; filtered, when counted within the count budget); otherwise
+ *        `X-Total-Count-Estimate`, extrapolated from a counted sample)
  *   GET  /agents/<uid>             GET /agents/<uid>/config (desired vs effective, redacted)
  *   GET  /groups                   GET /groups/<group>
  *   GET  /components               AvailableComponents hash → kind → types
@@ -60,7 +63,7 @@ export function agentQuery(get: (name: string) => string | undefined): AgentQuer
   }
   q.limit ??= DEFAULT_AGENT_LIMIT;
   if (q.limit > MAX_AGENT_LIMIT)
-    return `limit must be at most ${MAX_AGENT_LIMIT}; read more pages with after=<last uid of a page> (X-Total-Count says how many match)`;
+    return `limit must be at most ${MAX_AGENT_LIMIT}; read more pages with after=<X-Next-After of a page>`;
   return q;
 }
 
@@ -78,7 +81,8 @@ export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
     const query = agentQuery((n) => c.req.query(n));
     if (typeof query === "string") return fail(c, 400, "BAD_FILTER", query);
     const page = await backend.agents(query);
-    c.header("X-Total-Count", String(page.total));
+    if (page.total !== undefined) c.header("X-Total-Count", String(page.total));
+    else if (page.estimate !== undefined) c.header("X-Total-Count-Estimate", String(page.estimate));
     if (page.next !== undefined) c.header("X-Next-After", page.next);
     return reply(
       c,

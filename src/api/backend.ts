@@ -41,7 +41,18 @@ export interface AgentRecord {
 /** One page of agents (sorted by uid) and how many match the query's filters in all (any page). */
 export interface AgentPage {
   agents: AgentRecord[];
-  total: number;
+  /**
+   * How many agents match in all, when it is known exactly (unfiltered: always; filtered: when
+   * the matches were counted within the service's count budget, src/service/agent-list.ts).
+   */
+  total?: number;
+  /** Without `total`: an estimate of how many match, extrapolated from a counted sample. */
+  estimate?: number;
+  /**
+   * A filtered page with `next`: how far the list has been examined, the position of `next`
+   * among the stored agents in uid order (1-based), of how many.
+   */
+  progress?: { through: number; of: number };
   /**
    * The cursor (`after`) of the next page: the last uid examined, set when more may follow.
    * A page can be shorter than `limit` (agents gone, a filter's scan bound) and still have one.

@@ -30,6 +30,8 @@ import {
   type RepositorySnapshot,
   readGroupSelector,
   requiredComponents,
+  type SecretRefPolicy,
+  type ValidateOptions,
   ValidationCache,
   type ValidationReport,
   validateSnapshot,
@@ -52,6 +54,8 @@ export interface PlanInput {
   root?: string;
   /** `--otelcol`: the head's touched groups are also checked by Collector binaries. */
   collector?: CollectorChecker;
+  /** The service's secret-reference policy. Default: DEFAULT_SECRET_REF_POLICY. */
+  secretRefs?: Readonly<SecretRefPolicy>;
 }
 
 function moves(): AgentMoves & { all: string[] } {
@@ -103,18 +107,23 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     source.read(headCommit, revalidate),
   ]);
   const cache = new ValidationCache();
+  const policy = input.secretRefs ? { secretRefs: input.secretRefs } : {};
   const head = await validateSnapshot(rh.snapshot, {
     findings: rh.findings,
     cache,
+    ...policy,
     ...(input.collector ? { collector: input.collector } : {}),
   });
   const base: ValidationReport = await validateSnapshot(rb.snapshot, {
     findings: rb.findings,
     cache,
+    ...policy,
   });
   // An invalid head has no fleet; its error-free groups still have a hash to show.
-  const headSpecs = head.fleet?.groups ?? (await specsOfValidGroups(rh.snapshot, head, cache));
-  const baseSpecs = base.fleet?.groups ?? (await specsOfValidGroups(rb.snapshot, base, cache));
+  const validGroups = (snapshot: RepositorySnapshot, report: ValidationReport) =>
+    specsOfValidGroups(snapshot, report, { cache, ...policy });
+  const headSpecs = head.fleet?.groups ?? (await validGroups(rh.snapshot, head));
+  const baseSpecs = base.fleet?.groups ?? (await validGroups(rb.snapshot, base));
 
   // Agents can change group only when a touched group's selector or priority changes, or a
   // group comes or goes: untouched folders are the same bytes on both sides. Otherwise the
@@ -320,7 +329,7 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
 async function specsOfValidGroups(
   snapshot: RepositorySnapshot,
   report: ValidationReport,
-  cache: ValidationCache,
+  options: ValidateOptions,
 ): Promise<Map<string, GroupSpec>> {
   const broken = new Set(
     report.findings.filter((f) => f.severity === "error").map((f) => f.file.split("/")[1]),
@@ -328,7 +337,7 @@ async function specsOfValidGroups(
   if (report.findings.some((f) => f.severity === "error" && !f.file.startsWith("groups/")))
     return new Map();
   const groups = new Map([...snapshot.groups].filter(([name]) => !broken.has(name)));
-  const alone = await validateSnapshot({ ...snapshot, groups }, { cache });
+  const alone = await validateSnapshot({ ...snapshot, groups }, options);
   return alone.fleet?.groups ?? new Map();
 }
 

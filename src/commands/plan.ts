@@ -1,13 +1,21 @@
 /**
  * `opamp-gitops plan --base <ref> --head <ref> [--repo <dir>] [--path <dir>] [--api-url …]
- * [--api-token-file …] [--status-ref opamp-status] [--format text|json|markdown|github]`:
+ * [--api-token-file …] [--status-ref opamp-status] [--format text|json|markdown|github]
+ * [--secret-dir …] [--secret-env-prefix …] [--settings …]`:
  * a pull request's preview of what a merge does to the fleet (DESIGN §6). Reads only Git
- * objects through src/sync and validates with the code serve runs (plan-build.ts).
+ * objects through src/sync and validates with the code serve runs (plan-build.ts), with the
+ * secret-reference policy serve reads from the same flags, variables and settings file.
  *
  * Exit codes: 0 the head is valid; 1 it is not; 2 usage (unknown ref, not a repository, bad
  * flag); 3 `--api-url` was given and the service cannot be reached or refused the token.
  */
-import { type ClientFlags, loadClientSettings, SettingsError } from "../settings.js";
+import {
+  type ClientFlags,
+  loadClientSettings,
+  type SecretRefFlags,
+  SettingsError,
+  secretRefSettings,
+} from "../settings.js";
 import {
   NotARepositoryError,
   PlanSource,
@@ -25,7 +33,11 @@ import { otelcolChecker } from "./validate.js";
 
 export { PLAN_FORMATS, type PlanFormat } from "./plan-model.js";
 
-export interface PlanOptions extends ClientFlags {
+/**
+ * `secretDir`, `secretEnvPrefix`, `settings` (SecretRefFlags): the service's secret-reference
+ * policy, read as serve reads it, so the plan refuses the references serve would refuse.
+ */
+export interface PlanOptions extends ClientFlags, SecretRefFlags {
   base: string;
   head: string;
   /** The repository (work tree or bare). Default: the current folder. */
@@ -56,7 +68,9 @@ export async function runPlan(
   const otelcol = otelcolChecker(opts.otelcol);
   if ("problem" in otelcol) return usage(otelcol.problem);
   let settings: ReturnType<typeof loadClientSettings> | undefined;
+  let secretRefs: ReturnType<typeof secretRefSettings>;
   try {
+    secretRefs = secretRefSettings(opts, env);
     // Offline (the status branch) unless a service is named.
     if (opts.apiUrl ?? env.OPAMP_GITOPS_API_URL) settings = loadClientSettings(opts, env);
   } catch (e) {
@@ -71,6 +85,7 @@ export async function runPlan(
       base: opts.base,
       head: opts.head,
       root: (opts.path ?? "").replace(/^\/+|\/+$/g, ""),
+      secretRefs,
       ...(otelcol.checker ? { collector: otelcol.checker } : {}),
       agents: (wanted) =>
         settings ? agentsFromApi(settings) : agentsFromStatusBranch(source, statusRef, wanted),

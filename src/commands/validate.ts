@@ -2,15 +2,17 @@
  * `opamp-gitops validate [<dir>] [--format text|json|github] [--strict]`: validates a working
  * tree of the fleet repository, as a pull-request check does (DESIGN §2, §6).
  *
+ * Secret references are judged by the service's policy (`--secret-dir`, `--secret-env-prefix`,
+ * their OPAMP_GITOPS_* variables or `--settings` file, as serve reads them).
+ *
  * Exit codes: 0 valid; 1 errors (or warnings, with --strict); 2 usage (the folder does not
- * exist or is not a directory).
+ * exist or is not a directory, a bad secret setting).
  */
 import { accessSync, constants } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
-import { reservedEnvNames } from "../settings.js";
+import { type SecretRefFlags, SettingsError, secretRefSettings } from "../settings.js";
 import {
   CollectorChecker,
-  DEFAULT_SECRET_ENV_PREFIX,
   formatReport,
   isValid,
   OtelcolFlagError,
@@ -21,16 +23,17 @@ import {
   WorkingTreeError,
 } from "../validate/index.js";
 
-export interface ValidateCommandOptions {
+/**
+ * `secretDir`, `secretEnvPrefix`, `settings` (SecretRefFlags): the service's secret-reference
+ * policy, read as serve reads it (flags, then OPAMP_GITOPS_SECRET_DIR /
+ * OPAMP_GITOPS_SECRET_ENV_PREFIX, then the settings file); references it refuses are errors.
+ */
+export interface ValidateCommandOptions extends SecretRefFlags {
   format: ReportFormat;
   /** Warnings fail too. */
   strict: boolean;
   /** `--otelcol <path>` / `--otelcol <name>=<path>`: Collector binaries that also check. */
   otelcol?: string[];
-  /** The service's --secret-dir (absolute): `${file:…}` references are allowed under it only. */
-  secretDir?: string;
-  /** The service's --secret-env-prefix. Default OPAMP_GITOPS_SECRET_. */
-  secretEnvPrefix?: string;
 }
 
 /**
@@ -64,10 +67,19 @@ export async function runValidate(
   dir: string,
   opts: ValidateCommandOptions,
   out: NodeJS.WritableStream,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   const otelcol = otelcolChecker(opts.otelcol);
   if ("problem" in otelcol) {
     out.write(`opamp-gitops validate: ${otelcol.problem}\n`);
+    return 2;
+  }
+  let secretRefs: ReturnType<typeof secretRefSettings>;
+  try {
+    secretRefs = secretRefSettings(opts, env);
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    out.write(`opamp-gitops validate: ${err.message}\n`);
     return 2;
   }
   const root = resolve(dir);
@@ -85,12 +97,7 @@ export async function runValidate(
   }
   const report = await validateSnapshot(read.snapshot, {
     findings: read.findings,
-    secretRefs: {
-      envPrefix: opts.secretEnvPrefix ?? DEFAULT_SECRET_ENV_PREFIX,
-      // As the service refuses them (its own settings under the prefix).
-      reserved: reservedEnvNames(opts.secretEnvPrefix ?? DEFAULT_SECRET_ENV_PREFIX),
-      ...(opts.secretDir ? { dir: resolve(opts.secretDir) } : {}),
-    },
+    secretRefs,
     ...(otelcol.checker ? { collector: otelcol.checker } : {}),
   });
   const rel = relative(process.cwd(), root);

@@ -1,4 +1,6 @@
 /** The OpAMP module: the only place that imports ws and protobufjs (DESIGN §7). */
+
+export { AgentOrder, agentOrderKey } from "./agent-order.js";
 export type { AgentState, ReportField, Transport } from "./agent-state.js";
 export {
   agentAttributes,

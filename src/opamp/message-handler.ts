@@ -10,6 +10,7 @@
  * included.
  */
 import type { Logger } from "pino";
+import { LogLimiter } from "../log-limiter.js";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS, LIMIT_FLAGS } from "./agent-limits.js";
 import { type AgentState, emptyAgentState, hasComponentMap, mergeReport } from "./agent-state.js";
 import type { AgentStore } from "./agent-store.js";
@@ -82,6 +83,11 @@ export interface MessageHandlerOptions {
   /** Retry delay sent with UNAVAILABLE when Redis cannot be reached, in seconds. Default 30. */
   unavailableRetrySeconds?: number;
   /**
+   * Messages refused because a certificate-bound connection spoke for another uid are logged
+   * at most once per this, in ms, with counts per bound uid. Default 60 000.
+   */
+  refusalLogIntervalMs?: number;
+  /**
    * Decodes and prepares messages (decode-pool.ts moves large ones off the event loop).
    * Default: prepareMessage on this thread, with `limits`.
    */
@@ -101,6 +107,8 @@ export class MessageHandler {
     configOffers: 0,
     /** Claims refused: the uid is connected through another live replica by another agent. */
     duplicateUids: 0,
+    /** Messages refused: a certificate-bound connection spoke for another uid. */
+    boundElsewhere: 0,
   };
   readonly #options: Required<Omit<MessageHandlerOptions, "advertise" | "decoder" | "issuer">>;
   readonly #decoder: MessageDecoder;
@@ -109,6 +117,8 @@ export class MessageHandler {
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Per WebSocket connection id: the uid last handed to it with new_instance_uid. */
   readonly #assigned = new Map<number, string>();
+  /** A certificate holder can send refused messages at will: logged per interval, counted. */
+  readonly #boundElsewhereLog: LogLimiter<BoundElsewhere>;
 
   constructor(options: MessageHandlerOptions) {
     this.#options = {
@@ -117,6 +127,7 @@ export class MessageHandler {
       unavailableRetrySeconds: 30,
       limits: DEFAULT_AGENT_LIMITS,
       resendIntervalMs: 30_000,
+      refusalLogIntervalMs: 60_000,
       now: Date.now,
       ...options,
     };
@@ -125,6 +136,23 @@ export class MessageHandler {
     this.#decoder = options.decoder ?? { prepare: (bytes) => prepareMessage(bytes, limits) };
     this.#issuer = options.issuer;
     this.live = new LiveAgents();
+    const { logger } = this.#options;
+    this.#boundElsewhereLog = new LogLimiter({
+      intervalMs: this.#options.refusalLogIntervalMs,
+      write: (entries, omitted) =>
+        logger.warn(
+          {
+            refused: entries.map(({ key, count, detail }) => ({ boundUid: key, count, ...detail })),
+            ...(omitted > 0 ? { omitted } : {}),
+          },
+          "refused messages for another uid than their client certificate's",
+        ),
+    });
+  }
+
+  /** Logs the refusals not logged yet; call once the transports are closed. Idempotent. */
+  close(): void {
+    this.#boundElsewhereLog.close();
   }
 
   /** Decodes and processes one message from `conn`. Never throws. */
@@ -251,8 +279,14 @@ export class MessageHandler {
   async #process(conn: Connection, uid: string, prepared: PreparedMessage): Promise<HandleResult> {
     const { message } = prepared;
     const now = this.#options.now();
-    if (conn.boundUid !== undefined && conn.boundUid !== uid)
-      return boundElsewhere(conn, message, this.#options.logger);
+    if (conn.boundUid !== undefined && conn.boundUid !== uid) {
+      this.stats.boundElsewhere++;
+      this.#boundElsewhereLog.record(conn.boundUid, {
+        instanceUid: uid,
+        remoteAddress: conn.remoteAddress,
+      });
+      return boundElsewhere(conn.boundUid, message);
+    }
     // Whether the connection's credential differs from `current`'s and was issued to this uid
     // (the agent switching to what it was given): asked at most once per message.
     let issued: Promise<boolean> | undefined;
@@ -770,20 +804,21 @@ function claimVerdict(
 const ISSUING_CAPABILITIES =
   SERVER_CAPABILITIES | ServerCapabilities.AcceptsConnectionSettingsRequest;
 
+/** The last refused message of a bound uid in a log interval: what it spoke for, from where. */
+interface BoundElsewhere {
+  instanceUid: string;
+  remoteAddress: string;
+}
+
 /**
- * Refuses a message for another uid than the one the connection's certificate was issued to:
- * the certificate proves only that uid (a new uid would be refused as well).
+ * Refuses a message for another uid than the one the connection's certificate was issued to
+ * (`boundUid`): the certificate proves only that uid (a new uid would be refused as well).
  */
-function boundElsewhere(conn: Connection, message: AgentToServer, logger: Logger): HandleResult {
-  const instanceUid = uidToString(message.instanceUid);
-  logger.warn(
-    { instanceUid, boundUid: conn.boundUid, remoteAddress: conn.remoteAddress },
-    "refused a message for another uid than its client certificate's",
-  );
+function boundElsewhere(boundUid: string, message: AgentToServer): HandleResult {
   return errorResult(
     message.instanceUid,
     "bad-request",
-    `this client certificate was issued to instance uid ${conn.boundUid}; it cannot speak for ${instanceUid}: connect with that uid, or with your bootstrap credential to ask for a certificate for this one`,
+    `this client certificate was issued to instance uid ${boundUid}; it cannot speak for ${uidToString(message.instanceUid)}: connect with that uid, or with your bootstrap credential to ask for a certificate for this one`,
   );
 }
 

@@ -445,6 +445,7 @@ export class OpampServer {
       await Promise.all([closed, sockets]);
       clearTimeout(force);
       await this.decoder.close();
+      this.handler.close();
       try {
         await this.store.flushTouches();
       } catch (err) {

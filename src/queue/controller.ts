@@ -25,7 +25,7 @@ import {
   RolloutHoldError,
   UnknownGroupError,
 } from "./errors.js";
-import { GroupSync } from "./group-sync.js";
+import { GroupSync, type WriteStats } from "./group-sync.js";
 import { type EndedRollout, endedRollouts, RolloutHistory } from "./history.js";
 import type {
   GroupRollout,
@@ -86,6 +86,7 @@ export class RolloutController {
   readonly #wakes: Wakes;
   readonly #writerId = randomBytes(8).toString("hex");
   readonly #groups = new Map<string, GroupSync>();
+  readonly #writeStats: WriteStats = { commits: 0, memberCommits: 0, conflicts: 0 };
   readonly #agents = new AgentDirectory();
   readonly #serveListeners = new Set<(change: ServeChange) => void>();
   readonly #groupListeners = new Set<(group: string) => void>();
@@ -286,6 +287,15 @@ export class RolloutController {
     return [...this.#groups.keys()].sort();
   }
 
+  /**
+   * Rollout writes of this process since it started (counters): commits, of those member-only
+   * (store.ts commitMembers), and writes that lost a race to another replica and were stepped
+   * again.
+   */
+  writeStats(): Readonly<WriteStats> {
+    return this.#writeStats;
+  }
+
   /** Resolves once every event given so far is written (for tests and orderly shutdown). */
   async idle(): Promise<void> {
     await Promise.all([...this.#groups.values()].map((s) => s.idle()));
@@ -327,6 +337,7 @@ export class RolloutController {
     if (existing) return existing;
     const sync = new GroupSync(group, loaded, this.#store, {
       logger: this.#options.logger,
+      stats: this.#writeStats,
       writerId: this.#writerId,
       batchWindowMs: this.#options.batchWindowMs ?? 2,
       commitIntervalMs: this.#options.commitIntervalMs ?? 20,

@@ -7,6 +7,11 @@
  *   connecting by the thousand: one commit, one published change and one Lua run per
  *   interval instead of per agent event); the first event after a quiet interval waits only
  *   `batchWindowMs`.
+ * - A batch that changed member records only (agents connecting, leaving, reporting health
+ *   while no rollout decision depends on it) is written with RolloutStore.commitMembers: it
+ *   checks the core version and those members only, so replicas whose agents connect to the
+ *   same group do not make each other retry. Its version may then be ahead of this process's:
+ *   the state follows the published changes in order (own included) up to it.
  * - A write that finds a newer version (another replica wrote first) waits briefly for that
  *   change to arrive over pub/sub (or reloads), then steps the same events again.
  * - A write that fails (Redis unreachable) is retried with backoff until it succeeds or the
@@ -24,8 +29,19 @@ import type { GroupRollout, IgnoredCode, RolloutEvent, StepResult } from "./mode
 import { servedChanges } from "./serve.js";
 import { applyChange, type ChangeMessage, type Loaded, type RolloutStore } from "./store.js";
 
+/** Rollout writes of a process (counters, shared by its groups). */
+export interface WriteStats {
+  /** Writes committed, and of those the member-only ones (store.ts commitMembers). */
+  commits: number;
+  memberCommits: number;
+  /** Writes that lost to another writer's and were stepped again. */
+  conflicts: number;
+}
+
 export interface SyncHooks {
   logger: Logger;
+  /** Counted into as writes happen. */
+  stats: WriteStats;
   /** Identifies this process's writes in published changes. */
   writerId: string;
   batchWindowMs: number;
@@ -65,6 +81,8 @@ export class GroupSync {
   readonly group: string;
   state: GroupRollout;
   version: number;
+  /** The version that last changed the core or agent records (member-only writes keep it). */
+  coreVersion: number;
   readonly #store: RolloutStore;
   readonly #hooks: SyncHooks;
   #pending: Item[] = [];
@@ -82,6 +100,7 @@ export class GroupSync {
     this.group = group;
     this.state = loaded?.state ?? emptyGroup(group);
     this.version = loaded?.version ?? 0;
+    this.coreVersion = loaded?.coreVersion ?? 0;
     this.#store = store;
     this.#hooks = hooks;
   }
@@ -116,10 +135,11 @@ export class GroupSync {
     if (msg.v <= this.version) return;
     // Our own write arriving before its reply: the write's caller reports it.
     const own = msg.w === this.#hooks.writerId;
-    if (msg.v === this.version + 1 && !msg.reload && msg.c !== undefined) {
+    if (msg.v === this.version + 1 && !msg.reload && (msg.c !== undefined || msg.mo)) {
       const before = this.state;
       this.state = applyChange(this.state, msg);
       this.version = msg.v;
+      if (!msg.mo) this.coreVersion = msg.v;
       this.#advanced?.();
       if (!own) this.#hooks.changed(this, before, msg.s);
       return;
@@ -130,16 +150,21 @@ export class GroupSync {
     );
   }
 
-  /** Reads the group from Redis again (one at a time); keeps memory if it is not newer. */
-  reload(): Promise<void> {
+  /**
+   * Reads the group from Redis again (one at a time); keeps memory if it is not newer, unless
+   * `force` (memory is known to differ from Redis at the same version).
+   */
+  reload(force = false): Promise<void> {
     this.#reloading ??= (async () => {
       try {
         const loaded = await this.#store.load(this.group);
         const version = loaded?.version ?? 0;
-        if (loaded && version <= this.version) return;
+        if (loaded && version < this.version) return;
+        if (loaded && version === this.version && !force) return;
         const before = this.state;
         this.state = loaded?.state ?? emptyGroup(this.group);
         this.version = version;
+        this.coreVersion = loaded?.coreVersion ?? 0;
         this.#advanced?.();
         this.#hooks.changed(this, before, servedChanges(before, this.state));
       } finally {
@@ -190,24 +215,38 @@ export class GroupSync {
         return;
       }
       const before = this.state;
+      const expected = this.version;
       const result = stepAll(before, events, Math.max(Date.now(), tickAt));
       try {
         if (!isNoop(before, result)) {
           const serve = serveOf(result);
-          const { ok, version } = await this.#store.commit(
-            this.version,
-            before,
-            result,
-            serve,
-            this.#hooks.writerId,
-          );
+          const membersOnly = expected > 0 && isMembersOnly(before, result);
+          const { ok, version, coreVersion } = membersOnly
+            ? await this.#store.commitMembers(
+                this.coreVersion,
+                before,
+                result,
+                serve,
+                this.#hooks.writerId,
+              )
+            : await this.#store.commit(expected, before, result, serve, this.#hooks.writerId);
           if (!ok) {
-            await this.#catchUp(version);
+            this.#hooks.stats.conflicts++;
+            // Nothing was written since this state, yet a member differs: memory is off.
+            if (version <= expected) await this.reload(true);
+            else await this.#catchUp(version);
             continue;
           }
-          if (version > this.version) {
+          this.#hooks.stats.commits++;
+          if (membersOnly) this.#hooks.stats.memberCommits++;
+          if (version === expected + 1 && this.version === expected) {
             this.state = result.state;
             this.version = version;
+            this.coreVersion = coreVersion;
+          } else if (version > this.version) {
+            // Other replicas' member writes came between (or arrived meanwhile): follow the
+            // published changes up to this one, which carries this batch.
+            await this.#catchUp(version);
           }
           this.#hooks.committed(this, before, result);
         }
@@ -259,6 +298,22 @@ function isNoop(before: GroupRollout, r: StepResult): boolean {
     r.changed.members.size === 0 &&
     r.changed.agents.size === 0 &&
     !r.changed.newRollout &&
+    encodeCore(r.state) === encodeCore(before)
+  );
+}
+
+/**
+ * The step changed member records and nothing else (no core field, agent record, notice or
+ * timer): it holds on any state with the same core and agent records and the same records for
+ * those members (machine.ts reads other members only in steps that change the core).
+ */
+function isMembersOnly(before: GroupRollout, r: StepResult): boolean {
+  return (
+    r.changed.members.size > 0 &&
+    r.changed.agents.size === 0 &&
+    !r.changed.newRollout &&
+    r.notices.length === 0 &&
+    !r.effects.some((e) => e.type === "wake") &&
     encodeCore(r.state) === encodeCore(before)
   );
 }

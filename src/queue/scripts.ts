@@ -8,7 +8,15 @@
  *               #member sets, #member deletes, #agent sets, #notices, then the data in that
  *               order, then the message to publish. Returns {1, version} or {0, stored version}.
  *         HSET/HDEL go in chunks of 500 (Lua's unpack has a stack limit).
- * LOAD    KEYS: core, members. Returns {version, core, members (flat), agents (flat)} or nil.
+ *         Sets the core version (`cv`) to the new version too.
+ * MEMBERS KEYS: core, members, channel.
+ *         ARGV: expected core version, #members n, then n triples (uid, expected stored JSON or
+ *               '' for absent, new JSON or '' to delete), then the message's text before and
+ *               after its version. Writes only if the core version is still the expected one
+ *               and every named member is stored as expected; bumps `version` (not `cv`) and
+ *               publishes. Returns {1, version, cv} or {0, stored version, stored cv}.
+ * LOAD    KEYS: core, members. Returns {version, core, members (flat), agents (flat), cv} or
+ *         nil (cv: the version when the group was stored before core versions existed).
  * REMOVE  KEYS: core, members, groups set, channel. ARGV: TTL, group, message.
  */
 /** Approximate number of notices kept in the stream. */
@@ -32,7 +40,7 @@ if ARGV[5] == '1' then
   redis.call('DEL', KEYS[3])
   if KEYS[6] ~= KEYS[3] then redis.call('EXPIRE', KEYS[6], ARGV[6]) end
 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3], 'agentsKey', KEYS[3])
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'cv', ARGV[2], 'state', ARGV[3], 'agentsKey', KEYS[3])
 redis.call('SADD', KEYS[4], ARGV[4])
 chunks(tonumber(ARGV[8]), 2, function(a) redis.call('HSET', KEYS[2], unpack(a)) end)
 chunks(tonumber(ARGV[9]), 1, function(a) redis.call('HDEL', KEYS[2], unpack(a)) end)
@@ -46,12 +54,44 @@ redis.call('PUBLISH', KEYS[7], ARGV[i])
 return {1, tonumber(ARGV[2])}
 `;
 
+export const MEMBERS_LUA = `
+local cur = redis.call('HMGET', KEYS[1], 'version', 'cv')
+if not cur[1] then return {0, 0, 0} end
+local cv = cur[2] or cur[1]
+if cv ~= ARGV[1] then return {0, tonumber(cur[1]), tonumber(cv)} end
+local n = tonumber(ARGV[2])
+local sets, dels = {}, {}
+for base = 0, n - 1, 500 do
+  local m = math.min(500, n - base)
+  local fields = {}
+  for j = 1, m do fields[j] = ARGV[3 + (base + j - 1) * 3] end
+  local got = redis.call('HMGET', KEYS[2], unpack(fields))
+  for j = 1, m do
+    local at = 3 + (base + j - 1) * 3
+    if (got[j] or '') ~= ARGV[at + 1] then return {0, tonumber(cur[1]), tonumber(cv)} end
+    if ARGV[at + 2] == '' then dels[#dels + 1] = ARGV[at]
+    else sets[#sets + 1] = ARGV[at]; sets[#sets + 1] = ARGV[at + 2] end
+  end
+end
+for i = 1, #sets, 1000 do
+  redis.call('HSET', KEYS[2], unpack(sets, i, math.min(i + 999, #sets)))
+end
+for i = 1, #dels, 500 do
+  redis.call('HDEL', KEYS[2], unpack(dels, i, math.min(i + 499, #dels)))
+end
+local v = tonumber(cur[1]) + 1
+if not cur[2] then redis.call('HSET', KEYS[1], 'version', v, 'cv', cv)
+else redis.call('HSET', KEYS[1], 'version', v) end
+redis.call('PUBLISH', KEYS[3], ARGV[3 + n * 3] .. v .. ARGV[4 + n * 3])
+return {1, v, tonumber(cv)}
+`;
+
 export const LOAD_LUA = `
-local core = redis.call('HMGET', KEYS[1], 'version', 'state', 'agentsKey')
+local core = redis.call('HMGET', KEYS[1], 'version', 'state', 'agentsKey', 'cv')
 if not core[1] then return false end
 local agents = {}
 if core[3] and core[3] ~= '' then agents = redis.call('HGETALL', core[3]) end
-return {core[1], core[2], redis.call('HGETALL', KEYS[2]), agents}
+return {core[1], core[2], redis.call('HGETALL', KEYS[2]), agents, core[4] or core[1]}
 `;
 
 export const REMOVE_LUA = `

@@ -2,18 +2,27 @@
  * Rollout state in Redis. Keys (prefix = `--redis-prefix`):
  *
  *   <prefix>:rollout-groups              SET   names of groups with rollout state
- *   <prefix>:group:<g>:rollout           HASH  version, state (core JSON, src/queue/codec.ts),
- *                                              agentsKey (key of the current rollout's records)
+ *   <prefix>:group:<g>:rollout           HASH  version, cv (core version), state (core JSON,
+ *                                              src/queue/codec.ts), agentsKey (key of the
+ *                                              current rollout's records)
  *   <prefix>:group:<g>:members           HASH  uid → member JSON (membership = field present)
  *   <prefix>:rollout:<id>:agents         HASH  uid → agent JSON of rollout <id>; kept 7 days
  *                                              after the rollout ends
  *   <prefix>:rollout-notices             STREAM notices (field `notice`, JSON), ≈100 000 kept
  *   <prefix>:rollouts                    pub/sub channel of committed changes
  *
- * Concurrency: one writer at a time per group, by compare-and-set. A commit is one Lua script
- * (one round trip) that checks the group's version, writes the core, the changed member and
- * agent fields, appends the notices and publishes the change, all atomically. A writer that
- * lost the race gets `{ ok: false }` and steps its events again on the newer state.
+ * Concurrency: writers serialise by compare-and-set, in one Lua script (one round trip) per
+ * commit that checks, writes and publishes atomically; every commit bumps `version`, so the
+ * published changes form one gapless sequence per group.
+ * - `commit` (anything that changes the core, agent records or notices) checks `version`:
+ *   it was computed from the whole current state. It sets `cv` to the new version.
+ * - `commitMembers` (a step that changed member records only: agents connecting, leaving,
+ *   reporting health while no decision depends on it) checks `cv` and, per member written,
+ *   its stored value: members of other agents may have changed meanwhile (another replica's
+ *   agents connecting), and that does not change this step's result (machine.ts reads other
+ *   members only in steps that change the core). Two replicas whose agents connect to the
+ *   same group therefore no longer retry each other's writes.
+ * A writer that lost gets `{ ok: false }` and steps its events again on the newer state.
  */
 import type { Redis } from "ioredis";
 import {
@@ -25,7 +34,7 @@ import {
   encodeMember,
 } from "./codec.js";
 import type { GroupRollout, RolloutNotice, StepResult } from "./model.js";
-import { COMMIT_LUA, LOAD_LUA, REMOVE_LUA } from "./scripts.js";
+import { COMMIT_LUA, LOAD_LUA, MEMBERS_LUA, REMOVE_LUA } from "./scripts.js";
 
 export { NOTICES_MAX_LEN } from "./scripts.js";
 
@@ -61,8 +70,10 @@ export interface ChangeMessage {
   v: number;
   /** Id of the writing process. */
   w?: string;
-  /** Core JSON; absent with `reload` or `removed`. */
+  /** Core JSON; absent with `reload`, `removed` or `mo`. */
   c?: string;
+  /** Members only (commitMembers): the core and agent records are those of version v - 1. */
+  mo?: true;
   /** Changed members (null = left) and agent records. */
   m?: Record<string, string | null>;
   a?: Record<string, string>;
@@ -77,16 +88,26 @@ export interface ChangeMessage {
 
 interface Scripts {
   rolloutCommit(...args: Array<string | number>): Promise<[number, number]>;
+  rolloutMembers(...args: Array<string | number>): Promise<[number, number, number]>;
   rolloutLoad(
     coreKey: string,
     membersKey: string,
-  ): Promise<[string, string, string[], string[]] | null>;
+  ): Promise<[string, string, string[], string[], string] | null>;
   rolloutRemove(...args: string[]): Promise<number>;
 }
 
 export interface Loaded {
   state: GroupRollout;
   version: number;
+  /** The version that last changed the core or agent records (≤ version). */
+  coreVersion: number;
+}
+
+/** A commit's answer: written or not, and the stored versions after it. */
+export interface Committed {
+  ok: boolean;
+  version: number;
+  coreVersion: number;
 }
 
 export class RolloutStore {
@@ -97,6 +118,7 @@ export class RolloutStore {
   constructor(redis: Redis, prefix: string) {
     this.keys = rolloutKeys(prefix);
     redis.defineCommand("rolloutCommit", { numberOfKeys: 7, lua: COMMIT_LUA });
+    redis.defineCommand("rolloutMembers", { numberOfKeys: 3, lua: MEMBERS_LUA });
     redis.defineCommand("rolloutLoad", { numberOfKeys: 2, lua: LOAD_LUA });
     redis.defineCommand("rolloutRemove", { numberOfKeys: 4, lua: REMOVE_LUA });
     this.#redis = redis as Redis & Scripts;
@@ -110,8 +132,12 @@ export class RolloutStore {
   async load(group: string): Promise<Loaded | undefined> {
     const raw = await this.#redis.rolloutLoad(this.keys.core(group), this.keys.members(group));
     if (!raw) return undefined;
-    const [version, core, members, agents] = raw;
-    return { version: Number(version), state: decodeState(core, pairs(members), pairs(agents)) };
+    const [version, core, members, agents, coreVersion] = raw;
+    return {
+      version: Number(version),
+      coreVersion: Number(coreVersion),
+      state: decodeState(core, pairs(members), pairs(agents)),
+    };
   }
 
   /** Current versions of `groups` (0 for none), in one round trip. */
@@ -133,7 +159,7 @@ export class RolloutStore {
     result: StepResult,
     serveChanged: ChangeMessage["s"],
     writerId: string,
-  ): Promise<{ ok: boolean; version: number }> {
+  ): Promise<Committed> {
     const { state, changed, notices } = result;
     const g = state.group;
     const next = expected + 1;
@@ -204,7 +230,56 @@ export class RolloutStore {
       ...notices.map((n: RolloutNotice) => JSON.stringify(n)),
       message,
     );
-    return { ok: ok === 1, version };
+    return { ok: ok === 1, version, coreVersion: ok === 1 ? version : 0 };
+  }
+
+  /**
+   * Writes a step that changed member records only (`before` → `result`, see membersOnly),
+   * if the stored core version is still `expectedCore` and each changed member is stored as
+   * in `before`. The new version is whatever follows the stored one (other replicas' member
+   * writes may have come between). Resolves `{ ok, version, coreVersion }` (stored values).
+   */
+  async commitMembers(
+    expectedCore: number,
+    before: GroupRollout,
+    result: StepResult,
+    serveChanged: ChangeMessage["s"],
+    writerId: string,
+  ): Promise<Committed> {
+    const { state, changed } = result;
+    const g = state.group;
+    const args: string[] = [];
+    const inline: Record<string, string | null> = {};
+    for (const uid of changed.members) {
+      const was = before.members.get(uid);
+      const m = state.members.get(uid);
+      const text = m ? encodeMember(m) : "";
+      args.push(uid, was ? encodeMember(was) : "", text);
+      inline[uid] = m ? text : null;
+    }
+    // The version is the script's to choose: the message is sent in two parts around it.
+    const rest = JSON.stringify({
+      w: writerId,
+      mo: true,
+      m: inline,
+      ...(serveChanged ? { s: serveChanged } : {}),
+    } satisfies Omit<ChangeMessage, "g" | "v">);
+    const head = `{"g":${JSON.stringify(g)},"v":`;
+    let tail = `,${rest.slice(1)}`;
+    if (head.length + tail.length > MAX_INLINE_MESSAGE) {
+      tail = `,${JSON.stringify({ w: writerId, reload: true, s: "all" }).slice(1)}`;
+    }
+    const [ok, version, coreVersion] = await this.#redis.rolloutMembers(
+      this.keys.core(g),
+      this.keys.members(g),
+      this.keys.channel,
+      String(expectedCore),
+      changed.members.size,
+      ...args,
+      head,
+      tail,
+    );
+    return { ok: ok === 1, version, coreVersion };
   }
 
   /** Deletes a group's state (its last rollout's agent records expire later). */
@@ -231,13 +306,14 @@ function* pairs(flat: readonly string[]): Iterable<[string, string]> {
  * checks the version; a `reload` or `removed` message cannot be applied this way.
  */
 export function applyChange(state: GroupRollout, msg: ChangeMessage): GroupRollout {
-  if (msg.c === undefined) throw new Error("a change without data cannot be applied");
-  const core = decodeState(msg.c, [], []);
+  if (msg.c === undefined && !msg.mo) throw new Error("a change without data cannot be applied");
   const members = state.members.edit();
   for (const [uid, text] of Object.entries(msg.m ?? {})) {
     if (text === null) members.delete(uid);
     else members.set(uid, decodeMember(text));
   }
+  if (msg.c === undefined) return { ...state, members: members.finish() };
+  const core = decodeState(msg.c, [], []);
   const agents = state.agents.edit();
   if (msg.n) agents.clear();
   for (const [uid, text] of Object.entries(msg.a ?? {})) agents.set(uid, decodeAgent(text));

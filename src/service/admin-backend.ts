@@ -1,8 +1,8 @@
 /**
  * The service's AdminBackend (src/api/backend.ts): what the admin port shows and does, read
  * from this replica's modules (agents live here or stored in Redis, rollouts, the served
- * commit) and the console feed. Agent lists page in uid order and a page's cost is bounded by
- * its size (see agents()); a filtered list's count is a cached full read (see #count).
+ * commit) and the console feed. Agent lists page in uid order at a cost bounded per request
+ * (agent-list.ts).
  */
 import type { Redis } from "ioredis";
 import type {
@@ -21,12 +21,13 @@ import type {
   ValidationState,
 } from "../api/backend.js";
 import { componentsHashOf, componentTypes } from "../api/views.js";
-import type { AgentState, OpampServer } from "../opamp/index.js";
+import { AgentOrder, type AgentState, type OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
 import type { FleetSync } from "../sync/index.js";
 import type { AgentCredentialAuthority } from "./agent-credentials.js";
-import { type AgentSearchIndex, searchText } from "./agent-search.js";
+import { AgentList } from "./agent-list.js";
+import type { AgentSearchIndex } from "./agent-search.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";
@@ -34,14 +35,11 @@ import type { IncompatibleAgents } from "./incompatible-agents.js";
 import type { ServiceMetrics } from "./metrics.js";
 
 const LOAD_CHUNK = 500;
-/** Uids a filtered page examines beyond its offset at most (or `limit`, if larger). */
-const SCAN_BUDGET = 2000;
-/** How long a filtered list's count is reused (ms), and for how many filters at most. */
-const COUNT_TTL_MS = 10_000;
-const COUNT_CACHE = 64;
 
 export interface ServiceBackendParts {
   redis: Redis;
+  /** The Redis key prefix (the agent order's key, src/opamp/agent-order.ts). */
+  prefix: string;
   opamp: OpampServer;
   rollouts: RolloutController;
   configs: ConfigStore;
@@ -52,7 +50,7 @@ export interface ServiceBackendParts {
   metrics: () => ServiceMetrics;
   /** Agents left out of rollouts for lacking component types (agent-aware checks). */
   incompatible?: IncompatibleAgents;
-  /** The agent search index; without it a search reads every stored agent. */
+  /** The agent search index; without it a search loads every agent it examines. */
   search?: AgentSearchIndex;
   /** Agents' issued credentials and revocations. */
   credentials?: AgentCredentialAuthority;
@@ -68,11 +66,31 @@ export interface ServiceBackendParts {
 
 export class ServiceBackend implements AdminBackend {
   readonly #p: ServiceBackendParts;
-  /** Filtered lists' counts (see #count), oldest first. */
-  readonly #counts = new Map<string, { at: number; total: Promise<number> }>();
+  readonly #list: AgentList;
 
   constructor(parts: ServiceBackendParts) {
     this.#p = parts;
+    this.#list = new AgentList({
+      order: new AgentOrder(parts.redis, parts.prefix),
+      search: parts.search,
+      load: (uids) => Promise.all(uids.map((u) => this.#load(u))),
+      brief: async (uids) => {
+        // Live agents from memory (in full); the others' filtered fields from Redis.
+        const live = uids.map((u) => parts.opamp.handler.live.get(u)?.state);
+        const stored = await parts.opamp.store.loadBrief(uids.filter((_, i) => !live[i]));
+        let next = 0;
+        return live.map((state) => state ?? stored[next++]);
+      },
+      place: (state) => {
+        const group = parts.provider?.groupOf(state);
+        const denied = parts.provider?.unauthorizedGroup(state);
+        return {
+          ...(group !== undefined ? { group } : {}),
+          ...(denied !== undefined ? { unauthorizedGroup: denied } : {}),
+        };
+      },
+      record: (state) => this.#record(state),
+    });
   }
 
   async #load(uid: string): Promise<Readonly<AgentState> | undefined> {
@@ -107,78 +125,9 @@ export class ServiceBackend implements AdminBackend {
     };
   }
 
-  /**
-   * One page of agents in uid order. Cost: the page's agents are loaded, plus at most
-   * SCAN_BUDGET more examined for a filtered page (then the page comes back short with
-   * `next`), never the whole fleet per page. Uids in `<p>:agents` without a stored agent are
-   * skipped and the page is filled past them; `next` is the last uid examined when more may
-   * follow. `total`: unfiltered, the uids in `<p>:agents` (missing agents included); filtered,
-   * the matches of a full count cached COUNT_TTL_MS per filter (see #count).
-   */
-  async agents(q: AgentQuery): Promise<AgentPage> {
-    const uids = (await this.#p.opamp.store.list()).sort();
-    const limit = q.limit ?? Number.POSITIVE_INFINITY;
-    const filtered = Boolean(q.group || q.state || q.search);
-    const needle = q.search?.toLowerCase();
-    // A search loads only the index's matches (each re-checked: the index may lag).
-    const pool =
-      needle && this.#p.search
-        ? await this.#p.search.search(needle, uids, (list) => this.#loadAll(list))
-        : uids;
-    const matches = (r: AgentRecord) => matchesQuery(q, needle, r);
-    const agents: AgentRecord[] = [];
-    // The cursor: the page starts after `after` (uids are sorted, so a binary search).
-    let i = q.after === undefined ? 0 : sortedIndexAfter(pool, q.after);
-    let skip = q.offset ?? 0;
-    // Unfiltered, `offset` counts uids: skipped without loading them.
-    if (!filtered) [i, skip] = [i + skip, 0];
-    const start = i;
-    const stop = filtered ? i + skip + Math.max(limit, SCAN_BUDGET) : pool.length;
-    while (i < pool.length && i < stop && agents.length < limit) {
-      // Unfiltered, each uid read fills the page; filtered, matches may be sparse.
-      const n = filtered ? LOAD_CHUNK : Math.min(LOAD_CHUNK, limit - agents.length);
-      const slice = pool.slice(i, Math.min(i + n, stop));
-      const states = await Promise.all(slice.map((u) => this.#load(u)));
-      for (const state of states) {
-        i++;
-        if (!state) continue;
-        const r = this.#record(state);
-        if (!matches(r)) continue;
-        if (skip > 0) skip--;
-        else agents.push(r);
-        if (agents.length >= limit) break;
-      }
-    }
-    const next = i < pool.length && i > start ? pool[i - 1] : undefined;
-    const total = filtered ? await this.#count(q, needle, pool) : uids.length;
-    return { agents, total, ...(next !== undefined ? { next } : {}) };
-  }
-
-  /**
-   * How many of `pool` match the filters, from a full read of `pool` (LOAD_CHUNK at a time),
-   * cached COUNT_TTL_MS per filter (at most COUNT_CACHE filters) and shared by concurrent
-   * pages: paging through a filter costs one full read per COUNT_TTL_MS, not one per page.
-   */
-  #count(q: AgentQuery, needle: string | undefined, pool: readonly string[]): Promise<number> {
-    const key = JSON.stringify([q.group ?? "", q.state ?? "", needle ?? ""]);
-    const now = Date.now();
-    const hit = this.#counts.get(key);
-    if (hit && now - hit.at < COUNT_TTL_MS) return hit.total;
-    const total = (async () => {
-      let n = 0;
-      for await (const chunk of this.#chunks(pool))
-        for (const state of chunk) if (matchesQuery(q, needle, this.#record(state))) n++;
-      return n;
-    })();
-    this.#counts.delete(key);
-    this.#counts.set(key, { at: now, total });
-    // Oldest first (Map order): drop beyond the bound.
-    for (const k of this.#counts.keys()) {
-      if (this.#counts.size <= COUNT_CACHE) break;
-      this.#counts.delete(k);
-    }
-    total.catch(() => this.#counts.delete(key));
-    return total;
+  /** One page of agents in uid order, at a cost bounded per request (agent-list.ts). */
+  agents(q: AgentQuery): Promise<AgentPage> {
+    return this.#list.page(q);
   }
 
   async agent(uid: string): Promise<AgentRecord | undefined> {
@@ -369,25 +318,4 @@ function shown(files: Record<string, { contentType: string; content?: unknown; n
     out[name] = entry;
   }
   return out;
-}
-
-/** Whether an agent passes the list's group, state and (lowercased) search filters. */
-function matchesQuery(q: AgentQuery, needle: string | undefined, r: AgentRecord): boolean {
-  if (q.group && r.group !== q.group) return false;
-  if (q.state === "unauthorized") {
-    if (r.unauthorizedGroup === undefined) return false;
-  } else if (q.state && r.state.connected !== (q.state === "connected")) return false;
-  return !needle || searchText(r.state).includes(needle);
-}
-
-/** The index of the first of the sorted `uids` that sorts after `uid`. */
-function sortedIndexAfter(uids: readonly string[], uid: string): number {
-  let low = 0;
-  let high = uids.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if ((uids[mid] ?? "") <= uid) low = mid + 1;
-    else high = mid;
-  }
-  return low;
 }

@@ -8,15 +8,8 @@
  *   bounded LRU (credential-records.ts). CSRs are checked and signed by certificate-signer.ts
  *   (each CSR checked once, a repeated one answered with the same certificate, a per-agent
  *   signing rate limit).
- * - Redis `<p>:agent-tokens` (digest → uid, group, expiry): the per-agent tokens the agent
- *   port accepts beside its tokens file.
- * - Redis `<p>:revoked` (uid → when, by whom) and `<p>:revoked-serials`: API revocations,
- *   held in memory with Git's list by a DenyList (deny-list.ts).
- * - `<p>:credentials-version`, bumped on every change: replicas re-read the two indexes
- *   when it moves (checked every `pollMs`, the fallback for a lost message).
- * - Channel `<p>:revocations`: an API revocation is published there (the uid) and every
- *   replica (following it, src/redis-subscriber.ts) re-reads the indexes at once, so the
- *   agent's connections everywhere are closed and its credentials refused without a poll.
+ * - The token index and the deny list, shared by the replicas through Redis and held in
+ *   memory: credential-index.ts. Which certificates the agent CA issued: issued-certificates.ts.
  * - A minted token's plaintext only in this process' memory (token-minter.ts), to re-send it
  *   in a later offer; after a restart such an offer carries a new token instead. The CA key never leaves memory.
  *
@@ -26,28 +19,27 @@
 import type { PeerCertificate } from "node:tls";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type AgentCa, CsrError, issuedNames } from "../ca/index.js";
-import { LruMap } from "../lru-map.js";
-import {
-  AgentCapabilities,
-  type AgentState,
-  type CredentialGate,
-  type CredentialIssuer,
-  hasFlag,
-  type OfferedCredential,
+import type { AgentCa } from "../ca/index.js";
+import type {
+  AgentState,
+  CredentialGate,
+  CredentialIssuer,
+  OfferedCredential,
 } from "../opamp/index.js";
-import { follow, type RedisSubscriber } from "../redis-subscriber.js";
+import type { RedisSubscriber } from "../redis-subscriber.js";
 import { CertificateSigner, type SignerStats } from "./certificate-signer.js";
+import { CredentialIndex } from "./credential-index.js";
+import { CredentialOffers } from "./credential-offers.js";
 import {
   type AgentRecord,
-  type CertRecord,
   CredentialRecords,
   type IssuedView,
   issuedView,
 } from "./credential-records.js";
-import { DenyList, type Revocation } from "./deny-list.js";
+import type { Revocation } from "./deny-list.js";
 import { groupScope } from "./group-scope.js";
-import { digestOf, type TokenEntry, TokenMinter } from "./token-minter.js";
+import { IssuedCertificates } from "./issued-certificates.js";
+import { digestOf, TokenMinter } from "./token-minter.js";
 
 export interface AgentCredentialOptions {
   redis: Redis;
@@ -91,16 +83,9 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
   readonly #records: CredentialRecords;
   readonly #signer: CertificateSigner;
   readonly #minter: TokenMinter;
-  readonly #signed = new LruMap<string, boolean>(10_000);
-  #tokens = new Map<string, TokenEntry>();
-  readonly #denied = new DenyList();
-  #version: string | null = null;
-  #reloading: Promise<void> | undefined;
-  #reloadAgain: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #unfollow: (() => void) | undefined;
-  /** close() was called (and start() not called again since). */
-  #closed = false;
+  readonly #index: CredentialIndex;
+  readonly #issuedCerts: IssuedCertificates;
+  readonly #offers: CredentialOffers;
 
   constructor(options: AgentCredentialOptions) {
     this.#options = { ...options };
@@ -117,7 +102,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       certificateValidityMs: options.certificateValidityMs,
       maxCsrBytes: options.maxCsrBytes,
       csrIntervalMs: options.csrIntervalMs ?? 0,
-      due: (c) => this.#due(c),
+      due: (c) => this.#offers.due(c),
       now: this.#now,
     });
     this.#minter = new TokenMinter({
@@ -127,11 +112,38 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
       logger: options.logger,
       tokenValidityMs: options.tokenValidityMs,
       now: this.#now,
-      onMinted: async (digest, entry) => {
-        await this.#bump();
-        this.#tokens.set(digest, entry);
+      onMinted: (digest, entry) => this.#index.addToken(digest, entry),
+    });
+    this.#index = new CredentialIndex({
+      redis: options.redis,
+      prefix: options.prefix,
+      logger: options.logger,
+      pollMs: options.pollMs,
+      subscriber: options.subscriber,
+      now: this.#now,
+      onRevoked: (uids) => {
+        for (const uid of uids) this.#minter.forget(uid);
+        this.#options.onRevoked?.(uids);
       },
     });
+    this.#issuedCerts = new IssuedCertificates(() => this.#options.ca);
+    this.#offers = new CredentialOffers({
+      ca: () => this.#options.ca,
+      records: this.#records,
+      signer: this.#signer,
+      minter: this.#minter,
+      logger: options.logger,
+      groupOf: options.groupOf,
+      mintTokens: options.mintTokens,
+      rotateAt: options.rotateAt,
+      csrIntervalMs: options.csrIntervalMs ?? 0,
+      revoked: (uid) => this.revocation(uid) !== undefined,
+      now: this.#now,
+    });
+  }
+
+  #key(name: string): string {
+    return `${this.#options.prefix}:${name}`;
   }
 
   /** Counters of CSR checks and signings, and of the per-agent record cache. */
@@ -150,21 +162,12 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   /** True when `cert` was signed by the agent CA (its names then mean what names.ts says). */
   issuedByCa(cert: PeerCertificate): boolean {
-    const key = cert.fingerprint256;
-    let known = this.#signed.get(key);
-    if (known === undefined) {
-      known = this.#options.ca?.signed(cert.raw) ?? false;
-      this.#signed.set(key, known);
-    }
-    return known;
+    return this.#issuedCerts.issuedByCa(cert);
   }
 
   /** The scope of a certificate this CA issued (`groups=<group>`); undefined for others. */
   certificateScope(names: readonly string[], cert: PeerCertificate | undefined) {
-    if (!cert?.raw || !this.#options.ca) return undefined;
-    const { uid, groups } = issuedNames(names);
-    if (uid === undefined || groups.length === 0 || !this.issuedByCa(cert)) return undefined;
-    return groupScope(groups);
+    return this.#issuedCerts.scope(names, cert);
   }
 
   /**
@@ -172,123 +175,26 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
    * undefined for any other certificate, whose names mean nothing to this CA.
    */
   boundUid(names: readonly string[], cert: PeerCertificate): string | undefined {
-    if (!cert.raw || !this.#options.ca) return undefined;
-    const { uid } = issuedNames(names);
-    return uid !== undefined && this.issuedByCa(cert) ? uid : undefined;
-  }
-
-  #key(name: string): string {
-    return `${this.#options.prefix}:${name}`;
+    return this.#issuedCerts.boundUid(names, cert);
   }
 
   /** Loads the indexes and starts watching for other replicas' changes. Idempotent. */
-  async start(): Promise<void> {
-    this.#closed = false;
-    if (!this.#unfollow) await this.#subscribe();
-    // Closed while subscribing: close() found nothing to unfollow.
-    if (this.#closed) return this.close();
-    await this.#reload();
-    // Closed meanwhile: no poll timer after close().
-    if (this.#closed) return;
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => {
-      void this.#reload().catch((err) =>
-        this.#options.logger.warn({ err }, "cannot read agent credential changes; will retry"),
-      );
-    }, this.#options.pollMs ?? 2000);
-    this.#timer.unref();
-  }
-
-  async #subscribe(): Promise<void> {
-    const { logger } = this.#options;
-    // A message (the uid) only says "look": the indexes in Redis are the truth, re-read whole.
-    const look = () =>
-      this.#reload().catch((err) =>
-        logger.warn({ err }, "cannot read a published revocation; the poll will retry"),
-      );
-    this.#unfollow = await follow<string>(this.#options, this.#key("revocations"), {
-      onMessage: look,
-      onResubscribed: look,
-      decode: (uid) => uid,
-      maxMessageBytes: 1024,
-    });
+  start(): Promise<void> {
+    return this.#index.start();
   }
 
   close(): void {
-    this.#closed = true;
-    clearInterval(this.#timer);
-    this.#unfollow?.();
-    this.#unfollow = undefined;
-  }
-
-  /**
-   * Re-reads the indexes when the version moved. One read at a time: asked while one runs,
-   * another follows it (a message, the poll and a resubscription may ask at once), and a read
-   * older than a change this process made meanwhile (revoke, mint) is discarded and redone, so
-   * a revocation is never undone by a read that began before it.
-   */
-  #reload(): Promise<void> {
-    if (this.#reloading) {
-      this.#reloadAgain ??= this.#reloading
-        .catch(() => {})
-        .then(() => {
-          this.#reloadAgain = undefined;
-          return this.#reload();
-        });
-      return this.#reloadAgain;
-    }
-    this.#reloading = this.#readIndexes().finally(() => {
-      this.#reloading = undefined;
-    });
-    return this.#reloading;
-  }
-
-  async #readIndexes(): Promise<void> {
-    const { redis } = this.#options;
-    for (;;) {
-      const version = await redis.get(this.#key("credentials-version"));
-      if (version === this.#version && this.#version !== null) return;
-      const [tokens, revoked, serials] = await Promise.all([
-        redis.hgetall(this.#key("agent-tokens")),
-        redis.hgetall(this.#key("revoked")),
-        redis.smembers(this.#key("revoked-serials")),
-      ]);
-      // This process changed the indexes while they were read: what was read may predate it.
-      if (Number(this.#version ?? -1) > Number(version ?? 0)) continue;
-      // Expired tokens are refused like unknown ones: dropped here and from Redis, so the index
-      // holds only live tokens (it is read whole at every change).
-      const now = this.#now();
-      const live = new Map<string, TokenEntry>();
-      const expired: string[] = [];
-      for (const [d, v] of Object.entries(tokens)) {
-        const entry = JSON.parse(v) as TokenEntry;
-        if (entry.notAfter <= now) expired.push(d);
-        else live.set(d, entry);
-      }
-      if (expired.length > 0) await redis.hdel(this.#key("agent-tokens"), ...expired);
-      this.#tokens = live;
-      const added = this.#denied.loadApi(revoked, serials);
-      this.#version = version ?? "0";
-      for (const uid of added) this.#forget(uid);
-      if (added.length > 0) this.#options.onRevoked?.(added);
-      return;
-    }
-  }
-
-  async #bump(): Promise<void> {
-    const version = await this.#options.redis.incr(this.#key("credentials-version"));
-    // Never lowered: a later change may have been counted here first.
-    if (version > Number(this.#version ?? -1)) this.#version = String(version);
+    this.#index.close();
   }
 
   /** The revocation of `uid`, from the API or Git; undefined when it is not revoked. */
   revocation(uid: string): Revocation | undefined {
-    return this.#denied.get(uid);
+    return this.#index.revocation(uid);
   }
 
   /** Every revoked uid with its record. */
   revocations(): Map<string, Revocation> {
-    return this.#denied.all();
+    return this.#index.revocations();
   }
 
   /**
@@ -296,25 +202,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
    * set, its tokens stop working, its live connections are closed. Idempotent: the first
    * revocation's record is kept.
    */
-  async revoke(uid: string, by: string): Promise<Revocation> {
-    const existing = this.#denied.fromApi(uid);
-    if (existing) return existing;
-    const record: Revocation = { at: new Date(this.#now()).toISOString(), by };
-    const agent = await this.#record(uid);
-    const { redis } = this.#options;
-    const multi = redis.multi().hsetnx(this.#key("revoked"), uid, JSON.stringify(record));
-    if (agent.cert) multi.sadd(this.#key("revoked-serials"), agent.cert.serial);
-    // Its tokens stay in the index, so that every replica answers them "revoked" (refused even
-    // on an open endpoint) rather than "unknown".
-    await multi.exec();
-    await this.#bump();
-    this.#denied.addApi(uid, record, agent.cert?.serial);
-    this.#forget(uid);
-    this.#options.logger.info({ instanceUid: uid, by }, "agent credentials revoked");
-    this.#options.onRevoked?.([uid]);
-    // Every replica re-reads at once (this one too, finding nothing new).
-    await redis.publish(this.#key("revocations"), uid);
-    return record;
+  revoke(uid: string, by: string): Promise<Revocation> {
+    return this.#index.revoke(uid, by, async () => (await this.#record(uid)).cert?.serial);
   }
 
   /**
@@ -322,23 +211,17 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
    * one: a uid removed from the list may connect again (API revocations stay).
    */
   setGitRevoked(uids: readonly string[], commit: string): void {
-    const added = this.#denied.setGit(uids, commit, new Date(this.#now()).toISOString());
-    for (const uid of added) this.#forget(uid);
-    if (added.length > 0) this.#options.onRevoked?.(added);
-  }
-
-  #forget(uid: string): void {
-    this.#minter.forget(uid);
+    this.#index.setGitRevoked(uids, commit);
   }
 
   // --- CredentialGate -------------------------------------------------------------------
 
   refuseCertificate(cert: PeerCertificate): boolean {
-    return this.#denied.refuses(cert);
+    return this.#index.refuses(cert);
   }
 
   mintedToken(token: string): { scope?: string } | null | undefined {
-    const entry = this.#tokens.get(digestOf(token));
+    const entry = this.#index.token(digestOf(token));
     if (!entry) return undefined;
     if (this.revocation(entry.uid) || entry.notAfter <= this.#now()) return null;
     return { scope: groupScope([entry.group]) };
@@ -346,50 +229,11 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
 
   // --- CredentialIssuer -----------------------------------------------------------------
 
-  async credentialFor(
+  credentialFor(
     agent: Readonly<AgentState>,
     csr: Uint8Array | undefined,
   ): Promise<OfferedCredential | undefined> {
-    const { ca } = this.#options;
-    if (!ca && !this.#options.mintTokens) return undefined;
-    const uid = agent.instanceUid;
-    if (this.revocation(uid)) return undefined;
-    const record = await this.#record(uid);
-    const group = this.#options.groupOf(agent);
-    if (csr && ca) {
-      if (group === undefined) {
-        this.#options.logger.warn(
-          { instanceUid: uid },
-          "CSR refused: the agent has no group its credentials allow",
-        );
-      } else {
-        try {
-          return this.#certificate(await this.#signer.forCsr(uid, group, csr, record));
-        } catch (err) {
-          if (!(err instanceof CsrError)) throw err;
-          // A refusal answered from the CSR cache was logged when it was first checked.
-          const level = err.data.cached ? "debug" : "warn";
-          this.#options.logger[level]({ instanceUid: uid, code: err.code, err }, "CSR refused");
-        }
-      }
-    }
-    if (record.cert && ca) {
-      const cert = record.cert;
-      if (this.#due(cert) && group === cert.group)
-        return this.#certificate(await this.#signer.sign(uid, group, cert.spki, record));
-      return this.#certificate(cert);
-    }
-    if (!this.#options.mintTokens || group === undefined) return undefined;
-    if (!hasFlag(agent.capabilities, AgentCapabilities.AcceptsOpAMPConnectionSettings))
-      return undefined;
-    const token = record.token;
-    if (!token || this.#due(token)) return this.#minter.mint(uid, group, record);
-    // A new group asks for a new token, but at most one per --agent-csr-interval: an agent
-    // flipping its description between groups must not mint one per message.
-    const interval = this.#options.csrIntervalMs ?? 0;
-    if (token.group !== group && this.#now() - token.notBefore >= interval)
-      return this.#minter.mint(uid, group, record);
-    return this.#minter.offer(uid, token);
+    return this.#offers.credentialFor(agent, csr);
   }
 
   /** Some part of `credential` was issued to `uid`, and no part to another agent. */
@@ -399,7 +243,7 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     for (const part of credential.split(" ")) {
       if (part.startsWith("sha256:")) {
         // A token of the tokens file is neutral; a minted one must be this agent's.
-        const entry = this.#tokens.get(part.slice(7));
+        const entry = this.#index.token(part.slice(7));
         if (!entry) continue;
         if (entry.uid !== uid || entry.notAfter <= this.#now()) return false;
         any = true;
@@ -412,25 +256,8 @@ export class AgentCredentialAuthority implements CredentialIssuer, CredentialGat
     return any;
   }
 
-  async renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined> {
-    const group = this.#options.groupOf(agent);
-    if (group === undefined || this.revocation(agent.instanceUid)) return undefined;
-    return this.#minter.mint(agent.instanceUid, group, await this.#record(agent.instanceUid));
-  }
-
-  /** Past `rotateAt` of its lifetime. */
-  #due(c: { notBefore: number; notAfter: number }): boolean {
-    return this.#now() >= c.notBefore + (c.notAfter - c.notBefore) * this.#options.rotateAt;
-  }
-
-  #certificate(cert: CertRecord): OfferedCredential {
-    return {
-      id: cert.serial,
-      certificate: {
-        cert: Buffer.from(cert.pem),
-        caCert: Buffer.from((this.#options.ca as AgentCa).certPem),
-      },
-    };
+  renew(agent: Readonly<AgentState>): Promise<OfferedCredential | undefined> {
+    return this.#offers.renew(agent);
   }
 
   #record(uid: string): Promise<AgentRecord> {

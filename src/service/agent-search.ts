@@ -4,14 +4,15 @@
  * attribute values as the views show them, redacted, lowercased, NUL-separated). `<rules>`
  * names the redaction rules the texts went through (REDACTION_RULES_VERSION and the
  * secretlint rule ids): after a rules change a new index is built, so a value the new rules
- * hide is not searchable through an old text (the old hash is left for an operator to DEL). A search reads that
- * hash (HSCAN, about 5000 at a time) instead of every stored agent, and loads only the matches.
+ * hide is not searchable through an old text (the old hash is left for an operator to DEL). A
+ * search walks the agents in uid order a slice at a time (admin-backend.ts) and reads only that
+ * slice's texts (match(): one HMGET), loading only the matches.
  *
  * Maintenance: every replica writes the text of its agents when their description changes
- * (batched per event-loop turn into one HSET). An agent stored without an entry (stored before
- * the index existed, or its write lost) is indexed by the first search that misses it, with
- * HSETNX, so that a text read before a change never overwrites the change's; an entry whose
- * uid is no longer stored is removed then. A change whose write fails is written again
+ * (batched per 20 ms window into one HSET). An agent stored without an entry (stored before
+ * the index existed, or its write lost) is indexed by the first search that reads it
+ * (remember(), with HSETNX, so that a text read before a change never overwrites the
+ * change's); an entry whose agent is no longer stored is removed then (forget()). A change whose write fails is written again
  * (after RETRY_MS, doubling up to MAX_RETRY_MS, unless a newer change came). Between a
  * description change and its write, a search may still see the old text: the backend
  * re-checks what it loads. A replica that dies in that window leaves the old text until the
@@ -24,6 +25,8 @@ import { viewAttribute } from "../api/views.js";
 import { type AgentEvents, type AgentState, agentAttributes } from "../opamp/index.js";
 import { REDACTION_RULES_VERSION, SECRETLINT_RULE_IDS } from "../redact/index.js";
 
+/** How long a first change waits for others before they are written together (ms). */
+const WRITE_WINDOW_MS = 20;
 /** First wait before a failed write is tried again (ms); doubles per failure up to the max. */
 const RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
@@ -71,50 +74,42 @@ export class AgentSearchIndex {
   }
 
   /**
-   * The uids of `uids` (sorted as given) whose text contains `needle` (lowercase). `load`
-   * reads an agent that has no entry yet.
+   * Which of `uids` the index says contain `needle` (lowercase): `matches`, and `unknown`, the
+   * uids without an entry, which the caller loads, checks and passes to remember(). One HMGET;
+   * the caller re-checks what it loads (the index may lag a description change).
    */
-  async search(
+  async match(
     needle: string,
     uids: readonly string[],
-    load: (uids: readonly string[]) => Promise<Array<Readonly<AgentState>>>,
-  ): Promise<string[]> {
-    // Only uids are kept from the scan (the matches, and which have an entry), not texts.
-    const stored = new Set(uids);
-    const matched = new Set<string>();
-    const indexed = new Set<string>();
-    const gone: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, flat] = await this.#redis.hscan(this.key, cursor, "COUNT", 5000);
-      cursor = next;
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const uid = flat[i] as string;
-        if (!stored.has(uid)) gone.push(uid);
-        else if (!indexed.has(uid)) {
-          indexed.add(uid);
-          if (flat[i + 1]?.includes(needle)) matched.add(uid);
-        }
-      }
-    } while (cursor !== "0");
-    const missing = uids.filter((u) => !indexed.has(u));
-    for (let i = 0; i < missing.length; i += 500) {
-      const loaded = await load(missing.slice(i, i + 500));
-      for (const state of loaded) {
-        const text = searchText(state);
-        if (text.includes(needle)) matched.add(state.instanceUid);
-        this.#backfill.set(state.instanceUid, text);
-      }
-      this.#schedule();
-    }
-    if (gone.length > 0) await this.#redis.hdel(this.key, ...gone);
-    return uids.filter((u) => matched.has(u));
+  ): Promise<{ matches: Set<string>; unknown: string[] }> {
+    const matches = new Set<string>();
+    const unknown: string[] = [];
+    if (uids.length === 0) return { matches, unknown };
+    const texts = await this.#redis.hmget(this.key, ...uids);
+    uids.forEach((uid, i) => {
+      const text = texts[i];
+      if (text === null || text === undefined) unknown.push(uid);
+      else if (text.includes(needle)) matches.add(uid);
+    });
+    return { matches, unknown };
+  }
+
+  /** Indexes agents a search read without an entry (with HSETNX: never over a change's text). */
+  remember(states: Iterable<Readonly<AgentState>>): void {
+    for (const state of states) this.#backfill.set(state.instanceUid, searchText(state));
+    if (this.#backfill.size > 0) this.#schedule();
+  }
+
+  /** Removes the entries of agents no longer stored. */
+  async forget(uids: readonly string[]): Promise<void> {
+    if (uids.length > 0) await this.#redis.hdel(this.key, ...uids);
   }
 
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => void this.#flush());
+    // A window, not a turn: a connect burst's descriptions are one HSET per window.
+    setTimeout(() => void this.#flush(), WRITE_WINDOW_MS);
   }
 
   async #flush(): Promise<void> {

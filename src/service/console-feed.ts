@@ -24,27 +24,35 @@ export const MAX_BATCH_AGENTS = 500;
 const HISTORY_MAX = 20;
 const HISTORY_TTL_S = 30 * 24 * 3600;
 /**
- * Appends a batch of connection events, one per key (KEYS[i] gets ARGV[i + 2]), each list
- * capped at ARGV[1] entries and kept ARGV[2] seconds: one command per flush instead of three
- * per event (a connect storm of thousands of agents).
+ * Appends a batch of connection events, grouped per key: KEYS[i] gets the next count of
+ * ARGV entries (after ARGV[3 ..], a count then that many events, oldest first), capped at
+ * ARGV[1] entries and kept ARGV[2] seconds. Per key, one LPUSH of all its events and one
+ * EXPIRE; an LTRIM only once the list outgrew the cap (LPUSH returns its length). One command
+ * per flush instead of three per event.
  */
 const HISTORY_LUA = `
 local max, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i, key in ipairs(KEYS) do
-  redis.call('LPUSH', key, ARGV[i + 2])
-  redis.call('LTRIM', key, 0, max - 1)
+local at = 3
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[at])
+  local len = redis.call('LPUSH', key, unpack(ARGV, at + 1, at + n))
+  at = at + n + 1
+  if len > max then redis.call('LTRIM', key, 0, max - 1) end
   redis.call('EXPIRE', key, ttl)
 end
 return #KEYS
 `;
 /**
- * Events per history script at most: a reconnect storm of N agents becomes N / 1000 short
- * scripts (each blocks Redis while it runs) instead of one of 3N commands.
+ * Agents per history script at most: a reconnect storm of N agents becomes N / 1000 short
+ * scripts (each blocks Redis while it runs) instead of one of 2N commands.
  */
 const HISTORY_CHUNK = 1000;
 
 interface HistoryScript {
-  /** HISTORY_LUA by EVALSHA (ioredis loads it on NOSCRIPT): numkeys, keys, max, ttl, events. */
+  /**
+   * HISTORY_LUA by EVALSHA (ioredis loads it on NOSCRIPT): numkeys, keys, max, ttl, then per
+   * key a count and its events.
+   */
   consoleHistory(numKeys: number, ...args: Array<string | number>): Promise<number>;
 }
 
@@ -224,15 +232,23 @@ export class ConsoleFeed {
         );
       }
       const scripts = pipeline as unknown as HistoryScript;
-      for (let i = 0; i < history.length; i += HISTORY_CHUNK) {
-        const chunk = history.slice(i, i + HISTORY_CHUNK);
-        scripts.consoleHistory(
-          chunk.length,
-          ...chunk.map(([uid]) => this.historyKey(uid)),
-          HISTORY_MAX,
-          HISTORY_TTL_S,
-          ...chunk.map(([, event]) => JSON.stringify(event)),
-        );
+      // Per agent, its events of this flush in order; only the newest HISTORY_MAX are kept.
+      const byUid = new Map<string, string[]>();
+      for (const [uid, event] of history) {
+        const list = byUid.get(uid);
+        if (list) list.push(JSON.stringify(event));
+        else byUid.set(uid, [JSON.stringify(event)]);
+      }
+      const agents = [...byUid];
+      for (let i = 0; i < agents.length; i += HISTORY_CHUNK) {
+        const chunk = agents.slice(i, i + HISTORY_CHUNK);
+        const args: Array<string | number> = chunk.map(([uid]) => this.historyKey(uid));
+        args.push(HISTORY_MAX, HISTORY_TTL_S);
+        for (const [, events] of chunk) {
+          const kept = events.length > HISTORY_MAX ? events.slice(-HISTORY_MAX) : events;
+          args.push(kept.length, ...kept);
+        }
+        scripts.consoleHistory(chunk.length, ...args);
       }
       await pipeline.exec();
     } catch (err) {

@@ -64,6 +64,27 @@ export class ServiceMetrics {
       "Connects refused: the instance uid is connected through another live replica by another agent",
       () => handler.stats.duplicateUids,
     );
+    counter(
+      "opamp_gitops_opamp_bound_uid_refusals_total",
+      "Messages refused (BAD_REQUEST): a connection whose client certificate was issued to one instance uid spoke for another",
+      () => handler.stats.boundElsewhere,
+    );
+    const writes = () => service.rollouts.writeStats();
+    counter(
+      "opamp_gitops_rollout_commits_total",
+      "Rollout state writes committed by this replica (Redis Lua commits)",
+      () => writes().commits,
+    );
+    counter(
+      "opamp_gitops_rollout_member_commits_total",
+      "Of those, writes of member records only (no compare-and-set on the whole group)",
+      () => writes().memberCommits,
+    );
+    counter(
+      "opamp_gitops_rollout_write_conflicts_total",
+      "Rollout writes that lost to another replica's and were stepped again",
+      () => writes().conflicts,
+    );
     const csr = () => service.agentCredentials.stats;
     counter(
       "opamp_gitops_agent_certificates_signed_total",

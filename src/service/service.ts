@@ -11,12 +11,12 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
+import type { RestartOutcome, RestartTarget } from "../api/backend.js";
 import { useViewRedactor } from "../api/views.js";
 import { AgentCa } from "../ca/index.js";
 import { withSafeErrors } from "../logger.js";
 import {
   type AgentState,
-  CommandType,
   downloadGrant,
   newReplicaId,
   OpampServer,
@@ -39,6 +39,7 @@ import {
 import { ServiceBackend } from "./admin-backend.js";
 import { AgentBridge } from "./agent-bridge.js";
 import { AgentCredentialAuthority } from "./agent-credentials.js";
+import { AgentRestarts } from "./agent-restarts.js";
 import { AgentSearchIndex } from "./agent-search.js";
 import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
@@ -126,6 +127,8 @@ export class Service {
   readonly agentCredentials: AgentCredentialAuthority;
   /** Admin commands (restart) for agents connected to any replica or worker. */
   readonly commands: CommandRelay;
+  /** RESTART commands: sent, relayed and recorded. */
+  readonly #restarts: AgentRestarts;
   /** The agent search index (uid → searchable text) of the API and console. */
   readonly search: AgentSearchIndex;
   #unwatchSearch: (() => void) | undefined;
@@ -299,13 +302,23 @@ export class Service {
         : {}),
     });
     this.#lastCommands = new LastCommands(redis, s.redisPrefix);
+    this.#restarts = new AgentRestarts({
+      redis,
+      prefix: s.redisPrefix,
+      logger,
+      opamp: this.opamp,
+      groupOf: (agent) => this.provider?.groupOf(agent),
+      lastCommands: this.#lastCommands,
+      relay: () => this.commands,
+      status: () => this.status,
+    });
     this.commands = new CommandRelay({
       redis,
       subscriber,
       prefix: s.redisPrefix,
       replicaId,
       logger: logger.child({ module: "agent-commands" }),
-      local: (target, by) => this.#restartHere(target, by),
+      local: (target, by) => this.#restarts.here(target, by),
     });
     this.liveness = new ReplicaLiveness({
       redis: this.#agentRedis,
@@ -374,6 +387,7 @@ export class Service {
     this.search = new AgentSearchIndex(redis, s.redisPrefix, logger.child({ module: "search" }));
     this.backend = new ServiceBackend({
       redis,
+      prefix: s.redisPrefix,
       search: this.search,
       opamp: this.opamp,
       rollouts: this.rollouts,
@@ -528,81 +542,12 @@ export class Service {
     return bundleView(agent, this.bridge, (text) => this.#redactor.text(text, AGENT_ERROR_CHARS));
   }
 
-  /** RESTART to the target's agents connected to this process; "not-here" for other uids. */
-  #restartHere(
-    target: { uids: string[] } | { group: string },
-    by: string,
-  ): Array<{ instanceUid: string; group: string | null; result: string }> {
-    const handler = this.opamp.handler;
-    const uids =
-      "uids" in target
-        ? target.uids
-        : [...handler.live.values()]
-            .filter((l) => this.provider?.groupOf(l.state) === target.group)
-            .map((l) => l.state.instanceUid);
-    const out = [];
-    for (const uid of [...uids].sort()) {
-      const live = handler.live.get(uid);
-      const group = live ? (this.provider?.groupOf(live.state) ?? null) : null;
-      const result = handler.command(uid, CommandType.Restart);
-      out.push({ instanceUid: uid, group, result });
-      if (result === "not-here") continue;
-      this.#p.logger.info({ instanceUid: uid, group, by, result }, "agent restart requested");
-    }
-    return out;
-  }
-
   /**
-   * Sends RESTART (ServerToAgentCommand) to agents connected to any replica or worker (through
-   * CommandRelay): the `uids` given, or every connected agent of `group`. Only agents that
-   * accept restart commands get it; each is logged by the process holding its connection with
-   * who asked (`by`), and the outcomes are kept in Redis by this process: the log
-   * (`<prefix>:commands`, the last 200, newest first) for the API, and each known agent's last
-   * command (`<prefix>:last-command`, last-commands.ts) in the same transaction, the agents
-   * then marked dirty so the status writer (whichever replica) shows it in their files.
+   * Sends RESTART (ServerToAgentCommand) to agents connected to any replica or worker: the
+   * `uids` given, or every connected agent of `group`; see agent-restarts.ts.
    */
-  async restart(
-    target: { uids: string[] } | { group: string },
-    by: string,
-  ): Promise<Array<{ instanceUid: string; group: string | null; result: string }>> {
-    const out = await this.commands.restart(target, by);
-    for (const o of out)
-      if (o.result === "not-here")
-        this.#p.logger.info({ instanceUid: o.instanceUid, by }, "agent restart: not connected");
-    if (out.length > 0) {
-      const key = `${this.#p.settings.redisPrefix}:commands`;
-      const at = new Date().toISOString();
-      // Uids the service does not know are skipped: no status file of theirs would be removed,
-      // so nothing would delete their entries. A "not-here" agent may be known (disconnected).
-      const known = new Set(
-        await Promise.all(
-          out.map(async (o) =>
-            o.result !== "not-here" || (await this.opamp.store.load(o.instanceUid))
-              ? o.instanceUid
-              : undefined,
-          ),
-        ),
-      );
-      const last = new Map(
-        out
-          .filter((o) => known.has(o.instanceUid))
-          .map((o) => [o.instanceUid, { type: "restart" as const, by, at, result: o.result }]),
-      );
-      const tx = this.#p.redis
-        .multi()
-        .lpush(key, ...out.map((o) => JSON.stringify({ at, command: "restart", by, ...o })))
-        .ltrim(key, 0, 199);
-      await this.#lastCommands.record(tx, last).exec();
-      // Recorded on the status branch with the agents' files: marked dirty from any replica,
-      // the writer renders them (and their last command) at its next flush.
-      if (last.size > 0)
-        await this.status
-          ?.reconcile([...last.keys()])
-          .catch((err: unknown) =>
-            this.#p.logger.warn({ err }, "status: recording the restart request failed"),
-          );
-    }
-    return out;
+  restart(target: RestartTarget, by: string): Promise<RestartOutcome[]> {
+    return this.#restarts.restart(target, by);
   }
 
   /**

@@ -1,9 +1,9 @@
 /**
- * Turns agent events into status changes: recording costs one Redis write per turn of the
- * event loop, rendering happens at flush time.
+ * Turns agent events into status changes: recording costs one Redis write per 20 ms window
+ * (MARK_WINDOW_MS), rendering happens at flush time.
  *
  * `record(agent)` (any replica) only marks the agent dirty in Redis (dirty-agents.ts): the
- * uids marked in one turn of the event loop go out as one script call, nothing is rendered,
+ * uids marked in one window go out as one script call, each uid once, nothing is rendered,
  * so an agent's connect or report costs a few microseconds here. The status writer calls
  * `renderDirty()` at each flush: every dirty agent is rendered once from its state as the
  * agent source holds it then (the service: the live agent, else Redis), however many changes
@@ -59,6 +59,11 @@ export interface AgentSource {
 }
 
 const SLICE = 50;
+/**
+ * How long a first mark waits for others before they go to Redis together (ms). Rendering
+ * happens at flush time (seconds apart), so the wait costs nothing a reader would see.
+ */
+const MARK_WINDOW_MS = 20;
 const FINGERPRINT_LIMIT = 200_000;
 
 export const UNASSIGNED_PLACEMENT: AgentPlacement = {
@@ -142,7 +147,10 @@ export class AgentRecorder {
     this.dirty = new DirtyAgents(store.redis, store.keys.base);
   }
 
-  /** Marks an agent dirty; the returned promise settles when its mark is in Redis. */
+  /**
+   * Marks an agent dirty; the returned promise settles when its mark is in Redis (within
+   * MARK_WINDOW_MS and a round trip).
+   */
   record(agent: Readonly<AgentState>): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (!this.#source) this.#memory.set(agent.instanceUid, agent);
@@ -151,8 +159,8 @@ export class AgentRecorder {
   }
 
   /**
-   * Marks agents dirty (a reconcile), with the marks of this turn of the event loop: many
-   * reconciles in one turn cost one script call, a uid queued twice is sent once.
+   * Marks agents dirty (a reconcile), with the marks of this window: many reconciles in one
+   * window cost one script call, a uid queued twice is sent once.
    */
   mark(uids: readonly string[]): Promise<void> {
     if (this.#closed || uids.length === 0) return Promise.resolve();
@@ -325,10 +333,12 @@ export class AgentRecorder {
 
   #drain(): Promise<void> {
     this.#draining ??= (async () => {
-      // Marks of one turn of the event loop go out together.
-      await new Promise<void>((r) => setImmediate(r));
       try {
         while (this.#marks.size > 0 && !this.#closed) {
+          // Marks of one window go out together: an agent's connect, health and APPLIED
+          // within it are one uid, and a connect burst is a script call per window.
+          await new Promise<void>((r) => setTimeout(r, MARK_WINDOW_MS));
+          if (this.#closed) return;
           const uids = [...this.#marks];
           this.#marks.clear();
           try {

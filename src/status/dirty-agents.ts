@@ -6,7 +6,8 @@
  *   <base>:dirty-seq   STRING counter, one increment per `mark` call
  *
  * Contract:
- * - `mark(uids)` is one script call per 1,000 uids, whatever the number of agents;
+ * - `mark(uids)` is one script call per 1,000 uids (an INCR and one ZADD inside), whatever the
+ *   number of agents;
  *   a uid marked again gets a higher mark, so `clear` never drops a change it did not see.
  * - `clear(entries)` removes a uid only if its mark is still the one read: a change marked
  *   while the writer rendered keeps the uid dirty for the next flush.
@@ -16,21 +17,29 @@
  */
 import type { Redis } from "ioredis";
 
+// One INCR and one ZADD of every uid (not a ZADD per uid): two commands per call.
 const MARK_LUA = `
 local n = redis.call('INCR', KEYS[2])
-for i = 1, #ARGV do redis.call('ZADD', KEYS[1], n, ARGV[i]) end
+local args = {}
+for i = 1, #ARGV do
+  args[2 * i - 1] = n
+  args[2 * i] = ARGV[i]
+end
+redis.call('ZADD', KEYS[1], unpack(args))
 return n
 `;
 
+// One ZMSCORE of every uid and one ZREM of those whose mark still holds.
 const CLEAR_LUA = `
-local removed = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    removed = removed + 1
-  end
+local uids = {}
+for i = 1, #ARGV, 2 do uids[#uids + 1] = ARGV[i] end
+local scores = redis.call('ZMSCORE', KEYS[1], unpack(uids))
+local gone = {}
+for i, uid in ipairs(uids) do
+  if scores[i] and scores[i] == ARGV[2 * i] then gone[#gone + 1] = uid end
 end
-return removed
+if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+return #gone
 `;
 
 interface Scripts {

@@ -24,57 +24,158 @@ import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { LockLostError } from "./errors.js";
 
+/**
+ * Records agent files: ARGV[1] is notBefore ('0': unconditional), then per agent uid, path,
+ * payload ('' removes) and digest. Returns each agent's result in order: 1 changed, 0 same
+ * content, -1 dropped (recorded by an event after notBefore). One script call per batch.
+ *
+ * Agents of a batch touch disjoint fields (their uids, paths and current paths differ), so
+ * the reads are two HMGETs and the writes a few bulk commands (about ten per batch instead of
+ * eight per agent), with the same outcome as recording them one after the other. A batch
+ * that names a uid or a path twice is recorded one agent after the other.
+ */
 const RECORD_LUA = `
 local pending, pseq, seq, digest, uids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local uid, path, payload, dg, notBefore = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local notBefore = ARGV[1]
 local del = '{"c":null,"f":null}'
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
-local cur = redis.call('HGET', uids, uid)
-local curT, curPath = nil, nil
-if cur then
-  local sep = string.find(cur, '|', 1, true)
-  curT = string.sub(cur, 1, sep - 1)
-  curPath = string.sub(cur, sep + 1)
+local count = (#ARGV - 1) / 4
+local uidList, pathList, seen, bulk = {}, {}, {}, true
+for j = 1, count do
+  local u, p = ARGV[4 * j - 2], ARGV[4 * j - 1]
+  uidList[j], pathList[j] = u, p
+  if seen['u' .. u] or seen['p' .. p] then bulk = false end
+  seen['u' .. u], seen['p' .. p] = true, true
 end
-if notBefore ~= '0' and curT and curT > notBefore then return -1 end
+local function split(cur)
+  if not cur then return nil, nil end
+  local sep = string.find(cur, '|', 1, true)
+  return string.sub(cur, 1, sep - 1), string.sub(cur, sep + 1)
+end
+local curs, digs = {}, {}
+if bulk and count > 0 then
+  curs = redis.call('HMGET', uids, unpack(uidList))
+  for j = 1, count do
+    local _, cp = split(curs[j])
+    if cp and cp ~= pathList[j] then
+      if seen['p' .. cp] then bulk = false end
+      seen['p' .. cp] = true
+    end
+  end
+end
+if bulk and count > 0 then digs = redis.call('HMGET', digest, unpack(pathList)) end
+-- Writes: done at once one agent at a time, or gathered for bulk commands at the end.
+local hdelDigest, hdelUids, hsetUids, hsetDigest, puts = {}, {}, {}, {}, {}
 local function put(p, body)
+  if bulk then
+    puts[#puts + 1] = p
+    puts[#puts + 1] = body
+    return
+  end
   local n = redis.call('INCR', seq)
   redis.call('HSET', pending, p, body)
   redis.call('HSET', pseq, p, n)
 end
-if payload == '' then
-  redis.call('HDEL', digest, path)
-  put(path, del)
-  if curPath == path then redis.call('HDEL', uids, uid) end
+local function dropDigest(p)
+  if bulk then hdelDigest[#hdelDigest + 1] = p else redis.call('HDEL', digest, p) end
+end
+local function record(j, uid, path, payload, dg)
+  local cur
+  if bulk then cur = curs[j] else cur = redis.call('HGET', uids, uid) end
+  local curT, curPath = split(cur)
+  if notBefore ~= '0' and curT and curT > notBefore then return -1 end
+  if payload == '' then
+    dropDigest(path)
+    put(path, del)
+    if curPath == path then
+      if bulk then hdelUids[#hdelUids + 1] = uid else redis.call('HDEL', uids, uid) end
+    end
+    return 1
+  end
+  local changed = 0
+  if curPath and curPath ~= path then
+    dropDigest(curPath)
+    put(curPath, del)
+    changed = 1
+  end
+  local dgNow
+  if bulk then
+    hsetUids[#hsetUids + 1] = uid
+    hsetUids[#hsetUids + 1] = now .. '|' .. path
+    dgNow = digs[j]
+  else
+    redis.call('HSET', uids, uid, now .. '|' .. path)
+    dgNow = redis.call('HGET', digest, path)
+  end
+  if dgNow == dg then return changed end
+  if bulk then
+    hsetDigest[#hsetDigest + 1] = path
+    hsetDigest[#hsetDigest + 1] = dg
+  else
+    redis.call('HSET', digest, path, dg)
+  end
+  put(path, payload)
   return 1
 end
-local changed = 0
-if curPath and curPath ~= path then
-  redis.call('HDEL', digest, curPath)
-  put(curPath, del)
-  changed = 1
+local out = {}
+for j = 1, count do
+  out[j] = record(j, uidList[j], pathList[j], ARGV[4 * j], ARGV[4 * j + 1])
 end
-redis.call('HSET', uids, uid, now .. '|' .. path)
-if redis.call('HGET', digest, path) == dg then return changed end
-redis.call('HSET', digest, path, dg)
-put(path, payload)
-return 1
+if #hdelDigest > 0 then redis.call('HDEL', digest, unpack(hdelDigest)) end
+if #hdelUids > 0 then redis.call('HDEL', uids, unpack(hdelUids)) end
+if #hsetUids > 0 then redis.call('HSET', uids, unpack(hsetUids)) end
+if #hsetDigest > 0 then redis.call('HSET', digest, unpack(hsetDigest)) end
+if #puts > 0 then
+  local n = redis.call('INCRBY', seq, #puts / 2) - #puts / 2
+  local seqs = {}
+  for i = 1, #puts, 2 do
+    n = n + 1
+    seqs[i], seqs[i + 1] = puts[i], n
+  end
+  redis.call('HSET', pending, unpack(puts))
+  redis.call('HSET', pseq, unpack(seqs))
+end
+return out
 `;
 
+/**
+ * Acknowledges a commit: ARGV[1] the lock token ('' none), then per path its path, the
+ * sequence number read with it ('' none) and its facts ('' removed). Bulk commands: one HMGET
+ * of the sequence numbers, then at most two HDELs of pending changes and one HSET and one
+ * HDEL of facts.
+ */
 const ACK_LUA = `
 local pending, pseq, facts = KEYS[1], KEYS[2], KEYS[3]
 if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
+local paths, last = {}, {}
 for i = 2, #ARGV, 3 do
-  local p, s, f = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if s ~= '' and redis.call('HGET', pseq, p) == s then
-    redis.call('HDEL', pending, p)
-    redis.call('HDEL', pseq, p)
-  end
-  if f == '' then redis.call('HDEL', facts, p) else redis.call('HSET', facts, p, f) end
+  paths[#paths + 1] = ARGV[i]
+  last[ARGV[i]] = #paths
 end
+local seqs = redis.call('HMGET', pseq, unpack(paths))
+local done, put, gone = {}, {}, {}
+for j, p in ipairs(paths) do
+  local s, f = ARGV[3 * j], ARGV[3 * j + 1]
+  if s ~= '' and seqs[j] == s then done[#done + 1] = p end
+  -- A path named twice: its last facts win, as if written one after the other.
+  if last[p] ~= j then
+  elseif f == '' then gone[#gone + 1] = p else
+    put[#put + 1] = p
+    put[#put + 1] = f
+  end
+end
+if #done > 0 then
+  redis.call('HDEL', pending, unpack(done))
+  redis.call('HDEL', pseq, unpack(done))
+end
+if #put > 0 then redis.call('HSET', facts, unpack(put)) end
+if #gone > 0 then redis.call('HDEL', facts, unpack(gone)) end
 return 1
 `;
+
+/** Records per record script call (each runs about ten commands per record). */
+const RECORD_BATCH = 100;
 
 /** Pending contents per read round trip (`read`), bytes. */
 const READ_CHUNK_BYTES = 2_000_000;
@@ -83,7 +184,7 @@ const READ_CHUNK_BYTES = 2_000_000;
 const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 interface Scripts {
-  statusRecord(...args: Array<string | Buffer>): Promise<number>;
+  statusRecord(...args: Array<string | Buffer>): Promise<number[]>;
   statusAck(...args: string[]): Promise<number>;
 }
 
@@ -173,26 +274,16 @@ export class PendingStore {
     return this.#redis;
   }
 
+  /** The script's keys and notBefore, then each record's uid, path, payload and digest. */
   #recordArgs(
-    uid: string,
-    path: string,
-    payload: string | Buffer,
-    digest: string,
     notBefore: string,
-  ) {
+    records: ReadonlyArray<readonly [string, string, string | Buffer, string]>,
+  ): Array<string | Buffer> {
     const k = this.keys;
-    return [
-      k.pending,
-      k.pendingSeq,
-      k.seq,
-      k.digest,
-      k.uids,
-      uid,
-      path,
-      payload,
-      digest,
-      notBefore,
-    ];
+    const args: Array<string | Buffer> = [k.pending, k.pendingSeq, k.seq, k.digest, k.uids];
+    args.push(notBefore);
+    for (const r of records) args.push(...r);
+    return args;
   }
 
   /**
@@ -203,29 +294,27 @@ export class PendingStore {
     return this.recordEncoded(records.map(encodeRecord), notBefore);
   }
 
-  /** `record` of records already encoded (`encodeRecord`). */
+  /**
+   * `record` of records already encoded (`encodeRecord`): one script call per RECORD_BATCH
+   * records, sent back to back (one round trip).
+   */
   async recordEncoded(records: readonly EncodedRecord[], notBefore?: RedisMicros): Promise<number> {
-    if (records.length === 0) return 0;
-    const pipeline = this.#redis.pipeline() as unknown as Scripts & {
-      exec(): Promise<Array<[Error | null, unknown]> | null>;
-    };
-    for (const r of records)
-      pipeline.statusRecord(
-        ...this.#recordArgs(r.uid, r.path, asBuffer(r.payload), r.digest, notBefore ?? "0"),
-      );
-    const replies = (await pipeline.exec()) ?? [];
-    let changed = 0;
-    for (const [err, value] of replies) {
-      if (err) throw err;
-      if (value === 1) changed++;
+    const calls: Promise<number[]>[] = [];
+    for (let i = 0; i < records.length; i += RECORD_BATCH) {
+      const batch = records
+        .slice(i, i + RECORD_BATCH)
+        .map((r) => [r.uid, r.path, asBuffer(r.payload), r.digest] as const);
+      calls.push(this.#redis.statusRecord(...this.#recordArgs(notBefore ?? "0", batch)));
     }
+    let changed = 0;
+    for (const results of await Promise.all(calls)) for (const r of results) if (r === 1) changed++;
     return changed;
   }
 
   /** Records the removal of an agent's file (unless an event recorded it after `notBefore`). */
   async remove(uid: string, path: string, notBefore?: RedisMicros): Promise<boolean> {
-    const r = await this.#redis.statusRecord(
-      ...this.#recordArgs(uid, path, "", "", notBefore ?? "0"),
+    const [r] = await this.#redis.statusRecord(
+      ...this.#recordArgs(notBefore ?? "0", [[uid, path, "", ""]]),
     );
     return r === 1;
   }
@@ -238,22 +327,18 @@ export class PendingStore {
   async removeAgents(uids: readonly string[]): Promise<number> {
     if (uids.length === 0) return 0;
     const where = await this.#redis.hmget(this.keys.uids, ...uids);
-    const pipeline = this.#redis.pipeline() as unknown as Scripts & {
-      exec(): Promise<Array<[Error | null, unknown]> | null>;
-    };
-    let n = 0;
+    const removals: Array<readonly [string, string, string, string]> = [];
     uids.forEach((uid, i) => {
       const v = where[i];
-      if (!v) return;
-      pipeline.statusRecord(...this.#recordArgs(uid, v.slice(v.indexOf("|") + 1), "", "", "0"));
-      n++;
+      if (v) removals.push([uid, v.slice(v.indexOf("|") + 1), "", ""]);
     });
-    if (n === 0) return 0;
+    const calls: Promise<number[]>[] = [];
+    for (let i = 0; i < removals.length; i += RECORD_BATCH)
+      calls.push(
+        this.#redis.statusRecord(...this.#recordArgs("0", removals.slice(i, i + RECORD_BATCH))),
+      );
     let removed = 0;
-    for (const [err, value] of (await pipeline.exec()) ?? []) {
-      if (err) throw err;
-      if (value === 1) removed++;
-    }
+    for (const results of await Promise.all(calls)) for (const r of results) if (r === 1) removed++;
     return removed;
   }
 

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import pino from "pino";
 import { AdminAccess, SESSION_COOKIE } from "../../src/api/access.js";
 import { adminApp } from "../../src/api/admin-app.js";
+import { fleetBody } from "../../src/api/console/fleet-page.js";
 import { EventStreams } from "../../src/api/events-route.js";
 import { waitFor } from "../helpers/wait.js";
 import { FakeBackend, fakeAgent } from "./fake-backend.js";
@@ -111,18 +112,57 @@ describe("console", () => {
     assert.match(validation, /<h1>Validation<\/h1>/);
   });
 
-  test("the agent list pages on the server: 50 rows at a time, filters kept in the links", async () => {
+  test("the agent list pages on the server with the cursor: 50 rows at a time, filters kept in the links", async () => {
     const { get } = setup([], 120);
     const first = await (await get("/?q=host")).text();
     assert.equal(first.match(/<tr data-uid=/g)?.length, 50);
-    assert.match(first, /1–50 of 120/);
-    assert.match(first, /href="\/\?q=host&amp;offset=50" rel="next"/);
-    const last = await (await get("/?q=host&offset=100")).text();
+    assert.match(first, /1–50 of 120, more follow/);
+    assert.doesNotMatch(first, /rel="first"/);
+    const nextOf = (html: string) =>
+      html.match(/href="([^"]*)" rel="next"/)?.[1]?.replaceAll("&amp;", "&");
+    assert.equal(nextOf(first), `/?q=host&after=${uid(50)}&from=51`);
+    const second = await (await get(nextOf(first) ?? "")).text();
+    assert.match(second, /51–100 of 120, more follow/);
+    assert.match(second, new RegExp(`data-uid="${uid(51)}"`));
+    const last = await (await get(nextOf(second) ?? "")).text();
     assert.equal(last.match(/<tr data-uid=/g)?.length, 20);
-    assert.match(last, /rel="prev"/);
+    assert.match(last, /101–120 of 120</);
+    assert.match(last, /href="\/\?q=host" rel="first"/);
     assert.doesNotMatch(last, /rel="next"/);
     const one = await (await get("/?q=HOST-120")).text();
     assert.match(one, /1–1 of 1</);
+  });
+
+  test("the pager of a budget-bounded page: an estimate, an empty page that says more follow", async () => {
+    const empty = String(
+      await fleetBody(
+        { search: "x" },
+        { agents: [], next: uid(9), progress: { through: 10_000, of: 100_000 } },
+        [],
+        undefined,
+      ),
+    );
+    assert.match(
+      empty,
+      /No match in the agents searched so far \(the first 10,000 of 100,000\), more follow/,
+    );
+    assert.match(empty, new RegExp(`href="/\\?q=x&amp;after=${uid(9)}" rel="next"`));
+    const rows = [{ state: fakeAgent(uid(3)) }, { state: fakeAgent(uid(4)) }];
+    const counted = String(
+      await fleetBody(
+        { group: "g", after: uid(1) },
+        { agents: rows, estimate: 1234, next: uid(4), progress: { through: 900, of: 1500 } },
+        [],
+        undefined,
+        51,
+      ),
+    );
+    assert.match(counted, /51–52 of about 1234, more follow \(900 of 1,500 agents searched\)/);
+    assert.match(
+      counted,
+      new RegExp(`href="/\\?group=g&amp;after=${uid(4)}&amp;from=53" rel="next"`),
+    );
+    assert.match(counted, /href="\/\?group=g" rel="first"/);
   });
 
   test("partial refresh answers only the main content", async () => {

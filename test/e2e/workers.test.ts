@@ -93,6 +93,8 @@ test("serve --workers 2: agents on both workers, one port, admin API, clean shut
   assert.equal(health.status, 200);
   const metrics = await (await fetch(`http://127.0.0.1:${serve.apiPort}/metrics`)).text();
   assert.match(metrics, /opamp_gitops_agents\{/);
+  assert.match(metrics, /^opamp_gitops_rollout_commits_total \d+$/m);
+  assert.match(metrics, /^opamp_gitops_rollout_write_conflicts_total \d+$/m);
 
   // A worker killed: the primary starts another, and its agents reconnect to the port.
   const victim = started?.pids[0] as number;

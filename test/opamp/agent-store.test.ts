@@ -7,6 +7,7 @@ import { test } from "node:test";
 import pino from "pino";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentStore } from "../../src/opamp/agent-store.js";
+import { agentAttributes, encodeSubMessage } from "../../src/opamp/index.js";
 import { pipelinedConnection } from "../../src/redis.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
@@ -32,7 +33,7 @@ function connectedAgent(uid: string) {
   return state;
 }
 
-test("the saves of many agents issued in one tick reach Redis in one write", async () => {
+test("the saves of many agents issued in one tick reach Redis in one write, indexed by one SADD", async () => {
   const { store, redis } = await pipelinedStore();
   const stream = redis.stream as unknown as { write: (...a: unknown[]) => boolean };
   const write = stream.write.bind(stream);
@@ -41,10 +42,18 @@ test("the saves of many agents issued in one tick reach Redis in one write", asy
     writes++;
     return write(...a);
   };
+  const sadd = redis.sadd.bind(redis);
+  let indexCalls = 0;
+  redis.sadd = ((...a: Parameters<typeof sadd>) => {
+    indexCalls++;
+    return sadd(...a);
+  }) as typeof redis.sadd;
   const uids = Array.from({ length: 100 }, (_, i) => `agent-${i}`);
   await Promise.all(uids.map((uid) => store.save(connectedAgent(uid), [], "r1/c1", true)));
   stream.write = write;
+  redis.sadd = sadd;
   assert.equal(writes, 1);
+  assert.equal(indexCalls, 1, "the new agents of one tick are one SADD");
   assert.equal((await store.list()).length, 100);
   assert.equal((await store.load("agent-7"))?.connected, true);
 });
@@ -86,4 +95,28 @@ test("replicaAlive: concurrent questions about one replica share one EXISTS; non
   await redis.set(`${prefix}:replica:gone`, "1", "PX", 60_000);
   assert.equal(await store.replicaAlive("gone"), true);
   assert.equal(asked, 2);
+});
+
+test("a new agent joins the uid order; loadBrief reads only what lists filter on", async () => {
+  const { store, redis, prefix } = await pipelinedStore();
+  const uid = "0190a000-0000-7000-8000-000000000002";
+  const agent = connectedAgent(uid);
+  agent.scopes = ["group:edge", "group:core"];
+  agent.description = {
+    identifyingAttributes: [{ key: "service.name", value: { stringValue: "otelcol" } }],
+    nonIdentifyingAttributes: [],
+  } as unknown as typeof agent.description;
+  agent.encoded.description = Buffer.from(
+    encodeSubMessage("AgentDescription", agent.description as object),
+  );
+  agent.health = { healthy: true, status: "ok" } as unknown as typeof agent.health;
+  agent.encoded.health = Buffer.from(encodeSubMessage("ComponentHealth", agent.health as object));
+  await store.save(agent, ["description", "health"], "replica/1", true);
+  assert.deepEqual(await redis.zrange(`${prefix}:agent-order`, 0, -1), [uid]);
+  const [brief, missing] = await store.loadBrief([uid, "0190a000-0000-7000-8000-000000000003"]);
+  assert.equal(missing, undefined);
+  assert.equal(brief?.connected, true);
+  assert.deepEqual(brief?.scopes, ["group:edge", "group:core"]);
+  assert.equal(agentAttributes(brief ?? agent).get("service.name"), "otelcol");
+  assert.equal(brief?.encoded.health, undefined, "health is not read");
 });

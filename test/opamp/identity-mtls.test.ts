@@ -18,7 +18,11 @@ import { after, before, describe, test } from "node:test";
 import type WebSocket from "ws";
 import { AgentCa } from "../../src/ca/index.js";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
-import { AgentCapabilities as Caps, RemoteConfigStatus } from "../../src/opamp/capabilities.js";
+import {
+  AgentCapabilities as Caps,
+  RemoteConfigStatus,
+  ServerErrorResponseType,
+} from "../../src/opamp/capabilities.js";
 import { newInstanceUid, uidToString } from "../../src/opamp/instance-uid.js";
 import type { AgentToServer } from "../../src/opamp/messages.js";
 import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
@@ -304,4 +308,45 @@ describe("a certificate the agent CA issued speaks only for its own uid", () => 
         assert.equal((v.socket as WebSocket).readyState, 1, "the agent's socket still open");
     });
   }
+
+  test("a flood of messages for other uids: each answered BAD_REQUEST and counted, logged at most once per interval with the count", async () => {
+    const REFUSED = "refused messages for another uid than their client certificate's";
+    const refusals = () => t.log.lines.filter((l) => l.msg === REFUSED);
+    const linesBefore = refusals().length;
+    const countedBefore = t.server.handler.stats.boundElsewhere;
+    const started = Date.now();
+    const a = new TestAgent({ transport: "websocket", url: t.url, tls, uid: owner });
+    await a.connect();
+    open.push(a);
+    const N = 200;
+    for (let i = 0; i < N; i++) {
+      const reply = await a.send({ instanceUid: newInstanceUid(), capabilities: CAPS });
+      const error = reply.errorResponse as { type?: number; errorMessage?: string } | null;
+      assert.equal(error?.type, ServerErrorResponseType.BadRequest, `message ${i} refused`);
+      assert.match(error?.errorMessage ?? "", /it cannot speak for/);
+    }
+    a.close();
+    assert.equal(t.server.handler.stats.boundElsewhere - countedBefore, N, "every one counted");
+    // The interval (60 s default) began with an earlier test's refusal: at most one line more
+    // (if that interval ended during the flood), not one per message.
+    const intervals = Math.ceil((Date.now() - started) / 60_000);
+    assert.ok(
+      refusals().length - linesBefore <= intervals,
+      `${refusals().length - linesBefore} lines`,
+    );
+    // Shutdown writes the pending count; every refusal is in some line's count.
+    t.server.handler.close();
+    const lines = refusals();
+    assert.ok(lines.length - linesBefore <= intervals + 1);
+    const logged = lines.flatMap((l) => l.refused as Array<{ boundUid: string; count: number }>);
+    assert.ok(logged.every((r) => r.boundUid === uidToString(owner)));
+    assert.equal(
+      logged.reduce((sum, r) => sum + r.count, 0),
+      t.server.handler.stats.boundElsewhere,
+      "the counts add up to the refusals",
+    );
+    const last = lines.at(-1)?.refused as Array<{ count: number; remoteAddress: string }>;
+    assert.ok((last[0]?.count ?? 0) >= N - 1, "the flood is in one line's count");
+    assert.equal(lines.at(-1)?.level, 40, "a warning");
+  });
 });

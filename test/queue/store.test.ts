@@ -37,9 +37,17 @@ test("commits are compare-and-set; a snapshot reads back what was written", asyn
   const empty = emptyGroup("edge");
   // 1 200 members: more than one 500-field chunk in the script.
   const first = stepAll(empty, fleetEvents(uids(1200)), 1000);
-  assert.deepEqual(await store.commit(0, empty, first, "all", "w1"), { ok: true, version: 1 });
+  assert.deepEqual(await store.commit(0, empty, first, "all", "w1"), {
+    ok: true,
+    version: 1,
+    coreVersion: 1,
+  });
   const lost = stepAll(empty, fleetEvents(["x"]), 1000);
-  assert.deepEqual(await store.commit(0, empty, lost, "all", "w2"), { ok: false, version: 1 });
+  assert.deepEqual(await store.commit(0, empty, lost, "all", "w2"), {
+    ok: false,
+    version: 1,
+    coreVersion: 0,
+  });
 
   const second = stepAll(
     first.state,
@@ -49,6 +57,7 @@ test("commits are compare-and-set; a snapshot reads back what was written", asyn
   assert.deepEqual(await store.commit(1, first.state, second, undefined, "w1"), {
     ok: true,
     version: 2,
+    coreVersion: 2,
   });
   const loaded = await store.load("edge");
   assert.equal(loaded?.version, 2);

@@ -18,12 +18,9 @@ import { allPackagesHash, packagesOffer } from "../../src/opamp/packages-offer.j
 import { checkBundles } from "../../src/service/bundle-check.js";
 import { bundleReport } from "../../src/service/bundle-report.js";
 import { PackageStore } from "../../src/service/package-store.js";
-import {
-  MAX_SECRET_FILE_BYTES,
-  resolveRefs,
-  resolveTelemetry,
-  SecretRefError,
-} from "../../src/service/secret-refs.js";
+import { MAX_SECRET_FILE_BYTES } from "../../src/service/secret-file.js";
+import { SecretRefError } from "../../src/service/secret-ref-error.js";
+import { resolveRefs, resolveTelemetry } from "../../src/service/secret-refs.js";
 import { validateSnapshot } from "../../src/validate/index.js";
 import type { RepositorySnapshot } from "../../src/validate/model.js";
 import { tempDir } from "../sync/helpers/git-repo.js";

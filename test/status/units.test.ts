@@ -428,6 +428,51 @@ describe("pending store and writer lock (Redis)", () => {
     );
   });
 
+  test("a batch is recorded as its agents one after the other would be (bulk script; a uid named twice falls back)", async () => {
+    const batch = new PendingStore(r.redis, { prefix: `${r.prefix}:bulk`, branch: "s" });
+    const single = new PendingStore(r.redis, { prefix: `${r.prefix}:one`, branch: "s" });
+    const u = (i: number) => uidOf(40 + i);
+    const at = (g: string, i: number) => `status/agents/${g}/${u(i)}.yaml`;
+    const rec = (i: number, g: string, content: string) => ({
+      uid: u(i),
+      path: at(g, i),
+      content,
+      facts: { content },
+    });
+    const before = [1, 2, 3, 4].map((i) => rec(i, "a", "v1"));
+    const steps = [
+      // same content, moved to another group, changed, new; then a uid named twice
+      [rec(1, "a", "v1"), rec(2, "b", "v1"), rec(4, "a", "v2"), rec(5, "a", "v1")],
+      [rec(6, "a", "v1"), rec(6, "b", "v2"), rec(7, "a", "v1")],
+    ];
+    const state = async (s: PendingStore) => ({
+      pending: (await s.read()).map((p) => [p.path, p.content]).sort(),
+      placements: [...(await s.placements())].sort(),
+      digests: Object.entries(await r.redis.hgetall(s.keys.digest)).sort(),
+    });
+    await batch.record(before);
+    for (const x of before) await single.record([x]);
+    for (const step of steps) {
+      const n = await batch.record(step);
+      let m = 0;
+      for (const x of step) m += await single.record([x]);
+      assert.equal(n, m, "same number of changed files");
+    }
+    assert.equal(await batch.removeAgents([u(3), u(5)]), 2);
+    for (const uid of [u(3), u(5)]) await single.removeAgents([uid]);
+    const got = await state(batch);
+    assert.deepEqual(got, await state(single));
+    assert.ok(
+      got.pending.some(([p, c]) => p === at("a", 6) && c === null),
+      "u6 moved in-batch",
+    );
+    // Sequence numbers stay unique: acknowledging what was read empties the store.
+    const read = await batch.read();
+    assert.equal(new Set(read.map((p) => p.seq)).size, read.length);
+    await batch.ack(read.map((p) => ({ path: p.path, seq: p.seq, facts: p.facts })));
+    assert.equal(await batch.size(), 0);
+  });
+
   test("a writer whose lock was taken cannot acknowledge: nothing is dropped or overwritten", async () => {
     const s = new PendingStore(r.redis, { prefix: `${r.prefix}:lost`, branch: "opamp-status" });
     const uid = uidOf(2);

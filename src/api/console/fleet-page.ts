@@ -1,7 +1,8 @@
 /**
  * The fleet page (`/`): the head commit's validation state, rollouts in flight with a bar per
  * stage, the groups with their member counts, and the agent list: searched and filtered on the
- * server and paged PAGE_SIZE at a time (a fleet of 50,000 never loads at once).
+ * server and paged PAGE_SIZE at a time with the list's cursor (a fleet of 100,000 never loads
+ * at once).
  */
 import { html } from "hono/html";
 import type { AgentPage, AgentQuery, GroupRecord, ValidationState } from "../backend.js";
@@ -45,21 +46,47 @@ function filters(q: AgentQuery, groups: GroupRecord[]) {
 </form>`;
 }
 
-function pager(q: AgentQuery, total: number) {
-  const offset = q.offset ?? 0;
-  const link = (to: number) => {
+/**
+ * The pager: pages go forward with the list's cursor (`after=` the page's `next`); `from`
+ * (the first row's position, 1-based) is only shown. A filtered page whose search budget ran
+ * out may be short or empty and still have a next page: "more follow" says so.
+ */
+function pager(q: AgentQuery, page: AgentPage, from: number) {
+  const link = (after: string | undefined, at: number) => {
     const p = new URLSearchParams();
     if (q.search) p.set("q", q.search);
     if (q.group) p.set("group", q.group);
     if (q.state) p.set("state", q.state);
-    if (to > 0) p.set("offset", String(to));
+    if (after !== undefined) p.set("after", after);
+    if (at > 1) p.set("from", String(at));
     const s = p.toString();
     return s ? `/?${s}` : "/";
   };
-  const end = Math.min(offset + PAGE_SIZE, total);
-  return html`<nav class="pager" aria-label="Agent pages"><span>${total === 0 ? 0 : offset + 1}–${end} of ${total}</span>
-${offset > 0 ? html`<a href="${link(Math.max(0, offset - PAGE_SIZE))}" rel="prev">Previous</a>` : ""}
-${end < total ? html`<a href="${link(offset + PAGE_SIZE)}" rel="next">Next</a>` : ""}</nav>`;
+  const rows = page.agents.length;
+  const of =
+    page.total !== undefined
+      ? ` of ${page.total}`
+      : page.estimate !== undefined
+        ? ` of about ${page.estimate}`
+        : "";
+  const p = page.progress;
+  const searched = p ? `${p.through.toLocaleString("en")} of ${p.of.toLocaleString("en")}` : "";
+  const shown =
+    rows > 0
+      ? `${from}–${from + rows - 1}${of}`
+      : page.next !== undefined
+        ? `No match in the agents searched so far${p ? ` (the first ${searched})` : ""}`
+        : `0${of}`;
+  const more =
+    page.next === undefined
+      ? ""
+      : rows > 0 && p
+        ? `, more follow (${searched} agents searched)`
+        : ", more follow";
+  const first = q.after !== undefined || (q.offset ?? 0) > 0;
+  return html`<nav class="pager" aria-label="Agent pages"><span>${shown}${more}</span>
+${first ? html`<a href="${link(undefined, 1)}" rel="first">First page</a>` : ""}
+${page.next !== undefined ? html`<a href="${link(page.next, from + rows)}" rel="next">Next</a>` : ""}</nav>`;
 }
 
 export function agentTable(page: AgentPage) {
@@ -81,16 +108,18 @@ export function agentTable(page: AgentPage) {
   })}</tbody></table></div>`;
 }
 
+/** `from`: the position of the page's first row (1-based), as the pager's links carry it. */
 export function fleetBody(
   q: AgentQuery,
   page: AgentPage,
   groups: GroupRecord[],
   validation: ValidationState | undefined,
+  from = 1,
 ) {
   return html`<h1>Fleet</h1>
 <section aria-labelledby="h-validation"><h2 id="h-validation">Validation</h2>${validationSummary(validation)}</section>
 <section aria-labelledby="h-rollouts"><h2 id="h-rollouts">Rollouts in flight</h2>${rolloutsInFlight(groups)}</section>
 <section aria-labelledby="h-groups"><h2 id="h-groups">Groups</h2>
 <ul class="groups">${groups.map((g) => html`<li><a href="/groups/${encodeURIComponent(g.name)}">${g.name}</a>: ${g.rollout?.members ?? "?"} agents, serving <code>${short(g.configHash)}</code> <a href="/?group=${encodeURIComponent(g.name)}">list</a></li>`)}</ul></section>
-<section aria-labelledby="h-agents"><h2 id="h-agents">Agents</h2>${filters(q, groups)}${pager(q, page.total)}${agentTable(page)}</section>`;
+<section aria-labelledby="h-agents"><h2 id="h-agents">Agents</h2>${filters(q, groups)}${pager(q, page, from)}${agentTable(page)}</section>`;
 }

@@ -96,10 +96,14 @@ ${error ? html`<p class="bad" role="alert">${error}</p>` : ""}
     const query = typeof q === "string" ? {} : q;
     query.limit = PAGE_SIZE;
     const [agents, groups] = [await backend.agents(query), backend.groups()];
+    // The first row's position, shown only: carried by the pager's links (or an offset's).
+    const from = query.after
+      ? Math.max(1, Math.floor(Number(c.req.query("from"))) || 1)
+      : (query.offset ?? 0) + 1;
     return page(
       c,
       opts("fleet", "Fleet", "fleet"),
-      fleetBody(query, agents, groups, backend.validation()),
+      fleetBody(query, agents, groups, backend.validation(), from),
     );
   });
 
