@@ -201,10 +201,14 @@ function meaningDigest(meaning: string): string {
 const storedHealthMeaning = new WeakMap<AgentState, string>();
 
 function meaningOfStored(state: AgentState): string | undefined {
+  // A digest is kept only beside a stored health, and dropped when it changes: once known,
+  // the health need not be decoded to compare a new report with it.
+  if (state instanceof StoredAgentState && state.healthMeaningDigest !== undefined)
+    return state.healthMeaningDigest;
   const health = state.health;
   if (!health) return undefined;
   if (state instanceof StoredAgentState) {
-    state.healthMeaningDigest ??= meaningDigest(healthMeaning(health));
+    state.healthMeaningDigest = meaningDigest(healthMeaning(health));
     return state.healthMeaningDigest;
   }
   let m = storedHealthMeaning.get(state);

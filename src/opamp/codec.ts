@@ -70,10 +70,10 @@ type Decoded = Record<string, unknown>;
  * message, as the protobuf specification defines an absent value. Walks only message fields.
  */
 function fillMapValues(type: protobuf.Type, message: Decoded): void {
-  for (const field of type.fieldsArray) {
-    const nested = field.resolvedType;
+  for (const field of mapPaths.get(type) ?? NO_FIELDS) {
+    const nested = field.resolvedType as protobuf.Type;
     const value = message[field.name];
-    if (!(nested instanceof protobuf.Type) || value === null || value === undefined) continue;
+    if (value === null || value === undefined) continue;
     if (field.map) {
       const map = value as Record<string, Decoded | null>;
       for (const key of Object.keys(map)) {
@@ -87,6 +87,49 @@ function fillMapValues(type: protobuf.Type, message: Decoded): void {
       fillMapValues(nested, value as Decoded);
     }
   }
+}
+
+const NO_FIELDS: protobuf.Field[] = [];
+
+/**
+ * Per message type, the fields fillMapValues walks: maps of messages, and message fields
+ * whose type can hold one at any depth. The rest (scalars, and trees such as AnyValue or
+ * KeyValue that hold no such map) is not walked. Found once, at load, by iterating to a fixed
+ * point (types refer to themselves: ComponentHealth holds a map of ComponentHealth).
+ */
+const mapPaths = new Map<protobuf.Type, protobuf.Field[]>();
+{
+  const all: protobuf.Type[] = [];
+  const collect = (ns: protobuf.NamespaceBase) => {
+    for (const nested of ns.nestedArray) {
+      if (nested instanceof protobuf.Type) all.push(nested);
+      if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) collect(nested);
+    }
+  };
+  collect(root);
+  const holds = new Set<protobuf.Type>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const type of all) {
+      if (holds.has(type)) continue;
+      const any = type.fieldsArray.some((f) => {
+        const nested = f.resolvedType;
+        return nested instanceof protobuf.Type && (f.map || holds.has(nested));
+      });
+      if (any) {
+        holds.add(type);
+        grew = true;
+      }
+    }
+  }
+  for (const type of holds)
+    mapPaths.set(
+      type,
+      type.fieldsArray.filter((f) => {
+        const nested = f.resolvedType;
+        return nested instanceof protobuf.Type && (f.map || holds.has(nested));
+      }),
+    );
 }
 
 function sub<T>(message: Decoded, field: string): T | null {
@@ -180,24 +223,52 @@ const plainReplies = new Map<string, Buffer>();
 const UID_OFFSET = 2;
 
 function encodePlainReply(message: ServerToAgent): Uint8Array {
-  const capabilities = message.capabilities ?? SERVER_CAPABILITIES;
-  const key = `${message.flags ?? ""}/${capabilities}`;
+  const { flags, capabilities } = message;
+  // The heartbeat's ack (no flags, our capabilities) skips the key: bigint to text costs.
+  if (flags === undefined && capabilities === undefined)
+    return fromTemplate(ACK_TEMPLATE, message.instanceUid);
+  const key = `${flags ?? ""}/${capabilities ?? SERVER_CAPABILITIES}`;
   let template = plainReplies.get(key);
   if (template === undefined) {
-    const bytes = serverToAgentType
-      .encode({
-        instanceUid: new Uint8Array(16),
-        flags: toLong(message.flags),
-        capabilities: toLong(capabilities),
-      })
-      .finish();
-    if (bytes[0] !== 0x0a || bytes[1] !== 16) throw new Error("unexpected ServerToAgent layout");
-    template = Buffer.from(bytes);
+    template = plainTemplate(flags, capabilities ?? SERVER_CAPABILITIES);
     if (plainReplies.size < 64) plainReplies.set(key, template);
   }
+  return fromTemplate(template, message.instanceUid);
+}
+
+/** The encoding of a plain reply with a zero uid. */
+function plainTemplate(flags: bigint | undefined, capabilities: bigint): Buffer {
+  const bytes = serverToAgentType
+    .encode({
+      instanceUid: new Uint8Array(16),
+      flags: toLong(flags),
+      capabilities: toLong(capabilities),
+    })
+    .finish();
+  if (bytes[0] !== 0x0a || bytes[1] !== 16) throw new Error("unexpected ServerToAgent layout");
+  return Buffer.from(bytes);
+}
+
+function fromTemplate(template: Buffer, instanceUid: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(template.length);
   template.copy(out);
-  out.set(message.instanceUid, UID_OFFSET);
+  out.set(instanceUid, UID_OFFSET);
+  return out;
+}
+
+/** The reply to a heartbeat: instance uid and this server's capabilities, nothing else. */
+const ACK_TEMPLATE = plainTemplate(undefined, SERVER_CAPABILITIES);
+
+/**
+ * Encodes the reply to a heartbeat that asks for nothing (ServerToAgent with the 16-byte
+ * instance uid found in `bytes` at `uidOffset`, and SERVER_CAPABILITIES): the same bytes as
+ * encodeServerToAgent gives it.
+ */
+export function encodeHeartbeatAck(bytes: Uint8Array, uidOffset = 0): Buffer {
+  const out = Buffer.allocUnsafe(ACK_TEMPLATE.length);
+  ACK_TEMPLATE.copy(out);
+  // 16 bytes copied by hand: cheaper than a subarray view to copy from.
+  for (let k = 0; k < 16; k++) out[UID_OFFSET + k] = bytes[uidOffset + k] as number;
   return out;
 }
 

@@ -29,12 +29,13 @@ import {
   ServerErrorResponseType,
   ServerToAgentFlags,
 } from "./capabilities.js";
-import { encodeSubMessage } from "./codec.js";
+import { encodeHeartbeatAck, encodeSubMessage } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { type CredentialIssuer, csrOf, type OfferedCredential } from "./credential-hooks.js";
 import type { DesiredStateProvider } from "./desired.js";
 import { AgentLimitError, MalformedMessageError } from "./errors.js";
 import { type AgentEvents, emitAgentEvents } from "./events.js";
+import { parseHeartbeat, uidBytesMatch } from "./heartbeat-bytes.js";
 import { identifyingKey } from "./identity.js";
 import { newInstanceUid, uidToBytes, uidToString } from "./instance-uid.js";
 import { type LiveAgent, LiveAgents } from "./live-agents.js";
@@ -105,6 +106,8 @@ export class MessageHandler {
   /** Counters since start, read by the service's metrics. */
   readonly stats = {
     messages: 0,
+    /** Of `messages`, heartbeats answered by heartbeat() without the general path. */
+    quickHeartbeats: 0,
     badRequests: 0,
     unavailable: 0,
     configOffers: 0,
@@ -206,6 +209,60 @@ export class MessageHandler {
       this.#options.logger.error({ err, instanceUid: uid }, "agent message failed");
       return this.#unavailable(message.instanceUid);
     }
+  }
+
+  /**
+   * Answers at once a pure heartbeat (heartbeat-bytes.ts) of the agent the WebSocket `conn`
+   * carries, when handle() would only record it: the next sequence number, the same
+   * capabilities, nothing to offer, save, announce or ask for, no other message of the agent
+   * in flight, no issuer (whose offers are asynchronous). Records it as handle() does (last
+   * seen, sequence number, the batched touch) and returns the encoded reply; returns
+   * undefined, having changed nothing, for any other message: then call handle().
+   * `bytes` from `start` is the encoded AgentToServer. Never throws.
+   */
+  heartbeat(conn: Connection, bytes: Uint8Array, start: number): Uint8Array | undefined {
+    if (this.#issuer || conn.push === undefined) return undefined;
+    const live = this.live.byConnection(conn);
+    if (!live) return undefined;
+    const fields = parseHeartbeat(bytes, start);
+    if (!fields) return undefined;
+    const { state } = live;
+    const uid = state.instanceUid;
+    const uidOffset = fields.uidOffset;
+    if (!uidBytesMatch(bytes, uidOffset, uid)) return undefined;
+    const sequenceNum = BigInt(fields.sequenceNum);
+    if (
+      sequenceNum !== state.sequenceNum + 1n ||
+      BigInt(fields.capabilities) !== state.capabilities ||
+      this.#chains.has(uid) ||
+      (conn.boundUid !== undefined && conn.boundUid !== uid) ||
+      live.unsaved !== undefined ||
+      live.pendingCommand !== undefined ||
+      !state.connected ||
+      state.credential !== conn.credential ||
+      state.transport !== conn.transport ||
+      !sameScopes(state.scopes, conn.scopes ?? []) ||
+      wantsComponentMap(state)
+    )
+      return undefined;
+    try {
+      const desired = this.#options.desired.desired(state);
+      if (
+        remoteConfigOffer(state, desired, live.offeredConfigHash) ||
+        connectionSettingsOffer(state, desired, this.#advertise, undefined) ||
+        packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null)
+      )
+        return undefined;
+    } catch {
+      return undefined; // handle() meets the same failure and answers for it
+    }
+    const now = this.#options.now();
+    state.sequenceNum = sequenceNum;
+    state.lastSeenAt = now;
+    this.#options.store.touch(uid, now, sequenceNum);
+    this.stats.messages++;
+    this.stats.quickHeartbeats++;
+    return encodeHeartbeatAck(bytes, uidOffset);
   }
 
   /** UNAVAILABLE with the configured retry delay. */

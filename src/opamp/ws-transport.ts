@@ -133,6 +133,11 @@ export class WebSocketTransport {
   readonly #ping: NodeJS.Timeout;
   /** Checks the first-message and idle deadlines of every socket (see #sweep). */
   readonly #deadlines: NodeJS.Timeout;
+  /**
+   * Open sockets (ws's own tracking is off: it adds a closure per socket to remove it; the
+   * shared close listener does that here).
+   */
+  readonly #sockets = new Set<SessionSocket>();
   /** Per closed socket: its last messages and its disconnect, until handled. */
   readonly #finishing = new Set<Promise<void>>();
   /** Counters since start, for metrics and tests. */
@@ -168,7 +173,7 @@ export class WebSocketTransport {
       maxPayload: options.maxMessageBytes,
       // Text frames are refused unread (BAD_REQUEST), so their UTF-8 is never looked at.
       skipUTF8Validation: true,
-      clientTracking: true,
+      clientTracking: false,
     });
     this.#ping = setInterval(() => void this.#pingAll(), this.#options.pingIntervalMs);
     this.#ping.unref();
@@ -182,7 +187,7 @@ export class WebSocketTransport {
   }
 
   get connections(): number {
-    return this.wss.clients.size;
+    return this.#sockets.size;
   }
 
   /** Completes an upgrade that the server already authenticated and admitted. */
@@ -212,6 +217,7 @@ export class WebSocketTransport {
       boundUidOf(req).boundUid,
     );
     ws[SESSION] = session;
+    this.#sockets.add(ws);
     // Pending (for shedding) until its first message is answered or it closes.
     this.#shedder.pendingSockets++;
     ws.on("message", onMessage);
@@ -222,10 +228,15 @@ export class WebSocketTransport {
 
   /** Sends a reply or push on the session's socket (see the bounds in the file comment). */
   send(session: WsSession, message: ServerToAgent): void {
+    const bytes = encodeReply(message, this.#options.maxMessageBytes - 1, this.logger);
+    if (bytes) this.#sendEncoded(session, bytes);
+  }
+
+  /** Sends an encoded ServerToAgent (within the size limit) on the session's socket. */
+  #sendEncoded(session: WsSession, bytes: Uint8Array): void {
     const o = this.#options;
     const ws = session.ws;
-    const bytes = encodeReply(message, o.maxMessageBytes - 1, this.logger);
-    if (!bytes || ws.readyState !== ws.OPEN) return;
+    if (ws.readyState !== ws.OPEN) return;
     // One reply always fits; a backlog past the limit means the peer does not read.
     if (ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.length > o.maxSendBufferBytes) {
       this.stats.slowReaders++;
@@ -250,6 +261,18 @@ export class WebSocketTransport {
     const o = this.#options;
     const ws = session.ws;
     session.lastMessageAt = Date.now();
+    // A heartbeat that changes nothing, on a socket with nothing in flight, is answered here
+    // and now: no queue, no promise. Anything else, or when the handler declines, is queued.
+    if (session.pending === 0 && isBinary && session.answered && data[0] === 0x00) {
+      const reply = o.handler.heartbeat(session, data, 1);
+      if (reply !== undefined) {
+        if (this.stats.maxPending === 0) this.stats.maxPending = 1;
+        if (reply.length < o.maxMessageBytes) this.#sendEncoded(session, reply);
+        // A limit below the ack's ~21 bytes: send() logs it and sends nothing, as for any reply.
+        else this.send(session, { instanceUid: reply.subarray(2, 18) });
+        return;
+      }
+    }
     session.pending++;
     if (session.pending > this.stats.maxPending) this.stats.maxPending = session.pending;
     if (session.pending >= o.maxQueuedMessages && !session.paused) {
@@ -301,6 +324,7 @@ export class WebSocketTransport {
 
   /** The session's socket closed: its disconnect is handled after its last messages. */
   closed(session: WsSession): void {
+    this.#sockets.delete(session.ws);
     this.#settle(session);
     const handler = this.#options.handler;
     session.queue = session.queue.then(() => handler.connectionClosed(session, "websocket closed"));
@@ -318,7 +342,7 @@ export class WebSocketTransport {
     const o = this.#options;
     const now = Date.now();
     let n = 0;
-    for (const ws of [...this.wss.clients] as SessionSocket[]) {
+    for (const ws of [...this.#sockets]) {
       const session = ws[SESSION];
       if (session && ws.readyState === ws.OPEN) {
         const spoken = session.lastMessageAt > 0;
@@ -338,7 +362,7 @@ export class WebSocketTransport {
    * so a large fleet does not block message handling. */
   async #pingAll(): Promise<void> {
     let n = 0;
-    for (const ws of [...this.wss.clients] as SessionSocket[]) {
+    for (const ws of [...this.#sockets]) {
       const session = ws[SESSION];
       if (session?.awaitingPong) {
         this.stats.deadPeers++;
@@ -361,7 +385,7 @@ export class WebSocketTransport {
   close(graceMs = 2000): Promise<void> {
     clearInterval(this.#ping);
     clearInterval(this.#deadlines);
-    const sockets = [...this.wss.clients];
+    const sockets = [...this.#sockets];
     const closed = sockets.map(
       (ws) =>
         new Promise<void>((resolve) => {
