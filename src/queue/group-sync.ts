@@ -11,7 +11,9 @@
  *   while no rollout decision depends on it) is written with RolloutStore.commitMembers: it
  *   checks the core version and those members only, so replicas whose agents connect to the
  *   same group do not make each other retry. Its version may then be ahead of this process's:
- *   the state follows the published changes in order (own included) up to it.
+ *   the state follows the published changes in order (own included) up to it. If a replica
+ *   on older code wrote last (it does not record the core version), the batch is stepped
+ *   again and written in full.
  * - A write that finds a newer version (another replica wrote first) waits briefly for that
  *   change to arrive over pub/sub (or reloads), then steps the same events again.
  * - A write that fails (Redis unreachable) is retried with backoff until it succeeds or the
@@ -209,6 +211,8 @@ export class GroupSync {
     const events = items.flatMap((i) => i.events);
     const tickAt = Math.max(...items.map((i) => i.tickAt));
     const backoff = new Backoff(REDIS_RETRY);
+    // Set when a member-only write was refused because a replica on older code wrote last.
+    let full = false;
     for (;;) {
       if (this.#closed) {
         for (const item of items) item.reject(new ControllerClosedError());
@@ -220,8 +224,8 @@ export class GroupSync {
       try {
         if (!isNoop(before, result)) {
           const serve = serveOf(result);
-          const membersOnly = expected > 0 && isMembersOnly(before, result);
-          const { ok, version, coreVersion } = membersOnly
+          const membersOnly = !full && expected > 0 && isMembersOnly(before, result);
+          const committed = membersOnly
             ? await this.#store.commitMembers(
                 this.coreVersion,
                 before,
@@ -230,6 +234,16 @@ export class GroupSync {
                 this.#hooks.writerId,
               )
             : await this.#store.commit(expected, before, result, serve, this.#hooks.writerId);
+          const { ok, version, coreVersion } = committed;
+          if (!ok && committed.full) {
+            // The stored core version may be stale (store.ts): step again, write in full.
+            full = true;
+            if (version > expected) {
+              this.#hooks.stats.conflicts++;
+              await this.#catchUp(version);
+            }
+            continue;
+          }
           if (!ok) {
             this.#hooks.stats.conflicts++;
             // Nothing was written since this state, yet a member differs: memory is off.

@@ -12,11 +12,15 @@
  * MEMBERS KEYS: core, members, channel.
  *         ARGV: expected core version, #members n, then n triples (uid, expected stored JSON or
  *               '' for absent, new JSON or '' to delete), then the message's text before and
- *               after its version. Writes only if the core version is still the expected one
- *               and every named member is stored as expected; bumps `version` (not `cv`) and
- *               publishes. Returns {1, version, cv} or {0, stored version, stored cv}.
+ *               after its version. Writes only if (1) the last write was made by this code,
+ *               i.e. `version` == max(`cv`, `mv`): a replica on older code commits in full
+ *               without setting `cv`, so after its write `cv` no longer tells whether the
+ *               core changed; (2) the core version is still the expected one; (3) every named
+ *               member is stored as expected. Bumps `version`, sets `mv` to it (not `cv`) and
+ *               publishes. Returns {1, version, cv, 0} or {0, stored version, stored cv,
+ *               full}: full = 1 when (1) failed (the caller must commit in full).
  * LOAD    KEYS: core, members. Returns {version, core, members (flat), agents (flat), cv} or
- *         nil (cv: the version when the group was stored before core versions existed).
+ *         nil (cv: the version itself when the last write did not record it, see MEMBERS).
  * REMOVE  KEYS: core, members, groups set, channel. ARGV: TTL, group, message.
  */
 /** Approximate number of notices kept in the stream. */
@@ -55,10 +59,12 @@ return {1, tonumber(ARGV[2])}
 `;
 
 export const MEMBERS_LUA = `
-local cur = redis.call('HMGET', KEYS[1], 'version', 'cv')
-if not cur[1] then return {0, 0, 0} end
-local cv = cur[2] or cur[1]
-if cv ~= ARGV[1] then return {0, tonumber(cur[1]), tonumber(cv)} end
+local cur = redis.call('HMGET', KEYS[1], 'version', 'cv', 'mv')
+if not cur[1] then return {0, 0, 0, 0} end
+local v = tonumber(cur[1])
+local cv = tonumber(cur[2] or '0')
+if math.max(cv, tonumber(cur[3] or '0')) ~= v then return {0, v, cv, 1} end
+if cur[2] ~= ARGV[1] then return {0, v, cv, 0} end
 local n = tonumber(ARGV[2])
 local sets, dels = {}, {}
 for base = 0, n - 1, 500 do
@@ -68,7 +74,7 @@ for base = 0, n - 1, 500 do
   local got = redis.call('HMGET', KEYS[2], unpack(fields))
   for j = 1, m do
     local at = 3 + (base + j - 1) * 3
-    if (got[j] or '') ~= ARGV[at + 1] then return {0, tonumber(cur[1]), tonumber(cv)} end
+    if (got[j] or '') ~= ARGV[at + 1] then return {0, v, cv, 0} end
     if ARGV[at + 2] == '' then dels[#dels + 1] = ARGV[at]
     else sets[#sets + 1] = ARGV[at]; sets[#sets + 1] = ARGV[at + 2] end
   end
@@ -79,19 +85,20 @@ end
 for i = 1, #dels, 500 do
   redis.call('HDEL', KEYS[2], unpack(dels, i, math.min(i + 499, #dels)))
 end
-local v = tonumber(cur[1]) + 1
-if not cur[2] then redis.call('HSET', KEYS[1], 'version', v, 'cv', cv)
-else redis.call('HSET', KEYS[1], 'version', v) end
+v = v + 1
+redis.call('HSET', KEYS[1], 'version', v, 'mv', v)
 redis.call('PUBLISH', KEYS[3], ARGV[3 + n * 3] .. v .. ARGV[4 + n * 3])
-return {1, v, tonumber(cv)}
+return {1, v, cv, 0}
 `;
 
 export const LOAD_LUA = `
-local core = redis.call('HMGET', KEYS[1], 'version', 'state', 'agentsKey', 'cv')
+local core = redis.call('HMGET', KEYS[1], 'version', 'state', 'agentsKey', 'cv', 'mv')
 if not core[1] then return false end
 local agents = {}
 if core[3] and core[3] ~= '' then agents = redis.call('HGETALL', core[3]) end
-return {core[1], core[2], redis.call('HGETALL', KEYS[2]), agents, core[4] or core[1]}
+local cv = core[4] or core[1]
+if math.max(tonumber(cv), tonumber(core[5] or '0')) ~= tonumber(core[1]) then cv = core[1] end
+return {core[1], core[2], redis.call('HGETALL', KEYS[2]), agents, cv}
 `;
 
 export const REMOVE_LUA = `

@@ -2,7 +2,8 @@
  * Rollout state in Redis. Keys (prefix = `--redis-prefix`):
  *
  *   <prefix>:rollout-groups              SET   names of groups with rollout state
- *   <prefix>:group:<g>:rollout           HASH  version, cv (core version), state (core JSON,
+ *   <prefix>:group:<g>:rollout           HASH  version, cv (core version), mv (version of the
+ *                                              last member-only write), state (core JSON,
  *                                              src/queue/codec.ts), agentsKey (key of the
  *                                              current rollout's records)
  *   <prefix>:group:<g>:members           HASH  uid → member JSON (membership = field present)
@@ -21,7 +22,10 @@
  *   its stored value: members of other agents may have changed meanwhile (another replica's
  *   agents connecting), and that does not change this step's result (machine.ts reads other
  *   members only in steps that change the core). Two replicas whose agents connect to the
- *   same group therefore no longer retry each other's writes.
+ *   same group therefore no longer retry each other's writes. It sets `mv` to the new version,
+ *   and writes only while `version` == max(cv, mv): replicas on older code (a rolling upgrade
+ *   or a rollback) commit in full without setting `cv`, so after such a write `cv` may be
+ *   stale; the writer is then told to commit in full (`full`), which sets `cv` again.
  * A writer that lost gets `{ ok: false }` and steps its events again on the newer state.
  */
 import type { Redis } from "ioredis";
@@ -88,7 +92,7 @@ export interface ChangeMessage {
 
 interface Scripts {
   rolloutCommit(...args: Array<string | number>): Promise<[number, number]>;
-  rolloutMembers(...args: Array<string | number>): Promise<[number, number, number]>;
+  rolloutMembers(...args: Array<string | number>): Promise<[number, number, number, number]>;
   rolloutLoad(
     coreKey: string,
     membersKey: string,
@@ -108,6 +112,11 @@ export interface Committed {
   ok: boolean;
   version: number;
   coreVersion: number;
+  /**
+   * commitMembers refused because the last write did not record the core version (a replica
+   * on older code): the step must be written in full (commit) instead.
+   */
+  full?: true;
 }
 
 export class RolloutStore {
@@ -235,8 +244,9 @@ export class RolloutStore {
 
   /**
    * Writes a step that changed member records only (`before` → `result`, see membersOnly),
-   * if the stored core version is still `expectedCore` and each changed member is stored as
-   * in `before`. The new version is whatever follows the stored one (other replicas' member
+   * if the last write was a member-only one or a full one that set `cv` (else `full`), the
+   * stored core version is still `expectedCore` and each changed member is stored as in
+   * `before`. The new version is whatever follows the stored one (other replicas' member
    * writes may have come between). Resolves `{ ok, version, coreVersion }` (stored values).
    */
   async commitMembers(
@@ -269,7 +279,7 @@ export class RolloutStore {
     if (head.length + tail.length > MAX_INLINE_MESSAGE) {
       tail = `,${JSON.stringify({ w: writerId, reload: true, s: "all" }).slice(1)}`;
     }
-    const [ok, version, coreVersion] = await this.#redis.rolloutMembers(
+    const [ok, version, coreVersion, full] = await this.#redis.rolloutMembers(
       this.keys.core(g),
       this.keys.members(g),
       this.keys.channel,
@@ -279,7 +289,7 @@ export class RolloutStore {
       head,
       tail,
     );
-    return { ok: ok === 1, version, coreVersion };
+    return { ok: ok === 1, version, coreVersion, ...(full === 1 ? { full: true as const } : {}) };
   }
 
   /** Deletes a group's state (its last rollout's agent records expire later). */
