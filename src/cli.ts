@@ -262,6 +262,10 @@ program
     "processes serving on this host, sharing the OpAMP and admin ports (default: the number of cores)",
   )
   .option(
+    "--worker-scheduling <os|rr>",
+    "with --workers: os = workers accept connections themselves (kernel's choice, may be uneven); rr = the primary hands them out round robin (default os)",
+  )
+  .option(
     "--max-pending-agents <n>",
     "agents connected but not yet answered before new ones get 503 + Retry-After (default 1000)",
   )

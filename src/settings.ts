@@ -125,6 +125,13 @@ export interface Settings {
    * admin ports (node:cluster). 1: one process, no cluster. Default: the number of cores.
    */
   workers: number;
+  /**
+   * `serve --workers`: who picks the worker of a new connection. "os" (default): the workers
+   * accept from the shared socket themselves (cluster SCHED_NONE; the kernel's choice, can be
+   * uneven); "rr": the primary accepts and hands connections round robin (SCHED_RR; even, one
+   * IPC hop per connection).
+   */
+  workerScheduling: "os" | "rr";
   /** Reconnect storms: what the OpAMP port takes before shedding; see src/opamp/shedding.ts. */
   shedding: {
     /** Agents connected but not yet answered (upgrades, first messages) beyond which new ones get 503. */
@@ -201,6 +208,7 @@ export interface SettingsFlags {
   leaderLease?: string;
   gitShareMaxBytes?: string;
   workers?: string;
+  workerScheduling?: string;
   maxPendingAgents?: string;
   shedLoopDelay?: string;
   logLevel?: string;
@@ -279,6 +287,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   leaderLease: "OPAMP_GITOPS_LEADER_LEASE",
   gitShareMaxBytes: "OPAMP_GITOPS_GIT_SHARE_MAX_BYTES",
   workers: "OPAMP_GITOPS_WORKERS",
+  workerScheduling: "OPAMP_GITOPS_WORKER_SCHEDULING",
   maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
   shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
@@ -570,6 +579,9 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       "--status-effective-config",
       `"${statusEffectiveConfig}" is not full, redacted, hash or none`,
     );
+  const workerScheduling = get("workerScheduling") ?? "os";
+  if (workerScheduling !== "os" && workerScheduling !== "rr")
+    throw new SettingsError("--worker-scheduling", `"${workerScheduling}" is not os or rr`);
   const statusIntervalMs = duration("statusInterval", "--status-interval", "10s");
   if (statusIntervalMs < 100)
     throw new SettingsError(
@@ -666,6 +678,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     leaderLeaseMs,
     gitShareMaxBytes: positive("gitShareMaxBytes", "--git-share-max-bytes", 64 * 1024 * 1024),
     workers: positive("workers", "--workers", availableParallelism()),
+    workerScheduling,
     shedding: {
       maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),
       maxLoopDelayMs: duration("shedLoopDelay", "--shed-loop-delay", "0s"),

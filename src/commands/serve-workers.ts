@@ -1,12 +1,16 @@
 /**
  * `serve --workers N` (N > 1): this process becomes a node:cluster primary that forks N
  * workers, each running the whole service (a replica: see README "Several replicas") on the
- * shared OpAMP and admin ports. The workers accept connections from the shared socket
- * themselves (cluster SCHED_NONE): a worker whose event loop is free takes the next one.
- * The primary's round robin cost an IPC round trip per connection (a handle sent, an ack
- * written back) and handed each worker one connection per ack, so a busy worker held up the
- * connections queued for it (bench:serve, --workers 2, loaded machine: connect 133 → 63 s,
- * CPU per connect 9.4 → 5.7 ms, write syscalls per connect 11.0 → 6.1; agents split 516/546).
+ * shared OpAMP and admin ports. `--worker-scheduling` (schedulingPolicy):
+ * - "os" (default, cluster SCHED_NONE): the workers accept connections from the shared socket
+ *   themselves; a worker whose event loop is free takes the next one. The primary's round
+ *   robin cost an IPC round trip per connection (a handle sent, an ack written back) and
+ *   handed each worker one connection per ack, so a busy worker held up the connections
+ *   queued for it (bench:serve, --workers 2, loaded machine: connect 133 → 63 s, CPU per
+ *   connect 9.4 → 5.7 ms, write syscalls per connect 11.0 → 6.1; agents split 516/546). The
+ *   kernel's choice can be uneven on an idle host, and connection limits are per worker.
+ * - "rr" (SCHED_RR): the primary accepts and hands connections out round robin: an even
+ *   spread at the cost of that hop.
  *
  * - A private redis-server, when one is needed, is started here, once, before the workers
  *   (each would otherwise try to start its own), and stopped after they all exited.
@@ -25,7 +29,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { createLogger } from "../logger.js";
 import { connectOrStartRedis } from "../redis-private.js";
-import { resolveSettings, type SettingsFlags } from "../settings.js";
+import { resolveSettings, type Settings, type SettingsFlags } from "../settings.js";
 import { startFailure } from "./serve.js";
 
 /** The IPC message a worker takes as its shutdown signal. */
@@ -34,6 +38,11 @@ export const SHUTDOWN_MESSAGE = "opamp-gitops:shutdown";
 export const SERVING_MESSAGE = "opamp-gitops:serving";
 
 const QUICK_DEATH_MS = 10_000;
+
+/** The node:cluster scheduling policy of a `--worker-scheduling` setting. */
+export function schedulingPolicy(setting: Settings["workerScheduling"]): number {
+  return setting === "rr" ? cluster.SCHED_RR : cluster.SCHED_NONE;
+}
 
 /** Binds `host:port` and lets it go again; rejects with the listen error. Port 0: nothing to check. */
 function canListen(host: string, port: number): Promise<void> {
@@ -106,10 +115,14 @@ export async function runPrimary(
   const workers = new Map<number, Worker>();
   // Before the first fork (see the file's comment). Set here, not at import: tests import
   // this module into processes that fork for other reasons.
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  cluster.schedulingPolicy = schedulingPolicy(settings.workerScheduling);
   for (let slot = 0; slot < settings.workers; slot++) workers.set(slot, fork(slot));
   logger.info(
-    { workers: settings.workers, pids: [...workers.values()].map((w) => w.process.pid) },
+    {
+      workers: settings.workers,
+      scheduling: cluster.schedulingPolicy === cluster.SCHED_RR ? "rr" : "os",
+      pids: [...workers.values()].map((w) => w.process.pid),
+    },
     "workers started",
   );
 

@@ -57,8 +57,12 @@ test("serve --workers 2: agents on both workers, one port, admin API, clean shut
   args.splice(args.indexOf("--workers"), 2, "--workers", "2");
   const serve = await startServe(args);
   cleanups.push(() => serve.child.kill("SIGKILL"));
-  const started = logLine<{ pids: number[] }>(serve.output(), "workers started");
+  const started = logLine<{ pids: number[]; scheduling: string }>(
+    serve.output(),
+    "workers started",
+  );
   assert.equal(started?.pids.length, 2, serve.output());
+  assert.equal(started?.scheduling, "os", "the default --worker-scheduling reached cluster");
   // Both workers serve before agents come (each logs "serving").
   const servingLines = () =>
     serve
