@@ -86,7 +86,7 @@ export class RolloutController {
   readonly #wakes: Wakes;
   readonly #writerId = randomBytes(8).toString("hex");
   readonly #groups = new Map<string, GroupSync>();
-  readonly #writeStats: WriteStats = { commits: 0, memberCommits: 0, conflicts: 0 };
+  readonly #writeStats: WriteStats = { commits: 0, memberCommits: 0, conflicts: 0, resyncs: 0 };
   readonly #agents = new AgentDirectory();
   readonly #serveListeners = new Set<(change: ServeChange) => void>();
   readonly #groupListeners = new Set<(group: string) => void>();

@@ -13,7 +13,10 @@
  *   same group do not make each other retry. Its version may then be ahead of this process's:
  *   the state follows the published changes in order (own included) up to it. If a replica
  *   on older code wrote last (it does not record the core version), the batch is stepped
- *   again and written in full.
+ *   again and written in full. When others' member-only writes came between, this batch's
+ *   members are applied here once memory reaches the version before its own.
+ * - A write refused although nothing was written since (memory differs from Redis at the same
+ *   version) reloads the group; refused again, the batch is written in full after a backoff.
  * - A write that finds a newer version (another replica wrote first) waits briefly for that
  *   change to arrive over pub/sub (or reloads), then steps the same events again.
  * - A write that fails (Redis unreachable) is retried with backoff until it succeeds or the
@@ -38,6 +41,12 @@ export interface WriteStats {
   memberCommits: number;
   /** Writes that lost to another writer's and were stepped again. */
   conflicts: number;
+  /**
+   * Writes refused although nothing was written since this process's state: memory differed
+   * from Redis at the same version (a hand-edited record, a codec that does not round-trip).
+   * The group was reloaded; not counted in `conflicts`.
+   */
+  resyncs: number;
 }
 
 export interface SyncHooks {
@@ -157,6 +166,11 @@ export class GroupSync {
    * `force` (memory is known to differ from Redis at the same version).
    */
   reload(force = false): Promise<void> {
+    // A forced reload must read after now: one in flight may keep memory as it is.
+    if (force && this.#reloading) {
+      const again = () => this.reload(true);
+      return this.#reloading.then(again, again);
+    }
     this.#reloading ??= (async () => {
       try {
         const loaded = await this.#store.load(this.group);
@@ -211,8 +225,10 @@ export class GroupSync {
     const events = items.flatMap((i) => i.events);
     const tickAt = Math.max(...items.map((i) => i.tickAt));
     const backoff = new Backoff(REDIS_RETRY);
-    // Set when a member-only write was refused because a replica on older code wrote last.
+    // Set when a member-only write was refused because a replica on older code wrote last,
+    // or twice because memory differs from Redis: the batch is written in full.
     let full = false;
+    let resynced = false;
     for (;;) {
       if (this.#closed) {
         for (const item of items) item.reject(new ControllerClosedError());
@@ -244,11 +260,26 @@ export class GroupSync {
             }
             continue;
           }
+          if (!ok && version <= expected) {
+            // Nothing was written since this state, yet a member differs: memory is off.
+            // Reload; if that changes nothing (the refusal comes back), write in full (the
+            // whole group's version is checked, not the members' text), after a backoff.
+            this.#hooks.stats.resyncs++;
+            this.#hooks.logger.warn(
+              { group: this.group, version, full: resynced },
+              "rollout state in memory differs from Redis; reloading",
+            );
+            if (resynced) {
+              full = true;
+              await this.#sleep(backoff.next());
+            }
+            resynced = true;
+            await this.reload(true);
+            continue;
+          }
           if (!ok) {
             this.#hooks.stats.conflicts++;
-            // Nothing was written since this state, yet a member differs: memory is off.
-            if (version <= expected) await this.reload(true);
-            else await this.#catchUp(version);
+            await this.#catchUp(version);
             continue;
           }
           this.#hooks.stats.commits++;
@@ -257,9 +288,18 @@ export class GroupSync {
             this.state = result.state;
             this.version = version;
             this.coreVersion = coreVersion;
+          } else if (version > this.version && membersOnly) {
+            // Other replicas' member-only writes came between (the core version did not move):
+            // follow them, then apply this batch's members here. Its own message may be a
+            // reload (too large to inline), which receive() does not act on.
+            if (this.version < version - 1) await this.#catchUp(version - 1);
+            if (this.version === version - 1) {
+              this.state = withMembers(this.state, result);
+              this.version = version;
+            }
           } else if (version > this.version) {
-            // Other replicas' member writes came between (or arrived meanwhile): follow the
-            // published changes up to this one, which carries this batch.
+            // Other replicas' writes arrived meanwhile: follow the published changes up to
+            // this one, which carries this batch.
             await this.#catchUp(version);
           }
           this.#hooks.committed(this, before, result);
@@ -330,6 +370,17 @@ function isMembersOnly(before: GroupRollout, r: StepResult): boolean {
     !r.effects.some((e) => e.type === "wake") &&
     encodeCore(r.state) === encodeCore(before)
   );
+}
+
+/** `state` with the member records `r` changed set as `r` left them. */
+function withMembers(state: GroupRollout, r: StepResult): GroupRollout {
+  const members = state.members.edit();
+  for (const uid of r.changed.members) {
+    const m = r.state.members.get(uid);
+    if (m) members.set(uid, m);
+    else members.delete(uid);
+  }
+  return { ...state, members: members.finish() };
 }
 
 function serveOf(r: StepResult): ChangeMessage["s"] {
