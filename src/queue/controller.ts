@@ -289,8 +289,8 @@ export class RolloutController {
 
   /**
    * Rollout writes of this process since it started (counters): commits, of those member-only
-   * (store.ts commitMembers), and writes that lost a race to another replica and were stepped
-   * again.
+   * (store.ts commitMembers), writes that lost a race to another replica and were stepped
+   * again, and writes refused because memory differed from Redis (resyncs: reloaded).
    */
   writeStats(): Readonly<WriteStats> {
     return this.#writeStats;
