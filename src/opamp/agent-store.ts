@@ -161,8 +161,8 @@ export class AgentStore {
       await this.#redis.hset(this.#key(uid), ...values);
       return;
     }
-    // Queued first: the index's SADD is then sent before the auto-pipeline's write of this
-    // tick leaves, in the same write.
+    // The index's SADD and ZADD join this tick's auto-pipelined write with the HSET (#index),
+    // so a SIGKILL cannot leave a stored agent missing from the index and the uid order.
     const indexed = this.#index(uid);
     await Promise.all([this.#redis.hset(this.#key(uid), ...values), indexed]);
   }
@@ -170,14 +170,16 @@ export class AgentStore {
   /**
    * Adds `uid` to the index set and the uid order with the other new agents of this tick: one
    * SADD and one ZADD per tick (a connect burst of new agents is not one each). Settles when
-   * both did.
+   * both did. Sent on process.nextTick: ioredis sends a tick's auto-pipeline on setImmediate,
+   * which always runs after this tick's nextTick queue, so the index commands leave in the same
+   * write as the HSET even when other commands opened that pipeline earlier in the tick.
    */
   #index(uid: string): Promise<unknown> {
     if (!this.#newUids) {
       const batch = new Set<string>();
       this.#newUids = batch;
       this.#indexed = new Promise((resolve, reject) =>
-        setImmediate(() => {
+        process.nextTick(() => {
           this.#newUids = undefined;
           const uids = [...batch];
           Promise.all([

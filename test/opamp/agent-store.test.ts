@@ -58,6 +58,27 @@ test("the saves of many agents issued in one tick reach Redis in one write, inde
   assert.equal((await store.load("agent-7"))?.connected, true);
 });
 
+test("a new agent's index commands leave in its HSET's write even when the tick's pipeline was opened before", async () => {
+  const { store, redis } = await pipelinedStore();
+  const stream = redis.stream as unknown as { write: (...a: unknown[]) => boolean };
+  const write = stream.write.bind(stream);
+  const written: string[] = [];
+  stream.write = (...a: unknown[]) => {
+    written.push(String(a[0]));
+    return write(...a);
+  };
+  // Another module's command opens this tick's auto-pipeline before the save.
+  const other = redis.get("unrelated-key");
+  const saved = store.save(connectedAgent("late-indexed"), [], "r1/c1", true);
+  await Promise.all([other, saved]);
+  stream.write = write;
+  // A SIGKILL between two writes would leave the agent stored but in no index: one write only.
+  assert.equal(written.length, 1);
+  assert.match(written[0] ?? "", /SADD[\s\S]*late-indexed/i);
+  assert.match(written[0] ?? "", /ZADD[\s\S]*late-indexed/i);
+  assert.deepEqual(await store.list(), ["late-indexed"]);
+});
+
 test("a disconnect issued right after a save is stored after it; one owned elsewhere is not", async () => {
   const { store } = await pipelinedStore();
   const here = connectedAgent("here");
