@@ -4,7 +4,8 @@
  * the batched last-seen touch) and the reply's encoding, for agents whose desired state has a
  * config, a heartbeat interval, own telemetry and a package, with an advertised CA: every
  * offer is computed on every message. Real Redis for the agent store (a heartbeat writes
- * nothing to it). Prints CPU µs per heartbeat and the load average next to it.
+ * nothing to it). Prints CPU µs per heartbeat and the load average next to it. The third pass
+ * gives the provider a version (DesiredStateProvider.version) that does not move.
  *
  * Environment: BENCH_AGENTS=2000, BENCH_ROUNDS=20, REDIS_URL=redis://127.0.0.1:6379.
  */
@@ -53,7 +54,8 @@ async function main(): Promise<void> {
       { name: "p", type: "top-level", version: "1", sha256: "ab".repeat(32), url: "https://x/p" },
     ],
   };
-  const desired: DesiredStateProvider = { desired: () => state };
+  // Unversioned for the first two passes (asked on every heartbeat), versioned for the third.
+  const desired: DesiredStateProvider & { version?: number } = { desired: () => state };
   const logger = pino({ level: "silent" });
   const handler = new MessageHandler({
     store,
@@ -94,7 +96,9 @@ async function main(): Promise<void> {
   const n = AGENTS * ROUNDS;
   // The general path (handle + encode, as HTTP and any report go), then the WebSocket
   // transport's: the heartbeat recognised in the framed bytes, handle() only when declined.
-  for (const quick of [false, true]) {
+  for (const pass of ["general", "quick", "versioned"] as const) {
+    const quick = pass !== "general";
+    if (pass === "versioned") desired.version = 1;
     const messages = agents.map((a) =>
       Array.from({ length: ROUNDS }, () => frameWebSocketMessage(encode(a))),
     );
@@ -113,7 +117,11 @@ async function main(): Promise<void> {
       );
     }
     const used = process.cpuUsage(cpu);
-    const label = quick ? "WebSocket path (heartbeat())" : "general path (handle + encode)";
+    const label = {
+      general: "general path (handle + encode)",
+      quick: "WebSocket path (heartbeat())",
+      versioned: "WebSocket path, provider versioned (heartbeat() skips desired() and offers)",
+    }[pass];
     console.log(
       `bench:handler: ${n} heartbeats of ${AGENTS} agents, ${label}: ${((used.user + used.system) / n).toFixed(1)} µs CPU per heartbeat${quick ? ` (${declined} declined)` : ""}; load average ${before} before, ${loadavg()} after`,
     );

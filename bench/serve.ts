@@ -126,13 +126,19 @@ function redisCost(
 }
 
 /** V8 heap used and external memory of a serve process, from its /metrics. */
-async function serveMemory(
-  apiPort: number,
-): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+async function serveMemory(apiPort: number): Promise<{
+  quick: number;
+  quiet: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+}> {
   const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
   const value = (name: string) =>
     Number(new RegExp(`^opamp_gitops_${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
   return {
+    quick: value("opamp_quick_heartbeats_total"),
+    quiet: value("opamp_quiet_heartbeats_total"),
     heapUsed: value("nodejs_heap_size_used_bytes"),
     heapTotal: value("nodejs_heap_size_total_bytes"),
     external: value("nodejs_external_memory_bytes"),
@@ -177,6 +183,11 @@ async function measure(
   await sleep(redis ? 5500 : 0);
   const r3 = await count();
   phase(`${name}: ${Math.round(hb.perSecond)} heartbeat replies/s`);
+  const mem2 = apiPort === undefined ? undefined : await serveMemory(apiPort);
+  if (mem1 && mem2)
+    phase(
+      `${name}: of the window's heartbeats ${mem2.quick - mem1.quick} quick, ${mem2.quiet - mem1.quiet} of them without asking the desired state (metrics of the answering process)`,
+    );
   const storm = await connectAll(children, [url], true, LOAD);
   await sleep(redis ? 5500 : 0);
   const r4 = await count();

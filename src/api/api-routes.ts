@@ -4,7 +4,9 @@
  *   GET  /agents[?group=g&state=connected|disconnected|unauthorized&q=text&after=uid&offset=n&limit=n]
  *        (an array in uid order; a page is `limit` agents, default 50, at most 1000 (more is
  *        refused with 400); `after` is a cursor, stable while agents come and go: pass the
- *        `X-Next-After` header of the previous page, present while more may follow; a filtered
+ *        `X-Next-After` header of the previous page, present while more may follow, with
+ *        `offset=<X-Next-Offset>` when that header is present (a filtered page whose budget
+ *        ran out while still skipping `offset`); a filtered
  *        page's work is bounded (src/service/agent-list.ts), so it may be short, even empty,
  *        and still have it. `X-Total-Count`: how many match in all, when known exactly (always
  *        unfiltered; filtered, when counted within the count budget); otherwise
@@ -84,6 +86,7 @@ export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
     if (page.total !== undefined) c.header("X-Total-Count", String(page.total));
     else if (page.estimate !== undefined) c.header("X-Total-Count-Estimate", String(page.estimate));
     if (page.next !== undefined) c.header("X-Next-After", page.next);
+    if (page.nextOffset !== undefined) c.header("X-Next-Offset", String(page.nextOffset));
     return reply(
       c,
       200,

@@ -58,6 +58,11 @@ export interface AgentPage {
    * A page can be shorter than `limit` (agents gone, a filter's scan bound) and still have one.
    */
   next?: string;
+  /**
+   * The `offset` to send with `next`: the matches still to skip when a filtered page's budget
+   * ran out while skipping the query's `offset` (such a page is empty). Absent: 0.
+   */
+  nextOffset?: number;
 }
 
 /** A group of the served commit, with what its agents are served now. */

@@ -60,6 +60,14 @@ export interface DesiredState {
  */
 export interface DesiredStateProvider {
   desired(agent: Readonly<AgentState>): DesiredState | undefined;
+  /**
+   * Optional: a number that increases (never decreases) whenever anything `desired` reads
+   * besides the agent's own state may have changed, read synchronously (O(1)) on every
+   * heartbeat. While it stays equal and the agent's state does not change, `desired` must
+   * answer the same for that agent: the heartbeat fast path then skips asking it. Absent: it
+   * is asked on every heartbeat.
+   */
+  readonly version?: number;
 }
 
 /** A provider that serves nothing: every agent is unassigned. */

@@ -48,7 +48,7 @@ export type {
 export type { AdvertisedEndpoint } from "./offers.js";
 export { connectionSettingsFor } from "./offers.js";
 export { allPackagesHash, reportedPackagesHash } from "./packages-offer.js";
-export { newReplicaId, ReplicaLiveness } from "./replica-liveness.js";
+export { newReplicaId, ReplicaLiveness, replicasLostKey } from "./replica-liveness.js";
 export type { OpampServerOptions, OpampTlsOptions } from "./server.js";
 export { OpampServer } from "./server.js";
 export { type FleetOptions, type FleetSummary, SimulatedFleet } from "./simulator/fleet.js";

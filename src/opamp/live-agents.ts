@@ -29,6 +29,12 @@ export interface LiveAgent {
    * alone moved): written along with the agent's next save, never on their own.
    */
   unwritten?: Set<ReportField>;
+  /**
+   * The provider version (DesiredStateProvider.version) at which the heartbeat fast path last
+   * found nothing to offer this agent; cleared by any other message of the agent and by any
+   * push to it, so it stands only while the agent's state and offers are unchanged.
+   */
+  quietAt?: number | undefined;
 }
 
 export class LiveAgents {

@@ -108,6 +108,11 @@ export class MessageHandler {
     messages: 0,
     /** Of `messages`, heartbeats answered by heartbeat() without the general path. */
     quickHeartbeats: 0,
+    /**
+     * Of `quickHeartbeats`, those answered without asking the provider (its version and the
+     * agent unchanged since it was last found with nothing due).
+     */
+    quietHeartbeats: 0,
     badRequests: 0,
     unavailable: 0,
     configOffers: 0,
@@ -245,16 +250,22 @@ export class MessageHandler {
       wantsComponentMap(state)
     )
       return undefined;
-    try {
-      const desired = this.#options.desired.desired(state);
-      if (
-        remoteConfigOffer(state, desired, live.offeredConfigHash) ||
-        connectionSettingsOffer(state, desired, this.#advertise, undefined) ||
-        packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null)
-      )
-        return undefined;
-    } catch {
-      return undefined; // handle() meets the same failure and answers for it
+    // Read before asking: a change while asking (none: all synchronous) would count as after.
+    const version = this.#options.desired.version;
+    const quiet = version !== undefined && live.quietAt === version;
+    if (!quiet) {
+      try {
+        const desired = this.#options.desired.desired(state);
+        if (
+          remoteConfigOffer(state, desired, live.offeredConfigHash) ||
+          connectionSettingsOffer(state, desired, this.#advertise, undefined) ||
+          packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null)
+        )
+          return undefined;
+      } catch {
+        return undefined; // handle() meets the same failure and answers for it
+      }
+      live.quietAt = version;
     }
     const now = this.#options.now();
     state.sequenceNum = sequenceNum;
@@ -262,6 +273,7 @@ export class MessageHandler {
     this.#options.store.touch(uid, now, sequenceNum);
     this.stats.messages++;
     this.stats.quickHeartbeats++;
+    if (quiet) this.stats.quietHeartbeats++;
     return encodeHeartbeatAck(bytes, uidOffset);
   }
 
@@ -398,6 +410,8 @@ export class MessageHandler {
   ): Promise<HandleResult> {
     const { state, conn } = live;
     const { message } = prepared;
+    // Whatever this message changes, the fast path asks the provider again next time.
+    live.quietAt = undefined;
     const previousSeq = state.sequenceNum;
     const retry = known && message.sequenceNum === previousSeq;
     const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
@@ -664,6 +678,7 @@ export class MessageHandler {
       if (this.live.get(state.instanceUid) !== live) continue; // gone while the issuer answered
       const packages = packagesOffer(state, desired?.packages, live.offeredPackagesHash ?? null);
       if (!remote && !settings && !packages) continue;
+      live.quietAt = undefined; // the offers below change what is due
       const message: ServerToAgent = { instanceUid: uidToBytes(state.instanceUid) };
       if (remote) {
         live.offeredConfigHash = internHash(Buffer.from(remote.configHash).toString("hex"));

@@ -59,14 +59,26 @@ return redis.call('HGET', KEYS[1], 'lastDisconnectedAt') or ''
 /**
  * Forgets a swept process (its agent set, its entry in the replica set) iff its liveness key
  * (KEYS[1]) is still absent: a process that came back during the sweep re-claimed its agents
- * and rewrote its set, which must survive for a later sweep should it really die.
+ * and rewrote its set, which must survive for a later sweep should it really die. Counts the
+ * forgotten process in KEYS[4] (replicasLostKey), in the same step: the status writer re-marks
+ * every agent when it sees the count change (what the dead process held in memory is gone).
  */
 const FORGET_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('INCR', KEYS[4])
 return 1
 `;
+
+/**
+ * The key counting the processes forgotten by sweeps (a STRING counter, never reset): it
+ * changes after every process that stopped, killed or not. Readers compare it with the value
+ * they saw last.
+ */
+export function replicasLostKey(prefix: string): string {
+  return `${prefix}:replicas-lost`;
+}
 
 /** Agents marked per round of concurrent commands in a sweep. */
 const SWEEP_SLICE = 256;
@@ -83,6 +95,7 @@ interface Scripts {
     replicaKey: string,
     agentSet: string,
     replicas: string,
+    lost: string,
     id: string,
   ): Promise<number>;
 }
@@ -132,7 +145,7 @@ export class ReplicaLiveness {
     this.#options = { timeoutMs: 15_000, now: Date.now, ...options };
     options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
-    options.redis.defineCommand("replicaForget", { numberOfKeys: 3, lua: FORGET_LUA });
+    options.redis.defineCommand("replicaForget", { numberOfKeys: 4, lua: FORGET_LUA });
     this.#redis = options.redis as Redis & Scripts;
     options.events.on("connected", ({ instanceUid }) => this.#queue(instanceUid, true));
     options.events.on("disconnected", ({ instanceUid, lost }) => {
@@ -299,6 +312,7 @@ export class ReplicaLiveness {
         this.#key(id),
         set,
         `${prefix}:replicas`,
+        replicasLostKey(prefix),
         id,
       );
       if (forgotten === 1)

@@ -80,7 +80,10 @@ class WsSession implements Connection {
   constructor(
     readonly ws: SessionSocket,
     readonly owner: WebSocketTransport,
-    /** Asked for its address only when one is logged (it then caches it, ~90 B). */
+    /**
+     * Asked for its address only when one is logged (it then caches it, ~90 B); for a
+     * certificate-bound session, the address read at accept (see #serve).
+     */
     readonly socket: { readonly remoteAddress?: string | undefined },
     readonly scopes: readonly string[],
     readonly credential: string,
@@ -89,7 +92,7 @@ class WsSession implements Connection {
     if (boundUid !== undefined) this.boundUid = boundUid;
   }
 
-  /** The peer's address while the socket is open ("" once closed). */
+  /** The peer's address while the socket is open ("" once closed, unless bound: see #serve). */
   get remoteAddress(): string {
     return this.socket.remoteAddress ?? "";
   }
@@ -208,14 +211,13 @@ export class WebSocketTransport {
 
   #serve(ws: SessionSocket, req: IncomingMessage, credential: string): void {
     // Only what the session needs is kept of the upgrade request.
-    const session = new WsSession(
-      ws,
-      this,
-      req.socket,
-      scopesOf(req),
-      credential,
-      boundUidOf(req).boundUid,
-    );
+    const { boundUid } = boundUidOf(req);
+    // A certificate-bound session's refusals (another uid) are logged with its address, often
+    // after a hostile peer sent a burst and hung up, when a closed socket no longer knows it:
+    // read it now, for those sessions only (the others never log it after close).
+    const socket =
+      boundUid === undefined ? req.socket : { remoteAddress: req.socket.remoteAddress };
+    const session = new WsSession(ws, this, socket, scopesOf(req), credential, boundUid);
     ws[SESSION] = session;
     this.#sockets.add(ws);
     // Pending (for shedding) until its first message is answered or it closes.

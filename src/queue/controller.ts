@@ -25,7 +25,7 @@ import {
   RolloutHoldError,
   UnknownGroupError,
 } from "./errors.js";
-import { GroupSync, type WriteStats } from "./group-sync.js";
+import { GroupSync, servingChanges, type WriteStats } from "./group-sync.js";
 import { type EndedRollout, endedRollouts, RolloutHistory } from "./history.js";
 import type {
   GroupRollout,
@@ -86,6 +86,8 @@ export class RolloutController {
   readonly #wakes: Wakes;
   readonly #writerId = randomBytes(8).toString("hex");
   readonly #groups = new Map<string, GroupSync>();
+  /** Groups added or dropped (part of servingVersion). */
+  #groupChanges = 0;
   readonly #writeStats: WriteStats = { commits: 0, memberCommits: 0, conflicts: 0, resyncs: 0 };
   readonly #agents = new AgentDirectory();
   readonly #serveListeners = new Set<(change: ServeChange) => void>();
@@ -151,6 +153,14 @@ export class RolloutController {
   served(group: string, uid: string): Readonly<HashRef> | undefined {
     const sync = this.#groups.get(group);
     return sync ? servedRef(sync.state, uid) : undefined;
+  }
+
+  /**
+   * Increases whenever what `served` or `stable` answer may have changed (a group's rollout
+   * state replaced, a group added or dropped); equal values mean equal answers. Hot path: O(1).
+   */
+  get servingVersion(): number {
+    return servingChanges() + this.#groupChanges;
   }
 
   /** The group's stable hash (last fully rolled out), from memory; undefined when none. */
@@ -345,6 +355,7 @@ export class RolloutController {
       changed: (s, before, serve) => this.#changed(s, before, serve),
     });
     this.#groups.set(group, sync);
+    this.#groupChanges++;
     this.#agents.addGroup(sync.state);
     return sync;
   }
@@ -353,6 +364,7 @@ export class RolloutController {
     const sync = this.#groups.get(group);
     if (!sync) return;
     this.#groups.delete(group);
+    this.#groupChanges++;
     sync.close().catch(() => {});
     this.#agents.removeGroup(sync.state);
     this.#notifyServe({ group });

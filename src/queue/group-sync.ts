@@ -88,9 +88,28 @@ export const REDIS_RETRY: BackoffOptions = { initialMs: 100, factor: 2, maxMs: 5
 const CATCH_UP_MS = 100;
 const CLOSE_WAIT_MS = 2000;
 
+/** Bumped by every assignment of any GroupSync's state in this process (see servingChanges). */
+let stateChanges = 0;
+
+/**
+ * A counter bumped whenever any group's rollout state in memory is replaced (states are
+ * replaced, never edited in place: store.ts and machine.ts build new ones), so whatever
+ * `served` answers may have changed since a caller last read a lower value. Starts at 0.
+ */
+export function servingChanges(): number {
+  return stateChanges;
+}
+
 export class GroupSync {
   readonly group: string;
-  state: GroupRollout;
+  #state!: GroupRollout;
+  get state(): GroupRollout {
+    return this.#state;
+  }
+  set state(next: GroupRollout) {
+    this.#state = next;
+    stateChanges++;
+  }
   version: number;
   /** The version that last changed the core or agent records (member-only writes keep it). */
   coreVersion: number;

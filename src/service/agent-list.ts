@@ -13,7 +13,8 @@
  *   without a text); a group or state filter reads each agent it examines, its connected flag,
  *   scopes and description only (AgentStore.loadBrief); only the page's agents are loaded in
  *   full. A page cut short by the budget comes back short (even empty) with `next`: the last
- *   uid examined.
+ *   uid examined, and `nextOffset` when it ran out while still skipping `offset` (the skip
+ *   still owed, to be sent as `offset` with `after=next`).
  * - filtered counts: exact when the page's own walk started at the beginning and reached the
  *   end; otherwise a count walk from the beginning with the same budget, cached COUNT_TTL_MS
  *   per filter and shared by concurrent requests: exact (`total`) when it reaches the end,
@@ -64,6 +65,8 @@ interface Walked {
   examined: number;
   /** Every uid after the start was examined. */
   done: boolean;
+  /** The matches still to skip when the walk stopped (its budget ran out while skipping). */
+  skip: number;
 }
 
 type Count = { total: number } | { estimate: number };
@@ -95,7 +98,9 @@ export class AgentList {
     });
     if (w.done || w.cursor === undefined) return { agents, ...count };
     const through = await this.#p.order.rank(w.cursor);
-    return { agents, ...count, next: w.cursor, progress: { through, of: stored } };
+    // The budget ran out while skipping `offset`: the rest of the skip goes with the cursor.
+    const rest = w.skip > 0 ? { nextOffset: w.skip } : {};
+    return { agents, ...count, next: w.cursor, ...rest, progress: { through, of: stored } };
   }
 
   /** An unfiltered page: `offset` is skipped by Redis (ZRANGEBYLEX LIMIT), not loaded. */
@@ -130,7 +135,7 @@ export class AgentList {
     collect: boolean,
   ): Promise<Walked> {
     const { order, search, brief, place } = this.#p;
-    const w: Walked = { picked: [], cursor: after, matched: 0, examined: 0, done: false };
+    const w: Walked = { picked: [], cursor: after, matched: 0, examined: 0, done: false, skip };
     const loadBudget = skip + Math.max(Number.isFinite(limit) ? limit : 0, LOAD_BUDGET);
     let loaded = 0;
     // Slices start at about what the page needs (a dense filter reads little past its page)
@@ -169,7 +174,7 @@ export class AgentList {
         if (!state) continue;
         if (!matchesQuery(q, needle, { state, ...place(state) })) continue;
         w.matched++;
-        if (skip > 0) skip--;
+        if (w.skip > 0) w.skip--;
         else if (collect) w.picked.push(uid);
         if (w.picked.length >= limit) {
           w.done = !more && uid === uids.at(-1);
@@ -203,7 +208,10 @@ export class AgentList {
       if (this.#counts.size <= COUNT_CACHE) break;
       this.#counts.delete(k);
     }
-    count.catch(() => this.#counts.delete(key));
+    // Only this entry: a newer count of the same filter may have replaced it meanwhile.
+    count.catch(() => {
+      if (this.#counts.get(key)?.count === count) this.#counts.delete(key);
+    });
     return count;
   }
 }

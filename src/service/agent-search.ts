@@ -13,7 +13,8 @@
  * the index existed, or its write lost) is indexed by the first search that reads it
  * (remember(), with HSETNX, so that a text read before a change never overwrites the
  * change's); an entry whose agent is no longer stored is removed then (forget()). A change whose write fails is written again
- * (after RETRY_MS, doubling up to MAX_RETRY_MS, unless a newer change came). Between a
+ * (after RETRY_MS, doubling up to MAX_RETRY_MS, unless a newer change came; writes run one at
+ * a time, so a failed write never re-queues a text older than one written meanwhile). Between a
  * description change and its write, a search may still see the old text: the backend
  * re-checks what it loads. A replica that dies in that window leaves the old text until the
  * agent's next description change.
@@ -56,6 +57,11 @@ export class AgentSearchIndex {
   /** Texts of agents read by a search (written only where no entry is: never over a change). */
   #backfill = new Map<string, string>();
   #scheduled = false;
+  /**
+   * The last flush: flushes run one at a time, so a failed one re-queues its texts knowing
+   * that no later flush took a newer text of the same agent meanwhile.
+   */
+  #flushing: Promise<void> = Promise.resolve();
   /** The wait before the next retry of a failed write (ms); 0: none failed. */
   #retryMs = 0;
 
@@ -108,8 +114,12 @@ export class AgentSearchIndex {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    // A window, not a turn: a connect burst's descriptions are one HSET per window.
-    setTimeout(() => void this.#flush(), WRITE_WINDOW_MS);
+    // A window, not a turn: a connect burst's descriptions are one HSET per window. Behind the
+    // flush in flight, if any (it may still fail and re-queue older texts).
+    setTimeout(() => {
+      // A flush that threw (not a failed write: that is caught) must not stop later ones.
+      this.#flushing = this.#flushing.then(() => this.#flush()).catch(() => {});
+    }, WRITE_WINDOW_MS);
   }
 
   async #flush(): Promise<void> {
@@ -125,8 +135,9 @@ export class AgentSearchIndex {
       if (failed?.[0]) throw failed[0];
       this.#retryMs = 0;
     } catch (err) {
-      // A changed text is written again (unless a newer one waits); a text read by a
-      // search is not needed: the next search indexes what is missing.
+      // A changed text is written again (unless a newer one waits: no other flush ran since
+      // this one took its texts); a text read by a search is not needed: the next search
+      // indexes what is missing.
       for (const [uid, text] of changed) if (!this.#pending.has(uid)) this.#pending.set(uid, text);
       this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs * 2 || RETRY_MS);
       this.#logger.warn(

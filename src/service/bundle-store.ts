@@ -14,6 +14,12 @@ export class BundleStore {
   readonly #redis: Redis;
   readonly #key: string;
   readonly #byId = new Map<string, BundleParts>();
+  #changes = 0;
+
+  /** Bumped whenever a bundle appears or goes (what `get` answers may differ); starts at 0. */
+  get changes(): number {
+    return this.#changes;
+  }
 
   constructor(redis: Redis, prefix: string) {
     this.#redis = redis;
@@ -23,6 +29,7 @@ export class BundleStore {
   async load(): Promise<void> {
     for (const [id, json] of Object.entries(await this.#redis.hgetall(this.#key)))
       this.#byId.set(id, JSON.parse(json) as BundleParts);
+    this.#changes++;
   }
 
   /** The parts of bundle `id`: stored ones, else a config-only bundle (id = config hash). */
@@ -39,6 +46,7 @@ export class BundleStore {
     };
     await this.#redis.hset(this.#key, id, JSON.stringify(stored));
     this.#byId.set(id, stored);
+    this.#changes++;
   }
 
   /** Drops every bundle whose id is not in `keep`. */
@@ -47,5 +55,6 @@ export class BundleStore {
     if (drop.length === 0) return;
     await this.#redis.hdel(this.#key, ...drop);
     for (const id of drop) this.#byId.delete(id);
+    this.#changes++;
   }
 }

@@ -17,6 +17,12 @@ export class ConfigStore {
   readonly #redis: Redis;
   readonly #key: string;
   readonly #byHash = new Map<string, readonly ConfigFile[]>();
+  #changes = 0;
+
+  /** Bumped whenever an entry appears or goes (what `get` answers may differ); starts at 0. */
+  get changes(): number {
+    return this.#changes;
+  }
 
   constructor(redis: Redis, prefix: string) {
     this.#redis = redis;
@@ -34,6 +40,7 @@ export class ConfigStore {
       }));
       this.#byHash.set(hash, files);
     }
+    this.#changes++;
   }
 
   /** The files of `hash`, from memory; undefined when unknown. Synchronous (hot path). */
@@ -51,6 +58,7 @@ export class ConfigStore {
     }));
     await this.#redis.hset(this.#key, hash, JSON.stringify(stored));
     this.#byHash.set(hash, files);
+    this.#changes++;
   }
 
   /** Drops every config whose hash is not in `keep`. */
@@ -59,5 +67,6 @@ export class ConfigStore {
     if (drop.length === 0) return;
     await this.#redis.hdel(this.#key, ...drop);
     for (const h of drop) this.#byHash.delete(h);
+    this.#changes++;
   }
 }

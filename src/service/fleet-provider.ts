@@ -53,6 +53,9 @@ export class FleetProvider implements DesiredStateProvider {
   /** Resolved telemetry and final package URLs per bundle id (memory only: they hold secrets). */
   readonly #served = new Map<string, ServedParts>();
   readonly compatibility: Compatibility;
+  /** forgetResolved calls, plus desired states seen replaced (see `version`). */
+  #own = 0;
+  #seenCurrent: unknown;
   /**
    * The group each agent state selects, valid while both its description (descriptionIdentity) and the
    * desired state (a new commit) are the ones it was computed from: the selectors are not
@@ -140,6 +143,28 @@ export class FleetProvider implements DesiredStateProvider {
   /** Forgets resolved values (SIGHUP, a new commit): the next offer resolves them again. */
   forgetResolved(): void {
     this.#served.clear();
+    this.#own++;
+  }
+
+  /**
+   * DesiredStateProvider.version: increases whenever any input of `desired` other than the
+   * agent's own state may have changed: the Git desired state (groups, selectors, hashes,
+   * heartbeat intervals), any group's rollout state (stage, cohort, rejections, stable hash),
+   * the configs and bundles stored, resolved secrets and package URLs (forgetResolved).
+   * Group scopes and compatibility are pure functions of those and of the agent. O(1).
+   */
+  get version(): number {
+    const current = this.#sync.current;
+    if (current !== this.#seenCurrent) {
+      this.#seenCurrent = current;
+      this.#own++;
+    }
+    return (
+      this.#own +
+      this.#rollouts.servingVersion +
+      this.#configs.changes +
+      (this.#serving?.bundles.changes ?? 0)
+    );
   }
 
   desired(agent: Readonly<AgentState>): DesiredState | undefined {

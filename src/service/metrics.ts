@@ -55,6 +55,16 @@ export class ServiceMetrics {
       () => handler.stats.badRequests,
     );
     counter(
+      "opamp_gitops_opamp_quick_heartbeats_total",
+      "Of the messages, WebSocket heartbeats answered on the fast path",
+      () => handler.stats.quickHeartbeats,
+    );
+    counter(
+      "opamp_gitops_opamp_quiet_heartbeats_total",
+      "Of the quick heartbeats, those answered without asking the desired state (its version unchanged)",
+      () => handler.stats.quietHeartbeats,
+    );
+    counter(
       "opamp_gitops_config_pushes_total",
       "Remote configs sent to agents",
       () => handler.stats.configOffers,

@@ -21,6 +21,12 @@
  *   everything pending, and the first flush once it is back publishes one commit with all.
  * - One writer per branch: a Redis lock (lock.ts); publishing is a compare-and-swap anyway.
  * - Agents offline for more than `retentionMs` are removed from the branch.
+ * - A process that died (SIGKILL) may take dirty marks it had not sent yet (agent-recorder.ts
+ *   sends them in 20 ms windows) while the changes they describe are stored: an agent whose
+ *   disconnect was stored, then left the dead process' liveness set, is marked by nobody
+ *   else. So the writer re-marks every agent once it sees a process forgotten by a liveness
+ *   sweep (replicasLostKey, counted by the sweep's atomic forget) since its last flush, as it
+ *   does when it takes the writer role.
  * - Loose objects are packed between flushes (packer.ts).
  *
  * Wiring: `new StatusWriter(options)`, `start()` (subscribes to `agentEvents`, `fleetSync`
@@ -30,7 +36,7 @@
 import { Backoff } from "../backoff.js";
 import { TypedEvents } from "../events.js";
 import type { AgentState, EffectiveConfig } from "../opamp/index.js";
-import { agentAttributes } from "../opamp/index.js";
+import { agentAttributes, replicasLostKey } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
 import { asSyncError } from "../sync/errors.js";
 import { compileStatusSchemas } from "../validate/status-schemas.js";
@@ -100,6 +106,8 @@ export class StatusWriter {
   #derivedVersion = -1;
   #objectsAtPack = 0;
   #lastSweep = 0;
+  /** The count of processes forgotten by liveness sweeps, as last read (undefined: not yet). */
+  #replicasLost: string | null | undefined;
 
   /** Checks the options (throws InvalidStatusOptionsError / SyncError); does no I/O. */
   constructor(options: StatusWriterOptions) {
@@ -342,6 +350,8 @@ export class StatusWriter {
           (this.#options.author ?? DEFAULT_AUTHOR).email,
         );
       this.#setWriter(true);
+      // Read before the reconcile: a process forgotten after this read is re-marked later.
+      this.#replicasLost = await this.#readReplicasLost();
       await this.reconcile();
       return true;
     } catch (err) {
@@ -357,6 +367,7 @@ export class StatusWriter {
     if (this.#closed && !this.#closing) return { ...idle, skipped: "closed" };
     await this.recorder.settled();
     if (!(await this.#becomeWriter())) return { ...idle, skipped: "not-writer" };
+    await this.#reconcileAfterReplicaLoss();
     // Rollout progress first, then the agents: a report that advances a rollout reaches the
     // agent's state (and its dirty mark) before the rollout, so every agent file rendered
     // after this read is at least as new as the progress it is committed with. Read after,
@@ -426,6 +437,25 @@ export class StatusWriter {
       if (!(await this.#lock.renew())) throw new LockLostError(this.branch);
       last = performance.now();
     };
+  }
+
+  #readReplicasLost(): Promise<string | null> {
+    return this.#options.redis.get(replicasLostKey(this.#options.prefix));
+  }
+
+  /**
+   * Re-marks every agent when a process was forgotten by a liveness sweep since the last
+   * check: the dirty marks it held in memory are lost, the changes they describe are stored
+   * (for an agent that disconnected just before, nothing else would mark it again). Unchanged
+   * agents cost a load and a fingerprint, not a render. One GET per flush otherwise.
+   */
+  async #reconcileAfterReplicaLoss(): Promise<void> {
+    const lost = await this.#readReplicasLost();
+    if (lost === this.#replicasLost) return;
+    this.#log.info({ branch: this.branch }, "status: a server process stopped; re-marking agents");
+    await this.reconcile();
+    // Only after the reconcile: one that threw (the agent list failed) runs at the next flush.
+    this.#replicasLost = lost;
   }
 
   /** Records the removal of agents offline for longer than the retention period. */

@@ -20,7 +20,12 @@ import {
 import { parseHeartbeat, uidBytesMatch } from "../../src/opamp/heartbeat-bytes.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import { TestAgent } from "../helpers/agent.js";
-import { startTestServer, type TestServer, yamlConfig } from "../helpers/opamp-server.js";
+import {
+  startTestServer,
+  TestDesired,
+  type TestServer,
+  yamlConfig,
+} from "../helpers/opamp-server.js";
 
 const uid = new Uint8Array(randomBytes(16));
 const beat = (seq: bigint, caps: bigint, extra: object = {}) =>
@@ -190,5 +195,85 @@ describe("heartbeats over WebSocket", () => {
     await a.send({ capabilities: CAPS | Caps.ReportsHealth, agentDisconnect: {} });
     assert.equal((await t.server.store.load(uid))?.connected, false);
     assert.equal(quick(), before, "none of them was quick");
+  });
+});
+
+/** TestDesired with a version: bumped by `change`, as DesiredStateProvider.version requires. */
+class VersionedDesired extends TestDesired {
+  version = 0;
+  asked = 0;
+  override desired(agent: Parameters<TestDesired["desired"]>[0]) {
+    this.asked++;
+    return super.desired(agent);
+  }
+  change(update: () => void): void {
+    update();
+    this.version++;
+  }
+}
+
+describe("heartbeats with a versioned provider", () => {
+  let t: TestServer;
+  const open: TestAgent[] = [];
+  const desired = new VersionedDesired();
+  const CAPS = Caps.ReportsStatus | Caps.AcceptsRemoteConfig;
+  const stats = () => t.server.handler.stats;
+  const connected = async () => {
+    const a = new TestAgent({ transport: "websocket", url: t.url });
+    await a.connect();
+    open.push(a);
+    await a.send({ capabilities: CAPS, agentDescription: { identifyingAttributes: [] } });
+    return a;
+  };
+
+  before(async () => {
+    t = await startTestServer({ desired });
+  });
+  after(async () => {
+    for (const a of open) a.close();
+    await t.close();
+  });
+
+  test("the provider is asked once per version, not per heartbeat", async () => {
+    const a = await connected();
+    const asked = desired.asked;
+    const quiet = stats().quietHeartbeats;
+    for (let i = 0; i < 5; i++) await a.send({ capabilities: CAPS });
+    assert.equal(desired.asked - asked, 1, "asked at the first heartbeat only");
+    assert.equal(stats().quietHeartbeats - quiet, 4);
+    desired.change(() => {}); // a change that changes nothing for this agent
+    await a.send({ capabilities: CAPS });
+    assert.equal(desired.asked - asked, 2, "asked again after the version moved");
+    assert.equal(stats().quietHeartbeats - quiet, 4);
+  });
+
+  test("a change with a new version is offered at the next heartbeat", async () => {
+    const a = await connected();
+    for (let i = 0; i < 3; i++) await a.send({ capabilities: CAPS });
+    const config = yamlConfig({ "c.yaml": "versioned: offer\n" });
+    desired.change(() => desired.byUid.set(uidToString(a.uid), { config }));
+    const reply = await a.send({ capabilities: CAPS });
+    const offered = reply.remoteConfig as { configHash: Uint8Array } | null;
+    assert.equal(Buffer.from(offered?.configHash ?? []).toString("hex"), config?.hash);
+  });
+
+  test("a change without a new version is not seen: the version is what is relied on", async () => {
+    const a = await connected();
+    for (let i = 0; i < 3; i++) await a.send({ capabilities: CAPS });
+    desired.byUid.set(uidToString(a.uid), { config: yamlConfig({ "c.yaml": "unversioned\n" }) });
+    const reply = await a.send({ capabilities: CAPS });
+    assert.equal(reply.remoteConfig, null, "skipped: the provider said nothing changed");
+  });
+
+  test("any other message of the agent makes the next heartbeat ask again", async () => {
+    const a = await connected();
+    for (let i = 0; i < 3; i++) await a.send({ capabilities: CAPS });
+    const asked = desired.asked;
+    await a.send({ capabilities: CAPS, health: { healthy: true } });
+    assert.equal(desired.asked - asked, 1, "the general path asks");
+    await a.send({ capabilities: CAPS });
+    assert.equal(desired.asked - asked, 2, "and so does the next heartbeat");
+    await a.send({ capabilities: CAPS });
+    assert.equal(desired.asked - asked, 2, "then it is quiet again");
   });
 });

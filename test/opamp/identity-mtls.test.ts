@@ -23,6 +23,8 @@ import {
   RemoteConfigStatus,
   ServerErrorResponseType,
 } from "../../src/opamp/capabilities.js";
+import { encodeAgentToServer } from "../../src/opamp/codec.js";
+import { frameWebSocketMessage } from "../../src/opamp/framing.js";
 import { newInstanceUid, uidToString } from "../../src/opamp/instance-uid.js";
 import type { AgentToServer } from "../../src/opamp/messages.js";
 import { AgentCredentialAuthority } from "../../src/service/agent-credentials.js";
@@ -348,5 +350,40 @@ describe("a certificate the agent CA issued speaks only for its own uid", () => 
     const last = lines.at(-1)?.refused as Array<{ count: number; remoteAddress: string }>;
     assert.ok((last[0]?.count ?? 0) >= N - 1, "the flood is in one line's count");
     assert.equal(lines.at(-1)?.level, 40, "a warning");
+  });
+
+  test("a burst for other uids processed after the peer hung up is logged with its address", async () => {
+    const REFUSED = "refused messages for another uid than their client certificate's";
+    const a = new TestAgent({ transport: "websocket", url: t.url, tls, uid: owner });
+    await a.connect();
+    const ws = a.socket as WebSocket;
+    // A message of its own uid first (stored: Redis round trips), then refusals queued behind
+    // it (a session's messages are handled in order), fewer than pause reading; then the peer
+    // hangs up before they are handled.
+    const N = 5;
+    const counted = t.server.handler.stats.boundElsewhere;
+    const frames = [
+      encodeAgentToServer({ instanceUid: owner, sequenceNum: 0n, capabilities: CAPS }),
+      ...Array.from({ length: N }, () =>
+        encodeAgentToServer({ instanceUid: newInstanceUid(), capabilities: CAPS }),
+      ),
+    ];
+    await Promise.all(
+      frames.map(
+        (f) =>
+          new Promise<void>((resolve, reject) =>
+            ws.send(frameWebSocketMessage(f), (err) => (err ? reject(err) : resolve())),
+          ),
+      ),
+    );
+    ws.terminate();
+    const deadline = Date.now() + 5000;
+    while (t.server.handler.stats.boundElsewhere - counted < N && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal(t.server.handler.stats.boundElsewhere - counted, N);
+    // The limiter was closed by the test before: every refusal is a line of its own.
+    const line = t.log.lines.filter((l) => l.msg === REFUSED).at(-1);
+    const refused = line?.refused as Array<{ remoteAddress: string }>;
+    assert.match(refused[0]?.remoteAddress ?? "", /127\.0\.0\.1/);
   });
 });

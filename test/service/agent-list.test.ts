@@ -169,6 +169,28 @@ test("a sparse filter's page is bounded: short pages with a cursor, an estimated
   assert.equal(loads.count, 1, "only the match (the page walk read every text: an exact count)");
 });
 
+test("an offset the budget cannot skip at once is carried to the next page", async () => {
+  const n = 5000;
+  const { backend } = await fleet(n);
+  // Group "rare" is 1 agent in 100: the load budget (offset + LOAD_BUDGET) holds 20 of them,
+  // fewer than the 30 to skip.
+  const first = await backend.agents({ group: "rare", offset: 30, limit: 5 });
+  assert.deepEqual(first.agents, []);
+  assert.equal(first.next, uid(30 + LOAD_BUDGET));
+  assert.equal(first.nextOffset, 10);
+  const second = await backend.agents({
+    group: "rare",
+    limit: 5,
+    after: first.next,
+    offset: first.nextOffset,
+  });
+  assert.deepEqual(
+    second.agents.map((a) => a.state.instanceUid),
+    [3100, 3200, 3300, 3400, 3500].map(uid),
+  );
+  assert.equal(second.nextOffset, undefined);
+});
+
 test("paging while agents are added and removed: none twice, none present throughout skipped", async () => {
   const n = 600;
   const { redis, prefix, add, walk } = await fleet(n);

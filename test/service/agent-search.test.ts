@@ -134,6 +134,52 @@ test("a change whose write failed is written again", async () => {
   );
 });
 
+test("a write that fails after a newer one succeeded does not bring the older text back", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  // The first write's reply is held, then lost (as on a timeout or a reset connection): the
+  // only fault a shared Redis cannot be made to produce here. Every other write is real.
+  let release = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  let first = true;
+  const flaky = Object.create(redis) as typeof redis;
+  flaky.pipeline = () => {
+    const pipeline = redis.pipeline();
+    if (first) {
+      first = false;
+      pipeline.exec = async () => {
+        await held;
+        return [[new Error("connection reset"), null]];
+      };
+    }
+    return pipeline;
+  };
+  const index = new AgentSearchIndex(flaky, prefix, pino({ level: "silent" }));
+  const events = new AgentEvents();
+  defer(index.watch(events));
+  const change = (host: string) => {
+    const agent = fakeAgent(uid(5), { "host.name": host });
+    if (!agent.description) throw new Error("the fake agent has a description");
+    events.emit("descriptionChanged", {
+      instanceUid: uid(5),
+      description: agent.description,
+      agent,
+    });
+  };
+  change("older-name");
+  await new Promise((r) => setTimeout(r, 60)); // the first write is on its way (held)
+  change("newer-name");
+  await new Promise((r) => setTimeout(r, 60)); // a second window passed
+  release();
+  const text = async () => (await redis.hget(index.key, uid(5))) ?? "";
+  await waitFor("the newer text written", async () => (await text()).includes("newer-name"));
+  // Past the failed write's retry (RETRY_MS): the newer text stays.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.match(await text(), /newer-name/);
+});
+
 test("the index is keyed by the redaction rules its texts went through", async () => {
   const { redis, prefix, close } = await testRedis();
   defer(close);

@@ -11,6 +11,9 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AgentStore } from "../../src/opamp/agent-store.js";
 import { RemoteConfigStatus } from "../../src/opamp/capabilities.js";
+import { AgentEvents } from "../../src/opamp/events.js";
+import { LiveAgents } from "../../src/opamp/live-agents.js";
+import { ReplicaLiveness } from "../../src/opamp/replica-liveness.js";
 import { agentFilePath } from "../../src/status/paths.js";
 import { StatusWriter, type StatusWriterOptions } from "../../src/status/status-writer.js";
 import { capturedLogger } from "../helpers/logger.js";
@@ -218,6 +221,43 @@ describe("status branch of a remote repository", { skip }, () => {
     const files = readStatusTree(remote, BRANCH);
     for (let i = 500; i < 520; i++)
       assert.ok(files.has(agentFilePath("edge", uidOf(i))), `agent ${i}`);
+    await w.close();
+  });
+
+  test("a disconnect whose dirty mark died with its replica is committed after the sweep", async () => {
+    // The state a SIGKILL inside the recorder's mark window leaves: the disconnect is stored,
+    // the uid left the dead replica's liveness set, the mark never reached Redis.
+    const store = new AgentStore(redis.redis, { prefix: redis.prefix });
+    const w = writer({ agents: store });
+    await record(w, 800, 1);
+    const first = await w.flush();
+    assert.match(first.message ?? "", /1 connected/);
+    const agent = fakeAgent(uidOf(800), { reportedHash: HASH });
+    agent.connected = false;
+    agent.lastDisconnectedAt = Date.now();
+    // saveAgent stores agents as connected through replica "test" (owner "test/1").
+    assert.equal(await store.saveDisconnect(agent, "test/1"), true);
+    await redis.redis.sadd(`${redis.prefix}:replicas`, "test");
+    // No mark: the writer has nothing to render yet.
+    assert.equal((await w.flush()).commit, undefined);
+    // A live replica's sweep forgets the dead one; the writer's next flush re-marks agents.
+    const sweeper = new ReplicaLiveness({
+      redis: redis.redis,
+      prefix: redis.prefix,
+      replicaId: "live-replica",
+      events: new AgentEvents(),
+      store,
+      live: new LiveAgents(),
+      logger: log.logger,
+    });
+    await sweeper.sweep();
+    assert.equal(await redis.redis.sismember(`${redis.prefix}:replicas`, "test"), 0);
+    const r = await w.flush();
+    assert.ok(r.commit);
+    const file = readStatusTree(remote, BRANCH).get(agentFilePath("edge", uidOf(800)));
+    assert.equal(get(file, "connected"), false);
+    // Seen once: the next flush re-marks nothing.
+    assert.equal((await w.flush()).commit, undefined);
     await w.close();
   });
 
