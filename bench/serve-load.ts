@@ -102,24 +102,36 @@ export function treeRss(pid: number): number {
 }
 
 /**
- * RSS of `pid`'s tree once it stopped moving after a burst: sampled every `stepMs` until two
- * samples in a row differ by less than 1 % (or `maxMs` passed), so a server still freeing
+ * RSS of `pid`'s tree once it stopped moving after a burst: sampled every `stepMs` until
+ * `stableSteps` steps in a row each changed it by less than 1 % (or `maxMs` passed), so a server still freeing
  * the burst's garbage (or still growing) is not caught mid-way. Both sides of a comparison
  * are read this way at the same point of the run.
  */
 export async function settledRss(
   pid: number,
-  { stepMs = 1000, maxMs = 10_000 }: { stepMs?: number; maxMs?: number } = {},
+  { stepMs = 1000, maxMs = 30_000, stableSteps = 3 }: SettleOptions = {},
 ): Promise<{ rss: number; waitedMs: number }> {
   const start = Date.now();
   let last = treeRss(pid);
+  let stable = 0;
   for (;;) {
     await new Promise((r) => setTimeout(r, stepMs));
     const rss = treeRss(pid);
     const waitedMs = Date.now() - start;
-    if (Math.abs(rss - last) < last * 0.01 || waitedMs >= maxMs) return { rss, waitedMs };
+    // Several steady steps in a row: `serve --workers 2` grows in steps while its workers
+    // start (~100 MB each over several seconds), and one quiet second between two steps
+    // made the baseline early and RSS per agent read 32–83 KB in runs of the same code.
+    stable = Math.abs(rss - last) < last * 0.01 ? stable + 1 : 0;
+    if (stable >= stableSteps || waitedMs >= maxMs) return { rss, waitedMs };
     last = rss;
   }
+}
+
+/** settledRss: a sample every `stepMs`; settled after `stableSteps` steps within 1 %, or `maxMs`. */
+interface SettleOptions {
+  stepMs?: number;
+  maxMs?: number;
+  stableSteps?: number;
 }
 
 export function split(total: number, parts: number): number[] {

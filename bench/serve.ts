@@ -11,7 +11,7 @@
  *     the reply came), replies counted over a window;
  *   - RSS per connected agent: (RSS of the server's processes once all are connected − RSS
  *     before the first agent) ÷ N. Both readings wait until the RSS stops moving (two
- *     samples 1 s apart within 1 %, at most 10 s: bench/serve-load.ts settledRss), for
+ *     3 steps of 1 s in a row within 1 %, at most 30 s: bench/serve-load.ts settledRss), for
  *     each side alike, so neither is caught mid-burst. For serve with workers, the primary and all workers; Redis
  *     is not counted (the peer has none);
  *     serve's lines below it split that growth (its /metrics): V8 heap in use, live objects
