@@ -147,12 +147,16 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     const v2 = hashOf(collectorYaml("v2"));
     const files = (t: StatusTree) =>
       fleet.agents.map((a) => t.get(`status/agents/edge/${a.uid}.yaml`));
-    const tree = await statusBranch(repo, (t) =>
-      files(t).every(
-        (f) =>
-          get(f, "remoteConfig", "reportedHash") === v2 &&
-          get(f, "remoteConfig", "status") === "APPLIED",
-      ),
+    // The last stage's agents report APPLIED before the rollout completes: a flush between
+    // the two commits them applied while the group still serves v1. Wait for both.
+    const tree = await statusBranch(
+      repo,
+      (t) =>
+        files(t).every(
+          (f) =>
+            get(f, "remoteConfig", "reportedHash") === v2 &&
+            get(f, "remoteConfig", "status") === "APPLIED",
+        ) && get(t.get("status/groups/edge.yaml"), "served", "configHash") === v2,
     );
     for (const f of files(tree)) {
       assert.equal(get(f, "remoteConfig", "status"), "APPLIED");
