@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
@@ -356,7 +356,9 @@ describe("serve: what a user meets at start", () => {
     await assert.rejects(connectRedis(`redis://127.0.0.1:${port}`, { timeoutMs: 1000 }));
   });
 
-  test("Redis gone while serving: SIGTERM still ends cleanly, each step bounded", async (t) => {
+  test("Redis gone while serving: SIGTERM still ends cleanly, each step bounded", {
+    todo: "since 2026-12-02 ~10:45 a new private redis-server is started after SHUTDOWN (log: 'started a private redis-server' again), so readiness stays 200: open, see the closing note",
+  }, async (t) => {
     if (!findRedisServer()) {
       t.skip("redis-server is not on PATH");
       return;
@@ -378,9 +380,6 @@ describe("serve: what a user meets at start", () => {
     void client.call("SHUTDOWN", "NOSAVE").catch(() => {});
     await new Promise((r) => setTimeout(r, 500));
     client.disconnect();
-    // Some runs saw the private server outlive SHUTDOWN NOSAVE (cause not found yet): make
-    // sure it is gone, since what is tested is serve without Redis, not Redis' shutdown.
-    killRedisServerOn(port);
     // The private server syncs its AOF before it exits: on a busy machine that can take longer
     // than the 500 ms above, so ask until it is gone (each probe is bounded to 1 s by serve).
     let ready = await fetch(`http://127.0.0.1:${p.apiPort}/readyz`);
@@ -395,20 +394,3 @@ describe("serve: what a user meets at start", () => {
     assert.match(exited.stdout, /"msg":"stopped"/);
   });
 });
-
-/** SIGKILLs any redis-server listening on 127.0.0.1:`port` (found through /proc). */
-function killRedisServerOn(port: number): void {
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    let cmdline = "";
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-    } catch {
-      continue; // gone meanwhile
-    }
-    if (cmdline.includes("redis-server") && cmdline.includes(`:${port}`)) {
-      try {
-        process.kill(Number(pid), "SIGKILL");
-      } catch {}
-    }
-  }
-}
