@@ -160,7 +160,9 @@ export async function runPrimary(
         [...workers.values()].map(
           (w) =>
             new Promise<number>((done) => {
-              if (w.process.exitCode !== null) return done(w.process.exitCode);
+              // One that died before the shutdown was logged then and is being replaced:
+              // it does not make this shutdown unclean.
+              if (w.process.exitCode !== null || w.process.signalCode !== null) return done(0);
               w.once("exit", (c) => done(c ?? 1));
               w.send(SHUTDOWN_MESSAGE);
             }),

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createLogger } from "../logger.js";
+import { connectRedis } from "../redis.js";
 import { connectOrStartRedis } from "../redis-private.js";
 import { Service } from "../service/service.js";
 import { resolveSettings, type Settings, type SettingsFlags } from "../settings.js";
@@ -48,13 +49,18 @@ export async function startServe(
 ): Promise<ServeHandle> {
   const settings = resolveSettings(flags, env);
   const logger = createLogger(settings.logLevel);
-  const redis = await connectOrStartRedis(settings.redisUrl, {
-    dataDir: join(settings.stateDir, "redis"),
-    log: (msg) => {
-      logger.info(msg);
-      progress(msg);
-    },
-  });
+  // A worker only connects: the primary owns the private redis-server. A worker (re)started
+  // while Redis is down must not start a second one on its port; it fails, and the primary
+  // starts it again later (serve-workers.ts).
+  const redis = cluster.isWorker
+    ? { redis: await connectRedis(settings.redisUrl), stop: async () => {} }
+    : await connectOrStartRedis(settings.redisUrl, {
+        dataDir: join(settings.stateDir, "redis"),
+        log: (msg) => {
+          logger.info(msg);
+          progress(msg);
+        },
+      });
   redis.redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
   let service: Service | undefined;
   let stopping: Promise<void> | undefined;
