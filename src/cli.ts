@@ -21,6 +21,19 @@ const SECRET_POLICY_HELP =
   "Secret references are judged as serve resolves them: --secret-dir and --secret-env-prefix,\n" +
   "else OPAMP_GITOPS_SECRET_DIR / OPAMP_GITOPS_SECRET_ENV_PREFIX, else the --settings file.";
 
+/** The secret-reference policy options of `validate` and `plan`: serve's, read the same way. */
+const secretPolicyOptions = (cmd: Command) =>
+  cmd
+    .option(
+      "--secret-dir <folder>",
+      "the service's --secret-dir: file references outside it are errors (default: none, all are)",
+    )
+    .option(
+      "--secret-env-prefix <prefix>",
+      "the service's --secret-env-prefix: references to other variables are errors (default OPAMP_GITOPS_SECRET_)",
+    )
+    .option("--settings <file>", SECRET_SETTINGS_HELP);
+
 const program = new Command()
   .name("opamp-gitops")
   .description("Git as the source of truth for a fleet of OpenTelemetry agents, served over OpAMP")
@@ -32,8 +45,7 @@ const program = new Command()
       "(rollout, agents). Each command's --help says more.",
   );
 
-program
-  .command("validate")
+secretPolicyOptions(program.command("validate"))
   .description("validate a working tree of the fleet repository, as a pull-request check does")
   .argument("[dir]", "folder holding fleet.yaml and groups/", ".")
   .addOption(
@@ -48,15 +60,6 @@ program
     (v: string, all: string[]) => [...all, v],
     [] as string[],
   )
-  .option(
-    "--secret-dir <folder>",
-    "the service's --secret-dir: file references outside it are errors (default: none, all are)",
-  )
-  .option(
-    "--secret-env-prefix <prefix>",
-    "the service's --secret-env-prefix: references to other variables are errors (default OPAMP_GITOPS_SECRET_)",
-  )
-  .option("--settings <file>", SECRET_SETTINGS_HELP)
   .addHelpText(
     "after",
     `\n${SECRET_POLICY_HELP}\n` +
@@ -80,8 +83,7 @@ program
     },
   );
 
-program
-  .command("plan")
+secretPolicyOptions(program.command("plan"))
   .description("preview what merging a change does to the fleet: findings, diffs, agents, rollouts")
   .requiredOption("--base <ref>", "the commit the change starts from (e.g. origin/main)")
   .requiredOption("--head <ref>", "the commit of the change (e.g. HEAD)")
@@ -103,15 +105,6 @@ program
   .addOption(
     new Option("--format <format>", "output format").choices([...PLAN_FORMATS]).default("text"),
   )
-  .option(
-    "--secret-dir <folder>",
-    "the service's --secret-dir: file references outside it are errors (default: none, all are)",
-  )
-  .option(
-    "--secret-env-prefix <prefix>",
-    "the service's --secret-env-prefix: references to other variables are errors (default OPAMP_GITOPS_SECRET_)",
-  )
-  .option("--settings <file>", SECRET_SETTINGS_HELP)
   .addHelpText(
     "after",
     `\n${SECRET_POLICY_HELP}\n` +
