@@ -5,39 +5,25 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Redis } from "ioredis";
 import { encodeCore, encodeMember } from "../../src/queue/codec.js";
 import { emptyGroup, stepAll } from "../../src/queue/machine.js";
-import type { GroupRollout, RolloutEvent } from "../../src/queue/model.js";
+import type { GroupRollout } from "../../src/queue/model.js";
 import { applyChange, type ChangeMessage, RolloutStore } from "../../src/queue/store.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
-import { hashOf, REDIS_URL, startController } from "./helpers/fleet.js";
+import { hashOf, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
+import { arrivals, watchedStore } from "./helpers/store.js";
 
 const defer = deferred();
-
-const arrive = (list: string[]): RolloutEvent[] =>
-  list.flatMap((uid): RolloutEvent[] => [
-    { type: "join", uid },
-    { type: "connected", uid },
-  ]);
 
 const membersOf = (s: GroupRollout | undefined) =>
   [...(s?.members.entries() ?? [])].map(([u, m]) => [u, encodeMember(m)]).sort();
 
 test("member-only commits from two writers both land, in one published sequence", async () => {
-  const r = await testRedis();
-  const store = new RolloutStore(r.redis, r.prefix);
-  const sub = new Redis(REDIS_URL);
-  const messages: ChangeMessage[] = [];
-  defer(async () => {
-    sub.disconnect();
-    await r.close();
-  });
-  await sub.subscribe(store.keys.channel);
-  sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
+  const { store, messages, close } = await watchedStore();
+  defer(close);
   // Version 1: the group with a stable hash (a full commit), no rollout in flight.
   const empty = emptyGroup("edge");
   const base = stepAll(
@@ -52,8 +38,8 @@ test("member-only commits from two writers both land, in one published sequence"
     coreVersion: 1,
   });
   // Two writers step their own agents from version 1, as two workers would.
-  const one = stepAll(base.state, arrive(uids(3, "one")), 2000);
-  const two = stepAll(base.state, arrive(uids(2, "two")), 2000);
+  const one = stepAll(base.state, arrivals(uids(3, "one")), 2000);
+  const two = stepAll(base.state, arrivals(uids(2, "two")), 2000);
   assert.equal(encodeCore(one.state), encodeCore(base.state), "members only");
   assert.deepEqual(await store.commitMembers(1, base.state, one, undefined, "w1"), {
     ok: true,
@@ -88,7 +74,7 @@ test("member-only commits from two writers both land, in one published sequence"
   assert.equal(encodeCore(rebuilt), encodeCore(base.state));
 
   // A member another writer changed meanwhile: refused (its record is not what was read).
-  const staleJoin = stepAll(base.state, arrive(["one-00001"]), 3000);
+  const staleJoin = stepAll(base.state, arrivals(["one-00001"]), 3000);
   assert.deepEqual(await store.commitMembers(1, base.state, staleJoin, undefined, "w2"), {
     ok: false,
     version: 3,
@@ -107,7 +93,7 @@ test("member-only commits from two writers both land, in one published sequence"
     version: 4,
     coreVersion: 4,
   });
-  const late = stepAll(before, arrive(["late"]), 4000);
+  const late = stepAll(before, arrivals(["late"]), 4000);
   assert.deepEqual(await store.commitMembers(3, before, late, undefined, "w1"), {
     ok: false,
     version: 4,

@@ -4,45 +4,28 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Redis } from "ioredis";
 import { encodeCore } from "../../src/queue/codec.js";
 import { emptyGroup, stepAll } from "../../src/queue/machine.js";
-import type { RolloutEvent } from "../../src/queue/model.js";
-import { applyChange, type ChangeMessage, RolloutStore } from "../../src/queue/store.js";
-import { testRedis } from "../helpers/redis.js";
+import { applyChange, type ChangeMessage } from "../../src/queue/store.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
-import { REDIS_URL } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
+import { arrivals, watchedStore } from "./helpers/store.js";
 
 const defer = deferred();
 
-const fleetEvents = (members: string[]): RolloutEvent[] =>
-  members.flatMap((uid): RolloutEvent[] => [
-    { type: "join", uid },
-    { type: "connected", uid },
-  ]);
-
 test("commits are compare-and-set; a snapshot reads back what was written", async () => {
-  const r = await testRedis();
-  const store = new RolloutStore(r.redis, r.prefix);
-  const sub = new Redis(REDIS_URL);
-  const messages: ChangeMessage[] = [];
-  defer(async () => {
-    sub.disconnect();
-    await r.close();
-  });
-  await sub.subscribe(store.keys.channel);
-  sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
+  const { r, store, messages, close } = await watchedStore();
+  defer(close);
   const empty = emptyGroup("edge");
   // 1 200 members: more than one 500-field chunk in the script.
-  const first = stepAll(empty, fleetEvents(uids(1200)), 1000);
+  const first = stepAll(empty, arrivals(uids(1200)), 1000);
   assert.deepEqual(await store.commit(0, empty, first, "all", "w1"), {
     ok: true,
     version: 1,
     coreVersion: 1,
   });
-  const lost = stepAll(empty, fleetEvents(["x"]), 1000);
+  const lost = stepAll(empty, arrivals(["x"]), 1000);
   assert.deepEqual(await store.commit(0, empty, lost, "all", "w2"), {
     ok: false,
     version: 1,
@@ -95,18 +78,10 @@ test("commits are compare-and-set; a snapshot reads back what was written", asyn
 });
 
 test("a change too large to publish inline tells subscribers to reload", async () => {
-  const r = await testRedis();
-  const store = new RolloutStore(r.redis, r.prefix);
-  const sub = new Redis(REDIS_URL);
-  const messages: ChangeMessage[] = [];
-  defer(async () => {
-    sub.disconnect();
-    await r.close();
-  });
-  await sub.subscribe(store.keys.channel);
-  sub.on("message", (_c, text: string) => messages.push(JSON.parse(text)));
+  const { store, messages, close } = await watchedStore();
+  defer(close);
   const empty = emptyGroup("big");
-  const result = stepAll(empty, fleetEvents(uids(8000, "a-rather-long-instance-uid")), 1);
+  const result = stepAll(empty, arrivals(uids(8000, "a-rather-long-instance-uid")), 1);
   assert.equal((await store.commit(0, empty, result, "all", "w")).ok, true);
   await waitFor("a change message", () => messages.length >= 1);
   assert.equal(messages[0]?.reload, true);
