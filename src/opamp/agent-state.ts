@@ -194,7 +194,7 @@ function decodedHealth(raw: string): ComponentHealth {
  * a Collector's health is about 1 KB; only the digest stays per agent.
  */
 function meaningDigest(meaning: string): string {
-  return internHash(createHash("sha256").update(meaning).digest("base64"));
+  return internReported(createHash("sha256").update(meaning).digest("base64"));
 }
 
 /** Digests of the stored health's meaning of states not made by emptyAgentState. */
@@ -357,7 +357,7 @@ export function setReportField(state: AgentState, field: ReportField, bytes: Uin
   if (field === "remoteConfigStatus") {
     const hash = (value as RemoteConfigStatusMessage).lastRemoteConfigHash;
     state.reportedHash =
-      hash && hash.length > 0 ? internHash(Buffer.from(hash).toString("hex")) : "";
+      hash && hash.length > 0 ? internReported(Buffer.from(hash).toString("hex")) : "";
   }
 }
 
@@ -374,21 +374,32 @@ function ownCopy(bytes: Uint8Array): Buffer {
 }
 
 /**
- * One shared copy of a string that many agents hold: config hashes (one per group and
- * version), group names, health meaning digests (agents running the same pipelines report the
- * same meaning). Returns the first copy seen of `hex` (any string). Bounded: past
- * `MAX_INTERNED` distinct strings the table starts over.
+ * One shared copy of a string that many agents hold. Returns the first copy seen of `text`.
+ * Bounded: past `max` distinct strings the table starts over.
  */
-const interned = new Map<string, string>();
-const MAX_INTERNED = 4096;
-
-export function internHash(hex: string): string {
-  const known = interned.get(hex);
-  if (known !== undefined) return known;
-  if (interned.size >= MAX_INTERNED) interned.clear();
-  interned.set(hex, hex);
-  return hex;
+function interner(max = 4096): (text: string) => string {
+  const table = new Map<string, string>();
+  return (text) => {
+    const known = table.get(text);
+    if (known !== undefined) return known;
+    if (table.size >= max) table.clear();
+    table.set(text, text);
+    return text;
+  };
 }
+
+/**
+ * Strings the service chooses: config hashes it offers (one per group and version), group
+ * names. Apart from `internReported`, so agents reporting many distinct values cannot keep
+ * clearing this table.
+ */
+export const internHash = interner();
+
+/**
+ * Strings agents report: their config hashes, health meaning digests (agents running the
+ * same pipelines report the same meaning).
+ */
+export const internReported = interner();
 
 /** The agent's attributes (identifying and non-identifying) as a string map. */
 export function agentAttributes(state: Pick<AgentState, "description">): Map<string, string> {

@@ -8,6 +8,7 @@ export {
   emptyAgentState,
   hasComponentMap,
   internHash,
+  internReported,
   REPORT_FIELDS,
   setReportField,
 } from "./agent-state.js";

@@ -4,7 +4,7 @@
  * after, an agent that moved between groups counted once), and what to acknowledge in Redis
  * once published. Pure apart from rendering the derived files.
  */
-import { internHash } from "../opamp/index.js";
+import { internHash, internReported } from "../opamp/index.js";
 import type { DerivedFiles } from "./derived-files.js";
 import type { AgentChange, FleetFacts, GroupChange, MessageInputs } from "./message.js";
 import type { AgentFacts, GroupFacts } from "./model.js";
@@ -18,7 +18,7 @@ import type { PendingChange } from "./pending-store.js";
  */
 export function sharedFacts(facts: AgentFacts): AgentFacts {
   if (facts.group !== null) facts.group = internHash(facts.group);
-  if (facts.reportedHash !== null) facts.reportedHash = internHash(facts.reportedHash);
+  if (facts.reportedHash !== null) facts.reportedHash = internReported(facts.reportedHash);
   if (facts.desiredHash !== null) facts.desiredHash = internHash(facts.desiredHash);
   if (facts.status !== null) facts.status = internHash(facts.status) as AgentFacts["status"];
   return facts;
