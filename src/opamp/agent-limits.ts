@@ -60,6 +60,14 @@ export const LIMIT_FLAGS: Record<keyof AgentLimits, string> = {
   maxAgentBytes: "--max-agent-bytes",
 };
 
+/**
+ * Bytes of an AvailableComponents hash, fixed (no setting): a hash is a digest (the Collector
+ * sends SHA-256, 32 bytes), and it names the agent's component set in its Redis record, the
+ * sets' keys and GET /api/v1/components, so an agent must not make it arbitrarily long. A
+ * report with a longer one is refused as a whole, like one over a configurable limit.
+ */
+export const MAX_COMPONENTS_HASH_BYTES = 64;
+
 /** Marker appended to cut error text; the original length follows it. */
 export const TRUNCATED_MARKER = "…[truncated by opamp-gitops]";
 
@@ -132,6 +140,15 @@ export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits):
       over("maxConfigBytes", limits, "effective_config bytes", total);
   }
   if (message.health) checkHealth(message.health, limits);
+  const hash = message.availableComponents?.hash;
+  if (hash && hash.length > MAX_COMPONENTS_HASH_BYTES)
+    throw new AgentLimitError(
+      "componentsHashBytes",
+      "",
+      MAX_COMPONENTS_HASH_BYTES,
+      "available_components hash bytes",
+      hash.length,
+    );
   const components = message.availableComponents?.components;
   if (components) checkComponents(components, limits);
   const status = message.remoteConfigStatus;

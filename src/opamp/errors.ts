@@ -41,10 +41,11 @@ export class OverloadedError extends OpampError {
 
 /** A report is over one of the agent limits (answered with BAD_REQUEST naming the limit). */
 export class AgentLimitError extends OpampError {
+  /** `flag`: the serve flag setting the limit; "" for a fixed limit (no setting). */
   constructor(limit: string, flag: string, max: number, what: string, actual: number) {
     super(
       "OPAMP_AGENT_LIMIT",
-      `report refused: ${what} (${actual}) exceed the limit ${limit} = ${max}; the server's ${flag} setting`,
+      `report refused: ${what} (${actual}) exceed the limit ${limit} = ${max}; ${flag ? `the server's ${flag} setting` : "a fixed limit"}`,
       { limit, flag, max, actual },
     );
   }

@@ -159,6 +159,22 @@ for (const [mode, thresholdBytes] of [
       );
     });
 
+    test("available components hash bytes (fixed: a hash is a digest)", async () => {
+      const components = { receivers: { subComponentMap: { otlp: {} } } };
+      await accepted({ availableComponents: { hash: new Uint8Array(64), components } });
+      // With its map or alone (the server then asks for the map): refused either way.
+      await refused(
+        { availableComponents: { hash: new Uint8Array(65), components } },
+        "a fixed limit",
+        "componentsHashBytes",
+      );
+      await refused(
+        { availableComponents: { hash: new Uint8Array(65) } },
+        "a fixed limit",
+        "componentsHashBytes",
+      );
+    });
+
     test("error messages are cut with a visible marker", async () => {
       const long = `${"é".repeat(30)} the rest`;
       const a = await accepted({
