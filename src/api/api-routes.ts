@@ -13,7 +13,8 @@
  *        `X-Total-Count-Estimate`, extrapolated from a counted sample)
  *   GET  /agents/<uid>             GET /agents/<uid>/config (desired vs effective, redacted)
  *   GET  /groups                   GET /groups/<group>
- *   GET  /components               AvailableComponents hash → kind → types
+ *   GET  /components               AvailableComponents hash → kind → types (bounded:
+ *        `X-Truncated: true` when sets were left out; component-sets.ts)
  *   GET  /rollouts                 GET /rollouts/<group>        GET /rollouts/<group>/history
  *   POST /rollouts/<group>/pause|resume|promote|abort   (X-Opamp-Gitops-Actor: who)
  *   POST /agents/<uid>/revoke      (its certificates and per-agent tokens; X-Opamp-Gitops-Actor)
@@ -164,7 +165,12 @@ export function apiRoutes(backend: AdminBackend): Hono<AdminEnv> {
       : fail(c, 404, "GROUP_UNKNOWN", `no group "${name}" in the served commit`);
   });
 
-  api.get("/components", async (c) => reply(c, 200, (await backend.componentSets?.()) ?? {}));
+  api.get("/components", async (c) => {
+    const listed = await backend.componentSets?.();
+    // A header, not a body field: the body stays hash → kinds, which clients index by hash.
+    if (listed?.truncated) c.header("X-Truncated", "true");
+    return reply(c, 200, listed?.sets ?? {});
+  });
 
   api.get("/rollouts", async (c) =>
     reply(c, 200, await Promise.all(backend.rollouts().map((s) => withIncompatible(s.group, s)))),

@@ -194,8 +194,11 @@ export interface AdminBackend {
    * (count and a few examples). Optional: a backend without it reports none.
    */
   incompatible?(group: string): Promise<IncompatibleRecord>;
-  /** Every distinct reported component set: AvailableComponents hash (hex) → kind → types. */
-  componentSets?(): Promise<Record<string, Record<string, string[]>>>;
+  /**
+   * The distinct reported component sets: AvailableComponents hash (hex) → kind → types;
+   * `truncated` when the backend's bound left some out.
+   */
+  componentSets?(): Promise<{ sets: Record<string, Record<string, string[]>>; truncated: boolean }>;
 }
 
 export interface IncompatibleRecord {

@@ -92,8 +92,15 @@ export class AgentStore {
     return `${this.#prefix}:agent:${uid}`;
   }
 
-  /** Loads an agent, or undefined when none is stored. One round trip. */
-  async load(uid: string): Promise<(AgentState & { owner: string }) | undefined> {
+  /**
+   * Loads an agent, or undefined when none is stored. One round trip. `owner` is the stored
+   * owner ("" none); `componentSet` the component set its record is counted in ("" none;
+   * src/service/component-sets.ts repairs it on connect when it differs from the stored
+   * components' set).
+   */
+  async load(
+    uid: string,
+  ): Promise<(AgentState & { owner: string; componentSet: string }) | undefined> {
     const raw = await this.#redis.hgetallBuffer(this.#key(uid));
     if (!raw || Object.keys(raw).length === 0) return undefined;
     const text = (f: ScalarField) => raw[f]?.toString() ?? "";
@@ -113,7 +120,10 @@ export class AgentStore {
       const bytes = raw[field];
       if (bytes) setReportField(state, field, bytes);
     }
-    return Object.assign(state, { owner: text("owner") });
+    return Object.assign(state, {
+      owner: text("owner"),
+      componentSet: raw.componentSet?.toString() ?? "",
+    });
   }
 
   /**

@@ -27,7 +27,7 @@ import type { FleetSync } from "../sync/index.js";
 import type { AgentCredentialAuthority } from "./agent-credentials.js";
 import { AgentList } from "./agent-list.js";
 import type { AgentSearchIndex } from "./agent-search.js";
-import type { ComponentSets } from "./component-sets.js";
+import type { ComponentSetList, ComponentSets } from "./component-sets.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";
@@ -196,8 +196,8 @@ export class ServiceBackend implements AdminBackend {
   }
 
   /** One read of the sets stored per hash (component-sets.ts): never the agents. */
-  async componentSets(): Promise<Record<string, Record<string, string[]>>> {
-    return (await this.#p.componentSets?.sets()) ?? {};
+  async componentSets(): Promise<ComponentSetList> {
+    return (await this.#p.componentSets?.sets()) ?? { sets: {}, truncated: false };
   }
 
   rollout(group: string) {

@@ -394,7 +394,6 @@ export class Service {
       redis,
       prefix: s.redisPrefix,
       logger: logger.child({ module: "component-sets" }),
-      components: (uids) => this.opamp.store.availableComponents(uids),
     });
     this.backend = new ServiceBackend({
       redis,
@@ -607,12 +606,9 @@ export class Service {
     this.#unwatchSearch = this.search.watch(this.opamp.events);
     this.#unwatchComponentSets = this.componentSets.watch(this.opamp.events);
     // In the background: a walk over the fleet once per Redis (agents stored before the sets
-    // were kept per hash); later starts find the mark and read nothing.
-    this.#componentSetsBuilt = this.componentSets
-      .build()
-      .catch((err) =>
-        this.#p.logger.warn({ err }, "component sets of agents stored earlier not counted"),
-      );
+    // were kept per hash), by one process at a time, retried until done; later starts find
+    // the mark and read nothing. run() never rejects.
+    this.#componentSetsBuilt = this.componentSets.run();
     await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();

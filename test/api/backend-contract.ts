@@ -140,6 +140,7 @@ export function backendContract(name: string, setup: () => Promise<ContractFixtu
       );
       const sets = await call("/api/v1/components");
       assert.equal(sets.status, 200);
+      assert.equal(sets.headers.get("X-Truncated"), null, "every set listed");
       const body = sets.body as unknown as Record<string, Record<string, string[]>>;
       assert.deepEqual(Object.keys(body).sort(), [...hashes].sort());
       assert.equal(hashes.size, fx.components ? 1 : 0);
