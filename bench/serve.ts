@@ -9,11 +9,19 @@
  *     sent a config (then report APPLIED); wall time until every agent holds one;
  *   - heartbeat replies per second: every agent heartbeats in a closed loop (next message when
  *     the reply came), replies counted over a window;
- *   - RSS per connected agent: (RSS of the server's processes once all are connected − RSS
- *     before the first agent) ÷ N. Both readings wait until the RSS stops moving (two
- *     3 steps of 1 s in a row within 1 %, at most 30 s: bench/serve-load.ts settledRss), for
- *     each side alike, so neither is caught mid-burst. For serve with workers, the primary and all workers; Redis
- *     is not counted (the peer has none);
+ *   - RSS per connected agent: (RSS of the server's processes once all N are connected − RSS
+ *     before the first of the N) ÷ N. Before that baseline each server gets a warm-up cohort
+ *     (BENCH_WARMUP agents of their own, from a process of their own: bench/serve-load.ts
+ *     warmUp) that connects and is configured, and, for serve, whose agents a status flush
+ *     rendered; it stays connected, silent, while the N connect. So what a server starts
+ *     once, on first use, is in the baseline and not counted per agent: serve's status render
+ *     worker threads (started at the first flush), code compiled on the first messages, pools
+ *     grown to their first size. The same cohort and RSS readings for each side; the phase
+ *     output prints the cohort's own growth and the server's thread count at both readings
+ *     (a thread started during the N shows there). Every reading waits until the RSS stops
+ *     moving (3 steps of 1 s in a row within 1 %, at most 30 s: settledRss), for each side
+ *     alike, so neither is caught mid-burst. For serve with workers, the primary and all
+ *     workers; Redis is not counted (the peer has none);
  *     serve's lines below it split that growth (its /metrics): V8 heap in use, live objects
  *     and garbage not yet collected, and external memory (Buffers); `node
  *     dist/bench/serve-memory.js` attributes the live part by object kind (heap snapshots);
@@ -30,6 +38,9 @@
  * Environment:
  *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
  *   BENCH_AGENT_PROCESSES=2     forked agent processes (≤ ~15 000 sockets each)
+ *   BENCH_WARMUP=200            warm-up agents connected before the RSS baseline (0: none;
+ *                               200 = 4 status render slices, enough to start every render
+ *                               worker on 2 cores)
  *   BENCH_WORKERS=1,2           serve runs, one per --workers value
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
@@ -59,11 +70,14 @@ import {
   startServe,
   stopProcess,
   treeCpuMs,
+  treeThreads,
   treeWriteSyscalls,
+  warmUp,
 } from "./serve-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
@@ -145,17 +159,36 @@ async function serveMemory(apiPort: number): Promise<{
   };
 }
 
-/** Runs the load against one server (`pid` for RSS, `url` for agents). */
+/**
+ * Runs the load against one server (`pid` for RSS, `url` for agents): first the warm-up
+ * cohort from `warm` (BENCH_WARMUP agents; with `statusRepo`, until a status flush rendered
+ * them), then the measured agents from `children`.
+ */
 async function measure(
   name: string,
   children: AgentsChild[],
+  warm: AgentsChild,
   pid: number,
   url: string,
-  redis?: Redis,
-  apiPort?: number,
+  serve?: { redis: Redis; apiPort: number; statusRepo: string },
 ): Promise<Figures> {
+  const redis = serve?.redis;
+  const apiPort = serve?.apiPort;
   const count = async () => (redis ? await redisCounters(redis) : undefined);
-  const { rss: rss0 } = await settledRss(pid);
+  let rss0: number;
+  if (WARMUP > 0) {
+    phase(`${name}: warm-up: ${WARMUP} agents`);
+    const w = await warmUp(warm, pid, url, {
+      agents: WARMUP,
+      firstIndex: AGENTS,
+      ...(serve ? { statusRepo: serve.statusRepo } : {}),
+    });
+    rss0 = w.rss;
+    phase(
+      `${name}: warm-up: ${w.settled}/${w.agents} configured${w.statusFiles === undefined ? "" : `, ${w.statusFiles} status files rendered`}; RSS +${(w.rssGrowth / 2 ** 20).toFixed(1)} MB (${(w.rssGrowth / w.agents / 1024).toFixed(1)} KB/agent with the fixed costs), threads ${w.threadsBefore} → ${w.threads}; baseline ${(rss0 / 2 ** 20).toFixed(1)} MB`,
+    );
+  } else rss0 = (await settledRss(pid)).rss;
+  const threads0 = treeThreads(pid);
   const mem0 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
@@ -170,7 +203,7 @@ async function measure(
   );
   const { rss: rss1, waitedMs } = await settledRss(pid);
   phase(
-    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s after the last agent was configured`,
+    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s after the last agent was configured: ${(rss1 / 2 ** 20).toFixed(1)} MB, +${((rss1 - rss0) / AGENTS / 1024).toFixed(1)} KB/agent; threads ${threads0} → ${treeThreads(pid)}`,
   );
   const mem1 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   const r2 = await count();
@@ -194,8 +227,9 @@ async function measure(
   phase(
     `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried, ${storm.failed} failed ${storm.errors.slice(0, 3).join("; ")}`,
   );
-  for (const child of children) child.send({ type: "closeAgents", timeoutMs: 5000 });
-  await Promise.all(children.map((ch) => ch.next("agentsClosed", 30_000)));
+  const all = WARMUP > 0 ? [...children, warm] : children;
+  for (const child of all) child.send({ type: "closeAgents", timeoutMs: 5000 });
+  await Promise.all(all.map((ch) => ch.next("agentsClosed", 30_000)));
   return {
     name,
     connectMs: c.elapsedMs,
@@ -298,7 +332,7 @@ function print(peer: Figures, serves: Figures[], load: string): void {
   ];
   const out: string[] = [
     "",
-    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes; ${load}`,
+    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes, after ${WARMUP} warm-up agents (connected before the RSS baseline); ${load}`,
     "",
     `| | ${peer.name} | ${serves.map((s) => `${s.name} | ratio`).join(" | ")} |`,
     `|---|---|${serves.map(() => "---|---").join("|")}|`,
@@ -334,13 +368,17 @@ async function main(): Promise<void> {
     const repo = makeRepo(dir);
     await initRepository(repo);
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
+    const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
+    children.push(warm);
+    const measured = children.slice(0, PROCESSES);
     let peer: Figures = NO_PEER;
     if (WITH_PEER) {
       const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
       running.push(peerProc.proc);
       peer = await measure(
         "opamp-go server",
-        children,
+        measured,
+        warm,
         peerProc.proc.pid as number,
         `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
       );
@@ -359,11 +397,11 @@ async function main(): Promise<void> {
       serves.push(
         await measure(
           `serve --workers ${workers}`,
-          children,
+          measured,
+          warm,
           s.proc.pid as number,
           `ws://127.0.0.1:${s.port}/v1/opamp`,
-          redis,
-          s.apiPort,
+          { redis, apiPort: s.apiPort, statusRepo: repo },
         ),
       );
       const code = await stopProcess(s.proc);
