@@ -191,6 +191,25 @@ export function statusAgentFilesSince(
   return out.split("\n").filter(Boolean).length;
 }
 
+/**
+ * Waits until the status branch of `repo` holds `count` agent files written or changed since
+ * commit `since` (statusAgentFilesSince: a flush rendered that many agents; serve flushes
+ * every 10 s by default), at most `timeoutMs`. Resolves the count last read.
+ */
+export async function statusFilesRendered(
+  repo: string,
+  since: string | undefined,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const files = statusAgentFilesSince(repo, since);
+    if (files >= count || Date.now() >= deadline) return files;
+    await sleep(500);
+  }
+}
+
 /** What a warm-up cohort (warmUp) did before the baseline reading. */
 export interface WarmUpReport {
   agents: number;
@@ -233,14 +252,7 @@ export async function warmUp(
   });
   let statusFiles: number | undefined;
   if (o.statusRepo !== undefined) {
-    const deadline = Date.now() + (o.flushTimeoutMs ?? 60_000);
-    // Files written since the cohort came: its count once a flush rendered it (a flush every
-    // 10 s by default).
-    for (;;) {
-      statusFiles = statusAgentFilesSince(o.statusRepo, head0);
-      if (statusFiles >= c.settled || Date.now() >= deadline) break;
-      await sleep(500);
-    }
+    statusFiles = await statusFilesRendered(o.statusRepo, head0, c.settled, o.flushTimeoutMs);
   }
   const { rss } = await settledRss(pid);
   return {

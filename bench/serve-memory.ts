@@ -5,7 +5,8 @@
  * `--heapsnapshot-signal=SIGUSR2`, connects a warm-up cohort as bench:serve does (configured,
  * rendered by a status flush, staying connected: fixed costs started on first use fall
  * before the baseline), takes a heap snapshot (V8 runs a full GC first) then and another once
- * N more agents (bench/agents.ts) are connected and configured, and prints
+ * N more agents (bench/agents.ts) are connected and configured and a status flush rendered
+ * them, and prints
  * RSS per agent (both readings once RSS stopped moving: serve-load.ts settledRss), the
  * growth per agent of malloc's heap and of anonymous mappings (V8's heap among them), and
  * the heap growth per agent by object kind (constructor name, or the V8
@@ -39,6 +40,8 @@ import {
   phase,
   settledRss,
   startServe,
+  statusFilesRendered,
+  statusHead,
   stopProcess,
   treeRss,
   warmUp,
@@ -220,6 +223,7 @@ async function main(): Promise<void> {
         samplingInterval: 4096,
         includeObjectsCollectedByMajorGC: true,
       });
+      const head0 = statusHead(repo);
       const c = await connectAll(children, [`ws://127.0.0.1:${s.port}/v1/opamp`], false, {
         agents: AGENTS,
         concurrency: 200,
@@ -235,6 +239,9 @@ async function main(): Promise<void> {
           `allocated while connecting, live or collected by a major GC (B/agent):\n${top.map(([k, b]) => `${(b / AGENTS).toFixed(0).padStart(7)}  ${k}`).join("\n")}\n`,
         );
       }
+      // As bench:serve: read once a status flush rendered the agents too (serve's steady state).
+      const files = await statusFilesRendered(repo, head0, c.settled);
+      phase(`${files} status files rendered`, "bench:serve-memory");
       const { rss: rss1 } = await settledRss(pid);
       const [m1, map1] = [await serviceMemory(s.apiPort), rssByMapping(pid)];
       const snap1 = await snapshot(pid, dir);

@@ -13,7 +13,8 @@
  *     before the first of the N) ÷ N. Before that baseline each server gets a warm-up cohort
  *     (BENCH_WARMUP agents of their own, from a process of their own: bench/serve-load.ts
  *     warmUp) that connects and is configured, and, for serve, whose agents a status flush
- *     rendered; it stays connected, silent, while the N connect. So what a server starts
+ *     rendered; it stays connected, silent, while the N connect; for serve the second reading
+ *     waits until a status flush rendered the N as well (its steady state). So what a server starts
  *     once, on first use, is in the baseline and not counted per agent: serve's status render
  *     worker threads (started at the first flush), code compiled on the first messages, pools
  *     grown to their first size. The same cohort and RSS readings for each side; the phase
@@ -46,6 +47,8 @@
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
  *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
  *   BENCH_REDIS_URL             Redis for serve (default: a private redis-server started here)
+ *   BENCH_NODE_ARGS=""          extra options for serve's node, space-separated (to compare V8
+ *                               settings; the peer is not affected)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
  *                               bench/out/serve-profile/)
  */
@@ -68,6 +71,8 @@ import {
   ROOT,
   settledRss,
   startServe,
+  statusFilesRendered,
+  statusHead,
   stopProcess,
   treeCpuMs,
   treeThreads,
@@ -82,6 +87,7 @@ const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WITH_PEER = process.env.BENCH_PEER !== "0";
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
 
@@ -106,6 +112,11 @@ interface Figures {
   /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
   heapTotalPerAgentBytes?: number;
   externalPerAgentBytes?: number;
+  /**
+   * serve only: time in GC pauses (its /metrics) per agent, from before the first agent to the
+   * RSS reading, and per heartbeat answered (blast and the 5.5 s after), µs; major GC apart.
+   */
+  gc?: { connect: number; connectMajor: number; heartbeat: number };
   /** Write syscalls of the server's processes per agent connected and per heartbeat. */
   connectWrites: number;
   heartbeatWrites: number;
@@ -141,6 +152,9 @@ function redisCost(
 
 /** V8 heap used and external memory of a serve process, from its /metrics. */
 async function serveMemory(apiPort: number): Promise<{
+  /** Time in GC pauses since start (all kinds; major: mark-compact), seconds. */
+  gcSeconds: number;
+  majorGcSeconds: number;
   quick: number;
   quiet: number;
   heapUsed: number;
@@ -150,7 +164,16 @@ async function serveMemory(apiPort: number): Promise<{
   const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
   const value = (name: string) =>
     Number(new RegExp(`^opamp_gitops_${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
+  const gc = (kind: string) =>
+    Number(
+      new RegExp(
+        `^opamp_gitops_nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\} (\\S+)`,
+        "m",
+      ).exec(text)?.[1] ?? 0,
+    );
   return {
+    gcSeconds: gc("major") + gc("minor") + gc("incremental") + gc("weakcb"),
+    majorGcSeconds: gc("major"),
     quick: value("opamp_quick_heartbeats_total"),
     quiet: value("opamp_quiet_heartbeats_total"),
     heapUsed: value("nodejs_heap_size_used_bytes"),
@@ -194,6 +217,7 @@ async function measure(
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
   const w0 = treeWriteSyscalls(pid);
+  const head0 = serve ? statusHead(serve.statusRepo) : undefined;
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
   const w1 = treeWriteSyscalls(pid);
@@ -201,9 +225,17 @@ async function measure(
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
+  // Serve's steady state includes its status flush of these agents (what it keeps of them):
+  // the reading comes after a flush rendered them all, not by chance before or after it.
+  const flushStart = Date.now();
+  const files = serve ? await statusFilesRendered(serve.statusRepo, head0, c.settled) : 0;
+  if (serve)
+    phase(
+      `${name}: ${files} status files rendered ${((Date.now() - flushStart) / 1000).toFixed(1)} s after the last agent was configured`,
+    );
   const { rss: rss1, waitedMs } = await settledRss(pid);
   phase(
-    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s after the last agent was configured: ${(rss1 / 2 ** 20).toFixed(1)} MB, +${((rss1 - rss0) / AGENTS / 1024).toFixed(1)} KB/agent; threads ${threads0} → ${treeThreads(pid)}`,
+    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s later: ${(rss1 / 2 ** 20).toFixed(1)} MB, +${((rss1 - rss0) / AGENTS / 1024).toFixed(1)} KB/agent; threads ${threads0} → ${treeThreads(pid)}`,
   );
   const mem1 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   const r2 = await count();
@@ -248,6 +280,15 @@ async function measure(
           heapUsedPerAgentBytes: (mem1.heapUsed - mem0.heapUsed) / AGENTS,
           heapTotalPerAgentBytes: (mem1.heapTotal - mem0.heapTotal) / AGENTS,
           externalPerAgentBytes: (mem1.external - mem0.external) / AGENTS,
+        }
+      : {}),
+    ...(mem0 && mem1 && mem2
+      ? {
+          gc: {
+            connect: ((mem1.gcSeconds - mem0.gcSeconds) * 1e6) / AGENTS,
+            connectMajor: ((mem1.majorGcSeconds - mem0.majorGcSeconds) * 1e6) / AGENTS,
+            heartbeat: hb.replies > 0 ? ((mem2.gcSeconds - mem1.gcSeconds) * 1e6) / hb.replies : 0,
+          },
         }
       : {}),
     ...(r0 && r1 && r2 && r3 && r4
@@ -316,6 +357,11 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ["of RSS/agent: V8 heap used (live + garbage)", (f) => kb(f.heapUsedPerAgentBytes)],
     ["of RSS/agent: V8 heap committed", (f) => kb(f.heapTotalPerAgentBytes)],
     ["of RSS/agent: external (Buffers, ...)", (f) => kb(f.externalPerAgentBytes)],
+    [
+      "GC pauses per agent connected (major)",
+      (f) => (f.gc ? `${Math.round(f.gc.connect)} µs (${Math.round(f.gc.connectMajor)})` : "n/a"),
+    ],
+    ["GC pauses per heartbeat", (f) => (f.gc ? `${f.gc.heartbeat.toFixed(1)} µs` : "n/a")],
   ];
   const ratios: ((s: Figures) => string)[] = [
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
@@ -329,10 +375,12 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     () => "",
     () => "",
     () => "",
+    () => "",
+    () => "",
   ];
   const out: string[] = [
     "",
-    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes, after ${WARMUP} warm-up agents (connected before the RSS baseline); ${load}`,
+    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes${NODE_ARGS.length > 0 ? ` (serve's node ${NODE_ARGS.join(" ")})` : ""}, after ${WARMUP} warm-up agents (connected before the RSS baseline); ${load}`,
     "",
     `| | ${peer.name} | ${serves.map((s) => `${s.name} | ratio`).join(" | ")} |`,
     `|---|---|${serves.map(() => "---|---").join("|")}|`,
@@ -391,6 +439,7 @@ async function main(): Promise<void> {
         prefix: `bench-serve-${process.pid}-${workers}`,
         instance: String(workers),
         profile: PROFILE && workers === 1,
+        nodeArgs: NODE_ARGS,
         extra: ["--redis", redisServer.url],
       });
       running.push(s.proc);
