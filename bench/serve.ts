@@ -22,7 +22,8 @@
  *     (a thread started during the N shows there). Every reading waits until the RSS stops
  *     moving (3 steps of 1 s in a row within 1 %, at most 30 s: settledRss), for each side
  *     alike, so neither is caught mid-burst. For serve with workers, the primary and all
- *     workers; Redis is not counted (the peer has none);
+ *     workers; Redis is not counted (the peer has none); and again BENCH_QUIET_SECONDS later
+ *     with no message in between (garbage of the burst that each runtime gives back by then);
  *     serve's lines below it split that growth (its /metrics): V8 heap in use, live objects
  *     and garbage not yet collected, and external memory (Buffers); `node
  *     dist/bench/serve-memory.js` attributes the live part by object kind (heap snapshots);
@@ -47,6 +48,8 @@
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
  *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
  *   BENCH_REDIS_URL             Redis for serve (default: a private redis-server started here)
+ *   BENCH_QUIET_SECONDS=15      RSS read again this long after the RSS reading, no message
+ *                               in between (what each server gives back after the burst)
  *   BENCH_NODE_ARGS=""          extra options for serve's node, space-separated (to compare V8
  *                               settings; the peer is not affected)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
@@ -75,6 +78,7 @@ import {
   statusHead,
   stopProcess,
   treeCpuMs,
+  treeRss,
   treeThreads,
   treeWriteSyscalls,
   warmUp,
@@ -87,6 +91,7 @@ const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
+const QUIET_MS = Number(process.env.BENCH_QUIET_SECONDS ?? 15) * 1000;
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WITH_PEER = process.env.BENCH_PEER !== "0";
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
@@ -97,6 +102,8 @@ interface Figures {
   settled: number;
   heartbeatsPerSecond: number;
   rssPerAgentBytes: number;
+  /** The same, read BENCH_QUIET_SECONDS later with no message in between. */
+  rssQuietPerAgentBytes: number;
   stormMs: number;
   stormSettled: number;
   stormShed: number;
@@ -238,6 +245,15 @@ async function measure(
     `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s later: ${(rss1 / 2 ** 20).toFixed(1)} MB, +${((rss1 - rss0) / AGENTS / 1024).toFixed(1)} KB/agent; threads ${threads0} → ${treeThreads(pid)}`,
   );
   const mem1 = apiPort === undefined ? undefined : await serveMemory(apiPort);
+  // The same agents after a quiet while (no message): what the server gives back once the
+  // burst is over (V8's memory reducer starts 8 s after a GC; Go's scavenger returns pages
+  // in the background). Read the same way for each side.
+  await sleep(QUIET_MS);
+  const rssQuiet = treeRss(pid);
+  const memQuiet = apiPort === undefined ? undefined : await serveMemory(apiPort);
+  phase(
+    `${name}: ${QUIET_MS / 1000} s later: RSS ${(rssQuiet / 2 ** 20).toFixed(1)} MB, +${((rssQuiet - rss0) / AGENTS / 1024).toFixed(1)} KB/agent${memQuiet && mem0 ? `; V8 heap used ${kb((memQuiet.heapUsed - mem0.heapUsed) / AGENTS)}, committed ${kb((memQuiet.heapTotal - mem0.heapTotal) / AGENTS)}, external ${kb((memQuiet.external - mem0.external) / AGENTS)} per agent` : ""}`,
+  );
   const r2 = await count();
   const cpu2 = treeCpuMs(pid);
   const w2 = treeWriteSyscalls(pid);
@@ -249,9 +265,9 @@ async function measure(
   const r3 = await count();
   phase(`${name}: ${Math.round(hb.perSecond)} heartbeat replies/s`);
   const mem2 = apiPort === undefined ? undefined : await serveMemory(apiPort);
-  if (mem1 && mem2)
+  if (memQuiet && mem2)
     phase(
-      `${name}: of the window's heartbeats ${mem2.quick - mem1.quick} quick, ${mem2.quiet - mem1.quiet} of them without asking the desired state (metrics of the answering process)`,
+      `${name}: of the window's heartbeats ${mem2.quick - memQuiet.quick} quick, ${mem2.quiet - memQuiet.quiet} of them without asking the desired state (metrics of the answering process)`,
     );
   const storm = await connectAll(children, [url], true, LOAD);
   await sleep(redis ? 5500 : 0);
@@ -272,6 +288,7 @@ async function measure(
     connectWrites: (w1 - w0) / AGENTS,
     heartbeatWrites: hb.replies > 0 ? (w3 - w2) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
+    rssQuietPerAgentBytes: (rssQuiet - rss0) / AGENTS,
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
@@ -282,12 +299,13 @@ async function measure(
           externalPerAgentBytes: (mem1.external - mem0.external) / AGENTS,
         }
       : {}),
-    ...(mem0 && mem1 && mem2
+    ...(mem0 && mem1 && memQuiet && mem2
       ? {
           gc: {
             connect: ((mem1.gcSeconds - mem0.gcSeconds) * 1e6) / AGENTS,
             connectMajor: ((mem1.majorGcSeconds - mem0.majorGcSeconds) * 1e6) / AGENTS,
-            heartbeat: hb.replies > 0 ? ((mem2.gcSeconds - mem1.gcSeconds) * 1e6) / hb.replies : 0,
+            heartbeat:
+              hb.replies > 0 ? ((mem2.gcSeconds - memQuiet.gcSeconds) * 1e6) / hb.replies : 0,
           },
         }
       : {}),
@@ -327,6 +345,7 @@ const NO_PEER: Figures = {
   settled: AGENTS,
   heartbeatsPerSecond: 0,
   rssPerAgentBytes: 0,
+  rssQuietPerAgentBytes: 0,
   stormMs: 0,
   stormSettled: AGENTS,
   stormShed: 0,
@@ -346,6 +365,10 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     [`connect + first config to all ${AGENTS}`, (f) => `${(f.connectMs / 1000).toFixed(2)} s`],
     ["heartbeat replies per second", (f) => `${Math.round(f.heartbeatsPerSecond)}`],
     ["RSS per connected agent", (f) => `${(f.rssPerAgentBytes / 1024).toFixed(1)} KB`],
+    [
+      `RSS per connected agent, ${QUIET_MS / 1000} s quiet later`,
+      (f) => `${(f.rssQuietPerAgentBytes / 1024).toFixed(1)} KB`,
+    ],
     [
       `reconnect storm: all ${AGENTS} answered again`,
       (f) => `${(f.stormMs / 1000).toFixed(2)} s (${f.stormShed} shed)`,
@@ -367,6 +390,7 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
     (s) => `${ratio(s.heartbeatsPerSecond, peer.heartbeatsPerSecond)}× (target ≥ 1.0)`,
     (s) => `${ratio(s.rssPerAgentBytes, peer.rssPerAgentBytes)}× (target ≤ 1.0 with 1 worker)`,
+    (s) => `${ratio(s.rssQuietPerAgentBytes, peer.rssQuietPerAgentBytes)}×`,
     (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
     (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
     (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
