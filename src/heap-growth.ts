@@ -3,9 +3,10 @@
  *
  * V8 picks that factor itself (up to 4×, larger when its GC is fast next to the program): with
  * thousands of agents connecting, the garbage of their handshakes (promoted while Redis round
- * trips are in flight) made it reserve 15–25 KB of heap per agent next to ~6 KB of live
- * objects, and the Buffers that garbage holds kept malloc's heap grown (bench:serve: RSS per
- * connected agent 25–35 KB with it, 15–17 KB at 20 %, same CPU per operation within noise).
+ * trips are in flight) made it keep 17–30 KB of committed heap per agent next to ~5–7 KB of
+ * live objects, with the Buffers that garbage holds (bench:serve, 3,000 agents, 5 runs each:
+ * committed heap 10–16 KB per agent at 20 %; RSS per agent median 44.5 KB → 27.5 KB; CPU per
+ * agent connected and per heartbeat within the runs' spread).
  * So `serve` sets V8's `--heap-growing-percent` (the limit is (1 + percent/100) × the live old
  * generation) before it allocates much, unless node was started with a value of its own
  * (`node --heap-growing-percent=0 …` restores V8's own choice). Node does not accept the flag
