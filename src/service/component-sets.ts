@@ -272,6 +272,8 @@ export class ComponentSets {
         wait = retryMs;
         retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
       }
+      // close() during the walk: its wake-up came before this wait.
+      if (this.#closed) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.#wake = () => {

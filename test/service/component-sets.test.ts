@@ -270,3 +270,26 @@ test("a walk skips undecodable records and runs again until failed moves are don
   assert.equal(await redis.exists(index.builtKey), 1);
   assert.deepEqual(await redis.hgetall(index.countsKey), { a1: "12" });
 });
+
+test("close() ends a walk, or the wait for another process' walk, at once", {
+  timeout: 20_000,
+}, async () => {
+  const { redis, sets, stored } = await setup();
+  await stored(...Array.from({ length: 1200 }, (_, i) => agent(i + 1, report(0xa1, A))));
+  const walking = sets();
+  let started = Date.now();
+  const walk = walking.run();
+  await walking.close();
+  await walk;
+  assert.ok(Date.now() - started < 5000, "a walk stops after its step");
+  assert.equal(await redis.exists(walking.builtKey), 0, "unmarked: the next start walks");
+  assert.equal(await redis.exists(walking.lockKey), 0, "its lock released");
+  await redis.set(walking.lockKey, "other", "PX", 30_000);
+  const waiting = sets();
+  const wait = waiting.run();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  started = Date.now();
+  await waiting.close();
+  await wait;
+  assert.ok(Date.now() - started < 5000, "the wait ends");
+});
