@@ -19,8 +19,12 @@
 import { createHash } from "node:crypto";
 import { stringifyYaml } from "../validate/yaml-write.js";
 
-/** Characters of YAML text the memo keeps (about 2× in bytes as JS strings). */
-const MEMO_CHARS = 2 * 1024 * 1024;
+/**
+ * Characters of YAML text and keys the memo keeps (~1 byte each for ASCII). Small on purpose:
+ * sections unique to one agent (its description) pass through it, and it is held per render
+ * worker; the sections that repeat are refreshed by every hit and stay.
+ */
+const MEMO_CHARS = 1024 * 1024;
 /** Sections longer than this (YAML characters) are written every time, not remembered. */
 const MAX_SECTION_CHARS = 64 * 1024;
 /** JSON keys longer than this are remembered by their digest. */
@@ -29,8 +33,11 @@ const MAX_KEY_CHARS = 1024;
 const memo = new Map<string, string>();
 let memoChars = 0;
 
-/** Counters for tests and benchmarks: sections found in the memo, and written. */
-export const sectionYamlStats = { hits: 0, misses: 0 };
+/**
+ * Counters for tests and benchmarks: sections found in the memo, sections written, and the
+ * characters the memo holds now (YAML and keys).
+ */
+export const sectionYamlStats = { hits: 0, misses: 0, chars: 0 };
 
 /** `stringifyYaml(value)`, with each top-level section's text remembered (see the file comment). */
 export function sectionYaml(value: Record<string, unknown>): string {
@@ -76,6 +83,7 @@ function remember(key: string, text: string): void {
     memo.delete(oldKey);
     memoChars -= oldText.length + oldKey.length;
   }
+  sectionYamlStats.chars = memoChars;
 }
 
 /**

@@ -54,3 +54,10 @@ test("sections JSON cannot tell apart are not taken for one another", () => {
   assert.equal(sectionYaml({ t: at.toISOString() }), stringifyYaml({ t: at.toISOString() }));
   assert.equal(sectionYaml({ t: at }), stringifyYaml({ t: at }));
 });
+
+test("the memo stays within its bound while sections unique to one agent pass through", () => {
+  for (let i = 0; i < 3000; i++)
+    sectionYaml({ description: { host: `host-${i}-${"x".repeat(1000)}`, n: i } });
+  assert.ok(sectionYamlStats.chars > 0);
+  assert.ok(sectionYamlStats.chars <= 1024 * 1024, `${sectionYamlStats.chars} characters held`);
+});
