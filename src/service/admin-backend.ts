@@ -20,7 +20,6 @@ import type {
   ShownConfigFile,
   ValidationState,
 } from "../api/backend.js";
-import { componentsHashOf, componentTypes } from "../api/views.js";
 import { AgentOrder, type AgentState, type OpampServer } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
@@ -28,13 +27,12 @@ import type { FleetSync } from "../sync/index.js";
 import type { AgentCredentialAuthority } from "./agent-credentials.js";
 import { AgentList } from "./agent-list.js";
 import type { AgentSearchIndex } from "./agent-search.js";
+import type { ComponentSets } from "./component-sets.js";
 import type { ConfigStore } from "./config-store.js";
 import type { ConsoleFeed } from "./console-feed.js";
 import type { FleetProvider } from "./fleet-provider.js";
 import type { IncompatibleAgents } from "./incompatible-agents.js";
 import type { ServiceMetrics } from "./metrics.js";
-
-const LOAD_CHUNK = 500;
 
 export interface ServiceBackendParts {
   redis: Redis;
@@ -52,6 +50,8 @@ export interface ServiceBackendParts {
   incompatible?: IncompatibleAgents;
   /** The agent search index; without it a search loads every agent it examines. */
   search?: AgentSearchIndex;
+  /** The component sets agents report (GET /components); none: no sets listed. */
+  componentSets?: ComponentSets;
   /** Agents' issued credentials and revocations. */
   credentials?: AgentCredentialAuthority;
   /** The agent's bundle beyond its config (bundle-view.ts); none: not shown. */
@@ -96,20 +96,6 @@ export class ServiceBackend implements AdminBackend {
   async #load(uid: string): Promise<Readonly<AgentState> | undefined> {
     const { opamp } = this.#p;
     return opamp.handler.live.get(uid)?.state ?? (await opamp.store.load(uid));
-  }
-
-  /**
-   * The stored agents of `uids` (live ones from memory), read LOAD_CHUNK at a time: one chunk's
-   * reads go to Redis together, and at most one chunk is held at once.
-   */
-  async *#chunks(uids: readonly string[]): AsyncGenerator<Array<Readonly<AgentState>>> {
-    for (let i = 0; i < uids.length; i += LOAD_CHUNK)
-      yield await this.#loadAll(uids.slice(i, i + LOAD_CHUNK));
-  }
-
-  async #loadAll(uids: readonly string[]): Promise<Array<Readonly<AgentState>>> {
-    const states = await Promise.all(uids.map((u) => this.#load(u)));
-    return states.filter((a) => a !== undefined);
   }
 
   #record(state: Readonly<AgentState>): AgentRecord {
@@ -209,15 +195,9 @@ export class ServiceBackend implements AdminBackend {
     return (await this.#p.incompatible?.summary(group)) ?? { count: 0, examples: [] };
   }
 
+  /** One read of the sets stored per hash (component-sets.ts): never the agents. */
   async componentSets(): Promise<Record<string, Record<string, string[]>>> {
-    const { opamp } = this.#p;
-    const out: Record<string, Record<string, string[]>> = {};
-    for await (const chunk of this.#chunks(await opamp.store.list()))
-      for (const agent of chunk) {
-        const hash = componentsHashOf(agent);
-        if (hash && !out[hash]) out[hash] = componentTypes(agent);
-      }
-    return out;
+    return (await this.#p.componentSets?.sets()) ?? {};
   }
 
   rollout(group: string) {

@@ -12,7 +12,10 @@
  * (batched per 20 ms window into one HSET). An agent stored without an entry (stored before
  * the index existed, or its write lost) is indexed by the first search that reads it
  * (remember(), with HSETNX, so that a text read before a change never overwrites the
- * change's); an entry whose agent is no longer stored is removed then (forget()). A change whose write fails is written again
+ * change's), and only while the agent is still stored (BACKFILL_LUA checks its record in the same
+ * step): a text read before the agent was removed never brings its entry back after a search
+ * removed it. An entry whose agent is no longer stored is removed by the first search that
+ * reads it (forget()). A change whose write fails is written again
  * (after RETRY_MS, doubling up to MAX_RETRY_MS, unless a newer change came; writes run one at
  * a time, so a failed write never re-queues a text older than one written meanwhile). Between a
  * description change and its write, a search may still see the old text: the backend
@@ -32,6 +35,31 @@ const WRITE_WINDOW_MS = 20;
 const RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 
+/** Uids per BACKFILL_LUA call: one call's Redis time stays short (a search reads 10,000). */
+const BACKFILL_CHUNK = 500;
+
+/**
+ * Writes the texts of agents a search read, each only where no entry is (HSETNX: never over a
+ * change's text) and only while the agent is stored: its record holds `connected`, which every
+ * save writes (AgentStore.loadBrief reads the same field). Checked in the same step as the
+ * write, so an agent removed after the search read it, and whose entry a later search forgot,
+ * does not get its entry back. KEYS[1] the index, KEYS[2..] the agents' records; ARGV uid,
+ * text pairs in the same order. Returns how many entries were written.
+ */
+const BACKFILL_LUA = `
+local written = 0
+for i = 2, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], 'connected') == 1 then
+    written = written + redis.call('HSETNX', KEYS[1], ARGV[2 * i - 3], ARGV[2 * i - 2])
+  end
+end
+return written
+`;
+
+interface BackfillScript {
+  agentSearchBackfill(numKeys: number, ...keysAndArgs: string[]): unknown;
+}
+
 /** The index's key suffix: which redaction rules its texts went through. */
 const RULES = `r${REDACTION_RULES_VERSION}-${createHash("sha256")
   .update(SECRETLINT_RULE_IDS.join("\n"))
@@ -49,6 +77,7 @@ export function searchText(state: Readonly<AgentState>): string {
 
 export class AgentSearchIndex {
   readonly #redis: Redis;
+  readonly #prefix: string;
   /** The Redis hash of the texts. */
   readonly key: string;
   readonly #logger: Logger;
@@ -66,7 +95,9 @@ export class AgentSearchIndex {
   #retryMs = 0;
 
   constructor(redis: Redis, prefix: string, logger: Logger) {
+    redis.defineCommand("agentSearchBackfill", { lua: BACKFILL_LUA });
     this.#redis = redis;
+    this.#prefix = prefix;
     this.key = `${prefix}:agent-search:v1:${RULES}`;
     this.#logger = logger;
   }
@@ -100,7 +131,10 @@ export class AgentSearchIndex {
     return { matches, unknown };
   }
 
-  /** Indexes agents a search read without an entry (with HSETNX: never over a change's text). */
+  /**
+   * Indexes agents a search read without an entry: with HSETNX (never over a change's text),
+   * and only those still stored when written (BACKFILL_LUA).
+   */
   remember(states: Iterable<Readonly<AgentState>>): void {
     for (const state of states) this.#backfill.set(state.instanceUid, searchText(state));
     if (this.#backfill.size > 0) this.#schedule();
@@ -129,7 +163,17 @@ export class AgentSearchIndex {
     this.#backfill = new Map();
     const pipeline = this.#redis.pipeline();
     if (changed.size > 0) pipeline.hset(this.key, Object.fromEntries(changed));
-    for (const [uid, text] of read) if (!changed.has(uid)) pipeline.hsetnx(this.key, uid, text);
+    const backfill = [...read].filter(([uid]) => !changed.has(uid));
+    for (let i = 0; i < backfill.length; i += BACKFILL_CHUNK) {
+      const chunk = backfill.slice(i, i + BACKFILL_CHUNK);
+      const keys = chunk.map(([uid]) => `${this.#prefix}:agent:${uid}`);
+      (pipeline as unknown as BackfillScript).agentSearchBackfill(
+        1 + keys.length,
+        this.key,
+        ...keys,
+        ...chunk.flat(),
+      );
+    }
     try {
       const failed = (await pipeline.exec())?.find(([err]) => err);
       if (failed?.[0]) throw failed[0];

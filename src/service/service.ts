@@ -45,6 +45,7 @@ import { checkBundles } from "./bundle-check.js";
 import { BundleStore } from "./bundle-store.js";
 import { bundleView } from "./bundle-view.js";
 import { CommandRelay } from "./command-relay.js";
+import { ComponentSets } from "./component-sets.js";
 import { ConfigStore } from "./config-store.js";
 import { ConsoleFeed } from "./console-feed.js";
 import { CredentialReloader } from "./credential-reload.js";
@@ -131,7 +132,11 @@ export class Service {
   readonly #restarts: AgentRestarts;
   /** The agent search index (uid → searchable text) of the API and console. */
   readonly search: AgentSearchIndex;
+  /** The component sets agents report, stored per set (GET /api/v1/components). */
+  readonly componentSets: ComponentSets;
   #unwatchSearch: (() => void) | undefined;
+  #unwatchComponentSets: (() => void) | undefined;
+  #componentSetsBuilt: Promise<unknown> | undefined;
   /** The process' Redis pub/sub connection, shared by every channel it follows. */
   readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
@@ -385,10 +390,17 @@ export class Service {
     });
     this.metrics = new ServiceMetrics(this);
     this.search = new AgentSearchIndex(redis, s.redisPrefix, logger.child({ module: "search" }));
+    this.componentSets = new ComponentSets({
+      redis,
+      prefix: s.redisPrefix,
+      logger: logger.child({ module: "component-sets" }),
+      components: (uids) => this.opamp.store.availableComponents(uids),
+    });
     this.backend = new ServiceBackend({
       redis,
       prefix: s.redisPrefix,
       search: this.search,
+      componentSets: this.componentSets,
       opamp: this.opamp,
       rollouts: this.rollouts,
       configs: this.configs,
@@ -593,6 +605,14 @@ export class Service {
     await this.liveness.start();
     // After the view redactor is keyed: the index holds attribute values as views show them.
     this.#unwatchSearch = this.search.watch(this.opamp.events);
+    this.#unwatchComponentSets = this.componentSets.watch(this.opamp.events);
+    // In the background: a walk over the fleet once per Redis (agents stored before the sets
+    // were kept per hash); later starts find the mark and read nothing.
+    this.#componentSetsBuilt = this.componentSets
+      .build()
+      .catch((err) =>
+        this.#p.logger.warn({ err }, "component sets of agents stored earlier not counted"),
+      );
     await this.feed.start();
     const { port } = await this.opamp.start();
     const api = await this.api.start();
@@ -622,6 +642,11 @@ export class Service {
       await this.#step("admin API", () => this.api.close());
       this.feed.close();
       this.#unwatchSearch?.();
+      this.#unwatchComponentSets?.();
+      await this.#step("component sets", async () => {
+        await this.componentSets.close();
+        await this.#componentSetsBuilt;
+      });
       // Released first: another replica polls at once instead of after the lease expired.
       await this.#step("Git lease", async () => this.gitDuty?.close());
       await this.#step("Git polling", async () => this.sync?.stop());

@@ -72,6 +72,12 @@ backendContract("the service's backend", async () => {
       ),
     { timeoutMs: 20_000, intervalMs: 50 },
   );
+  // And recorded in the component sets (a script after the save that brought the map).
+  await waitFor(
+    "the agents' component set recorded",
+    async () => Object.keys(await service.backend.componentSets()).length === 1,
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
   return {
     backend: service.backend,
     group: "edge",

@@ -2,7 +2,8 @@
  * The agent search index against a real Redis, used as a list's walk uses it per slice of uids
  * (src/service/agent-list.ts): the first search indexes agents stored before the index, later
  * ones load only what the index matches; a description change is indexed from the agent
- * events; entries of agents no longer stored go;
+ * events; entries of agents no longer stored go, and a text read before its agent was removed
+ * does not bring its entry back;
  * a change whose write failed is written again; the index is keyed by the redaction rules;
  * and the search finds what views show, not hidden values.
  */
@@ -47,6 +48,8 @@ test("search: indexes what is missing once, then loads only the matches", async 
   const agents = new Map(
     hosts.map((h, i) => [uid(i + 1), fakeAgent(uid(i + 1), { "host.name": h })]),
   );
+  // Stored (a record with `connected`, as every save writes): only stored agents are indexed.
+  for (const u of agents.keys()) await redis.hset(`${prefix}:agent:${u}`, "connected", "1");
   const index = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
   const loaded: string[] = [];
   const load = async (uids: readonly string[]) => {
@@ -70,6 +73,52 @@ test("search: indexes what is missing once, then loads only the matches", async 
   await index.forget([uid(4)]);
   assert.equal(await redis.hexists(key, uid(4)), 0);
   assert.deepEqual(await search(index, "oslo", uids.slice(0, 3), load), []);
+});
+
+test("a text read before its agent was removed does not bring back the entry a search removed", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  // The backfill's write is held until the removal and the forget happened: the interleaving
+  // of two replicas sharing the index (one's search read the agent, then another's search
+  // found it gone), driven in order rather than by timing.
+  let reached = () => {};
+  const atWrite = new Promise<void>((r) => {
+    reached = r;
+  });
+  let release = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const gated = Object.create(redis) as typeof redis;
+  gated.pipeline = () => {
+    // Made on the gated connection, so it carries the commands the index defines on it.
+    const pipeline = redis.pipeline.call(gated);
+    const exec = pipeline.exec.bind(pipeline);
+    pipeline.exec = async () => {
+      reached();
+      await held;
+      return exec();
+    };
+    return pipeline;
+  };
+  const index = new AgentSearchIndex(gated, prefix, pino({ level: "silent" }));
+  const [gone, kept] = [uid(11), uid(12)];
+  for (const u of [gone, kept]) await redis.hset(`${prefix}:agent:${u}`, "connected", "1");
+  const agent = (u: string) => fakeAgent(u, { "host.name": `host-${u.slice(-2)}` });
+  // A search read both agents (no entry yet): their texts wait for the next write.
+  index.remember([agent(gone), agent(kept)]);
+  await atWrite;
+  // Meanwhile the agent is removed, and another search that read its entry forgot it.
+  await redis.hset(index.key, gone, searchText(agent(gone)));
+  await redis.del(`${prefix}:agent:${gone}`);
+  await index.forget([gone]);
+  release();
+  // Both texts go in one script: once the kept agent's entry is there, the write is done.
+  await waitFor(
+    "the stored agent indexed",
+    async () => (await redis.hexists(index.key, kept)) === 1,
+  );
+  assert.equal(await redis.hexists(index.key, gone), 0, "the removed agent stays out of the index");
 });
 
 test("a description change is indexed from the agent events", async () => {
