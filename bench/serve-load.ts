@@ -4,7 +4,7 @@
  * (bench/agents.ts) connected and driven in closed-loop heartbeat blasts.
  */
 import type { ChildProcess } from "node:child_process";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
@@ -21,6 +21,8 @@ export type AgentsChild = Child<ToAgents, FromAgents>;
 
 export interface LoadOptions {
   agents: number;
+  /** Index of the first agent (their host.name); default 0. A second cohort starts past the first. */
+  firstIndex?: number;
   /** Agents connecting at once per agent process (a storm: all of them). */
   concurrency: number;
   blastMs: number;
@@ -87,6 +89,21 @@ export function treeWriteSyscalls(pid: number): number {
   return total;
 }
 
+/** Threads of `pid` and all its descendants (Linux /proc): worker threads started show here. */
+export function treeThreads(pid: number): number {
+  let total = 0;
+  for (const p of tree(pid)) {
+    try {
+      total += Number(
+        /^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0,
+      );
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
 /** RSS in bytes of `pid` and all its descendants (Linux /proc). */
 export function treeRss(pid: number): number {
   let total = 0;
@@ -134,6 +151,121 @@ interface SettleOptions {
   stableSteps?: number;
 }
 
+/** The status branch's head in `repo` (serve's default local status target), or undefined. */
+export function statusHead(repo: string, branch = "opamp-status"): string | undefined {
+  try {
+    return execFileSync(
+      "git",
+      ["-C", repo, "rev-parse", "--verify", "-q", `refs/heads/${branch}`],
+      {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    ).trim();
+  } catch {
+    return undefined; // no flush yet
+  }
+}
+
+/**
+ * Agent status files (status/agents/) written or changed on the status branch of `repo` since
+ * commit `since` (all of them when undefined): a file means a flush rendered that agent, in
+ * serve's render worker threads. Files left from an earlier serve on the same repo do not count.
+ */
+export function statusAgentFilesSince(
+  repo: string,
+  since: string | undefined,
+  branch = "opamp-status",
+): number {
+  const head = statusHead(repo, branch);
+  if (head === undefined) return 0;
+  const args =
+    since === undefined
+      ? ["ls-tree", "-r", "--name-only", head, "--", "status/agents/"]
+      : ["diff", "--name-only", "--diff-filter=AM", since, head, "--", "status/agents/"];
+  const out = execFileSync("git", ["-C", repo, ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+    maxBuffer: 64 * 2 ** 20,
+  });
+  return out.split("\n").filter(Boolean).length;
+}
+
+/**
+ * Waits until the status branch of `repo` holds `count` agent files written or changed since
+ * commit `since` (statusAgentFilesSince: a flush rendered that many agents; serve flushes
+ * every 10 s by default), at most `timeoutMs`. Resolves the count last read.
+ */
+export async function statusFilesRendered(
+  repo: string,
+  since: string | undefined,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const files = statusAgentFilesSince(repo, since);
+    if (files >= count || Date.now() >= deadline) return files;
+    await sleep(500);
+  }
+}
+
+/** What a warm-up cohort (warmUp) did before the baseline reading. */
+export interface WarmUpReport {
+  agents: number;
+  settled: number;
+  /** RSS growth of the server's processes from before the cohort to the baseline, bytes. */
+  rssGrowth: number;
+  /** Threads of the server's processes before the cohort and at the baseline. */
+  threadsBefore: number;
+  threads: number;
+  /** Agent status files on the status branch at the baseline (serve only; else undefined). */
+  statusFiles?: number;
+  /** The baseline: settled RSS of the server's processes with the cohort connected, bytes. */
+  rss: number;
+}
+
+/**
+ * Connects a warm-up cohort of `o.agents` agents (their own uids, host.name from
+ * `o.firstIndex`) from `child`, and reads the baseline RSS only once the server started what
+ * it starts lazily on first use, so those fixed costs do not count as per-agent memory: each
+ * agent configured, and with `statusRepo` (serve) until a status flush rendered every cohort
+ * agent (status files on the branch: serve's render worker threads then exist), at most
+ * `flushTimeoutMs`. The cohort stays connected while the measured agents connect; it sends
+ * no heartbeats. Applied the same way to every server compared (the flush wait is serve's
+ * only because only serve has a status branch).
+ */
+export async function warmUp(
+  child: AgentsChild,
+  pid: number,
+  url: string,
+  o: { agents: number; firstIndex: number; statusRepo?: string; flushTimeoutMs?: number },
+): Promise<WarmUpReport> {
+  const { rss: rssBefore } = await settledRss(pid);
+  const threadsBefore = treeThreads(pid);
+  const head0 = o.statusRepo === undefined ? undefined : statusHead(o.statusRepo);
+  const c = await connectAll([child], [url], false, {
+    agents: o.agents,
+    firstIndex: o.firstIndex,
+    concurrency: o.agents,
+    blastMs: 0,
+  });
+  let statusFiles: number | undefined;
+  if (o.statusRepo !== undefined) {
+    statusFiles = await statusFilesRendered(o.statusRepo, head0, c.settled, o.flushTimeoutMs);
+  }
+  const { rss } = await settledRss(pid);
+  return {
+    agents: o.agents,
+    settled: c.settled,
+    rssGrowth: rss - rssBefore,
+    threadsBefore,
+    threads: treeThreads(pid),
+    ...(statusFiles === undefined ? {} : { statusFiles }),
+    rss,
+  };
+}
+
 export function split(total: number, parts: number): number[] {
   return Array.from(
     { length: parts },
@@ -163,7 +295,7 @@ export async function connectAll(
     Math.max(children.length, Math.ceil(o.agents / 20_000) * children.length),
   );
   const per = Math.ceil(local.length / children.length);
-  let first = 0;
+  let first = o.firstIndex ?? 0;
   children.forEach((child, i) => {
     const count = shares[i] as number;
     child.send({

@@ -2,8 +2,11 @@
  * `node dist/bench/serve-memory.js`: where `serve`'s memory per connected agent goes.
  *
  * Starts `serve --workers 1` (Redis, rollouts, status branch on, as bench:serve does) with
- * `--heapsnapshot-signal=SIGUSR2`, takes a heap snapshot (V8 runs a full GC first) with no
- * agent and another once N agents (bench/agents.ts) are connected and configured, and prints
+ * `--heapsnapshot-signal=SIGUSR2`, connects a warm-up cohort as bench:serve does (configured,
+ * rendered by a status flush, staying connected: fixed costs started on first use fall
+ * before the baseline), takes a heap snapshot (V8 runs a full GC first) then and another once
+ * N more agents (bench/agents.ts) are connected and configured and a status flush rendered
+ * them, and prints
  * RSS per agent (both readings once RSS stopped moving: serve-load.ts settledRss), the
  * growth per agent of malloc's heap and of anonymous mappings (V8's heap among them), and
  * the heap growth per agent by object kind (constructor name, or the V8
@@ -13,6 +16,7 @@
  * Environment:
  *   BENCH_AGENTS=3000            agents
  *   BENCH_AGENT_PROCESSES=2      forked agent processes
+ *   BENCH_WARMUP=200             warm-up agents before the baseline (0: none)
  *   BENCH_TOP=30                 rows printed
  *   BENCH_KEEP_SNAPSHOTS=1       keep the .heapsnapshot files (path printed)
  *   BENCH_NODE_ARGS=""          extra options for serve's node, space-separated (to compare V8
@@ -36,12 +40,16 @@ import {
   phase,
   settledRss,
   startServe,
+  statusFilesRendered,
+  statusHead,
   stopProcess,
   treeRss,
+  warmUp,
 } from "./serve-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const TOP = Number(process.env.BENCH_TOP ?? 30);
 const KEEP = process.env.BENCH_KEEP_SNAPSHOTS === "1";
 const ALLOC = process.env.BENCH_ALLOC_PROFILE === "1";
@@ -180,6 +188,7 @@ async function main(): Promise<void> {
     const repo = makeRepo(dir);
     await initRepository(repo);
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
+    const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
     const s = await startServe(dir, repo, {
       workers: 1,
       prefix: PREFIX,
@@ -193,15 +202,33 @@ async function main(): Promise<void> {
     });
     try {
       const pid = s.proc.pid as number;
-      const { rss: rss0 } = await settledRss(pid);
+      let rss0: number;
+      if (WARMUP > 0) {
+        const w = await warmUp(warm, pid, `ws://127.0.0.1:${s.port}/v1/opamp`, {
+          agents: WARMUP,
+          firstIndex: AGENTS,
+          statusRepo: repo,
+        });
+        rss0 = w.rss;
+        phase(
+          `warm-up: ${w.settled}/${w.agents} configured, ${w.statusFiles} status files rendered; RSS +${(w.rssGrowth / 2 ** 20).toFixed(1)} MB, threads ${w.threadsBefore} → ${w.threads}`,
+          "bench:serve-memory",
+        );
+      } else rss0 = (await settledRss(pid)).rss;
       const [m0, map0] = [await serviceMemory(s.apiPort), rssByMapping(pid)];
       const snap0 = await snapshot(pid, dir);
-      phase(`snapshot with no agent: ${snap0}`, "bench:serve-memory");
+      phase(`snapshot with ${WARMUP} warm-up agents: ${snap0}`, "bench:serve-memory");
+      // Writing a snapshot grows malloc's heap by tens of MB that stay resident (free): read
+      // from the first baseline, RSS per agent counts them; from this one, agents may reuse
+      // them and it reads low. Both are printed.
+      const { rss: rss0s } = await settledRss(pid);
+      const map0s = rssByMapping(pid);
       const cdp = ALLOC ? await inspector(9339) : undefined;
       await cdp?.("HeapProfiler.startSampling", {
         samplingInterval: 4096,
         includeObjectsCollectedByMajorGC: true,
       });
+      const head0 = statusHead(repo);
       const c = await connectAll(children, [`ws://127.0.0.1:${s.port}/v1/opamp`], false, {
         agents: AGENTS,
         concurrency: 200,
@@ -217,12 +244,15 @@ async function main(): Promise<void> {
           `allocated while connecting, live or collected by a major GC (B/agent):\n${top.map(([k, b]) => `${(b / AGENTS).toFixed(0).padStart(7)}  ${k}`).join("\n")}\n`,
         );
       }
+      // As bench:serve: read once a status flush rendered the agents too (serve's steady state).
+      const files = await statusFilesRendered(repo, head0, c.settled);
+      phase(`${files} status files rendered`, "bench:serve-memory");
       const { rss: rss1 } = await settledRss(pid);
       const [m1, map1] = [await serviceMemory(s.apiPort), rssByMapping(pid)];
       const snap1 = await snapshot(pid, dir);
       const rss2 = treeRss(pid);
       const m2 = await serviceMemory(s.apiPort);
-      phase(`snapshot with ${AGENTS} agents: ${snap1}`, "bench:serve-memory");
+      phase(`snapshot with ${AGENTS} more agents: ${snap1}`, "bench:serve-memory");
       const [k0, k1] = [kindsOf(snap0), kindsOf(snap1)];
       const rows = [...k1]
         .map(([kind, v]) => {
@@ -233,11 +263,12 @@ async function main(): Promise<void> {
       const total = rows.reduce((n, r) => n + r.bytes, 0);
       const perAgent = (bytes: number) => (bytes / AGENTS).toFixed(0).padStart(7);
       const out = [
-        `bench:serve-memory — ${AGENTS} agents${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(" ")})` : ""}, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
-        `RSS per agent: ${(rss1 - rss0) / AGENTS / 1024} KB (after the snapshot: ${((rss2 - rss0) / AGENTS / 1024).toFixed(1)} KB)`,
+        `bench:serve-memory — ${AGENTS} agents after ${WARMUP} warm-up agents${NODE_ARGS.length > 0 ? ` (node ${NODE_ARGS.join(" ")})` : ""}, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
+        `RSS per agent: ${((rss1 - rss0) / AGENTS / 1024).toFixed(1)} KB from before the first snapshot, ${((rss1 - rss0s) / AGENTS / 1024).toFixed(1)} KB from after it (after the second snapshot: ${((rss2 - rss0) / AGENTS / 1024).toFixed(1)} KB)`,
         perAgentLine("before the snapshot", m0, m1),
         perAgentLine("after it (full GC)", m0, m2),
         perAgentLine("RSS by mapping", map0, map1),
+        perAgentLine("RSS by mapping from after the first snapshot", map0s, map1),
         `heap snapshot growth per agent (live objects after full GC): ${perAgent(total)} B`,
         "",
         "   B/agent  objects/agent  kind",
@@ -250,7 +281,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${out.join("\n")}\n`);
       if (KEEP) process.stdout.write(`snapshots kept: ${snap0} ${snap1}\n`);
     } finally {
-      await Promise.all(children.map((ch) => ch.stop({ type: "exit" })));
+      await Promise.all([...children, warm].map((ch) => ch.stop({ type: "exit" })));
       await stopProcess(s.proc);
       await forgetPrefix(PREFIX);
     }

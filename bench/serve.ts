@@ -9,11 +9,21 @@
  *     sent a config (then report APPLIED); wall time until every agent holds one;
  *   - heartbeat replies per second: every agent heartbeats in a closed loop (next message when
  *     the reply came), replies counted over a window;
- *   - RSS per connected agent: (RSS of the server's processes once all are connected − RSS
- *     before the first agent) ÷ N. Both readings wait until the RSS stops moving (two
- *     3 steps of 1 s in a row within 1 %, at most 30 s: bench/serve-load.ts settledRss), for
- *     each side alike, so neither is caught mid-burst. For serve with workers, the primary and all workers; Redis
- *     is not counted (the peer has none);
+ *   - RSS per connected agent: (RSS of the server's processes once all N are connected − RSS
+ *     before the first of the N) ÷ N. Before that baseline each server gets a warm-up cohort
+ *     (BENCH_WARMUP agents of their own, from a process of their own: bench/serve-load.ts
+ *     warmUp) that connects and is configured, and, for serve, whose agents a status flush
+ *     rendered; it stays connected, silent, while the N connect; for serve the second reading
+ *     waits until a status flush rendered the N as well (its steady state). So what a server starts
+ *     once, on first use, is in the baseline and not counted per agent: serve's status render
+ *     worker threads (started at the first flush), code compiled on the first messages, pools
+ *     grown to their first size. The same cohort and RSS readings for each side; the phase
+ *     output prints the cohort's own growth and the server's thread count at both readings
+ *     (a thread started during the N shows there). Every reading waits until the RSS stops
+ *     moving (3 steps of 1 s in a row within 1 %, at most 30 s: settledRss), for each side
+ *     alike, so neither is caught mid-burst. For serve with workers, the primary and all
+ *     workers; Redis is not counted (the peer has none); and again BENCH_QUIET_SECONDS later
+ *     with no message in between (garbage of the burst that each runtime gives back by then);
  *     serve's lines below it split that growth (its /metrics): V8 heap in use, live objects
  *     and garbage not yet collected, and external memory (Buffers); `node
  *     dist/bench/serve-memory.js` attributes the live part by object kind (heap snapshots);
@@ -30,11 +40,18 @@
  * Environment:
  *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
  *   BENCH_AGENT_PROCESSES=2     forked agent processes (≤ ~15 000 sockets each)
+ *   BENCH_WARMUP=200            warm-up agents connected before the RSS baseline (0: none;
+ *                               200 = 4 status render slices, enough to start every render
+ *                               worker on 2 cores)
  *   BENCH_WORKERS=1,2           serve runs, one per --workers value
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
  *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
  *   BENCH_REDIS_URL             Redis for serve (default: a private redis-server started here)
+ *   BENCH_QUIET_SECONDS=15      RSS read again this long after the RSS reading, no message
+ *                               in between (what each server gives back after the burst)
+ *   BENCH_NODE_ARGS=""          extra options for serve's node, space-separated (to compare V8
+ *                               settings; the peer is not affected)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
  *                               bench/out/serve-profile/)
  */
@@ -57,17 +74,25 @@ import {
   ROOT,
   settledRss,
   startServe,
+  statusFilesRendered,
+  statusHead,
   stopProcess,
   treeCpuMs,
+  treeRss,
+  treeThreads,
   treeWriteSyscalls,
+  warmUp,
 } from "./serve-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
+const QUIET_MS = Number(process.env.BENCH_QUIET_SECONDS ?? 15) * 1000;
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WITH_PEER = process.env.BENCH_PEER !== "0";
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
 
@@ -77,6 +102,8 @@ interface Figures {
   settled: number;
   heartbeatsPerSecond: number;
   rssPerAgentBytes: number;
+  /** The same, read BENCH_QUIET_SECONDS later with no message in between. */
+  rssQuietPerAgentBytes: number;
   stormMs: number;
   stormSettled: number;
   stormShed: number;
@@ -92,6 +119,11 @@ interface Figures {
   /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
   heapTotalPerAgentBytes?: number;
   externalPerAgentBytes?: number;
+  /**
+   * serve only: time in GC pauses (its /metrics) per agent, from before the first agent to the
+   * RSS reading, and per heartbeat answered (blast and the 5.5 s after), µs; major GC apart.
+   */
+  gc?: { connect: number; connectMajor: number; heartbeat: number };
   /** Write syscalls of the server's processes per agent connected and per heartbeat. */
   connectWrites: number;
   heartbeatWrites: number;
@@ -127,6 +159,9 @@ function redisCost(
 
 /** V8 heap used and external memory of a serve process, from its /metrics. */
 async function serveMemory(apiPort: number): Promise<{
+  /** Time in GC pauses since start (all kinds; major: mark-compact), seconds. */
+  gcSeconds: number;
+  majorGcSeconds: number;
   quick: number;
   quiet: number;
   heapUsed: number;
@@ -136,7 +171,16 @@ async function serveMemory(apiPort: number): Promise<{
   const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
   const value = (name: string) =>
     Number(new RegExp(`^opamp_gitops_${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
+  const gc = (kind: string) =>
+    Number(
+      new RegExp(
+        `^opamp_gitops_nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\} (\\S+)`,
+        "m",
+      ).exec(text)?.[1] ?? 0,
+    );
   return {
+    gcSeconds: gc("major") + gc("minor") + gc("incremental") + gc("weakcb"),
+    majorGcSeconds: gc("major"),
     quick: value("opamp_quick_heartbeats_total"),
     quiet: value("opamp_quiet_heartbeats_total"),
     heapUsed: value("nodejs_heap_size_used_bytes"),
@@ -145,22 +189,42 @@ async function serveMemory(apiPort: number): Promise<{
   };
 }
 
-/** Runs the load against one server (`pid` for RSS, `url` for agents). */
+/**
+ * Runs the load against one server (`pid` for RSS, `url` for agents): first the warm-up
+ * cohort from `warm` (BENCH_WARMUP agents; with `statusRepo`, until a status flush rendered
+ * them), then the measured agents from `children`.
+ */
 async function measure(
   name: string,
   children: AgentsChild[],
+  warm: AgentsChild,
   pid: number,
   url: string,
-  redis?: Redis,
-  apiPort?: number,
+  serve?: { redis: Redis; apiPort: number; statusRepo: string },
 ): Promise<Figures> {
+  const redis = serve?.redis;
+  const apiPort = serve?.apiPort;
   const count = async () => (redis ? await redisCounters(redis) : undefined);
-  const { rss: rss0 } = await settledRss(pid);
+  let rss0: number;
+  if (WARMUP > 0) {
+    phase(`${name}: warm-up: ${WARMUP} agents`);
+    const w = await warmUp(warm, pid, url, {
+      agents: WARMUP,
+      firstIndex: AGENTS,
+      ...(serve ? { statusRepo: serve.statusRepo } : {}),
+    });
+    rss0 = w.rss;
+    phase(
+      `${name}: warm-up: ${w.settled}/${w.agents} configured${w.statusFiles === undefined ? "" : `, ${w.statusFiles} status files rendered`}; RSS +${(w.rssGrowth / 2 ** 20).toFixed(1)} MB (${(w.rssGrowth / w.agents / 1024).toFixed(1)} KB/agent with the fixed costs), threads ${w.threadsBefore} → ${w.threads}; baseline ${(rss0 / 2 ** 20).toFixed(1)} MB`,
+    );
+  } else rss0 = (await settledRss(pid)).rss;
+  const threads0 = treeThreads(pid);
   const mem0 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
   const w0 = treeWriteSyscalls(pid);
+  const head0 = serve ? statusHead(serve.statusRepo) : undefined;
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
   const w1 = treeWriteSyscalls(pid);
@@ -168,11 +232,28 @@ async function measure(
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
+  // Serve's steady state includes its status flush of these agents (what it keeps of them):
+  // the reading comes after a flush rendered them all, not by chance before or after it.
+  const flushStart = Date.now();
+  const files = serve ? await statusFilesRendered(serve.statusRepo, head0, c.settled) : 0;
+  if (serve)
+    phase(
+      `${name}: ${files} status files rendered ${((Date.now() - flushStart) / 1000).toFixed(1)} s after the last agent was configured`,
+    );
   const { rss: rss1, waitedMs } = await settledRss(pid);
   phase(
-    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s after the last agent was configured`,
+    `${name}: RSS settled ${(waitedMs / 1000).toFixed(1)} s later: ${(rss1 / 2 ** 20).toFixed(1)} MB, +${((rss1 - rss0) / AGENTS / 1024).toFixed(1)} KB/agent; threads ${threads0} → ${treeThreads(pid)}`,
   );
   const mem1 = apiPort === undefined ? undefined : await serveMemory(apiPort);
+  // The same agents after a quiet while (no message): what the server gives back once the
+  // burst is over (V8's memory reducer starts 8 s after a GC; Go's scavenger returns pages
+  // in the background). Read the same way for each side.
+  await sleep(QUIET_MS);
+  const rssQuiet = treeRss(pid);
+  const memQuiet = apiPort === undefined ? undefined : await serveMemory(apiPort);
+  phase(
+    `${name}: ${QUIET_MS / 1000} s later: RSS ${(rssQuiet / 2 ** 20).toFixed(1)} MB, +${((rssQuiet - rss0) / AGENTS / 1024).toFixed(1)} KB/agent${memQuiet && mem0 ? `; V8 heap used ${kb((memQuiet.heapUsed - mem0.heapUsed) / AGENTS)}, committed ${kb((memQuiet.heapTotal - mem0.heapTotal) / AGENTS)}, external ${kb((memQuiet.external - mem0.external) / AGENTS)} per agent` : ""}`,
+  );
   const r2 = await count();
   const cpu2 = treeCpuMs(pid);
   const w2 = treeWriteSyscalls(pid);
@@ -184,9 +265,9 @@ async function measure(
   const r3 = await count();
   phase(`${name}: ${Math.round(hb.perSecond)} heartbeat replies/s`);
   const mem2 = apiPort === undefined ? undefined : await serveMemory(apiPort);
-  if (mem1 && mem2)
+  if (memQuiet && mem2)
     phase(
-      `${name}: of the window's heartbeats ${mem2.quick - mem1.quick} quick, ${mem2.quiet - mem1.quiet} of them without asking the desired state (metrics of the answering process)`,
+      `${name}: of the window's heartbeats ${mem2.quick - memQuiet.quick} quick, ${mem2.quiet - memQuiet.quiet} of them without asking the desired state (metrics of the answering process)`,
     );
   const storm = await connectAll(children, [url], true, LOAD);
   await sleep(redis ? 5500 : 0);
@@ -194,8 +275,9 @@ async function measure(
   phase(
     `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried, ${storm.failed} failed ${storm.errors.slice(0, 3).join("; ")}`,
   );
-  for (const child of children) child.send({ type: "closeAgents", timeoutMs: 5000 });
-  await Promise.all(children.map((ch) => ch.next("agentsClosed", 30_000)));
+  const all = WARMUP > 0 ? [...children, warm] : children;
+  for (const child of all) child.send({ type: "closeAgents", timeoutMs: 5000 });
+  await Promise.all(all.map((ch) => ch.next("agentsClosed", 30_000)));
   return {
     name,
     connectMs: c.elapsedMs,
@@ -206,6 +288,7 @@ async function measure(
     connectWrites: (w1 - w0) / AGENTS,
     heartbeatWrites: hb.replies > 0 ? (w3 - w2) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
+    rssQuietPerAgentBytes: (rssQuiet - rss0) / AGENTS,
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
@@ -214,6 +297,16 @@ async function measure(
           heapUsedPerAgentBytes: (mem1.heapUsed - mem0.heapUsed) / AGENTS,
           heapTotalPerAgentBytes: (mem1.heapTotal - mem0.heapTotal) / AGENTS,
           externalPerAgentBytes: (mem1.external - mem0.external) / AGENTS,
+        }
+      : {}),
+    ...(mem0 && mem1 && memQuiet && mem2
+      ? {
+          gc: {
+            connect: ((mem1.gcSeconds - mem0.gcSeconds) * 1e6) / AGENTS,
+            connectMajor: ((mem1.majorGcSeconds - mem0.majorGcSeconds) * 1e6) / AGENTS,
+            heartbeat:
+              hb.replies > 0 ? ((mem2.gcSeconds - memQuiet.gcSeconds) * 1e6) / hb.replies : 0,
+          },
         }
       : {}),
     ...(r0 && r1 && r2 && r3 && r4
@@ -252,6 +345,7 @@ const NO_PEER: Figures = {
   settled: AGENTS,
   heartbeatsPerSecond: 0,
   rssPerAgentBytes: 0,
+  rssQuietPerAgentBytes: 0,
   stormMs: 0,
   stormSettled: AGENTS,
   stormShed: 0,
@@ -272,6 +366,10 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ["heartbeat replies per second", (f) => `${Math.round(f.heartbeatsPerSecond)}`],
     ["RSS per connected agent", (f) => `${(f.rssPerAgentBytes / 1024).toFixed(1)} KB`],
     [
+      `RSS per connected agent, ${QUIET_MS / 1000} s quiet later`,
+      (f) => `${(f.rssQuietPerAgentBytes / 1024).toFixed(1)} KB`,
+    ],
+    [
       `reconnect storm: all ${AGENTS} answered again`,
       (f) => `${(f.stormMs / 1000).toFixed(2)} s (${f.stormShed} shed)`,
     ],
@@ -282,11 +380,17 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     ["of RSS/agent: V8 heap used (live + garbage)", (f) => kb(f.heapUsedPerAgentBytes)],
     ["of RSS/agent: V8 heap committed", (f) => kb(f.heapTotalPerAgentBytes)],
     ["of RSS/agent: external (Buffers, ...)", (f) => kb(f.externalPerAgentBytes)],
+    [
+      "GC pauses per agent connected (major)",
+      (f) => (f.gc ? `${Math.round(f.gc.connect)} µs (${Math.round(f.gc.connectMajor)})` : "n/a"),
+    ],
+    ["GC pauses per heartbeat", (f) => (f.gc ? `${f.gc.heartbeat.toFixed(1)} µs` : "n/a")],
   ];
   const ratios: ((s: Figures) => string)[] = [
     (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
     (s) => `${ratio(s.heartbeatsPerSecond, peer.heartbeatsPerSecond)}× (target ≥ 1.0)`,
     (s) => `${ratio(s.rssPerAgentBytes, peer.rssPerAgentBytes)}× (target ≤ 1.0 with 1 worker)`,
+    (s) => `${ratio(s.rssQuietPerAgentBytes, peer.rssQuietPerAgentBytes)}×`,
     (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
     (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
     (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
@@ -295,10 +399,12 @@ function print(peer: Figures, serves: Figures[], load: string): void {
     () => "",
     () => "",
     () => "",
+    () => "",
+    () => "",
   ];
   const out: string[] = [
     "",
-    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes; ${load}`,
+    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes${NODE_ARGS.length > 0 ? ` (serve's node ${NODE_ARGS.join(" ")})` : ""}, after ${WARMUP} warm-up agents (connected before the RSS baseline); ${load}`,
     "",
     `| | ${peer.name} | ${serves.map((s) => `${s.name} | ratio`).join(" | ")} |`,
     `|---|---|${serves.map(() => "---|---").join("|")}|`,
@@ -334,13 +440,17 @@ async function main(): Promise<void> {
     const repo = makeRepo(dir);
     await initRepository(repo);
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
+    const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
+    children.push(warm);
+    const measured = children.slice(0, PROCESSES);
     let peer: Figures = NO_PEER;
     if (WITH_PEER) {
       const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
       running.push(peerProc.proc);
       peer = await measure(
         "opamp-go server",
-        children,
+        measured,
+        warm,
         peerProc.proc.pid as number,
         `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
       );
@@ -353,17 +463,18 @@ async function main(): Promise<void> {
         prefix: `bench-serve-${process.pid}-${workers}`,
         instance: String(workers),
         profile: PROFILE && workers === 1,
+        nodeArgs: NODE_ARGS,
         extra: ["--redis", redisServer.url],
       });
       running.push(s.proc);
       serves.push(
         await measure(
           `serve --workers ${workers}`,
-          children,
+          measured,
+          warm,
           s.proc.pid as number,
           `ws://127.0.0.1:${s.port}/v1/opamp`,
-          redis,
-          s.apiPort,
+          { redis, apiPort: s.apiPort, statusRepo: repo },
         ),
       );
       const code = await stopProcess(s.proc);

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { limitHeapGrowth } from "../heap-growth.js";
 import { createLogger } from "../logger.js";
 import { connectRedis } from "../redis.js";
 import { connectOrStartRedis } from "../redis-private.js";
@@ -199,6 +200,8 @@ export function runServe(
   flags: SettingsFlags & { settings?: string },
   { shutdownMs = 20_000 } = {},
 ): Promise<number> {
+  // Before the service allocates: V8's own heap growth kept ~3× the live heap per agent.
+  limitHeapGrowth();
   if (cluster.isPrimary && resolveSettings(flags, process.env).workers > 1)
     return runPrimary(flags, { shutdownMs });
   const tty = process.stderr.isTTY === true && cluster.isPrimary;
