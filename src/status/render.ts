@@ -1,11 +1,12 @@
 /**
  * Status files as text: each file is checked against its schema (schemas/status-*.schema.json)
  * and written as YAML through src/validate, under a one-line header naming its schema. A file
- * that fails its schema is a bug in the writer: it throws, and nothing is written.
+ * that fails its schema is a bug in the writer: it throws, and nothing is written. Sections
+ * equal across files are written as YAML once per thread (section-yaml.ts).
  */
 import { type StatusFileKind, validateStatusFile } from "../validate/status-schemas.js";
-import { stringifyYaml } from "../validate/yaml-write.js";
 import { StatusError } from "./errors.js";
+import { sectionYaml } from "./section-yaml.js";
 
 export function renderStatusFile(kind: StatusFileKind, value: unknown, path: string): string {
   const problems = validateStatusFile(kind, value);
@@ -18,5 +19,5 @@ export function renderStatusFile(kind: StatusFileKind, value: unknown, path: str
         .join("; ")}`,
       { path, problems: problems.slice(0, 10) },
     );
-  return `# Written by opamp-gitops (schema: schemas/status-${kind}.schema.json). Do not edit.\n${stringifyYaml(value)}`;
+  return `# Written by opamp-gitops (schema: schemas/status-${kind}.schema.json). Do not edit.\n${sectionYaml(value as Record<string, unknown>)}`;
 }

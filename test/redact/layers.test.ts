@@ -284,3 +284,17 @@ describe("markers and the cut", () => {
     assert.doesNotMatch(out, /<redacted(:[0-9a-f]{0,5})?…$/);
   });
 });
+
+test("spans of a string stay right while more strings than the cache holds go by", () => {
+  const secret = "token: ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+  const first = findSecretSpans(secret);
+  assert.equal(first.length, 1);
+  first[0] = [0, 1]; // callers get copies: changing them changes nothing
+  for (let i = 0; i < 25_000; i++) {
+    assert.deepEqual(findSecretSpans(`host-${i}`), []);
+    // Asked again now and then: a string in use stays known across the turnovers.
+    if (i % 4000 === 0)
+      assert.deepEqual(hidden(secret), ["ghp_abcdefghijklmnopqrstuvwxyz0123456789"]);
+  }
+  assert.deepEqual(hidden(secret), ["ghp_abcdefghijklmnopqrstuvwxyz0123456789"]);
+});
