@@ -14,9 +14,10 @@ import type { AgentToServer, ComponentHealth } from "./messages.js";
 
 export interface PreparedMessage {
   /**
-   * The decoded message. Prepared off the event loop, its report fields are null except
-   * `agentDescription` (decoded again here from `encoded`, as the identity check reads it):
-   * `encoded` carries them.
+   * The decoded message. Its report fields (REPORT_SOURCE) are null except `agentDescription`
+   * (the identity check reads it; prepared off the event loop, it is decoded again from
+   * `encoded`): `encoded` carries them. Unless `limitError` is set: then they are as decoded
+   * (cut to the limits).
    */
   message: AgentToServer;
   /** The normalised encoding of each report field present, exactly sized. */
@@ -54,5 +55,11 @@ export function prepareMessage(bytes: Uint8Array, limits: AgentLimits): Prepared
   if (components && !hasComponentMap(components) && (components.hash?.length ?? 0) > 0) {
     prepared.componentsHashOnly = Uint8Array.from(components.hash ?? []);
   }
+  // The decoded report trees (health and the component map above all: thousands of objects
+  // for a large Collector) are not read past this point, but the handler holds the message
+  // across its Redis round trips, long enough for a scavenge to promote them to the old
+  // generation, where only a major GC frees them. Dropped here, they die young.
+  for (const field of Object.keys(REPORT_SOURCE) as ReportField[])
+    if (field !== "description") message[REPORT_SOURCE[field]] = null as never;
   return prepared;
 }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, test } from "node:test";
 import { DEFAULT_AGENT_LIMITS } from "../../src/opamp/agent-limits.js";
+import { REPORT_SOURCE } from "../../src/opamp/agent-state.js";
 import { encodeAgentToServer } from "../../src/opamp/codec.js";
 import { DecodePool, DecoderBusyError } from "../../src/opamp/decode-pool.js";
 import { MalformedMessageError } from "../../src/opamp/errors.js";
@@ -59,6 +60,13 @@ describe("decode pool", () => {
     assert.equal(there.healthMeaning, here.healthMeaning);
     assert.equal(there.limitError, undefined);
     assert.deepEqual(there.message.agentDescription, here.message.agentDescription);
+    // Both leave the decoded report trees behind (encoded carries them), so none outlives
+    // the decode in the handler's awaits; the description stays for the identity check.
+    for (const [field, source] of Object.entries(REPORT_SOURCE)) {
+      if (field === "description") continue;
+      assert.equal(here.message[source], null, source);
+      assert.equal(there.message[source], null, source);
+    }
     assert.equal(there.message.sequenceNum, 3n);
     assert.equal(there.message.capabilities, 0x7fn);
     assert.ok(Buffer.from(there.message.instanceUid).equals(Buffer.from(uid)));
