@@ -82,7 +82,7 @@ export async function startServe(
     service = new Service({ settings, redis: redis.redis, logger, progress });
     if (settings.repo) progress(`reading ${settings.repo} (branch ${settings.branch})…`);
     const ports = await service.start();
-    logger.info({ ...ports, repo: settings.repo ?? null }, "serving");
+    logger.info({ ...ports, repo: settings.repo ?? null, replicaId: service.replicaId }, "serving");
     const host = (h: string) => (h.includes(":") ? `[${h}]` : h);
     progress(
       `serving: OpAMP on ${host(settings.opampHost)}:${ports.opampPort}, admin API on http://${host(settings.apiHost)}:${ports.apiPort}`,

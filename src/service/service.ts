@@ -94,6 +94,8 @@ export interface ServiceParts {
 }
 
 export class Service {
+  /** This process among the replicas (host:pid:random); in logs and status commit trailers. */
+  readonly replicaId: string;
   readonly opamp: OpampServer;
   /** This process' liveness key and the sweep of agents of dead processes. */
   readonly liveness: ReplicaLiveness;
@@ -234,6 +236,7 @@ export class Service {
         })
       : undefined;
     const replicaId = newReplicaId();
+    this.replicaId = replicaId;
     // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
     // rest keep `redis` (BullMQ must not auto-pipeline).
     this.#agentRedis = pipelinedConnection(redis, logger.child({ module: "agent-redis" }));
@@ -363,6 +366,7 @@ export class Service {
             configHashOf: (id) => this.bundles.get(id).configHash,
             incompatible: this.incompatible,
             revocation: (uid) => this.agentCredentials.revocation(uid),
+            replicaId,
             ...(auth ? { auth } : {}),
           })
         : undefined;

@@ -76,6 +76,8 @@ export interface StatusWiringParts {
   auth?: GitAuth;
   /** Whether an agent's credentials are revoked, and by whom (agent-credentials.ts). */
   revocation?: (uid: string) => { at: string; by: string } | undefined;
+  /** This process (newReplicaId), named in each status commit's `Status-Writer:` trailer. */
+  replicaId?: string;
 }
 
 export function createStatusWriter(p: StatusWiringParts): StatusWriter {
@@ -95,6 +97,7 @@ export function createStatusWriter(p: StatusWiringParts): StatusWriter {
     intervalMs: s.statusIntervalMs,
     // One writer across replicas; a successor writes within the lease after a holder died.
     lockTtlMs: s.leaderLeaseMs,
+    ...(p.replicaId ? { writerId: p.replicaId } : {}),
     retentionMs: s.statusRetentionMs,
     effectiveConfig: s.statusEffectiveConfig,
     agentEvents: opamp.events,

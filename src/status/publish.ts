@@ -26,6 +26,8 @@ export interface PublishContext {
   stillWriter: () => Promise<boolean>;
   attempts: number;
   author: { name: string; email: string };
+  /** Named in a `Status-Writer:` trailer of the commit; absent: no trailer. */
+  writerId?: string;
   now: () => number;
   log: StatusLogger;
 }
@@ -60,7 +62,7 @@ export async function publishPlan(ctx: PublishContext, plan: FlushPlan): Promise
     if (tree === baseTree && base !== undefined)
       return { files: 0, attempts: attempt, tree: stats };
     const files = await countChanged(objects, baseTree, tree, plan.changes);
-    const message = commitMessage({ ...plan.messageInputs, files });
+    const message = withWriter(commitMessage({ ...plan.messageInputs, files }), ctx.writerId);
     const commit = await objects.writeCommit({
       tree: tree ?? (await objects.writeTree(new Map())),
       parents: base ? [base] : [],
@@ -79,6 +81,12 @@ export async function publishPlan(ctx: PublishContext, plan: FlushPlan): Promise
     `branch ${target.branch} kept moving: ${ctx.attempts} attempts rejected`,
     { branch: target.branch, attempts: ctx.attempts },
   );
+}
+
+/** The message with a `Status-Writer:` trailer (its own last paragraph, as git expects). */
+export function withWriter(message: string, writerId: string | undefined): string {
+  // A trailer value is one line: an id with a line break would forge other trailers.
+  return writerId ? `${message}\nStatus-Writer: ${writerId.replace(/\s+/g, " ")}\n` : message;
 }
 
 /** How many of the planned paths differ between two root trees. */

@@ -395,6 +395,7 @@ export class StatusWriter {
         stillWriter: () => this.#lock.renew(),
         attempts: this.#options.publishAttempts ?? DEFAULTS.publishAttempts,
         author: this.#options.author ?? DEFAULT_AUTHOR,
+        ...(this.#options.writerId ? { writerId: this.#options.writerId } : {}),
         now: this.#now,
         log: this.#log,
       },

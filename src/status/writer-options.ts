@@ -49,6 +49,12 @@ export interface StatusWriterOptions {
   lockTtlMs?: number;
   /** Commit author and committer. Default opamp-gitops <opamp-gitops@localhost>. */
   author?: { name: string; email: string };
+  /**
+   * This process, named in a `Status-Writer:` trailer of every commit it publishes, so
+   * `git log` tells which replica wrote what (a killed process's last log lines may be lost;
+   * the branch keeps it). Default: no trailer.
+   */
+  writerId?: string;
   /** Where an agent belongs; undefined = not known yet. Default: `fleetSync.assign()`. */
   placement?: Placement;
   /** Agent events to follow (OpampServer.events). */

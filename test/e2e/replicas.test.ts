@@ -12,8 +12,9 @@
  *   the status writer and the Git polling move to a survivor, and the rollout completes;
  * - after the loss, the next commit is fetched once (by whoever holds the Git lease now) and
  *   its rollout completes without the lost agent (it is no member: it cannot fail it);
- * - the status branch: every commit was made by the lease holder of its time (commits of
- *   the replicas never interleave: one run per writer), none is lost or doubled, and it ends
+ * - the status branch: every commit names the lease holder of its time in its Status-Writer
+ *   trailer (commits of the replicas never interleave: one run per writer), each published
+ *   flush a live replica logged is on it under that replica's name, and it ends
  *   showing every agent's final state (nothing pending was lost with the killed writer).
  * No timing is asserted: every wait is a generous bound.
  */
@@ -24,7 +25,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { type CliRun, startServe, testServeArgs } from "../helpers/cli.js";
+import { type CliRun, logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { freePort } from "../helpers/ports.js";
 import { testRedis } from "../helpers/redis.js";
 import { waitForValue } from "../helpers/wait.js";
@@ -111,6 +112,34 @@ function gitLog(replicas: Replica[], git: GitHttpServer): string {
     (r) => `${r.method} ${r.url} ${r.protocol ?? ""} ${r.wants?.join(",") ?? ""}`,
   );
   return [...lines, ...requests].join("\n");
+}
+
+/** The unlogged commits (subject, time) and every status log line, for a failure's message. */
+function explain(remote: string, commits: string[], replicas: Replica[]): string {
+  const shown = commits.map((c) =>
+    execFileSync(
+      "git",
+      [
+        "-C",
+        remote,
+        "log",
+        "-1",
+        "--format=%H %ad %(trailers:key=Status-Writer,valueonly,unfold) %s",
+        c,
+      ],
+      {
+        encoding: "utf8",
+      },
+    ).trim(),
+  );
+  const lines = replicas.flatMap((rep, i) =>
+    rep
+      .output()
+      .split("\n")
+      .filter((l) => l.includes('"status: '))
+      .map((l) => `replica ${i}: ${l.slice(0, 400)}`),
+  );
+  return [...shown, ...lines].join("\n");
 }
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -315,27 +344,64 @@ test("three replicas act as one service and survive losing one mid-rollout", {
     (dirty) => dirty === 0,
   );
 
-  // Every commit on the branch was logged by exactly one replica, and the replicas'
-  // commits never interleave: one writer at a time, each taking over once.
-  const onBranch = execFileSync("git", ["-C", remote, "rev-list", "opamp-status"], {
-    encoding: "utf8",
-  })
-    .trim()
-    .split("\n");
+  // Every commit on the branch names its writer (a Status-Writer trailer), one of the
+  // replicas, and the writers never interleave: one at a time, each taking over once.
+  // The trailer, not the logs: a SIGKILLed process may lose its last log lines.
+  // The logs first: every commit logged by then is on the branch read after.
   const logged = loggedCommits(replicas);
-  const loggedSet = new Set(logged.map((l) => l.commit));
-  assert.equal(loggedSet.size, logged.length, "no commit logged twice");
-  const branchSet = new Set(onBranch);
-  assert.ok(
-    logged.every((l) => branchSet.has(l.commit)),
-    "every published flush is on the branch",
+  const ids = replicas.map(
+    (rep) => logLine<{ replicaId?: string }>(rep.output(), "serving")?.replicaId,
   );
-  // At most one commit the killed writer pushed but had no time to log.
-  assert.ok(onBranch.filter((c) => !loggedSet.has(c)).length <= 1, "no commit of unknown origin");
-  const runs = logged.filter((l, i) => i === 0 || logged[i - 1]?.replica !== l.replica);
+  const onBranch = execFileSync(
+    "git",
+    [
+      "-C",
+      remote,
+      "log",
+      "--reverse",
+      "--first-parent",
+      "--format=%H %(trailers:key=Status-Writer,valueonly,unfold,separator=%x2C)",
+      "opamp-status",
+    ],
+    { encoding: "utf8" },
+  )
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const [commit = "", writer = ""] = line.split(" ");
+      return { commit, replica: ids.indexOf(writer) };
+    });
+  const why = () =>
+    explain(
+      remote,
+      onBranch.map((c) => c.commit),
+      replicas,
+    );
+  assert.ok(
+    onBranch.every((c) => c.replica >= 0),
+    `every commit names a replica:\n${why()}`,
+  );
+  const runs = onBranch.filter((c, i) => i === 0 || onBranch[i - 1]?.replica !== c.replica);
   assert.ok(
     runs.length <= 2 && new Set(runs.map((r) => r.replica)).size === runs.length,
-    `one writer at a time: ${runs.map((r) => r.replica)}`,
+    `one writer at a time: ${runs.map((r) => r.replica)}\n${why()}`,
+  );
+  // The logs agree: what a replica logged as published is on the branch, under its name;
+  // only the killed replica may have published commits it had no time to log.
+  assert.equal(new Set(logged.map((l) => l.commit)).size, logged.length, "no commit logged twice");
+  const writerOf = new Map(onBranch.map((c) => [c.commit, c.replica]));
+  assert.ok(
+    logged.every((l) => writerOf.get(l.commit) === l.replica),
+    `every published flush is on the branch, under its writer's name:\n${why()}`,
+  );
+  // Unlogged: the killed replica's last commits, and a live writer's newest ones (pushed
+  // after the logs were read, or their line not yet written).
+  const loggedSet = new Set(logged.map((l) => l.commit));
+  const killed = replicas.indexOf(victim);
+  const lastLogged = onBranch.findLastIndex((c) => loggedSet.has(c.commit));
+  assert.ok(
+    onBranch.every((c, i) => loggedSet.has(c.commit) || c.replica === killed || i > lastLogged),
+    `no live replica's commit went unlogged:\n${why()}`,
   );
 
   // A third commit: fetched once more, by the Git lease holder of now (a survivor that had
