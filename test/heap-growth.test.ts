@@ -48,12 +48,15 @@ test("node's own --heap-growing-percent is kept; otherwise the limit is set", ()
   assert.equal(limitHeapGrowth([]), `--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 });
 
-test("with the limit, promoted garbage next to a live set grows the heap far less than V8's default growth", async () => {
+test("with the limit, promoted garbage next to a live set grows the heap far less than V8's default growth", async (t) => {
   const limited = await peakHeapMb([]);
   const own = await peakHeapMb(["--heap-growing-percent=0"]);
   assert.equal(limited.flag, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   assert.equal(own.flag, null);
-  // Measured: ~115 MiB limited, ~250 MiB with V8's own growth (node 20).
+  t.diagnostic(
+    `peak heap ${limited.peakMb.toFixed(0)} MiB limited vs ${own.peakMb.toFixed(0)} MiB`,
+  );
+  // Measured (node 20): ~127 MiB at 50 % (~115 at 20 %), ~250 MiB with V8's own growth.
   assert.ok(
     limited.peakMb < own.peakMb * 0.7,
     `peak heap ${limited.peakMb.toFixed(0)} MiB limited vs ${own.peakMb.toFixed(0)} MiB`,
