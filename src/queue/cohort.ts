@@ -3,7 +3,9 @@
  *
  * Every agent has a score in [0, 1) per rollout: the first 8 bytes of
  * SHA-256(rolloutId + "\n" + instanceUid), read big-endian, keeping the top 53 bits (the
- * precision of a double) over 2^53. A stage's threshold is fixed when it starts; an agent is
+ * precision of a double) over 2^53. A stage's threshold is fixed when it starts (it rises
+ * once only when it started on an empty group and its joiners left the cohort empty:
+ * lifecycle.ts admitWhenCohortEmpty); an agent is
  * in the cohort iff its score ≤ the current stage's threshold. Scores depend on nothing but
  * the rollout id and the uid, and thresholds are stored, so every replica and every restart
  * computes the same cohort; thresholds never decrease, so cohorts are monotone; an agent

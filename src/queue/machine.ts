@@ -12,6 +12,7 @@
  */
 import { Draft } from "./draft.js";
 import {
+  admitWhenCohortEmpty,
   advance,
   deadlineWake,
   end,
@@ -74,6 +75,7 @@ function apply(d: Draft, e: RolloutEvent, index: number): void {
       if (d.members.has(e.uid)) return;
       d.touch(e.uid, { member: { connected: false } });
       d.serveChanged(e.uid);
+      admitWhenCohortEmpty(d, e.uid);
       return;
     case "leave":
       if (!d.members.has(e.uid)) return;

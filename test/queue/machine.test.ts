@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { encodeCore, roundTrip } from "../../src/queue/codec.js";
+import { cachedScore } from "../../src/queue/cohort.js";
 import { pendingWakes, step } from "../../src/queue/machine.js";
 import type { RolloutEvent, RolloutNotice } from "../../src/queue/model.js";
 import { MachineSim, policy, uids } from "./helpers/machine.js";
@@ -440,6 +441,51 @@ describe("membership", () => {
     );
     assert.equal(sim.state.rollout?.id, id);
     assert.equal(sim.state.rollout?.waiting, before.length + joinedCohort.length);
+  });
+
+  test("a stage started before any agent joined admits one once its percentage means an agent", () => {
+    const sim = new MachineSim();
+    const quarter = policy({
+      stages: [
+        { percent: 25, pauseMs: 3_600_000 },
+        { percent: 100, pauseMs: 0 },
+      ],
+    });
+    sim.commit(A, quarter);
+    const id = sim.state.rollout?.id ?? "";
+    assert.equal(sim.state.rollout?.thresholds[0], 0.25, "no members: the percentage itself");
+    // Eight agents none of which falls under 25 % (one group in ten draws such scores).
+    const late = uids(200, "late").filter((u) => cachedScore(id, u) > 0.25);
+    const agents = late.slice(0, 8);
+    sim.fleet(agents.slice(0, 3));
+    assert.deepEqual(sim.cohort(), [], "3 × 25 % is less than one agent: nobody yet");
+    sim.fleet(agents.slice(3, 4));
+    const four = agents.slice(0, 4);
+    const lowest = four.reduce((a, b) => (cachedScore(id, a) <= cachedScore(id, b) ? a : b));
+    assert.deepEqual(sim.cohort(), [lowest], "the fourth join admits the lowest score");
+    assert.equal(sim.state.rollout?.thresholds[0], cachedScore(id, lowest));
+    assert.equal(sim.served(lowest), A);
+    assert.ok(sim.state.agents.get(lowest)?.offeredAt !== undefined, "offered (connected)");
+    sim.fleet(agents.slice(4));
+    assert.ok(sim.cohort().includes(lowest), "monotone");
+    assert.ok(
+      sim.cohort().every((u) => cachedScore(id, u) <= cachedScore(id, lowest)),
+      "later joiners placed by the risen threshold",
+    );
+    sim.applyAll(A);
+    assert.equal(sim.state.rollout?.stage, 0, "the stage's pause holds");
+    assert.equal(sim.state.rollout?.status, "in-progress");
+  });
+
+  test("a stage started before any agent joined keeps its percentage when a joiner falls under it", () => {
+    const sim = new MachineSim();
+    sim.commit(A, policy({ stages: [{ percent: 25, pauseMs: 3_600_000 }] }));
+    const id = sim.state.rollout?.id ?? "";
+    const outside = uids(200, "late").filter((u) => cachedScore(id, u) > 0.25);
+    const inside = uids(200, "late").find((u) => cachedScore(id, u) <= 0.25) ?? "";
+    sim.fleet([inside, ...outside.slice(0, 7)]);
+    assert.equal(sim.state.rollout?.thresholds[0], 0.25);
+    assert.deepEqual(sim.cohort(), [inside]);
   });
 
   test("a blocking agent that leaves opens the gate", () => {

@@ -42,7 +42,20 @@ export function checkInvariants(
   if (r && prev && prev.id === r.id) {
     assert.ok(currentThreshold(r) >= currentThreshold(prev), "threshold decreased");
     for (let k = 0; k < prev.thresholds.length; k++) {
-      assert.equal(r.thresholds[k], prev.thresholds[k], "a stored threshold changed");
+      const was: number = prev.thresholds[k] ?? NO_AGENT;
+      const now: number = r.thresholds[k] ?? NO_AGENT;
+      if (now === was) continue;
+      // Only the current stage's, risen from an empty cohort to admit one agent (a stage
+      // started before the group had members; src/queue/lifecycle.ts admitWhenCohortEmpty).
+      assert.ok(
+        k === prev.stage && now > was,
+        `a stored threshold changed: stage ${k} of ${prev.stage}→${r.stage}, ${was} → ${now}`,
+      );
+      const under = (members: Iterable<string>, t: number): number =>
+        [...members].filter((u) => cachedScore(r.id, u) <= t).length;
+      assert.equal(under(before.members.keys(), was), 0, "risen from an empty cohort only");
+      const admitted = under(s.members.keys(), now);
+      assert.ok(single ? admitted === 1 : admitted >= 1, `risen to admit one: ${admitted}`);
     }
   }
   // Stage sizes match the percentages.
