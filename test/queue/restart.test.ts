@@ -110,7 +110,7 @@ test("SIGKILL mid-stage and mid-pause: the next process continues the same rollo
   const stable = await proc.call<GroupRolloutStatus>("status", "edge");
   assert.equal(stable.stable?.hash, A);
 
-  // Rollout of B: 10 % / 50 % (then a 1.5 s pause) / 100 %.
+  // Rollout of B: 10 % / 50 % (then a 3 s pause) / 100 %.
   await proc.call("applyGroup", {
     group: "edge",
     hash: B,
@@ -118,7 +118,7 @@ test("SIGKILL mid-stage and mid-pause: the next process continues the same rollo
     policy: policy({
       stages: [
         { percent: 10, pauseMs: 0 },
-        { percent: 50, pauseMs: 1500 },
+        { percent: 50, pauseMs: 3000 },
         { percent: 100, pauseMs: 0 },
       ],
     }),
@@ -149,10 +149,19 @@ test("SIGKILL mid-stage and mid-pause: the next process continues the same rollo
     proc.notices.some((n) => n.type === "stage-passed" && n.stage === 1),
   );
 
-  // Killed during the 1.5 s pause: the timer is a BullMQ job, it survives.
+  // Killed during the 3 s pause: the timer is a BullMQ job, it survives.
   await proc.kill();
   proc = await ControllerProcess.start(r.prefix);
-  assert.deepEqual(await proc.cohort("edge", agents, B), cohort1, "the same cohort");
+  const after = await proc.cohort("edge", agents, B);
+  const stage = (await proc.call<GroupRolloutStatus>("status", "edge")).rollout?.stage;
+  // On a loaded machine the pause may elapse while the process starts: stage 2 then serves
+  // everyone (the mid-stage restart above already checked the same cohort strictly).
+  if (stage === 1) assert.deepEqual(after, cohort1, "the same cohort");
+  else
+    assert.ok(
+      cohort1.every((u) => after.includes(u)),
+      `monotone (stage ${stage})`,
+    );
   await waitFor("stage 2 after the pause", () =>
     proc.notices.some((n) => n.type === "stage-started" && n.stage === 2),
   );
