@@ -9,7 +9,8 @@
  *
  * Concurrency: any number of requests may be in flight, each answered by one worker. A worker that
  * dies fails the requests it held (the flush fails, its agents stay dirty and are rendered
- * by the next one) and is replaced on next use.
+ * by the next one) and is replaced on next use. A worker that held no request for `idleMs`
+ * is stopped; a request never goes to a stopping worker (it leaves the pool first).
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -82,6 +83,8 @@ interface Pending {
 interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
+  /** Stops the worker once it has held no request for `idleMs`. */
+  idle?: NodeJS.Timeout;
 }
 
 /**
@@ -91,6 +94,14 @@ interface Slot {
 export const MAX_RENDER_WORKERS = Math.max(1, Math.min(4, availableParallelism()));
 
 /**
+ * A worker that rendered nothing for this long is stopped, ms. Each holds ~35 MB (its heap,
+ * the YAML, schema and secret-detection modules): a replica that is not the status writer,
+ * or a fleet whose status files stay unchanged, keeps none; the next render starts one
+ * again (~0.5 s of its CPU off the event loop). Six status intervals by default.
+ */
+export const RENDER_WORKER_IDLE_MS = 60_000;
+
+/**
  * A renderer backed by up to `MAX_RENDER_WORKERS` worker threads, started on demand: a
  * request goes to an idle worker, else a new one is started while below the bound, else to
  * the worker holding the fewest requests. See the file comment.
@@ -98,13 +109,24 @@ export const MAX_RENDER_WORKERS = Math.max(1, Math.min(4, availableParallelism()
 export class AgentRenderer {
   readonly #options: AgentStatusOptions;
   readonly #max: number;
+  readonly #idleMs: number;
   #slots: Slot[] = [];
   #nextId = 1;
 
-  /** `maxWorkers`: defaults to MAX_RENDER_WORKERS. */
-  constructor(options: AgentStatusOptions = {}, maxWorkers = MAX_RENDER_WORKERS) {
+  /** `maxWorkers`: at most this many threads; `idleMs`: a thread idle this long stops. */
+  constructor(
+    options: AgentStatusOptions = {},
+    maxWorkers = MAX_RENDER_WORKERS,
+    idleMs = RENDER_WORKER_IDLE_MS,
+  ) {
     this.#options = options;
     this.#max = Math.max(1, maxWorkers);
+    this.#idleMs = idleMs;
+  }
+
+  /** Worker threads running now (started on demand, stopped when idle). */
+  get workers(): number {
+    return this.#slots.length;
   }
 
   /** Worker threads that can run at once: how many requests are worth keeping in flight. */
@@ -123,6 +145,7 @@ export class AgentRenderer {
     const id = this.#nextId++;
     return new Promise<RenderResult[]>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
+      clearTimeout(slot.idle);
       if (slot.pending.size === 1) slot.worker.ref();
       // The Redactor instance stays here; the worker rebuilds it from the key.
       const { redactor: _, ...options } = this.#options;
@@ -162,10 +185,14 @@ export class AgentRenderer {
     worker.on("message", (m: { id: number; results: RenderResult[] }) => {
       const p = slot.pending.get(m.id);
       slot.pending.delete(m.id);
-      if (slot.pending.size === 0) worker.unref();
+      if (slot.pending.size === 0) {
+        worker.unref();
+        this.#stopWhenIdle(slot);
+      }
       p?.resolve(m.results);
     });
     const fail = (err: Error) => {
+      clearTimeout(slot.idle);
       this.#slots = this.#slots.filter((s) => s !== slot);
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
@@ -173,13 +200,26 @@ export class AgentRenderer {
     worker.on("error", fail);
     worker.on("exit", (code) => fail(new Error(`status render worker exited (${code})`)));
     this.#slots.push(slot);
+    this.#stopWhenIdle(slot); // a warmed worker no request reaches stops too
     return slot;
+  }
+
+  #stopWhenIdle(slot: Slot): void {
+    clearTimeout(slot.idle);
+    slot.idle = setTimeout(() => {
+      if (slot.pending.size > 0) return;
+      // Out of the pool first: a request from now on starts another worker.
+      this.#slots = this.#slots.filter((s) => s !== slot);
+      void slot.worker.terminate();
+    }, this.#idleMs);
+    slot.idle.unref();
   }
 
   /** Stops the workers (pending renders fail). Idempotent. */
   async close(): Promise<void> {
     const slots = this.#slots;
     this.#slots = [];
+    for (const s of slots) clearTimeout(s.idle);
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }

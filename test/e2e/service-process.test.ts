@@ -388,7 +388,9 @@ describe("serve: what a user meets at start", () => {
     assert.equal(ready.status, 503, "readiness answers, and says Redis is down");
     p.child.kill("SIGTERM");
     const exited = await p.exited;
-    assert.equal(exited.code, 0, exited.stdout.slice(-2000));
+    // Errors first (a worker that died while Redis was gone is logged long before the end).
+    const errors = exited.stdout.split("\n").filter((l) => /"level":(50|60)/.test(l));
+    assert.equal(exited.code, 0, [...errors, "…", exited.stdout.slice(-2000)].join("\n"));
     assert.match(exited.stdout, /"msg":"stopped"/);
     // Only the primary starts a private server: a worker still starting when Redis went away
     // used to start a second one on the same port, and readiness never saw Redis gone.
