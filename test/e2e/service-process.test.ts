@@ -390,7 +390,13 @@ describe("serve: what a user meets at start", () => {
     const exited = await p.exited;
     // Errors first (a worker that died while Redis was gone is logged long before the end).
     const errors = exited.stdout.split("\n").filter((l) => /"level":(50|60)/.test(l));
-    assert.equal(exited.code, 0, [...errors, "…", exited.stdout.slice(-2000)].join("\n"));
+    assert.equal(
+      exited.code,
+      0,
+      [...errors, "stderr:", exited.stderr.slice(-2000), "…", exited.stdout.slice(-2000)].join(
+        "\n",
+      ),
+    );
     assert.match(exited.stdout, /"msg":"stopped"/);
     // Only the primary starts a private server: a worker still starting when Redis went away
     // used to start a second one on the same port, and readiness never saw Redis gone.
