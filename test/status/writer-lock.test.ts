@@ -4,38 +4,25 @@
  * (fencing). The expiry is simulated by deleting the key while the writer renders.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import type { AgentState } from "../../src/opamp/agent-state.js";
+import { describe, test } from "node:test";
 import { WriterLock } from "../../src/status/lock.js";
 import { statusKeys } from "../../src/status/pending-store.js";
 import { StatusWriter } from "../../src/status/status-writer.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
-import { cleanup, TestRepo } from "../sync/helpers/git-repo.js";
-import { fakeAgent, git, uidOf } from "./helpers.js";
+import { git } from "./helpers.js";
+import { fakeAgents, writerFixture } from "./writer-fixture.js";
 
 const BRANCH = "opamp-status";
 
 describe("status writer lock during a flush", () => {
-  let r: TestRedis;
-  const repos: TestRepo[] = [];
-  before(async () => {
-    r = await testRedis();
-  });
-  after(async () => {
-    await r.close();
-    cleanup(...repos.map((x) => x.dir));
-  });
+  const fixture = writerFixture();
 
   /** A writer whose agent source runs `midFlush` when the first agent is loaded. */
   function writerWith(prefix: string, midFlush: () => Promise<void>) {
-    const states = new Map<string, AgentState>();
-    for (let i = 0; i < 120; i++) states.set(uidOf(i), fakeAgent(uidOf(i)));
+    const states = fakeAgents(120);
     let fired = false;
-    const repo = new TestRepo();
-    repo.writeAll({ "README.md": "fleet\n" }).commit("init");
-    repos.push(repo);
+    const repo = fixture.repo();
     const writer = new StatusWriter({
-      redis: r.redis,
+      redis: fixture.redis().redis,
       prefix,
       repo: repo.dir,
       intervalMs: 3_600_000,
@@ -55,6 +42,7 @@ describe("status writer lock during a flush", () => {
   }
 
   test("a lock that expired mid-flush while nobody took it is kept: the flush commits", async (t) => {
+    const r = fixture.redis();
     const prefix = `${r.prefix}:expired`;
     const key = statusKeys(prefix, BRANCH).lock;
     const { writer, gitdir } = writerWith(prefix, async () => {
@@ -70,6 +58,7 @@ describe("status writer lock during a flush", () => {
   });
 
   test("a lock another replica took mid-flush stops the flush: nothing is published", async (t) => {
+    const r = fixture.redis();
     const prefix = `${r.prefix}:taken`;
     const key = statusKeys(prefix, BRANCH).lock;
     const other = new WriterLock(r.redis, key);

@@ -4,32 +4,20 @@
  * when that replica was killed before it could log the commit.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import type { AgentState } from "../../src/opamp/agent-state.js";
+import { describe, test } from "node:test";
 import { StatusWriter } from "../../src/status/status-writer.js";
-import { type TestRedis, testRedis } from "../helpers/redis.js";
-import { cleanup, TestRepo } from "../sync/helpers/git-repo.js";
-import { fakeAgent, git, uidOf } from "./helpers.js";
+import { git } from "./helpers.js";
+import { fakeAgents, writerFixture } from "./writer-fixture.js";
 
 const BRANCH = "opamp-status";
 
 describe("status commits name their writer", () => {
-  let r: TestRedis;
-  const repos: TestRepo[] = [];
-  before(async () => {
-    r = await testRedis();
-  });
-  after(async () => {
-    await r.close();
-    cleanup(...repos.map((x) => x.dir));
-  });
+  const fixture = writerFixture();
 
   async function flushAs(prefix: string, writerId?: string): Promise<string> {
-    const states = new Map<string, AgentState>();
-    for (let i = 0; i < 3; i++) states.set(uidOf(i), fakeAgent(uidOf(i)));
-    const repo = new TestRepo();
-    repo.writeAll({ "README.md": "fleet\n" }).commit("init");
-    repos.push(repo);
+    const r = fixture.redis();
+    const states = fakeAgents(3);
+    const repo = fixture.repo();
     const writer = new StatusWriter({
       redis: r.redis,
       prefix: `${r.prefix}:${prefix}`,
