@@ -32,6 +32,8 @@ export const REPORT_FIELDS = {
   connectionSettingsStatus: "ConnectionSettingsStatus",
 } as const;
 export type ReportField = keyof typeof REPORT_FIELDS;
+/** The report fields, listed once (loops over them run per agent message). */
+export const REPORT_FIELD_NAMES = Object.keys(REPORT_FIELDS) as readonly ReportField[];
 
 /** Where each report field comes from in an AgentToServer. */
 export const REPORT_SOURCE: Record<ReportField, keyof AgentToServer> = {
@@ -258,7 +260,7 @@ export function mergeReport(
 ): { changed: ReportField[]; refreshed: ReportField[]; capabilitiesChanged: boolean } {
   const updates: [ReportField, Uint8Array][] = [];
   let total = 0;
-  for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
+  for (const field of REPORT_FIELD_NAMES) {
     const encoded = report.encoded[field];
     if (encoded === undefined || keepsStoredComponents(state, field, report)) {
       total += storedLength(state, field);

@@ -18,7 +18,7 @@ import { agentOrderKey } from "./agent-order.js";
 import {
   type AgentState,
   emptyAgentState,
-  REPORT_FIELDS,
+  REPORT_FIELD_NAMES,
   type ReportField,
   setReportField,
   type Transport,
@@ -116,7 +116,7 @@ export class AgentStore {
     // Scopes are single lines (a tokens-file line's tail), so newline-joined.
     state.scopes = text("scopes") === "" ? [] : text("scopes").split("\n");
     state.credential = text("credential");
-    for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
+    for (const field of REPORT_FIELD_NAMES) {
       const bytes = raw[field];
       if (bytes) setReportField(state, field, bytes);
     }

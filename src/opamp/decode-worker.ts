@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { AgentLimits } from "./agent-limits.js";
-import { REPORT_SOURCE, type ReportField } from "./agent-state.js";
+import { REPORT_FIELD_NAMES, REPORT_SOURCE, type ReportField } from "./agent-state.js";
 import type { DecodeReply } from "./decode-pool.js";
 import { MalformedMessageError } from "./errors.js";
 import { prepareMessage } from "./prepare.js";
@@ -29,8 +29,7 @@ parentPort?.on("message", ({ id, bytes }: { id: number; bytes: Uint8Array }) => 
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const prepared = prepareMessage(buffer, limits);
     const message = { ...prepared.message } as Record<string, unknown>;
-    for (const field of Object.keys(REPORT_SOURCE) as ReportField[])
-      message[REPORT_SOURCE[field]] = null;
+    for (const field of REPORT_FIELD_NAMES) message[REPORT_SOURCE[field]] = null;
     const encoded: typeof prepared.encoded = {};
     for (const field of Object.keys(prepared.encoded) as ReportField[]) {
       const own = owning(prepared.encoded[field] as Uint8Array);

@@ -9,6 +9,7 @@ export {
   hasComponentMap,
   internHash,
   internReported,
+  REPORT_FIELD_NAMES,
   REPORT_FIELDS,
   setReportField,
 } from "./agent-state.js";

@@ -6,7 +6,13 @@
  * (decode-pool.ts), with the same result.
  */
 import { type AgentLimits, enforceAgentLimits } from "./agent-limits.js";
-import { hasComponentMap, REPORT_FIELDS, REPORT_SOURCE, type ReportField } from "./agent-state.js";
+import {
+  hasComponentMap,
+  REPORT_FIELD_NAMES,
+  REPORT_FIELDS,
+  REPORT_SOURCE,
+  type ReportField,
+} from "./agent-state.js";
 import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import { AgentLimitError } from "./errors.js";
 import { healthMeaning } from "./health-meaning.js";
@@ -44,22 +50,22 @@ export function prepareMessage(bytes: Uint8Array, limits: AgentLimits): Prepared
     return { message, encoded: {}, limitError: err.message };
   }
   const encoded: PreparedMessage["encoded"] = {};
-  for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
-    const value = message[REPORT_SOURCE[field]];
-    if (value === null || value === undefined) continue;
-    encoded[field] = encodeSubMessage(REPORT_FIELDS[field], value as object);
-  }
   const prepared: PreparedMessage = { message, encoded };
   if (message.health) prepared.healthMeaning = healthMeaning(message.health as ComponentHealth);
   const components = message.availableComponents;
   if (components && !hasComponentMap(components) && (components.hash?.length ?? 0) > 0) {
     prepared.componentsHashOnly = Uint8Array.from(components.hash ?? []);
   }
-  // The decoded report trees (health and the component map above all: thousands of objects
-  // for a large Collector) are not read past this point, but the handler holds the message
-  // across its Redis round trips, long enough for a scavenge to promote them to the old
-  // generation, where only a major GC frees them. Dropped here, they die young.
-  for (const field of Object.keys(REPORT_SOURCE) as ReportField[])
-    if (field !== "description") message[REPORT_SOURCE[field]] = null as never;
+  for (const field of REPORT_FIELD_NAMES) {
+    const source = REPORT_SOURCE[field];
+    const value = message[source];
+    if (value === null || value === undefined) continue;
+    encoded[field] = encodeSubMessage(REPORT_FIELDS[field], value as object);
+    // The decoded report trees (health and the component map above all: thousands of
+    // objects for a large Collector) are not read past this point, but the handler holds the
+    // message across its Redis round trips, long enough for a scavenge to promote them to
+    // the old generation, where only a major GC frees them. Dropped here, they die young.
+    if (field !== "description") message[source] = null as never;
+  }
   return prepared;
 }

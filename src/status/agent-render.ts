@@ -17,6 +17,7 @@ import { Worker } from "node:worker_threads";
 import {
   type AgentState,
   encodeSubMessage,
+  REPORT_FIELD_NAMES,
   REPORT_FIELDS,
   type ReportField,
 } from "../opamp/index.js";
@@ -64,7 +65,7 @@ export function snapshot(agent: Readonly<AgentState>): AgentSnapshot {
 /** The stored bytes of each report field; a field set without them is encoded here. */
 function encodedFields(agent: Readonly<AgentState>): AgentSnapshot["encoded"] {
   const out: AgentSnapshot["encoded"] = {};
-  for (const field of Object.keys(REPORT_FIELDS) as ReportField[]) {
+  for (const field of REPORT_FIELD_NAMES) {
     const value = agent[field];
     const bytes =
       agent.encoded[field] ??
