@@ -91,37 +91,32 @@ const EXPECTED_COHORT_CHECKED = 20;
  * connected yet) places joiners by its percentage alone, and in a small group none may fall
  * under it (8 agents at 25 %: one time in ten), leaving the canary on no one. Once the
  * members are enough for the percentage to mean one agent (percent × N ≥ 1) and none is in
- * the cohort, the threshold rises to the lowest member's score: that one agent is admitted,
- * served the target and offered it when connected, later joiners are placed by the new
- * threshold (thresholds never decrease), and the gate is recounted.
+ * the cohort, the threshold rises to the lowest member's score: that one agent is admitted
+ * and served the target, later joiners are placed by the new threshold (thresholds never
+ * decrease). Returns the admitted uid, for the caller to offer it (outcomes.ts `offer`).
  */
-export function admitWhenCohortEmpty(d: Draft, uid: string): void {
+export function admitWhenCohortEmpty(d: Draft, uid: string): string | undefined {
   const r = d.live();
-  if (!r || r.stage < 0) return;
+  if (!r || r.stage < 0) return undefined;
   const threshold = r.thresholds[r.stage] ?? NO_AGENT;
   const percent = r.policy.stages[r.stage]?.percent ?? 100;
   const n = d.members.size;
-  if (threshold >= 1 || (percent * n) / 100 < 1 || cachedScore(r.id, uid) <= threshold) return;
-  if (threshold * n >= EXPECTED_COHORT_CHECKED) return;
+  if (threshold >= 1 || (percent * n) / 100 < 1 || cachedScore(r.id, uid) <= threshold)
+    return undefined;
+  if (threshold * n >= EXPECTED_COHORT_CHECKED) return undefined;
   let lowest = 1;
-  let first = "";
+  let first: string | undefined;
   for (const m of d.members.keys()) {
     const score = cachedScore(r.id, m);
-    if (score <= threshold) return;
+    if (score <= threshold) return undefined;
     if (score < lowest) [lowest, first] = [score, m];
   }
+  if (first === undefined) return undefined;
   r.thresholds = [...r.thresholds.slice(0, r.stage), lowest];
+  // Only `first` entered the cohort (it was outside: not counted before).
+  r.waiting += Number(d.blocking(first));
   d.serveChanged(first);
-  const rec = d.agents.get(first);
-  if (d.members.get(first)?.connected && rec?.offeredAt === undefined) {
-    d.agents.set(first, { ...rec, offeredAt: d.now });
-    d.changedAgents.add(first);
-    d.wake(deadlineWake(d.now, r.policy.applyTimeoutMs));
-  }
-  // Recounted from scratch, as at a stage's start: the admitted member may now hold the gate.
-  let waiting = 0;
-  for (const m of d.members.keys()) if (d.blocking(m)) waiting++;
-  r.waiting = waiting;
+  return first;
 }
 
 /** Moves the rollout in flight as far as `now` allows. */

@@ -71,12 +71,14 @@ function apply(d: Draft, e: RolloutEvent, index: number): void {
     case "commit":
       onCommit(d, e, index);
       return;
-    case "join":
+    case "join": {
       if (d.members.has(e.uid)) return;
       d.touch(e.uid, { member: { connected: false } });
       d.serveChanged(e.uid);
-      admitWhenCohortEmpty(d, e.uid);
+      const admitted = admitWhenCohortEmpty(d, e.uid);
+      if (admitted) offer(d, admitted);
       return;
+    }
     case "leave":
       if (!d.members.has(e.uid)) return;
       d.touch(e.uid, { member: null });
