@@ -18,9 +18,12 @@
  *   is forked again after a delay that doubles up to 30 s. A worker that dies before any
  *   worker served (bad settings, port in use, repository unreadable: it printed why) stops
  *   them all, and the primary exits with that worker's code: retrying would not help.
- * - SIGTERM/SIGINT: each worker is asked over IPC to shut down (a signal could reach it twice,
- *   from the terminal and from here, and a second signal means "exit now"); resolves with 0
- *   when every worker exited with 0, else 1. A second signal, or `shutdownMs` passing, kills the
+ * - SIGTERM/SIGINT: each worker that serves is asked over IPC to shut down (a signal could
+ *   reach it twice, from the terminal and from here, and a second signal means "exit now");
+ *   resolves with 0 when every one of them exited with 0, else 1. A worker still starting (a
+ *   replacement) has nothing to drain and may not listen for IPC yet (a message before its
+ *   listener is lost): it gets SIGTERM, and how it ends does not count (started while Redis is
+ *   down, it fails at its connect). A second signal, or `shutdownMs` passing, kills the
  *   workers (SIGKILL) and resolves with 1.
  * - Workers shut down on their own when the primary's IPC channel closes (the primary died).
  */
@@ -86,16 +89,21 @@ export async function runPrimary(
     failStart = resolve;
   });
   const restartDelay = new Map<number, number>();
+  /** Pending restarts, cleared when stopping. */
+  const restarts = new Set<NodeJS.Timeout>();
+  /** Workers that said they serve. */
+  const serving = new WeakSet<Worker>();
   const fork = (slot: number): Worker => {
     const worker = cluster.fork({ OPAMP_GITOPS_WORKER_SLOT: String(slot) });
     const startedAt = Date.now();
-    let served = false;
     worker.on("message", (m) => {
-      if (m === SERVING_MESSAGE) served = anyServed = true;
+      if (m !== SERVING_MESSAGE) return;
+      serving.add(worker);
+      anyServed = true;
     });
     worker.on("exit", (code, signal) => {
       if (stopping) return;
-      if (!served && !anyServed) {
+      if (!serving.has(worker) && !anyServed) {
         failStart(code ?? 1);
         return;
       }
@@ -106,9 +114,13 @@ export async function runPrimary(
         { worker: slot, pid: worker.process.pid, code, signal, restartInMs: delay },
         "worker died; starting another",
       );
-      setTimeout(() => {
+      // Not unref'd: with every worker dead and waiting here, this timer is all that keeps
+      // the primary alive (its event loop would empty, and Node exits 13).
+      const timer = setTimeout(() => {
+        restarts.delete(timer);
         if (!stopping) workers.set(slot, fork(slot));
-      }, delay).unref();
+      }, delay);
+      restarts.add(timer);
     });
     return worker;
   };
@@ -163,6 +175,17 @@ export async function runPrimary(
               // One that died before the shutdown was logged then and is being replaced:
               // it does not make this shutdown unclean.
               if (w.process.exitCode !== null || w.process.signalCode !== null) return done(0);
+              if (!serving.has(w)) {
+                w.once("exit", (c, sig) => {
+                  logger.info(
+                    { pid: w.process.pid, code: c, signal: sig },
+                    "starting worker stopped",
+                  );
+                  done(0);
+                });
+                w.process.kill("SIGTERM");
+                return;
+              }
               w.once("exit", (c) => done(c ?? 1));
               w.send(SHUTDOWN_MESSAGE);
             }),
@@ -175,6 +198,7 @@ export async function runPrimary(
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
   });
+  for (const timer of restarts) clearTimeout(timer);
   await redis.stop();
   logger.info({ code }, "stopped");
   return code;

@@ -13,7 +13,7 @@ import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
 import { findRedisServer } from "../../src/redis-private.js";
-import { run, startServe, testServeArgs } from "../helpers/cli.js";
+import { logLine, run, startServe, testServeArgs } from "../helpers/cli.js";
 import { freePort } from "../helpers/ports.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
@@ -371,6 +371,8 @@ describe("serve: what a user meets at start", () => {
       "127.0.0.1:0",
       "--api-listen",
       "127.0.0.1:0",
+      "--workers",
+      "2",
     ]);
     defer(() => p.child.kill("SIGKILL"));
     const client = await connectRedis(`redis://127.0.0.1:${port}`);
@@ -386,6 +388,28 @@ describe("serve: what a user meets at start", () => {
       ready = await fetch(`http://127.0.0.1:${p.apiPort}/readyz`);
     }
     assert.equal(ready.status, 503, "readiness answers, and says Redis is down");
+    // A worker lost now is replaced by one that cannot start (its connect is refused, and it
+    // exits 1, again and again). SIGTERM lands while a replacement is starting: that one has
+    // nothing to drain, so the shutdown stays clean.
+    const pids = logLine<{ pids: number[] }>(p.output(), "workers started")?.pids ?? [];
+    assert.equal(pids.length, 2, p.output());
+    try {
+      process.kill(pids[0] as number, "SIGKILL");
+    } catch (err) {
+      // Still starting when Redis went away, it failed at its connect: the same path.
+      assert.equal((err as NodeJS.ErrnoException).code, "ESRCH");
+    }
+    const failedStart = () =>
+      p
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"worker died; starting another"') && l.endsWith("}"))
+        .map((l) => JSON.parse(l) as { code: number | null; restartInMs: number })
+        .find((l) => l.code === 1);
+    await waitFor("a replacement that cannot start", () => failedStart() !== undefined, {
+      timeoutMs: 20_000,
+    });
+    await new Promise((r) => setTimeout(r, (failedStart()?.restartInMs ?? 0) + 50));
     p.child.kill("SIGTERM");
     const exited = await p.exited;
     // Errors first (a worker that died while Redis was gone is logged long before the end).
