@@ -3,10 +3,14 @@
  * since the quick start, the end-to-end tests and users' load tests rely on it.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { RemoteConfigStatus } from "../../src/opamp/capabilities.js";
 import { OpampServer } from "../../src/opamp/server.js";
 import { SimulatedFleet } from "../../src/opamp/simulator/fleet.js";
+import { SimulatedAgent } from "../../src/opamp/simulator/simulated-agent.js";
 import { startTestServer, yamlConfig } from "../helpers/opamp-server.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
@@ -112,4 +116,32 @@ test("a simulated agent reconnects with backoff after the server goes away", asy
     timeoutMs: 5000,
     intervalMs: 50,
   });
+});
+
+test("stop() ends a reconnect wait: an agent told to come back in an hour stops now", async () => {
+  // A load balancer that sheds every upgrade for an hour (503 + Retry-After).
+  let shed = 0;
+  const balancer = createServer((_req, res) => res.writeHead(503).end());
+  balancer.on("upgrade", (_req, socket) => {
+    shed++;
+    socket.end(
+      "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n",
+    );
+  });
+  balancer.listen(0, "127.0.0.1");
+  await once(balancer, "listening");
+  defer(() => new Promise((r) => balancer.close(r)));
+  const { port } = balancer.address() as AddressInfo;
+  const agent = new SimulatedAgent({ url: `ws://127.0.0.1:${port}/v1/opamp`, applyMs: 10 });
+  let started = false;
+  const starting = agent.start().then(() => (started = true));
+  await waitFor("the agent to be shed", () => shed === 1 && agent.lastError !== "");
+  assert.match(agent.lastError ?? "", /503; retry after 3600000 ms/);
+  assert.equal(started, false, "still waiting out the hour");
+  await agent.stop();
+  // Before the fix this wait held start() (and the process: a ref'd timer) for the hour.
+  await waitFor("start() to return", () => started, { timeoutMs: 5000 });
+  assert.equal(agent.status, "stopped");
+  await starting;
+  assert.equal(shed, 1, "no attempt after stop()");
 });

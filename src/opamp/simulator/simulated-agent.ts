@@ -106,6 +106,9 @@ export class SimulatedAgent {
   #remoteStatus: AgentToServer["remoteConfigStatus"] = null;
   #healthy = true;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** The pending reconnect (a backoff wait, or the start after a lost connection). */
+  #retry: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
   /** Reconnect delays: 0.5 s doubling to 30 s, up to 40 % jittered away (agents spread out). */
   readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000, jitter: 0.4 });
   /** The map and hash of `components`; undefined without them. */
@@ -165,7 +168,7 @@ export class SimulatedAgent {
       } catch (err) {
         this.lastError = (err as Error).message;
         this.#next();
-        await new Promise((r) => setTimeout(r, this.#delayAfter(err)));
+        await this.#wait(this.#delayAfter(err));
       }
     }
   }
@@ -177,6 +180,17 @@ export class SimulatedAgent {
     await this.#send({ agentDisconnect: {} }).catch(() => {});
     this.status = "stopped";
     this.#link?.close();
+    // A reconnect waiting out its backoff (up to 30 s) ends now, and holds the process no more.
+    clearTimeout(this.#retry);
+    this.#wake?.();
+  }
+
+  /** Waits `ms` before the next connect attempt; stop() ends the wait early. */
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      this.#retry = setTimeout(resolve, ms);
+    });
   }
 
   /** The server's Retry-After when it shed us (counted), else the next backoff. */
@@ -197,7 +211,7 @@ export class SimulatedAgent {
     this.status = "connecting";
     this.counts.reconnects++;
     this.#next();
-    setTimeout(() => void this.start(), delayMs);
+    this.#retry = setTimeout(() => void this.start(), delayMs);
   }
 
   #schedule(): void {
