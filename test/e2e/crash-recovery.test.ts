@@ -38,7 +38,7 @@ const short = (h: string) => h.slice(0, 12);
 
 interface RolloutJson {
   stable?: { hash: string };
-  rollout?: { status: string; stage: number; cohort: number; members: number };
+  rollout?: { status: string; stage: number; cohort: number; members: number; applied: number };
 }
 
 /** Reads until `ok` holds (see waitForValue); a read that throws means "not yet". */
@@ -117,6 +117,10 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
   const cohort0 = stage0.rollout?.cohort ?? 0;
   assert.ok(cohort0 > 0 && cohort0 <= AGENTS - DOOMED, `cohort ${cohort0}`);
   await fleet.until((s) => s.byHash[short(v2)] === cohort0, 30_000);
+  // And the rollout holds their APPLIED: one still in flight when the process dies comes
+  // back only with the agent's reconnect, whose backoff (0.5 s doubling) may outlast the
+  // stage's 4 s apply timeout on a loaded machine (seen: rolled back, 1 of 6 "no APPLIED").
+  await until("stage 0 applied", rollout, (r) => r.rollout?.applied === cohort0);
 
   // The process dies, and with it (from the service's point of view) DOOMED agents still on
   // v1: the next stage would offer them the target.
