@@ -81,9 +81,12 @@ interface AgentJson {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What the last probe saw of the agents or the status branch: a timeout names it. */
+let seen = "";
+
 /** Polls `probe` every 250 ms until it returns a value; a probe that throws means "not yet". */
 const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000) =>
-  waitFor(what, probe, { timeoutMs: ms, intervalMs: 250, ignoreErrors: true });
+  waitFor(what, probe, { timeoutMs: ms, intervalMs: 250, ignoreErrors: true, detail: () => seen });
 
 const build = await buildCollector();
 const skip = "skip" in build ? build.skip : false;
@@ -116,6 +119,7 @@ describe("real Collectors under opampsupervisor against serve", { skip }, () => 
   };
   const byName = async () => {
     const list = await api<AgentJson[]>("/api/v1/agents?group=interop");
+    seen = `agents: ${JSON.stringify(list.map((a) => [a.attributes["test.agent"], a.connected, a.remoteConfig]))}`;
     return new Map(list.map((a) => [a.attributes["test.agent"] ?? "", a]));
   };
   /** Every agent connected and APPLIED on `hash`. */
@@ -134,6 +138,15 @@ describe("real Collectors under opampsupervisor against serve", { skip }, () => 
   const statusTree = (ok: (t: StatusTree) => boolean, what: string) =>
     until(what, async () => {
       const t = readStatusTree(gitdir(), "opamp-status");
+      const summary = [...t]
+        .filter(([path]) => path.startsWith("status/agents/"))
+        .map(([path, f]) => [
+          path.split("/").pop(),
+          get(f, "remoteConfig", "status"),
+          get(f, "health", "healthy"),
+          get(f, "effectiveConfig") !== undefined,
+        ]);
+      seen = `status files: ${JSON.stringify(summary)}`;
       return ok(t) ? t : undefined;
     });
   const commit = (label: string, yaml: string) => {
