@@ -103,7 +103,8 @@ export async function runPrimary(
     });
     worker.on("exit", (code, signal) => {
       if (stopping) return;
-      if (!serving.has(worker) && !anyServed) {
+      // No worker ever served: this one's reason (it printed it) stops them all.
+      if (!anyServed) {
         failStart(code ?? 1);
         return;
       }
@@ -118,7 +119,10 @@ export async function runPrimary(
       // the primary alive (its event loop would empty, and Node exits 13).
       const timer = setTimeout(() => {
         restarts.delete(timer);
-        if (!stopping) workers.set(slot, fork(slot));
+        if (stopping) return;
+        const next = fork(slot);
+        workers.set(slot, next);
+        logger.info({ worker: slot, pid: next.process.pid }, "worker restarted");
       }, delay);
       restarts.add(timer);
     });

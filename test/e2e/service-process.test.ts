@@ -13,7 +13,7 @@ import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { connectRedis } from "../../src/redis.js";
 import { findRedisServer } from "../../src/redis-private.js";
-import { logLine, run, startServe, testServeArgs } from "../helpers/cli.js";
+import { logLine, logLines, run, startServe, testServeArgs } from "../helpers/cli.js";
 import { freePort } from "../helpers/ports.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
@@ -399,17 +399,20 @@ describe("serve: what a user meets at start", () => {
       // Still starting when Redis went away, it failed at its connect: the same path.
       assert.equal((err as NodeJS.ErrnoException).code, "ESRCH");
     }
-    const failedStart = () =>
-      p
-        .output()
-        .split("\n")
-        .filter((l) => l.includes('"worker died; starting another"') && l.endsWith("}"))
-        .map((l) => JSON.parse(l) as { code: number | null; restartInMs: number })
-        .find((l) => l.code === 1);
-    await waitFor("a replacement that cannot start", () => failedStart() !== undefined, {
+    const died = () =>
+      logLines<{ code: number | null }>(p.output(), "worker died; starting another");
+    await waitFor("a replacement that cannot start", () => died().some((l) => l.code === 1), {
       timeoutMs: 20_000,
     });
-    await new Promise((r) => setTimeout(r, (failedStart()?.restartInMs ?? 0) + 50));
+    // The next replacement forked: SIGTERM while it starts (it connects to no Redis).
+    const restarted = logLines(p.output(), "worker restarted").length;
+    await waitFor(
+      "the next replacement",
+      () => logLines(p.output(), "worker restarted").length > restarted,
+      {
+        timeoutMs: 40_000,
+      },
+    );
     p.child.kill("SIGTERM");
     const exited = await p.exited;
     // Errors first (a worker that died while Redis was gone is logged long before the end).

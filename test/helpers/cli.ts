@@ -33,8 +33,9 @@ export function run(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
   return { child, exited, output: () => stdout, errors: () => stderr };
 }
 
-/** The first JSON log line whose msg is `msg`, parsed. */
-export function logLine<T = Record<string, unknown>>(output: string, msg: string): T | undefined {
+/** Every complete JSON log line whose msg is `msg`, parsed, in order. */
+export function logLines<T = Record<string, unknown>>(output: string, msg: string): T[] {
+  const found: T[] = [];
   for (const line of output.split("\n")) {
     if (!line.startsWith("{")) continue;
     let parsed: { msg?: string };
@@ -43,9 +44,14 @@ export function logLine<T = Record<string, unknown>>(output: string, msg: string
     } catch {
       continue; // the last line may be half written
     }
-    if (parsed.msg === msg) return parsed as T;
+    if (parsed.msg === msg) found.push(parsed as T);
   }
-  return undefined;
+  return found;
+}
+
+/** The first JSON log line whose msg is `msg`, parsed. */
+export function logLine<T = Record<string, unknown>>(output: string, msg: string): T | undefined {
+  return logLines<T>(output, msg)[0];
 }
 
 /** Starts `serve` and waits for its "serving" log line; resolves with the ports. */

@@ -185,8 +185,12 @@ export class SimulatedAgent {
     this.#wake?.();
   }
 
-  /** Waits `ms` before the next connect attempt; stop() ends the wait early. */
+  /**
+   * Waits `ms` before the next connect attempt; stop() ends the wait early, and after stop()
+   * (a connect attempt that failed once it was stopped) there is no wait.
+   */
   #wait(ms: number): Promise<void> {
+    if (this.status === "stopped") return Promise.resolve();
     return new Promise((resolve) => {
       this.#wake = resolve;
       this.#retry = setTimeout(resolve, ms);
