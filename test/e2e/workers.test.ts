@@ -5,6 +5,7 @@
  * SIGTERM to the primary stops everything with exit code 0.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, test } from "node:test";
 import { SimulatedFleet } from "../../src/opamp/index.js";
 import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
@@ -63,6 +64,15 @@ test("serve --workers 2: agents on both workers, one port, admin API, clean shut
   );
   assert.equal(started?.pids.length, 2, serve.output());
   assert.equal(started?.scheduling, "os", "the default --worker-scheduling reached cluster");
+  // Linux shows a process's start environment: each worker got glibc's arena limit (unless
+  // this run's environment chose one, which is passed on as is).
+  for (const pid of started?.pids ?? []) {
+    const environ = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+    assert.ok(
+      environ.includes(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? "2"}`),
+      `worker ${pid}: ${environ.filter((e) => e.startsWith("MALLOC")).join(" ") || "no MALLOC_*"}`,
+    );
+  }
   // Both workers serve before agents come (each logs "serving").
   const servingLines = () =>
     serve
