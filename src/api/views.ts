@@ -11,9 +11,9 @@ import {
   RemoteConfigStatus,
 } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
+import { attributeView, MAX_VIEW_TEXT } from "./view-attribute.js";
 
-/** Longest agent text shown, in characters after redaction (longer text ends in "…"). */
-export const MAX_VIEW_TEXT = 4096;
+export { MAX_VIEW_TEXT } from "./view-attribute.js";
 
 /**
  * The redactor views use unless given one: a random key until the service sets the fleet's
@@ -28,8 +28,7 @@ export function viewText(text: string | null | undefined): string | null {
 
 /** One agent attribute as views show it (redacted through all three layers). */
 export function viewAttribute(key: string, value: string): [string, string] {
-  const [k, v] = viewRedactor.attribute(key, value, MAX_VIEW_TEXT);
-  return [k, typeof v === "string" ? v : JSON.stringify(v ?? "")];
+  return attributeView(viewRedactor, key, value);
 }
 
 /** Sets the redactor of agentView (the service's, keyed with the fleet's redaction key). */

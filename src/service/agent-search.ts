@@ -9,7 +9,8 @@
  * slice's texts (match(): one HMGET), loading only the matches.
  *
  * Maintenance: every replica writes the text of its agents when their description changes
- * (batched per 20 ms window into one HSET). An agent stored without an entry (stored before
+ * (batched per 20 ms window into one HSET; with the fleet's redaction key given to watch(), a
+ * window's texts are computed in a worker thread: search-texts.ts). An agent stored without an entry (stored before
  * the index existed, or its write lost) is indexed by the first search that reads it
  * (remember(), with HSETNX, so that a text read before a change never overwrites the
  * change's), and only while the agent is still stored (BACKFILL_LUA checks its record in the same
@@ -28,6 +29,8 @@ import type { Logger } from "pino";
 import { viewAttribute } from "../api/views.js";
 import { type AgentEvents, type AgentState, agentAttributes } from "../opamp/index.js";
 import { REDACTION_RULES_VERSION, SECRETLINT_RULE_IDS } from "../redact/index.js";
+import { type SearchSubject, searchTextOf } from "./search-text.js";
+import { SearchTexts } from "./search-texts.js";
 
 /** How long a first change waits for others before they are written together (ms). */
 const WRITE_WINDOW_MS = 20;
@@ -67,12 +70,16 @@ const RULES = `r${REDACTION_RULES_VERSION}-${createHash("sha256")
   .slice(0, 12)}`;
 
 /**
- * The searchable text of an agent: its uid and attribute values as the API shows them
- * (redacted), so a search cannot probe a hidden value one character at a time.
+ * The searchable text of an agent (search-text.ts), redacted as views are: searchTextOf with
+ * the view redactor, which the service keys with the fleet's key.
  */
 export function searchText(state: Readonly<AgentState>): string {
-  const values = [...agentAttributes(state)].map(([k, v]) => viewAttribute(k, v)[1]);
-  return [state.instanceUid, ...values].join("\0").toLowerCase();
+  return searchTextOf(subject(state), viewAttribute);
+}
+
+/** What the text of `state` is computed from (plain data: it crosses to a worker). */
+function subject(state: Readonly<AgentState>): SearchSubject {
+  return { uid: state.instanceUid, attributes: [...agentAttributes(state)] };
 }
 
 export class AgentSearchIndex {
@@ -81,10 +88,15 @@ export class AgentSearchIndex {
   /** The Redis hash of the texts. */
   readonly key: string;
   readonly #logger: Logger;
-  /** Texts of changed descriptions (written over what is there). */
-  #pending = new Map<string, string>();
-  /** Texts of agents read by a search (written only where no entry is: never over a change). */
-  #backfill = new Map<string, string>();
+  /**
+   * Agents whose description changed (their texts written over what is there): the state
+   * itself, read at the flush, so a burst of changes to one agent is one text, the last.
+   */
+  #pending = new Map<string, Readonly<AgentState>>();
+  /** Agents read by a search (written only where no entry is: never over a change). */
+  #backfill = new Map<string, Readonly<AgentState>>();
+  /** Computes texts off the event loop once watch() has the key; undefined: here. */
+  #texts: SearchTexts | undefined;
   #scheduled = false;
   /**
    * The last flush: flushes run one at a time, so a failed one re-queues its texts knowing
@@ -102,12 +114,27 @@ export class AgentSearchIndex {
     this.#logger = logger;
   }
 
-  /** Indexes agents whose description changes here; returns the unsubscribe function. */
-  watch(events: AgentEvents): () => void {
-    return events.on("descriptionChanged", ({ agent }) => {
-      this.#pending.set(agent.instanceUid, searchText(agent));
+  /**
+   * Indexes agents whose description changes here; returns the function that stops it (and
+   * the worker). `redactionKey`: the key of the view redactor (useViewRedactor); given, texts
+   * are computed in a worker thread with it, else on this thread by searchText().
+   */
+  watch(events: AgentEvents, redactionKey?: Uint8Array): () => void {
+    const texts = redactionKey ? new SearchTexts(redactionKey) : undefined;
+    this.#texts = texts;
+    const off = events.on("descriptionChanged", ({ agent }) => {
+      this.#pending.set(agent.instanceUid, agent);
       this.#schedule();
     });
+    return () => {
+      off();
+      void texts?.close();
+    };
+  }
+
+  /** Texts computed so far in the worker and on this thread (tests, metrics). */
+  get textStats(): { inWorker: number; here: number } {
+    return { ...(this.#texts?.stats ?? { inWorker: 0, here: 0 }) };
   }
 
   /**
@@ -136,7 +163,7 @@ export class AgentSearchIndex {
    * and only those still stored when written (BACKFILL_LUA).
    */
   remember(states: Iterable<Readonly<AgentState>>): void {
-    for (const state of states) this.#backfill.set(state.instanceUid, searchText(state));
+    for (const state of states) this.#backfill.set(state.instanceUid, state);
     if (this.#backfill.size > 0) this.#schedule();
   }
 
@@ -161,9 +188,23 @@ export class AgentSearchIndex {
     const [changed, read] = [this.#pending, this.#backfill];
     this.#pending = new Map();
     this.#backfill = new Map();
+    const states = [
+      ...changed.values(),
+      ...[...read.values()].filter((s) => !changed.has(s.instanceUid)),
+    ];
+    const texts = this.#texts
+      ? await this.#texts.texts(states.map(subject))
+      : states.map((s) => searchText(s));
+    const written = new Map(states.map((s, i) => [s.instanceUid, texts[i] ?? ""]));
     const pipeline = this.#redis.pipeline();
-    if (changed.size > 0) pipeline.hset(this.key, Object.fromEntries(changed));
-    const backfill = [...read].filter(([uid]) => !changed.has(uid));
+    if (changed.size > 0)
+      pipeline.hset(
+        this.key,
+        Object.fromEntries([...changed.keys()].map((u) => [u, written.get(u)])),
+      );
+    const backfill = states
+      .slice(changed.size)
+      .map((s): [string, string] => [s.instanceUid, written.get(s.instanceUid) ?? ""]);
     for (let i = 0; i < backfill.length; i += BACKFILL_CHUNK) {
       const chunk = backfill.slice(i, i + BACKFILL_CHUNK);
       const keys = chunk.map(([uid]) => `${this.#prefix}:agent:${uid}`);
@@ -182,7 +223,8 @@ export class AgentSearchIndex {
       // A changed text is written again (unless a newer one waits: no other flush ran since
       // this one took its texts); a text read by a search is not needed: the next search
       // indexes what is missing.
-      for (const [uid, text] of changed) if (!this.#pending.has(uid)) this.#pending.set(uid, text);
+      for (const [uid, state] of changed)
+        if (!this.#pending.has(uid)) this.#pending.set(uid, state);
       this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs * 2 || RETRY_MS);
       this.#logger.warn(
         { err, agents: changed.size + read.size, retryMs: this.#retryMs },

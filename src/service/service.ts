@@ -590,9 +590,8 @@ export class Service {
     }
     // Markers in the status branch are keyed: every replica must use the fleet's one key,
     // and the API and the rollouts show agent text with the same markers.
-    this.#redactor = new Redactor(
-      new Marker(await loadRedactionKey(this.#p.redis, this.#p.settings.redisPrefix)),
-    );
+    const redactionKey = await loadRedactionKey(this.#p.redis, this.#p.settings.redisPrefix);
+    this.#redactor = new Redactor(new Marker(redactionKey));
     useViewRedactor(this.#redactor);
     await this.status?.loadRedactionKey();
     this.status?.start();
@@ -607,7 +606,7 @@ export class Service {
     // Registered before agents can connect: their owner names a process with a live key.
     await this.liveness.start();
     // After the view redactor is keyed: the index holds attribute values as views show them.
-    this.#unwatchSearch = this.search.watch(this.opamp.events);
+    this.#unwatchSearch = this.search.watch(this.opamp.events, redactionKey);
     this.#unwatchComponentSets = this.componentSets.watch(this.opamp.events);
     // In the background: a walk over the fleet once per Redis (agents stored before the sets
     // were kept per hash), by one process at a time, retried until done; later starts find

@@ -5,15 +5,19 @@
  * events; entries of agents no longer stored go, and a text read before its agent was removed
  * does not bring its entry back;
  * a change whose write failed is written again; the index is keyed by the redaction rules;
- * and the search finds what views show, not hidden values.
+ * the search finds what views show, not hidden values; with the fleet's key, texts are
+ * computed in a worker thread with the same markers.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import pino from "pino";
+import { attributeView } from "../../src/api/view-attribute.js";
 import type { AgentState } from "../../src/opamp/index.js";
-import { AgentEvents } from "../../src/opamp/index.js";
-import { REDACTION_RULES_VERSION } from "../../src/redact/index.js";
+import { AgentEvents, agentAttributes } from "../../src/opamp/index.js";
+import { Marker, REDACTION_RULES_VERSION, Redactor } from "../../src/redact/index.js";
 import { AgentSearchIndex, searchText } from "../../src/service/agent-search.js";
+import { searchTextOf } from "../../src/service/search-text.js";
 import { fakeAgent } from "../api/fake-backend.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { testRedis } from "../helpers/redis.js";
@@ -144,6 +148,39 @@ test("a description change is indexed from the agent events", async () => {
     async () => (await search(index, "after-the-move", [uid(7)], stale)).length === 1,
   );
   assert.deepEqual(await search(index, "before", [uid(7)], stale), []);
+});
+
+test("with the fleet's key, changed agents' texts are computed in a worker, as views show them", async () => {
+  const { redis, prefix, close } = await testRedis();
+  defer(close);
+  const index = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
+  const events = new AgentEvents();
+  const key = randomBytes(32);
+  defer(index.watch(events, key));
+  const secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+  const agents = [1, 2, 3].map((n) =>
+    fakeAgent(uid(n), { "host.name": `Host-${n}`, "api.token": secret }),
+  );
+  for (const agent of agents) {
+    if (!agent.description) throw new Error("the fake agent has a description");
+    events.emit("descriptionChanged", {
+      instanceUid: agent.instanceUid,
+      description: agent.description,
+      agent,
+    });
+  }
+  await waitFor("the texts written", async () => (await redis.hlen(index.key)) === 3);
+  const redactor = new Redactor(new Marker(key));
+  for (const agent of agents) {
+    const text = await redis.hget(index.key, agent.instanceUid);
+    const expected = searchTextOf(
+      { uid: agent.instanceUid, attributes: [...agentAttributes(agent)] },
+      (k, v) => attributeView(redactor, k, v),
+    );
+    assert.equal(text, expected);
+    assert.ok(!text?.includes(secret.slice(4, 20)), "the secret is not in the index");
+  }
+  assert.deepEqual(index.textStats, { inWorker: 3, here: 0 });
 });
 
 test("a redacted attribute value is not searchable", async () => {
