@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { PackFailedError } from "../errors.js";
 import { PackIndex } from "./pack-index.js";
 import { mergePacks } from "./pack-merge.js";
-import { verifyPack } from "./pack-verify.js";
+import { verifyOrRemovePack, verifyPack } from "./pack-verify.js";
 
 export class OwnPacks {
   readonly packDir: string;
@@ -76,18 +76,8 @@ export class OwnPacks {
   }
 
   /** Reads a pack back in full; removes it (and throws) when it does not verify. */
-  async verifyOrRemove(name: string): Promise<void> {
-    const idxPath = join(this.packDir, `${name}.idx`);
-    try {
-      await verifyPack(
-        join(this.packDir, `${name}.pack`),
-        new PackIndex(`${name}.idx`, await readFile(idxPath)),
-      );
-    } catch (err) {
-      await rm(idxPath, { force: true });
-      await rm(join(this.packDir, `${name}.pack`), { force: true });
-      throw new PackFailedError(`the new pack ${name} did not read back`, err);
-    }
+  verifyOrRemove(name: string): Promise<void> {
+    return verifyOrRemovePack(this.packDir, name);
   }
 
   /** Merges the smallest packs when there are more than `maxPacks`; returns how many. */

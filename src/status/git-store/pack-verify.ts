@@ -4,8 +4,10 @@
  * index gives it. A pack that fails is removed and nothing is deleted.
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { inflateSync } from "node:zlib";
+import { PackFailedError } from "../errors.js";
 import { applyDelta } from "./delta.js";
 import {
   entriesInPackOrder,
@@ -14,7 +16,7 @@ import {
   readEntryHeader,
   TYPE_NAME,
 } from "./pack-format.js";
-import type { PackIndex } from "./pack-index.js";
+import { PackIndex } from "./pack-index.js";
 
 export async function verifyPack(packPath: string, idx: PackIndex): Promise<void> {
   const pack = await readFile(packPath);
@@ -54,5 +56,20 @@ export async function verifyPack(packPath: string, idx: PackIndex): Promise<void
       .digest();
     if (!oid.equals(idx.oidAt(e.i))) throw new Error(`object at ${e.offset} does not match its id`);
     if (uses.has(e.offset)) resolved.set(e.offset, obj);
+  }
+}
+
+/** Verifies `<packDir>/<name>.pack`; removes the pack and its index (and throws) when it fails. */
+export async function verifyOrRemovePack(packDir: string, name: string): Promise<void> {
+  const idxPath = join(packDir, `${name}.idx`);
+  try {
+    await verifyPack(
+      join(packDir, `${name}.pack`),
+      new PackIndex(`${name}.idx`, await readFile(idxPath)),
+    );
+  } catch (err) {
+    await rm(idxPath, { force: true });
+    await rm(join(packDir, `${name}.pack`), { force: true });
+    throw new PackFailedError(`the new pack ${name} did not read back`, err);
   }
 }

@@ -23,6 +23,7 @@
 import { mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { PackFailedError } from "../errors.js";
+import { writeBlobPackOffThread } from "./blob-pack-thread.js";
 import { createDelta } from "./delta.js";
 import {
   hashObject,
@@ -71,6 +72,8 @@ export class Packer {
   readonly #graceMs: number;
   readonly #packDir: string;
   readonly #packs: OwnPacks;
+  /** Packs packBlobs wrote, and of those the ones a worker thread wrote. */
+  readonly stats = { blobPacks: 0, blobPacksOffThread: 0 };
 
   constructor(objects: ObjectWriter, options: PackerOptions = {}) {
     this.#objects = objects;
@@ -85,8 +88,8 @@ export class Packer {
   /**
    * Writes many new blobs straight into one pack rather than as loose objects (a big flush:
    * thousands of new files in one commit), each a delta against the previous one when that
-   * is smaller; the pack is read back in full before it is used. Returns the ids in input
-   * order.
+   * is smaller; the pack is read back in full before it is used, all in a worker thread
+   * (blob-pack-thread.ts). Returns the ids in input order.
    */
   async packBlobs(contents: readonly Uint8Array[]): Promise<string[]> {
     await this.#objects.packs.refresh();
@@ -100,29 +103,9 @@ export class Packer {
     }
     if (todo.length === 0) return ids;
     await mkdir(this.#packDir, { recursive: true });
-    const writer = new PackWriter(this.#packDir);
-    let name: string;
-    try {
-      await writer.open(todo.length);
-      let prev: { oid: string; content: Uint8Array; depth: number } | undefined;
-      for (const { oid, content } of todo) {
-        let depth = 0;
-        const delta =
-          prev && prev.depth < this.#maxDepth ? createDelta(prev.content, content) : undefined;
-        if (prev && delta && delta.length < content.length / 2) {
-          await writer.addDelta(oid, prev.oid, delta);
-          depth = prev.depth + 1;
-        } else {
-          await writer.addObject(oid, "blob", content);
-        }
-        prev = { oid, content, depth };
-      }
-      name = await writer.finish();
-    } catch (err) {
-      await writer.abort();
-      throw new PackFailedError(`writing a pack of ${todo.length} new files failed`, err);
-    }
-    await this.#packs.verifyOrRemove(name);
+    const { name, offThread } = await writeBlobPackOffThread(this.#packDir, todo, this.#maxDepth);
+    this.stats.blobPacks++;
+    if (offThread) this.stats.blobPacksOffThread++;
     await this.#packs.remember([name], []);
     this.#objects.resetCache();
     await this.#objects.packs.refresh();
