@@ -36,6 +36,7 @@ import type { AgentState } from "../opamp/index.js";
 import { AgentRenderer, type RenderJob, snapshot } from "./agent-render.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
 import { DirtyAgents, type DirtyEntry } from "./dirty-agents.js";
+import type { PackBlob } from "./git-store/index.js";
 import type { StatusLogger } from "./logger.js";
 import { agentFilePath, isGroupName } from "./paths.js";
 import type { EncodedRecord, PendingStore } from "./pending-store.js";
@@ -177,6 +178,11 @@ export class AgentRecorder {
   forget(uid?: string): void {
     if (uid === undefined) this.#fingerprints.clear();
     else this.#fingerprints.delete(uid);
+  }
+
+  /** A big flush's blob pack, written on a render worker (AgentRenderer.packBlobs). */
+  packBlobs(packDir: string, blobs: readonly PackBlob[], maxDepth: number): Promise<string> {
+    return this.#renderer.packBlobs(packDir, blobs, maxDepth);
   }
 
   /** Starts the render worker ahead of the first flush (the status writer's start). */

@@ -1,5 +1,6 @@
 /**
- * Rendering of agents' status files off the event loop. Parsing and redacting an agent's
+ * Rendering of agents' status files off the event loop (and a big flush's blob pack:
+ * packBlobs). Parsing and redacting an agent's
  * effective config and writing it as YAML costs up to seconds for the largest reports an
  * agent may send (--max-config-bytes); done on the main thread it would freeze the OpAMP
  * port and the admin API meanwhile. So renders run in worker threads (render-worker.ts; as
@@ -22,6 +23,9 @@ import {
   type ReportField,
 } from "../opamp/index.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
+import { PackFailedError } from "./errors.js";
+// Not through git-store/index.ts, which loads isomorphic-git (the worker imports this too).
+import { type PackBlob, writeBlobPack } from "./git-store/blob-pack.js";
 
 /** One agent to render: what the worker needs to rebuild its state and place it. */
 export interface RenderJob {
@@ -75,8 +79,27 @@ function encodedFields(agent: Readonly<AgentState>): AgentSnapshot["encoded"] {
   return out;
 }
 
+/** A render request to a worker. */
+export interface RenderRequest {
+  id: number;
+  jobs: RenderJob[];
+  options: AgentStatusOptions;
+}
+
+/** A blob pack request to a worker (packBlobs). */
+export interface BlobPackRequest {
+  id: number;
+  pack: { packDir: string; blobs: readonly PackBlob[]; maxDepth: number };
+}
+
+/** What a worker answers: a render's results, a pack's name, or why the pack failed. */
+type WorkerReply =
+  | { id: number; results: RenderResult[] }
+  | { id: number; name: string }
+  | { id: number; error: string };
+
 interface Pending {
-  resolve(results: RenderResult[]): void;
+  resolve(reply: WorkerReply): void;
   reject(err: Error): void;
 }
 
@@ -143,14 +166,33 @@ export class AgentRenderer {
       const { renderJobs } = await import("./render-jobs.js");
       return renderJobs(jobs, this.#options);
     }
+    // The Redactor instance stays here; the worker rebuilds it from the key.
+    const { redactor: _, ...options } = this.#options;
+    const reply = await this.#ask(slot, (id) => ({ id, jobs: [...jobs], options }));
+    return "results" in reply ? reply.results : [];
+  }
+
+  /**
+   * Writes a big flush's new blobs into one verified pack on a worker (git-store blob-pack.ts:
+   * deltas, deflate and the read-back, ~200 ms of CPU per 1,000 agent files, off the event
+   * loop, on a thread the flush started anyway); resolves with the pack's name. A pack that
+   * fails rejects with PackFailedError; where no worker can run, it is written here.
+   */
+  async packBlobs(packDir: string, blobs: readonly PackBlob[], maxDepth: number): Promise<string> {
+    const slot = this.#pick();
+    if (!slot) return writeBlobPack(packDir, blobs, maxDepth);
+    const reply = await this.#ask(slot, (id) => ({ id, pack: { packDir, blobs, maxDepth } }));
+    if ("name" in reply) return reply.name;
+    throw new PackFailedError("error" in reply ? reply.error : "the render worker wrote no pack");
+  }
+
+  #ask(slot: Slot, request: (id: number) => RenderRequest | BlobPackRequest): Promise<WorkerReply> {
     const id = this.#nextId++;
-    return new Promise<RenderResult[]>((resolve, reject) => {
+    return new Promise<WorkerReply>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       clearTimeout(slot.idle);
       if (slot.pending.size === 1) slot.worker.ref();
-      // The Redactor instance stays here; the worker rebuilds it from the key.
-      const { redactor: _, ...options } = this.#options;
-      slot.worker.postMessage({ id, jobs, options });
+      slot.worker.postMessage(request(id));
     });
   }
 
@@ -183,14 +225,14 @@ export class AgentRenderer {
     }
     const slot: Slot = { worker, pending: new Map() };
     worker.unref(); // only held while requests are in flight
-    worker.on("message", (m: { id: number; results: RenderResult[] }) => {
+    worker.on("message", (m: WorkerReply) => {
       const p = slot.pending.get(m.id);
       slot.pending.delete(m.id);
       if (slot.pending.size === 0) {
         worker.unref();
         this.#stopWhenIdle(slot);
       }
-      p?.resolve(m.results);
+      p?.resolve(m);
     });
     const fail = (err: Error) => {
       clearTimeout(slot.idle);

@@ -1,13 +1,24 @@
 /**
  * Entry point of the status render worker thread (see agent-render.ts): answers each
- * `{ id, jobs, options }` with `{ id, results }`.
+ * `{ id, jobs, options }` with `{ id, results }`, and each `{ id, pack }` (a big flush's blob
+ * pack, AgentRenderer.packBlobs) with `{ id, name }` or `{ id, error }`.
  */
 import { parentPort } from "node:worker_threads";
 import { Marker, Redactor } from "../redact/index.js";
 import { compileStatusSchemas } from "../validate/status-schemas.js";
-import type { RenderJob } from "./agent-render.js";
+import type { BlobPackRequest, RenderRequest } from "./agent-render.js";
 import type { AgentStatusOptions } from "./agent-status.js";
+// Not through git-store/index.ts: that loads isomorphic-git into every worker.
+import { writeBlobPack } from "./git-store/blob-pack.js";
 import { renderJobs } from "./render-jobs.js";
+
+/** A failure's message with its cause's (PackFailedError wraps what failed). */
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return err instanceof Error && err.cause instanceof Error
+    ? `${text}: ${err.cause.message}`
+    : text;
+}
 
 // Compiled when the worker starts (AgentRenderer.warm), not in the first render.
 compileStatusSchemas();
@@ -23,7 +34,16 @@ function withRedactor(options: AgentStatusOptions): AgentStatusOptions {
   return { ...options, redactor: keyed.redactor };
 }
 
-parentPort?.on("message", (m: { id: number; jobs: RenderJob[]; options: AgentStatusOptions }) => {
+parentPort?.on("message", async (m: RenderRequest | BlobPackRequest) => {
+  if ("pack" in m) {
+    const { packDir, blobs, maxDepth } = m.pack;
+    try {
+      parentPort?.postMessage({ id: m.id, name: await writeBlobPack(packDir, blobs, maxDepth) });
+    } catch (err) {
+      parentPort?.postMessage({ id: m.id, error: errorText(err) });
+    }
+    return;
+  }
   const results = renderJobs(m.jobs, withRedactor(m.options));
   // Each payload has an ArrayBuffer of its own (encodeRecord): moved, not copied.
   const transfer: ArrayBuffer[] = [];

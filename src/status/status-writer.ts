@@ -329,6 +329,8 @@ export class StatusWriter {
       this.#packer ??= new Packer(this.#objects, {
         ...this.#options.packer,
         prune: this.target.ownsStore,
+        // Off the event loop, on the render workers the flush uses anyway.
+        writeBlobPack: (dir, blobs, depth) => this.recorder.packBlobs(dir, blobs, depth),
       });
       const committed: CommittedFacts = { agents: new Map(), groups: new Map() };
       for (const [path, f] of await this.store.facts()) {

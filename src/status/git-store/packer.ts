@@ -23,7 +23,7 @@
 import { mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { PackFailedError } from "../errors.js";
-import { writeBlobPackOffThread } from "./blob-pack-thread.js";
+import { type PackBlob, writeBlobPack } from "./blob-pack.js";
 import { createDelta } from "./delta.js";
 import {
   hashObject,
@@ -44,7 +44,19 @@ export interface PackerOptions {
   prune?: boolean;
   /** Age before an unreachable loose object is deleted, ms. Default 10 min. */
   graceMs?: number;
+  /**
+   * Writes packBlobs' pack (blob-pack.ts writeBlobPack, or the same run elsewhere: the
+   * status writer hands it to its render worker threads). Default: writeBlobPack, here.
+   */
+  writeBlobPack?: BlobPackWriter;
 }
+
+/** Writes `blobs` into one new verified pack in `packDir`; resolves with its name. */
+export type BlobPackWriter = (
+  packDir: string,
+  blobs: readonly PackBlob[],
+  maxDepth: number,
+) => Promise<string>;
 
 export interface PackResult {
   objects: number;
@@ -72,8 +84,7 @@ export class Packer {
   readonly #graceMs: number;
   readonly #packDir: string;
   readonly #packs: OwnPacks;
-  /** Packs packBlobs wrote, and of those the ones a worker thread wrote. */
-  readonly stats = { blobPacks: 0, blobPacksOffThread: 0 };
+  readonly #writeBlobPack: BlobPackWriter;
 
   constructor(objects: ObjectWriter, options: PackerOptions = {}) {
     this.#objects = objects;
@@ -81,6 +92,7 @@ export class Packer {
     this.#maxPacks = options.maxPacks ?? 8;
     this.#prune = options.prune ?? false;
     this.#graceMs = options.graceMs ?? 10 * 60_000;
+    this.#writeBlobPack = options.writeBlobPack ?? writeBlobPack;
     this.#packs = new OwnPacks(objects.gitdir);
     this.#packDir = this.#packs.packDir;
   }
@@ -88,8 +100,8 @@ export class Packer {
   /**
    * Writes many new blobs straight into one pack rather than as loose objects (a big flush:
    * thousands of new files in one commit), each a delta against the previous one when that
-   * is smaller; the pack is read back in full before it is used, all in a worker thread
-   * (blob-pack-thread.ts). Returns the ids in input order.
+   * is smaller; the pack is read back in full before it is used (`writeBlobPack`: on a
+   * worker thread in the status writer). Returns the ids in input order.
    */
   async packBlobs(contents: readonly Uint8Array[]): Promise<string[]> {
     await this.#objects.packs.refresh();
@@ -103,9 +115,7 @@ export class Packer {
     }
     if (todo.length === 0) return ids;
     await mkdir(this.#packDir, { recursive: true });
-    const { name, offThread } = await writeBlobPackOffThread(this.#packDir, todo, this.#maxDepth);
-    this.stats.blobPacks++;
-    if (offThread) this.stats.blobPacksOffThread++;
+    const name = await this.#writeBlobPack(this.#packDir, todo, this.#maxDepth);
     await this.#packs.remember([name], []);
     this.#objects.resetCache();
     await this.#objects.packs.refresh();
