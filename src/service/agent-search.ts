@@ -10,8 +10,9 @@
  *
  * Maintenance: every replica writes the text of its agents when their description changes
  * (batched per 20 ms window into one HSET; with the fleet's redaction key given to watch(), a
- * window's texts are computed in a worker thread: search-texts.ts). An agent stored without an entry (stored before
- * the index existed, or its write lost) is indexed by the first search that reads it
+ * window's texts are computed in a worker thread: search-texts.ts). An agent stored without
+ * an entry (stored before the index existed, or its write lost) is indexed by the first
+ * search that reads it
  * (remember(), with HSETNX, so that a text read before a change never overwrites the
  * change's), and only while the agent is still stored (BACKFILL_LUA checks its record in the same
  * step): a text read before the agent was removed never brings its entry back after a search
