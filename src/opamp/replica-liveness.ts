@@ -8,6 +8,9 @@
  * - `<p>:replicas`: the set of process ids that may still own agents.
  * - `<p>:replica:<id>:agents`: uids whose `connected` event this process emitted (added on
  *   connect, removed on disconnect); the candidates of a sweep.
+ * - `<p>:service:alive-at`: when some process last refreshed its key (its clock, ms; no TTL):
+ *   a process that starts with no other alive learns how long the service was down
+ *   (outage(): rollouts do not count that time against apply deadlines).
  *
  * Every tick each process refreshes its key and sweeps the ids in `<p>:replicas` whose key is
  * gone: an agent of the dead process still stored as `connected` with an `owner` naming it
@@ -157,6 +160,26 @@ export class ReplicaLiveness {
     return `${this.#options.prefix}:replica:${id}`;
   }
 
+  /**
+   * The outage this process starts after, if the whole service was down: no other process'
+   * key is alive, and the last refresh of any (`<p>:service:alive-at`) is older than the
+   * timeout. `from`: that refresh; `to`: now (ms since the epoch). Undefined on a first start
+   * ever, or while another process runs. Call before start() (which refreshes the key).
+   */
+  async outage(): Promise<{ from: number; to: number } | undefined> {
+    const { prefix, replicaId, timeoutMs } = this.#options;
+    const [aliveAt, ids] = await Promise.all([
+      this.#redis.get(`${prefix}:service:alive-at`),
+      this.#redis.smembers(`${prefix}:replicas`),
+    ]);
+    const from = Number(aliveAt);
+    const to = this.#options.now();
+    if (!aliveAt || !Number.isFinite(from) || to - from <= timeoutMs) return undefined;
+    for (const id of ids)
+      if (id !== replicaId && (await this.#redis.exists(this.#key(id))) === 1) return undefined;
+    return { from, to };
+  }
+
   /** Registers this process and starts the refresh-and-sweep timer. */
   async start(): Promise<void> {
     await this.#refresh();
@@ -213,6 +236,7 @@ export class ReplicaLiveness {
         .pexpire(this.#key(), timeoutMs)
         .set(this.#key(), String(this.#options.now()), "PX", timeoutMs)
         .sadd(`${prefix}:replicas`, replicaId)
+        .set(`${prefix}:service:alive-at`, String(this.#options.now()))
         .exec()) ?? [];
     if (renewed === 0 && this.#registered) {
       // Rewrite the agent set too (below): a sweep may have deleted it.

@@ -116,13 +116,18 @@ export class RolloutController {
     });
   }
 
-  /** Subscribes, loads every group, reschedules their timers and starts the timer worker. */
-  start(): Promise<void> {
-    this.#started ??= this.#start();
+  /**
+   * Subscribes, loads every group, reschedules their timers and starts the timer worker.
+   * `outage`: no process of the service ran from `from` to `to` (ms since the epoch; the
+   * service learns it from replica liveness): in-flight apply deadlines are moved by it
+   * before the first tick (onOutage). Idempotent: later calls return the first one's promise.
+   */
+  start({ outage }: { outage?: { from: number; to: number } } = {}): Promise<void> {
+    this.#started ??= this.#start(outage);
     return this.#started;
   }
 
-  async #start(): Promise<void> {
+  async #start(outage?: { from: number; to: number }): Promise<void> {
     // Before loading, so no change falls in between. After a reconnect, versions are compared:
     // changes published meanwhile are lost.
     this.#unfollow = await follow<ChangeMessage>(this.#options, this.#store.keys.channel, {
@@ -133,7 +138,7 @@ export class RolloutController {
       maxMessageBytes: 4 * MAX_INLINE_MESSAGE,
     });
     for (const group of await this.#store.groups()) await this.#load(group);
-    await this.#wakes.start();
+    await this.#wakes.start(outage);
   }
 
   /** Idempotent: stops timers, the subscriber and pending batches (they reject). */

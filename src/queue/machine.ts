@@ -22,7 +22,7 @@ import {
   startStage,
 } from "./lifecycle.js";
 import type { GroupRollout, RolloutEvent, StepResult } from "./model.js";
-import { offer, onHealth, onLost, onReport, onTick } from "./outcomes.js";
+import { offer, onHealth, onLost, onOutage, onReport, onTick } from "./outcomes.js";
 import { ShardMap } from "./shard-map.js";
 
 /** A group nobody has committed to yet. */
@@ -108,6 +108,9 @@ function apply(d: Draft, e: RolloutEvent, index: number): void {
       return;
     case "tick":
       onTick(d);
+      return;
+    case "outage":
+      onOutage(d, e);
       return;
   }
 }

@@ -68,6 +68,8 @@ export interface Rollout {
    * recomputed whenever a stage starts). The gate passes when it is 0.
    */
   waiting: number;
+  /** Start of the last outage whose time was taken off the apply deadlines (onOutage). */
+  outageFrom?: number;
 }
 
 export const FAILURE_LIST_MAX = 50;
@@ -127,7 +129,12 @@ export type RolloutEvent =
   | { type: "health"; uid: string; healthy: boolean; error?: string }
   | { type: "pause" | "resume" | "promote" | "abort"; by: string }
   /** Time passed: stage pauses and apply deadlines that are due by `now` are handled. */
-  | { type: "tick" };
+  | { type: "tick" }
+  /**
+   * No process of the service ran from `from` to `to` (ms since the epoch): the whole service
+   * was down, and no agent could report. See onOutage in outcomes.ts.
+   */
+  | { type: "outage"; from: number; to: number };
 
 export type ControlEvent = Extract<RolloutEvent, { by: string }>;
 

@@ -6,7 +6,13 @@
 import { allowedFailures } from "./cohort.js";
 import type { Draft } from "./draft.js";
 import { deadlineWake, end, short } from "./lifecycle.js";
-import { FAILURE_LIST_MAX, type FailureReason, type Rollout, type RolloutEvent } from "./model.js";
+import {
+  type AgentRecord,
+  FAILURE_LIST_MAX,
+  type FailureReason,
+  type Rollout,
+  type RolloutEvent,
+} from "./model.js";
 import { inCohort } from "./serve.js";
 
 /** First time in the cohort while connected: the apply deadline starts. */
@@ -83,6 +89,32 @@ export function onTick(d: Draft): void {
     expired.push([uid, error]);
   }
   for (const [uid, error] of expired) if (d.live() === r) fail(d, r, uid, "timeout", error);
+}
+
+/**
+ * The whole service was down from `e.from` to `e.to`: no agent could report, and reports sent
+ * just before the crash were lost with it. An apply deadline running at `e.from` is moved by
+ * the outage, so only time in which the service served counts against it (an agent offered
+ * 4 of 5 minutes before a crash has 1 minute once the service is back, whatever the outage
+ * lasted). Deadlines that had expired by then, and failures, stay. Once per outage: the
+ * rollout keeps the outage's start, so replicas that start together move deadlines once.
+ */
+export function onOutage(d: Draft, e: Extract<RolloutEvent, { type: "outage" }>): void {
+  const r = d.live();
+  if (!r || r.stage < 0 || e.to <= e.from) return;
+  if (r.outageFrom !== undefined && r.outageFrom >= e.from) return;
+  r.outageFrom = e.from;
+  const timeout = r.policy.applyTimeoutMs;
+  const moved: Array<[string, AgentRecord & { offeredAt: number }]> = [];
+  for (const [uid, rec] of d.agents.entries()) {
+    const at = rec.offeredAt;
+    if (at === undefined || rec.failure || at > e.from || at + timeout <= e.from) continue;
+    moved.push([uid, { ...rec, offeredAt: at + (e.to - e.from) }]);
+  }
+  for (const [uid, rec] of moved) {
+    d.touch(uid, { agent: rec });
+    d.wake(deadlineWake(rec.offeredAt, timeout));
+  }
 }
 
 /** Counts a failure of `uid` (once per rollout) and stops the rollout past maxFailures. */

@@ -3,7 +3,8 @@
  * (src/queue/timers.ts), runs due ones as `tick` events, and makes sure none is lost:
  * - adding a job is retried until it succeeds or the controller closes;
  * - at start, every in-flight group's pending wakes are scheduled again (job ids make that
- *   harmless) and the group is ticked at once, for whatever fell due while no process ran;
+ *   harmless) and the group is ticked at once, for whatever fell due while no process ran
+ *   (after an outage of the whole service, its apply deadlines are moved first: onOutage);
  * - every `sweepIntervalMs`, a group with a wake overdue by 5 s is ticked (a job lost
  *   between a write and its `add`, e.g. when the process died in between).
  */
@@ -48,14 +49,20 @@ export class Wakes {
     });
   }
 
-  /** Reschedules the loaded groups' wakes, ticks them once, and starts the worker. */
-  async start(): Promise<void> {
+  /**
+   * Reschedules the loaded groups' wakes, ticks them once, and starts the worker. `outage`:
+   * the whole service was down (see RolloutController.start): each in-flight group steps it
+   * before that tick and before any timer job runs here, so a deadline that fell due while
+   * no process ran is moved, not failed.
+   */
+  async start(outage?: { from: number; to: number }): Promise<void> {
     const now = Date.now();
     for (const sync of this.#options.groups()) {
       const r = inFlight(sync.state);
       if (!r) continue;
       for (const at of pendingWakes(sync.state)) await this.#timers.schedule(sync.group, r.id, at);
-      sync.enqueue([{ type: "tick" }], now).catch(() => {});
+      const tick = { type: "tick" } as const;
+      sync.enqueue(outage ? [{ type: "outage", ...outage }, tick] : [tick], now).catch(() => {});
     }
     await this.#timers.start();
     this.#sweep = setInterval(() => this.#sweepOverdue(), this.#options.sweepIntervalMs ?? 30_000);

@@ -580,7 +580,15 @@ export class Service {
       this.#downloads.grantKey = Buffer.from((await this.#p.redis.get(key)) ?? "", "hex");
       await this.packages.index();
     }
-    await this.rollouts.start();
+    // Before the rollouts' first tick: time in which no process served does not count
+    // against apply deadlines (a deadline that fell due then is moved, not failed).
+    const outage = await this.liveness.outage();
+    if (outage)
+      this.#p.logger.warn(
+        { downFrom: new Date(outage.from).toISOString(), downMs: outage.to - outage.from },
+        "no replica served before this start: rollouts' apply deadlines are moved by the outage",
+      );
+    await this.rollouts.start({ ...(outage ? { outage } : {}) });
     if (this.sync) {
       // The lease first: only its holder reads a remote; the others take what it shares.
       await this.gitDuty?.start(this.sync);

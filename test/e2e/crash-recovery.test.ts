@@ -3,7 +3,9 @@
  * of its agents, then restarted: the agents that come back are placed in their group and the
  * next stage reaches them through the group-wide push (their heartbeat interval is an hour,
  * so nothing else could bring it), and the agents that died with the process are marked
- * disconnected (a short --replica-timeout) and do not fail the rollout, which completes.
+ * disconnected (a short --replica-timeout) and do not fail the rollout, which completes. A
+ * restart after every process was gone longer than the replica timeout learns the outage
+ * (whose time the rollouts take off their apply deadlines: test/queue/outage.test.ts).
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -11,7 +13,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { configHash } from "../../src/config-hash.js";
 import { SimulatedFleet } from "../../src/opamp/index.js";
-import { startServe, testServeArgs } from "../helpers/cli.js";
+import { logLine, startServe, testServeArgs } from "../helpers/cli.js";
 import { freePort } from "../helpers/ports.js";
 import { testRedis } from "../helpers/redis.js";
 import { waitForValue } from "../helpers/wait.js";
@@ -163,4 +165,42 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
   const done = await until("rollout ended", rollout, (r) => r.rollout?.status !== "in-progress");
   assert.equal(done.rollout?.status, "completed");
   assert.equal(done.stable?.hash, v2);
+});
+
+test("a restart after every process was gone longer than the replica timeout names the outage", async () => {
+  const repo = new TestRepo();
+  repo.writeAll({
+    "groups/edge/group.yaml": GROUP,
+    "groups/edge/collector.yaml": collectorYaml("v1"),
+  });
+  repo.commit("edge v1");
+  const redis = await testRedis();
+  cleanups.push(() => redis.close());
+  const args = [
+    ...testServeArgs({
+      repo: repo.dir,
+      stateDir: tempDir("opamp-gitops-crash-"),
+      redisPrefix: redis.prefix,
+      opampPort: await freePort(),
+    }),
+    "--replica-timeout",
+    "1s",
+  ];
+  const first = await startServe(args);
+  cleanups.push(() => first.child.kill("SIGKILL"));
+  const outageLine =
+    "no replica served before this start: rollouts' apply deadlines are moved by the outage";
+  assert.equal(logLine(first.output(), outageLine), undefined, "a first start has no outage");
+  const killedAt = Date.now();
+  const exited = new Promise((r) => first.child.once("exit", r));
+  first.child.kill("SIGKILL");
+  await exited;
+  await new Promise((r) => setTimeout(r, 1500));
+  const second = await startServe(args);
+  cleanups.push(() => second.child.kill("SIGKILL"));
+  const outage = logLine<{ downFrom: string; downMs: number }>(second.output(), outageLine);
+  assert.ok(outage, second.output());
+  // From the dead process' last refresh (every third of the timeout) to the second start.
+  assert.ok(Date.parse(outage.downFrom) <= killedAt, outage.downFrom);
+  assert.ok(outage.downMs >= 1500, String(outage.downMs));
 });

@@ -339,3 +339,23 @@ test("agents left connected by a process without a liveness key are swept once (
   assert.equal((await a.server.store.load(uidToString(live.uid)))?.connected, true);
   assert.equal(await a.liveness.sweepOrphans(), 0, "once");
 });
+
+test("an outage: learned by a process that starts with no other alive, after the timeout", async () => {
+  const r = await testRedis();
+  cleanups.push(() => r.close());
+  // `dead` refreshes its key once (tick) and never again, as after kill -9.
+  const dead = await replica(r, "dead:1:aa", TIMEOUT_MS);
+  const next = await replica(r, "next:2:bb", TIMEOUT_MS);
+  assert.equal(await next.liveness.outage(), undefined, "a first start ever: no outage");
+  await dead.liveness.tick();
+  const aliveAt = Number(await r.redis.get(`${r.prefix}:service:alive-at`));
+  assert.ok(Math.abs(aliveAt - Date.now()) < 5000, `alive-at ${aliveAt}`);
+  assert.equal(await next.liveness.outage(), undefined, "another process is alive");
+  await expired();
+  const outage = await next.liveness.outage();
+  assert.equal(outage?.from, aliveAt);
+  assert.ok(outage && outage.to - outage.from > TIMEOUT_MS, JSON.stringify(outage));
+  // Once this process refreshed, the service is alive again.
+  await next.liveness.tick();
+  assert.equal(await next.liveness.outage(), undefined);
+});

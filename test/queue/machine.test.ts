@@ -244,6 +244,58 @@ describe("failures", () => {
     assert.equal(sim.tick(1000).notices.length, 0);
   });
 
+  test("an outage of the whole service is taken off running deadlines, once", () => {
+    const sim = onStable(10);
+    sim.commit(
+      B,
+      policy({
+        stages: [{ percent: 100, pauseMs: 0 }],
+        applyTimeoutMs: 1000,
+        maxFailures: { count: 5 },
+      }),
+    );
+    const [late = "", early = "", failed = ""] = sim.cohort();
+    const offeredAt = sim.now;
+    sim.send({ type: "report", uid: failed, hash: B, status: "FAILED" });
+    assert.equal(sim.state.rollout?.failures, 1);
+    // Down 600 ms after the offers, back 10 s later: 400 ms of each deadline are left.
+    const outage = { type: "outage", from: offeredAt + 600, to: offeredAt + 10_600 } as const;
+    sim.now = outage.to;
+    const r = sim.send(outage, { type: "tick" });
+    assert.equal(r.notices.length, 0, "nothing failed at the first tick after the outage");
+    assert.equal(sim.state.agents.get(late)?.offeredAt, offeredAt + 10_000);
+    assert.equal(sim.state.agents.get(failed)?.offeredAt, offeredAt, "a failure stays as it is");
+    assert.ok(
+      r.effects.some((e) => e.type === "wake" && e.at >= offeredAt + 11_000),
+      JSON.stringify(r.effects),
+    );
+    // A second replica starting with the same outage moves nothing again.
+    sim.send(outage);
+    assert.equal(sim.state.agents.get(late)?.offeredAt, offeredAt + 10_000);
+    sim.send({ type: "report", uid: early, hash: B, status: "APPLIED" });
+    assert.equal(sim.tick(399).notices.length, 0);
+    const due = sim.tick(1);
+    assert.ok(
+      due.notices.some((n) => n.type === "failed" && n.uid === late && n.reason === "timeout"),
+      "the rest of the deadline still runs out",
+    );
+  });
+
+  test("a deadline that had expired before the outage is not moved", () => {
+    const sim = onStable(10);
+    sim.commit(B, policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: 1000 }));
+    const [uid = ""] = sim.cohort();
+    const offeredAt = sim.now;
+    sim.now += 20_000;
+    const r = sim.send({ type: "outage", from: offeredAt + 1500, to: sim.now }, { type: "tick" });
+    assert.equal(sim.state.agents.get(uid)?.offeredAt, offeredAt);
+    assert.deepEqual(
+      r.notices.map((n) => n.type).slice(0, 1),
+      ["failed"],
+      "it was due while the service still ran",
+    );
+  });
+
   test("applied but still unhealthy at the deadline is a timeout failure", () => {
     const sim = onStable();
     sim.commit(B, policy({ applyTimeoutMs: 200 }));
