@@ -52,7 +52,8 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do not fail it", async () => {
+/** The `edge` group on v1 in a fresh repository, and Redis with a prefix of its own. */
+async function edgeFleet() {
   const repo = new TestRepo();
   repo.writeAll({
     "groups/edge/group.yaml": GROUP,
@@ -61,6 +62,11 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
   repo.commit("edge v1");
   const redis = await testRedis();
   cleanups.push(() => redis.close());
+  return { repo, redis };
+}
+
+test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do not fail it", async () => {
+  const { repo, redis } = await edgeFleet();
   const stateDir = tempDir("opamp-gitops-crash-");
   const tokenFile = join(tempDir("opamp-gitops-token-"), "tokens");
   writeFileSync(tokenFile, "crash-token\n");
@@ -168,14 +174,7 @@ test("kill -9 mid-rollout: survivors are regrouped and pushed to, lost agents do
 });
 
 test("a restart after every process was gone longer than the replica timeout names the outage", async () => {
-  const repo = new TestRepo();
-  repo.writeAll({
-    "groups/edge/group.yaml": GROUP,
-    "groups/edge/collector.yaml": collectorYaml("v1"),
-  });
-  repo.commit("edge v1");
-  const redis = await testRedis();
-  cleanups.push(() => redis.close());
+  const { repo, redis } = await edgeFleet();
   const args = [
     ...testServeArgs({
       repo: repo.dir,
