@@ -145,3 +145,25 @@ test("stop() ends a reconnect wait: an agent told to come back in an hour stops 
   await starting;
   assert.equal(shed, 1, "no attempt after stop()");
 });
+
+test("stop() while applying a config: the agent stays stopped and never reconnects", async () => {
+  const t = await startTestServer();
+  let closed = false;
+  defer(() => !closed && t.close());
+  const config = yamlConfig({ "collector.yaml": "slow: apply\n" });
+  t.desired.all = { config, heartbeatIntervalSeconds: 1 };
+  const agent = new SimulatedAgent({ url: t.url, applyMs: 300, heartbeatSeconds: 1 });
+  await agent.start();
+  await waitFor("the agent applying the config", () => agent.status === "applying");
+  await agent.stop();
+  // Past the apply: before the fix it set itself "connected" again here.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(agent.status, "stopped");
+  assert.equal(agent.runningHash, "", "the apply stopped with the agent");
+  // The server goes away: a resurrected agent would start reconnecting, for ever.
+  await t.close();
+  closed = true;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(agent.status, "stopped");
+  assert.equal(agent.counts.reconnects, 0);
+});

@@ -156,14 +156,21 @@ export class SimulatedAgent {
       linkOptions.url = this.url;
       this.#linkOptions = linkOptions;
       try {
-        this.#link =
+        const link =
           this.#options.transport === "http"
             ? httpLink(linkOptions)
             : await openWebSocketLink(linkOptions);
+        // stop() came while the socket opened: it stays stopped (marked connected again, a
+        // lost connection would start reconnecting, for ever).
+        if (this.#stopped()) {
+          link.close();
+          return;
+        }
+        this.#link = link;
         this.status = "connected";
         this.#backoff.reset();
         await this.#send(this.#fullState());
-        this.#schedule();
+        if (!this.#stopped()) this.#schedule();
         return;
       } catch (err) {
         this.lastError = (err as Error).message;
@@ -173,16 +180,25 @@ export class SimulatedAgent {
     }
   }
 
-  /** Says goodbye (agent_disconnect) and closes. */
+  /**
+   * Says goodbye (agent_disconnect, when connected) and closes. Stopped from its first line:
+   * a connect, reconnect or heartbeat under way when it is called ends without reconnecting.
+   */
   async stop(): Promise<void> {
     if (this.status === "stopped") return;
-    clearTimeout(this.#heartbeat);
-    await this.#send({ agentDisconnect: {} }).catch(() => {});
+    const connected = this.status === "connected" || this.status === "applying";
     this.status = "stopped";
-    this.#link?.close();
+    clearTimeout(this.#heartbeat);
     // A reconnect waiting out its backoff (up to 30 s) ends now, and holds the process no more.
     clearTimeout(this.#retry);
     this.#wake?.();
+    if (connected) await this.#send({ agentDisconnect: {} }).catch(() => {});
+    this.#link?.close();
+  }
+
+  /** Read through a method: TypeScript narrows `status` across an await otherwise. */
+  #stopped(): boolean {
+    return this.status === "stopped";
   }
 
   /**
@@ -275,6 +291,9 @@ export class SimulatedAgent {
   }
 
   async #receive(bytes: Uint8Array): Promise<void> {
+    // A reply that arrives after stop() (to its goodbye, or a push on the way): the agent is
+    // gone; acting on it would make it "applying", then "connected", and reconnecting again.
+    if (this.#stopped()) return;
     const m = decodeServerToAgent(bytes);
     const error = m.errorResponse as {
       type?: number;
@@ -316,6 +335,8 @@ export class SimulatedAgent {
     this.#remoteStatus = { lastRemoteConfigHash: hashBytes, status: RemoteConfigStatus.APPLYING };
     await this.#send({ remoteConfigStatus: this.#remoteStatus }).catch((e) => this.#failed(e));
     await new Promise((r) => setTimeout(r, this.#options.applyMs));
+    // Stopped while applying: it reports nothing more and stays stopped.
+    if (this.#stopped()) return;
     const bodies = Object.values(config.configMap ?? {}).map((f) =>
       Buffer.from(f.body ?? []).toString("utf8"),
     );
@@ -351,6 +372,7 @@ export class SimulatedAgent {
     this.#running = previous.config;
     this.runningHash = previous.hash;
     this.#healthy = true;
+    if (this.#stopped()) return;
     this.status = "connected";
     if (previous.hash) {
       this.#remoteStatus = {
