@@ -5,7 +5,7 @@
  */
 import { allowedFailures } from "./cohort.js";
 import type { Draft } from "./draft.js";
-import { deadlineWake, end, short } from "./lifecycle.js";
+import { deadlineWake, end, pauseOf, short } from "./lifecycle.js";
 import {
   type AgentRecord,
   FAILURE_LIST_MAX,
@@ -96,8 +96,9 @@ export function onTick(d: Draft): void {
  * just before the crash were lost with it. An apply deadline running at `e.from` is moved by
  * the outage, so only time in which the service served counts against it (an agent offered
  * 4 of 5 minutes before a crash has 1 minute once the service is back, whatever the outage
- * lasted). Deadlines that had expired by then, and failures, stay. Once per outage: the
- * rollout keeps the outage's start, so replicas that start together move deadlines once.
+ * lasted). Deadlines that had expired by then, and failures, stay. A stage pause running at
+ * `e.from` is moved the same way. Once per outage: the rollout keeps the outage's start, so
+ * replicas that start together move them once.
  */
 export function onOutage(d: Draft, e: Extract<RolloutEvent, { type: "outage" }>): void {
   const r = d.live();
@@ -114,6 +115,12 @@ export function onOutage(d: Draft, e: Extract<RolloutEvent, { type: "outage" }>)
   for (const [uid, rec] of moved) {
     d.touch(uid, { agent: rec });
     d.wake(deadlineWake(rec.offeredAt, timeout));
+  }
+  // A stage pause is a bake time: nothing watched the cohort's health during the outage.
+  const passed = r.stagePassedAt;
+  if (passed !== undefined && passed <= e.from && passed + pauseOf(r) > e.from) {
+    r.stagePassedAt = passed + (e.to - e.from);
+    d.wake(r.stagePassedAt + pauseOf(r));
   }
 }
 

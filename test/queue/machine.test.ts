@@ -281,6 +281,28 @@ describe("failures", () => {
     );
   });
 
+  test("a stage pause running when the service went down is moved by the outage", () => {
+    const sim = onStable(10);
+    sim.commit(
+      B,
+      policy({
+        stages: [
+          { percent: 50, pauseMs: 10_000 },
+          { percent: 100, pauseMs: 0 },
+        ],
+      }),
+    );
+    sim.applyAll();
+    const passedAt = sim.now;
+    assert.equal(sim.state.rollout?.stagePassedAt, passedAt);
+    // Down 2 s into the 10 s pause, back 60 s later: 8 s of it are left.
+    sim.now = passedAt + 60_000;
+    sim.send({ type: "outage", from: passedAt + 2000, to: passedAt + 60_000 }, { type: "tick" });
+    assert.equal(sim.state.rollout?.stage, 0, "the pause goes on after the outage");
+    assert.equal(sim.tick(7999).state.rollout?.stage, 0);
+    assert.equal(sim.tick(1).state.rollout?.stage, 1);
+  });
+
   test("a deadline that had expired before the outage is not moved", () => {
     const sim = onStable(10);
     sim.commit(B, policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: 1000 }));
