@@ -196,16 +196,12 @@ export class AgentSearchIndex {
     const texts = this.#texts
       ? await this.#texts.texts(states.map(subject))
       : states.map((s) => searchText(s));
-    const written = new Map(states.map((s, i) => [s.instanceUid, texts[i] ?? ""]));
+    // In the order of `states`: the changed agents first, then those a search read.
+    const entries = states.map((s, i): [string, string] => [s.instanceUid, texts[i] ?? ""]);
     const pipeline = this.#redis.pipeline();
     if (changed.size > 0)
-      pipeline.hset(
-        this.key,
-        Object.fromEntries([...changed.keys()].map((u) => [u, written.get(u)])),
-      );
-    const backfill = states
-      .slice(changed.size)
-      .map((s): [string, string] => [s.instanceUid, written.get(s.instanceUid) ?? ""]);
+      pipeline.hset(this.key, Object.fromEntries(entries.slice(0, changed.size)));
+    const backfill = entries.slice(changed.size);
     for (let i = 0; i < backfill.length; i += BACKFILL_CHUNK) {
       const chunk = backfill.slice(i, i + BACKFILL_CHUNK);
       const keys = chunk.map(([uid]) => `${this.#prefix}:agent:${uid}`);

@@ -1,7 +1,7 @@
 /**
  * Rendering of agents' status files off the event loop (and a big flush's blob pack:
- * packBlobs). Parsing and redacting an agent's
- * effective config and writing it as YAML costs up to seconds for the largest reports an
+ * packBlobs). Parsing and redacting an agent's effective config and writing it as YAML
+ * costs up to seconds for the largest reports an
  * agent may send (--max-config-bytes); done on the main thread it would freeze the OpAMP
  * port and the admin API meanwhile. So renders run in worker threads (render-worker.ts; as
  * many as requests in flight need, bounded by the cores), a slice of agents per message, at flush time (agent-recorder.ts); the
@@ -169,7 +169,9 @@ export class AgentRenderer {
     // The Redactor instance stays here; the worker rebuilds it from the key.
     const { redactor: _, ...options } = this.#options;
     const reply = await this.#ask(slot, (id) => ({ id, jobs: [...jobs], options }));
-    return "results" in reply ? reply.results : [];
+    if (!("results" in reply))
+      throw new Error("the render worker answered a render without results");
+    return reply.results;
   }
 
   /**

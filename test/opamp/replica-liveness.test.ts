@@ -347,6 +347,8 @@ test("an outage: learned by a process that starts with no other alive, after the
   const dead = await replica(r, "dead:1:aa", TIMEOUT_MS);
   const next = await replica(r, "next:2:bb", TIMEOUT_MS);
   assert.equal(await next.liveness.outage(), undefined, "a first start ever: no outage");
+  await r.redis.set(`${r.prefix}:service:alive-at`, "not a time");
+  assert.equal(await next.liveness.outage(), undefined, "an unreadable alive-at: no outage");
   await dead.liveness.tick();
   const aliveAt = Number(await r.redis.get(`${r.prefix}:service:alive-at`));
   assert.ok(Math.abs(aliveAt - Date.now()) < 5000, `alive-at ${aliveAt}`);

@@ -3,8 +3,8 @@
  * against the previous one when that is smaller than half of it (agent files of one folder
  * differ in a few lines), chains at most `maxDepth` long, then the pack read back in full
  * (removed, and PackFailedError thrown, when it does not). Pure CPU and file work on
- * `packDir`, with no state of its own: it runs in a worker thread (blob-pack-thread.ts) or on
- * the calling thread alike.
+ * `packDir`, with no state of its own: it runs on a status render worker
+ * (AgentRenderer.packBlobs) or on the calling thread alike.
  */
 import { PackFailedError } from "../errors.js";
 import { createDelta } from "./delta.js";
