@@ -13,10 +13,10 @@
  */
 import { createHash } from "node:crypto";
 import { rename, unlink, writeFile } from "node:fs/promises";
-import { deflateSync, inflateSync } from "node:zlib";
 import * as git from "isomorphic-git";
 import { ObjectReadError } from "../../sync/errors.js";
 import { readingFs } from "../../sync/git-fs.js";
+import { deflateObject, inflateObject } from "./object-zlib.js";
 import { PackIndexSet } from "./pack-index.js";
 
 export type ObjectType = "blob" | "tree" | "commit" | "tag";
@@ -73,7 +73,7 @@ export function wrapObject(
   const wrapped = Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
   return {
     oid: createHash("sha1").update(wrapped).digest("hex"),
-    deflated: deflateSync(wrapped, { level: 1 }),
+    deflated: deflateObject(wrapped, 1),
     size: content.length,
   };
 }
@@ -88,7 +88,7 @@ export function unwrapLoose(
   oid: string,
   deflated: Uint8Array,
 ): { type: ObjectType; content: Buffer } {
-  const wrapped = inflateSync(deflated);
+  const wrapped = inflateObject(deflated);
   if (createHash("sha1").update(wrapped).digest("hex") !== oid)
     throw new ObjectReadError(`object ${oid} (checksum mismatch)`);
   const nul = wrapped.indexOf(0);

@@ -71,6 +71,8 @@ export interface EntryHeader {
   sizeEnd: number;
   /** Where the compressed data starts. */
   data: number;
+  /** Size of the entry's data once inflated (an object's content, or a delta). */
+  size: number;
   /** OFS_DELTA only: the distance back to the base entry (its offset is `offset - distance`). */
   distance?: number;
 }
@@ -80,16 +82,20 @@ export function readEntryHeader(pack: Buffer, offset: number): EntryHeader {
   let p = offset;
   let c = pack[p++] as number;
   const type = (c >> 4) & 7;
-  while (c & 0x80) c = pack[p++] as number;
+  let size = c & 0x0f;
+  for (let shift = 4; c & 0x80; shift += 7) {
+    c = pack[p++] as number;
+    size += (c & 0x7f) * 2 ** shift;
+  }
   const sizeEnd = p;
-  if (type !== OFS_DELTA) return { type, sizeEnd, data: p };
+  if (type !== OFS_DELTA) return { type, sizeEnd, data: p, size };
   c = pack[p++] as number;
   let distance = c & 0x7f;
   while (c & 0x80) {
     c = pack[p++] as number;
     distance = (distance + 1) * 128 + (c & 0x7f);
   }
-  return { type, sizeEnd, data: p, distance };
+  return { type, sizeEnd, data: p, distance, size };
 }
 
 /** A pack's entries in file order: index position, offset and end (the next entry's offset). */

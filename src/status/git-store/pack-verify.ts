@@ -6,9 +6,9 @@
 import { createHash } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { inflateSync } from "node:zlib";
 import { PackFailedError } from "../errors.js";
 import { applyDelta } from "./delta.js";
+import { inflateObject } from "./object-zlib.js";
 import {
   entriesInPackOrder,
   isWholeObject,
@@ -27,7 +27,7 @@ export async function verifyPack(packPath: string, idx: PackIndex): Promise<void
   const resolved = new Map<number, { type: string; content: Buffer }>();
   const uses = new Map<number, number>();
   const parsed = entriesInPackOrder(idx, pack.length).map(({ i, offset, end }) => {
-    const { type, data, distance } = readEntryHeader(pack, offset);
+    const { type, data, distance, size } = readEntryHeader(pack, offset);
     let base: number | undefined;
     if (distance !== undefined) {
       base = offset - distance;
@@ -35,10 +35,12 @@ export async function verifyPack(packPath: string, idx: PackIndex): Promise<void
     } else if (!isWholeObject(type)) {
       throw new Error(`unsupported pack entry type ${type} at ${offset}`);
     }
-    return { i, offset, end, type, base, data };
+    return { i, offset, end, type, base, data, size };
   });
   for (const e of parsed) {
-    const raw = inflateSync(pack.subarray(e.data, e.end));
+    const raw = inflateObject(pack.subarray(e.data, e.end), e.size);
+    if (raw.length !== e.size)
+      throw new Error(`entry at ${e.offset}: ${raw.length} bytes, header says ${e.size}`);
     let obj: { type: string; content: Buffer };
     if (e.base !== undefined) {
       const base = resolved.get(e.base);

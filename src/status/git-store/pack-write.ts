@@ -10,7 +10,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { crc32, deflateSync } from "node:zlib";
+import { crc32 } from "node:zlib";
+import { deflateObject } from "./object-zlib.js";
 import type { ObjectType } from "./objects.js";
 import {
   entryHeader,
@@ -114,7 +115,7 @@ export class PackWriter {
 
   async #add(oid: string, head: Buffer, data: Uint8Array): Promise<void> {
     if (this.#offsets.has(oid)) throw new Error(`object ${oid} added twice`);
-    const entry = Buffer.concat([head, deflateSync(data)]);
+    const entry = Buffer.concat([head, deflateObject(data)]);
     const offset = this.#opened.pos;
     this.#offsets.set(oid, offset);
     this.#entries.push({ oid: Buffer.from(oid, "hex"), crc: crc32(entry), offset });
