@@ -115,10 +115,11 @@ export function truncateText(text: string, maxBytes: number): string {
 }
 
 /**
- * Checks `message` against `limits`, cutting over-long error text in place. Throws
- * AgentLimitError (code OPAMP_AGENT_LIMIT) naming the first limit exceeded.
+ * Checks `message` against `limits`, cutting over-long error text in place; returns true when
+ * it cut any (the message then differs from its bytes). Throws AgentLimitError (code
+ * OPAMP_AGENT_LIMIT) naming the first limit exceeded.
  */
-export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits): void {
+export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits): boolean {
   const d = message.agentDescription;
   if (d) {
     const identifying = d.identifyingAttributes ?? [];
@@ -139,7 +140,7 @@ export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits):
     if (total > limits.maxConfigBytes)
       over("maxConfigBytes", limits, "effective_config bytes", total);
   }
-  if (message.health) checkHealth(message.health, limits);
+  let cut = message.health ? checkHealth(message.health, limits) : false;
   const hash = message.availableComponents?.hash;
   if (hash && hash.length > MAX_COMPONENTS_HASH_BYTES)
     throw new AgentLimitError(
@@ -151,29 +152,40 @@ export function enforceAgentLimits(message: AgentToServer, limits: AgentLimits):
     );
   const components = message.availableComponents?.components;
   if (components) checkComponents(components, limits);
-  const status = message.remoteConfigStatus;
-  if (status?.errorMessage)
-    status.errorMessage = truncateText(status.errorMessage, limits.maxErrorMessageBytes);
-  // The same cut for the other error texts an agent reports (packages, connection settings).
-  const cut = (m: { errorMessage?: string | null } | null | undefined) => {
-    if (m?.errorMessage) m.errorMessage = truncateText(m.errorMessage, limits.maxErrorMessageBytes);
+  // The error texts an agent reports (remote config, packages, connection settings).
+  const fit = (m: { errorMessage?: string | null } | null | undefined) => {
+    if (!m?.errorMessage) return;
+    const text = truncateText(m.errorMessage, limits.maxErrorMessageBytes);
+    if (text !== m.errorMessage) cut = true;
+    m.errorMessage = text;
   };
+  fit(message.remoteConfigStatus);
   const packages = message.packageStatuses as PackageStatusesMessage | null | undefined;
-  cut(packages);
-  for (const p of Object.values(packages?.packages ?? {})) cut(p);
-  cut(message.connectionSettingsStatus as ConnectionSettingsStatusMessage | null | undefined);
+  fit(packages);
+  for (const p of Object.values(packages?.packages ?? {})) fit(p);
+  fit(message.connectionSettingsStatus as ConnectionSettingsStatusMessage | null | undefined);
+  return cut;
 }
 
-/** Counts the health tree iteratively (an agent controls its depth) and cuts last_error. */
-function checkHealth(root: ComponentHealth, limits: AgentLimits): void {
+/**
+ * Counts the health tree iteratively (an agent controls its depth) and cuts last_error and
+ * status; true when it cut any.
+ */
+function checkHealth(root: ComponentHealth, limits: AgentLimits): boolean {
   let count = 0;
+  let cut = false;
+  const fit = (text: string) => {
+    const out = truncateText(text, limits.maxErrorMessageBytes);
+    if (out !== text) cut = true;
+    return out;
+  };
   const stack: ComponentHealth[] = [root];
   while (stack.length > 0) {
     const h = stack.pop() as ComponentHealth;
     if (++count > limits.maxHealthComponents)
       over("maxHealthComponents", limits, "health components", count);
-    if (h.lastError) h.lastError = truncateText(h.lastError, limits.maxErrorMessageBytes);
-    if (h.status) h.status = truncateText(h.status, limits.maxErrorMessageBytes);
+    if (h.lastError) h.lastError = fit(h.lastError);
+    if (h.status) h.status = fit(h.status);
     if (h.attributes) {
       if (h.attributes.length > limits.maxAttributes)
         over("maxAttributes", limits, "health component attributes", h.attributes.length);
@@ -181,6 +193,7 @@ function checkHealth(root: ComponentHealth, limits: AgentLimits): void {
     }
     for (const child of Object.values(h.componentHealthMap ?? {})) if (child) stack.push(child);
   }
+  return cut;
 }
 
 /** Counts the AvailableComponents tree iteratively (the agent controls its depth too). */

@@ -228,7 +228,7 @@ function setMeaningOfStored(state: AgentState, digest: string): void {
 
 /** One message's report, prepared (prepare.ts): what mergeReport needs of it. */
 export interface PreparedReport {
-  /** The normalised encoding of each report field the message carries. */
+  /** The encoding of each report field the message carries (prepare.ts). */
   encoded: Partial<Record<ReportField, Uint8Array>>;
   /** healthMeaning() of the reported health, when it carries one. */
   healthMeaning?: string;
@@ -241,7 +241,7 @@ export interface PreparedReport {
 /**
  * Merges the report fields present in `report` into `state` (mutating it) and returns those
  * whose content changed, plus whether the capability word changed. Change is judged by
- * comparing the normalised encodings byte for byte (no re-encoding here: prepare.ts encoded
+ * comparing the encodings byte for byte (no re-encoding here: prepare.ts prepared
  * them, possibly off the event loop). When the stored report fields would then exceed
  * `maxStoredBytes` (encoded bytes, all fields) nothing is merged and `onTooLarge(total)` is
  * called instead (it is expected to throw).

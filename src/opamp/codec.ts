@@ -301,7 +301,14 @@ export function encodeSubMessage(typeName: string, value: object): Uint8Array {
   return messageType(typeName).encode(value).finish();
 }
 
-/** Decodes a stored sub-message; the inverse of encodeSubMessage. */
+/**
+ * Decodes a stored sub-message; the inverse of encodeSubMessage. A map entry sent without its
+ * value reads as an empty message, as in decodeAgentToServer (fields are stored as the agent
+ * sent them, prepare.ts).
+ */
 export function decodeSubMessage<T>(typeName: string, bytes: Uint8Array): T {
-  return messageType(typeName).decode(bytes) as unknown as T;
+  const type = messageType(typeName);
+  const decoded = type.decode(bytes) as unknown as Decoded;
+  fillMapValues(type, decoded);
+  return decoded as unknown as T;
 }

@@ -1,7 +1,8 @@
 /**
  * The pure, CPU-bound part of handling one AgentToServer: decode, the agent limits, and the
- * normalised encoding of every report field present (what is stored, and what change is
- * judged on by byte comparison), plus the health report's meaning. It touches no state, so
+ * encoding of every report field present (what is stored, and what change is judged on by
+ * byte comparison: the bytes as the agent sent them, report-spans.ts, or encoded again from
+ * the decoded field where the limits cut text out of it), plus the health report's meaning. It touches no state, so
  * it runs on the event loop for small messages and in a decode worker for large ones
  * (decode-pool.ts), with the same result.
  */
@@ -17,6 +18,7 @@ import { decodeAgentToServer, encodeSubMessage } from "./codec.js";
 import { AgentLimitError } from "./errors.js";
 import { healthMeaning } from "./health-meaning.js";
 import type { AgentToServer, ComponentHealth } from "./messages.js";
+import { reportFieldSpans } from "./report-spans.js";
 
 export interface PreparedMessage {
   /**
@@ -26,7 +28,10 @@ export interface PreparedMessage {
    * (cut to the limits).
    */
   message: AgentToServer;
-  /** The normalised encoding of each report field present, exactly sized. */
+  /**
+   * The encoding of each report field present, exactly sized: views into the received bytes
+   * (copy what you keep), or buffers of their own where encoded again.
+   */
   encoded: Partial<Record<ReportField, Uint8Array>>;
   /** healthMeaning() of the reported health, when present. */
   healthMeaning?: string;
@@ -43,8 +48,9 @@ export interface PreparedMessage {
  */
 export function prepareMessage(bytes: Uint8Array, limits: AgentLimits): PreparedMessage {
   const message = decodeAgentToServer(bytes);
+  let cut: boolean;
   try {
-    enforceAgentLimits(message, limits); // cuts over-long error text before it is encoded
+    cut = enforceAgentLimits(message, limits); // cuts over-long error text before it is encoded
   } catch (err) {
     if (!(err instanceof AgentLimitError)) throw err;
     return { message, encoded: {}, limitError: err.message };
@@ -56,11 +62,14 @@ export function prepareMessage(bytes: Uint8Array, limits: AgentLimits): Prepared
   if (components && !hasComponentMap(components) && (components.hash?.length ?? 0) > 0) {
     prepared.componentsHashOnly = Uint8Array.from(components.hash ?? []);
   }
+  // The fields as sent, unless the limits cut text out of them (then what is stored is the cut
+  // message, encoded again).
+  const sent = cut ? undefined : reportFieldSpans(bytes);
   for (const field of REPORT_FIELD_NAMES) {
     const source = REPORT_SOURCE[field];
     const value = message[source];
     if (value === null || value === undefined) continue;
-    encoded[field] = encodeSubMessage(REPORT_FIELDS[field], value as object);
+    encoded[field] = sent?.[field] ?? encodeSubMessage(REPORT_FIELDS[field], value as object);
     // The decoded report trees (health and the component map above all: thousands of
     // objects for a large Collector) are not read past this point, but the handler holds the
     // message across its Redis round trips, long enough for a scavenge to promote them to
