@@ -89,6 +89,31 @@ export function treeWriteSyscalls(pid: number): number {
   return total;
 }
 
+/**
+ * The malloc each process of `pid`'s tree runs with, distinct values joined: "jemalloc",
+ * "tcmalloc" or "mimalloc" when one is mapped (LD_PRELOAD), else "glibc malloc" with the
+ * MALLOC_ARENA_MAX of the process' environment. RSS per agent depends on it.
+ */
+export function treeAllocators(pid: number): string {
+  const seen = new Set<string>();
+  for (const p of tree(pid)) {
+    try {
+      const maps = readFileSync(`/proc/${p}/maps`, "utf8");
+      const preloaded = /lib(jemalloc|tcmalloc|mimalloc)/.exec(maps)?.[1];
+      if (preloaded) {
+        seen.add(preloaded);
+        continue;
+      }
+      const environ = readFileSync(`/proc/${p}/environ`, "utf8").split("\0");
+      const arenas = environ.find((e) => e.startsWith("MALLOC_ARENA_MAX="))?.split("=")[1];
+      seen.add(`glibc malloc (MALLOC_ARENA_MAX ${arenas ?? "unset"})`);
+    } catch {
+      // gone
+    }
+  }
+  return [...seen].join(", ");
+}
+
 /** Threads of `pid` and all its descendants (Linux /proc): worker threads started show here. */
 export function treeThreads(pid: number): number {
   let total = 0;

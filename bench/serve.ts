@@ -54,6 +54,9 @@
  *                               settings; the peer is not affected)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
  *                               bench/out/serve-profile/)
+ *   LD_PRELOAD=<libjemalloc.so> serve (and everything else started here) runs with jemalloc;
+ *                               the malloc serve's processes ran with is printed under the
+ *                               table (RSS per agent depends on it, README "Memory allocator")
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -77,6 +80,7 @@ import {
   statusFilesRendered,
   statusHead,
   stopProcess,
+  treeAllocators,
   treeCpuMs,
   treeRss,
   treeThreads,
@@ -129,6 +133,8 @@ interface Figures {
   heartbeatWrites: number;
   /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
   redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
+  /** serve only: the malloc its processes ran with (serve-load.ts treeAllocators). */
+  allocator?: string;
 }
 
 interface RedisCost {
@@ -292,6 +298,7 @@ async function measure(
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
+    ...(serve ? { allocator: treeAllocators(pid) } : {}),
     ...(mem0 && mem1
       ? {
           heapUsedPerAgentBytes: (mem1.heapUsed - mem0.heapUsed) / AGENTS,
@@ -415,6 +422,7 @@ function print(peer: Figures, serves: Figures[], load: string): void {
       `| ${label} | ${value(peer)} | ${serves.map((s) => `${value(s)} | ${r(s)}`).join(" | ")} |`,
     );
   });
+  for (const s of serves) if (s.allocator) out.push(`${s.name}: ${s.allocator}`);
   for (const s of serves) {
     if (!s.redis) continue;
     const { connect, heartbeat, storm } = s.redis;
