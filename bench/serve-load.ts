@@ -407,6 +407,7 @@ export async function startServe(
     profile = false,
     extra = [],
     nodeArgs = [],
+    env = process.env,
   }: {
     workers: number;
     prefix: string;
@@ -415,6 +416,8 @@ export async function startServe(
     extra?: string[];
     /** Options for node itself (before the script), e.g. --heapsnapshot-signal. */
     nodeArgs?: string[];
+    /** serve's environment. Default: this process'. */
+    env?: NodeJS.ProcessEnv;
   },
 ): Promise<{ proc: ChildProcess; port: number; apiPort: number }> {
   const [port, apiPort] = [await freePort(), await freePort()];
@@ -443,7 +446,7 @@ export async function startServe(
       "warn",
       ...extra,
     ],
-    { stdio: ["ignore", "ignore", "inherit"] },
+    { stdio: ["ignore", "ignore", "inherit"], env },
   );
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -54,6 +54,11 @@
  *                               settings; the peer is not affected)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
  *                               bench/out/serve-profile/)
+ *   BENCH_MALLOC_ARENA_MAX=2    serve runs with MALLOC_ARENA_MAX set to this, as README's
+ *                               "Memory allocator" tells production to (`serve --workers N`
+ *                               sets it for its workers itself; a single process takes it from
+ *                               its environment); empty: serve runs without it. Default: the
+ *                               bench's own MALLOC_ARENA_MAX when set, else 2
  *   LD_PRELOAD=<libjemalloc.so> serve (and everything else started here) runs with jemalloc;
  *                               the malloc serve's processes ran with is printed under the
  *                               table (RSS per agent depends on it, README "Memory allocator")
@@ -96,6 +101,11 @@ const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const QUIET_MS = Number(process.env.BENCH_QUIET_SECONDS ?? 15) * 1000;
+/** MALLOC_ARENA_MAX of serve's environment ("" = unset): BENCH_MALLOC_ARENA_MAX above. */
+const ARENAS = process.env.BENCH_MALLOC_ARENA_MAX ?? process.env.MALLOC_ARENA_MAX ?? "2";
+const { MALLOC_ARENA_MAX: _, ...inherited } = process.env;
+const SERVE_ENV: NodeJS.ProcessEnv =
+  ARENAS === "" ? inherited : { ...inherited, MALLOC_ARENA_MAX: ARENAS };
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WITH_PEER = process.env.BENCH_PEER !== "0";
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
@@ -472,6 +482,7 @@ async function main(): Promise<void> {
         instance: String(workers),
         profile: PROFILE && workers === 1,
         nodeArgs: NODE_ARGS,
+        env: SERVE_ENV,
         extra: ["--redis", redisServer.url],
       });
       running.push(s.proc);
