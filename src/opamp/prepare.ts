@@ -2,9 +2,9 @@
  * The pure, CPU-bound part of handling one AgentToServer: decode, the agent limits, and the
  * encoding of every report field present (what is stored, and what change is judged on by
  * byte comparison: the bytes as the agent sent them, report-spans.ts, or encoded again from
- * the decoded field where the limits cut text out of it), plus the health report's meaning. It touches no state, so
- * it runs on the event loop for small messages and in a decode worker for large ones
- * (decode-pool.ts), with the same result.
+ * the decoded field where the limits cut text out of it), plus the health report's meaning.
+ * It touches no state, so it runs on the event loop for small messages and in a decode
+ * worker for large ones (decode-pool.ts), with the same result.
  */
 import { type AgentLimits, enforceAgentLimits } from "./agent-limits.js";
 import {

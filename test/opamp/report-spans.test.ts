@@ -9,6 +9,8 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { DEFAULT_AGENT_LIMITS, TRUNCATED_MARKER } from "../../src/opamp/agent-limits.js";
 import {
+  emptyAgentState,
+  mergeReport,
   REPORT_FIELD_NAMES,
   REPORT_FIELDS,
   REPORT_SOURCE,
@@ -139,6 +141,22 @@ describe("report field spans", () => {
     assert.ok(same(prepared.encoded.effectiveConfig, Uint8Array.from(effective)));
     assert.deepEqual(Object.keys(stored.configMap.configMap), ["a"]);
     assert.equal(stored.configMap.configMap.a !== null, true);
+  });
+
+  test("unknown fields inside a report field are stored and count toward the stored-bytes limit", () => {
+    const known = encodeSubMessage("AgentDescription", {
+      identifyingAttributes: [{ key: "k", value: { stringValue: "v" } }],
+    });
+    const padding = [0xfa, 0x06, 0xe8, 0x07, ...new Uint8Array(1000)]; // field 111, 1,000 bytes
+    const description = [...known, ...padding];
+    const n = description.length; // over 127 and under 16,384: a two-byte length
+    const bytes = Buffer.from([0x1a, (n & 0x7f) | 0x80, n >> 7, ...description]); // field 3
+    const prepared = prepareMessage(bytes, DEFAULT_AGENT_LIMITS);
+    assert.equal(prepared.encoded.description?.length, description.length);
+    const state = emptyAgentState("00000000-0000-0000-0000-000000000001", "websocket", 0);
+    const report = { ...prepared, capabilities: 0n };
+    assert.throws(() => mergeReport(state, report, 1000), new RegExp(`hold ${n} bytes`));
+    assert.deepEqual(mergeReport(state, report, 2000).changed, ["description"]);
   });
 
   test("text the limits cut is stored cut", () => {
