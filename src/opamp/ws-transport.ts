@@ -26,6 +26,7 @@ import type { ServerToAgent } from "./messages.js";
 import { badRequest, encodeReply, unavailable } from "./send.js";
 import { LoadShedder } from "./shedding.js";
 import { sendOpampFrame } from "./ws-frame.js";
+import { installFastReceive } from "./ws-receive.js";
 
 export interface WebSocketTransportOptions {
   handler: MessageHandler;
@@ -109,6 +110,11 @@ class WsSession implements Connection {
 function onMessage(this: SessionSocket, data: Buffer, isBinary: boolean): void {
   const session = this[SESSION];
   if (session) session.owner.received(session, data, isBinary);
+}
+
+/** A whole binary message read by the fast path (ws-receive.ts). */
+function onBinaryPayload(ws: WebSocket, payload: Buffer): void {
+  onMessage.call(ws as SessionSocket, payload, true);
 }
 
 function onPong(this: SessionSocket, data: Buffer): void {
@@ -223,6 +229,7 @@ export class WebSocketTransport {
     // Pending (for shedding) until its first message is answered or it closes.
     this.#shedder.pendingSockets++;
     ws.on("message", onMessage);
+    installFastReceive(ws, onBinaryPayload);
     ws.on("pong", onPong);
     ws.on("close", onClose);
     ws.on("error", onError);

@@ -69,6 +69,11 @@ interface WsInput {
   handshake: "ok" | "no-key" | "version-8" | "no-upgrade" | "post";
   steps: Step[];
   stream: Mutation; // applied to the whole byte stream after the handshake
+  /**
+   * How the client writes an unmutated stream: at once, or a frame per write (a frame per
+   * socket read, as heartbeating agents send, which the receive fast path reads itself).
+   */
+  chunking: "whole" | "frames";
 }
 
 const payload = (uidIndex: number): fc.Arbitrary<Payload> =>
@@ -150,6 +155,7 @@ const wsInput = (uidIndex: number): fc.Arbitrary<WsInput> =>
       { minLength: 1, maxLength: 4 },
     ),
     stream: fc.oneof({ weight: 6, arbitrary: fc.constant({ kind: "none" as const }) }, mutation),
+    chunking: fc.constantFrom("whole" as const, "frames" as const),
   });
 
 /** One client frame (masked unless `unmasked`). */
@@ -176,7 +182,7 @@ function frame(
 }
 
 /** The bytes of a sequence, and the replies a well-formed one must get (undefined: malformed). */
-function encode(input: WsInput): { bytes: Buffer; replies: Expected[] | undefined } {
+function encode(input: WsInput): { chunks: Buffer[]; replies: Expected[] | undefined } {
   const parts: Buffer[] = [];
   let replies: Expected[] | undefined = [];
   let tainted = false;
@@ -226,8 +232,9 @@ function encode(input: WsInput): { bytes: Buffer; replies: Expected[] | undefine
   }
   const bytes = Buffer.concat(parts);
   if (input.stream.kind !== "none")
-    return { bytes: Buffer.from(mutate(bytes, input.stream)), replies: undefined };
-  return { bytes, replies: input.handshake === "ok" ? replies : undefined };
+    return { chunks: [Buffer.from(mutate(bytes, input.stream))], replies: undefined };
+  const chunks = input.chunking === "frames" ? parts : [bytes];
+  return { chunks, replies: input.handshake === "ok" ? replies : undefined };
 }
 
 type Expected = "answer" | "bad-request" | "any";
@@ -382,7 +389,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
     const only = process.env.WS_ONLY === undefined ? undefined : Number(process.env.WS_ONLY);
     const chosen = only === undefined ? all : all.slice(only, only + 1);
     await forEachConcurrent(chosen, 16, async (input, i) => {
-      const { bytes, replies } = encode(input);
+      const { chunks, replies } = encode(input);
       const what = JSON.stringify(input, (_k, v) =>
         v && typeof v === "object" && v.type === "Buffer"
           ? "<bytes>"
@@ -393,7 +400,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
       if (replies) counts.wellFormed++;
       if (i % SOCKET_SHARE === 0) {
         counts.overSockets++;
-        const out = await overSocket(port, input, bytes, replies);
+        const out = await overSocket(port, input, chunks, replies);
         checkReplies(out, replies, what);
         return;
       }
@@ -404,7 +411,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
       req.url = "/v1/opamp";
       req.headers = upgradeHeaders(input);
       transport.upgrade(req, socket, Buffer.alloc(0), "");
-      socket.push(bytes);
+      for (const chunk of chunks) socket.push(chunk);
       const frames = () => {
         const out = Buffer.concat(socket.written);
         return serverFrames(out.subarray(out.indexOf("\r\n\r\n") + 4));
@@ -440,7 +447,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
 function overSocket(
   port: number,
   input: WsInput,
-  bytes: Buffer,
+  writes: Buffer[],
   replies: Expected[] | undefined,
 ): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -469,7 +476,7 @@ function overSocket(
       chunks.push(d);
       if (!sent && Buffer.concat(chunks).includes("\r\n\r\n")) {
         sent = true;
-        socket.write(bytes);
+        for (const chunk of writes) socket.write(chunk);
       }
       finish();
     });
