@@ -10,7 +10,7 @@
  * mask bit set (RFC 6455 §5.1: a client always masks), a 7- or 16-bit length no larger than
  * the Receiver's `maxPayload`, arriving while the Receiver is idle (no bytes buffered, no
  * fragmented message, nothing queued in its stream) on an open socket, is unmasked in place
- * and handed to `deliver`. Anything else (control frames, fragments, several frames or part
+ * (with `bufferutil`, as `ws` unmasks) and handed to `deliver`. Anything else (control frames, fragments, several frames or part
  * of one in a read, a 64-bit length, a busy or closing socket) goes to the Receiver as
  * before, which applies every rule and limit itself. Delivery is synchronous and in read
  * order, as `ws` delivers with `allowSynchronousEvents` (its default): a socket's messages
@@ -23,6 +23,7 @@
  * as `ws` does).
  */
 import { Writable } from "node:stream";
+import bufferUtil from "bufferutil";
 import type { WebSocket } from "ws";
 
 /** What of `ws`'s Receiver this file reads, and what it adds to it. */
@@ -68,12 +69,9 @@ export function installFastReceive(ws: WebSocket, deliver: Deliver): boolean {
   if (
     !receiver ||
     receiver.write !== streamWrite ||
-    receiver._state !== GET_INFO ||
-    receiver._bufferedBytes !== 0 ||
-    receiver._fragmented !== 0 ||
     typeof receiver._maxPayload !== "number" ||
     receiver._binaryType !== "nodebuffer" ||
-    internals._readyState !== OPEN
+    !idle(internals, receiver)
   ) {
     return false;
   }
@@ -93,11 +91,7 @@ function fastWrite(this: ReceiverInternals, chunk: unknown): boolean {
     !Buffer.isBuffer(chunk) ||
     ws === undefined ||
     deliver === undefined ||
-    ws._readyState !== OPEN ||
-    this._state !== GET_INFO ||
-    this._bufferedBytes !== 0 ||
-    this._fragmented !== 0 ||
-    this.writableLength !== 0
+    !idle(ws, this)
   ) {
     // biome-ignore lint/complexity/noArguments: passed on unchanged
     return (streamWrite as (...args: unknown[]) => boolean).apply(this, arguments as never);
@@ -105,9 +99,24 @@ function fastWrite(this: ReceiverInternals, chunk: unknown): boolean {
   const length = wholeFramePayloadLength(chunk, this._maxPayload as number);
   if (length < 0) return (streamWrite as (chunk: Buffer) => boolean).call(this, chunk);
   const start = chunk.length - length;
-  unmaskInPlace(chunk, start - 4, start);
-  deliver(ws, chunk.subarray(start));
+  const payload = chunk.subarray(start);
+  bufferUtil.unmask(payload, chunk.subarray(start - 4, start));
+  deliver(ws, payload);
   return true;
+}
+
+/**
+ * Whether the socket is open and its Receiver holds nothing: no bytes of a frame, no
+ * fragments of a message, no write queued in its stream.
+ */
+function idle(ws: WebSocketInternals, receiver: ReceiverInternals): boolean {
+  return (
+    ws._readyState === OPEN &&
+    receiver._state === GET_INFO &&
+    receiver._bufferedBytes === 0 &&
+    receiver._fragmented === 0 &&
+    receiver.writableLength === 0
+  );
 }
 
 /**
@@ -128,23 +137,4 @@ export function wholeFramePayloadLength(chunk: Buffer, maxPayload: number): numb
   if (length === 0 || head + length !== chunk.length) return -1;
   if (maxPayload > 0 && length > maxPayload) return -1;
   return length;
-}
-
-/** XORs `chunk[start..]` with the 4 mask bytes at `maskAt` (RFC 6455 §5.3). */
-function unmaskInPlace(chunk: Buffer, maskAt: number, start: number): void {
-  const m0 = chunk[maskAt] as number;
-  const m1 = chunk[maskAt + 1] as number;
-  const m2 = chunk[maskAt + 2] as number;
-  const m3 = chunk[maskAt + 3] as number;
-  if ((m0 | m1 | m2 | m3) === 0) return;
-  const end = chunk.length;
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    chunk[i] = (chunk[i] as number) ^ m0;
-    chunk[i + 1] = (chunk[i + 1] as number) ^ m1;
-    chunk[i + 2] = (chunk[i + 2] as number) ^ m2;
-    chunk[i + 3] = (chunk[i + 3] as number) ^ m3;
-  }
-  const mask = [m0, m1, m2, m3];
-  for (let k = 0; i < end; i++, k++) chunk[i] = (chunk[i] as number) ^ (mask[k] as number);
 }

@@ -26,6 +26,7 @@ import { WebSocketTransport } from "../../src/opamp/ws-transport.js";
 import { postOpamp } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
+import { clientFrame as frame, serverFrames } from "../helpers/ws-frames.js";
 import {
   agentToServer,
   forEachConcurrent,
@@ -158,29 +159,6 @@ const wsInput = (uidIndex: number): fc.Arbitrary<WsInput> =>
     chunking: fc.constantFrom("whole" as const, "frames" as const),
   });
 
-/** One client frame (masked unless `unmasked`). */
-function frame(
-  opcode: number,
-  data: Uint8Array,
-  o: { fin?: boolean; rsv?: number; unmasked?: boolean; declared?: bigint } = {},
-): Buffer {
-  const len = o.declared ?? BigInt(data.length);
-  const head: number[] = [(o.fin === false ? 0 : 0x80) | ((o.rsv ?? 0) << 4) | opcode];
-  const mask = o.unmasked ? 0 : 0x80;
-  if (len < 126n) head.push(mask | Number(len));
-  else if (len < 65536n) head.push(mask | 126, Number(len >> 8n), Number(len & 0xffn));
-  else {
-    head.push(mask | 127);
-    for (let i = 7; i >= 0; i--) head.push(Number((len >> BigInt(i * 8)) & 0xffn));
-  }
-  if (o.unmasked) return Buffer.concat([Buffer.from(head), data]);
-  const key = randomBytes(4);
-  const masked = Buffer.from(data);
-  for (let i = 0; i < masked.length; i++)
-    masked[i] = (masked[i] as number) ^ (key[i % 4] as number);
-  return Buffer.concat([Buffer.from(head), key, masked]);
-}
-
 /** The bytes of a sequence, and the replies a well-formed one must get (undefined: malformed). */
 function encode(input: WsInput): { chunks: Buffer[]; replies: Expected[] | undefined } {
   const parts: Buffer[] = [];
@@ -240,28 +218,6 @@ function encode(input: WsInput): { chunks: Buffer[]; replies: Expected[] | undef
 type Expected = "answer" | "bad-request" | "any";
 
 const takeovers = { count: 0 };
-
-/** Server frames (unmasked) in `bytes`: opcode and payload, in order. */
-function serverFrames(bytes: Buffer): { opcode: number; data: Buffer }[] {
-  const out: { opcode: number; data: Buffer }[] = [];
-  let at = 0;
-  while (at + 2 <= bytes.length) {
-    const opcode = (bytes[at] as number) & 0x0f;
-    let len = (bytes[at + 1] as number) & 0x7f;
-    let p = at + 2;
-    if (len === 126) {
-      len = bytes.readUInt16BE(p);
-      p += 2;
-    } else if (len === 127) {
-      len = Number(bytes.readBigUInt64BE(p));
-      p += 8;
-    }
-    if (p + len > bytes.length) break;
-    out.push({ opcode, data: bytes.subarray(p, p + len) });
-    at = p + len;
-  }
-  return out;
-}
 
 function upgradeHeaders(input: WsInput): Record<string, string> {
   const h: Record<string, string> = {

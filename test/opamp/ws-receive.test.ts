@@ -14,25 +14,9 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { installFastReceive, wholeFramePayloadLength } from "../../src/opamp/ws-receive.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
+import { clientFrame as frame, serverFrames } from "../helpers/ws-frames.js";
 
 const MAX_PAYLOAD = 70_000;
-
-/** One client frame, masked with `key` (RFC 6455 §5.2), or unmasked when `key` is null. */
-function frame(opcode: number, data: Uint8Array, fin = true, key: Buffer | null = KEY): Buffer {
-  const head = [(fin ? 0x80 : 0) | opcode];
-  const maskBit = key ? 0x80 : 0;
-  if (data.length < 126) head.push(maskBit | data.length);
-  else if (data.length < 65_536) head.push(maskBit | 126, data.length >> 8, data.length & 0xff);
-  else {
-    head.push(maskBit | 127, 0, 0, 0, 0);
-    head.push((data.length >>> 24) & 0xff, (data.length >> 16) & 0xff);
-    head.push((data.length >> 8) & 0xff, data.length & 0xff);
-  }
-  if (!key) return Buffer.concat([Buffer.from(head), data]);
-  const masked = Buffer.from(data).map((b, i) => b ^ (key[i % 4] as number));
-  return Buffer.concat([Buffer.from(head), key, masked]);
-}
-const KEY = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
 
 interface Received {
   messages: { data: Buffer; binary: boolean }[];
@@ -96,20 +80,11 @@ async function writeEach(socket: Socket, chunks: Buffer[]): Promise<void> {
   }
 }
 
-/** The status code of the close frame in what a server sent (unmasked frames). */
+/** The status code of the close frame in what a server sent. */
 function closeCodeSent(bytes: Buffer): number | undefined {
-  let at = 0;
-  while (at + 2 <= bytes.length) {
-    let len = (bytes[at + 1] as number) & 0x7f;
-    let p = at + 2;
-    if (len === 126) {
-      len = bytes.readUInt16BE(p);
-      p += 2;
-    }
-    if (((bytes[at] as number) & 0x0f) === 0x8) return bytes.readUInt16BE(p);
-    at = p + len;
-  }
-  return undefined;
+  return serverFrames(bytes)
+    .find((f) => f.opcode === 0x8)
+    ?.data.readUInt16BE(0);
 }
 
 type Step =
@@ -148,7 +123,7 @@ function framesOf(steps: Step[]): { frames: Buffer[]; messages: Received["messag
       const size = Math.ceil(s.data.length / n);
       for (let i = 0; i < n; i++) {
         const part = s.data.subarray(i * size, (i + 1) * size);
-        frames.push(frame(i === 0 ? 0x2 : 0x0, part, i === n - 1));
+        frames.push(frame(i === 0 ? 0x2 : 0x0, part, { fin: i === n - 1 }));
         if (s.pingInside && i < n - 1) frames.push(frame(0x9, Buffer.from("p")));
       }
       messages.push({ data: Buffer.from(s.data), binary: true });
@@ -237,8 +212,8 @@ describe("WebSocket receive fast path", () => {
   test("what ws refuses is refused: too long (1009), unmasked (1002), RSV set (1002)", async () => {
     const cases: [string, Buffer, number][] = [
       ["past maxPayload", frame(0x2, Buffer.alloc(1001)), 1009],
-      ["unmasked", frame(0x2, Buffer.from([0, 1, 2]), true, null), 1002],
-      ["RSV1", Buffer.from([0xc2, ...frame(0x2, Buffer.from([1])).subarray(1)]), 1002],
+      ["unmasked", frame(0x2, Buffer.from([0, 1, 2]), { unmasked: true }), 1002],
+      ["RSV1", frame(0x2, Buffer.from([1]), { rsv: 4 }), 1002],
     ];
     for (const [what, bytes, code] of cases) {
       const s = await server(defer, true, 1000);
@@ -261,7 +236,11 @@ describe("WebSocket receive fast path", () => {
     assert.equal(wholeFramePayloadLength(frame(0x2, Buffer.alloc(70_000)), 0), -1, "64-bit");
     assert.equal(wholeFramePayloadLength(one.subarray(0, one.length - 1), 0), -1, "part");
     assert.equal(wholeFramePayloadLength(Buffer.concat([one, one]), 0), -1, "two frames");
-    assert.equal(wholeFramePayloadLength(frame(0x2, Buffer.alloc(10), false), 0), -1, "no FIN");
+    assert.equal(
+      wholeFramePayloadLength(frame(0x2, Buffer.alloc(10), { fin: false }), 0),
+      -1,
+      "no FIN",
+    );
     assert.equal(wholeFramePayloadLength(frame(0x1, Buffer.alloc(10)), 0), -1, "text");
     assert.equal(wholeFramePayloadLength(frame(0x9, Buffer.alloc(10)), 0), -1, "ping");
     assert.equal(wholeFramePayloadLength(frame(0x2, Buffer.alloc(0)), 0), -1, "empty");
