@@ -8,9 +8,11 @@
  * - `<p>:replicas`: the set of process ids that may still own agents.
  * - `<p>:replica:<id>:agents`: uids whose `connected` event this process emitted (added on
  *   connect, removed on disconnect); the candidates of a sweep.
- * - `<p>:service:alive-at`: when some process last refreshed its key (its clock, ms; no TTL):
- *   a process that starts with no other alive learns how long the service was down
- *   (outage(): rollouts do not count that time against apply deadlines).
+ * - `<p>:service:alive-at`, `<p>:service:outage`: when some process last refreshed its key,
+ *   and the last gap longer than the timeout (service-alive.ts): a process that starts with
+ *   no other alive learns how long the service was down (outage()), and a Redis outage while
+ *   processes ran is recorded when they reach it again (lastOutage()); rollouts do not count
+ *   that time against apply deadlines.
  *
  * Every tick each process refreshes its key and sweeps the ids in `<p>:replicas` whose key is
  * gone: an agent of the dead process still stored as `connected` with an `owner` naming it
@@ -31,6 +33,7 @@ import type { Logger } from "pino";
 import type { AgentStore } from "./agent-store.js";
 import type { AgentEvents } from "./events.js";
 import type { LiveAgents } from "./live-agents.js";
+import { type Outage, ServiceAlive } from "./service-alive.js";
 
 /**
  * Flips an agent to disconnected iff it is stored connected, owned by the given process, and
@@ -127,6 +130,7 @@ export function newReplicaId(): string {
 export class ReplicaLiveness {
   readonly #options: Required<ReplicaLivenessOptions>;
   readonly #redis: Redis & Scripts;
+  readonly #alive: ServiceAlive;
   readonly #adds = new Set<string>();
   readonly #removes = new Set<string>();
   #flushing = false;
@@ -146,6 +150,12 @@ export class ReplicaLiveness {
 
   constructor(options: ReplicaLivenessOptions) {
     this.#options = { timeoutMs: 15_000, now: Date.now, ...options };
+    this.#alive = new ServiceAlive({
+      redis: options.redis,
+      prefix: options.prefix,
+      timeoutMs: this.#options.timeoutMs,
+      now: this.#options.now,
+    });
     options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
     options.redis.defineCommand("replicaForget", { numberOfKeys: 4, lua: FORGET_LUA });
@@ -178,6 +188,15 @@ export class ReplicaLiveness {
     for (const id of ids)
       if (id !== replicaId && (await this.#redis.exists(this.#key(id))) === 1) return undefined;
     return { from, to };
+  }
+
+  /**
+   * Says the service serves now and returns its last outage (service-alive.ts): the rollouts
+   * ask before each tick, so a deadline that fell due while no process could reach Redis is
+   * moved by the outage before it is checked. Rejects when Redis cannot be reached.
+   */
+  lastOutage(): Promise<Outage | undefined> {
+    return this.#alive.refresh();
   }
 
   /** Registers this process and starts the refresh-and-sweep timer. */
@@ -236,8 +255,8 @@ export class ReplicaLiveness {
         .pexpire(this.#key(), timeoutMs)
         .set(this.#key(), String(this.#options.now()), "PX", timeoutMs)
         .sadd(`${prefix}:replicas`, replicaId)
-        .set(`${prefix}:service:alive-at`, String(this.#options.now()))
         .exec()) ?? [];
+    await this.lastOutage();
     if (renewed === 0 && this.#registered) {
       // Rewrite the agent set too (below): a sweep may have deleted it.
       this.#dirty = true;

@@ -61,6 +61,18 @@ export interface RolloutControllerOptions {
   stalledIntervalMs?: number;
   /** BullMQ job lock of a running tick (ms, default 30 000). */
   lockDurationMs?: number;
+  /**
+   * The service's last outage (ms since the epoch), asked before every tick: a group steps it
+   * first (onOutage, once per outage), so a deadline that fell due while no process could
+   * reach Redis is moved, not failed. A rejection (Redis unreachable) fails the tick, which is
+   * retried. Default: none asked.
+   */
+  outages?: () => Promise<{ from: number; to: number } | undefined>;
+  /**
+   * What an apply deadline moved by an outage keeps at least after it (ms, capped at the
+   * apply timeout; default 0): agents come back after a retry delay or reconnect backoff.
+   */
+  outageGraceMs?: number;
 }
 
 export interface GroupSpecInput {
@@ -138,7 +150,12 @@ export class RolloutController {
       maxMessageBytes: 4 * MAX_INLINE_MESSAGE,
     });
     for (const group of await this.#store.groups()) await this.#load(group);
-    await this.#wakes.start(outage);
+    await this.#wakes.start(outage && this.#outageEvent(outage));
+  }
+
+  #outageEvent(outage: { from: number; to: number }): Extract<RolloutEvent, { type: "outage" }> {
+    const graceMs = this.#options.outageGraceMs;
+    return { type: "outage", from: outage.from, to: outage.to, ...(graceMs ? { graceMs } : {}) };
   }
 
   /** Idempotent: stops timers, the subscriber and pending batches (they reject). */
@@ -458,7 +475,10 @@ export class RolloutController {
     if (this.#closing) throw new Error("closing: another worker will run this tick");
     let sync = this.#groups.get(group);
     if (!sync && (await this.#store.groups()).includes(group)) sync = await this.#load(group);
-    await sync?.enqueue([{ type: "tick" }], at);
+    if (!sync) return;
+    const outage = await this.#options.outages?.();
+    const tick = { type: "tick" } as const;
+    await sync.enqueue(outage ? [this.#outageEvent(outage), tick] : [tick], at);
   }
 }
 

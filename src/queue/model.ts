@@ -131,10 +131,13 @@ export type RolloutEvent =
   /** Time passed: stage pauses and apply deadlines that are due by `now` are handled. */
   | { type: "tick" }
   /**
-   * No process of the service ran from `from` to `to` (ms since the epoch): the whole service
-   * was down, and no agent could report. See onOutage in outcomes.ts.
+   * The service could not serve from `from` to `to` (ms since the epoch): no process ran, or
+   * none could reach Redis, so no agent's report could count. `graceMs`: an apply deadline
+   * moved by it keeps at least this much (at most the apply timeout) after `to`, for agents
+   * that come back with a retry delay or a reconnect backoff; default 0. See onOutage in
+   * outcomes.ts.
    */
-  | { type: "outage"; from: number; to: number };
+  | { type: "outage"; from: number; to: number; graceMs?: number };
 
 export type ControlEvent = Extract<RolloutEvent, { by: string }>;
 

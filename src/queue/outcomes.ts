@@ -92,13 +92,15 @@ export function onTick(d: Draft): void {
 }
 
 /**
- * The whole service was down from `e.from` to `e.to`: no agent could report, and reports sent
- * just before the crash were lost with it. An apply deadline running at `e.from` is moved by
- * the outage, so only time in which the service served counts against it (an agent offered
- * 4 of 5 minutes before a crash has 1 minute once the service is back, whatever the outage
- * lasted). Deadlines that had expired by then, and failures, stay. A stage pause running at
- * `e.from` is moved the same way. Once per outage: the rollout keeps the outage's start, so
- * replicas that start together move them once.
+ * The service could not serve from `e.from` to `e.to` (every process down, or none could
+ * reach Redis): no agent could report, and reports sent just before were lost. An apply
+ * deadline running at `e.from` is moved by the outage, so only time in which the service
+ * served counts against it (an agent offered 4 of 5 minutes before a crash has 1 minute once
+ * the service is back, whatever the outage lasted), and keeps at least `e.graceMs` (capped at
+ * the apply timeout) after `e.to`: agents come back only after their retry delay or reconnect
+ * backoff. Deadlines that had expired by then, and failures, stay. A stage pause running at
+ * `e.from` is moved by the outage. Once per outage: the rollout keeps the outage's start, so
+ * replicas that learn it together move them once.
  */
 export function onOutage(d: Draft, e: Extract<RolloutEvent, { type: "outage" }>): void {
   const r = d.live();
@@ -106,11 +108,13 @@ export function onOutage(d: Draft, e: Extract<RolloutEvent, { type: "outage" }>)
   if (r.outageFrom !== undefined && r.outageFrom >= e.from) return;
   r.outageFrom = e.from;
   const timeout = r.policy.applyTimeoutMs;
+  // The earliest offer time that leaves the grace after the outage.
+  const graceFloor = e.to - timeout + Math.min(e.graceMs ?? 0, timeout);
   const moved: Array<[string, AgentRecord & { offeredAt: number }]> = [];
   for (const [uid, rec] of d.agents.entries()) {
     const at = rec.offeredAt;
     if (at === undefined || rec.failure || at > e.from || at + timeout <= e.from) continue;
-    moved.push([uid, { ...rec, offeredAt: at + (e.to - e.from) }]);
+    moved.push([uid, { ...rec, offeredAt: Math.max(at + (e.to - e.from), graceFloor) }]);
   }
   for (const [uid, rec] of moved) {
     d.touch(uid, { agent: rec });

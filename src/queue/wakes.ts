@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { Backoff } from "../backoff.js";
 import { type GroupSync, REDIS_RETRY } from "./group-sync.js";
 import { pendingWakes } from "./machine.js";
+import type { RolloutEvent } from "./model.js";
 import { inFlight } from "./serve.js";
 import { RolloutTimers } from "./timers.js";
 
@@ -55,14 +56,14 @@ export class Wakes {
    * before that tick and before any timer job runs here, so a deadline that fell due while
    * no process ran is moved, not failed.
    */
-  async start(outage?: { from: number; to: number }): Promise<void> {
+  async start(outage?: Extract<RolloutEvent, { type: "outage" }>): Promise<void> {
     const now = Date.now();
     for (const sync of this.#options.groups()) {
       const r = inFlight(sync.state);
       if (!r) continue;
       for (const at of pendingWakes(sync.state)) await this.#timers.schedule(sync.group, r.id, at);
       const tick = { type: "tick" } as const;
-      sync.enqueue(outage ? [{ type: "outage", ...outage }, tick] : [tick], now).catch(() => {});
+      sync.enqueue(outage ? [outage, tick] : [tick], now).catch(() => {});
     }
     await this.#timers.start();
     this.#sweep = setInterval(() => this.#sweepOverdue(), this.#options.sweepIntervalMs ?? 30_000);
@@ -97,9 +98,10 @@ export class Wakes {
   #sweepOverdue(): void {
     const now = Date.now();
     for (const sync of this.#options.groups()) {
-      if (pendingWakes(sync.state).some((at) => at < now - OVERDUE_MS)) {
-        sync.enqueue([{ type: "tick" }], now).catch(() => {});
-      }
+      // As a timer job's tick (the service's last outage first), failing quietly: the next
+      // sweep tries again.
+      if (pendingWakes(sync.state).some((at) => at < now - OVERDUE_MS))
+        this.#options.tick(sync.group, now).catch(() => {});
     }
   }
 }

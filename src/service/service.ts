@@ -85,6 +85,13 @@ function throttledProgress(repo: string, line: (text: string) => void) {
 /** Longest agent error text kept in rollout state (after redaction). */
 const AGENT_ERROR_CHARS = 1024;
 
+/**
+ * What an apply deadline moved by an outage keeps at least once the service is back (ms):
+ * an agent answered UNAVAILABLE while Redis was down retries after 30 s (the OpAMP server's
+ * retry delay), and a WebSocket agent cut by a restart reconnects with a backoff.
+ */
+const OUTAGE_GRACE_MS = 60_000;
+
 export interface ServiceParts {
   settings: Settings;
   redis: Redis;
@@ -175,6 +182,9 @@ export class Service {
       // by another within about twice the lease (lock expiry, then the stalled check).
       stalledIntervalMs: Math.max(1000, s.leaderLeaseMs),
       lockDurationMs: Math.max(1000, s.leaderLeaseMs),
+      // A Redis outage while replicas run is found by the first process back (liveness).
+      outages: () => this.liveness.lastOutage(),
+      outageGraceMs: OUTAGE_GRACE_MS,
     });
     const auth = gitAuth(s);
     if (s.repo) {

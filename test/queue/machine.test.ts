@@ -281,6 +281,34 @@ describe("failures", () => {
     );
   });
 
+  test("a deadline moved by an outage keeps the grace after it, at most the apply timeout", () => {
+    const sim = onStable(10);
+    sim.commit(B, policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: 10_000 }));
+    const [early = "", short = ""] = sim.cohort();
+    const offeredAt = sim.now;
+    // Down 9 s after the offers, back 5 s later: 1 s of each deadline is left, less than
+    // the 3 s an agent needs to come back; the grace gives it 3 s.
+    const outage = { type: "outage", from: offeredAt + 9000, to: offeredAt + 14_000 } as const;
+    sim.now = outage.to;
+    sim.send({ ...outage, graceMs: 3000 }, { type: "tick" });
+    assert.equal(sim.state.agents.get(early)?.offeredAt, outage.to + 3000 - 10_000);
+    sim.send({ type: "report", uid: early, hash: B, status: "APPLIED" });
+    assert.equal(sim.tick(2999).notices.length, 0, "no failure within the grace");
+    const due = sim.tick(1);
+    assert.ok(
+      due.notices.some((n) => n.type === "failed" && n.uid === short && n.reason === "timeout"),
+      "the grace runs out too",
+    );
+    // A grace longer than the apply timeout gives a whole timeout, not more.
+    const capped = onStable(10);
+    capped.commit(B, policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: 1000 }));
+    const [uid = ""] = capped.cohort();
+    const at = capped.now;
+    capped.now = at + 60_000;
+    capped.send({ type: "outage", from: at + 500, to: at + 60_000, graceMs: 30_000 });
+    assert.equal(capped.state.agents.get(uid)?.offeredAt, at + 60_000);
+  });
+
   test("a stage pause running when the service went down is moved by the outage", () => {
     const sim = onStable(10);
     sim.commit(

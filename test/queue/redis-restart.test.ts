@@ -5,84 +5,18 @@
  * the same rollout back: nothing is lost.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Redis } from "ioredis";
 import { freePort } from "../helpers/ports.js";
+import { PrivateRedis } from "../helpers/private-redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const defer = deferred();
-
-class PrivateRedis {
-  #proc?: ChildProcess;
-  constructor(
-    readonly port: number,
-    readonly dir: string,
-  ) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.#proc = spawn(
-      "redis-server",
-      [
-        "--port",
-        String(this.port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        this.dir,
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-        "--maxmemory-policy",
-        "noeviction",
-      ],
-      { stdio: "ignore" },
-    );
-    await waitFor(
-      "redis-server to start",
-      async () => {
-        const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null });
-        probe.on("error", () => {});
-        await probe
-          .connect()
-          .then(() => probe.ping())
-          .finally(() => probe.disconnect());
-        return true;
-      },
-      { ignoreErrors: true, intervalMs: 50 },
-    );
-  }
-
-  /** SHUTDOWN (saves and exits) or SIGKILL. */
-  async stop(how: "shutdown" | "kill"): Promise<void> {
-    const proc = this.#proc;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = once(proc, "exit");
-    if (how === "kill") proc.kill("SIGKILL");
-    else {
-      const c = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null });
-      c.on("error", () => {});
-      await c.connect();
-      await c.call("SHUTDOWN").catch(() => {}); // the connection drops as it exits
-      c.disconnect();
-    }
-    await exited;
-  }
-}
 
 test("Redis restarted (SHUTDOWN, then SIGKILL) under a rollout loses nothing", async () => {
   const dir = mkdtempSync(join(tmpdir(), "rollout-redis-"));

@@ -1,0 +1,115 @@
+/**
+ * Redis unreachable for longer than the apply timeout while the process runs (a private
+ * redis-server with AOF, shut down and started again): no process restarts, so no start
+ * names the outage. The controller asks the service's last outage before each tick
+ * (src/opamp/service-alive.ts, refreshed as replica liveness does): the deadline that fell
+ * due while Redis was away is moved, the agents apply once it is back, and the rollout
+ * completes. Without it, the first tick after Redis returns fails them (what it prevents).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ServiceAlive } from "../../src/opamp/service-alive.js";
+import type { RolloutNotice } from "../../src/queue/model.js";
+import { freePort } from "../helpers/ports.js";
+import { PrivateRedis } from "../helpers/private-redis.js";
+import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
+import { connection, hashOf, SimFleet, startController } from "./helpers/fleet.js";
+import { policy, uids } from "./helpers/machine.js";
+
+const defer = deferred();
+const A = hashOf("a");
+const B = hashOf("b");
+const APPLY_TIMEOUT_MS = 3000;
+/** A gap between refreshes longer than this is an outage (replica liveness' timeout). */
+const ALIVE_TIMEOUT_MS = 1000;
+
+/**
+ * A rollout to B whose agents stay silent; Redis goes away for twice the apply timeout; the
+ * agents answer 500 ms after it is back. Returns the controller's notices once it ended.
+ */
+async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]> {
+  const dir = mkdtempSync(join(tmpdir(), "rollout-outage-"));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  const redis = new PrivateRedis(await freePort(), dir);
+  defer(() => redis.stop("kill"));
+  await redis.start();
+  // The process' liveness refresh, as replica-liveness.ts runs it: every third of the
+  // timeout, one at a time (a refresh waiting for Redis holds the next ones back).
+  const aliveRedis = connection(redis.url);
+  defer(() => aliveRedis.disconnect());
+  const alive = new ServiceAlive({
+    redis: aliveRedis,
+    prefix: "outage",
+    timeoutMs: ALIVE_TIMEOUT_MS,
+  });
+  await alive.refresh();
+  let refreshing = false;
+  const timer = setInterval(() => {
+    if (refreshing) return;
+    refreshing = true;
+    alive
+      .refresh()
+      .catch(() => {})
+      .finally(() => {
+        refreshing = false;
+      });
+  }, ALIVE_TIMEOUT_MS / 3);
+  defer(() => clearInterval(timer));
+
+  const t = await startController("outage", {
+    url: redis.url,
+    ...(askOutages ? { outages: () => alive.refresh() } : {}),
+  });
+  defer(() => t.close());
+  const agents = uids(10);
+  const fleet = new SimFleet(t.controller, "edge", agents);
+  defer(() => fleet.stop());
+  await t.controller.applyGroup({
+    group: "edge",
+    hash: A,
+    commit: "aaaaaaa1",
+    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
+  });
+  await fleet.connect();
+  await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === A);
+  for (const u of agents) fleet.behaviour.set(u, "silent");
+  await t.controller.applyGroup({
+    group: "edge",
+    hash: B,
+    commit: "bbbbbbb2",
+    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }], applyTimeoutMs: APPLY_TIMEOUT_MS }),
+  });
+  await t.controller.idle();
+  t.notices.length = 0;
+
+  await redis.stop("shutdown");
+  await new Promise((r) => setTimeout(r, 2 * APPLY_TIMEOUT_MS));
+  await redis.start();
+  await new Promise((r) => setTimeout(r, 500));
+  for (const u of agents) fleet.behaviour.set(u, "ok");
+  fleet.refresh();
+  await waitFor(
+    "the rollout ended",
+    () => t.notices.some((n) => n.type === "completed" || n.type === "rolled-back"),
+    { timeoutMs: 20_000 },
+  );
+  return t.notices;
+}
+
+test("a Redis outage while the process runs: the deadline is moved by it, the rollout completes", async () => {
+  const notices = await acrossARedisOutage(true);
+  const types = notices.map((n) => n.type);
+  assert.ok(types.includes("completed"), types.join(", "));
+  assert.ok(!types.includes("failed"), types.join(", "));
+});
+
+test("without asking for the outage, the first tick after it fails the agents", async () => {
+  const notices = await acrossARedisOutage(false);
+  const failed = notices.find((n) => n.type === "failed");
+  assert.ok(failed?.type === "failed" && failed.reason === "timeout", JSON.stringify(notices));
+  assert.ok(notices.some((n) => n.type === "rolled-back"));
+});
