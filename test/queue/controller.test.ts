@@ -13,7 +13,7 @@ import type { RolloutNotice } from "../../src/queue/model.js";
 import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
-import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
+import { hashOf, SimFleet, stableFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const A = hashOf("a");
@@ -38,16 +38,7 @@ async function stableGroup(n?: number) {
 /** A group `edge` of `n` agents, all on stable hash A. */
 async function onStable(prefix: string, n = 30) {
   const t = await startController(prefix);
-  const fleet = new SimFleet(t.controller, "edge", uids(n));
-  await t.controller.applyGroup({
-    group: "edge",
-    hash: A,
-    commit: "aaaaaaa1",
-    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
-  });
-  await fleet.connect();
-  await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === A);
-  t.notices.length = 0;
+  const fleet = await stableFleet(t, uids(n));
   return { ...t, fleet };
 }
 

@@ -17,11 +17,10 @@ import { freePort } from "../helpers/ports.js";
 import { PrivateRedis } from "../helpers/private-redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
-import { connection, hashOf, SimFleet, startController } from "./helpers/fleet.js";
+import { connection, hashOf, stableFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const defer = deferred();
-const A = hashOf("a");
 const B = hashOf("b");
 const APPLY_TIMEOUT_MS = 3000;
 /** A gap between refreshes longer than this is an outage (replica liveness' timeout). */
@@ -66,16 +65,8 @@ async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]>
   });
   defer(() => t.close());
   const agents = uids(10);
-  const fleet = new SimFleet(t.controller, "edge", agents);
+  const fleet = await stableFleet(t, agents);
   defer(() => fleet.stop());
-  await t.controller.applyGroup({
-    group: "edge",
-    hash: A,
-    commit: "aaaaaaa1",
-    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
-  });
-  await fleet.connect();
-  await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === A);
   for (const u of agents) fleet.behaviour.set(u, "silent");
   await t.controller.applyGroup({
     group: "edge",

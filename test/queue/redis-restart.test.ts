@@ -13,7 +13,7 @@ import { freePort } from "../helpers/ports.js";
 import { PrivateRedis } from "../helpers/private-redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
-import { hashOf, SimFleet, startController } from "./helpers/fleet.js";
+import { hashOf, stableFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const defer = deferred();
@@ -24,22 +24,12 @@ test("Redis restarted (SHUTDOWN, then SIGKILL) under a rollout loses nothing", a
   const redis = new PrivateRedis(await freePort(), dir);
   defer(() => redis.stop("kill"));
   await redis.start();
-  const A = hashOf("a");
   const B = hashOf("b");
   const agents = uids(20);
   const t = await startController("restart", { url: redis.url });
   defer(() => t.close());
-  const fleet = new SimFleet(t.controller, "edge", agents);
+  const fleet = await stableFleet(t, agents);
   defer(() => fleet.stop());
-  await t.controller.applyGroup({
-    group: "edge",
-    hash: A,
-    commit: "aaaaaaa1",
-    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
-  });
-  await fleet.connect();
-  await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === A);
-  t.notices.length = 0;
 
   // Agents of the first stage do not answer yet.
   for (const u of agents) fleet.behaviour.set(u, "silent");

@@ -8,6 +8,8 @@ import type { Logger } from "pino";
 import { RolloutController, type RolloutControllerOptions } from "../../../src/queue/index.js";
 import type { RolloutNotice } from "../../../src/queue/model.js";
 import { capturedLogger } from "../../helpers/logger.js";
+import { waitFor } from "../../helpers/wait.js";
+import { policy } from "./machine.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -134,3 +136,21 @@ export class SimFleet {
 }
 
 export const hashOf = (c: string) => c.repeat(64).slice(0, 64);
+
+/**
+ * A fleet `agents` of group `edge` on `t`'s controller, all on the stable hash
+ * hashOf("a") (one stage of 100 %), with the notices of getting there cleared.
+ */
+export async function stableFleet(t: TestController, agents: string[]): Promise<SimFleet> {
+  const fleet = new SimFleet(t.controller, "edge", agents);
+  await t.controller.applyGroup({
+    group: "edge",
+    hash: hashOf("a"),
+    commit: "aaaaaaa1",
+    policy: policy({ stages: [{ percent: 100, pauseMs: 0 }] }),
+  });
+  await fleet.connect();
+  await waitFor("A stable", () => t.controller.status("edge")?.stable?.hash === hashOf("a"));
+  t.notices.length = 0;
+  return fleet;
+}
