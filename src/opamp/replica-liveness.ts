@@ -9,10 +9,10 @@
  * - `<p>:replica:<id>:agents`: uids whose `connected` event this process emitted (added on
  *   connect, removed on disconnect); the candidates of a sweep.
  * - `<p>:service:alive-at`, `<p>:service:outage`: when some process last refreshed its key,
- *   and the last gap longer than the timeout (service-alive.ts): a process that starts with
- *   no other alive learns how long the service was down (outage()), and a Redis outage while
- *   processes ran is recorded when they reach it again (lastOutage()); rollouts do not count
- *   that time against apply deadlines.
+ *   and the last gap longer than the timeout (service-alive.ts): every process gone, or none
+ *   reaching Redis, is recorded (and logged) by the first refresh after it, whether a
+ *   process's start or a liveness tick, and rollouts ask for it before each tick
+ *   (lastOutage()) so that this time does not count against apply deadlines.
  *
  * Every tick each process refreshes its key and sweeps the ids in `<p>:replicas` whose key is
  * gone: an agent of the dead process still stored as `connected` with an `owner` naming it
@@ -155,6 +155,11 @@ export class ReplicaLiveness {
       prefix: options.prefix,
       timeoutMs: this.#options.timeoutMs,
       now: this.#options.now,
+      onEnded: (outage) =>
+        options.logger.warn(
+          { downFrom: new Date(outage.from).toISOString(), downMs: outage.to - outage.from },
+          "no replica served for longer than the replica timeout: rollouts' apply deadlines are moved by the outage",
+        ),
     });
     options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
     options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
@@ -168,26 +173,6 @@ export class ReplicaLiveness {
 
   #key(id = this.#options.replicaId): string {
     return `${this.#options.prefix}:replica:${id}`;
-  }
-
-  /**
-   * The outage this process starts after, if the whole service was down: no other process'
-   * key is alive, and the last refresh of any (`<p>:service:alive-at`) is older than the
-   * timeout. `from`: that refresh; `to`: now (ms since the epoch). Undefined on a first start
-   * ever, or while another process runs. Call before start() (which refreshes the key).
-   */
-  async outage(): Promise<{ from: number; to: number } | undefined> {
-    const { prefix, replicaId, timeoutMs } = this.#options;
-    const [aliveAt, ids] = await Promise.all([
-      this.#redis.get(`${prefix}:service:alive-at`),
-      this.#redis.smembers(`${prefix}:replicas`),
-    ]);
-    const from = Number(aliveAt);
-    const to = this.#options.now();
-    if (!aliveAt || !Number.isFinite(from) || to - from <= timeoutMs) return undefined;
-    for (const id of ids)
-      if (id !== replicaId && (await this.#redis.exists(this.#key(id))) === 1) return undefined;
-    return { from, to };
   }
 
   /**

@@ -29,16 +29,19 @@ export interface Outage {
 
 /**
  * KEYS[1] alive-at, KEYS[2] outage; ARGV[1] now (ms), ARGV[2] the gap that is an outage
- * (ms), ARGV[3] how long the outage is kept (ms). Returns the last outage, or nil.
+ * (ms), ARGV[3] how long the outage is kept (ms). Returns the last outage ("" none) and 1
+ * when this call recorded it, else 0.
  */
 const REFRESH_LUA = `
 local now = tonumber(ARGV[1])
 local prev = tonumber(redis.call('GET', KEYS[1]) or '')
 if prev == nil or now > prev then redis.call('SET', KEYS[1], ARGV[1]) end
+local ended = 0
 if prev ~= nil and now - prev > tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], string.format('%d:%d', prev, now), 'PX', ARGV[3])
+  ended = 1
 end
-return redis.call('GET', KEYS[2])
+return {redis.call('GET', KEYS[2]) or '', ended}
 `;
 
 interface Scripts {
@@ -48,7 +51,7 @@ interface Scripts {
     now: string,
     gapMs: string,
     keepMs: string,
-  ): Promise<string | null>;
+  ): Promise<[string, number]>;
 }
 
 export interface ServiceAliveOptions {
@@ -62,6 +65,8 @@ export interface ServiceAliveOptions {
    * next tick after it may be its next deadline. Default 7 days.
    */
   keepMs?: number;
+  /** Called with the outage a refresh of this instance ended (once per outage, service-wide). */
+  onEnded?: (outage: Outage) => void;
   now?: () => number;
 }
 
@@ -71,12 +76,14 @@ export class ServiceAlive {
   readonly #timeoutMs: number;
   readonly #keepMs: number;
   readonly #now: () => number;
+  readonly #onEnded: ((outage: Outage) => void) | undefined;
 
   constructor({
     redis,
     prefix,
     timeoutMs = 15_000,
     keepMs = 7 * 24 * 3600_000,
+    onEnded,
     now = Date.now,
   }: ServiceAliveOptions) {
     redis.defineCommand("serviceAliveRefresh", { numberOfKeys: 2, lua: REFRESH_LUA });
@@ -85,6 +92,7 @@ export class ServiceAlive {
     this.#timeoutMs = timeoutMs;
     this.#keepMs = keepMs;
     this.#now = now;
+    this.#onEnded = onEnded;
   }
 
   /**
@@ -92,13 +100,15 @@ export class ServiceAlive {
    * any), or undefined when none is recorded. Rejects when Redis cannot be reached.
    */
   async refresh(): Promise<Outage | undefined> {
-    const recorded = await this.#redis.serviceAliveRefresh(
+    const [recorded, ended] = await this.#redis.serviceAliveRefresh(
       ...this.#keys,
       String(Math.floor(this.#now())),
       String(this.#timeoutMs),
       String(this.#keepMs),
     );
-    return parseOutage(recorded);
+    const outage = parseOutage(recorded);
+    if (outage && ended === 1) this.#onEnded?.(outage);
+    return outage;
   }
 }
 

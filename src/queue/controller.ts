@@ -129,17 +129,16 @@ export class RolloutController {
   }
 
   /**
-   * Subscribes, loads every group, reschedules their timers and starts the timer worker.
-   * `outage`: no process of the service ran from `from` to `to` (ms since the epoch; the
-   * service learns it from replica liveness): in-flight apply deadlines are moved by it
-   * before the first tick (onOutage). Idempotent: later calls return the first one's promise.
+   * Subscribes, loads every group, reschedules their timers and starts the timer worker; the
+   * first ticks, as every tick, step the service's last outage first (`outages`).
+   * Idempotent: later calls return the first one's promise.
    */
-  start({ outage }: { outage?: { from: number; to: number } } = {}): Promise<void> {
-    this.#started ??= this.#start(outage);
+  start(): Promise<void> {
+    this.#started ??= this.#start();
     return this.#started;
   }
 
-  async #start(outage?: { from: number; to: number }): Promise<void> {
+  async #start(): Promise<void> {
     // Before loading, so no change falls in between. After a reconnect, versions are compared:
     // changes published meanwhile are lost.
     this.#unfollow = await follow<ChangeMessage>(this.#options, this.#store.keys.channel, {
@@ -150,12 +149,7 @@ export class RolloutController {
       maxMessageBytes: 4 * MAX_INLINE_MESSAGE,
     });
     for (const group of await this.#store.groups()) await this.#load(group);
-    await this.#wakes.start(outage && this.#outageEvent(outage));
-  }
-
-  #outageEvent(outage: { from: number; to: number }): Extract<RolloutEvent, { type: "outage" }> {
-    const graceMs = this.#options.outageGraceMs;
-    return { type: "outage", from: outage.from, to: outage.to, ...(graceMs ? { graceMs } : {}) };
+    await this.#wakes.start();
   }
 
   /** Idempotent: stops timers, the subscriber and pending batches (they reject). */
@@ -477,8 +471,11 @@ export class RolloutController {
     if (!sync && (await this.#store.groups()).includes(group)) sync = await this.#load(group);
     if (!sync) return;
     const outage = await this.#options.outages?.();
-    const tick = { type: "tick" } as const;
-    await sync.enqueue(outage ? [this.#outageEvent(outage), tick] : [tick], at);
+    const graceMs = this.#options.outageGraceMs;
+    const events: RolloutEvent[] = outage
+      ? [{ type: "outage", ...outage, ...(graceMs ? { graceMs } : {}) }, { type: "tick" }]
+      : [{ type: "tick" }];
+    await sync.enqueue(events, at);
   }
 }
 

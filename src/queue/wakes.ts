@@ -13,7 +13,6 @@ import type { Logger } from "pino";
 import { Backoff } from "../backoff.js";
 import { type GroupSync, REDIS_RETRY } from "./group-sync.js";
 import { pendingWakes } from "./machine.js";
-import type { RolloutEvent } from "./model.js";
 import { inFlight } from "./serve.js";
 import { RolloutTimers } from "./timers.js";
 
@@ -51,19 +50,17 @@ export class Wakes {
   }
 
   /**
-   * Reschedules the loaded groups' wakes, ticks them once, and starts the worker. `outage`:
-   * the whole service was down (see RolloutController.start): each in-flight group steps it
-   * before that tick and before any timer job runs here, so a deadline that fell due while
-   * no process ran is moved, not failed.
+   * Reschedules the loaded groups' wakes, ticks them once (as a timer job does: the service's
+   * last outage first, so a deadline that fell due while no process ran is moved, not
+   * failed), and starts the worker.
    */
-  async start(outage?: Extract<RolloutEvent, { type: "outage" }>): Promise<void> {
+  async start(): Promise<void> {
     const now = Date.now();
     for (const sync of this.#options.groups()) {
       const r = inFlight(sync.state);
       if (!r) continue;
       for (const at of pendingWakes(sync.state)) await this.#timers.schedule(sync.group, r.id, at);
-      const tick = { type: "tick" } as const;
-      sync.enqueue(outage ? [outage, tick] : [tick], now).catch(() => {});
+      this.#options.tick(sync.group, now).catch(() => {});
     }
     await this.#timers.start();
     this.#sweep = setInterval(() => this.#sweepOverdue(), this.#options.sweepIntervalMs ?? 30_000);

@@ -590,15 +590,9 @@ export class Service {
       this.#downloads.grantKey = Buffer.from((await this.#p.redis.get(key)) ?? "", "hex");
       await this.packages.index();
     }
-    // Before the rollouts' first tick: time in which no process served does not count
-    // against apply deadlines (a deadline that fell due then is moved, not failed).
-    const outage = await this.liveness.outage();
-    if (outage)
-      this.#p.logger.warn(
-        { downFrom: new Date(outage.from).toISOString(), downMs: outage.to - outage.from },
-        "no replica served before this start: rollouts' apply deadlines are moved by the outage",
-      );
-    await this.rollouts.start({ ...(outage ? { outage } : {}) });
+    // Its first ticks ask liveness for the service's last outage (the one this start ends, if
+    // every process was gone): a deadline that fell due then is moved, not failed.
+    await this.rollouts.start();
     if (this.sync) {
       // The lease first: only its holder reads a remote; the others take what it shares.
       await this.gitDuty?.start(this.sync);

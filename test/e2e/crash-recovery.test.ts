@@ -188,7 +188,7 @@ test("a restart after every process was gone longer than the replica timeout nam
   const first = await startServe(args);
   cleanups.push(() => first.child.kill("SIGKILL"));
   const outageLine =
-    "no replica served before this start: rollouts' apply deadlines are moved by the outage";
+    "no replica served for longer than the replica timeout: rollouts' apply deadlines are moved by the outage";
   assert.equal(logLine(first.output(), outageLine), undefined, "a first start has no outage");
   const killedAt = Date.now();
   const exited = new Promise((r) => first.child.once("exit", r));

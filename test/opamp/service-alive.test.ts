@@ -6,17 +6,23 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseOutage, ServiceAlive } from "../../src/opamp/service-alive.js";
+import { type Outage, parseOutage, ServiceAlive } from "../../src/opamp/service-alive.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
 
 const defer = deferred();
 
-/** One process' ServiceAlive, with its own clock (ms) that the test sets. */
+/** One process' ServiceAlive, with its own clock (ms) that the test sets, and what it logged. */
 function replica(r: TestRedis) {
   const clock = { now: 1_000_000 };
-  const alive = new ServiceAlive({ ...r, timeoutMs: 1000, now: () => clock.now });
-  return { clock, alive };
+  const ended: Outage[] = [];
+  const alive = new ServiceAlive({
+    ...r,
+    timeoutMs: 1000,
+    now: () => clock.now,
+    onEnded: (outage) => ended.push(outage),
+  });
+  return { clock, alive, ended };
 }
 
 test("a gap longer than the timeout is recorded by the refresh that ends it, for every process", async () => {
@@ -33,6 +39,8 @@ test("a gap longer than the timeout is recorded by the refresh that ends it, for
   // a comes back later: the gap since b's refresh is short, the outage is the same.
   a.clock.now = b.clock.now + 500;
   assert.deepEqual(await a.alive.refresh(), { from: 1_000_900, to: 1_005_900 });
+  assert.deepEqual(b.ended, [{ from: 1_000_900, to: 1_005_900 }], "told once, where it ended");
+  assert.deepEqual(a.ended, []);
   const keptMs = await r.redis.pttl(`${r.prefix}:service:outage`);
   assert.ok(
     keptMs > 6 * 24 * 3600_000,

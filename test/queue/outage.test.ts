@@ -1,6 +1,7 @@
 /**
  * A rollout across an outage of the whole service (every process gone, back later than the
- * apply timeout): with the outage given at start, deadlines that fell due while nothing ran
+ * apply timeout): with the outage answered to the restarted controller's first ticks (its
+ * `outages` option, as replica liveness answers it), deadlines that fell due while nothing ran
  * are moved, so agents that come back and apply pass the stage; without it, the first tick
  * fails them all, which is what the outage prevents.
  */
@@ -20,8 +21,8 @@ const AGENTS = uids(10);
 
 /**
  * Starts a rollout to B whose agents never answer, stops the controller (no disconnect is
- * seen: the process is gone), waits past the apply timeout, and starts another controller,
- * with `outage` or without. The agents then come back and apply. Returns its notices.
+ * seen: the process is gone), waits past the apply timeout, and starts another controller
+ * that is told the outage or not. The agents then come back and apply. Returns its notices.
  */
 async function acrossAnOutage(withOutage: boolean): Promise<RolloutNotice[]> {
   const r = await testRedis();
@@ -50,8 +51,9 @@ async function acrossAnOutage(withOutage: boolean): Promise<RolloutNotice[]> {
   await first.close();
   await new Promise((resolve) => setTimeout(resolve, applyTimeoutMs + 500));
 
-  const outage = withOutage ? { outage: { from, to: Date.now() } } : {};
-  const next = await startController(r.prefix, {}, outage);
+  // The service's last outage, as replica liveness answers once a process is back.
+  const outage = { from, to: Date.now() };
+  const next = await startController(r.prefix, withOutage ? { outages: async () => outage } : {});
   const after = new SimFleet(next.controller, "edge", AGENTS);
   defer(async () => {
     after.stop();

@@ -34,14 +34,13 @@ export interface TestController {
 export async function startController(
   prefix: string,
   options: Partial<RolloutControllerOptions> & { url?: string } = {},
-  start: Parameters<RolloutController["start"]>[0] = {},
 ): Promise<TestController> {
   const redis = connection(options.url);
   const { logger } = capturedLogger("warn");
   const controller = new RolloutController({ redis, prefix, logger, ...options });
   const notices: RolloutNotice[] = [];
   controller.events.on("*", (n) => notices.push(n));
-  await controller.start(start);
+  await controller.start();
   return {
     controller,
     redis,
