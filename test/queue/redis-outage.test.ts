@@ -28,7 +28,7 @@ const ALIVE_TIMEOUT_MS = 1000;
 
 /**
  * A rollout to B whose agents stay silent; Redis goes away for twice the apply timeout; the
- * agents answer 500 ms after it is back. Returns the controller's notices once it ended.
+ * agents answer 500 ms after it is back and a tick ran. Returns the controller's notices once it ended.
  */
 async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]> {
   const dir = mkdtempSync(join(tmpdir(), "rollout-outage-"));
@@ -59,9 +59,14 @@ async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]>
   }, ALIVE_TIMEOUT_MS / 3);
   defer(() => clearInterval(timer));
 
+  // Every tick asks first; without `askOutages` the answer is "none", as without the hook.
+  let askedAt = 0;
   const t = await startController("outage", {
     url: redis.url,
-    ...(askOutages ? { outages: () => alive.refresh() } : {}),
+    outages: () => {
+      askedAt = Date.now();
+      return askOutages ? alive.refresh() : Promise.resolve(undefined);
+    },
   });
   defer(() => t.close());
   const agents = uids(10);
@@ -80,7 +85,19 @@ async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]>
   await redis.stop("shutdown");
   await new Promise((r) => setTimeout(r, 2 * APPLY_TIMEOUT_MS));
   await redis.start();
-  await new Promise((r) => setTimeout(r, 500));
+  const back = Date.now();
+  // The agents answer 500 ms after Redis is back, and not before the first tick since then
+  // has run (BullMQ's reconnect may take longer than 500 ms): what that tick decided about
+  // the overdue agents is what each test asserts.
+  await Promise.all([
+    new Promise((r) => setTimeout(r, 500)),
+    waitFor("a tick after Redis is back", () => askedAt >= back, { timeoutMs: 20_000 }).then(
+      async () => {
+        await new Promise((r) => setImmediate(r));
+        await t.controller.idle();
+      },
+    ),
+  ]);
   for (const u of agents) fleet.behaviour.set(u, "ok");
   fleet.refresh();
   await waitFor(
