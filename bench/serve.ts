@@ -47,6 +47,10 @@
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
  *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
+ *   BENCH_ROUNDS=1              rounds, each measuring the peer and every serve in turn; over
+ *                               more than one, each figure prints as its median (range) and
+ *                               each ratio as the median (range) of the rounds' own ratios
+ *                               (bench/serve-table.ts): one run's ratio moves by ±20 % here
  *   BENCH_REDIS_URL             Redis for serve (default: a private redis-server started here)
  *   BENCH_QUIET_SECONDS=15      RSS read again this long after the RSS reading, no message
  *                               in between (what each server gives back after the burst)
@@ -92,6 +96,7 @@ import {
   treeWriteSyscalls,
   warmUp,
 } from "./serve-load.js";
+import { type Figures, type RedisCost, type Round, table } from "./serve-table.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
@@ -108,49 +113,8 @@ const SERVE_ENV: NodeJS.ProcessEnv =
   ARENAS === "" ? inherited : { ...inherited, MALLOC_ARENA_MAX: ARENAS };
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WITH_PEER = process.env.BENCH_PEER !== "0";
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
-
-interface Figures {
-  name: string;
-  connectMs: number;
-  settled: number;
-  heartbeatsPerSecond: number;
-  rssPerAgentBytes: number;
-  /** The same, read BENCH_QUIET_SECONDS later with no message in between. */
-  rssQuietPerAgentBytes: number;
-  stormMs: number;
-  stormSettled: number;
-  stormShed: number;
-  /** CPU time of the server's processes per agent connected and configured, µs. */
-  connectCpuMicros: number;
-  /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
-  heartbeatCpuMicros: number;
-  /**
-   * serve only (its /metrics; with workers, of the process that answers it): growth per agent
-   * of V8's heap in use (live and not yet collected) and of memory outside it (Buffers, ...).
-   */
-  heapUsedPerAgentBytes?: number;
-  /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
-  heapTotalPerAgentBytes?: number;
-  externalPerAgentBytes?: number;
-  /**
-   * serve only: time in GC pauses (its /metrics) per agent, from before the first agent to the
-   * RSS reading, and per heartbeat answered (blast and the 5.5 s after), µs; major GC apart.
-   */
-  gc?: { connect: number; connectMajor: number; heartbeat: number };
-  /** Write syscalls of the server's processes per agent connected and per heartbeat. */
-  connectWrites: number;
-  heartbeatWrites: number;
-  /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
-  redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
-  /** serve only: the malloc its processes ran with (serve-load.ts treeAllocators). */
-  allocator?: string;
-}
-
-interface RedisCost {
-  commands: number;
-  reads: number;
-}
 
 /** Counters of the private Redis serve runs on: commands by name, and socket reads. */
 async function redisCounters(redis: Redis): Promise<{ calls: Map<string, number>; reads: number }> {
@@ -372,99 +336,25 @@ const NO_PEER: Figures = {
   heartbeatWrites: 0,
 };
 
-const kb = (bytes: number | undefined) =>
-  bytes === undefined ? "n/a" : `${(bytes / 1024).toFixed(1)} KB`;
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 
-const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "n/a");
-
-function print(peer: Figures, serves: Figures[], load: string): void {
-  const rows: [string, (f: Figures) => string][] = [
-    [`connect + first config to all ${AGENTS}`, (f) => `${(f.connectMs / 1000).toFixed(2)} s`],
-    ["heartbeat replies per second", (f) => `${Math.round(f.heartbeatsPerSecond)}`],
-    ["RSS per connected agent", (f) => `${(f.rssPerAgentBytes / 1024).toFixed(1)} KB`],
-    [
-      `RSS per connected agent, ${QUIET_MS / 1000} s quiet later`,
-      (f) => `${(f.rssQuietPerAgentBytes / 1024).toFixed(1)} KB`,
-    ],
-    [
-      `reconnect storm: all ${AGENTS} answered again`,
-      (f) => `${(f.stormMs / 1000).toFixed(2)} s (${f.stormShed} shed)`,
-    ],
-    ["CPU per agent connected + configured", (f) => `${Math.round(f.connectCpuMicros)} µs`],
-    ["CPU per heartbeat answered", (f) => `${f.heartbeatCpuMicros.toFixed(1)} µs`],
-    ["write syscalls per agent connected", (f) => f.connectWrites.toFixed(2)],
-    ["write syscalls per heartbeat", (f) => f.heartbeatWrites.toFixed(2)],
-    ["of RSS/agent: V8 heap used (live + garbage)", (f) => kb(f.heapUsedPerAgentBytes)],
-    ["of RSS/agent: V8 heap committed", (f) => kb(f.heapTotalPerAgentBytes)],
-    ["of RSS/agent: external (Buffers, ...)", (f) => kb(f.externalPerAgentBytes)],
-    [
-      "GC pauses per agent connected (major)",
-      (f) => (f.gc ? `${Math.round(f.gc.connect)} µs (${Math.round(f.gc.connectMajor)})` : "n/a"),
-    ],
-    ["GC pauses per heartbeat", (f) => (f.gc ? `${f.gc.heartbeat.toFixed(1)} µs` : "n/a")],
-  ];
-  const ratios: ((s: Figures) => string)[] = [
-    (s) => `${ratio(s.connectMs, peer.connectMs)}× (target ≤ 1.0)`,
-    (s) => `${ratio(s.heartbeatsPerSecond, peer.heartbeatsPerSecond)}× (target ≥ 1.0)`,
-    (s) => `${ratio(s.rssPerAgentBytes, peer.rssPerAgentBytes)}× (target ≤ 1.0 with 1 worker)`,
-    (s) => `${ratio(s.rssQuietPerAgentBytes, peer.rssQuietPerAgentBytes)}×`,
-    (s) => `${ratio(s.stormMs, peer.stormMs)}×`,
-    (s) => `${ratio(s.connectCpuMicros, peer.connectCpuMicros)}×`,
-    (s) => `${ratio(s.heartbeatCpuMicros, peer.heartbeatCpuMicros)}×`,
-    (s) => `${ratio(s.connectWrites, peer.connectWrites)}×`,
-    (s) => `${ratio(s.heartbeatWrites, peer.heartbeatWrites)}×`,
-    () => "",
-    () => "",
-    () => "",
-    () => "",
-    () => "",
-  ];
-  const out: string[] = [
-    "",
-    `bench:serve — ${AGENTS} WebSocket agents from ${PROCESSES} agent processes${NODE_ARGS.length > 0 ? ` (serve's node ${NODE_ARGS.join(" ")})` : ""}, after ${WARMUP} warm-up agents (connected before the RSS baseline); ${load}`,
-    "",
-    `| | ${peer.name} | ${serves.map((s) => `${s.name} | ratio`).join(" | ")} |`,
-    `|---|---|${serves.map(() => "---|---").join("|")}|`,
-  ];
-  rows.forEach(([label, value], i) => {
-    const r = ratios[i] as (s: Figures) => string;
-    out.push(
-      `| ${label} | ${value(peer)} | ${serves.map((s) => `${value(s)} | ${r(s)}`).join(" | ")} |`,
-    );
-  });
-  for (const s of serves) if (s.allocator) out.push(`${s.name}: ${s.allocator}`);
-  for (const s of serves) {
-    if (!s.redis) continue;
-    const { connect, heartbeat, storm } = s.redis;
-    const cost = (c: RedisCost) => `${c.commands.toFixed(2)} commands, ${c.reads.toFixed(2)} reads`;
-    out.push(
-      `${s.name}: Redis per agent connected ${cost(connect)}; per heartbeat ${cost(heartbeat)}; per storm agent ${cost(storm)}`,
-    );
-  }
-  for (const f of [peer, ...serves])
-    if (f.settled < AGENTS || f.stormSettled < AGENTS)
-      out.push(`! ${f.name}: only ${f.settled} configured, ${f.stormSettled} after the storm`);
-  process.stdout.write(`${out.join("\n")}\n`);
-}
-
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "bench-serve-"));
-  const children: AgentsChild[] = [];
-  const running: ChildProcess[] = [];
-  const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  const redisServer = await startPrivateRedis();
-  const redis = new Redis(redisServer.url);
-  try {
-    const repo = makeRepo(dir);
-    await initRepository(repo);
-    for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
-    const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
-    children.push(warm);
-    const measured = children.slice(0, PROCESSES);
-    let peer: Figures = NO_PEER;
-    if (WITH_PEER) {
-      const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
-      running.push(peerProc.proc);
+/**
+ * One round: the peer (unless BENCH_PEER=0), then serve with each BENCH_WORKERS value, each
+ * started, measured and stopped in turn (serve on its own Redis prefix per round).
+ */
+async function measureRound(
+  dir: string,
+  repo: string,
+  redisUrl: string,
+  redis: Redis,
+  measured: AgentsChild[],
+  warm: AgentsChild,
+  round: number,
+): Promise<Round> {
+  let peer: Figures = NO_PEER;
+  if (WITH_PEER) {
+    const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
+    try {
       peer = await measure(
         "opamp-go server",
         measured,
@@ -472,20 +362,22 @@ async function main(): Promise<void> {
         peerProc.proc.pid as number,
         `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
       );
+    } finally {
       await stopProcess(peerProc.proc);
     }
-    const serves: Figures[] = [];
-    for (const workers of WORKERS) {
-      const s = await startServe(dir, repo, {
-        workers,
-        prefix: `bench-serve-${process.pid}-${workers}`,
-        instance: String(workers),
-        profile: PROFILE && workers === 1,
-        nodeArgs: NODE_ARGS,
-        env: SERVE_ENV,
-        extra: ["--redis", redisServer.url],
-      });
-      running.push(s.proc);
+  }
+  const serves: Figures[] = [];
+  for (const workers of WORKERS) {
+    const s = await startServe(dir, repo, {
+      workers,
+      prefix: `bench-serve-${process.pid}-${workers}-${round}`,
+      instance: `${workers}-${round}`,
+      profile: PROFILE && workers === 1 && round === 1,
+      nodeArgs: NODE_ARGS,
+      env: SERVE_ENV,
+      extra: ["--redis", redisUrl],
+    });
+    try {
       serves.push(
         await measure(
           `serve --workers ${workers}`,
@@ -496,13 +388,37 @@ async function main(): Promise<void> {
           { redis, apiPort: s.apiPort, statusRepo: repo },
         ),
       );
+    } finally {
       const code = await stopProcess(s.proc);
       if (code !== 0) phase(`serve --workers ${workers} exited with ${code}`);
     }
+  }
+  return { peer, serves };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-serve-"));
+  const children: AgentsChild[] = [];
+  const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const redisServer = await startPrivateRedis();
+  const redis = new Redis(redisServer.url);
+  try {
+    const repo = makeRepo(dir);
+    await initRepository(repo);
+    for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
+    const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
+    children.push(warm);
+    const measured = children.slice(0, PROCESSES);
+    const rounds: Round[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      if (ROUNDS > 1) phase(`round ${round} of ${ROUNDS}`);
+      rounds.push(await measureRound(dir, repo, redisServer.url, redis, measured, warm, round));
+    }
     const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-    print(peer, serves, `load average ${load0} before, ${load1} after`);
+    const heading = `from ${PROCESSES} agent processes${NODE_ARGS.length > 0 ? ` (serve's node ${NODE_ARGS.join(" ")})` : ""}, after ${WARMUP} warm-up agents (connected before the RSS baseline); load average ${load0} before, ${load1} after`;
+    const lines = table(rounds, { agents: AGENTS, heading, quietSeconds: QUIET_MS / 1000 });
+    process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
-    for (const p of running) await stopProcess(p);
     await Promise.all(children.map((c) => c.stop({ type: "exit" })));
     redis.disconnect();
     await redisServer.stop();

@@ -1,0 +1,241 @@
+/**
+ * bench:serve's figures per server and the table it prints: one run's figures as they were
+ * read, or, over BENCH_ROUNDS rounds (each round measures the peer and every serve in turn),
+ * each figure's median with its range and each ratio as the median of the rounds' own
+ * ratios (a round's serve ÷ that round's peer, measured minutes apart: the machine's drift
+ * between rounds cancels out of a ratio, not out of a figure).
+ */
+
+export interface RedisCost {
+  commands: number;
+  reads: number;
+}
+
+export interface Figures {
+  name: string;
+  connectMs: number;
+  settled: number;
+  heartbeatsPerSecond: number;
+  rssPerAgentBytes: number;
+  /** The same, read BENCH_QUIET_SECONDS later with no message in between. */
+  rssQuietPerAgentBytes: number;
+  stormMs: number;
+  stormSettled: number;
+  stormShed: number;
+  /** CPU time of the server's processes per agent connected and configured, µs. */
+  connectCpuMicros: number;
+  /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
+  heartbeatCpuMicros: number;
+  /**
+   * serve only (its /metrics; with workers, of the process that answers it): growth per agent
+   * of V8's heap in use (live and not yet collected) and of memory outside it (Buffers, ...).
+   */
+  heapUsedPerAgentBytes?: number;
+  /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
+  heapTotalPerAgentBytes?: number;
+  externalPerAgentBytes?: number;
+  /**
+   * serve only: time in GC pauses (its /metrics) per agent, from before the first agent to the
+   * RSS reading, and per heartbeat answered (blast and the 5.5 s after), µs; major GC apart.
+   */
+  gc?: { connect: number; connectMajor: number; heartbeat: number };
+  /** Write syscalls of the server's processes per agent connected and per heartbeat. */
+  connectWrites: number;
+  heartbeatWrites: number;
+  /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
+  redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
+  /** serve only: the malloc its processes ran with (serve-load.ts treeAllocators). */
+  allocator?: string;
+}
+
+/** One round: the peer's figures and each serve's, in BENCH_WORKERS order. */
+export interface Round {
+  peer: Figures;
+  serves: Figures[];
+}
+
+export interface TableOptions {
+  agents: number;
+  /** The heading after the agent count (processes, warm-up, load average). */
+  heading: string;
+  quietSeconds: number;
+}
+
+interface Row {
+  label: string;
+  value: (f: Figures) => number | undefined;
+  format: (n: number) => string;
+  /** What follows the ratio; undefined: no ratio printed. */
+  target?: string;
+}
+
+/** The median (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  if (s.length === 0) return Number.NaN;
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+
+function rows(o: TableOptions): Row[] {
+  return [
+    {
+      label: `connect + first config to all ${o.agents}`,
+      value: (f) => f.connectMs,
+      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      target: " (target ≤ 1.0)",
+    },
+    {
+      label: "heartbeat replies per second",
+      value: (f) => f.heartbeatsPerSecond,
+      format: (n) => `${Math.round(n)}`,
+      target: " (target ≥ 1.0)",
+    },
+    {
+      label: "RSS per connected agent",
+      value: (f) => f.rssPerAgentBytes,
+      format: kb,
+      target: " (target ≤ 1.0 with 1 worker)",
+    },
+    {
+      label: `RSS per connected agent, ${o.quietSeconds} s quiet later`,
+      value: (f) => f.rssQuietPerAgentBytes,
+      format: kb,
+      target: "",
+    },
+    {
+      label: `reconnect storm: all ${o.agents} answered again`,
+      value: (f) => f.stormMs,
+      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      target: "",
+    },
+    { label: "agents shed and retried in the storm", value: (f) => f.stormShed, format: String },
+    {
+      label: "CPU per agent connected + configured",
+      value: (f) => f.connectCpuMicros,
+      format: (n) => `${Math.round(n)} µs`,
+      target: "",
+    },
+    {
+      label: "CPU per heartbeat answered",
+      value: (f) => f.heartbeatCpuMicros,
+      format: (n) => `${n.toFixed(1)} µs`,
+      target: "",
+    },
+    {
+      label: "write syscalls per agent connected",
+      value: (f) => f.connectWrites,
+      format: (n) => n.toFixed(2),
+      target: "",
+    },
+    {
+      label: "write syscalls per heartbeat",
+      value: (f) => f.heartbeatWrites,
+      format: (n) => n.toFixed(2),
+      target: "",
+    },
+    {
+      label: "of RSS/agent: V8 heap used (live + garbage)",
+      value: (f) => f.heapUsedPerAgentBytes,
+      format: kb,
+    },
+    {
+      label: "of RSS/agent: V8 heap committed",
+      value: (f) => f.heapTotalPerAgentBytes,
+      format: kb,
+    },
+    {
+      label: "of RSS/agent: external (Buffers, ...)",
+      value: (f) => f.externalPerAgentBytes,
+      format: kb,
+    },
+    {
+      label: "GC pauses per agent connected",
+      value: (f) => f.gc?.connect,
+      format: (n) => `${Math.round(n)} µs`,
+    },
+    {
+      label: "of which major GC",
+      value: (f) => f.gc?.connectMajor,
+      format: (n) => `${Math.round(n)} µs`,
+    },
+    {
+      label: "GC pauses per heartbeat",
+      value: (f) => f.gc?.heartbeat,
+      format: (n) => `${n.toFixed(1)} µs`,
+    },
+  ];
+}
+
+/** A cell over the rounds: the value, or its median and range. */
+function cell(values: number[], format: (n: number) => string): string {
+  if (values.length === 0) return "n/a";
+  if (values.length === 1) return format(values[0] as number);
+  return `${format(median(values))} (${format(Math.min(...values))}–${format(Math.max(...values))})`;
+}
+
+/** Each round's serve ÷ peer, as a cell: the ratio, or the median ratio and its range. */
+function ratioCell(pairs: [number, number][]): string {
+  const ratios = pairs.filter(([, p]) => p > 0).map(([s, p]) => s / p);
+  return ratios.length === 0 ? "n/a" : cell(ratios, (r) => `${r.toFixed(2)}×`);
+}
+
+/** The table (markdown) and the lines under it, for `rounds` (at least one). */
+export function table(rounds: readonly Round[], o: TableOptions): string[] {
+  const first = rounds[0] as Round;
+  const serveCount = first.serves.length;
+  const multi = rounds.length > 1;
+  const out: string[] = [
+    "",
+    `bench:serve — ${o.agents} WebSocket agents ${o.heading}${multi ? `; ${rounds.length} rounds: medians (range), ratios the median of each round's own` : ""}`,
+    "",
+    `| | ${first.peer.name} | ${first.serves.map((s) => `${s.name} | ratio`).join(" | ")} |`,
+    `|---|---|${first.serves.map(() => "---|---").join("|")}|`,
+  ];
+  for (const row of rows(o)) {
+    const of = (fs: Figures[]) =>
+      fs.map(row.value).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    const peerValues = of(rounds.map((r) => r.peer));
+    const cells: string[] = [];
+    for (let i = 0; i < serveCount; i++) {
+      const serves = rounds.map((r) => r.serves[i] as Figures);
+      cells.push(cell(of(serves), row.format));
+      if (row.target === undefined) {
+        cells.push("");
+        continue;
+      }
+      const pairs: [number, number][] = [];
+      for (const r of rounds) {
+        const s = row.value(r.serves[i] as Figures);
+        const p = row.value(r.peer);
+        if (s !== undefined && p !== undefined) pairs.push([s, p]);
+      }
+      cells.push(`${ratioCell(pairs)}${row.target}`);
+    }
+    out.push(`| ${row.label} | ${cell(peerValues, row.format)} | ${cells.join(" | ")} |`);
+  }
+  for (let i = 0; i < serveCount; i++) {
+    const serves = rounds.map((r) => r.serves[i] as Figures);
+    const s = serves[0] as Figures;
+    if (s.allocator) out.push(`${s.name}: ${s.allocator}`);
+    const costs = serves.flatMap((f) => (f.redis ? [f.redis] : []));
+    if (costs.length === 0) continue;
+    const cost = (pick: (c: NonNullable<Figures["redis"]>) => RedisCost) =>
+      `${median(costs.map((c) => pick(c).commands)).toFixed(2)} commands, ${median(costs.map((c) => pick(c).reads)).toFixed(2)} reads`;
+    out.push(
+      `${s.name}: Redis per agent connected ${cost((c) => c.connect)}; per heartbeat ${cost((c) => c.heartbeat)}; per storm agent ${cost((c) => c.storm)}${multi ? " (medians)" : ""}`,
+    );
+  }
+  rounds.forEach((r, n) => {
+    for (const f of [r.peer, ...r.serves])
+      if (f.settled < o.agents || f.stormSettled < o.agents)
+        out.push(
+          `! ${f.name}${multi ? ` (round ${n + 1})` : ""}: only ${f.settled} configured, ${f.stormSettled} after the storm`,
+        );
+  });
+  return out;
+}

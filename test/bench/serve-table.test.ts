@@ -1,0 +1,99 @@
+/**
+ * bench:serve's table: one round prints the figures and ratios as read; several print each
+ * figure's median and range and each ratio as the median of the rounds' own ratios (what the
+ * README's verdicts are read from).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type Figures, median, type Round, table } from "../../bench/serve-table.js";
+
+function figures(name: string, over: Partial<Figures>): Figures {
+  return {
+    name,
+    connectMs: 2000,
+    settled: 100,
+    heartbeatsPerSecond: 30_000,
+    rssPerAgentBytes: 22 * 1024,
+    rssQuietPerAgentBytes: 22 * 1024,
+    stormMs: 1000,
+    stormSettled: 100,
+    stormShed: 0,
+    connectCpuMicros: 300,
+    heartbeatCpuMicros: 20,
+    connectWrites: 3,
+    heartbeatWrites: 1,
+    ...over,
+  };
+}
+
+const OPTIONS = { agents: 100, heading: "from 1 agent process", quietSeconds: 15 };
+const row = (lines: string[], label: string) =>
+  lines.find((l) => l.startsWith(`| ${label} |`))?.split(" | ");
+
+test("median: the middle value, or the mean of the middle two", () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+});
+
+test("one round prints each figure and ratio as read", () => {
+  const lines = table(
+    [
+      {
+        peer: figures("peer", {}),
+        serves: [figures("serve --workers 1", { connectMs: 3000, heartbeatsPerSecond: 24_000 })],
+      },
+    ],
+    OPTIONS,
+  );
+  assert.deepEqual(row(lines, "connect + first config to all 100"), [
+    "| connect + first config to all 100",
+    "2.00 s",
+    "3.00 s",
+    "1.50× (target ≤ 1.0) |",
+  ]);
+  assert.equal(row(lines, "heartbeat replies per second")?.[3], "0.80× (target ≥ 1.0) |");
+  assert.ok(!lines.some((l) => l.includes("rounds:")));
+});
+
+test("over rounds: medians with ranges, and each ratio the median of the rounds' own", () => {
+  // The machine is twice as fast in round 2: both sides' figures halve, the ratio holds.
+  const rounds: Round[] = [
+    { peer: figures("peer", { connectMs: 2000 }), serves: [figures("serve", { connectMs: 3000 })] },
+    { peer: figures("peer", { connectMs: 1000 }), serves: [figures("serve", { connectMs: 1500 })] },
+    { peer: figures("peer", { connectMs: 4000 }), serves: [figures("serve", { connectMs: 8000 })] },
+  ];
+  const lines = table(rounds, OPTIONS);
+  const connect = row(lines, "connect + first config to all 100");
+  assert.equal(connect?.[1], "2.00 s (1.00 s–4.00 s)");
+  assert.equal(connect?.[2], "3.00 s (1.50 s–8.00 s)");
+  // Ratios 1.5, 1.5, 2.0: median 1.5 (the ratio of the medians would also be 1.5 here, but
+  // the range shows the round where serve fell behind).
+  assert.equal(connect?.[3], "1.50× (1.50×–2.00×) (target ≤ 1.0) |");
+  assert.match(lines[1] ?? "", /3 rounds: medians \(range\)/);
+});
+
+test("the ratio is paired per round, not the ratio of the medians", () => {
+  // Ratios 1.0, 2.5, 1.1: median 1.1; the medians (peer 2000, serve 3300) would say 1.65.
+  const rounds: Round[] = [
+    { peer: figures("peer", { connectMs: 1000 }), serves: [figures("s", { connectMs: 1000 })] },
+    { peer: figures("peer", { connectMs: 2000 }), serves: [figures("s", { connectMs: 5000 })] },
+    { peer: figures("peer", { connectMs: 3000 }), serves: [figures("s", { connectMs: 3300 })] },
+  ];
+  const connect = row(table(rounds, OPTIONS), "connect + first config to all 100");
+  assert.equal(connect?.[3], "1.10× (1.00×–2.50×) (target ≤ 1.0) |");
+});
+
+test("a server that configured too few agents is named, with its round", () => {
+  const lines = table(
+    [
+      { peer: figures("peer", {}), serves: [figures("serve", {})] },
+      { peer: figures("peer", {}), serves: [figures("serve", { settled: 90 })] },
+    ],
+    OPTIONS,
+  );
+  assert.ok(
+    lines.includes("! serve (round 2): only 90 configured, 100 after the storm"),
+    lines.join("\n"),
+  );
+});
