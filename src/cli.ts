@@ -259,10 +259,6 @@ program
     "with --workers: os = workers accept connections themselves (kernel's choice, may be uneven); rr = the primary hands them out round robin (default os)",
   )
   .option(
-    "--idle-gc-bytes <n>",
-    "once idle after a burst, run one full garbage collection if the old generation and Buffers grew by this many bytes and by a tenth (default 4194304; 0: never)",
-  )
-  .option(
     "--max-pending-agents <n>",
     "agents connected but not yet answered before new ones get 503 + Retry-After (default 1000)",
   )

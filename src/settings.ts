@@ -132,12 +132,6 @@ export interface Settings {
    * IPC hop per connection).
    */
   workerScheduling: "os" | "rr";
-  /**
-   * `serve --idle-gc-bytes`: growth of the old generation and Buffers (bytes; at least a tenth
-   * of what they held after the last full collection) after which a process that turned idle
-   * runs one full garbage collection (src/idle-gc.ts); 0: never. Default 4 MiB.
-   */
-  idleGcBytes: number;
   /** Reconnect storms: what the OpAMP port takes before shedding; see src/opamp/shedding.ts. */
   shedding: {
     /** Agents connected but not yet answered (upgrades, first messages) beyond which new ones get 503. */
@@ -215,7 +209,6 @@ export interface SettingsFlags {
   gitShareMaxBytes?: string;
   workers?: string;
   workerScheduling?: string;
-  idleGcBytes?: string;
   maxPendingAgents?: string;
   shedLoopDelay?: string;
   logLevel?: string;
@@ -295,7 +288,6 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   gitShareMaxBytes: "OPAMP_GITOPS_GIT_SHARE_MAX_BYTES",
   workers: "OPAMP_GITOPS_WORKERS",
   workerScheduling: "OPAMP_GITOPS_WORKER_SCHEDULING",
-  idleGcBytes: "OPAMP_GITOPS_IDLE_GC_BYTES",
   maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
   shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
@@ -478,13 +470,6 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     const value = raw === undefined ? fallback : Number(raw);
     if (!Number.isInteger(value) || value < 1)
       throw new SettingsError(flag, `"${raw}" is not a positive integer`);
-    return value;
-  };
-  const nonNegative = (key: keyof SettingsFlags, flag: string, fallback: number) => {
-    const raw = get(key);
-    const value = raw === undefined ? fallback : Number(raw);
-    if (!Number.isInteger(value) || value < 0)
-      throw new SettingsError(flag, `"${raw}" is not 0 or a positive integer`);
     return value;
   };
   const duration = (key: keyof SettingsFlags, flag: string, fallback: string) => {
@@ -694,7 +679,6 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     gitShareMaxBytes: positive("gitShareMaxBytes", "--git-share-max-bytes", 64 * 1024 * 1024),
     workers: positive("workers", "--workers", availableParallelism()),
     workerScheduling,
-    idleGcBytes: nonNegative("idleGcBytes", "--idle-gc-bytes", 4 * 1024 * 1024),
     shedding: {
       maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),
       maxLoopDelayMs: duration("shedLoopDelay", "--shed-loop-delay", "0s"),

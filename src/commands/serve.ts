@@ -14,7 +14,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { limitHeapGrowth } from "../heap-growth.js";
-import { IdleGc } from "../idle-gc.js";
 import { createLogger } from "../logger.js";
 import { connectRedis } from "../redis.js";
 import { connectOrStartRedis } from "../redis-private.js";
@@ -64,24 +63,10 @@ export async function startServe(
         },
       });
   redis.redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
-  // What a connect burst or reconnect storm left behind is freed once the process is idle.
-  const idleGc =
-    settings.idleGcBytes > 0
-      ? new IdleGc({
-          growthBytes: settings.idleGcBytes,
-          onCollect: ({ pauseMs, freedBytes }) =>
-            logger.debug(
-              { pauseMs: Math.round(pauseMs), freedBytes },
-              "idle after a burst: full garbage collection",
-            ),
-        })
-      : undefined;
-  idleGc?.start();
   let service: Service | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (beforeQuit = cleanup) => {
     stopping ??= (async () => {
-      idleGc?.stop();
       await service?.close().catch((err) => logger.error({ err }, "shutdown step failed"));
       // Commands (QUIT too) wait for an answer a dead Redis never gives: bounded.
       const within = (p: Promise<unknown> | undefined, ms: number) =>
@@ -94,7 +79,7 @@ export async function startServe(
     return stopping;
   };
   try {
-    service = new Service({ settings, redis: redis.redis, logger, progress, idleGc });
+    service = new Service({ settings, redis: redis.redis, logger, progress });
     if (settings.repo) progress(`reading ${settings.repo} (branch ${settings.branch})…`);
     const ports = await service.start();
     logger.info({ ...ports, repo: settings.repo ?? null, replicaId: service.replicaId }, "serving");

@@ -44,24 +44,6 @@ export class ServiceMetrics {
           this.inc(read());
         },
       });
-    const idle = service.idleGc?.stats;
-    if (idle) {
-      counter(
-        "opamp_gitops_idle_gc_total",
-        "Full garbage collections run because the process turned idle after a burst (--idle-gc-bytes)",
-        () => idle.collections,
-      );
-      counter(
-        "opamp_gitops_idle_gc_pause_seconds_total",
-        "Time those collections paused the process",
-        () => idle.pauseMs / 1000,
-      );
-      counter(
-        "opamp_gitops_idle_gc_freed_bytes_total",
-        "Old-generation and Buffer bytes those collections freed",
-        () => idle.freedBytes,
-      );
-    }
     counter(
       "opamp_gitops_opamp_messages_total",
       "AgentToServer messages handled",

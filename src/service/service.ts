@@ -14,7 +14,6 @@ import { AdminServer } from "../api/admin-server.js";
 import type { RestartOutcome, RestartTarget } from "../api/backend.js";
 import { useViewRedactor } from "../api/views.js";
 import { AgentCa } from "../ca/index.js";
-import type { IdleGc } from "../idle-gc.js";
 import { withSafeErrors } from "../logger.js";
 import {
   type AgentState,
@@ -99,8 +98,6 @@ export interface ServiceParts {
   logger: Logger;
   /** Plain progress lines for a terminal (clone progress), at most two a second. */
   progress?: (line: string) => void;
-  /** The process' idle-time collector (src/idle-gc.ts), for /metrics; none when off. */
-  idleGc?: Pick<IdleGc, "stats"> | undefined;
 }
 
 export class Service {
@@ -639,11 +636,6 @@ export class Service {
    * Redacts agent-written text (src/redact, the status branch's detector and markers) before
    * the service shows it (admin API), stores it in rollout state or logs it.
    */
-  /** The process' idle-time collector, when `serve` runs one (read by /metrics). */
-  get idleGc(): Pick<IdleGc, "stats"> | undefined {
-    return this.#p.idleGc;
-  }
-
   get redactor(): Redactor {
     return this.#redactor;
   }
