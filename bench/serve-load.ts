@@ -264,7 +264,14 @@ export async function warmUp(
   child: AgentsChild,
   pid: number,
   url: string,
-  o: { agents: number; firstIndex: number; statusRepo?: string; flushTimeoutMs?: number },
+  o: {
+    agents: number;
+    firstIndex: number;
+    statusRepo?: string;
+    flushTimeoutMs?: number;
+    /** Quiet (no message) after the cohort before the baseline, ms. Default 0. */
+    quietMs?: number;
+  },
 ): Promise<WarmUpReport> {
   const { rss: rssBefore } = await settledRss(pid);
   const threadsBefore = treeThreads(pid);
@@ -279,6 +286,7 @@ export async function warmUp(
   if (o.statusRepo !== undefined) {
     statusFiles = await statusFilesRendered(o.statusRepo, head0, c.settled, o.flushTimeoutMs);
   }
+  await sleep(o.quietMs ?? 0);
   const { rss } = await settledRss(pid);
   return {
     agents: o.agents,

@@ -54,6 +54,12 @@
  *   BENCH_REDIS_URL             Redis for serve (default: a private redis-server started here)
  *   BENCH_QUIET_SECONDS=15      RSS read again this long after the RSS reading, no message
  *                               in between (what each server gives back after the burst)
+ *   BENCH_WARMUP_QUIET_SECONDS=0 quiet after the warm-up cohort, before the baseline and the
+ *                               N agents connect. With 0 the connect starts right after the
+ *                               warm-up's status flush, so serve's next flush (every 10 s)
+ *                               falls after it; with 15 one falls inside the connect window
+ *                               and its render of the agents connected so far counts in CPU
+ *                               per agent connected (+500-800 µs per agent here)
  *   BENCH_NODE_ARGS=""          extra options for serve's node, space-separated (to compare V8
  *                               settings; the peer is not affected)
  *   BENCH_PROFILE=1             serve --workers 1 runs under node --cpu-prof (profiles in
@@ -106,6 +112,7 @@ const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const QUIET_MS = Number(process.env.BENCH_QUIET_SECONDS ?? 15) * 1000;
+const WARMUP_QUIET_MS = Number(process.env.BENCH_WARMUP_QUIET_SECONDS ?? 0) * 1000;
 /** MALLOC_ARENA_MAX of serve's environment ("" = unset): BENCH_MALLOC_ARENA_MAX above. */
 const ARENAS = process.env.BENCH_MALLOC_ARENA_MAX ?? process.env.MALLOC_ARENA_MAX ?? "2";
 const { MALLOC_ARENA_MAX: _, ...inherited } = process.env;
@@ -191,6 +198,7 @@ async function measure(
     const w = await warmUp(warm, pid, url, {
       agents: WARMUP,
       firstIndex: AGENTS,
+      quietMs: WARMUP_QUIET_MS,
       ...(serve ? { statusRepo: serve.statusRepo } : {}),
     });
     rss0 = w.rss;
