@@ -79,7 +79,8 @@ export function median(xs: readonly number[]): number {
     : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+/** Bytes as KB with one decimal. */
+export const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 
 function rows(o: TableOptions): Row[] {
   return [

@@ -102,7 +102,7 @@ import {
   treeWriteSyscalls,
   warmUp,
 } from "./serve-load.js";
-import { type Figures, type RedisCost, type Round, table } from "./serve-table.js";
+import { type Figures, kb, type RedisCost, type Round, table } from "./serve-table.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
@@ -343,8 +343,6 @@ const NO_PEER: Figures = {
   connectWrites: 0,
   heartbeatWrites: 0,
 };
-
-const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 
 /**
  * One round: the peer (unless BENCH_PEER=0), then serve with each BENCH_WORKERS value, each
