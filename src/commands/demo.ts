@@ -56,6 +56,8 @@ function describeNotice(n: RolloutNotice): string | undefined {
       return `${n.rolloutId}: rollout started (${n.stages} stages)`;
     case "stage-started":
       return `${n.rolloutId}: stage ${n.stage + 1} started, ${n.percent} % (${n.cohort} of ${n.members} agents)`;
+    case "stage-reopened":
+      return `${n.rolloutId}: stage ${n.stage + 1} reopened: it passed with nobody applying, agent ${n.uid.slice(0, 8)} is its canary now`;
     case "failed":
       return `${n.rolloutId}: agent ${n.uid.slice(0, 8)} ${n.reason}${n.error ? `: ${n.error}` : ""}`;
     case "rolled-back":

@@ -57,6 +57,7 @@ export function startStage(d: Draft, r: Rollout, k: number): void {
   r.stage = k;
   r.stageStartedAt = d.now;
   r.stagePassedAt = undefined;
+  r.passedUnverified = undefined;
   r.thresholds = [...r.thresholds.slice(0, k), threshold];
   let cohort = 0;
   let offered = false;
@@ -129,9 +130,11 @@ export function advance(d: Draft): void {
       startStage(d, r, 0);
       continue;
     }
+    if (r.passedUnverified && r.waiting > 0) reopen(d, r);
     if (r.stagePassedAt === undefined) {
       if (r.waiting > 0) return;
       r.stagePassedAt = d.now;
+      if (!anyApplied(d, r)) r.passedUnverified = true;
       const percent = r.policy.stages[r.stage]?.percent ?? 100;
       d.notice({ type: "stage-passed", stage: r.stage, percent, pauseMs: pauseOf(r) });
       if (pauseOf(r) > 0) d.wake(d.now + pauseOf(r));
@@ -143,6 +146,34 @@ export function advance(d: Draft): void {
     }
     startStage(d, r, r.stage + 1);
   }
+}
+
+/** Whether some agent of the current stage's cohort applied the target. O(members). */
+function anyApplied(d: Draft, r: Rollout): boolean {
+  const threshold = r.thresholds[r.stage] ?? NO_AGENT;
+  for (const [uid, rec] of d.agents.entries())
+    if (rec.applied && d.members.has(uid) && cachedScore(r.id, uid) <= threshold) return true;
+  return false;
+}
+
+/**
+ * A gate that passed with nobody applying the target (an empty cohort, or one whose members
+ * were all disconnected) closes again once a cohort agent keeps it closed (it connected, or
+ * joined and was admitted, during the pause): a canary stage is not passed on no evidence
+ * while evidence arrives. When it passes again, its pause restarts. A pause of 0 moves on at
+ * once, so only stages with a pause can reopen.
+ */
+function reopen(d: Draft, r: Rollout): void {
+  r.stagePassedAt = undefined;
+  r.passedUnverified = undefined;
+  let uid = "";
+  for (const m of d.members.keys())
+    if (d.blocking(m)) {
+      uid = m;
+      break;
+    }
+  const percent = r.policy.stages[r.stage]?.percent ?? 100;
+  d.notice({ type: "stage-reopened", stage: r.stage, percent, uid });
 }
 
 export function end(d: Draft, status: RolloutStatus, reason: string, by = ""): void {

@@ -56,6 +56,12 @@ export interface Rollout {
   stageStartedAt?: number;
   /** When the current stage's gate passed; its pause runs from here. */
   stagePassedAt?: number;
+  /**
+   * The current stage's gate passed with no cohort agent having applied the target (its
+   * cohort was empty, or every member was disconnected): the first cohort agent to keep the
+   * gate closed during the pause reopens it (lifecycle.ts `advance`).
+   */
+  passedUnverified?: true;
   /** Cohort threshold of every stage started so far (index = stage); non-decreasing. */
   thresholds: number[];
   hold?: Hold;
@@ -172,6 +178,14 @@ export interface StagePassedNotice extends NoticeBase {
   percent: number;
   pauseMs: number;
 }
+/** A gate that passed with no agent applying (passedUnverified) closed again for `uid`. */
+export interface StageReopenedNotice extends NoticeBase {
+  type: "stage-reopened";
+  stage: number;
+  percent: number;
+  /** The cohort agent that keeps the gate closed now (the first, when several joined). */
+  uid: string;
+}
 export interface FailedNotice extends NoticeBase {
   type: "failed";
   uid: string;
@@ -220,6 +234,7 @@ export type RolloutNotice =
   | StartedNotice
   | StageStartedNotice
   | StagePassedNotice
+  | StageReopenedNotice
   | FailedNotice
   | RolledBackNotice
   | PausedNotice

@@ -121,5 +121,5 @@ test("the random generator reaches every status and notice", () => {
     "rolled-back",
     "superseded",
   ]);
-  assert.equal(notices.size, 11, [...notices].join());
+  assert.equal(notices.size, 12, [...notices].join());
 });

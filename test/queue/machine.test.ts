@@ -590,6 +590,74 @@ describe("membership", () => {
     assert.deepEqual(sim.cohort(), [inside]);
   });
 
+  test("a gate passed with nobody in the cohort reopens for the agent admitted in its pause", () => {
+    const sim = new MachineSim();
+    const hour = 3_600_000;
+    const quarter = policy({
+      stages: [
+        { percent: 25, pauseMs: hour },
+        { percent: 100, pauseMs: 0 },
+      ],
+      applyTimeoutMs: 3 * hour,
+    });
+    sim.commit(A, quarter);
+    const id = sim.state.rollout?.id ?? "";
+    assert.deepEqual(sim.types(), ["started", "stage-started", "stage-passed"], "empty: passed");
+    const agents = uids(200, "late")
+      .filter((u) => cachedScore(id, u) > 0.25)
+      .slice(0, 4);
+    sim.notices = [];
+    sim.fleet(agents);
+    const [admitted = ""] = sim.cohort();
+    const reopened = sim.notices.find((n) => n.type === "stage-reopened");
+    assert.deepEqual(
+      reopened && { stage: reopened.stage, uid: reopened.uid },
+      { stage: 0, uid: admitted },
+      "the admitted canary closes the gate again",
+    );
+    assert.equal(sim.state.rollout?.stagePassedAt, undefined);
+    sim.tick(hour + 1);
+    assert.equal(sim.state.rollout?.stage, 0, "the old pause's end does not start stage 2");
+    sim.send({ type: "report", uid: admitted, hash: A, status: "APPLIED" });
+    assert.equal(sim.state.rollout?.stagePassedAt, sim.now, "passed on the canary's APPLIED");
+    assert.equal(sim.state.rollout?.passedUnverified, undefined, "verified now");
+    sim.tick(hour - 1);
+    assert.equal(sim.state.rollout?.stage, 0, "its pause runs again from the pass");
+    sim.tick(1);
+    assert.equal(sim.state.rollout?.stage, 1);
+  });
+
+  test("a gate passed while every cohort member was away reopens when one connects", () => {
+    const sim = new MachineSim();
+    const members = uids(20);
+    sim.send(...members.map((uid) => ({ type: "join" as const, uid })));
+    const stages = [
+      { percent: 50, pauseMs: 60_000 },
+      { percent: 100, pauseMs: 0 },
+    ];
+    sim.commit(A, policy({ stages, applyTimeoutMs: 3_600_000 }));
+    assert.ok(sim.state.rollout?.passedUnverified, "passed: nobody connected to wait for");
+    const cohort = sim.cohort();
+    const outside = members.find((u) => !cohort.includes(u)) ?? "";
+    sim.send({ type: "connected", uid: outside });
+    assert.ok(sim.state.rollout?.stagePassedAt !== undefined, "an agent outside: still passed");
+    const [first = ""] = cohort;
+    sim.send({ type: "connected", uid: first });
+    assert.equal(sim.state.rollout?.stagePassedAt, undefined, "reopened for the cohort agent");
+    assert.equal(sim.notices.filter((n) => n.type === "stage-reopened").length, 1);
+    sim.tick(60_000);
+    assert.equal(sim.state.rollout?.stage, 0);
+    sim.send({ type: "report", uid: first, hash: A, status: "APPLIED" });
+    // Verified: later cohort agents connecting in the pause do not reopen it.
+    for (const u of cohort.slice(1)) sim.send({ type: "connected", uid: u });
+    assert.ok(sim.state.rollout?.stagePassedAt !== undefined);
+    assert.equal(sim.notices.filter((n) => n.type === "stage-reopened").length, 1);
+    assert.equal(sim.state.rollout?.status, "in-progress");
+    const passed = sim.state.rollout?.stagePassedAt ?? 0;
+    sim.tick(passed + 60_000 - sim.now);
+    assert.equal(sim.state.rollout?.stage, 1);
+  });
+
   test("a blocking agent that leaves opens the gate", () => {
     const sim = onStable();
     sim.commit(B);

@@ -86,6 +86,9 @@ export function checkInvariants(
     for (const uid of s.members.keys()) if (blocks(s, uid)) waiting++;
     assert.equal(r.waiting, waiting, "waiting");
     if (r.stage >= 0 && r.stagePassedAt === undefined) assert.ok(r.waiting > 0, "gate open");
+    // A gate passed on no evidence is reopened by the first cohort agent that blocks it.
+    if (r.passedUnverified)
+      assert.ok(r.stagePassedAt !== undefined && r.waiting === 0, "unverified pass reopened");
   }
   // Failures are counted once per agent.
   if (s.rollout) {
