@@ -12,9 +12,9 @@ import { randomBytes } from "node:crypto";
 import Long from "long";
 import WebSocket from "ws";
 import { AgentCapabilities, RemoteConfigStatus } from "../src/opamp/capabilities.js";
-import { decodeServerToAgent, encodeAgentToServer } from "../src/opamp/codec.js";
+import { decodeServerToAgent, encodeAgentToServer, toBigInt } from "../src/opamp/codec.js";
 import { frameWebSocketMessage, unframeWebSocketMessage } from "../src/opamp/framing.js";
-import type { AgentToServer } from "../src/opamp/messages.js";
+import type { AgentToServer, Int64 } from "../src/opamp/messages.js";
 import { collectorHealth } from "../src/opamp/simulator/collector-health.js";
 import {
   type BlastCommand,
@@ -187,7 +187,7 @@ class Agent {
       errorResponse?: {
         type?: number;
         errorMessage?: string;
-        retryInfo?: { retryAfterNanoseconds?: bigint } | null;
+        retryInfo?: { retryAfterNanoseconds?: Int64 } | null;
       } | null;
     };
     if (message.errorResponse?.type === UNAVAILABLE) {
@@ -195,7 +195,9 @@ class Agent {
       // Still waiting for an answer meanwhile (counted outstanding, so not settled).
       this.pool.shed++;
       this.outstanding++;
-      const nanos = message.errorResponse.retryInfo?.retryAfterNanoseconds ?? 1_000_000_000n;
+      // Decoded as a protobufjs Long (or a number), never a bigint: toBigInt reads either.
+      const nanos =
+        toBigInt(message.errorResponse.retryInfo?.retryAfterNanoseconds) || 1_000_000_000n;
       setTimeout(
         () => {
           this.outstanding--;
