@@ -57,7 +57,8 @@ export class PrivateRedis {
   /** SHUTDOWN (saves and exits) or SIGKILL. */
   async stop(how: "shutdown" | "kill"): Promise<void> {
     const proc = this.#proc;
-    if (!proc || proc.exitCode !== null) return;
+    // Exited, or killed by a signal (exitCode stays null then): a second stop is a no-op.
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = once(proc, "exit");
     if (how === "kill") proc.kill("SIGKILL");
     else {
