@@ -317,7 +317,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
   before(async () => {
     t = await startTestServer({ logger: log.logger, maxMessageBytes: LIMIT });
     const handler = inProcessHandler({
-      redis: t.redis.redis,
+      redis: t.redis.agent,
       prefix: `${t.redis.prefix}:inproc`,
       desired: t.desired,
       logger: log.logger,

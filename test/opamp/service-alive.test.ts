@@ -17,7 +17,8 @@ function replica(r: TestRedis) {
   const clock = { now: 1_000_000 };
   const ended: Outage[] = [];
   const alive = new ServiceAlive({
-    ...r,
+    redis: r.agent,
+    prefix: r.prefix,
     timeoutMs: 1000,
     now: () => clock.now,
     onEnded: (outage) => ended.push(outage),
