@@ -13,8 +13,9 @@
  * - While Redis cannot be reached, commands wait for the reconnect (capped backoff, forever),
  *   unless `offlineQueue: false`: then they reject at once. Connection errors are logged at
  *   warn, the first at once and then at most one per 30 s with how many were left out.
- * - `close()` waits for the replies of commands sent (at most `closeWaitMs`, then it drops
- *   the connection: with Redis gone they would never come), then closes; idempotent.
+ * - `close()` waits for the replies of commands sent, at most `closeWaitMs` (with Redis gone
+ *   they would never come), then rejects those still unanswered and drops the connection;
+ *   idempotent. The caller closes it after everything that sends on it stopped.
  */
 import { createHash } from "node:crypto";
 import { createClient, RESP_TYPES } from "@redis/client";
@@ -150,12 +151,19 @@ export function agentRedis(
     },
     close() {
       closing ??= (async () => {
+        // The first connect settles before the socket is dropped: node-redis (5.12) leaves a
+        // socket open when destroy() comes while it is still connecting.
+        const settled = (async () => {
+          await connecting;
+          if (unanswered.size > 0) await new Promise<void>((resolve) => (drained = resolve));
+        })();
         let timer: NodeJS.Timeout | undefined;
-        if (unanswered.size > 0)
-          await new Promise<void>((resolve) => {
-            drained = resolve;
+        await Promise.race([
+          settled,
+          new Promise<void>((resolve) => {
             timer = setTimeout(resolve, closeWaitMs);
-          });
+          }),
+        ]);
         clearTimeout(timer);
         const closed = new Error("the agent Redis connection was closed before Redis answered");
         for (const reject of unanswered) reject(closed);

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -140,4 +141,21 @@ test("Redis gone: commands wait for it (default) or fail at once; close() is bou
   await Promise.all([waiting.close(), waiting.close(), failing.close()]);
   assert.ok(performance.now() - t0 < 5000, "close() gives up on replies that cannot come");
   assert.ok((await stuck) instanceof Error, "a command left unanswered is rejected");
+});
+
+test("closed at once after it was made, it leaves no socket open", async () => {
+  const port = Number(new URL(process.env.REDIS_URL ?? "redis://127.0.0.1:6379").port || 6379);
+  const open = () =>
+    (process as unknown as { _getActiveHandles(): unknown[] })
+      ._getActiveHandles()
+      .filter((h) => h instanceof Socket && h.remotePort === port).length;
+  const before = open();
+  // Still connecting when closed: node-redis alone would finish the connect and keep it.
+  await Promise.all(
+    Array.from({ length: 5 }, () =>
+      agentRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379").close(),
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(open(), before);
 });
