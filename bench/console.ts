@@ -25,7 +25,6 @@ import {
   type OpampServer,
 } from "../src/opamp/index.js";
 import type { RolloutController } from "../src/queue/index.js";
-import { agentRedis } from "../src/redis-agent.js";
 import { ServiceBackend } from "../src/service/admin-backend.js";
 import { AgentSearchIndex, searchText } from "../src/service/agent-search.js";
 import type { ConfigStore } from "../src/service/config-store.js";
@@ -64,7 +63,7 @@ const redis = new Redis(server.url);
 const probe = new Redis(server.url);
 const prefix = "bench-console";
 try {
-  const store = new AgentStore(agentRedis(server.url), { prefix });
+  const store = new AgentStore(redis, { prefix });
   const search = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
   const t0 = performance.now();
   for (let i = 0; i < AGENTS; i += 2000) {

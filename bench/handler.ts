@@ -23,7 +23,6 @@ import { frameWebSocketMessage } from "../src/opamp/framing.js";
 import { newInstanceUid } from "../src/opamp/instance-uid.js";
 import { MessageHandler } from "../src/opamp/message-handler.js";
 import { encodeReply } from "../src/opamp/send.js";
-import { agentRedis } from "../src/redis-agent.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
@@ -43,9 +42,7 @@ const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 
 async function main(): Promise<void> {
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
   const prefix = `bench-handler:${process.pid}`;
-  const store = new AgentStore(agentRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379"), {
-    prefix,
-  });
+  const store = new AgentStore(redis, { prefix });
   const files = [
     { name: "c.yaml", contentType: "text/yaml", body: Buffer.from("receivers: {}\n") },
   ];

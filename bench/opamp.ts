@@ -31,7 +31,6 @@ import { type ConfigFile, configHash } from "../src/config-hash.js";
 import { RemoteConfigStatus } from "../src/opamp/capabilities.js";
 import type { DesiredState, DesiredStateProvider } from "../src/opamp/desired.js";
 import { OpampServer } from "../src/opamp/server.js";
-import { type AgentRedis, agentRedis } from "../src/redis-agent.js";
 import { Child } from "./child.js";
 import {
   type ConnectedReport,
@@ -183,34 +182,22 @@ function benchConfig(version: number): { hash: string; files: ConfigFile[] } {
 const FLUSH_HSET = "hset(flush)";
 
 /**
- * Counts the commands sent on the per-agent connection, by name (MULTI's included, a
- * script as "evalsha"). The HSETs of flushTouches (key, lastSeenAt, t, seq, n) are counted
- * apart, as FLUSH_HSET.
+ * Counts the commands a Redis client sends, by name (pipelines and MULTI included). The
+ * HSETs of flushTouches (key, lastSeenAt, t, seq, n) are counted apart, as FLUSH_HSET.
  */
-function countCommands(redis: AgentRedis): { redis: AgentRedis; counts: Map<string, number> } {
+function countCommands(redis: Redis): Map<string, number> {
   const counts = new Map<string, number>();
-  const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
-  const counted: AgentRedis = {
-    ...redis,
-    call: (...a) => {
-      const name = String(a[0]).toLowerCase();
-      count(
-        name === "hset" && a.length === 6 && a[2] === "lastSeenAt" && a[4] === "seq"
-          ? FLUSH_HSET
-          : name,
-      );
-      return redis.call(...a);
-    },
-    evalScript: (script, keys, args) => {
-      count("evalsha");
-      return redis.evalScript(script, keys, args);
-    },
-    transaction: (commands) => {
-      for (const c of commands) count(String(c[0]).toLowerCase());
-      return redis.transaction(commands);
-    },
-  };
-  return { redis: counted, counts };
+  const original = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((command: { name: string; args: unknown[] }, ...rest: unknown[]) => {
+    const a = command.args;
+    const name =
+      command.name === "hset" && a.length === 5 && a[1] === "lastSeenAt" && a[3] === "seq"
+        ? FLUSH_HSET
+        : command.name;
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+    return (original as (...a: unknown[]) => unknown)(command, ...rest);
+  }) as typeof redis.sendCommand;
+  return counts;
 }
 
 /** Machine-wide CPU ticks from /proc/stat (Linux), to show idle time in a window. */
@@ -476,12 +463,16 @@ async function main(): Promise<void> {
   const octet2 = randomInt(1, 255);
   const prefix = `bench-${randomBytes(6).toString("hex")}`;
 
-  // The per-agent connection, as serve's agent store has it (src/redis-agent.ts).
-  const agentConnection = agentRedis(REDIS_URL);
+  // Auto-pipelining, as serve's agent store connection (src/redis.ts pipelinedConnection).
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+  });
   const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
   await admin.connect();
-  const { redis, counts: commands } = countCommands(agentConnection);
-  await redis.call("PING");
+  const commands = countCommands(redis);
 
   const v1 = benchConfig(1);
   let desiredState: DesiredState = { config: v1 };
@@ -857,7 +848,7 @@ async function main(): Promise<void> {
     if (!serverClosed) await server.close().catch(() => {});
     await sleep(500);
     result.redisKeysDeleted = await deleteKeys(admin, prefix);
-    await agentConnection.close();
+    redis.disconnect();
     admin.disconnect();
   }
 

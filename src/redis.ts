@@ -2,6 +2,7 @@
  * The one place Redis connections are made; stores receive them ready to use.
  */
 import { Redis } from "ioredis";
+import type { Logger } from "pino";
 
 /** The URL with any password replaced by "***" (for messages and logs). */
 export function redactUrl(url: string): string {
@@ -57,6 +58,41 @@ export async function connectRedis(url: string, { timeoutMs = 5000 } = {}): Prom
   // Once up, reconnect with capped backoff for as long as it takes.
   redis.options.retryStrategy = (attempt) => Math.min(attempt * 200, 5000);
   return redis;
+}
+
+/** At most one warning per this many ms about a failing auto-pipelining connection. */
+const ERROR_LOG_INTERVAL_MS = 30_000;
+
+/**
+ * A second connection like `redis` (same URL and options, reconnecting the same way) that
+ * auto-pipelines: commands issued while a batch is on its way to Redis leave together as the
+ * next one (one write, one round trip), in call order. For the per-agent writes of many
+ * agents (src/opamp's agent store and replica liveness), where it turns a command per agent
+ * into a write per tick. Not for BullMQ's connections (users who turned it on there saw "job
+ * is not in the active list" errors: taskforcesh/bullmq#457), nor for pub/sub or blocking commands, which
+ * would hold every command queued behind them. Connects on first use; the caller quits it.
+ * Connection errors are logged at warn, the first at once and then at most one per 30 s
+ * (with how many were left out): commands wait for a reconnect forever, so without a line a
+ * failing connection (Redis at maxclients, say) would hang every agent write silently.
+ */
+export function pipelinedConnection(redis: Redis, logger: Logger): Redis {
+  const pipelined = redis.duplicate({ enableAutoPipelining: true });
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  let left = 0;
+  pipelined.on("error", (err: Error) => {
+    const now = Date.now();
+    if (now - loggedAt < ERROR_LOG_INTERVAL_MS) {
+      left++;
+      return;
+    }
+    logger.warn(
+      { err, similarLeftOut: left },
+      "Redis connection for agent writes failed; retrying",
+    );
+    loggedAt = now;
+    left = 0;
+  });
+  return pipelined;
 }
 
 /** Deletes every key under `<prefix>:` (SCAN + UNLINK; for demos, tests and benchmarks). */

@@ -7,13 +7,13 @@
  * not written one by one: last-seen times and sequence numbers are batched by `touch()` and
  * written by `flushTouches()`, which the server calls on an interval.
  *
- * Every method sends its commands, in call order, on the one connection it is given (the
- * per-agent connection, src/redis-agent.ts): the commands of many agents issued in one event
- * loop turn leave in one write, and the order of one agent's commands (a save, then its
- * disconnect) is the call order. Replica liveness shares the connection (its agent-set
- * writes keep their place after the saves issued before them).
+ * Every method sends plain commands, in call order, on the one connection it is given; give
+ * it an auto-pipelining connection (`pipelinedConnection` in src/redis.ts): the commands of
+ * many agents issued while a batch is on its way then leave as the next single write (one
+ * round trip and one syscall for a whole tick's connects, saves and disconnects), and the
+ * order of one agent's commands (a save, then its disconnect) is still the call order.
  */
-import { type AgentRedis, luaScript, type RedisReply } from "../redis-agent.js";
+import type { Redis } from "ioredis";
 import { agentOrderKey } from "./agent-order.js";
 import {
   type AgentState,
@@ -52,7 +52,7 @@ export interface AgentStoreOptions {
  * KEYS[1] the agent; ARGV[1] this replica's owner prefix (`<replica>/`), ARGV[2] when this
  * replica last heard from the agent (ms), then field/value pairs to write.
  */
-const DISCONNECT = luaScript(`
+const DISCONNECT_LUA = `
 local cur = redis.call('HMGET', KEYS[1], 'connected', 'owner', 'lastSeenAt')
 if cur[1] == '1' then
   local owner = cur[2] or ''
@@ -62,21 +62,18 @@ if cur[1] == '1' then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1
-`);
+`;
 
-/** A flat [field, value, …] reply (HGETALL) as a record of Buffers. */
-function fieldsOf(reply: RedisReply): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  if (!Array.isArray(reply)) return out;
-  for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = reply[i + 1] as Buffer;
-  return out;
+interface Scripts {
+  agentDisconnect(
+    key: string,
+    ownerPrefix: string,
+    ...values: (string | Buffer)[]
+  ): Promise<number>;
 }
 
-/** A bulk reply as a Buffer; anything else (nil) as undefined. */
-const bufferOf = (reply: RedisReply | undefined) => (Buffer.isBuffer(reply) ? reply : undefined);
-
 export class AgentStore {
-  readonly #redis: AgentRedis;
+  readonly #redis: Redis;
   readonly #prefix: string;
   readonly #touched = new Map<string, { lastSeenAt: number; seq: bigint }>();
   /** New agents of this tick, not yet sent to the index set; #indexed settles with them. */
@@ -85,7 +82,8 @@ export class AgentStore {
   /** replicaAlive() lookups on their way, by replica id. */
   readonly #aliveAsked = new Map<string, Promise<boolean>>();
 
-  constructor(redis: AgentRedis, { prefix }: AgentStoreOptions) {
+  constructor(redis: Redis, { prefix }: AgentStoreOptions) {
+    redis.defineCommand("agentDisconnect", { numberOfKeys: 1, lua: DISCONNECT_LUA });
     this.#redis = redis;
     this.#prefix = prefix;
   }
@@ -103,8 +101,8 @@ export class AgentStore {
   async load(
     uid: string,
   ): Promise<(AgentState & { owner: string; componentSet: string }) | undefined> {
-    const raw = fieldsOf(await this.#redis.call("HGETALL", this.#key(uid)));
-    if (Object.keys(raw).length === 0) return undefined;
+    const raw = await this.#redis.hgetallBuffer(this.#key(uid));
+    if (!raw || Object.keys(raw).length === 0) return undefined;
     const text = (f: ScalarField) => raw[f]?.toString() ?? "";
     const num = (f: ScalarField) => (text(f) === "" ? null : Number(text(f)));
     const state = emptyAgentState(uid, (text("transport") || "websocket") as Transport, 0);
@@ -138,21 +136,11 @@ export class AgentStore {
   async loadBrief(uids: readonly string[]): Promise<Array<AgentState | undefined>> {
     const replies = await Promise.all(
       uids.map((uid) =>
-        this.#redis.call(
-          "HMGET",
-          this.#key(uid),
-          "connected",
-          "scopes",
-          "transport",
-          "description",
-        ),
+        this.#redis.hmgetBuffer(this.#key(uid), "connected", "scopes", "transport", "description"),
       ),
     );
     return uids.map((uid, i) => {
-      const row = replies[i];
-      const [connected, scopes, transport, description] = Array.isArray(row)
-        ? row.map(bufferOf)
-        : [];
+      const [connected, scopes, transport, description] = replies[i] ?? [];
       // `connected` is written by every save: without it no agent is stored.
       if (!connected) return undefined;
       const state = emptyAgentState(uid, (transport?.toString() || "websocket") as Transport, 0);
@@ -180,21 +168,21 @@ export class AgentStore {
     const values = this.#values(state, fields, owner);
     this.#touched.delete(uid);
     if (!isNew) {
-      await this.#redis.call("HSET", this.#key(uid), ...values);
+      await this.#redis.hset(this.#key(uid), ...values);
       return;
     }
-    // The index's SADD and ZADD join this turn's write with the HSET (#index), so a SIGKILL
-    // cannot leave a stored agent missing from the index and the uid order.
+    // The index's SADD and ZADD join this tick's auto-pipelined write with the HSET (#index),
+    // so a SIGKILL cannot leave a stored agent missing from the index and the uid order.
     const indexed = this.#index(uid);
-    await Promise.all([this.#redis.call("HSET", this.#key(uid), ...values), indexed]);
+    await Promise.all([this.#redis.hset(this.#key(uid), ...values), indexed]);
   }
 
   /**
    * Adds `uid` to the index set and the uid order with the other new agents of this tick: one
    * SADD and one ZADD per tick (a connect burst of new agents is not one each). Settles when
-   * both did. Sent on process.nextTick: the connection writes a turn's commands on
-   * setImmediate, which always runs after this turn's nextTick queue, so the index commands
-   * leave in the same write as the HSET.
+   * both did. Sent on process.nextTick: ioredis sends a tick's auto-pipeline on setImmediate,
+   * which always runs after this tick's nextTick queue, so the index commands leave in the same
+   * write as the HSET even when other commands opened that pipeline earlier in the tick.
    */
   #index(uid: string): Promise<unknown> {
     if (!this.#newUids) {
@@ -205,8 +193,8 @@ export class AgentStore {
           this.#newUids = undefined;
           const uids = [...batch];
           Promise.all([
-            this.#redis.call("SADD", `${this.#prefix}:agents`, ...uids),
-            this.#redis.call("ZADD", agentOrderKey(this.#prefix), ...uids.flatMap((u) => ["0", u])),
+            this.#redis.sadd(`${this.#prefix}:agents`, ...uids),
+            this.#redis.zadd(agentOrderKey(this.#prefix), ...uids.flatMap((u) => [0, u])),
           ]).then(resolve, reject);
         }),
       );
@@ -219,16 +207,17 @@ export class AgentStore {
    * Stores a disconnect seen by the replica of `owner` (`<replica>/<connection>`), unless the
    * stored agent is connected through another replica now (it moved: a load balancer sent it
    * elsewhere, or its HTTP polls alternate: see DISCONNECT_LUA). Resolves false when it was
-   * not stored. One EVALSHA (the script's text is sent once Redis does not know it); saves
+   * not stored. One EVALSHA (ioredis sends the script itself once per connection); saves
    * called before it reach Redis before it (one connection, call order).
    */
   async saveDisconnect(state: AgentState, owner: string): Promise<boolean> {
     const replica = `${owner.slice(0, owner.lastIndexOf("/"))}/`;
     const values = this.#values(state, [], owner);
     this.#touched.delete(state.instanceUid);
+    const redis = this.#redis as Redis & Scripts;
     const key = this.#key(state.instanceUid);
     const seen = String(state.lastSeenAt);
-    return (await this.#redis.evalScript(DISCONNECT, [key], [replica, seen, ...values])) === 1;
+    return (await redis.agentDisconnect(key, replica, seen, ...values)) === 1;
   }
 
   #values(state: AgentState, fields: readonly ReportField[], owner: string): (string | Buffer)[] {
@@ -269,22 +258,15 @@ export class AgentStore {
   }
 
   /**
-   * Writes every batched heartbeat: one HSET per agent, sent together (one write). Returns
-   * how many agents were written.
+   * Writes every batched heartbeat: one HSET per agent, sent together (an auto-pipelining
+   * connection makes them one write). Returns how many agents were written.
    */
   async flushTouches(): Promise<number> {
     if (this.#touched.size === 0) return 0;
     const batch = [...this.#touched];
     this.#touched.clear();
     const writes = batch.map(([uid, t]) =>
-      this.#redis.call(
-        "HSET",
-        this.#key(uid),
-        "lastSeenAt",
-        String(t.lastSeenAt),
-        "seq",
-        t.seq.toString(),
-      ),
+      this.#redis.hset(this.#key(uid), "lastSeenAt", String(t.lastSeenAt), "seq", t.seq.toString()),
     );
     const results = await Promise.allSettled(writes);
     const failed = results.find((r) => r.status === "rejected");
@@ -307,10 +289,10 @@ export class AgentStore {
     for (let i = 0; i < uids.length; i += 1000) {
       const chunk = uids.slice(i, i + 1000);
       const results = await Promise.all(
-        chunk.map((uid) => this.#redis.call("HGET", this.#key(uid), "availableComponents")),
+        chunk.map((uid) => this.#redis.hgetBuffer(this.#key(uid), "availableComponents")),
       );
       chunk.forEach((uid, j) => {
-        const bytes = bufferOf(results[j]);
+        const bytes = results[j];
         out.set(
           uid,
           bytes ? decodeSubMessage<AvailableComponents>("AvailableComponents", bytes) : null,
@@ -332,7 +314,7 @@ export class AgentStore {
     let asked = this.#aliveAsked.get(replica);
     if (!asked) {
       asked = this.#redis
-        .call("EXISTS", `${this.#prefix}:replica:${replica}`)
+        .exists(`${this.#prefix}:replica:${replica}`)
         .then((n) => n === 1)
         .finally(() => this.#aliveAsked.delete(replica));
       this.#aliveAsked.set(replica, asked);
@@ -342,7 +324,6 @@ export class AgentStore {
 
   /** Every stored instance uid. */
   async list(): Promise<string[]> {
-    const members = await this.#redis.call("SMEMBERS", `${this.#prefix}:agents`);
-    return Array.isArray(members) ? members.map(String) : [];
+    return this.#redis.smembers(`${this.#prefix}:agents`);
   }
 }

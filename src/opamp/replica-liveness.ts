@@ -28,8 +28,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type AgentRedis, luaScript, type RedisReply } from "../redis-agent.js";
 import type { AgentStore } from "./agent-store.js";
 import type { AgentEvents } from "./events.js";
 import type { LiveAgents } from "./live-agents.js";
@@ -41,26 +41,26 @@ import { type Outage, ServiceAlive } from "./service-alive.js";
  * timeout, came back and re-claimed its agents between a sweep's check and this flip keeps
  * them (it re-claims only what was flipped before it set its key again).
  */
-const MARK_LOST = luaScript(`
+const MARK_LOST_LUA = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'connected') ~= '1' then return 0 end
 local owner = redis.call('HGET', KEYS[1], 'owner') or ''
 if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'connected', '0', 'lastDisconnectedAt', ARGV[2])
 return 1
-`);
+`;
 
 /**
  * Sets an agent connected again iff it is stored disconnected and owned by this process.
  * Returns the stored `lastDisconnectedAt` (when the sweep marked it; "" if none), or nil.
  */
-const RECLAIM = luaScript(`
+const RECLAIM_LUA = `
 if redis.call('HGET', KEYS[1], 'connected') ~= '0' then return false end
 local owner = redis.call('HGET', KEYS[1], 'owner') or ''
 if string.sub(owner, 1, #ARGV[1]) ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'connected', '1')
 return redis.call('HGET', KEYS[1], 'lastDisconnectedAt') or ''
-`);
+`;
 
 /**
  * Forgets a swept process (its agent set, its entry in the replica set) iff its liveness key
@@ -69,13 +69,13 @@ return redis.call('HGET', KEYS[1], 'lastDisconnectedAt') or ''
  * forgotten process in KEYS[4] (replicasLostKey), in the same step: the status writer re-marks
  * every agent when it sees the count change (what the dead process held in memory is gone).
  */
-const FORGET = luaScript(`
+const FORGET_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('INCR', KEYS[4])
 return 1
-`);
+`;
 
 /**
  * The key counting the processes forgotten by sweeps (a STRING counter, never reset): it
@@ -89,13 +89,25 @@ export function replicasLostKey(prefix: string): string {
 /** Agents marked per round of concurrent commands in a sweep. */
 const SWEEP_SLICE = 256;
 
-/** An array reply's members as strings (nil and non-arrays as none). */
-const strings = (reply: RedisReply): string[] =>
-  Array.isArray(reply) ? reply.map((r) => (r === null ? "" : String(r))) : [];
+interface Scripts {
+  replicaMarkLost(
+    key: string,
+    replicaKey: string,
+    ownerPrefix: string,
+    now: string,
+  ): Promise<number>;
+  replicaReclaim(key: string, ownerPrefix: string): Promise<string | null>;
+  replicaForget(
+    replicaKey: string,
+    agentSet: string,
+    replicas: string,
+    lost: string,
+    id: string,
+  ): Promise<number>;
+}
 
 export interface ReplicaLivenessOptions {
-  /** The per-agent connection (the agent store's): membership writes keep their place. */
-  redis: AgentRedis;
+  redis: Redis;
   /** Redis key prefix of the service. */
   prefix: string;
   /** This process' id: the first part of the `owner` it stores (`<id>/<connection>`). */
@@ -117,7 +129,7 @@ export function newReplicaId(): string {
 
 export class ReplicaLiveness {
   readonly #options: Required<ReplicaLivenessOptions>;
-  readonly #redis: AgentRedis;
+  readonly #redis: Redis & Scripts;
   readonly #alive: ServiceAlive;
   readonly #adds = new Set<string>();
   readonly #removes = new Set<string>();
@@ -149,7 +161,10 @@ export class ReplicaLiveness {
           "no replica served for longer than the replica timeout: rollouts' apply deadlines are moved by the outage",
         ),
     });
-    this.#redis = options.redis;
+    options.redis.defineCommand("replicaMarkLost", { numberOfKeys: 2, lua: MARK_LOST_LUA });
+    options.redis.defineCommand("replicaReclaim", { numberOfKeys: 1, lua: RECLAIM_LUA });
+    options.redis.defineCommand("replicaForget", { numberOfKeys: 4, lua: FORGET_LUA });
+    this.#redis = options.redis as Redis & Scripts;
     options.events.on("connected", ({ instanceUid }) => this.#queue(instanceUid, true));
     options.events.on("disconnected", ({ instanceUid, lost }) => {
       if (!lost) this.#queue(instanceUid, false);
@@ -219,11 +234,13 @@ export class ReplicaLiveness {
 
   async #refresh(): Promise<void> {
     const { prefix, replicaId, timeoutMs } = this.#options;
-    const [renewed] = await this.#redis.transaction([
-      ["PEXPIRE", this.#key(), String(timeoutMs)],
-      ["SET", this.#key(), String(this.#options.now()), "PX", String(timeoutMs)],
-      ["SADD", `${prefix}:replicas`, replicaId],
-    ]);
+    const [[, renewed] = []] =
+      (await this.#redis
+        .multi()
+        .pexpire(this.#key(), timeoutMs)
+        .set(this.#key(), String(this.#options.now()), "PX", timeoutMs)
+        .sadd(`${prefix}:replicas`, replicaId)
+        .exec()) ?? [];
     await this.lastOutage();
     if (renewed === 0 && this.#registered) {
       // Rewrite the agent set too (below): a sweep may have deleted it.
@@ -251,19 +268,16 @@ export class ReplicaLiveness {
       const slice = all.slice(i, i + SWEEP_SLICE);
       const swept = await Promise.all(
         slice.map((live) =>
-          this.#redis.evalScript(
-            RECLAIM,
-            [this.#agentKey(live.state.instanceUid)],
-            [`${this.#options.replicaId}/`],
+          this.#redis.replicaReclaim(
+            this.#agentKey(live.state.instanceUid),
+            `${this.#options.replicaId}/`,
           ),
         ),
       );
       for (const [j, live] of slice.entries()) {
-        const stored = swept[j];
+        const at = swept[j];
         const uid = live.state.instanceUid;
-        if (stored === null || stored === undefined || this.#options.live.get(uid) !== live)
-          continue;
-        const at = String(stored);
+        if (at === null || at === undefined || this.#options.live.get(uid) !== live) continue;
         const agent = live.state;
         // Memory takes the disconnect time the sweep stored (and announced): what this
         // process shows and records again then differs from what it recorded before.
@@ -288,17 +302,17 @@ export class ReplicaLiveness {
   async sweep(): Promise<number> {
     const { prefix, replicaId } = this.#options;
     let marked = 0;
-    for (const id of strings(await this.#redis.call("SMEMBERS", `${prefix}:replicas`))) {
-      if (id === replicaId || (await this.#redis.call("EXISTS", this.#key(id))) === 1) continue;
+    for (const id of await this.#redis.smembers(`${prefix}:replicas`)) {
+      if (id === replicaId || (await this.#redis.exists(this.#key(id))) === 1) continue;
       const set = `${this.#key(id)}:agents`;
-      const uids = strings(await this.#redis.call("SMEMBERS", set));
+      const uids = await this.#redis.smembers(set);
       // Slices of concurrent commands: one connection pipelines them, memory stays bounded.
       for (let i = 0; i < uids.length; i += SWEEP_SLICE) {
         const slice = uids.slice(i, i + SWEEP_SLICE);
         const at = String(this.#options.now());
         const flipped = await Promise.all(
           slice.map((uid) =>
-            this.#redis.evalScript(MARK_LOST, [this.#agentKey(uid), this.#key(id)], [`${id}/`, at]),
+            this.#redis.replicaMarkLost(this.#agentKey(uid), this.#key(id), `${id}/`, at),
           ),
         );
         const lost = slice.filter((_, j) => flipped[j] === 1);
@@ -322,10 +336,12 @@ export class ReplicaLiveness {
           });
         }
       }
-      const forgotten = await this.#redis.evalScript(
-        FORGET,
-        [this.#key(id), set, `${prefix}:replicas`, replicasLostKey(prefix)],
-        [id],
+      const forgotten = await this.#redis.replicaForget(
+        this.#key(id),
+        set,
+        `${prefix}:replicas`,
+        replicasLostKey(prefix),
+        id,
       );
       if (forgotten === 1)
         this.#options.logger.info({ replica: id }, "swept the agents of a stopped server process");
@@ -347,26 +363,24 @@ export class ReplicaLiveness {
     let marked = 0;
     let cursor = "0";
     do {
-      const scan = await this.#redis.call("SSCAN", `${prefix}:agents`, cursor, "COUNT", "500");
-      const [next = "0", found = null] = Array.isArray(scan) ? scan : [];
-      cursor = String(next);
-      const uids = strings(found);
+      const [next, uids] = await this.#redis.sscan(`${prefix}:agents`, cursor, "COUNT", 500);
+      cursor = next;
       const rows = await Promise.all(
-        uids.map((uid) => this.#redis.call("HMGET", this.#agentKey(uid), "connected", "owner")),
+        uids.map((uid) => this.#redis.hmget(this.#agentKey(uid), "connected", "owner")),
       );
-      for (const [i, row] of rows.entries()) {
-        const [connected, owner] = strings(row);
+      for (const [i, [connected, owner]] of rows.entries()) {
         const uid = uids[i] as string;
         // Connected here (its batched save may not have rewritten owner yet): not an orphan.
         if (connected !== "1" || this.#options.live.get(uid)) continue;
         const id = (owner ?? "").slice(0, Math.max(0, (owner ?? "").lastIndexOf("/")));
-        if (!alive.has(id)) alive.set(id, (await this.#redis.call("EXISTS", this.#key(id))) === 1);
+        if (!alive.has(id)) alive.set(id, (await this.#redis.exists(this.#key(id))) === 1);
         if (alive.get(id)) continue;
         const at = String(this.#options.now());
-        const flipped = await this.#redis.evalScript(
-          MARK_LOST,
-          [this.#agentKey(uid), this.#key(id)],
-          [`${id}/`, at],
+        const flipped = await this.#redis.replicaMarkLost(
+          this.#agentKey(uid),
+          this.#key(id),
+          `${id}/`,
+          at,
         );
         if (flipped !== 1) continue;
         const agent = await this.#options.store.load(uid);
@@ -403,10 +417,11 @@ export class ReplicaLiveness {
     this.#flushing = false;
     if (adds.length === 0 && removes.length === 0) return;
     const set = `${this.#key()}:agents`;
-    // On the agent store's connection, after the agents' saves issued before them.
-    const writes: Promise<RedisReply>[] = [];
-    if (adds.length > 0) writes.push(this.#redis.call("SADD", set, ...adds));
-    if (removes.length > 0) writes.push(this.#redis.call("SREM", set, ...removes));
+    // Plain commands, so that on the auto-pipelining connection they keep their place after
+    // the agents' saves issued before them (a manual pipeline would be written at once).
+    const writes: Promise<number>[] = [];
+    if (adds.length > 0) writes.push(this.#redis.sadd(set, ...adds));
+    if (removes.length > 0) writes.push(this.#redis.srem(set, ...removes));
     try {
       await Promise.all(writes);
     } catch {
@@ -426,6 +441,6 @@ export class ReplicaLiveness {
     await this.#reclaiming;
     await this.#tick;
     await this.#flush();
-    await this.#redis.call("DEL", this.#key()).catch(() => {});
+    await this.#redis.del(this.#key()).catch(() => {});
   }
 }

@@ -8,8 +8,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { AgentRedis } from "../redis-agent.js";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
@@ -40,8 +40,7 @@ export interface OpampTlsOptions {
 }
 
 export interface OpampServerOptions {
-  /** The per-agent connection (src/redis-agent.ts); the caller closes it. */
-  redis: AgentRedis;
+  redis: Redis;
   logger: Logger;
   /** Listen address. Default 0.0.0.0, port 4320 (0 picks a free port). */
   host?: string;

@@ -19,7 +19,7 @@
  *
  * Concurrency: any number of processes and calls; each call is one script run.
  */
-import { type AgentRedis, luaScript } from "../redis-agent.js";
+import type { Redis } from "ioredis";
 
 /** The service could not serve from `from` to `to` (ms since the epoch). */
 export interface Outage {
@@ -32,7 +32,7 @@ export interface Outage {
  * (ms), ARGV[3] how long the outage is kept (ms). Returns the last outage ("" none) and 1
  * when this call recorded it, else 0.
  */
-const REFRESH = luaScript(`
+const REFRESH_LUA = `
 local now = tonumber(ARGV[1])
 local prev = tonumber(redis.call('GET', KEYS[1]) or '')
 if prev == nil or now > prev then redis.call('SET', KEYS[1], ARGV[1]) end
@@ -42,10 +42,20 @@ if prev ~= nil and now - prev > tonumber(ARGV[2]) then
   ended = 1
 end
 return {redis.call('GET', KEYS[2]) or '', ended}
-`);
+`;
+
+interface Scripts {
+  serviceAliveRefresh(
+    aliveAt: string,
+    outage: string,
+    now: string,
+    gapMs: string,
+    keepMs: string,
+  ): Promise<[string, number]>;
+}
 
 export interface ServiceAliveOptions {
-  redis: AgentRedis;
+  redis: Redis;
   /** Redis key prefix of the service. */
   prefix: string;
   /** A gap between refreshes longer than this is an outage (ms). Default 15 000. */
@@ -61,7 +71,7 @@ export interface ServiceAliveOptions {
 }
 
 export class ServiceAlive {
-  readonly #redis: AgentRedis;
+  readonly #redis: Redis & Scripts;
   readonly #keys: [string, string];
   readonly #timeoutMs: number;
   readonly #keepMs: number;
@@ -76,7 +86,8 @@ export class ServiceAlive {
     onEnded,
     now = Date.now,
   }: ServiceAliveOptions) {
-    this.#redis = redis;
+    redis.defineCommand("serviceAliveRefresh", { numberOfKeys: 2, lua: REFRESH_LUA });
+    this.#redis = redis as Redis & Scripts;
     this.#keys = [`${prefix}:service:alive-at`, `${prefix}:service:outage`];
     this.#timeoutMs = timeoutMs;
     this.#keepMs = keepMs;
@@ -89,13 +100,13 @@ export class ServiceAlive {
    * any), or undefined when none is recorded. Rejects when Redis cannot be reached.
    */
   async refresh(): Promise<Outage | undefined> {
-    const reply = await this.#redis.evalScript(REFRESH, this.#keys, [
+    const [recorded, ended] = await this.#redis.serviceAliveRefresh(
+      ...this.#keys,
       String(Math.floor(this.#now())),
       String(this.#timeoutMs),
       String(this.#keepMs),
-    ]);
-    const [recorded, ended] = Array.isArray(reply) ? reply : [];
-    const outage = parseOutage(recorded?.toString());
+    );
+    const outage = parseOutage(recorded);
     if (outage && ended === 1) this.#onEnded?.(outage);
     return outage;
   }

@@ -24,7 +24,7 @@ import {
 } from "../opamp/index.js";
 import { RolloutController } from "../queue/index.js";
 import { Marker, Redactor } from "../redact/index.js";
-import { type AgentRedis, agentRedis } from "../redis-agent.js";
+import { pipelinedConnection } from "../redis.js";
 import { RedisSubscriber } from "../redis-subscriber.js";
 import type { Settings } from "../settings.js";
 import type { AgentBundleStatus, StatusWriter } from "../status/index.js";
@@ -150,7 +150,7 @@ export class Service {
   readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
   /** The agent store's and replica liveness' own auto-pipelining connection (src/redis.ts). */
-  readonly #agentRedis: AgentRedis;
+  readonly #agentRedis: Redis;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
   #closing: Promise<void> | undefined;
@@ -247,9 +247,9 @@ export class Service {
       : undefined;
     const replicaId = newReplicaId();
     this.replicaId = replicaId;
-    // Per-agent commands leave a turn at a time on a connection of their own (a node-redis
-    // client: src/redis-agent.ts says why); BullMQ and the rest keep `redis`.
-    this.#agentRedis = agentRedis(s.redisUrl, { logger: logger.child({ module: "agent-redis" }) });
+    // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
+    // rest keep `redis` (BullMQ must not auto-pipeline).
+    this.#agentRedis = pipelinedConnection(redis, logger.child({ module: "agent-redis" }));
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({
       redis,
@@ -668,7 +668,8 @@ export class Service {
       await this.#step("rollouts", () => this.rollouts.close());
       this.subscriber.close();
       // Last: the status flush above still loads agents through the agent store.
-      await this.#step("agent Redis connection", () => this.#agentRedis.close());
+      await this.#step("agent Redis connection", () => this.#agentRedis.quit());
+      this.#agentRedis.disconnect();
     })();
     return this.#closing;
   }

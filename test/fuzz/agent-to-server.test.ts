@@ -133,7 +133,7 @@ describe(`fuzz: AgentToServer (${RUNS} inputs, FUZZ_SEED=${SEED})`, () => {
       heartbeatIntervalSeconds: 30,
     };
     handler = inProcessHandler({
-      redis: redis.agent,
+      redis: redis.redis,
       prefix: redis.prefix,
       desired,
       logger: log.logger,

@@ -5,6 +5,7 @@
  * AgentToServer generator and its mutations, and a bounded-memory check.
  */
 import fc from "fast-check";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { AgentStore } from "../../src/opamp/agent-store.js";
 import { encodeAgentToServer } from "../../src/opamp/codec.js";
@@ -12,7 +13,6 @@ import type { DesiredStateProvider } from "../../src/opamp/desired.js";
 import { AgentEvents } from "../../src/opamp/events.js";
 import { MessageHandler } from "../../src/opamp/message-handler.js";
 import type { AgentToServer, KeyValue } from "../../src/opamp/messages.js";
-import type { AgentRedis } from "../../src/redis-agent.js";
 
 /**
  * A message handler of its own for inputs fed in process (no sockets): real Redis under
@@ -20,7 +20,7 @@ import type { AgentRedis } from "../../src/redis-agent.js";
  * the fuzz tests count as a failure.
  */
 export function inProcessHandler(o: {
-  redis: AgentRedis;
+  redis: Redis;
   prefix: string;
   desired: DesiredStateProvider;
   logger: Logger;

@@ -317,7 +317,7 @@ describe(`fuzz: OpAMP WebSocket frames (${RUNS} inputs, FUZZ_SEED=${SEED})`, () 
   before(async () => {
     t = await startTestServer({ logger: log.logger, maxMessageBytes: LIMIT });
     const handler = inProcessHandler({
-      redis: t.redis.agent,
+      redis: t.redis.redis,
       prefix: `${t.redis.prefix}:inproc`,
       desired: t.desired,
       logger: log.logger,

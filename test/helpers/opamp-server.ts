@@ -43,7 +43,7 @@ export async function startTestServer(
   const log = capturedLogger();
   const desired = new TestDesired();
   const server = new OpampServer({
-    redis: redis.agent,
+    redis: redis.redis,
     prefix: redis.prefix,
     logger: log.logger,
     host: "127.0.0.1",
@@ -87,7 +87,7 @@ export async function startReplica(
 ): Promise<TestReplica> {
   const { logger } = capturedLogger("warn");
   const server = new OpampServer({
-    redis: redis.agent,
+    redis: redis.redis,
     prefix: redis.prefix,
     logger,
     host: "127.0.0.1",
@@ -96,7 +96,7 @@ export async function startReplica(
     ...options,
   });
   const liveness = new ReplicaLiveness({
-    redis: redis.agent,
+    redis: redis.redis,
     prefix: redis.prefix,
     replicaId: id,
     events: server.events,

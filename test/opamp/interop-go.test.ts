@@ -327,7 +327,7 @@ test("opamp-go client interop", { timeout: 420_000 }, async (t) => {
           await srv.server.close();
           srv.desired.all = { config: second };
           const next = new OpampServer({
-            redis: srv.redis.agent,
+            redis: srv.redis.redis,
             prefix: srv.redis.prefix,
             logger: srv.log.logger,
             host: "127.0.0.1",

@@ -3,38 +3,33 @@
  * back later (UNAVAILABLE with a retry delay), and no reported change is lost.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
+import { Redis } from "ioredis";
 import {
   AgentCapabilities as Caps,
   ServerErrorResponseType,
 } from "../../src/opamp/capabilities.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import { OpampServer } from "../../src/opamp/server.js";
-import { agentRedis } from "../../src/redis-agent.js";
 import { TestAgent } from "../helpers/agent.js";
 import { capturedLogger } from "../helpers/logger.js";
-import { freePort } from "../helpers/ports.js";
-import { PrivateRedis } from "../helpers/private-redis.js";
+import { testRedis } from "../helpers/redis.js";
 import { deferred } from "../helpers/teardown.js";
-import { waitFor } from "../helpers/wait.js";
 
 const defer = deferred();
 
 test("with Redis gone, connected agents are served, new ones get UNAVAILABLE, and changes are kept", async () => {
-  // A redis-server of the test's own (AOF, fsync always), that it stops and starts again.
-  const dir = mkdtempSync(join(tmpdir(), "opamp-redis-outage-"));
-  const privateRedis = new PrivateRedis(await freePort(), dir);
-  await privateRedis.start();
-  // Commands fail at once while Redis is gone, instead of waiting for it.
-  const redis = agentRedis(privateRedis.url, { offlineQueue: false });
-  await redis.ready();
+  const cleanup = await testRedis();
+  // A connection of the server's own that the test can cut.
+  const redis = new Redis("redis://127.0.0.1:6379", {
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+  });
+  await new Promise((r) => redis.once("ready", r));
   const log = capturedLogger();
   const server = new OpampServer({
     redis,
-    prefix: "outage",
+    prefix: cleanup.prefix,
     logger: log.logger,
     host: "127.0.0.1",
     port: 0,
@@ -43,9 +38,8 @@ test("with Redis gone, connected agents are served, new ones get UNAVAILABLE, an
   const url = `http://127.0.0.1:${port}/v1/opamp`;
   defer(async () => {
     await server.close();
-    await redis.close();
-    await privateRedis.stop("kill");
-    rmSync(dir, { recursive: true, force: true });
+    redis.disconnect();
+    await cleanup.close();
   });
   const a = new TestAgent({ transport: "websocket", url });
   await a.connect();
@@ -54,13 +48,7 @@ test("with Redis gone, connected agents are served, new ones get UNAVAILABLE, an
     health: { healthy: true },
   });
 
-  await privateRedis.stop("kill");
-  const reachable = () =>
-    redis.call("PING").then(
-      () => true,
-      () => false,
-    );
-  await waitFor("the connection to notice", async () => !(await reachable()));
+  redis.disconnect(false);
 
   const heartbeat = await a.send({ capabilities: Caps.ReportsStatus | Caps.ReportsHealth });
   assert.equal(heartbeat.errorResponse, null, "a heartbeat needs no Redis");
@@ -84,8 +72,8 @@ test("with Redis gone, connected agents are served, new ones get UNAVAILABLE, an
   );
 
   // Redis is back: the health change reported during the outage is written with the next message.
-  await privateRedis.start();
-  await waitFor("the connection to come back", reachable, { timeoutMs: 10_000 });
+  redis.connect();
+  await new Promise((r) => redis.once("ready", r));
   const healthEvent = new Promise((resolve) =>
     server.events.on("healthChanged", (e) => resolve(e.health.lastError)),
   );

@@ -138,17 +138,17 @@ test("a sweep that found a process dead does not flip its agents after it came b
   // a's key vanishes (a stalled past the timeout). b's sweep sees it gone; before b flips a's
   // agents, a comes back: it sets its key and re-claims (nothing is flipped yet).
   await r.redis.del(`${r.prefix}:replica:${a.id}`);
-  const call = r.agent.call;
-  r.agent.call = async (...args) => {
-    const reply = await call(...args);
-    if (args[0] === "SMEMBERS" && args[1] === `${r.prefix}:replica:${a.id}:agents`) {
-      r.agent.call = call;
+  const smembers = r.redis.smembers.bind(r.redis);
+  r.redis.smembers = (async (key: string) => {
+    const members = await smembers(key);
+    if (key === `${r.prefix}:replica:${a.id}:agents`) {
+      r.redis.smembers = smembers;
       await a.liveness.tick();
     }
-    return reply;
-  };
+    return members;
+  }) as typeof r.redis.smembers;
   await b.liveness.sweep();
-  r.agent.call = call;
+  r.redis.smembers = smembers;
   assert.deepEqual(b.lost, [], "nothing marked lost");
   assert.equal((await a.server.store.load(uid))?.connected, true);
   agent.close();
@@ -211,19 +211,17 @@ test("a long re-claim runs in concurrent slices and does not hold back key refre
   const released = new Promise<void>((res) => {
     release = res;
   });
-  const evalScript = r.agent.evalScript;
-  // The re-claim is the one script answering the stored disconnect time.
-  const isReclaim = (lua: string) => lua.includes("return redis.call('HGET', KEYS[1], 'lastDis");
-  r.agent.evalScript = async (script, keys, args) => {
-    if (isReclaim(script.lua)) {
-      entered++;
-      await released;
-    }
-    return evalScript(script, keys, args);
+  const redis = r.redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const reclaim = redis.replicaReclaim?.bind(r.redis);
+  assert.ok(reclaim);
+  redis.replicaReclaim = async (...args: unknown[]) => {
+    entered++;
+    await released;
+    return reclaim(...args);
   };
   cleanups.push(() => {
     release();
-    r.agent.evalScript = evalScript;
+    redis.replicaReclaim = reclaim;
   });
   await r.redis.del(key); // a's key expired
   await waitFor("both agents' re-claims issued together", () => entered === 2, {

@@ -17,8 +17,7 @@ function replica(r: TestRedis) {
   const clock = { now: 1_000_000 };
   const ended: Outage[] = [];
   const alive = new ServiceAlive({
-    redis: r.agent,
-    prefix: r.prefix,
+    ...r,
     timeoutMs: 1000,
     now: () => clock.now,
     onEnded: (outage) => ended.push(outage),

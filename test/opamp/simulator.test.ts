@@ -101,7 +101,7 @@ test("a simulated agent reconnects with backoff after the server goes away", asy
   await fleet.until((s) => s.reconnects >= 2 && s.connected === 0, 10_000);
   // A new server on the same port and Redis: the agents come back by themselves.
   again = new OpampServer({
-    redis: t.redis.agent,
+    redis: t.redis.redis,
     prefix: t.redis.prefix,
     logger: t.log.logger,
     host: "127.0.0.1",

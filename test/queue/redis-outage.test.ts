@@ -13,12 +13,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { ServiceAlive } from "../../src/opamp/service-alive.js";
 import type { RolloutNotice } from "../../src/queue/model.js";
-import { agentRedis } from "../../src/redis-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { PrivateRedis } from "../helpers/private-redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
-import { hashOf, stableFleet, startController } from "./helpers/fleet.js";
+import { connection, hashOf, stableFleet, startController } from "./helpers/fleet.js";
 import { policy, uids } from "./helpers/machine.js";
 
 const defer = deferred();
@@ -39,8 +38,8 @@ async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]>
   await redis.start();
   // The process' liveness refresh, as replica-liveness.ts runs it: every third of the
   // timeout, one at a time (a refresh waiting for Redis holds the next ones back).
-  const aliveRedis = agentRedis(redis.url);
-  defer(() => aliveRedis.close());
+  const aliveRedis = connection(redis.url);
+  defer(() => aliveRedis.disconnect());
   const alive = new ServiceAlive({
     redis: aliveRedis,
     prefix: "outage",

@@ -19,9 +19,9 @@ const uid = (n: number) => `0190a000-0000-7000-8000-${String(n).padStart(12, "0"
 
 /** A backend over `n` stored agents (none live here), counting the agents it loads. */
 async function storedFleet(n: number) {
-  const { redis, agent, prefix, close } = await testRedis();
+  const { redis, prefix, close } = await testRedis();
   defer(close);
-  const store = new AgentStore(agent, { prefix });
+  const store = new AgentStore(redis, { prefix });
   for (let i = 1; i <= n; i++)
     await store.save(emptyAgentState(uid(i), "websocket", 0), [], "replica/1", true);
   const loads = { count: 0 };

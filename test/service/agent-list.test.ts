@@ -43,9 +43,9 @@ const hostNumber = (s: Readonly<AgentState>) =>
 
 /** A backend over stored agents 1..n (none live here); `indexed`: their texts are in the index. */
 async function fleet(n: number, indexed = true) {
-  const { redis, agent, prefix, close } = await testRedis();
+  const { redis, prefix, close } = await testRedis();
   defer(close);
-  const store = new AgentStore(agent, { prefix });
+  const store = new AgentStore(redis, { prefix });
   const search = new AgentSearchIndex(redis, prefix, pino({ level: "silent" }));
   const add = async (from: number, to: number) => {
     const texts: Record<string, string> = {};

@@ -46,9 +46,9 @@ const A = { receivers: ["otlp", "hostmetrics"], exporters: ["debug"] };
 const B = { receivers: ["filelog"] };
 
 async function setup() {
-  const { redis, agent, prefix, close } = await testRedis();
+  const { redis, prefix, close } = await testRedis();
   defer(close);
-  const store = new AgentStore(agent, { prefix });
+  const store = new AgentStore(redis, { prefix });
   const sets = (r = redis) =>
     new ComponentSets({ redis: r, prefix, logger: pino({ level: "silent" }) });
   /** Stores agents' records as a save does (`connected` and the encoded report). */

@@ -214,7 +214,7 @@ describe("status branch of a remote repository", { skip }, () => {
     assert.equal(dirty, 20);
     // A new process (here: this one) renders and flushes them from the stored agents.
     const w = writer({
-      agents: new AgentStore(redis.agent, { prefix: `${redis.prefix}:agents-of-killed` }),
+      agents: new AgentStore(redis.redis, { prefix: `${redis.prefix}:agents-of-killed` }),
     });
     const r = await w.flush();
     assert.ok(r.commit);
@@ -227,7 +227,7 @@ describe("status branch of a remote repository", { skip }, () => {
   test("a disconnect whose dirty mark died with its replica is committed after the sweep", async () => {
     // The state a SIGKILL inside the recorder's mark window leaves: the disconnect is stored,
     // the uid left the dead replica's liveness set, the mark never reached Redis.
-    const store = new AgentStore(redis.agent, { prefix: redis.prefix });
+    const store = new AgentStore(redis.redis, { prefix: redis.prefix });
     const w = writer({ agents: store });
     await record(w, 800, 1);
     const first = await w.flush();
@@ -242,7 +242,7 @@ describe("status branch of a remote repository", { skip }, () => {
     assert.equal((await w.flush()).commit, undefined);
     // A live replica's sweep forgets the dead one; the writer's next flush re-marks agents.
     const sweeper = new ReplicaLiveness({
-      redis: redis.agent,
+      redis: redis.redis,
       prefix: redis.prefix,
       replicaId: "live-replica",
       events: new AgentEvents(),
@@ -263,7 +263,7 @@ describe("status branch of a remote repository", { skip }, () => {
 
   test("two replicas: one writes, both record", async () => {
     // Both render from the agents stored in Redis, as serve's replicas do.
-    const agents = new AgentStore(redis.agent, { prefix: `${redis.prefix}:two` });
+    const agents = new AgentStore(redis.redis, { prefix: `${redis.prefix}:two` });
     const a = writer({ agents });
     const b = writer({ agents });
     await record(a, 700, 2);
