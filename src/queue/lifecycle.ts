@@ -6,6 +6,7 @@
 import { cachedScore, NO_AGENT, stageThreshold } from "./cohort.js";
 import type { Draft } from "./draft.js";
 import type { Rollout, RolloutEvent, RolloutStatus } from "./model.js";
+import { inCohort } from "./serve.js";
 
 /** Deadlines are woken at a coarse grain (≤ 1 s) so agents offered together share a timer. */
 export function deadlineWake(offeredAt: number, timeoutMs: number): number {
@@ -150,9 +151,8 @@ export function advance(d: Draft): void {
 
 /** Whether some agent of the current stage's cohort applied the target. O(members). */
 function anyApplied(d: Draft, r: Rollout): boolean {
-  const threshold = r.thresholds[r.stage] ?? NO_AGENT;
   for (const [uid, rec] of d.agents.entries())
-    if (rec.applied && d.members.has(uid) && cachedScore(r.id, uid) <= threshold) return true;
+    if (rec.applied && d.members.has(uid) && inCohort(r, uid)) return true;
   return false;
 }
 
