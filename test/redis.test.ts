@@ -1,13 +1,18 @@
 /**
- * src/redis.ts: the auto-pipelining connection for agent writes logs its connection errors
- * (against a real port nothing listens on), once and then rate-limited.
+ * src/redis.ts: the connection for agent writes logs its connection errors (against a real
+ * port nothing listens on), once and then rate-limited; writes held for a turn survive a
+ * Redis restart (a private redis-server killed and started again).
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { Redis } from "ioredis";
 import { pipelinedConnection } from "../src/redis.js";
 import { capturedLogger } from "./helpers/logger.js";
 import { freePort } from "./helpers/ports.js";
+import { PrivateRedis } from "./helpers/private-redis.js";
 import { deferred } from "./helpers/teardown.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -29,4 +34,35 @@ test("a failing agent-write connection is logged at warn, not once per retry", a
   const warnings = lines.filter((l) => l.level === 40);
   assert.equal(warnings.length, 1, "the first failure, then quiet for a while");
   assert.match(String(warnings[0]?.msg), /Redis connection for agent writes failed/);
+});
+
+test("agent writes issued while Redis restarts reach it once it is back, in call order", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "agent-redis-"));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  const server = new PrivateRedis(await freePort(), dir);
+  defer(() => server.stop("kill"));
+  await server.start();
+  // As serve connects (src/redis.ts connectRedis): commands wait for a reconnect.
+  const base = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: null });
+  const pipelined = pipelinedConnection(base, capturedLogger("info").logger);
+  defer(() => {
+    pipelined.disconnect();
+    base.disconnect();
+  });
+  pipelined.on("error", () => {});
+  await pipelined.set("order", "first");
+
+  // Issued in the turn the server goes away: held by the cork when the socket closes.
+  const stopped = server.stop("kill");
+  const during = [pipelined.set("order", "second"), pipelined.incr("count")];
+  await stopped;
+  // Issued while it is down: queued offline.
+  const offline = [pipelined.set("order", "third"), pipelined.incr("count")];
+  await server.start();
+  await Promise.all([...during, ...offline]);
+  const check = new Redis(server.url);
+  defer(() => check.disconnect());
+  assert.equal(await check.get("order"), "third", "the last write issued is the last applied");
+  // INCR may have run twice if its first send reached Redis before the kill: at least once each.
+  assert.ok(Number(await check.get("count")) >= 2);
 });

@@ -8,10 +8,10 @@
  * written by `flushTouches()`, which the server calls on an interval.
  *
  * Every method sends plain commands, in call order, on the one connection it is given; give
- * it an auto-pipelining connection (`pipelinedConnection` in src/redis.ts): the commands of
- * many agents issued while a batch is on its way then leave as the next single write (one
- * round trip and one syscall for a whole tick's connects, saves and disconnects), and the
- * order of one agent's commands (a save, then its disconnect) is still the call order.
+ * it the connection of `pipelinedConnection` (src/redis.ts): the commands of many agents
+ * issued in one event-loop turn then leave as one write (one syscall for a whole turn's
+ * connects, saves and disconnects), and the order of one agent's commands (a save, then its
+ * disconnect) is still the call order.
  */
 import type { Redis } from "ioredis";
 import { agentOrderKey } from "./agent-order.js";
@@ -155,8 +155,8 @@ export class AgentStore {
    * Writes the scalar fields and the given report fields of `state`. `owner` names the
    * replica and connection serving the agent (used for duplicate-uid detection); `isNew`
    * adds the uid to the index set and to the uid order (agent-order.ts). One HSET (and, for
-   * the new agents of one tick, one SADD and one ZADD); on an auto-pipelining connection, the
-   * saves of one tick share a write.
+   * the new agents of one tick, one SADD and one ZADD); on pipelinedConnection's connection,
+   * the saves of one turn share a write.
    */
   async save(
     state: AgentState,
@@ -171,7 +171,7 @@ export class AgentStore {
       await this.#redis.hset(this.#key(uid), ...values);
       return;
     }
-    // The index's SADD and ZADD join this tick's auto-pipelined write with the HSET (#index),
+    // The index's SADD and ZADD join this turn's write with the HSET (#index),
     // so a SIGKILL cannot leave a stored agent missing from the index and the uid order.
     const indexed = this.#index(uid);
     await Promise.all([this.#redis.hset(this.#key(uid), ...values), indexed]);
@@ -180,9 +180,9 @@ export class AgentStore {
   /**
    * Adds `uid` to the index set and the uid order with the other new agents of this tick: one
    * SADD and one ZADD per tick (a connect burst of new agents is not one each). Settles when
-   * both did. Sent on process.nextTick: ioredis sends a tick's auto-pipeline on setImmediate,
-   * which always runs after this tick's nextTick queue, so the index commands leave in the same
-   * write as the HSET even when other commands opened that pipeline earlier in the tick.
+   * both did. Sent on process.nextTick: pipelinedConnection's connection writes a turn's
+   * commands on setImmediate, which always runs after this tick's nextTick queue, so the index
+   * commands leave in the same write as the HSET.
    */
   #index(uid: string): Promise<unknown> {
     if (!this.#newUids) {
@@ -258,7 +258,7 @@ export class AgentStore {
   }
 
   /**
-   * Writes every batched heartbeat: one HSET per agent, sent together (an auto-pipelining
+   * Writes every batched heartbeat: one HSET per agent, sent together (pipelinedConnection's
    * connection makes them one write). Returns how many agents were written.
    */
   async flushTouches(): Promise<number> {

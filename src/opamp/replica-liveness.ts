@@ -417,7 +417,7 @@ export class ReplicaLiveness {
     this.#flushing = false;
     if (adds.length === 0 && removes.length === 0) return;
     const set = `${this.#key()}:agents`;
-    // Plain commands, so that on the auto-pipelining connection they keep their place after
+    // Plain commands, so that on the agent-write connection they keep their place after
     // the agents' saves issued before them (a manual pipeline would be written at once).
     const writes: Promise<number>[] = [];
     if (adds.length > 0) writes.push(this.#redis.sadd(set, ...adds));

@@ -149,7 +149,7 @@ export class Service {
   /** The process' Redis pub/sub connection, shared by every channel it follows. */
   readonly subscriber: RedisSubscriber;
   readonly #p: ServiceParts;
-  /** The agent store's and replica liveness' own auto-pipelining connection (src/redis.ts). */
+  /** The agent store's and replica liveness' own connection, one write per turn (src/redis.ts). */
   readonly #agentRedis: Redis;
   /** Agent text on its way to the API, the rollouts and the logs; keyed at start(). */
   #redactor = new Redactor(Marker.random());
@@ -247,8 +247,8 @@ export class Service {
       : undefined;
     const replicaId = newReplicaId();
     this.replicaId = replicaId;
-    // Per-agent writes leave a tick at a time on a connection of their own; BullMQ and the
-    // rest keep `redis` (BullMQ must not auto-pipeline).
+    // Per-agent writes leave a turn at a time on a connection of their own; BullMQ and the
+    // rest keep `redis` (its commands are not held for a turn).
     this.#agentRedis = pipelinedConnection(redis, logger.child({ module: "agent-redis" }));
     const agentCa = s.agentCredentials.ca;
     this.agentCredentials = new AgentCredentialAuthority({

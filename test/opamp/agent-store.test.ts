@@ -1,9 +1,11 @@
 /**
- * The agent store on the auto-pipelining connection serve gives it (src/redis.ts): one tick's
- * commands leave as one write, and one agent's save and disconnect keep their call order.
+ * The agent store on the connection serve gives it (src/redis.ts pipelinedConnection): one
+ * turn's commands leave as one socket write, and one agent's save and disconnect keep their
+ * call order.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { Redis } from "ioredis";
 import pino from "pino";
 import { emptyAgentState } from "../../src/opamp/agent-state.js";
 import { AgentStore } from "../../src/opamp/agent-store.js";
@@ -25,6 +27,35 @@ async function pipelinedStore() {
   return { store: new AgentStore(redis, { prefix: t.prefix }), redis, prefix: t.prefix };
 }
 
+/**
+ * Records what reaches the socket's handle, one entry per write operation (a `writev` of all
+ * chunks a cork held is one), until the returned function is called.
+ */
+function socketWrites(redis: Redis): { written: string[]; stop: () => void } {
+  type Chunk = { chunk: Buffer | string };
+  const socket = redis.stream as unknown as {
+    _write: (chunk: Buffer | string, ...rest: unknown[]) => void;
+    _writev: (chunks: Chunk[], ...rest: unknown[]) => void;
+  };
+  const { _write, _writev } = socket;
+  const written: string[] = [];
+  socket._write = (chunk, ...rest) => {
+    written.push(String(chunk));
+    _write.call(socket, chunk, ...rest);
+  };
+  socket._writev = (chunks, ...rest) => {
+    written.push(chunks.map((c) => String(c.chunk)).join(""));
+    _writev.call(socket, chunks, ...rest);
+  };
+  return {
+    written,
+    stop: () => {
+      socket._write = _write;
+      socket._writev = _writev;
+    },
+  };
+}
+
 function connectedAgent(uid: string) {
   const state = emptyAgentState(uid, "websocket", 1000);
   state.connected = true;
@@ -35,13 +66,7 @@ function connectedAgent(uid: string) {
 
 test("the saves of many agents issued in one tick reach Redis in one write, indexed by one SADD", async () => {
   const { store, redis } = await pipelinedStore();
-  const stream = redis.stream as unknown as { write: (...a: unknown[]) => boolean };
-  const write = stream.write.bind(stream);
-  let writes = 0;
-  stream.write = (...a: unknown[]) => {
-    writes++;
-    return write(...a);
-  };
+  const writes = socketWrites(redis);
   const sadd = redis.sadd.bind(redis);
   let indexCalls = 0;
   redis.sadd = ((...a: Parameters<typeof sadd>) => {
@@ -50,28 +75,24 @@ test("the saves of many agents issued in one tick reach Redis in one write, inde
   }) as typeof redis.sadd;
   const uids = Array.from({ length: 100 }, (_, i) => `agent-${i}`);
   await Promise.all(uids.map((uid) => store.save(connectedAgent(uid), [], "r1/c1", true)));
-  stream.write = write;
+  writes.stop();
   redis.sadd = sadd;
-  assert.equal(writes, 1);
+  assert.equal(writes.written.length, 1);
+  assert.equal(writes.written[0]?.match(/HSET/gi)?.length, 100);
   assert.equal(indexCalls, 1, "the new agents of one tick are one SADD");
   assert.equal((await store.list()).length, 100);
   assert.equal((await store.load("agent-7"))?.connected, true);
 });
 
-test("a new agent's index commands leave in its HSET's write even when the tick's pipeline was opened before", async () => {
+test("a new agent's index commands leave in its HSET's write even when the turn's write was opened before", async () => {
   const { store, redis } = await pipelinedStore();
-  const stream = redis.stream as unknown as { write: (...a: unknown[]) => boolean };
-  const write = stream.write.bind(stream);
-  const written: string[] = [];
-  stream.write = (...a: unknown[]) => {
-    written.push(String(a[0]));
-    return write(...a);
-  };
-  // Another module's command opens this tick's auto-pipeline before the save.
+  const writes = socketWrites(redis);
+  // Another module's command opens this turn's write before the save.
   const other = redis.get("unrelated-key");
   const saved = store.save(connectedAgent("late-indexed"), [], "r1/c1", true);
   await Promise.all([other, saved]);
-  stream.write = write;
+  writes.stop();
+  const written = writes.written;
   // A SIGKILL between two writes would leave the agent stored but in no index: one write only.
   assert.equal(written.length, 1);
   assert.match(written[0] ?? "", /SADD[\s\S]*late-indexed/i);
