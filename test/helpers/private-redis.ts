@@ -4,8 +4,26 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
+import { freePort } from "./ports.js";
+import type { Defer } from "./teardown.js";
 import { waitFor } from "./wait.js";
+
+/**
+ * A started PrivateRedis on a free port with a temporary directory (named after `name`);
+ * `defer` kills it and removes the directory after the test.
+ */
+export async function startPrivateRedis(defer: Defer, name: string): Promise<PrivateRedis> {
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  const redis = new PrivateRedis(await freePort(), dir);
+  defer(() => redis.stop("kill"));
+  await redis.start();
+  return redis;
+}
 
 export class PrivateRedis {
   #proc?: ChildProcess;

@@ -7,14 +7,10 @@
  * completes. Without it, the first tick after Redis returns fails them (what it prevents).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { ServiceAlive } from "../../src/opamp/service-alive.js";
 import type { RolloutNotice } from "../../src/queue/model.js";
-import { freePort } from "../helpers/ports.js";
-import { PrivateRedis } from "../helpers/private-redis.js";
+import { startPrivateRedis } from "../helpers/private-redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { connection, hashOf, stableFleet, startController } from "./helpers/fleet.js";
@@ -31,11 +27,7 @@ const ALIVE_TIMEOUT_MS = 1000;
  * agents answer 500 ms after it is back and a tick ran. Returns the controller's notices once it ended.
  */
 async function acrossARedisOutage(askOutages: boolean): Promise<RolloutNotice[]> {
-  const dir = mkdtempSync(join(tmpdir(), "rollout-outage-"));
-  defer(() => rmSync(dir, { recursive: true, force: true }));
-  const redis = new PrivateRedis(await freePort(), dir);
-  defer(() => redis.stop("kill"));
-  await redis.start();
+  const redis = await startPrivateRedis(defer, "rollout-outage");
   // The process' liveness refresh, as replica-liveness.ts runs it: every third of the
   // timeout, one at a time (a refresh waiting for Redis holds the next ones back).
   const aliveRedis = connection(redis.url);

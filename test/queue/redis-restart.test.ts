@@ -5,12 +5,8 @@
  * the same rollout back: nothing is lost.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { freePort } from "../helpers/ports.js";
-import { PrivateRedis } from "../helpers/private-redis.js";
+import { startPrivateRedis } from "../helpers/private-redis.js";
 import { deferred } from "../helpers/teardown.js";
 import { waitFor } from "../helpers/wait.js";
 import { hashOf, stableFleet, startController } from "./helpers/fleet.js";
@@ -19,11 +15,7 @@ import { policy, uids } from "./helpers/machine.js";
 const defer = deferred();
 
 test("Redis restarted (SHUTDOWN, then SIGKILL) under a rollout loses nothing", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "rollout-redis-"));
-  defer(() => rmSync(dir, { recursive: true, force: true }));
-  const redis = new PrivateRedis(await freePort(), dir);
-  defer(() => redis.stop("kill"));
-  await redis.start();
+  const redis = await startPrivateRedis(defer, "rollout-redis");
   const B = hashOf("b");
   const agents = uids(20);
   const t = await startController("restart", { url: redis.url });
