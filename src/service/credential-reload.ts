@@ -7,7 +7,8 @@
  * a half-written file never opens an endpoint or locks every agent out. Sessions already
  * admitted keep running; new connections and HTTP polls are checked against the new set.
  */
-import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import { readFileSync, type Stats, statSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { AgentToken } from "../opamp/index.js";
 import { agentTokens, tokenLines } from "../settings.js";
@@ -29,7 +30,10 @@ export class CredentialReloader {
   readonly #targets: CredentialTargets;
   readonly #logger: Logger;
   readonly #intervalMs: number;
-  #watching: string[] = [];
+  /** The files watched, each with what a stat of it gave last (undefined: not there). */
+  #watching: { kind: keyof CredentialFiles; path: string; seen: Stats | undefined }[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #checking = false;
 
   /** `intervalMs`: how often the files are checked for a change. Default 2000. */
   constructor(
@@ -44,15 +48,37 @@ export class CredentialReloader {
     this.#intervalMs = intervalMs;
   }
 
-  /** Starts watching the files that are set. */
+  /**
+   * Starts watching the files that are set. Each file's stat is taken now, synchronously, and
+   * compared with a fresh one every `intervalMs`: a change made right after start() is seen
+   * (fs.watchFile takes its first stat later, on the thread pool, and missed a write that
+   * came before it).
+   */
   start(): void {
-    for (const [kind, path] of Object.entries(this.#files) as [keyof CredentialFiles, string][]) {
-      if (!path) continue;
-      watchFile(path, { interval: this.#intervalMs, persistent: false }, (now, before) => {
-        if (now.mtimeMs !== before.mtimeMs || now.size !== before.size || now.ino !== before.ino)
-          this.#load(kind, path);
-      });
-      this.#watching.push(path);
+    if (this.#timer) return;
+    for (const [kind, path] of Object.entries(this.#files) as [keyof CredentialFiles, string][])
+      if (path) this.#watching.push({ kind, path, seen: statOrUndefined(path) });
+    if (this.#watching.length === 0) return;
+    this.#timer = setInterval(() => void this.#check(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Loads each watched file whose mtime, size or inode changed since it was last seen. */
+  async #check(): Promise<void> {
+    if (this.#checking) return; // a slow stat (a network volume) is not stacked
+    this.#checking = true;
+    try {
+      for (const file of this.#watching) {
+        const now = await stat(file.path).catch(() => undefined);
+        if (!this.#timer) return; // closed meanwhile
+        const before = file.seen;
+        file.seen = now;
+        // A file that went away is loaded too: the failure is logged, the credentials kept.
+        if (now ? !before || changed(now, before) : before !== undefined)
+          this.#load(file.kind, file.path);
+      }
+    } finally {
+      this.#checking = false;
     }
   }
 
@@ -64,8 +90,10 @@ export class CredentialReloader {
     return loaded;
   }
 
+  /** Stops watching. Idempotent. */
   close(): void {
-    for (const path of this.#watching) unwatchFile(path);
+    clearInterval(this.#timer);
+    this.#timer = undefined;
     this.#watching = [];
   }
 
@@ -94,4 +122,16 @@ export class CredentialReloader {
       return false;
     }
   }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function changed(a: Stats, b: Stats): boolean {
+  return a.mtimeMs !== b.mtimeMs || a.size !== b.size || a.ino !== b.ino;
 }

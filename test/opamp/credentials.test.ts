@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -257,6 +257,37 @@ describe("credential scopes and rotation", () => {
     assert.equal(reloader.reload(), 1);
     assert.equal(await post("third-token"), 200);
     assert.equal(await post("new-token"), 401);
+  });
+
+  test("tokens file rotation: a change right after start() is seen; a file that goes away is reported, the tokens kept", async () => {
+    const file = join(tempDir("opamp-gitops-tokens-"), "agents");
+    writeFileSync(file, "old-token\n");
+    const log = capturedLogger();
+    const loaded: string[][] = [];
+    const reloader = new CredentialReloader(
+      { opampTokensFile: file },
+      {
+        setAgentTokens: (tokens) => loaded.push(tokens.map((t) => t.token)),
+        setAdminTokens: () => {},
+        setClientCa: () => {},
+      },
+      log.logger,
+      { intervalMs: 50 },
+    );
+    reloader.start();
+    defer(() => reloader.close());
+    // Written in the same tick as start(): before any stat a poller takes later.
+    writeFileSync(file, "old-token\nnew-token\n");
+    await until("the change is loaded", async () => loaded.length > 0);
+    assert.deepEqual(loaded, [["old-token", "new-token"]]);
+    rmSync(file);
+    await until("the missing file is reported", async () =>
+      log.lines.some((l) => /cannot reload credentials/.test(String(l.msg))),
+    );
+    assert.equal(loaded.length, 1, "the tokens in use are kept");
+    writeFileSync(file, "third-token\n");
+    await until("the file back is loaded", async () => loaded.length === 2);
+    assert.deepEqual(loaded[1], ["third-token"]);
   });
 
   test("client CA rotation: certificates of the new CA get in, those of the old one no longer", async () => {
