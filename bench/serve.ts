@@ -47,6 +47,9 @@
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
  *   BENCH_PEER=0                skip the opamp-go peer (serve alone; ratios print n/a)
+ *   BENCH_FLOOR=1               also measure the Node floor (bench/node-floor-server.ts: the
+ *                               peer's logic on plain `ws`, one thread, no Redis), printed as
+ *                               a column before serve's: what the runtime alone costs
  *   BENCH_ROUNDS=1              rounds, each measuring the peer and every serve in turn; over
  *                               more than one, each figure prints as its median (range) and
  *                               each ratio as the median (range) of the rounds' own ratios
@@ -77,6 +80,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { initRepository } from "../src/sync/init-repo.js";
 import { Child } from "./child.js";
@@ -120,6 +124,7 @@ const SERVE_ENV: NodeJS.ProcessEnv =
   ARENAS === "" ? inherited : { ...inherited, MALLOC_ARENA_MAX: ARENAS };
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const WITH_PEER = process.env.BENCH_PEER !== "0";
+const WITH_FLOOR = process.env.BENCH_FLOOR === "1";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const LOAD: LoadOptions = { agents: AGENTS, concurrency: CONCURRENCY, blastMs: BLAST_MS };
 
@@ -310,6 +315,21 @@ async function measure(
   };
 }
 
+/** Spawns a server that prints `{"port":N,...}` on its first stdout line once listening. */
+async function startListening(
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(command, args, { env, stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout?.once("data", (d: Buffer) => resolve(JSON.parse(d.toString()).port));
+    proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+  return { proc, port };
+}
+
 async function startPeer(
   dir: string,
   config: string,
@@ -319,12 +339,13 @@ async function startPeer(
     cwd: join(ROOT, "bench", "opamp-go-server"),
     stdio: "inherit",
   });
-  const proc = spawn(bin, ["-config", config], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout?.once("data", (d: Buffer) => resolve(JSON.parse(d.toString()).port));
-    proc.once("exit", (code) => reject(new Error(`opamp-go peer exited with ${code}`)));
-  });
-  return { proc, port };
+  return startListening("opamp-go peer", bin, ["-config", config]);
+}
+
+/** The Node floor (bench/node-floor-server.ts), with serve's node options and allocator. */
+function startFloor(config: string): Promise<{ proc: ChildProcess; port: number }> {
+  const script = fileURLToPath(new URL("./node-floor-server.js", import.meta.url));
+  return startListening("node floor", process.execPath, [...NODE_ARGS, script, config], SERVE_ENV);
 }
 
 /** Stands in for the peer when BENCH_PEER=0: every ratio prints n/a. */
@@ -345,8 +366,9 @@ const NO_PEER: Figures = {
 };
 
 /**
- * One round: the peer (unless BENCH_PEER=0), then serve with each BENCH_WORKERS value, each
- * started, measured and stopped in turn (serve on its own Redis prefix per round).
+ * One round: the peer (unless BENCH_PEER=0), the Node floor (with BENCH_FLOOR=1), then serve
+ * with each BENCH_WORKERS value, each started, measured and stopped in turn (serve on its own
+ * Redis prefix per round).
  */
 async function measureRound(
   dir: string,
@@ -373,6 +395,22 @@ async function measureRound(
     }
   }
   const serves: Figures[] = [];
+  if (WITH_FLOOR) {
+    const floor = await startFloor(join(repo, "groups", "bench", "collector.yaml"));
+    try {
+      serves.push(
+        await measure(
+          "node ws floor",
+          measured,
+          warm,
+          floor.proc.pid as number,
+          `ws://127.0.0.1:${floor.port}/v1/opamp`,
+        ),
+      );
+    } finally {
+      await stopProcess(floor.proc);
+    }
+  }
   for (const workers of WORKERS) {
     const s = await startServe(dir, repo, {
       workers,
