@@ -3,10 +3,9 @@
  * per-sub-message merge of an AgentToServer into it: a present sub-message replaces the
  * stored one, an absent one keeps it.
  */
-import { createHash } from "node:crypto";
-import { decodeSubMessage } from "./codec.js";
+import { decodeSubMessage, encodeSubMessage } from "./codec.js";
 import { EncodedFields, latin1 } from "./encoded-fields.js";
-import { healthMeaning } from "./health-meaning.js";
+import { healthDigest, healthTop } from "./health-wire.js";
 import type {
   AgentDescription,
   AgentToServer,
@@ -123,7 +122,7 @@ class StoredAgentState implements AgentState {
   connectionSettingsStatus: OpaqueMessage | null = null;
   /** An assigned health (undefined: decode `encoded.health` on read). */
   assignedHealth: ComponentHealth | null | undefined = undefined;
-  /** Digest of the stored health's meaning (healthMeaning), once computed. */
+  /** Digest of the stored health's meaning (health-wire.ts healthDigest), once computed. */
   healthMeaningDigest: string | undefined = undefined;
   /** An assigned description (undefined: decode `encoded.description` on read). */
   assignedDescription: AgentDescription | null | undefined = undefined;
@@ -191,12 +190,9 @@ function decodedHealth(raw: string): ComponentHealth {
   return lastHealth.value;
 }
 
-/**
- * A short digest of a health meaning: equal meanings give equal digests. The meaning string of
- * a Collector's health is about 1 KB; only the digest stays per agent.
- */
-function meaningDigest(meaning: string): string {
-  return internReported(createHash("sha256").update(meaning).digest("base64"));
+/** The digest of an encoded health's meaning (health-wire.ts), one string per meaning. */
+function meaningDigest(bytes: Uint8Array): string {
+  return internReported(healthDigest(bytes));
 }
 
 /** Digests of the stored health's meaning of states not made by emptyAgentState. */
@@ -204,21 +200,45 @@ const storedHealthMeaning = new WeakMap<AgentState, string>();
 
 function meaningOfStored(state: AgentState): string | undefined {
   // A digest is kept only beside a stored health, and dropped when it changes: once known,
-  // the health need not be decoded to compare a new report with it.
-  if (state instanceof StoredAgentState && state.healthMeaningDigest !== undefined)
-    return state.healthMeaningDigest;
-  const health = state.health;
-  if (!health) return undefined;
+  // the stored health need not be read again to compare a new report with it.
   if (state instanceof StoredAgentState) {
-    state.healthMeaningDigest = meaningDigest(healthMeaning(health));
+    if (state.healthMeaningDigest !== undefined) return state.healthMeaningDigest;
+    const raw = state.assignedHealth === undefined ? state.encoded.raw("health") : undefined;
+    const bytes = raw !== undefined ? Buffer.from(raw, "latin1") : encodedHealth(state);
+    if (bytes) state.healthMeaningDigest = meaningDigest(bytes);
     return state.healthMeaningDigest;
   }
   let m = storedHealthMeaning.get(state);
   if (m === undefined) {
-    m = meaningDigest(healthMeaning(health));
+    const bytes = encodedHealth(state);
+    if (!bytes) return undefined;
+    m = meaningDigest(bytes);
     storedHealthMeaning.set(state, m);
   }
   return m;
+}
+
+/** The state's health encoded (an assigned one, by tests and fakes), or undefined for none. */
+function encodedHealth(state: AgentState): Uint8Array | undefined {
+  const health = state.health;
+  return health ? encodeSubMessage("ComponentHealth", health) : undefined;
+}
+
+/**
+ * The root's `healthy` and `last_error` of the agent's health, undefined when it reports
+ * none: read from the stored bytes without decoding the component tree (health-wire.ts).
+ */
+export function healthSummary(
+  state: Readonly<AgentState>,
+): { healthy: boolean; lastError: string } | undefined {
+  if (state instanceof StoredAgentState && state.assignedHealth === undefined) {
+    const raw = state.encoded.raw("health");
+    return raw === undefined ? undefined : healthTop(Buffer.from(raw, "latin1"));
+  }
+  const health = state.health;
+  return health
+    ? { healthy: health.healthy === true, lastError: health.lastError ?? "" }
+    : undefined;
 }
 
 function setMeaningOfStored(state: AgentState, digest: string): void {
@@ -230,8 +250,6 @@ function setMeaningOfStored(state: AgentState, digest: string): void {
 export interface PreparedReport {
   /** The encoding of each report field the message carries (prepare.ts). */
   encoded: Partial<Record<ReportField, Uint8Array>>;
-  /** healthMeaning() of the reported health, when it carries one. */
-  healthMeaning?: string;
   /** The message's capability word. */
   capabilities: bigint;
   /** The AvailableComponents hash, when the message reports the hash without the map. */
@@ -246,7 +264,7 @@ export interface PreparedReport {
  * `maxStoredBytes` (encoded bytes, all fields) nothing is merged and `onTooLarge(total)` is
  * called instead (it is expected to throw).
  *
- * Health is judged by meaning (health-meaning.ts): a report that differs from the stored one
+ * Health is judged by meaning (health-wire.ts): a report that differs from the stored one
  * only in its timestamps replaces it in memory (so the state stays fresh) but is listed in
  * `refreshed`, not `changed`: it needs no write of its own and announces nothing.
  */
@@ -276,9 +294,13 @@ export function mergeReport(
     if (field === "health") {
       const stored = meaningOfStored(state);
       setReportField(state, field, encoded);
-      const meaning = meaningDigest(
-        report.healthMeaning ?? healthMeaning(state.health as ComponentHealth),
-      );
+      // A first health report is a change whatever it means: its digest is taken when the
+      // next report needs it (meaningOfStored), not at every connect.
+      if (stored === undefined) {
+        changed.push(field);
+        continue;
+      }
+      const meaning = meaningDigest(encoded);
       setMeaningOfStored(state, meaning);
       (meaning === stored ? refreshed : changed).push(field);
       continue;

@@ -47,6 +47,24 @@ export function messageType(name: string): protobuf.Type {
 const agentToServerType = messageType("AgentToServer");
 const serverToAgentType = messageType("ServerToAgent");
 
+/**
+ * AgentToServer with `health` read as bytes: the same wire encoding (a delimited
+ * ComponentHealth), left undecoded for the server, which reads health on the wire
+ * (health-wire.ts) instead of building an object per component.
+ */
+const agentToServerHealthBytesType = (() => {
+  const json = agentToServerType.toJSON() as protobuf.IType;
+  const health = json.fields.health as protobuf.IField;
+  const type = protobuf.Type.fromJSON("AgentToServerHealthAsBytes", {
+    ...json,
+    fields: { ...json.fields, health: { ...health, type: "bytes" } },
+  });
+  (agentToServerType.parent as protobuf.Namespace).add(type);
+  type.resolveAll();
+  type.decode(type.encode(type.create()).finish());
+  return type;
+})();
+
 /** Converts a decoded 64-bit value to bigint, exactly (from its two 32-bit halves: no text). */
 export function toBigInt(value: Int64 | null | undefined): bigint {
   if (value === null || value === undefined) return 0n;
@@ -141,10 +159,31 @@ function sub<T>(message: Decoded, field: string): T | null {
  * Checks no semantic rule (instance_uid length and the like are the session's job).
  */
 export function decodeAgentToServer(bytes: Uint8Array): AgentToServer {
-  let m: Decoded;
+  return fromDecoded(decodeWith(agentToServerType, bytes));
+}
+
+/**
+ * Decodes an AgentToServer but its health, which is returned as its encoding (a view into
+ * `bytes`), unchecked: `message.health` is null. Throws MalformedMessageError as
+ * decodeAgentToServer does for the rest.
+ */
+export function decodeAgentToServerHealthAsBytes(bytes: Uint8Array): {
+  message: AgentToServer;
+  health?: Uint8Array;
+} {
+  const m = decodeWith(agentToServerHealthBytesType, bytes);
+  // Absent bytes read as the prototype's default: only an own property was sent.
+  const health = Object.hasOwn(m, "health") ? (m.health as Uint8Array) : undefined;
+  m.health = null;
+  const message = fromDecoded(m);
+  return health ? { message, health } : { message };
+}
+
+function decodeWith(type: protobuf.Type, bytes: Uint8Array): Decoded {
   try {
-    m = agentToServerType.decode(bytes) as unknown as Decoded;
-    fillMapValues(agentToServerType, m);
+    const m = type.decode(bytes) as unknown as Decoded;
+    fillMapValues(type, m);
+    return m;
   } catch (err) {
     throw new MalformedMessageError(
       `AgentToServer is not valid protobuf: ${(err as Error).message}`,
@@ -152,6 +191,9 @@ export function decodeAgentToServer(bytes: Uint8Array): AgentToServer {
       err,
     );
   }
+}
+
+function fromDecoded(m: Decoded): AgentToServer {
   return {
     instanceUid: (m.instanceUid as Uint8Array | undefined) ?? new Uint8Array(0),
     sequenceNum: toBigInt(m.sequenceNum as Int64),

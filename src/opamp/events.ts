@@ -7,7 +7,7 @@
  * belongs in a queue, not in a listener.
  */
 import { TypedEvents } from "../events.js";
-import type { AgentState, ReportField, Transport } from "./agent-state.js";
+import { type AgentState, healthSummary, type ReportField, type Transport } from "./agent-state.js";
 import type {
   AgentDescription,
   AvailableComponents,
@@ -41,7 +41,17 @@ export interface AgentEventMap {
     status: RemoteConfigStatusMessage;
     agent: Readonly<AgentState>;
   };
-  healthChanged: { instanceUid: string; health: ComponentHealth; agent: Readonly<AgentState> };
+  /**
+   * The agent's health means something new (health-wire.ts). `healthy` and `lastError` are
+   * the root's; `health`, the whole tree, is decoded when read.
+   */
+  healthChanged: {
+    instanceUid: string;
+    healthy: boolean;
+    lastError: string;
+    readonly health: ComponentHealth;
+    agent: Readonly<AgentState>;
+  };
   effectiveConfigChanged: {
     instanceUid: string;
     effectiveConfig: EffectiveConfig;
@@ -95,8 +105,18 @@ export function emitAgentEvents(
   for (const field of changes.fields) {
     if (field === "description" && agent.description) {
       events.emit("descriptionChanged", { instanceUid, description: agent.description, agent });
-    } else if (field === "health" && agent.health) {
-      events.emit("healthChanged", { instanceUid, health: agent.health, agent });
+    } else if (field === "health") {
+      const summary = healthSummary(agent);
+      if (summary)
+        events.emit("healthChanged", {
+          instanceUid,
+          healthy: summary.healthy,
+          lastError: summary.lastError,
+          get health() {
+            return agent.health as ComponentHealth;
+          },
+          agent,
+        });
     } else if (field === "effectiveConfig" && agent.effectiveConfig) {
       events.emit("effectiveConfigChanged", {
         instanceUid,

@@ -7,6 +7,7 @@ export {
   descriptionIdentity,
   emptyAgentState,
   hasComponentMap,
+  healthSummary,
   internHash,
   internReported,
   REPORT_FIELD_NAMES,

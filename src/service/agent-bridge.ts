@@ -20,6 +20,7 @@ import {
   type AgentState,
   allPackagesHash,
   hasFlag,
+  healthSummary,
   RemoteConfigStatus,
 } from "../opamp/index.js";
 import type { RolloutController } from "../queue/index.js";
@@ -81,7 +82,8 @@ export class AgentBridge {
       // rollouts ignore a report or health they already hold.
       this.#lastBundleReport.delete(agent.instanceUid);
       this.#reportOn(agent);
-      if (agent.health) this.#health(agent.instanceUid, agent.health);
+      const health = healthSummary(agent);
+      if (health) this.#health(agent.instanceUid, health.healthy, health.lastError);
     });
     events.on("descriptionChanged", ({ agent }) => this.place(agent));
     // Another build (or the full map after a hash) may make it (in)compatible.
@@ -101,7 +103,9 @@ export class AgentBridge {
     events.on("packageStatusesChanged", ({ agent }) => this.#reportOn(agent));
     events.on("connectionSettingsStatusChanged", ({ agent }) => this.#reportOn(agent));
     events.on("offered", ({ agent }) => this.#reportOn(agent));
-    events.on("healthChanged", ({ instanceUid, health }) => this.#health(instanceUid, health));
+    events.on("healthChanged", ({ instanceUid, healthy, lastError }) =>
+      this.#health(instanceUid, healthy, lastError),
+    );
   }
 
   /**
@@ -170,9 +174,9 @@ export class AgentBridge {
     this.#run(this.#rollouts.report(uid, hash, reported, error));
   }
 
-  #health(uid: string, health: NonNullable<AgentState["health"]>): void {
-    const error = health.lastError ? this.#redact(health.lastError) : undefined;
-    this.#run(this.#rollouts.health(uid, health.healthy === true, error));
+  #health(uid: string, healthy: boolean, lastError: string): void {
+    const error = lastError ? this.#redact(lastError) : undefined;
+    this.#run(this.#rollouts.health(uid, healthy, error));
   }
 
   /**

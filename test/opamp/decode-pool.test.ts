@@ -57,7 +57,6 @@ describe("decode pool", () => {
         Buffer.from(b).equals(Buffer.from(there.encoded[field as "health"] as Uint8Array)),
         field,
       );
-    assert.equal(there.healthMeaning, here.healthMeaning);
     assert.equal(there.limitError, undefined);
     assert.deepEqual(there.message.agentDescription, here.message.agentDescription);
     // Both leave the decoded report trees behind (encoded carries them), so none outlives

@@ -8,7 +8,6 @@ import { after, before, describe, test } from "node:test";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { decodeSubMessage } from "../../src/opamp/codec.js";
 import type { AgentEventName } from "../../src/opamp/events.js";
-import { healthMeaning } from "../../src/opamp/health-meaning.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import type { ComponentHealth } from "../../src/opamp/messages.js";
 import { collectorHealth } from "../../src/opamp/simulator/collector-health.js";
@@ -32,37 +31,6 @@ function reversed(h: ComponentHealth): ComponentHealth {
   for (const k of Object.keys(map).reverse()) out[k] = reversed(map[k] as ComponentHealth);
   return { ...h, componentHealthMap: out };
 }
-
-describe("health meaning", () => {
-  test("timestamps and map order do not change the meaning", () => {
-    assert.equal(healthMeaning(at(1)), healthMeaning(at(2)));
-    assert.equal(healthMeaning(at(1)), healthMeaning(reversed(at(9))));
-    assert.equal(healthMeaning({ ...at(1), startTimeUnixNano: 5 }), healthMeaning(at(1)));
-  });
-
-  test("healthy, status, last error and the component tree do", () => {
-    const base = healthMeaning(at(1));
-    const broken = at(1, {
-      "pipeline:traces/exporter:otlp": ["StatusRecoverableError", "connection refused"],
-    });
-    assert.notEqual(healthMeaning(broken), base);
-    const otherError = at(1, {
-      "pipeline:traces/exporter:otlp": ["StatusRecoverableError", "deadline exceeded"],
-    });
-    assert.notEqual(healthMeaning(otherError), healthMeaning(broken), "last_error");
-    assert.notEqual(healthMeaning({ ...at(1), healthy: false }), base, "healthy");
-    assert.notEqual(healthMeaning({ ...at(1), status: "StatusStarting" }), base, "status");
-    const fewer = at(1);
-    delete fewer.componentHealthMap?.["pipeline:logs"];
-    assert.notEqual(healthMeaning(fewer), base, "a pipeline gone");
-  });
-
-  test("a hostile, deeply nested tree is bounded", () => {
-    let h: ComponentHealth = { healthy: true, status: "StatusOK" };
-    for (let i = 0; i < 10_000; i++) h = { healthy: true, componentHealthMap: { c: h } };
-    assert.ok(healthMeaning(h).length < 10_000);
-  });
-});
 
 for (const transport of ["websocket", "http"] as const) {
   describe(`timestamp-only health reports over ${transport}`, () => {

@@ -84,7 +84,13 @@ describe("console feed", () => {
     const agent = emptyAgentState(UID, "websocket", Date.now());
     // Three events of one agent within one interval: one batch naming it once.
     a.events.emit("connected", { instanceUid: UID, transport: "websocket", agent });
-    a.events.emit("healthChanged", { instanceUid: UID, health: { healthy: true }, agent });
+    a.events.emit("healthChanged", {
+      instanceUid: UID,
+      healthy: true,
+      lastError: "",
+      health: { healthy: true },
+      agent,
+    });
     a.events.emit("remoteConfigStatusChanged", { instanceUid: UID, status: {}, agent });
     const local = await heardOnA;
     assert.deepEqual(local.agents, [UID]);
