@@ -414,7 +414,12 @@ export class MessageHandler {
     live.quietAt = undefined;
     const previousSeq = state.sequenceNum;
     const retry = known && message.sequenceNum === previousSeq;
-    const gap = !known || (!retry && message.sequenceNum !== previousSeq + 1n);
+    // An agent's first message carries its full state (opamp-go numbers it 0, Elastic's
+    // client 1; both send the description in it): asking again would make every new agent
+    // send it twice. An unknown agent past its first messages (one this service lost, whose
+    // opamp-go client sends only its next message after a reconnect) is asked.
+    const firstReport = message.agentDescription != null && message.sequenceNum <= 1n;
+    const gap = known ? !retry && message.sequenceNum !== previousSeq + 1n : !firstReport;
     // The agent may have lost our reply: resend the offer, but at most once per interval, so
     // a client repeating one message cannot make us send a full config each time.
     if (retry && now - live.offeredAt >= this.#options.resendIntervalMs)

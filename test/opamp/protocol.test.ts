@@ -76,17 +76,33 @@ for (const transport of ["websocket", "http"] as const) {
       }
     });
 
-    test("an unknown agent is asked for its full state; a known one in sequence is not", async () => {
+    test("an unknown agent's first message is its full state; past its first it is asked; a known one in sequence is not", async () => {
       const a = await agent();
       const first = await a.send(fullState());
       assert.equal(
-        first.flags & ServerToAgentFlags.ReportFullState,
-        ServerToAgentFlags.ReportFullState,
+        first.flags,
+        0n,
+        "the first message (sequence 0, with its description) is not asked again",
       );
       const second = await a.send(fullState());
       assert.equal(second.flags, 0n);
       const heartbeat = await a.send({ capabilities: CAPS });
       assert.equal(heartbeat.flags, 0n);
+      // One this service does not know, seen past its first message (a reconnect after the
+      // service lost it), or without its description, is asked for the full state.
+      for (const late of [
+        { seq: 7n, message: fullState() },
+        { seq: 0n, message: { capabilities: CAPS } },
+      ]) {
+        const b = await agent();
+        b.seq = late.seq;
+        const reply = await b.send(late.message);
+        assert.equal(
+          reply.flags & ServerToAgentFlags.ReportFullState,
+          ServerToAgentFlags.ReportFullState,
+          `sequence ${late.seq}`,
+        );
+      }
     });
 
     test("a sequence_num gap asks for full state; a retried duplicate is answered without it", async () => {
