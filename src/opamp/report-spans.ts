@@ -7,12 +7,14 @@
  *
  * Called only on bytes protobufjs decoded without error, so the walk meets well-formed
  * entries; whatever it does not expect (a group, a truncated entry, a known field with another
- * wire type than declared, a report field sent twice, whose decoded value is not one span)
- * answers undefined, and the caller encodes the decoded fields as before.
+ * wire type than declared, a report field sent twice, whose decoded value is not one span, a
+ * tag or length past 32 bits, which protobufjs reads otherwise: wire-reader.ts) answers
+ * undefined, and the caller encodes the decoded fields as before.
  */
 import protobuf from "protobufjs";
 import { REPORT_FIELD_NAMES, REPORT_SOURCE, type ReportField } from "./agent-state.js";
 import { messageType } from "./codec.js";
+import { WireError, WireReader, WireType } from "./wire-reader.js";
 
 const agentToServer = messageType("AgentToServer");
 
@@ -39,19 +41,6 @@ for (const f of agentToServer.fieldsArray) {
   WIRE_TYPE.set(f.id, delimited ? 2 : FIXED64.has(f.type) ? 1 : FIXED32.has(f.type) ? 5 : 0);
 }
 
-/** Reads a varint at `at`; returns [value, next index], or undefined past `end` or 10 bytes. */
-function varint(bytes: Uint8Array, at: number, end: number): [number, number] | undefined {
-  let value = 0;
-  let scale = 1;
-  for (let n = 0; n < 10 && at < end; n++) {
-    const b = bytes[at++] as number;
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) return [value, at];
-    scale *= 128;
-  }
-  return undefined;
-}
-
 /**
  * Views into `bytes` (no copy) of the report fields it carries, by field, or undefined where
  * a span is not certain (see the file comment). Linear in the number of top-level entries.
@@ -60,33 +49,28 @@ export function reportFieldSpans(
   bytes: Uint8Array,
 ): Partial<Record<ReportField, Uint8Array>> | undefined {
   const spans: Partial<Record<ReportField, Uint8Array>> = {};
-  const end = bytes.length;
-  let at = 0;
-  while (at < end) {
-    const key = varint(bytes, at, end);
-    if (!key) return undefined;
-    at = key[1];
-    const wireType = key[0] % 8;
-    const expected = WIRE_TYPE.get(Math.floor(key[0] / 8));
-    if (expected !== undefined && expected !== wireType) return undefined;
-    if (wireType === 0) {
-      const skipped = varint(bytes, at, end);
-      if (!skipped) return undefined;
-      at = skipped[1];
-    } else if (wireType === 1 || wireType === 5) {
-      at += wireType === 1 ? 8 : 4;
-    } else if (wireType === 2) {
-      const length = varint(bytes, at, end);
-      if (!length || length[1] + length[0] > end) return undefined;
-      const field = BY_NUMBER.get(Math.floor(key[0] / 8));
+  const r = new WireReader(bytes);
+  try {
+    while (!r.done) {
+      const tag = r.tag();
+      const wireType = tag % 8;
+      const expected = WIRE_TYPE.get(Math.floor(tag / 8));
+      if (expected !== undefined && expected !== wireType) return undefined;
+      if (wireType === WireType.StartGroup || wireType === WireType.EndGroup) return undefined;
+      if (wireType !== WireType.Delimited) {
+        r.skip(tag);
+        continue;
+      }
+      const start = r.delimited();
+      const field = BY_NUMBER.get(Math.floor(tag / 8));
       if (field !== undefined) {
         if (spans[field] !== undefined) return undefined;
-        spans[field] = bytes.subarray(length[1], length[1] + length[0]);
+        spans[field] = bytes.subarray(start, r.pos);
       }
-      at = length[1] + length[0];
-    } else {
-      return undefined;
     }
+  } catch (err) {
+    if (err instanceof WireError) return undefined;
+    throw err;
   }
-  return at === end ? spans : undefined;
+  return spans;
 }
