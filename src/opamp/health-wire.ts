@@ -167,17 +167,19 @@ export function healthDigest(bytes: Uint8Array): string {
   });
 }
 
-/** The canonical form of a report's meaning, written into one reused buffer, then hashed. */
+/**
+ * The canonical form of a report's meaning, written into one reused buffer, then hashed. It
+ * runs per health report compared, so it allocates little: offsets in numbers, arrays only
+ * for components that have attributes or children, short spans copied byte by byte.
+ */
 class Canonical {
   static #out = Buffer.allocUnsafe(16 * 1024);
-  readonly #src: Buffer;
+  readonly #src: Uint8Array;
   readonly #r: WireReader;
   #len = 0;
 
   constructor(bytes: Uint8Array) {
-    this.#src = Buffer.isBuffer(bytes)
-      ? bytes
-      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#src = bytes;
     this.#r = new WireReader(bytes);
   }
 
@@ -187,27 +189,42 @@ class Canonical {
     r.pos = start;
     r.end = end;
     let healthy = 0;
-    let status = [0, 0];
-    let error = [0, 0];
-    const attributes: number[] = [];
+    let statusStart = 0;
+    let statusEnd = 0;
+    let errorStart = 0;
+    let errorEnd = 0;
+    let attributes: number[] | undefined;
     /** Per map entry: key start, key end, value start (-1: none), value end. */
-    const entries: number[] = [];
+    let entries: number[] | undefined;
     while (!r.done) {
       const tag = r.tag();
       const field = fieldOf(tag, WIRE_TYPES);
       if (field === HEALTHY) healthy = r.uint32() !== 0 ? 1 : 0;
-      else if (field === STATUS) status = [r.delimited(), r.pos];
-      else if (field === LAST_ERROR) error = [r.delimited(), r.pos];
-      else if (field === ATTRIBUTES) attributes.push(r.delimited(), r.pos);
-      else if (field === COMPONENTS) this.#entry(entries);
-      else r.skip(tag);
+      else if (field === STATUS) {
+        statusStart = r.delimited();
+        statusEnd = r.pos;
+      } else if (field === LAST_ERROR) {
+        errorStart = r.delimited();
+        errorEnd = r.pos;
+      } else if (field === ATTRIBUTES) {
+        attributes ??= [];
+        attributes.push(r.delimited(), r.pos);
+      } else if (field === COMPONENTS) {
+        entries ??= [];
+        this.#entry(entries);
+      } else r.skip(tag);
     }
     this.#byte(healthy);
-    this.#span(status[0] as number, status[1] as number);
-    this.#span(error[0] as number, error[1] as number);
-    this.#u32(attributes.length / 2);
-    for (let i = 0; i < attributes.length; i += 2)
-      this.#span(attributes[i] as number, attributes[i + 1] as number);
+    this.#span(statusStart, statusEnd);
+    this.#span(errorStart, errorEnd);
+    this.#u32(attributes ? attributes.length / 2 : 0);
+    if (attributes)
+      for (let i = 0; i < attributes.length; i += 2)
+        this.#span(attributes[i] as number, attributes[i + 1] as number);
+    if (!entries) {
+      this.#u32(0);
+      return;
+    }
     const order = this.#sortedEntries(entries);
     this.#u32(order.length);
     for (const i of order) {
@@ -224,23 +241,32 @@ class Canonical {
     }
   }
 
-  /** Reads a map entry at the reader into `entries` (the reader moves past it). */
+  /** Reads the map entry at the reader into `entries`; the reader moves past it. */
   #entry(entries: number[]): void {
+    // (Nesting was checked when the report was scanned; recursion stops at MAX_HEALTH_DEPTH.)
     const r = this.#r;
     const start = r.delimited();
     const end = r.pos;
-    const entry = new WireReader(r.bytes, start, end);
-    let key = [start, start];
-    let value = [-1, -1];
-    // (Nesting was checked when the report was scanned; recursion stops at MAX_HEALTH_DEPTH.)
-    while (!entry.done) {
-      const t = entry.tag();
+    const outer = r.end;
+    r.pos = start;
+    r.end = end;
+    let keyStart = start;
+    let keyEnd = start;
+    let value = -1;
+    let valueEnd = -1;
+    while (!r.done) {
+      const t = r.tag();
       const f = fieldOf(t, ENTRY_TYPES);
-      if (f === KEY) key = [entry.delimited(), entry.pos];
-      else if (f === VALUE) value = [entry.delimited(), entry.pos];
-      else entry.skip(t);
+      if (f === KEY) {
+        keyStart = r.delimited();
+        keyEnd = r.pos;
+      } else if (f === VALUE) {
+        value = r.delimited();
+        valueEnd = r.pos;
+      } else r.skip(t);
     }
-    entries.push(key[0] as number, key[1] as number, value[0] as number, value[1] as number);
+    r.end = outer;
+    entries.push(keyStart, keyEnd, value, valueEnd);
   }
 
   /** Entry offsets (into `entries`) in key order, a repeated key keeping its last entry. */
@@ -259,14 +285,18 @@ class Canonical {
     return kept;
   }
 
+  /** Bytewise order of two entries' keys. */
   #compareKeys(entries: number[], a: number, b: number): number {
-    return this.#src.compare(
-      this.#src,
-      entries[b] as number,
-      entries[b + 1] as number,
-      entries[a] as number,
-      entries[a + 1] as number,
-    );
+    const src = this.#src;
+    let i = entries[a] as number;
+    let j = entries[b] as number;
+    const aEnd = entries[a + 1] as number;
+    const bEnd = entries[b + 1] as number;
+    for (; i < aEnd && j < bEnd; i++, j++) {
+      const d = (src[i] as number) - (src[j] as number);
+      if (d !== 0) return d;
+    }
+    return aEnd - i - (bEnd - j);
   }
 
   #ensure(n: number): Buffer {
@@ -290,9 +320,16 @@ class Canonical {
   }
 
   #span(start: number, end: number): void {
-    this.#u32(end - start);
-    this.#src.copy(this.#ensure(end - start), this.#len, start, end);
-    this.#len += end - start;
+    const n = end - start;
+    this.#u32(n);
+    const out = this.#ensure(n);
+    const src = this.#src;
+    // Spans are short (keys, statuses): a loop costs less than a view per copy.
+    if (n <= 64) for (let i = start; i < end; i++) out[this.#len++] = src[i] as number;
+    else {
+      out.set(src.subarray(start, end), this.#len);
+      this.#len += n;
+    }
   }
 
   digest(): string {
