@@ -379,38 +379,26 @@ async function measureRound(
   warm: AgentsChild,
   round: number,
 ): Promise<Round> {
-  let peer: Figures = NO_PEER;
-  if (WITH_PEER) {
-    const peerProc = await startPeer(dir, join(repo, "groups", "bench", "collector.yaml"));
+  const config = join(repo, "groups", "bench", "collector.yaml");
+  /** Measures a server that startPeer/startFloor started, and stops it. */
+  const measureStarted = async (name: string, started: { proc: ChildProcess; port: number }) => {
     try {
-      peer = await measure(
-        "opamp-go server",
+      return await measure(
+        name,
         measured,
         warm,
-        peerProc.proc.pid as number,
-        `ws://127.0.0.1:${peerProc.port}/v1/opamp`,
+        started.proc.pid as number,
+        `ws://127.0.0.1:${started.port}/v1/opamp`,
       );
     } finally {
-      await stopProcess(peerProc.proc);
+      await stopProcess(started.proc);
     }
-  }
+  };
+  const peer = WITH_PEER
+    ? await measureStarted("opamp-go server", await startPeer(dir, config))
+    : NO_PEER;
   const serves: Figures[] = [];
-  if (WITH_FLOOR) {
-    const floor = await startFloor(join(repo, "groups", "bench", "collector.yaml"));
-    try {
-      serves.push(
-        await measure(
-          "node ws floor",
-          measured,
-          warm,
-          floor.proc.pid as number,
-          `ws://127.0.0.1:${floor.port}/v1/opamp`,
-        ),
-      );
-    } finally {
-      await stopProcess(floor.proc);
-    }
-  }
+  if (WITH_FLOOR) serves.push(await measureStarted("node ws floor", await startFloor(config)));
   for (const workers of WORKERS) {
     const s = await startServe(dir, repo, {
       workers,

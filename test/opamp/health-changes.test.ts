@@ -10,27 +10,12 @@ import { decodeSubMessage } from "../../src/opamp/codec.js";
 import type { AgentEventName } from "../../src/opamp/events.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import type { ComponentHealth } from "../../src/opamp/messages.js";
-import { collectorHealth } from "../../src/opamp/simulator/collector-health.js";
 import { TestAgent } from "../helpers/agent.js";
+import { healthAt, reversed, HEALTH_START as START } from "../helpers/collector-health.js";
 import { startTestServer, type TestServer } from "../helpers/opamp-server.js";
 import { monitorPrefix, type PrefixMonitor } from "../helpers/redis-monitor.js";
 
-const START = 1_700_000_000_000_000_000n;
-const at = (second: number, override?: Record<string, readonly [string, string]>) =>
-  collectorHealth({
-    startNanos: START,
-    nowNanos: START + BigInt(second) * 1_000_000_000n,
-    ...(override ? { override } : {}),
-  });
-
-/** The same tree with every map's keys in reverse order (as a Go encoder may send them). */
-function reversed(h: ComponentHealth): ComponentHealth {
-  const map = h.componentHealthMap;
-  if (!map) return h;
-  const out: Record<string, ComponentHealth> = {};
-  for (const k of Object.keys(map).reverse()) out[k] = reversed(map[k] as ComponentHealth);
-  return { ...h, componentHealthMap: out };
-}
+const at = healthAt;
 
 for (const transport of ["websocket", "http"] as const) {
   describe(`timestamp-only health reports over ${transport}`, () => {

@@ -11,26 +11,11 @@ import { decodeSubMessage, encodeSubMessage } from "../../src/opamp/codec.js";
 import { MalformedMessageError } from "../../src/opamp/errors.js";
 import { healthDigest, healthTop, scanHealth } from "../../src/opamp/health-wire.js";
 import type { ComponentHealth } from "../../src/opamp/messages.js";
-import { collectorHealth } from "../../src/opamp/simulator/collector-health.js";
+import { healthAt, reversed } from "../helpers/collector-health.js";
 
-const START = 1_700_000_000_000_000_000n;
-const at = (second: number, override?: Record<string, readonly [string, string]>) =>
-  collectorHealth({
-    startNanos: START,
-    nowNanos: START + BigInt(second) * 1_000_000_000n,
-    ...(override ? { override } : {}),
-  });
+const at = healthAt;
 const enc = (h: ComponentHealth) => encodeSubMessage("ComponentHealth", h);
 const digest = (h: ComponentHealth) => healthDigest(enc(h));
-
-/** The same tree with every map's keys in reverse order (as a Go encoder may send them). */
-function reversed(h: ComponentHealth): ComponentHealth {
-  const map = h.componentHealthMap;
-  if (!map) return h;
-  const out: Record<string, ComponentHealth> = {};
-  for (const k of Object.keys(map).reverse()) out[k] = reversed(map[k] as ComponentHealth);
-  return { ...h, componentHealthMap: out };
-}
 
 /** Nodes of a decoded tree, the root included. */
 function count(h: ComponentHealth): number {
