@@ -7,10 +7,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { decodeSubMessage, encodeSubMessage } from "../../src/opamp/codec.js";
+import { DEFAULT_AGENT_LIMITS } from "../../src/opamp/agent-limits.js";
+import { decodeSubMessage, encodeAgentToServer, encodeSubMessage } from "../../src/opamp/codec.js";
 import { MalformedMessageError } from "../../src/opamp/errors.js";
 import { healthDigest, healthTop, scanHealth } from "../../src/opamp/health-wire.js";
 import type { ComponentHealth } from "../../src/opamp/messages.js";
+import { prepareMessage } from "../../src/opamp/prepare.js";
 import { healthAt, reversed } from "../helpers/collector-health.js";
 
 const at = healthAt;
@@ -252,5 +254,73 @@ describe("health scan", () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("health in a prepared message", () => {
+  const uid = new Uint8Array(16).fill(7);
+  const head = Buffer.from(
+    encodeAgentToServer({ instanceUid: uid, sequenceNum: 1n, capabilities: 1n }),
+  );
+  /** AgentToServer field 5 (health) holding `body`, appended to the message head. */
+  const withHealth = (...bodies: number[][]) =>
+    Buffer.concat([head, ...bodies.map((b) => Buffer.from(delimited(5, b)))]);
+  const ok = [...enc(at(1))];
+
+  test("health sent twice: the full decode decides, as it always did", () => {
+    // The first copy is malformed (wire type 7): refused though the last is fine.
+    assert.throws(
+      () => prepareMessage(withHealth([0x0f], ok), DEFAULT_AGENT_LIMITS),
+      (err: unknown) =>
+        err instanceof MalformedMessageError &&
+        /^AgentToServer is not valid protobuf/.test(err.message),
+    );
+    // Both well-formed: the last is stored, encoded again from what was decoded.
+    const broken = [
+      ...enc(at(2, { "pipeline:logs/exporter:debug": ["StatusPermanentError", "x"] })),
+    ];
+    const prepared = prepareMessage(withHealth(ok, broken), DEFAULT_AGENT_LIMITS);
+    assert.equal(
+      healthDigest(prepared.encoded.health as Uint8Array),
+      healthDigest(Buffer.from(broken)),
+    );
+  });
+
+  test("a tag the scan refuses but protobufjs reads is decoded in full, not refused", () => {
+    // Field 4 (status) with its tag padded to 6 bytes: protobufjs reads 32 bits of it.
+    const padded = [0xa2, 0x80, 0x80, 0x80, 0x80, 0x00, 2, 79, 75];
+    assert.throws(() => scanHealth(Buffer.from(padded), 1024, 4096), MalformedMessageError);
+    let decoded: ComponentHealth | undefined;
+    try {
+      decoded = decodeSubMessage<ComponentHealth>("ComponentHealth", Buffer.from(padded));
+    } catch {
+      decoded = undefined;
+    }
+    const prepare = () => prepareMessage(withHealth(padded), DEFAULT_AGENT_LIMITS);
+    if (decoded === undefined) assert.throws(prepare, MalformedMessageError);
+    else {
+      const stored = prepare().encoded.health as Uint8Array;
+      // Stored as it decodes: the scan reads it now, and it means what protobufjs read.
+      assert.equal(scanHealth(stored, 1024, 4096).components, 1);
+      assert.deepEqual(decodeSubMessage("ComponentHealth", stored), decoded);
+    }
+  });
+
+  test("attributes and over-long text go through the decoded check and cut", () => {
+    const long = enc(
+      at(1, { "pipeline:logs/exporter:debug": ["StatusPermanentError", "e".repeat(10_000)] }),
+    );
+    const prepared = prepareMessage(withHealth([...long]), DEFAULT_AGENT_LIMITS);
+    const stored = decodeSubMessage<ComponentHealth>(
+      "ComponentHealth",
+      prepared.encoded.health as Uint8Array,
+    );
+    const cut =
+      stored.componentHealthMap?.["pipeline:logs"]?.componentHealthMap?.["exporter:debug"];
+    assert.ok(
+      cut?.lastError &&
+        Buffer.byteLength(cut.lastError) <= DEFAULT_AGENT_LIMITS.maxErrorMessageBytes + 64,
+    );
+    assert.ok(cut.lastError.length < 10_000, "last_error cut to the limit");
   });
 });
