@@ -27,6 +27,12 @@ export interface Figures {
   /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
   heartbeatCpuMicros: number;
   /**
+   * CPU time of the server's processes per agent of the reconnect storm (its disconnect and
+   * its reconnect, from the cut to the last answer), µs: steadier than the storm's wall time,
+   * which moves with the agents' Retry-After and with periodic work falling in its window.
+   */
+  stormCpuMicros: number;
+  /**
    * serve only (its /metrics; with workers, of the process that answers it): growth per agent
    * of V8's heap in use (live and not yet collected) and of memory outside it (Buffers, ...).
    */
@@ -118,6 +124,12 @@ function rows(o: TableOptions): Row[] {
     {
       label: "CPU per agent connected + configured",
       value: (f) => f.connectCpuMicros,
+      format: (n) => `${Math.round(n)} µs`,
+      target: "",
+    },
+    {
+      label: "CPU per agent of the storm",
+      value: (f) => f.stormCpuMicros,
       format: (n) => `${Math.round(n)} µs`,
       target: "",
     },

@@ -262,7 +262,9 @@ async function measure(
     phase(
       `${name}: of the window's heartbeats ${mem2.quick - memQuiet.quick} quick, ${mem2.quiet - memQuiet.quiet} of them without asking the desired state (metrics of the answering process)`,
     );
+  const cpu4 = treeCpuMs(pid);
   const storm = await connectAll(children, [url], true, LOAD);
+  const cpu5 = treeCpuMs(pid);
   await sleep(redis ? 5500 : 0);
   const r4 = await count();
   phase(
@@ -278,6 +280,7 @@ async function measure(
     heartbeatsPerSecond: hb.perSecond,
     connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
     heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
+    stormCpuMicros: ((cpu5 - cpu4) * 1000) / AGENTS,
     connectWrites: (w1 - w0) / AGENTS,
     heartbeatWrites: hb.replies > 0 ? (w3 - w2) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
@@ -359,6 +362,7 @@ const NO_PEER: Figures = {
   stormMs: 0,
   stormSettled: AGENTS,
   stormShed: 0,
+  stormCpuMicros: 0,
   connectCpuMicros: 0,
   heartbeatCpuMicros: 0,
   connectWrites: 0,

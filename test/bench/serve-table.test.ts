@@ -18,6 +18,7 @@ function figures(name: string, over: Partial<Figures>): Figures {
     stormMs: 1000,
     stormSettled: 100,
     stormShed: 0,
+    stormCpuMicros: 600,
     connectCpuMicros: 300,
     heartbeatCpuMicros: 20,
     connectWrites: 3,
