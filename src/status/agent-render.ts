@@ -70,11 +70,15 @@ export function snapshot(agent: Readonly<AgentState>): AgentSnapshot {
 function encodedFields(agent: Readonly<AgentState>): AgentSnapshot["encoded"] {
   const out: AgentSnapshot["encoded"] = {};
   for (const field of REPORT_FIELD_NAMES) {
+    const stored = agent.encoded[field];
+    if (stored) {
+      out[field] = stored;
+      continue;
+    }
+    // Read only when no bytes are stored: the decoded fields are getters that decode the
+    // bytes on first read (agent-state.ts), work the worker does again.
     const value = agent[field];
-    const bytes =
-      agent.encoded[field] ??
-      (value ? encodeSubMessage(REPORT_FIELDS[field], value as object) : undefined);
-    if (bytes) out[field] = bytes;
+    if (value) out[field] = encodeSubMessage(REPORT_FIELDS[field], value as object);
   }
   return out;
 }
