@@ -259,6 +259,10 @@ program
     "with --workers: os = workers accept connections themselves (kernel's choice, may be uneven); rr = the primary hands them out round robin (default os)",
   )
   .option(
+    "--malloc-trim-interval <duration>",
+    "how often each process gives the C heap's free pages back to the OS (glibc malloc_trim, once a burst is over; 0 = never; default 2s)",
+  )
+  .option(
     "--max-pending-agents <n>",
     "agents connected but not yet answered before new ones get 503 + Retry-After (default 1000)",
   )

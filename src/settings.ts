@@ -132,6 +132,11 @@ export interface Settings {
    * IPC hop per connection).
    */
   workerScheduling: "os" | "rr";
+  /**
+   * `--malloc-trim-interval`: how often each serve process gives glibc's free heap pages back
+   * to the OS (src/malloc-trim.ts), ms; 0: never. Default 2 s.
+   */
+  mallocTrimIntervalMs: number;
   /** Reconnect storms: what the OpAMP port takes before shedding; see src/opamp/shedding.ts. */
   shedding: {
     /** Agents connected but not yet answered (upgrades, first messages) beyond which new ones get 503. */
@@ -209,6 +214,7 @@ export interface SettingsFlags {
   gitShareMaxBytes?: string;
   workers?: string;
   workerScheduling?: string;
+  mallocTrimInterval?: string;
   maxPendingAgents?: string;
   shedLoopDelay?: string;
   logLevel?: string;
@@ -288,6 +294,7 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   gitShareMaxBytes: "OPAMP_GITOPS_GIT_SHARE_MAX_BYTES",
   workers: "OPAMP_GITOPS_WORKERS",
   workerScheduling: "OPAMP_GITOPS_WORKER_SCHEDULING",
+  mallocTrimInterval: "OPAMP_GITOPS_MALLOC_TRIM_INTERVAL",
   maxPendingAgents: "OPAMP_GITOPS_MAX_PENDING_AGENTS",
   shedLoopDelay: "OPAMP_GITOPS_SHED_LOOP_DELAY",
   logLevel: "OPAMP_GITOPS_LOG_LEVEL",
@@ -589,6 +596,9 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       "must be at least 100ms (one commit per interval)",
     );
   const otelcol = otelcolBinaries(get("otelcol"));
+  const mallocTrimIntervalMs = duration("mallocTrimInterval", "--malloc-trim-interval", "2s");
+  if (mallocTrimIntervalMs > 0 && mallocTrimIntervalMs < 1000)
+    throw new SettingsError("--malloc-trim-interval", "must be 0 (never) or at least 1s");
   const replicaTimeoutMs = duration("replicaTimeout", "--replica-timeout", "15s");
   if (replicaTimeoutMs < 300)
     throw new SettingsError("--replica-timeout", "must be at least 300ms");
@@ -679,6 +689,7 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     gitShareMaxBytes: positive("gitShareMaxBytes", "--git-share-max-bytes", 64 * 1024 * 1024),
     workers: positive("workers", "--workers", availableParallelism()),
     workerScheduling,
+    mallocTrimIntervalMs,
     shedding: {
       maxPendingAgents: positive("maxPendingAgents", "--max-pending-agents", 1000),
       maxLoopDelayMs: duration("shedLoopDelay", "--shed-loop-delay", "0s"),

@@ -82,6 +82,10 @@ describe("opamp-gitops command line", () => {
       [["--opamp-tokens-file", empty], /invalid setting --opamp-tokens-file: .* holds no token/],
       [["--status-interval", "5ms"], /invalid setting --status-interval: must be at least 100ms/],
       [["--replica-timeout", "50ms"], /invalid setting --replica-timeout: must be at least 300ms/],
+      [
+        ["--malloc-trim-interval", "500ms"],
+        /invalid setting --malloc-trim-interval: must be 0 \(never\) or at least 1s/,
+      ],
       [["--branch", "a..b"], /invalid setting --branch: "a\.\.b" is not a valid branch name/],
       [["--status-branch", "main"], /invalid setting --status-branch: "main" is the config branch/],
     ];

@@ -15,6 +15,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { limitHeapGrowth } from "../heap-growth.js";
 import { createLogger } from "../logger.js";
+import { startMallocTrim } from "../malloc-trim.js";
 import { connectRedis } from "../redis.js";
 import { connectOrStartRedis } from "../redis-private.js";
 import { Service } from "../service/service.js";
@@ -65,8 +66,13 @@ export async function startServe(
   redis.redis.on("error", (err) => logger.warn({ err }, "Redis connection error; reconnecting"));
   let service: Service | undefined;
   let stopping: Promise<void> | undefined;
+  // What connect bursts free stays in glibc's arenas otherwise (src/malloc-trim.ts).
+  const trim = startMallocTrim({ intervalMs: settings.mallocTrimIntervalMs });
+  if (settings.mallocTrimIntervalMs > 0 && !trim)
+    logger.debug("malloc_trim is not available here (not glibc, or no koffi binary)");
   const stop = (beforeQuit = cleanup) => {
     stopping ??= (async () => {
+      trim?.close();
       await service?.close().catch((err) => logger.error({ err }, "shutdown step failed"));
       // Commands (QUIT too) wait for an answer a dead Redis never gives: bounded.
       const within = (p: Promise<unknown> | undefined, ms: number) =>

@@ -3,6 +3,7 @@
  * scraped; counters are fed by module events. Only this file imports prom-client.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { mallocTrimStats } from "../malloc-trim.js";
 import type { Service } from "./service.js";
 
 /** RemoteConfigStatuses enum of the OpAMP spec, by number. */
@@ -44,6 +45,16 @@ export class ServiceMetrics {
           this.inc(read());
         },
       });
+    counter(
+      "opamp_gitops_malloc_trim_total",
+      "Calls of glibc malloc_trim giving free C heap pages back to the OS (--malloc-trim-interval)",
+      () => mallocTrimStats()?.runs ?? 0,
+    );
+    counter(
+      "opamp_gitops_malloc_trim_seconds_total",
+      "Time those calls took on libuv's thread pool",
+      () => mallocTrimStats()?.seconds ?? 0,
+    );
     counter(
       "opamp_gitops_opamp_messages_total",
       "AgentToServer messages handled",

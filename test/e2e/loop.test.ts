@@ -288,6 +288,9 @@ describe("the loop: Git → validation → staged rollout → OpAMP → reports"
     assert.ok(Number(commits?.[1]) >= 3, `status commits: ${commits?.[1]}`);
     assert.match(metrics, /opamp_gitops_status_commit_seconds_count \d+/);
     assert.match(metrics, /opamp_gitops_validation_failures_total 1/);
+    // Process-wide: counted once serve started trimming (test/malloc-trim.test.ts).
+    assert.match(metrics, /opamp_gitops_malloc_trim_total \d+/);
+    assert.match(metrics, /opamp_gitops_malloc_trim_seconds_total [\d.e-]+/);
     const agents = (await (
       await fetch(`${api}/api/v1/agents?group=edge&state=connected`)
     ).json()) as Array<{ group: string; remoteConfig: { status: string } }>;
