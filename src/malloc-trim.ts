@@ -35,8 +35,6 @@ export interface MallocTrimOptions {
 export interface MallocTrimStats {
   /** Calls that returned. */
   runs: number;
-  /** Calls that found pages to give back (malloc_trim returned 1). */
-  released: number;
   /** Wall time of the calls on the thread pool, seconds. */
   seconds: number;
   /** Checks that did not trim because the event loop was busy. */
@@ -52,12 +50,11 @@ export interface MallocTrim {
 
 type TrimFunction = { async(pad: number, done: (err: unknown, result: number) => void): void };
 
-const stats: MallocTrimStats = { runs: 0, released: 0, seconds: 0, skipped: 0 };
-let started = false;
+const stats: MallocTrimStats = { runs: 0, seconds: 0, skipped: 0 };
 
-/** The process's counters, or undefined when trimming never started in this process. */
-export function mallocTrimStats(): Readonly<MallocTrimStats> | undefined {
-  return started ? stats : undefined;
+/** The process's counters (zeros while no trimmer ran in this process). */
+export function mallocTrimStats(): Readonly<MallocTrimStats> {
+  return stats;
 }
 
 /** Starts trimming (see the file comment); undefined where it cannot run. */
@@ -69,7 +66,6 @@ export function startMallocTrim({
   if (intervalMs <= 0) return undefined;
   const trim = loadTrim();
   if (!trim) return undefined;
-  started = true;
   let inFlight: Promise<boolean> | undefined;
   const trimNow = (): Promise<boolean> => {
     inFlight ??= new Promise<boolean>((resolve) => {
@@ -77,7 +73,6 @@ export function startMallocTrim({
       trim.async(0, (err, result) => {
         stats.seconds += (performance.now() - start) / 1000;
         stats.runs++;
-        if (!err && result === 1) stats.released++;
         inFlight = undefined;
         resolve(!err && result === 1);
       });
@@ -102,9 +97,12 @@ export function startMallocTrim({
   return { trimNow, close: () => clearInterval(timer) };
 }
 
-/** glibc's malloc_trim through koffi, or undefined where either is missing. */
+/**
+ * glibc's malloc_trim through koffi, or undefined where either is missing (musl has no
+ * libc.so.6: loading it throws).
+ */
 function loadTrim(): TrimFunction | undefined {
-  if (process.platform !== "linux" || !glibcRuntime()) return undefined;
+  if (process.platform !== "linux") return undefined;
   try {
     // Loaded only here: koffi's native binary is an optional part of the install.
     const koffi = createRequire(import.meta.url)("koffi") as {
@@ -114,10 +112,4 @@ function loadTrim(): TrimFunction | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Whether this Node runs on glibc (musl has no malloc_trim). */
-function glibcRuntime(): boolean {
-  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } };
-  return typeof report?.header?.glibcVersionRuntime === "string";
 }

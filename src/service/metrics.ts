@@ -48,12 +48,12 @@ export class ServiceMetrics {
     counter(
       "opamp_gitops_malloc_trim_total",
       "Calls of glibc malloc_trim giving free C heap pages back to the OS (--malloc-trim-interval)",
-      () => mallocTrimStats()?.runs ?? 0,
+      () => mallocTrimStats().runs,
     );
     counter(
       "opamp_gitops_malloc_trim_seconds_total",
       "Time those calls took on libuv's thread pool",
-      () => mallocTrimStats()?.seconds ?? 0,
+      () => mallocTrimStats().seconds,
     );
     counter(
       "opamp_gitops_opamp_messages_total",
