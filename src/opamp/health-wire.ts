@@ -113,6 +113,9 @@ export function scanHealth(
           while (!entry.done) {
             const t = entry.tag();
             if (fieldOf(t, ENTRY_TYPES) === VALUE) {
+              // protobufjs decodes every copy of an entry's value and keeps the last: a
+              // second copy goes to the full decode, which decides (this scan reads one).
+              if (value >= 0) throw new WireError("a component's value sent twice");
               value = entry.delimited();
               valueEnd = entry.pos;
             } else entry.skip(t);

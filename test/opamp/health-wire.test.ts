@@ -238,13 +238,16 @@ describe("health scan", () => {
         (flips, cutAt) => {
           const bytes = Buffer.from(base.subarray(0, Math.max(1, cutAt)));
           for (const [i, v] of flips) if (i < bytes.length) bytes[i] = v;
-          let scanned: { components: number } | undefined;
+          let scanned: { components: number; needsDecode: boolean } | undefined;
           try {
             scanned = scanHealth(bytes, 1024, 4096);
           } catch (err) {
             assert.ok(err instanceof MalformedMessageError, String(err));
             return;
           }
+          // Attributes (not read by the scan) and over-long text: prepare decodes in full, and
+          // protobufjs decides.
+          if (scanned.needsDecode) return;
           // Stored health is decoded when read (API, status files): it must decode.
           const decoded = decodeSubMessage<ComponentHealth>("ComponentHealth", bytes);
           assert.ok(scanned.components >= count(decoded));
@@ -286,6 +289,33 @@ describe("health in a prepared message", () => {
     );
   });
 
+  test("a component's value sent twice in its map entry: the full decode decides", () => {
+    const good = [...enc(at(1))];
+    // The first copy is malformed (wire type 7): refused though the last is fine.
+    const twice = (first: number[]) =>
+      delimited(6, [
+        ...delimited(1, text("extensions")),
+        ...delimited(2, first),
+        ...delimited(2, good),
+      ]);
+    assert.throws(() => scanHealth(Buffer.from(twice(good)), 1024, 4096), MalformedMessageError);
+    assert.throws(
+      () => prepareMessage(withHealth(twice([0x0f])), DEFAULT_AGENT_LIMITS),
+      (err: unknown) =>
+        err instanceof MalformedMessageError &&
+        /^AgentToServer is not valid protobuf/.test(err.message),
+    );
+    // Both well-formed: stored as decoded, the last copy kept.
+    const other = [
+      ...enc(at(2, { "pipeline:logs/exporter:debug": ["StatusPermanentError", "x"] })),
+    ];
+    const stored = prepareMessage(withHealth(twice(other)), DEFAULT_AGENT_LIMITS).encoded
+      .health as Uint8Array;
+    const decoded = decodeSubMessage<ComponentHealth>("ComponentHealth", stored);
+    assert.equal(decoded.componentHealthMap?.extensions?.healthy, true);
+    assert.equal(healthDigest(stored), healthDigest(Buffer.from(twice(good))));
+  });
+
   test("a tag the scan refuses but protobufjs reads is decoded in full, not refused", () => {
     // Field 4 (status) with its tag padded to 6 bytes: protobufjs reads 32 bits of it.
     const padded = [0xa2, 0x80, 0x80, 0x80, 0x80, 0x00, 2, 79, 75];
@@ -322,5 +352,12 @@ describe("health in a prepared message", () => {
         Buffer.byteLength(cut.lastError) <= DEFAULT_AGENT_LIMITS.maxErrorMessageBytes + 64,
     );
     assert.ok(cut.lastError.length < 10_000, "last_error cut to the limit");
+    // Attributes the scan does not read: malformed ones are refused by the decoded check.
+    assert.throws(
+      () => prepareMessage(withHealth([...ok, ...delimited(7, [0x0f])]), DEFAULT_AGENT_LIMITS),
+      (err: unknown) =>
+        err instanceof MalformedMessageError &&
+        /^AgentToServer is not valid protobuf: health/.test(err.message),
+    );
   });
 });
