@@ -1,57 +1,74 @@
 /**
- * An immutable string-keyed map with cheap copy-on-write updates: the keys are spread over
- * 64 shards, and an update copies only the shards it touches. This keeps the rollout machine
- * pure (a step never mutates its input state) at O(N/64) per changed agent instead of O(N).
+ * An immutable string-keyed map with cheap copy-on-write updates: a two-level trie of 64
+ * branches of 64 leaves, each leaf a Map holding the keys that hash to it. An update copies the
+ * root (64 slots, once per draft), the branch (64 slots) and the leaf it touches, so a step
+ * stays pure (it never mutates its input state) at O(N/4096 + 64) per changed key instead of
+ * O(N). With 64 flat shards, a group of 10,000 agents copied ~156 entries per changed agent
+ * per batch: 27 µs of each agent's connect on this machine (bench:serve profile). Leaves are
+ * made on first write and dropped when emptied, so a small group holds few Maps.
  */
 
-const SHARDS = 64;
+const FANOUT = 64;
+type Leaf<V> = Map<string, V>;
+type Branch<V> = Array<Leaf<V> | undefined>;
+type Root<V> = ReadonlyArray<Branch<V> | undefined>;
 
-function shardOf(key: string): number {
-  // FNV-1a over UTF-16 code units; only needs to spread keys, not resist attacks.
+/** FNV-1a over UTF-16 code units; only needs to spread keys, not resist attacks. */
+function hashOf(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) % SHARDS;
+  return h >>> 0;
 }
 
-/** The reads a map and its draft share, over the shards each holds. */
+// The top bits of FNV-1a are its best mixed: 6 for the branch, the next 6 for the leaf.
+const branchOf = (h: number): number => h >>> 26;
+const leafOf = (h: number): number => (h >>> 20) & (FANOUT - 1);
+
+/** The reads a map and its draft share, over the root each holds. */
 abstract class ShardReader<V> {
-  protected abstract readonly shards: ReadonlyArray<ReadonlyMap<string, V>>;
+  protected abstract readonly root: Root<V>;
+
+  #leaf(key: string): Leaf<V> | undefined {
+    const h = hashOf(key);
+    return this.root[branchOf(h)]?.[leafOf(h)];
+  }
 
   get(key: string): V | undefined {
-    return this.shards[shardOf(key)]?.get(key);
+    return this.#leaf(key)?.get(key);
   }
 
   has(key: string): boolean {
-    return this.shards[shardOf(key)]?.has(key) ?? false;
+    return this.#leaf(key)?.has(key) ?? false;
   }
 
   *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.shards) yield* shard.entries();
+    for (const branch of this.root) {
+      if (branch) for (const leaf of branch) if (leaf) yield* leaf.entries();
+    }
   }
 
   *keys(): IterableIterator<string> {
-    for (const shard of this.shards) yield* shard.keys();
+    for (const branch of this.root) {
+      if (branch) for (const leaf of branch) if (leaf) yield* leaf.keys();
+    }
   }
 }
 
 export class ShardMap<V> extends ShardReader<V> {
-  protected readonly shards: ReadonlyArray<ReadonlyMap<string, V>>;
+  protected readonly root: Root<V>;
   readonly size: number;
 
-  private constructor(shards: ReadonlyArray<ReadonlyMap<string, V>>, size: number) {
+  private constructor(root: Root<V>, size: number) {
     super();
-    this.shards = shards;
+    this.root = root;
     this.size = size;
   }
 
   static empty<V>(): ShardMap<V> {
-    return new ShardMap<V>(
-      Array.from({ length: SHARDS }, () => new Map<string, V>()),
-      0,
-    );
+    return new ShardMap<V>(new Array(FANOUT).fill(undefined), 0);
   }
 
   static from<V>(entries: Iterable<readonly [string, V]>): ShardMap<V> {
@@ -60,68 +77,75 @@ export class ShardMap<V> extends ShardReader<V> {
     return draft.finish();
   }
 
-  /** A draft that copies each shard on its first write; `finish()` returns the new map. */
+  /** A draft that copies each branch and leaf on its first write; `finish()` returns the new map. */
   edit(): ShardMapDraft<V> {
-    return new ShardMapDraft<V>(this.shards, this.size, (shards, size) => {
-      return new ShardMap<V>(shards, size);
-    });
+    return new ShardMapDraft<V>(this.root, this.size, (root, size) => new ShardMap<V>(root, size));
   }
 }
 
 export class ShardMapDraft<V> extends ShardReader<V> {
-  #base: ReadonlyArray<ReadonlyMap<string, V>>;
-  protected readonly shards: Array<ReadonlyMap<string, V>>;
-  readonly #copied = new Set<number>();
-  readonly #make: (shards: ReadonlyArray<ReadonlyMap<string, V>>, size: number) => ShardMap<V>;
+  protected readonly root: Array<Branch<V> | undefined>;
+  /** Branches, and leaves (branch × 64 + leaf), this draft owns: written in place. */
+  readonly #ownBranches = new Set<number>();
+  readonly #ownLeaves = new Set<number>();
+  readonly #make: (root: Root<V>, size: number) => ShardMap<V>;
   size: number;
 
-  constructor(
-    base: ReadonlyArray<ReadonlyMap<string, V>>,
-    size: number,
-    make: (shards: ReadonlyArray<ReadonlyMap<string, V>>, size: number) => ShardMap<V>,
-  ) {
+  constructor(base: Root<V>, size: number, make: (root: Root<V>, size: number) => ShardMap<V>) {
     super();
-    this.#base = base;
-    this.shards = [...base];
+    this.root = [...base];
     this.size = size;
     this.#make = make;
   }
 
   set(key: string, value: V): void {
-    const shard = this.#writable(shardOf(key));
-    if (!shard.has(key)) this.size++;
-    shard.set(key, value);
+    const leaf = this.#writable(hashOf(key));
+    if (!leaf.has(key)) this.size++;
+    leaf.set(key, value);
   }
 
   delete(key: string): boolean {
-    const i = shardOf(key);
-    if (!this.shards[i]?.has(key)) return false;
-    this.#writable(i).delete(key);
+    const h = hashOf(key);
+    if (!this.root[branchOf(h)]?.[leafOf(h)]?.has(key)) return false;
+    const leaf = this.#writable(h);
+    leaf.delete(key);
+    // An emptied leaf is dropped: a group that shrank holds no empty Maps.
+    if (leaf.size === 0) (this.root[branchOf(h)] as Branch<V>)[leafOf(h)] = undefined;
     this.size--;
     return true;
   }
 
   /** Drops every entry. */
   clear(): void {
-    for (let i = 0; i < SHARDS; i++) {
-      this.shards[i] = new Map();
-      this.#copied.add(i);
-    }
+    this.root.fill(undefined);
+    this.#ownBranches.clear();
+    this.#ownLeaves.clear();
     this.size = 0;
   }
 
   /** The map as drafted so far; the draft stays usable (later writes copy again). */
   finish(): ShardMap<V> {
-    this.#base = [...this.shards];
-    this.#copied.clear();
-    return this.#make(this.#base, this.size);
+    this.#ownBranches.clear();
+    this.#ownLeaves.clear();
+    return this.#make([...this.root], this.size);
   }
 
-  #writable(i: number): Map<string, V> {
-    if (!this.#copied.has(i)) {
-      this.shards[i] = new Map(this.#base[i]);
-      this.#copied.add(i);
+  #writable(h: number): Leaf<V> {
+    const b = branchOf(h);
+    const l = leafOf(h);
+    let branch = this.root[b];
+    if (!branch || !this.#ownBranches.has(b)) {
+      branch = branch ? [...branch] : new Array(FANOUT).fill(undefined);
+      this.root[b] = branch;
+      this.#ownBranches.add(b);
     }
-    return this.shards[i] as Map<string, V>;
+    const id = b * FANOUT + l;
+    let leaf = branch[l];
+    if (!leaf || !this.#ownLeaves.has(id)) {
+      leaf = new Map(leaf);
+      branch[l] = leaf;
+      this.#ownLeaves.add(id);
+    }
+    return leaf;
   }
 }

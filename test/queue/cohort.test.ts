@@ -8,7 +8,6 @@ import {
   score,
   stageThreshold,
 } from "../../src/queue/cohort.js";
-import { ShardMap } from "../../src/queue/shard-map.js";
 import { uids } from "./helpers/machine.js";
 
 test("scores are deterministic, in [0, 1), and differ per rollout", () => {
@@ -56,26 +55,6 @@ test("allowed failures: a count, or a percentage of the members rounded down", (
   assert.equal(allowedFailures({ count: 3 }, 10), 3);
   assert.equal(allowedFailures({ percent: 5 }, 39), 1);
   assert.equal(allowedFailures({ percent: 5 }, 19), 0);
-});
-
-test("ShardMap: copy-on-write leaves the original untouched", () => {
-  const a = ShardMap.from(uids(500).map((u, i) => [u, i] as const));
-  const draft = a.edit();
-  draft.set("agent-00001", -1);
-  draft.set("new", 7);
-  draft.delete("agent-00002");
-  const b = draft.finish();
-  assert.equal(a.get("agent-00001"), 1);
-  assert.equal(a.has("new"), false);
-  assert.equal(a.get("agent-00002"), 2);
-  assert.equal(a.size, 500);
-  assert.equal(b.get("agent-00001"), -1);
-  assert.equal(b.get("new"), 7);
-  assert.equal(b.has("agent-00002"), false);
-  assert.equal(b.size, 500);
-  draft.set("after-finish", 1);
-  assert.equal(b.has("after-finish"), false, "a finished map is not changed by later writes");
-  assert.equal([...b.keys()].length, 500);
 });
 
 test("a stage started before any agent joined places later joiners by its percentage", () => {
