@@ -1,14 +1,16 @@
 /**
- * An immutable string-keyed map with cheap copy-on-write updates: a two-level trie of 64
- * branches of 64 leaves, each leaf a Map holding the keys that hash to it. An update copies the
- * root (64 slots, once per draft), the branch (64 slots) and the leaf it touches, so a step
- * stays pure (it never mutates its input state) at O(N/4096 + 64) per changed key instead of
+ * An immutable string-keyed map with cheap copy-on-write updates: a two-level trie of 32
+ * branches of 32 leaves, each leaf a Map holding the keys that hash to it. An update copies the
+ * root (32 slots, once per draft), the branch (32 slots) and the leaf it touches, so a step
+ * stays pure (it never mutates its input state) at O(N/1024 + 32) per changed key instead of
  * O(N). With 64 flat shards, a group of 10,000 agents copied ~156 entries per changed agent
- * per batch: 27 µs of each agent's connect on this machine (bench:serve profile). Leaves are
- * made on first write and dropped when emptied, so a small group holds few Maps.
+ * per batch: 27 µs of each agent's connect (bench:serve profile). `npm run bench:shard-map`
+ * prints the cost per changed key and the heap per entry by size: 32 × 32 holds no more than
+ * 64 flat shards did (64 × 64 took 34 B more per entry for half the copy). Leaves are made on
+ * first write and dropped when emptied, so a small group holds few Maps.
  */
 
-const FANOUT = 64;
+const FANOUT = 32;
 type Leaf<V> = Map<string, V>;
 type Branch<V> = Array<Leaf<V> | undefined>;
 type Root<V> = ReadonlyArray<Branch<V> | undefined>;
@@ -23,9 +25,9 @@ function hashOf(key: string): number {
   return h >>> 0;
 }
 
-// The top bits of FNV-1a are its best mixed: 6 for the branch, the next 6 for the leaf.
-const branchOf = (h: number): number => h >>> 26;
-const leafOf = (h: number): number => (h >>> 20) & (FANOUT - 1);
+// The top bits of FNV-1a are its best mixed: 5 for the branch, the next 5 for the leaf.
+const branchOf = (h: number): number => h >>> 27;
+const leafOf = (h: number): number => (h >>> 22) & (FANOUT - 1);
 
 /** The reads a map and its draft share, over the root each holds. */
 abstract class ShardReader<V> {
@@ -85,7 +87,7 @@ export class ShardMap<V> extends ShardReader<V> {
 
 export class ShardMapDraft<V> extends ShardReader<V> {
   protected readonly root: Array<Branch<V> | undefined>;
-  /** Branches, and leaves (branch × 64 + leaf), this draft owns: written in place. */
+  /** Branches, and leaves (branch × FANOUT + leaf), this draft owns: written in place. */
   readonly #ownBranches = new Set<number>();
   readonly #ownLeaves = new Set<number>();
   readonly #make: (root: Root<V>, size: number) => ShardMap<V>;
