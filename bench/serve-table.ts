@@ -48,6 +48,8 @@ export interface Figures {
   /** Write syscalls of the server's processes per agent connected and per heartbeat. */
   connectWrites: number;
   heartbeatWrites: number;
+  /** Minor page faults of the server's processes per agent connected. */
+  connectFaults?: number;
   /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
   redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
   /** serve only: the malloc its processes ran with (serve-load.ts treeAllocators). */
@@ -149,6 +151,12 @@ function rows(o: TableOptions): Row[] {
       label: "write syscalls per heartbeat",
       value: (f) => f.heartbeatWrites,
       format: (n) => n.toFixed(2),
+      target: "",
+    },
+    {
+      label: "page faults per agent connected",
+      value: (f) => f.connectFaults,
+      format: (n) => n.toFixed(1),
       target: "",
     },
     {

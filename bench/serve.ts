@@ -30,6 +30,8 @@
  *   - reconnect storm: every socket is cut at once and all N agents reconnect at once (same
  *     uids); wall time until every agent was answered again. Agents honour Retry-After (503)
  *     and UNAVAILABLE's retry interval.
+ *   - minor page faults (/proc/<pid>/stat minflt) per agent connected: pages touched anew,
+ *     among them pages given back to the OS before the burst (malloc_trim) and faulted in again;
  *   - write syscalls (/proc/<pid>/io syscw: sockets to agents and to Redis, files) per agent
  *     connected and per heartbeat answered;
  *   - serve only: Redis commands (INFO commandstats) and Redis socket reads
@@ -101,6 +103,7 @@ import {
   stopProcess,
   treeAllocators,
   treeCpuMs,
+  treeMinorFaults,
   treeRss,
   treeThreads,
   treeWriteSyscalls,
@@ -217,10 +220,12 @@ async function measure(
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
   const w0 = treeWriteSyscalls(pid);
+  const f0 = treeMinorFaults(pid);
   const head0 = serve ? statusHead(serve.statusRepo) : undefined;
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
   const w1 = treeWriteSyscalls(pid);
+  const f1 = treeMinorFaults(pid);
   const r1 = await count();
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
@@ -282,6 +287,7 @@ async function measure(
     heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
     stormCpuMicros: ((cpu5 - cpu4) * 1000) / AGENTS,
     connectWrites: (w1 - w0) / AGENTS,
+    connectFaults: (f1 - f0) / AGENTS,
     heartbeatWrites: hb.replies > 0 ? (w3 - w2) / hb.replies : 0,
     rssPerAgentBytes: (rss1 - rss0) / AGENTS,
     rssQuietPerAgentBytes: (rssQuiet - rss0) / AGENTS,
@@ -366,6 +372,7 @@ const NO_PEER: Figures = {
   connectCpuMicros: 0,
   heartbeatCpuMicros: 0,
   connectWrites: 0,
+  connectFaults: 0,
   heartbeatWrites: 0,
 };
 
