@@ -61,37 +61,37 @@ function tree(pid: number): number[] {
   return out;
 }
 
-/** CPU time (user + system) of `pid` and its descendants, in ms (Linux: 100 ticks/s). */
-export function treeCpuMs(pid: number): number {
-  let ticks = 0;
+/**
+ * The sum over `pid` and its descendants of /proc/<pid>/stat's fields numbered `fields`
+ * (1-based, as proc(5) numbers them).
+ */
+function treeStat(pid: number, ...fields: number[]): number {
+  let total = 0;
   for (const p of tree(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
+      // Fields 1 and 2 (pid, "(comm)") end at the last ")": field 3 is the first after it.
+      const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      for (const f of fields) total += Number(after[f - 3]);
     } catch {
       // gone
     }
   }
-  return ticks * 10;
+  return total;
+}
+
+/** CPU time (user + system) of `pid` and its descendants, in ms (Linux: 100 ticks/s). */
+export function treeCpuMs(pid: number): number {
+  return treeStat(pid, 14, 15) * 10;
 }
 
 /**
- * Minor page faults (`minflt` of /proc/<pid>/stat) of `pid` and descendants: pages touched
- * for the first time or again after the process gave them back (malloc_trim, V8's heap
- * shrinking). On a VM each costs far more CPU than on bare metal.
+ * Minor page faults (`minflt`) of `pid` and descendants: pages touched for the first time or
+ * again after the process gave them back (malloc_trim, V8's heap shrinking). On a VM each
+ * costs far more CPU than on bare metal.
  */
 export function treeMinorFaults(pid: number): number {
-  let faults = 0;
-  for (const p of tree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      faults += Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
-    } catch {
-      // gone
-    }
-  }
-  return faults;
+  return treeStat(pid, 10);
 }
 
 /** Write syscalls (`syscw` of /proc/<pid>/io: sockets and files) of `pid` and descendants. */

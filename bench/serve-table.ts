@@ -49,7 +49,7 @@ export interface Figures {
   connectWrites: number;
   heartbeatWrites: number;
   /** Minor page faults of the server's processes per agent connected. */
-  connectFaults?: number;
+  connectFaults: number;
   /** Redis commands and socket reads per agent connected / heartbeat / storm agent. */
   redis?: { connect: RedisCost; heartbeat: RedisCost; storm: RedisCost };
   /** serve only: the malloc its processes ran with (serve-load.ts treeAllocators). */

@@ -18,6 +18,8 @@ import { ShardMap } from "../src/queue/shard-map.js";
 const SIZES = (process.env.BENCH_SIZES ?? "1000,10000,100000").split(",").map(Number);
 const BATCH = Number(process.env.BENCH_BATCH ?? 10);
 const PASSES = 3;
+/** Changes per draft at `n` members: BATCH, at least 100 from 100,000 members on. */
+const batchFor = (n: number) => (n >= 100_000 ? Math.max(BATCH, 100) : BATCH);
 const key = (i: number) => `0192f3c4-${i.toString(16).padStart(8, "0")}-7abc-8def-0123456789ab`;
 
 function grow(n: number, batch: number): ShardMap<{ pass: number; i: number }> {
@@ -45,12 +47,10 @@ function heapPerEntry(n: number, batch: number): number | undefined {
 }
 
 // Heap first, on a fresh heap; then the timed runs.
-const heap = new Map(
-  SIZES.map((n) => [n, heapPerEntry(n, n >= 100_000 ? Math.max(BATCH, 100) : BATCH)]),
-);
+const heap = new Map(SIZES.map((n) => [n, heapPerEntry(n, batchFor(n))]));
 const rows: Array<{ n: number; micros: number; bytes: number | undefined }> = [];
 for (const n of SIZES) {
-  const batch = n >= 100_000 ? Math.max(BATCH, 100) : BATCH;
+  const batch = batchFor(n);
   let best = Number.POSITIVE_INFINITY;
   for (let run = 0; run < 5; run++) {
     const t0 = process.hrtime.bigint();
@@ -64,7 +64,7 @@ console.log("\nbench:shard-map — rollout membership map, copy-on-write per dra
 console.log("| members | changes per draft | CPU per changed key | heap per entry |");
 console.log("|---|---|---|---|");
 for (const { n, micros, bytes } of rows) {
-  const batch = n >= 100_000 ? Math.max(BATCH, 100) : BATCH;
+  const batch = batchFor(n);
   const heap = bytes === undefined ? "n/a (run with --expose-gc)" : `${bytes.toFixed(0)} B`;
   console.log(`| ${n} | ${batch} | ${micros.toFixed(2)} µs | ${heap} |`);
 }

@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { Command, Redis } from "ioredis";
+import { Command } from "ioredis";
 import { pino } from "pino";
 import { pipelinedConnection } from "../src/redis.js";
 import { encodeCommand } from "../src/redis-command.js";
+import { testRedis } from "./helpers/redis.js";
 import { deferred } from "./helpers/teardown.js";
 
 const defer = deferred();
@@ -43,13 +44,12 @@ test("encodeCommand writes the bytes ioredis writes, for any strings and Buffers
 });
 
 test("a save with Buffers and unicode through the agent-write connection reads back as written", async () => {
-  const base = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: true });
-  const redis = pipelinedConnection(base, pino({ level: "silent" }));
-  const key = `redis-command-test:${process.pid}:${Date.now()}`;
+  const t = await testRedis();
+  const redis = pipelinedConnection(t.redis, pino({ level: "silent" }));
+  const key = `${t.prefix}:agent`;
   defer(async () => {
-    await redis.del(key);
     redis.disconnect();
-    base.disconnect();
+    await t.close();
   });
   const blob = Buffer.from([0, 13, 10, 36, 42, 255, 128]);
   // Issued in one turn: they leave together, each encoded on its own.

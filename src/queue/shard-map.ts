@@ -5,8 +5,8 @@
  * stays pure (it never mutates its input state) at O(N/1024 + 32) per changed key instead of
  * O(N). With 64 flat shards, a group of 10,000 agents copied ~156 entries per changed agent
  * per batch: 27 µs of each agent's connect (bench:serve profile). `npm run bench:shard-map`
- * prints the cost per changed key and the heap per entry by size: 32 × 32 holds no more than
- * 64 flat shards did (64 × 64 took 34 B more per entry for half the copy). Leaves are made on
+ * prints the cost per changed key and the heap per entry by size: at 10,000 members 32 × 32
+ * holds no more than 64 flat shards did (64 × 64 took 34 B more per entry for half the copy). Leaves are made on
  * first write and dropped when emptied, so a small group holds few Maps.
  */
 

@@ -22,6 +22,7 @@ function figures(name: string, over: Partial<Figures>): Figures {
     connectCpuMicros: 300,
     heartbeatCpuMicros: 20,
     connectWrites: 3,
+    connectFaults: 4,
     heartbeatWrites: 1,
     ...over,
   };
@@ -42,7 +43,13 @@ test("one round prints each figure and ratio as read", () => {
     [
       {
         peer: figures("peer", {}),
-        serves: [figures("serve --workers 1", { connectMs: 3000, heartbeatsPerSecond: 24_000 })],
+        serves: [
+          figures("serve --workers 1", {
+            connectMs: 3000,
+            heartbeatsPerSecond: 24_000,
+            connectFaults: 6,
+          }),
+        ],
       },
     ],
     OPTIONS,
@@ -54,6 +61,11 @@ test("one round prints each figure and ratio as read", () => {
     "1.50× (target ≤ 1.0) |",
   ]);
   assert.equal(row(lines, "heartbeat replies per second")?.[3], "0.80× (target ≥ 1.0) |");
+  assert.deepEqual(row(lines, "page faults per agent connected")?.slice(1), [
+    "4.0",
+    "6.0",
+    "1.50× |",
+  ]);
   assert.ok(!lines.some((l) => l.includes("rounds:")));
 });
 
