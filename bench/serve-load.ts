@@ -85,6 +85,11 @@ export function treeCpuMs(pid: number): number {
   return treeStat(pid, 14, 15) * 10;
 }
 
+/** User-mode CPU time (no system time) of `pid` and its descendants, in ms. */
+export function treeUserMs(pid: number): number {
+  return treeStat(pid, 14) * 10;
+}
+
 /**
  * Minor page faults (`minflt`) of `pid` and descendants: pages touched for the first time or
  * again after the process gave them back (malloc_trim, V8's heap shrinking). On a VM each
@@ -208,6 +213,20 @@ export function statusHead(repo: string, branch = "opamp-status"): string | unde
   } catch {
     return undefined; // no flush yet
   }
+}
+
+/** Commits on the status branch of `repo` after `since` (all of them when undefined). */
+export function statusCommitsSince(
+  repo: string,
+  since: string | undefined,
+  branch = "opamp-status",
+): number {
+  const head = statusHead(repo, branch);
+  if (head === undefined) return 0;
+  const range = since === undefined ? head : `${since}..${head}`;
+  return Number(
+    execFileSync("git", ["-C", repo, "rev-list", "--count", range], { encoding: "utf8" }).trim(),
+  );
 }
 
 /**

@@ -24,6 +24,16 @@ export interface Figures {
   stormShed: number;
   /** CPU time of the server's processes per agent connected and configured, µs. */
   connectCpuMicros: number;
+  /**
+   * serve only: CPU per agent from the first connect until a status flush rendered every agent
+   * (their status files on the status branch): the same work whichever way the flush timer
+   * falls, where connectCpuMicros counts a flush's render only when it falls in the window.
+   */
+  connectRenderCpuMicros?: number;
+  /** serve only: status commits made while the agents connected (0 or 1 at 3,000 agents). */
+  statusCommitsInConnect?: number;
+  /** Of connectCpuMicros, user-mode time (the rest is the kernel's: syscalls, page faults), µs. */
+  connectUserMicros: number;
   /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
   heartbeatCpuMicros: number;
   /**
@@ -128,6 +138,22 @@ function rows(o: TableOptions): Row[] {
       value: (f) => f.connectCpuMicros,
       format: (n) => `${Math.round(n)} µs`,
       target: "",
+    },
+    {
+      label: "of it in user mode (rest: kernel)",
+      value: (f) => f.connectUserMicros,
+      format: (n) => `${Math.round(n)} µs`,
+      target: "",
+    },
+    {
+      label: "CPU per agent until its status was rendered",
+      value: (f) => f.connectRenderCpuMicros,
+      format: (n) => `${Math.round(n)} µs`,
+    },
+    {
+      label: "status commits in the connect window",
+      value: (f) => f.statusCommitsInConnect,
+      format: String,
     },
     {
       label: "CPU per agent of the storm",

@@ -98,6 +98,7 @@ import {
   ROOT,
   settledRss,
   startServe,
+  statusCommitsSince,
   statusFilesRendered,
   statusHead,
   stopProcess,
@@ -106,6 +107,7 @@ import {
   treeMinorFaults,
   treeRss,
   treeThreads,
+  treeUserMs,
   treeWriteSyscalls,
   warmUp,
 } from "./serve-load.js";
@@ -219,14 +221,17 @@ async function measure(
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
+  const user0 = treeUserMs(pid);
   const w0 = treeWriteSyscalls(pid);
   const f0 = treeMinorFaults(pid);
   const head0 = serve ? statusHead(serve.statusRepo) : undefined;
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
+  const user1 = treeUserMs(pid);
   const w1 = treeWriteSyscalls(pid);
   const f1 = treeMinorFaults(pid);
   const r1 = await count();
+  const commits = serve ? statusCommitsSince(serve.statusRepo, head0) : undefined;
   phase(
     `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
@@ -234,9 +239,10 @@ async function measure(
   // the reading comes after a flush rendered them all, not by chance before or after it.
   const flushStart = Date.now();
   const files = serve ? await statusFilesRendered(serve.statusRepo, head0, c.settled) : 0;
+  const cpuRendered = treeCpuMs(pid);
   if (serve)
     phase(
-      `${name}: ${files} status files rendered ${((Date.now() - flushStart) / 1000).toFixed(1)} s after the last agent was configured`,
+      `${name}: ${files} status files rendered ${((Date.now() - flushStart) / 1000).toFixed(1)} s after the last agent was configured (${commits} status commits while they connected)`,
     );
   const { rss: rss1, waitedMs } = await settledRss(pid);
   phase(
@@ -284,6 +290,13 @@ async function measure(
     settled: c.settled,
     heartbeatsPerSecond: hb.perSecond,
     connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
+    connectUserMicros: ((user1 - user0) * 1000) / AGENTS,
+    ...(serve
+      ? {
+          connectRenderCpuMicros: ((cpuRendered - cpu0) * 1000) / AGENTS,
+          statusCommitsInConnect: commits ?? 0,
+        }
+      : {}),
     heartbeatCpuMicros: hb.replies > 0 ? ((cpu3 - cpu2) * 1000) / hb.replies : 0,
     stormCpuMicros: ((cpu5 - cpu4) * 1000) / AGENTS,
     connectWrites: (w1 - w0) / AGENTS,
@@ -370,6 +383,7 @@ const NO_PEER: Figures = {
   stormShed: 0,
   stormCpuMicros: 0,
   connectCpuMicros: 0,
+  connectUserMicros: 0,
   heartbeatCpuMicros: 0,
   connectWrites: 0,
   connectFaults: 0,

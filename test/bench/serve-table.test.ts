@@ -20,6 +20,7 @@ function figures(name: string, over: Partial<Figures>): Figures {
     stormShed: 0,
     stormCpuMicros: 600,
     connectCpuMicros: 300,
+    connectUserMicros: 250,
     heartbeatCpuMicros: 20,
     connectWrites: 3,
     connectFaults: 4,
@@ -48,6 +49,9 @@ test("one round prints each figure and ratio as read", () => {
             connectMs: 3000,
             heartbeatsPerSecond: 24_000,
             connectFaults: 6,
+            connectUserMicros: 500,
+            connectRenderCpuMicros: 900,
+            statusCommitsInConnect: 1,
           }),
         ],
       },
@@ -66,6 +70,17 @@ test("one round prints each figure and ratio as read", () => {
     "6.0",
     "1.50× |",
   ]);
+  assert.deepEqual(row(lines, "of it in user mode (rest: kernel)")?.slice(1), [
+    "250 µs",
+    "500 µs",
+    "2.00× |",
+  ]);
+  // serve's own figures: the peer renders no status and prints n/a.
+  assert.deepEqual(row(lines, "CPU per agent until its status was rendered")?.slice(1, 3), [
+    "n/a",
+    "900 µs",
+  ]);
+  assert.deepEqual(row(lines, "status commits in the connect window")?.slice(1, 3), ["n/a", "1"]);
   assert.ok(!lines.some((l) => l.includes("rounds:")));
 });
 
