@@ -5,9 +5,9 @@
  * and tools that may not see the agents' secrets.
  */
 import {
-  AgentCapabilities,
   type AgentState,
   agentAttributes,
+  agentCapabilityNames,
   RemoteConfigStatus,
 } from "../opamp/index.js";
 import { Marker, Redactor } from "../redact/index.js";
@@ -37,13 +37,6 @@ export function useViewRedactor(redactor: Redactor): void {
 }
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(RemoteConfigStatus).map(([k, v]) => [v, k]));
-
-/** Names of the capability bits set in `word`. */
-export function capabilityNames(word: bigint): string[] {
-  return Object.entries(AgentCapabilities)
-    .filter(([, bit]) => (word & bit) === bit)
-    .map(([name]) => name);
-}
 
 /**
  * An agent as the API shows it. `unauthorizedGroup`: the group its attributes select but its
@@ -96,7 +89,7 @@ export function agentView(
       identifying: attrs(agent.description?.identifyingAttributes),
       nonIdentifying: attrs(agent.description?.nonIdentifyingAttributes),
     },
-    capabilities: capabilityNames(agent.capabilities),
+    capabilities: agentCapabilityNames(agent.capabilities),
     effectiveConfig: Object.entries(files).map(([name, f]) => ({
       name: text(name) ?? "",
       contentType: text(f.contentType) ?? "",

@@ -17,6 +17,7 @@ export {
 export { AgentStore } from "./agent-store.js";
 export { bearerAuthenticator, tokenDigest } from "./auth.js";
 export * from "./capabilities.js";
+export { agentCapabilityNames } from "./capability-names.js";
 export { encodeSubMessage } from "./codec.js";
 export type { CredentialGate, CredentialIssuer, OfferedCredential } from "./credential-hooks.js";
 export {

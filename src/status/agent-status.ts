@@ -11,7 +11,7 @@
  * levels and 256 components.
  */
 import type { AgentState, AnyValue, ComponentHealth, KeyValue } from "../opamp/index.js";
-import { AgentCapabilities } from "../opamp/index.js";
+import { agentCapabilityNames } from "../opamp/index.js";
 import type { Redactor } from "../redact/index.js";
 import { componentsStatus } from "./agent-components.js";
 import { effectiveConfigStatus } from "./effective-config.js";
@@ -127,19 +127,6 @@ function attributes(list: KeyValue[] | undefined): Record<string, AttributeValue
   return out;
 }
 
-/** Names of the capability bits set (unknown bits as bitN), in bit order. */
-export function capabilityNames(word: bigint): string[] {
-  const names: string[] = [];
-  const known = new Map<bigint, string>();
-  for (const [name, bit] of Object.entries(AgentCapabilities)) known.set(bit, name);
-  for (let i = 0n; i < 64n; i++) {
-    const bit = 1n << i;
-    if ((word & bit) === 0n) continue;
-    names.push(known.get(bit) ?? `bit${i}`);
-  }
-  return names;
-}
-
 function health(h: ComponentHealth, depth: number, budget: { left: number }): HealthStatus {
   const out: HealthStatus = {
     healthy: h.healthy === true,
@@ -212,7 +199,7 @@ function render(
       nonIdentifying: attributes(agent.description?.nonIdentifyingAttributes),
     },
     ...(components ? { components } : {}),
-    capabilities: capabilityNames(agent.capabilities),
+    capabilities: agentCapabilityNames(agent.capabilities, { unknownBits: true }),
     remoteConfig: {
       desiredHash,
       desiredCommit: placement.desiredCommit,

@@ -9,9 +9,9 @@
 import { createTwoFilesPatch } from "diff";
 import { html } from "hono/html";
 import { stringify } from "yaml";
-import type { ComponentHealth } from "../../opamp/index.js";
+import { agentCapabilityNames, type ComponentHealth } from "../../opamp/index.js";
 import type { AgentConfigs, AgentRecord, ConnectionEvent, ShownConfigFile } from "../backend.js";
-import { agentView, capabilityNames, viewAttribute, viewText } from "../views.js";
+import { agentView, viewAttribute, viewText } from "../views.js";
 import { short, when } from "./layout.js";
 
 /** Diffs longer than this many lines are cut (a page stays light). */
@@ -95,7 +95,7 @@ export function agentBody(
 </dl>
 <section aria-labelledby="h-health"><h2 id="h-health">Health</h2>${a.state.health ? healthTree(a.state.health) : html`<p>Not reported.</p>`}</section>
 <section aria-labelledby="h-desc"><h2 id="h-desc">Description</h2>${attributes("Identifying", attrs(description?.identifyingAttributes))}${attributes("Non-identifying", attrs(description?.nonIdentifyingAttributes))}
-<h3>Capabilities</h3><ul class="caps">${capabilityNames(a.state.capabilities).map((c) => html`<li>${c}</li>`)}</ul></section>
+<h3>Capabilities</h3><ul class="caps">${agentCapabilityNames(a.state.capabilities).map((c) => html`<li>${c}</li>`)}</ul></section>
 <section aria-labelledby="h-config"><h2 id="h-config">Effective config vs desired</h2>
 <p class="muted">Desired: the group's config in the served commit${desiredHash && configs?.served && configs.served.hash !== desiredHash ? " (not yet served to this agent: the rollout has not reached it, or it failed)" : ""}.</p>
 <p>${configs?.effective ? (differs ? "The effective config differs from the desired one (secrets redacted as on the status branch):" : "The effective config shows no difference from the desired one.") : "No effective config reported."}</p>
