@@ -215,18 +215,33 @@ export function statusHead(repo: string, branch = "opamp-status"): string | unde
   }
 }
 
+/** `git <args(head)>` in `repo` with the status branch's head; undefined before its first commit. */
+function gitAtStatusHead(
+  repo: string,
+  branch: string,
+  args: (head: string) => string[],
+): string | undefined {
+  const head = statusHead(repo, branch);
+  if (head === undefined) return undefined;
+  return execFileSync("git", ["-C", repo, ...args(head)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+    maxBuffer: 64 * 2 ** 20,
+  });
+}
+
 /** Commits on the status branch of `repo` after `since` (all of them when undefined). */
 export function statusCommitsSince(
   repo: string,
   since: string | undefined,
   branch = "opamp-status",
 ): number {
-  const head = statusHead(repo, branch);
-  if (head === undefined) return 0;
-  const range = since === undefined ? head : `${since}..${head}`;
-  return Number(
-    execFileSync("git", ["-C", repo, "rev-list", "--count", range], { encoding: "utf8" }).trim(),
-  );
+  const out = gitAtStatusHead(repo, branch, (head) => [
+    "rev-list",
+    "--count",
+    since === undefined ? head : `${since}..${head}`,
+  ]);
+  return Number(out?.trim() ?? 0);
 }
 
 /**
@@ -239,18 +254,12 @@ export function statusAgentFilesSince(
   since: string | undefined,
   branch = "opamp-status",
 ): number {
-  const head = statusHead(repo, branch);
-  if (head === undefined) return 0;
-  const args =
+  const out = gitAtStatusHead(repo, branch, (head) =>
     since === undefined
       ? ["ls-tree", "-r", "--name-only", head, "--", "status/agents/"]
-      : ["diff", "--name-only", "--diff-filter=AM", since, head, "--", "status/agents/"];
-  const out = execFileSync("git", ["-C", repo, ...args], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "ignore"],
-    maxBuffer: 64 * 2 ** 20,
-  });
-  return out.split("\n").filter(Boolean).length;
+      : ["diff", "--name-only", "--diff-filter=AM", since, head, "--", "status/agents/"],
+  );
+  return out === undefined ? 0 : out.split("\n").filter(Boolean).length;
 }
 
 /**
