@@ -30,7 +30,11 @@ export interface Figures {
    * falls, where connectCpuMicros counts a flush's render only when it falls in the window.
    */
   connectRenderCpuMicros?: number;
-  /** serve only: status commits made while the agents connected (0 or 1 at 3,000 agents). */
+  /**
+   * serve only: status commits published while the agents connected (0 or 1 at 3,000 agents).
+   * A flush that starts inside the window and commits after it is not counted: at 10,000
+   * agents this read 0 while one ran inside; connectRenderCpuMicros is the steadier figure.
+   */
   statusCommitsInConnect?: number;
   /** Of connectCpuMicros, user-mode time (the rest is the kernel's: syscalls, page faults), µs. */
   connectUserMicros: number;

@@ -14,11 +14,12 @@ const MAX_CACHED = 256;
 const NAMED = new Map<bigint, string>(
   Object.entries(AgentCapabilities).map(([name, bit]) => [bit, name]),
 );
-/** Cached names per word: [without unknown bits, with them]. */
-const cache = [new Map<bigint, readonly string[]>(), new Map<bigint, readonly string[]>()];
+/** Cached names per word, without unknown bits and with them. */
+const namedOnly = new Map<bigint, readonly string[]>();
+const withUnknown = new Map<bigint, readonly string[]>();
 
 export function agentCapabilityNames(word: bigint, { unknownBits = false } = {}): string[] {
-  const words = cache[unknownBits ? 1 : 0] as Map<bigint, readonly string[]>;
+  const words = unknownBits ? withUnknown : namedOnly;
   const cached = words.get(word);
   if (cached) return [...cached];
   const names: string[] = [];
