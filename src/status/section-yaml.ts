@@ -27,8 +27,12 @@ import { stringifyYaml } from "../validate/yaml-write.js";
 const MEMO_CHARS = 1024 * 1024;
 /** Sections longer than this (YAML characters) are written every time, not remembered. */
 const MAX_SECTION_CHARS = 64 * 1024;
-/** JSON keys longer than this are remembered by their digest. */
-const MAX_KEY_CHARS = 1024;
+/**
+ * JSON keys longer than this are remembered by their digest. A Map hashes a key string once
+ * and compares it on a hit (memcmp); SHA-256 costs ~5 µs per KB, more than the YAML of a
+ * health tree that hits. So keys of a few KB (a Collector's health tree) stay as they are.
+ */
+const MAX_KEY_CHARS = 16 * 1024;
 
 const memo = new Map<string, string>();
 let memoChars = 0;
@@ -86,32 +90,55 @@ function remember(key: string, text: string): void {
   sectionYamlStats.chars = memoChars;
 }
 
+/** Deeper nesting than this is written without the memo (and a cycle never loops here). */
+const MAX_EXACT_DEPTH = 256;
+
 /**
  * The JSON of `value`, or undefined when JSON would not tell it apart from a value written
  * differently as YAML: -0 and non-finite numbers, and anything but plain objects, arrays,
- * strings, finite numbers, booleans and null (a Date or a Map would be written otherwise).
+ * strings, finite numbers, booleans and null (a Date or a Map would be written otherwise, and
+ * so would an object with its own toJSON). Checked by a walk before a plain JSON.stringify: a
+ * replacer function costs a call per value, ~3× the walk.
  */
 function exactJson(value: unknown): string | undefined {
-  let exact = true;
-  let json: string | undefined;
+  if (!isExact(value, 0)) return undefined;
   try {
-    json = JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
-      // The value before toJSON() (a Date arrives here as its string).
-      if (typeof this[key] === "object" && this[key] !== v) exact = false;
-      if (typeof v === "number") {
-        if (!Number.isFinite(v) || Object.is(v, -0)) exact = false;
-      } else if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-        const proto = Object.getPrototypeOf(v);
-        if (proto !== Object.prototype && proto !== null) exact = false;
-      } else if (v === undefined && Array.isArray(this)) {
-        // [undefined] is JSON [null]; YAML writes it as null too, but stay strict.
-        exact = false;
-      } else if (typeof v !== "string" && typeof v !== "boolean" && v !== null && v !== undefined)
-        exact = false;
-      return v;
-    });
+    return JSON.stringify(value);
   } catch {
     return undefined;
   }
-  return exact ? json : undefined;
+}
+
+function isExact(value: unknown, depth: number): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (depth >= MAX_EXACT_DEPTH) return false;
+  if (Array.isArray(value)) {
+    // A hole or undefined is JSON null; YAML writes it as null too, but stay strict.
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined || !isExact(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const record = value as Record<string, unknown>;
+  if (typeof record.toJSON === "function") return false;
+  for (const key of Object.keys(record)) {
+    const item = record[key];
+    // A pair whose value is undefined is left out by JSON and by YAML alike.
+    if (item !== undefined && !isExact(item, depth + 1)) return false;
+  }
+  return true;
 }

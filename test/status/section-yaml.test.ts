@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import { agentStatus } from "../../src/status/agent-status.js";
 import { renderStatusFile } from "../../src/status/render.js";
 import { sectionYaml, sectionYamlStats } from "../../src/status/section-yaml.js";
@@ -60,4 +61,32 @@ test("the memo stays within its bound while sections unique to one agent pass th
     sectionYaml({ description: { host: `host-${i}-${"x".repeat(1000)}`, n: i } });
   assert.ok(sectionYamlStats.chars > 0);
   assert.ok(sectionYamlStats.chars <= 1024 * 1024, `${sectionYamlStats.chars} characters held`);
+});
+
+test("any JSON-like section is written as the whole document writes it, first and from memory", () => {
+  // Values JSON writes alike but YAML does not (-0, dates, toJSON) are mixed in on purpose.
+  const odd = fc.constantFrom<unknown>(-0, new Date(0), { toJSON: () => "x" }, [undefined], "-0");
+  const leaf = fc.oneof(fc.jsonValue({ maxDepth: 3 }), odd);
+  const section = fc.oneof(
+    leaf,
+    fc.array(leaf, { maxLength: 3 }),
+    fc.dictionary(fc.string(), leaf),
+  );
+  fc.assert(
+    fc.property(fc.dictionary(fc.constantFrom("a", "b", "health"), section), (value) => {
+      const whole = stringifyYaml(value);
+      assert.equal(sectionYaml(value), whole);
+      assert.equal(sectionYaml(value), whole);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("a deep section is written without the memo, as the whole document would be", () => {
+  let deep: unknown = "bottom";
+  for (let i = 0; i < 300; i++) deep = { n: deep };
+  const value = { deep };
+  const misses = sectionYamlStats.misses;
+  assert.equal(sectionYaml(value), stringifyYaml(value));
+  assert.equal(sectionYamlStats.misses, misses, "not looked up: too deep to be sure of its JSON");
 });
