@@ -66,10 +66,15 @@ function tree(pid: number): number[] {
  * (1-based, as proc(5) numbers them).
  */
 function treeStat(pid: number, ...fields: number[]): number {
+  return treeStatOf(pid, (p) => `/proc/${p}/stat`, fields);
+}
+
+/** treeStat over each process's own stat file or, with `path`, another per-process file. */
+function treeStatOf(pid: number, path: (p: number) => string, fields: number[]): number {
   let total = 0;
   for (const p of tree(pid)) {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const stat = readFileSync(path(p), "utf8");
       // Fields 1 and 2 (pid, "(comm)") end at the last ")": field 3 is the first after it.
       const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       for (const f of fields) total += Number(after[f - 3]);
@@ -88,6 +93,15 @@ export function treeCpuMs(pid: number): number {
 /** User-mode CPU time (no system time) of `pid` and its descendants, in ms. */
 export function treeUserMs(pid: number): number {
   return treeStat(pid, 14) * 10;
+}
+
+/**
+ * CPU time (user + system) of the main thread of `pid` and of each descendant, in ms: the
+ * event loops. The rest of treeCpuMs is other threads': V8's helpers (the optimizing compiler,
+ * concurrent and parallel GC), worker threads (render, decode, search) and libuv's pool.
+ */
+export function treeMainThreadsCpuMs(pid: number): number {
+  return treeStatOf(pid, (p) => `/proc/${p}/task/${p}/stat`, [14, 15]) * 10;
 }
 
 /**

@@ -38,6 +38,13 @@ export interface Figures {
   statusCommitsInConnect?: number;
   /** Of connectCpuMicros, user-mode time (the rest is the kernel's: syscalls, page faults), µs. */
   connectUserMicros: number;
+  /**
+   * serve only: of connectCpuMicros, the time of its processes' main threads (event loops),
+   * µs. The rest ran on V8's helper threads (the optimizing compiler: after a 200-agent
+   * warm-up much of a connect's code is still being compiled; GC), render/decode/search
+   * workers and libuv's pool.
+   */
+  connectMainThreadMicros?: number;
   /** CPU time of the server's processes per heartbeat answered (whole blast), µs. */
   heartbeatCpuMicros: number;
   /**
@@ -148,6 +155,11 @@ function rows(o: TableOptions): Row[] {
       value: (f) => f.connectUserMicros,
       format: (n) => `${Math.round(n)} µs`,
       target: "",
+    },
+    {
+      label: "of it on the event loops (rest: other threads)",
+      value: (f) => f.connectMainThreadMicros,
+      format: (n) => `${Math.round(n)} µs`,
     },
     {
       label: "CPU per agent until its status was rendered",

@@ -104,6 +104,7 @@ import {
   stopProcess,
   treeAllocators,
   treeCpuMs,
+  treeMainThreadsCpuMs,
   treeMinorFaults,
   treeRss,
   treeThreads,
@@ -222,12 +223,14 @@ async function measure(
   const r0 = await count();
   const cpu0 = treeCpuMs(pid);
   const user0 = treeUserMs(pid);
+  const main0 = treeMainThreadsCpuMs(pid);
   const w0 = treeWriteSyscalls(pid);
   const f0 = treeMinorFaults(pid);
   const head0 = serve ? statusHead(serve.statusRepo) : undefined;
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
   const user1 = treeUserMs(pid);
+  const main1 = treeMainThreadsCpuMs(pid);
   const w1 = treeWriteSyscalls(pid);
   const f1 = treeMinorFaults(pid);
   const r1 = await count();
@@ -294,6 +297,7 @@ async function measure(
     ...(serve
       ? {
           connectRenderCpuMicros: ((cpuRendered - cpu0) * 1000) / AGENTS,
+          connectMainThreadMicros: ((main1 - main0) * 1000) / AGENTS,
           statusCommitsInConnect: commits ?? 0,
         }
       : {}),

@@ -51,6 +51,7 @@ test("one round prints each figure and ratio as read", () => {
             connectFaults: 6,
             connectUserMicros: 500,
             connectRenderCpuMicros: 900,
+            connectMainThreadMicros: 420,
             statusCommitsInConnect: 1,
           }),
         ],
@@ -81,6 +82,10 @@ test("one round prints each figure and ratio as read", () => {
     "900 µs",
   ]);
   assert.deepEqual(row(lines, "status commits in the connect window")?.slice(1, 3), ["n/a", "1"]);
+  assert.deepEqual(row(lines, "of it on the event loops (rest: other threads)")?.slice(1, 3), [
+    "n/a",
+    "420 µs",
+  ]);
   assert.ok(!lines.some((l) => l.includes("rounds:")));
 });
 
