@@ -22,6 +22,18 @@ export interface Figures {
   stormMs: number;
   stormSettled: number;
   stormShed: number;
+  /** The restart before the restart storm: from the new process' start until it served, ms. */
+  restartReadyMs: number;
+  /**
+   * Restart storm: the server restarted (a new process, the same state) and every agent came
+   * back at once once it served; wall time until every agent was answered again, ms. Unlike
+   * the reconnect storm, the server's code is cold (nothing compiled yet).
+   */
+  coldStormMs: number;
+  coldStormSettled: number;
+  coldStormShed: number;
+  /** CPU time of the restarted server's processes per agent of the restart storm, µs. */
+  coldStormCpuMicros: number;
   /** CPU time of the server's processes per agent connected and configured, µs. */
   connectCpuMicros: number;
   /**
@@ -145,6 +157,22 @@ function rows(o: TableOptions): Row[] {
     },
     { label: "agents shed and retried in the storm", value: (f) => f.stormShed, format: String },
     {
+      label: `restart storm (new process): all ${o.agents} answered again`,
+      value: (f) => f.coldStormMs,
+      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      target: "",
+    },
+    {
+      label: "agents shed and retried in the restart storm",
+      value: (f) => f.coldStormShed,
+      format: String,
+    },
+    {
+      label: "restarted server serving after",
+      value: (f) => f.restartReadyMs,
+      format: (n) => `${(n / 1000).toFixed(2)} s`,
+    },
+    {
       label: "CPU per agent connected + configured",
       value: (f) => f.connectCpuMicros,
       format: (n) => `${Math.round(n)} µs`,
@@ -174,6 +202,12 @@ function rows(o: TableOptions): Row[] {
     {
       label: "CPU per agent of the storm",
       value: (f) => f.stormCpuMicros,
+      format: (n) => `${Math.round(n)} µs`,
+      target: "",
+    },
+    {
+      label: "CPU per agent of the restart storm",
+      value: (f) => f.coldStormCpuMicros,
       format: (n) => `${Math.round(n)} µs`,
       target: "",
     },
@@ -295,9 +329,9 @@ export function table(rounds: readonly Round[], o: TableOptions): string[] {
   }
   rounds.forEach((r, n) => {
     for (const f of [r.peer, ...r.serves])
-      if (f.settled < o.agents || f.stormSettled < o.agents)
+      if (f.settled < o.agents || f.stormSettled < o.agents || f.coldStormSettled < o.agents)
         out.push(
-          `! ${f.name}${multi ? ` (round ${n + 1})` : ""}: only ${f.settled} configured, ${f.stormSettled} after the storm`,
+          `! ${f.name}${multi ? ` (round ${n + 1})` : ""}: only ${f.settled} configured, ${f.stormSettled} after the storm, ${f.coldStormSettled} after the restart`,
         );
   });
   return out;

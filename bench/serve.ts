@@ -30,6 +30,11 @@
  *   - reconnect storm: every socket is cut at once and all N agents reconnect at once (same
  *     uids); wall time until every agent was answered again. Agents honour Retry-After (503)
  *     and UNAVAILABLE's retry interval.
+ *   - restart storm: then the server is stopped and started again (a new process with the same
+ *     state: serve keeps its Redis prefix and state dir) and, once it serves, all N agents
+ *     reconnect at once: a replica restart behind a load balancer. Its code is cold (nothing
+ *     compiled yet), where the reconnect storm meets a server warmed by everything before;
+ *     printed with the time the new process took to serve and its CPU per agent;
  *   - minor page faults (/proc/<pid>/stat minflt) per agent connected: pages touched anew,
  *     among them pages given back to the OS before the burst (malloc_trim) and faulted in again;
  *   - write syscalls (/proc/<pid>/io syscw: sockets to agents and to Redis, files) per agent
@@ -188,6 +193,12 @@ async function serveMemory(apiPort: number): Promise<{
 }
 
 /**
+ * Stops the measured server and starts it again (a new process, the same state); resolves
+ * once the new one serves: its pid, its agent URL and how long it took to serve, ms.
+ */
+type Restart = () => Promise<{ pid: number; url: string; readyMs: number }>;
+
+/**
  * Runs the load against one server (`pid` for RSS, `url` for agents): first the warm-up
  * cohort from `warm` (BENCH_WARMUP agents; with `statusRepo`, until a status flush rendered
  * them), then the measured agents from `children`.
@@ -198,6 +209,7 @@ async function measure(
   warm: AgentsChild,
   pid: number,
   url: string,
+  restart: Restart,
   serve?: { redis: Redis; apiPort: number; statusRepo: string },
 ): Promise<Figures> {
   const redis = serve?.redis;
@@ -284,6 +296,19 @@ async function measure(
   phase(
     `${name}: storm: ${storm.settled}/${AGENTS} answered again in ${(storm.elapsedMs / 1000).toFixed(2)} s, ${storm.shed} shed and retried, ${storm.failed} failed ${storm.errors.slice(0, 3).join("; ")}`,
   );
+  // A replica restart: the server stops (its agents see their sockets close), a new process
+  // starts with the same state (serve: same Redis prefix and state dir) and, once it serves,
+  // every agent comes back at once, as agents held back by a load balancer would. Its code is
+  // cold: what V8 compiled for the old process is gone.
+  phase(`${name}: restarting the server`);
+  const next = await restart();
+  phase(`${name}: restarted, serving ${(next.readyMs / 1000).toFixed(2)} s after its start`);
+  const cpu6 = treeCpuMs(next.pid);
+  const cold = await connectAll(children, [next.url], true, LOAD);
+  const cpu7 = treeCpuMs(next.pid);
+  phase(
+    `${name}: restart storm: ${cold.settled}/${AGENTS} answered again in ${(cold.elapsedMs / 1000).toFixed(2)} s, ${cold.shed} shed and retried, ${cold.failed} failed ${cold.errors.slice(0, 3).join("; ")}`,
+  );
   const all = WARMUP > 0 ? [...children, warm] : children;
   for (const child of all) child.send({ type: "closeAgents", timeoutMs: 5000 });
   await Promise.all(all.map((ch) => ch.next("agentsClosed", 30_000)));
@@ -311,6 +336,11 @@ async function measure(
     stormMs: storm.elapsedMs,
     stormSettled: storm.settled,
     stormShed: storm.shed ?? 0,
+    restartReadyMs: next.readyMs,
+    coldStormMs: cold.elapsedMs,
+    coldStormSettled: cold.settled,
+    coldStormShed: cold.shed ?? 0,
+    coldStormCpuMicros: ((cpu7 - cpu6) * 1000) / AGENTS,
     ...(serve ? { allocator: treeAllocators(pid) } : {}),
     ...(mem0 && mem1
       ? {
@@ -356,16 +386,14 @@ async function startListening(
   return { proc, port };
 }
 
-async function startPeer(
-  dir: string,
-  config: string,
-): Promise<{ proc: ChildProcess; port: number }> {
+/** Builds the peer (bench/opamp-go-server) into `dir` with the Go toolchain; returns its path. */
+function buildPeer(dir: string): string {
   const bin = join(dir, "opamp-go-server");
   execFileSync("go", ["build", "-o", bin, "."], {
     cwd: join(ROOT, "bench", "opamp-go-server"),
     stdio: "inherit",
   });
-  return startListening("opamp-go peer", bin, ["-config", config]);
+  return bin;
 }
 
 /** The Node floor (bench/node-floor-server.ts), with serve's node options and allocator. */
@@ -386,6 +414,11 @@ const NO_PEER: Figures = {
   stormSettled: AGENTS,
   stormShed: 0,
   stormCpuMicros: 0,
+  restartReadyMs: 0,
+  coldStormMs: 0,
+  coldStormSettled: AGENTS,
+  coldStormShed: 0,
+  coldStormCpuMicros: 0,
   connectCpuMicros: 0,
   connectUserMicros: 0,
   heartbeatCpuMicros: 0,
@@ -409,35 +442,57 @@ async function measureRound(
   round: number,
 ): Promise<Round> {
   const config = join(repo, "groups", "bench", "collector.yaml");
-  /** Measures a server that startPeer/startFloor started, and stops it. */
-  const measureStarted = async (name: string, started: { proc: ChildProcess; port: number }) => {
+  /** Measures a server that `start` starts (again on a restart), and stops it. */
+  const measureStarted = async (
+    name: string,
+    start: () => Promise<{ proc: ChildProcess; port: number }>,
+  ) => {
+    let current = await start();
+    const url = () => `ws://127.0.0.1:${current.port}/v1/opamp`;
+    const restart: Restart = async () => {
+      await stopProcess(current.proc);
+      const t0 = Date.now();
+      current = await start();
+      return { pid: current.proc.pid as number, url: url(), readyMs: Date.now() - t0 };
+    };
     try {
-      return await measure(
-        name,
-        measured,
-        warm,
-        started.proc.pid as number,
-        `ws://127.0.0.1:${started.port}/v1/opamp`,
-      );
+      return await measure(name, measured, warm, current.proc.pid as number, url(), restart);
     } finally {
-      await stopProcess(started.proc);
+      await stopProcess(current.proc);
     }
   };
+  const peerBin = WITH_PEER ? buildPeer(dir) : "";
   const peer = WITH_PEER
-    ? await measureStarted("opamp-go server", await startPeer(dir, config))
+    ? await measureStarted("opamp-go server", () =>
+        startListening("opamp-go peer", peerBin, ["-config", config]),
+      )
     : NO_PEER;
   const serves: Figures[] = [];
-  if (WITH_FLOOR) serves.push(await measureStarted("node ws floor", await startFloor(config)));
+  if (WITH_FLOOR) serves.push(await measureStarted("node ws floor", () => startFloor(config)));
   for (const workers of WORKERS) {
-    const s = await startServe(dir, repo, {
-      workers,
-      prefix: `bench-serve-${process.pid}-${workers}-${round}`,
-      instance: `${workers}-${round}`,
-      profile: PROFILE && workers === 1 && round === 1,
-      nodeArgs: NODE_ARGS,
-      env: SERVE_ENV,
-      extra: ["--redis", redisUrl],
-    });
+    // A restart keeps the prefix and the state dir: the same service, a new process.
+    const start = () =>
+      startServe(dir, repo, {
+        workers,
+        prefix: `bench-serve-${process.pid}-${workers}-${round}`,
+        instance: `${workers}-${round}`,
+        profile: PROFILE && workers === 1 && round === 1,
+        nodeArgs: NODE_ARGS,
+        env: SERVE_ENV,
+        extra: ["--redis", redisUrl],
+      });
+    let s = await start();
+    const restart: Restart = async () => {
+      const code = await stopProcess(s.proc);
+      if (code !== 0) phase(`serve --workers ${workers} exited with ${code} on its restart`);
+      const t0 = Date.now();
+      s = await start();
+      return {
+        pid: s.proc.pid as number,
+        url: `ws://127.0.0.1:${s.port}/v1/opamp`,
+        readyMs: Date.now() - t0,
+      };
+    };
     try {
       serves.push(
         await measure(
@@ -446,6 +501,7 @@ async function measureRound(
           warm,
           s.proc.pid as number,
           `ws://127.0.0.1:${s.port}/v1/opamp`,
+          restart,
           { redis, apiPort: s.apiPort, statusRepo: repo },
         ),
       );

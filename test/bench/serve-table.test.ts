@@ -19,6 +19,11 @@ function figures(name: string, over: Partial<Figures>): Figures {
     stormSettled: 100,
     stormShed: 0,
     stormCpuMicros: 600,
+    restartReadyMs: 1500,
+    coldStormMs: 2500,
+    coldStormSettled: 100,
+    coldStormShed: 0,
+    coldStormCpuMicros: 900,
     connectCpuMicros: 300,
     connectUserMicros: 250,
     heartbeatCpuMicros: 20,
@@ -53,6 +58,8 @@ test("one round prints each figure and ratio as read", () => {
             connectRenderCpuMicros: 900,
             connectMainThreadMicros: 420,
             statusCommitsInConnect: 1,
+            coldStormMs: 5000,
+            coldStormShed: 7,
           }),
         ],
       },
@@ -85,6 +92,16 @@ test("one round prints each figure and ratio as read", () => {
   assert.deepEqual(row(lines, "of it on the event loops (rest: other threads)")?.slice(1, 3), [
     "n/a",
     "420 µs",
+  ]);
+  // The restart storm (a new, cold process) beside the reconnect storm.
+  assert.deepEqual(row(lines, "restart storm (new process): all 100 answered again")?.slice(1), [
+    "2.50 s",
+    "5.00 s",
+    "2.00× |",
+  ]);
+  assert.deepEqual(row(lines, "agents shed and retried in the restart storm")?.slice(1, 3), [
+    "0",
+    "7",
   ]);
   assert.ok(!lines.some((l) => l.includes("rounds:")));
 });
@@ -122,11 +139,20 @@ test("a server that configured too few agents is named, with its round", () => {
     [
       { peer: figures("peer", {}), serves: [figures("serve", {})] },
       { peer: figures("peer", {}), serves: [figures("serve", { settled: 90 })] },
+      { peer: figures("peer", {}), serves: [figures("serve", { coldStormSettled: 80 })] },
     ],
     OPTIONS,
   );
   assert.ok(
-    lines.includes("! serve (round 2): only 90 configured, 100 after the storm"),
+    lines.includes(
+      "! serve (round 2): only 90 configured, 100 after the storm, 100 after the restart",
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.includes(
+      "! serve (round 3): only 100 configured, 100 after the storm, 80 after the restart",
+    ),
     lines.join("\n"),
   );
 });
