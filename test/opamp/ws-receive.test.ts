@@ -22,6 +22,8 @@ interface Received {
   messages: { data: Buffer; binary: boolean }[];
   fast: number;
   closeCode?: number;
+  /** 'close' events seen. */
+  closes: number;
 }
 
 /** A ws server (fast path on or off) recording what its one client's socket receives. */
@@ -32,7 +34,7 @@ async function server(defer: ReturnType<typeof deferred>, fast: boolean, maxPayl
     return new Promise((resolve) => wss.close(resolve));
   });
   await once(wss, "listening");
-  const received: Received = { messages: [], fast: 0 };
+  const received: Received = { messages: [], fast: 0, closes: 0 };
   const closed = new Promise<void>((resolve) => {
     wss.on("connection", (ws: WebSocket) => {
       ws.on("message", (data: Buffer, binary: boolean) =>
@@ -41,6 +43,7 @@ async function server(defer: ReturnType<typeof deferred>, fast: boolean, maxPayl
       ws.on("error", () => {});
       ws.on("close", (code) => {
         received.closeCode = code;
+        received.closes++;
         resolve();
       });
       if (fast) {
@@ -207,6 +210,26 @@ describe("WebSocket receive fast path", () => {
       payloads,
     );
     assert.equal(s.received.fast, 2);
+  });
+
+  test("a client's FIN, with or without a close frame first, still closes the socket once", async () => {
+    for (const [what, last, code] of [
+      ["FIN alone", undefined, 1006],
+      ["close frame, then FIN", frame(0x8, Buffer.from([0x03, 0xe8])), 1000],
+    ] as const) {
+      const s = await server(defer, true);
+      const { socket } = await openRaw(s.port);
+      socket.write(frame(0x2, Buffer.from([1, 2, 3])));
+      await waitFor(`${what}: the message`, () => s.received.messages.length === 1);
+      if (last) socket.end(last);
+      else socket.end();
+      await s.closed;
+      assert.equal(s.received.closeCode, code, what);
+      // ws ends the Receiver at the socket's end and again at its close (the second call
+      // skipped): one close reported, not two.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(s.received.closes, 1, what);
+    }
   });
 
   test("what ws refuses is refused: too long (1009), unmasked (1002), RSV set (1002)", async () => {
