@@ -160,6 +160,38 @@ describe("hostile clients", () => {
     assert.ok(t.server.wsStats.deadPeers >= 1);
   });
 
+  test("agents that answer pings stay connected; no two pings carry the same nonce", async () => {
+    const t = await startTestServer({ pingIntervalMs: 50 });
+    defer(() => t.close());
+    const nonces: string[] = [];
+    const sockets = await Promise.all(
+      [1, 2, 3].map(async (n) => {
+        const ws = new WebSocket(t.url.replace(/^http/, "ws"), { perMessageDeflate: false });
+        defer(() => ws.terminate());
+        ws.on("ping", (data: Buffer) => nonces.push(data.toString("hex")));
+        await once(ws, "open");
+        ws.send(
+          frameWebSocketMessage(
+            encodeAgentToServer({ instanceUid: new Uint8Array(16).fill(n), capabilities: CAPS }),
+          ),
+        );
+        return ws;
+      }),
+    );
+    await waitFor("four rounds of pings", () => nonces.length >= 12);
+    assert.deepEqual(
+      sockets.map((ws) => ws.readyState),
+      [WebSocket.OPEN, WebSocket.OPEN, WebSocket.OPEN],
+    );
+    assert.equal(t.server.wsStats.deadPeers, 0);
+    assert.ok(
+      nonces.every((n) => n.length === 16),
+      "8 random bytes each",
+    );
+    // Nonces are views of one draw per round: each socket must get its own bytes.
+    assert.equal(new Set(nonces).size, nonces.length, "every nonce distinct");
+  });
+
   test("a WebSocket that sends no first message, or none for the idle timeout, is closed (1008)", async () => {
     const t = await startTestServer({ firstMessageTimeoutMs: 200, idleTimeoutMs: 300 });
     defer(() => t.close());
