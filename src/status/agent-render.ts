@@ -4,7 +4,7 @@
  * costs up to seconds for the largest reports an
  * agent may send (--max-config-bytes); done on the main thread it would freeze the OpAMP
  * port and the admin API meanwhile. So renders run in worker threads (render-worker.ts; as
- * many as requests in flight need, bounded by the cores), a slice of agents per message, at flush time (agent-recorder.ts); the
+ * many as requests in flight need, bounded by the cores: MAX_RENDER_WORKERS), a slice of agents per message, at flush time (agent-recorder.ts); the
  * main thread only copies each agent's stored bytes over, and gets back each file's pending
  * entry ready for Redis. Where no worker can run, rendering falls back to this thread.
  *
@@ -116,10 +116,13 @@ interface Slot {
 }
 
 /**
- * Worker threads at most: one per core, up to 4 (rendering is CPU-bound; a first flush of
- * 10,000 agents keeps them all busy, a 100-agent flush uses one).
+ * Worker threads at most: one per core but the event loop's, at least 1, up to 4 (rendering
+ * is CPU-bound; a first flush of 10,000 agents keeps them all busy, a 100-agent flush uses
+ * one). Each worker is a V8 isolate of its own that compiles the render path and grows a heap
+ * of its own: on 2 cores a second worker cost more than it gave (README, "Where a new agent's
+ * CPU goes").
  */
-export const MAX_RENDER_WORKERS = Math.max(1, Math.min(4, availableParallelism()));
+export const MAX_RENDER_WORKERS = Math.max(1, Math.min(4, availableParallelism() - 1));
 
 /**
  * A worker that rendered nothing for this long is stopped, ms. Each holds ~35 MB (its heap,
