@@ -19,7 +19,7 @@
 import type { PeerCertificate } from "node:tls";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { AgentCa } from "../ca/index.js";
+import type { AgentCa } from "../ca/lazy.js";
 import type {
   AgentState,
   CredentialGate,

@@ -13,7 +13,7 @@
  */
 import { createHash, X509Certificate } from "node:crypto";
 import type { Logger } from "pino";
-import { type AgentCa, CsrError, checkCsr } from "../ca/index.js";
+import { type AgentCa, CsrError, checkCsr } from "../ca/lazy.js";
 import { LruMap } from "../lru-map.js";
 import type { AgentRecord, CertRecord, CredentialRecords } from "./credential-records.js";
 

@@ -8,7 +8,7 @@
  * is read and written without a lock.
  */
 import type { Logger } from "pino";
-import { type AgentCa, CsrError } from "../ca/index.js";
+import { type AgentCa, CsrError } from "../ca/lazy.js";
 import {
   AgentCapabilities,
   type AgentState,

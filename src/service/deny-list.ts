@@ -5,7 +5,7 @@
  * issued to API-revoked agents. Synchronous: the TLS and request checks read it.
  */
 import type { PeerCertificate } from "node:tls";
-import { issuedNames } from "../ca/index.js";
+import { issuedNames } from "../ca/lazy.js";
 
 /** Who revoked an agent's credentials, and when (ISO time; `api:<actor>` or `git:<commit>`). */
 export interface Revocation {

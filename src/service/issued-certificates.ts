@@ -5,7 +5,7 @@
  * certificate is checked once per fingerprint (an LRU of 10,000), as every TLS request asks.
  */
 import type { PeerCertificate } from "node:tls";
-import { type AgentCa, issuedNames } from "../ca/index.js";
+import { type AgentCa, issuedNames } from "../ca/lazy.js";
 import { LruMap } from "../lru-map.js";
 import { groupScope } from "./group-scope.js";
 

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { AdminServer } from "../api/admin-server.js";
 import type { RestartOutcome, RestartTarget } from "../api/backend.js";
 import { useViewRedactor } from "../api/views.js";
-import { AgentCa } from "../ca/index.js";
+import { loadAgentCa } from "../ca/lazy.js";
 import { withSafeErrors } from "../logger.js";
 import {
   type AgentState,
@@ -608,7 +608,7 @@ export class Service {
     await this.status?.loadRedactionKey();
     this.status?.start();
     const ca = this.#p.settings.agentCredentials.ca;
-    if (ca) this.agentCredentials.useCa(await AgentCa.load(ca.cert, ca.key));
+    if (ca) this.agentCredentials.useCa(await loadAgentCa(ca.cert, ca.key));
     await this.agentCredentials.start();
     if (this.sync?.current)
       this.agentCredentials.setGitRevoked(
