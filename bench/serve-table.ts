@@ -122,13 +122,17 @@ export function median(xs: readonly number[]): number {
 
 /** Bytes as KB with one decimal. */
 export const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+/** Milliseconds as seconds, e.g. "2.31 s". */
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+/** Microseconds, rounded, e.g. "1207 µs". */
+const micros = (us: number) => `${Math.round(us)} µs`;
 
 function rows(o: TableOptions): Row[] {
   return [
     {
       label: `connect + first config to all ${o.agents}`,
       value: (f) => f.connectMs,
-      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      format: seconds,
       target: " (target ≤ 1.0)",
     },
     {
@@ -152,14 +156,14 @@ function rows(o: TableOptions): Row[] {
     {
       label: `reconnect storm: all ${o.agents} answered again`,
       value: (f) => f.stormMs,
-      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      format: seconds,
       target: "",
     },
     { label: "agents shed and retried in the storm", value: (f) => f.stormShed, format: String },
     {
       label: `restart storm (new process): all ${o.agents} answered again`,
       value: (f) => f.coldStormMs,
-      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      format: seconds,
       target: "",
     },
     {
@@ -170,29 +174,29 @@ function rows(o: TableOptions): Row[] {
     {
       label: "restarted server serving after",
       value: (f) => f.restartReadyMs,
-      format: (n) => `${(n / 1000).toFixed(2)} s`,
+      format: seconds,
     },
     {
       label: "CPU per agent connected + configured",
       value: (f) => f.connectCpuMicros,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
       target: "",
     },
     {
       label: "of it in user mode (rest: kernel)",
       value: (f) => f.connectUserMicros,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
       target: "",
     },
     {
       label: "of it on the event loops (rest: other threads)",
       value: (f) => f.connectMainThreadMicros,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
     },
     {
       label: "CPU per agent until its status was rendered",
       value: (f) => f.connectRenderCpuMicros,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
     },
     {
       label: "status commits in the connect window",
@@ -202,13 +206,13 @@ function rows(o: TableOptions): Row[] {
     {
       label: "CPU per agent of the storm",
       value: (f) => f.stormCpuMicros,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
       target: "",
     },
     {
       label: "CPU per agent of the restart storm",
       value: (f) => f.coldStormCpuMicros,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
       target: "",
     },
     {
@@ -253,12 +257,12 @@ function rows(o: TableOptions): Row[] {
     {
       label: "GC pauses per agent connected",
       value: (f) => f.gc?.connect,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
     },
     {
       label: "of which major GC",
       value: (f) => f.gc?.connectMajor,
-      format: (n) => `${Math.round(n)} µs`,
+      format: micros,
     },
     {
       label: "GC pauses per heartbeat",
