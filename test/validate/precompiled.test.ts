@@ -1,8 +1,8 @@
 /**
- * The built-in schemas compiled at build time (precompiled.ts, scripts/build-schemas.mjs):
- * the module the build wrote is used, it judges every document as ajv compiling the schemas
- * here does (the same errors, in the same order), and a module built from other schema
- * texts is not used.
+ * The built-in and status schemas compiled at build time (precompiled.ts,
+ * scripts/build-schemas.mjs): the modules the build wrote are used, they judge every document
+ * as ajv compiling the schemas here does (the same errors, in the same order), and a module
+ * built from other schema texts is not used.
  */
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -14,17 +14,18 @@ import fc from "fast-check";
 import { parse } from "yaml";
 import { loadPrecompiled } from "../../src/validate/precompiled.js";
 import { builtinSchemas, SCHEMA_FILES, type SchemaName } from "../../src/validate/schemas.js";
+import { statusSchemas } from "../../src/validate/status-schemas.js";
 
 const schemasModule = new URL("../../src/validate/schemas.js", import.meta.url).href;
 const corpus = resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared/corpus");
 
-/** Documents each schema is tried on: fields of the right name with values of any shape. */
-function documents(name: SchemaName): fc.Arbitrary<unknown> {
+/**
+ * Documents the schema file `file` is tried on: fields of the right name with values of any
+ * shape.
+ */
+function documents(file: string): fc.Arbitrary<unknown> {
   const schema = JSON.parse(
-    readFileSync(
-      fileURLToPath(new URL(`../../../schemas/${SCHEMA_FILES[name]}`, import.meta.url)),
-      "utf8",
-    ),
+    readFileSync(fileURLToPath(new URL(`../../../schemas/${file}`, import.meta.url)), "utf8"),
   ) as { properties?: Record<string, unknown> };
   const keys = Object.keys(schema.properties ?? {});
   const value = fc.oneof(
@@ -51,7 +52,7 @@ describe("precompiled built-in schemas", () => {
       const loaded = prebuilt[name.replace(/-/g, "_")];
       assert.ok(compiled && loaded);
       fc.assert(
-        fc.property(documents(name), (doc) => {
+        fc.property(documents(SCHEMA_FILES[name]), (doc) => {
           assert.equal(loaded(doc), compiled(doc), name);
           assert.deepEqual(loaded.errors ?? null, compiled.errors ?? null, name);
         }),
@@ -88,5 +89,26 @@ describe("precompiled built-in schemas", () => {
   test("a module built from other schema texts is not used", () => {
     assert.equal(loadPrecompiled(schemasModule, "builtin", [...texts.slice(1), "{}"]), undefined);
     assert.equal(loadPrecompiled(schemasModule, "none-such", texts), undefined);
+  });
+});
+
+describe("precompiled status schemas", () => {
+  const { ajv, texts, exports } = statusSchemas();
+  const prebuilt = loadPrecompiled(schemasModule, "status", texts);
+
+  test("the build wrote them, and they give ajv's verdict and errors for any document", () => {
+    assert.ok(prebuilt, "dist/src/validate/status.schemas.cjs is missing or stale: npm run build");
+    for (const [kind, id] of Object.entries(exports)) {
+      const compiled = ajv.getSchema(id);
+      const loaded = prebuilt[kind];
+      assert.ok(compiled && loaded, kind);
+      fc.assert(
+        fc.property(documents(id), (doc) => {
+          assert.equal(loaded(doc), compiled(doc), kind);
+          assert.deepEqual(loaded.errors ?? null, compiled.errors ?? null, kind);
+        }),
+        { numRuns: 300 },
+      );
+    }
   });
 });
