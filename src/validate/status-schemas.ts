@@ -64,8 +64,11 @@ function validator(kind: StatusFileKind): ValidateFunction {
     let ajv: Ajv2020 | undefined;
     compiled = new Map();
     for (const k of KINDS) {
-      const fn =
-        prebuilt?.[k] ?? (ajv ??= statusSchemas().ajv).getSchema(`status-${k}.schema.json`);
+      let fn = prebuilt?.[k];
+      if (!fn) {
+        ajv ??= statusSchemas().ajv;
+        fn = ajv.getSchema(`status-${k}.schema.json`);
+      }
       if (!fn) throw new Error(`schema status-${k}.schema.json did not compile`);
       compiled.set(k, fn);
     }
