@@ -4,12 +4,10 @@
  * imports ajv.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import type { Finding } from "./model.js";
-import { loadPrecompiled } from "./precompiled.js";
 import { schemaFindings } from "./schema-errors.js";
+import { SchemaSet } from "./schema-set.js";
 import type { LoadedYaml } from "./yaml.js";
 
 /** Schema files shipped in schemas/, by short name. */
@@ -26,15 +24,6 @@ export type SchemaName = keyof typeof SCHEMA_FILES;
 /** Built-in config schema ids a group may name in `config.schema`. */
 export const BUILTIN_CONFIG_SCHEMAS: readonly string[] = ["otelcol", "otelcol-bridge"];
 
-/** schemas/ of the package, from src/validate (tests) or dist/src/validate (built). */
-function schemasDir(): string {
-  for (const rel of ["../../schemas/", "../../../schemas/"]) {
-    const dir = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(`${dir}group.schema.json`)) return dir;
-  }
-  throw new Error("schemas/ not found next to the package");
-}
-
 function newAjv(strict: boolean, source = false) {
   const ajv = new Ajv2020({
     allErrors: true,
@@ -47,63 +36,27 @@ function newAjv(strict: boolean, source = false) {
   return ajv;
 }
 
-/** The export name of each built-in schema in the precompiled module (identifiers). */
-const EXPORT_NAMES = Object.fromEntries(
-  Object.keys(SCHEMA_FILES).map((name) => [name, name.replace(/-/g, "_")]),
-) as Record<SchemaName, string>;
+/** The built-in schemas, by export name (an identifier: "otelcol-bridge" is otelcol_bridge). */
+export const BUILTIN_SCHEMAS = new SchemaSet({
+  set: "builtin",
+  files: Object.fromEntries(
+    Object.entries(SCHEMA_FILES).map(([name, file]) => [exportName(name as SchemaName), file]),
+  ),
+  newAjv: (source) => newAjv(true, source),
+});
 
-/** The built-in schema files' texts, by file name. */
-function builtinTexts(): Record<string, string> {
-  const dir = schemasDir();
-  return Object.fromEntries(
-    Object.values(SCHEMA_FILES).map((file) => [file, readFileSync(dir + file, "utf8")]),
-  );
+/** A built-in schema's export name in BUILTIN_SCHEMAS. */
+export function exportName(name: SchemaName): string {
+  return name.replace(/-/g, "_");
 }
 
 /**
- * An ajv holding every built-in schema, added (parsed) but not compiled. `source`: keep the
- * generated code, for scripts/build-schemas.mjs to write it as a module (ajv standalone).
- */
-export function builtinSchemas(source = false) {
-  const ajv = newAjv(true, source);
-  const texts = Object.values(builtinTexts());
-  for (const text of texts) ajv.addSchema(JSON.parse(text));
-  return {
-    ajv,
-    /** The schema files' texts, in the order loadPrecompiled digests them. */
-    texts,
-    /** Export name → schema id, as ajv's standaloneCode takes it. */
-    exports: Object.fromEntries(
-      (Object.keys(SCHEMA_FILES) as SchemaName[]).map((n) => [EXPORT_NAMES[n], SCHEMA_FILES[n]]),
-    ),
-  };
-}
-
-let builtinAjv: ReturnType<typeof newAjv> | undefined;
-/** The module scripts/build-schemas.mjs wrote, once looked for (null: none, or stale). */
-let prebuilt: Record<string, ValidateFunction> | null | undefined;
-const builtins = new Map<SchemaName, ValidateFunction>();
-
-/**
- * The compiled built-in schema `name`: from the module the build wrote (precompiled.ts)
- * when it was built from these very schema files, else compiled here. Every file is added
- * (parsed) once, but each is compiled only when first asked for: a short-lived command
- * (plan, validate) compiles the three it uses, not the settings schema, which is most of
- * the compile time of a new process.
+ * The compiled built-in schema `name`, each compiled (or loaded as the build compiled it)
+ * only when first asked for: a short-lived command (plan, validate) needs three, not the
+ * settings schema.
  */
 function compiled(name: SchemaName): ValidateFunction {
-  let fn = builtins.get(name);
-  if (fn) return fn;
-  if (prebuilt === undefined)
-    prebuilt = loadPrecompiled(import.meta.url, "builtin", Object.values(builtinTexts())) ?? null;
-  fn = prebuilt?.[EXPORT_NAMES[name]];
-  if (!fn) {
-    builtinAjv ??= builtinSchemas().ajv;
-    fn = builtinAjv.getSchema(SCHEMA_FILES[name]);
-  }
-  if (!fn) throw new Error(`schema ${SCHEMA_FILES[name]} did not compile`);
-  builtins.set(name, fn);
-  return fn;
+  return BUILTIN_SCHEMAS.validator(exportName(name));
 }
 
 export function validateBuiltin(name: SchemaName, doc: LoadedYaml): Finding[] {
