@@ -72,6 +72,12 @@ export interface Figures {
   heapUsedPerAgentBytes?: number;
   /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
   heapTotalPerAgentBytes?: number;
+  /**
+   * Of that, V8's young generation: a burst of allocation grows it to its cap (up to 3 × the
+   * 16 MiB semi-space here, whatever the fleet's size) and an idle process shrinks it again, so
+   * at a few thousand agents it is a fixed cost read as a per-agent one.
+   */
+  newSpacePerAgentBytes?: number;
   externalPerAgentBytes?: number;
   /**
    * serve only: time in GC pauses (its /metrics) per agent, from before the first agent to the
@@ -247,6 +253,11 @@ function rows(o: TableOptions): Row[] {
     {
       label: "of RSS/agent: V8 heap committed",
       value: (f) => f.heapTotalPerAgentBytes,
+      format: kb,
+    },
+    {
+      label: "of which young generation (fixed cap, not per agent)",
+      value: (f) => f.newSpacePerAgentBytes,
       format: kb,
     },
     {

@@ -169,6 +169,8 @@ async function serveMemory(apiPort: number): Promise<{
   quiet: number;
   heapUsed: number;
   heapTotal: number;
+  /** Of heapTotal, V8's young generation (new space): grown to its cap by a burst, then shrunk. */
+  newSpaceTotal: number;
   external: number;
 }> {
   const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
@@ -188,6 +190,7 @@ async function serveMemory(apiPort: number): Promise<{
     quiet: value("opamp_quiet_heartbeats_total"),
     heapUsed: value("nodejs_heap_size_used_bytes"),
     heapTotal: value("nodejs_heap_size_total_bytes"),
+    newSpaceTotal: value('nodejs_heap_space_size_total_bytes\\{space="new"\\}'),
     external: value("nodejs_external_memory_bytes"),
   };
 }
@@ -346,6 +349,7 @@ async function measure(
       ? {
           heapUsedPerAgentBytes: (mem1.heapUsed - mem0.heapUsed) / AGENTS,
           heapTotalPerAgentBytes: (mem1.heapTotal - mem0.heapTotal) / AGENTS,
+          newSpacePerAgentBytes: (mem1.newSpaceTotal - mem0.newSpaceTotal) / AGENTS,
           externalPerAgentBytes: (mem1.external - mem0.external) / AGENTS,
         }
       : {}),
