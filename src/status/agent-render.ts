@@ -119,8 +119,8 @@ interface Slot {
  * Worker threads at most: one per core but the event loop's, at least 1, up to 4 (rendering
  * is CPU-bound; a first flush of 10,000 agents keeps them all busy, a 100-agent flush uses
  * one). Each worker is a V8 isolate of its own that compiles the render path and grows a heap
- * of its own: on 2 cores a second worker cost more than it gave (README, "Where a new agent's
- * CPU goes").
+ * of its own: on 2 cores a second worker cost more than it gave (docs/performance.md,
+ * "Where a new agent's CPU goes").
  */
 export const MAX_RENDER_WORKERS = Math.max(1, Math.min(4, availableParallelism() - 1));
 
