@@ -251,7 +251,7 @@ async function measure(
   const r1 = await count();
   const commits = serve ? statusCommitsSince(serve.statusRepo, head0) : undefined;
   phase(
-    `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
+    `${name}: ${c.settled}/${AGENTS} configured in ${(c.elapsedMs / 1000).toFixed(2)} s (${c.shed ?? 0} shed and retried, ${c.failed} failed) ${c.errors.slice(0, 3).join("; ")}`,
   );
   // Serve's steady state includes its status flush of these agents (what it keeps of them):
   // the reading comes after a flush rendered them all, not by chance before or after it.

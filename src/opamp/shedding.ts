@@ -12,8 +12,12 @@
  *   answered with ServerErrorResponse UNAVAILABLE and RetryInfo (OpAMP spec: the agent waits
  *   retry_after_nanoseconds before sending again). Agents already served keep being answered.
  *
- * Retry intervals are drawn uniformly from [minRetrySeconds, maxRetrySeconds] (default 1–5 s)
- * so the shed agents return spread out. Single-threaded: no locking.
+ * Retry intervals are whole seconds drawn uniformly from a window that starts at
+ * minRetrySeconds and widens with the storm, up to maxRetrySeconds (default 1–5 s): one more
+ * second per maxPendingAgents / (number of seconds in the range) agents shed in this second
+ * and the last (200 with the defaults). A few agents shed at the edge of the limit come back
+ * after 1 s instead of waiting up to 5 for nothing; a storm's thousands spread over the whole
+ * range, so each second brings back no more than about that step. Single-threaded: no locking.
  */
 
 export interface SheddingOptions {
@@ -28,6 +32,8 @@ export interface SheddingOptions {
    * maxLoopDelayMs > 0). Tests pass their own to make the loop "late" on demand.
    */
   loopDelay?: () => number;
+  /** Clock for counting recent sheds, ms. Default Date.now. */
+  now?: () => number;
 }
 
 const SAMPLE_MS = 100;
@@ -37,8 +43,10 @@ export class LoadShedder {
   pendingSockets = 0;
   /** Counters since start (metrics, tests). */
   readonly stats = { shedConnections: 0, shedMessages: 0 };
-  readonly #options: Required<Omit<SheddingOptions, "loopDelay">>;
+  readonly #options: Required<Omit<SheddingOptions, "loopDelay" | "now">>;
   readonly #loopDelay: (() => number) | undefined;
+  readonly #now: () => number;
+  readonly #recent = new RecentCount();
   #delayMs = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -51,6 +59,7 @@ export class LoadShedder {
       ...options,
     };
     this.#loopDelay = options.loopDelay;
+    this.#now = options.now ?? Date.now;
     if (this.#options.maxLoopDelayMs > 0 && !this.#loopDelay) {
       let expected = Date.now() + SAMPLE_MS;
       this.#timer = setInterval(() => {
@@ -76,24 +85,61 @@ export class LoadShedder {
   shedConnection(httpInflight: number): boolean {
     const shed =
       this.overloaded || this.pendingSockets + httpInflight >= this.#options.maxPendingAgents;
-    if (shed) this.stats.shedConnections++;
+    if (shed) {
+      this.stats.shedConnections++;
+      this.#recent.add(this.#now());
+    }
     return shed;
   }
 
   /** Whether the first message of a new WebSocket is to be answered UNAVAILABLE; counts it. */
   shedFirstMessage(): boolean {
     const shed = this.overloaded;
-    if (shed) this.stats.shedMessages++;
+    if (shed) {
+      this.stats.shedMessages++;
+      this.#recent.add(this.#now());
+    }
     return shed;
   }
 
-  /** A jittered retry interval, in whole seconds (HTTP Retry-After). */
+  /**
+   * A jittered retry interval in whole seconds (HTTP Retry-After, RetryInfo), from a window
+   * as wide as the recent sheds call for (see the file comment).
+   */
   retryAfterSeconds(): number {
-    const { minRetrySeconds: lo, maxRetrySeconds: hi } = this.#options;
-    return lo + Math.floor(Math.random() * (hi - lo + 1));
+    const { minRetrySeconds: lo, maxRetrySeconds: hi, maxPendingAgents } = this.#options;
+    const span = hi - lo + 1;
+    const step = Math.max(1, Math.floor(maxPendingAgents / span));
+    const window = Math.min(span, Math.max(1, Math.ceil(this.#recent.count(this.#now()) / step)));
+    return lo + Math.floor(Math.random() * window);
   }
 
   close(): void {
     clearInterval(this.#timer);
+  }
+}
+
+/** Events in the current second and the one before it (a storm's recent size). */
+class RecentCount {
+  #second = 0;
+  #current = 0;
+  #previous = 0;
+
+  add(nowMs: number): void {
+    this.#roll(nowMs);
+    this.#current++;
+  }
+
+  count(nowMs: number): number {
+    this.#roll(nowMs);
+    return this.#current + this.#previous;
+  }
+
+  #roll(nowMs: number): void {
+    const second = Math.floor(nowMs / 1000);
+    if (second === this.#second) return;
+    this.#previous = second === this.#second + 1 ? this.#current : 0;
+    this.#second = second;
+    this.#current = 0;
   }
 }
