@@ -73,8 +73,8 @@ export interface Figures {
   /** Growth per agent of V8's heap reserved from the OS (used, free, new space). */
   heapTotalPerAgentBytes?: number;
   /**
-   * Of that, V8's young generation: a burst of allocation grows it to its cap (up to 3 × the
-   * 16 MiB semi-space here, whatever the fleet's size) and an idle process shrinks it again, so
+   * Of that, V8's young generation: a burst of allocation grows it to its cap (two 16 MiB
+   * semi-spaces here, whatever the fleet's size) and an idle process shrinks it again, so
    * at a few thousand agents it is a fixed cost read as a per-agent one.
    */
   newSpacePerAgentBytes?: number;

@@ -5,10 +5,10 @@
  * thousands of agents connecting, the garbage of their handshakes (promoted while Redis round
  * trips are in flight) made it keep 17–30 KB of committed heap per agent next to ~5–7 KB of
  * live objects, with the Buffers that garbage holds. bench:serve, 3,000 agents, serve alone,
- * 3 alternating idle runs per value (docs/performance.md): RSS per agent median 45.6 KB with V8's own
- * growth, 35.5 KB at 20 %, 30.6 KB at 50 %, 33.2 KB at 100 %; CPU per agent connected and
- * per heartbeat within the runs' spread, but 20 % ran 53–78 full GCs during the connect
- * where 50 % ran 18–30, so 50 %.
+ * 3 alternating idle runs per value (docs/performance.md): RSS per agent median 45.6 KB
+ * with V8's own growth, 35.5 KB at 20 %, 30.6 KB at 50 %, 33.2 KB at 100 %; CPU per agent
+ * connected and per heartbeat within the runs' spread, but 20 % ran 53–78 full GCs during
+ * the connect where 50 % ran 18–30, so 50 %.
  * So `serve` sets V8's `--heap-growing-percent` (the limit is (1 + percent/100) × the live old
  * generation) before it allocates much, unless node was started with a value of its own
  * (`node --heap-growing-percent=0 …` restores V8's own choice). Node does not accept the flag

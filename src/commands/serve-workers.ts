@@ -65,8 +65,8 @@ function canListen(host: string, port: number): Promise<void> {
  * it in): its slot, and glibc's malloc arena limit where the operator did not choose one. By
  * default each of a worker's threads (libuv's pool, V8's GC helpers, the decode and render
  * workers) gets an arena of its own, up to 8 per core, each keeping what a connect burst
- * freed (README "Memory allocator": 25–32 against 33–37 KB of RSS per agent, CPU unchanged). Ignored
- * where the C library is not glibc.
+ * freed (README "Memory allocator": 25–32 against 33–37 KB of RSS per agent, CPU
+ * unchanged). Ignored where the C library is not glibc.
  */
 export function workerEnv(slot: number, env: NodeJS.ProcessEnv): Record<string, string> {
   return {

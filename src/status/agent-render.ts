@@ -6,7 +6,8 @@
  * port and the admin API meanwhile. So renders run in worker threads (render-worker.ts; as
  * many as requests in flight need, up to MAX_RENDER_WORKERS), a slice of agents per message,
  * at flush time (agent-recorder.ts); the main thread only copies each agent's stored bytes
- * over, and gets back each file's pending entry ready for Redis. Where no worker can run, rendering falls back to this thread.
+ * over, and gets back each file's pending entry ready for Redis. Where no worker can run,
+ * rendering falls back to this thread.
  *
  * Concurrency: any number of requests may be in flight, each answered by one worker. A worker that
  * dies fails the requests it held (the flush fails, its agents stay dirty and are rendered
