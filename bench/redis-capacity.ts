@@ -31,7 +31,7 @@ import {
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 2000);
 const STEADY_S = Number(process.env.BENCH_STEADY_S ?? 60);
 const PER = 10_000 / AGENTS;
-const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../bundle/cli.js", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const GROUP = `selector:

@@ -14,7 +14,7 @@ import type { Child } from "./child.js";
 import { type ConnectedReport, type FromAgents, now, sleep, type ToAgents } from "./ipc.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const CLI = join(ROOT, "dist", "src", "cli.js");
+const CLI = join(ROOT, "dist", "bundle", "cli.js");
 export const TIMEOUT_MS = 180_000;
 
 export type AgentsChild = Child<ToAgents, FromAgents>;

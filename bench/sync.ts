@@ -300,7 +300,7 @@ async function benchPlan(repo: string): Promise<Array<[string, number]>> {
     ]);
   }
   // The command as CI runs it: a fresh process (module loading and schema compilation included).
-  const cli = join(dirname(fileURLToPath(import.meta.url)), "../src/cli.js");
+  const cli = join(dirname(fileURLToPath(import.meta.url)), "../bundle/cli.js");
   const t0 = performance.now();
   execFileSync(
     process.execPath,

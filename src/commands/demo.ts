@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SimulatedFleet } from "../opamp/index.js";
+import { packageFile } from "../package-files.js";
 import type { RolloutNotice } from "../queue/index.js";
 import { deleteKeysWithPrefix } from "../redis.js";
 import { initRepository } from "../sync/index.js";
@@ -39,7 +40,7 @@ const GROUPS: Array<{ group: string; serviceName: string; attributes: Record<str
   },
 ];
 
-const EXAMPLES = fileURLToPath(new URL("../../../examples/repo", import.meta.url));
+const EXAMPLES = fileURLToPath(packageFile("../../examples/repo"));
 
 /** Copies the example repository to `dir` with every rollout pause cut to 20 s. */
 function copyExample(dir: string): void {
@@ -159,7 +160,7 @@ async function startFleets(
 
 function instructions(handle: ServeHandle, agents: number, repo: string, root: string): string {
   const api = `http://127.0.0.1:${handle.apiPort}`;
-  const cli = `node ${process.argv[1] ?? "dist/src/cli.js"}`;
+  const cli = `node ${process.argv[1] ?? "dist/bundle/cli.js"}`;
   return `
 ${agents} simulated Collectors per group (${GROUPS.map((g) => g.group).join(", ")}) are connected.
 

@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import Long from "long";
 import protobuf from "protobufjs";
+import { packageFile } from "../package-files.js";
 import { SERVER_CAPABILITIES } from "./capabilities.js";
 import { MalformedMessageError } from "./errors.js";
 import type { AgentToServer, Int64, ServerToAgent } from "./messages.js";
@@ -13,7 +14,7 @@ import type { AgentToServer, Int64, ServerToAgent } from "./messages.js";
 protobuf.util.Long = Long;
 protobuf.configure();
 
-const root = protobuf.loadSync(fileURLToPath(new URL("./proto/opamp.proto", import.meta.url)));
+const root = protobuf.loadSync(fileURLToPath(packageFile("opamp/proto/opamp.proto")));
 root.resolveAll();
 
 /**

@@ -16,6 +16,7 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { workerScript } from "../package-files.js";
 import type { AgentLimits } from "./agent-limits.js";
 import { REPORT_FIELDS, type ReportField } from "./agent-state.js";
 import { decodeSubMessage } from "./codec.js";
@@ -137,7 +138,7 @@ export class DecodePool implements MessageDecoder {
   #start(index: number): Slot | undefined {
     let worker: Worker;
     try {
-      worker = new Worker(new URL("./decode-worker.js", import.meta.url), {
+      worker = new Worker(workerScript("opamp/decode-worker.js"), {
         workerData: { limits: this.#limits },
         resourceLimits: { maxOldGenerationSizeMb: this.#heapMb },
       });

@@ -14,6 +14,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { attributeView } from "../api/view-attribute.js";
+import { workerScript } from "../package-files.js";
 import { Marker, Redactor } from "../redact/index.js";
 import { type SearchSubject, searchTextOf } from "./search-text.js";
 
@@ -55,7 +56,7 @@ export class SearchTexts {
     key: Uint8Array,
     {
       idleMs = 60_000,
-      workerUrl = new URL("./search-text-worker.js", import.meta.url),
+      workerUrl = workerScript("service/search-text-worker.js"),
     }: SearchTextsOptions = {},
   ) {
     this.#key = key;

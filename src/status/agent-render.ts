@@ -23,6 +23,7 @@ import {
   REPORT_FIELDS,
   type ReportField,
 } from "../opamp/index.js";
+import { workerScript } from "../package-files.js";
 import type { AgentPlacement, AgentStatusOptions } from "./agent-status.js";
 import { PackFailedError } from "./errors.js";
 // Not through git-store/index.ts, which loads isomorphic-git (the worker imports this too).
@@ -229,7 +230,7 @@ export class AgentRenderer {
   #start(): Slot | undefined {
     let worker: Worker;
     try {
-      worker = new Worker(new URL("./render-worker.js", import.meta.url));
+      worker = new Worker(workerScript("status/render-worker.js"));
     } catch {
       return undefined;
     }

@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import type { Ajv2020, ValidateFunction } from "ajv/dist/2020.js";
+import { packageFile } from "../package-files.js";
 
 export interface SchemaSetOptions {
   /** Names the built module: `<set>.schemas.cjs`. */
@@ -23,10 +24,10 @@ export interface SchemaSetOptions {
   newAjv: (source: boolean) => Ajv2020;
 }
 
-/** schemas/ of the package, from src/validate (tests) or dist/src/validate (built). */
+/** schemas/ of the package, from dist/src (built) or src (sources run unbuilt). */
 function schemasDir(probe: string): string {
-  for (const rel of ["../../schemas/", "../../../schemas/"]) {
-    const dir = fileURLToPath(new URL(rel, import.meta.url));
+  for (const rel of ["../../schemas/", "../schemas/"]) {
+    const dir = fileURLToPath(packageFile(rel));
     if (existsSync(dir + probe)) return dir;
   }
   throw new Error(`schemas/${probe} not found next to the package`);
@@ -54,7 +55,7 @@ export class SchemaSet {
 
   /** Where the build writes this set's module (next to this file). */
   get modulePath(): string {
-    return fileURLToPath(new URL(`./${this.#options.set}.schemas.cjs`, import.meta.url));
+    return fileURLToPath(packageFile(`validate/${this.#options.set}.schemas.cjs`));
   }
 
   /** The schema files' texts, in the order of `files` (read once). */

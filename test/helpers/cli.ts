@@ -4,7 +4,8 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "./wait.js";
 
-export const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
+/** The command line as users run it: the bundle (scripts/build-bundle.mjs), not tsc's files. */
+export const CLI = fileURLToPath(new URL("../../bundle/cli.js", import.meta.url));
 
 export interface CliRun {
   child: ChildProcess;

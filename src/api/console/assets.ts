@@ -7,8 +7,9 @@
  */
 import { readFileSync } from "node:fs";
 import type { Context } from "hono";
+import { packageFile } from "../../package-files.js";
 
-const DIR = new URL("./assets/", import.meta.url);
+const DIR = packageFile("api/console/assets/");
 const TYPES: Record<string, string> = {
   js: "text/javascript; charset=utf-8",
   css: "text/css; charset=utf-8",
