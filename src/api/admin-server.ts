@@ -76,10 +76,20 @@ export class AdminServer {
     );
   }
 
-  /** Replaces the accepted bearer tokens (rotation without restart); none opens the API. */
-  setTokens(tokens: readonly string[]): void {
+  /**
+   * Replaces the accepted bearer tokens (rotation without restart); none opens the API. Event
+   * streams opened with a token no longer accepted end. Returns how many ended.
+   */
+  setTokens(tokens: readonly string[]): number {
     if (this.#access.setTokens(tokens))
       this.#options.logger.warn("admin API tokens file now holds no token: the API is open");
+    const ended = this.#events.endRefused((c) => this.#access.allowed(c));
+    if (ended > 0)
+      this.#options.logger.info(
+        { ended },
+        "admin tokens rotated: event streams of tokens removed ended",
+      );
+    return ended;
   }
 
   async start(): Promise<{ port: number }> {

@@ -2,8 +2,9 @@
  * `GET /api/v1/events`: server-sent events for the console. Each `changes` event is one
  * ChangeBatch (backend.ts: rollout groups, agents, served commit; batched by the backend, at
  * most one per 250 ms, from every replica). A comment line every 15 s keeps proxies from
- * closing an idle stream. The subscription ends when the client goes away or the server
- * closes (`closeAll`).
+ * closing an idle stream. The subscription ends when the client goes away, when the server
+ * closes (`closeAll`), or when the credential it was opened with is no longer accepted
+ * (`endRefused`, at a rotation of the admin tokens).
  *
  * Bounds: at most `maxStreams` (default 64) open streams; a further one is answered 503. A
  * stream whose client stops reading is ended once `maxPendingWrites` (default 16) events wait
@@ -19,7 +20,8 @@ const KEEPALIVE_MS = 15_000;
 
 export class EventStreams {
   readonly #backend: AdminBackend;
-  readonly #open = new Set<() => void>();
+  /** Each open stream's end, with the request that opened it (its credential). */
+  readonly #open = new Map<() => void, Context<AdminEnv>>();
   readonly #maxStreams: number;
   readonly #maxPendingWrites: number;
 
@@ -43,7 +45,7 @@ export class EventStreams {
         const ended = new Promise<void>((resolve) => {
           end = resolve;
         });
-        this.#open.add(end);
+        this.#open.set(end, c);
         let writing: Promise<void> = stream.writeSSE({ event: "hello", data: "{}" });
         let pending = 0;
         const send = (batch: ChangeBatch) => {
@@ -73,6 +75,20 @@ export class EventStreams {
 
   /** Ends every open stream (at shutdown, so the server can close). */
   closeAll(): void {
-    for (const end of [...this.#open]) end();
+    for (const end of [...this.#open.keys()]) end();
+  }
+
+  /**
+   * Ends the streams whose opening request `allowed` refuses now (its bearer token or session
+   * cookie was removed from the admin tokens) and returns how many.
+   */
+  endRefused(allowed: (c: Context<AdminEnv>) => boolean): number {
+    let ended = 0;
+    for (const [end, c] of [...this.#open]) {
+      if (allowed(c)) continue;
+      end();
+      ended++;
+    }
+    return ended;
   }
 }

@@ -73,8 +73,23 @@ function peerOf(req: IncomingMessage): { verified?: PeerCertificate; unverified?
   return socket.authorized ? { verified: cert } : { unverified: true };
 }
 
+/**
+ * A configured token as loaded from the tokens file: one object per token per load, shared by
+ * every session it admitted (sessions keep it to be checked again at the next rotation).
+ */
+export interface ConfiguredToken {
+  readonly digest: Buffer;
+  readonly scope: string | undefined;
+}
+
+interface Admission {
+  scopes: readonly string[];
+  uid?: string;
+  token?: ConfiguredToken;
+}
+
 // What each admitted request carries, from the server's check to the transports.
-const admitted = new WeakMap<IncomingMessage, { scopes: readonly string[]; uid?: string }>();
+const admitted = new WeakMap<IncomingMessage, Admission>();
 
 /** The scopes the server admitted `req` with ([] when it carries none). */
 export function scopesOf(req: IncomingMessage): readonly string[] {
@@ -90,8 +105,15 @@ export function boundUidOf(req: IncomingMessage): { boundUid?: string } {
   return uid === undefined ? {} : { boundUid: uid };
 }
 
+/** The configured token that admitted `req`; undefined for minted tokens and open endpoints. */
+export function configuredTokenOf(req: IncomingMessage): ConfiguredToken | undefined {
+  return admitted.get(req)?.token;
+}
+
 export class AgentCredentials {
-  #tokens: { digest: Buffer; scope: string | undefined }[] = [];
+  #tokens: ConfiguredToken[] = [];
+  /** The same tokens by hex digest, for checking sessions after a rotation. */
+  #byDigest = new Map<string, ConfiguredToken>();
   readonly #certificateScope: CertificateScope | undefined;
   readonly #gate: CredentialGate | undefined;
 
@@ -111,12 +133,27 @@ export class AgentCredentials {
     return this.#tokens.length === 0;
   }
 
-  /** Replaces the accepted tokens; sessions already admitted keep theirs. */
+  /**
+   * Replaces the accepted tokens. Requests are checked against the new set at once; sessions
+   * already admitted are not touched here (the server asks `stillAdmits` for each).
+   */
   setTokens(tokens: readonly (string | AgentToken)[]): void {
     this.#tokens = tokens.map((t) => {
       const entry = typeof t === "string" ? { token: t } : t;
       return { digest: tokenDigest(entry.token), scope: entry.scope };
     });
+    this.#byDigest = new Map(this.#tokens.map((t) => [t.digest.toString("hex"), t]));
+  }
+
+  /**
+   * Whether a session admitted by `token` would be admitted now with the same scope: the token
+   * is still configured and its scope did not change. (The digests compared here are of
+   * tokens the server already accepted, not of a secret presented now: no timing concern.)
+   */
+  stillAdmits(token: ConfiguredToken): boolean {
+    if (this.#tokens.includes(token)) return true;
+    const now = this.#byDigest.get(token.digest.toString("hex"));
+    return now !== undefined && now.scope === token.scope;
   }
 
   /**
@@ -136,15 +173,15 @@ export class AgentCredentials {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
     const minted = m?.[1] ? gate?.mintedToken(m[1]) : undefined;
     if (minted === null) return false;
+    let token: ConfiguredToken | undefined;
     if (minted) {
       if (minted.scope !== undefined) scopes.push(minted.scope);
     } else if (this.#tokens.length > 0) {
       if (!m?.[1]) return false;
       const presented = tokenDigest(m[1]);
-      let found: { scope: string | undefined } | undefined;
-      for (const t of this.#tokens) if (timingSafeEqual(t.digest, presented) && !found) found = t;
-      if (!found) return false;
-      if (found.scope !== undefined) scopes.push(found.scope);
+      for (const t of this.#tokens) if (timingSafeEqual(t.digest, presented) && !token) token = t;
+      if (!token) return false;
+      if (token.scope !== undefined) scopes.push(token.scope);
     }
     const names = cert ? namesOf(cert) : [];
     if (this.#certificateScope) {
@@ -152,7 +189,10 @@ export class AgentCredentials {
       if (scope !== undefined) scopes.push(scope);
     }
     const uid = cert ? gate?.boundUid?.(names, cert) : undefined;
-    admitted.set(req, uid === undefined ? { scopes } : { scopes, uid });
+    const admission: Admission = { scopes };
+    if (uid !== undefined) admission.uid = uid;
+    if (token) admission.token = token;
+    admitted.set(req, admission);
     return true;
   }
 }

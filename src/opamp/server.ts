@@ -258,9 +258,24 @@ export class OpampServer {
     return { port };
   }
 
-  /** Replaces the accepted tokens (rotation): new requests are checked against these. */
-  setTokens(tokens: readonly (string | AgentToken)[]): void {
-    this.#credentials.setTokens(tokens);
+  /**
+   * Replaces the accepted tokens (rotation): new requests are checked against these, and the
+   * WebSocket sessions of a token removed or given another scope are closed (they reconnect
+   * and are admitted, scoped or refused by the new set). Returns how many were closed.
+   */
+  setTokens(tokens: readonly (string | AgentToken)[]): number {
+    const credentials = this.#credentials;
+    credentials.setTokens(tokens);
+    const closed = this.#ws.closeRefusedTokens(
+      (token) => credentials.stillAdmits(token),
+      "token removed or rescoped",
+    );
+    if (closed > 0)
+      this.#options.logger.info(
+        { closed },
+        "agent tokens rotated: sessions of tokens removed or rescoped closed",
+      );
+    return closed;
   }
 
   /** Replaces the CA that client certificates must chain to, for new TLS connections. */

@@ -19,7 +19,7 @@ import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { type Connection, nextConnectionId } from "./connection.js";
-import { boundUidOf, scopesOf } from "./credentials.js";
+import { boundUidOf, type ConfiguredToken, configuredTokenOf, scopesOf } from "./credentials.js";
 import { unframeWebSocketMessage } from "./framing.js";
 import type { MessageHandler } from "./message-handler.js";
 import type { ServerToAgent } from "./messages.js";
@@ -83,6 +83,8 @@ class WsSession implements Connection {
   awaitingPong: Buffer | undefined;
   /** The instance uid the client certificate is bound to (see Connection.boundUid). */
   readonly boundUid?: string;
+  /** The configured token that admitted it, checked again when the tokens are rotated. */
+  readonly token?: ConfiguredToken;
 
   constructor(
     readonly ws: SessionSocket,
@@ -95,8 +97,10 @@ class WsSession implements Connection {
     readonly scopes: readonly string[],
     readonly credential: string,
     boundUid: string | undefined,
+    token: ConfiguredToken | undefined,
   ) {
     if (boundUid !== undefined) this.boundUid = boundUid;
+    if (token !== undefined) this.token = token;
   }
 
   /** The peer's address while the socket is open ("" once closed, unless bound: see #serve). */
@@ -205,6 +209,23 @@ export class WebSocketTransport {
     return this.#sockets.size;
   }
 
+  /**
+   * Closes (`drop`, code 1008) every open session whose admitting token `admits` refuses now,
+   * and returns how many: after a rotation of the tokens file, sessions of a token removed or
+   * given another scope end, and reconnect under the new rules (HTTP agents meet them at
+   * their next poll). Sessions admitted otherwise (open endpoint, minted token) are kept.
+   */
+  closeRefusedTokens(admits: (token: ConfiguredToken) => boolean, reason: string): number {
+    let closed = 0;
+    for (const ws of [...this.#sockets]) {
+      const token = ws[SESSION]?.token;
+      if (token === undefined || ws.readyState !== ws.OPEN || admits(token)) continue;
+      this.drop(ws, 1008, reason);
+      closed++;
+    }
+    return closed;
+  }
+
   /** Completes an upgrade that the server already authenticated and admitted. */
   upgrade(
     req: IncomingMessage,
@@ -229,7 +250,8 @@ export class WebSocketTransport {
     // read it now, for those sessions only (the others never log it after close).
     const socket =
       boundUid === undefined ? req.socket : { remoteAddress: req.socket.remoteAddress };
-    const session = new WsSession(ws, this, socket, scopesOf(req), credential, boundUid);
+    const token = configuredTokenOf(req);
+    const session = new WsSession(ws, this, socket, scopesOf(req), credential, boundUid, token);
     ws[SESSION] = session;
     this.#sockets.add(ws);
     // Pending (for shedding) until its first message is answered or it closes.

@@ -18,6 +18,7 @@ import { loadSettings, SettingsError } from "../../src/settings.js";
 import { run } from "../helpers/cli.js";
 import { startTestService, type TestService } from "../helpers/service.js";
 import { deferred } from "../helpers/teardown.js";
+import { waitFor } from "../helpers/wait.js";
 import { tempDir } from "../sync/helpers/git-repo.js";
 
 const defer = deferred();
@@ -178,6 +179,35 @@ describe("admin API guard", () => {
       Authorization: "Bearer rotated",
     });
     assert.equal(ok.status, 200);
+  });
+
+  test("an event stream opened with an admin token that is then removed ends; one of a kept token stays", async () => {
+    service.api.setTokens(["leaked", "kept"]);
+    defer(() => service.api.setTokens([]));
+    const open = async (token: string) => {
+      const res = await fetch(`http://${host()}/api/v1/events`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      assert.equal(res.status, 200);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      assert.match(new TextDecoder().decode((await reader.read()).value), /event: hello/);
+      let done = false;
+      void (async () => {
+        while (!(await reader.read()).done);
+      })()
+        .catch(() => {})
+        .finally(() => {
+          done = true;
+        });
+      return { reader, isDone: () => done };
+    };
+    const leaked = await open("leaked");
+    const kept = await open("kept");
+    defer(() => kept.reader.cancel());
+    assert.equal(service.api.setTokens(["kept"]), 1, "one stream ended");
+    await waitFor("the removed token's stream ends", () => leaked.isDone());
+    assert.equal(kept.isDone(), false, "the kept token's stream is still open");
+    assert.equal(service.api.setTokens(["kept", "other"]), 0);
   });
 });
 

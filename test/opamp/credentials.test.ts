@@ -212,7 +212,7 @@ describe("credential scopes and rotation", () => {
     assert.deepEqual(seen, [{ reads: 1, admitted: true, bound: "agent-1" }]);
   });
 
-  test("tokens file rotation: a token added is accepted, one removed is refused (401), no restart", async () => {
+  test("tokens file rotation: a token added is accepted, one removed is refused (401) and its WebSocket sessions closed, no restart", async () => {
     const file = join(tempDir("opamp-gitops-tokens-"), "agents");
     writeFileSync(file, "old-token\n");
     const t = await startTestServer({ tokens: agentTokens("old-token\n", file, "x") });
@@ -237,14 +237,35 @@ describe("credential scopes and rotation", () => {
     writeFileSync(file, "old-token\nnew-token groups=edge\n");
     await until("the new token is accepted", async () => (await post("new-token")) === 200);
     assert.equal(await upgradeStatus(t.url, "new-token"), 101);
-    // An agent connected with the old token stays connected when the token is removed.
-    const kept = new TestAgent({ transport: "websocket", url: t.url, token: "old-token" });
-    await kept.connect();
+    // Sessions of a removed token end (1008); those of a token kept as it was stay.
+    const removed = new TestAgent({ transport: "websocket", url: t.url, token: "old-token" });
+    const kept = new TestAgent({ transport: "websocket", url: t.url, token: "new-token" });
+    for (const agent of [removed, kept]) {
+      await agent.connect();
+      assert.equal((await agent.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+    }
+    const closes = new Map<TestAgent, string>();
+    for (const agent of [removed, kept])
+      agent.socket?.on("close", (code, reason) => closes.set(agent, `${code} ${reason}`));
     writeFileSync(file, "new-token groups=edge\n");
     await until("the old token is refused", async () => (await post("old-token")) === 401);
     assert.equal(await upgradeStatus(t.url, "old-token"), 401);
+    assert.equal(
+      await waitFor("the removed token's session is closed", () => closes.get(removed)),
+      "1008 token removed or rescoped",
+    );
+    assert.ok(
+      t.log.lines.some((l) => l.closed === 1 && /sessions of tokens removed/.test(String(l.msg))),
+      "the closed sessions are logged",
+    );
     assert.equal((await kept.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
-    kept.close();
+    // The same token with another scope: its session ends too, and reconnects with the new one.
+    assert.equal(closes.has(kept), false);
+    writeFileSync(file, "new-token groups=prod\n");
+    assert.equal(
+      await waitFor("the rescoped token's session is closed", () => closes.get(kept)),
+      "1008 token removed or rescoped",
+    );
     // A broken file is logged; the tokens in use stay.
     writeFileSync(file, "new-token groups=\n");
     await until("the bad file is reported", async () =>
