@@ -12,6 +12,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
+import { caBundle, chainsTo } from "./client-ca.js";
 import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { DecodePool, type DecodePoolOptions } from "./decode-pool.js";
@@ -205,7 +206,7 @@ export class OpampServer {
       silentMs: timeouts.headersTimeout,
       tls: Boolean(tls),
     });
-    if (tls && options.gate) this.#refuseRevoked(options.gate, logger);
+    if (tls && (options.gate || tls.clientCa)) this.#trackClientCertificates(options.gate, logger);
     this.#server.on("request", (req, res) => {
       void this.#onRequest(req, res).catch((err) => {
         logger.error({ err }, "OpAMP HTTP request failed");
@@ -278,8 +279,12 @@ export class OpampServer {
     return closed;
   }
 
-  /** Replaces the CA that client certificates must chain to, for new TLS connections. */
-  setClientCa(clientCa: string | Buffer): void {
+  /**
+   * Replaces the CA that client certificates must chain to (rotation): new TLS connections
+   * are checked against it, and open ones whose verified certificate does not chain to it are
+   * ended (their agents reconnect and meet the new CA). Returns how many were ended.
+   */
+  setClientCa(clientCa: string | Buffer): number {
     const tls = this.#options.tls;
     if (!tls?.clientCa) throw new Error("setClientCa needs a server started with tls.clientCa");
     (this.#server as import("node:https").Server).setSecureContext({
@@ -287,6 +292,20 @@ export class OpampServer {
       key: tls.key,
       ca: clientCa,
     });
+    const cas = caBundle(clientCa);
+    let closed = 0;
+    for (const socket of this.#tlsSockets) {
+      const peer = socket.authorized ? socket.getPeerCertificate(true) : undefined;
+      if (!peer?.raw || chainsTo(peer, cas)) continue;
+      socket.destroy();
+      closed++;
+    }
+    if (closed > 0)
+      this.#options.logger.info(
+        { closed },
+        "client CA rotated: connections of certificates it no longer signs closed",
+      );
+    return closed;
   }
 
   /**
@@ -316,11 +335,14 @@ export class OpampServer {
 
   readonly #tlsSockets = new Set<import("node:tls").TLSSocket>();
 
-  /** A connection whose verified client certificate is revoked ends right after its handshake. */
-  #refuseRevoked(gate: CredentialGate, logger: Logger): void {
+  /**
+   * Keeps the open TLS connections (for revocations and client CA rotation); one whose
+   * verified client certificate the gate refuses ends right after its handshake.
+   */
+  #trackClientCertificates(gate: CredentialGate | undefined, logger: Logger): void {
     (this.#server as unknown as import("node:tls").Server).on("secureConnection", (socket) => {
-      const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
-      if (cert?.raw && gate.refuseCertificate(cert)) {
+      const cert = gate && socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (gate && cert?.raw && gate.refuseCertificate(cert)) {
         logger.info(
           { serial: cert.serialNumber, remoteAddress: socket.remoteAddress },
           "revoked client certificate refused",

@@ -311,7 +311,7 @@ describe("credential scopes and rotation", () => {
     assert.deepEqual(loaded[1], ["third-token"]);
   });
 
-  test("client CA rotation: certificates of the new CA get in, those of the old one no longer", async () => {
+  test("client CA rotation: certificates of the new CA get in, those of the old one no longer, and their open sessions end", async () => {
     const oldCerts = makeTestCerts();
     const newCerts = makeTestCerts();
     const caFile = join(tempDir("opamp-gitops-ca-"), "ca.pem");
@@ -354,10 +354,28 @@ describe("credential scopes and rotation", () => {
       reloader.close();
       await t.close();
     });
+    const wss = (client: { clientCert: Buffer; clientKey: Buffer }) =>
+      new TestAgent({
+        transport: "websocket",
+        url: t.url,
+        tls: { ca: oldCerts.ca, cert: client.clientCert, key: client.clientKey },
+      });
     assert.equal(await post(oldCerts), 200);
     assert.equal(await post(newCerts), 0);
+    const before = wss(oldCerts);
+    await before.connect();
+    assert.equal((await before.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+    let closed = false;
+    before.socket?.on("close", () => {
+      closed = true;
+    });
     writeFileSync(caFile, newCerts.ca);
     await until("the new CA is used", async () => (await post(newCerts)) === 200);
     assert.equal(await post(oldCerts), 0);
+    await waitFor("the old CA's WSS session is closed", () => closed);
+    const after = wss(newCerts);
+    await after.connect();
+    assert.equal((await after.send({ capabilities: Caps.ReportsStatus })).errorResponse, null);
+    after.close();
   });
 });
