@@ -3,6 +3,7 @@
  * uint64 words cross this boundary as bigint, never as a JS number, so no bit is lost.
  */
 import { fileURLToPath } from "node:url";
+import { isMainThread } from "node:worker_threads";
 import Long from "long";
 import protobuf from "protobufjs";
 import { packageFile } from "../package-files.js";
@@ -19,8 +20,11 @@ root.resolveAll();
 
 /**
  * protobufjs generates each type's encoder and decoder on first use, which costs tens of
- * milliseconds of event loop for the larger types: done here, once, at load, rather than in
- * the middle of the first agent's message.
+ * milliseconds of event loop for the larger types: done for every type, once, when the main
+ * thread loads this module, rather than in the middle of the first agent's message. A worker
+ * thread that decodes agent messages asks for it at its start (`warmCodec`); the others (the
+ * status render workers, started again after each idle minute) generate only the few types
+ * they use, ~60-80 ms less per start (docs/performance.md, "Start-up").
  */
 function warm(ns: protobuf.NamespaceBase): void {
   for (const nested of ns.nestedArray) {
@@ -30,7 +34,12 @@ function warm(ns: protobuf.NamespaceBase): void {
     if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) warm(nested);
   }
 }
-warm(root);
+if (isMainThread) warm(root);
+
+/** Generates every message type's code now (see `warm`); for worker threads that decode. */
+export function warmCodec(): void {
+  warm(root);
+}
 
 /** Types resolved so far, by short name: a namespace lookup per message costs measurable CPU. */
 const types = new Map<string, protobuf.Type>();

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { AgentLimits } from "./agent-limits.js";
 import { REPORT_FIELD_NAMES, REPORT_SOURCE, type ReportField } from "./agent-state.js";
+import { warmCodec } from "./codec.js";
 import type { DecodeReply } from "./decode-pool.js";
 import { MalformedMessageError } from "./errors.js";
 import { prepareMessage } from "./prepare.js";
@@ -19,6 +20,9 @@ function owning(bytes: Uint8Array): Uint8Array {
     ? bytes
     : new Uint8Array(bytes);
 }
+
+// Agent messages are decoded here: every type's code is generated before the first one.
+warmCodec();
 
 parentPort?.on("message", ({ id, bytes }: { id: number; bytes: Uint8Array }) => {
   let reply: DecodeReply;
