@@ -142,7 +142,12 @@ export class AgentCredentials {
       const entry = typeof t === "string" ? { token: t } : t;
       return { digest: tokenDigest(entry.token), scope: entry.scope };
     });
-    this.#byDigest = new Map(this.#tokens.map((t) => [t.digest.toString("hex"), t]));
+    this.#byDigest = new Map();
+    // The first of a repeated token, as admit() picks it.
+    for (const t of this.#tokens) {
+      const key = t.digest.toString("hex");
+      if (!this.#byDigest.has(key)) this.#byDigest.set(key, t);
+    }
   }
 
   /**

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { rmSync, writeFileSync } from "node:fs";
+import type { IncomingMessage } from "node:http";
 import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -15,7 +16,13 @@ import WebSocket from "ws";
 import type { AgentState } from "../../src/opamp/agent-state.js";
 import { AgentCapabilities as Caps } from "../../src/opamp/capabilities.js";
 import { encodeAgentToServer } from "../../src/opamp/codec.js";
-import { AgentCredentials, boundUidOf } from "../../src/opamp/credentials.js";
+import {
+  AgentCredentials,
+  boundUidOf,
+  type ConfiguredToken,
+  configuredTokenOf,
+  parseAgentTokens,
+} from "../../src/opamp/credentials.js";
 import { uidToString } from "../../src/opamp/instance-uid.js";
 import { CredentialReloader } from "../../src/service/credential-reload.js";
 import { agentTokens } from "../../src/settings.js";
@@ -157,6 +164,30 @@ describe("credential scopes and rotation", () => {
       "groups=gateway",
     ]);
     assert.equal(names[0]?.[0], "agent-1", "the subject CN comes first");
+  });
+
+  test("stillAdmits: after a rotation a session keeps its token only while it is listed with the same scope (a repeated token: its first line)", () => {
+    const credentials = new AgentCredentials([
+      { token: "a", scope: "groups=edge" },
+      "b",
+      { token: "b", scope: "groups=prod" },
+    ]);
+    const admitted = (token: string) => {
+      const req = { headers: { authorization: `Bearer ${token}` }, socket: {} };
+      assert.equal(credentials.admit(req as unknown as IncomingMessage), true);
+      return configuredTokenOf(req as unknown as IncomingMessage) as ConfiguredToken;
+    };
+    const a = admitted("a");
+    const b = admitted("b");
+    assert.equal(b.scope, undefined, "the first line of a repeated token admits");
+    assert.deepEqual([credentials.stillAdmits(a), credentials.stillAdmits(b)], [true, true]);
+    // The same file read again (new entries): both sessions are kept.
+    credentials.setTokens(parseAgentTokens("a groups=edge\nb\nb groups=prod\n"));
+    assert.deepEqual([credentials.stillAdmits(a), credentials.stillAdmits(b)], [true, true]);
+    credentials.setTokens(parseAgentTokens("a groups=edge,prod\nb\n"));
+    assert.deepEqual([credentials.stillAdmits(a), credentials.stillAdmits(b)], [false, true]);
+    credentials.setTokens(parseAgentTokens("c\n"));
+    assert.equal(credentials.stillAdmits(b), false);
   });
 
   test("admit() reads the peer certificate once per request, gate and scope included", async () => {
