@@ -12,7 +12,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
-import { caBundle, chainsTo } from "./client-ca.js";
+import { CaBundle } from "./client-ca.js";
 import type { CredentialGate, CredentialIssuer } from "./credential-hooks.js";
 import { AgentCredentials, type AgentToken, type CertificateScope } from "./credentials.js";
 import { DecodePool, type DecodePoolOptions } from "./decode-pool.js";
@@ -281,10 +281,11 @@ export class OpampServer {
 
   /**
    * Replaces the CA that client certificates must chain to (rotation): new TLS connections
-   * are checked against it, and open ones whose verified certificate does not chain to it are
-   * ended (their agents reconnect and meet the new CA). Returns how many were ended.
+   * are checked against it at once, and open ones whose verified certificate does not chain
+   * to it are ended (their agents reconnect and meet the new CA), 256 at a time between
+   * turns of the event loop. Resolves with how many were ended.
    */
-  setClientCa(clientCa: string | Buffer): number {
+  setClientCa(clientCa: string | Buffer): Promise<number> {
     const tls = this.#options.tls;
     if (!tls?.clientCa) throw new Error("setClientCa needs a server started with tls.clientCa");
     (this.#server as import("node:https").Server).setSecureContext({
@@ -292,11 +293,21 @@ export class OpampServer {
       key: tls.key,
       ca: clientCa,
     });
-    const cas = caBundle(clientCa);
+    return this.#endUnchained(new CaBundle(clientCa)).catch((err: unknown) => {
+      this.#options.logger.error({ err }, "client CA rotated: open connections not checked");
+      return 0;
+    });
+  }
+
+  async #endUnchained(bundle: CaBundle): Promise<number> {
     let closed = 0;
-    for (const socket of this.#tlsSockets) {
-      const peer = socket.authorized ? socket.getPeerCertificate(true) : undefined;
-      if (!peer?.raw || chainsTo(peer, cas)) continue;
+    let n = 0;
+    for (const socket of [...this.#tlsSockets]) {
+      // ~200 µs per connection whose issuer is new to the bundle: let the loop breathe.
+      if (++n % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (socket.destroyed || !socket.authorized) continue;
+      const peer = socket.getPeerCertificate(true);
+      if (!peer?.raw || bundle.chains(peer)) continue;
       socket.destroy();
       closed++;
     }

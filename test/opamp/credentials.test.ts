@@ -355,7 +355,7 @@ describe("credential scopes and rotation", () => {
       {
         setAgentTokens: () => {},
         setAdminTokens: () => {},
-        setClientCa: (ca) => t.server.setClientCa(ca),
+        setClientCa: (ca) => void t.server.setClientCa(ca),
       },
       capturedLogger().logger,
       { intervalMs: 50 },
