@@ -10,6 +10,7 @@ import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { guardSockets, httpTimeouts } from "../http-guards.js";
 import { type AgentLimits, DEFAULT_AGENT_LIMITS } from "./agent-limits.js";
 import { AgentStore } from "./agent-store.js";
 import { CaBundle } from "./client-ca.js";
@@ -23,8 +24,8 @@ import { HttpTransport, plain } from "./http-transport.js";
 import { credentialDigest } from "./identity.js";
 import { MessageHandler } from "./message-handler.js";
 import type { AdvertisedEndpoint } from "./offers.js";
+import { pick } from "./pick.js";
 import { LoadShedder, type SheddingOptions } from "./shedding.js";
-import { guardSockets, httpTimeouts, pick } from "./sockets.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
 export interface OpampTlsOptions {

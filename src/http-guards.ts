@@ -1,8 +1,9 @@
 /**
- * What the OpAMP listener allows each TCP connection before a request reaches a transport:
- * time for headers and for the whole request (Node's headersTimeout and requestTimeout, so
- * a trickled request cannot hold a slot for Node's default 300 s), and an optional cap on
- * open connections per source address.
+ * What an HTTP listener (the OpAMP port and the admin port) allows each TCP connection before
+ * a request reaches its routes: time for headers and for the whole request (Node's
+ * headersTimeout and requestTimeout, so a trickled request cannot hold a slot for Node's
+ * default 300 s), and an optional cap on open connections per source address. Written once
+ * for both ports.
  */
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
@@ -35,13 +36,26 @@ export function httpTimeouts(options: { headersTimeoutMs?: number; requestTimeou
  * (before a byte is read; no cap when undefined) and connections that stay silent for
  * `silentMs` before their first request (Node's headersTimeout only starts with the first
  * byte; a TLS handshake gets the same time), and makes sure no socket's error can go
- * unhandled between the TCP accept and the HTTP parser taking over.
+ * unhandled between the TCP accept and the HTTP parser taking over. Returns a live count of
+ * the connections refused by the cap.
  */
 export function guardSockets(
   server: Server,
   logger: Logger,
-  { maxPerAddress, silentMs, tls }: { maxPerAddress?: number; silentMs: number; tls: boolean },
-): void {
+  {
+    maxPerAddress,
+    silentMs,
+    tls,
+    label = "agent",
+  }: {
+    maxPerAddress?: number;
+    silentMs: number;
+    tls: boolean;
+    /** Who connects, in log messages ("agent", "admin client"). */
+    label?: string;
+  },
+): { refused: number } {
+  const stats = { refused: 0 };
   const open = new Map<string, number>();
   // Sockets that have not started a request, with their deadline (ms since the epoch), in
   // deadline order (one silentMs for all). One sweep checks them rather than a timer per
@@ -72,12 +86,13 @@ export function guardSockets(
     (server as unknown as import("node:tls").Server).on("secureConnection", untilRequest);
   }
   server.on("connection", (socket: Socket) => {
-    socket.on("error", (err) => logger.debug({ err }, "agent socket error"));
+    socket.on("error", (err) => logger.debug({ err }, `${label} socket error`));
     if (!tls) untilRequest(socket);
     if (maxPerAddress === undefined) return;
     const address = socket.remoteAddress ?? "";
     const count = (open.get(address) ?? 0) + 1;
     if (count > maxPerAddress) {
+      stats.refused++;
       logger.warn({ address, limit: maxPerAddress }, "connection refused: per-address cap");
       socket.destroy();
       return;
@@ -89,14 +104,5 @@ export function guardSockets(
       else open.set(address, left);
     });
   });
-}
-
-/** The entries of `source` named in `keys` whose value is defined. */
-export function pick<T extends object, K extends keyof T>(
-  source: T,
-  keys: readonly K[],
-): Partial<T> {
-  const out: Partial<T> = {};
-  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
-  return out;
+  return stats;
 }
