@@ -146,6 +146,18 @@ program
     "allow a non-loopback --api-listen without --api-tokens-file (refused otherwise)",
   )
   .option(
+    "--api-rate-limit <n>",
+    "admin API requests per minute per client address, then 429 (0: none; loopback exempt; default 600)",
+  )
+  .option(
+    "--api-auth-failure-limit <n>",
+    "failed authentications per minute per client address, then 429 until the minute ends (0: none; default 20)",
+  )
+  .option(
+    "--api-max-connections-per-address <n>",
+    "open admin API connections allowed per client address (default 64)",
+  )
+  .option(
     "--webhook-secret-file <path>",
     "shared secret of POST /hooks/git (HMAC-SHA256 or GitLab token)",
   )

@@ -46,6 +46,16 @@ export interface Settings {
   apiAllowedHosts: string[];
   /** Allows a non-loopback --api-listen without admin tokens (refused at start otherwise). */
   apiInsecureNoAuth: boolean;
+  /**
+   * What one client of the admin port may ask (src/api/admin-limits.ts); a count of 0 turns
+   * that limit off. Defaults 600 requests and 20 failed authentications per minute, 64 open
+   * connections per address.
+   */
+  apiLimits: {
+    requestsPerMinute: number;
+    authFailuresPerMinute: number;
+    maxConnectionsPerAddress: number;
+  };
   /** Shared secret of POST /hooks/git; undefined disables the webhook. */
   webhookSecret?: string;
   /** "branch": the orphan status branch (default); "folder": status/ on the config branch. */
@@ -170,6 +180,9 @@ export interface SettingsFlags {
   apiTokensFile?: string;
   apiAllowedHosts?: string;
   apiInsecureNoAuth?: string | boolean;
+  apiRateLimit?: string;
+  apiAuthFailureLimit?: string;
+  apiMaxConnectionsPerAddress?: string;
   webhookSecretFile?: string;
   statusMode?: string;
   statusBranch?: string;
@@ -250,6 +263,9 @@ export const SETTING_ENV: Record<keyof SettingsFlags, string> = {
   apiTokensFile: "OPAMP_GITOPS_API_TOKENS_FILE",
   apiAllowedHosts: "OPAMP_GITOPS_API_ALLOWED_HOSTS",
   apiInsecureNoAuth: "OPAMP_GITOPS_API_INSECURE_NO_AUTH",
+  apiRateLimit: "OPAMP_GITOPS_API_RATE_LIMIT",
+  apiAuthFailureLimit: "OPAMP_GITOPS_API_AUTH_FAILURE_LIMIT",
+  apiMaxConnectionsPerAddress: "OPAMP_GITOPS_API_MAX_CONNECTIONS_PER_ADDRESS",
   webhookSecretFile: "OPAMP_GITOPS_WEBHOOK_SECRET_FILE",
   statusMode: "OPAMP_GITOPS_STATUS_MODE",
   statusBranch: "OPAMP_GITOPS_STATUS_BRANCH",
@@ -479,6 +495,14 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       throw new SettingsError(flag, `"${raw}" is not a positive integer`);
     return value;
   };
+  /** A count where 0 turns something off. */
+  const count = (key: keyof SettingsFlags, flag: string, fallback: number) => {
+    const raw = get(key);
+    const value = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(value) || value < 0)
+      throw new SettingsError(flag, `"${raw}" is not a whole number (0 or more)`);
+    return value;
+  };
   const duration = (key: keyof SettingsFlags, flag: string, fallback: string) => {
     const raw = get(key) ?? fallback;
     const ms = parseDuration(raw);
@@ -630,6 +654,15 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
       .map((h) => h.trim())
       .filter((h) => h !== ""),
     apiInsecureNoAuth: insecure,
+    apiLimits: {
+      requestsPerMinute: count("apiRateLimit", "--api-rate-limit", 600),
+      authFailuresPerMinute: count("apiAuthFailureLimit", "--api-auth-failure-limit", 20),
+      maxConnectionsPerAddress: positive(
+        "apiMaxConnectionsPerAddress",
+        "--api-max-connections-per-address",
+        64,
+      ),
+    },
     ...(webhook ? { webhookSecret: webhook } : {}),
     statusMode,
     statusBranch,

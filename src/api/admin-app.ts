@@ -1,6 +1,7 @@
 /**
- * The routes of the admin port, as one Hono app: secure headers and the request guard
- * (request-guard.ts: Host, Origin, Content-Type) on every request, then
+ * The routes of the admin port, as one Hono app: secure headers, the per-client limits
+ * (admin-limits.ts) and the request guard (request-guard.ts: Host, Origin, Content-Type) on
+ * every request, then
  *
  *   GET /healthz, /readyz (Redis and Git), /metrics (Prometheus)   (no token)
  *   POST /hooks/git                                                (HMAC or token)
@@ -14,6 +15,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Logger } from "pino";
 import type { AdminAccess } from "./access.js";
 import type { AdminEnv } from "./admin-env.js";
+import type { AdminLimits } from "./admin-limits.js";
 import { apiRoutes } from "./api-routes.js";
 import type { AdminBackend } from "./backend.js";
 import { consoleRoutes } from "./console/routes.js";
@@ -33,6 +35,8 @@ export interface AdminAppOptions {
   allowedHosts?: readonly string[];
   /** Serve the console under `/` (default true). */
   console?: boolean;
+  /** Per-client request and failed-authentication limits (admin-limits.ts); none without. */
+  limits?: AdminLimits;
 }
 
 export function adminApp(o: AdminAppOptions): Hono<AdminEnv> {
@@ -58,6 +62,7 @@ export function adminApp(o: AdminAppOptions): Hono<AdminEnv> {
       referrerPolicy: "same-origin",
     }),
   );
+  for (const limit of o.limits?.middleware() ?? []) app.use(limit);
   app.use(async (c, next) => {
     const refused = guard({
       method: c.req.method,

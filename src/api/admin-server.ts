@@ -3,14 +3,18 @@
  * admin-app.ts (health, readiness, metrics, the push webhook, the JSON admin API under
  * `/api/v1` and the console under `/`) on Node's HTTP server through @hono/node-server.
  * Request bodies are never drained by the adapter: a refused or cut request closes its
- * connection instead.
+ * connection instead. Each connection gets 10 s (`headersTimeoutMs`) to start a request and
+ * send its headers and 60 s for the whole request (http-guards.ts, as on the OpAMP port), a client at most `maxConnectionsPerAddress` open
+ * connections, and the per-client limits of admin-limits.ts.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import type { Logger } from "pino";
+import { guardSockets, httpTimeouts } from "../http-guards.js";
 import { AdminAccess } from "./access.js";
 import { adminApp } from "./admin-app.js";
+import { type AdminLimitOptions, AdminLimits } from "./admin-limits.js";
 import type { AdminBackend } from "./backend.js";
 import { EventStreams } from "./events-route.js";
 
@@ -44,6 +48,19 @@ export interface AdminServerOptions {
   branch?: string;
   /** DNS names the API may be reached by besides localhost and IP addresses (Host check). */
   allowedHosts?: readonly string[];
+  /** Per-client request and failed-authentication limits (defaults of AdminLimitOptions). */
+  limits?: AdminLimitOptions;
+  /** Open connections per client address (loopback included). Default 64. */
+  maxConnectionsPerAddress?: number;
+  /** Time a connection may take to send its request headers, ms. Default 10 000. */
+  headersTimeoutMs?: number;
+}
+
+/** Refusals of the admin port's limits since start, for /metrics. */
+export interface AdminRefusals {
+  rateLimited: number;
+  authLimited: number;
+  connections: number;
 }
 
 export class AdminServer {
@@ -51,21 +68,29 @@ export class AdminServer {
   readonly #server: Server;
   readonly #access: AdminAccess;
   readonly #events: EventStreams;
+  readonly #limits: AdminLimits;
+  readonly #sockets: { refused: number };
 
   constructor(options: AdminServerOptions) {
     this.#options = options;
     this.#access = new AdminAccess(options.tokens ?? []);
     this.#events = new EventStreams(options.backend);
+    this.#limits = new AdminLimits(options.limits);
     const app = adminApp({
       backend: options.backend,
       access: this.#access,
       events: this.#events,
+      limits: this.#limits,
       logger: options.logger,
       ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}),
       ...(options.branch ? { branch: options.branch } : {}),
       ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
     });
+    const timeouts = httpTimeouts(
+      options.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: options.headersTimeoutMs },
+    );
     this.#server = createServer(
+      timeouts,
       getRequestListener(app.fetch, {
         overrideGlobalObjects: false,
         autoCleanupIncoming: false,
@@ -74,6 +99,17 @@ export class AdminServer {
         errorHandler: unroutable,
       }),
     );
+    this.#sockets = guardSockets(this.#server, options.logger, {
+      maxPerAddress: options.maxConnectionsPerAddress ?? 64,
+      silentMs: timeouts.headersTimeout,
+      tls: false,
+      label: "admin client",
+    });
+  }
+
+  /** Requests and connections refused by the limits since start. */
+  refusals(): AdminRefusals {
+    return { ...this.#limits.stats, connections: this.#sockets.refused };
   }
 
   /**
@@ -111,6 +147,7 @@ export class AdminServer {
 
   close(): Promise<void> {
     this.#events.closeAll();
+    this.#limits.close();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();

@@ -128,6 +128,19 @@ export class ServiceMetrics {
       () => service.sync?.checks ?? 0,
     );
     new Counter({
+      name: "opamp_gitops_admin_refused_total",
+      help: "Admin port requests and connections refused by its per-client limits (rate: --api-rate-limit; auth_failures: --api-auth-failure-limit; connections: --api-max-connections-per-address)",
+      labelNames: ["reason"],
+      registers: [r],
+      collect() {
+        this.reset();
+        const refused = service.api.refusals();
+        this.inc({ reason: "rate" }, refused.rateLimited);
+        this.inc({ reason: "auth_failures" }, refused.authLimited);
+        this.inc({ reason: "connections" }, refused.connections);
+      },
+    });
+    new Counter({
       name: "opamp_gitops_pubsub_dropped_total",
       help: "Redis pub/sub messages dropped: larger than the channel's bound (oversized) or unreadable (malformed)",
       labelNames: ["channel", "reason"],

@@ -437,6 +437,11 @@ export class Service {
       tokens: s.apiTokens,
       branch: s.branch,
       allowedHosts: s.apiAllowedHosts,
+      limits: {
+        requestsPerMinute: s.apiLimits.requestsPerMinute,
+        authFailuresPerMinute: s.apiLimits.authFailuresPerMinute,
+      },
+      maxConnectionsPerAddress: s.apiLimits.maxConnectionsPerAddress,
       ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
     });
     this.credentials = new CredentialReloader(
