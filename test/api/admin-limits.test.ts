@@ -123,6 +123,7 @@ describe("admin port limits", () => {
     assert.match(refused.body.error?.message ?? "", /more than 3 requests per minute/);
     const after = Number(refused.headers["retry-after"]);
     assert.ok(Number.isInteger(after) && after >= 1 && after <= 2, `Retry-After ${after}`);
+    assert.match(refused.body.error?.message ?? "", new RegExp(`retry after ${after} s`));
     // A probe refused would restart the service: never limited.
     assert.equal((await call("GET", "/healthz")).status, 200);
     assert.equal((await call("GET", "/readyz")).status, 200);
