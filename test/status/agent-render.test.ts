@@ -36,6 +36,23 @@ test("an idle render worker stops, and the next render starts one again", async 
   assert.equal(renderer.workers, 1, "started again on demand");
 });
 
+test("a worker that rendered a big flush stops soon once idle (its garbage goes with it); the next render starts one again", async (t) => {
+  // An idle minute otherwise: stopping within the wait below is the recycling.
+  const renderer = new AgentRenderer({}, 1, {
+    idleMs: 60_000,
+    recycleAfter: 20,
+    recycleIdleMs: 50,
+  });
+  t.after(() => renderer.close());
+  await renders(renderer, 1);
+  assert.equal(renderer.workers, 1);
+  const big = await renderer.render(Array.from({ length: 20 }, (_, i) => job(i)));
+  assert.equal(big.filter((r) => "payload" in r).length, 20);
+  await waitFor("the recycled worker stopped", () => renderer.workers === 0, { timeoutMs: 10_000 });
+  await renders(renderer, 2);
+  assert.equal(renderer.workers, 1, "started again on demand");
+});
+
 test("a worker with requests in flight is not stopped for idleness", async (t) => {
   const renderer = new AgentRenderer({}, 1, 1);
   t.after(() => renderer.close());
