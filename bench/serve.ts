@@ -47,9 +47,11 @@
  * Environment:
  *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
  *   BENCH_AGENT_PROCESSES=2     forked agent processes (≤ ~15 000 sockets each)
- *   BENCH_WARMUP=200            warm-up agents connected before the RSS baseline (0: none;
- *                               200 = 4 status render slices, enough to start every render
- *                               worker on 2 cores)
+ *   BENCH_WARMUP=600            warm-up agents connected before the RSS baseline (0: none;
+ *                               600: enough to start every render worker on 2 cores, and
+ *                               more than serve's render worker renders before it is
+ *                               stopped once idle (RENDER_WORKER_RECYCLE_AFTER), so the
+ *                               baseline and the reading find the same threads)
  *   BENCH_WORKERS=1,2           serve runs, one per --workers value
  *   BENCH_BLAST_SECONDS=5       heartbeat window
  *   BENCH_CONCURRENCY=200       agents connecting at once per agent process
@@ -121,7 +123,7 @@ import { type Figures, kb, type RedisCost, type Round, table } from "./serve-tab
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 600);
 const WORKERS = (process.env.BENCH_WORKERS ?? "1,2").split(",").map(Number);
 const BLAST_MS = Number(process.env.BENCH_BLAST_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 200);
