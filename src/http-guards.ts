@@ -8,6 +8,7 @@
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
+import { LogLimiter } from "./log-limiter.js";
 
 /** Options of http(s).createServer for the two request timeouts (ms; defaults 10 s / 60 s). */
 export function httpTimeouts(options: { headersTimeoutMs?: number; requestTimeoutMs?: number }): {
@@ -37,7 +38,8 @@ export function httpTimeouts(options: { headersTimeoutMs?: number; requestTimeou
  * `silentMs` before their first request (Node's headersTimeout only starts with the first
  * byte; a TLS handshake gets the same time), and makes sure no socket's error can go
  * unhandled between the TCP accept and the HTTP parser taking over. Returns a live count of
- * the connections refused by the cap.
+ * the connections refused by the cap. Refusals are logged at most once a minute (with counts
+ * per address): a client that floods the port cannot flood the log.
  */
 export function guardSockets(
   server: Server,
@@ -47,15 +49,30 @@ export function guardSockets(
     silentMs,
     tls,
     label = "agent",
+    addressKey = (address) => address,
   }: {
     maxPerAddress?: number;
     silentMs: number;
     tls: boolean;
     /** Who connects, in log messages ("agent", "admin client"). */
     label?: string;
+    /** What the cap counts under, from the peer address. Default: the address itself. */
+    addressKey?: (address: string) => string;
   },
 ): { refused: number } {
   const stats = { refused: 0 };
+  const refusals = new LogLimiter<undefined>({
+    intervalMs: 60_000,
+    write: (entries, omitted) =>
+      logger.warn(
+        {
+          refused: entries.map(({ key, count }) => ({ address: key, count })),
+          ...(omitted > 0 ? { omitted } : {}),
+          limit: maxPerAddress,
+        },
+        `${label} connections refused: per-address cap`,
+      ),
+  });
   const open = new Map<string, number>();
   // Sockets that have not started a request, with their deadline (ms since the epoch), in
   // deadline order (one silentMs for all). One sweep checks them rather than a timer per
@@ -79,7 +96,10 @@ export function guardSockets(
     Math.max(25, Math.min(1000, silentMs / 4)),
   );
   sweep.unref();
-  server.on("close", () => clearInterval(sweep));
+  server.on("close", () => {
+    clearInterval(sweep);
+    refusals.close();
+  });
   server.on("request", requestStarted);
   server.on("upgrade", requestStarted);
   if (tls) {
@@ -89,11 +109,11 @@ export function guardSockets(
     socket.on("error", (err) => logger.debug({ err }, `${label} socket error`));
     if (!tls) untilRequest(socket);
     if (maxPerAddress === undefined) return;
-    const address = socket.remoteAddress ?? "";
+    const address = addressKey(socket.remoteAddress ?? "");
     const count = (open.get(address) ?? 0) + 1;
     if (count > maxPerAddress) {
       stats.refused++;
-      logger.warn({ address, limit: maxPerAddress }, "connection refused: per-address cap");
+      refusals.record(address, undefined);
       socket.destroy();
       return;
     }

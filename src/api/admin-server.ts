@@ -4,7 +4,8 @@
  * `/api/v1` and the console under `/`) on Node's HTTP server through @hono/node-server.
  * Request bodies are never drained by the adapter: a refused or cut request closes its
  * connection instead. Each connection gets 10 s (`headersTimeoutMs`) to start a request and
- * send its headers and 60 s for the whole request (http-guards.ts, as on the OpAMP port), a client at most `maxConnectionsPerAddress` open
+ * send its headers and 60 s for the whole request (http-guards.ts, as on the OpAMP port); a
+ * client (client-address.ts: an IPv6 one by its /64) at most `maxConnectionsPerAddress` open
  * connections, and the per-client limits of admin-limits.ts.
  */
 import { createServer, type Server } from "node:http";
@@ -16,6 +17,7 @@ import { AdminAccess } from "./access.js";
 import { adminApp } from "./admin-app.js";
 import { type AdminLimitOptions, AdminLimits } from "./admin-limits.js";
 import type { AdminBackend } from "./backend.js";
+import { clientKey } from "./client-address.js";
 import { EventStreams } from "./events-route.js";
 
 /**
@@ -50,7 +52,7 @@ export interface AdminServerOptions {
   allowedHosts?: readonly string[];
   /** Per-client request and failed-authentication limits (defaults of AdminLimitOptions). */
   limits?: AdminLimitOptions;
-  /** Open connections per client address (loopback included). Default 64. */
+  /** Open connections per client (loopback included; IPv6 by /64). Default 64. */
   maxConnectionsPerAddress?: number;
   /** Time a connection may take to send its request headers, ms. Default 10 000. */
   headersTimeoutMs?: number;
@@ -104,6 +106,8 @@ export class AdminServer {
       silentMs: timeouts.headersTimeout,
       tls: false,
       label: "admin client",
+      // Counted per client as the rate limits are: a host holds a whole IPv6 /64.
+      addressKey: clientKey,
     });
   }
 

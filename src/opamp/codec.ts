@@ -23,8 +23,8 @@ root.resolveAll();
  * milliseconds of event loop for the larger types: done for every type, once, when the main
  * thread loads this module, rather than in the middle of the first agent's message. A worker
  * thread that decodes agent messages asks for it at its start (`warmCodec`); the others (the
- * status render workers, stopped when idle and started again at the next flush) generate only the few types
- * they use, ~60-80 ms less per start (docs/performance.md, "Start-up").
+ * status render workers, stopped when idle and started again at the next flush) generate
+ * only the few types they use, ~60-80 ms less per start (docs/performance.md, "Start-up").
  */
 function warm(ns: protobuf.NamespaceBase): void {
   for (const nested of ns.nestedArray) {

@@ -206,6 +206,28 @@ describe("admin port limits", () => {
     });
   });
 
+  test("a flood of refused connections costs one log line, not one per connection", async () => {
+    const lines: Array<{ msg: string; refused?: Array<{ address: string; count: number }> }> = [];
+    const logger = pino(
+      { level: "warn" },
+      { write: (line: string) => lines.push(JSON.parse(line)) },
+    );
+    const { server, port } = await startAdmin({ maxConnectionsPerAddress: 1, logger });
+    const held = connect(port, "127.0.0.1");
+    defer(() => held.destroy());
+    await new Promise((resolve) => held.once("connect", resolve));
+    for (let i = 0; i < 20; i++) {
+      const s = connect(port, "127.0.0.1");
+      await new Promise((resolve) => s.once("close", resolve).once("error", () => {}));
+    }
+    assert.equal(server.refusals().connections, 20);
+    const refusals = lines.filter(
+      (l) => l.msg === "admin client connections refused: per-address cap",
+    );
+    assert.equal(refusals.length, 1, JSON.stringify(lines));
+    assert.deepEqual(refusals[0]?.refused, [{ address: "127.0.0.1", count: 1 }]);
+  });
+
   test("a connection that sends no request is closed after the header time", async () => {
     const { port } = await startAdmin({ headersTimeoutMs: 200 });
     const socket = connect(port, "127.0.0.1");
