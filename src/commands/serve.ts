@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { limitHeapGrowth } from "../heap-growth.js";
 import { createLogger } from "../logger.js";
 import { startMallocTrim } from "../malloc-trim.js";
 import { connectRedis } from "../redis.js";
@@ -21,6 +20,7 @@ import { connectOrStartRedis } from "../redis-private.js";
 import { Service } from "../service/service.js";
 import { resolveSettings, type Settings, type SettingsFlags } from "../settings.js";
 import { SyncError } from "../sync/index.js";
+import { setServeV8Flags } from "../v8-flags.js";
 import { runPrimary, SERVING_MESSAGE, SHUTDOWN_MESSAGE } from "./serve-workers.js";
 
 export interface ServeHandle {
@@ -206,8 +206,8 @@ export function runServe(
   flags: SettingsFlags & { settings?: string },
   { shutdownMs = 20_000 } = {},
 ): Promise<number> {
-  // Before the service allocates: V8's own heap growth kept ~3× the live heap per agent.
-  limitHeapGrowth();
+  // Before the service allocates or compiles much (heap growth, inlining budget).
+  setServeV8Flags();
   if (cluster.isPrimary && resolveSettings(flags, process.env).workers > 1)
     return runPrimary(flags, { shutdownMs });
   const tty = process.stderr.isTTY === true && cluster.isPrimary;
