@@ -488,21 +488,21 @@ export function loadSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = proc
     if (!m?.[1] || port > 65535) throw new SettingsError(flag, `"${value}" is not host:port`);
     return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port };
   };
-  const positive = (key: keyof SettingsFlags, flag: string, fallback: number) => {
+  /** A whole number of at least `min` (a count where 0 turns something off: min 0). */
+  const integer = (key: keyof SettingsFlags, flag: string, fallback: number, min: 0 | 1) => {
     const raw = get(key);
     const value = raw === undefined ? fallback : Number(raw);
-    if (!Number.isInteger(value) || value < 1)
-      throw new SettingsError(flag, `"${raw}" is not a positive integer`);
+    if (!Number.isInteger(value) || value < min)
+      throw new SettingsError(
+        flag,
+        `"${raw}" is not ${min === 1 ? "a positive integer" : "a whole number (0 or more)"}`,
+      );
     return value;
   };
-  /** A count where 0 turns something off. */
-  const count = (key: keyof SettingsFlags, flag: string, fallback: number) => {
-    const raw = get(key);
-    const value = raw === undefined ? fallback : Number(raw);
-    if (!Number.isInteger(value) || value < 0)
-      throw new SettingsError(flag, `"${raw}" is not a whole number (0 or more)`);
-    return value;
-  };
+  const positive = (key: keyof SettingsFlags, flag: string, fallback: number) =>
+    integer(key, flag, fallback, 1);
+  const count = (key: keyof SettingsFlags, flag: string, fallback: number) =>
+    integer(key, flag, fallback, 0);
   const duration = (key: keyof SettingsFlags, flag: string, fallback: string) => {
     const raw = get(key) ?? fallback;
     const ms = parseDuration(raw);

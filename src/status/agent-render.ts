@@ -172,22 +172,18 @@ export class AgentRenderer {
   #slots: Slot[] = [];
   #nextId = 1;
 
-  /**
-   * `maxWorkers`: at most this many threads; `idleMs` (or a RenderWorkerLifetime): when an
-   * idle thread stops.
-   */
+  /** `maxWorkers`: at most this many threads; `lifetime`: when an idle thread stops. */
   constructor(
     options: AgentStatusOptions = {},
     maxWorkers = MAX_RENDER_WORKERS,
-    lifetime: number | RenderWorkerLifetime = {},
-  ) {
-    this.#options = options;
-    this.#max = Math.max(1, maxWorkers);
-    const {
+    {
       idleMs = RENDER_WORKER_IDLE_MS,
       recycleAfter = RENDER_WORKER_RECYCLE_AFTER,
       recycleIdleMs = RENDER_WORKER_RECYCLE_IDLE_MS,
-    } = typeof lifetime === "number" ? { idleMs: lifetime } : lifetime;
+    }: RenderWorkerLifetime = {},
+  ) {
+    this.#options = options;
+    this.#max = Math.max(1, maxWorkers);
     this.#lifetime = { idleMs, recycleAfter, recycleIdleMs: Math.min(recycleIdleMs, idleMs) };
   }
 

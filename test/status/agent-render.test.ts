@@ -26,7 +26,7 @@ async function renders(renderer: AgentRenderer, i: number): Promise<void> {
 }
 
 test("an idle render worker stops, and the next render starts one again", async (t) => {
-  const renderer = new AgentRenderer({}, 1, 300);
+  const renderer = new AgentRenderer({}, 1, { idleMs: 300 });
   t.after(() => renderer.close());
   renderer.warm();
   assert.equal(renderer.workers, 1, "warmed");
@@ -54,7 +54,7 @@ test("a worker that rendered a big flush stops soon once idle (its garbage goes 
 });
 
 test("a worker with requests in flight is not stopped for idleness", async (t) => {
-  const renderer = new AgentRenderer({}, 1, 1);
+  const renderer = new AgentRenderer({}, 1, { idleMs: 1 });
   t.after(() => renderer.close());
   // Requests one after another, each outliving the 1 ms idle delay of the previous answer's
   // gap: each either reuses the worker or starts a new one, and every one is answered.
