@@ -32,7 +32,7 @@ import type { ConsoleFeed } from "../src/service/console-feed.js";
 import type { FleetProvider } from "../src/service/fleet-provider.js";
 import type { ServiceMetrics } from "../src/service/metrics.js";
 import { fakeAgent } from "../test/api/fake-backend.js";
-import { commandCalls, startPrivateRedis } from "./redis-tools.js";
+import { commandCalls, redisCpuMs, startPrivateRedis } from "./redis-tools.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -51,12 +51,6 @@ function encoded(agent: AgentState): AgentState {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-
-async function redisCpuMs(redis: Redis): Promise<number> {
-  const info = await redis.info("cpu");
-  const n = (k: string) => Number(info.match(new RegExp(`^${k}:([\\d.]+)`, "m"))?.[1] ?? 0);
-  return (n("used_cpu_user") + n("used_cpu_sys")) * 1000;
-}
 
 const server = await startPrivateRedis();
 const redis = new Redis(server.url);

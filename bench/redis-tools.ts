@@ -76,6 +76,17 @@ export async function usedMemory(redis: Redis): Promise<number> {
 }
 
 /**
+ * CPU time the Redis server has used since it started (INFO cpu: used_cpu_user +
+ * used_cpu_sys, every thread of it), ms. Of the whole server: with BENCH_REDIS_URL pointing
+ * at a shared Redis, other clients' work counts too.
+ */
+export async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const n = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, "m").exec(info)?.[1] ?? 0);
+  return (n("used_cpu_user") + n("used_cpu_sys")) * 1000;
+}
+
+/**
  * MEMORY USAGE of every key, summed by key shape (32-hex uids and long hex hashes replaced
  * by `<uid>`/`<hash>`, numbers by `<n>`): where the bytes per agent go.
  */

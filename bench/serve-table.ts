@@ -51,6 +51,16 @@ export interface Figures {
   /** Of connectCpuMicros, user-mode time (the rest is the kernel's: syscalls, page faults), µs. */
   connectUserMicros: number;
   /**
+   * CPU time of the agent processes (the load: the same simulator for every server) per agent
+   * connected, µs. They share the machine's cores with the server (and Redis): on a machine
+   * whose cores are all busy in the window, connect's wall time follows the sum of the three.
+   */
+  connectLoadCpuMicros: number;
+  /** serve only: the Redis server's CPU time (INFO cpu) per agent connected, µs. */
+  connectRedisCpuMicros?: number;
+  /** Share of all the machine's cores busy in the connect window (/proc/stat), 0–1. */
+  connectMachineBusy: number;
+  /**
    * serve only: of connectCpuMicros, the time of its processes' main threads (event loops),
    * µs. The rest ran on V8's helper threads (the optimizing compiler: after a 200-agent
    * warm-up much of a connect's code is still being compiled; GC), render/decode/search
@@ -198,6 +208,22 @@ function rows(o: TableOptions): Row[] {
       label: "of it on the event loops (rest: other threads)",
       value: (f) => f.connectMainThreadMicros,
       format: micros,
+    },
+    {
+      label: "CPU per agent of the agent processes (the load)",
+      value: (f) => f.connectLoadCpuMicros,
+      format: micros,
+      target: "",
+    },
+    {
+      label: "CPU per agent of Redis",
+      value: (f) => f.connectRedisCpuMicros,
+      format: micros,
+    },
+    {
+      label: "machine busy in the connect window (all cores)",
+      value: (f) => f.connectMachineBusy,
+      format: (n) => `${(n * 100).toFixed(0)} %`,
     },
     {
       label: "CPU per agent until its status was rendered",

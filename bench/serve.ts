@@ -43,6 +43,16 @@
  *     (total_reads_processed: a read per batch a client wrote, so about its round trips) per
  *     agent connected, per heartbeat answered and per agent of the storm, whole service (serve
  *     runs on a private redis-server; the top commands per phase go to stderr).
+ *   - what shared the cores in the connect window: CPU per agent of the agent processes (the
+ *     load) and, for serve, of Redis (INFO cpu), and the share of the machine's cores busy
+ *     (/proc/stat). On a machine whose cores the three fill, connect's wall time is about
+ *     their CPU summed ÷ the cores, so a server's CPU counts only beside the load's.
+ *
+ * Before the first round the agent processes run one unmeasured pass against a throwaway
+ * Node floor (connect, heartbeats, close: warmLoad): their own code is then compiled for
+ * every server alike, where the first server measured (the peer) used to meet cold agent
+ * processes (measured: ~1,000 µs of the load's CPU per agent against ~500–700 µs for the
+ * servers measured after it).
  *
  * Environment:
  *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
@@ -94,7 +104,8 @@ import { Redis } from "ioredis";
 import { initRepository } from "../src/sync/init-repo.js";
 import { Child } from "./child.js";
 import { sleep } from "./ipc.js";
-import { callDelta, commandCalls, startPrivateRedis } from "./redis-tools.js";
+import { machineCpuMs } from "./machine-cpu.js";
+import { callDelta, commandCalls, redisCpuMs, startPrivateRedis } from "./redis-tools.js";
 import {
   type AgentsChild,
   connectAll,
@@ -238,6 +249,12 @@ async function measure(
   const mem0 = apiPort === undefined ? undefined : await serveMemory(apiPort);
   phase(`${name}: connecting ${AGENTS} agents`);
   const r0 = await count();
+  // What else ran on the same cores in the window: the agent processes and Redis (serve only).
+  const loadCpu = () =>
+    children.reduce((ms, ch) => ms + (ch.proc.pid ? treeCpuMs(ch.proc.pid) : 0), 0);
+  const redisCpu0 = redis ? await redisCpuMs(redis) : 0;
+  const load0 = loadCpu();
+  const machine0 = machineCpuMs();
   const cpu0 = treeCpuMs(pid);
   const user0 = treeUserMs(pid);
   const main0 = treeMainThreadsCpuMs(pid);
@@ -246,6 +263,9 @@ async function measure(
   const head0 = serve ? statusHead(serve.statusRepo) : undefined;
   const c = await connectAll(children, [url], false, LOAD);
   const cpu1 = treeCpuMs(pid);
+  const machine1 = machineCpuMs();
+  const load1 = loadCpu();
+  const redisCpu1 = redis ? await redisCpuMs(redis) : 0;
   const user1 = treeUserMs(pid);
   const main1 = treeMainThreadsCpuMs(pid);
   const w1 = treeWriteSyscalls(pid);
@@ -332,10 +352,13 @@ async function measure(
     heartbeatsPerSecond: hb.perSecond,
     connectCpuMicros: ((cpu1 - cpu0) * 1000) / AGENTS,
     connectUserMicros: ((user1 - user0) * 1000) / AGENTS,
+    connectLoadCpuMicros: ((load1 - load0) * 1000) / AGENTS,
+    connectMachineBusy: (machine1.busy - machine0.busy) / (machine1.total - machine0.total),
     ...(serve
       ? {
           connectRenderCpuMicros: ((cpuRendered - cpu0) * 1000) / AGENTS,
           connectMainThreadMicros: ((main1 - main0) * 1000) / AGENTS,
+          connectRedisCpuMicros: ((redisCpu1 - redisCpu0) * 1000) / AGENTS,
           statusCommitsInConnect: commits ?? 0,
         }
       : {}),
@@ -435,6 +458,8 @@ const NO_PEER: Figures = {
   coldStormCpuMicros: 0,
   connectCpuMicros: 0,
   connectUserMicros: 0,
+  connectLoadCpuMicros: 0,
+  connectMachineBusy: 0,
   heartbeatCpuMicros: 0,
   connectWrites: 0,
   connectFaults: 0,
@@ -527,6 +552,24 @@ async function measureRound(
   return { peer, serves };
 }
 
+/**
+ * One unmeasured pass of `measured` (connect, heartbeats, close) against a Node floor started
+ * and stopped here, so the agent processes' code is warm for the first server measured as for
+ * the others (module doc).
+ */
+async function warmLoad(repo: string, measured: AgentsChild[]): Promise<void> {
+  phase("warming the agent processes against a throwaway Node floor");
+  const floor = await startFloor(join(repo, "groups", "bench", "collector.yaml"));
+  try {
+    await connectAll(measured, [`ws://127.0.0.1:${floor.port}/v1/opamp`], false, LOAD);
+    await heartbeats(measured, 1000);
+    for (const child of measured) child.send({ type: "closeAgents", timeoutMs: 5000 });
+    await Promise.all(measured.map((ch) => ch.next("agentsClosed", 30_000)));
+  } finally {
+    await stopProcess(floor.proc);
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-serve-"));
   const children: AgentsChild[] = [];
@@ -540,6 +583,7 @@ async function main(): Promise<void> {
     const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
     children.push(warm);
     const measured = children.slice(0, PROCESSES);
+    await warmLoad(repo, measured);
     const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       if (ROUNDS > 1) phase(`round ${round} of ${ROUNDS}`);

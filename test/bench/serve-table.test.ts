@@ -26,6 +26,8 @@ function figures(name: string, over: Partial<Figures>): Figures {
     coldStormCpuMicros: 900,
     connectCpuMicros: 300,
     connectUserMicros: 250,
+    connectLoadCpuMicros: 800,
+    connectMachineBusy: 0.97,
     heartbeatCpuMicros: 20,
     connectWrites: 3,
     connectFaults: 4,
@@ -57,6 +59,8 @@ test("one round prints each figure and ratio as read", () => {
             connectUserMicros: 500,
             connectRenderCpuMicros: 900,
             connectMainThreadMicros: 420,
+            connectRedisCpuMicros: 150,
+            connectLoadCpuMicros: 880,
             statusCommitsInConnect: 1,
             coldStormMs: 5000,
             coldStormShed: 7,
@@ -92,6 +96,17 @@ test("one round prints each figure and ratio as read", () => {
   assert.deepEqual(row(lines, "of it on the event loops (rest: other threads)")?.slice(1, 3), [
     "n/a",
     "420 µs",
+  ]);
+  // What shared the cores in the connect window: the load (both sides), Redis (serve only).
+  assert.deepEqual(row(lines, "CPU per agent of the agent processes (the load)")?.slice(1), [
+    "800 µs",
+    "880 µs",
+    "1.10× |",
+  ]);
+  assert.deepEqual(row(lines, "CPU per agent of Redis")?.slice(1, 3), ["n/a", "150 µs"]);
+  assert.deepEqual(row(lines, "machine busy in the connect window (all cores)")?.slice(1, 3), [
+    "97 %",
+    "97 %",
   ]);
   // The restart storm (a new, cold process) beside the reconnect storm.
   assert.deepEqual(row(lines, "restart storm (new process): all 100 answered again")?.slice(1), [
