@@ -8,7 +8,9 @@
  *     target: a desired-state change reaches the agents of every replica within 1 s;
  *   - total heartbeat replies per second over all replicas (closed loop).
  * On a 2-core machine the replicas, Redis and the agent processes share two cores: more
- * replicas add coordination, not cores. Printed as measured.
+ * replicas add coordination, not cores. Printed as measured. The agent processes run one
+ * unmeasured pass against a throwaway Node floor first (warm-load.ts), so the first replica
+ * count does not meet them cold.
  *
  * Environment: BENCH_AGENTS=3000, BENCH_AGENT_PROCESSES=2, BENCH_REPLICAS=1,2,3,
  * BENCH_BLAST_SECONDS=5, BENCH_CONCURRENCY=200.
@@ -32,6 +34,7 @@ import {
   startServe,
   stopProcess,
 } from "./serve-load.js";
+import { warmLoad } from "./warm-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
@@ -97,6 +100,8 @@ async function main(): Promise<void> {
     const repo = makeRepo(dir);
     await initRepository(repo);
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
+    // The first replica count measured would otherwise meet the agent processes cold.
+    await warmLoad(children, join(repo, "groups", "bench", "collector.yaml"), LOAD, TAG);
     for (const n of REPLICAS) {
       const prefix = `bench-scale-${process.pid}-${n}`;
       const replicas = [];

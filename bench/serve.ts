@@ -49,7 +49,7 @@
  *     their CPU summed ÷ the cores, so a server's CPU counts only beside the load's.
  *
  * Before the first round the agent processes run one unmeasured pass against a throwaway
- * Node floor (connect, heartbeats, close: warmLoad): their own code is then compiled for
+ * Node floor (connect, heartbeats, close: warm-load.ts): their own code is then compiled for
  * every server alike, where the first server measured (the peer) used to meet cold agent
  * processes (measured: ~1,000 µs of the load's CPU per agent against ~500–700 µs for the
  * servers measured after it).
@@ -95,11 +95,10 @@
  *                               the malloc serve's processes ran with is printed under the
  *                               table (RSS per agent depends on it, README "Memory allocator")
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { initRepository } from "../src/sync/init-repo.js";
 import { Child } from "./child.js";
@@ -131,6 +130,7 @@ import {
   warmUp,
 } from "./serve-load.js";
 import { type Figures, kb, type RedisCost, type Round, table } from "./serve-table.js";
+import { startFloor, startListening, warmLoad } from "./warm-load.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 3000);
 const PROCESSES = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
@@ -408,21 +408,6 @@ async function measure(
   };
 }
 
-/** Spawns a server that prints `{"port":N,...}` on its first stdout line once listening. */
-async function startListening(
-  name: string,
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(command, args, { env, stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout?.once("data", (d: Buffer) => resolve(JSON.parse(d.toString()).port));
-    proc.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
-  });
-  return { proc, port };
-}
-
 /** Builds the peer (bench/opamp-go-server) into `dir` with the Go toolchain; returns its path. */
 function buildPeer(dir: string): string {
   const bin = join(dir, "opamp-go-server");
@@ -433,10 +418,9 @@ function buildPeer(dir: string): string {
   return bin;
 }
 
-/** The Node floor (bench/node-floor-server.ts), with serve's node options and allocator. */
-function startFloor(config: string): Promise<{ proc: ChildProcess; port: number }> {
-  const script = fileURLToPath(new URL("./node-floor-server.js", import.meta.url));
-  return startListening("node floor", process.execPath, [...NODE_ARGS, script, config], SERVE_ENV);
+/** The Node floor (warm-load.ts), with serve's node options and allocator. */
+function startServeLikeFloor(config: string): Promise<{ proc: ChildProcess; port: number }> {
+  return startFloor(config, { nodeArgs: NODE_ARGS, env: SERVE_ENV });
 }
 
 /** Stands in for the peer when BENCH_PEER=0: every ratio prints n/a. */
@@ -507,7 +491,8 @@ async function measureRound(
       )
     : NO_PEER;
   const serves: Figures[] = [];
-  if (WITH_FLOOR) serves.push(await measureStarted("node ws floor", () => startFloor(config)));
+  if (WITH_FLOOR)
+    serves.push(await measureStarted("node ws floor", () => startServeLikeFloor(config)));
   for (const workers of WORKERS) {
     // A restart keeps the prefix and the state dir: the same service, a new process.
     const start = () =>
@@ -552,24 +537,6 @@ async function measureRound(
   return { peer, serves };
 }
 
-/**
- * One unmeasured pass of `measured` (connect, heartbeats, close) against a Node floor started
- * and stopped here, so the agent processes' code is warm for the first server measured as for
- * the others (module doc).
- */
-async function warmLoad(repo: string, measured: AgentsChild[]): Promise<void> {
-  phase("warming the agent processes against a throwaway Node floor");
-  const floor = await startFloor(join(repo, "groups", "bench", "collector.yaml"));
-  try {
-    await connectAll(measured, [`ws://127.0.0.1:${floor.port}/v1/opamp`], false, LOAD);
-    await heartbeats(measured, 1000);
-    for (const child of measured) child.send({ type: "closeAgents", timeoutMs: 5000 });
-    await Promise.all(measured.map((ch) => ch.next("agentsClosed", 30_000)));
-  } finally {
-    await stopProcess(floor.proc);
-  }
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-serve-"));
   const children: AgentsChild[] = [];
@@ -583,7 +550,7 @@ async function main(): Promise<void> {
     const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
     children.push(warm);
     const measured = children.slice(0, PROCESSES);
-    await warmLoad(repo, measured);
+    await warmLoad(measured, join(repo, "groups", "bench", "collector.yaml"), LOAD);
     const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       if (ROUNDS > 1) phase(`round ${round} of ${ROUNDS}`);
