@@ -25,6 +25,7 @@ import { Child } from "./child.js";
 import { now, sleep } from "./ipc.js";
 import {
   type AgentsChild,
+  benchConfigPath,
   connectAll,
   forgetPrefix,
   heartbeats,
@@ -68,7 +69,7 @@ async function pushLatency(
   round: number,
 ): Promise<{ ms: number; pushed: number }> {
   const before = new Set((await records(children)).map((r) => r.hash));
-  appendFileSync(join(repo, "groups", "bench", "collector.yaml"), `# change ${round}\n`);
+  appendFileSync(benchConfigPath(repo), `# change ${round}\n`);
   const git = (...args: string[]) =>
     execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@localhost", ...args], {
       cwd: repo,
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
     await initRepository(repo);
     for (let i = 0; i < PROCESSES; i++) children.push(new Child(`agents-${i}`, "./agents.js"));
     // The first replica count measured would otherwise meet the agent processes cold.
-    await warmLoad(children, join(repo, "groups", "bench", "collector.yaml"), LOAD, TAG);
+    await warmLoad(children, benchConfigPath(repo), LOAD, TAG);
     for (const n of REPLICAS) {
       const prefix = `bench-scale-${process.pid}-${n}`;
       const replicas = [];

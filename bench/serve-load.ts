@@ -542,6 +542,11 @@ service:
     traces: {receivers: [otlp], processors: [batch], exporters: [otlphttp]}
 `;
 
+/** The collector config of makeRepo's group `bench`, which every benchmark server serves. */
+export function benchConfigPath(repo: string): string {
+  return join(repo, "groups", "bench", "collector.yaml");
+}
+
 export function makeRepo(dir: string): string {
   const repo = join(dir, "repo");
   mkdirSync(join(repo, "groups", "bench"), { recursive: true });
@@ -553,6 +558,6 @@ export function makeRepo(dir: string): string {
     join(repo, "groups", "bench", "group.yaml"),
     "selector:\n  match:\n    service.name: otelcol-bench\n",
   );
-  writeFileSync(join(repo, "groups", "bench", "collector.yaml"), COLLECTOR);
+  writeFileSync(benchConfigPath(repo), COLLECTOR);
   return repo;
 }

@@ -49,10 +49,8 @@
  *     their CPU summed ÷ the cores, so a server's CPU counts only beside the load's.
  *
  * Before the first round the agent processes run one unmeasured pass against a throwaway
- * Node floor (connect, heartbeats, close: warm-load.ts): their own code is then compiled for
- * every server alike, where the first server measured (the peer) used to meet cold agent
- * processes (measured: ~1,000 µs of the load's CPU per agent against ~500–700 µs for the
- * servers measured after it).
+ * Node floor (warm-load.ts, which says why), so the peer, measured first, does not meet them
+ * cold.
  *
  * Environment:
  *   BENCH_AGENTS=3000           agents (BENCH_AGENTS=10000 for the issue's figure)
@@ -107,6 +105,7 @@ import { machineCpuMs } from "./machine-cpu.js";
 import { callDelta, commandCalls, redisCpuMs, startPrivateRedis } from "./redis-tools.js";
 import {
   type AgentsChild,
+  benchConfigPath,
   connectAll,
   heartbeats,
   type LoadOptions,
@@ -418,11 +417,6 @@ function buildPeer(dir: string): string {
   return bin;
 }
 
-/** The Node floor (warm-load.ts), with serve's node options and allocator. */
-function startServeLikeFloor(config: string): Promise<{ proc: ChildProcess; port: number }> {
-  return startFloor(config, { nodeArgs: NODE_ARGS, env: SERVE_ENV });
-}
-
 /** Stands in for the peer when BENCH_PEER=0: every ratio prints n/a. */
 const NO_PEER: Figures = {
   name: "opamp-go server (not run)",
@@ -464,7 +458,7 @@ async function measureRound(
   warm: AgentsChild,
   round: number,
 ): Promise<Round> {
-  const config = join(repo, "groups", "bench", "collector.yaml");
+  const config = benchConfigPath(repo);
   /** Measures a server that `start` starts (again on a restart), and stops it. */
   const measureStarted = async (
     name: string,
@@ -492,7 +486,12 @@ async function measureRound(
     : NO_PEER;
   const serves: Figures[] = [];
   if (WITH_FLOOR)
-    serves.push(await measureStarted("node ws floor", () => startServeLikeFloor(config)));
+    serves.push(
+      await measureStarted("node ws floor", () =>
+        // With serve's node options and allocator, so the floor runs as serve's node does.
+        startFloor(config, { nodeArgs: NODE_ARGS, env: SERVE_ENV }),
+      ),
+    );
   for (const workers of WORKERS) {
     // A restart keeps the prefix and the state dir: the same service, a new process.
     const start = () =>
@@ -550,7 +549,7 @@ async function main(): Promise<void> {
     const warm: AgentsChild = new Child("agents-warm-up", "./agents.js");
     children.push(warm);
     const measured = children.slice(0, PROCESSES);
-    await warmLoad(measured, join(repo, "groups", "bench", "collector.yaml"), LOAD);
+    await warmLoad(measured, benchConfigPath(repo), LOAD);
     const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       if (ROUNDS > 1) phase(`round ${round} of ${ROUNDS}`);
