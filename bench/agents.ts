@@ -62,6 +62,8 @@ class Agent {
   appliedHex = "";
   configReceivedAt = 0;
   appliedSentAt = 0;
+  /** Resolves the worker waiting in changed(), at the agent's next event. */
+  #wake: (() => void) | undefined;
 
   constructor(
     readonly index: number,
@@ -80,6 +82,25 @@ class Agent {
     ws.send(frameWebSocketMessage(bytes));
     this.outstanding++;
     this.pool.sent++;
+  }
+
+  /**
+   * Resolves at the agent's next event (a message, a close, an error) or after `ms`. The
+   * connect workers wait here rather than poll: a poll every few ms costs the load CPU in
+   * proportion to the server's latency, which made a slower server's load dearer per agent.
+   */
+  changed(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
   }
 
   fullState(): void {
@@ -160,17 +181,22 @@ class Agent {
         this.fullState();
         finish();
       });
-      ws.on("message", (data: Buffer) => this.#onMessage(data));
+      ws.on("message", (data: Buffer) => {
+        this.#onMessage(data);
+        this.#wake?.();
+      });
       ws.on("error", (err) => {
         this.pool.error(err.message);
         if (!this.open) this.failed = true;
         finish();
+        this.#wake?.();
       });
       ws.on("close", () => {
         this.closed = true;
         this.open = false;
         this.pool.closedOne();
         finish();
+        this.#wake?.();
       });
     });
   }
@@ -308,7 +334,8 @@ class AgentPool {
         const address = cmd.localAddresses[i % cmd.localAddresses.length] as string;
         const url = cmd.urls?.length ? (cmd.urls[i % cmd.urls.length] as string) : cmd.url;
         await agent.connect(url, address, deadline);
-        while (agent.open && !settledOf(agent) && now() < deadline) await sleep(5);
+        while (agent.open && !settledOf(agent) && now() < deadline)
+          await agent.changed(deadline - now());
       }
     };
     await Promise.all(Array.from({ length: cmd.concurrency }, worker));
