@@ -54,6 +54,7 @@ export async function publishPlan(ctx: PublishContext, plan: FlushPlan): Promise
       ? await ctx.packBlobs(contents)
       : await objects.writeBlobs(contents);
   const blobIds = new Map(toWrite.map(([p], i) => [p, ids[i] as string]));
+  const fresh = new Map(contents.map((c, i) => [ids[i] as string, c]));
   const retry = new Backoff({ initialMs: 200, maxMs: 5_000 });
   for (let attempt = 1; attempt <= ctx.attempts; attempt++) {
     const base = await target.base();
@@ -71,7 +72,7 @@ export async function publishPlan(ctx: PublishContext, plan: FlushPlan): Promise
       timestamp: ctx.now(),
     });
     if (!(await ctx.stillWriter())) throw new LockLostError(target.branch);
-    if ((await target.publish(commit, base)) === "published")
+    if ((await target.publish(commit, base, { objects, fresh })) === "published")
       return { commit, base, files, message, attempts: attempt, tree: stats };
     target.invalidate();
     ctx.log.info({ attempt, base }, "status: the branch moved; rebuilding on its new head");

@@ -1,7 +1,9 @@
 /**
  * A remote repository (http/https) as the status target: commits are made in a private bare
- * repository in the state directory (`<stateDir>/status.git`) and pushed with isomorphic-git,
- * with the same credentials as the source.
+ * repository in the state directory (`<stateDir>/status.git`) and pushed with the same
+ * credentials as the source: fetched with isomorphic-git, pushed with a pack built here
+ * (push-pack.ts, sync/receive-pack.ts), which sends a 10,000-file flush in a fraction of the
+ * time isomorphic-git's push took.
  *
  * The branch head is remembered from the last fetch or push, so a flush costs one push (two
  * requests) and no fetch. A push the remote refuses because the branch moved (someone else
@@ -18,9 +20,11 @@ import * as git from "isomorphic-git";
 import { authHeaders, type Env, type GitAuth } from "../sync/credentials.js";
 import { BranchNotFoundError } from "../sync/errors.js";
 import { createHttpClient } from "../sync/http-client.js";
-import { fetchBranch, listHeads, mapRemoteError, openBareClone } from "../sync/remote-fetch.js";
-import { OwnPacks } from "./git-store/index.js";
-import type { StatusTarget } from "./target.js";
+import { pushPack } from "../sync/receive-pack.js";
+import { fetchBranch, listHeads, openBareClone } from "../sync/remote-fetch.js";
+import { ObjectWriter, OwnPacks } from "./git-store/index.js";
+import { buildPushPack } from "./push-pack.js";
+import type { PublishedObjects, StatusTarget } from "./target.js";
 
 export interface RemoteTargetOptions {
   url: string;
@@ -37,8 +41,6 @@ export interface RemoteTargetOptions {
   maxPacks?: number;
 }
 
-const OUTGOING = "refs/opamp-gitops/outgoing";
-
 export class RemoteTarget implements StatusTarget {
   readonly kind = "remote";
   readonly ownsStore = true;
@@ -49,6 +51,8 @@ export class RemoteTarget implements StatusTarget {
   readonly #packs: OwnPacks;
   /** The remote head as last seen; undefined = unknown, null = the branch does not exist. */
   #head: string | null | undefined;
+  /** The store read when publish() is called without the writer's. */
+  #objects: ObjectWriter | undefined;
 
   constructor(options: RemoteTargetOptions) {
     this.#options = options;
@@ -126,29 +130,29 @@ export class RemoteTarget implements StatusTarget {
     await git.writeRef({ fs, gitdir: this.gitdir, ref, value, force: true });
   }
 
-  /** Pushes `commit`; the remote itself checks it fast-forwards the head (`_base`). */
-  async publish(commit: string, _base: string | undefined): Promise<"published" | "moved"> {
+  /**
+   * Pushes `commit` if the remote branch is still at `base` (sync/receive-pack.ts): the new
+   * objects go in a pack built here (push-pack.ts) from the flush's blobs in `sent`, or from
+   * the store when the caller passes none.
+   */
+  async publish(
+    commit: string,
+    base: string | undefined,
+    sent?: PublishedObjects,
+  ): Promise<"published" | "moved"> {
     const { branch } = this.#options;
-    const { http, url, headers, withAuth } = await this.#call();
-    await this.#setLocal(OUTGOING, commit);
-    try {
-      await git.push({
-        fs,
-        http,
-        gitdir: this.gitdir,
-        url,
-        ref: OUTGOING,
-        remoteRef: `refs/heads/${branch}`,
-        headers,
-        cache: {},
-      });
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "PushRejectedError" || code === "GitPushError") {
-        this.#head = undefined;
-        return "moved";
-      }
-      throw mapRemoteError(url, err, withAuth);
+    const call = await this.#call();
+    if (!sent) this.#objects ??= new ObjectWriter(this.gitdir);
+    const objects = sent?.objects ?? (this.#objects as ObjectWriter);
+    const result = await pushPack(call, {
+      ref: `refs/heads/${branch}`,
+      oldOid: base,
+      newOid: commit,
+      pack: () => buildPushPack(objects, commit, base, sent?.fresh),
+    });
+    if (result === "moved") {
+      this.#head = undefined;
+      return "moved";
     }
     this.#head = commit;
     await this.#setLocal(`refs/heads/${branch}`, commit);

@@ -12,7 +12,19 @@
  * at the commit the new one was built on; otherwise it answers "moved" and the writer builds
  * again on the new head.
  */
+import type { ObjectWriter } from "./git-store/objects.js";
+
 export type StatusMode = "branch" | "folder";
+
+/**
+ * What a remote target needs to send a commit's new objects itself: the store they were
+ * written to, and the new blobs' content by id (in memory already). A local target needs
+ * neither.
+ */
+export interface PublishedObjects {
+  objects: ObjectWriter;
+  fresh: ReadonlyMap<string, Uint8Array>;
+}
 
 export interface StatusTarget {
   /** "local" (a repository on this machine) or "remote" (pushed over HTTP(S)). */
@@ -32,7 +44,11 @@ export interface StatusTarget {
    * "moved" (someone else published first); throws SyncError subclasses when the repository
    * or the remote fails (RemoteUnreachableError, AuthenticationError, PublishFailedError).
    */
-  publish(commit: string, base: string | undefined): Promise<"published" | "moved">;
+  publish(
+    commit: string,
+    base: string | undefined,
+    sent?: PublishedObjects,
+  ): Promise<"published" | "moved">;
   /** Whether loose objects that no status commit reaches may be deleted (own repository). */
   readonly ownsStore: boolean;
 }

@@ -15,6 +15,7 @@ import { AgentEvents } from "../../src/opamp/events.js";
 import { LiveAgents } from "../../src/opamp/live-agents.js";
 import { ReplicaLiveness } from "../../src/opamp/replica-liveness.js";
 import { agentFilePath } from "../../src/status/paths.js";
+import { BULK_PACK_FILES } from "../../src/status/publish.js";
 import { StatusWriter, type StatusWriterOptions } from "../../src/status/status-writer.js";
 import { capturedLogger } from "../helpers/logger.js";
 import { type TestRedis, testRedis } from "../helpers/redis.js";
@@ -107,6 +108,36 @@ describe("status branch of a remote repository", { skip }, () => {
     assert.equal(gitIn(work.dir, "rev-parse", "main"), git(remote, "rev-parse", "main"));
     assert.equal(storeContains(remote, SECRET), false);
     assert.match(r.message ?? "", /edge: 5 applied abababa, 5 connected/);
+    await w.close();
+  });
+
+  test("a flush of over 1,000 agents (their files written as one blob pack) is pushed whole", async () => {
+    const bulk = bareRepo(root, "bulk.git");
+    work.git("push", "-q", bulk, "main");
+    const w = writer({ repo: server.url("bulk.git") });
+    const n = BULK_PACK_FILES + 200;
+    await record(w, 5_000, n);
+    const r = await w.flush();
+    assert.ok(r.commit);
+    assert.equal(git(bulk, "rev-parse", BRANCH), r.commit);
+    git(bulk, "fsck", "--full", "--strict", "--no-dangling");
+    const files = [...readStatusTree(bulk, BRANCH).keys()].filter((p) =>
+      p.startsWith("status/agents/"),
+    );
+    assert.equal(files.length, n);
+    const last = readStatusTree(bulk, BRANCH).get(agentFilePath("edge", uidOf(5_000 + n - 1)));
+    assert.equal(get(last, "group"), "edge");
+    // The next flush sends what changed (one agent's file, the files and trees above it),
+    // not the 1,200 files again.
+    await record(w, 5_000, 1, { healthy: false, lastError: "disk full" });
+    const r2 = await w.flush();
+    assert.ok(r2.commit);
+    assert.equal(git(bulk, "rev-parse", `${BRANCH}^`), r.commit);
+    const sent = git(bulk, "rev-list", "--objects", `${BRANCH}^..${BRANCH}`).split("\n");
+    assert.ok(sent.length < 20, `${sent.length} objects new in the second commit`);
+    const first = readStatusTree(bulk, BRANCH).get(agentFilePath("edge", uidOf(5_000)));
+    assert.equal(get(first, "health", "lastError"), "disk full");
+    git(bulk, "fsck", "--full", "--strict", "--no-dangling");
     await w.close();
   });
 
