@@ -93,7 +93,8 @@ async function request(
     res = await http.request({
       url: `${c.url.replace(/\/+$/, "")}/${path}`,
       method: init.method ?? "GET",
-      headers: { ...c.headers, ...init.headers },
+      // Some hosts answer the smart protocol only to a Git user agent.
+      headers: { "user-agent": "git/opamp-gitops", ...c.headers, ...init.headers },
       ...(init.body ? { body: chunks(init.body) } : {}),
     });
     body = await collect(res.body);
