@@ -106,6 +106,16 @@ export class RemoteUnreachableError extends SyncError {
   }
 }
 
+/**
+ * A push the remote answered but did not take: it could not store the pack (`unpack
+ * <error>`), a hook declined the update (a protected branch), or it sent no usable report.
+ */
+export class PushFailedError extends SyncError {
+  constructor(source: string, reason: string) {
+    super("SYNC_PUSH_FAILED", `pushing to ${source} failed: ${reason}`, { source, reason });
+  }
+}
+
 /** An object of the store could not be read (corruption, concurrent gc, missing object). */
 export class ObjectReadError extends SyncError {
   constructor(what: string, cause?: unknown) {

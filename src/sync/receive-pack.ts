@@ -12,25 +12,20 @@
  * 2. POST `git-receive-pack`: one command (`<old> <new> <ref>`, asking `report-status`) and
  *    the pack. The server updates the ref only if it still points at `<old>` (a
  *    compare-and-swap), so a push racing another one is refused, never forced.
- * 3. The report: `ok <ref>` → "published"; `ng <ref> <reason>` → "moved" (refused: the ref
- *    moved, or the server refuses the update); `unpack <error>` → PushFailedError.
+ * 3. The report: `ok <ref>` → "published"; `ng <ref> <reason>` → "moved" (the ref moved
+ *    meanwhile, or is not a fast-forward of it), but PushFailedError when a hook declined it
+ *    (a protected branch: building on a new head would not help); `unpack <error>` →
+ *    PushFailedError.
  * HTTP 401/403 → AuthenticationError; another status or a server that does not speak the
  * protocol → RemoteUnreachableError; a network failure is mapped as for fetches.
  */
 import type { HttpClient } from "isomorphic-git";
-import { AuthenticationError, RemoteUnreachableError, SyncError } from "./errors.js";
+import { AuthenticationError, PushFailedError, RemoteUnreachableError } from "./errors.js";
 import { mapRemoteError, type RemoteCall } from "./remote-fetch.js";
 
 export const ZERO_OID = "0".repeat(40);
 /** A bound on what the server may answer (a ref advertisement, a report). */
 const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
-
-/** The server took the pack but could not store it (`unpack <error>`), or said nothing. */
-export class PushFailedError extends SyncError {
-  constructor(source: string, reason: string) {
-    super("SYNC_PUSH_FAILED", `pushing to ${source} failed: ${reason}`, { source, reason });
-  }
-}
 
 export interface PushRequest {
   /** The full ref name, e.g. `refs/heads/opamp-status`. */
@@ -107,7 +102,8 @@ async function request(
   if (status !== 200)
     throw new RemoteUnreachableError(c.url, `HTTP ${status}`, { statusCode: status });
   const type = Object.entries(res.headers ?? {}).find(([k]) => k.toLowerCase() === "content-type");
-  if (type?.[1] !== expectType)
+  // A media type may carry parameters ("; charset=…").
+  if (type?.[1].split(";")[0]?.trim().toLowerCase() !== expectType)
     throw new RemoteUnreachableError(
       c.url,
       `not a Git smart-HTTP server (content type ${type?.[1] ?? "none"})`,
@@ -151,7 +147,9 @@ export async function pushPack(c: RemoteCall, req: PushRequest): Promise<"publis
   if (head !== req.oldOid) return "moved";
   if (!capabilities.includes("report-status"))
     throw new PushFailedError(c.url, "the server does not report push results (report-status)");
-  const command = `${req.oldOid ?? ZERO_OID} ${req.newOid} ${req.ref}\0report-status agent=opamp-gitops\n`;
+  // A client names its agent only to a server that named its own (protocol-capabilities).
+  const agent = capabilities.some((c) => c.startsWith("agent=")) ? " agent=opamp-gitops" : "";
+  const command = `${req.oldOid ?? ZERO_OID} ${req.newOid} ${req.ref}\0report-status${agent}\n`;
   const pack = await req.pack();
   const report = await request(c, "git-receive-pack", "application/x-git-receive-pack-result", {
     method: "POST",
@@ -171,6 +169,10 @@ export async function pushPack(c: RemoteCall, req: PushRequest): Promise<"publis
   const unpack = text.find((l) => l.startsWith("unpack "));
   if (unpack !== "unpack ok") throw new PushFailedError(c.url, unpack ?? "no report");
   if (text.includes(`ok ${req.ref}`)) return "published";
-  if (text.some((l) => l.startsWith(`ng ${req.ref}`))) return "moved";
+  const ng = text.find((l) => l.startsWith(`ng ${req.ref} `));
+  // A hook (a protected branch) refuses whatever the base: retrying on a new head won't help.
+  if (ng && /declined/.test(ng))
+    throw new PushFailedError(c.url, ng.slice(`ng ${req.ref} `.length));
+  if (ng) return "moved";
   throw new PushFailedError(c.url, `no result for ${req.ref}`);
 }

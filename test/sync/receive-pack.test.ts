@@ -1,18 +1,25 @@
 /**
  * Pushing a ref with a caller-built pack over smart HTTP (src/sync/receive-pack.ts), against
  * `git http-backend`: the ref moves and the remote's objects are whole; a ref that moved is
- * answered "moved" with nothing sent; a pack the server cannot store, a refused credential
- * and a server that does not speak the protocol each get their error; pkt-lines round-trip.
+ * answered "moved" with nothing sent; a pack the server cannot store, an update a hook
+ * declines, a refused credential and a server that does not speak the protocol each get
+ * their error; pkt-lines round-trip.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { AuthenticationError, RemoteUnreachableError } from "../../src/sync/errors.js";
+import {
+  AuthenticationError,
+  PushFailedError,
+  RemoteUnreachableError,
+} from "../../src/sync/errors.js";
 import { createHttpClient } from "../../src/sync/http-client.js";
-import { PushFailedError, parsePktLines, pktLine, pushPack } from "../../src/sync/receive-pack.js";
+import { parsePktLines, pktLine, pushPack } from "../../src/sync/receive-pack.js";
 import type { RemoteCall } from "../../src/sync/remote-fetch.js";
 import { GitHttpServer, httpBackendPath } from "./helpers/git-http-server.js";
 import { bareRepo, cleanup, git, TestRepo, tempDir } from "./helpers/git-repo.js";
@@ -134,6 +141,28 @@ describe("pushing with a caller-built pack (git-receive-pack)", { skip }, () => 
       },
     );
     assert.equal(git(remote, "rev-parse", REF), head);
+  });
+
+  test("an update a hook declines (a protected branch) fails with the hook's reason", async () => {
+    const hook = join(remote, "hooks", "pre-receive");
+    writeFileSync(hook, "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n", { mode: 0o755 });
+    try {
+      const head = git(remote, "rev-parse", REF);
+      const next = work.write("e.txt", "five\n").commit("fifth");
+      await assert.rejects(
+        pushPack(authorized(), {
+          ref: REF,
+          oldOid: head,
+          newOid: next,
+          pack: async () => gitPack(work, next, head),
+        }),
+        (err: unknown) =>
+          err instanceof PushFailedError && /failed: pre-receive hook declined$/.test(err.message),
+      );
+      assert.equal(git(remote, "rev-parse", REF), head);
+    } finally {
+      rmSync(hook);
+    }
   });
 
   test("a refused credential is an AuthenticationError; none sent asks for one", async () => {
