@@ -53,7 +53,7 @@ export async function buildPushPack(
   objects: ObjectWriter,
   commit: string,
   base: string | undefined,
-  fresh: ReadonlyMap<string, Uint8Array> = new Map(),
+  fresh: ReadonlyMap<string, Uint8Array>,
 ): Promise<Buffer[]> {
   const wanted = await newObjects(objects, commit, base);
   const hash = createHash("sha1");

@@ -22,7 +22,7 @@ import { BranchNotFoundError } from "../sync/errors.js";
 import { createHttpClient } from "../sync/http-client.js";
 import { pushPack } from "../sync/receive-pack.js";
 import { fetchBranch, listHeads, openBareClone } from "../sync/remote-fetch.js";
-import { ObjectWriter, OwnPacks } from "./git-store/index.js";
+import { OwnPacks } from "./git-store/index.js";
 import { buildPushPack } from "./push-pack.js";
 import type { PublishedObjects, StatusTarget } from "./target.js";
 
@@ -51,8 +51,6 @@ export class RemoteTarget implements StatusTarget {
   readonly #packs: OwnPacks;
   /** The remote head as last seen; undefined = unknown, null = the branch does not exist. */
   #head: string | null | undefined;
-  /** The store read when publish() is called without the writer's. */
-  #objects: ObjectWriter | undefined;
 
   constructor(options: RemoteTargetOptions) {
     this.#options = options;
@@ -132,23 +130,21 @@ export class RemoteTarget implements StatusTarget {
 
   /**
    * Pushes `commit` if the remote branch is still at `base` (sync/receive-pack.ts): the new
-   * objects go in a pack built here (push-pack.ts) from the flush's blobs in `sent`, or from
-   * the store when the caller passes none.
+   * objects go in a pack built here (push-pack.ts) from the writer's store and the flush's
+   * blobs in `sent`.
    */
   async publish(
     commit: string,
     base: string | undefined,
-    sent?: PublishedObjects,
+    sent: PublishedObjects,
   ): Promise<"published" | "moved"> {
     const { branch } = this.#options;
     const call = await this.#call();
-    if (!sent) this.#objects ??= new ObjectWriter(this.gitdir);
-    const objects = sent?.objects ?? (this.#objects as ObjectWriter);
     const result = await pushPack(call, {
       ref: `refs/heads/${branch}`,
       oldOid: base,
       newOid: commit,
-      pack: () => buildPushPack(objects, commit, base, sent?.fresh),
+      pack: () => buildPushPack(sent.objects, commit, base, sent.fresh),
     });
     if (result === "moved") {
       this.#head = undefined;

@@ -47,7 +47,7 @@ export interface StatusTarget {
   publish(
     commit: string,
     base: string | undefined,
-    sent?: PublishedObjects,
+    sent: PublishedObjects,
   ): Promise<"published" | "moved">;
   /** Whether loose objects that no status commit reaches may be deleted (own repository). */
   readonly ownsStore: boolean;

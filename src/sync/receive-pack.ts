@@ -23,7 +23,7 @@ import type { HttpClient } from "isomorphic-git";
 import { AuthenticationError, PushFailedError, RemoteUnreachableError } from "./errors.js";
 import { mapRemoteError, type RemoteCall } from "./remote-fetch.js";
 
-export const ZERO_OID = "0".repeat(40);
+const ZERO_OID = "0".repeat(40);
 /** A bound on what the server may answer (a ref advertisement, a report). */
 const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
@@ -81,11 +81,10 @@ async function request(
   expectType: string,
   init: { method?: string; headers?: Record<string, string>; body?: Uint8Array[] } = {},
 ): Promise<Buffer> {
-  const http: HttpClient = c.http;
   let res: Awaited<ReturnType<HttpClient["request"]>>;
   let body: Buffer;
   try {
-    res = await http.request({
+    res = await c.http.request({
       url: `${c.url.replace(/\/+$/, "")}/${path}`,
       method: init.method ?? "GET",
       // Some hosts answer the smart protocol only to a Git user agent.

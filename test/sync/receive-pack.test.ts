@@ -2,8 +2,8 @@
  * Pushing a ref with a caller-built pack over smart HTTP (src/sync/receive-pack.ts), against
  * `git http-backend`: the ref moves and the remote's objects are whole; a ref that moved is
  * answered "moved" with nothing sent; a pack the server cannot store, an update a hook
- * declines, a refused credential and a server that does not speak the protocol each get
- * their error; pkt-lines round-trip.
+ * declines, a refused credential, a server that does not speak the protocol and one that
+ * answers without end each get their error; pkt-lines round-trip.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -204,6 +204,47 @@ describe("pushing with a caller-built pack (git-receive-pack)", { skip }, () => 
     } finally {
       html.closeAllConnections();
       await new Promise<void>((r) => html.close(() => r()));
+    }
+  });
+});
+
+describe("a remote's answers are bounded", () => {
+  test("an advertisement over 32 MiB is refused as unreachable, not read on", async () => {
+    let sent = 0;
+    const flood = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-git-receive-pack-advertisement" });
+      const block = Buffer.alloc(1024 * 1024, "0");
+      const more = () => {
+        while (sent < 64 && !res.destroyed) {
+          sent++;
+          if (!res.write(block)) return void res.once("drain", more);
+        }
+        res.end();
+      };
+      more();
+    });
+    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}/fleet.git`;
+      const c: RemoteCall = { http: createHttpClient(), url, headers: {}, withAuth: false };
+      let built = false;
+      await assert.rejects(
+        pushPack(c, {
+          ref: REF,
+          oldOid: undefined,
+          newOid: "1".repeat(40),
+          pack: async () => {
+            built = true;
+            return [];
+          },
+        }),
+        (err: unknown) =>
+          err instanceof RemoteUnreachableError && /response over 33554432 bytes/.test(err.message),
+      );
+      assert.equal(built, false);
+    } finally {
+      flood.closeAllConnections();
+      await new Promise<void>((r) => flood.close(() => r()));
     }
   });
 });
